@@ -1,0 +1,37 @@
+# PMAP: two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export PMAP_TEST_DATABASE_URL
+
+.PHONY: run test install postgres bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: venv, install, migrate, serve the API on 127.0.0.1:8000 with the embedded SQLite default
+run: $(STAMP)
+	$(VENV)/bin/pmapctl db upgrade
+	$(VENV)/bin/pmapctl serve --host 127.0.0.1 --port 8000
+
+## make test: venv, install, make sure PostgreSQL answers, run every test
+test: $(STAMP) postgres
+	$(PY) -m pytest
+
+postgres:
+	@bash scripts/ensure-postgres.sh "$(PMAP_TEST_DATABASE_URL)"
+
+bench: $(STAMP) postgres
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,104 @@
+"""The FastAPI application: start-up checks, routers, error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from pmap import __version__
+from pmap.audit.api import router as audit_router
+from pmap.audit.service import AuditLog
+from pmap.auth.api import router as auth_router
+from pmap.auth.service import ensure_bootstrap_admin
+from pmap.connectors.api import router as connectors_router
+from pmap.core.db import make_engine, make_session_factory, transaction
+from pmap.core.errors import ConfigurationError
+from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
+from pmap.core.logs import configure_logging
+from pmap.core.settings import Settings, get_settings
+from pmap.core.state import AppState
+from pmap.credentials.keyring import load_keyring
+from pmap.credentials.service import CredentialResolver, keyring_usable, verify_keyring_canary
+from pmap.integrations.api import router as integrations_router
+from pmap.migrations import current_revision, head_revision
+
+log = logging.getLogger("pmap.app")
+
+API_PREFIX = "/api/v1"
+
+
+def start(settings: Settings) -> AppState:
+    """Open the database, check its schema, load and prove the keyring, seed the bootstrap token."""
+    engine = make_engine(settings.resolved_database_url)
+    at, head = current_revision(engine), head_revision()
+    if at != head:
+        engine.dispose()
+        raise ConfigurationError(
+            f"the database schema is at {at or 'nothing'}, this build needs {head}: run `pmapctl db upgrade`"
+        )
+    sessions = make_session_factory(engine)
+    keyring = load_keyring(settings)
+    with transaction(sessions) as session:
+        if verify_keyring_canary(session, keyring):
+            log.info("sealed a keyring canary for key %s", keyring.primary)
+        if settings.bootstrap_admin_token and ensure_bootstrap_admin(session, settings.bootstrap_admin_token.get_secret_value()):
+            log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
+    audit = AuditLog(sessions)
+    return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
+                    resolver=CredentialResolver(keyring, audit))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The PMAP API. Nothing is opened until the app starts (lifespan)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(production=settings.production, level=settings.log_level)
+        # connection tests and imports run in worker threads; many may wait on vendors at once
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 100
+        app.state.pmap = start(settings)
+        try:
+            yield
+        finally:
+            app.state.pmap.engine.dispose()
+
+    app = FastAPI(
+        title="PMAP", version=__version__, lifespan=lifespan,
+        description="Connector hub of a vulnerability management platform. Secret fields are write-only.",
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        default_limit=settings.max_body_bytes,
+        limits=[(r"^/api/v1/integrations/[^/]+/imports$", settings.max_import_bytes),
+                (r"^/hooks/", settings.webhook_max_body_bytes)],
+    )
+
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (connectors_router, integrations_router, audit_router, auth_router):
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 when the database answers and the keyring seals and opens."""
+        state: AppState = app.state.pmap
+        checks = {"database": False, "keyring": keyring_usable(state.keyring)}
+        try:
+            with state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception:  # health is a yes/no; the reason goes to the log
+            log.exception("health check: database unreachable")
+        ok = all(checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks, "version": __version__},
+                            status_code=200 if ok else 503)
+
+    return app

@@ -1,0 +1,55 @@
+"""The audit log, readable by admins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from pmap.audit.models import AuditEvent
+from pmap.auth.deps import Admin
+from pmap.core.deps import DbSession
+from pmap.core.pagination import newest_first, split_page
+
+router = APIRouter(prefix="/audit-events", tags=["audit"])
+
+
+class AuditEventOut(BaseModel):
+    id: uuid.UUID
+    actor: str
+    action: str
+    integration_id: uuid.UUID | None
+    purpose: str | None
+    outcome: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None
+
+
+@router.get("", response_model=AuditPage)
+def list_audit_events(
+    session: DbSession,
+    principal: Admin,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    integration_id: uuid.UUID | None = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    purpose: Annotated[str | None, Query(max_length=64)] = None,
+) -> AuditPage:
+    """Audit events of the organization, newest first."""
+    stmt = principal.scoped(AuditEvent)
+    if integration_id:
+        stmt = stmt.where(AuditEvent.integration_id == integration_id)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if purpose:
+        stmt = stmt.where(AuditEvent.purpose == purpose)
+    rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
+    return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)

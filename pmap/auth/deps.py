@@ -1,0 +1,35 @@
+"""The authenticated principal as Annotated dependencies, one alias per minimum role."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from pmap.auth.principal import Principal, Role
+from pmap.auth.service import authenticate
+from pmap.core.deps import DbSession
+from pmap.core.errors import AuthenticationRequired
+
+
+def current_principal(request: Request, session: DbSession) -> Principal:
+    """The principal of the request's ``Authorization: Bearer`` token (401 without a valid one)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired("authentication required: send a bearer token in the Authorization header")
+    return authenticate(session, token.strip())
+
+
+def _at_least(role: Role):  # noqa: ANN202 - FastAPI dependency factory
+    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        principal.require(role)
+        return principal
+
+    dependency.__name__ = f"require_{role.value}"
+    return dependency
+
+
+Viewer = Annotated[Principal, Depends(_at_least(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(_at_least(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(_at_least(Role.ADMIN))]

@@ -1,0 +1,144 @@
+"""``pmapctl``: serve, migrate, keys, tokens, the connector catalog, the vendor sandbox."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pmap.core.errors import PmapError
+
+app = typer.Typer(no_args_is_help=True, help="PMAP control: the connector hub of a vulnerability management platform.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+keys_app = typer.Typer(no_args_is_help=True, help="Platform keys.")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+connectors_app = typer.Typer(no_args_is_help=True, help="The connector catalog.")
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(connectors_app, name="connectors")
+
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the API (an embedded SQLite database is migrated first)."""
+    import uvicorn
+
+    from pmap.app import create_app
+    from pmap.core.settings import get_settings
+    from pmap.migrations import upgrade
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.resolved_database_url)
+    try:
+        application = create_app(settings)
+    except PmapError as exc:
+        _fail(exc.message)
+    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Migrate the configured database (PMAP_DATABASE_URL, or the embedded SQLite file)."""
+    from pmap.core.settings import get_settings
+    from pmap.migrations import upgrade
+
+    settings = get_settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url, revision)
+    err.print(f"database migrated to {revision}")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new random 256-bit platform key (base64) for PMAP_PLATFORM_KEY."""
+    from pmap.core.crypto import generate_key
+
+    print(generate_key())
+
+
+@tokens_app.command("create")
+def tokens_create(
+    org: Annotated[str, typer.Option("--org", help="Organization (created if needed).")],
+    role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")],
+    name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
+) -> None:
+    """Create an API token and print it once, on the last line."""
+    from pmap.auth.principal import Role
+    from pmap.auth.service import get_or_create_org, issue_token
+    from pmap.core.db import make_engine, make_session_factory, transaction
+    from pmap.core.settings import get_settings
+    from pmap.migrations import current_revision, head_revision
+
+    try:
+        role_value = Role(role.lower())
+    except ValueError:
+        _fail("role must be viewer, operator or admin")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    if current_revision(engine) != head_revision():
+        _fail("the database is not migrated: run `pmapctl db upgrade` first")
+    with transaction(make_session_factory(engine)) as session:
+        organization = get_or_create_org(session, org)
+        issued = issue_token(session, organization, role_value, name)
+        token = issued.token
+    engine.dispose()
+    err.print(f"created {role_value.value} token '{name}' for organization '{org}'; it is shown once:")
+    print(token)
+
+
+@connectors_app.command("list")
+def connectors_list(
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+) -> None:
+    """Print the connector catalog as a table."""
+    from pmap.connectors.catalog import connector_types
+
+    table = Table(title="PMAP connector types")
+    for col in ("vendor", "name", "category", "operations", "formats", "webhooks"):
+        table.add_column(col, overflow="fold")
+    for ct in sorted(connector_types().values(), key=lambda c: (c.category.value, c.vendor)):
+        if category and ct.category.value != category:
+            continue
+        table.add_row(ct.vendor, ct.display_name, ct.category.value,
+                      ", ".join(ct.offered()) or "file import", ", ".join(ct.report_formats), ct.webhook_scheme or "")
+    Console().print(table)
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Loopback interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    tls: Annotated[bool, typer.Option(help="Serve HTTPS with a self-signed certificate made now.")] = False,
+) -> None:
+    """Serve the vendor sandbox: simulated vendor APIs for trying PMAP without vendor accounts."""
+    from pmap.sandbox.server import run
+
+    if not host.startswith("127.") and host not in ("localhost", "::1"):
+        _fail("the sandbox listens on loopback only")
+    run(host, port, tls)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point."""
+    try:
+        app()
+    except PmapError as exc:
+        _fail(exc.message)
+        sys.exit(1)

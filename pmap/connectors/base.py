@@ -1,0 +1,339 @@
+"""The connector contract: categories, archetypes, operations, and what a vendor type declares.
+
+A connector *type* is code: a :class:`ConnectorType` entry in :mod:`pmap.connectors.catalog`,
+whose ``implementation`` carries the vendor logic. A connector *instance* is an integration row.
+Implementations never decrypt anything and never build HTTP clients themselves: they receive an
+:class:`OperationContext` holding validated settings, resolved credentials and a factory for the
+one guarded outbound HTTP layer.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from pmap.core.outbound import OutboundClient, OutboundConfig
+
+
+class Category(str, enum.Enum):
+    """The nine connector categories."""
+
+    VM = "vm"
+    DAST = "dast"
+    SAST = "sast"
+    SCA = "sca"
+    NETWORK_DISCOVERY = "network_discovery"
+    MOBILE = "mobile"
+    ITSM = "itsm"
+    TICKETING = "ticketing"
+    CICD = "cicd"
+
+
+class Operation(str, enum.Enum):
+    """Operations a connector may offer; each archetype declares which apply to its category."""
+
+    TEST_CONNECTION = "test_connection"
+    LAUNCH_SCAN = "launch_scan"
+    SCAN_STATUS = "scan_status"
+    FETCH_FINDINGS = "fetch_findings"
+    CREATE_TICKET = "create_ticket"
+    SYNC_STATUS = "sync_status"
+    CHECK_PERMISSIONS = "check_permissions"
+    REGISTER_WEBHOOK = "register_webhook"
+    FETCH_PIPELINE_REPORTS = "fetch_pipeline_reports"
+
+
+_SCANNER_OPS = frozenset(
+    {Operation.TEST_CONNECTION, Operation.LAUNCH_SCAN, Operation.SCAN_STATUS, Operation.FETCH_FINDINGS,
+     Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK}
+)
+_WORK_OPS = frozenset(
+    {Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS, Operation.CHECK_PERMISSIONS,
+     Operation.REGISTER_WEBHOOK}
+)
+_CICD_OPS = frozenset(
+    {Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.REGISTER_WEBHOOK,
+     Operation.CHECK_PERMISSIONS}
+)
+
+#: What each category's archetype offers. A vendor type offers a subset (always test_connection
+#: when it has an API; nothing when it is a file-only tool).
+ARCHETYPES: dict[Category, frozenset[Operation]] = {
+    Category.VM: _SCANNER_OPS,
+    Category.DAST: _SCANNER_OPS,
+    Category.SAST: _SCANNER_OPS,
+    Category.SCA: _SCANNER_OPS,
+    Category.NETWORK_DISCOVERY: _SCANNER_OPS,
+    Category.MOBILE: _SCANNER_OPS,
+    Category.ITSM: _WORK_OPS,
+    Category.TICKETING: _WORK_OPS,
+    Category.CICD: _CICD_OPS,
+}
+
+
+# --- schemas every vendor type builds on -------------------------------------------------------
+
+class ConnectionSettings(BaseModel):
+    """Non-secret connection settings common to every API connector. Vendors subclass it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    base_url: str = Field(description="The vendor API's base URL (scheme, host, optional port and path).")
+    verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on).")
+    ca_bundle: str | None = Field(default=None, description="PEM CA certificates to trust for this integration.")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per-call timeout.")
+
+
+class FileOnlySettings(BaseModel):
+    """A file-only tool has no connection; reports are imported."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoCredentials(BaseModel):
+    """A file-only tool holds no credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(BaseModel):
+    """Base of every vendor's credential model: all secret fields are ``SecretStr``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def secret_field_names(model: type[BaseModel]) -> list[str]:
+    """Fields of ``model`` whose type is (optionally) ``SecretStr``."""
+    names = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        args = typing.get_args(ann)
+        if ann is SecretStr or SecretStr in args:
+            names.append(name)
+    return names
+
+
+def model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a settings/credentials model; secret properties carry ``writeOnly``."""
+    schema = model.model_json_schema()
+    secrets = set(secret_field_names(model))
+    for name, prop in schema.get("properties", {}).items():
+        if name in secrets:
+            prop["writeOnly"] = True
+            prop.setdefault("format", "password")
+    schema.setdefault("required", [])
+    return schema
+
+
+# --- results -----------------------------------------------------------------------------------
+
+class ConnectionTestResult(BaseModel):
+    """Diagnostics of a connection test. Never carries a secret."""
+
+    ok: bool
+    latency_ms: float | None = None
+    product: str | None = None
+    version: str | None = None
+    license: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    failed_step: str | None = None
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class Probe:
+    """What a vendor's ``test_connection`` learned; the runner adds timing and common warnings."""
+
+    product: str | None = None
+    version: str | None = None
+    license: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None
+
+
+class PermissionState(str, enum.Enum):
+    GRANTED = "granted"
+    MISSING = "missing"
+    UNKNOWN = "unknown"
+
+
+class PermissionCheck(BaseModel):
+    """One permission PMAP needs (or an excess right it flags)."""
+
+    name: str
+    needed_for: str
+    state: PermissionState
+
+
+class PermissionReport(BaseModel):
+    """Least-privilege report: what is granted, what is missing, what is more than needed."""
+
+    ok: bool
+    permissions: list[PermissionCheck]
+    excess: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TicketRequest(BaseModel):
+    """A ticket PMAP asks a work tracker to open."""
+
+    title: str
+    description: str
+    severity: str | None = None
+    labels: list[str] = Field(default_factory=list)
+    project: str | None = None  # Jira project key, GitHub owner/repo, ... (defaults from connection)
+
+
+class TicketRef(BaseModel):
+    key: str
+    url: str | None = None
+    status: str | None = None
+    done: bool = False
+
+
+class WebhookRegistration(BaseModel):
+    """Install PMAP's receiver on the vendor, with the shared secret where the vendor supports one."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    url: str
+    secret: SecretStr | None = None
+    events: list[str] = Field(default_factory=list)
+
+
+class WebhookRegistered(BaseModel):
+    hook_id: str
+    url: str
+    signed: bool
+    ping_supported: bool = False
+
+
+class ScanRef(BaseModel):
+    scan_id: str
+    run_id: str | None = None
+
+
+class ScanState(BaseModel):
+    scan_id: str
+    status: str  # queued | running | completed | failed | canceled
+    detail: str | None = None
+
+
+class ReportArtifact(BaseModel):
+    """A report file fetched from a vendor, to feed the importer."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    format: str | None
+    content: bytes
+
+
+# --- the context handed to implementations ---------------------------------------------------
+
+@dataclass(slots=True)
+class OperationContext:
+    """Everything one operation may use: validated settings, credentials, and the HTTP layer."""
+
+    vendor: str
+    purpose: str
+    connection: Any  # the vendor's ConnectionSettings subclass instance
+    credentials: Any  # the vendor's Credentials subclass instance (SecretStr values)
+    outbound: OutboundConfig
+    secrets: tuple[str, ...] = ()
+
+    def client(self, base_url: str | None = None) -> OutboundClient:
+        """A guarded HTTP client for the integration's base URL (or a sibling base URL)."""
+        return OutboundClient(base_url or self.connection.base_url, self.outbound, secrets=self.secrets)
+
+    def secret(self, name: str) -> str:
+        """The plaintext of one credential field ('' when unset)."""
+        value = getattr(self.credentials, name, None)
+        return value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
+
+
+# --- what implementations provide ----------------------------------------------------------------
+
+@runtime_checkable
+class Connector(Protocol):
+    """Every API connector: prove the credentials work and report what is on the other side.
+
+    ``test_connection`` makes the cheapest *authenticated* call the vendor offers (an anonymous
+    version endpoint alone proves nothing), reads version and license where the vendor exposes
+    them, and returns a :class:`Probe`. It raises :class:`pmap.core.errors.UpstreamError` with the
+    failing ``step`` (``auth`` for rejected credentials, ``permission`` for an account without the
+    rights, ``response`` for an answer it cannot understand). It must not catch and hide errors.
+    """
+
+    def test_connection(self, ctx: OperationContext) -> Probe: ...
+
+
+class ScannerConnector(Connector, Protocol):
+    """Scanners: launch a scan, follow it, fetch its findings as a report file."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef: ...
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState: ...
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact: ...
+
+
+class WorkTrackerConnector(Connector, Protocol):
+    """ITSM and ticketing: open tickets, read their status, check rights, install webhooks."""
+
+    def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef: ...
+    def sync_status(self, ctx: OperationContext, key: str) -> TicketRef: ...
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport: ...
+    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered: ...
+
+
+class PipelineConnector(Connector, Protocol):
+    """CI/CD: fetch security report artifacts of pipeline runs, install webhooks."""
+
+    def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]: ...
+    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorType:
+    """A vendor type: what it is, what it needs, and the code that talks to it.
+
+    ``implementation`` is ``None`` for a file-only tool (reports are imported, nothing is called).
+    ``operations`` lists what the implementation offers; the catalog checks each is part of the
+    category's archetype and that the implementation has the method. ``ping_webhook`` names
+    whether the vendor can send a test delivery (auto-setup uses it).
+    """
+
+    vendor: str
+    display_name: str
+    category: Category
+    connection_model: type[BaseModel] = FileOnlySettings
+    credentials_model: type[BaseModel] = NoCredentials
+    default_base_url: str | None = None
+    report_formats: tuple[str, ...] = ()
+    webhook_scheme: str | None = None
+    implementation: Any = None
+    operations: tuple[Operation, ...] = ()
+    docs_url: str | None = None
+    notes: str | None = None
+
+    API_OPERATIONS: ClassVar[Sequence[Operation]] = tuple(Operation)
+
+    @property
+    def file_only(self) -> bool:
+        return self.implementation is None
+
+    def offered(self) -> list[str]:
+        return [op.value for op in self.operations]
+
+
+SecretGetter = Callable[[str], str]
+
+
+def utc_iso(value: datetime | None) -> str | None:
+    """ISO-8601 text of an aware datetime, or None."""
+    return value.isoformat() if value else None

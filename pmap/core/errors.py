@@ -1,0 +1,107 @@
+"""One error tree: every error PMAP raises on purpose carries an HTTP status and a safe message.
+
+The message of a :class:`PmapError` is shown to API callers, so it must never contain a secret or
+an internal detail. Anything that is not a ``PmapError`` is an unexpected fault: it answers 500
+with a correlation id and nothing else (see :mod:`pmap.core.http_errors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One invalid input field: a dotted path (``credentials.password``) and the reason."""
+
+    field: str
+    reason: str
+
+
+class PmapError(Exception):
+    """Root of PMAP's errors: ``status`` and ``code`` for the API, ``message`` safe to show."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        fields: list[FieldProblem] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+        self.details = details or {}
+
+
+class BadRequestError(PmapError):
+    status, code = 400, "bad_request"
+
+
+class ValidationFailed(PmapError):
+    status, code = 422, "validation_failed"
+
+
+class AuthenticationRequired(PmapError):
+    status, code = 401, "authentication_required"
+
+
+class PermissionDenied(PmapError):
+    status, code = 403, "permission_denied"
+
+
+class NotFound(PmapError):
+    status, code = 404, "not_found"
+
+
+class Conflict(PmapError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(PmapError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(PmapError):
+    status, code = 415, "unsupported_media_type"
+
+
+class RateLimited(PmapError):
+    status, code = 429, "rate_limited"
+
+
+class ConfigurationError(PmapError):
+    """The service is misconfigured (missing or weak platform key, bad settings): refuse to start."""
+
+    status, code = 500, "configuration_error"
+
+
+class CryptoError(PmapError):
+    """A ciphertext could not be opened: wrong key, wrong row or column, or tampering."""
+
+    status, code = 500, "credential_decrypt_failed"
+
+
+class UpstreamError(PmapError):
+    """A vendor or network call failed. ``step`` names where (dns, egress, connect, tls, http,
+    auth, permission, response, timeout); the message is scrubbed of credential values."""
+
+    status, code = 502, "upstream_error"
+
+    def __init__(self, message: str, *, step: str, upstream_status: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.step = step
+        self.upstream_status = upstream_status
+
+
+class EgressDenied(UpstreamError):
+    """The destination is not allowed by the egress guard; nothing was sent."""
+
+    status, code = 422, "egress_denied"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, step="egress", **kw)

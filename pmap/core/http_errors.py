@@ -1,0 +1,170 @@
+"""The one JSON error body, the exception handlers that produce it, and request guards.
+
+Every error answer is ``{"error": {"code", "message", "fields": [{"field", "reason"}], "correlation_id"}}``.
+Validation errors name the field and the reason and never echo the submitted value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pmap.core.errors import FieldProblem, PmapError
+from pmap.core.logs import correlation_id
+from pmap.core.redaction import scrub
+
+log = logging.getLogger("pmap.errors")
+
+
+def error_body(code: str, message: str, fields: list[FieldProblem] | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON error document."""
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "fields": [{"field": f.field, "reason": f.reason} for f in (fields or [])],
+        "correlation_id": correlation_id.get(),
+    }
+    body.update(extra)
+    return {"error": body}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def _reason(err: dict[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    msg = str(err.get("msg", "is invalid"))
+    # pydantic prefixes custom errors with "Value error, "; keep the reason only
+    return re.sub(r"^(Value error|Assertion failed), ", "", msg)
+
+
+def validation_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
+    """Field problems from pydantic errors, without the submitted values."""
+    return [FieldProblem(_field_path(tuple(e.get("loc", ()))), _reason(e)) for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error, expected or not, through the one error body."""
+
+    @app.exception_handler(PmapError)
+    async def _pmap_error(_request: Request, exc: PmapError) -> JSONResponse:
+        extra = dict(exc.details)
+        if getattr(exc, "step", None):
+            extra["step"] = exc.step  # type: ignore[attr-defined]
+        return JSONResponse(
+            error_body(exc.code, scrub(exc.message), exc.fields, **extra), status_code=exc.status,
+            headers={"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(error_body("malformed_json", "the request body is not valid JSON"), status_code=400)
+        return JSONResponse(
+            error_body("validation_failed", "the request is invalid", validation_problems(errors)), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "authentication_required"}.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
+        return JSONResponse(error_body("internal_error", "internal error; quote the correlation id"), status_code=500)
+
+
+class RequestContextMiddleware:
+    """Gives each request a correlation id (echoed as ``X-Correlation-ID``) and caps body sizes.
+
+    The cap is checked on ``Content-Length`` up front and on the bytes actually received, so a
+    chunked upload cannot get around it. ``limits`` maps a path regex to its cap; the first match wins.
+    """
+
+    def __init__(self, app: ASGIApp, *, default_limit: int, limits: list[tuple[str, int]]) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = [(re.compile(p), n) for p, n in limits]
+
+    def _limit_for(self, path: str) -> int:
+        for pattern, n in self.limits:
+            if pattern.match(path):
+                return n
+        return self.default_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = uuid.uuid4().hex
+        token = correlation_id.set(cid)
+        limit = self._limit_for(scope.get("path", ""))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-correlation-id", cid.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            declared = None
+            for name, value in scope.get("headers", []):
+                if name == b"content-length":
+                    try:
+                        declared = int(value)
+                    except ValueError:
+                        declared = None
+            if declared is not None and declared > limit:
+                await _too_large(send_with_id, limit)
+                return
+            received = 0
+            answered = False
+
+            async def guarded_receive() -> Message:
+                nonlocal received, answered
+                if answered:
+                    return {"type": "http.disconnect"}
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        # answer now and make the app see a disconnect; whatever it sends next is dropped
+                        await _too_large(send_with_id, limit)
+                        answered = True
+                        return {"type": "http.disconnect"}
+                return message
+
+            async def guarded_send(message: Message) -> None:
+                if not answered:
+                    await send_with_id(message)
+
+            await self.app(scope, guarded_receive, guarded_send)
+        finally:
+            correlation_id.reset(token)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    import json
+
+    body = json.dumps(error_body("payload_too_large", f"the request body exceeds {limit} bytes")).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

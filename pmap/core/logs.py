@@ -1,0 +1,66 @@
+"""Structured logging with a redaction step on every line, traceback included."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from pmap.core.redaction import scrub
+
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class RedactingFormatter(logging.Formatter):
+    """Readable lines (development); the whole formatted text, traceback included, is scrubbed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        cid = correlation_id.get()
+        text = super().format(record)
+        if cid:
+            text = f"{text} [cid={cid}]"
+        return scrub(text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (production), scrubbed after serialization."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        cid = correlation_id.get()
+        if cid:
+            doc["correlation_id"] = cid
+        for key, value in vars(record).items():
+            if key not in _STD_ATTRS and not key.startswith("_"):
+                doc[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return scrub(json.dumps(doc, default=str))
+
+
+def configure_logging(*, production: bool, level: str = "INFO") -> None:
+    """Install PMAP's handler on the root logger (idempotent); uvicorn's loggers go through it too."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_pmap", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._pmap = True  # type: ignore[attr-defined]
+    handler.setFormatter(
+        JsonFormatter() if production else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers = []
+        lg.propagate = True

@@ -1,0 +1,49 @@
+"""Keyset cursors over (created_at, id), the one cursor format of the API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_
+
+from pmap.core.errors import BadRequestError, FieldProblem
+
+T = TypeVar("T")
+
+
+def encode_cursor(created_at: datetime, ident: uuid.UUID) -> str:
+    """An opaque cursor pointing after (created_at, id)."""
+    raw = json.dumps([created_at.isoformat(), str(ident)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor points after; 400 for anything this API did not issue."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, ident = json.loads(raw)
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadRequestError("invalid cursor", fields=[FieldProblem("cursor", "is not a cursor this API returned")]) from None
+
+
+def newest_first(stmt: Select[Any], model: Any, cursor: str | None, limit: int) -> Select[Any]:
+    """``stmt`` ordered newest first, after ``cursor``, one row more than ``limit`` (to see if more exist)."""
+    if cursor:
+        created, ident = decode_cursor(cursor)
+        stmt = stmt.where(or_(model.created_at < created, and_(model.created_at == created, model.id < ident)))
+    return stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+
+
+def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], str | None]:
+    """The page's rows and the cursor of the next page (None at the end)."""
+    items = list(rows[:limit])
+    more = len(rows) > limit
+    nxt = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None  # type: ignore[attr-defined]
+    return items, nxt

@@ -1,0 +1,58 @@
+"""Service settings, read from ``PMAP_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything PMAP reads from its environment; secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="PMAP_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".pmap")
+    database_url: str | None = None
+    platform_key: SecretStr | None = None
+    keyring_file: Path | None = None
+    bootstrap_admin_token: SecretStr | None = None
+    egress_allow_cidrs: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_import_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    webhook_rate_per_minute: int = Field(default=600, ge=1)
+    webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _lower_env(cls, v: object) -> object:
+        return v.lower() if isinstance(v, str) else v
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pmap.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

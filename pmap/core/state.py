@@ -1,0 +1,24 @@
+"""What the running service holds: settings, database, keyring, audit log and credential resolver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pmap.core.crypto import Keyring
+from pmap.core.settings import Settings
+
+
+@dataclass(slots=True)
+class AppState:
+    """Built once at start-up (see :func:`pmap.app.start`), read by request dependencies."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: Keyring
+    # typed loosely to keep core free of domain imports; see pmap.app for the concrete types
+    audit: object
+    resolver: object

@@ -1,0 +1,68 @@
+"""Loading the platform keyring from settings, and creating a development keyring."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from pathlib import Path
+
+from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.errors import ConfigurationError
+from pmap.core.settings import Settings
+
+log = logging.getLogger("pmap.keyring")
+
+DEV_KEYRING_NAME = "keyring.json"
+
+
+def key_id_for(key: bytes) -> str:
+    """A stable, non-secret id for a key given as a single value (distinct keys get distinct ids)."""
+    return "k-" + hashlib.sha256(b"pmap-key-id:" + key).hexdigest()[:12]
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The keyring the settings name; in development, create one under the data directory if none.
+
+    Production refuses to start without an explicit ``PMAP_PLATFORM_KEY`` or ``PMAP_KEYRING_FILE``.
+    """
+    if settings.platform_key is not None and settings.keyring_file is not None:
+        raise ConfigurationError("set PMAP_PLATFORM_KEY or PMAP_KEYRING_FILE, not both")
+    if settings.platform_key is not None:
+        key = decode_key(settings.platform_key.get_secret_value(), source="PMAP_PLATFORM_KEY")
+        return Keyring.single(key, key_id_for(key))
+    if settings.keyring_file is not None:
+        return _read_file(settings.keyring_file, settings)
+    if settings.production:
+        raise ConfigurationError(
+            "PMAP_ENV=production needs an explicit platform key: set PMAP_PLATFORM_KEY (base64, 256 bits; "
+            "`pmapctl keys generate`) or PMAP_KEYRING_FILE"
+        )
+    path = settings.data_dir / DEV_KEYRING_NAME
+    if path.exists():
+        return _read_file(path, settings)
+    key = decode_key(generate_key(), source="generated")
+    keyring = Keyring.single(key, key_id_for(key))
+    try:
+        keyring.to_file(path)
+    except FileExistsError:  # another process created it first: use theirs
+        return _read_file(path, settings)
+    log.warning(
+        "created a development keyring at %s (mode 0600); production must set PMAP_PLATFORM_KEY or "
+        "PMAP_KEYRING_FILE", path,
+    )
+    return keyring
+
+
+def _read_file(path: Path, settings: Settings) -> Keyring:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise ConfigurationError(f"keyring file {path} does not exist or cannot be read") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        message = f"keyring file {path} is readable by other users (mode {stat.filemode(mode)}); chmod 600 it"
+        if settings.production:
+            raise ConfigurationError(message)
+        log.warning(message)
+    return Keyring.from_file(path)

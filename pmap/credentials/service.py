@@ -1,0 +1,229 @@
+"""The one path that decrypts: credentials of one connector, for one named purpose, audited.
+
+Everything that needs a plaintext credential (connection test, scan launch, sync, ticket creation,
+webhook registration or verification, reveal) calls :meth:`CredentialResolver.resolve` or
+:meth:`CredentialResolver.resolve_webhook_secrets`. Each call records an audit event (actor,
+organization, integration, purpose, outcome; never a value) and, while the values are in use,
+registers them with the log redactor. No other module calls :func:`pmap.core.crypto.open_envelope`
+(``tests/security/test_decrypt_path.py`` proves it).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pmap.core import redaction
+from pmap.core.crypto import Keyring, associated_data, open_envelope, seal
+from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.credentials.models import KeyringCanary
+
+CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
+WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
+_CANARY_PLAINTEXT = b"pmap-keyring-canary-v1"
+
+
+class Purpose(str, enum.Enum):
+    """Why credentials are decrypted; recorded with every decrypt."""
+
+    CONNECTION_TEST = "connection_test"
+    CREDENTIAL_UPDATE = "credential_update"
+    SCAN_LAUNCH = "scan_launch"
+    SYNC = "sync"
+    TICKET_CREATION = "ticket_creation"
+    PERMISSIONS_CHECK = "permissions_check"
+    WEBHOOK_REGISTRATION = "webhook_registration"
+    WEBHOOK_VERIFICATION = "webhook_verification"
+    REVEAL = "reveal"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked: an API token, the CLI, an inbound webhook, or the system itself."""
+
+    kind: str  # token | cli | webhook | system
+    name: str
+    organization_id: uuid.UUID
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class AuditSink(Protocol):
+    """Where decrypt events go (the audit log; a no-op sink only in benchmarks)."""
+
+    def record(
+        self,
+        *,
+        actor: Actor,
+        action: str,
+        integration_id: uuid.UUID | None,
+        purpose: str | None,
+        outcome: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedCredentials:
+    """Plaintext credential values of one integration, valid only inside the ``resolve`` block."""
+
+    integration_id: uuid.UUID
+    purpose: Purpose
+    values: Mapping[str, str]
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def __repr__(self) -> str:  # never print values
+        return f"ResolvedCredentials(integration_id={self.integration_id}, fields={sorted(self.values)})"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSecrets:
+    """The current webhook secret and, during a rotation grace period, the previous one."""
+
+    current: str | None
+    previous: str | None
+    previous_expires_at: datetime | None
+
+    def valid(self, now: datetime) -> list[str]:
+        """Secrets a delivery may be signed with at ``now`` (current first)."""
+        out = [self.current] if self.current else []
+        if self.previous and self.previous_expires_at and now < self.previous_expires_at:
+            out.append(self.previous)
+        return out
+
+    def __repr__(self) -> str:
+        return "WebhookSecrets(<redacted>)"
+
+
+class _Sealed(Protocol):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    encrypted_credentials: dict[str, Any] | None
+    encrypted_webhook_secret: dict[str, Any] | None
+
+
+def seal_credentials(keyring: Keyring, integration_id: uuid.UUID, values: Mapping[str, str]) -> dict[str, Any] | None:
+    """Encrypt a credential map for one integration row (``None`` when there is nothing to hold)."""
+    if not values:
+        return None
+    payload = json.dumps(dict(values), separators=(",", ":"), sort_keys=True).encode()
+    return seal(keyring, payload, associated_data(*CREDENTIALS_COLUMN, str(integration_id)))
+
+
+def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: WebhookSecrets) -> dict[str, Any]:
+    """Encrypt the webhook secret slot of one integration row."""
+    doc = {
+        "current": secrets.current,
+        "previous": secrets.previous,
+        "previous_expires_at": secrets.previous_expires_at.isoformat() if secrets.previous_expires_at else None,
+    }
+    payload = json.dumps(doc, separators=(",", ":")).encode()
+    return seal(keyring, payload, associated_data(*WEBHOOK_COLUMN, str(integration_id)))
+
+
+class CredentialResolver:
+    """Decrypts for a named purpose and audits every attempt."""
+
+    def __init__(self, keyring: Keyring, audit: AuditSink) -> None:
+        self._keyring = keyring
+        self._audit = audit
+
+    def _open(self, row: _Sealed, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
+        try:
+            plaintext = open_envelope(self._keyring, envelope, associated_data(*column, str(row.id)))
+        except CryptoError as exc:
+            self._audit.record(
+                actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
+                outcome="failure", detail={"column": column[1], "reason": exc.message},
+            )
+            raise
+        self._audit.record(
+            actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
+            outcome="success", detail={"column": column[1]},
+        )
+        return plaintext
+
+    @contextmanager
+    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[ResolvedCredentials]:
+        """All credential fields of one integration, for ``purpose``; values are redacted in logs meanwhile."""
+        if actor.organization_id != row.organization_id:
+            raise CryptoError("credentials requested across organizations")
+        values: dict[str, str] = {}
+        if row.encrypted_credentials is not None:
+            values = json.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
+        with redaction.secrets_in_use(values.values()):
+            yield ResolvedCredentials(row.id, purpose, values)
+
+    @contextmanager
+    def resolve_webhook_secrets(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:
+        """The webhook secret slot of one integration, for ``purpose``; redacted in logs meanwhile."""
+        if actor.organization_id != row.organization_id:
+            raise CryptoError("webhook secret requested across organizations")
+        if row.encrypted_webhook_secret is None:
+            yield WebhookSecrets(None, None, None)
+            return
+        doc = json.loads(self._open(row, WEBHOOK_COLUMN, row.encrypted_webhook_secret, purpose, actor))
+        expires = doc.get("previous_expires_at")
+        secrets = WebhookSecrets(
+            current=doc.get("current"),
+            previous=doc.get("previous"),
+            previous_expires_at=datetime.fromisoformat(expires) if expires else None,
+        )
+        with redaction.secrets_in_use([s for s in (secrets.current, secrets.previous) if s]):
+            yield secrets
+
+
+def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
+    """Prove the keyring opens what is stored; seal a canary for a new primary key.
+
+    Returns True when a canary was created. Raises ConfigurationError when stored data was sealed
+    with a key the keyring lacks, or when a key does not open its canary.
+    """
+    rows = session.scalars(select(KeyringCanary)).all()
+    for row in rows:
+        if row.key_id not in keyring.keys:
+            raise ConfigurationError(
+                f"stored data was sealed with platform key {row.key_id!r}, which the configured keyring does "
+                "not contain; refusing to start (configure the key that was used, or add it to the keyring file)"
+            )
+        try:
+            plaintext = open_envelope(keyring, row.envelope, associated_data("keyring_canaries", "envelope", row.key_id))
+        except CryptoError:
+            plaintext = b""
+        if plaintext != _CANARY_PLAINTEXT:
+            raise ConfigurationError(
+                f"platform key {row.key_id!r} does not open its canary: the configured key material is not the "
+                "one that sealed the stored data; refusing to start"
+            )
+    if keyring.primary not in {r.key_id for r in rows}:
+        # a canary is sealed under the primary explicitly, whatever the keyring's primary is
+        primary_only = Keyring.single(keyring.keys[keyring.primary], keyring.primary)
+        envelope = seal(primary_only, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", keyring.primary))
+        session.add(KeyringCanary(key_id=keyring.primary, envelope=envelope))
+        session.flush()
+        return True
+    return False
+
+
+def keyring_usable(keyring: Keyring) -> bool:
+    """A seal-and-open round trip under the primary key (for health checks)."""
+    probe = os.urandom(16)
+    aad = associated_data("health", "probe", "0")
+    try:
+        return open_envelope(keyring, seal(keyring, probe, aad), aad) == probe
+    except CryptoError:
+        return False

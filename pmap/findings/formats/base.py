@@ -1,0 +1,364 @@
+"""The contract every report format implements, and the safe readers they share.
+
+A report format is code: a :class:`ReportFormat` entry in :mod:`pmap.findings.formats.registry`.
+It detects its own files, streams :class:`ParsedFinding` records out of a binary stream with
+bounded memory, and maps the vendor's severity to PMAP's scale. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import IO, Any, Protocol
+
+import ijson
+from lxml import etree
+
+
+class Severity(str, Enum):
+    """PMAP's normalized severity scale (OCSF severity_id 0-5)."""
+
+    UNKNOWN = "unknown"
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {
+    Severity.UNKNOWN: 0,
+    Severity.INFO: 1,
+    Severity.LOW: 2,
+    Severity.MEDIUM: 3,
+    Severity.HIGH: 4,
+    Severity.CRITICAL: 5,
+}
+
+
+class ReportError(Exception):
+    """A report that cannot be imported: malformed, truncated, hostile or of the wrong format.
+
+    ``message`` is safe to show to the uploader; ``location`` names the line, element or JSON
+    path where the problem was seen, when known.
+    """
+
+    def __init__(self, format_key: str, message: str, location: str | None = None) -> None:
+        self.format_key = format_key
+        self.location = location
+        self.message = message
+        where = f" (at {location})" if location else ""
+        super().__init__(f"{format_key}: {message}{where}")
+
+
+class HostileReportError(ReportError):
+    """A report built to harm the parser: entity expansion, external entities, absurd nesting."""
+
+
+@dataclass(slots=True)
+class ParsedFinding:
+    """One finding as a report states it, before severity normalization and storage.
+
+    Fields follow OCSF Vulnerability Finding (class 2002). Leave a field ``None`` (or empty)
+    when the report does not say it; never invent a value.
+    """
+
+    title: str
+    vendor_severity: str | None = None  # the vendor's own value, verbatim (e.g. "3", "High", "error")
+    description: str | None = None
+    cve_ids: list[str] = field(default_factory=list)  # "CVE-2021-44228"
+    cwe_ids: list[int] = field(default_factory=list)  # 79
+    other_ids: list[str] = field(default_factory=list)  # GHSA-..., OSV ids, vendor advisories
+    rule_id: str | None = None  # vendor plugin / rule / check id
+    cvss_version: str | None = None  # "3.1", "2.0", "4.0"
+    cvss_vector: str | None = None
+    cvss_score: float | None = None
+    # affected resource: fill what applies
+    host: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    url: str | None = None
+    parameter: str | None = None
+    repository: str | None = None
+    file_path: str | None = None
+    line: int | None = None
+    package_name: str | None = None
+    package_version: str | None = None
+    fixed_version: str | None = None
+    remediation: str | None = None
+    references: list[str] = field(default_factory=list)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    status: str | None = None  # vendor's state when it reports one ("fixed", "false_positive", ...)
+    tool: str | None = None  # the producing tool where a format carries several (SARIF runs)
+    extra: dict[str, Any] = field(default_factory=dict)  # small, non-secret vendor evidence
+
+    def fingerprint(self, format_key: str) -> str:
+        """A stable identity for de-duplication: the same issue on the same resource."""
+        parts = (
+            format_key,
+            self.tool or "",
+            self.rule_id or self.title,
+            self.host or self.ip or "",
+            str(self.port or ""),
+            self.protocol or "",
+            self.url or "",
+            self.parameter or "",
+            self.repository or "",
+            self.file_path or "",
+            str(self.line or ""),
+            self.package_name or "",
+            self.package_version or "",
+            ",".join(sorted(self.cve_ids)) if not self.rule_id else "",
+        )
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityResult:
+    """A normalized severity and where it came from (``vendor``, ``cvss`` or ``unmapped``)."""
+
+    severity: Severity
+    source: str
+
+
+class Detector(Protocol):
+    def __call__(self, head: bytes, filename: str | None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFormat:
+    """A report format PMAP can import.
+
+    - ``key``: the stable format key users pass as ``format`` (e.g. ``nessus``).
+    - ``detect(head, filename)``: True when the first bytes (up to 64 KiB) and the file name
+      are this format's. Must be cheap, must not raise, and must be specific enough not to claim
+      another format's files.
+    - ``parse(stream)``: yields findings from a binary stream, reading it incrementally; raises
+      :class:`ReportError` (or :class:`HostileReportError`) with a location on bad input.
+    - ``map_severity(finding)``: the documented mapping of this vendor's value to PMAP's scale,
+      with CVSS bands as a fallback where the vendor gives a score; ``Severity.UNKNOWN`` with
+      source ``unmapped`` when nothing maps.
+    """
+
+    key: str
+    title: str
+    detect: Detector
+    parse: Callable[[IO[bytes]], Iterator[ParsedFinding]]
+    map_severity: Callable[[ParsedFinding], SeverityResult]
+    extensions: tuple[str, ...] = ()
+
+
+# --- severity helpers -----------------------------------------------------------------------
+
+def cvss_band(score: float | None) -> Severity | None:
+    """CVSS v3/v4 qualitative bands: None 0.0, Low 0.1-3.9, Medium 4-6.9, High 7-8.9, Critical 9+."""
+    if score is None:
+        return None
+    if score < 0 or score > 10:
+        return None
+    if score == 0:
+        return Severity.INFO
+    if score < 4.0:
+        return Severity.LOW
+    if score < 7.0:
+        return Severity.MEDIUM
+    if score < 9.0:
+        return Severity.HIGH
+    return Severity.CRITICAL
+
+
+def map_by_table(table: dict[str, Severity]) -> Callable[[ParsedFinding], SeverityResult]:
+    """A severity mapper: the vendor value looked up case-insensitively, then the CVSS band."""
+    lowered = {k.lower(): v for k, v in table.items()}
+
+    def mapper(finding: ParsedFinding) -> SeverityResult:
+        raw = (finding.vendor_severity or "").strip().lower()
+        if raw and raw in lowered:
+            return SeverityResult(lowered[raw], "vendor")
+        band = cvss_band(finding.cvss_score)
+        if band is not None:
+            return SeverityResult(band, "cvss")
+        return SeverityResult(Severity.UNKNOWN, "unmapped")
+
+    return mapper
+
+
+# --- safe XML ---------------------------------------------------------------------------------
+
+_DOCTYPE_DECL = re.compile(rb"<!DOCTYPE[^>\[]*(\[|SYSTEM|PUBLIC)", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+class _PeekStream(io.RawIOBase):
+    """A read-only stream that first replays already-peeked bytes."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        return n
+
+
+def iter_xml(
+    stream: IO[bytes], format_key: str, tags: tuple[str, ...] | None = None
+) -> Iterator[tuple[str, Any]]:
+    """Stream ``end`` events of an XML report, refusing DTDs, entities and network access.
+
+    Yields ``(tag, element)`` for elements whose local tag is in ``tags`` (all when None).
+    The caller must call ``clear_element(elem)`` once it has read an element it no longer needs,
+    so memory stays bounded. Errors become :class:`ReportError` naming the line.
+    """
+    head = stream.read(65536)
+    if _ENTITY_DECL.search(head) or _DOCTYPE_DECL.search(head):
+        raise HostileReportError(
+            format_key, "XML with a DTD or entity declarations is refused", "line 1"
+        )
+    reader = io.BufferedReader(_PeekStream(head, stream), buffer_size=1 << 20)
+    context = etree.iterparse(
+        reader,
+        events=("end",),
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+        huge_tree=True,  # large text nodes (plugin output) are legitimate; entities are refused
+        remove_comments=True,
+        remove_pis=True,
+        recover=False,
+    )
+    wanted = set(tags) if tags else None
+    try:
+        for _event, elem in context:
+            tag = elem.tag
+            if not isinstance(tag, str):
+                continue
+            local = tag.rsplit("}", 1)[-1]
+            if wanted is None or local in wanted:
+                yield local, elem
+    except etree.XMLSyntaxError as exc:
+        line = getattr(exc, "lineno", None) or (exc.position[0] if exc.position else None)
+        msg = exc.msg if hasattr(exc, "msg") and exc.msg else str(exc)
+        if "Entity" in msg or "DOCTYPE" in msg or "entity" in msg:
+            raise HostileReportError(format_key, "XML entities are refused", f"line {line}") from None
+        raise ReportError(format_key, f"malformed or truncated XML: {msg}", f"line {line}") from None
+
+
+def clear_element(elem: Any) -> None:
+    """Free an element already read, and its processed preceding siblings."""
+    elem.clear(keep_tail=False)
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def xml_text(elem: Any, path: str) -> str | None:
+    """Stripped text of the first child at ``path`` (namespace-agnostic local names), or None."""
+    node = elem
+    for part in path.split("/"):
+        found = None
+        for child in node:
+            tag = child.tag
+            if isinstance(tag, str) and tag.rsplit("}", 1)[-1] == part:
+                found = child
+                break
+        if found is None:
+            return None
+        node = found
+    text = node.text
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+# --- safe JSON --------------------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 256
+
+
+def _guarded_events(stream: IO[bytes], format_key: str, max_depth: int) -> Iterator[tuple[str, str, Any]]:
+    """ijson ``parse`` events (prefix, event, value) with a nesting limit.
+
+    ijson's own prefix building is quadratic in depth, so absurd nesting must be refused
+    before it is reached; this walks the fast C ``basic_parse`` events and builds prefixes.
+    """
+    path: list[str] = []
+    depth = 0
+    try:
+        for event, value in ijson.basic_parse(stream, use_float=True):
+            if event == "map_key":
+                path[-1] = value
+                yield ".".join(path[:-1]), event, value
+            elif event == "start_map":
+                depth += 1
+                if depth > max_depth:
+                    raise HostileReportError(format_key, f"JSON nested deeper than {max_depth} levels", ".".join(path[:8]) or "$")
+                yield ".".join(path), event, None
+                path.append("")
+            elif event == "start_array":
+                depth += 1
+                if depth > max_depth:
+                    raise HostileReportError(format_key, f"JSON nested deeper than {max_depth} levels", ".".join(path[:8]) or "$")
+                yield ".".join(path), event, None
+                path.append("item")
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+                path.pop()
+                yield ".".join(path), event, None
+            else:
+                yield ".".join(path), event, value
+    except ijson.JSONError as exc:
+        raise ReportError(format_key, f"malformed or truncated JSON: {str(exc).splitlines()[0]}", "$." + ".".join(path)) from None
+    except ijson.IncompleteJSONError as exc:  # pragma: no cover - subclass of JSONError in ijson 3
+        raise ReportError(format_key, f"truncated JSON: {str(exc).splitlines()[0]}", "$." + ".".join(path)) from None
+
+
+def iter_json_items(
+    stream: IO[bytes], prefix: str, format_key: str, max_depth: int = MAX_JSON_DEPTH
+) -> Iterator[Any]:
+    """Stream the JSON values at ``prefix`` (ijson syntax, e.g. ``runs.item.results.item``)."""
+    yield from ijson.items(_guarded_events(stream, format_key, max_depth), prefix)
+
+
+def load_json(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Load a whole (small or medium) JSON document with the same depth guard."""
+    items = iter_json_items(stream, "", format_key, max_depth)
+    try:
+        return next(items)
+    except StopIteration:
+        raise ReportError(format_key, "empty JSON document", "$") from None
+
+
+def iter_json_lines(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH) -> Iterator[Any]:
+    """Stream a JSON-lines file (one JSON value per line), skipping blank lines."""
+    for lineno, raw in enumerate(stream, start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            yield next(iter_json_items(io.BytesIO(raw), "", format_key, max_depth))
+        except ReportError as exc:
+            raise ReportError(format_key, exc.message, f"line {lineno}") from None

@@ -1,0 +1,57 @@
+"""REST endpoints for integrations under /api/v1/integrations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from pmap.auth.deps import Operator, Viewer
+from pmap.core.deps import DbSession, StateDep
+from pmap.integrations import service
+from pmap.integrations.models import Integration
+from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
+
+router = APIRouter(prefix="/integrations", tags=["integrations"])
+
+
+@router.post("", response_model=IntegrationOut, status_code=status.HTTP_201_CREATED)
+def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep, principal: Operator) -> IntegrationOut:
+    """Create an integration; its credentials are encrypted and never returned."""
+    return service.to_out(service.create(session, state.keyring, principal, body))
+
+
+@router.get("", response_model=IntegrationPage)
+def list_integrations(
+    session: DbSession,
+    principal: Viewer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    vendor: Annotated[str | None, Query(max_length=64)] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+) -> IntegrationPage:
+    """List the organization's integrations, newest first (metadata only; decrypts nothing)."""
+    return service.list_page(session, principal, limit=limit, cursor=cursor, vendor=vendor, category=category)
+
+
+@router.get("/{integration_id}", response_model=IntegrationOut)
+def get_integration(integration_id: uuid.UUID, session: DbSession, principal: Viewer) -> IntegrationOut:
+    """One integration's metadata."""
+    return service.to_out(principal.get_owned(session, Integration, integration_id, what="integration"))
+
+
+@router.patch("/{integration_id}", response_model=IntegrationOut)
+def update_integration(
+    integration_id: uuid.UUID, body: IntegrationUpdate, session: DbSession, state: StateDep, principal: Operator
+) -> IntegrationOut:
+    """Update settings or credentials: an omitted secret stays, null clears it, a value replaces it."""
+    row = principal.get_owned(session, Integration, integration_id, what="integration")
+    return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body))  # type: ignore[arg-type]
+
+
+@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_integration(integration_id: uuid.UUID, session: DbSession, principal: Operator) -> Response:
+    """Delete an integration and its secrets."""
+    service.delete(session, principal.get_owned(session, Integration, integration_id, what="integration"))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

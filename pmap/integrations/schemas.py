@@ -1,0 +1,78 @@
+"""Request and response bodies of the integrations API. Secrets are write-only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+# every credential value arrives as SecretStr, so no repr, log or traceback of a request shows it
+CredentialValues = dict[str, SecretStr | None]
+
+_CREDENTIALS_DOC = (
+    "Secret fields of the vendor type (see GET /api/v1/connector-types credentials_schema). Write-only: "
+    "never returned. On update, a field left out stays as it is, null clears it, a value replaces it."
+)
+
+
+class IntegrationCreate(BaseModel):
+    """A new integration: vendor type, non-secret connection settings and credentials."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    vendor: str = Field(min_length=1, max_length=64)
+    connection: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Non-secret settings (base_url, verify_tls, ...). A legacy `api_key` here is write-only "
+        "and stored encrypted with the credentials.",
+    )
+    credentials: CredentialValues = Field(default_factory=dict, description=_CREDENTIALS_DOC,
+                                          json_schema_extra={"writeOnly": True})
+    enabled: bool = True
+    allow_unsigned_webhooks: bool = Field(
+        default=False, description="Accept webhook deliveries without a signature (not recommended)."
+    )
+
+
+class IntegrationUpdate(BaseModel):
+    """A partial update. Omitted fields keep their value."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    connection: dict[str, Any] | None = Field(
+        default=None, description="Keys given replace stored ones; a key set to null is removed."
+    )
+    credentials: CredentialValues | None = Field(default=None, description=_CREDENTIALS_DOC,
+                                                 json_schema_extra={"writeOnly": True})
+    enabled: bool | None = None
+    allow_unsigned_webhooks: bool | None = None
+
+
+class IntegrationOut(BaseModel):
+    """Integration metadata. Never a secret value: ``credentials_set`` names the fields that hold one."""
+
+    id: uuid.UUID
+    name: str
+    vendor: str
+    category: str
+    connection: dict[str, Any]
+    credentials_set: list[str]
+    enabled: bool
+    allow_unsigned_webhooks: bool
+    webhook_secret_configured: bool
+    warnings: list[str] = Field(default_factory=list)
+    last_tested_at: datetime | None
+    last_synced_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IntegrationPage(BaseModel):
+    """One page of integrations; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[IntegrationOut]
+    next_cursor: str | None

@@ -1,0 +1,121 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases, a keyring made at run time, an app client."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from pmap.app import create_app
+from pmap.core.crypto import generate_key
+from pmap.core.db import Base
+from pmap.core.settings import Settings
+from pmap.migrations import upgrade
+
+PG_URL = os.environ.get("PMAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("PMAP_CORPUS_DIR", REPO.parent / "shared" / "corpus"))
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL schema of its own for this test run, migrated to head, dropped afterwards."""
+    schema = f"pmap_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # pragma: no cover - make test ensures PostgreSQL
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
+    url = _with_search_path(PG_URL, schema)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file for this test run."""
+    path = tmp_path_factory.mktemp("sqlite") / "pmap.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        else:
+            for t in tables:
+                conn.execute(text(f'DELETE FROM "{t}"'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL, starting from empty tables."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_schema_url")
+    _truncate(url)
+    return url
+
+
+@pytest.fixture
+def platform_key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def settings(db_url: str, platform_key: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env="development", database_url=db_url, data_dir=tmp_path / "data", platform_key=platform_key,
+        bootstrap_admin_token=None,
+    )
+
+
+@dataclass
+class Api:
+    """A test client plus helpers to mint tokens."""
+
+    client: TestClient
+
+    @property
+    def state(self):  # noqa: ANN201
+        return self.client.app.state.pmap
+
+    def token(self, org: str = "acme", role: str = "admin") -> dict[str, str]:
+        from pmap.auth.principal import Role
+        from pmap.auth.service import get_or_create_org, issue_token
+        from pmap.core.db import transaction
+
+        with transaction(self.state.sessions) as session:
+            issued = issue_token(session, get_or_create_org(session, org), Role(role), f"test-{role}")
+            value = issued.token
+        return {"Authorization": f"Bearer {value}"}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[Api]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Api(client)
+
+
+def canary(label: str = "") -> str:
+    """A unique, greppable secret value."""
+    return f"CANARY{label}{secrets.token_hex(12)}"
