@@ -41,11 +41,16 @@ def serve(
     from pmap.core.settings import get_settings
     from pmap.migrations import upgrade
 
+    from pmap.app import start
+    from pmap.core.logs import configure_logging
+
     settings = get_settings()
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.resolved_database_url)
+    configure_logging(production=settings.production, level=settings.log_level)
     try:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            upgrade(settings.resolved_database_url)
+        start(settings).engine.dispose()  # pre-flight: key, schema and canary, with a clear message
         application = create_app(settings)
     except PmapError as exc:
         _fail(exc.message)

@@ -1,7 +1,8 @@
 """AES-256-GCM envelopes under a keyring of versioned platform keys.
 
 An envelope is a small JSON object ``{"v": 1, "kid": ..., "n": <b64 nonce>, "ct": <b64 ciphertext+tag>}``.
-Its associated data binds it to one row and column (``pmap:v1:<table>.<column>:<row id>``), so a
+Its associated data binds it to one row and column (``pmap:v1:<table>.<column>:`` followed by the row's
+16 UUID bytes), so a
 ciphertext copied into another row or column fails to open. :func:`open_envelope` is the decryption
 primitive; only :mod:`pmap.credentials.service` may call it (a test enforces this).
 """
@@ -13,7 +14,7 @@ import binascii
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=True)
+    return binascii.a2b_base64(text, strict_mode=True)
 
 
 def decode_key(material: str, *, source: str) -> bytes:
@@ -66,15 +67,19 @@ class Keyring:
     keys: dict[str, bytes]
     primary: str
 
+    _ciphers: dict[str, AESGCM] = field(default_factory=dict, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.primary not in self.keys:
             raise ConfigurationError("keyring: the primary key id is not in the keyring")
+        # one cipher object per key, built once: constructing AESGCM costs more than a decrypt
+        self._ciphers.update({kid: AESGCM(key) for kid, key in self.keys.items()})
 
     def aead(self, kid: str) -> AESGCM:
-        key = self.keys.get(kid)
-        if key is None:
+        cipher = self._ciphers.get(kid)
+        if cipher is None:
             raise CryptoError(f"no key with id {kid!r} in the keyring")
-        return AESGCM(key)
+        return cipher
 
     def key_ids(self) -> list[str]:
         return list(self.keys)
@@ -109,6 +114,11 @@ def associated_data(table: str, column: str, row_id: str) -> bytes:
     return f"pmap:v{ENVELOPE_VERSION}:{table}.{column}:{row_id}".encode()
 
 
+def aad_prefix(table: str, column: str) -> bytes:
+    """The constant part of the associated data of one column; the row's 16 UUID bytes follow it."""
+    return f"pmap:v{ENVELOPE_VERSION}:{table}.{column}:".encode()
+
+
 def seal(keyring: Keyring, plaintext: bytes, aad: bytes) -> dict[str, Any]:
     """Encrypt ``plaintext`` under the primary key, bound to ``aad``; returns the envelope."""
     nonce = os.urandom(NONCE_BYTES)
@@ -118,17 +128,17 @@ def seal(keyring: Keyring, plaintext: bytes, aad: bytes) -> dict[str, Any]:
 
 def open_envelope(keyring: Keyring, envelope: Any, aad: bytes) -> bytes:
     """Decrypt an envelope bound to ``aad``. The one decryption primitive: see the module docstring."""
-    if not isinstance(envelope, dict) or envelope.get("v") != ENVELOPE_VERSION:
-        raise CryptoError("unsupported or malformed credential envelope")
     try:
+        if envelope["v"] != ENVELOPE_VERSION:
+            raise CryptoError("unsupported credential envelope version")
         nonce = _unb64(envelope["n"])
         ct = _unb64(envelope["ct"])
-        kid = envelope["kid"]
+        cipher = keyring.aead(envelope["kid"])
     except (KeyError, TypeError, binascii.Error, ValueError):
         raise CryptoError("malformed credential envelope") from None
     if len(nonce) != NONCE_BYTES:
         raise CryptoError("malformed credential envelope")
     try:
-        return keyring.aead(str(kid)).decrypt(nonce, ct, aad)
+        return cipher.decrypt(nonce, ct, aad)
     except InvalidTag:
         raise CryptoError("credential envelope failed authentication (wrong key, row or column, or tampered)") from None

@@ -47,13 +47,28 @@ class JsonFormatter(logging.Formatter):
         return scrub(json.dumps(doc, default=str))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (so redirection and capture see it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+
 def configure_logging(*, production: bool, level: str = "INFO") -> None:
     """Install PMAP's handler on the root logger (idempotent); uvicorn's loggers go through it too."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_pmap", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler._pmap = True  # type: ignore[attr-defined]
     handler.setFormatter(
         JsonFormatter() if production else RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")

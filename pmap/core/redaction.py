@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import Counter
+import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -17,7 +17,9 @@ REDACTED = "[REDACTED]"
 _MIN_LEN = 4  # shorter values would mask ordinary words; credential fields are longer
 
 _lock = threading.Lock()
-_active: Counter[str] = Counter()
+# registration handle -> the values it holds; dict set/delete are atomic, so the hot path takes no lock
+_in_use: dict[int, tuple[str, ...]] = {}
+_next_handle = itertools.count(1)
 
 _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"']+"),
@@ -34,47 +36,40 @@ def _variants(value: str) -> set[str]:
     return {v for v in out if len(v) >= _MIN_LEN}
 
 
-def register(values: Iterable[str]) -> None:
-    """Mark values as secret until :func:`unregister` is called for each."""
-    with _lock:
-        for v in values:
-            if v and len(v) >= _MIN_LEN:
-                _active[v] += 1
+def register(values: Iterable[str]) -> int:
+    """Mark values as secret until :func:`unregister` is called with the returned handle."""
+    handle = next(_next_handle)
+    _in_use[handle] = tuple(values)
+    return handle
 
 
-def unregister(values: Iterable[str]) -> None:
-    """Release values registered with :func:`register`."""
-    with _lock:
-        for v in values:
-            if v and len(v) >= _MIN_LEN and _active.get(v):
-                _active[v] -= 1
-                if _active[v] <= 0:
-                    del _active[v]
+def unregister(handle: int) -> None:
+    """Release the values registered under ``handle``."""
+    _in_use.pop(handle, None)
 
 
 @contextmanager
 def secrets_in_use(values: Iterable[str]) -> Iterator[None]:
     """Register ``values`` for the duration of the block."""
-    vals = [v for v in values if v]
-    register(vals)
+    handle = register(values)
     try:
         yield
     finally:
-        unregister(vals)
+        unregister(handle)
 
 
-def active_count() -> int:
-    """How many distinct secret values are registered right now (for tests)."""
-    with _lock:
-        return len(_active)
+def active_values() -> set[str]:
+    """The secret values registered right now."""
+    with _lock:  # serialises snapshots only; writers never wait on it
+        groups = list(_in_use.values())
+    return {v for group in groups for v in group if v and len(v) >= _MIN_LEN}
 
 
 def scrub(text: str, extra: Iterable[str] = ()) -> str:
     """``text`` with every registered secret, every value in ``extra`` and known patterns masked."""
     if not text:
         return text
-    with _lock:
-        values = set(_active)
+    values = active_values()
     for v in extra:
         if v and len(v) >= _MIN_LEN:
             values.add(v)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import enum
 import json
 import os
+
+import orjson
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,12 +26,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pmap.core import redaction
-from pmap.core.crypto import Keyring, associated_data, open_envelope, seal
+from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.credentials.models import KeyringCanary
 
 CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
 WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
+_AAD_PREFIX = {CREDENTIALS_COLUMN: aad_prefix(*CREDENTIALS_COLUMN), WEBHOOK_COLUMN: aad_prefix(*WEBHOOK_COLUMN)}
+_DETAIL = {CREDENTIALS_COLUMN: {"column": CREDENTIALS_COLUMN[1]}, WEBHOOK_COLUMN: {"column": WEBHOOK_COLUMN[1]}}
 _CANARY_PLAINTEXT = b"pmap-keyring-canary-v1"
 
 
@@ -75,13 +79,15 @@ class AuditSink(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
 class ResolvedCredentials:
     """Plaintext credential values of one integration, valid only inside the ``resolve`` block."""
 
-    integration_id: uuid.UUID
-    purpose: Purpose
-    values: Mapping[str, str]
+    __slots__ = ("integration_id", "purpose", "values")
+
+    def __init__(self, integration_id: uuid.UUID, purpose: Purpose, values: Mapping[str, str]) -> None:
+        self.integration_id = integration_id
+        self.purpose = purpose
+        self.values = values
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
@@ -109,6 +115,24 @@ class WebhookSecrets:
         return "WebhookSecrets(<redacted>)"
 
 
+class _InUse:
+    """Context manager holding resolved values registered with the redactor (a class, not a
+    generator, because resolve sits on hot paths)."""
+
+    __slots__ = ("_resolved", "_handle")
+
+    def __init__(self, resolved: ResolvedCredentials) -> None:
+        self._resolved = resolved
+        self._handle = 0
+
+    def __enter__(self) -> ResolvedCredentials:
+        self._handle = redaction.register(self._resolved.values.values())
+        return self._resolved
+
+    def __exit__(self, *_exc: object) -> None:
+        redaction.unregister(self._handle)
+
+
 class _Sealed(Protocol):
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -121,7 +145,7 @@ def seal_credentials(keyring: Keyring, integration_id: uuid.UUID, values: Mappin
     if not values:
         return None
     payload = json.dumps(dict(values), separators=(",", ":"), sort_keys=True).encode()
-    return seal(keyring, payload, associated_data(*CREDENTIALS_COLUMN, str(integration_id)))
+    return seal(keyring, payload, _AAD_PREFIX[CREDENTIALS_COLUMN] + integration_id.bytes)
 
 
 def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: WebhookSecrets) -> dict[str, Any]:
@@ -132,7 +156,7 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: W
         "previous_expires_at": secrets.previous_expires_at.isoformat() if secrets.previous_expires_at else None,
     }
     payload = json.dumps(doc, separators=(",", ":")).encode()
-    return seal(keyring, payload, associated_data(*WEBHOOK_COLUMN, str(integration_id)))
+    return seal(keyring, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
 
 
 class CredentialResolver:
@@ -144,7 +168,7 @@ class CredentialResolver:
 
     def _open(self, row: _Sealed, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
         try:
-            plaintext = open_envelope(self._keyring, envelope, associated_data(*column, str(row.id)))
+            plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
             self._audit.record(
                 actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
@@ -152,21 +176,20 @@ class CredentialResolver:
             )
             raise
         self._audit.record(
-            actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
-            outcome="success", detail={"column": column[1]},
+            actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose,
+            outcome="success", detail=_DETAIL[column],
         )
         return plaintext
 
-    @contextmanager
-    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[ResolvedCredentials]:
-        """All credential fields of one integration, for ``purpose``; values are redacted in logs meanwhile."""
+    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> "_InUse":
+        """All credential fields of one integration, for ``purpose``, as a context manager; the values
+        are registered with the log redactor until the block ends."""
         if actor.organization_id != row.organization_id:
             raise CryptoError("credentials requested across organizations")
         values: dict[str, str] = {}
         if row.encrypted_credentials is not None:
-            values = json.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
-        with redaction.secrets_in_use(values.values()):
-            yield ResolvedCredentials(row.id, purpose, values)
+            values = orjson.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
+        return _InUse(ResolvedCredentials(row.id, purpose, values))
 
     @contextmanager
     def resolve_webhook_secrets(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints PMAP's figures beside a bare baseline measured in the same run."""

@@ -1,0 +1,5 @@
+"""``python -m pmap.cli`` runs pmapctl."""
+
+from pmap.cli.main import main
+
+main()

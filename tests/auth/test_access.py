@@ -1,0 +1,74 @@
+"""Roles and organization boundaries hold on every endpoint."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import Api
+
+BODY = {"name": "t", "vendor": "tenable_vm", "credentials": {"access_key": "a" * 20, "secret_key": "b" * 20}}
+
+
+def test_no_or_bad_token_is_401(api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
+        r = api.client.get("/api/v1/integrations", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "authentication_required"
+
+
+def test_viewer_reads_operator_writes_admin_audits(api: Api) -> None:
+    viewer, operator, admin = api.token(role="viewer"), api.token(role="operator"), api.token(role="admin")
+    assert api.client.post("/api/v1/integrations", json=BODY, headers=viewer).status_code == 403
+    r = api.client.post("/api/v1/integrations", json=BODY, headers=operator)
+    assert r.status_code == 201
+    iid = r.json()["id"]
+    assert api.client.get(f"/api/v1/integrations/{iid}", headers=viewer).status_code == 200
+    assert api.client.patch(f"/api/v1/integrations/{iid}", json={"enabled": False}, headers=viewer).status_code == 403
+    assert api.client.delete(f"/api/v1/integrations/{iid}", headers=viewer).status_code == 403
+    assert api.client.get("/api/v1/audit-events", headers=operator).status_code == 403
+    assert api.client.get("/api/v1/audit-events", headers=admin).status_code == 200
+    assert api.client.get("/api/v1/tokens", headers=operator).status_code == 403
+    assert api.client.post("/api/v1/tokens", json={"name": "x", "role": "viewer"}, headers=operator).status_code == 403
+
+
+def test_other_organization_sees_404_never_403(api: Api) -> None:
+    mine, theirs = api.token("acme", "admin"), api.token("globex", "admin")
+    iid = api.client.post("/api/v1/integrations", json=BODY, headers=mine).json()["id"]
+    for method in ("get", "delete"):
+        assert getattr(api.client, method)(f"/api/v1/integrations/{iid}", headers=theirs).status_code == 404
+    assert api.client.patch(f"/api/v1/integrations/{iid}", json={"enabled": False}, headers=theirs).status_code == 404
+    assert api.client.get("/api/v1/integrations", headers=theirs).json()["items"] == []
+    assert api.client.get(f"/api/v1/integrations/{uuid.uuid4()}", headers=mine).status_code == 404
+    assert api.client.get(f"/api/v1/integrations/{iid}", headers=mine).status_code == 200
+
+
+def test_token_lifecycle(api: Api) -> None:
+    admin = api.token(role="admin")
+    r = api.client.post("/api/v1/tokens", json={"name": "ci", "role": "operator"}, headers=admin)
+    assert r.status_code == 201
+    token, tid = r.json()["token"], r.json()["id"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert api.client.get("/api/v1/whoami", headers=h).json() == {"organization": "acme", "token_name": "ci", "role": "operator"}
+    listed = api.client.get("/api/v1/tokens", headers=admin).json()["items"]
+    assert token not in str(listed) and any(t["id"] == tid for t in listed)
+    assert api.client.delete(f"/api/v1/tokens/{tid}", headers=admin).status_code == 200
+    assert api.client.get("/api/v1/whoami", headers=h).status_code == 401
+
+
+def test_tokens_stored_only_as_hashes(api: Api) -> None:
+    from sqlalchemy import select
+
+    from pmap.auth.models import ApiToken
+
+    h = api.token()
+    value = h["Authorization"].split()[1]
+    with api.state.sessions() as s:
+        rows = s.scalars(select(ApiToken)).all()
+    assert rows and all(value not in (r.token_hash + r.name) for r in rows)
+
+
+@pytest.mark.parametrize("role", ["bogus", ""])
+def test_bad_role_rejected(api: Api, role: str) -> None:
+    r = api.client.post("/api/v1/tokens", json={"name": "x", "role": role}, headers=api.token())
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "role"

@@ -1,0 +1,80 @@
+"""pmapctl end to end: keys, migrations, tokens, the bootstrap token, and a real served API."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+PMAPCTL = [sys.executable, "-m", "pmap.cli"]
+
+
+def _run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
+    return subprocess.run([*PMAPCTL, *args], env=env, capture_output=True, text=True, timeout=120, **kw)
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMAP_")}
+    env.update({"PMAP_DATA_DIR": str(tmp_path / "data"), **extra})
+    return env
+
+
+def test_keys_generate_prints_a_256_bit_key(tmp_path: Path) -> None:
+    out = _run(["keys", "generate"], _env(tmp_path))
+    assert out.returncode == 0
+    assert len(base64.b64decode(out.stdout.strip())) == 32
+
+
+def test_tokens_create_prints_token_last(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run(["tokens", "create", "--org", "acme", "--role", "admin"], env).returncode == 1  # not migrated
+    assert _run(["db", "upgrade"], env).returncode == 0
+    out = _run(["tokens", "create", "--org", "acme", "--role", "operator"], env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("pmap_")
+    assert _run(["tokens", "create", "--org", "acme", "--role", "root"], env).returncode == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_migrates_sqlite_and_answers(tmp_path: Path) -> None:
+    port = _free_port()
+    token = "bootstrap-" + "x" * 30
+    env = _env(tmp_path, PMAP_BOOTSTRAP_ADMIN_TOKEN=token)
+    proc = subprocess.Popen([*PMAPCTL, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not start")
+        who = httpx.get(f"{base}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json()
+        assert who == {"organization": "default", "token_name": "bootstrap-admin", "role": "admin"}
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert (tmp_path / "data" / "pmap.db").exists()
+        assert oct((tmp_path / "data" / "keyring.json").stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert token not in out
+    assert out.count("created a development keyring") == 1
+
+
+def test_production_refuses_to_start_without_key(tmp_path: Path) -> None:
+    env = _env(tmp_path, PMAP_ENV="production")
+    out = _run(["serve", "--port", str(_free_port())], env)
+    assert out.returncode == 1 and "PMAP_PLATFORM_KEY" in out.stderr

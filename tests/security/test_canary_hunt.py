@@ -1,0 +1,108 @@
+"""Canary secrets planted in every credential field must surface nowhere: responses, logs, dumps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from pmap.connectors.base import secret_field_names
+from pmap.connectors.catalog import connector_types
+from pmap.credentials.service import Purpose
+from tests.conftest import Api, canary
+
+
+def _credentials_for(vendor: str, label: str) -> dict[str, str]:
+    model = connector_types()[vendor].credentials_model
+    out = {}
+    for name, info in model.model_fields.items():
+        if name in secret_field_names(model):
+            out[name] = canary(label + name)
+        elif info.is_required():
+            out[name] = f"user-{name}@acme.test"
+    return out
+
+
+def _exercise(api: Api) -> tuple[list[str], list[str]]:
+    """Create an integration of every seeded vendor with canaries, then touch every read path."""
+    h = api.token()
+    planted, texts = [], []
+    for vendor, ct in connector_types().items():
+        if ct.file_only and not secret_field_names(ct.credentials_model):
+            continue
+        creds = _credentials_for(vendor, vendor)
+        legacy = canary("legacy" + vendor)
+        planted += [*[v for k, v in creds.items() if k in secret_field_names(ct.credentials_model)], legacy]
+        connection = {"api_key": legacy}
+        if "base_url" in ct.connection_model.model_fields and not ct.default_base_url:
+            connection["base_url"] = f"https://{vendor}.acme.test"
+        r = api.client.post("/api/v1/integrations", json={"name": vendor, "vendor": vendor, "connection": connection, "credentials": creds}, headers=h)
+        assert r.status_code == 201, r.text
+        texts.append(r.text)
+        iid = r.json()["id"]
+        texts.append(api.client.get(f"/api/v1/integrations/{iid}", headers=h).text)
+        # an invalid update that carries a canary: the error must not echo it
+        bad = canary("bad")
+        planted.append(bad)
+        r = api.client.patch(f"/api/v1/integrations/{iid}", json={"credentials": {"not_a_field": bad}}, headers=h)
+        assert r.status_code == 422
+        texts.append(r.text)
+        # a resolve for a named purpose: audited, values registered for redaction while in use
+        row = api.state.sessions().get(__import__("pmap.integrations.models", fromlist=["Integration"]).Integration, uuid.UUID(iid))
+        with api.state.resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=_actor(api, row)) as resolved:
+            assert set(resolved.values) >= set(k for k in creds if k in secret_field_names(ct.credentials_model))
+            import logging
+
+            logging.getLogger("pmap.test").error("vendor said: bad key %s", resolved.values[next(iter(resolved.values))])
+            try:
+                raise RuntimeError(f"boom with {next(iter(resolved.values.values()))}")
+            except RuntimeError:
+                logging.getLogger("pmap.test").exception("traceback carrying a secret")
+    texts.append(api.client.get("/api/v1/integrations", headers=h).text)
+    texts.append(api.client.get("/api/v1/audit-events", headers=h).text)
+    texts.append(api.client.get("/openapi.json").text)
+    return planted, texts
+
+
+def _actor(api: Api, row):  # noqa: ANN001, ANN202
+    from pmap.credentials.service import Actor
+
+    return Actor(kind="system", name="test", organization_id=row.organization_id)
+
+
+def test_canaries_absent_from_responses_logs_and_database(api: Api, capfd: pytest.CaptureFixture[str], db_url: str) -> None:
+    planted, texts = _exercise(api)
+    assert planted
+    logs = capfd.readouterr()
+    everything = "\n".join(texts) + logs.out + logs.err
+    assert "vendor said: bad key [REDACTED]" in logs.err  # the log line was written, scrubbed
+    for value in planted:
+        assert value not in everything, "a canary leaked into a response or a log line"
+    dump = _dump(db_url)
+    assert b"encrypted_credentials" in dump or b"integrations" in dump
+    for value in planted:
+        assert value.encode() not in dump, "a canary is stored in plaintext"
+
+
+def _dump(db_url: str) -> bytes:
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database)
+        data = path.read_bytes()
+        for extra in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+            if extra.exists():
+                data += extra.read_bytes()
+        return data
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        pytest.fail("pg_dump is needed for the PostgreSQL dump test (install postgresql-client)")
+    schema = url.query["options"].split("search_path=")[1]
+    dsn = f"postgresql://{url.username}@{url.host}:{url.port or 5432}/{url.database}"
+    out = subprocess.run([pg_dump, "--no-owner", "-n", schema, dsn], capture_output=True, check=True, env={**os.environ})
+    assert b"CREATE TABLE" in out.stdout
+    return out.stdout

@@ -1,0 +1,132 @@
+"""AES-256-GCM envelopes are bound to their row and column, name their key, and refuse tampering."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import uuid
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import update
+
+from pmap.app import start
+from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.settings import Settings
+from pmap.credentials.keyring import key_id_for, load_keyring
+from pmap.credentials.service import Actor, Purpose
+from pmap.integrations.models import Integration
+from tests.conftest import Api
+
+CREDS = {"access_key": "A" * 24, "secret_key": "S" * 24}
+
+
+def _make(api: Api, h: dict[str, str], name: str) -> Integration:
+    r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "tenable_vm", "credentials": CREDS}, headers=h)
+    assert r.status_code == 201
+    with api.state.sessions() as s:
+        return s.get(Integration, uuid.UUID(r.json()["id"]))
+
+
+def _resolve(api: Api, row: Integration) -> dict[str, str]:
+    actor = Actor("system", "test", row.organization_id)
+    with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=actor) as r:
+        return dict(r.values)
+
+
+def test_envelope_shape_names_its_key(api: Api) -> None:
+    row = _make(api, api.token(), "a")
+    env = row.encrypted_credentials
+    assert set(env) == {"v", "kid", "n", "ct"} and env["v"] == 1
+    assert env["kid"] == api.state.keyring.primary
+    assert len(base64.b64decode(env["n"])) == 12
+    assert _resolve(api, row) == CREDS
+
+
+def test_ciphertext_moved_to_another_row_or_column_fails(api: Api) -> None:
+    h = api.token()
+    a, b = _make(api, h, "a"), _make(api, h, "b")
+    with api.state.sessions() as s:
+        s.execute(update(Integration).where(Integration.id == b.id).values(encrypted_credentials=a.encrypted_credentials))
+        s.commit()
+        moved = s.get(Integration, b.id)
+    with pytest.raises(CryptoError):
+        _resolve(api, moved)
+    # the same envelope in the webhook column of its own row fails too
+    a.encrypted_webhook_secret = a.encrypted_credentials
+    actor = Actor("system", "test", a.organization_id)
+    with pytest.raises(CryptoError):
+        with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor):
+            pass
+    events = api.client.get("/api/v1/audit-events", params={"integration_id": str(b.id)}, headers=h).json()["items"]
+    assert events[0]["outcome"] == "failure" and events[0]["purpose"] == "sync"
+
+
+def test_tampered_ciphertext_fails(api: Api) -> None:
+    row = _make(api, api.token(), "a")
+    ct = bytearray(base64.b64decode(row.encrypted_credentials["ct"]))
+    ct[0] ^= 1
+    row.encrypted_credentials = {**row.encrypted_credentials, "ct": base64.b64encode(bytes(ct)).decode()}
+    with pytest.raises(CryptoError):
+        _resolve(api, row)
+
+
+def test_cross_organization_resolve_refused(api: Api) -> None:
+    row = _make(api, api.token(), "a")
+    with pytest.raises(CryptoError):
+        with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "x", uuid.uuid4())):
+            pass
+
+
+def test_every_decrypt_is_audited_with_purpose(api: Api) -> None:
+    h = api.token()
+    row = _make(api, h, "a")
+    _resolve(api, row)
+    items = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
+    assert len(items) == 1
+    assert items[0]["purpose"] == "sync" and items[0]["outcome"] == "success" and items[0]["actor"] == "system:test"
+    assert items[0]["integration_id"] == str(row.id)
+    assert "A" * 24 not in json.dumps(items)
+
+
+def test_start_refuses_a_key_that_does_not_open_stored_data(settings: Settings, api: Api) -> None:
+    _make(api, api.token(), "a")
+    other = settings.model_copy(update={"platform_key": SecretStr(generate_key())})
+    with pytest.raises(ConfigurationError, match="does not contain"):
+        start(other)
+
+
+def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:
+    s = Settings(env="production", database_url=db_url, data_dir=tmp_path, platform_key=None, keyring_file=None)
+    with pytest.raises(ConfigurationError, match="PMAP_PLATFORM_KEY"):
+        load_keyring(s)
+
+
+@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!", base64.b64encode(b"\x00" * 32).decode()])
+def test_short_malformed_or_weak_keys_refused(key: str) -> None:
+    with pytest.raises(ConfigurationError):
+        decode_key(key, source="PMAP_PLATFORM_KEY")
+
+
+def test_development_keyring_created_0600_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = Settings(env="development", data_dir=tmp_path, platform_key=None)
+    k1 = load_keyring(s)
+    path = tmp_path / "keyring.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sum("created a development keyring" in r.message for r in caplog.records) == 1
+    k2 = load_keyring(s)
+    assert k1 == k2
+    assert sum("created a development keyring" in r.message for r in caplog.records) == 1
+
+
+def test_keyring_file_with_rotation(tmp_path: Path) -> None:
+    k_old, k_new = decode_key(generate_key(), source="t"), decode_key(generate_key(), source="t")
+    path = tmp_path / "ring.json"
+    Keyring(keys={"k1": k_old, "k2": k_new}, primary="k2").to_file(path)
+    ring = load_keyring(Settings(keyring_file=path, data_dir=tmp_path))
+    assert ring.primary == "k2" and set(ring.keys) == {"k1", "k2"}
+    assert key_id_for(k_old) != key_id_for(k_new)
