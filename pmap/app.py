@@ -25,8 +25,10 @@ from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
 from pmap.credentials.service import CredentialResolver, keyring_usable, verify_keyring_canary
+from pmap.findings.api import router as findings_router
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.webhooks.api import receiver_router, router as webhooks_router
 
 log = logging.getLogger("pmap.app")
 
@@ -82,9 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (connectors_router, integrations_router, audit_router, auth_router):
+    for router in (connectors_router, integrations_router, webhooks_router, findings_router, audit_router, auth_router):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(receiver_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

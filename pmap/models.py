@@ -5,5 +5,7 @@ from pmap.auth.models import ApiToken, Organization
 from pmap.core.db import Base
 from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
+import pmap.webhooks.models  # noqa: F401,E402  (webhook tables)
+import pmap.findings.models  # noqa: F401,E402  (findings tables)
 
 __all__ = ["ApiToken", "AuditEvent", "Base", "Integration", "KeyringCanary", "Organization"]

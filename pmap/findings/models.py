@@ -1,0 +1,1 @@
+"""Normalized findings, imports, jobs and rules (filled in by the findings work)."""

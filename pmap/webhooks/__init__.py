@@ -1,0 +1,1 @@
+"""Webhook secrets, inbound receivers and delivery records."""

@@ -1,0 +1,1 @@
+"""Webhook delivery records (filled in by the webhooks work)."""
