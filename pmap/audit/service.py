@@ -69,6 +69,7 @@ def _event(
     detail: Mapping[str, Any] | None,
 ) -> AuditEvent:
     return AuditEvent(
-        organization_id=actor.organization_id, actor=actor.label, action=action,
-        integration_id=integration_id, purpose=purpose, outcome=outcome, detail=_clean(detail),
+        organization_id=actor.organization_id, actor=actor.label, action=action, integration_id=integration_id,
+        # a str-valued Enum must be stored by value (some drivers dump enums by name)
+        purpose=getattr(purpose, "value", purpose), outcome=outcome, detail=_clean(detail),
     )

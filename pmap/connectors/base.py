@@ -9,7 +9,9 @@ one guarded outbound HTTP layer.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import time
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -247,10 +249,20 @@ class OperationContext:
     credentials: Any  # the vendor's Credentials subclass instance (SecretStr values)
     outbound: OutboundConfig
     secrets: tuple[str, ...] = ()
+    deadline: float | None = None  # time.monotonic() by which the whole operation must end
+
+    def remaining(self) -> float:
+        """Seconds left of the operation's budget."""
+        if self.deadline is None:
+            return self.outbound.budget
+        return max(0.0, self.deadline - time.monotonic())
 
     def client(self, base_url: str | None = None) -> OutboundClient:
-        """A guarded HTTP client for the integration's base URL (or a sibling base URL)."""
-        return OutboundClient(base_url or self.connection.base_url, self.outbound, secrets=self.secrets)
+        """A guarded HTTP client for the integration's base URL (or a sibling base URL), sharing
+        the operation's one deadline with every other client of the operation."""
+        budget = max(0.05, self.remaining())
+        config = dataclasses.replace(self.outbound, budget=budget, timeout=min(self.outbound.timeout, budget))
+        return OutboundClient(base_url or self.connection.base_url, config, secrets=self.secrets)
 
     def secret(self, name: str) -> str:
         """The plaintext of one credential field ('' when unset)."""

@@ -82,12 +82,21 @@ class AuditSink(Protocol):
 class ResolvedCredentials:
     """Plaintext credential values of one integration, valid only inside the ``resolve`` block."""
 
-    __slots__ = ("integration_id", "purpose", "values")
+    __slots__ = ("integration_id", "purpose", "values", "_handle")
 
     def __init__(self, integration_id: uuid.UUID, purpose: Purpose, values: Mapping[str, str]) -> None:
         self.integration_id = integration_id
         self.purpose = purpose
         self.values = values
+        self._handle = 0
+
+    # a class-based context manager, not a generator: resolve sits on hot paths
+    def __enter__(self) -> "ResolvedCredentials":
+        self._handle = redaction.register(self.values.values())
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        redaction.unregister(self._handle)
 
     def get(self, name: str) -> str | None:
         return self.values.get(name)
@@ -113,24 +122,6 @@ class WebhookSecrets:
 
     def __repr__(self) -> str:
         return "WebhookSecrets(<redacted>)"
-
-
-class _InUse:
-    """Context manager holding resolved values registered with the redactor (a class, not a
-    generator, because resolve sits on hot paths)."""
-
-    __slots__ = ("_resolved", "_handle")
-
-    def __init__(self, resolved: ResolvedCredentials) -> None:
-        self._resolved = resolved
-        self._handle = 0
-
-    def __enter__(self) -> ResolvedCredentials:
-        self._handle = redaction.register(self._resolved.values.values())
-        return self._resolved
-
-    def __exit__(self, *_exc: object) -> None:
-        redaction.unregister(self._handle)
 
 
 class _Sealed(Protocol):
@@ -181,7 +172,7 @@ class CredentialResolver:
         )
         return plaintext
 
-    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> "_InUse":
+    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
         """All credential fields of one integration, for ``purpose``, as a context manager; the values
         are registered with the log redactor until the block ends."""
         if actor.organization_id != row.organization_id:
@@ -189,7 +180,7 @@ class CredentialResolver:
         values: dict[str, str] = {}
         if row.encrypted_credentials is not None:
             values = orjson.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
-        return _InUse(ResolvedCredentials(row.id, purpose, values))
+        return ResolvedCredentials(row.id, purpose, values)
 
     @contextmanager
     def resolve_webhook_secrets(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:

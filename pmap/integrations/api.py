@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, Response, status
 
 from pmap.auth.deps import Operator, Viewer
 from pmap.core.deps import DbSession, StateDep
-from pmap.integrations import service
+from pmap.connectors.base import ConnectionTestResult
+from pmap.integrations import service, testing
+from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 
@@ -20,6 +22,23 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep, principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
     return service.to_out(service.create(session, state.keyring, principal, body))
+
+
+@router.post("/test", response_model=ConnectionTestResult)
+def test_unsaved_connection(body: UnsavedTest, state: StateDep, _principal: Operator) -> ConnectionTestResult:
+    """Test a connection before saving it: nothing is written, the answer holds no secret."""
+    return testing.run_unsaved_test(state.settings, body)
+
+
+@router.post("/{integration_id}/test", response_model=ConnectionTestResult)
+def test_saved_connection(
+    integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator,
+    body: SavedTestOverlay | None = None,
+) -> ConnectionTestResult:
+    """Test a saved integration, optionally with unsaved edits laid over it (a new target needs
+    the secrets again)."""
+    row = principal.get_owned(session, Integration, integration_id, what="integration")
+    return testing.run_saved_test(session, state.settings, state.resolver, principal, row, body or SavedTestOverlay())  # type: ignore[arg-type]
 
 
 @router.get("", response_model=IntegrationPage)
