@@ -6,6 +6,7 @@ Validation errors name the field and the reason and never echo the submitted val
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -152,19 +153,30 @@ class RequestContextMiddleware:
                         return {"type": "http.disconnect"}
                 return message
 
+            started = False
+
             async def guarded_send(message: Message) -> None:
+                nonlocal started
                 if not answered:
+                    started = started or message["type"] == "http.response.start"
                     await send_with_id(message)
 
-            await self.app(scope, guarded_receive, guarded_send)
+            try:
+                await self.app(scope, guarded_receive, guarded_send)
+            except Exception as exc:  # an unexpected fault: answer here, while the correlation id is set
+                log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
+                if not started and not answered:
+                    await _send_json(send_with_id, 500, error_body("internal_error", "internal error; quote the correlation id"))
         finally:
             correlation_id.reset(token)
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    import json
-
-    body = json.dumps(error_body("payload_too_large", f"the request body exceeds {limit} bytes")).encode()
-    await send({"type": "http.response.start", "status": 413,
+async def _send_json(send: Send, status: int, doc: dict[str, Any]) -> None:
+    body = json.dumps(doc).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await _send_json(send, 413, error_body("payload_too_large", f"the request body exceeds {limit} bytes"))

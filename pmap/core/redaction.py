@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import threading
 import itertools
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -20,6 +22,10 @@ _lock = threading.Lock()
 # registration handle -> the values it holds; dict set/delete are atomic, so the hot path takes no lock
 _in_use: dict[int, tuple[str, ...]] = {}
 _next_handle = itertools.count(1)
+# values released in the last LINGER_SECONDS stay masked: an exception raised inside a resolve block
+# is usually logged after the block has ended
+LINGER_SECONDS = 120.0
+_recent: deque[tuple[float, tuple[str, ...]]] = deque(maxlen=4096)
 
 _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"']+"),
@@ -44,8 +50,10 @@ def register(values: Iterable[str]) -> int:
 
 
 def unregister(handle: int) -> None:
-    """Release the values registered under ``handle``."""
-    _in_use.pop(handle, None)
+    """Release the values registered under ``handle`` (they stay masked for a short while)."""
+    values = _in_use.pop(handle, None)
+    if values:
+        _recent.append((time.monotonic() + LINGER_SECONDS, values))
 
 
 @contextmanager
@@ -60,8 +68,11 @@ def secrets_in_use(values: Iterable[str]) -> Iterator[None]:
 
 def active_values() -> set[str]:
     """The secret values registered right now."""
+    now = time.monotonic()
     with _lock:  # serialises snapshots only; writers never wait on it
-        groups = list(_in_use.values())
+        while _recent and _recent[0][0] < now:
+            _recent.popleft()
+        groups = list(_in_use.values()) + [values for _expiry, values in list(_recent)]
     return {v for group in groups for v in group if v and len(v) >= _MIN_LEN}
 
 
