@@ -1,0 +1,189 @@
+"""Tenable CSV exports: Nessus (Pro/Expert/WAS), Tenable Security Center and Tenable VM (``asset.*``/``definition.*``).
+
+The three products name their columns differently; each field is read through an alias list.
+Nessus writes one row per CVE of a plugin result, so consecutive rows for the same plugin on
+the same host/port are merged into one finding (streaming: only the pending row is held).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import IO
+
+from pmap.findings.formats.base import ParsedFinding, ReportFormat, map_by_table
+from pmap.findings.formats.vm_dast._io import (
+    csv_header_line,
+    iter_csv,
+)
+from pmap.findings.formats.vm_dast._util import (
+    clean,
+    compact,
+    cves_in,
+    cvss_score,
+    cvss_version_of,
+    cwes_in,
+    dedupe,
+    evidence,
+    parse_dt,
+    port_of,
+    probability,
+    split_url,
+)
+from pmap.findings.formats.vm_dast.nessus import SEVERITY_TABLE
+
+KEY = "tenable_csv"
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "plugin": ("plugin id", "plugin", "definition.id"),
+    "title": ("name", "plugin name", "definition.name"),
+    "severity": ("risk", "severity", "definition.severity", "risk factor"),
+    "host": ("host", "dns name", "asset.display_fqdn", "asset.host_name", "asset.name", "netbios name"),
+    "ip": ("ip address", "asset.display_ipv4_address", "asset.display_ipv6_address"),
+    "port": ("port", "asset.port"),
+    "protocol": ("protocol",),
+    "cve": ("cve", "definition.cve"),
+    "cvss3": ("cvss v3.0 base score", "cvssv3", "cvss v3 base score", "definition.cvss3.base_score"),
+    "cvss3_vector": ("cvss v3 vector", "cvss v3.0 vector", "definition.cvss3.base_vector"),
+    "cvss4": ("cvss v4.0 base score", "cvss v4 base score", "definition.cvss4.base_score"),
+    "cvss4_vector": ("cvss v4 vector", "cvss v4.0 vector", "definition.cvss4.base_vector"),
+    "cvss2": ("cvss v2.0 base score", "cvss v2 base score", "cvss", "definition.cvss2.base_score"),
+    "cvss2_vector": ("cvss v2 vector", "cvss v2.0 vector", "definition.cvss2.base_vector"),
+    "synopsis": ("synopsis", "definition.synopsis"),
+    "description": ("description", "definition.description"),
+    "solution": ("solution", "steps to remediate", "definition.solution"),
+    "see_also": ("see also", "definition.see_also"),
+    "output": ("plugin output", "plugin text", "output"),
+    "cpe": ("cpe", "definition.cpe"),
+    "cwe": ("cwe", "definition.cwe"),
+    "xref": ("cross references", "xref"),
+    "first_seen": ("first discovered", "first_observed", "first seen"),
+    "last_seen": ("last observed", "last_seen", "last seen"),
+    "state": ("state", "vulnerability state"),
+    "family": ("family", "definition.family"),
+    "vpr": ("vulnerability priority rating", "vpr score", "definition.vpr.score"),
+    "epss": ("epss score", "definition.epss.score"),
+}
+_CPE = re.compile(r"cpe:(?:/[aho]|2\.3:[aho]):([^:\s]+):([^:\s]+)(?::([^:\s]+))?", re.IGNORECASE)
+_DATE_FORMATS = ("%b %d, %Y %H:%M:%S %Z", "%b %d, %Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S")
+
+
+def _is_header(cells: list[str]) -> bool:
+    s = set(cells)
+    return bool(s & {"plugin id", "plugin", "definition.id"}) and bool(s & {"name", "plugin name", "definition.name"})
+
+
+def detect(head: bytes, filename: str | None) -> bool:
+    """A CSV whose first line has Tenable's plugin id and plugin name columns."""
+    return _is_header(csv_header_line(head))
+
+
+def _get(row: dict[str, str], field: str) -> str | None:
+    for alias in _ALIASES[field]:
+        v = clean(row.get(alias))
+        if v is not None:
+            return v
+    return None
+
+
+def _cvss(row: dict[str, str]) -> tuple[str | None, str | None, float | None]:
+    for score_f, vec_f, default in (("cvss3", "cvss3_vector", "3.0"), ("cvss4", "cvss4_vector", "4.0"), ("cvss2", "cvss2_vector", "2.0")):
+        score = cvss_score(_get(row, score_f))
+        vector = _get(row, vec_f)
+        if score is None and vector is None:
+            continue
+        if vector and vector.startswith("CVSS2#"):
+            vector = vector[len("CVSS2#"):]
+        if vector and default == "3.0" and not vector.startswith("CVSS:"):
+            vector = f"CVSS:3.0/{vector}"  # Security Center drops the prefix
+        return (cvss_version_of(vector) or default), vector, score
+    return None, None, None
+
+
+def _row_finding(row: dict[str, str]) -> ParsedFinding | None:
+    title = _get(row, "title")
+    if title is None:
+        return None  # blank filler rows in Security Center exports
+    host = _get(row, "host")
+    ip = _get(row, "ip")
+    url = None
+    port = port_of(_get(row, "port"))
+    protocol = (_get(row, "protocol") or "").lower() or None
+    if host and "://" in host:  # Tenable WAS rows carry the application URL
+        url = host
+        host, url_port, _scheme = split_url(host)
+        port = port or url_port
+    elif host and re.fullmatch(r"(?:\d{1,3}\.){3}\d{1,3}", host):
+        ip = ip or host  # Nessus puts the address in "Host" when it has no name
+        host = None if host == ip else host
+    version, vector, score = _cvss(row)
+    cpe = _CPE.search(_get(row, "cpe") or "")
+    xrefs = _get(row, "xref") or ""
+    synopsis, description = _get(row, "synopsis"), _get(row, "description")
+    if synopsis and description and synopsis not in description:
+        description = f"{synopsis}\n\n{description}"
+    solution = _get(row, "solution")
+    state = _get(row, "state")
+    return ParsedFinding(
+        title=title,
+        vendor_severity=_get(row, "severity"),
+        description=description or synopsis,
+        cve_ids=cves_in(_get(row, "cve")),
+        cwe_ids=cwes_in(_get(row, "cwe"), re.findall(r"CWE[:#-]\s*\d+", xrefs, re.IGNORECASE)),
+        rule_id=_get(row, "plugin"),
+        cvss_version=version,
+        cvss_vector=vector,
+        cvss_score=score,
+        host=host,
+        ip=ip,
+        port=port,
+        protocol=protocol if protocol not in ("http", "https") else None,
+        url=url,
+        package_name=cpe.group(2) if cpe else None,
+        package_version=cpe.group(3) if cpe and cpe.group(3) not in (None, "-", "*") else None,
+        remediation=solution if solution and solution.lower() != "n/a" else None,
+        references=dedupe((_get(row, "see_also") or "").split()),
+        first_seen=parse_dt(_get(row, "first_seen"), *_DATE_FORMATS),
+        last_seen=parse_dt(_get(row, "last_seen"), *_DATE_FORMATS),
+        status=state.lower() if state else None,
+        extra=compact({
+            "plugin_family": _get(row, "family"),
+            "plugin_output": evidence(_get(row, "output")),
+            "vpr_score": cvss_score(_get(row, "vpr")),  # VPR is 0-10 too
+            "epss_score": probability(_get(row, "epss")),
+            "service": protocol if protocol in ("http", "https") else None,
+        }),
+    )
+
+
+def _same_result(a: ParsedFinding, b: ParsedFinding) -> bool:
+    return (a.rule_id, a.title, a.host, a.ip, a.port, a.protocol, a.url) == (b.rule_id, b.title, b.host, b.ip, b.port, b.protocol, b.url)
+
+
+def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+    """Stream findings from a Tenable CSV export, merging per-CVE rows of one plugin result."""
+    pending: ParsedFinding | None = None
+    for _line, row in iter_csv(stream, KEY, _is_header):
+        finding = _row_finding(row)
+        if finding is None:
+            continue
+        if pending is not None and _same_result(pending, finding):
+            pending.cve_ids = dedupe([*pending.cve_ids, *finding.cve_ids])
+            continue
+        if pending is not None:
+            yield pending
+        pending = finding
+    if pending is not None:
+        yield pending
+
+
+FORMAT = ReportFormat(
+    key=KEY,
+    title="Tenable CSV (Nessus, Security Center, Tenable VM)",
+    detect=detect,
+    parse=parse,
+    # Nessus "Risk" (None/Low/Medium/High/Critical), Security Center and Tenable VM "Severity"
+    # (Info/Low/Medium/High/Critical) and the numeric 0-4 form share the Nessus scale
+    map_severity=map_by_table(SEVERITY_TABLE),
+    extensions=("csv",),
+)
