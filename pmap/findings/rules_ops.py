@@ -1,0 +1,309 @@
+"""The runtime half of rule conditions: closure factories that evaluate over a finding mapping.
+
+:mod:`pmap.findings.rules_compile` type-checks a condition and picks these factories; each returns
+a ``Test`` (``finding -> value``). Common shapes (``field == "x"``, ``field.startsWith("x")``) get
+one specialized closure, because a Python call is the unit of cost here (~50 ns).
+
+Any exception raised while evaluating means *undefined* (CEL's error value): ``None`` has no
+``startswith``, ``None >= 7`` is a TypeError, and so on. That keeps the hot paths free of checks; a
+check is added only where Python would otherwise answer where CEL does not (``"a" in "abc"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import re2  # type: ignore[import-untyped]
+
+SEVERITY_RANK = {"unknown": 0, "info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+MAX_REGEX_CHARS = 512
+_REGEX_MEMO_MAX = 4096  # per pattern: titles and hosts repeat across findings
+_REGEX_MEMO_KEY_MAX = 512
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+Test = Callable[[Any], Any]
+
+
+class Undefined(Exception):
+    """The condition has no value for this finding (a CEL error: null operand or wrong type)."""
+
+
+@dataclass(slots=True)
+class Val:
+    """A compiled sub-expression: its closure, static type, and what the factories specialize on."""
+
+    fn: Test
+    type: str
+    const: bool = False
+    value: Any = None
+    field: str | None = None  # set when ``fn`` is a plain ``f.get(field)`` read
+
+
+class _Scope:
+    """The finding seen from inside ``exists``/``all``: one extra name bound to the current item."""
+
+    __slots__ = ("_f", "_item", "_name")
+
+    def __init__(self, f: Any, name: str, item: Any) -> None:
+        self._f, self._name, self._item = f, name, item
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._item if key == self._name else self._f.get(key, default)
+
+
+def getter(name: str) -> Test:
+    """A closure reading one field (a missing key reads as null)."""
+    return lambda f: f.get(name)
+
+
+def severity_rank(f: Any) -> int:
+    """The derived ``severity_rank`` field: 0 for unknown or unrecognized severities."""
+    return SEVERITY_RANK.get(f.get("severity"), 0)
+
+
+def as_bool(fn: Test) -> Test:
+    """``fn`` checked to give a bool (for values whose type is only known at run time)."""
+
+    def checked(f: Any) -> bool:
+        v = fn(f)
+        if v is True or v is False:
+            return v
+        raise Undefined
+
+    return checked
+
+
+_CMP: dict[str, Callable[[Any, Any], Any]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def logic(parts: list[Test], decisive: bool) -> Test:
+    """CEL's commutative ``&&`` (decisive=False) / ``||`` (decisive=True): an error loses to a decisive value."""
+    if len(parts) == 2:
+        a, b = parts
+        if decisive:
+            def or2(f: Any) -> bool:
+                try:
+                    if a(f):
+                        return True
+                except Exception:  # an error side loses to a decisive one
+                    if b(f):
+                        return True
+                    raise
+                return b(f)  # type: ignore[no-any-return]
+            return or2
+
+        def and2(f: Any) -> bool:
+            try:
+                if not a(f):
+                    return False
+            except Exception:
+                if not b(f):
+                    return False
+                raise
+            return b(f)  # type: ignore[no-any-return]
+        return and2
+
+    def many(f: Any) -> bool:
+        failed = False
+        for p in parts:
+            try:
+                if bool(p(f)) is decisive:
+                    return decisive
+            except Exception:  # noqa: BLE001 - remembered: the result is undefined unless decided
+                failed = True
+        if failed:
+            raise Undefined
+        return not decisive
+
+    return many
+
+
+def negation(fn: Test) -> Test:
+    """``!x``; undefined stays undefined."""
+    return lambda f: not fn(f)
+
+
+def comparison(op: str, left: Val, right: Val) -> Test:
+    """``==  !=  <  <=  >  >=``, specialized for field-versus-constant."""
+    cmp = _CMP[op]
+    if left.const and right.const:
+        result = cmp(left.value, right.value)
+        return lambda f: result
+    if left.fn is severity_rank and right.const:
+        # one dict lookup instead of a rank computation and a comparison
+        table = {name: cmp(rank, right.value) for name, rank in SEVERITY_RANK.items()}
+        default = cmp(0, right.value)
+        return lambda f: table.get(f.get("severity"), default)
+    if left.field is not None and right.const:
+        name, c = left.field, right.value
+        if op == "==":
+            return lambda f: f.get(name) == c
+        if op == "!=":
+            return lambda f: f.get(name) != c
+        if op == ">=":
+            return lambda f: f.get(name) >= c
+        if op == ">":
+            return lambda f: f.get(name) > c
+        if op == "<=":
+            return lambda f: f.get(name) <= c
+        return lambda f: f.get(name) < c
+    if left.const and (right.field is not None or right.fn is severity_rank):
+        return comparison(_FLIPPED[op], right, left)
+    a, b = left.fn, right.fn
+    return lambda f: cmp(a(f), b(f))
+
+
+def membership(left: Val, right: Val) -> Test:
+    """``x in list``; a list literal of constants becomes a frozenset."""
+    if right.const:
+        try:
+            pool: Any = frozenset(right.value)
+        except TypeError:  # unhashable items: keep the list
+            pool = right.value
+        if left.field is not None:
+            name = left.field
+            return lambda f: f.get(name) in pool
+        lfn = left.fn
+        return lambda f: lfn(f) in pool
+    rfn = right.fn
+    if left.const and right.field is not None:
+        name, c = right.field, left.value
+
+        def in_field(f: Any) -> bool:
+            v = f.get(name)
+            if v.__class__ is list or v.__class__ is tuple:
+                return c in v
+            raise Undefined  # Python would also search text and dicts; CEL's 'in' needs a list
+
+        return in_field
+    lfn = left.fn
+
+    def generic(f: Any) -> bool:
+        v = rfn(f)
+        if v.__class__ is list or v.__class__ is tuple:
+            return lfn(f) in v
+        raise Undefined
+
+    return generic
+
+
+def size_of(fn: Test) -> Test:
+    """``size(x)`` of text or a list."""
+
+    def size(f: Any) -> int:
+        v = fn(f)
+        if isinstance(v, (str, list, tuple)):
+            return len(v)
+        raise Undefined
+
+    return size
+
+
+def ascii_case(rfn: Test, upper: bool) -> Test:
+    """``lowerAscii()`` / ``upperAscii()``: only ASCII letters change, as in CEL's strings extension."""
+    # str.lower() also folds non-ASCII letters; translate() is ~25x slower, so it only runs on non-ASCII text
+    table = _ASCII_UPPER if upper else _ASCII_LOWER
+
+    def convert(f: Any) -> str:
+        s = rfn(f)
+        if s.isascii():
+            return s.upper() if upper else s.lower()  # type: ignore[no-any-return]
+        return s.translate(table)  # type: ignore[no-any-return]
+
+    return convert
+
+
+def text_test(name: str, recv: Val, arg: Val) -> Test:
+    """``contains`` / ``startsWith`` / ``endsWith``; null or non-text raises (undefined)."""
+    if arg.const:
+        c = arg.value
+        if recv.field is not None:
+            fname = recv.field
+            if name == "startsWith":
+                return lambda f: f.get(fname).startswith(c)
+            if name == "endsWith":
+                return lambda f: f.get(fname).endswith(c)
+            return lambda f: f.get(fname).find(c) >= 0
+        rfn = recv.fn
+        if name == "startsWith":
+            return lambda f: rfn(f).startswith(c)
+        if name == "endsWith":
+            return lambda f: rfn(f).endswith(c)
+        return lambda f: rfn(f).find(c) >= 0
+    rfn, afn = recv.fn, arg.fn
+
+    def generic(f: Any) -> bool:
+        s, t = rfn(f), afn(f)
+        if t.__class__ is not str:
+            raise Undefined
+        if name == "startsWith":
+            return s.startswith(t)  # type: ignore[no-any-return]
+        if name == "endsWith":
+            return s.endswith(t)  # type: ignore[no-any-return]
+        return s.find(t) >= 0  # type: ignore[no-any-return]
+
+    return generic
+
+
+def regex_test(recv: Test, pattern: str) -> Test:
+    """``matches(pattern)``: an unanchored RE2 search (linear time; no backreferences or lookaround).
+
+    Raises ValueError naming the problem when the pattern is too long or not valid RE2.
+    """
+    if len(pattern) > MAX_REGEX_CHARS:
+        raise ValueError(f"regular expression is longer than {MAX_REGEX_CHARS} characters")
+    options = re2.Options()
+    options.log_errors = False
+    options.never_capture = True
+    options.max_mem = 1 << 20  # a pattern whose automaton needs more is refused, not run
+    try:
+        re2.compile(pattern, options)  # gives the parse error text; the Set below only says "failed"
+        matcher = re2.Set.SearchSet(options)  # its Match is ~5x cheaper than re2.search per call
+        matcher.Add(pattern)
+        matcher.Compile()
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"invalid regular expression (RE2 syntax): {detail}") from None
+    memo: dict[str, bool] = {}
+
+    def matches(f: Any) -> bool:
+        s = recv(f)
+        if s.__class__ is not str:
+            raise Undefined
+        hit = memo.get(s)
+        if hit is None:
+            hit = matcher.Match(s) is not None
+            if len(memo) < _REGEX_MEMO_MAX and len(s) <= _REGEX_MEMO_KEY_MAX:
+                memo[s] = hit
+        return hit
+
+    return matches
+
+
+def quantifier(items_fn: Test, var: str, pred: Test, want: bool) -> Test:
+    """``exists`` (want=True) / ``all`` (want=False) over a list; bounded by the list's length."""
+
+    def run(f: Any) -> bool:
+        items = items_fn(f)
+        if items.__class__ is not list and items.__class__ is not tuple:
+            raise Undefined
+        failed = False
+        for item in items:
+            try:
+                if bool(pred(_Scope(f, var, item))) is want:
+                    return want
+            except Exception:  # noqa: BLE001 - remembered: the result is undefined unless decided
+                failed = True
+        if failed:
+            raise Undefined
+        return not want
+
+    return run
