@@ -1,0 +1,1 @@
+"""The vendor sandbox: one loopback server simulating every vendor API PMAP talks to."""

@@ -1,0 +1,104 @@
+"""GitHub Actions: workflow runs and their artifacts.
+
+``GET .../actions/artifacts/{id}/zip`` answers ``302`` with a ``Location`` to short-lived blob
+storage, as GitHub does (there on another host; here ``/<vendor_key>/_blobs/...`` on the same
+loopback server, served without credentials like a signed URL). An expired artifact answers 410.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from pmap.sandbox.work import github_store as store
+from pmap.sandbox.work._base import Reply, base_url, state
+from pmap.sandbox.work.github import GhCall, authenticate, find_repo, gh_error, gh_state, paginate
+
+ACCEPTED = "repo"
+
+
+def _run(call: GhCall, request: Request, repo: store.Repo, run_id: int) -> store.Run:
+    run = gh_state(call, request).runs.get(run_id)
+    if run is None or run.repo != repo:
+        raise Reply(gh_error(404, "Not Found", call.headers(ACCEPTED)))
+    return run
+
+
+def register(router: APIRouter, key: str) -> None:
+    """Add the workflow run and artifact routes."""
+    prefix = "/repos/{owner}/{name}/actions"
+
+    @router.get(prefix + "/runs")
+    async def list_runs(request: Request, owner: str, name: str) -> Response:
+        call = await authenticate(key, request)
+        repo = find_repo(call, request, owner, name)
+        query = request.query_params
+        runs = [r for r in sorted(gh_state(call, request).runs.values(), key=lambda r: r.id, reverse=True)
+                if r.repo == repo
+                and query.get("status") in (None, r.status, r.conclusion)
+                and query.get("branch") in (None, "main")
+                and query.get("event") in (None, "push")
+                and query.get("head_sha") in (None, store.SHA)]
+        page, headers = paginate(request, [store.run_json(call.api, r) for r in runs])
+        return call.reply(200, {"total_count": len(runs), "workflow_runs": page}, ACCEPTED, headers)
+
+    @router.get(prefix + "/runs/{run_id}")
+    async def get_run(request: Request, owner: str, name: str, run_id: int) -> Response:
+        call = await authenticate(key, request)
+        run = _run(call, request, find_repo(call, request, owner, name), run_id)
+        return call.reply(200, store.run_json(call.api, run), ACCEPTED)
+
+    @router.get(prefix + "/runs/{run_id}/artifacts")
+    async def list_run_artifacts(request: Request, owner: str, name: str, run_id: int) -> Response:
+        call = await authenticate(key, request)
+        repo = find_repo(call, request, owner, name)
+        run = _run(call, request, repo, run_id)
+        wanted = request.query_params.get("name")
+        items = [store.artifact_json(call.api, repo, a) for a in run.artifacts if wanted in (None, a.name)]
+        page, headers = paginate(request, items)
+        return call.reply(200, {"total_count": len(items), "artifacts": page}, ACCEPTED, headers)
+
+    @router.get(prefix + "/artifacts")
+    async def list_artifacts(request: Request, owner: str, name: str) -> Response:
+        call = await authenticate(key, request)
+        repo = find_repo(call, request, owner, name)
+        wanted = request.query_params.get("name")
+        items = [store.artifact_json(call.api, repo, a) for r in gh_state(call, request).runs.values()
+                 if r.repo == repo for a in r.artifacts if wanted in (None, a.name)]
+        page, headers = paginate(request, items)
+        return call.reply(200, {"total_count": len(items), "artifacts": page}, ACCEPTED, headers)
+
+    @router.get(prefix + "/artifacts/{artifact_id}")
+    async def get_artifact(request: Request, owner: str, name: str, artifact_id: int) -> Response:
+        call = await authenticate(key, request)
+        repo = find_repo(call, request, owner, name)
+        artifact = gh_state(call, request).artifact(repo, artifact_id)
+        if artifact is None:
+            return gh_error(404, "Not Found", call.headers(ACCEPTED))
+        return call.reply(200, store.artifact_json(call.api, repo, artifact), ACCEPTED)
+
+    @router.get(prefix + "/artifacts/{artifact_id}/{archive_format}")
+    async def download_artifact(request: Request, owner: str, name: str, artifact_id: int,
+                                archive_format: str) -> Response:
+        call = await authenticate(key, request)
+        repo = find_repo(call, request, owner, name)
+        artifact = gh_state(call, request).artifact(repo, artifact_id)
+        if artifact is None or archive_format != "zip":
+            return gh_error(404, "Not Found", call.headers(ACCEPTED))
+        if artifact.expired:
+            return gh_error(410, "Artifact has expired", call.headers(ACCEPTED))
+        token = secrets.token_urlsafe(24)
+        gh_state(call, request).blobs[token] = artifact.content
+        location = f"{base_url(request, key)}/_blobs/{token}/{artifact.name}.zip"
+        return Response(status_code=302, headers={**call.headers(ACCEPTED), "Location": location})
+
+    @router.get("/_blobs/{token}/{filename}")
+    async def blob(request: Request, token: str, filename: str) -> Response:
+        content = state(request, key, store.GitHubState).blobs.get(token)
+        if content is None:  # blob storage's own answer, not the API's
+            return Response("<Error><Code>AuthenticationFailed</Code></Error>", status_code=403,
+                            media_type="application/xml")
+        return Response(content, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
