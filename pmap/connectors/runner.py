@@ -87,8 +87,9 @@ def run_connection_test(ctx: OperationContext, ct: ConnectorType) -> ConnectionT
     if ct.implementation is None:
         return ConnectionTestResult(ok=False, failed_step="response", message=f"{ct.display_name} is a file-only tool: import its reports instead")
     started = time.perf_counter()
-    warnings = _common_warnings(ctx)
+    warnings: list[str] = []
     try:
+        warnings = _common_warnings(ctx)
         probe: Probe = ct.implementation.test_connection(ctx)
     except UpstreamError as exc:
         latency = (time.perf_counter() - started) * 1000
