@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import uuid
@@ -18,13 +19,24 @@ from tests.conftest import Api, canary
 
 
 def _credentials_for(vendor: str, label: str) -> dict[str, str]:
+    """A canary in every secret field, in a form the vendor's schema accepts (some demand hex)."""
     model = connector_types()[vendor].credentials_model
-    out = {}
+    out: dict[str, str] = {}
     for name, info in model.model_fields.items():
         if name in secret_field_names(model):
-            out[name] = canary(label + name)
+            candidates = [canary(label + name), "ca11ab1e" + secrets.token_hex(24)]
         elif info.is_required():
-            out[name] = f"user-{name}@acme.test"
+            candidates = [f"user-{name}@acme.test", "acme", "1" * 12]
+        else:
+            continue
+        for candidate in candidates:
+            try:
+                model.model_validate({**out, name: candidate})
+            except Exception as exc:  # noqa: BLE001 - trying candidates until the field accepts one
+                if any(e["loc"] == (name,) for e in exc.errors()):  # type: ignore[attr-defined]
+                    continue
+            out[name] = candidate
+            break
     return out
 
 
@@ -38,9 +50,7 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
         creds = _credentials_for(vendor, vendor)
         legacy = canary("legacy" + vendor)
         planted += [*[v for k, v in creds.items() if k in secret_field_names(ct.credentials_model)], legacy]
-        connection = {"api_key": legacy}
-        if "base_url" in ct.connection_model.model_fields and not ct.default_base_url:
-            connection["base_url"] = f"https://{vendor}.acme.test"
+        connection = {"api_key": legacy, **_required_connection(ct)}
         r = api.client.post("/api/v1/integrations", json={"name": vendor, "vendor": vendor, "connection": connection, "credentials": creds}, headers=h)
         assert r.status_code == 201, r.text
         texts.append(r.text)
@@ -67,6 +77,24 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
     texts.append(api.client.get("/api/v1/audit-events", headers=h).text)
     texts.append(api.client.get("/openapi.json").text)
     return planted, texts
+
+
+def _required_connection(ct) -> dict[str, str]:  # noqa: ANN001
+    """Plausible values for a vendor's required non-secret connection settings."""
+    out: dict[str, str] = {}
+    for name, info in ct.connection_model.model_fields.items():
+        if name == "base_url":
+            out[name] = ct.default_base_url or f"https://{ct.vendor}.acme.test"
+        elif info.is_required():
+            for candidate in ("acme", "acme/webapp", "1"):
+                try:
+                    ct.connection_model.model_validate({**out, "base_url": "https://x.test", name: candidate})
+                except Exception as exc:  # noqa: BLE001 - trying candidates until the field accepts one
+                    if any(e["loc"] == (name,) for e in exc.errors()):  # type: ignore[attr-defined]
+                        continue
+                out[name] = candidate
+                break
+    return out
 
 
 def _actor(api: Api, row):  # noqa: ANN001, ANN202
