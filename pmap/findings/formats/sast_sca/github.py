@@ -1,0 +1,201 @@
+"""GitHub vulnerability alerts JSON: GraphQL ``vulnerabilityAlerts`` (Dependabot) pages — for one
+repository (``data.repository``) or a search over repositories (``data.search.nodes[]``) — and the
+REST API's alert arrays (Dependabot ``/dependabot/alerts`` and code scanning ``/code-scanning/alerts``).
+
+Severity (GitHub's scales): advisories CRITICAL, HIGH, MODERATE -> medium, LOW; code scanning
+``security_severity_level`` critical/high/medium/low, else the rule severity error -> high,
+warning -> medium, note -> info (as SARIF levels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.sast_sca import _json
+from pmap.findings.formats.sast_sca._util import (
+    as_dict,
+    as_list,
+    cvss3_base_score,
+    cvss_version,
+    cwe_ids,
+    cwes_in_text,
+    json_head,
+    not_a,
+    parse_dt,
+    text,
+    to_float,
+    to_int,
+    uniq,
+    vuln_ids,
+)
+
+KEY = "github_vulnerability_json"
+WHAT = "GitHub vulnerability alerts JSON"
+SEVERITIES = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.HIGH,
+    "moderate": Severity.MEDIUM,
+    "medium": Severity.MEDIUM,
+    "low": Severity.LOW,
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "note": Severity.INFO,
+}
+
+
+def _status(state: str | None, dismissed: Any, reason: str | None) -> str | None:
+    state = (state or "").lower()
+    if state == "fixed":
+        return "fixed"
+    if state in ("dismissed", "auto_dismissed") or (dismissed and dismissed != "None"):
+        return "false_positive" if (reason or "").lower() in ("inaccurate", "false positive", "false_positive") else "accepted"
+    return None
+
+
+def _graphql_alert(a: Any, repo: str | None) -> ParsedFinding:
+    if not isinstance(a, dict):
+        raise ReportError(KEY, "an alert is not a JSON object", "vulnerabilityAlerts.nodes[]")
+    sv = as_dict(a.get("securityVulnerability"))
+    adv = as_dict(sv.get("advisory"))
+    pkg = as_dict(sv.get("package"))
+    ids = [text(as_dict(i).get("value")) for i in as_list(adv.get("identifiers"))]
+    cves, others = vuln_ids([i for i in ids if i])
+    title = text(adv.get("summary")) or (others[0] if others else cves[0] if cves else None)
+    if not title:
+        raise ReportError(KEY, "an alert has no advisory summary or identifier", "vulnerabilityAlerts.nodes[]")
+    cvss = as_dict(adv.get("cvss"))
+    vector = text(cvss.get("vectorString"))
+    patched = text(as_dict(sv.get("firstPatchedVersion")).get("identifier"))
+    cwes = [as_dict(c).get("cweId") for c in as_list(as_dict(adv.get("cwes")).get("nodes"))]
+    return ParsedFinding(
+        title=title,
+        vendor_severity=text(sv.get("severity")) or text(adv.get("severity")),
+        description=text(adv.get("description")),
+        cve_ids=cves,
+        cwe_ids=cwe_ids(cwes),
+        other_ids=others,
+        rule_id=(others[0] if others else cves[0] if cves else None),
+        cvss_version=cvss_version(vector),
+        cvss_vector=vector,
+        cvss_score=to_float(cvss.get("score")) or cvss3_base_score(vector),
+        repository=repo,
+        file_path=text(a.get("vulnerableManifestPath")),
+        package_name=text(pkg.get("name")),
+        package_version=text(a.get("vulnerableRequirements")),
+        fixed_version=patched,
+        references=uniq(text(as_dict(r).get("url")) for r in as_list(adv.get("references"))),
+        first_seen=parse_dt(a.get("createdAt")),
+        status=_status(text(a.get("state")), a.get("dismissedAt"), text(a.get("dismissReason"))),
+        extra={k: v for k, v in (("alert_id", text(a.get("id"))), ("ecosystem", text(pkg.get("ecosystem")))) if v},
+    )
+
+
+def _rest_alert(a: Any) -> ParsedFinding:
+    if not isinstance(a, dict):
+        raise ReportError(KEY, "an alert is not a JSON object", "[]")
+    common = dict(
+        first_seen=parse_dt(a.get("created_at")),
+        status=_status(text(a.get("state")), a.get("dismissed_at"), text(a.get("dismissed_reason"))),
+        references=[u for u in (text(a.get("html_url")),) if u],
+        extra={k: v for k, v in (("number", to_int(a.get("number"))),) if v is not None},
+    )
+    if "rule" in a:  # code scanning
+        rule = as_dict(a.get("rule"))
+        inst = as_dict(a.get("most_recent_instance"))
+        loc = as_dict(inst.get("location"))
+        tags = [t for t in as_list(rule.get("tags")) if isinstance(t, str)]
+        title = text(rule.get("description")) or text(rule.get("name")) or text(rule.get("id"))
+        if not title:
+            raise ReportError(KEY, "a code scanning alert has no rule", "[].rule")
+        return ParsedFinding(
+            title=title,
+            vendor_severity=text(rule.get("security_severity_level")) or text(rule.get("severity")),
+            description=text(as_dict(inst.get("message")).get("text")) or text(rule.get("full_description")),
+            cwe_ids=cwes_in_text(*[t.replace("external/cwe/", "").replace("cwe-", "CWE-") for t in tags]),
+            rule_id=text(rule.get("id")),
+            file_path=text(loc.get("path")),
+            line=to_int(loc.get("start_line")),
+            tool=text(as_dict(a.get("tool")).get("name")),
+            **common,
+        )
+    adv = as_dict(a.get("security_advisory"))
+    vuln = as_dict(a.get("security_vulnerability"))
+    dep = as_dict(a.get("dependency"))
+    pkg = as_dict(dep.get("package")) or as_dict(vuln.get("package"))
+    cves, others = vuln_ids(text(adv.get("ghsa_id")), text(adv.get("cve_id")),
+                            [text(as_dict(i).get("value")) for i in as_list(adv.get("identifiers"))])
+    title = text(adv.get("summary")) or (others[0] if others else None)
+    if not title:
+        raise ReportError(KEY, "an alert is neither a code scanning nor a Dependabot alert", "[]")
+    cvss = as_dict(adv.get("cvss"))
+    vector = text(cvss.get("vector_string"))
+    return ParsedFinding(
+        title=title,
+        vendor_severity=text(vuln.get("severity")) or text(adv.get("severity")),
+        description=text(adv.get("description")),
+        cve_ids=cves,
+        cwe_ids=cwe_ids([as_dict(c).get("cwe_id") for c in as_list(adv.get("cwes"))]),
+        other_ids=others,
+        rule_id=text(adv.get("ghsa_id")) or (cves[0] if cves else None),
+        cvss_version=cvss_version(vector),
+        cvss_vector=vector,
+        cvss_score=to_float(cvss.get("score")) or None,
+        file_path=text(dep.get("manifest_path")),
+        package_name=text(pkg.get("name")),
+        fixed_version=text(as_dict(vuln.get("first_patched_version")).get("identifier")),
+        **common,
+    )
+
+
+def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+    """Stream alerts from a GraphQL page (repository or search) or a REST alert array."""
+    src = _json.rewindable(stream)
+    start = src.tell()
+    head = json_head(src.read(65536))
+    src.seek(start)
+    if head is None:
+        if not src.read(1):
+            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
+        raise not_a(KEY, WHAT, "the file is not JSON")
+    if head.root == "array":
+        for a in _json.iter_items(src, "item", KEY):
+            yield _rest_alert(a)
+        return
+    if "data.search" in head.paths:
+        for repo in _json.iter_items(src, "data.search.nodes.item", KEY):
+            repo = as_dict(repo)
+            name = text(repo.get("nameWithOwner")) or text(repo.get("name"))
+            for a in as_list(as_dict(repo.get("vulnerabilityAlerts")).get("nodes")):
+                yield _graphql_alert(a, name)
+        return
+    if "data.repository" in head.paths or "data" in head.paths:
+        repo = text(head.values.get("data.repository.nameWithOwner")) or text(head.values.get("data.repository.name"))
+        for a in _json.items_required(src, "data.repository.vulnerabilityAlerts.nodes.item", KEY, WHAT):
+            yield _graphql_alert(a, repo)
+        return
+    raise not_a(KEY, WHAT, "expected a GraphQL 'data' page or a REST alert array")
+
+
+def detect(head: bytes, filename: str | None) -> bool:
+    """GraphQL ``vulnerabilityAlerts`` pages, or REST alert arrays (``security_advisory`` or code
+    scanning ``rule`` + ``most_recent_instance``)."""
+    info = json_head(head)
+    if info is None:
+        return False
+    if info.root == "object":
+        return info.any("data.repository.vulnerabilityAlerts", "data.search.nodes.item.vulnerabilityAlerts")
+    return info.has("item.number", "item.security_advisory") or info.has(
+        "item.rule", "item.most_recent_instance"
+    )
+
+
+FORMAT = ReportFormat(
+    key=KEY,
+    title="GitHub vulnerability alerts JSON (GraphQL / REST)",
+    detect=detect,
+    parse=parse,
+    map_severity=map_by_table(SEVERITIES),
+    extensions=(".json",),
+)

@@ -1,0 +1,160 @@
+"""Snyk Open Source / Container JSON (``snyk test --json``): one project object, or an array of
+projects (``--all-projects``); container reports also carry ``applications[]`` projects.
+
+Snyk lists a vulnerability once per dependency path; PMAP locates it at the project's manifest
+(``displayTargetFile``), so the paths of one vulnerable package collapse into one finding.
+
+Severity (Snyk's scale): critical, high, medium, low map one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.sast_sca import _json
+from pmap.findings.formats.sast_sca._util import (
+    as_dict,
+    as_list,
+    cvss_version,
+    cwe_ids,
+    json_head,
+    not_a,
+    sca_title,
+    text,
+    to_float,
+    uniq,
+    vuln_ids,
+)
+
+KEY = "snyk_json"
+WHAT = "Snyk JSON report"
+SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
+
+
+def _vuln(v: Any, project: str | None, target: str | None) -> ParsedFinding:
+    if not isinstance(v, dict):
+        raise ReportError(KEY, "a vulnerability is not a JSON object", "vulnerabilities[]")
+    vid = text(v.get("id"))
+    if not vid:
+        raise ReportError(KEY, "a vulnerability has no id", "vulnerabilities[]")
+    ids = as_dict(v.get("identifiers"))
+    cves, others = vuln_ids(ids.get("CVE"), ids.get("GHSA"))
+    pkg = text(v.get("packageName")) or text(v.get("name")) or text(v.get("moduleName"))
+    version = text(v.get("version"))
+    vector = text(v.get("CVSSv3"))
+    fixed = [f for f in (text(x) for x in as_list(v.get("fixedIn"))) if f]
+    upgrade = [u for u in as_list(v.get("upgradePath")) if isinstance(u, str)]
+    remediation = None
+    if upgrade:
+        remediation = f"Upgrade to {upgrade[0]}."
+    elif fixed:
+        remediation = f"Upgrade {pkg} to {' or '.join(fixed)}."
+    path = [p for p in as_list(v.get("from")) if isinstance(p, str)]
+    title = text(v.get("title"))
+    epss = as_dict(v.get("epssDetails"))
+    return ParsedFinding(
+        title=f"{sca_title(vid, pkg, version)}: {title}" if title and title not in vid else sca_title(vid, pkg, version),
+        vendor_severity=text(v.get("severity")),
+        description=text(v.get("description")),
+        cve_ids=cves,
+        cwe_ids=cwe_ids(ids.get("CWE")),
+        other_ids=uniq([vid, *others]),
+        rule_id=vid,
+        cvss_version=cvss_version(vector),
+        cvss_vector=vector,
+        cvss_score=to_float(v.get("cvssScore")),
+        repository=project,
+        file_path=target,
+        package_name=pkg,
+        package_version=version,
+        fixed_version=fixed[0] if fixed else None,
+        remediation=remediation,
+        references=uniq(text(as_dict(r).get("url")) for r in as_list(v.get("references"))),
+        extra={k: val for k, val in (
+            ("dependency_path", " > ".join(path) if path else None),
+            ("epss", to_float(epss.get("probability"))),
+            ("exploit", text(v.get("exploit"))),
+        ) if val},
+    )
+
+
+def _project(p: Any, where: str) -> Iterator[ParsedFinding]:
+    if not isinstance(p, dict):
+        raise ReportError(KEY, "a project is not a JSON object", where)
+    if "vulnerabilities" not in p and "error" in p:
+        raise ReportError(KEY, f"Snyk reported an error: {text(p.get('error'), 200)}", where)
+    yield from _vulns(p.get("vulnerabilities"), text(p.get("projectName")),
+                      text(p.get("displayTargetFile")) or text(p.get("targetFile")))
+    for app in as_list(p.get("applications")):
+        app = as_dict(app)
+        yield from _vulns(app.get("vulnerabilities"), text(app.get("projectName")) or text(p.get("projectName")),
+                          text(app.get("displayTargetFile")) or text(app.get("targetFile")))
+
+
+def _vulns(vulns: Any, project: str | None, target: str | None) -> Iterator[ParsedFinding]:
+    for v in as_list(vulns):
+        yield _vuln(v, project, target)
+
+
+def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+    """Stream the vulnerabilities of a Snyk project (or of each project of an array)."""
+    src = _json.rewindable(stream)
+    start = src.tell()
+    head = json_head(src.read(65536))
+    src.seek(start)
+    if head is None:
+        if not src.read(1):
+            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
+        raise not_a(KEY, WHAT, "the file is not JSON")
+    if head.root == "array":
+        for p in _json.iter_items(src, "item", KEY):
+            yield from _project(p, "[]")
+        return
+    if "vulnerabilities" not in head.paths and "error" in head.paths and "ok" in head.paths:
+        raise ReportError(KEY, f"Snyk reported an error: {text(head.values.get('error'), 200)}", "$.error")
+    # Snyk writes the project's name and manifest after its (possibly huge) vulnerability list:
+    # fetch them first with small C-speed passes, then stream the list
+    meta: dict[str, str | None] = {}
+    for key in ("projectName", "displayTargetFile", "targetFile"):
+        value = head.values.get(key)
+        if value is None:
+            src.seek(start)
+            value = _json.first_value(src, key, KEY)
+        meta[key] = text(value)
+    src.seek(start)
+    target = meta["displayTargetFile"] or meta["targetFile"]
+    for v in _json.items_required(src, "vulnerabilities.item", KEY, WHAT):
+        yield _vuln(v, meta["projectName"], target)
+    if "applications" in head.paths or head.has("docker"):
+        src.seek(start)
+        for app in _json.iter_items(src, "applications.item", KEY):
+            app = as_dict(app)
+            yield from _vulns(app.get("vulnerabilities"), text(app.get("projectName")) or meta["projectName"],
+                              text(app.get("displayTargetFile")) or text(app.get("targetFile")))
+
+
+def detect(head: bytes, filename: str | None) -> bool:
+    """Snyk's project envelope: ``vulnerabilities`` with ``packageManager`` and ``ok``/``dependencyCount``."""
+    info = json_head(head)
+    if info is None:
+        return False
+    base = "item." if info.root == "array" else ""
+    if info.has(f"{base}vulnerabilities.item.packageName") and info.any(
+        f"{base}vulnerabilities.item.semver", f"{base}vulnerabilities.item.from"
+    ):
+        return True
+    return info.has(f"{base}vulnerabilities", f"{base}ok") and info.any(
+        f"{base}packageManager", f"{base}dependencyCount", f"{base}uniqueCount"
+    )
+
+
+FORMAT = ReportFormat(
+    key=KEY,
+    title="Snyk Open Source / Container JSON",
+    detect=detect,
+    parse=parse,
+    map_severity=map_by_table(SEVERITIES),
+    extensions=(".json",),
+)

@@ -1,0 +1,212 @@
+"""Trivy JSON: schema 2 reports (``Results``), Kubernetes cluster reports (``Resources[].Results``)
+and legacy reports (a bare array of results, or ``null``). Vulnerabilities, misconfigurations and
+secrets are read; license findings are not vulnerabilities and are skipped.
+
+Severity: Trivy's own ``Severity`` (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN maps to nothing), which
+Trivy already picked from its ``SeveritySource``; the CVSS of that source (else NVD's) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.sast_sca import _json
+from pmap.findings.formats.sast_sca._util import (
+    as_dict,
+    as_list,
+    cvss_version,
+    cwe_ids,
+    ghsa_ids,
+    json_head,
+    not_a,
+    sca_title,
+    text,
+    to_float,
+    to_int,
+    uniq,
+    vuln_ids,
+)
+
+KEY = "trivy_json"
+WHAT = "Trivy JSON report"
+SEVERITIES = {
+    "critical": Severity.CRITICAL,
+    "high": Severity.HIGH,
+    "medium": Severity.MEDIUM,
+    "low": Severity.LOW,
+}
+
+
+def _cvss(v: dict[str, Any]) -> tuple[str | None, str | None, float | None]:
+    """(version, vector, score) from the severity source's CVSS entry, else NVD's, else any."""
+    table = as_dict(v.get("CVSS"))
+    source = text(v.get("SeveritySource"))
+    order = [source, "nvd", *table.keys()]
+    for name in order:
+        entry = as_dict(table.get(name or ""))
+        for vec_key, score_key in (("V3Vector", "V3Score"), ("V40Vector", "V40Score"), ("V2Vector", "V2Score")):
+            vector = text(entry.get(vec_key))
+            score = to_float(entry.get(score_key))
+            if vector or score is not None:
+                version = cvss_version(vector) or {"V3Vector": "3.1", "V40Vector": "4.0", "V2Vector": "2.0"}[vec_key]
+                return version, vector, score
+    return None, None, None
+
+
+def _vuln(v: Any, target: str | None, artifact: str | None, where: str) -> ParsedFinding:
+    if not isinstance(v, dict):
+        raise ReportError(KEY, "a vulnerability is not a JSON object", where)
+    vid = text(v.get("VulnerabilityID"))
+    if not vid:
+        raise ReportError(KEY, "a vulnerability has no VulnerabilityID", where)
+    pkg, version = text(v.get("PkgName")), text(v.get("InstalledVersion"))
+    cves, others = vuln_ids(vid)
+    refs = [r for r in (text(x) for x in as_list(v.get("References"))) if r]
+    primary = text(v.get("PrimaryURL"))
+    version_cvss, vector, score = _cvss(v)
+    fix_status = text(v.get("Status"))
+    return ParsedFinding(
+        title=sca_title(vid, pkg, version),
+        vendor_severity=text(v.get("Severity")),
+        description=text(v.get("Description")) or text(v.get("Title")),
+        cve_ids=cves,
+        cwe_ids=cwe_ids(v.get("CweIDs")),
+        other_ids=uniq(others + ghsa_ids(*refs)),
+        rule_id=vid,
+        cvss_version=version_cvss,
+        cvss_vector=vector,
+        cvss_score=score,
+        repository=artifact,
+        file_path=target,
+        package_name=pkg,
+        package_version=version,
+        fixed_version=text(v.get("FixedVersion")),
+        references=uniq(([primary] if primary else []) + refs),
+        # Trivy's Status is the vendor's fix state ("fixed" = a fix exists), not the finding's
+        status="not_affected" if fix_status == "not_affected" else None,
+        extra={k: val for k, val in (("fix_status", fix_status), ("title", text(v.get("Title"))),
+                                     ("pkg_path", text(v.get("PkgPath")))) if val},
+    )
+
+
+def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> ParsedFinding | None:
+    if not isinstance(m, dict):
+        raise ReportError(KEY, "a misconfiguration is not a JSON object", where)
+    if (text(m.get("Status")) or "FAIL").upper() != "FAIL":
+        return None  # PASS/EXCEPTION entries are checks that hold
+    mid = text(m.get("ID")) or text(m.get("AVDID"))
+    title = text(m.get("Title")) or mid
+    if not title:
+        raise ReportError(KEY, "a misconfiguration has neither ID nor Title", where)
+    cause = as_dict(m.get("CauseMetadata"))
+    refs = [r for r in (text(x) for x in as_list(m.get("References"))) if r]
+    return ParsedFinding(
+        title=f"{mid} - {title}" if mid and mid != title else title,
+        vendor_severity=text(m.get("Severity")),
+        description="\n\n".join(t for t in (text(m.get("Description")), text(m.get("Message"))) if t) or None,
+        rule_id=mid,
+        repository=artifact,
+        file_path=target,
+        line=to_int(cause.get("StartLine")),
+        remediation=text(m.get("Resolution")),
+        references=uniq(refs),
+        extra={k: val for k, val in (("type", text(m.get("Type"))), ("resource", text(cause.get("Resource")))) if val},
+    )
+
+
+def _secret(s: Any, target: str | None, artifact: str | None, where: str) -> ParsedFinding:
+    if not isinstance(s, dict):
+        raise ReportError(KEY, "a secret is not a JSON object", where)
+    rule = text(s.get("RuleID"))
+    title = text(s.get("Title")) or rule
+    if not title:
+        raise ReportError(KEY, "a secret has neither RuleID nor Title", where)
+    # the (masked) Match line is not copied: it can still hold part of the secret
+    return ParsedFinding(
+        title=f"Hard-coded secret ({title})" + (f" in {target}" if target else ""),
+        vendor_severity=text(s.get("Severity")),
+        description=f"Trivy secret rule {rule or title!r} matched in {target or 'the artifact'}.",
+        cwe_ids=[798],
+        rule_id=rule,
+        repository=artifact,
+        file_path=target,
+        line=to_int(s.get("StartLine")),
+        remediation="Revoke and rotate the secret, then remove it from the artifact and its history.",
+        extra={k: val for k, val in (("category", text(s.get("Category"))),) if val},
+    )
+
+
+def _result(result: Any, artifact: str | None, where: str) -> Iterator[ParsedFinding]:
+    if not isinstance(result, dict):
+        raise ReportError(KEY, "a result is not a JSON object", where)
+    target = text(result.get("Target"))
+    for v in as_list(result.get("Vulnerabilities")):
+        yield _vuln(v, target, artifact, where)
+    for m in as_list(result.get("Misconfigurations")):
+        if (f := _misconfig(m, target, artifact, where)) is not None:
+            yield f
+    for s in as_list(result.get("Secrets")):
+        yield _secret(s, target, artifact, where)
+
+
+def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+    """Stream findings result by result (Kubernetes reports: resource by resource)."""
+    src = _json.rewindable(stream)
+    start = src.tell()
+    first = src.read(65536)
+    src.seek(start)
+    body = first.lstrip(b"\xef\xbb\xbf").strip()
+    if body == b"null":
+        return  # legacy Trivy writes null for a clean scan
+    head = json_head(first)
+    if head is None:
+        if not body:
+            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
+        raise not_a(KEY, WHAT, "the file is not JSON")
+    if head.root == "array":
+        for result in _json.iter_items(src, "item", KEY):
+            yield from _result(result, None, "[]")
+        return
+    if "ClusterName" in head.paths or "Resources" in head.paths:
+        cluster = text(head.values.get("ClusterName"))
+        for res in _json.iter_items(src, "Resources.item", KEY):
+            res = as_dict(res)
+            # the cluster resource is the artifact: the same image in two workloads is two findings
+            name = "/".join(t for t in (text(res.get("Namespace")), text(res.get("Kind")), text(res.get("Name"))) if t)
+            artifact = f"{cluster}:{name}" if cluster else name or None
+            for result in as_list(res.get("Results")):
+                yield from _result(result, artifact, "Resources[].Results[]")
+        return
+    artifact = text(head.values.get("ArtifactName"))
+    if artifact is None and "ArtifactName" not in head.paths:
+        src.seek(start)
+        artifact = text(_json.first_value(src, "ArtifactName", KEY))
+        src.seek(start)
+    for result in _json.items_required(src, "Results.item", KEY, WHAT):
+        yield from _result(result, artifact, "Results[]")
+
+
+def detect(head: bytes, filename: str | None) -> bool:
+    """Schema 2 (``SchemaVersion`` + ``ArtifactName``/``Results``), a cluster report, or legacy results."""
+    info = json_head(head)
+    if info is None:
+        return False
+    if info.root == "object":
+        if info.has("SchemaVersion") and info.any("ArtifactName", "Results", "ArtifactType"):
+            return True
+        return info.has("ClusterName") and info.any("Resources", "Resources.item.Results")
+    return info.has("item.Target") and info.any(
+        "item.Vulnerabilities.item.VulnerabilityID", "item.Misconfigurations", "item.Secrets", "item.Type"
+    )
+
+
+FORMAT = ReportFormat(
+    key=KEY,
+    title="Trivy JSON",
+    detect=detect,
+    parse=parse,
+    map_severity=map_by_table(SEVERITIES),
+    extensions=(".json",),
+)

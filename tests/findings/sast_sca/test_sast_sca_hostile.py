@@ -1,0 +1,152 @@
+"""Hostile and broken inputs: every SAST/SCA format fails with ReportError, quickly, never a hang
+or a stray KeyError/TypeError."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import zipfile
+
+import pytest
+from sast_sca_samples import SAMPLES, XML_KEYS
+
+from pmap.findings.formats.base import HostileReportError, ReportError
+from pmap.findings.formats.sast_sca import FORMATS
+
+BY_KEY = {f.key: f for f in FORMATS}
+JSON_KEYS = sorted(k for k in BY_KEY if k not in XML_KEYS or k == "cyclonedx")
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<ROOT>&lol9;</ROOT>
+"""
+XXE = {
+    "checkmarx_xml": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                     b'<CxXMLResults><Query id="1" name="Q"><Result FileName="&x;"/></Query></CxXMLResults>',
+    "veracode_xml": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                    b'<detailedreport><flaw categoryname="&x;"/></detailedreport>',
+    "dependency_check_xml": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                            b'<analysis><dependency><fileName>&x;</fileName></dependency></analysis>',
+    "cyclonedx": b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+                 b'<bom xmlns="http://cyclonedx.org/schema/bom/1.4"><components/></bom>',
+}
+
+
+def _parse(key: str, data: bytes) -> list:
+    return list(BY_KEY[key].parse(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("key", XML_KEYS)
+def test_billion_laughs_is_refused(key: str) -> None:
+    with pytest.raises(HostileReportError):
+        _parse(key, BILLION_LAUGHS)
+
+
+@pytest.mark.parametrize("key", XML_KEYS)
+def test_external_entity_is_refused(key: str) -> None:
+    with pytest.raises(HostileReportError):
+        _parse(key, XXE[key])
+
+
+@pytest.mark.parametrize("key", JSON_KEYS)
+def test_json_nested_a_million_levels(key: str) -> None:
+    # nested inside the member each format streams, and bare
+    for doc in (b"[" * 1_000_000 + b"]" * 1_000_000,
+                b'{"results": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}",
+                b'{"runs": [{"results": [' + b'{"a":' * 500_000 + b"1" + b"}" * 500_000 + b"]}]}"):
+        with pytest.raises(ReportError):
+            _parse(key, doc)
+
+
+@pytest.mark.parametrize("key", sorted(BY_KEY))
+def test_truncated_report(key: str) -> None:
+    data = SAMPLES[key][1]
+    cut = data[: len(data) // 2]
+    with pytest.raises(ReportError) as err:
+        _parse(key, cut)
+    assert err.value.location  # the message names where it broke
+
+
+@pytest.mark.parametrize("key", sorted(BY_KEY))
+def test_random_binary_under_the_formats_name(key: str) -> None:
+    rng = random.Random(key)
+    for _ in range(5):
+        blob = bytes(rng.randrange(256) for _ in range(4096))
+        with pytest.raises(ReportError):
+            _parse(key, blob)
+        assert not BY_KEY[key].detect(blob, SAMPLES[key][0]) or key == "sonarqube_json"
+
+
+@pytest.mark.parametrize("key", sorted(BY_KEY))
+def test_empty_file(key: str) -> None:
+    with pytest.raises(ReportError):
+        _parse(key, b"")
+    with pytest.raises(ReportError):
+        _parse(key, b"   \n")
+
+
+@pytest.mark.parametrize("key", JSON_KEYS)
+@pytest.mark.parametrize("doc", [{"foo": 1}, [1, 2], "text", 3, {"results": "x", "vulnerabilities": 7}])
+def test_wrong_shape_json_is_a_report_error(key: str, doc: object) -> None:
+    with pytest.raises(ReportError) as err:
+        _parse(key, json.dumps(doc).encode())
+    assert "not a" in err.value.message or "JSON" in err.value.message
+
+
+def test_sonarqube_zip_bomb_is_refused() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("page.json", b'{"issues": [' + b" " * (20 << 20) + b"]}")
+    with pytest.raises(ReportError, match="zip bomb"):
+        _parse("sonarqube_json", buf.getvalue())
+
+
+def test_sonarqube_zip_of_pages() -> None:
+    page = SAMPLES["sonarqube_json"][1]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("p1.json", page)
+        zf.writestr("p2.json", page.replace(b"AX1", b"AX2").replace(b'"line": 8', b'"line": 9'))
+        zf.writestr("readme.txt", b"not a page")
+    data = buf.getvalue()
+    assert BY_KEY["sonarqube_json"].detect(data[:65536], "export.zip")
+    assert [f.line for f in _parse("sonarqube_json", data)] == [8, 9]
+    with pytest.raises(ReportError):
+        _parse("sonarqube_json", data[: len(data) // 2])
+
+
+def test_malformed_xml_names_the_line() -> None:
+    data = SAMPLES["checkmarx_xml"][1].replace(b"</Query>", b"</Qery>")
+    with pytest.raises(ReportError) as err:
+        _parse("checkmarx_xml", data)
+    assert err.value.location and err.value.location.startswith("line")
+
+
+def test_xml_of_another_format_is_not_claimed_or_parsed() -> None:
+    other = SAMPLES["veracode_xml"][1]
+    for key in ("checkmarx_xml", "dependency_check_xml", "cyclonedx"):
+        assert not BY_KEY[key].detect(other, "x.xml")
+        with pytest.raises(ReportError, match="not a"):
+            _parse(key, other)
+
+
+def test_invalid_utf8_inside_json_strings() -> None:
+    data = SAMPLES["semgrep_json"][1].replace(b"Detected", b"\xff\xfeDetected")
+    with pytest.raises(ReportError):
+        _parse("semgrep_json", data)
+
+
+def test_detectors_never_raise_on_cut_or_odd_heads() -> None:
+    heads = [b"", b"\x00", b"\xef\xbb\xbf", b"PK\x03\x04" + b"\xff" * 40, b"<", b"<?xml", b"{" * 70000, b"[" * 70000]
+    for _name, data in SAMPLES.values():
+        heads += [data[:n] for n in range(0, len(data), max(1, len(data) // 40))]
+    for head in heads:
+        for fmt in FORMATS:
+            for name in (None, "", "report.json", "x.sarif"):
+                fmt.detect(head, name)  # must not raise
