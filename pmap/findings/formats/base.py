@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from array import array
+from itertools import accumulate
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -314,49 +316,100 @@ def xml_text(elem: Any, path: str) -> str | None:
 
 MAX_JSON_DEPTH = 256
 
+_BUF = 1 << 18
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+# openers -> +1, closers -> -1 (as signed bytes)
+_SIGN = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
-def _guarded_events(stream: IO[bytes], format_key: str, max_depth: int) -> Iterator[tuple[str, str, Any]]:
-    """ijson ``parse`` events (prefix, event, value) with a nesting limit.
 
-    ijson's own prefix building is quadratic in depth, so absurd nesting must be refused
-    before it is reached; this walks the fast C ``basic_parse`` events and builds prefixes.
-    """
-    path: list[str] = []
-    depth = 0
-    try:
-        for event, value in ijson.basic_parse(stream, use_float=True):
-            if event == "map_key":
-                path[-1] = value
-                yield ".".join(path[:-1]), event, value
-            elif event == "start_map":
-                depth += 1
-                if depth > max_depth:
-                    raise HostileReportError(format_key, f"JSON nested deeper than {max_depth} levels", ".".join(path[:8]) or "$")
-                yield ".".join(path), event, None
-                path.append("")
-            elif event == "start_array":
-                depth += 1
-                if depth > max_depth:
-                    raise HostileReportError(format_key, f"JSON nested deeper than {max_depth} levels", ".".join(path[:8]) or "$")
-                yield ".".join(path), event, None
-                path.append("item")
-            elif event in ("end_map", "end_array"):
-                depth -= 1
-                path.pop()
-                yield ".".join(path), event, None
-            else:
-                yield ".".join(path), event, value
-    except ijson.JSONError as exc:
-        raise ReportError(format_key, f"malformed or truncated JSON: {str(exc).splitlines()[0]}", "$." + ".".join(path)) from None
-    except ijson.IncompleteJSONError as exc:  # pragma: no cover - subclass of JSONError in ijson 3
-        raise ReportError(format_key, f"truncated JSON: {str(exc).splitlines()[0]}", "$." + ".".join(path)) from None
+class DepthGuardStream(io.RawIOBase):
+    """A read-through binary stream that raises once JSON nesting exceeds ``max_depth``."""
+
+    def __init__(
+        self, raw: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH, check: bool = True
+    ) -> None:
+        self._raw = raw
+        self._check = check
+        self._fmt = format_key
+        self._max = max_depth
+        self._depth = 0
+        self._in_string = False
+        self._escape = False  # the previous chunk ended on an escaping backslash inside a string
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        data = self._raw.read(size if size and size > 0 else _BUF) if size != 0 else b""
+        if data:
+            if self._check:
+                self._scan(data)
+            self.offset += len(data)
+        return data
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def _scan(self, chunk: bytes) -> None:
+        if self._escape:  # the first byte is the one escaped by the previous chunk's backslash
+            chunk = chunk[1:]
+            self._escape = False
+        if b"\\" in chunk:
+            # drop escape pairs (escaped backslashes first) so only real quotes remain;
+            # JSON has no backslash outside strings
+            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
+            if chunk.endswith(b"\\"):
+                self._escape = True
+                chunk = chunk[:-1]
+        parts = chunk.split(b'"')
+        outside = parts[1::2] if self._in_string else parts[0::2]
+        if len(parts) % 2 == 0:
+            self._in_string = not self._in_string
+        brackets = b"".join(outside).translate(None, _NOT_BRACKETS)
+        if not brackets:
+            return
+        opens = brackets.count(b"[") + brackets.count(b"{")
+        if self._depth + opens > self._max:
+            signs = array("b", brackets.translate(_SIGN))
+            if max(accumulate(signs, initial=self._depth)) > self._max:
+                raise HostileReportError(
+                    self._fmt, f"JSON nested deeper than {self._max} levels", f"byte {self.offset}"
+                )
+        self._depth += 2 * opens - len(brackets)
+
+
+def _json_error(format_key: str, exc: Exception, guard: DepthGuardStream, prefix: str) -> ReportError:
+    raw = exc.args[0] if exc.args else type(exc).__name__
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+    where = f"near byte {guard.offset}, reading {prefix or '$'}"
+    if guard.offset == 0:
+        return ReportError(format_key, "empty file: no JSON document", "byte 0")
+    if "premature EOF" in first or "incomplete" in first.lower():
+        return ReportError(format_key, "truncated JSON: the document ends early", where)
+    return ReportError(format_key, f"malformed JSON: {first}", where)
 
 
 def iter_json_items(
-    stream: IO[bytes], prefix: str, format_key: str, max_depth: int = MAX_JSON_DEPTH
+    stream: IO[bytes], prefix: str, format_key: str, max_depth: int = MAX_JSON_DEPTH, guard: bool = True
 ) -> Iterator[Any]:
-    """Stream the JSON values at ``prefix`` (ijson syntax, e.g. ``runs.item.results.item``)."""
-    yield from ijson.items(_guarded_events(stream, format_key, max_depth), prefix)
+    """Stream the JSON values at ``prefix`` (ijson syntax, e.g. ``runs.item.results.item``) with
+    ijson's C backend, refusing absurd nesting before the parser sees it.
+
+    ``guard=False`` only for a second pass over bytes a guarded pass has already read in full.
+    """
+    guarded = DepthGuardStream(stream, format_key, max_depth, check=guard)
+    try:
+        yield from ijson.items(guarded, prefix, use_float=True, buf_size=_BUF)
+    except ijson.JSONError as exc:
+        raise _json_error(format_key, exc, guarded, prefix) from None
+    except UnicodeDecodeError:
+        raise ReportError(format_key, "JSON is not valid UTF-8", f"near byte {guarded.offset}") from None
+
 
 
 def load_json(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH) -> Any:

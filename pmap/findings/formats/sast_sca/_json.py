@@ -14,109 +14,20 @@ bare ijson C ``items`` 0.53 s, these guarded items 0.75 s, ``base.iter_json_item
 
 from __future__ import annotations
 
-import io
 import tempfile
-from array import array
 from collections.abc import Iterator
-from itertools import accumulate
 from typing import IO, Any
 
 import ijson
 
-from pmap.findings.formats.base import MAX_JSON_DEPTH, HostileReportError, ReportError
-
-_BUF = 1 << 18
-_BRACKETS = b"[]{}"
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
-# openers -> +1, closers -> -1 (as signed bytes)
-_SIGN = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
-
-
-class DepthGuardStream(io.RawIOBase):
-    """A read-through binary stream that raises once JSON nesting exceeds ``max_depth``."""
-
-    def __init__(
-        self, raw: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH, check: bool = True
-    ) -> None:
-        self._raw = raw
-        self._check = check
-        self._fmt = format_key
-        self._max = max_depth
-        self._depth = 0
-        self._in_string = False
-        self._escape = False  # the previous chunk ended on an escaping backslash inside a string
-        self.offset = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
-        data = self._raw.read(size if size and size > 0 else _BUF) if size != 0 else b""
-        if data:
-            if self._check:
-                self._scan(data)
-            self.offset += len(data)
-        return data
-
-    def readinto(self, buf: Any) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def _scan(self, chunk: bytes) -> None:
-        if self._escape:  # the first byte is the one escaped by the previous chunk's backslash
-            chunk = chunk[1:]
-            self._escape = False
-        if b"\\" in chunk:
-            # drop escape pairs (escaped backslashes first) so only real quotes remain;
-            # JSON has no backslash outside strings
-            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
-            if chunk.endswith(b"\\"):
-                self._escape = True
-                chunk = chunk[:-1]
-        parts = chunk.split(b'"')
-        outside = parts[1::2] if self._in_string else parts[0::2]
-        if len(parts) % 2 == 0:
-            self._in_string = not self._in_string
-        brackets = b"".join(outside).translate(None, _NOT_BRACKETS)
-        if not brackets:
-            return
-        opens = brackets.count(b"[") + brackets.count(b"{")
-        if self._depth + opens > self._max:
-            signs = array("b", brackets.translate(_SIGN))
-            if max(accumulate(signs, initial=self._depth)) > self._max:
-                raise HostileReportError(
-                    self._fmt, f"JSON nested deeper than {self._max} levels", f"byte {self.offset}"
-                )
-        self._depth += 2 * opens - len(brackets)
-
-
-def _json_error(format_key: str, exc: Exception, guard: DepthGuardStream, prefix: str) -> ReportError:
-    raw = exc.args[0] if exc.args else type(exc).__name__
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
-    where = f"near byte {guard.offset}, reading {prefix or '$'}"
-    if guard.offset == 0:
-        return ReportError(format_key, "empty file: no JSON document", "byte 0")
-    if "premature EOF" in first or "incomplete" in first.lower():
-        return ReportError(format_key, "truncated JSON: the document ends early", where)
-    return ReportError(format_key, f"malformed JSON: {first}", where)
-
-
-def iter_items(
-    stream: IO[bytes], prefix: str, format_key: str, max_depth: int = MAX_JSON_DEPTH, guard: bool = True
-) -> Iterator[Any]:
-    """Stream the JSON values at ``prefix`` (ijson syntax) with the C backend, depth-guarded.
-
-    ``guard=False`` only for a second pass over bytes a guarded pass has already read in full.
-    """
-    guarded = DepthGuardStream(stream, format_key, max_depth, check=guard)
-    try:
-        yield from ijson.items(guarded, prefix, use_float=True, buf_size=_BUF)
-    except ijson.JSONError as exc:
-        raise _json_error(format_key, exc, guarded, prefix) from None
-    except UnicodeDecodeError:
-        raise ReportError(format_key, "JSON is not valid UTF-8", f"near byte {guarded.offset}") from None
+from pmap.findings.formats.base import (  # noqa: F401  (re-exported for the SAST/SCA readers)
+    _BUF,
+    MAX_JSON_DEPTH,
+    DepthGuardStream,
+    ReportError,
+    _json_error,
+    iter_json_items as iter_items,
+)
 
 
 def iter_kvitems(
