@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import random
 import tempfile
 import time
@@ -26,7 +25,6 @@ from sqlalchemy import insert
 
 from bench.common import pg_schema, served, summary
 from pmap.app import create_app
-from pmap.auth.models import Organization
 from pmap.auth.principal import Role
 from pmap.auth.service import get_or_create_org, issue_token
 from pmap.core import crypto

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_import_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    import_background_bytes: int = Field(default=8 * 1024 * 1024, ge=0)  # larger uploads import as a background job
     connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)

@@ -35,6 +35,8 @@ class Integration(Base):
     webhook_state: Mapped[dict[str, Any]] = mapped_column(JSONVariant, default=dict)
     allow_unsigned_webhooks: Mapped[bool] = mapped_column(Boolean, default=False)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # findings ranked below this are counted and dropped at import (see pmap.findings.severity)
+    severity_threshold: Mapped[str] = mapped_column(String(16), default="info")
     last_tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

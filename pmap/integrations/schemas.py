@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+#: minimum severity an import keeps for an integration (unknown keeps everything)
+SeverityThreshold = Literal["unknown", "info", "low", "medium", "high", "critical"]
+_THRESHOLD_DOC = (
+    "Imports drop findings ranked below this severity (counted as filtered_out). Findings whose severity "
+    "maps to nothing (unknown) are always kept and counted as unknown_severity."
+)
 
 # every credential value arrives as SecretStr, so no repr, log or traceback of a request shows it
 CredentialValues = dict[str, SecretStr | None]
@@ -35,6 +42,7 @@ class IntegrationCreate(BaseModel):
     allow_unsigned_webhooks: bool = Field(
         default=False, description="Accept webhook deliveries without a signature (not recommended)."
     )
+    severity_threshold: SeverityThreshold = Field(default="info", description=_THRESHOLD_DOC)
 
 
 class IntegrationUpdate(BaseModel):
@@ -50,6 +58,7 @@ class IntegrationUpdate(BaseModel):
                                                  json_schema_extra={"writeOnly": True})
     enabled: bool | None = None
     allow_unsigned_webhooks: bool | None = None
+    severity_threshold: SeverityThreshold | None = Field(default=None, description=_THRESHOLD_DOC)
 
 
 class IntegrationOut(BaseModel):
@@ -64,6 +73,7 @@ class IntegrationOut(BaseModel):
     enabled: bool
     allow_unsigned_webhooks: bool
     webhook_secret_configured: bool
+    severity_threshold: str
     warnings: list[str] = Field(default_factory=list)
     last_tested_at: datetime | None
     last_synced_at: datetime | None

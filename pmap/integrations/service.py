@@ -124,7 +124,7 @@ def to_out(row: Integration) -> IntegrationOut:
     return IntegrationOut(
         id=row.id, name=row.name, vendor=row.vendor, category=row.category, connection=dict(row.connection),
         credentials_set=list(row.credential_fields), enabled=row.enabled,
-        allow_unsigned_webhooks=row.allow_unsigned_webhooks,
+        allow_unsigned_webhooks=row.allow_unsigned_webhooks, severity_threshold=row.severity_threshold,
         webhook_secret_configured=bool((row.webhook_state or {}).get("configured")), warnings=warnings_for(row),
         last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at,
         created_at=row.created_at, updated_at=row.updated_at,
@@ -142,7 +142,7 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
         category=ct.category.value, connection=connection,
         encrypted_credentials=seal_credentials(keyring, row_id, _sealed_map(credentials, legacy)),
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
-        allow_unsigned_webhooks=body.allow_unsigned_webhooks,
+        allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
     )
     _ensure_unique_name(session, principal, body.name)
     session.add(row)
@@ -204,6 +204,8 @@ def update(
         row.enabled = body.enabled
     if "allow_unsigned_webhooks" in fields_set and body.allow_unsigned_webhooks is not None:
         row.allow_unsigned_webhooks = body.allow_unsigned_webhooks
+    if "severity_threshold" in fields_set and body.severity_threshold is not None:
+        row.severity_threshold = body.severity_threshold
     row.updated_at = utcnow()
     _commit(session)
     return row
