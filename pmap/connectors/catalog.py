@@ -13,10 +13,27 @@ from pmap.core.registry import Registry
 #: so what ships is exactly what is named here.
 VENDOR_MODULES: tuple[str, ...] = (
     "tenable",
+    "tenable_sc",
     "qualys",
+    "rapid7",
+    "dast",
+    "sonarqube",
+    "checkmarx",
+    "veracode",
+    "semgrep",
+    "github_code_scanning",
+    "snyk",
+    "dependency_track",
+    "jfrog",
+    "black_duck",
+    "runzero",
+    "mobile",
     "atlassian",
     "servicenow",
     "github",
+    "gitlab",
+    "azure_devops",
+    "jenkins",
 )
 
 

@@ -1,10 +1,35 @@
-"""Qualys VMDR."""
+"""Qualys VMDR: HTTP Basic plus ``X-Requested-With`` on every call; answers are XML.
+
+Qualys signals its rate and concurrency limits with HTTP 409 (``CODE`` 1965/1960) and the wait in
+``X-RateLimit-ToWait-Sec`` rather than 429 + ``Retry-After``, so those waits are honoured here
+(the outbound layer retries only 429 and 5xx). Qualys reports no license through the API.
+"""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from pydantic import Field, SecretStr
 
-from pmap.connectors.base import Category, ConnectionSettings, ConnectorType, Credentials
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    Probe,
+    ReportArtifact,
+    ScanRef,
+)
+from pmap.connectors.vendors._scanner_support import DOWNLOAD_MAX_BYTES, check, fail, xml_of
+from pmap.core.outbound import OutboundClient, OutboundResponse
+
+_HEADERS = {"X-Requested-With": "PMAP"}
+_LIMIT_RETRIES = 2
+_DEFAULT_WAIT = 2.0  # seconds, when a 409 names no wait
+_DETECTION_PATH = "/api/2.0/fo/asset/host/vm/detection/"
 
 
 class QualysCredentials(Credentials):
@@ -21,6 +46,66 @@ class QualysConnection(ConnectionSettings):
     )
 
 
+def _wait_of(resp: OutboundResponse) -> float | None:
+    """Seconds Qualys asks to wait on a rate/concurrency 409; None when the 409 is something else."""
+    header = resp.headers.get("x-ratelimit-towait-sec") or resp.headers.get("x-concurrency-limit-towait-sec")
+    if header is not None:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            return _DEFAULT_WAIT
+    return _DEFAULT_WAIT if b"<CODE>1965</CODE>" in resp.content or b"<CODE>1960</CODE>" in resp.content else None
+
+
+def _call(ctx: OperationContext, c: OutboundClient, method: str, path: str, **kw: Any) -> OutboundResponse:
+    """One Qualys call with its 409 waits honoured inside the budget, failures mapped to steps."""
+    auth = (ctx.credentials.username, ctx.secret("password"))
+    for attempt in range(_LIMIT_RETRIES + 1):
+        resp = c.request(method, path, auth=auth, headers=_HEADERS, **kw)
+        wait = _wait_of(resp) if resp.status == 409 else None
+        if wait is None or attempt == _LIMIT_RETRIES or wait + 0.1 >= ctx.remaining():
+            break
+        time.sleep(wait)
+    if resp.status == 409:
+        raise fail(ctx, "Qualys's API rate or concurrency limit is reached; try again later", step="http", resp=resp)
+    return check(ctx, resp, f"{method} {path}",
+                 permission_hint="enable API access for the Qualys user (its role must allow the API)")
+
+
+class QualysConnector:
+    """Qualys VMDR: versions from ``/msp/about.php``; findings from the host detection list."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /msp/about.php`` (authenticated): web, API, scanner and signature versions."""
+        with ctx.client() as c:
+            resp = _call(ctx, c, "GET", "/msp/about.php")
+        root = xml_of(ctx, resp, "GET /msp/about.php")
+        if root.tag != "ABOUT":
+            raise fail(ctx, f"GET /msp/about.php answered a {root.tag} document, not ABOUT", step="response",
+                       resp=resp)
+        api = root.find("API-VERSION")
+        api_version = f"{api.get('MAJOR')}.{api.get('MINOR')}" if api is not None else None
+        parts = {"API": api_version, "scanner": root.findtext("SCANNER-VERSION"),
+                 "signatures": root.findtext("VULNSIGS-VERSION")}
+        detail = ", ".join(f"{k} {v.strip()}" for k, v in parts.items() if v and v.strip())
+        return Probe(product="Qualys VMDR", version=(root.findtext("WEB-VERSION") or "").strip() or None,
+                     message=f"connected and authenticated ({detail})" if detail else None)
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The subscription's host detection list (new, active, re-opened and fixed) as ``qualys_xml``.
+
+        Detections are per host, not per scan: ``scan.scan_id`` only names the artifact.
+        """
+        form = {"action": "list", "show_results": "1", "truncation_limit": "0",
+                "status": "New,Active,Re-Opened,Fixed"}
+        with ctx.client() as c:
+            resp = _call(ctx, c, "POST", _DETECTION_PATH, data=form, max_bytes=DOWNLOAD_MAX_BYTES)
+        if b"HOST_LIST_VM_DETECTION_OUTPUT" not in resp.content[:4096]:
+            raise fail(ctx, "the detection list answer is not a HOST_LIST_VM_DETECTION_OUTPUT document",
+                       step="response", resp=resp)
+        return ReportArtifact(name="qualys_host_detections.xml", format="qualys_xml", content=resp.content)
+
+
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="qualys_vmdr",
@@ -30,6 +115,9 @@ CONNECTOR_TYPES = (
         credentials_model=QualysCredentials,
         default_base_url="https://qualysapi.qualys.com",
         report_formats=("qualys_xml", "qualys_csv", "qualys_vmdr_csv"),
+        implementation=QualysConnector(),
+        operations=(Operation.TEST_CONNECTION, Operation.FETCH_FINDINGS),
         docs_url="https://docs.qualys.com/en/vm/api/",
+        notes="Findings come from the host detection list (subscription-wide). Qualys sends no signed webhooks.",
     ),
 )

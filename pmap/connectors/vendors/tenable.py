@@ -1,10 +1,51 @@
-"""Tenable: Tenable Vulnerability Management (cloud) and Nessus."""
+"""Tenable: Tenable Vulnerability Management (cloud) and Nessus.
+
+Both authenticate with ``X-ApiKeys: accessKey=A; secretKey=S;``. Tenable VM findings come from the
+vulnerability export (container-wide, not per scan); Nessus scans are exported as ``.nessus`` files.
+Nessus Professional/Expert has no scan API (launch answers 412 "API is not available"), and a
+scanner linked to a manager must be driven from that manager: the connection test warns of both.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, SecretStr
 
-from pmap.connectors.base import Category, ConnectionSettings, ConnectorType, Credentials
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    PermissionReport,
+    Probe,
+    ReportArtifact,
+    ScanRef,
+    ScanState,
+)
+from pmap.connectors.vendors import _tenable_export
+from pmap.connectors.vendors._scanner_support import (
+    DOWNLOAD_MAX_BYTES,
+    check,
+    dig,
+    expiry,
+    fail,
+    json_list,
+    json_of,
+    parse_when,
+    permission_report,
+    poll,
+    text,
+)
+from pmap.core.errors import FieldProblem, ValidationFailed
+
+# Tenable user permission levels (Tenable VM and Nessus share the scale)
+BASIC, STANDARD, ADMINISTRATOR, SYSTEM_ADMINISTRATOR = 16, 32, 64, 128
+_ROLE_NAMES = {0: "Read-Only", 16: "Basic", 24: "Scan Operator", 32: "Standard", 40: "Scan Manager",
+               64: "Administrator", 128: "System Administrator"}
+_EXPORT_STATES = ["OPEN", "REOPENED", "FIXED"]  # FIXED too, so PMAP can close what Tenable saw fixed
 
 
 class TenableKeys(Credentials):
@@ -22,6 +63,201 @@ class NessusConnection(ConnectionSettings):
     base_url: str = Field(description="Nessus scanner or manager, e.g. https://nessus.example.com:8834")
 
 
+def api_keys(ctx: OperationContext) -> dict[str, str]:
+    """The ``X-ApiKeys`` header of the operation's credentials."""
+    return {"X-ApiKeys": f"accessKey={ctx.secret('access_key')}; secretKey={ctx.secret('secret_key')};"}
+
+
+def _scan_number(scan_id: str) -> int:
+    """A Nessus scan id is a number; anything else is the caller's mistake."""
+    if not str(scan_id).strip().isdigit():
+        raise ValidationFailed("a Nessus scan id is a number", fields=[FieldProblem("scan_id", "must be digits")])
+    return int(scan_id)
+
+
+def _role(level: Any) -> str:
+    return _ROLE_NAMES.get(level, f"permission level {level}") if isinstance(level, int) else "an unknown role"
+
+
+def _tvm_report(session: dict[str, Any]) -> PermissionReport:
+    """Tenable VM: vulnerability exports need Administrator [64] or a custom role with the export privilege."""
+    level = session.get("permissions")
+    if isinstance(level, int) and level >= ADMINISTRATOR:
+        granted: bool | None = True
+    elif isinstance(level, int) and level <= BASIC:
+        granted = False
+    else:  # Standard/Scan Manager, or a custom role: only the export itself tells
+        granted = None
+    notes = [(f"the API user's role is {_role(level)}; the narrowest fit is a custom role with only the "
+              "vulnerability-export and view privileges")]
+    if granted is None:
+        notes.append("built-in roles below Administrator cannot export vulnerabilities unless a custom role grants "
+                     "the export privilege: run a findings pull to confirm")
+    return permission_report([("vulnerability data export (Administrator [64] or a custom role with it)",
+                               "exporting vulnerabilities", granted)], warnings=notes)
+
+
+def _nessus_report(session: dict[str, Any], props: dict[str, Any]) -> PermissionReport:
+    """Nessus: exporting needs Standard [32] or higher (with view rights on the scans); administrators are
+    more than needed where the edition has several users (Professional/Expert have a single one)."""
+    level = session.get("permissions")
+    granted = level >= STANDARD if isinstance(level, int) else None
+    multi_user = (dig(props, "license", "features", "users") is True
+                  or dig(props, "capabilities", "multi_user") == "full")
+    excess = [_role(level)] if multi_user and isinstance(level, int) and level >= ADMINISTRATOR else []
+    notes = [] if multi_user else ["single-user edition: the account's role cannot be narrowed"]
+    if granted is None:
+        notes.append("the user's role could not be read")
+    return permission_report([(f"Standard [{STANDARD}] role or higher", "exporting scan results", granted)],
+                             excess, notes)
+
+
+class TenableVMConnector:
+    """Tenable VM: session and container properties; findings through the vulnerability export."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /session`` proves the keys; ``GET /server/properties`` gives version and license."""
+        with ctx.client() as c:
+            session = json_of(ctx, check(ctx, c.get("/session", headers=api_keys(ctx)), "GET /session"), "session")
+            props = json_of(ctx, check(ctx, c.get("/server/properties", headers=api_keys(ctx)),
+                                       "GET /server/properties"), "server properties")
+        expires = parse_when(dig(props, "license", "expiration_date") or props.get("expiration"))
+        license_, warnings = expiry(expires, what="Tenable VM license", kind="vm",
+                                    extra={"evaluation": dig(props, "license", "evaluation")})
+        who = f"{text(session.get('username')) or 'the API user'} ({_role(session.get('permissions'))})"
+        return Probe(product="Tenable Vulnerability Management", version=text(props.get("server_version")),
+                     license=license_, warnings=warnings, message=f"authenticated as {who}")
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """The user's role against what vulnerability exports need (Administrator, or a custom role)."""
+        with ctx.client() as c:
+            session = json_of(ctx, check(ctx, c.get("/session", headers=api_keys(ctx)), "GET /session"), "session")
+        return _tvm_report(session)
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """Export the container's open, reopened and fixed vulnerabilities as a ``tenable_csv`` file.
+
+        The export is container-wide: ``scan.scan_id`` only names the artifact.
+        """
+        records: list[Any] = []
+        with ctx.client() as c:
+            started = check(ctx, c.post("/vulns/export", headers=api_keys(ctx), retry_unsafe=True,
+                                        json={"num_assets": 500, "filters": {"state": _EXPORT_STATES}}),
+                            "POST /vulns/export",
+                            permission_hint="vulnerability exports need the Administrator role or a custom role "
+                                            "with the export privilege")
+            export_id = text(json_of(ctx, started, "vulns export").get("export_uuid"))
+            if not export_id:
+                raise fail(ctx, "the vulnerability export started without an export_uuid", step="response")
+
+            def ready() -> list[int] | None:
+                resp = check(ctx, c.get(f"/vulns/export/{export_id}/status", headers=api_keys(ctx)), "export status")
+                body = json_of(ctx, resp, "export status")
+                status = str(body.get("status", "")).upper()
+                if status in {"ERROR", "CANCELLED"}:
+                    raise fail(ctx, f"the vulnerability export ended with status {status}", step="response")
+                if status != "FINISHED":
+                    return None
+                return [int(n) for n in body.get("chunks_available") or [] if isinstance(n, int)]
+
+            for chunk in poll(ctx, ready, what="the Tenable VM vulnerability export"):
+                resp = check(ctx, c.get(f"/vulns/export/{export_id}/chunks/{chunk}", headers=api_keys(ctx),
+                                        max_bytes=DOWNLOAD_MAX_BYTES), f"export chunk {chunk}")
+                records.extend(json_list(ctx, resp, f"export chunk {chunk}"))
+        return ReportArtifact(name=f"tenable_vm_vulns_{export_id}.csv", format="tenable_csv",
+                              content=_tenable_export.to_csv(records))
+
+
+# Nessus scan statuses -> ScanState.status
+_NESSUS_STATES = {
+    "completed": "completed", "imported": "completed", "canceled": "canceled", "stopped": "canceled",
+    "aborted": "failed", "pending": "queued", "initializing": "queued", "empty": "queued",
+}
+
+
+class NessusConnector:
+    """Nessus Professional/Expert/Manager: properties, scan launch (Manager), status and export."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /session`` proves the keys; ``GET /server/properties`` gives edition, version, license."""
+        with ctx.client() as c:
+            session = json_of(ctx, check(ctx, c.get("/session", headers=api_keys(ctx)), "GET /session"), "session")
+            props = json_of(ctx, check(ctx, c.get("/server/properties", headers=api_keys(ctx)),
+                                       "GET /server/properties"), "server properties")
+        raw = props.get("license")
+        lic: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        scan_api = dig(lic, "features", "scan_api")
+        license_, warnings = expiry(parse_when(lic.get("expiration_date")), what="Nessus license",
+                                    kind=text(lic.get("type")), extra={"scan_api": scan_api})
+        product = text(lic.get("name")) or text(props.get("nessus_type")) or "Nessus"
+        if props.get("managed") is True or text(props.get("nessus_type")) == "Nessus Scanner":
+            warnings.insert(0, "this Nessus scanner is managed (linked to Tenable VM, Security Center or Nessus "
+                               "Manager): scans must be driven from its manager, and findings pulled from there")
+        elif scan_api is False:
+            warnings.insert(0, f"{product} has no scan API: read and export only (PMAP can read and export scan "
+                               "results; launching scans needs Nessus Manager or Tenable VM)")
+        who = text(session.get("username")) or "the API user"
+        return Probe(product=product, version=text(props.get("server_version")), license=license_,
+                     warnings=warnings, message=f"authenticated as {who} ({_role(session.get('permissions'))})")
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """The user's role: Standard or higher exports scans; administrators are excess on multi-user editions."""
+        with ctx.client() as c:
+            session = json_of(ctx, check(ctx, c.get("/session", headers=api_keys(ctx)), "GET /session"), "session")
+            props = json_of(ctx, check(ctx, c.get("/server/properties", headers=api_keys(ctx)),
+                                       "GET /server/properties"), "server properties")
+        return _nessus_report(session, props)
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """Launch a configured scan (Nessus Manager only: other editions answer 412)."""
+        sid = _scan_number(scan_id)
+        with ctx.client() as c:
+            resp = c.post(f"/scans/{sid}/launch", headers=api_keys(ctx))
+            if resp.status == 412:
+                raise fail(ctx, "this Nessus edition has no scan API (Nessus Professional/Expert): read and export "
+                                "only; launch the scan in Nessus itself or from its manager", step="permission",
+                           resp=resp)
+            body = json_of(ctx, check(ctx, resp, f"launching scan {scan_id}"), "scan launch")
+        return ScanRef(scan_id=str(sid), run_id=text(body.get("scan_uuid")))
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """The scan's status from the scan list (the list is what every edition serves)."""
+        with ctx.client() as c:
+            body = json_of(ctx, check(ctx, c.get("/scans", headers=api_keys(ctx)), "GET /scans"), "scan list")
+        for item in body.get("scans") or []:
+            if isinstance(item, dict) and str(item.get("id")) == str(scan.scan_id):
+                vendor = str(item.get("status") or "unknown").lower()
+                return ScanState(scan_id=scan.scan_id, status=_NESSUS_STATES.get(vendor, "running"),
+                                 detail=f"Nessus status: {vendor}")
+        raise fail(ctx, f"scan {scan.scan_id} is not visible to this account (wrong id, or a managed scanner whose "
+                        "scans live on its manager)", step="response")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """Export the scan as a ``.nessus`` file: request, poll until ready, download."""
+        sid = _scan_number(scan.scan_id)
+        with ctx.client() as c:
+            started = check(ctx, c.post(f"/scans/{sid}/export", headers=api_keys(ctx), json={"format": "nessus"},
+                                        retry_unsafe=True), f"exporting scan {sid}")
+            file_id = text(json_of(ctx, started, "scan export").get("file"))
+            if not file_id:
+                raise fail(ctx, "the scan export started without a file id", step="response")
+
+            def ready() -> bool | None:
+                resp = check(ctx, c.get(f"/scans/{sid}/export/{file_id}/status", headers=api_keys(ctx)),
+                             "export status")
+                status = str(json_of(ctx, resp, "export status").get("status", "")).lower()
+                if status == "error":
+                    raise fail(ctx, f"Nessus could not export scan {sid}", step="response")
+                return True if status == "ready" else None
+
+            poll(ctx, ready, what=f"the export of Nessus scan {sid}")
+            resp = check(ctx, c.get(f"/scans/{sid}/export/{file_id}/download", headers=api_keys(ctx),
+                                    max_bytes=DOWNLOAD_MAX_BYTES), "export download")
+        return ReportArtifact(name=f"nessus_scan_{sid}.nessus", format="nessus", content=resp.content)
+
+
+_SCANNER_READ = (Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.FETCH_FINDINGS)
+
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="tenable_vm",
@@ -31,7 +267,11 @@ CONNECTOR_TYPES = (
         credentials_model=TenableKeys,
         default_base_url="https://cloud.tenable.com",
         report_formats=("nessus", "tenable_csv"),
+        implementation=TenableVMConnector(),
+        operations=_SCANNER_READ,
         docs_url="https://developer.tenable.com/docs/authorization",
+        notes="Findings come from the container-wide vulnerability export (open, reopened and fixed), "
+              "delivered as a tenable_csv file; Tenable sends no signed webhooks, so PMAP polls.",
     ),
     ConnectorType(
         vendor="nessus",
@@ -40,6 +280,8 @@ CONNECTOR_TYPES = (
         connection_model=NessusConnection,
         credentials_model=TenableKeys,
         report_formats=("nessus", "tenable_csv"),
+        implementation=NessusConnector(),
+        operations=(*_SCANNER_READ, Operation.LAUNCH_SCAN, Operation.SCAN_STATUS),
         docs_url="https://docs.tenable.com/nessus/",
         notes="Nessus Professional/Expert read and export only; scans of a managed scanner belong to its manager.",
     ),

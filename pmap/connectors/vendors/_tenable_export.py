@@ -1,0 +1,86 @@
+"""Tenable VM vulnerability-export records (JSON chunks) written as a Tenable VM CSV export.
+
+The export API answers JSON records that no report format reads; the ``tenable_csv`` format reads
+Tenable VM's own CSV column names (``asset.*``, ``definition.*``), so the records are written in
+that layout and the importer treats them like a CSV downloaded from the Tenable VM UI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from datetime import UTC
+from typing import Any
+
+from pmap.connectors.vendors._scanner_support import dig, parse_when, text
+
+# column names the tenable_csv reader knows (Tenable VM's own, plus "first seen"/"last seen")
+COLUMNS = (
+    "definition.id", "definition.name", "definition.family", "definition.severity",
+    "asset.display_fqdn", "asset.display_ipv4_address", "asset.display_ipv6_address", "asset.port", "protocol",
+    "definition.cve", "definition.cvss3.base_score", "definition.cvss3.base_vector",
+    "definition.cvss2.base_score", "definition.cvss2.base_vector", "definition.synopsis", "definition.description",
+    "definition.solution", "definition.see_also", "output", "state", "first seen", "last seen",
+    "definition.vpr.score", "definition.epss.score",
+)
+
+
+def _first(value: Any) -> str | None:
+    if isinstance(value, list):
+        return text(value[0]) if value else None
+    return text(value)
+
+
+def _date(value: Any) -> str | None:
+    when = parse_when(value)
+    # a format the CSV reader parses without guessing (it is UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if when else None
+
+
+def _joined(value: Any, sep: str) -> str | None:
+    if isinstance(value, list):
+        return sep.join(str(v) for v in value if v not in (None, "")) or None
+    return text(value)
+
+
+def row_of(record: Mapping[str, Any]) -> dict[str, str | None]:
+    """One CSV row for one export record."""
+    asset, plugin, port = record.get("asset") or {}, record.get("plugin") or {}, record.get("port") or {}
+    return {
+        "definition.id": text(plugin.get("id")),
+        "definition.name": text(plugin.get("name")),
+        "definition.family": text(plugin.get("family")),
+        "definition.severity": text(record.get("severity")) or text(plugin.get("risk_factor")),
+        "asset.display_fqdn": text(asset.get("fqdn")) or text(asset.get("hostname")),
+        "asset.display_ipv4_address": _first(asset.get("ipv4")),
+        "asset.display_ipv6_address": _first(asset.get("ipv6")),
+        "asset.port": text(port.get("port")),
+        "protocol": text(port.get("protocol")),
+        "definition.cve": _joined(plugin.get("cve"), ","),
+        "definition.cvss3.base_score": text(plugin.get("cvss3_base_score")),
+        "definition.cvss3.base_vector": text(plugin.get("cvss3_vector")) or text(dig(plugin, "cvss3_vector", "raw")),
+        "definition.cvss2.base_score": text(plugin.get("cvss_base_score")),
+        "definition.cvss2.base_vector": text(plugin.get("cvss_vector")) or text(dig(plugin, "cvss_vector", "raw")),
+        "definition.synopsis": text(plugin.get("synopsis")),
+        "definition.description": text(plugin.get("description")),
+        "definition.solution": text(plugin.get("solution")),
+        "definition.see_also": _joined(plugin.get("see_also"), " "),
+        "output": text(record.get("output")),
+        "state": text(record.get("state")),
+        "first seen": _date(record.get("first_found")),
+        "last seen": _date(record.get("last_found")),
+        "definition.vpr.score": text(dig(plugin, "vpr", "score")),
+        "definition.epss.score": text(plugin.get("epss_score")),
+    }
+
+
+def to_csv(records: Iterable[Mapping[str, Any]]) -> bytes:
+    """The records as CSV bytes (header first), skipping records without a plugin."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        if isinstance(record, Mapping) and isinstance(record.get("plugin"), Mapping):
+            writer.writerow(row_of(record))
+    return out.getvalue().encode("utf-8")

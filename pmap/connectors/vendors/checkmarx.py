@@ -1,0 +1,133 @@
+"""Checkmarx One: an API key (an OIDC refresh token) or an OAuth client, exchanged for a Bearer token.
+
+The exchange goes to the tenant's IAM realm (``<region>.iam.checkmarx.net``), the API calls to
+``<region>.ast.checkmarx.net``. Keycloak answers a bad refresh token with 400 ``invalid_grant`` and a
+bad client with 401: both are step ``auth``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from pydantic import Field, SecretStr, model_validator
+
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    PermissionReport,
+    Probe,
+)
+from pmap.connectors.vendors._scanner_support import check, fail, json_of, permission_report, text
+
+_NEEDED = (("view-projects", "listing projects"), ("view-scans", "listing scans"),
+           ("view-results", "reading scan results"))
+_EXCESS = {"ast-admin", "manage-users", "iam-admin", "manage-clients", "manage-tenant"}
+
+
+class CheckmarxCredentials(Credentials):
+    """An API key, or an OAuth client (``client_id`` + ``client_secret``)."""
+
+    api_key: SecretStr | None = Field(default=None, description="API key (a refresh token for client ast-app)")
+    client_id: str | None = Field(default=None, description="OAuth client id (instead of an API key)")
+    client_secret: SecretStr | None = Field(default=None, description="OAuth client secret")
+
+    @model_validator(mode="after")
+    def _one_method(self) -> CheckmarxCredentials:
+        if self.api_key is None and not (self.client_id and self.client_secret):
+            raise ValueError("give an api_key, or a client_id with its client_secret")
+        return self
+
+
+class CheckmarxConnection(ConnectionSettings):
+    base_url: str = Field(description="AST API base, e.g. https://eu.ast.checkmarx.net")
+    tenant: str = Field(min_length=1, pattern=r"^[\w.-]+$", description="Tenant (IAM realm) name")
+
+
+def iam_base(conn: CheckmarxConnection) -> str:
+    """The IAM base URL: the AST host with ``.ast.`` swapped for ``.iam.``.
+
+    Derived, never configured apart: a second URL setting would let an edit send the stored key to
+    another host without re-entering it (only ``base_url`` changes ask for the secrets again).
+    """
+    url = httpx.URL(conn.base_url)
+    if ".ast." in (url.host or ""):
+        return str(url.copy_with(host=url.host.replace(".ast.", ".iam.", 1), path="/")).rstrip("/")
+    return conn.base_url  # single-host deployments (and the sandbox) serve both
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    """The (unverified) payload of a JWT, for diagnostics only; {} when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+class CheckmarxConnector:
+    """Checkmarx One: token exchange, engine versions, roles from the access token."""
+
+    def _token(self, ctx: OperationContext) -> str:
+        conn: CheckmarxConnection = ctx.connection
+        creds: CheckmarxCredentials = ctx.credentials
+        if creds.api_key is not None:
+            form = {"grant_type": "refresh_token", "client_id": "ast-app", "refresh_token": ctx.secret("api_key")}
+        else:
+            form = {"grant_type": "client_credentials", "client_id": creds.client_id or "",
+                    "client_secret": ctx.secret("client_secret")}
+        path = f"/auth/realms/{quote(conn.tenant, safe='')}/protocol/openid-connect/token"
+        with ctx.client(iam_base(conn)) as c:
+            # a token exchange changes nothing on the vendor: safe to retry when rate-limited
+            resp = check(ctx, c.post(path, data=form, retry_unsafe=True), "the token exchange", auth=(400, 401),
+                         auth_hint="check the API key (or client) and the tenant name")
+        token = text(json_of(ctx, resp, "token exchange").get("access_token"))
+        if not token:
+            raise fail(ctx, "the token exchange answered without an access_token", step="response")
+        return token
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """Exchange the key for a token, then ``GET /api/versions``."""
+        token = self._token(ctx)
+        with ctx.client() as c:
+            resp = check(ctx, c.get("/api/versions", headers={"Authorization": f"Bearer {token}"}),
+                         "GET /api/versions")
+        versions = json_of(ctx, resp, "versions")
+        engines = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "CxOne" and isinstance(v, str))
+        return Probe(product="Checkmarx One", version=text(versions.get("CxOne")),
+                     message=f"connected and authenticated to tenant {ctx.connection.tenant}"
+                             + (f" (engines: {engines})" if engines else ""))
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """The AST roles the access token carries: view roles needed, administration roles excess."""
+        claims = claims_of(self._token(ctx))
+        roles = claims.get("roles_ast", claims.get("roles"))
+        if not isinstance(roles, list):
+            return permission_report([(name, why, None) for name, why in _NEEDED],
+                                     warnings=["the access token lists no roles; PMAP could not tell what it may do"])
+        held = {str(r) for r in roles}
+        return permission_report([(name, why, name in held) for name, why in _NEEDED], held & _EXCESS)
+
+
+CONNECTOR_TYPES = (
+    ConnectorType(
+        vendor="checkmarx_one", display_name="Checkmarx One", category=Category.SAST,
+        connection_model=CheckmarxConnection, credentials_model=CheckmarxCredentials,
+        report_formats=("checkmarx_xml", "checkmarx_json", "sarif"),
+        implementation=CheckmarxConnector(),
+        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
+        docs_url="https://checkmarx.com/resource/documents/en/34965-68618-generating-an-api-key.html",
+        notes="The tenant is a connection setting; the IAM host is derived from the AST host (.ast. -> .iam.).",
+    ),
+)

@@ -1,0 +1,215 @@
+"""DAST scanners: Burp Suite DAST (Enterprise), OWASP ZAP, Invicti Enterprise and Acunetix.
+
+Each offers a connection test (plus a role report where the vendor exposes roles); findings are
+imported from the report files these products export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    PermissionReport,
+    Probe,
+)
+from pmap.connectors.vendors._scanner_support import (
+    check,
+    dig,
+    expiry,
+    fail,
+    json_of,
+    parse_when,
+    permission_report,
+    text,
+)
+
+_TEST = (Operation.TEST_CONNECTION,)
+
+
+class ApiKey(Credentials):
+    """One API key."""
+
+    api_key: SecretStr = Field(description="API key")
+
+
+# --- Burp Suite DAST --------------------------------------------------------------------------------
+
+class BurpConnection(ConnectionSettings):
+    base_url: str = Field(description="Burp Suite DAST server, e.g. https://burp.example.com")
+
+
+_BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
+
+
+class BurpConnector:
+    """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """A minimal GraphQL query (the site tree); GraphQL errors are read for permission failures."""
+        with ctx.client() as c:
+            # a read-only query: safe to retry when rate-limited
+            resp = check(ctx, c.post("/graphql/v1", headers={"Authorization": ctx.secret("api_key")},
+                                     json={"query": _BURP_QUERY}, retry_unsafe=True), "the GraphQL API")
+        body = json_of(ctx, resp, "GraphQL answer")
+        errors = body.get("errors") or []
+        if errors:
+            # GraphQL reports a refused query with HTTP 200 and an error carrying the status
+            code = dig(errors, 0, "extensions", "code")
+            if code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower():
+                raise fail(ctx, "the Burp API user may not read the site tree: give it a role that can view "
+                                "sites and scans", step="permission", resp=resp)
+            raise fail(ctx, "the GraphQL query failed", step="response", resp=resp)
+        sites = dig(body, "data", "site_tree", "sites")
+        if not isinstance(sites, list):
+            raise fail(ctx, "the GraphQL answer has no site_tree.sites list", step="response")
+        return Probe(product="Burp Suite DAST", message=f"connected and authenticated ({len(sites)} sites visible)")
+
+
+# --- OWASP ZAP -------------------------------------------------------------------------------------
+
+class ZapConnection(ConnectionSettings):
+    base_url: str = Field(description="ZAP API address, e.g. http://zap.internal:8080")
+
+
+class ZapConnector:
+    """ZAP: ``X-ZAP-API-Key``; ZAP answers a wrong key with 403 ``bad_api_key`` (it has no 401)."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /JSON/core/view/version/`` with the key."""
+        with ctx.client() as c:
+            resp = check(ctx, c.get("/JSON/core/view/version/", headers={"X-ZAP-API-Key": ctx.secret("api_key")}),
+                         "GET /JSON/core/view/version/", auth=(401, 403), permission=(),
+                         auth_hint="check the API key (ZAP: Tools > Options > API)")
+        version = text(json_of(ctx, resp, "version").get("version"))
+        if version is None:
+            raise fail(ctx, "ZAP's version answer has no version", step="response")
+        return Probe(product="ZAP", version=version)
+
+
+# --- Invicti Enterprise ------------------------------------------------------------------------------
+
+class InvictiCredentials(Credentials):
+    """Invicti API credentials (HTTP Basic ``USERID:API-TOKEN``)."""
+
+    user_id: str = Field(min_length=1, description="API user ID")
+    api_token: SecretStr = Field(description="API token")
+
+
+class InvictiConnection(ConnectionSettings):
+    base_url: str = Field(default="https://www.netsparkercloud.com/api/1.0",
+                          description="Invicti API base, e.g. https://www.netsparkercloud.com/api/1.0")
+
+
+class InvictiConnector:
+    """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /account/me``, then the license when the account may read it."""
+        auth = (ctx.credentials.user_id, ctx.secret("api_token"))
+        with ctx.client() as c:
+            me = json_of(ctx, check(ctx, c.get("/account/me", auth=auth), "GET /account/me"), "account")
+            resp = c.get("/account/license", auth=auth)
+            lic = None if resp.status == 403 else json_of(ctx, check(ctx, resp, "GET /account/license"), "license")
+        warnings = []
+        if me.get("IsApiAccessEnabled") is False:
+            warnings.append("API access is disabled for this Invicti user")
+        license_ = None
+        if lic is not None:
+            enabled = lic.get("IsSubscriptionEnabled")
+            license_, notes = expiry(parse_when(lic.get("SubscriptionEndDate")), what="Invicti subscription",
+                                     kind=text(dig(lic, "Licenses", 0, "Edition")) or "subscription",
+                                     expired=(enabled is False) or None,
+                                     extra={"site_limit": lic.get("SubscriptionMaximumSiteLimit"),
+                                            "sites": lic.get("SubscriptionSiteCount")})
+            warnings.extend(notes)
+        role = text(me.get("Role")) or "unknown role"
+        note = "" if lic is not None else "; the license is not readable with this role"
+        return Probe(product="Invicti Enterprise", license=license_, warnings=warnings,
+                     message=f"authenticated as {text(me.get('DisplayName')) or 'the API user'} ({role}){note}")
+
+
+# --- Acunetix --------------------------------------------------------------------------------------
+
+class AcunetixConnection(ConnectionSettings):
+    base_url: str = Field(description="Acunetix API base, e.g. https://acunetix.example.com:3443/api/v1")
+
+
+_ACUNETIX_READERS = {"master", "tech_admin", "tester", "auditor"}
+_ACUNETIX_EXCESS = {"master": "Administrator (master)", "tech_admin": "Technical Administrator"}
+
+
+class AcunetixConnector:
+    """Acunetix: ``X-Auth``; ``/me`` (user, role) and ``/info`` (version, license)."""
+
+    def _me(self, ctx: OperationContext, c: Any) -> dict[str, Any]:
+        resp = check(ctx, c.get("/me", headers={"X-Auth": ctx.secret("api_key")}), "GET /me")
+        return json_of(ctx, resp, "user")
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /me`` proves the key; ``GET /info`` gives version and license."""
+        with ctx.client() as c:
+            me = self._me(ctx, c)
+            info = json_of(ctx, check(ctx, c.get("/info", headers={"X-Auth": ctx.secret("api_key")}), "GET /info"),
+                           "info")
+        parts = [text(info.get(k)) for k in ("major_version", "minor_version", "build_number")]
+        version = ".".join(p for p in parts if p) or None
+        raw = info.get("license")
+        lic: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        license_, warnings = expiry(parse_when(lic.get("expires")), what="Acunetix license",
+                                    kind=text(lic.get("product_code")),
+                                    expired=lic.get("expired") if isinstance(lic.get("expired"), bool) else None,
+                                    extra={"max_targets": lic.get("max_targets")})
+        return Probe(product="Acunetix", version=version, license=license_, warnings=warnings,
+                     message=f"authenticated as {text(me.get('email')) or 'the API user'} ({text(me.get('role'))})")
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """The key's role: any role reads scans and vulnerabilities; administrators hold more than needed."""
+        with ctx.client() as c:
+            role = (text(self._me(ctx, c).get("role")) or "").lower()
+        granted = (role in _ACUNETIX_READERS) if role else None
+        excess = [_ACUNETIX_EXCESS[role]] if role in _ACUNETIX_EXCESS else []
+        return permission_report([("read scans and vulnerabilities", "importing findings", granted)], excess,
+                                 [f"the API key's role is {role or 'unknown'}"])
+
+
+CONNECTOR_TYPES = (
+    ConnectorType(
+        vendor="burp_dast", display_name="Burp Suite DAST", category=Category.DAST,
+        connection_model=BurpConnection, credentials_model=ApiKey, report_formats=("burp_xml",),
+        implementation=BurpConnector(), operations=_TEST,
+        docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
+                 "/getting-started",
+        notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports.",
+    ),
+    ConnectorType(
+        vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,
+        connection_model=ZapConnection, credentials_model=ApiKey, report_formats=("zap_xml", "zap_json", "sarif"),
+        implementation=ZapConnector(), operations=_TEST,
+        docs_url="https://www.zaproxy.org/docs/api/",
+        notes="ZAP answers a wrong API key with 403 (reported as step auth); it has no license or roles.",
+    ),
+    ConnectorType(
+        vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,
+        connection_model=InvictiConnection, credentials_model=InvictiCredentials,
+        default_base_url="https://www.netsparkercloud.com/api/1.0", report_formats=("invicti_json",),
+        implementation=InvictiConnector(), operations=_TEST,
+        docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
+        notes="An ended subscription is a warning (the API still answers).",
+    ),
+    ConnectorType(
+        vendor="acunetix", display_name="Acunetix", category=Category.DAST,
+        connection_model=AcunetixConnection, credentials_model=ApiKey,
+        report_formats=("acunetix_xml", "acunetix360_json"),
+        implementation=AcunetixConnector(), operations=(*_TEST, Operation.CHECK_PERMISSIONS),
+        docs_url="https://www.acunetix.com/support/docs/api/",
+        notes="An expired license is a warning (the API still answers).",
+    ),
+)

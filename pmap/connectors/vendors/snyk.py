@@ -1,0 +1,137 @@
+"""Snyk: the REST API (``/rest``, ``?version=`` on every call) and the v1 webhooks API.
+
+``Authorization: token <key>`` (service account or personal token). Webhooks are v1-only, signed
+``X-Hub-Signature: sha256=<hex>``; Snyk requires a secret, pings a new hook at once and can ping
+again on request.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    PermissionReport,
+    Probe,
+    WebhookRegistered,
+    WebhookRegistration,
+)
+from pmap.connectors.vendors._scanner_support import check, dig, fail, json_of, permission_report, text
+from pmap.core.errors import FieldProblem, ValidationFailed
+
+REST_VERSION = "2024-06-10"
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class SnykToken(Credentials):
+    """A Snyk API token (service account or personal)."""
+
+    token: SecretStr = Field(description="API token")
+
+
+class SnykConnection(ConnectionSettings):
+    base_url: str = Field(
+        default="https://api.snyk.io/rest",
+        description="REST API base: https://api.snyk.io/rest (regional: https://api.eu.snyk.io/rest, ...)")
+    org_id: str | None = Field(default=None, pattern=_UUID.pattern,
+                               description="Organization id (default: the token's default organization)")
+
+
+def v1_base(rest_base: str) -> str:
+    """The v1 API base on the same host: ``.../rest`` -> ``.../v1``."""
+    url = httpx.URL(rest_base)
+    path = url.path.rstrip("/")
+    path = path.removesuffix("/rest")
+    return str(url.copy_with(path=f"{path}/v1"))
+
+
+def _headers(ctx: OperationContext) -> dict[str, str]:
+    return {"Authorization": f"token {ctx.secret('token')}"}
+
+
+class SnykConnector:
+    """Snyk: the token's user, organization rights, and v1 webhooks."""
+
+    def _self(self, ctx: OperationContext) -> dict[str, Any]:
+        with ctx.client() as c:
+            resp = check(ctx, c.get("/self", headers=_headers(ctx), params={"version": REST_VERSION}),
+                         "GET /self", auth_hint="check the token (and the regional API URL of your Snyk account)")
+        return json_of(ctx, resp, "the token's user")
+
+    def _org(self, ctx: OperationContext, me: dict[str, Any] | None = None) -> str:
+        org = ctx.connection.org_id or text(dig(me if me is not None else self._self(ctx), "data", "attributes",
+                                                 "default_org_context"))
+        if not org or not _UUID.match(org):
+            problem = FieldProblem("connection.org_id", "is required: the token has no default organization")
+            raise ValidationFailed("set the Snyk organization id in the connection settings", fields=[problem])
+        return org
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /self?version=...``: the token's user and default organization."""
+        me = self._self(ctx)
+        attrs = dig(me, "data", "attributes") or {}
+        who = text(attrs.get("username")) or text(attrs.get("name")) or "the token user"
+        return Probe(product="Snyk", message=f"authenticated as {who}")
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """An issue read (REST) and the webhook list (v1) of the organization."""
+        org = self._org(ctx)
+        with ctx.client() as c:
+            issues = c.get(f"/orgs/{org}/issues", headers=_headers(ctx),
+                           params={"version": REST_VERSION, "limit": 10})
+        with ctx.client(v1_base(ctx.connection.base_url)) as c:
+            hooks = c.get(f"/org/{org}/webhooks", headers=_headers(ctx))
+        for resp, what in ((issues, "reading issues"), (hooks, "listing webhooks")):
+            if resp.status != 403:
+                check(ctx, resp, what)
+        return permission_report([
+            ("View Organization issues", "reading issues", issues.status != 403),
+            ("Manage webhooks", "installing the webhook", hooks.status != 403),
+        ])
+
+    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
+        """``POST /v1/org/{org}/webhooks`` with the secret (Snyk requires one)."""
+        if hook.secret is None:
+            raise ValidationFailed("Snyk webhooks require a secret", fields=[FieldProblem("secret", "is required")])
+        org = self._org(ctx)
+        with ctx.client(v1_base(ctx.connection.base_url)) as c:
+            resp = check(ctx, c.post(f"/org/{org}/webhooks", headers=_headers(ctx),
+                                     json={"url": hook.url, "secret": hook.secret.get_secret_value()}),
+                         "creating the webhook", ok=(200, 201),
+                         permission_hint="the token needs the Manage webhooks permission on the organization")
+        hook_id = text(json_of(ctx, resp, "webhook").get("id"))
+        if not hook_id:
+            raise fail(ctx, "Snyk created the webhook but returned no id", step="response")
+        return WebhookRegistered(hook_id=hook_id, url=hook.url, signed=True, ping_supported=True)
+
+    def ping_webhook(self, ctx: OperationContext, hook_id: str) -> None:
+        """``POST /v1/org/{org}/webhooks/{id}/ping``: Snyk sends a signed ``ping`` delivery."""
+        if not _UUID.match(str(hook_id)):
+            raise ValidationFailed("a Snyk webhook id is a UUID", fields=[FieldProblem("hook_id", "must be a UUID")])
+        org = self._org(ctx)
+        with ctx.client(v1_base(ctx.connection.base_url)) as c:
+            check(ctx, c.post(f"/org/{org}/webhooks/{hook_id}/ping", headers=_headers(ctx)), "pinging the webhook",
+                  ok=(200, 204))
+
+
+CONNECTOR_TYPES = (
+    ConnectorType(
+        vendor="snyk", display_name="Snyk", category=Category.SCA,
+        connection_model=SnykConnection, credentials_model=SnykToken,
+        default_base_url="https://api.snyk.io/rest", report_formats=("snyk_json", "sarif"),
+        webhook_scheme="snyk", implementation=SnykConnector(),
+        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
+        docs_url="https://docs.snyk.io/snyk-api/rest-api/authentication-for-api/authenticating",
+        notes="The API needs an Enterprise plan. Webhooks use the v1 API on the same host and require https "
+              "receiving URLs on Snyk's side.",
+    ),
+)

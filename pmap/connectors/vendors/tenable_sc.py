@@ -1,0 +1,122 @@
+"""Tenable Security Center (``https://HOST/rest``), API keys ``x-apikey: accesskey=A; secretkey=S;``.
+
+Every answer, errors included, uses SC's envelope ``{"type", "response", "error_code", "error_msg"}``.
+``GET /system`` answers anonymously (version only), so the test also reads ``GET /status`` (license)
+with the keys. SC reports a license status but no expiry date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr
+
+from pmap.connectors.base import (
+    Category,
+    ConnectionSettings,
+    ConnectorType,
+    Credentials,
+    Operation,
+    OperationContext,
+    PermissionReport,
+    Probe,
+)
+from pmap.connectors.vendors._scanner_support import check, dig, fail, json_of, permission_report, text
+from pmap.core.outbound import OutboundClient
+
+# SC role names with organisation-wide write rights: more than reading vulnerabilities needs
+_EXCESS_ROLES = {"administrator", "security manager"}
+_IP_USE_WARN = 0.9
+_ANALYSIS_PROBE = {
+    "type": "vuln",
+    "sourceType": "cumulative",
+    "query": {"type": "vuln", "tool": "vulnipdetail", "startOffset": 0, "endOffset": 1, "filters": []},
+}
+
+
+class TenableSCKeys(Credentials):
+    """Security Center API keys (SC 5.13+), sent as ``x-apikey: accesskey=...; secretkey=...;``."""
+
+    access_key: SecretStr = Field(description="API access key")
+    secret_key: SecretStr = Field(description="API secret key")
+
+
+class TenableSCConnection(ConnectionSettings):
+    base_url: str = Field(description="Security Center REST base, e.g. https://sc.example.com/rest")
+
+
+def _headers(ctx: OperationContext) -> dict[str, str]:
+    return {"x-apikey": f"accesskey={ctx.secret('access_key')}; secretkey={ctx.secret('secret_key')};"}
+
+
+def _envelope(ctx: OperationContext, c: OutboundClient, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    """The ``response`` member of SC's envelope, after mapping failures to steps."""
+    resp = check(ctx, c.request(method, path, headers=_headers(ctx), **kw), f"{method} {path}",
+                 permission_hint="give the API user a role that may run vulnerability analysis")
+    body = json_of(ctx, resp, f"{method} {path}")
+    if body.get("error_code") not in (0, None):
+        raise fail(ctx, f"Security Center refused {method} {path} (error_code {body.get('error_code')})",
+                   step="response", resp=resp)
+    inner = body.get("response")
+    if not isinstance(inner, dict):
+        raise fail(ctx, f"{method} {path}: the answer has no response object", step="response")
+    return inner
+
+
+class TenableSCConnector:
+    """Security Center: version, license status and the analysis right."""
+
+    def test_connection(self, ctx: OperationContext) -> Probe:
+        """``GET /system`` (version) then ``GET /status`` with the keys (license status, IP use)."""
+        with ctx.client() as c:
+            system = _envelope(ctx, c, "GET", "/system")
+            status = _envelope(ctx, c, "GET", "/status")
+        license_status = text(status.get("licenseStatus")) or "unknown"
+        active, licensed = _int(status.get("activeIPs")), _int(status.get("licensedIPs"))
+        warnings = []
+        if license_status.lower() != "valid":
+            warnings.append(f"the Security Center license status is {license_status}: renew it; SC may stop "
+                            "scanning and updating plugins")
+        if active is not None and licensed and active >= _IP_USE_WARN * licensed:
+            warnings.append(f"{active} of {licensed} licensed IPs are in use")
+        state = {"valid": "valid", "expired": "expired"}.get(license_status.lower(), "unknown")
+        license_ = {"type": "ip", "status": state, "vendor_status": license_status, "active_ips": active,
+                    "licensed_ips": licensed,
+                    "plugin_subscription": text(status.get("PluginSubscriptionStatus"))}
+        return Probe(product="Tenable Security Center", version=text(system.get("version")), license=license_,
+                     warnings=warnings)
+
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport:
+        """The user's role, and a one-row analysis query (the read PMAP needs)."""
+        with ctx.client() as c:
+            user = _envelope(ctx, c, "GET", "/currentUser")
+            resp = c.post("/analysis", headers=_headers(ctx), json=_ANALYSIS_PROBE, retry_unsafe=True)
+            if resp.status != 403:
+                check(ctx, resp, "POST /analysis")
+        role = text(dig(user, "role", "name")) or "unknown role"
+        excess = [role] if role.lower() in _EXCESS_ROLES else []
+        analysis = ("vulnerability analysis", "reading cumulative vulnerabilities", resp.status != 403)
+        return permission_report([analysis], excess, [f"the API user's role is {role}"])
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
+
+
+CONNECTOR_TYPES = (
+    ConnectorType(
+        vendor="tenable_sc",
+        display_name="Tenable Security Center",
+        category=Category.VM,
+        connection_model=TenableSCConnection,
+        credentials_model=TenableSCKeys,
+        report_formats=("nessus", "tenable_csv"),
+        implementation=TenableSCConnector(),
+        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
+        docs_url="https://docs.tenable.com/security-center/api_best_practices/Content/APIKeyAuthorization.htm",
+        notes="Export .nessus or CSV files from Security Center and import them; SC has no signed webhooks.",
+    ),
+)

@@ -1,0 +1,128 @@
+"""Fixtures: the scanner sandbox over plain http and over TLS, settings, PMAP's log handler, a webhook receiver."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from pmap.connectors.base import ConnectionTestResult, OperationContext
+from pmap.connectors.runner import operation_context, run_connection_test
+from pmap.core.logs import configure_logging
+from pmap.core.settings import Settings
+from pmap.sandbox.scanners import ROUTERS, SANDBOX_VENDORS
+from pmap.sandbox.server import SandboxServer, build_app
+
+from .cases import catalog_entry
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """The scanner sandbox on plain http."""
+    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_sandbox() -> Iterator[SandboxServer]:
+    """The scanner sandbox on https with a throw-away self-signed certificate."""
+    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS), tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dev_settings() -> Settings:
+    """Development settings: loopback destinations are allowed."""
+    return Settings(env="development", database_url="sqlite://", platform_key=None)
+
+
+@pytest.fixture()
+def pmap_logs() -> None:
+    """PMAP's redacting log handler on the root logger, at DEBUG so every line is seen."""
+    configure_logging(production=False, level="DEBUG")
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return int(port)
+
+
+def context(settings: Settings, vendor: str, connection: dict[str, Any], credentials: dict[str, str],
+            purpose: str = "connection_test", budget: float | None = None) -> OperationContext:
+    """The operation context the app would build."""
+    return operation_context(settings, catalog_entry(vendor), connection, credentials, purpose=purpose, budget=budget)
+
+
+def run_test(settings: Settings, vendor: str, connection: dict[str, Any],
+             credentials: dict[str, str]) -> ConnectionTestResult:
+    """A connection test through the runner, as the API runs it."""
+    return run_connection_test(context(settings, vendor, connection, credentials), catalog_entry(vendor))
+
+
+# --- a webhook receiver ----------------------------------------------------------------------------
+
+WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Delivery:
+    """One delivery as received: headers (lower-cased names) and the raw body."""
+
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A loopback endpoint recording deliveries."""
+
+    url: str
+    deliveries: list[Delivery] = field(default_factory=list)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, count: int) -> list[Delivery]:
+        """Block (bounded) until ``count`` deliveries arrived; return what arrived."""
+        with self.cond:
+            self.cond.wait_for(lambda: len(self.deliveries) >= count, timeout=WAIT_SECONDS)
+            return list(self.deliveries)
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 answering 200."""
+    holder: dict[str, Receiver] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            rec = holder["r"]
+            with rec.cond:
+                rec.deliveries.append(Delivery({k.lower(): v for k, v in self.headers.items()}, body))
+                rec.cond.notify_all()
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder["r"] = Receiver(url=f"http://127.0.0.1:{httpd.server_address[1]}/hooks/test")
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield holder["r"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=WAIT_SECONDS)

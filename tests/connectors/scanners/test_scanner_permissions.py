@@ -1,0 +1,129 @@
+"""Least-privilege reports of the scanner connectors against the sandbox's roles and scopes."""
+
+from __future__ import annotations
+
+import pytest
+
+from pmap.connectors.base import Operation, PermissionState
+from pmap.core.settings import Settings
+from pmap.sandbox.server import SandboxServer
+
+from .cases import VENDORS, catalog_entry, settings_for, unique
+from .conftest import context
+
+# (vendor, marker, report ok, rights flagged as excess)
+CASES = [
+    # Tenable VM exports need Administrator or a custom role: a Standard user cannot be judged from its role
+    ("tenable_vm", "ok", False, set()),
+    ("tenable_vm", "noperm", False, set()),
+    ("tenable_vm", "admin", True, set()),
+    ("nessus", "ok", True, set()),
+    ("nessus", "noperm", False, set()),
+    ("nessus", "admin", True, set()),  # Nessus Professional is single-user: nothing to narrow
+    ("tenable_sc", "ok", True, set()),
+    ("tenable_sc", "noperm", False, set()),
+    ("tenable_sc", "admin", True, {"Security Manager"}),
+    ("rapid7_insightvm", "ok", True, set()),
+    ("rapid7_insightvm", "noperm", False, set()),
+    ("rapid7_insightvm", "admin", True, {"Global Administrator"}),
+    ("acunetix", "ok", True, set()),
+    ("acunetix", "admin", True, {"Administrator (master)"}),
+    ("sonarqube", "ok", True, set()),
+    ("sonarqube", "noperm", False, set()),
+    ("sonarqube", "admin", True, set()),  # a global webhook needs Administer System
+    ("checkmarx_one", "ok", True, set()),
+    ("checkmarx_one", "noperm", False, set()),
+    ("checkmarx_one", "admin", True, {"ast-admin", "manage-users"}),
+    ("veracode", "ok", True, set()),
+    ("veracode", "noperm", False, set()),
+    ("veracode", "admin", True, {"Administrator"}),
+    ("github_code_scanning", "ok", True, set()),
+    ("github_code_scanning", "noperm", False, set()),
+    ("github_code_scanning", "admin", True, {"admin:org", "delete_repo", "repo", "workflow"}),
+    ("snyk", "ok", True, set()),
+    ("snyk", "noperm", False, set()),
+    ("dependency_track", "ok", True, set()),
+    ("dependency_track", "noperm", False, set()),
+    ("dependency_track", "admin", True, {"ACCESS_MANAGEMENT", "SYSTEM_CONFIGURATION", "PORTFOLIO_MANAGEMENT",
+                                         "VULNERABILITY_ANALYSIS"}),
+    ("black_duck", "ok", True, set()),
+    ("black_duck", "noperm", False, set()),
+    ("runzero", "ok", True, set()),
+    ("runzero", "noperm", False, set()),
+]
+
+
+def test_every_vendor_offering_check_permissions_has_cases() -> None:
+    offering = {v for v in VENDORS if Operation.CHECK_PERMISSIONS in catalog_entry(v).operations}
+    assert offering == {vendor for vendor, *_ in CASES}
+
+
+@pytest.mark.parametrize(("vendor", "marker", "ok", "excess"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_permission_report(vendor: str, marker: str, ok: bool, excess: set[str], sandbox: SandboxServer,
+                           dev_settings: Settings) -> None:
+    ctx = context(dev_settings, vendor, *settings_for(vendor, sandbox.base_url, marker), purpose="permission_check")
+    report = catalog_entry(vendor).implementation.check_permissions(ctx)
+    assert report.ok is ok
+    assert set(report.excess) == excess
+    states = {p.state for p in report.permissions}
+    assert report.permissions
+    assert (PermissionState.MISSING in states) is (not ok and marker == "noperm")
+    assert (PermissionState.UNKNOWN in states) is (not ok and marker != "noperm")
+    if excess:
+        assert any("more rights than PMAP needs" in w for w in report.warnings)
+
+
+def test_tenable_vm_standard_role_is_unknown_with_the_reason(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx = context(dev_settings, "tenable_vm", *settings_for("tenable_vm", sandbox.base_url), purpose="permission_check")
+    report = catalog_entry("tenable_vm").implementation.check_permissions(ctx)
+    assert report.permissions[0].state is PermissionState.UNKNOWN
+    assert any("cannot export vulnerabilities unless a custom role" in w for w in report.warnings)
+
+
+def test_nessus_manager_administrators_are_excess(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    connection, credentials = settings_for("nessus", sandbox.base_url, "admin")
+    credentials["access_key"] = unique("manager")
+    report = catalog_entry("nessus").implementation.check_permissions(
+        context(dev_settings, "nessus", connection, credentials, purpose="permission_check"))
+    assert report.ok and report.excess == ["System Administrator"]
+
+
+def test_sonarqube_system_admin_is_excess_when_a_project_webhook_would_do(sandbox: SandboxServer,
+                                                                          dev_settings: Settings) -> None:
+    connection, credentials = settings_for("sonarqube", sandbox.base_url, "admin", project_key="shop")
+    report = catalog_entry("sonarqube").implementation.check_permissions(
+        context(dev_settings, "sonarqube", connection, credentials, purpose="permission_check"))
+    assert report.ok and report.excess == ["Administer System"]
+    assert report.permissions[1].name == "Administer on project shop"
+
+
+def test_runzero_account_keys_are_flagged(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    connection, credentials = settings_for("runzero", sandbox.base_url)
+    credentials["api_key"] = "CT" + credentials["api_key"][2:]
+    ctx = context(dev_settings, "runzero", connection, credentials, purpose="permission_check")
+    report = catalog_entry("runzero").implementation.check_permissions(ctx)
+    assert report.ok and report.excess == ["account-wide API key (CT)"]
+    probe = catalog_entry("runzero").implementation.test_connection(ctx)
+    assert any("account API key" in w for w in probe.warnings)
+
+
+def test_runzero_export_tokens_are_tested_on_the_export(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    connection, credentials = settings_for("runzero", sandbox.base_url)
+    credentials["api_key"] = "ET" + credentials["api_key"][2:]
+    ctx = context(dev_settings, "runzero", connection, credentials)
+    probe = catalog_entry("runzero").implementation.test_connection(ctx)
+    assert probe.message and "export token" in probe.message and not probe.warnings
+
+
+def test_dependency_track_team_without_view_rights_is_warned_at_test(sandbox: SandboxServer,
+                                                                     dev_settings: Settings) -> None:
+    ctx = context(dev_settings, "dependency_track", *settings_for("dependency_track", sandbox.base_url, "noperm"))
+    probe = catalog_entry("dependency_track").implementation.test_connection(ctx)
+    assert any("VIEW_PORTFOLIO, VIEW_VULNERABILITY" in w for w in probe.warnings)
+
+
+def test_checkmarx_oauth_client_credentials_work_too(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    connection, _ = settings_for("checkmarx_one", sandbox.base_url)
+    credentials = {"client_id": "pmap-client", "client_secret": "cx-secret-000000000001"}
+    ctx = context(dev_settings, "checkmarx_one", connection, credentials)
+    assert catalog_entry("checkmarx_one").implementation.test_connection(ctx).version == "3.21.4"

@@ -1,0 +1,115 @@
+"""Fixtures: the work-tool sandbox over plain http and over TLS, settings, PMAP's log handler, and a
+loopback receiver that records webhook deliveries."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from pmap.connectors.base import ConnectionTestResult, OperationContext
+from pmap.connectors.runner import operation_context, run_connection_test
+from pmap.core.logs import configure_logging
+from pmap.core.settings import Settings
+from pmap.sandbox.server import SandboxServer, build_app
+from pmap.sandbox.work import ROUTERS, SANDBOX_VENDORS
+
+from .cases import catalog_entry
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """The work-tool sandbox on plain http."""
+    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_sandbox() -> Iterator[SandboxServer]:
+    """The work-tool sandbox on https with a throw-away self-signed certificate."""
+    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS), tls=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dev_settings() -> Settings:
+    """Development settings: loopback destinations are allowed."""
+    return Settings(env="development", database_url="sqlite://", platform_key=None)
+
+
+@pytest.fixture()
+def pmap_logs() -> None:
+    """PMAP's redacting log handler on the root logger, at DEBUG so every line is seen."""
+    configure_logging(production=False, level="DEBUG")
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return int(port)
+
+
+@dataclass
+class Received:
+    """One delivery the receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A loopback HTTP server answering ``status`` to every POST and keeping what it got."""
+
+    url: str = ""
+    status: int = 204
+    deliveries: list[Received] = field(default_factory=list)
+
+
+@pytest.fixture()
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on a free loopback port."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            state.deliveries.append(Received(self.path, dict(self.headers.items()), body))
+            self.send_response(state.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/test"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def context(settings: Settings, vendor: str, connection: dict[str, Any], credentials: dict[str, str],
+            purpose: str = "connection_test", budget: float | None = None) -> OperationContext:
+    """The operation context the app would build."""
+    return operation_context(settings, catalog_entry(vendor), connection, credentials, purpose=purpose, budget=budget)
+
+
+def run_test(settings: Settings, vendor: str, connection: dict[str, Any], credentials: dict[str, str]) -> ConnectionTestResult:
+    """A connection test through the runner, as the API runs it."""
+    return run_connection_test(context(settings, vendor, connection, credentials), catalog_entry(vendor))
