@@ -75,6 +75,9 @@ def configure_logging(*, production: bool, level: str = "INFO") -> None:
     )
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request URL at INFO; query strings can carry identities or keys
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers = []

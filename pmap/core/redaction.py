@@ -28,9 +28,9 @@ LINGER_SECONDS = 120.0
 _recent: deque[tuple[float, tuple[str, ...]]] = deque(maxlen=4096)
 
 _PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"']+"),
+    re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"')]+"),
     re.compile(r"(?i)((?:x-apikeys|x-apikey)\s*[:=]\s*)[^\r\n\"]+"),
-    re.compile(r"(?i)((?:access_?key|secret_?key|api_?key|apikey|password|passwd|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s,;&\"'}]+"),
+    re.compile(r"(?i)((?:access_?key|secret_?key|api_?key|apikey|password|passwd|secret|token)[\"']?\s*[:=]\s*[\"']?)[^\s,;&\"'})]+"),
 ]
 
 

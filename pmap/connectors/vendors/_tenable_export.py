@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC
 from typing import Any
 
-from pmap.connectors.vendors._scanner_support import dig, parse_when, text
+from pmap.connectors.vendors._support import dig, parse_when, text
 
 # column names the tenable_csv reader knows (Tenable VM's own, plus "first seen"/"last seen")
 COLUMNS = (

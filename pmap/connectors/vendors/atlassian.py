@@ -36,7 +36,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import dig, permission_report, text
+from pmap.connectors.vendors._support import dig, permission_report, text
 from pmap.connectors.vendors._work_http import (
     basic_auth,
     check,

@@ -44,7 +44,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import dig, permission_report, text
+from pmap.connectors.vendors._support import dig, permission_report, text
 from pmap.connectors.vendors._work_http import (
     DOWNLOAD_MAX_BYTES,
     artifacts_of,

@@ -20,7 +20,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, fail, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
 
 _ACCEPT = "application/json"
 

@@ -26,7 +26,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, fail, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
 
 _NEEDED = (("view-projects", "listing projects"), ("view-scans", "listing scans"),
            ("view-results", "reading scan results"))

@@ -21,7 +21,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, json_of, permission_report, text
 
 NEEDED = (("VIEW_PORTFOLIO", "listing projects"), ("VIEW_VULNERABILITY", "reading findings"))
 # write and administration permissions a read-only integration should not hold

@@ -39,7 +39,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import (
+from pmap.connectors.vendors._support import (
     expiry,
     parse_when,
     permission_report,

@@ -24,7 +24,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import check, expiry, fail, json_of, parse_when, permission_report, text
+from pmap.connectors.vendors._support import check, expiry, fail, json_of, parse_when, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 

@@ -42,7 +42,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import (
+from pmap.connectors.vendors._support import (
     dig,
     expiry,
     parse_when,

@@ -46,7 +46,7 @@ from pmap.connectors.base import (
     Probe,
     ReportArtifact,
 )
-from pmap.connectors.vendors._scanner_support import permission_report, text
+from pmap.connectors.vendors._support import permission_report, text
 from pmap.connectors.vendors._work_http import (
     DOWNLOAD_MAX_BYTES,
     artifacts_of,

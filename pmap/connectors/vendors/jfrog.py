@@ -16,7 +16,7 @@ from pmap.connectors.base import (
     OperationContext,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, fail, json_of, text
+from pmap.connectors.vendors._support import check, fail, json_of, text
 
 
 class JFrogToken(Credentials):

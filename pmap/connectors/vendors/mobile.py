@@ -17,7 +17,7 @@ from pmap.connectors.base import (
     OperationContext,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, dig, fail, json_of
+from pmap.connectors.vendors._support import check, dig, fail, json_of
 
 
 class MobSFKey(Credentials):

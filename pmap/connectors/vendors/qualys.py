@@ -23,7 +23,7 @@ from pmap.connectors.base import (
     ReportArtifact,
     ScanRef,
 )
-from pmap.connectors.vendors._scanner_support import DOWNLOAD_MAX_BYTES, check, fail, xml_of
+from pmap.connectors.vendors._support import DOWNLOAD_MAX_BYTES, check, fail, xml_of
 from pmap.core.outbound import OutboundClient, OutboundResponse
 
 _HEADERS = {"X-Requested-With": "PMAP"}

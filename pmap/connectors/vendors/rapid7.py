@@ -19,7 +19,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, dig, expiry, json_of, parse_when, permission_report, text
+from pmap.connectors.vendors._support import check, dig, expiry, json_of, parse_when, permission_report, text
 
 _ADMIN_WARNING = ("the account is a Global Administrator: PMAP only reads assets and vulnerabilities; use a "
                   "user with a read-only role on the sites it should see")

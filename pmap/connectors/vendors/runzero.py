@@ -19,7 +19,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, json_of, permission_report, text
 
 _SCOPES = {"ET": "export token", "OT": "organization API key", "CT": "account API key"}
 _ACCOUNT_WARNING = ("this is an account API key (CT...): it reaches every organization; use an export token (ET...) "

@@ -35,7 +35,7 @@ from pmap.connectors.base import (
     TicketRef,
     TicketRequest,
 )
-from pmap.connectors.vendors._scanner_support import permission_report
+from pmap.connectors.vendors._support import permission_report
 from pmap.connectors.vendors._work_http import (
     basic_auth,
     check,

@@ -25,7 +25,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._scanner_support import check, dig, fail, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, dig, fail, json_of, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
 
 REST_VERSION = "2024-06-10"

@@ -26,7 +26,7 @@ from pmap.connectors.base import (
     ScanState,
 )
 from pmap.connectors.vendors import _tenable_export
-from pmap.connectors.vendors._scanner_support import (
+from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
     check,
     dig,

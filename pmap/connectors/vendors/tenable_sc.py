@@ -21,7 +21,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import check, dig, fail, json_of, permission_report, text
+from pmap.connectors.vendors._support import check, dig, fail, json_of, permission_report, text
 from pmap.core.outbound import OutboundClient
 
 # SC role names with organisation-wide write rights: more than reading vulnerabilities needs

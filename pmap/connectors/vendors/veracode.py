@@ -30,7 +30,7 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._scanner_support import (
+from pmap.connectors.vendors._support import (
     check,
     dig,
     expiry,

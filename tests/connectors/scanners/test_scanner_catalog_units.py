@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pmap.connectors.base import ARCHETYPES, secret_field_names
 from pmap.connectors.catalog import check_type
 from pmap.connectors.vendors import _tenable_export
-from pmap.connectors.vendors._scanner_support import days_until, expiry, parse_when
+from pmap.connectors.vendors._support import days_until, expiry, parse_when
 from pmap.connectors.vendors.checkmarx import CheckmarxConnection, CheckmarxCredentials, claims_of, iam_base
 from pmap.connectors.vendors.snyk import v1_base
 from pmap.connectors.vendors.veracode import VeracodeCredentials, VeracodeHmacAuth

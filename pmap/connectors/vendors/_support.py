@@ -1,4 +1,4 @@
-"""Pieces the scanner connectors share: vendor answers mapped to failed steps, safe reading of
+"""Helpers shared by every vendor implementation (scanners, work trackers, CI/CD):
 JSON/XML bodies, license and expiry diagnostics, export polling and permission reports.
 
 Nothing here sends a request on its own: every call goes through ``ctx.client()`` (the one guarded
