@@ -18,7 +18,10 @@ def current_principal(request: Request, session: DbSession) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("authentication required: send a bearer token in the Authorization header")
-    return authenticate(session, token.strip())
+    principal = authenticate(session, token.strip())
+    # end the read transaction: a request that then waits on a vendor must not hold a pooled connection
+    session.commit()
+    return principal
 
 
 def _at_least(role: Role):  # noqa: ANN202 - FastAPI dependency factory

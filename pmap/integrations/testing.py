@@ -81,7 +81,9 @@ def run_saved_test(
             secret_names = set(secret_field_names(ct.credentials_model)) | {LEGACY_API_KEY}
             merged = {k: v for k, v in stored.values.items() if k not in secret_names}
         merged.update(incoming)
+        session.commit()  # release the pooled connection while the vendor is called
         return _run(settings, ct, connection, merged, legacy)
+    session.commit()  # release the pooled connection while the vendor is called
     with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
         merged = {**stored.values, **incoming}
         result = _run(settings, ct, connection, merged, legacy)
