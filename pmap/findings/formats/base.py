@@ -221,18 +221,18 @@ def _hostile_doctype(head: bytes) -> bool:
     return bool(_ENTITY_DECL.search(subset)) or end == -1
 
 
-class _PeekStream(io.RawIOBase):
-    """A read-only stream that first replays already-peeked bytes."""
+class ReplayStream(io.RawIOBase):
+    """A read-only stream that first replays ``head`` (bytes already read) and then reads ``rest``."""
 
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
+        self._head = memoryview(head)
         self._rest = rest
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
-        if self._head:
+        if len(self._head):
             n = min(len(buf), len(self._head))
             buf[:n] = self._head[:n]
             self._head = self._head[n:]
@@ -255,7 +255,7 @@ def iter_xml(
     head = stream.read(65536)
     if _hostile_doctype(head):
         raise HostileReportError(format_key, "XML with entity declarations is refused", "line 1")
-    reader = io.BufferedReader(_PeekStream(head, stream), buffer_size=1 << 20)
+    reader = io.BufferedReader(ReplayStream(head, stream), buffer_size=1 << 20)
     context = etree.iterparse(
         reader,
         events=("end",),

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from pmap.findings.formats.base import (
     MAX_JSON_DEPTH,
+    ReplayStream,
     ReportError,
     iter_json_items,
     iter_xml,
@@ -25,28 +26,6 @@ from pmap.findings.formats.base import (
 HEAD_SIZE = 65536
 
 # --- streams ----------------------------------------------------------------------------------
-
-
-class ReplayStream(io.RawIOBase):
-    """A read-only stream that first replays ``head`` and then reads the rest of ``rest``."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        if len(self._head):
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buf))
-        n = len(data)
-        buf[:n] = data
-        return n
 
 
 def peek(stream: IO[bytes], size: int = HEAD_SIZE) -> tuple[bytes, IO[bytes]]:
