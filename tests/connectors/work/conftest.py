@@ -3,7 +3,6 @@ loopback receiver that records webhook deliveries."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,48 +13,9 @@ import pytest
 
 from pmap.connectors.base import ConnectionTestResult, OperationContext
 from pmap.connectors.runner import operation_context, run_connection_test
-from pmap.core.logs import configure_logging
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer, build_app
-from pmap.sandbox.work import ROUTERS, SANDBOX_VENDORS
 
 from .cases import catalog_entry
-
-
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[SandboxServer]:
-    """The work-tool sandbox on plain http."""
-    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS)) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def tls_sandbox() -> Iterator[SandboxServer]:
-    """The work-tool sandbox on https with a throw-away self-signed certificate."""
-    with SandboxServer(build_app(ROUTERS, SANDBOX_VENDORS), tls=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def dev_settings() -> Settings:
-    """Development settings: loopback destinations are allowed."""
-    return Settings(env="development", database_url="sqlite://", platform_key=None)
-
-
-@pytest.fixture()
-def pmap_logs() -> None:
-    """PMAP's redacting log handler on the root logger, at DEBUG so every line is seen."""
-    configure_logging(production=False, level="DEBUG")
-
-
-@pytest.fixture()
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return int(port)
 
 
 @dataclass
