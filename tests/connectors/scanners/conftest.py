@@ -1,4 +1,4 @@
-"""Fixtures: the scanner sandbox over plain http and over TLS, settings, PMAP's log handler, a webhook receiver."""
+"""Fixtures of the scanner connector tests: a loopback webhook receiver and runner shortcuts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Fixtures: the work-tool sandbox over plain http and over TLS, settings, PMAP's log handler, and a
-loopback receiver that records webhook deliveries."""
+"""Fixtures of the work-tracker and CI/CD connector tests: a loopback receiver recording webhook deliveries."""
 
 from __future__ import annotations
 
