@@ -41,7 +41,8 @@ class AuditLog:
         with self._factory() as session:
             session.add(_event(actor, action, integration_id, purpose, outcome, detail))
             session.commit()
-        log.info("audit %s %s outcome=%s purpose=%s integration=%s", actor.label, action, outcome, purpose, integration_id)
+        log.info("audit %s by %s/%s outcome=%s purpose=%s integration=%s", action, actor.kind, actor.name, outcome,
+                 getattr(purpose, "value", purpose), integration_id)
 
 
 class SessionAudit:

@@ -11,7 +11,6 @@ import re
 import threading
 import itertools
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -25,7 +24,8 @@ _next_handle = itertools.count(1)
 # values released in the last LINGER_SECONDS stay masked: an exception raised inside a resolve block
 # is usually logged after the block has ended
 LINGER_SECONDS = 120.0
-_recent: deque[tuple[float, tuple[str, ...]]] = deque(maxlen=4096)
+_MAX_RECENT = 4096
+_recent: dict[str, float] = {}  # value -> when it stops being masked
 
 _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"')]+"),
@@ -53,7 +53,10 @@ def unregister(handle: int) -> None:
     """Release the values registered under ``handle`` (they stay masked for a short while)."""
     values = _in_use.pop(handle, None)
     if values:
-        _recent.append((time.monotonic() + LINGER_SECONDS, values))
+        expiry = time.monotonic() + LINGER_SECONDS
+        for value in values:
+            _recent.pop(value, None)  # re-insert so the dict stays ordered by expiry
+            _recent[value] = expiry
 
 
 @contextmanager
@@ -70,10 +73,16 @@ def active_values() -> set[str]:
     """The secret values registered right now."""
     now = time.monotonic()
     with _lock:  # serialises snapshots only; writers never wait on it
-        while _recent and _recent[0][0] < now:
-            _recent.popleft()
-        groups = list(_in_use.values()) + [values for _expiry, values in list(_recent)]
-    return {v for group in groups for v in group if v and len(v) >= _MIN_LEN}
+        lingering = []
+        for value, expiry in list(_recent.items()):  # oldest first
+            if expiry < now or len(_recent) > _MAX_RECENT:
+                _recent.pop(value, None)
+            else:
+                lingering.append(value)
+        groups = list(_in_use.values())
+    found = {v for group in groups for v in group if v and len(v) >= _MIN_LEN}
+    found.update(v for v in lingering if len(v) >= _MIN_LEN)
+    return found
 
 
 def scrub(text: str, extra: Iterable[str] = ()) -> str:

@@ -48,6 +48,7 @@ class Purpose(str, enum.Enum):
     PERMISSIONS_CHECK = "permissions_check"
     WEBHOOK_REGISTRATION = "webhook_registration"
     WEBHOOK_VERIFICATION = "webhook_verification"
+    WEBHOOK_ROTATION = "webhook_rotation"
     REVEAL = "reveal"
 
 

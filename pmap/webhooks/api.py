@@ -2,7 +2,118 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.orm import Session
+
+from pmap.auth.deps import Admin, Operator, Viewer
+from pmap.auth.principal import Principal
+from pmap.connectors.base import PermissionReport
+from pmap.core.deps import DbSession, StateDep
+from pmap.integrations.models import Integration
+from pmap.webhooks import receiver, service, setup
+from pmap.webhooks.models import Outcome
+from pmap.webhooks.permissions import check_permissions
+from pmap.webhooks.schemas import (
+    AutoSetupResult,
+    DeliveryPage,
+    RegenerateRequest,
+    RegisterResult,
+    TicketEventPage,
+    WebhookStatus,
+)
 
 router = APIRouter(tags=["webhooks"])  # mounted under /api/v1
 receiver_router = APIRouter(tags=["webhook receivers"])  # mounted at the root: /hooks/{integration_id}
+
+_BASE = "/integrations/{integration_id}/webhook"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _owned(session: Session, principal: Principal, integration_id: uuid.UUID) -> Integration:
+    return principal.get_owned(session, Integration, integration_id, what="integration")
+
+
+@router.get(_BASE, response_model=WebhookStatus)
+def webhook_status(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Viewer) -> WebhookStatus:
+    """Webhook status: configured, registered, receiving URL, last deliveries and rejections. Never the secret."""
+    return service.status(session, state.settings, _owned(session, principal, integration_id))
+
+
+@router.post(_BASE + "/generate", response_model=WebhookStatus, status_code=201)
+def generate_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> WebhookStatus:
+    """Generate and store a webhook secret in the vendor's format (409 if one exists). Not returned; audited."""
+    row = service.generate(session, state, principal, _owned(session, principal, integration_id))
+    return service.status(session, state.settings, row)
+
+
+@router.post(_BASE + "/reveal", responses={200: {"description": "`{\"secret\": ...}`, not cached"}})
+def reveal_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Admin) -> JSONResponse:
+    """The current webhook secret, to paste into the vendor. Admin only, audited, never cached."""
+    secret = service.reveal(session, state, principal, _owned(session, principal, integration_id))
+    return JSONResponse({"secret": secret}, headers=_NO_STORE)
+
+
+@router.post(_BASE + "/regenerate", response_model=WebhookStatus)
+def regenerate_secret(
+    integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Admin,
+    body: RegenerateRequest | None = None,
+) -> WebhookStatus:
+    """Rotate the secret; the previous one stays valid for the grace period (``grace_seconds``). Audited."""
+    grace = body.grace_seconds if body else None
+    row = service.regenerate(session, state, principal, _owned(session, principal, integration_id), grace)
+    return service.status(session, state.settings, row)
+
+
+@router.post(_BASE + "/register", response_model=RegisterResult)
+def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> RegisterResult:
+    """Install PMAP's receiver on the vendor with the current secret."""
+    return setup.register(session, state, principal, _owned(session, principal, integration_id))
+
+
+@router.post(_BASE + "/auto-setup", response_model=AutoSetupResult)
+def auto_setup(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> AutoSetupResult:
+    """Generate a secret if missing, register, trigger the vendor's test delivery and check it arrived verified."""
+    return setup.auto_setup(session, state, principal, _owned(session, principal, integration_id))
+
+
+@router.get(_BASE + "/deliveries", response_model=DeliveryPage)
+def list_deliveries(
+    integration_id: uuid.UUID, session: DbSession, principal: Viewer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    outcome: Annotated[Outcome | None, Query()] = None,
+) -> DeliveryPage:
+    """Recent deliveries, newest first, with their outcome (accepted, duplicate, rejected, processed, failed)."""
+    row = _owned(session, principal, integration_id)
+    return service.list_deliveries(session, row, limit=limit, cursor=cursor, outcome=outcome.value if outcome else None)
+
+
+@router.get(_BASE + "/ticket-events", response_model=TicketEventPage)
+def list_ticket_events(
+    integration_id: uuid.UUID, session: DbSession, principal: Viewer,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> TicketEventPage:
+    """Ticket status changes received from the vendor, newest first."""
+    return service.list_ticket_events(session, _owned(session, principal, integration_id), limit=limit, cursor=cursor)
+
+
+@router.post("/integrations/{integration_id}/permissions-check", response_model=PermissionReport)
+def permissions_check(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> PermissionReport:
+    """What the stored credentials may do on the vendor: granted, missing, and excess rights."""
+    return check_permissions(session, state, principal, _owned(session, principal, integration_id))
+
+
+@receiver_router.post("/hooks/{integration_id}", status_code=202, responses={
+    200: {"description": "a duplicate, already received"}, 401: {"description": "rejected"},
+    413: {"description": "body too large"}, 429: {"description": "rate limited"}})
+async def receive(integration_id: str, request: Request) -> Response:
+    """Receive one vendor delivery. The signature is the authentication; a rejection says nothing more."""
+    body = await request.body()
+    rt = receiver.runtime(request.app.state)
+    answer = await receiver.receive(rt, integration_id, request.headers, body)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)

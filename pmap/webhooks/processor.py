@@ -1,0 +1,200 @@
+"""The background worker that processes accepted deliveries after the receiver has answered.
+
+Choice (documented): the receiver commits the delivery row, answers 2xx, and hands the row id to
+this worker, one thread per app started on demand; it exits after a second without work, so no
+thread outlives its use. Work is taken in batches, one transaction per batch: deliveries with
+nothing to do are marked ``processed`` with one UPDATE; those carrying ticket changes are applied
+each in a savepoint, so one bad delivery cannot fail the others. A failure is recorded (``failed`` +
+reason) and is retryable: the vendor's redelivery with the same delivery id is accepted and
+processed again.
+
+Nothing is lost if the process dies between the answer and the processing: the row stays
+``accepted``, and each time a worker starts it sweeps rows left ``accepted`` for over a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from pmap.core.db import transaction
+from pmap.integrations.models import Integration
+from pmap.webhooks import clock, processing
+from pmap.webhooks.models import Outcome, WebhookDelivery
+
+log = logging.getLogger("pmap.webhooks.processor")
+
+#: vendor -> webhook scheme key (see :func:`pmap.webhooks.service.scheme_key`)
+SchemeLookup = Callable[[str], "str | None"]
+
+BATCH = 200
+#: Processing is not on the answer's path: waiting a little for more work makes batches, and a
+#: batch costs about what one delivery costs (a few statements, one commit).
+LINGER_SECONDS = 0.05
+IDLE_EXIT_SECONDS = 1.0
+STALE_AFTER = timedelta(seconds=60)
+_REASON_CHARS = 300
+
+
+class Processor:
+    """Processes delivery ids handed to :meth:`submit`, in a thread started on demand."""
+
+    def __init__(self, sessions: sessionmaker[Session], scheme_of: SchemeLookup) -> None:
+        self._sessions = sessions
+        self._scheme_of = scheme_of
+        self._queue: queue.SimpleQueue[uuid.UUID] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pending = 0  # ids submitted (or swept) and not finished yet
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, delivery_row_id: uuid.UUID) -> None:
+        """Queue one accepted delivery for processing."""
+        with self._lock:
+            self._pending += 1
+            self._queue.put(delivery_row_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pmap-webhook-processor", daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until everything submitted so far is processed (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(min(left, 0.05))
+        return True
+
+    def _run(self) -> None:
+        try:
+            self._sweep()
+        except Exception:  # a sweep failure must not stop fresh work
+            log.exception("sweeping stale accepted deliveries failed")
+        while True:
+            batch = self._take()
+            if not batch:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            try:
+                self.process(batch)
+            except Exception:  # keep the worker alive; rows stay accepted and are swept later
+                log.exception("processing a batch of %d deliveries failed", len(batch))
+            finally:
+                with self._idle:
+                    self._pending -= len(batch)
+                    self._idle.notify_all()
+
+    def _take(self) -> list[uuid.UUID]:
+        try:
+            first = self._queue.get(timeout=IDLE_EXIT_SECONDS)
+        except queue.Empty:
+            return []
+        batch = [first]
+        until = time.monotonic() + LINGER_SECONDS
+        while len(batch) < BATCH:
+            left = until - time.monotonic()
+            try:
+                batch.append(self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _sweep(self) -> None:
+        cutoff = clock.now() - STALE_AFTER
+        with self._sessions() as session:
+            ids = session.scalars(select(WebhookDelivery.id).where(
+                WebhookDelivery.outcome == Outcome.ACCEPTED.value, WebhookDelivery.created_at < cutoff)
+                .limit(10_000)).all()
+        with self._lock:
+            for ident in ids:
+                self._pending += 1
+                self._queue.put(ident)
+        if ids:
+            log.info("re-queued %d deliveries left accepted by an earlier process", len(ids))
+
+    def process(self, ids: list[uuid.UUID]) -> None:
+        """Process one batch of delivery row ids (those still ``accepted``) in ONE transaction; each
+        delivery's ticket changes run in a savepoint, so a failing one is recorded and the rest kept."""
+        with self._sessions() as session:  # read, and end the read: the write below starts with a write
+            rows = session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.organization_id, WebhookDelivery.integration_id,
+                       WebhookDelivery.event, WebhookDelivery.content_type, WebhookDelivery.body, Integration.vendor)
+                .join(Integration, Integration.id == WebhookDelivery.integration_id)
+                .where(WebhookDelivery.id.in_(ids), WebhookDelivery.outcome == Outcome.ACCEPTED.value)
+            ).all()
+        if not rows:
+            return
+        read = []
+        for r in rows:
+            d = processing.Delivery(r.id, r.organization_id, r.integration_id, r.vendor,
+                                    self._scheme_of(r.vendor) or "", r.event, r.content_type, r.body or b"")
+            read.append((d, *_read(d)))
+        with transaction(self._sessions) as session:
+            # claim first: the transaction opens with a write (SQLite then holds the write lock instead
+            # of failing on a stale read snapshot), and rows another worker took are skipped
+            claimed = set(session.scalars(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([d.id for d, *_ in read]),
+                       WebhookDelivery.outcome == Outcome.ACCEPTED.value)
+                .values(outcome=Outcome.PROCESSED.value, processed_at=clock.now())
+                .returning(WebhookDelivery.id).execution_options(synchronize_session=False)
+            ))
+            failures = {d.id: failure for d, failure, _, _ in read if d.id in claimed and failure is not None}
+            todo = [(d, changes) for d, failure, _, changes in read
+                    if d.id in claimed and failure is None and changes]
+            failures.update(_apply(session, todo))
+            for d, _, event, _ in read:
+                if d.id in failures:
+                    _set(session, d.id, outcome=Outcome.FAILED.value, reason=failures[d.id][:_REASON_CHARS])
+                elif d.id in claimed and event and event != d.event:
+                    _set(session, d.id, event=event[:100])
+
+
+def _apply(session: Session, todo: Sequence[processing.Applied]) -> dict[uuid.UUID, str]:
+    """Apply the batch's ticket changes in one savepoint; if that fails, one savepoint per delivery so
+    only the failing ones are lost. The failures, by delivery row id."""
+    if not todo:
+        return {}
+    try:
+        with session.begin_nested():
+            processing.apply_changes(session, todo)
+        return {}
+    except Exception as exc:
+        if len(todo) == 1:
+            log.exception("applying the ticket changes of delivery %s failed", todo[0][0].id)
+            return {todo[0][0].id: f"processing error: {type(exc).__name__}"}
+    failures: dict[uuid.UUID, str] = {}
+    for item in todo:
+        failures.update(_apply(session, [item]))
+    return failures
+
+
+def _set(session: Session, ident: uuid.UUID, **values: object) -> None:
+    session.execute(update(WebhookDelivery).where(WebhookDelivery.id == ident).values(**values)
+                    .execution_options(synchronize_session=False))
+
+
+def _read(d: processing.Delivery) -> tuple[str | None, str | None, list[processing.TicketChange]]:
+    """(failure reason, event name, ticket changes) of one delivery's payload."""
+    try:
+        event, changes = processing.ticket_changes(d)
+    except processing.ProcessingError as exc:
+        return str(exc), d.event, []
+    except Exception as exc:  # an unexpected payload shape: record it, keep the batch going
+        log.exception("processing delivery %s failed", d.id)
+        return f"processing error: {type(exc).__name__}", d.event, []
+    return None, event, changes

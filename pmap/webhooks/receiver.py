@@ -1,0 +1,308 @@
+"""The inbound receiver behind ``POST /hooks/{integration_id}``: verify, de-duplicate, store, answer.
+
+Order of work for one delivery (the signature is the only authentication):
+
+1. the raw body is read (the request middleware caps it at ``PMAP_WEBHOOK_MAX_BODY_BYTES``);
+2. a malformed id answers 401 at once; otherwise the integration's token bucket is charged
+   (``PMAP_WEBHOOK_RATE_PER_MINUTE``; 429 + Retry-After), so a flood costs no database work;
+3. the integration is read (cached, see :mod:`pmap.webhooks.store`); unknown ids answer exactly like
+   a bad signature;
+4. the webhook secret is decrypted through the resolver (purpose ``webhook_verification``) and the
+   raw bytes are verified by the vendor's scheme, before anything is parsed. The resolver's audit
+   sink is an :class:`AuditBuffer`: its event is written in the delivery's own transaction (the
+   columns ``SessionAudit`` writes, without an ORM flush);
+5. the delivery row (unique on the vendor's delivery id) and the audit event are committed in one
+   transaction, group-committed with concurrent deliveries (:mod:`pmap.webhooks.writer`), BEFORE
+   the 2xx answer;
+6. accepted rows go to the background :class:`~pmap.webhooks.processor.Processor`; a delivery
+   that cannot carry anything PMAP acts on (see :func:`processing.needs_processing`) is stored
+   directly as processed.
+
+A delivery id seen before is acknowledged (200) and not processed again, unless its processing
+failed: then it is accepted and processed again. A rejected delivery is recorded without its body
+and answered 401 with a generic body. Verification runs on the event loop (a few microseconds of
+AES-GCM and HMAC; large bodies go to a worker thread); database reads of a cache miss, rejections
+and duplicates run in worker threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import insert, select, update
+from starlette.datastructures import Headers
+
+from pmap.core.db import new_id
+from pmap.core.errors import CryptoError
+from pmap.core.http_errors import error_body
+from pmap.core.state import AppState
+from pmap.credentials.service import Actor, CredentialResolver, Purpose
+from pmap.webhooks import clock, processing, service
+from pmap.webhooks.models import Outcome, Verification
+from pmap.webhooks.processor import Processor
+from pmap.webhooks.ratelimit import TokenBuckets
+from pmap.webhooks.schemes import SCHEMES, body_id
+from pmap.webhooks.store import (
+    DELIVERIES,
+    STALE,
+    STORED,
+    AuditBuffer,
+    IntegrationRow,
+    Pending,
+    Store,
+    write_audit,
+    write_transaction,
+)
+from pmap.webhooks.writer import BatchWriter
+
+log = logging.getLogger("pmap.webhooks.receiver")
+
+_INLINE_VERIFY_BYTES = 64 * 1024  # larger bodies are verified in a worker thread
+_EVENT_HEADERS = ("x-github-event", "x-gitlab-event", "x-event-key", "x-snyk-event")
+# where each scheme carries its delivery id when a delivery is accepted unsigned (no secret configured)
+_UNSIGNED_ID_HEADERS = {
+    "github": ("x-github-delivery",), "gitlab_token": ("idempotency-key", "x-gitlab-webhook-uuid"),
+    "jira": ("x-atlassian-webhook-identifier",), "bitbucket": ("x-request-uuid",), "snyk": ("x-snyk-transport-id",),
+    "servicenow": ("x-pmap-delivery",), "standard_webhooks": ("webhook-id",),
+}
+_SLOTS = ("current", "previous")
+ACCEPTED = {"status": "accepted"}
+DUPLICATE = {"status": "duplicate"}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The HTTP answer to one delivery."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+def rejected() -> Answer:
+    """The one answer for a bad proof, an unknown id and a malformed id: nothing can be probed."""
+    return Answer(401, error_body("authentication_required", "webhook delivery rejected"))
+
+
+@dataclass
+class Runtime:
+    """Per-app receiver state: database access, the writer, the rate limiter, the processor, counters."""
+
+    state: AppState
+    store: Store
+    writer: BatchWriter
+    buckets: TokenBuckets
+    processor: Processor
+    counters: dict[str, int] = field(default_factory=lambda: {"rejected_unknown": 0})
+
+
+_runtime_lock = threading.Lock()
+
+
+def runtime(app_state: Any) -> Runtime:
+    """The receiver runtime of one app (``request.app.state``), created on first use."""
+    rt = getattr(app_state, "webhook_runtime", None)
+    if rt is None:
+        with _runtime_lock:
+            rt = getattr(app_state, "webhook_runtime", None)
+            if rt is None:
+                state: AppState = app_state.pmap
+                store = Store(state.engine)
+                rt = Runtime(state=state, store=store, writer=BatchWriter(store),
+                             buckets=TokenBuckets(state.settings.webhook_rate_per_minute),
+                             processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor)))
+                app_state.webhook_runtime = rt
+    return rt
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    if not value:
+        return None
+    value = value[:limit]
+    if not (value.isascii() and value.isprintable()):
+        value = "".join(c for c in value if 32 <= ord(c) < 127)
+    return value or None
+
+
+def _event(headers: Headers) -> str | None:
+    for name in _EVENT_HEADERS:
+        value = headers.get(name)
+        if value:
+            return _clean(value, 100)
+    return None
+
+
+def _unsigned_id(scheme: str, headers: Headers, body: bytes) -> str:
+    for name in _UNSIGNED_ID_HEADERS.get(scheme, ()):
+        value = _clean(headers.get(name), 200)
+        if value:
+            return value
+    return body_id(body)
+
+
+@dataclass(slots=True)
+class _Checked:
+    """The outcome of checking one delivery against one integration row."""
+
+    pending: Pending | None = None  # accepted: what to store
+    reason: str | None = None  # rejected: why (recorded, never answered)
+    unavailable: bool = False  # the secret could not be decrypted
+
+
+async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes) -> Answer:
+    """Verify, de-duplicate and durably store one delivery; the answer to send."""
+    try:
+        integration_id = uuid.UUID(raw_id)
+    except ValueError:
+        rt.counters["rejected_unknown"] += 1
+        return rejected()
+    wait = rt.buckets.take(str(integration_id))
+    if wait > 0:
+        return Answer(429, error_body("rate_limited", "too many webhook deliveries"),
+                      {"Retry-After": str(max(1, math.ceil(wait)))})
+    audit = AuditBuffer()
+    row = rt.store.cached(integration_id)
+    fresh = False
+    refused: tuple[IntegrationRow, _Checked] | None = None  # a rejection against a cached row
+    for _ in range(3):
+        if row is None:
+            row, fresh = await anyio.to_thread.run_sync(rt.store.lookup, integration_id), True
+            if row is None:
+                rt.counters["rejected_unknown"] += 1
+                if audit.rows:  # an attempt against a cached row decrypted: that stays audited
+                    await anyio.to_thread.run_sync(_reject, rt, None, "", audit)
+                return rejected()
+        if fresh and refused is not None and refused[0].same_as(row):
+            checked = refused[1]  # the row did not change: the same verdict, without a second decrypt
+        else:
+            checked = await _check(rt, row, headers, body, audit)
+        if checked.pending is not None:
+            answer = await _store(rt, checked.pending)
+            if answer is not None:
+                return answer
+        elif fresh:
+            reason = checked.reason or "rejected"
+            answer = await anyio.to_thread.run_sync(_reject, rt, _base(row, headers, body), reason, audit)
+            if checked.unavailable:
+                log.error("webhook secret of integration %s could not be decrypted", row.id)
+                return Answer(503, error_body("unavailable", "webhook delivery could not be verified; retry later"))
+            log.info("webhook delivery rejected: integration=%s reason=%s", row.id, reason)
+            return answer
+        else:
+            refused = (row, checked)
+        # changed since it was read, or rejected against a cached row: decide on a fresh read
+        row = None
+    return Answer(503, error_body("unavailable", "the integration is changing; retry later"))
+
+
+async def _check(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, audit: AuditBuffer) -> _Checked:
+    if len(body) > _INLINE_VERIFY_BYTES:
+        return await anyio.to_thread.run_sync(_verify, rt, row, headers, body, audit)
+    return _verify(rt, row, headers, body, audit)
+
+
+def _base(row: IntegrationRow, headers: Headers, body: bytes, now: datetime | None = None) -> dict[str, Any]:
+    return {"organization_id": row.organization_id, "integration_id": row.id, "size": len(body),
+            "content_type": _clean(headers.get("content-type"), 100), "created_at": now or clock.now(), "attempts": 1}
+
+
+def _verify(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, audit: AuditBuffer) -> _Checked:
+    """Check one delivery against ``row``: what to store, or why it is rejected."""
+    key = service.scheme_key(row.vendor)
+    if key is None:
+        return _Checked(reason="the vendor type sends no webhooks")
+    if not row.enabled:
+        return _Checked(reason="integration disabled")
+    now = clock.now()
+    if row.encrypted_webhook_secret is not None:
+        actor = Actor(kind="webhook", name=row.vendor, organization_id=row.organization_id)
+        resolver = CredentialResolver(rt.state.keyring, audit)
+        try:
+            with resolver.resolve_webhook_secrets(row, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor) as secrets:
+                verdict = SCHEMES[key].verify(headers, body, secrets.valid(now), now.timestamp())
+        except CryptoError:
+            return _Checked(reason="webhook secret could not be decrypted", unavailable=True)
+        if not verdict.ok:
+            return _Checked(reason=verdict.reason)
+        delivery_id = verdict.delivery_id or body_id(body)
+        verification, slot, reason = Verification.SIGNED, _SLOTS[min(verdict.secret_index or 0, 1)], None
+    elif rt.state.settings.production and not row.allow_unsigned_webhooks:
+        return _Checked(reason="unsigned delivery: no webhook secret configured")
+    else:
+        log.warning("accepted an unsigned webhook delivery for integration %s (no secret configured)", row.id)
+        delivery_id, verification, slot = _unsigned_id(key, headers, body), Verification.UNSIGNED, None
+        reason = "accepted unsigned: no webhook secret configured"
+    base, event = _base(row, headers, body, now), _event(headers)
+    # a delivery that cannot carry anything PMAP acts on is processed by being stored
+    todo = processing.needs_processing(row.vendor, key, event)
+    values = {**base, "id": new_id(), "dedupe_key": delivery_id, "delivery_id": delivery_id, "event": event,
+              "outcome": (Outcome.ACCEPTED if todo else Outcome.PROCESSED).value, "reason": reason,
+              "verification": verification.value, "secret_slot": slot, "body": body,
+              "processed_at": None if todo else base["created_at"]}
+    pending = Pending(values, list(audit.rows), row)
+    audit.rows.clear()  # they travel with the pending delivery and are written whatever happens to it
+    return _Checked(pending=pending)
+
+
+async def _store(rt: Runtime, pending: Pending) -> Answer | None:
+    """Commit one accepted delivery (group-committed); None when the integration row it was checked
+    against changed meanwhile (check again from a fresh read)."""
+    result = await rt.writer.submit(pending)
+    if result == STORED:
+        if pending.values["outcome"] == Outcome.ACCEPTED.value:
+            rt.processor.submit(pending.values["id"])
+        return Answer(202, ACCEPTED)
+    if result == STALE:
+        return None
+    return await anyio.to_thread.run_sync(_again, rt, pending.values)
+
+
+def _again(rt: Runtime, values: dict[str, Any]) -> Answer:
+    """A delivery id seen before: a failed one is processed again, anything else is a duplicate."""
+    redelivered: uuid.UUID | None = None
+    with write_transaction(rt.store.engine) as conn:
+        existing = conn.execute(
+            select(DELIVERIES.c.id, DELIVERIES.c.outcome, DELIVERIES.c.attempts)
+            .where(DELIVERIES.c.integration_id == values["integration_id"],
+                   DELIVERIES.c.dedupe_key == values["dedupe_key"])
+            .with_for_update()
+        ).first()
+        if existing is not None and existing.outcome == Outcome.FAILED.value:
+            conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == existing.id).values(
+                outcome=values["outcome"], reason=values["reason"], body=values["body"], size=values["size"],
+                content_type=values["content_type"], verification=values["verification"],
+                secret_slot=values["secret_slot"], attempts=existing.attempts + 1, processed_at=values["processed_at"],
+            ))
+            redelivered = existing.id
+        else:
+            conn.execute(insert(DELIVERIES), {
+                **values, "id": new_id(), "dedupe_key": None, "outcome": Outcome.DUPLICATE.value, "body": None,
+                "processed_at": None,
+                "reason": "already received" if existing is not None else "concurrent duplicate"})
+    if redelivered is not None:
+        if values["outcome"] == Outcome.ACCEPTED.value:
+            rt.processor.submit(redelivered)
+        return Answer(202, ACCEPTED)
+    return Answer(200, DUPLICATE)
+
+
+def _reject(rt: Runtime, base: dict[str, Any] | None, reason: str, audit: AuditBuffer) -> Answer:
+    """Record a rejection WITHOUT the body (no row when ``base`` is None: the integration is gone);
+    pending audit events commit with it."""
+    with rt.store.engine.begin() as conn:
+        if base is not None:
+            conn.execute(insert(DELIVERIES), {
+                **base, "id": new_id(), "dedupe_key": None, "delivery_id": None, "event": None,
+                "outcome": Outcome.REJECTED.value, "reason": reason[:300], "verification": Verification.FAILED.value,
+                "secret_slot": None, "body": None, "processed_at": None,
+            })
+        write_audit(conn, audit.rows)
+    audit.rows.clear()
+    return rejected()

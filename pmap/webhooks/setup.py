@@ -1,0 +1,154 @@
+"""Installing PMAP's receiver on the vendor: register, and auto-setup (generate, register, ping, wait)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pmap.audit.service import SessionAudit
+from pmap.auth.principal import Principal
+from pmap.connectors.base import (
+    ConnectorType,
+    OperationContext,
+    WebhookRegistered,
+    WebhookRegistration,
+)
+from pmap.connectors.catalog import connector_types
+from pmap.core.errors import Conflict, PmapError, UpstreamError
+from pmap.core.redaction import scrub
+from pmap.core.state import AppState
+from pmap.credentials.service import CredentialResolver, Purpose
+from pmap.integrations.models import Integration
+from pmap.webhooks import clock, service
+from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
+from pmap.webhooks.schemas import AutoSetupResult, PingResult, RegisterResult
+from pmap.webhooks.vendor import failure_message, vendor_context, vendor_failure
+
+#: How long auto-setup waits for the vendor's test delivery to arrive.
+PING_WAIT_SECONDS = 10.0
+_POLL_SECONDS = 0.1
+
+T = TypeVar("T")
+
+
+def _registrable(row: Integration) -> ConnectorType:
+    service.webhook_scheme(row)
+    ct = connector_types().get(row.vendor)
+    if not service.can_register(ct):
+        raise Conflict(f"the {row.vendor} connector cannot install webhooks through the vendor's API: configure "
+                       "the receiving URL and the secret on the vendor by hand")
+    return ct  # type: ignore[return-value]
+
+
+def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: ConnectorType,
+                 work: Callable[[OperationContext, str], T]) -> T:
+    """Run ``work(ctx, webhook_secret)`` with credentials and the webhook secret resolved for
+    ``webhook_registration`` (both audited by the resolver)."""
+    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    purpose = Purpose.WEBHOOK_REGISTRATION
+    with resolver.resolve(row, purpose=purpose, actor=principal.actor) as creds, \
+            resolver.resolve_webhook_secrets(row, purpose=purpose, actor=principal.actor) as secrets:
+        if not secrets.current:
+            raise Conflict("the stored webhook secret is empty: regenerate it")
+        ctx = vendor_context(state.settings, ct, row.connection, creds.values, purpose=purpose.value,
+                             extra_secrets=[secrets.current])
+        return work(ctx, secrets.current)
+
+
+def _install(ct: ConnectorType, url: str) -> Callable[[OperationContext, str], WebhookRegistered]:
+    def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
+        try:
+            return ct.implementation.register_webhook(ctx, WebhookRegistration(url=url, secret=SecretStr(secret)))
+        except UpstreamError as exc:
+            raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
+    return work
+
+
+def _record(session: Session, principal: Principal, row: Integration, reg: WebhookRegistered) -> RegisterResult:
+    now = clock.now()
+    service.set_state(row, registered=True, registered_at=now, hook_id=reg.hook_id, registered_url=reg.url,
+                      signed=reg.signed, ping_supported=reg.ping_supported, vendor_has_current_secret=True)
+    SessionAudit(session).record(actor=principal.actor, action="webhook.register", integration_id=row.id,
+                                 purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="success",
+                                 detail={"hook_id": reg.hook_id, "signed": reg.signed})
+    session.commit()
+    return RegisterResult(hook_id=reg.hook_id, url=reg.url, signed=reg.signed, ping_supported=reg.ping_supported,
+                          registered_at=now)
+
+
+def register(session: Session, state: AppState, principal: Principal, row: Integration) -> RegisterResult:
+    """Install the receiver on the vendor with the current secret; records hook id and time."""
+    ct = _registrable(row)
+    if not service.is_configured(row):
+        raise Conflict("no webhook secret is configured: generate one first (or use auto-setup)")
+    url = service.receiving_url(state.settings, row.id)
+    reg = _with_vendor(state, principal, row, ct, _install(ct, url))
+    return _record(session, principal, row, reg)
+
+
+def auto_setup(session: Session, state: AppState, principal: Principal, row: Integration) -> AutoSetupResult:
+    """Generate a secret if missing, register, trigger the vendor's test delivery where it has one,
+    and report whether PMAP received and verified it (waiting up to :data:`PING_WAIT_SECONDS`)."""
+    ct = _registrable(row)
+    generated = False
+    if not service.is_configured(row):
+        row = service.generate(session, state, principal, row)
+        generated = True
+    url = service.receiving_url(state.settings, row.id)
+    ping_available = service.can_ping(ct)
+    outcome: dict[str, Any] = {}
+
+    def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
+        reg = _install(ct, url)(ctx, secret)
+        if not (ping_available and reg.ping_supported):
+            return reg
+        outcome["started"] = clock.now()
+        try:
+            ct.implementation.ping_webhook(ctx, reg.hook_id)
+            outcome["sent"] = True
+        except UpstreamError as exc:  # registered all the same: report the ping's failure, don't raise
+            outcome.update(step=exc.step, message=failure_message(exc, ctx.secrets))
+        except PmapError as exc:
+            outcome.update(step="response", message=scrub(exc.message, ctx.secrets))
+        return reg
+
+    reg = _with_vendor(state, principal, row, ct, work)
+    registration = _record(session, principal, row, reg)
+    ping = PingResult(supported=ping_available and reg.ping_supported)
+    if outcome.get("sent"):
+        ping = _await_ping(state, row, outcome["started"])
+    elif "step" in outcome:
+        ping = PingResult(supported=True, failed_step=outcome["step"], message=outcome["message"])
+    warnings = []
+    if not ping.supported:
+        warnings.append("the vendor has no test delivery: PMAP will show the first real delivery in the delivery list")
+    elif not ping.verified:
+        warnings.append("the test delivery was not received and verified: check the receiving URL is reachable from "
+                        "the vendor and PMAP_PUBLIC_BASE_URL is right")
+    ok = ping.verified or not ping.supported
+    return AutoSetupResult(ok=ok, generated=generated, registration=registration, ping=ping, warnings=warnings)
+
+
+def _await_ping(state: AppState, row: Integration, started: Any) -> PingResult:
+    """Poll the delivery table for the first delivery since ``started``."""
+    deadline = time.monotonic() + PING_WAIT_SECONDS
+    stmt = (select(WebhookDelivery.delivery_id, WebhookDelivery.outcome, WebhookDelivery.verification,
+                   WebhookDelivery.reason)
+            .where(WebhookDelivery.integration_id == row.id, WebhookDelivery.created_at >= started)
+            .order_by(WebhookDelivery.created_at.asc()).limit(1))
+    while True:
+        with state.sessions() as session:
+            found = session.execute(stmt).first()
+        if found is not None:
+            verified = found.verification == Verification.SIGNED.value and found.outcome != Outcome.REJECTED.value
+            return PingResult(supported=True, sent=True, received=True, verified=verified,
+                              delivery_id=found.delivery_id, outcome=found.outcome,
+                              message=None if verified else f"the delivery was not verified: {found.reason}")
+        if time.monotonic() >= deadline:
+            return PingResult(supported=True, sent=True, message=f"no delivery arrived within {PING_WAIT_SECONDS:g} s")
+        time.sleep(_POLL_SECONDS)
