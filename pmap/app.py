@@ -26,6 +26,8 @@ from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
 from pmap.credentials.service import CredentialResolver, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
+from pmap.findings.tickets import router as tickets_router
+from pmap.findings.jobs import start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
 from pmap.webhooks.api import receiver_router, router as webhooks_router
@@ -66,9 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # connection tests and imports run in worker threads; many may wait on vendors at once
         anyio.to_thread.current_default_thread_limiter().total_tokens = 100
         app.state.pmap = start(settings)
+        app.state.jobs = start_jobs(app.state.pmap)  # background imports; fails jobs orphaned by a dead process
         try:
             yield
         finally:
+            app.state.jobs.shutdown()
             app.state.pmap.engine.dispose()
 
     app = FastAPI(
@@ -84,7 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     api = APIRouter(prefix=API_PREFIX)
-    for router in (connectors_router, integrations_router, webhooks_router, findings_router, audit_router, auth_router):
+    for router in (connectors_router, integrations_router, webhooks_router, findings_router, tickets_router,
+                   audit_router, auth_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(receiver_router)
