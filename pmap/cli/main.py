@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -124,6 +125,29 @@ def connectors_list(
         table.add_row(ct.vendor, ct.display_name, ct.category.value,
                       ", ".join(ct.offered()) or "file import", ", ".join(ct.report_formats), ct.webhook_scheme or "")
     Console().print(table)
+
+
+@app.command("import")
+def import_report(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The report file.")],
+    integration: Annotated[str, typer.Option("--integration", help="The integration id to import into.")],
+    report_format: Annotated[str | None, typer.Option("--format", help="Format key (detected when omitted).")] = None,
+    scope: Annotated[str | None, typer.Option("--scope", help="Report scope (default: default).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bar).")] = False,
+    url: Annotated[str, typer.Option("--url", envvar="PMAP_URL", help="PMAP API base URL.")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option("--token", envvar="PMAP_TOKEN", help="API token (operator+).")] = None,
+) -> None:
+    """Upload a scanner report to an integration, wait for the import, print its summary."""
+    from pmap.findings.cli_import import CliError, render_summary, upload_report
+
+    if not token:
+        _fail("an API token is needed: pass --token or set PMAP_TOKEN")
+    try:
+        summary = upload_report(file, integration, url=url, token=token or "", fmt=report_format, scope=scope,
+                                show_progress=not as_json and err.is_terminal, console=err)
+    except CliError as exc:
+        _fail(str(exc))
+    render_summary(summary, as_json=as_json, console=Console())
 
 
 @app.command()

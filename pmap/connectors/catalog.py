@@ -28,6 +28,7 @@ VENDOR_MODULES: tuple[str, ...] = (
     "black_duck",
     "runzero",
     "mobile",
+    "file_tools",
     "atlassian",
     "servicenow",
     "github",

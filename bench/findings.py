@@ -1,0 +1,194 @@
+"""Issue 5 benchmark: importing 100,000 findings into PostgreSQL, beside a bare parse of the same file.
+
+Generates (into a temp dir, deleted after) a .nessus of 100,000 findings with realistic plugin
+output (~350 MB, ``bench/gen_nessus.py``) and a SARIF log of 100,000 results (``bench/gen_sarif.py``),
+then measures, each in a fresh subprocess so peak memory is per measurement:
+
+- floor: a bare parse (lxml ``iterparse`` + clear on ``ReportItem`` for .nessus; ``orjson.loads`` of
+  the whole SARIF file);
+- parse: PMAP's streaming parser alone (fingerprints included);
+- import: the whole pipeline into PostgreSQL (fresh schema): parse, severity pipeline, batched
+  upserts in one transaction, commit;
+- import + 20 rules: the same with 20 active rules;
+- re-import: the same file again into the populated stream (every row updated).
+
+Prints time, findings/s, peak RSS (``ru_maxrss`` of the measuring process) and the ratio to the
+floor. Targets: import within 2.5x the floor; peak memory under 300 MB; 20 rules adding < 25%.
+
+    python -m bench.findings [--findings 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+#: 20 realistic rules: a few match often, most rarely; mixed actions (see pmap.findings.rules_engine)
+RULES: list[tuple[str, str, str | None]] = [
+    ('"CVE-2021-44228" in cve_ids', "set_severity", "critical"),
+    ('host != null && host.endsWith(".lab.example")', "set_severity", "low"),
+    ("cvss_score != null && cvss_score >= 9.0", "tag", "cvss9"),
+    ('package_name == "log4j-core"', "set_severity", "critical"),
+    ('title.contains("SQL")', "tag", "sqli"),
+    ('size(cve_ids) == 0 && severity == "info"', "suppress", None),
+    ("port == 23", "set_severity", "high"),
+    ('file_path != null && file_path.startsWith("test/")', "suppress", None),
+    ('ip != null && ip.startsWith("10.0.1.")', "tag", "dmz"),
+    ("79 in cwe_ids", "tag", "xss"),
+    ('rule_id in ["10863", "51192", "57582", "python/sql-injection-0000"]', "set_severity", "medium"),
+    ('repository == "org/legacy"', "suppress", None),
+    ('severity in ["high", "critical"] && vendor == "qualys"', "tag", "qualys-hot"),
+    ('vendor == "tenable_vm" && title.matches("(?i)outdated|end of life")', "tag", "eol"),
+    ('format == "sarif" && severity == "low"', "set_severity", "info"),
+    ('host != null && host.matches("^host1[0-9]{2}\\\\.")', "tag", "h100"),
+    ('package_version == "0.0.1"', "tag", "prerelease"),
+    ("cvss_score != null && cvss_score < 1.0", "set_severity", "info"),
+    ('vendor == "snyk"', "tag", "snyk"),
+    ("port == 3389 && severity_rank >= sev(\"medium\")", "tag", "rdp"),
+]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# --- measurements, one per child process ----------------------------------------------------------
+
+def _bare_nessus(path: Path) -> int:
+    from lxml import etree
+
+    n = 0
+    for _event, elem in etree.iterparse(str(path), events=("end",), tag="ReportItem", huge_tree=True):
+        n += 1
+        elem.clear(keep_tail=False)
+        parent = elem.getparent()
+        while elem.getprevious() is not None:
+            del parent[0]
+    return n
+
+
+def _bare_sarif(path: Path) -> int:
+    import orjson
+
+    doc = orjson.loads(path.read_bytes())
+    return sum(len(run.get("results") or []) for run in doc["runs"])
+
+
+def _parse(path: Path, key: str) -> int:
+    from pmap.findings.formats.registry import report_formats
+
+    fmt = report_formats()[key]
+    with open(path, "rb") as fh:
+        return len({f.fingerprint(key) for f in fmt.parse(fh)})
+
+
+def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int]:
+    """Time one import into a fresh PostgreSQL schema (set-up and a first import, if any, untimed)."""
+    from bench.common import pg_schema
+    from pmap.auth.service import get_or_create_org
+    from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
+    from pmap.findings.importer import ImportOptions, ImportTarget, run_import
+    from pmap.findings.models import Rule
+    from pmap.integrations.models import Integration
+    from pmap.migrations import upgrade
+
+    vendor = "tenable_vm" if key == "nessus" else "sarif"
+    with pg_schema() as url:
+        upgrade(url)
+        engine = make_engine(url)
+        with transaction(make_session_factory(engine)) as session:
+            org = get_or_create_org(session, "bench")
+            row = Integration(organization_id=org.id, name="bench", vendor=vendor, category="vm", connection={},
+                              credential_fields=[], webhook_state={}, severity_threshold="info")
+            session.add(row)
+            if rules:
+                session.add_all(Rule(organization_id=org.id, name=f"r{i}", condition=c, action=a, value=v, position=i,
+                                     created_at=utcnow(), updated_at=utcnow()) for i, (c, a, v) in enumerate(RULES))
+            session.flush()
+            target = ImportTarget(org.id, row.id, vendor, (key,), "info")
+        options = ImportOptions(format=key, filename=path.name, actor="bench")
+        if again:
+            run_import(engine, target, path, options)
+        start = time.perf_counter()
+        summary = run_import(engine, target, path, options)
+        elapsed = time.perf_counter() - start
+        engine.dispose()
+    expected = summary.updated if again else summary.created
+    return elapsed, expected
+
+
+def child(kind: str, path: Path, key: str) -> dict[str, Any]:
+    """Run one measurement in this (fresh) process; returns seconds, findings and peak RSS."""
+    start = time.perf_counter()
+    if kind == "floor":
+        n = _bare_nessus(path) if key == "nessus" else _bare_sarif(path)
+        elapsed = time.perf_counter() - start
+    elif kind == "parse":
+        n = _parse(path, key)
+        elapsed = time.perf_counter() - start
+    else:
+        elapsed, n = _import(path, key, rules=kind == "import+rules", again=kind == "re-import")
+    return {"seconds": elapsed, "findings": n, "rss_mb": _rss_mb()}
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+KINDS = ("floor", "parse", "import", "import+rules", "re-import")
+
+
+def _measure(kind: str, path: Path, key: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "bench.findings", "--child", kind, str(path), key],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} {key} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(findings: int) -> None:
+    """Generate the files, measure each kind in a fresh process, print the table."""
+    from bench.gen_nessus import write_nessus
+    from bench.gen_sarif import write_sarif
+
+    with tempfile.TemporaryDirectory(prefix="pmap-bench-findings-") as tmp:
+        files = {"nessus": Path(tmp) / f"bench-{uuid.uuid4().hex[:6]}.nessus",
+                 "sarif": Path(tmp) / f"bench-{uuid.uuid4().hex[:6]}.sarif"}
+        print(f"generating {findings:,} findings per file in {tmp} ...", flush=True)
+        write_nessus(files["nessus"], findings=findings)
+        write_sarif(files["sarif"], results=findings)
+        print(f"{'file':8} {'measurement':13} {'time':>8} {'findings/s':>11} {'peak RSS':>9} {'x floor':>8}")
+        verdicts = []
+        for key, path in files.items():
+            size_mb = path.stat().st_size / 1e6
+            results = {kind: _measure(kind, path, key) for kind in KINDS}
+            floor = results["floor"]["seconds"]
+            for kind, r in results.items():
+                rate = r["findings"] / r["seconds"] if r["seconds"] else 0.0
+                print(f"{key:8} {kind:13} {r['seconds']:7.2f}s {rate:11,.0f} {r['rss_mb']:7.0f}MB {r['seconds'] / floor:7.2f}x")
+            imp, ruled = results["import"]["seconds"], results["import+rules"]["seconds"]
+            peak = max(r["rss_mb"] for k, r in results.items() if k != "floor")
+            verdicts.append(
+                f"{key} ({size_mb:.0f} MB): import {imp / floor:.2f}x floor (target <= 2.5x), peak {peak:.0f} MB "
+                f"(target < 300), 20 rules +{(ruled / imp - 1) * 100:.0f}% (target < 25%), "
+                f"counts {results['import']['findings']:,}/{results['re-import']['findings']:,} created/updated")
+        print()
+        print("\n".join(verdicts))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--findings", type=int, default=100_000)
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "FILE", "FORMAT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, file, key = args.child
+        print(json.dumps(child(kind, Path(file), key)))
+    else:
+        main(args.findings)

@@ -1,0 +1,285 @@
+"""The import pipeline: detect the format, stream-parse, severity pipeline, batched upserts, resolve.
+
+One import is ONE database transaction: findings are upserted in batches of ~1,000 as the parser
+streams them, and any failure (a malformed element half-way through a 300 MB file, a database
+error, a cancelled job) rolls everything back, so nothing is ever half-imported. Memory stays
+bounded: the pipeline holds one batch of rows and, to count distinct findings, one 64-bit digest
+per distinct fingerprint (about 60 bytes each: 6 MB per 100,000 findings).
+
+Re-importing the same report creates nothing new (the identity is integration + scope +
+fingerprint, and the fingerprint names the format). A *full* report (the default) resolves the
+findings of its stream (integration + format + scope) that it no longer contains; a finding that
+reappears is reopened. Within one report, the first occurrence of a fingerprint wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from pmap.core.db import utcnow
+from pmap.core.errors import Conflict, FieldProblem, PmapError, ValidationFailed
+from pmap.findings.batching import BackgroundWriter
+from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
+from pmap.findings.formats.registry import detect_format, report_formats
+from pmap.findings.models import ImportRecord
+from pmap.findings.severity import SeverityPipeline, load_rule_set
+from pmap.findings.rows import Stream
+from pmap.findings.storage import FindingWriter, lock_stream
+
+log = logging.getLogger("pmap.findings.importer")
+
+HEAD_BYTES = 64 * 1024
+BATCH_SIZE = 1000
+PROGRESS_EVERY = 1000  # findings between progress reports (and cancellation checks)
+SCOPE_MAX = 200
+
+#: Called with progress ``{"phase", "bytes_read", "bytes_total", "findings"}``; raising cancels the import.
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class ReportRejected(PmapError):
+    """The report cannot be imported: malformed, truncated, of the wrong format, or hostile.
+    The message names the format and where (line, element, JSON path) the problem was seen."""
+
+    status, code = 422, "report_invalid"
+
+    def __init__(self, exc: ReportError) -> None:
+        hostile = isinstance(exc, HostileReportError)
+        where = f" (at {exc.location})" if exc.location else ""
+        verb = "was refused" if hostile else "cannot be imported"
+        super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}",
+                         details={"format": exc.format_key, "location": exc.location})
+        if hostile:
+            self.code = "report_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTarget:
+    """The integration an import writes to, and what governs it."""
+
+    organization_id: uuid.UUID
+    integration_id: uuid.UUID
+    vendor: str
+    accepted_formats: tuple[str, ...]
+    severity_threshold: str = "info"
+
+
+def target_for(integration: Any) -> ImportTarget:
+    """The import target of an integration row: its vendor type's formats and its threshold."""
+    from pmap.connectors.catalog import connector_types  # the catalog imports vendor modules: load lazily
+
+    ct = connector_types().get(integration.vendor)
+    return ImportTarget(
+        organization_id=integration.organization_id, integration_id=integration.id, vendor=integration.vendor,
+        accepted_formats=tuple(ct.report_formats) if ct is not None else (),
+        severity_threshold=integration.severity_threshold or "info",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the uploader chose: an explicit format (else detected), the scope, a full or partial report."""
+
+    format: str | None = None
+    scope: str = "default"
+    full: bool = True
+    filename: str | None = None
+    actor: str = "system"
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """The outcome of one import. ``parsed`` = distinct findings in the report = kept + filtered_out;
+    kept = created + updated; ``reopened`` and ``suppressed`` are subsets of kept; ``unknown_severity``
+    counts kept findings whose vendor severity mapped to nothing."""
+
+    import_id: str
+    format: str
+    scope: str
+    parsed: int = 0
+    kept: int = 0
+    filtered_out: int = 0
+    created: int = 0
+    updated: int = 0
+    resolved: int = 0
+    reopened: int = 0
+    suppressed: int = 0
+    unknown_severity: int = 0
+    duplicates: int = 0  # repeated occurrences of a fingerprint within the report, merged
+    rules_applied: int = 0
+    rules_undefined: int = 0
+    full: bool = True
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_format(head: bytes, filename: str | None, requested: str | None, target: ImportTarget) -> ReportFormat:
+    """The report format to use: ``requested`` if given, else detected; it must be one the
+    integration's vendor type lists (422 naming the accepted formats otherwise)."""
+    accepted = target.accepted_formats
+    listed = ", ".join(accepted) or "none"
+    if not accepted:
+        raise ValidationFailed(f"vendor type {target.vendor!r} imports no report files",
+                               fields=[FieldProblem("format", "this integration's vendor type lists no report format")])
+    if not head.strip():
+        raise ValidationFailed("the uploaded file is empty", fields=[FieldProblem("file", "is empty")])
+    formats = report_formats()
+    if requested:
+        fmt = formats.get(requested)
+        if fmt is None:
+            raise ValidationFailed(f"unknown report format {requested!r}",
+                                   fields=[FieldProblem("format", f"unknown format; accepted for this integration: {listed}")])
+        if fmt.key not in accepted:
+            raise ValidationFailed(
+                f"vendor type {target.vendor!r} does not import {fmt.key!r} reports; accepted: {listed}",
+                fields=[FieldProblem("format", f"not accepted for this integration; accepted: {listed}")])
+        return fmt
+    # prefer the integration's own formats, so a SARIF file of a ZAP integration is not misread
+    for key in accepted:
+        fmt = formats.get(key)
+        if fmt is not None and _claims(fmt, head, filename):
+            return fmt
+    other = detect_format(head, filename)
+    if other is not None:
+        raise ValidationFailed(
+            f"the file looks like a {other.key!r} report, which vendor type {target.vendor!r} does not import; "
+            f"accepted: {listed}",
+            fields=[FieldProblem("format", f"detected {other.key}; accepted for this integration: {listed}")])
+    raise ValidationFailed(
+        f"the report format could not be recognised; pass `format` (accepted for this integration: {listed})",
+        fields=[FieldProblem("file", "is not a recognised report of an accepted format")])
+
+
+def _claims(fmt: ReportFormat, head: bytes, filename: str | None) -> bool:
+    try:
+        return bool(fmt.detect(head, filename))
+    except Exception:  # a detector must never break detection
+        return False
+
+
+def run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
+               progress: ProgressFn | None = None, *, batch_size: int | None = None) -> ImportSummary:
+    """Import the report at ``path`` into ``target`` in one transaction; returns the summary.
+
+    Raises :class:`ValidationFailed` (format, empty file, broken rule) or :class:`ReportRejected`
+    (malformed or hostile report); either way nothing is written.
+    """
+    try:
+        return _run_import(engine, target, path, options, progress, batch_size or BATCH_SIZE)
+    except OperationalError as exc:
+        if "database is locked" not in str(exc):
+            raise
+        # SQLite has one writer: another import held the lock past the busy timeout
+        raise Conflict("the database is busy with another import; retry when it has finished") from None
+
+
+def _run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
+                progress: ProgressFn | None, batch_size: int) -> ImportSummary:
+    scope = (options.scope or "default").strip()[:SCOPE_MAX] or "default"
+    size = path.stat().st_size
+    with open(path, "rb", buffering=1 << 20) as fh:
+        head = fh.read(HEAD_BYTES)
+        fmt = resolve_format(head, options.filename, options.format, target)
+        fh.seek(0)
+        import_id = uuid.uuid4()
+        summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
+        with engine.begin() as conn:
+            if not lock_stream(conn, target.integration_id, scope):
+                raise Conflict(f"another import into this integration with scope {scope!r} is running; "
+                               "retry when it has finished")
+            rules = load_rule_set(conn, target.organization_id)
+            pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
+                                        integration_id=str(target.integration_id))
+            summary.rules_applied = pipeline.rule_count
+            now = utcnow()
+            conn.execute(insert(ImportRecord).values(
+                id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
+                format=fmt.key, scope=scope, filename=(options.filename or "")[:255] or None, size_bytes=size,
+                full=options.full, summary={}, actor=options.actor[:200], created_at=now))
+            stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
+            writer = FindingWriter(conn, stream)
+            with BackgroundWriter() as background:
+                _stream_findings(fh, fmt, pipeline, background, writer, summary, size, progress, batch_size)
+            if progress is not None:
+                progress({"phase": "resolving", "bytes_read": size, "bytes_total": size, "findings": summary.parsed})
+            if options.full:
+                summary.resolved = writer.resolve_missing()
+            summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
+            summary.rules_undefined = pipeline.rules_undefined
+            if summary.rules_undefined:
+                summary.warnings.append(
+                    f"{summary.rules_undefined} rule evaluations were undefined (a field was null or of another "
+                    "type); guard conditions with `field != null &&`")
+            conn.execute(update(ImportRecord).where(ImportRecord.id == import_id)
+                         .values(summary=summary.as_dict(), finished_at=utcnow()))
+    return summary
+
+
+def _stream_findings(fh: Any, fmt: ReportFormat, pipeline: SeverityPipeline, background: BackgroundWriter,
+                     writer: FindingWriter, summary: ImportSummary, size: int, progress: ProgressFn | None,
+                     batch_size: int) -> None:
+    """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
+    seen: set[int] = set()
+    rows: list[dict[str, Any]] = []
+    filtered: list[str] = []
+    key = fmt.key
+    build = writer.build
+    total = 0
+    fd = fh.fileno()
+    try:
+        for finding in fmt.parse(fh):
+            total += 1
+            if progress is not None and total % PROGRESS_EVERY == 0:
+                progress({"phase": "importing", "bytes_read": min(size, os.lseek(fd, 0, os.SEEK_CUR)),
+                          "bytes_total": size, "findings": total})
+            fp = finding.fingerprint(key)
+            digest = int(fp[:16], 16)
+            if digest in seen:
+                summary.duplicates += 1
+                continue
+            seen.add(digest)
+            mapped, source = pipeline.normalize(finding)
+            if not pipeline.passes_threshold(mapped):
+                summary.filtered_out += 1
+                filtered.append(fp)
+                if len(filtered) >= batch_size:
+                    background.submit(writer.mark_filtered, filtered)
+                    filtered = []
+                continue
+            decision = pipeline.decide(finding, mapped, source)
+            summary.kept += 1
+            if mapped == "unknown":
+                summary.unknown_severity += 1
+            if decision.suppressed_by is not None:
+                summary.suppressed += 1
+            rows.append(build(fp, finding, decision))
+            if len(rows) >= batch_size:
+                background.submit(writer.write, rows)
+                rows = []
+    except ReportError as exc:
+        raise ReportRejected(exc) from None
+    except RecursionError:  # defence in depth: the readers guard nesting, a parser might not
+        raise ReportRejected(HostileReportError(key, "the report is nested too deeply")) from None
+    except (PmapError, SQLAlchemyError, OSError, MemoryError):
+        raise
+    except Exception:
+        # a parser must raise ReportError; anything else is a parser fault on odd input: answer 4xx
+        # naming the format rather than a bare 500, and keep the traceback in the log
+        log.exception("the %s parser failed unexpectedly", key)
+        raise ReportRejected(ReportError(key, "the report could not be read (unexpected content; the parser "
+                                              "fault is logged)")) from None
+    background.submit(writer.write, rows)
+    background.submit(writer.mark_filtered, filtered)
+    summary.parsed = summary.kept + summary.filtered_out

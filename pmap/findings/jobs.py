@@ -1,0 +1,288 @@
+"""Background jobs: an in-process worker pool with its state in the ``jobs`` table.
+
+Large imports run here (the API answers 202 with the job). The pool starts in the app's lifespan;
+each job's row moves queued -> running -> succeeded | failed, with ``result`` (the import summary)
+or ``error`` (``{code, message, ...}``). Live progress is kept in memory (and, on PostgreSQL,
+written to the row every couple of seconds: on SQLite the import's own transaction holds the
+database's single write lock, so progress is only visible from this process).
+
+A job belongs to the process whose pool holds it (``runner`` = ``host:pid``). At start-up, jobs
+left queued or running by a process that no longer exists are marked failed with a clear error
+(same host: the pid is gone; another host: no heartbeat for 15 minutes). Spooled uploads are
+deleted when their job ends, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from pmap.core.db import transaction, utcnow
+from pmap.core.errors import NotFound, PmapError
+from pmap.core.redaction import scrub
+from pmap.credentials.service import Actor
+from pmap.findings.importer import ImportOptions, run_import, target_for
+from pmap.findings.models import Job, JobStatus
+from pmap.findings.schemas import JobOut
+from pmap.integrations.models import Integration
+
+log = logging.getLogger("pmap.findings.jobs")
+
+KIND_IMPORT = "import"
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER = timedelta(minutes=15)
+STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
+QUEUED, RUNNING, SUCCEEDED, FAILED = (s.value for s in JobStatus)
+
+
+class JobCancelled(PmapError):
+    """The service is stopping: the running import rolls back, the job fails."""
+
+    status, code = 503, "job_cancelled"
+
+
+def runner_id() -> str:
+    """``host:pid`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The ``error`` of a failed job: a PMAP error's code, safe message and details; else a bare fault."""
+    if isinstance(exc, PmapError):
+        body: dict[str, Any] = {"code": exc.code, "message": scrub(exc.message), **exc.details}
+        if exc.fields:
+            body["fields"] = [{"field": f.field, "reason": f.reason} for f in exc.fields]
+        return body
+    return {"code": "internal_error", "message": "internal error; the job id is in the service log"}
+
+
+class JobRunner:
+    """The worker pool and the job lifecycle. Thread-safe; one per running app."""
+
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: Any, *, workers: int,
+                 spool: Path | None = None) -> None:
+        self._engine = engine
+        self._spool = spool
+        self._sessions = sessions
+        self._audit = audit
+        self._workers = workers
+        self._runner = runner_id()
+        self._live: dict[uuid.UUID, dict[str, Any]] = {}
+        self._queued: set[uuid.UUID] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._heartbeat = engine.dialect.name != "sqlite"
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Fail jobs orphaned by dead processes, then start the pool; returns how many were failed."""
+        failed = self.recover()
+        self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="pmap-job")
+        return failed
+
+    def recover(self) -> int:
+        """Mark failed the queued/running jobs whose process is gone; delete their spooled files."""
+        host, now, count = socket.gethostname(), utcnow(), 0
+        with transaction(self._sessions) as session:
+            for job in session.scalars(select(Job).where(Job.status.in_((QUEUED, RUNNING)))):
+                job_host, _, pid_text = job.runner.rpartition(":")
+                pid = int(pid_text) if pid_text.isdigit() else -1
+                if job_host == host:
+                    dead = pid != os.getpid() and not _pid_alive(pid)
+                else:
+                    dead = job.updated_at < now - STALE_AFTER
+                if not dead:
+                    continue
+                job.status, job.finished_at, job.updated_at = FAILED, now, now
+                job.error = {"code": "job_orphaned",
+                             "message": f"the PMAP process that ran this job ({job.runner}) stopped before it "
+                                        "finished; nothing was imported: upload the file again"}
+                _discard(job.params)
+                count += 1
+        if count:
+            log.warning("marked %d orphaned job(s) failed", count)
+        self._sweep_spool()
+        return count
+
+    def _sweep_spool(self) -> None:
+        """Delete spooled uploads a crashed process left behind (no job holds them, a day old)."""
+        if self._spool is None or not self._spool.is_dir():
+            return
+        with self._sessions() as session:
+            held = {str(p.get("path")) for p in session.scalars(
+                select(Job.params).where(Job.status.in_((QUEUED, RUNNING))))}
+        cutoff = time.time() - STALE_SPOOL.total_seconds()
+        for path in self._spool.glob("upload-*.part"):
+            try:
+                if str(path) not in held and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    log.warning("deleted the abandoned upload %s", path.name)
+            except OSError:  # another process may be deleting it too
+                continue
+
+    def shutdown(self) -> None:
+        """Stop: running imports roll back at their next progress check, queued jobs fail."""
+        self._stopping.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            never_started = list(self._queued)
+            self._queued.clear()
+        for job_id in never_started:
+            self._finish(job_id, FAILED, error={"code": "job_cancelled",
+                                                "message": "the service stopped before the job started; upload again"})
+
+    # --- submitting and reading -------------------------------------------------------------------
+
+    def submit_import(self, actor: Actor, integration_id: uuid.UUID, path: Path, options: ImportOptions,
+                      size: int) -> JobOut:
+        """Queue an import of the spooled file at ``path`` (the job owns and deletes it)."""
+        if self._executor is None or self._stopping.is_set():
+            path.unlink(missing_ok=True)
+            raise JobCancelled("the service is stopping; upload again shortly")
+        params = {"integration_id": str(integration_id), "path": str(path), "format": options.format,
+                  "scope": options.scope, "full": options.full, "filename": options.filename, "size": size}
+        now = utcnow()
+        with transaction(self._sessions) as session:
+            job = Job(organization_id=actor.organization_id, kind=KIND_IMPORT, status=QUEUED, params=params,
+                      progress={"phase": "queued", "bytes_read": 0, "bytes_total": size, "findings": 0},
+                      runner=self._runner, actor=actor.label[:200], created_at=now, updated_at=now,
+                      result=None, error=None, started_at=None, finished_at=None)
+            session.add(job)
+        with self._lock:
+            self._queued.add(job.id)
+        self._executor.submit(self._run, job.id, actor)
+        return self.to_out(job)
+
+    def to_out(self, job: Job) -> JobOut:
+        """The API view of a job, with live progress when this process is running it."""
+        out = JobOut.model_validate(job)
+        live = self._live.get(job.id)
+        if live is not None and out.status == RUNNING:
+            out.progress = dict(live)
+        return out
+
+    def get(self, session: Session, organization_id: uuid.UUID, job_id: uuid.UUID) -> JobOut:
+        """One job of the organization (404 otherwise)."""
+        job = session.get(Job, job_id)
+        if job is None or job.organization_id != organization_id:
+            raise NotFound("job not found")
+        return self.to_out(job)
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def _run(self, job_id: uuid.UUID, actor: Actor) -> None:
+        with self._lock:
+            self._queued.discard(job_id)
+        with transaction(self._sessions) as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status != QUEUED:
+                return
+            job.status, job.started_at, job.updated_at = RUNNING, utcnow(), utcnow()
+            params, organization_id = dict(job.params), job.organization_id
+        self._live[job_id] = {"phase": "starting", "bytes_read": 0, "bytes_total": params.get("size", 0), "findings": 0}
+        integration_id = uuid.UUID(params["integration_id"])
+        try:
+            if self._stopping.is_set():
+                raise JobCancelled("the service stopped before the job started; upload again")
+            with self._sessions() as session:
+                row = session.get(Integration, integration_id)
+                if row is None or row.organization_id != organization_id:
+                    raise NotFound("the integration was deleted before the import ran")
+                target = target_for(row)
+            options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
+                                    full=bool(params.get("full", True)), filename=params.get("filename"),
+                                    actor=actor.label)
+            summary = run_import(self._engine, target, Path(params["path"]), options, progress=self._progress(job_id))
+        except BaseException as exc:  # every failure ends the job; the process itself goes on
+            if not isinstance(exc, PmapError):
+                log.exception("job %s failed unexpectedly", job_id)
+            self._finish(job_id, FAILED, error=error_body(exc))
+            self._record(actor, integration_id, "failed", {"job_id": str(job_id), "error": error_body(exc)["code"]})
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._finish(job_id, SUCCEEDED, result=summary.as_dict())
+            self._record(actor, integration_id, "ok", {"job_id": str(job_id), "format": summary.format,
+                                                      "parsed": summary.parsed, "created": summary.created})
+        finally:
+            _discard(params)
+            self._live.pop(job_id, None)
+
+    def _progress(self, job_id: uuid.UUID) -> Any:
+        last = [time.monotonic()]
+
+        def report(progress: dict[str, Any]) -> None:
+            if self._stopping.is_set():
+                raise JobCancelled("the service stopped while the job ran; nothing was imported: upload again")
+            self._live[job_id] = progress
+            now = time.monotonic()
+            if self._heartbeat and now - last[0] >= HEARTBEAT_SECONDS:
+                last[0] = now
+                with transaction(self._sessions) as session:
+                    session.execute(update(Job).where(Job.id == job_id).values(progress=progress, updated_at=utcnow()))
+
+        return report
+
+    def _finish(self, job_id: uuid.UUID, status: str, *, result: dict[str, Any] | None = None,
+                error: dict[str, Any] | None = None) -> None:
+        now = utcnow()
+        with transaction(self._sessions) as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            job.status, job.result, job.error, job.finished_at, job.updated_at = status, result, error, now, now
+            done = dict(job.progress or {})
+            done["phase"] = "done" if status == SUCCEEDED else "failed"
+            if result is not None:
+                done.update(bytes_read=done.get("bytes_total", 0), findings=result.get("parsed", 0))
+            job.progress = done
+
+    def _record(self, actor: Actor, integration_id: uuid.UUID, outcome: str, detail: dict[str, Any]) -> None:
+        try:
+            self._audit.record(actor=actor, action="findings.import", integration_id=integration_id,
+                               purpose="background_import", outcome=outcome, detail=detail)
+        except Exception:  # the job's own row already tells the outcome
+            log.exception("could not audit job %s", detail.get("job_id"))
+
+
+def _discard(params: dict[str, Any]) -> None:
+    path = params.get("path")
+    if path:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:
+            log.warning("could not delete the spooled upload %s", path)
+
+
+def start_jobs(state: Any) -> JobRunner:
+    """Build and start the pool for a started app (one worker on SQLite: it has one write lock)."""
+    workers = 1 if state.engine.dialect.name == "sqlite" else 2
+    runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
+                       spool=(state.settings.data_dir / "imports").resolve())
+    runner.start()
+    return runner

@@ -1,0 +1,196 @@
+"""Request and response bodies of the findings, imports, jobs and rules API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SeverityName = Literal["unknown", "info", "low", "medium", "high", "critical"]
+StatusName = Literal["open", "resolved", "suppressed", "filtered"]
+RuleAction = Literal["set_severity", "suppress", "tag"]
+
+
+class FindingOut(BaseModel):
+    """A normalized finding (OCSF Vulnerability Finding, class 2002, flattened)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    integration_id: uuid.UUID
+    format: str
+    scope: str
+    fingerprint: str = Field(description="Stable identity of the issue on the resource, for de-duplication.")
+    first_import_id: uuid.UUID | None
+    last_import_id: uuid.UUID | None
+    title: str
+    description: str | None
+    tool: str | None
+    cve_ids: list[str]
+    cwe_ids: list[int]
+    other_ids: list[str] = Field(description="GHSA, OSV and vendor advisory ids.")
+    rule_id: str | None = Field(description="The vendor's plugin, rule or check id.")
+    cvss_version: str | None
+    cvss_vector: str | None
+    cvss_score: float | None
+    host: str | None
+    ip: str | None
+    port: int | None
+    protocol: str | None
+    url: str | None
+    parameter: str | None
+    repository: str | None
+    file_path: str | None
+    line: int | None
+    package_name: str | None
+    package_version: str | None
+    fixed_version: str | None
+    remediation: str | None
+    references: list[str]
+    vendor_severity: str | None = Field(description="The vendor's own severity, verbatim (evidence).")
+    mapped_severity: SeverityName = Field(description="The format mapper's normalization of vendor_severity.")
+    severity: SeverityName
+    severity_source: Literal["vendor", "cvss", "unmapped", "rule"]
+    severity_rule_id: uuid.UUID | None = Field(description="The rule that set the final severity, if any.")
+    status: StatusName
+    suppressed_by_rule_id: uuid.UUID | None
+    tags: list[str]
+    extra: dict[str, Any] = Field(description="Small vendor evidence (capped at 8 KiB).")
+    first_seen: datetime
+    last_seen: datetime
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FindingPage(BaseModel):
+    """One page of findings, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[FindingOut]
+    next_cursor: str | None
+
+
+class ImportSummaryOut(BaseModel):
+    """What one import did. ``parsed`` (distinct findings in the report) = ``kept`` + ``filtered_out``;
+    ``kept`` = ``created`` + ``updated``; ``reopened``, ``suppressed`` and ``unknown_severity`` count
+    among ``kept``; ``resolved`` counts stored findings the (full) report no longer contains."""
+
+    import_id: uuid.UUID
+    format: str
+    scope: str
+    parsed: int
+    kept: int
+    filtered_out: int
+    created: int
+    updated: int
+    resolved: int
+    reopened: int
+    suppressed: int
+    unknown_severity: int
+    duplicates: int = Field(description="Repeated occurrences of one finding within the report (merged).")
+    rules_applied: int
+    rules_undefined: int
+    full: bool
+    warnings: list[str]
+
+
+class ImportOut(BaseModel):
+    """A completed import and its summary."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    integration_id: uuid.UUID
+    format: str
+    scope: str
+    filename: str | None
+    size_bytes: int
+    full: bool
+    summary: dict[str, Any]
+    actor: str
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ImportPage(BaseModel):
+    items: list[ImportOut]
+    next_cursor: str | None
+
+
+class JobOut(BaseModel):
+    """A background job. ``result`` holds the import summary once ``succeeded``; ``error`` holds
+    ``{code, message, ...}`` once ``failed``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobAccepted(BaseModel):
+    """202 answer: the import runs in the background; follow ``GET /api/v1/jobs/{job.id}``."""
+
+    job: JobOut
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class RuleCreate(BaseModel):
+    """A severity rule: when ``condition`` holds, apply ``action`` (with ``value``)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    condition: str = Field(min_length=1, max_length=2000,
+                           description='Rule language (a safe CEL subset), e.g. `severity == "high" && port == 443`.')
+    action: RuleAction
+    value: str | None = Field(default=None, max_length=64,
+                              description="set_severity: a severity; tag: the label; suppress: none.")
+    position: int | None = Field(default=None, ge=0, le=1_000_000,
+                                 description="Evaluation order (ascending); defaults to after the last rule.")
+    enabled: bool = True
+
+
+class RuleUpdate(BaseModel):
+    """A partial update; the result is validated as a whole."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    condition: str | None = Field(default=None, min_length=1, max_length=2000)
+    action: RuleAction | None = None
+    value: str | None = Field(default=None, max_length=64)
+    position: int | None = Field(default=None, ge=0, le=1_000_000)
+    enabled: bool | None = None
+
+
+class RuleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    condition: str
+    action: RuleAction
+    value: str | None
+    position: int
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class RuleList(BaseModel):
+    """Every rule of the organization, in evaluation order."""
+
+    items: list[RuleOut]

@@ -1,0 +1,107 @@
+"""Reading findings and imports: filters, keyset pagination, one organization at a time."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from pmap.auth.principal import Principal
+from pmap.core.pagination import newest_first, split_page
+from pmap.findings.models import Finding, ImportRecord
+from pmap.findings.schemas import FindingOut, FindingPage, ImportOut, ImportPage
+
+_CWE = re.compile(r"^CWE-(\d{1,6})$", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class FindingFilters:
+    """Listing filters; every given filter must hold (lists: any of the values)."""
+
+    integration_id: uuid.UUID | None = None
+    severity: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    vuln_id: str | None = None  # CVE, CWE-n, GHSA/advisory id or the vendor's rule/plugin id
+    host: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    url: str | None = None
+    repository: str | None = None
+    file_path: str | None = None
+    package_name: str | None = None
+    resource: str | None = None  # equals any of host, ip, url, repository, file_path, package_name
+    scope: str | None = None
+    format: str | None = None
+    tag: str | None = None
+
+
+def json_list_has(session: Session, column: Any, value: Any) -> sa.ColumnElement[bool]:
+    """``value`` is an element of the JSON array in ``column`` (JSONB containment on PostgreSQL,
+    ``json_each`` on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.type_coerce(column, JSONB).contains([value])
+    each = sa.func.json_each(column).table_valued("value")
+    return sa.exists(sa.select(1).select_from(each).where(each.c.value == value))
+
+
+def _vuln_id(session: Session, raw: str) -> sa.ColumnElement[bool]:
+    text = raw.strip()
+    cwe = _CWE.match(text)
+    if cwe:
+        return json_list_has(session, Finding.cwe_ids, int(cwe.group(1)))
+    if text.upper().startswith("CVE-"):
+        text = text.upper()
+    return sa.or_(json_list_has(session, Finding.cve_ids, text), json_list_has(session, Finding.other_ids, text),
+                  Finding.rule_id == text)
+
+
+def _where(session: Session, f: FindingFilters) -> list[sa.ColumnElement[bool]]:
+    clauses: list[sa.ColumnElement[bool]] = []
+    equal = {Finding.integration_id: f.integration_id, Finding.host: f.host, Finding.ip: f.ip, Finding.port: f.port,
+             Finding.url: f.url, Finding.repository: f.repository, Finding.file_path: f.file_path,
+             Finding.package_name: f.package_name, Finding.scope: f.scope, Finding.format: f.format}
+    clauses += [col == value for col, value in equal.items() if value is not None]
+    if f.severity:
+        clauses.append(Finding.severity.in_(f.severity))
+    if f.status:
+        clauses.append(Finding.status.in_(f.status))
+    if f.vuln_id:
+        clauses.append(_vuln_id(session, f.vuln_id))
+    if f.tag:
+        clauses.append(json_list_has(session, Finding.tags, f.tag))
+    if f.resource:
+        r = f.resource
+        clauses.append(sa.or_(Finding.host == r, Finding.ip == r, Finding.url == r, Finding.repository == r,
+                              Finding.file_path == r, Finding.package_name == r))
+    return clauses
+
+
+def list_findings(session: Session, principal: Principal, filters: FindingFilters, *, limit: int,
+                  cursor: str | None) -> FindingPage:
+    """One page of the organization's findings, newest first."""
+    stmt = principal.scoped(Finding).where(*_where(session, filters))
+    rows, nxt = split_page(session.scalars(newest_first(stmt, Finding, cursor, limit)).all(), limit)
+    return FindingPage(items=[FindingOut.model_validate(r) for r in rows], next_cursor=nxt)
+
+
+def get_finding(session: Session, principal: Principal, finding_id: uuid.UUID) -> FindingOut:
+    """One finding of the organization (404 otherwise)."""
+    return FindingOut.model_validate(principal.get_owned(session, Finding, finding_id, what="finding"))
+
+
+def list_imports(session: Session, principal: Principal, integration_id: uuid.UUID, *, limit: int,
+                 cursor: str | None) -> ImportPage:
+    """The imports of one integration, newest first."""
+    stmt = principal.scoped(ImportRecord).where(ImportRecord.integration_id == integration_id)
+    rows, nxt = split_page(session.scalars(newest_first(stmt, ImportRecord, cursor, limit)).all(), limit)
+    return ImportPage(items=[ImportOut.model_validate(r) for r in rows], next_cursor=nxt)
+
+
+def get_import(session: Session, principal: Principal, import_id: uuid.UUID) -> ImportOut:
+    """One import of the organization (404 otherwise)."""
+    return ImportOut.model_validate(principal.get_owned(session, ImportRecord, import_id, what="import"))
