@@ -1,0 +1,28 @@
+"""``python -m bench`` (``make bench``): every benchmark, one after the other, each in its own process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = (
+    "bench.integrations",      # issue 2: listing 10,000 integrations, one credential resolve
+    "bench.connection_tests",  # issue 3: connection-test overhead, 50 tests at once
+    "bench.webhooks",          # issue 4: verified, stored deliveries per second
+    "bench.rules_engine_bench",  # issue 5: rule evaluation cost per finding
+    "bench.findings",          # issue 5: importing 100,000 findings (.nessus ~350 MB, SARIF)
+)
+
+
+def main() -> int:
+    """Run each benchmark module; the exit code is the first failure's, else 0."""
+    failed = 0
+    for module in BENCHMARKS:
+        print(f"\n=== {module} ===", flush=True)
+        code = subprocess.call([sys.executable, "-m", module])
+        failed = failed or code
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
