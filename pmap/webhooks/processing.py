@@ -5,8 +5,8 @@ Runs only on deliveries that were verified and stored. Deliveries that cannot ca
 issue hooks, Bitbucket, Snyk, SonarQube) are stored directly as ``processed``. Each vendor's payload is read for a ticket
 status change: Jira ``jira:issue_*`` events (done = status category ``done``), ServiceNow records
 (state 6 resolved / 7 closed, or those names), GitHub ``issues`` events and GitLab issue hooks
-(done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Done / Closed / Resolved /
-Completed). Every change is recorded in ``ticket_events``; when the ticket is linked to a finding
+(done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Closed / Done, as the
+connector's ``sync_status`` decides; Resolved is not done: the fix is not yet verified). Every change is recorded in ``ticket_events``; when the ticket is linked to a finding
 (``ticket_links``) and it is done, the finding's status becomes ``resolved`` if it was ``open`` (a
 suppressed or filtered finding keeps its status; reopening a ticket reopens nothing).
 
@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
+from pmap.connectors.vendors.azure_devops import DONE_STATES as AZURE_DONE_STATES
 from pmap.core.db import new_id
 from pmap.webhooks import clock
 from pmap.webhooks.models import TicketEvent, TicketLink
@@ -34,7 +35,7 @@ from pmap.webhooks.models import TicketEvent, TicketLink
 RESOLVED = "resolved"
 OPEN = "open"
 _SERVICENOW_DONE = {"6", "7", "resolved", "closed"}
-_AZURE_DONE = {"done", "closed", "resolved", "completed"}
+_AZURE_DONE = AZURE_DONE_STATES  # one rule with the connector's sync_status: Closed or Done
 
 
 class ProcessingError(Exception):
@@ -180,14 +181,11 @@ def ticket_changes(d: Delivery) -> tuple[str | None, list[TicketChange]]:
     return reader(_json(d)) if reader is not None else (d.event, [])
 
 
-def _finding_table() -> Any:
-    """The findings table when the findings domain provides one (it arrives in migration 0003)."""
-    try:
-        from pmap.findings import models as findings_models
-    except ImportError:  # pragma: no cover - the package always exists; the model may not yet
-        return None
-    model = getattr(findings_models, "Finding", None)
-    return getattr(model, "__table__", None)
+def _finding_table() -> Table:
+    """The findings table (imported late: the findings domain imports this module for ticket links)."""
+    from pmap.findings.models import Finding
+
+    return cast(Table, Finding.__table__)
 
 
 Applied = tuple[Delivery, Sequence[TicketChange]]
@@ -227,7 +225,7 @@ def _resolve_findings(session: Session, targets: set[tuple[uuid.UUID, uuid.UUID]
     """Resolve the open findings among ``(finding_id, organization_id)``; the ids updated. A
     suppressed or filtered finding keeps the status a person or a rule gave it."""
     findings = _finding_table()
-    if findings is None or not targets:
+    if not targets:
         return set()
     now = clock.now()
     values = {"status": RESOLVED, **{c: now for c in ("resolved_at", "updated_at") if c in findings.c}}
