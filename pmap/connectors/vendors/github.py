@@ -121,10 +121,50 @@ def scopes_of(resp: OutboundResponse) -> set[str] | None:
     return None if raw is None else {s.strip() for s in raw.split(",") if s.strip()}
 
 
-class _GitHubConnector:
-    """What GitHub Issues and Actions share: identity, scopes and repository webhooks."""
+class GitHubRepositoryHooks:
+    """Repository webhooks, shared by every GitHub connector (Issues, Actions, code scanning):
+    PMAP's hook is created, or updated in place (same URL) with the current secret, and pinged."""
 
     hook_events: tuple[str, ...] = ()
+
+    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
+        """Create PMAP's repository hook, or update it (same URL) with the current secret."""
+        repo = _repo(ctx)
+        config: dict[str, str] = {"url": hook.url, "content_type": "json", "insecure_ssl": "0"}
+        if hook.secret is not None:
+            config["secret"] = hook.secret.get_secret_value()
+        body = {"name": "web", "active": True, "events": hook.events or list(self.hook_events), "config": config}
+        h = headers(ctx)
+        with ctx.client() as c:
+            listed = gh_check(ctx, c.get(f"/repos/{repo}/hooks", headers=h, params={"per_page": 100}),
+                              "listing repository webhooks", permission=(403, 404), permission_hint=_HOOK_HINT)
+            existing = next((x for x in json_of(ctx, listed, "webhooks", list)
+                             if isinstance(x, dict) and (x.get("config") or {}).get("url") == hook.url), None)
+            if existing is not None:
+                resp = gh_check(ctx, c.request("PATCH", f"/repos/{repo}/hooks/{existing.get('id')}", headers=h,
+                                               json={k: v for k, v in body.items() if k != "name"}),
+                                "updating PMAP's repository webhook", permission=(403, 404), permission_hint=_HOOK_HINT)
+            else:
+                resp = gh_check(ctx, c.post(f"/repos/{repo}/hooks", headers=h, json=body),
+                                "creating the repository webhook", ok=(200, 201), permission=(403, 404),
+                                permission_hint=_HOOK_HINT)
+        hook_id = text(json_of(ctx, resp, "the webhook").get("id"))
+        if not hook_id:
+            raise fail(ctx, "GitHub saved the webhook but returned no id", step="response")
+        return WebhookRegistered(hook_id=hook_id, url=hook.url, signed=hook.secret is not None, ping_supported=True)
+
+    def ping_webhook(self, ctx: OperationContext, hook_id: str) -> None:
+        """``POST .../hooks/{id}/pings``: GitHub sends a signed ``ping`` delivery."""
+        if not str(hook_id).isdigit():
+            raise ValidationFailed("a GitHub hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
+        with ctx.client() as c:
+            gh_check(ctx, c.post(f"/repos/{_repo(ctx)}/hooks/{hook_id}/pings", headers=headers(ctx)),
+                     "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
+
+
+class _GitHubConnector(GitHubRepositoryHooks):
+    """What GitHub Issues and Actions share: identity, scopes and repository webhooks."""
+
     # (name, needed for, classic scopes that grant it, fine-grained probe path under the repository)
     needs: tuple[tuple[str, str, frozenset[str], str], ...] = ()
 
@@ -171,41 +211,6 @@ class _GitHubConnector:
 
     def _readable(self, ctx: OperationContext, c: OutboundClient, path: str) -> bool:
         return c.get(path, headers=headers(ctx), params={"per_page": 1}).status == 200
-
-    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """Create PMAP's repository hook, or update it (same URL) with the current secret."""
-        repo = _repo(ctx)
-        config: dict[str, str] = {"url": hook.url, "content_type": "json", "insecure_ssl": "0"}
-        if hook.secret is not None:
-            config["secret"] = hook.secret.get_secret_value()
-        body = {"name": "web", "active": True, "events": hook.events or list(self.hook_events), "config": config}
-        h = headers(ctx)
-        with ctx.client() as c:
-            listed = gh_check(ctx, c.get(f"/repos/{repo}/hooks", headers=h, params={"per_page": 100}),
-                              "listing repository webhooks", permission=(403, 404), permission_hint=_HOOK_HINT)
-            existing = next((x for x in json_of(ctx, listed, "webhooks", list)
-                             if isinstance(x, dict) and (x.get("config") or {}).get("url") == hook.url), None)
-            if existing is not None:
-                resp = gh_check(ctx, c.request("PATCH", f"/repos/{repo}/hooks/{existing.get('id')}", headers=h,
-                                               json={k: v for k, v in body.items() if k != "name"}),
-                                "updating PMAP's repository webhook", permission=(403, 404), permission_hint=_HOOK_HINT)
-            else:
-                resp = gh_check(ctx, c.post(f"/repos/{repo}/hooks", headers=h, json=body),
-                                "creating the repository webhook", ok=(200, 201), permission=(403, 404),
-                                permission_hint=_HOOK_HINT)
-        hook_id = text(json_of(ctx, resp, "the webhook").get("id"))
-        if not hook_id:
-            raise fail(ctx, "GitHub saved the webhook but returned no id", step="response")
-        return WebhookRegistered(hook_id=hook_id, url=hook.url, signed=hook.secret is not None, ping_supported=True)
-
-    def ping_webhook(self, ctx: OperationContext, hook_id: str) -> None:
-        """``POST .../hooks/{id}/pings``: GitHub sends a signed ``ping`` delivery."""
-        if not str(hook_id).isdigit():
-            raise ValidationFailed("a GitHub hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
-        with ctx.client() as c:
-            gh_check(ctx, c.post(f"/repos/{_repo(ctx)}/hooks/{hook_id}/pings", headers=headers(ctx)),
-                     "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
-
 
 class GitHubIssuesConnector(_GitHubConnector):
     """GitHub Issues: open, read and watch issues of one repository."""

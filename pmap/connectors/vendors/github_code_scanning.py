@@ -21,22 +21,25 @@ from pmap.connectors.base import (
     OperationContext,
     PermissionReport,
     Probe,
-    WebhookRegistered,
-    WebhookRegistration,
 )
-from pmap.connectors.vendors._support import check, expiry, fail, json_of, parse_when, permission_report, text
+from pmap.connectors.vendors._support import (
+    check,
+    expiry,
+    json_of,
+    parse_when,
+    permission_report,
+    text,
+)
+from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 
-_API_VERSION = "2022-11-28"
 _ALERT_SCOPES = {"security_events", "repo"}
 _HOOK_SCOPES = {"admin:repo_hook", "write:repo_hook"}
 # scopes PMAP can use; anything else a classic token holds is more than it needs ("repo" included:
 # security_events is enough for code scanning, even on private repositories)
 _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read:repo_hook", "read:user",
                   "read:org", "public_repo"}
-_HOOK_HINT = ("the token needs admin:repo_hook (classic) or Webhooks: write (fine-grained) on the repository, "
-              "and the repository must exist (GitHub answers 404 for both)")
 
 
 class GitHubToken(Credentials):
@@ -51,11 +54,6 @@ class GitHubCodeScanningConnection(ConnectionSettings):
     repository: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/repo")
 
 
-def _headers(ctx: OperationContext) -> dict[str, str]:
-    return {"Authorization": f"Bearer {ctx.secret('token')}", "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": _API_VERSION}
-
-
 def _repo(ctx: OperationContext) -> str:
     repo = ctx.connection.repository
     if not repo:
@@ -64,17 +62,13 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
-def scopes_of(resp: OutboundResponse) -> set[str] | None:
-    """The classic token's scopes, or None when the answer lists none (fine-grained token, App)."""
-    raw = resp.headers.get("x-oauth-scopes")
-    return None if raw is None else {s.strip() for s in raw.split(",") if s.strip()}
-
-
-class GitHubCodeScanningConnector:
+class GitHubCodeScanningConnector(GitHubRepositoryHooks):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
+    hook_events = ("code_scanning_alert",)
+
     def _user(self, ctx: OperationContext, c: Any) -> tuple[dict[str, Any], OutboundResponse]:
-        resp = check(ctx, c.get("/user", headers=_headers(ctx)), "GET /user", auth_hint="check the token")
+        resp = check(ctx, c.get("/user", headers=headers(ctx)), "GET /user", auth_hint="check the token")
         return json_of(ctx, resp, "the user"), resp
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -82,7 +76,7 @@ class GitHubCodeScanningConnector:
         with ctx.client() as c:
             user, resp = self._user(ctx, c)
             if ctx.connection.repository:
-                check(ctx, c.get(f"/repos/{_repo(ctx)}/code-scanning/alerts", headers=_headers(ctx),
+                check(ctx, c.get(f"/repos/{_repo(ctx)}/code-scanning/alerts", headers=headers(ctx),
                                  params={"per_page": 1}), "reading code scanning alerts",
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
@@ -112,35 +106,12 @@ class GitHubCodeScanningConnector:
                      ("Webhooks: write", "installing the webhook", None)],
                     warnings=["fine-grained token or App: set the repository so PMAP can probe its rights"])
             repo = _repo(ctx)
-            alerts = c.get(f"/repos/{repo}/code-scanning/alerts", headers=_headers(ctx), params={"per_page": 1})
-            hooks = c.get(f"/repos/{repo}/hooks", headers=_headers(ctx), params={"per_page": 1})
+            alerts = c.get(f"/repos/{repo}/code-scanning/alerts", headers=headers(ctx), params={"per_page": 1})
+            hooks = c.get(f"/repos/{repo}/hooks", headers=headers(ctx), params={"per_page": 1})
         return permission_report([
             ("Code scanning alerts: read", "reading code scanning alerts", alerts.status == 200),
             ("Webhooks: write", "installing the webhook", hooks.status == 200),
         ], warnings=["fine-grained token or App: rights probed on " + repo])
-
-    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """``POST /repos/{owner}/{repo}/hooks`` with the secret; GitHub pings it right away."""
-        config: dict[str, str] = {"url": hook.url, "content_type": "json", "insecure_ssl": "0"}
-        if hook.secret is not None:
-            config["secret"] = hook.secret.get_secret_value()
-        body = {"name": "web", "active": True, "events": hook.events or ["code_scanning_alert"], "config": config}
-        with ctx.client() as c:
-            resp = check(ctx, c.post(f"/repos/{_repo(ctx)}/hooks", headers=_headers(ctx), json=body),
-                         "creating the repository webhook", ok=(200, 201), permission=(403, 404),
-                         permission_hint=_HOOK_HINT)
-        hook_id = text(json_of(ctx, resp, "webhook").get("id"))
-        if not hook_id:
-            raise fail(ctx, "GitHub created the webhook but returned no id", step="response")
-        return WebhookRegistered(hook_id=hook_id, url=hook.url, signed=hook.secret is not None, ping_supported=True)
-
-    def ping_webhook(self, ctx: OperationContext, hook_id: str) -> None:
-        """``POST /repos/{owner}/{repo}/hooks/{id}/pings``: GitHub sends a signed ``ping`` delivery."""
-        if not str(hook_id).isdigit():
-            raise ValidationFailed("a GitHub hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
-        with ctx.client() as c:
-            check(ctx, c.post(f"/repos/{_repo(ctx)}/hooks/{hook_id}/pings", headers=_headers(ctx)),
-                  "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
 
 
 CONNECTOR_TYPES = (
