@@ -31,7 +31,15 @@ IDS_MAX = 200
 EXTRA_MAX_BYTES = 8_192
 INT4_MAX = 2**31 - 1
 
-OPEN, SUPPRESSED = FindingStatus.OPEN.value, FindingStatus.SUPPRESSED.value
+OPEN, SUPPRESSED, RESOLVED = FindingStatus.OPEN.value, FindingStatus.SUPPRESSED.value, FindingStatus.RESOLVED.value
+
+#: A report's own state of a finding (``ParsedFinding.status``, as the parsers write it) as PMAP's status.
+#: Anything else (no state, "active", "new", "reopened", ...) is open. A rule's suppression wins over it.
+REPORT_STATES = {
+    "fixed": RESOLVED, "mitigated": RESOLVED, "closed": RESOLVED, "resolved": RESOLVED,
+    "false_positive": SUPPRESSED, "suppressed": SUPPRESSED, "not_affected": SUPPRESSED, "accepted": SUPPRESSED,
+    "ignored": SUPPRESSED,
+}
 
 
 @lru_cache(maxsize=1)
@@ -172,7 +180,8 @@ class RowBuilder:
             port=port if type(port) is int and 0 <= port <= 65535 else None,
             line=line if type(line) is int and 0 <= line <= INT4_MAX else None,
             mapped_severity=d.mapped, severity=d.severity, severity_source=d.source, severity_rule_id=rule_uuid,
-            status=SUPPRESSED if suppressed_uuid else OPEN, suppressed_by_rule_id=suppressed_uuid,
+            status=SUPPRESSED if suppressed_uuid else REPORT_STATES.get((f.status or "").lower(), OPEN),
+            suppressed_by_rule_id=suppressed_uuid,
             first_seen=_utc(f.first_seen, self._now), last_seen=_utc(f.last_seen, self._now),
         )
         return row

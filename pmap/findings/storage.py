@@ -192,7 +192,7 @@ class FindingWriter:
         existing = dict(self._conn.execute(self._existing, {"fps": [r["fingerprint"] for r in rows]}).all())
         self.updated += len(existing)
         self.created += len(rows) - len(existing)
-        self.reopened += sum(1 for status in existing.values() if status == RESOLVED)
+        self.reopened += sum(1 for r in rows if existing.get(r["fingerprint"]) == RESOLVED and r["status"] != RESOLVED)
         self._load(rows, existing)
 
     def mark_filtered(self, fingerprints: list[str]) -> None:

@@ -172,3 +172,19 @@ def test_import_record_is_readable(api: Api, admin: dict[str, str]) -> None:
     assert record["integration_id"] == iid and record["scope"] == "dmz" and record["format"] == "nessus"
     assert record["summary"]["created"] == 3 and record["size_bytes"] > 0 and record["actor"].startswith("token:")
     assert api.client.get(f"/api/v1/imports/{s['import_id']}", headers=api.token("globex")).status_code == 404
+
+
+def test_the_reports_own_state_sets_the_status_and_rules_still_win(api: Api, admin: dict[str, str]) -> None:
+    """A SARIF suppression in force is stored suppressed; a later report without it reopens the finding."""
+    import orjson
+
+    doc = orjson.loads(sarif_report([{"rule": "R1", "line": 3}, {"rule": "R2", "line": 9}]))
+    doc["runs"][0]["results"][0]["suppressions"] = [{"kind": "inSource"}]
+    iid = create_integration(api, admin, vendor="sarif")
+    s = upload(api, iid, orjson.dumps(doc), admin, filename="scan.sarif").json()
+    assert (s["parsed"], s["created"]) == (2, 2), s
+    statuses = {f["rule_id"]: f["status"] for f in findings(api, admin, integration_id=iid)}
+    assert statuses == {"R1": "suppressed", "R2": "open"}
+    del doc["runs"][0]["results"][0]["suppressions"]
+    upload(api, iid, orjson.dumps(doc), admin, filename="scan.sarif")
+    assert {f["rule_id"]: f["status"] for f in findings(api, admin, integration_id=iid)} == {"R1": "open", "R2": "open"}
