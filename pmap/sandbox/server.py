@@ -114,7 +114,23 @@ def build_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_control_router(vendors))
+    app.add_middleware(_QuietDisconnects)
     return app
+
+
+class _QuietDisconnects:
+    """A client that gave up (PMAP's timeout against the ``slow`` marker) is normal here: no traceback."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from starlette.requests import ClientDisconnect
+
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            return
 
 
 # ---- TLS -----------------------------------------------------------------------------------------
