@@ -79,6 +79,24 @@ def keys_generate() -> None:
     print(generate_key())
 
 
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every stored secret under the keyring's primary key (then the old key can be removed)."""
+    from pmap.app import start
+    from pmap.core.settings import get_settings
+    from pmap.credentials.rotation import reseal_all
+
+    try:
+        state = start(get_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    with state.sessions() as session:
+        report = reseal_all(session, state.keyring, state.resolver)  # type: ignore[arg-type]
+    state.engine.dispose()
+    err.print(f"re-sealed {report.resealed} envelope(s) under key {state.keyring.primary}; "
+              f"{report.current} already used it")
+
+
 @tokens_app.command("create")
 def tokens_create(
     org: Annotated[str, typer.Option("--org", help="Organization (created if needed).")],

@@ -49,6 +49,7 @@ class Purpose(str, enum.Enum):
     WEBHOOK_REGISTRATION = "webhook_registration"
     WEBHOOK_VERIFICATION = "webhook_verification"
     WEBHOOK_ROTATION = "webhook_rotation"
+    KEY_ROTATION = "key_rotation"
     REVEAL = "reveal"
 
 

@@ -78,3 +78,15 @@ def test_production_refuses_to_start_without_key(tmp_path: Path) -> None:
     env = _env(tmp_path, PMAP_ENV="production")
     out = _run(["serve", "--port", str(_free_port())], env)
     assert out.returncode == 1 and "PMAP_PLATFORM_KEY" in out.stderr
+
+
+def test_keys_rotate_reports_what_it_resealed(tmp_path: Path) -> None:
+    from pmap.core.crypto import Keyring, decode_key, generate_key
+
+    ring = tmp_path / "ring.json"
+    Keyring(keys={"k1": decode_key(generate_key(), source="t")}, primary="k1").to_file(ring)
+    env = _env(tmp_path, PMAP_KEYRING_FILE=str(ring))
+    assert _run(["db", "upgrade"], env).returncode == 0
+    out = _run(["keys", "rotate"], env)
+    assert out.returncode == 0, out.stderr
+    assert "re-sealed 0 envelope(s) under key k1" in out.stderr

@@ -1,0 +1,70 @@
+"""Rotating the platform key: re-seal under the new primary, audited, then the old key can go."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pmap.app import start
+from pmap.audit.models import AuditEvent
+from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.errors import ConfigurationError
+from pmap.core.settings import Settings
+from pmap.credentials.rotation import reseal_all
+from pmap.credentials.service import Actor, Purpose, WebhookSecrets, seal_webhook_secrets
+from pmap.integrations.models import Integration
+from tests.conftest import Api
+
+
+def _ring(path: Path, keys: dict[str, bytes], primary: str) -> Path:
+    if path.exists():
+        path.unlink()
+    Keyring(keys=keys, primary=primary).to_file(path)
+    return path
+
+
+def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_path: Path) -> None:
+    old, new = decode_key(generate_key(), source="t"), decode_key(generate_key(), source="t")
+    ring = tmp_path / "ring.json"
+    settings = Settings(database_url=db_url, data_dir=tmp_path, keyring_file=_ring(ring, {"k1": old}, "k1"))
+    from fastapi.testclient import TestClient
+
+    from pmap.app import create_app
+
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        h = api.token()
+        iid = client.post("/api/v1/integrations", json={"name": "t", "vendor": "tenable_vm", "credentials": {
+            "access_key": "A" * 24, "secret_key": "S" * 24}}, headers=h).json()["id"]
+        with api.state.sessions() as s:
+            row = s.get(Integration, uuid.UUID(iid))
+            row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, WebhookSecrets("whsec-x" * 4, None, None))
+            s.commit()
+
+    # k2 becomes primary; k1 stays until everything is re-sealed
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    with state.sessions() as s:
+        report = reseal_all(s, state.keyring, state.resolver)
+        assert (report.resealed, report.current) == (2, 0)
+        assert reseal_all(s, state.keyring, state.resolver).current == 2  # idempotent
+        row = s.get(Integration, uuid.UUID(iid))
+        assert row.encrypted_credentials["kid"] == "k2" and row.encrypted_webhook_secret["kid"] == "k2"
+        purposes = list(s.scalars(select(AuditEvent.purpose).where(AuditEvent.integration_id == row.id)))
+    assert purposes.count("key_rotation") == 2
+    state.engine.dispose()
+
+    # the old key is gone from the keyring: PMAP starts and opens everything
+    only_new = settings.model_copy(update={"keyring_file": _ring(ring, {"k2": new}, "k2")})
+    state = start(only_new)
+    with state.sessions() as s:
+        row = s.get(Integration, uuid.UUID(iid))
+        with state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)) as c:
+            assert c.values["access_key"] == "A" * 24
+    state.engine.dispose()
+
+    # and a keyring that lacks the key in use is still refused
+    with pytest.raises(ConfigurationError):
+        start(settings.model_copy(update={"keyring_file": _ring(ring, {"k3": decode_key(generate_key(), source="t")}, "k3")}))
