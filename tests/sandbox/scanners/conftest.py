@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from pmap.sandbox.scanners import ROUTERS, SANDBOX_VENDORS
 from pmap.sandbox.server import SandboxServer, build_app
-
-WAIT_SECONDS = 10.0
+from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
 
 
 @pytest.fixture(scope="session")
@@ -44,58 +40,8 @@ def cred(marker: str = "ok") -> str:
     return f"{marker}-{uuid.uuid4().int % 10**12:012d}"
 
 
-@dataclass
-class Received:
-    """One delivery as the receiver saw it: raw body bytes and headers."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A loopback HTTP endpoint that records deliveries and answers ``status``."""
-
-    url: str
-    status: int = 200
-    deliveries: list[Received] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for(self, count: int) -> list[Received]:
-        """Block until ``count`` deliveries arrived (bounded wait); return them."""
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.deliveries) >= count, timeout=WAIT_SECONDS)
-            return list(self.deliveries)
-
-
 @pytest.fixture()
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver on 127.0.0.1 and a free port."""
-    state: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            rec = state["r"]
-            with rec.cond:
-                rec.deliveries.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                rec.cond.notify_all()
-            self.send_response(rec.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["r"] = Receiver(url=f"http://127.0.0.1:{httpd.server_address[1]}/hook")
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state["r"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=WAIT_SECONDS)
+    with serve_receiver("/hook") as rec:
+        yield rec

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import base64
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from pmap.sandbox.server import SandboxServer, build_app
 from pmap.sandbox.work import SANDBOX_VENDORS, build_routers
-
-WAIT_SECONDS = 10.0
+from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
 
 
 @pytest.fixture(scope="session")
@@ -52,57 +48,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@dataclass
-class Received:
-    """One delivery as the receiver saw it: path, lower-cased headers and the raw body."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """A loopback HTTP endpoint that records deliveries and answers ``status``."""
-
-    url: str
-    status: int = 200
-    deliveries: list[Received] = field(default_factory=list)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for(self, count: int) -> list[Received]:
-        """Block until ``count`` deliveries arrived (bounded wait); return them."""
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.deliveries) >= count, timeout=WAIT_SECONDS)
-            return list(self.deliveries)
-
-
 @pytest.fixture()
 def receiver() -> Iterator[Receiver]:
     """A webhook receiver on 127.0.0.1 and a free port."""
-    holder: dict[str, Receiver] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            rec = holder["r"]
-            with rec.cond:
-                rec.deliveries.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                rec.cond.notify_all()
-            self.send_response(rec.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["r"] = Receiver(url=f"http://127.0.0.1:{httpd.server_address[1]}/hook")
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield holder["r"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=WAIT_SECONDS)
+    with serve_receiver("/hook") as rec:
+        yield rec
