@@ -8,18 +8,26 @@ values before it can reach a message.
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeXML
 import httpx
 from defusedxml.common import DefusedXmlException
 
-from pmap.connectors.base import OperationContext, PermissionCheck, PermissionReport, PermissionState
+from pmap.connectors.base import (
+    OperationContext,
+    PermissionCheck,
+    PermissionReport,
+    PermissionState,
+)
 from pmap.core.errors import UpstreamError
 from pmap.core.outbound import OutboundResponse
 from pmap.core.redaction import scrub
@@ -31,10 +39,32 @@ EXPIRY_WARN_DAYS = 30
 #: Report downloads may be far larger than API answers (the default cap is 5 MiB).
 DOWNLOAD_MAX_BYTES = 256 * 1024 * 1024
 _DETAIL_CHARS = 200
-_MESSAGE_KEYS = ("error_description", "message", "Message", "errorMessage", "error_msg", "detail", "msg", "error")
+_MESSAGE_KEYS = ("errorMessages", "errorMessage", "error_description", "message", "Message", "error_msg", "detail",
+                 "msg", "error")
+_TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 # --- vendor answers -> failed steps ----------------------------------------------------------------
+
+def basic_auth(user: str, secret: str) -> dict[str, str]:
+    """The HTTP Basic ``Authorization`` header of ``user:secret``."""
+    token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def secrets_of(ctx: OperationContext) -> tuple[str, ...]:
+    """The operation's credential values plus the Basic encodings of every pair of them (an echoing
+    vendor may show the encoding instead of the values)."""
+    values = [v for v in ctx.secrets if v]
+    derived = [base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+               for user in ["", *values] for secret in values if user != secret]
+    return (*values, *derived)
+
+
+def clean(ctx: OperationContext, message: str) -> str:
+    """``message`` with every credential value (and Basic encoding of them) masked."""
+    return scrub(message, secrets_of(ctx))
+
 
 def host_of(resp: OutboundResponse) -> str:
     """The host a response came from (for messages)."""
@@ -44,46 +74,61 @@ def host_of(resp: OutboundResponse) -> str:
         return resp.url
 
 
-def _message_in(value: Any, depth: int = 0) -> str | None:
-    if depth > 3:
-        return None
+def _texts(value: Any, depth: int = 0) -> list[str]:
+    """Human messages in a vendor error body (the JSON shapes of the vendors PMAP speaks to)."""
+    if depth > 3 or value is None:
+        return []
     if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, Mapping):
-        for key in _MESSAGE_KEYS:
-            found = _message_in(value.get(key), depth + 1)
-            if found:
-                return found
-        return _message_in(value.get("errors"), depth + 1)
-    if isinstance(value, list) and value:
-        return _message_in(value[0], depth + 1)
-    return None
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        return [t for item in value[:3] for t in _texts(item, depth + 1)]
+    if not isinstance(value, Mapping):
+        return []
+    out: list[str] = []
+    for key in _MESSAGE_KEYS:
+        out += _texts(value.get(key), depth + 1)
+    errors = value.get("errors")
+    if isinstance(errors, Mapping):  # Jira: {"field": "reason"}
+        out += [f"{k}: {v}" for k, v in list(errors.items())[:5] if isinstance(v, str)]
+    else:
+        out += _texts(errors, depth + 1)
+    return list(dict.fromkeys(out))
 
 
 def vendor_detail(ctx: OperationContext, resp: OutboundResponse) -> str | None:
-    """The vendor's own short error text (JSON message fields or Qualys ``TEXT``), scrubbed."""
-    text: str | None = None
+    """The vendor's own short error text (JSON message fields, Qualys ``TEXT``, Azure's error header,
+    an HTML title, a short plain body), scrubbed."""
+    texts: list[str] = []
+    service_error = resp.headers.get("x-tfs-serviceerror")
+    if service_error:
+        texts.append(unquote(service_error))
     body = resp.content[:65536]
     if body.lstrip()[:1] in (b"{", b"["):
         try:
-            text = _message_in(resp.json())
+            texts += _texts(resp.json())
         except UpstreamError:
-            text = None
+            pass
     elif b"<TEXT>" in body:
         start = body.index(b"<TEXT>") + len(b"<TEXT>")
-        text = body[start:body.find(b"</TEXT>", start)].decode("utf-8", "replace").strip() or None
-    if not text:
+        texts.append(body[start:body.find(b"</TEXT>", start)].decode("utf-8", "replace").strip())
+    elif (match := _TITLE.search(body)) is not None:
+        texts.append(match.group(1).decode("utf-8", "replace").strip())
+    elif body.strip() and b"<" not in body[:200]:
+        texts.append(body[:400].decode("utf-8", "replace").strip())
+    texts = [t for t in texts if t]
+    if not texts:
         return None
-    cleaned = " ".join(scrub(text, ctx.secrets).split())
+    cleaned = " ".join(clean(ctx, "; ".join(dict.fromkeys(texts))).split())
     return cleaned if len(cleaned) <= _DETAIL_CHARS else cleaned[: _DETAIL_CHARS - 1] + "…"
 
 
 def fail(ctx: OperationContext, message: str, *, step: str, resp: OutboundResponse | None = None) -> UpstreamError:
-    """An :class:`UpstreamError` whose message is scrubbed (and completed by the vendor's own text)."""
-    detail = vendor_detail(ctx, resp) if resp is not None else None
-    # a sentence of its own: scrub's header patterns may swallow a closing bracket after a value
-    text = f"{message}. The vendor said: {detail}" if detail else message
-    return UpstreamError(scrub(text, ctx.secrets), step=step, upstream_status=resp.status if resp else None)
+    """An :class:`UpstreamError` whose message is scrubbed and completed by the vendor's own text."""
+    detail = vendor_detail(ctx, resp) if resp is not None else None  # scrubbed on its own
+    # the vendor's words come last and unbracketed: a later scrub of a masked "Authorization: ..." would
+    # swallow a closing bracket
+    text = f"{clean(ctx, message)}; the vendor said: {detail}" if detail else clean(ctx, message)
+    return UpstreamError(text, step=step, upstream_status=resp.status if resp is not None else None)
 
 
 def check(
@@ -99,8 +144,8 @@ def check(
 ) -> OutboundResponse:
     """``resp`` when its status is in ``ok``; otherwise the failure mapped to its step.
 
-    ``auth`` statuses mean rejected credentials (step ``auth``), ``permission`` statuses an
-    account without the right (step ``permission``); anything else is step ``http``.
+    ``auth`` statuses mean rejected credentials (step ``auth``), ``permission`` statuses an account
+    without the right (step ``permission``); a rate limit and anything else are step ``http``.
     """
     status = resp.status
     if status in set(ok):
@@ -109,26 +154,27 @@ def check(
     # the runner prefixes the step's wording ("the vendor rejected the credentials"), so say what and why
     if status in set(auth):
         raise fail(ctx, f"{host} answered HTTP {status} to {what}: {auth_hint}", step="auth", resp=resp)
+    if status == 429:
+        raise fail(ctx, f"{host} kept rate-limiting {what} (HTTP 429) after PMAP's retries; try again later",
+                   step="http", resp=resp)
     if status in set(permission):
         raise fail(ctx, f"{host} answered HTTP {status} to {what}: {permission_hint}", step="permission", resp=resp)
     reason = httpx.codes.get_reason_phrase(status) or "error"
     raise fail(ctx, f"{host} answered HTTP {status} {reason} to {what}", step="http", resp=resp)
 
 
-def json_of(ctx: OperationContext, resp: OutboundResponse, what: str) -> dict[str, Any]:
-    """The JSON body, which must be an object; anything else is step ``response``."""
+def json_of(ctx: OperationContext, resp: OutboundResponse, what: str, kind: type = dict) -> Any:
+    """The JSON body, which must be a ``kind`` (dict or list); anything else is step ``response``."""
     data = resp.json()
-    if not isinstance(data, dict):
-        raise fail(ctx, f"{what}: expected an object from {host_of(resp)}, got {type(data).__name__}", step="response")
+    if not isinstance(data, kind):
+        shape = "an object" if kind is dict else "a list"
+        raise fail(ctx, f"{what}: expected {shape} from {host_of(resp)}, got {type(data).__name__}", step="response")
     return data
 
 
 def json_list(ctx: OperationContext, resp: OutboundResponse, what: str) -> list[Any]:
     """The JSON body, which must be an array; anything else is step ``response``."""
-    data = resp.json()
-    if not isinstance(data, list):
-        raise fail(ctx, f"{what}: expected a list from {host_of(resp)}, got {type(data).__name__}", step="response")
-    return data
+    return json_of(ctx, resp, what, list)
 
 
 def xml_of(ctx: OperationContext, resp: OutboundResponse, what: str) -> Element:
