@@ -17,14 +17,21 @@ from urllib.parse import urlsplit
 
 CVE_RE = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.IGNORECASE)
 _CWE_RE = re.compile(r"(?:CWE)?[-_:\s]*(\d{1,5})", re.IGNORECASE)
+_CWE_NAMED = re.compile(r"CWE[-_ :]*(\d{1,5})", re.IGNORECASE)
+_CWE_BARE_LIST = re.compile(r"\d{1,5}(\s*,\s*\d{1,5})*")
+_CWE_NUMBER = re.compile(r"\d{1,5}")
+_LEADING_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)")
+_CVSS_PREFIX = re.compile(r"\s*CVSS:(\d\.\d)/")
+_CVSS2_AUTH = re.compile(r"\bAu:[NSM]\b")
+_PLACEHOLDERS = ("-", "'-", "N/A", "n/a")
 
 
 def clean(value: Any) -> str | None:
     """A stripped string, or None for missing/blank values and placeholder dashes."""
     if value is None:
         return None
-    s = str(value).strip()
-    return s if s and s not in ("-", "'-", "N/A", "n/a") else None
+    s = (value if type(value) is str else str(value)).strip()
+    return s if s and s not in _PLACEHOLDERS else None
 
 
 def cves_in(*values: Any) -> list[str]:
@@ -56,9 +63,9 @@ def cwes_in(*values: Any) -> list[int]:
                 s = str(item).strip()
                 if not s:
                     continue
-                found = re.findall(r"CWE[-_ :]*(\d{1,5})", s, re.IGNORECASE)
-                if not found and re.fullmatch(r"\d{1,5}(\s*,\s*\d{1,5})*", s):
-                    found = re.findall(r"\d{1,5}", s)
+                found = _CWE_NAMED.findall(s)
+                if not found and _CWE_BARE_LIST.fullmatch(s):
+                    found = _CWE_NUMBER.findall(s)
                 nums = [int(n) for n in found]
             for n in nums:
                 if n > 0 and n not in out:
@@ -86,7 +93,7 @@ def to_float(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    m = re.match(r"\s*(\d+(?:\.\d+)?)", str(value))
+    m = _LEADING_NUMBER.match(str(value))
     return float(m.group(1)) if m else None
 
 
@@ -100,10 +107,10 @@ def cvss_version_of(vector: str | None) -> str | None:
     """CVSS version named by a vector string (``CVSS:3.1/...`` -> ``3.1``; v2 vectors -> ``2.0``)."""
     if not vector:
         return None
-    m = re.match(r"\s*CVSS:(\d\.\d)/", vector)
+    m = _CVSS_PREFIX.match(vector)
     if m:
         return m.group(1)
-    if re.search(r"\bAu:[NSM]\b", vector):
+    if _CVSS2_AUTH.search(vector):
         return "2.0"
     return None
 

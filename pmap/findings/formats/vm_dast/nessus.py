@@ -96,9 +96,18 @@ def _host_info(props: Any, name: str) -> dict[str, Any]:
     return info
 
 
-def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
-    a = item.attrib
-    fields: dict[str, list[str]] = {}
+#: children that may repeat and are all kept; every other child is read once (its first occurrence)
+_REPEATED = frozenset(("xref", "see_also", "cve", "cwe"))
+#: (score, vector) children in order of preference: CVSS v3, v4, then v2
+_CVSS_TAGS = (("cvss3_base_score", "cvss3_vector"), ("cvssv3", "cvss3_vector"), ("cvss4_base_score", "cvss4_vector"),
+              ("cvss_base_score", "cvss_vector"), ("cvss", "cvss_vector"))
+_NO_LIST: list[str] = []
+
+
+def _children(item: Any) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """One pass over a ReportItem's children: the first text of each, and every text of the repeated ones."""
+    first: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     for c in item:
         text = c.text
         if text is None:
@@ -106,49 +115,62 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
         tag = c.tag
         if tag[0] == "{":  # compliance items use the cm: namespace
             tag = local(tag)
-        if tag in fields:
-            fields[tag].append(text)
-        else:
-            fields[tag] = [text]
+        if tag in _REPEATED:
+            texts = repeated.get(tag)
+            if texts is None:
+                repeated[tag] = [text]
+            else:
+                texts.append(text)
+        elif tag not in first:
+            first[tag] = text
+    return first, repeated
 
-    def one(name: str) -> str | None:
-        vals = fields.get(name)
-        return clean(vals[0]) if vals else None
 
-    title = clean(a.get("pluginName")) or one("plugin_name") or f"Nessus plugin {a.get('pluginID', '?')}"
-    xrefs = [x.strip() for x in fields.get("xref", [])]
-    other_ids = dedupe(x for x in xrefs if x.split(":", 1)[0].upper() in _XREF_IDS)
-
-    score, vector = None, None
-    for score_tag, vector_tag in (("cvss3_base_score", "cvss3_vector"), ("cvssv3", "cvss3_vector"),
-                                  ("cvss4_base_score", "cvss4_vector"), ("cvss_base_score", "cvss_vector"),
-                                  ("cvss", "cvss_vector")):
-        score = cvss_score(one(score_tag))
-        if score is not None:
-            vector = one(vector_tag)
-            break
-    version = None
-    if vector:
-        vector = vector.removeprefix("CVSS2#")
-        version = cvss_version_of(vector) or ("3.0" if "/S:" in vector else "2.0")
-    elif score is not None:
+def _cvss(first: dict[str, str]) -> tuple[float | None, str | None, str | None]:
+    """(score, vector, version) from the preferred CVSS children the item has."""
+    for score_tag, vector_tag in _CVSS_TAGS:
+        raw = first.get(score_tag)
+        if raw is None:
+            continue
+        score = cvss_score(clean(raw))
+        if score is None:
+            continue
+        vector = clean(first.get(vector_tag))
+        if vector:
+            vector = vector.removeprefix("CVSS2#")
+            return score, vector, cvss_version_of(vector) or ("3.0" if "/S:" in vector else "2.0")
         version = "2.0" if score_tag in ("cvss_base_score", "cvss") else ("4.0" if "4" in score_tag else "3.0")
+        return score, None, version
+    return None, None, None
 
+
+def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
+    # the hot path of a large import: one pass over the children, then only dict lookups
+    a = item.attrib
+    first, repeated = _children(item)
+    get = first.get
+    title = clean(a.get("pluginName")) or clean(get("plugin_name")) or f"Nessus plugin {a.get('pluginID', '?')}"
+    xrefs = [x.strip() for x in repeated.get("xref", _NO_LIST)]
+    score, vector, version = _cvss(first)
     port = port_of(a.get("port"))
     url = host.get("url")
-    refs = dedupe(r for sa in fields.get("see_also", []) for r in sa.split())
-    description = one("description")
-    synopsis = one("synopsis")
+    see_also = repeated.get("see_also")
+    refs = dedupe(r for text in see_also for r in text.split()) if see_also else []
+    description = clean(get("description"))
+    synopsis = clean(get("synopsis"))
     if synopsis and description and synopsis not in description:
         description = f"{synopsis}\n\n{description}"
-    solution = one("solution")
+    solution = clean(get("solution"))
+    risk_factor = clean(get("risk_factor"))
+    cwes = repeated.get("cwe")
+    cwe_xrefs = [x for x in xrefs if x[:4].upper() == "CWE:"] if xrefs else _NO_LIST
     return ParsedFinding(
         title=title,
-        vendor_severity=clean(a.get("severity")) or one("risk_factor"),
+        vendor_severity=clean(a.get("severity")) or risk_factor,
         description=description or synopsis,
-        cve_ids=cves_in(fields.get("cve", [])),
-        cwe_ids=cwes_in(fields.get("cwe", []), [x for x in xrefs if x.upper().startswith("CWE:")]),
-        other_ids=other_ids,
+        cve_ids=cves_in(repeated.get("cve", _NO_LIST)),
+        cwe_ids=cwes_in(cwes, cwe_xrefs) if cwes or cwe_xrefs else [],
+        other_ids=dedupe(x for x in xrefs if x.split(":", 1)[0].upper() in _XREF_IDS) if xrefs else [],
         rule_id=clean(a.get("pluginID")),
         cvss_version=version,
         cvss_vector=vector,
@@ -164,11 +186,11 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
         extra=compact({
             "plugin_family": clean(a.get("pluginFamily")),
             "service": clean(a.get("svc_name")),
-            "risk_factor": one("risk_factor"),
-            "plugin_output": evidence(one("plugin_output")),
-            "vpr_score": cvss_score(one("vpr_score")),  # VPR is 0-10 too
-            "epss_score": probability(one("epss_score")),
-            "exploit_available": one("exploit_available"),
+            "risk_factor": risk_factor,
+            "plugin_output": evidence(get("plugin_output")),
+            "vpr_score": cvss_score(clean(get("vpr_score"))),  # VPR is 0-10 too
+            "epss_score": probability(clean(get("epss_score"))),
+            "exploit_available": clean(get("exploit_available")),
             "os": host.get("os"),
         }),
     )
