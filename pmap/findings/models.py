@@ -58,7 +58,8 @@ class Finding(Base):
         Index("ix_findings_org_host", "organization_id", "host"),
     )
 
-    # on PostgreSQL the column also defaults to gen_random_uuid() (migration 0003): bulk COPY omits it
+    # imports give time-ordered ids (pmap.findings.rows.TimeOrderedIds); on PostgreSQL the column also
+    # defaults to gen_random_uuid() (migration 0003)
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))

@@ -15,18 +15,16 @@ rows yet (a first import) skips it.
 from __future__ import annotations
 
 import hashlib
-import operator
 import uuid
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.types.numeric import Int4BinaryDumper
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from pmap.findings.models import Finding, FindingStatus
-from pmap.findings.rows import RowBuilder, Stream
+from pmap.findings.rows import FINGERPRINT, ROW_COLUMNS, STATUS, Row, RowBuilder, Stream
 
 OPEN, RESOLVED, SUPPRESSED, FILTERED = (s.value for s in FindingStatus)
 # columns an upsert must not change: the identity and the first sighting
@@ -85,13 +83,14 @@ def _existing_query(dialect: str, t: sa.Table, stream: Stream) -> Any:
 def _check_binary_types(columns: list[sa.Column[Any]]) -> None:
     """Binary COPY sends each value as its Python type dictates; make sure each column's values
     (as :class:`RowBuilder` makes them) have a wire format the column's type receives."""
-    # JSON columns: bytes already in JSONB's binary format (version byte + text), received by jsonb_recv
+    # bytes are passed through as they are: JSON columns get JSONB's binary format (version byte +
+    # text), uuid columns their 16 bytes, integer columns 4 big-endian bytes (int4_recv)
     expected = (_JsonText, sa.Uuid, sa.DateTime, sa.Float, sa.Integer, sa.String)
     for col in columns:
         if not isinstance(col.type, expected):
             raise TypeError(f"findings.{col.name}: no binary COPY mapping for {col.type!r}")
-        if isinstance(col.type, sa.Integer) and col.name not in ("port", "line"):
-            raise TypeError(f"findings.{col.name}: ints are sent as int4; check the row builder clamps it")
+        if isinstance(col.type, sa.Integer) and (col.name not in ("port", "line") or isinstance(col.type, sa.BigInteger)):
+            raise TypeError(f"findings.{col.name}: integers are sent as int4; check the row builder packs it")
 
 
 class _CopyUpsert:
@@ -105,11 +104,11 @@ class _CopyUpsert:
 
     def __init__(self, conn: Connection, table: sa.Table) -> None:
         self._conn = conn
-        # ids come from the column default (gen_random_uuid()): ~1.4 us a row less for the client
-        columns = [c for c in table.columns if c.name != "id"]
+        columns = list(table.columns)
         _check_binary_types(columns)
         self._names = [c.name for c in columns]
-        self._row = operator.itemgetter(*self._names)
+        if tuple(self._names) != ROW_COLUMNS:
+            raise TypeError("the row builder's column order no longer matches the findings table")
         cols = ", ".join(f'"{n}"' for n in self._names)
         # binary COPY: the server receives uuids, timestamps and numbers without parsing text (~25% faster)
         self._copy_new = f"COPY {table.name} ({cols}) FROM STDIN (FORMAT BINARY)"
@@ -121,29 +120,29 @@ class _CopyUpsert:
         updates = {n: stmt.excluded[n] for n in self._names if n not in _KEEP_ON_UPDATE}
         self._merge = stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"], set_=updates)
 
-    def _copy(self, sql: str, rows: list[dict[str, Any]]) -> None:
+    def _copy(self, sql: str, rows: list[Row]) -> None:
         raw = self._conn.connection.dbapi_connection
-        row = self._row
         with raw.cursor() as cur:  # type: ignore[union-attr]
-            # values are dumped by Python type with psycopg's C dumpers (set_types() would pick its
-            # slower pure-Python bytea dumper for the JSON columns); the only ints are int4 columns
-            cur.adapters.register_dumper(int, Int4BinaryDumper)
+            # values are dumped by Python type, all by psycopg's C dumpers: bytes (already in their
+            # column's wire format, see RowBuilder), str, float, datetime; set_types() would pick
+            # slower pure-Python dumpers for the bytes and uuid columns
             with cur.copy(sql) as copy:
+                write = copy.write_row
                 for r in rows:
-                    copy.write_row(row(r))
+                    write(r)
 
-    def __call__(self, rows: list[dict[str, Any]], existing: dict[str, str]) -> None:
+    def __call__(self, rows: list[Row], existing: dict[str, str]) -> None:
         if not existing:
             self._copy(self._copy_new, rows)
             return
-        new = [r for r in rows if r["fingerprint"] not in existing]
+        new = [r for r in rows if r[FINGERPRINT] not in existing]
         if new:
             self._copy(self._copy_new, new)
         if not self._temp_ready:
             self._conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE {self.TEMP} (LIKE {self._table_name} INCLUDING DEFAULTS) ON COMMIT DROP")
             self._temp_ready = True
-        self._copy(self._copy_temp, [r for r in rows if r["fingerprint"] in existing])
+        self._copy(self._copy_temp, [r for r in rows if r[FINGERPRINT] in existing])
         self._conn.execute(self._merge)
         self._conn.exec_driver_sql(f"TRUNCATE {self.TEMP}")
 
@@ -171,8 +170,8 @@ class FindingWriter:
             self._load: Any = _CopyUpsert(conn, self._table)
         else:
             upsert = _upsert(dialect)
-            self._load = lambda rows, _existing: conn.execute(upsert, rows)
-        self.build = RowBuilder(stream, binary_json=dialect == "postgresql")
+            self._load = lambda rows, _existing: conn.execute(upsert, [RowBuilder.as_dict(r) for r in rows])
+        self.build = RowBuilder(stream, binary=dialect == "postgresql")
         # a stream with no rows yet (a first import) needs no per-batch lookup: every row is new, as
         # fingerprints are distinct within an import and the stream's lock keeps other imports out
         t = self._table
@@ -181,7 +180,7 @@ class FindingWriter:
         ).first() is None
         self.created = self.updated = self.reopened = 0
 
-    def write(self, rows: list[dict[str, Any]]) -> None:
+    def write(self, rows: list[Row]) -> None:
         """Upsert one batch of rows with distinct fingerprints."""
         if not rows:
             return
@@ -189,10 +188,10 @@ class FindingWriter:
             self.created += len(rows)
             self._load(rows, {})
             return
-        existing = dict(self._conn.execute(self._existing, {"fps": [r["fingerprint"] for r in rows]}).all())
+        existing = dict(self._conn.execute(self._existing, {"fps": [r[FINGERPRINT] for r in rows]}).all())
         self.updated += len(existing)
         self.created += len(rows) - len(existing)
-        self.reopened += sum(1 for r in rows if existing.get(r["fingerprint"]) == RESOLVED and r["status"] != RESOLVED)
+        self.reopened += sum(1 for r in rows if existing.get(r[FINGERPRINT]) == RESOLVED and r[STATUS] != RESOLVED)
         self._load(rows, existing)
 
     def mark_filtered(self, fingerprints: list[str]) -> None:

@@ -17,7 +17,16 @@ from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import ParsedFinding, ReportFormat, Severity, SeverityResult, map_by_table
 from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rule
 from pmap.findings.severity import Decision, SeverityPipeline
-from pmap.findings.rows import DESCRIPTION_MAX, EXTRA_MAX_BYTES, RowBuilder, Stream, clean_text, dump_json
+from pmap.findings.rows import (
+    DESCRIPTION_MAX,
+    EXTRA_MAX_BYTES,
+    ROW_COLUMNS,
+    RowBuilder,
+    Stream,
+    TimeOrderedIds,
+    clean_text,
+    dump_json,
+)
 
 TABLE = {"1": Severity.LOW, "2": Severity.MEDIUM, "3": Severity.HIGH, "4": Severity.CRITICAL, "0": Severity.INFO}
 
@@ -77,7 +86,7 @@ def test_rows_are_capped_and_cleaned_for_postgresql() -> None:
         extra={"plugin_output": "o" * 20_000, "nul": "a\x00b", "n": 1}, cwe_ids=[79, "x", True],  # type: ignore[list-item]
         first_seen=dt.datetime(2024, 1, 2, 3, 4, 5),
     )
-    row = RowBuilder(_stream())("f" * 64, finding, Decision("low", "low", "vendor", None, None, []))
+    row = RowBuilder.as_dict(RowBuilder(_stream())("f" * 64, finding, Decision("low", "low", "vendor", None, None, [])))
     assert row["title"].startswith("titlex") and len(row["title"]) <= 500 and "\x00" not in row["title"]
     assert len(row["description"]) == DESCRIPTION_MAX
     assert row["host"] == "h?st"  # a lone surrogate cannot be stored as UTF-8
@@ -95,9 +104,33 @@ def test_text_helpers() -> None:
     assert clean_text(None, 5) is None and clean_text("", 5) is None and clean_text("abcdefg", 3) == "abc"
     assert clean_text("\x00\x00", 5) is None
     assert orjson.loads(dump_json({"a": "x\x00y", "b": dt.date(2024, 1, 1)})) == {"a": "xy", "b": "2024-01-01"}
-    binary = RowBuilder(_stream(), binary_json=True)("f" * 64, ParsedFinding("t", cve_ids=["CVE-1"]),
-                                                      Decision("low", "low", "vendor", None, None, []))
+    binary = RowBuilder.as_dict(RowBuilder(_stream(), binary=True)(
+        "f" * 64, ParsedFinding("t", cve_ids=["CVE-1"]), Decision("low", "low", "vendor", None, None, [])))
     assert binary["cve_ids"] == b'\x01["CVE-1"]' and binary["tags"] == b"\x01[]"  # JSONB's binary wire format
+
+
+def test_row_ids_are_uuid7_increasing_within_an_import_and_distinct_across_imports() -> None:
+    first, second = TimeOrderedIds(), TimeOrderedIds()
+    ids = [first.next_uuid() for _ in range(1000)]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    ms = int.from_bytes(ids[0].bytes[:6], "big")
+    assert abs(ms - dt.datetime.now(dt.timezone.utc).timestamp() * 1000) < 60_000  # the time prefix is now
+    assert not set(ids) & {second.next_uuid() for _ in range(1000)}
+    assert uuid.UUID(bytes=first.next_bytes()) > ids[-1]  # the binary form continues the same sequence
+
+
+def test_binary_rows_carry_wire_formats_for_postgresql() -> None:
+    stream = _stream()
+    finding = ParsedFinding("t", port=443, line=7, cve_ids=["CVE-2024-1"])
+    row = RowBuilder(stream, binary=True)("f" * 64, finding, Decision("low", "low", "rule", str(stream.import_id), None, []))
+    values = RowBuilder.as_dict(row)
+    assert list(values) == list(ROW_COLUMNS) and len(row) == len(ROW_COLUMNS)
+    assert values["port"] == (443).to_bytes(4, "big") and values["line"] == (7).to_bytes(4, "big")  # int4_recv
+    assert values["organization_id"] == stream.organization_id.bytes and len(values["id"]) == 16  # uuid_recv
+    assert values["severity_rule_id"] == stream.import_id.bytes
+    plain = RowBuilder.as_dict(RowBuilder(stream)("f" * 64, finding, Decision("low", "low", "vendor", None, None, [])))
+    assert plain["port"] == 443 and plain["organization_id"] == stream.organization_id and plain["id"].version == 7
 
 
 def test_background_writer_keeps_order_and_surfaces_errors() -> None:
