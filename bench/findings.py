@@ -13,7 +13,10 @@ then measures, each in a fresh subprocess so peak memory is per measurement:
 - re-import: the same file again into the populated stream (every row updated).
 
 Prints time, findings/s, peak RSS (``ru_maxrss`` of the measuring process) and the ratio to the
-floor. Targets: import within 2.5x the floor; peak memory under 300 MB; 20 rules adding < 25%.
+floor, and for imports the CPU time the PostgreSQL server process spent on them (read from /proc:
+the database runs on this machine) with its ratio to the floor: the share of the import that no
+client-side work can remove. Targets: import within 2.5x the floor; peak memory under 300 MB;
+20 rules adding < 25%.
 
     python -m bench.findings [--findings 100000]
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -90,8 +94,41 @@ def _parse(path: Path, key: str) -> int:
         return len({f.fingerprint(key) for f in fmt.parse(fh)})
 
 
-def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int]:
-    """Time one import into a fresh PostgreSQL schema (set-up and a first import, if any, untimed)."""
+class _BackendCpu:
+    """CPU seconds the PostgreSQL server processes serving ``engine`` spent while connections were
+    checked out (read from /proc: the database runs on this machine). None where it cannot be read."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.seconds: float | None = 0.0
+        self._tick = os.sysconf("SC_CLK_TCK")
+        event.listen(engine, "checkout", self._checkout)
+        event.listen(engine, "checkin", self._checkin)
+
+    def _read(self, pid: int) -> float | None:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+
+    def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        pid = dbapi_conn.info.backend_pid
+        record.info["bench_cpu"] = (pid, self._read(pid))
+
+    def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        pid, start = record.info.pop("bench_cpu", (None, None))
+        end = self._read(pid) if pid is not None else None
+        if start is None or end is None or self.seconds is None:
+            self.seconds = None
+        else:
+            self.seconds += end - start
+
+
+def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int, float | None]:
+    """Time one import into a fresh PostgreSQL schema (set-up and a first import, if any, untimed);
+    also returns the database server's CPU seconds for it."""
     from bench.common import pg_schema
     from pmap.auth.service import get_or_create_org
     from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
@@ -117,17 +154,19 @@ def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int]
         options = ImportOptions(format=key, filename=path.name, actor="bench")
         if again:
             run_import(engine, target, path, options)
+        server = _BackendCpu(engine)
         start = time.perf_counter()
         summary = run_import(engine, target, path, options)
         elapsed = time.perf_counter() - start
         engine.dispose()
     expected = summary.updated if again else summary.created
-    return elapsed, expected
+    return elapsed, expected, server.seconds
 
 
 def child(kind: str, path: Path, key: str) -> dict[str, Any]:
     """Run one measurement in this (fresh) process; returns seconds, findings and peak RSS."""
     start = time.perf_counter()
+    db: float | None = None
     if kind == "floor":
         n = _bare_nessus(path) if key == "nessus" else _bare_sarif(path)
         elapsed = time.perf_counter() - start
@@ -135,8 +174,8 @@ def child(kind: str, path: Path, key: str) -> dict[str, Any]:
         n = _parse(path, key)
         elapsed = time.perf_counter() - start
     else:
-        elapsed, n = _import(path, key, rules=kind == "import+rules", again=kind == "re-import")
-    return {"seconds": elapsed, "findings": n, "rss_mb": _rss_mb()}
+        elapsed, n, db = _import(path, key, rules=kind == "import+rules", again=kind == "re-import")
+    return {"seconds": elapsed, "findings": n, "rss_mb": _rss_mb(), "db_cpu": db}
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -163,7 +202,8 @@ def main(findings: int) -> None:
         print(f"generating {findings:,} findings per file in {tmp} ...", flush=True)
         write_nessus(files["nessus"], findings=findings)
         write_sarif(files["sarif"], results=findings)
-        print(f"{'file':8} {'measurement':13} {'time':>8} {'findings/s':>11} {'peak RSS':>9} {'x floor':>8}")
+        print(f"{'file':8} {'measurement':13} {'time':>8} {'findings/s':>11} {'peak RSS':>9} {'x floor':>8} "
+              f"{'DB CPU':>7} {'x floor':>8}")
         verdicts = []
         for key, path in files.items():
             size_mb = path.stat().st_size / 1e6
@@ -171,11 +211,16 @@ def main(findings: int) -> None:
             floor = results["floor"]["seconds"]
             for kind, r in results.items():
                 rate = r["findings"] / r["seconds"] if r["seconds"] else 0.0
-                print(f"{key:8} {kind:13} {r['seconds']:7.2f}s {rate:11,.0f} {r['rss_mb']:7.0f}MB {r['seconds'] / floor:7.2f}x")
+                db = r.get("db_cpu")
+                db_text = f"{db:6.2f}s {db / floor:7.2f}x" if db is not None else ""
+                print(f"{key:8} {kind:13} {r['seconds']:7.2f}s {rate:11,.0f} {r['rss_mb']:7.0f}MB "
+                      f"{r['seconds'] / floor:7.2f}x {db_text}")
             imp, ruled = results["import"]["seconds"], results["import+rules"]["seconds"]
             peak = max(r["rss_mb"] for k, r in results.items() if k != "floor")
+            db = results["import"].get("db_cpu")
+            db_note = f" (of which the database server's own CPU: {db / floor:.2f}x)" if db is not None else ""
             verdicts.append(
-                f"{key} ({size_mb:.0f} MB): import {imp / floor:.2f}x floor (target <= 2.5x), peak {peak:.0f} MB "
+                f"{key} ({size_mb:.0f} MB): import {imp / floor:.2f}x floor{db_note} (target <= 2.5x), peak {peak:.0f} MB "
                 f"(target < 300), 20 rules +{(ruled / imp - 1) * 100:.0f}% (target < 25%), "
                 f"counts {results['import']['findings']:,}/{results['re-import']['findings']:,} created/updated")
         print()
