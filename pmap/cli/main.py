@@ -1,4 +1,4 @@
-"""``pmapctl``: serve, migrate, keys, tokens, the connector catalog, the vendor sandbox."""
+"""``pmapctl``: serve, migrate, keys, tokens, the connector catalog, webhook retention, the vendor sandbox, imports."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 keys_app = typer.Typer(no_args_is_help=True, help="Platform keys.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 connectors_app = typer.Typer(no_args_is_help=True, help="The connector catalog.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Inbound webhook deliveries.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(webhooks_app, name="webhooks")
 
 err = Console(stderr=True)
 
@@ -143,6 +145,29 @@ def connectors_list(
         table.add_row(ct.vendor, ct.display_name, ct.category.value,
                       ", ".join(ct.offered()) or "file import", ", ".join(ct.report_formats), ct.webhook_scheme or "")
     Console().print(table)
+
+
+@webhooks_app.command("prune")
+def webhooks_prune(
+    days: Annotated[int | None, typer.Option(
+        "--days", min=1, help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
+) -> None:
+    """Apply the webhook delivery retention now: clear old payloads, delete old key-less rows."""
+    from pmap.core.db import make_engine, make_session_factory, transaction
+    from pmap.core.settings import get_settings
+    from pmap.webhooks import clock
+    from pmap.webhooks.retention import prune_deliveries
+
+    settings = get_settings()
+    retention = days or settings.webhook_retention_days
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            result = prune_deliveries(session, clock.now(), retention)
+    finally:
+        engine.dispose()
+    err.print(f"kept {retention} days: cleared {result.bodies_cleared} payload(s), "
+              f"deleted {result.rows_deleted} delivery row(s) without a de-duplication key")
 
 
 @app.command("import")

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    webhook_retention_days: int = Field(default=30, ge=1)  # payloads of finished deliveries, see pmap.webhooks.retention
 
     @field_validator("env", mode="before")
     @classmethod

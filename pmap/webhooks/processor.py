@@ -9,7 +9,8 @@ reason) and is retryable: the vendor's redelivery with the same delivery id is a
 processed again.
 
 Nothing is lost if the process dies between the answer and the processing: the row stays
-``accepted``, and each time a worker starts it sweeps rows left ``accepted`` for over a minute.
+``accepted``, and each time a worker starts it sweeps rows left ``accepted`` for over a minute. A
+starting worker also applies the delivery retention (:mod:`pmap.webhooks.retention`), at most hourly.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pmap.core.db import transaction
 from pmap.integrations.models import Integration
 from pmap.webhooks import clock, processing
 from pmap.webhooks.models import Outcome, WebhookDelivery
+from pmap.webhooks.retention import PRUNE_EVERY, prune_deliveries
 
 log = logging.getLogger("pmap.webhooks.processor")
 
@@ -47,9 +49,12 @@ _REASON_CHARS = 300
 class Processor:
     """Processes delivery ids handed to :meth:`submit`, in a thread started on demand."""
 
-    def __init__(self, sessions: sessionmaker[Session], scheme_of: SchemeLookup) -> None:
+    def __init__(self, sessions: sessionmaker[Session], scheme_of: SchemeLookup,
+                 retention_days: int | None = None) -> None:
         self._sessions = sessions
         self._scheme_of = scheme_of
+        self._retention_days = retention_days
+        self._pruned_at: float | None = None  # monotonic time of the last pruning pass
         self._queue: queue.SimpleQueue[uuid.UUID] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -61,9 +66,23 @@ class Processor:
         with self._lock:
             self._pending += 1
             self._queue.put(delivery_row_id)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="pmap-webhook-processor", daemon=True)
-                self._thread.start()
+            self._start()
+
+    def tick(self) -> None:
+        """Called for every stored delivery: starts the worker when the retention is due, even if no
+        delivery needs processing (most deliveries are finished by being stored)."""
+        if self._prune_due():
+            with self._lock:
+                self._start()
+
+    def _start(self) -> None:  # with self._lock held
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pmap-webhook-processor", daemon=True)
+            self._thread.start()
+
+    def _prune_due(self) -> bool:
+        return self._retention_days is not None and (
+            self._pruned_at is None or time.monotonic() - self._pruned_at >= PRUNE_EVERY.total_seconds())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until everything submitted so far is processed (tests and benchmarks)."""
@@ -81,6 +100,10 @@ class Processor:
             self._sweep()
         except Exception:  # a sweep failure must not stop fresh work
             log.exception("sweeping stale accepted deliveries failed")
+        try:
+            self._prune()
+        except Exception:  # nor a pruning failure; the next start tries again
+            log.exception("pruning old webhook deliveries failed")
         while True:
             batch = self._take()
             if not batch:
@@ -125,6 +148,18 @@ class Processor:
                 self._queue.put(ident)
         if ids:
             log.info("re-queued %d deliveries left accepted by an earlier process", len(ids))
+
+    def _prune(self) -> None:
+        """Apply the delivery retention (:mod:`pmap.webhooks.retention`), at most once per PRUNE_EVERY."""
+        if not self._prune_due():
+            return
+        started = time.monotonic()
+        with transaction(self._sessions) as session:
+            result = prune_deliveries(session, clock.now(), self._retention_days)  # type: ignore[arg-type]
+        self._pruned_at = started
+        if result.bodies_cleared or result.rows_deleted:
+            log.info("webhook retention (%d days): cleared %d bodies, deleted %d rows", self._retention_days,
+                     result.bodies_cleared, result.rows_deleted)
 
     def process(self, ids: list[uuid.UUID]) -> None:
         """Process one batch of delivery row ids (those still ``accepted``) in ONE transaction; each

@@ -117,7 +117,8 @@ def runtime(app_state: Any) -> Runtime:
                 store = Store(state.engine)
                 rt = Runtime(state=state, store=store, writer=BatchWriter(store),
                              buckets=TokenBuckets(state.settings.webhook_rate_per_minute),
-                             processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor)))
+                             processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
+                                                 state.settings.webhook_retention_days))
                 app_state.webhook_runtime = rt
     return rt
 
@@ -258,6 +259,8 @@ async def _store(rt: Runtime, pending: Pending) -> Answer | None:
     if result == STORED:
         if pending.values["outcome"] == Outcome.ACCEPTED.value:
             rt.processor.submit(pending.values["id"])
+        else:
+            rt.processor.tick()
         return Answer(202, ACCEPTED)
     if result == STALE:
         return None
