@@ -4,8 +4,9 @@ One :class:`OutboundClient` serves one operation (a connection test, a findings 
 what every vendor call needs and no connector should re-implement: the egress guard with
 DNS-pinned connections (:mod:`pmap.core.egress`), per-attempt timeouts inside an overall
 budget, bounded retries that honour ``Retry-After``, TLS options, a ``PMAP/<version>``
-User-Agent, same-host-only redirects, a response size cap, and errors mapped to
-:class:`~pmap.core.errors.UpstreamError` steps with credential values scrubbed.
+User-Agent, same-host-only redirects (a request may opt in to following a pre-signed storage
+URL on another host, sent without its headers or credentials), a response size cap, and errors
+mapped to :class:`~pmap.core.errors.UpstreamError` steps with credential values scrubbed.
 """
 
 from __future__ import annotations
@@ -267,12 +268,18 @@ class OutboundClient:
         expected: tuple[int, ...] | None = None,
         allow_host: str | None = None,
         max_bytes: int | None = None,
+        signed_redirects: bool = False,
     ) -> OutboundResponse:
         """Send one request (with retries and same-host redirects) and return the answer.
 
         ``path`` joins the base URL's path; an absolute URL must have the base's scheme, host and
         port unless its host equals ``allow_host``. Any status is returned unless ``expected`` is
         given and does not contain it: then ``UpstreamError(step="http")`` with a body excerpt.
+
+        ``signed_redirects``: a redirect to another host is followed as a pre-signed download URL
+        (GitHub's artifact archives on its storage host, say): a plain GET that carries none of the
+        request's headers, auth or body, over https (unless the request itself was plain http),
+        through the same egress checks and DNS pinning as any call.
         """
         method = method.upper()
         url = self._url(path, allow_host)
@@ -280,7 +287,7 @@ class OutboundClient:
         body = {"json": json, "data": data, "content": content}
         attempt = 0
         while True:
-            response = self._attempt(method, url, params, headers, body, auth, max_bytes)
+            response = self._attempt(method, url, params, headers, body, auth, max_bytes, signed_redirects)
             if not (may_retry and attempt < self._config.max_retries and self._retryable(response.status)):
                 break
             wait = _retry_after(response.headers.get("retry-after"))
@@ -343,8 +350,9 @@ class OutboundClient:
         body: dict[str, Any],
         auth: Any,
         max_bytes: int | None,
+        signed_redirects: bool = False,
     ) -> OutboundResponse:
-        """One attempt: the request and any same-host redirects, within one attempt timeout."""
+        """One attempt: the request and any redirects it may follow, within one attempt timeout."""
         client = self._http()
         for hop in range(MAX_REDIRECTS + 1):
             self._pin(url)
@@ -361,19 +369,28 @@ class OutboundClient:
             if hop == MAX_REDIRECTS:
                 raise self._error(f"{url.host} redirected more than {MAX_REDIRECTS} times", step="http",
                                   upstream_status=response.status)
-            url = self._redirectorigin_of(url, location, response.status)
+            url, crossed = self._redirect_target(url, location, response.status, signed_redirects)
             params = None  # the Location already carries its query
-            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+            if crossed:  # a pre-signed URL: it authorizes itself; nothing of the request goes along
+                method, headers, auth, body = "GET", None, None, {}
+            elif response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, body = ("HEAD" if method == "HEAD" else "GET"), {}
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _redirectorigin_of(self, current: httpx.URL, location: str, status: int) -> httpx.URL:
+    def _redirect_target(self, current: httpx.URL, location: str, status: int,
+                         signed_redirects: bool) -> tuple[httpx.URL, bool]:
+        """Where a redirect leads, and whether it crosses to another host (only with ``signed_redirects``)."""
         try:
             nxt = current.join(location)
         except httpx.InvalidURL as exc:
             raise self._error(f"{current.host} sent an invalid redirect", step="http",
                               upstream_status=status) from exc
         here, there = origin_of(current), origin_of(nxt) if nxt.scheme in DEFAULT_PORTS else None
+        if signed_redirects and there is not None and there[1] != here[1]:
+            if here[0] == "https" and there[0] != "https":
+                raise self._error(f"{here[1]} redirected to http://{there[1]}; not followed (no downgrade from "
+                                  "https)", step="http", upstream_status=status)
+            return nxt, True
         if there is None or there[1] != here[1]:
             host = (there[1] if there else "") or nxt.host or location
             raise self._error(
@@ -388,7 +405,7 @@ class OutboundClient:
                 f"(only same-host redirects on the same port, or to https, are followed)",
                 step="http", upstream_status=status,
             )
-        return nxt
+        return nxt, False
 
     def _exchange(self, client: httpx.Client, request: httpx.Request, auth: Any, budget: float,
                   max_bytes: int | None) -> OutboundResponse:

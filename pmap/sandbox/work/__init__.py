@@ -88,7 +88,7 @@ def _github(category: str) -> dict[str, Any]:
             "fixtures": {"repositories": ["acme/webapp", "acme/api"]},
             "notes": "X-OAuth-Scopes: repo (default), read:user (noperm: private repos answer 404), admin scopes "
                      "(admin); expiring -> GitHub-Authentication-Token-Expiration header; expired -> 401 Bad "
-                     "credentials; artifact zip answers 302 to /<key>/_blobs/..."}
+                     "credentials; artifact zip answers 302 to /<key>/_blobs/... on another host name (localhost <-> 127.0.0.1); blobs refuse an Authorization header (unconfirmed: the storage host's exact refusal)"}
 
 
 def _gitlab(category: str) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """GitHub Actions: workflow runs and their artifacts.
 
 ``GET .../actions/artifacts/{id}/zip`` answers ``302`` with a ``Location`` to short-lived blob
-storage, as GitHub does (there on another host; here ``/<vendor_key>/_blobs/...`` on the same
-loopback server, served without credentials like a signed URL). An expired artifact answers 410.
+storage on another host, as GitHub does. Here the "storage host" is the same loopback server under
+another name (``localhost`` when the API was called as ``127.0.0.1``, and the reverse), path
+``/<vendor_key>/_blobs/...``: the URL authorizes itself, and like pre-signed storage URLs it refuses
+a request that also carries an ``Authorization`` header (so a client that forwards its token to the
+storage host is caught). An expired artifact answers 410.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from pmap.sandbox.work import github_store as store
-from pmap.sandbox.work._base import Reply, base_url, state
+from pmap.sandbox.work._base import Reply, state
 from pmap.sandbox.work.github import GhCall, authenticate, find_repo, gh_error, gh_state, paginate
 
 ACCEPTED = "repo"
@@ -24,6 +27,13 @@ def _run(call: GhCall, request: Request, repo: store.Repo, run_id: int) -> store
     if run is None or run.repo != repo:
         raise Reply(gh_error(404, "Not Found", call.headers(ACCEPTED)))
     return run
+
+
+def _storage_base(request: Request, key: str) -> str:
+    """The blob URL base: this server under another host name (a different host to the client)."""
+    url = request.base_url
+    other = "localhost" if url.hostname != "localhost" else "127.0.0.1"
+    return f"{str(url.replace(hostname=other)).rstrip('/')}/{key}"
 
 
 def register(router: APIRouter, key: str) -> None:
@@ -91,13 +101,15 @@ def register(router: APIRouter, key: str) -> None:
             return gh_error(410, "Artifact has expired", call.headers(ACCEPTED))
         token = secrets.token_urlsafe(24)
         gh_state(call, request).blobs[token] = artifact.content
-        location = f"{base_url(request, key)}/_blobs/{token}/{artifact.name}.zip"
+        location = f"{_storage_base(request, key)}/_blobs/{token}/{artifact.name}.zip"
         return Response(status_code=302, headers={**call.headers(ACCEPTED), "Location": location})
 
     @router.get("/_blobs/{token}/{filename}")
     async def blob(request: Request, token: str, filename: str) -> Response:
         content = state(request, key, store.GitHubState).blobs.get(token)
-        if content is None:  # blob storage's own answer, not the API's
+        # blob storage's own answers, not the API's: an unknown or expired signature, or a second
+        # credential beside the signature, is refused
+        if content is None or "authorization" in request.headers:
             return Response("<Error><Code>AuthenticationFailed</Code></Error>", status_code=403,
                             media_type="application/xml")
         return Response(content, media_type="application/zip",

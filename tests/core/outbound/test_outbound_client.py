@@ -104,6 +104,38 @@ def test_cross_host_redirect_is_refused_and_named(server, fake_dns) -> None:
     assert len(server.seen) == 1
 
 
+def test_a_signed_redirect_to_another_host_is_followed_without_the_request_credentials(server, fake_dns) -> None:
+    fake_dns.set("storage.example", ["127.0.0.1"])
+    server.routes["/artifacts/1/zip"] = lambda h: h.reply(
+        302, "", {"Location": f"http://storage.example:{server.port}/blob/1.zip?sig=abc"})
+    server.routes["/blob/1.zip"] = lambda h: h.reply(200, b"PK-zip", {"Content-Type": "application/zip"})
+    with OutboundClient(server.url(), DEV, secrets=[SECRET]) as client:
+        response = client.get("/artifacts/1/zip", headers={"X-Api-Key": SECRET}, auth=("user", SECRET),
+                              signed_redirects=True)
+    assert response.status == 200 and response.content == b"PK-zip"
+    api, storage = server.seen
+    assert api.headers["authorization"].startswith("Basic ") and api.headers["x-api-key"] == SECRET
+    assert storage.path == "/blob/1.zip?sig=abc"
+    assert storage.headers["host"] == f"storage.example:{server.port}"
+    assert "authorization" not in storage.headers and "x-api-key" not in storage.headers
+    assert SECRET not in repr(storage.headers)
+
+
+def test_a_signed_redirect_is_never_a_downgrade_nor_a_way_past_the_egress_guard(tls_server, tls_material,
+                                                                                server) -> None:
+    tls_server.routes["/dl"] = lambda h: h.reply(302, "", {"Location": f"http://127.0.0.1:{server.port}/blob"})
+    config = OutboundConfig(policy=EgressPolicy(production=False), ca_bundle_pem=tls_material.cert_pem)
+    with (
+        OutboundClient(tls_server.url("localhost", "https"), config) as client,
+        pytest.raises(UpstreamError, match="no downgrade") as err,
+    ):
+        client.get("/dl", signed_redirects=True)
+    assert err.value.step == "http" and server.seen == []
+    server.routes["/dl"] = lambda h: h.reply(302, "", {"Location": "http://169.254.169.254/latest/meta-data/"})
+    with OutboundClient(server.url(), DEV) as client, pytest.raises(EgressDenied):
+        client.get("/dl", signed_redirects=True)
+
+
 def test_redirect_to_another_port_or_a_downgrade_is_refused(server) -> None:
     server.routes["/a"] = lambda h: h.reply(307, "", {"Location": "http://127.0.0.1:1/admin"})
     with (

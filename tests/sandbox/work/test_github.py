@@ -94,7 +94,10 @@ def test_workflow_runs_and_artifact_download(sandbox: SandboxServer, client: htt
     live = next(a for a in artifacts if not a["expired"])
     redirect = client.get(live["archive_download_url"], headers=auth)
     assert redirect.status_code == 302
-    blob = client.get(redirect.headers["Location"])  # a pre-signed URL: no credentials
+    location = httpx.URL(redirect.headers["Location"])
+    assert location.host != httpx.URL(live["archive_download_url"]).host  # the storage host, as on GitHub.com
+    assert client.get(location, headers=auth).status_code == 403  # a second credential beside the signature
+    blob = client.get(location)  # a pre-signed URL: no credentials
     assert blob.status_code == 200 and blob.headers["content-type"] == "application/zip"
     sarif = json.loads(zipfile.ZipFile(io.BytesIO(blob.content)).read("results.sarif"))
     assert sarif["version"] == "2.1.0" and len(sarif["runs"][0]["results"]) == 1
