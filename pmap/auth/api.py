@@ -16,6 +16,8 @@ from pmap.auth.principal import Role
 from pmap.auth.service import issue_token, revoke
 from pmap.core.deps import DbSession
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.text import OneLine
+
 
 router = APIRouter(tags=["tokens"])
 
@@ -23,7 +25,7 @@ router = APIRouter(tags=["tokens"])
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     role: Role
 
 

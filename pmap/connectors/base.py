@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from pmap.core.outbound import OutboundClient, OutboundConfig
+from pmap.core.text import BINARY_CHARS, CONTROL_CHARS
 
 
 class Category(str, enum.Enum):
@@ -81,6 +82,10 @@ ARCHETYPES: dict[Category, frozenset[Operation]] = {
 
 # --- schemas every vendor type builds on -------------------------------------------------------
 
+#: connection settings whose values may span lines
+MULTILINE_SETTINGS = frozenset({"ca_bundle"})
+
+
 class ConnectionSettings(BaseModel):
     """Non-secret connection settings common to every API connector. Vendors subclass it."""
 
@@ -90,6 +95,18 @@ class ConnectionSettings(BaseModel):
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on).")
     ca_bundle: str | None = Field(default=None, description="PEM CA certificates to trust for this integration.")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per-call timeout.")
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
+        # settings are one line (a PEM bundle spans lines); NUL and control characters would reach
+        # a vendor's URL or header, a log line, or a PostgreSQL text column that refuses NUL
+        if isinstance(value, str):
+            pattern = BINARY_CHARS if info.field_name in MULTILINE_SETTINGS else CONTROL_CHARS
+            if pattern.search(value):
+                raise ValueError("must not contain control characters" if pattern is BINARY_CHARS
+                                 else "must be one line of text without control characters")
+        return value
 
 
 class FileOnlySettings(BaseModel):

@@ -232,7 +232,7 @@ class OutboundClient:
         if self._client is None:
             try:
                 ctx = _ssl_context(self._config.verify_tls, self._config.ca_bundle_pem or None)
-            except (ssl.SSLError, ValueError) as exc:
+            except (ssl.SSLError, ValueError, TypeError) as exc:
                 raise UpstreamError(f"The CA bundle of this integration could not be loaded: {exc}",
                                     step="tls") from exc
             self._client = httpx.Client(
@@ -359,8 +359,13 @@ class OutboundClient:
             budget = self._attempt_budget(url)
             started = time.monotonic()
             self._backend.deadline = started + budget
-            request = client.build_request(method, url, params=params, headers=headers,
-                                           timeout=httpx.Timeout(budget), **body)
+            try:
+                request = client.build_request(method, url, params=params, headers=headers,
+                                               timeout=httpx.Timeout(budget), **body)
+            except UnicodeEncodeError:
+                # header values are ASCII on the wire; the value itself is not repeated here
+                raise self._error("A header of this request (a credential?) holds characters HTTP headers cannot "
+                                  "carry (only ASCII is allowed); check the credentials", step="auth") from None
             response = self._exchange(client, request, auth, budget, max_bytes)
             response.elapsed_ms = (time.monotonic() - started) * 1000
             location = response.headers.get("location")

@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -28,8 +28,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created, ident = json.loads(raw)
-        return datetime.fromisoformat(created), uuid.UUID(ident)
-    except (binascii.Error, ValueError, TypeError):
+        if not (isinstance(created, str) and isinstance(ident, str)):
+            raise ValueError("cursor parts are strings")
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        # normalized here, so a date at the edge of the calendar fails now rather than when bound
+        return when.astimezone(timezone.utc), uuid.UUID(ident)
+    except (binascii.Error, ValueError, TypeError, OverflowError, AttributeError):
         raise BadRequestError("invalid cursor", fields=[FieldProblem("cursor", "is not a cursor this API returned")]) from None
 
 

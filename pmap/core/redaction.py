@@ -35,10 +35,14 @@ _PATTERNS = [
 
 
 def _variants(value: str) -> set[str]:
-    # a secret may appear verbatim, URL-encoded or JSON-escaped in a body or a message
+    # a secret may appear verbatim, URL-encoded, JSON- or repr-escaped in a body or a message
     from urllib.parse import quote
 
-    out = {value, quote(value, safe=""), value.replace("\\", "\\\\").replace('"', '\\"')}
+    out = {value, quote(value, safe=""), value.replace("\\", "\\\\").replace('"', '\\"'),
+           # escaped as Python (and httpx's errors) print str and bytes: a control character in a
+           # value otherwise hides it from the masking (input refuses them; this is the second line)
+           value.encode("unicode_escape").decode("ascii"), repr(value)[1:-1],
+           repr(value.encode("utf-8", "surrogatepass"))[2:-1]}
     return {v for v in out if len(v) >= _MIN_LEN}
 
 

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pmap.core.text import OneLine, Text
+
+
 SeverityName = Literal["unknown", "info", "low", "medium", "high", "critical"]
 StatusName = Literal["open", "resolved", "suppressed", "filtered"]
 RuleAction = Literal["set_severity", "suppress", "tag"]
@@ -152,11 +155,11 @@ class RuleCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
-    condition: str = Field(min_length=1, max_length=2000,
+    name: OneLine = Field(min_length=1, max_length=200)
+    condition: Text = Field(min_length=1, max_length=2000,
                            description='Rule language (a safe CEL subset), e.g. `severity == "high" && port == 443`.')
     action: RuleAction
-    value: str | None = Field(default=None, max_length=64,
+    value: OneLine | None = Field(default=None, max_length=64,
                               description="set_severity: a severity; tag: the label; suppress: none.")
     position: int | None = Field(default=None, ge=0, le=1_000_000,
                                  description="Evaluation order (ascending); defaults to after the last rule.")
@@ -168,10 +171,10 @@ class RuleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    condition: str | None = Field(default=None, min_length=1, max_length=2000)
+    name: OneLine | None = Field(default=None, min_length=1, max_length=200)
+    condition: Text | None = Field(default=None, min_length=1, max_length=2000)
     action: RuleAction | None = None
-    value: str | None = Field(default=None, max_length=64)
+    value: OneLine | None = Field(default=None, max_length=64)
     position: int | None = Field(default=None, ge=0, le=1_000_000)
     enabled: bool | None = None
 

@@ -8,25 +8,30 @@ one decrypt path for the ``ticket_creation`` purpose.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.deps import Operator
 from pmap.connectors.base import Operation, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import Conflict
+from pmap.core.errors import Conflict, FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.text import OneLine
 from pmap.credentials.service import Purpose
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
 from pmap.webhooks.processing import link_ticket
 
+
 router = APIRouter(tags=["findings"])
 
 DESCRIPTION_CHARS = 8000
+#: a tracker's answers that mean "not with these values"
+_REFUSED_INPUT = frozenset({400, 404, 422})
 
 
 class TicketCreate(BaseModel):
@@ -35,8 +40,8 @@ class TicketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     integration_id: uuid.UUID = Field(description="A ticketing or ITSM integration offering create_ticket")
-    project: str | None = Field(default=None, max_length=200, description="Project / repository, if not the integration's default")
-    labels: list[str] = Field(default_factory=list, max_length=20)
+    project: OneLine | None = Field(default=None, max_length=200, description="Project / repository, if not the integration's default")
+    labels: list[Annotated[OneLine, StringConstraints(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
 
 
 class TicketOut(BaseModel):
@@ -82,7 +87,15 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     session.commit()  # hold no pooled connection while the tracker is called
     with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:  # type: ignore[attr-defined]
         ctx = operation_context(state.settings, ct, row.connection, dict(creds.values), purpose=Purpose.TICKET_CREATION.value)
-        ref: TicketRef = ct.implementation.create_ticket(ctx, request)
+        try:
+            ref: TicketRef = ct.implementation.create_ticket(ctx, request)
+        except UpstreamError as exc:
+            if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:
+                # the tracker refused what was asked (an unknown project, a label it does not take):
+                # the caller's input, not a gateway failure; the message is already scrubbed
+                raise ValidationFailed(f"the tracker refused the ticket: {exc.message}", fields=[FieldProblem(
+                    "project" if body.project else "body", "refused by the tracker")]) from None
+            raise
     link_ticket(session, organization_id=principal.organization_id, integration_id=row.id, ticket_key=ref.key,
                 finding_id=finding.id)
     SessionAudit(session).record(actor=principal.actor, action="ticket.create", integration_id=row.id, purpose=None,

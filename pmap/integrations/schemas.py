@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from pmap.core.text import OneLine
+
+
 #: minimum severity an import keeps for an integration (unknown keeps everything)
 SeverityThreshold = Literal["unknown", "info", "low", "medium", "high", "critical"]
 _THRESHOLD_DOC = (
@@ -29,7 +32,7 @@ class IntegrationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: OneLine = Field(min_length=1, max_length=200)
     vendor: str = Field(min_length=1, max_length=64)
     connection: dict[str, Any] = Field(
         default_factory=dict,
@@ -50,7 +53,7 @@ class IntegrationUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: OneLine | None = Field(default=None, min_length=1, max_length=200)
     connection: dict[str, Any] | None = Field(
         default=None, description="Keys given replace stored ones; a key set to null is removed."
     )

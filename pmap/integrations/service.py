@@ -19,6 +19,7 @@ from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.text import CONTROL_CHARS
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
@@ -35,13 +36,35 @@ def vendor_type(vendor: str) -> ConnectorType:
     return ct
 
 
+#: shorter values could not be masked in logs and messages without masking ordinary words
+SECRET_MIN_CHARS = 4
+_CONTROL = CONTROL_CHARS
+#: a DNS name (labels of 1-63 letters, digits, hyphens; 253 at most) or an IP literal as target_of gives it
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$"
+                       r"|^[0-9a-f:.]+$", re.IGNORECASE)
+
+
+def secret_problem(text: str) -> str | None:
+    """Why a submitted secret value cannot be kept, or None. Never includes the value."""
+    if _PLACEHOLDER.match(text.strip()):
+        return "looks like a masked placeholder; omit the field to keep the stored value"
+    if _CONTROL.search(text):
+        # a line break or NUL would reach a vendor's header or a log escaped, out of the masking's sight
+        return "contains control characters (line breaks, tabs, NUL); a credential is one line of text"
+    if len(text) < SECRET_MIN_CHARS:
+        return f"is too short for a credential (at least {SECRET_MIN_CHARS} characters)"
+    return None
+
+
 def _plain(values: dict[str, SecretStr | None]) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     problems = []
     for name, value in values.items():
-        text = value.get_secret_value() if value is not None else None
-        if text is not None and _PLACEHOLDER.match(text.strip()):
-            problems.append(FieldProblem(f"credentials.{name}", "looks like a masked placeholder; omit the field to keep the stored value"))
+        # surrounding whitespace (a pasted token's trailing newline) is never part of a credential
+        text = value.get_secret_value().strip() if value is not None else None
+        reason = secret_problem(text) if text is not None else None
+        if reason is not None:
+            problems.append(FieldProblem(f"credentials.{name}", reason))
         out[name] = text
     if problems:
         raise ValidationFailed("the request is invalid", fields=problems)
@@ -54,8 +77,9 @@ def validate_connection(ct: ConnectorType, raw: dict[str, Any]) -> tuple[dict[st
     legacy = raw.pop("api_key", None)
     if legacy is not None and not isinstance(legacy, str):
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", "must be a string")])
-    if legacy is not None and _PLACEHOLDER.match(legacy.strip()):
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", "looks like a masked placeholder")])
+    legacy = legacy.strip() if legacy is not None else None
+    if legacy is not None and (reason := secret_problem(legacy)) is not None:
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", reason)])
     if ct.default_base_url and not raw.get("base_url") and "base_url" in ct.connection_model.model_fields:
         raw["base_url"] = ct.default_base_url
     model = _validate(ct.connection_model, raw, "connection")
@@ -75,6 +99,11 @@ def _check_base_url(url: str) -> None:
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must be an http or https URL with a host")])
     if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not embed credentials; use the credentials fields")])
+    if "?" in url or "#" in url:
+        # a token in a query string would be stored and shown as a plain setting
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not carry a query string or fragment; credentials belong in the credentials fields")])
+    if any(c.isspace() for c in url) or not _HOSTNAME.match(host):
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "does not name a valid host")])
 
 
 def validate_credentials(ct: ConnectorType, values: dict[str, str | None]) -> dict[str, str]:

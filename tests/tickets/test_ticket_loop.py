@@ -37,8 +37,8 @@ def _finding(api: Api, iid: str) -> uuid.UUID:
     return finding.id
 
 
-def test_ticket_for_a_finding_then_done_webhook_resolves_it(api: Api, sandbox: SandboxServer) -> None:
-    h = api.token(role="admin")
+def _scanner_and_jira(api: Api, sandbox: SandboxServer, h: dict[str, str]) -> tuple[str, str, str]:
+    """A Nessus and a Jira Cloud integration on the sandbox; their ids and the Jira token."""
     token = canary("jira")
     scanner = api.client.post("/api/v1/integrations", json={
         "name": "nessus", "vendor": "nessus", "connection": {"base_url": f"{sandbox.base_url}/nessus"},
@@ -47,6 +47,12 @@ def test_ticket_for_a_finding_then_done_webhook_resolves_it(api: Api, sandbox: S
         "name": "jira", "vendor": "jira_cloud",
         "connection": {"base_url": f"{sandbox.base_url}/jira_cloud", "project_key": "SEC"},
         "credentials": {"email": "sec@acme.test", "api_token": token}}, headers=h).json()["id"]
+    return scanner, jira, token
+
+
+def test_ticket_for_a_finding_then_done_webhook_resolves_it(api: Api, sandbox: SandboxServer) -> None:
+    h = api.token(role="admin")
+    scanner, jira, token = _scanner_and_jira(api, sandbox, h)
     finding_id = _finding(api, scanner)
 
     r = api.client.post(f"/api/v1/findings/{finding_id}/tickets", json={"integration_id": jira}, headers=h)
@@ -79,3 +85,15 @@ def test_only_trackers_open_tickets_and_other_orgs_see_404(api: Api, sandbox: Sa
     assert r.status_code == 404
     viewer = api.token("acme", "viewer")
     assert api.client.post(f"/api/v1/findings/{finding_id}/tickets", json={"integration_id": scanner}, headers=viewer).status_code == 403
+
+
+def test_a_ticket_the_tracker_refuses_for_the_callers_input_is_a_422(api: Api, sandbox: SandboxServer) -> None:
+    h = api.token(role="admin")
+    scanner, jira, token = _scanner_and_jira(api, sandbox, h)
+    finding_id = _finding(api, scanner)
+    r = api.client.post(f"/api/v1/findings/{finding_id}/tickets", json={"integration_id": jira, "project": "NOPE"},
+                        headers=h)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["message"].startswith("the tracker refused the ticket") and error["fields"][0]["field"] == "project"
+    assert token not in r.text
