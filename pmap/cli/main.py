@@ -92,11 +92,18 @@ def keys_rotate() -> None:
         state = start(get_settings())
     except PmapError as exc:
         _fail(exc.message)
-    with state.sessions() as session:
-        report = reseal_all(session, state.keyring, state.resolver)  # type: ignore[arg-type]
-    state.engine.dispose()
+    try:
+        with state.sessions() as session:
+            report = reseal_all(session, state.keyring, state.resolver)  # type: ignore[arg-type]
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
     err.print(f"re-sealed {report.resealed} envelope(s) under key {state.keyring.primary}; "
               f"{report.current} already used it")
+    if report.failed:
+        _fail(f"{len(report.failed)} envelope(s) could not be opened and still use their old key (keep it in the "
+              "keyring; enter those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
 
 
 @tokens_app.command("create")
@@ -150,7 +157,7 @@ def connectors_list(
 @webhooks_app.command("prune")
 def webhooks_prune(
     days: Annotated[int | None, typer.Option(
-        "--days", min=1, help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
+        "--days", min=1, max=36500, help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
 ) -> None:
     """Apply the webhook delivery retention now: clear old payloads, delete old key-less rows."""
     from pmap.core.db import make_engine, make_session_factory, transaction

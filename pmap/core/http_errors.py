@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pmap.core.errors import FieldProblem, PmapError
@@ -126,6 +127,11 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if _has_nul(scope):
+                # PostgreSQL refuses NUL in text: refuse it at the door rather than in every filter
+                await _send_json(send_with_id, 400, error_body(
+                    "bad_request", "the URL must not contain NUL characters (%00)"))
+                return
             declared = None
             for name, value in scope.get("headers", []):
                 if name == b"content-length":
@@ -163,12 +169,21 @@ class RequestContextMiddleware:
 
             try:
                 await self.app(scope, guarded_receive, guarded_send)
+            except ClientDisconnect:  # the client left before its body arrived: nobody to answer
+                log.info("client disconnected before the request body was read")
             except Exception as exc:  # an unexpected fault: answer here, while the correlation id is set
                 log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
                 if not started and not answered:
                     await _send_json(send_with_id, 500, error_body("internal_error", "internal error; quote the correlation id"))
         finally:
             correlation_id.reset(token)
+
+
+def _has_nul(scope: Scope) -> bool:
+    """True when the path or query string carries a NUL, raw or percent-encoded."""
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode("utf-8", "surrogateescape")
+    query = scope.get("query_string", b"")
+    return any(b"\x00" in part or b"%00" in part for part in (raw_path, query))
 
 
 async def _send_json(send: Send, status: int, doc: dict[str, Any]) -> None:

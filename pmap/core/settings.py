@@ -31,12 +31,18 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
-    webhook_retention_days: int = Field(default=30, ge=1)  # payloads of finished deliveries, see pmap.webhooks.retention
+    webhook_retention_days: int = Field(default=30, ge=1, le=36500)  # finished deliveries' payloads (pmap.webhooks.retention)
 
     @field_validator("env", mode="before")
     @classmethod
     def _lower_env(cls, v: object) -> object:
         return v.lower() if isinstance(v, str) else v
+
+    @field_validator("platform_key", "keyring_file", "database_url", "bootstrap_admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        # `export PMAP_PLATFORM_KEY=` means "not set", not "set to nothing"
+        return None if isinstance(v, str) and not v.strip() else v
 
     @property
     def production(self) -> bool:

@@ -8,12 +8,14 @@ removed from the keyring file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pmap.core.crypto import Keyring
+from pmap.core.errors import CryptoError
 from pmap.credentials.service import (
     Actor,
     CredentialResolver,
@@ -28,10 +30,12 @@ from pmap.integrations.models import Integration
 
 @dataclass(slots=True)
 class RotationReport:
-    """How many envelopes were re-sealed, and how many already used the primary key."""
+    """How many envelopes were re-sealed, how many already used the primary key, and which could not
+    be opened (``integration id: column``; they keep their old key, which must then stay)."""
 
     resealed: int = 0
     current: int = 0
+    failed: list[str] = field(default_factory=list)
 
 
 def reseal_all(session: Session, keyring: Keyring, resolver: CredentialResolver, *, batch: int = 500) -> RotationReport:
@@ -46,27 +50,41 @@ def reseal_all(session: Session, keyring: Keyring, resolver: CredentialResolver,
             stmt = stmt.where(Integration.id > last)
         rows = list(session.scalars(stmt))
         if not rows:
-            # nothing is sealed under another key any more: its canary goes, so the key can be retired
-            session.execute(delete(KeyringCanary).where(KeyringCanary.key_id != keyring.primary))
-            session.commit()
+            if not report.failed:
+                # nothing is sealed under another key any more: its canary goes, so the key can be retired
+                session.execute(delete(KeyringCanary).where(KeyringCanary.key_id != keyring.primary))
+                session.commit()
             return report
         for row in rows:
             actor = Actor(kind="system", name="key-rotation", organization_id=row.organization_id)
-            envelope = row.encrypted_credentials
-            if envelope is not None:
-                if envelope.get("kid") == keyring.primary:
-                    report.current += 1
-                else:
-                    with resolver.resolve(row, purpose=Purpose.KEY_ROTATION, actor=actor) as creds:
-                        row.encrypted_credentials = seal_credentials(keyring, row.id, creds.values)
-                    report.resealed += 1
-            hook = row.encrypted_webhook_secret
-            if hook is not None:
-                if hook.get("kid") == keyring.primary:
-                    report.current += 1
-                else:
-                    with resolver.resolve_webhook_secrets(row, purpose=Purpose.KEY_ROTATION, actor=actor) as secrets:
-                        row.encrypted_webhook_secret = seal_webhook_secrets(keyring, row.id, secrets)
-                    report.resealed += 1
+            if row.encrypted_credentials is not None:
+                _reseal(report, row, "encrypted_credentials", keyring, lambda r=row, a=actor: _credentials(
+                    resolver, keyring, r, a))
+            if row.encrypted_webhook_secret is not None:
+                _reseal(report, row, "encrypted_webhook_secret", keyring, lambda r=row, a=actor: _webhook(
+                    resolver, keyring, r, a))
         session.commit()
         last = rows[-1].id
+
+
+def _reseal(report: RotationReport, row: Integration, column: str, keyring: Keyring, seal: Any) -> None:
+    """Re-seal one envelope of ``row`` unless it already uses the primary; a failure is recorded, not raised."""
+    if getattr(row, column).get("kid") == keyring.primary:
+        report.current += 1
+        return
+    try:
+        setattr(row, column, seal())
+    except CryptoError:  # audited as a failed decrypt by the resolver; the row keeps its old envelope
+        report.failed.append(f"{row.id}: {column}")
+        return
+    report.resealed += 1
+
+
+def _credentials(resolver: CredentialResolver, keyring: Keyring, row: Integration, actor: Actor) -> Any:
+    with resolver.resolve(row, purpose=Purpose.KEY_ROTATION, actor=actor) as creds:
+        return seal_credentials(keyring, row.id, creds.values)
+
+
+def _webhook(resolver: CredentialResolver, keyring: Keyring, row: Integration, actor: Actor) -> Any:
+    with resolver.resolve_webhook_secrets(row, purpose=Purpose.KEY_ROTATION, actor=actor) as secrets:
+        return seal_webhook_secrets(keyring, row.id, secrets)

@@ -113,7 +113,12 @@ def _extra(extra: dict[str, Any]) -> bytes:
 def _utc(value: datetime | None, default: datetime) -> datetime:
     if value is None:
         return default
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # a valid date whose UTC form leaves the calendar (0001-01-01T00:00+05:00): the edge
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)

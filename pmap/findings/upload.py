@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from pmap.core.errors import BadRequestError, FieldProblem, UnsupportedMediaType, ValidationFailed
+from pmap.core.text import CONTROL_CHARS
 
 FIELD_MAX_BYTES = 4096
 MAX_PARTS = 16
@@ -104,7 +105,10 @@ class _Receiver:
             if self.path is not None:
                 raise ValidationFailed("send one file per import", fields=[FieldProblem("file", "was sent twice")])
             raw = options.get(b"filename")
-            self.filename = os.path.basename(raw.decode("utf-8", "replace").replace("\\", "/"))[:255] if raw else None
+            # the name is metadata only (format detection hint, import record): control characters,
+            # which PostgreSQL refuses (NUL) or which forge log lines, are dropped
+            filename = os.path.basename(raw.decode("utf-8", "replace").replace("\\", "/")) if raw else ""
+            self.filename = CONTROL_CHARS.sub("", filename)[:255] or None
             self.path, self._out = new_spool_file(self.directory)
 
     def part_data(self, data: bytes, start: int, end: int) -> None:

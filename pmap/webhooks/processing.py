@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from pmap.connectors.vendors.azure_devops import DONE_STATES as AZURE_DONE_STATES
 from pmap.core.db import new_id
+from pmap.core.text import CONTROL_CHARS
 from pmap.webhooks import clock
 from pmap.webhooks.models import TicketEvent, TicketLink
 
@@ -178,7 +179,16 @@ def needs_processing(vendor: str, scheme: str, event: str | None) -> bool:
 def ticket_changes(d: Delivery) -> tuple[str | None, list[TicketChange]]:
     """The event name and the ticket status changes a delivery reports (none for other events)."""
     reader = _reader(d.vendor, d.scheme, d.event)
-    return reader(_json(d)) if reader is not None else (d.event, [])
+    event, changes = reader(_json(d)) if reader is not None else (d.event, [])
+    # vendor text goes into text columns: control characters (PostgreSQL refuses NUL) are dropped,
+    # so one odd payload cannot fail the batch of deliveries it is processed with
+    tidy = [TicketChange(keys, _one_line(c.status), c.done) for c in changes
+            if (keys := tuple(k for k in map(_one_line, c.keys) if k))]
+    return _one_line(event), tidy
+
+
+def _one_line(value: str | None) -> str | None:
+    return (CONTROL_CHARS.sub("", value) or None) if value else None
 
 
 def _finding_table() -> Table:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from pmap.webhooks.models import Outcome, WebhookDelivery
 
 PRUNE_EVERY = timedelta(hours=1)
+MAX_RETENTION_DAYS = 36_500  # a century: beyond it the cutoff leaves the calendar
 _FINISHED = (Outcome.PROCESSED.value, Outcome.FAILED.value, Outcome.DUPLICATE.value)
 
 
@@ -40,8 +41,8 @@ class PruneResult:
 
 def prune_deliveries(session: Session, now: datetime, retention_days: int) -> PruneResult:
     """Clear old payloads and delete old key-less rows, in the caller's transaction."""
-    if retention_days < 1:
-        raise ValueError("retention_days must be at least 1")
+    if not 1 <= retention_days <= MAX_RETENTION_DAYS:
+        raise ValueError(f"retention_days must be between 1 and {MAX_RETENTION_DAYS}")
     cutoff = now - timedelta(days=retention_days)
     d = WebhookDelivery
     cleared = session.execute(

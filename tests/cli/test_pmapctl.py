@@ -90,3 +90,19 @@ def test_keys_rotate_reports_what_it_resealed(tmp_path: Path) -> None:
     out = _run(["keys", "rotate"], env)
     assert out.returncode == 0, out.stderr
     assert "re-sealed 0 envelope(s) under key k1" in out.stderr
+
+
+def test_an_empty_key_variable_counts_as_unset_and_retention_is_bounded(tmp_path: Path) -> None:
+    from pmap.core.crypto import Keyring, decode_key, generate_key
+
+    ring = tmp_path / "ring.json"
+    Keyring(keys={"k1": decode_key(generate_key(), source="t")}, primary="k1").to_file(ring)
+    env = _env(tmp_path, PMAP_KEYRING_FILE=str(ring), PMAP_PLATFORM_KEY="")  # `export PMAP_PLATFORM_KEY=`
+    assert _run(["db", "upgrade"], env).returncode == 0
+    rotated = _run(["keys", "rotate"], env)
+    assert rotated.returncode == 0, rotated.stderr
+    too_far = _run(["webhooks", "prune", "--days", "36501"], env)
+    assert too_far.returncode == 2 and "Traceback" not in too_far.stderr
+    assert _run(["webhooks", "prune", "--days", "36500"], env).returncode == 0
+    bad_setting = _run(["webhooks", "prune"], {**env, "PMAP_WEBHOOK_RETENTION_DAYS": "1000000"})
+    assert bad_setting.returncode != 0 and "less than or equal to 36500" in bad_setting.stderr

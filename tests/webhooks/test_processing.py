@@ -210,3 +210,21 @@ def test_one_failing_delivery_does_not_undo_the_others_of_its_batch(
     assert outcomes == {"failed", "processed"}
     events = api.client.get(f"/api/v1/integrations/{iid}/webhook/ticket-events", headers=h).json()["items"]
     assert [e["ticket_key"] for e in events] == ["SEC-2"]  # SEC-1's write was rolled back to its savepoint
+
+
+def test_control_characters_in_a_payload_cannot_fail_its_batch(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.webhooks.processor import Processor
+    from pmap.webhooks.receiver import runtime
+
+    h, iid, secret = _setup(api, "azure_devops_basic")
+    monkeypatch.setattr(Processor, "submit", lambda self, ident: None)  # keep both for one batch
+    for item, event in ((77, "workitem.updated\u0000"), (78, "workitem.updated")):
+        doc = {"id": str(uuid.uuid4()), "eventType": event, "resource": {
+            "workItemId": item, "fields": {"System.State": {"oldValue": "Active", "newValue": "Closed\u0000"}}}}
+        assert _send(api, iid, "azure_devops_basic", secret, doc) == 202
+    ids = [uuid.UUID(i["id"]) for i in deliveries(api.client, h, iid)]
+    runtime(api.client.app.state).processor.process(ids)
+    rows = deliveries(api.client, h, iid)
+    assert {r["outcome"] for r in rows} == {"processed"} and {r["event"] for r in rows} == {"workitem.updated"}
+    events = api.client.get(f"/api/v1/integrations/{iid}/webhook/ticket-events", headers=h).json()["items"]
+    assert sorted((e["ticket_key"], e["status"]) for e in events) == [("77", "Closed"), ("78", "Closed")]

@@ -1,0 +1,42 @@
+"""Values PostgreSQL cannot store or a calendar cannot hold, arriving by upload or query: no 500."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Api
+from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, upload
+
+ONE = [{"plugin": 1, "host": "10.0.0.1", "severity": 3}]
+
+
+def test_a_nul_in_the_uploaded_file_name_is_dropped(api: Api, admin: dict[str, str]) -> None:
+    iid = create_integration(api, admin)
+    # written by hand: HTTP clients percent-encode such a name, a hostile one sends the raw bytes
+    body = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a\x00b\x01.nessus"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n" + nessus_report(ONE) + b"\r\n--b0undary--\r\n")
+    r = api.client.post(f"/api/v1/integrations/{iid}/imports", content=body,
+                        headers={**admin, "Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert r.status_code == 200, r.text
+    [record] = api.client.get(f"/api/v1/integrations/{iid}/imports", headers=admin).json()["items"]
+    assert record["filename"] == "ab.nessus"
+
+
+def test_a_finding_dated_at_the_edge_of_the_calendar_is_kept(api: Api, admin: dict[str, str]) -> None:
+    iid = create_integration(api, admin, vendor="gitleaks")
+    report = [{"Description": "AWS key", "StartLine": 3 + i, "EndLine": 3 + i, "File": "app/config.py", "RuleID": "aws",
+               "Commit": "abc", "Date": date, "Fingerprint": f"abc:app/config.py:aws:{i}", "Secret": "x", "Match": "x"}
+              for i, date in enumerate(["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])]
+    r = upload(api, iid, json.dumps(report).encode(), admin, filename="gitleaks.json")
+    assert r.status_code == 200, r.text
+    assert r.json()["created"] == 2
+    seen = sorted(f["first_seen"][:4] for f in findings(api, admin, integration_id=iid))
+    assert seen == ["0001", "9999"]
+
+
+def test_a_nul_in_any_query_or_path_is_a_400(api: Api, admin: dict[str, str]) -> None:
+    for url in ("/api/v1/findings?host=a%00b", "/api/v1/findings?vuln_id=%00", "/api/v1/audit-events?action=x%00",
+                "/api/v1/integrations?vendor=nessus%00", "/api/v1/integrations/%00"):
+        r = api.client.get(url, headers=admin)
+        assert r.status_code == 400, (url, r.text)
+        assert r.json()["error"]["code"] == "bad_request" and "NUL" in r.json()["error"]["message"]
