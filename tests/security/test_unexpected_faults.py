@@ -26,3 +26,31 @@ def test_500_has_correlation_id_and_no_detail(api: Api, monkeypatch: pytest.Monk
     logs = capfd.readouterr().err
     assert err["correlation_id"] in logs  # the fault is logged, with its correlation id
     assert "RuntimeError" in logs and secret not in logs
+
+
+def test_a_client_that_leaves_mid_body_is_no_fault(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import logging
+
+    from starlette.requests import Request
+
+    from pmap.core.http_errors import RequestContextMiddleware
+
+    async def app(scope, receive, send) -> None:  # noqa: ANN001 - an ASGI app reading its body
+        await Request(scope, receive).body()
+
+    sent: list[dict] = []
+    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict:
+        return next(messages)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/hooks/x", "raw_path": b"/hooks/x", "query_string": b"",
+             "headers": [(b"content-length", b"10")]}
+    with caplog.at_level(logging.INFO, logger="pmap"):
+        asyncio.run(RequestContextMiddleware(app, default_limit=1024, limits=[])(scope, receive, send))
+    assert sent == []  # nobody is left to answer
+    assert "disconnected" in caplog.text and not [r for r in caplog.records if r.levelno >= logging.ERROR]
