@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from pmap.core.errors import PmapError
+
+if TYPE_CHECKING:
+    from pmap.core.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="PMAP control: the connector hub of a vulnerability management platform.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -32,6 +35,20 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
+def _settings() -> Settings:
+    """The settings from the environment, or a one-line error per invalid PMAP_ variable (no traceback)."""
+    from pydantic import ValidationError
+
+    from pmap.core.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"PMAP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
+        _fail(f"invalid configuration: {problems}")
+        raise  # unreachable: _fail exits
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -41,13 +58,12 @@ def serve(
     import uvicorn
 
     from pmap.app import create_app
-    from pmap.core.settings import get_settings
     from pmap.migrations import upgrade
 
     from pmap.app import start
     from pmap.core.logs import configure_logging
 
-    settings = get_settings()
+    settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
     try:
         if settings.is_sqlite:
@@ -63,10 +79,9 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the configured database (PMAP_DATABASE_URL, or the embedded SQLite file)."""
-    from pmap.core.settings import get_settings
     from pmap.migrations import upgrade
 
-    settings = get_settings()
+    settings = _settings()
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url, revision)
@@ -85,11 +100,10 @@ def keys_generate() -> None:
 def keys_rotate() -> None:
     """Re-seal every stored secret under the keyring's primary key (then the old key can be removed)."""
     from pmap.app import start
-    from pmap.core.settings import get_settings
     from pmap.credentials.rotation import reseal_all
 
     try:
-        state = start(get_settings())
+        state = start(_settings())
     except PmapError as exc:
         _fail(exc.message)
     try:
@@ -116,14 +130,13 @@ def tokens_create(
     from pmap.auth.principal import Role
     from pmap.auth.service import get_or_create_org, issue_token
     from pmap.core.db import make_engine, make_session_factory, transaction
-    from pmap.core.settings import get_settings
     from pmap.migrations import current_revision, head_revision
 
     try:
         role_value = Role(role.lower())
     except ValueError:
         _fail("role must be viewer, operator or admin")
-    settings = get_settings()
+    settings = _settings()
     engine = make_engine(settings.resolved_database_url)
     if current_revision(engine) != head_revision():
         _fail("the database is not migrated: run `pmapctl db upgrade` first")
@@ -161,11 +174,10 @@ def webhooks_prune(
 ) -> None:
     """Apply the webhook delivery retention now: clear old payloads, delete old key-less rows."""
     from pmap.core.db import make_engine, make_session_factory, transaction
-    from pmap.core.settings import get_settings
     from pmap.webhooks import clock
     from pmap.webhooks.retention import prune_deliveries
 
-    settings = get_settings()
+    settings = _settings()
     retention = days or settings.webhook_retention_days
     engine = make_engine(settings.resolved_database_url)
     try:
