@@ -57,7 +57,7 @@ from pmap.connectors.vendors._work_http import (
     title_of,
     unzip,
 )
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
 
 _API_VERSION = "2022-11-28"
