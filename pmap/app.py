@@ -17,6 +17,7 @@ from pmap.audit.service import AuditLog
 from pmap.auth.api import router as auth_router
 from pmap.auth.service import ensure_bootstrap_admin
 from pmap.connectors.api import router as connectors_router
+from pmap.connectors.catalog import identifier_fields
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.errors import ConfigurationError
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
@@ -55,7 +56,7 @@ def start(settings: Settings) -> AppState:
             log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
     audit = AuditLog(sessions)
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
-                    resolver=CredentialResolver(keyring, audit))
+                    resolver=CredentialResolver(keyring, audit, identifier_fields))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import import_module
 
-from pmap.connectors.base import ARCHETYPES, ConnectorType, Operation
+from pmap.connectors.base import ARCHETYPES, ConnectorType, Operation, secret_field_names
 from pmap.core.registry import Registry
 
 #: Modules under pmap.connectors.vendors, each exporting ``CONNECTOR_TYPES``. Listed, not discovered,
@@ -67,3 +67,14 @@ def connector_types() -> Registry[ConnectorType]:
     for name in VENDOR_MODULES:
         types.extend(import_module(f"pmap.connectors.vendors.{name}").CONNECTOR_TYPES)
     return build_catalog(types)
+
+
+@lru_cache(maxsize=256)
+def identifier_fields(vendor: str) -> frozenset[str]:
+    """Credential fields of ``vendor`` that identify rather than authenticate (user names, e-mails,
+    client ids): every field of its credentials model that is not a ``SecretStr``."""
+    ct = connector_types().get(vendor)
+    if ct is None:
+        return frozenset()
+    model = ct.credentials_model
+    return frozenset(model.model_fields) - frozenset(secret_field_names(model))

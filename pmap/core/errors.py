@@ -86,9 +86,18 @@ class CryptoError(PmapError):
     status, code = 500, "credential_decrypt_failed"
 
 
+#: steps at which the vendor answered, and refused the integration's credentials or their rights
+REFUSED_STEPS = frozenset({"auth", "permission"})
+
+
 class UpstreamError(PmapError):
     """A vendor or network call failed. ``step`` names where (dns, egress, connect, tls, http,
-    auth, permission, response, timeout); the message is scrubbed of credential values."""
+    auth, permission, response, timeout); the message is scrubbed of credential values.
+
+    502 when the vendor could not be reached or answered wrongly; 422 (``vendor_refused``) when it
+    answered and refused the integration's credentials or their rights: the integration's
+    configuration is what needs fixing, not a gateway.
+    """
 
     status, code = 502, "upstream_error"
 
@@ -96,6 +105,8 @@ class UpstreamError(PmapError):
         super().__init__(message, **kw)
         self.step = step
         self.upstream_status = upstream_status
+        if step in REFUSED_STEPS and type(self).status == 502:
+            self.status, self.code = 422, "vendor_refused"
 
 
 class EgressDenied(UpstreamError):

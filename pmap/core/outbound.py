@@ -433,6 +433,9 @@ class OutboundClient:
                 response.close()
         except httpx.HTTPError as exc:
             raise self._network_error(exc, request, budget) from exc
+        except httpx.InvalidURL:  # httpx reads a redirect's Location as it receives the answer
+            raise self._error(f"{host} answered with a malformed URL (an invalid redirect Location?)", step="http",
+                              upstream_status=None) from None
         return OutboundResponse(
             status=response.status_code,
             headers=response.headers,

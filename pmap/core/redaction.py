@@ -7,9 +7,10 @@ Well-known secret-bearing patterns (Authorization headers, ``password=...``) are
 
 from __future__ import annotations
 
+import html
+import itertools
 import re
 import threading
-import itertools
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,14 +36,16 @@ _PATTERNS = [
 
 
 def _variants(value: str) -> set[str]:
-    # a secret may appear verbatim, URL-encoded, JSON- or repr-escaped in a body or a message
+    # a secret may appear verbatim, URL-encoded, JSON-, repr- or XML-escaped in a body or a message
     from urllib.parse import quote
 
     out = {value, quote(value, safe=""), value.replace("\\", "\\\\").replace('"', '\\"'),
            # escaped as Python (and httpx's errors) print str and bytes: a control character in a
            # value otherwise hides it from the masking (input refuses them; this is the second line)
            value.encode("unicode_escape").decode("ascii"), repr(value)[1:-1],
-           repr(value.encode("utf-8", "surrogatepass"))[2:-1]}
+           repr(value.encode("utf-8", "surrogatepass"))[2:-1],
+           # XML/HTML-escaped, as XML APIs (Qualys) and HTML error pages echo what they were sent
+           html.escape(value, quote=False), html.escape(value), html.escape(value).replace("&#x27;", "&apos;")}
     return {v for v in out if len(v) >= _MIN_LEN}
 
 

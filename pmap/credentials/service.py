@@ -16,7 +16,7 @@ import os
 
 import orjson
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,17 +84,21 @@ class AuditSink(Protocol):
 class ResolvedCredentials:
     """Plaintext credential values of one integration, valid only inside the ``resolve`` block."""
 
-    __slots__ = ("integration_id", "purpose", "values", "_handle")
+    __slots__ = ("integration_id", "purpose", "values", "_handle", "_identifiers")
 
-    def __init__(self, integration_id: uuid.UUID, purpose: Purpose, values: Mapping[str, str]) -> None:
+    def __init__(self, integration_id: uuid.UUID, purpose: Purpose, values: Mapping[str, str],
+                 identifiers: frozenset[str] = frozenset()) -> None:
         self.integration_id = integration_id
         self.purpose = purpose
         self.values = values
         self._handle = 0
+        self._identifiers = identifiers
 
     # a class-based context manager, not a generator: resolve sits on hot paths
     def __enter__(self) -> "ResolvedCredentials":
-        self._handle = redaction.register(self.values.values())
+        # identifiers (a user name such as "admin") are not secrets: masking them would blank that
+        # word in every log line of every organization for a while
+        self._handle = redaction.register(v for k, v in self.values.items() if k not in self._identifiers)
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -155,9 +159,12 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: W
 class CredentialResolver:
     """Decrypts for a named purpose and audits every attempt."""
 
-    def __init__(self, keyring: Keyring, audit: AuditSink) -> None:
+    def __init__(self, keyring: Keyring, audit: AuditSink,
+                 identifiers: Callable[[str], frozenset[str]] | None = None) -> None:
         self._keyring = keyring
         self._audit = audit
+        # vendor -> credential fields that identify rather than authenticate (user names, e-mails)
+        self._identifiers = identifiers
 
     def _open(self, row: _Sealed, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
         try:
@@ -182,7 +189,9 @@ class CredentialResolver:
         values: dict[str, str] = {}
         if row.encrypted_credentials is not None:
             values = orjson.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
-        return ResolvedCredentials(row.id, purpose, values)
+        vendor = getattr(row, "vendor", None)
+        identifiers = self._identifiers(vendor) if self._identifiers is not None and vendor else frozenset()
+        return ResolvedCredentials(row.id, purpose, values, identifiers)
 
     @contextmanager
     def resolve_webhook_secrets(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:

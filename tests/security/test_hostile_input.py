@@ -155,3 +155,17 @@ def test_masking_also_catches_the_escaped_forms_errors_print() -> None:
         for printed in (repr(value), repr(value.encode()), value.encode("unicode_escape").decode()):
             masked = redaction.scrub(f"Illegal header value {printed} (is the port serving HTTPS?)")
             assert planted not in masked and redaction.REDACTED in masked
+
+
+def test_identifiers_in_a_credential_map_are_not_masked_in_logs_secrets_are(api: Api) -> None:
+    h = api.token()
+    password = canary("pw")
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "qualys", "vendor": "qualys_vmdr", "connection": {"base_url": "http://127.0.0.1:9/qualys_vmdr"},
+        "credentials": {"username": "admin", "password": password}})
+    assert r.status_code == 201, r.text
+    with api.state.sessions() as session:
+        row = session.get(Integration, uuid.UUID(r.json()["id"]))
+        with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)):
+            masked = redaction.scrub(f"role admin asked; password {password}")
+    assert masked == f"role admin asked; password {redaction.REDACTED}"  # a user name is not a secret

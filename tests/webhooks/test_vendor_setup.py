@@ -72,7 +72,7 @@ def test_register_installs_the_hook_where_the_vendor_has_no_test_delivery(
 def test_registration_failures_name_the_step_and_leak_no_credential(served: Served, sandbox: SandboxServer) -> None:
     _impl_has("github_issues", "register_webhook")
     h = served.token(role="operator")
-    for marker, step, status in (("bad", "auth", 502), ("echo", "auth", 502), ("noperm", "permission", 502)):
+    for marker, step, status in (("bad", "auth", 422), ("echo", "auth", 422), ("noperm", "permission", 422)):
         body_vendor = "github_issues"
         iid = create_integration(served.http, h, body_vendor, base=sandbox.base_url, marker=marker)
         served.http.post(_webhook(served, iid) + "/generate", headers=h)

@@ -8,7 +8,9 @@ import pytest
 from pmap.core.settings import Settings
 from pmap.sandbox.server import SandboxServer
 
-from .cases import VENDORS, VERSIONS, settings_for
+from pmap.connectors.base import secret_field_names
+
+from .cases import VENDORS, VERSIONS, catalog_entry, settings_for
 from .conftest import run_test
 
 PLAIN_HTTP = "plain http"
@@ -105,3 +107,21 @@ def test_verification_off_passes_with_a_warning(vendor: str, tls_sandbox: Sandbo
     result = run_test(dev_settings, vendor, connection, credentials)
     assert result.ok, result.message
     assert any(TLS_OFF in w for w in result.warnings)
+
+
+SPECIAL = "&<>\"'%/+= #?:@~"  # characters an echo may escape as XML, HTML, JSON or URL text
+
+
+@pytest.mark.parametrize("vendor", [v for v in VENDORS if v not in ("veracode", "runzero")])  # fixed key formats
+def test_echoed_credentials_with_special_characters_appear_nowhere(vendor: str, sandbox: SandboxServer,
+                                                                   dev_settings: Settings, pmap_logs: None,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    connection, credentials = settings_for(vendor, sandbox.base_url, "echo")
+    secrets = set(secret_field_names(catalog_entry(vendor).credentials_model))
+    credentials = {k: v + SPECIAL if k in secrets else v for k, v in credentials.items()}
+    result = run_test(dev_settings, vendor, connection, credentials)
+    assert result.failed_step == "auth", result.message
+    logs = capfd.readouterr()
+    for name in secrets & set(credentials):
+        marker = credentials[name][: -len(SPECIAL)]  # the unique part: no escaped form of it may remain
+        assert marker not in result.model_dump_json() and marker not in logs.err and marker not in logs.out

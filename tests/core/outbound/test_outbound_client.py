@@ -136,6 +136,14 @@ def test_a_signed_redirect_is_never_a_downgrade_nor_a_way_past_the_egress_guard(
         client.get("/dl", signed_redirects=True)
 
 
+@pytest.mark.parametrize("location", ["https:x", "http:\\\\127.0.0.2:8951/x"])
+def test_a_malformed_redirect_location_fails_at_http_not_as_a_fault(server, location: str) -> None:
+    server.routes["/server/properties"] = lambda h: h.reply(302, "", {"Location": location})
+    with OutboundClient(server.url(), DEV) as client, pytest.raises(UpstreamError) as err:
+        client.get("/server/properties")
+    assert err.value.step == "http" and "malformed URL" in err.value.message
+
+
 def test_redirect_to_another_port_or_a_downgrade_is_refused(server) -> None:
     server.routes["/a"] = lambda h: h.reply(307, "", {"Location": "http://127.0.0.1:1/admin"})
     with (
