@@ -27,7 +27,7 @@ def vendor_context(settings: Settings, ct: ConnectorType, connection: Mapping[st
 
 def vendor_failure(exc: UpstreamError, action: str, secrets: Iterable[str]) -> UpstreamError:
     """An API error naming the action and the failed step, its message scrubbed; the status of the
-    original (502 upstream, 422 egress) is kept."""
+    original (502 upstream, 422 egress or vendor_refused) is kept."""
     hint = STEP_HINTS.get(exc.step, "the vendor call failed")
     message = scrub(f"{action} failed at step {exc.step}: {hint}: {exc.message}", tuple(secrets))
     err = UpstreamError(message, step=exc.step, upstream_status=exc.upstream_status)
