@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from pmap.core.outbound import OutboundClient, OutboundConfig
-from pmap.core.text import BINARY_CHARS, CONTROL_CHARS
+from pmap.core.text import check_one_line, check_text
 
 
 class Category(str, enum.Enum):
@@ -102,10 +102,7 @@ class ConnectionSettings(BaseModel):
         # settings are one line (a PEM bundle spans lines); NUL and control characters would reach
         # a vendor's URL or header, a log line, or a PostgreSQL text column that refuses NUL
         if isinstance(value, str):
-            pattern = BINARY_CHARS if info.field_name in MULTILINE_SETTINGS else CONTROL_CHARS
-            if pattern.search(value):
-                raise ValueError("must not contain control characters" if pattern is BINARY_CHARS
-                                 else "must be one line of text without control characters")
+            return check_text(value) if info.field_name in MULTILINE_SETTINGS else check_one_line(value)
         return value
 
 

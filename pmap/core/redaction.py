@@ -52,7 +52,8 @@ def _variants(value: str) -> set[str]:
 def register(values: Iterable[str]) -> int:
     """Mark values as secret until :func:`unregister` is called with the returned handle."""
     handle = next(_next_handle)
-    _in_use[handle] = tuple(values)
+    # only text can be masked; anything else (a number from an old row, say) must not break scrubbing
+    _in_use[handle] = tuple(v for v in values if isinstance(v, str))
     return handle
 
 
@@ -98,7 +99,7 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
         return text
     values = active_values()
     for v in extra:
-        if v and len(v) >= _MIN_LEN:
+        if isinstance(v, str) and len(v) >= _MIN_LEN:
             values.add(v)
     # longest first, so a secret that contains another is masked whole
     for value in sorted(values, key=len, reverse=True):

@@ -11,22 +11,28 @@ from pydantic import AfterValidator
 #: value lets it forge log lines or escape masking
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: control characters other than tab, line feed and carriage return (allowed in multi-line text)
-BINARY_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+BINARY_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: characters that make one line read as another: line and paragraph separators, the zero-width
+#: space and BOM, bidirectional embeddings, overrides and isolates ("Trojan Source"). Joiners and
+#: direction marks (U+200C-U+200F) stay: emoji sequences and Persian or Hebrew names need them.
+DECEPTIVE_CHARS = re.compile("[\u2028\u2029\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
-def _one_line(value: str) -> str:
-    if CONTROL_CHARS.search(value):
-        raise ValueError("must be one line of text without control characters")
+def check_one_line(value: str) -> str:
+    """``value`` if it is one plain line of text, else ValueError (a pydantic validator)."""
+    if CONTROL_CHARS.search(value) or DECEPTIVE_CHARS.search(value):
+        raise ValueError("must be one line of text without control, invisible or direction-changing characters")
     return value
 
 
-def _text(value: str) -> str:
+def check_text(value: str) -> str:
+    """``value`` if it is text without NUL and control characters (lines allowed), else ValueError."""
     if BINARY_CHARS.search(value):
         raise ValueError("must be text without NUL or other control characters")
     return value
 
 
 #: a name, label or key: one line, no control characters
-OneLine = Annotated[str, AfterValidator(_one_line)]
+OneLine = Annotated[str, AfterValidator(check_one_line)]
 #: free text that may span lines (descriptions, PEM bundles), without NUL and other control characters
-Text = Annotated[str, AfterValidator(_text)]
+Text = Annotated[str, AfterValidator(check_text)]

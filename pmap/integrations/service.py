@@ -71,15 +71,22 @@ def _plain(values: dict[str, SecretStr | None]) -> dict[str, str | None]:
     return out
 
 
+def legacy_api_key(value: Any) -> str | None:
+    """A legacy ``connection.api_key`` checked like any credential value (None: not given)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", "must be a string")])
+    value = value.strip()
+    if (reason := secret_problem(value)) is not None:
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", reason)])
+    return value
+
+
 def validate_connection(ct: ConnectorType, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """Validated non-secret settings (defaults filled) and the legacy ``api_key`` split off."""
     raw = dict(raw)
-    legacy = raw.pop("api_key", None)
-    if legacy is not None and not isinstance(legacy, str):
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", "must be a string")])
-    legacy = legacy.strip() if legacy is not None else None
-    if legacy is not None and (reason := secret_problem(legacy)) is not None:
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", reason)])
+    legacy = legacy_api_key(raw.pop("api_key", None))
     if ct.default_base_url and not raw.get("base_url") and "base_url" in ct.connection_model.model_fields:
         raw["base_url"] = ct.default_base_url
     model = _validate(ct.connection_model, raw, "connection")
@@ -195,7 +202,7 @@ def update(
         merged = {k: v for k, v in connection.items()}
         for key, value in body.connection.items():
             if key == "api_key":
-                new_legacy = value
+                new_legacy = legacy_api_key(value)  # None clears it
                 continue
             if value is None:
                 merged.pop(key, None)

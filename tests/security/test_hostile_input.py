@@ -169,3 +169,41 @@ def test_identifiers_in_a_credential_map_are_not_masked_in_logs_secrets_are(api:
         with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)):
             masked = redaction.scrub(f"role admin asked; password {password}")
     assert masked == f"role admin asked; password {redaction.REDACTED}"  # a user name is not a secret
+
+
+@pytest.mark.parametrize("value", ["ab", "ab\r\nX-Evil: 1", "abc\u0000def", "********", "   ", 12345, {"a": 1}])
+def test_a_legacy_api_key_set_by_patch_is_checked_like_any_credential(api: Api, value: object) -> None:
+    h = api.token()
+    iid = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "n", "vendor": "nessus", "connection": {"base_url": "http://127.0.0.1:9/nessus"},
+        "credentials": {"access_key": canary(), "secret_key": canary()}}).json()["id"]
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"api_key": value}}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "connection.api_key", r.text
+    detail = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert "connection.api_key" not in detail["credentials_set"]
+
+
+def test_a_value_that_is_not_text_never_breaks_masking() -> None:
+    with redaction.secrets_in_use([12345, None, {"a": 1}, canary("t")]):  # type: ignore[list-item]
+        assert redaction.scrub("nothing secret here") == "nothing secret here"
+    assert redaction.scrub("still fine", extra=[7, None]) == "still fine"  # type: ignore[list-item]
+
+
+def test_invisible_and_direction_changing_characters_are_refused_in_one_line_values(api: Api) -> None:
+    h = api.token()
+    conn = {"base_url": "http://127.0.0.1:9/nessus"}
+    creds = {"access_key": canary(), "secret_key": canary()}
+    for name in ("a\u2028b", "evil\u202etxt.exe", "zero\u200bwidth", "\ufeffbom"):
+        r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "nessus", "connection": conn,
+                                                          "credentials": creds}, headers=h)
+        assert r.status_code == 422, (name, r.text)
+    r = api.client.post("/api/v1/integrations", json={"name": "x", "vendor": "nessus", "credentials": creds,
+                                                      "connection": {"base_url": "https://h.example/a\u202eb"}}, headers=h)
+    assert r.status_code == 422, r.text
+    for condition in ('title.contains("a\u009bb")',):  # C1 controls in multi-line text too
+        r = api.client.post("/api/v1/rules", json={"name": "c", "condition": condition, "action": "suppress"}, headers=h)
+        assert r.status_code == 422, r.text
+    for name in ("Équipe sécurité 👨\u200d👩\u200d👧", "می\u200cخواهم", "脆弱性スキャナー"):  # joiners stay
+        r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "nessus", "connection": conn,
+                                                          "credentials": creds}, headers=h)
+        assert r.status_code == 201, (name, r.text)
