@@ -74,6 +74,20 @@ _HOOK_HINT = ("the token needs admin:repo_hook or repo (classic) or Webhooks: re
 SARIF = ("sarif",)
 
 
+
+def token_probe(resp: OutboundResponse, user: dict[str, Any]) -> Probe:
+    """Diagnostics of a GitHub answer to the token's user: product and version (GitHub.com or
+    Enterprise Server), and the token's expiry as a license with a warning when it is near."""
+    ghes = text(resp.headers.get("x-github-enterprise-version"))
+    license_: dict[str, Any] | None = None
+    warnings: list[str] = []
+    expires = parse_when(resp.headers.get("github-authentication-token-expiration"))
+    if expires is not None:
+        license_, warnings = expiry(expires, what="GitHub token", kind="token",
+                                    advice="create a new token and update this integration")
+    return Probe(product="GitHub Enterprise Server" if ghes else "GitHub", version=ghes, license=license_,
+                 warnings=warnings, message=f"authenticated as {text(user.get('login')) or 'the token user'}")
+
 class GitHubCredentials(Credentials):
     """A personal access token (classic or fine-grained) or an App installation token."""
 
@@ -183,15 +197,7 @@ class _GitHubConnector(GitHubRepositoryHooks):
             user, resp = self._user(ctx, c)
             if ctx.connection.repository:
                 self._repository(ctx, c, ctx.connection.repository)
-        ghes = text(resp.headers.get("x-github-enterprise-version"))
-        license_: dict[str, Any] | None = None
-        warnings: list[str] = []
-        expires = parse_when(resp.headers.get("github-authentication-token-expiration"))
-        if expires is not None:
-            license_, warnings = expiry(expires, what="GitHub token", kind="token",
-                                        advice="create a new token and update this integration")
-        return Probe(product="GitHub Enterprise Server" if ghes else "GitHub", version=ghes, license=license_,
-                     warnings=warnings, message=f"authenticated as {text(user.get('login')) or 'the token user'}")
+        return token_probe(resp, user)
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise read probes on the configured repository."""

@@ -22,15 +22,8 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
-from pmap.connectors.vendors._support import (
-    check,
-    expiry,
-    json_of,
-    parse_when,
-    permission_report,
-    text,
-)
-from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of
+from pmap.connectors.vendors._support import check, json_of, permission_report
+from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of, token_probe
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 
@@ -80,15 +73,7 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks):
                                  params={"per_page": 1}), "reading code scanning alerts",
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
-        ghes = text(resp.headers.get("x-github-enterprise-version"))
-        license_: dict[str, Any] | None = None
-        warnings: list[str] = []
-        expires = parse_when(resp.headers.get("github-authentication-token-expiration"))
-        if expires is not None:
-            license_, warnings = expiry(expires, what="GitHub token", kind="token",
-                                        advice="create a new token and update this integration")
-        return Probe(product="GitHub Enterprise Server" if ghes else "GitHub", version=ghes, license=license_,
-                     warnings=warnings, message=f"authenticated as {text(user.get('login')) or 'the token user'}")
+        return token_probe(resp, user)
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise probes on the configured repository."""
