@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,11 +38,14 @@ class Settings(BaseSettings):
     def _lower_env(cls, v: object) -> object:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("platform_key", "keyring_file", "database_url", "bootstrap_admin_token", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _empty_is_unset(cls, v: object) -> object:
-        # `export PMAP_PLATFORM_KEY=` means "not set", not "set to nothing"
-        return None if isinstance(v, str) and not v.strip() else v
+    def _empty_is_unset(cls, v: object, info: ValidationInfo) -> object:
+        # `export PMAP_RETENTION_DAYS=` means "not set" (the default), not "set to nothing"; except
+        # PMAP_ENV: an empty one (say `PMAP_ENV=${UNSET}` in a deployment) must not mean development
+        if info.field_name == "env" or not isinstance(v, str) or v.strip():
+            return v
+        return cls.model_fields[info.field_name].default
 
     @property
     def production(self) -> bool:

@@ -97,15 +97,30 @@ def validate_connection(ct: ConnectorType, raw: dict[str, Any]) -> tuple[dict[st
     return data, (legacy or None)
 
 
+def _embeds_credentials(url: str) -> bool:
+    """Whether ``url`` starts with ``user@`` or ``user:password@`` (a password may hold "/" or "@")."""
+    rest = url.split("://", 1)[-1]
+    before_at, at, _ = rest.partition("@")
+    if not at or before_at.startswith("["):  # none, or an IPv6 host with "@" in its path
+        return False
+    if "/" not in before_at:
+        return True
+    # "host:8443/path/@x" is a port and a path; "user:pa/ss@host" is a password
+    _user, colon, after = before_at.partition(":")
+    return bool(colon) and not after.split("/", 1)[0].isdigit()
+
+
 def _check_base_url(url: str) -> None:
+    # user:password@ first: such a URL may not even parse (a password holding "@" or "/"), and the
+    # answer should say why it is refused (never echoing it)
+    if _embeds_credentials(url):
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not embed credentials; use the credentials fields")])
     try:
         scheme, host, _port, _path = target_of(url)
     except Exception:
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "is not a valid http(s) URL")]) from None
     if scheme not in ("http", "https") or not host:
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must be an http or https URL with a host")])
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not embed credentials; use the credentials fields")])
     if "?" in url or "#" in url:
         # a token in a query string would be stored and shown as a plain setting
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not carry a query string or fragment; credentials belong in the credentials fields")])

@@ -107,3 +107,13 @@ def test_an_empty_key_variable_counts_as_unset_and_retention_is_bounded(tmp_path
     bad_setting = _run(["webhooks", "prune"], {**env, "PMAP_WEBHOOK_RETENTION_DAYS": "1000000"})
     assert bad_setting.returncode == 1 and "PMAP_WEBHOOK_RETENTION_DAYS" in bad_setting.stderr
     assert "less than or equal to 36500" in " ".join(bad_setting.stderr.split()) and "Traceback" not in bad_setting.stderr
+
+
+def test_an_empty_setting_takes_its_default_but_an_empty_env_is_refused(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run(["db", "upgrade"], env).returncode == 0
+    pruned = _run(["webhooks", "prune"], {**env, "PMAP_WEBHOOK_RETENTION_DAYS": ""})
+    assert pruned.returncode == 0 and "30 day" in pruned.stderr + pruned.stdout, pruned.stderr
+    # `PMAP_ENV=${UNSET}` in a production deployment must not quietly mean development
+    no_env = _run(["webhooks", "prune"], {**env, "PMAP_ENV": ""})
+    assert no_env.returncode == 1 and "PMAP_ENV" in no_env.stderr and "Traceback" not in no_env.stderr

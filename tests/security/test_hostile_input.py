@@ -94,6 +94,29 @@ def test_base_urls_that_could_carry_a_secret_or_name_no_host_are_refused(api: Ap
     assert api.client.get("/api/v1/integrations", headers=h).json()["items"] == []
 
 
+@pytest.mark.parametrize("base_url", ["http://admin:{}@127.0.0.1:9/nessus", "http://admin:{}/x@127.0.0.1:9/nessus",
+                                      "http://admin:a@{}@127.0.0.1:9/nessus", "http://{}@127.0.0.1:9/nessus",
+                                      "http://admin:{}@[::1]:9/nessus"])
+def test_a_base_url_with_user_and_password_is_refused_saying_why(api: Api, base_url: str) -> None:
+    h = api.token()
+    planted = canary("pw")
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "userinfo", "vendor": "nessus", "connection": {"base_url": base_url.format(planted)},
+        "credentials": {"access_key": canary(), "secret_key": canary()}})
+    assert r.status_code == 422, r.text
+    problem = r.json()["error"]["fields"][0]
+    assert problem["field"] == "connection.base_url" and "credentials" in problem["reason"], r.text
+    assert planted not in r.text
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/api/@scope", "http://127.0.0.1:9/a/@b", "http://[::1]:9/a@b"])
+def test_an_at_sign_in_a_base_url_path_is_not_mistaken_for_credentials(api: Api, base_url: str) -> None:
+    r = api.client.post("/api/v1/integrations", headers=api.token(), json={
+        "name": "at-path", "vendor": "nessus", "connection": {"base_url": base_url},
+        "credentials": {"access_key": canary(), "secret_key": canary()}})
+    assert r.status_code == 201, r.text
+
+
 def test_names_labels_and_settings_with_nul_or_line_breaks_are_refused(api: Api) -> None:
     h = api.token()
     creds = {"access_key": canary(), "secret_key": canary()}
