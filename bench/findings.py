@@ -7,6 +7,8 @@ then measures, each in a fresh subprocess so peak memory is per measurement:
 - floor: a bare parse (lxml ``iterparse`` + clear on ``ReportItem`` for .nessus; ``orjson.loads`` of
   the whole SARIF file);
 - parse: PMAP's streaming parser alone (fingerprints included);
+- db floor: PostgreSQL's own floor, whatever the client: a bare binary ``COPY`` of the very rows an
+  import of the file stores into an unlogged table with the same columns and no index, key or WAL;
 - import: the whole pipeline into PostgreSQL (fresh schema): parse, severity pipeline, batched
   upserts in one transaction, commit;
 - import + 20 rules: the same with 20 active rules;
@@ -97,6 +99,15 @@ def _parse(path: Path, key: str) -> int:
         return len({f.fingerprint(key) for f in fmt.parse(fh)})
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system) process ``pid`` has used; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 class _BackendCpu:
     """CPU seconds the PostgreSQL server processes serving ``engine`` spent while connections were
     checked out (read from /proc: the database runs on this machine). None where it cannot be read."""
@@ -105,65 +116,102 @@ class _BackendCpu:
         from sqlalchemy import event
 
         self.seconds: float | None = 0.0
-        self._tick = os.sysconf("SC_CLK_TCK")
         event.listen(engine, "checkout", self._checkout)
         event.listen(engine, "checkin", self._checkin)
 
-    def _read(self, pid: int) -> float | None:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
-
     def _checkout(self, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         pid = dbapi_conn.info.backend_pid
-        record.info["bench_cpu"] = (pid, self._read(pid))
+        record.info["bench_cpu"] = (pid, _cpu_seconds(pid))
 
     def _checkin(self, _dbapi_conn: Any, record: Any) -> None:
         pid, start = record.info.pop("bench_cpu", (None, None))
-        end = self._read(pid) if pid is not None else None
+        end = _cpu_seconds(pid) if pid is not None else None
         if start is None or end is None or self.seconds is None:
             self.seconds = None
         else:
             self.seconds += end - start
 
 
-def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int, float | None]:
-    """Time one import into a fresh PostgreSQL schema (set-up and a first import, if any, untimed);
-    also returns the database server's CPU seconds for it."""
-    from bench.common import pg_schema
+def _setup(url: str, key: str, rules: bool) -> tuple[Any, Any]:
+    """Migrate a fresh schema and add an organization, an integration and (optionally) the 20 rules;
+    returns the engine and the import target."""
     from pmap.auth.service import get_or_create_org
     from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
-    from pmap.findings.importer import ImportOptions, ImportTarget, run_import
+    from pmap.findings.importer import ImportTarget
     from pmap.findings.models import Rule
     from pmap.integrations.models import Integration
     from pmap.migrations import upgrade
 
     vendor = "tenable_vm" if key == "nessus" else "sarif"
+    upgrade(url)
+    engine = make_engine(url)
+    with transaction(make_session_factory(engine)) as session:
+        org = get_or_create_org(session, "bench")
+        row = Integration(organization_id=org.id, name="bench", vendor=vendor, category="vm", connection={},
+                          credential_fields=[], webhook_state={}, severity_threshold="info")
+        session.add(row)
+        if rules:
+            session.add_all(Rule(organization_id=org.id, name=f"r{i}", condition=c, action=a, value=v, position=i,
+                                 created_at=utcnow(), updated_at=utcnow()) for i, (c, a, v) in enumerate(RULES))
+        session.flush()
+        target = ImportTarget(org.id, row.id, vendor, (key,), "info")
+    return engine, target
+
+
+def _options(path: Path, key: str) -> Any:
+    from pmap.findings.importer import ImportOptions
+
+    return ImportOptions(format=key, filename=path.name, actor="bench")
+
+
+def _import(path: Path, key: str, rules: bool, again: bool) -> tuple[float, int, float | None]:
+    """Time one import into a fresh PostgreSQL schema (set-up and a first import, if any, untimed);
+    also returns the database server's CPU seconds for it."""
+    from bench.common import pg_schema
+    from pmap.findings.importer import run_import
+
     with pg_schema() as url:
-        upgrade(url)
-        engine = make_engine(url)
-        with transaction(make_session_factory(engine)) as session:
-            org = get_or_create_org(session, "bench")
-            row = Integration(organization_id=org.id, name="bench", vendor=vendor, category="vm", connection={},
-                              credential_fields=[], webhook_state={}, severity_threshold="info")
-            session.add(row)
-            if rules:
-                session.add_all(Rule(organization_id=org.id, name=f"r{i}", condition=c, action=a, value=v, position=i,
-                                     created_at=utcnow(), updated_at=utcnow()) for i, (c, a, v) in enumerate(RULES))
-            session.flush()
-            target = ImportTarget(org.id, row.id, vendor, (key,), "info")
-        options = ImportOptions(format=key, filename=path.name, actor="bench")
+        engine, target = _setup(url, key, rules)
         if again:
-            run_import(engine, target, path, options)
+            run_import(engine, target, path, _options(path, key))
         server = _BackendCpu(engine)
         start = time.perf_counter()
-        summary = run_import(engine, target, path, options)
+        summary = run_import(engine, target, path, _options(path, key))
         elapsed = time.perf_counter() - start
         engine.dispose()
     expected = summary.updated if again else summary.created
     return elapsed, expected, server.seconds
+
+
+def _db_floor(path: Path, key: str) -> tuple[float, int, float | None]:
+    """PostgreSQL's own floor: time a bare binary ``COPY`` of the rows an import of ``path`` stored
+    (exported after an untimed import) into an unlogged table with the same columns and nothing else:
+    no index, no key, no WAL. The server's work for the rows themselves (input, TOAST, heap), which no
+    importer can avoid; also returns the server's CPU seconds for it."""
+    from bench.common import pg_schema
+    from pmap.findings.importer import run_import
+
+    with pg_schema() as url, tempfile.TemporaryFile() as rows:
+        engine, target = _setup(url, key, rules=False)
+        run_import(engine, target, path, _options(path, key))
+        with engine.connect() as conn:
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with cur.copy("COPY findings TO STDOUT (FORMAT BINARY)") as out:
+                for chunk in out:
+                    rows.write(chunk)
+            conn.exec_driver_sql("CREATE UNLOGGED TABLE bare_rows (LIKE findings)")
+            conn.commit()
+            rows.seek(0)
+            pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            cpu_before, start = _cpu_seconds(pid), time.perf_counter()
+            with conn.begin(), cur.copy("COPY bare_rows FROM STDIN (FORMAT BINARY)") as into:
+                while chunk := rows.read(1 << 20):
+                    into.write(chunk)
+            elapsed, cpu_after = time.perf_counter() - start, _cpu_seconds(pid)
+            count = conn.exec_driver_sql("SELECT count(*) FROM bare_rows").scalar_one()
+        engine.dispose()
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return elapsed, int(count), cpu
 
 
 def child(kind: str, path: Path, key: str) -> dict[str, Any]:
@@ -176,6 +224,8 @@ def child(kind: str, path: Path, key: str) -> dict[str, Any]:
     elif kind == "parse":
         n = _parse(path, key)
         elapsed = time.perf_counter() - start
+    elif kind == "db floor":
+        elapsed, n, db = _db_floor(path, key)
     else:
         elapsed, n, db = _import(path, key, rules=kind == "import+rules", again=kind == "re-import")
     return {"seconds": elapsed, "findings": n, "rss_mb": _rss_mb(), "db_cpu": db}
@@ -183,7 +233,7 @@ def child(kind: str, path: Path, key: str) -> dict[str, Any]:
 
 # --- the driver ---------------------------------------------------------------------------------
 
-KINDS = ("floor", "parse", "import", "import+rules", "re-import")
+KINDS = ("floor", "parse", "db floor", "import", "import+rules", "re-import")
 
 
 def _measure(kind: str, path: Path, key: str) -> dict[str, Any]:
@@ -232,8 +282,10 @@ def main(findings: int, repeat: int) -> None:
             peak = max(r["rss_mb"] for k, r in results.items() if k != "floor")
             db = results["import"].get("db_cpu")
             db_note = f" (of which the database server's own CPU: {db / floor:.2f}x)" if db is not None else ""
+            bare = results["db floor"]["seconds"]
             verdicts.append(
-                f"{key} ({size_mb:.0f} MB): import {imp / floor:.2f}x floor{db_note} (target <= 2.5x), peak {peak:.0f} MB "
+                f"{key} ({size_mb:.0f} MB): import {imp / floor:.2f}x floor{db_note} (target <= 2.5x; PostgreSQL's "
+                f"bare COPY of the same rows alone: {bare / floor:.2f}x), peak {peak:.0f} MB "
                 f"(target < 300), 20 rules +{(ruled / imp - 1) * 100:.0f}% (target < 25%), "
                 f"counts {results['import']['findings']:,}/{results['re-import']['findings']:,} created/updated")
         print()
