@@ -92,6 +92,23 @@ def test_keys_rotate_reports_what_it_resealed(tmp_path: Path) -> None:
     assert "re-sealed 0 envelope(s) under key k1" in out.stderr
 
 
+def test_keys_rotate_fails_while_an_envelope_still_needs_the_old_key(tmp_path: Path) -> None:
+    from pmap.migrations import upgrade
+    from tests.security.test_key_rotation import _ring, _seed
+
+    url = f"sqlite:///{tmp_path / 'pmap.db'}"
+    upgrade(url)
+
+    def move_envelope(_s, rows, _keyring) -> None:  # noqa: ANN001
+        rows[1].encrypted_credentials = dict(rows[0].encrypted_credentials)  # bound to the first: cannot open
+
+    _settings, ring, old, new, ids = _seed(url, tmp_path, 2, move_envelope)
+    env = _env(tmp_path, PMAP_DATABASE_URL=url, PMAP_KEYRING_FILE=str(_ring(ring, {"k1": old, "k2": new}, "k2")))
+    out = _run(["keys", "rotate"], env)
+    assert out.returncode == 1, out.stderr  # the old key must not look safe to remove
+    assert "re-sealed 1 envelope(s) under key k2" in out.stderr and ids[1] in out.stderr
+
+
 def test_an_empty_key_variable_counts_as_unset_and_retention_is_bounded(tmp_path: Path) -> None:
     from pmap.core.crypto import Keyring, decode_key, generate_key
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
@@ -112,6 +112,7 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:
         ({"name": "a", "vendor": "tenable_vm", "connection": {"base_url": f"https://u:{secret}@h.test"}, "credentials": {"access_key": secret, "secret_key": secret}}, 422, "connection.base_url"),
         ({"name": "a", "vendor": "tenable_vm", "connection": {"colour": "red"}, "credentials": {"access_key": secret, "secret_key": secret}}, 422, "connection.colour"),
         ({"vendor": "tenable_vm"}, 422, "name"),
+        ({"name": "a", "vendor": "tenable_vm", "credentials": secret}, 422, "credentials"),  # a token pasted as the map
     ]
     for body, status, field in cases:
         r = api.client.post("/api/v1/integrations", json=body, headers=h)
@@ -146,4 +147,29 @@ def test_connector_types_schemas(api: Api) -> None:
     assert all(creds["properties"][k]["writeOnly"] is True for k in ("access_key", "secret_key"))
     assert types["jira_cloud"]["credentials_schema"]["properties"]["api_token"]["writeOnly"] is True
     assert "writeOnly" not in types["jira_cloud"]["credentials_schema"]["properties"]["email"]
+    # every credential field of every vendor is write-only, except the few that name a user
+    readable = {(v, name) for v, t in types.items() for name, prop in t["credentials_schema"].get("properties", {}).items()
+                if prop.get("writeOnly") is not True}
+    assert {name for _v, name in readable} <= {"username", "email", "user_id", "client_id"}, readable
     assert {t["category"] for t in types.values()} <= {"vm", "dast", "sast", "sca", "network_discovery", "mobile", "itsm", "ticketing", "cicd"}
+
+
+def test_listing_reads_no_secret_column_and_decrypts_nothing(api: Api) -> None:
+    h = api.token()
+    for i in range(3):
+        assert api.client.post("/api/v1/integrations", json={"name": f"t{i}", **TENABLE}, headers=h).status_code == 201
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(api.state.engine, "before_cursor_execute", seen)
+    try:
+        r = api.client.get("/api/v1/integrations", headers=h)
+    finally:
+        event.remove(api.state.engine, "before_cursor_execute", seen)
+    assert r.status_code == 200 and len(r.json()["items"]) == 3
+    assert any("integrations" in st for st in statements)
+    assert not [st for st in statements if "encrypted_" in st]
+    decrypts = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
+    assert decrypts == []

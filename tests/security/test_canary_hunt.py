@@ -134,3 +134,23 @@ def _dump(db_url: str) -> bytes:
     out = subprocess.run([pg_dump, "--no-owner", "-n", schema, dsn], capture_output=True, check=True, env={**os.environ})
     assert b"CREATE TABLE" in out.stdout
     return out.stdout
+
+
+def test_production_json_log_lines_are_scrubbed_too() -> None:
+    import json
+    import logging
+    import sys
+
+    from pmap.core import redaction
+    from pmap.core.logs import JsonFormatter
+
+    secret = canary("json")
+    with redaction.secrets_in_use([secret]):
+        try:
+            raise RuntimeError(f"boom with {secret}")
+        except RuntimeError:
+            record = logging.LogRecord("pmap.test", logging.ERROR, __file__, 1, "vendor said: bad key %s", (secret,), sys.exc_info())
+        line = JsonFormatter().format(record)
+    doc = json.loads(line)
+    assert doc["message"] == "vendor said: bad key [REDACTED]" and "RuntimeError" in doc["exception"]
+    assert secret not in line

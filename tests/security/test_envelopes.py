@@ -14,11 +14,11 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from pmap.app import start
-from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
 from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.core.settings import Settings
 from pmap.credentials.keyring import key_id_for, load_keyring
-from pmap.credentials.service import Actor, Purpose
+from pmap.credentials.service import Actor, Purpose, WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 
@@ -50,6 +50,7 @@ def test_envelope_shape_names_its_key(api: Api) -> None:
 def test_ciphertext_moved_to_another_row_or_column_fails(api: Api) -> None:
     h = api.token()
     a, b = _make(api, h, "a"), _make(api, h, "b")
+    assert _resolve(api, a) == CREDS  # it opens where it belongs
     with api.state.sessions() as s:
         s.execute(update(Integration).where(Integration.id == b.id).values(encrypted_credentials=a.encrypted_credentials))
         s.commit()
@@ -80,6 +81,27 @@ def test_cross_organization_resolve_refused(api: Api) -> None:
     with pytest.raises(CryptoError):
         with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "x", uuid.uuid4())):
             pass
+    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, WebhookSecrets("whsec-" + "w" * 24, None, None))
+    with pytest.raises(CryptoError):
+        with api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=Actor("system", "x", uuid.uuid4())):
+            pass
+
+
+def test_webhook_secret_decrypts_are_audited_too(api: Api) -> None:
+    h = api.token()
+    a, b = _make(api, h, "a"), _make(api, h, "b")
+    a.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, a.id, WebhookSecrets("whsec-" + "w" * 24, None, None))
+    b.encrypted_webhook_secret = a.encrypted_webhook_secret  # bound to a: cannot open in b
+    with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.REVEAL, actor=Actor("system", "test", a.organization_id)):
+        pass
+    with pytest.raises(CryptoError):
+        with api.state.resolver.resolve_webhook_secrets(b, purpose=Purpose.REVEAL, actor=Actor("system", "test", b.organization_id)):
+            pass
+    items = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
+    seen = {(e["integration_id"], e["outcome"], e["purpose"], e["detail"]["column"]) for e in items}
+    assert seen == {(str(a.id), "success", "reveal", "encrypted_webhook_secret"),
+                    (str(b.id), "failure", "reveal", "encrypted_webhook_secret")}
+    assert "w" * 24 not in json.dumps(items)
 
 
 def test_every_decrypt_is_audited_with_purpose(api: Api) -> None:
@@ -100,16 +122,54 @@ def test_start_refuses_a_key_that_does_not_open_stored_data(settings: Settings, 
         start(other)
 
 
+def test_start_refuses_other_key_material_under_the_same_key_id(db_url: str, tmp_path: Path) -> None:
+    ring = tmp_path / "ring.json"
+    Keyring.single(decode_key(generate_key(), source="t"), "k1").to_file(ring)
+    settings = Settings(database_url=db_url, data_dir=tmp_path, keyring_file=ring)
+    start(settings).engine.dispose()  # seals the canary of k1
+    ring.unlink()
+    Keyring.single(decode_key(generate_key(), source="t"), "k1").to_file(ring)  # same id, another key
+    with pytest.raises(ConfigurationError, match="does not open its canary"):
+        start(settings)
+
+
 def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:
     s = Settings(env="production", database_url=db_url, data_dir=tmp_path, platform_key=None, keyring_file=None)
     with pytest.raises(ConfigurationError, match="PMAP_PLATFORM_KEY"):
         load_keyring(s)
 
 
-@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!", base64.b64encode(b"\x00" * 32).decode()])
+@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!", base64.b64encode(b"\x00" * 32).decode(),
+                                 base64.b64encode(os.urandom(48)).decode()])
 def test_short_malformed_or_weak_keys_refused(key: str) -> None:
     with pytest.raises(ConfigurationError):
         decode_key(key, source="PMAP_PLATFORM_KEY")
+
+
+def test_each_seal_draws_a_fresh_96_bit_nonce() -> None:
+    ring = Keyring.single(decode_key(generate_key(), source="t"))
+    aad = associated_data("integrations", "encrypted_credentials", "r1")
+    a, b = seal(ring, b"same secret", aad), seal(ring, b"same secret", aad)
+    assert len(base64.b64decode(a["n"])) == 12
+    assert a["n"] != b["n"] and a["ct"] != b["ct"]
+
+
+def test_a_single_keys_id_is_a_label_not_the_key(tmp_path: Path) -> None:
+    material = generate_key()
+    key = decode_key(material, source="t")
+    kid = load_keyring(Settings(data_dir=tmp_path, platform_key=SecretStr(material))).primary
+    assert kid == key_id_for(key)
+    forms = (key.hex(), key.hex().upper(), material, base64.urlsafe_b64encode(key).decode())
+    assert not any(form[i:i + 8] in kid for form in forms for i in range(len(form) - 7)), "the key id carries key material"
+
+
+def test_a_keyring_file_readable_by_others_is_refused_in_production(tmp_path: Path) -> None:
+    path = tmp_path / "ring.json"
+    Keyring.single(decode_key(generate_key(), source="t")).to_file(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigurationError, match="readable by other users"):
+        load_keyring(Settings(env="production", data_dir=tmp_path, keyring_file=path))
+    assert load_keyring(Settings(env="development", data_dir=tmp_path, keyring_file=path)).primary == "k1"  # warned only
 
 
 def test_development_keyring_created_0600_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
