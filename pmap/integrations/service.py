@@ -224,21 +224,22 @@ def update(
             else:
                 merged[key] = value
         connection, _ = validate_connection(ct, merged)
-    target_changed = _target(connection) != _target(row.connection)
-    if body.credentials is not None or new_legacy is not False or target_changed:
+    moved = target_changed(row.connection, connection)
+    if body.credentials is not None or new_legacy is not False or moved:
         incoming = _plain(body.credentials or {})
         secret_names = set(secret_field_names(ct.credentials_model))
-        if target_changed:
+        if moved:
             missing = sorted(n for n in secret_names if n in row.credential_fields and incoming.get(n) is None)
             if missing:
                 raise ValidationFailed(
-                    "the connection target changed: supply the secrets again",
-                    fields=[FieldProblem(f"credentials.{n}", "must be supplied again when base_url changes") for n in missing],
+                    "the connection target or its TLS trust changed: supply the secrets again",
+                    fields=[FieldProblem(f"credentials.{n}", "must be supplied again when base_url, verify_tls or "
+                                                             "ca_bundle changes") for n in missing],
                 )
         with resolver.resolve(row, purpose=Purpose.CREDENTIAL_UPDATE, actor=principal.actor) as current:
             stored = dict(current.values)
         legacy = stored.pop(LEGACY_API_KEY, None)
-        if target_changed and legacy and new_legacy is False:
+        if moved and legacy and new_legacy is False:
             legacy = None  # a legacy key is not carried to a new host either
         for name, value in incoming.items():
             if value is None:
@@ -265,6 +266,17 @@ def update(
 def _target(connection: dict[str, Any]) -> tuple[str, str, int, str] | None:
     url = connection.get("base_url")
     return target_of(url) if url else None
+
+
+def target_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether stored secrets may no longer go where ``new`` sends them: another base URL (scheme,
+    host, port or path), or a weaker check of who answers there (TLS verification turned off, or
+    another CA bundle trusted). Then the caller must supply the secrets again."""
+    if _target(new) != _target(old):
+        return True
+    verify_dropped = old.get("verify_tls", True) is not False and new.get("verify_tls", True) is False
+    other_ca = bool(new.get("ca_bundle")) and new.get("ca_bundle") != old.get("ca_bundle")
+    return verify_dropped or other_ca
 
 
 def _ensure_unique_name(session: Session, principal: Principal, name: str, exclude: uuid.UUID | None = None) -> None:

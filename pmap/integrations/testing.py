@@ -20,7 +20,7 @@ from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
-from pmap.integrations.service import LEGACY_API_KEY, _plain, _target, validate_connection, validate_credentials, vendor_type
+from pmap.integrations.service import LEGACY_API_KEY, _plain, target_changed, validate_connection, validate_credentials, vendor_type
 
 
 class UnsavedTest(BaseModel):
@@ -68,13 +68,12 @@ def run_saved_test(
             connection[key] = value
     connection, legacy = validate_connection(ct, connection)
     incoming = {k: v for k, v in _plain(overlay.credentials or {}).items() if v is not None}
-    target_changed = _target(connection) != _target(row.connection)
-    if target_changed:
+    if target_changed(row.connection, connection):
         missing = [n for n in secret_field_names(ct.credentials_model) if n in row.credential_fields and n not in incoming]
         if missing:
             raise ValidationFailed(
                 "the test points at another target: supply the secrets again",
-                fields=[FieldProblem(f"credentials.{n}", "must be supplied when testing another host") for n in missing],
+                fields=[FieldProblem(f"credentials.{n}", "must be supplied when testing another host or a weaker TLS check") for n in missing],
             )
         with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
             # only non-secret identity fields (a user name) carry over to another target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -15,6 +16,19 @@ def test_no_or_bad_token_is_401(api: Api) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
         r = api.client.get("/api/v1/integrations", headers=headers)
         assert r.status_code == 401 and r.json()["error"]["code"] == "authentication_required"
+    valid = api.token()["Authorization"].split()[1]
+    r = api.client.get("/api/v1/integrations", headers={"Authorization": f"Basic {valid}"})
+    assert r.status_code == 401
+
+
+def test_every_api_route_needs_a_token(api: Api) -> None:
+    paths = api.client.get("/openapi.json").json()["paths"]
+    calls = [(m, re.sub(r"\{[^}]+\}", str(uuid.uuid4()), p)) for p, ops in paths.items() if p.startswith("/api/v1/")
+             for m in ops]
+    assert len(calls) > 30
+    for method, path in calls:
+        r = api.client.request(method, path)
+        assert r.status_code == 401, (method, path, r.status_code)
 
 
 def test_viewer_reads_operator_writes_admin_audits(api: Api) -> None:
@@ -26,6 +40,8 @@ def test_viewer_reads_operator_writes_admin_audits(api: Api) -> None:
     assert api.client.get(f"/api/v1/integrations/{iid}", headers=viewer).status_code == 200
     assert api.client.patch(f"/api/v1/integrations/{iid}", json={"enabled": False}, headers=viewer).status_code == 403
     assert api.client.delete(f"/api/v1/integrations/{iid}", headers=viewer).status_code == 403
+    assert api.client.post("/api/v1/integrations/test", json=BODY, headers=viewer).status_code == 403
+    assert api.client.post(f"/api/v1/integrations/{iid}/test", headers=viewer).status_code == 403
     assert api.client.get("/api/v1/audit-events", headers=operator).status_code == 403
     assert api.client.get("/api/v1/audit-events", headers=admin).status_code == 200
     assert api.client.get("/api/v1/tokens", headers=operator).status_code == 403
@@ -38,6 +54,7 @@ def test_other_organization_sees_404_never_403(api: Api) -> None:
     for method in ("get", "delete"):
         assert getattr(api.client, method)(f"/api/v1/integrations/{iid}", headers=theirs).status_code == 404
     assert api.client.patch(f"/api/v1/integrations/{iid}", json={"enabled": False}, headers=theirs).status_code == 404
+    assert api.client.post(f"/api/v1/integrations/{iid}/test", headers=theirs).status_code == 404
     assert api.client.get("/api/v1/integrations", headers=theirs).json()["items"] == []
     assert api.client.get(f"/api/v1/integrations/{uuid.uuid4()}", headers=mine).status_code == 404
     assert api.client.get(f"/api/v1/integrations/{iid}", headers=mine).status_code == 200
@@ -48,6 +65,7 @@ def test_token_lifecycle(api: Api) -> None:
     r = api.client.post("/api/v1/tokens", json={"name": "ci", "role": "operator"}, headers=admin)
     assert r.status_code == 201
     token, tid = r.json()["token"], r.json()["id"]
+    assert token.startswith("pmap_") and len(token) >= len("pmap_") + 43  # 256 bits, URL-safe base64
     h = {"Authorization": f"Bearer {token}"}
     assert api.client.get("/api/v1/whoami", headers=h).json() == {"organization": "acme", "token_name": "ci", "role": "operator"}
     listed = api.client.get("/api/v1/tokens", headers=admin).json()["items"]

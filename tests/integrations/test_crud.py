@@ -96,8 +96,30 @@ def test_changing_target_requires_secrets_again(api: Api) -> None:
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://evil.test"}}, headers=h)
     assert r.status_code == 422
     assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://evil.test"},
+                                                            "credentials": {"access_key": "c" * 16}}, headers=h)
+    assert r.status_code == 422  # one new secret does not carry the stored other one to the new host
+    assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.secret_key"}
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://nessus.acme.test:8834/"}}, headers=h)
     assert r.status_code == 200  # same target, trailing slash only
+    for url in ("http://nessus.acme.test:8834", "https://nessus.acme.test:9443", "https://nessus.acme.test:8834/x"):
+        r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": url}}, headers=h)
+        assert r.status_code == 422, url  # scheme, port and base path are the target too
+    # a weaker check of who answers at the same URL is a new target too: a network attacker could answer
+    for weaker in ({"verify_tls": False}, {"ca_bundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}):
+        r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": weaker}, headers=h)
+        assert r.status_code == 422, weaker
+        assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
+    r = api.client.patch(f"/api/v1/integrations/{iid}", headers=h,
+                         json={"connection": {"verify_tls": False}, "credentials": body["credentials"]})
+    assert r.status_code == 200 and r.json()["connection"]["verify_tls"] is False
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"verify_tls": True}}, headers=h)
+    assert r.status_code == 200  # a stronger check needs nothing again
+    legacy = api.client.post("/api/v1/integrations", headers=h, json={
+        **body, "name": "legacy", "connection": {**body["connection"], "api_key": "l" * 16}}).json()["id"]
+    r = api.client.patch(f"/api/v1/integrations/{legacy}", headers=h, json={
+        "connection": {"base_url": "https://elsewhere.test"}, "credentials": body["credentials"]})
+    assert r.status_code == 200 and "connection.api_key" not in r.json()["credentials_set"]  # not carried over
 
 
 def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:

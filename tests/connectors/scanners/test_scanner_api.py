@@ -60,3 +60,14 @@ def test_saved_test_at_another_target_needs_the_secrets(api: Api, sandbox: Sandb
     again = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(),
                             json={"connection": elsewhere, "credentials": {"api_key": credentials["api_key"]}})
     assert again.status_code == 200 and again.json()["ok"] is True, again.text
+    # supplying some of the secrets does not let the stored others travel to the new target
+    connection, credentials = settings_for("nessus", sandbox.base_url)
+    row_id = _create(api, "nessus", connection, credentials)
+    partial = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(), json={
+        "connection": {"base_url": tls_sandbox.base_url + "/nessus", "ca_bundle": tls_sandbox.ca_pem},
+        "credentials": {"access_key": credentials["access_key"]}})
+    assert partial.status_code == 422 and "credentials.secret_key" in partial.text, partial.text
+    # the same URL with TLS verification off is not the same trust: the stored secrets stay home
+    unverified = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(),
+                                 json={"connection": {"verify_tls": False}})
+    assert unverified.status_code == 422 and "credentials.secret_key" in unverified.text, unverified.text

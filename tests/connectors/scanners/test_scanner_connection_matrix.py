@@ -3,12 +3,17 @@ failures, egress refusal, rate limits, slowness and TLS, through the connection-
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 
 from pmap.core.settings import Settings
 from pmap.sandbox.server import SandboxServer
 
-from pmap.connectors.base import secret_field_names
+from pmap.connectors.base import OperationContext, Probe, secret_field_names
+from pmap.connectors.runner import operation_context, run_connection_test
+from pmap.core.errors import UpstreamError
 
 from .cases import VENDORS, VERSIONS, catalog_entry, settings_for
 from .conftest import run_test
@@ -59,6 +64,24 @@ def test_echoed_credentials_appear_nowhere(vendor: str, sandbox: SandboxServer, 
         assert value not in logs.err and value not in logs.out
 
 
+@pytest.mark.parametrize("fails", [True, False], ids=["failure", "success"])
+def test_a_connector_message_naming_a_credential_is_scrubbed_by_the_runner(fails: bool,
+                                                                           dev_settings: Settings) -> None:
+    class Echoing:  # a connector that builds its own text from what the vendor said
+        def test_connection(self, ctx: OperationContext) -> Probe:
+            said = f"vendor said key {ctx.secret('secret_key')}"
+            if fails:
+                raise UpstreamError(said, step="auth")
+            return Probe(product="p", warnings=[said], message=said)
+
+    connection, credentials = settings_for("nessus", "http://127.0.0.1:9")
+    ct = dataclasses.replace(catalog_entry("nessus"), implementation=Echoing())
+    result = run_connection_test(operation_context(dev_settings, ct, connection, credentials,
+                                                   purpose="connection_test"), ct)
+    assert result.ok is not fails and "[REDACTED]" in (result.message or "")
+    assert credentials["secret_key"] not in result.model_dump_json()
+
+
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_unreachable_host_fails_at_connect(vendor: str, closed_port: int, dev_settings: Settings) -> None:
     connection, credentials = settings_for(vendor, f"http://127.0.0.1:{closed_port}")
@@ -87,6 +110,8 @@ def test_slow_vendor_times_out_within_the_budget(vendor: str, sandbox: SandboxSe
     connection, credentials = settings_for(vendor, sandbox.base_url, "slow")
     result = run_test(settings, vendor, connection, credentials)
     assert result.failed_step == "timeout", result.message
+    waited = re.search(r"timed out after (\d+(?:\.\d+)?) s", result.message or "")
+    assert waited and float(waited.group(1)) <= settings.connection_test_timeout, result.message  # cut at the budget
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
@@ -107,6 +132,9 @@ def test_verification_off_passes_with_a_warning(vendor: str, tls_sandbox: Sandbo
     result = run_test(dev_settings, vendor, connection, credentials)
     assert result.ok, result.message
     assert any(TLS_OFF in w for w in result.warnings)
+    connection, credentials = settings_for(vendor, tls_sandbox.base_url, "bad", verify_tls=False)
+    failed = run_test(dev_settings, vendor, connection, credentials)
+    assert failed.failed_step == "auth" and any(TLS_OFF in w for w in failed.warnings)  # flagged on failure too
 
 
 SPECIAL = "&<>\"'%/+= #?:@~"  # characters an echo may escape as XML, HTML, JSON or URL text

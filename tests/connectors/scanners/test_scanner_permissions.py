@@ -88,6 +88,13 @@ def test_nessus_manager_administrators_are_excess(sandbox: SandboxServer, dev_se
     assert report.ok and report.excess == ["System Administrator"]
 
 
+def test_a_nessus_manager_administrator_is_excess_not_only_a_system_administrator() -> None:
+    from pmap.connectors.vendors.tenable import ADMINISTRATOR, _nessus_report
+
+    report = _nessus_report({"permissions": ADMINISTRATOR}, {"capabilities": {"multi_user": "full"}})
+    assert report.ok and report.excess == ["Administrator"]
+
+
 def test_sonarqube_system_admin_is_excess_when_a_project_webhook_would_do(sandbox: SandboxServer,
                                                                           dev_settings: Settings) -> None:
     connection, credentials = settings_for("sonarqube", sandbox.base_url, "admin", project_key="shop")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
 import socket
+from urllib.parse import quote
 
 import pytest
 
@@ -62,6 +65,25 @@ def test_vendor_error_body_is_scrubbed_and_cut(server) -> None:
     assert len(excerpt) <= 300
 
 
+def test_a_secret_across_the_cut_leaves_no_part_behind(server) -> None:
+    server.routes["/session"] = lambda h: h.reply(401, "x" * 290 + SECRET + " pad" * 100)
+    with OutboundClient(server.url(), DEV, secrets=[SECRET]) as client, pytest.raises(UpstreamError) as err:
+        client.get("/session", expected=(200,))
+    assert SECRET[:6] not in err.value.message  # scrubbed before the cut, so no prefix of it survives
+
+
+@pytest.mark.parametrize("form", [
+    lambda v: quote(v, safe=""), lambda v: json.dumps(v)[1:-1], lambda v: html.escape(v),
+    lambda v: html.escape(v).replace("&#x27;", "&apos;"),
+], ids=["url", "json", "html", "xml-apos"])
+def test_an_echo_in_any_escaped_form_is_scrubbed(server, form) -> None:
+    secret = "k3y'&<\"/+= %-0042"
+    server.routes["/session"] = lambda h: h.reply(401, f"invalid credential {form(secret)}")
+    with OutboundClient(server.url(), DEV, secrets=[secret]) as client, pytest.raises(UpstreamError) as err:
+        client.get("/session", expected=(200,))
+    assert "k3y" not in err.value.message and "[REDACTED]" in err.value.message
+
+
 def test_invalid_json_is_a_response_step_and_scrubbed(server) -> None:
     server.routes["/html"] = lambda h: h.reply(200, f"<html>login {SECRET}</html>", {"Content-Type": "text/html"})
     with OutboundClient(server.url(), DEV, secrets=[SECRET]) as client:
@@ -111,7 +133,7 @@ def test_a_signed_redirect_to_another_host_is_followed_without_the_request_crede
     server.routes["/blob/1.zip"] = lambda h: h.reply(200, b"PK-zip", {"Content-Type": "application/zip"})
     with OutboundClient(server.url(), DEV, secrets=[SECRET]) as client:
         response = client.get("/artifacts/1/zip", headers={"X-Api-Key": SECRET}, auth=("user", SECRET),
-                              signed_redirects=True)
+                              params={"key": SECRET}, signed_redirects=True)
     assert response.status == 200 and response.content == b"PK-zip"
     api, storage = server.seen
     assert api.headers["authorization"].startswith("Basic ") and api.headers["x-api-key"] == SECRET
@@ -119,6 +141,11 @@ def test_a_signed_redirect_to_another_host_is_followed_without_the_request_crede
     assert storage.headers["host"] == f"storage.example:{server.port}"
     assert "authorization" not in storage.headers and "x-api-key" not in storage.headers
     assert SECRET not in repr(storage.headers)
+    server.routes["/artifacts/2/zip"] = lambda h: h.reply(
+        307, "", {"Location": f"http://storage.example:{server.port}/blob/1.zip?sig=abc"})
+    with OutboundClient(server.url(), DEV, secrets=[SECRET]) as client:
+        client.post("/artifacts/2/zip", json={"token": SECRET}, signed_redirects=True)
+    assert (server.seen[-1].method, server.seen[-1].body) == ("GET", b"")  # a 307 keeps neither body nor POST
 
 
 def test_a_signed_redirect_is_never_a_downgrade_nor_a_way_past_the_egress_guard(tls_server, tls_material,
@@ -144,13 +171,21 @@ def test_a_malformed_redirect_location_fails_at_http_not_as_a_fault(server, loca
     assert err.value.step == "http" and "malformed URL" in err.value.message
 
 
-def test_redirect_to_another_port_or_a_downgrade_is_refused(server) -> None:
+def test_redirect_to_another_port_or_a_downgrade_is_refused(server, tls_server, tls_material) -> None:
     server.routes["/a"] = lambda h: h.reply(307, "", {"Location": "http://127.0.0.1:1/admin"})
     with (
         OutboundClient(server.url(), DEV) as client,
         pytest.raises(UpstreamError, match="not followed"),
     ):
         client.get("/a")
+    tls_server.routes["/b"] = lambda h: h.reply(307, "", {"Location": f"http://localhost:{tls_server.port}/b"})
+    config = OutboundConfig(policy=EgressPolicy(production=False), ca_bundle_pem=tls_material.cert_pem)
+    with (
+        OutboundClient(tls_server.url("localhost", "https"), config) as client,
+        pytest.raises(UpstreamError, match="not followed"),
+    ):
+        client.get("/b")  # same host and port, but https to http
+    assert len(tls_server.seen) == 1
 
 
 def test_redirect_loops_stop_after_three_hops(server) -> None:

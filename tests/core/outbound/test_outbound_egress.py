@@ -101,9 +101,14 @@ def test_absolute_urls_must_stay_on_the_base_origin(server, fake_dns) -> None:
         assert client.get(server.url() + "/other").status == 200
         with pytest.raises(EgressDenied, match="must stay on 127.0.0.1"):
             client.get(server.url("localhost") + "/token")
+        with pytest.raises(EgressDenied, match="must stay on 127.0.0.1"):
+            client.get("http://127.0.0.1:1/token")  # the base host on another port
         with pytest.raises(EgressDenied):
             client.get("http://169.254.169.254/latest/", allow_host="localhost")
         response = client.post(server.url("localhost") + "/token", allow_host="LocalHost", data={"a": "b"})
     assert response.status == 200
     assert [s.path for s in server.seen] == ["/other", "/token"]
     assert server.seen[1].headers["host"] == f"localhost:{server.port}"
+    with OutboundClient("https://127.0.0.1:1", DEV) as client, pytest.raises(EgressDenied, match="downgrade"):
+        client.get(server.url("localhost") + "/token", allow_host="localhost")  # allow_host is no way to http
+    assert len(server.seen) == 2

@@ -142,3 +142,15 @@ def test_unparseable_retry_after_falls_back_to_backoff(server, waits) -> None:
     with OutboundClient(server.url(), OutboundConfig(policy=POLICY)) as client:
         assert client.get("/").status == 200
     assert len(waits) == 1 and 0 < waits[0] <= 0.5
+
+
+def test_clients_of_one_operation_share_its_deadline(server) -> None:
+    from pmap.connectors.base import OperationContext
+
+    ctx = OperationContext(vendor="x", purpose="connection_test", connection=None, credentials=None,
+                           outbound=OutboundConfig(policy=POLICY, budget=10.0), deadline=time.monotonic() - 1)
+    with ctx.client(server.url()) as client:  # a later client gets what is left, not a fresh budget
+        assert client.remaining_budget <= 0.05
+        with pytest.raises(UpstreamError, match="budget") as err:
+            client.get("/")
+    assert err.value.step == "timeout" and server.seen == []
