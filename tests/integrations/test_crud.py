@@ -148,6 +148,10 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:
     big = json.dumps({"name": "a", "vendor": "tenable_vm", "credentials": {"access_key": "x" * (1024 * 1024 + 10)}})
     r = api.client.post("/api/v1/integrations", content=big, headers={**h, "content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    raw = big.encode()
+    chunks = iter([raw[:1024 * 1024], raw[1024 * 1024:]])  # no Content-Length: capped on the bytes received
+    r = api.client.post("/api/v1/integrations", content=chunks, headers={**h, "content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
     assert _count(api) == 0
 
 

@@ -82,7 +82,8 @@ def test_a_ca_bundle_that_is_not_ascii_fails_the_test_at_tls(api: Api) -> None:
 
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/nessus?token={}", "http://127.0.0.1:9/nessus#{}",
-                                      "http:// 127.0.0.1/{}", "http://" + "a" * 64 + ".example/{}"])
+                                      "http:// 127.0.0.1/{}", "http://" + "a" * 64 + ".example/{}",
+                                      "http://pmap:{}@127.0.0.1:9/nessus", "http://127.0.0.1:9/nessus {}"])
 def test_base_urls_that_could_carry_a_secret_or_name_no_host_are_refused(api: Api, base_url: str) -> None:
     h = api.token()
     planted = canary("url")
@@ -125,12 +126,15 @@ def test_names_labels_and_settings_with_nul_or_line_breaks_are_refused(api: Api)
         ("post", "/api/v1/integrations", {"name": "a\x00b", "vendor": "nessus", "connection": conn, "credentials": creds}),
         ("post", "/api/v1/integrations", {"name": "a\nforged log line", "vendor": "nessus", "connection": conn,
                                           "credentials": creds}),
+        ("post", "/api/v1/integrations", {"name": "c1\x85next line", "vendor": "nessus", "connection": conn,
+                                          "credentials": creds}),
         ("post", "/api/v1/integrations", {"name": "ok", "vendor": "jira_cloud",
                                           "connection": {"base_url": "http://127.0.0.1:9/jira", "project_key": "S\x00"},
                                           "credentials": {"email": "a@b.test", "api_token": canary()}}),
         ("post", "/api/v1/tokens", {"name": "t\x00", "role": "viewer"}),
         ("post", "/api/v1/rules", {"name": "r\x00", "condition": 'severity == "low"', "action": "suppress"}),
         ("post", "/api/v1/rules", {"name": "r", "condition": 'severity == "low"\x00', "action": "suppress"}),
+        ("post", "/api/v1/rules", {"name": "r", "condition": 'title.contains("a\x00b")', "action": "suppress"}),
         ("post", "/api/v1/rules", {"name": "r", "condition": 'severity == "low"', "action": "tag", "value": "a\nb"}),
     ]
     for method, path, body in cases:
@@ -173,7 +177,7 @@ def test_crafted_cursors_are_a_400_on_every_paginated_list(api: Api, cursor: str
 
 def test_masking_also_catches_the_escaped_forms_errors_print() -> None:
     planted = canary("esc")
-    value = planted + "\nrest\x00"  # a value stored before such values were refused
+    value = planted + "\nrest\x00é"  # a value stored before such values were refused (non-ASCII: each form differs)
     with redaction.secrets_in_use([value]):
         for printed in (repr(value), repr(value.encode()), value.encode("unicode_escape").decode()):
             masked = redaction.scrub(f"Illegal header value {printed} (is the port serving HTTPS?)")
@@ -216,7 +220,7 @@ def test_invisible_and_direction_changing_characters_are_refused_in_one_line_val
     h = api.token()
     conn = {"base_url": "http://127.0.0.1:9/nessus"}
     creds = {"access_key": canary(), "secret_key": canary()}
-    for name in ("a\u2028b", "evil\u202etxt.exe", "zero\u200bwidth", "\ufeffbom"):
+    for name in ("a\u2028b", "evil\u202etxt.exe", "zero\u200bwidth", "\ufeffbom", "iso\u2067late"):
         r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "nessus", "connection": conn,
                                                           "credentials": creds}, headers=h)
         assert r.status_code == 422, (name, r.text)

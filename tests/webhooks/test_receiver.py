@@ -7,13 +7,15 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from pmap.audit.models import AuditEvent
 from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
-from pmap.webhooks import clock
+from pmap.webhooks import clock, receiver
 from pmap.webhooks.models import WebhookDelivery
 from pmap.webhooks.schemes import SCHEMES
+from pmap.webhooks.store import AuditBuffer
 from tests.conftest import Api
 
 from .conftest import (
@@ -152,13 +154,29 @@ def test_unknown_and_malformed_ids_answer_like_a_bad_signature(api: Api) -> None
     assert api.state.sessions().scalar(select(func.count()).select_from(WebhookDelivery)) == 1  # the bad one
 
 
+def test_a_delivery_is_acknowledged_only_once_it_is_committed(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _h, iid, secret = _setup(api, "github")
+    store = receiver.runtime(api.client.app.state).store
+
+    def failing_commit(batch: object) -> list[str]:
+        raise OperationalError("INSERT INTO webhook_deliveries", {}, Exception("disk full"))
+
+    monkeypatch.setattr(store, "store_batch", failing_commit)
+    body = payload("github")
+    r = api.client.post(f"/hooks/{iid}", content=body, headers=signed("github", body, secret))
+    assert r.status_code >= 500  # never a 2xx: the vendor must deliver it again
+    assert _rows(api, iid) == []
+
+
 def test_development_accepts_unsigned_with_a_warning_production_only_when_allowed(
-        api: Api, make_api: Callable[..., Api]) -> None:
+        api: Api, make_api: Callable[..., Api], caplog: pytest.LogCaptureFixture) -> None:
     h = api.token()
     iid = create_integration(api.client, h, "github_issues")
     body = payload("github")
     headers = {"Content-Type": "application/json", "X-GitHub-Delivery": unique("d"), "X-GitHub-Event": "push"}
-    assert api.client.post(f"/hooks/{iid}", content=body, headers=headers).status_code == 202
+    with caplog.at_level("WARNING", logger="pmap.webhooks.receiver"):
+        assert api.client.post(f"/hooks/{iid}", content=body, headers=headers).status_code == 202
+    assert any(r.levelname == "WARNING" and "unsigned" in r.getMessage() for r in caplog.records)
     status = api.client.get(f"/api/v1/integrations/{iid}/webhook", headers=h).json()
     assert not status["configured"] and any("unsigned" in w for w in status["warnings"])
     [item] = deliveries(api.client, h, iid)
@@ -202,6 +220,9 @@ def test_oversized_body_is_refused_and_not_stored(make_api: Callable[..., Api]) 
     body = b'{"pad":"' + b"x" * 4096 + b'"}'
     r = api.client.post(f"/hooks/{iid}", content=body, headers=signed("github", body, secret))
     assert r.status_code == 413
+    # without a Content-Length (chunked) the cap holds on the bytes actually received
+    r = api.client.post(f"/hooks/{iid}", content=iter([body[:2048], body[2048:]]), headers=signed("github", body, secret))
+    assert r.status_code == 413
     assert _rows(api, iid) == []
 
 
@@ -226,6 +247,20 @@ def test_each_verification_decrypt_is_audited_with_its_delivery(api: Api) -> Non
                                                     AuditEvent.purpose == "webhook_verification")).all()
     assert len(events) == 4 and {e.actor for e in events} == {"webhook:snyk"}
     assert all(e.action == "credentials.decrypt" and e.outcome == "success" for e in events)
+
+
+def test_a_delivery_and_its_verification_audit_commit_together(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    _h, iid, secret = _setup(api, "snyk")
+    record = AuditBuffer.record
+
+    def unwritable(self: AuditBuffer, **event: object) -> None:
+        record(self, **event)  # type: ignore[arg-type]
+        self.rows[-1]["action"] = None  # NOT NULL: the audit insert fails
+
+    monkeypatch.setattr(AuditBuffer, "record", unwritable)
+    body = payload("snyk")
+    assert api.client.post(f"/hooks/{iid}", content=body, headers=signed("snyk", body, secret)).status_code >= 500
+    assert _rows(api, iid) == []  # no delivery stored without its audit event
 
 
 def test_deliveries_list_pages_with_a_cursor_and_filters_by_outcome(api: Api) -> None:

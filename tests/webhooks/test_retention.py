@@ -36,7 +36,8 @@ def _rows(api: Api, iid: str) -> dict[str, WebhookDelivery]:
     return {f"{r.outcome}:{r.delivery_id}": r for r in rows}
 
 
-def _prune(api: Api, days: int = 30) -> tuple[int, int]:
+def _prune(api: Api, days: int | None = None) -> tuple[int, int]:
+    days = days or api.state.settings.webhook_retention_days  # the documented default (30) unless given
     with transaction(api.state.sessions) as session:
         result = prune_deliveries(session, clock.now(), days)
     return result.bodies_cleared, result.rows_deleted

@@ -105,6 +105,16 @@ def test_wrong_secret_is_rejected(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ALL)
+def test_the_proof_is_compared_in_constant_time(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the verdict rests on hmac.compare_digest (no ==): rigged to answer "equal", a wrong proof passes
+    scheme, headers = signed(key, SCHEMES[key].generate_secret())
+    configured = [SCHEMES[key].generate_secret()]
+    assert not scheme.verify(headers, BODY, configured, NOW).ok
+    monkeypatch.setattr(schemes_module.hmac, "compare_digest", lambda _a, _b: True)
+    assert scheme.verify(headers, BODY, configured, NOW).ok
+
+
+@pytest.mark.parametrize("key", ALL)
 def test_missing_proof_is_rejected(key: str) -> None:
     secret = SCHEMES[key].generate_secret()
     scheme, headers = signed(key, secret)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from tests.conftest import Api
@@ -44,4 +46,6 @@ def test_webhook_secrets_absent_from_responses_logs_and_database(
     assert b"webhook_deliveries" in dump  # the dump holds the delivery table
     for secret in secrets:
         assert secret not in everything, "a webhook secret leaked into a response or a log line"
+        basic = base64.b64encode(f"pmap:{secret}".encode()).decode()  # Azure DevOps' Authorization header
+        assert basic not in everything, "a webhook secret leaked base64-encoded (Basic auth)"
         assert secret.encode() not in dump, "a webhook secret is stored in plaintext"

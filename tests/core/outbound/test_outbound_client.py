@@ -169,6 +169,7 @@ def test_a_malformed_redirect_location_fails_at_http_not_as_a_fault(server, loca
     with OutboundClient(server.url(), DEV) as client, pytest.raises(UpstreamError) as err:
         client.get("/server/properties")
     assert err.value.step == "http" and "malformed URL" in err.value.message
+    assert err.value.status == 502  # a vendor answering wrongly is a gateway error, not a refusal (422)
 
 
 def test_redirect_to_another_port_or_a_downgrade_is_refused(server, tls_server, tls_material) -> None:

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from starlette.requests import Request
 
 from pmap.app import create_app
+from pmap.core.errors import BadRequestError
 from pmap.core.settings import Settings
 from pmap.findings import importer
 from pmap.findings.models import Finding, ImportRecord
+from pmap.findings.upload import receive_upload
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, sarif_report, upload
 
@@ -114,3 +119,20 @@ def test_oversized_upload_is_413_and_leaves_no_spool_file(settings: Settings, ad
                         headers={**admin, "content-type": "multipart/form-data; boundary=b"})
         assert r.status_code == 413
     assert _count(api, Finding) == 0 and _spool_empty(api)
+
+
+def test_an_upload_cut_off_half_way_leaves_no_spool_file(tmp_path: Path) -> None:
+    # the part has started (its spool file exists) when the body stops: a disconnect, or the size cap
+    messages = [{"type": "http.request", "more_body": True,
+                 "body": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.nessus"\r\n\r\n' + b"x" * 1024},
+                {"type": "http.disconnect"}]
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    request = Request({"type": "http", "method": "POST",
+                       "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}, receive)  # type: ignore[arg-type]
+    with pytest.raises(BadRequestError):
+        anyio.run(receive_upload, request, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+

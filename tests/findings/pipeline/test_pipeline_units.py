@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 from pmap.core.db import Base
 from pmap.findings.batching import BackgroundWriter
-from pmap.findings.formats.base import ParsedFinding, ReportFormat, Severity, SeverityResult, map_by_table
+from pmap.findings.formats.base import ParsedFinding, ReportFormat, Severity, SeverityResult, cvss_band, map_by_table
 from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rule
 from pmap.findings.severity import Decision, SeverityPipeline
 from pmap.findings.rows import (
@@ -53,6 +53,13 @@ def test_threshold_ranks_known_severities_and_always_keeps_unknown() -> None:
     assert _stages(keep_all, ParsedFinding("a", vendor_severity="0"))[2] is True
     with pytest.raises(ValueError):
         SeverityPipeline(_format(), "severe", None, vendor="v", integration_id="i")
+
+
+def test_cvss_bands_are_the_specification_bands_at_every_edge() -> None:
+    bands = {0.0: "info", 0.1: "low", 3.9: "low", 4.0: "medium", 6.9: "medium", 7.0: "high", 8.9: "high",
+             9.0: "critical", 10.0: "critical"}
+    assert {score: cvss_band(score).value for score in bands} == bands  # type: ignore[union-attr]
+    assert cvss_band(None) is None and cvss_band(-0.1) is None and cvss_band(10.1) is None
 
 
 def test_a_failing_mapper_yields_unknown_not_info() -> None:

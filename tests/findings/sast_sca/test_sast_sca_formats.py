@@ -110,6 +110,10 @@ def test_cyclonedx_xml_sample() -> None:
 def test_gitleaks_never_copies_the_secret() -> None:
     (f,) = BY_KEY["gitleaks_json"].parse(io.BytesIO(SAMPLES["gitleaks_json"][1]))
     assert "AKIAZZZZSECRETVALUE99" not in repr(f)
+    v7 = b'[{"line": "key = AKIAZZZZSECRETVALUE77", "offender": "AKIAZZZZSECRETVALUE77", "rule": "AWS Access Key",' \
+         b' "file": "app.py", "lineNumber": 3, "commit": "abc123"}]'
+    (old,) = BY_KEY["gitleaks_json"].parse(io.BytesIO(v7))
+    assert old.rule_id == "AWS Access Key" and old.line == 3 and "SECRETVALUE77" not in repr(old)
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))

@@ -7,6 +7,7 @@ import io
 import json
 import random
 import zipfile
+from pathlib import Path
 
 import pytest
 from sast_sca_samples import SAMPLES, XML_KEYS
@@ -52,6 +53,16 @@ def test_billion_laughs_is_refused(key: str) -> None:
 def test_external_entity_is_refused(key: str) -> None:
     with pytest.raises(HostileReportError):
         _parse(key, XXE[key])
+
+
+@pytest.mark.parametrize("key", [k for k in XML_KEYS if SAMPLES[k][1].startswith(b"<")])  # cyclonedx's sample is JSON
+def test_a_dtd_named_by_the_report_is_never_loaded(key: str, tmp_path: Path) -> None:
+    dtd = tmp_path / "report.dtd"
+    dtd.write_text("<!ELEMENT broken")  # loaded, this DTD would fail the parse
+    data = SAMPLES[key][1]
+    decl_end = data.index(b"?>") + 2 if data.startswith(b"<?xml") else 0
+    doctype = f'\n<!DOCTYPE r SYSTEM "{dtd.as_uri()}">\n'.encode()
+    assert len(_parse(key, data[:decl_end] + doctype + data[decl_end:])) == len(_parse(key, data))
 
 
 @pytest.mark.parametrize("key", JSON_KEYS)

@@ -256,9 +256,11 @@ def test_acunetix_bare_start_url_gets_no_invented_port() -> None:
 
 
 def test_mobsf_severity_tables_follow_the_document_shape() -> None:
-    scan = b'{"errors":[],"mobsfscan_version":"0.3","results":{"r1":{"files":[{"file_path":"A.kt","match_lines":[3,3]}],"metadata":{"cwe":"cwe-798","severity":"INFO","description":"d"}}}}'
+    scan = (b'{"errors":[],"mobsfscan_version":"0.3","results":{"r1":{"files":[{"file_path":"A.kt","match_lines":[3,3],'
+            b'"match_string":"val apiKey = \\"AKIAIOSFODNN7EXAMPLE\\""}],"metadata":{"cwe":"cwe-798","severity":"INFO","description":"d"}}}}')
     (f,) = parse("mobsf_json", scan)
     assert (f.file_path, f.line, f.cwe_ids) == ("A.kt", 3, [798]) and severity("mobsf_json", f) == (Severity.LOW, "vendor")
+    assert "AKIAIOSFODNN7EXAMPLE" not in repr(f)  # the matched line of a hard-coded secret rule is the secret
     report = (b'{"app_name":"a","file_name":"a.apk","md5":"0","permissions":{"android.permission.CAMERA":{"status":"dangerous"}},'
               b'"code_analysis":{"findings":{"android_logging":{"files":{"A.java":"1,2"},"metadata":{"severity":"info","description":"logs"}}}},'
               b'"secrets":["\\"api_key\\" : \\"s3cr3t-value\\""]}')

@@ -210,8 +210,9 @@ def _mobsfscan(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
                      description=as_str(md.get("description")), cwe_ids=cwes_in(as_str(md.get("cwe"))),
                      file_path=as_str(f.get("file_path")), line=to_int(lines[0]) if lines else None,
                      references=[r for r in as_list(md.get("reference")) if isinstance(r, str) and r.startswith("http")],
-                     extra={"masvs": as_str(md.get("masvs")), "owasp_mobile": as_str(md.get("owasp-mobile")),
-                            "match": as_str(f.get("match_string"))})
+                     # not files[].match_string: the matched source line, which for the hard-coded
+                     # secret rules is the secret itself; the file and line locate it
+                     extra={"masvs": as_str(md.get("masvs")), "owasp_mobile": as_str(md.get("owasp-mobile"))})
 
 
 def _issue_list(doc: list[Any]) -> Iterator[ParsedFinding]:
