@@ -242,6 +242,12 @@ class RowBuilder:
         js, empty, now, imported = self._json, self._empty_list, self._now, self._import
         port, line, score = f.port, f.line, f.cvss_score
         suppressed = self._rule(d.suppressed_by) if d.suppressed_by else None
+        # a report that dates its scan but not each finding's discovery (Nessus' HOST_END) saw it
+        # first no later than then; never store a first sighting after the last one
+        last = _utc(f.last_seen, now)
+        first = _utc(f.first_seen, last) if f.first_seen is not None else last
+        if first > last:
+            first = last
         return (
             self._new_id(), *self._shared, fingerprint, imported, imported, title or "(untitled)", description, tool,
             js(_json_texts(f.cve_ids, IDS_MAX, 64)) if f.cve_ids else empty,
@@ -257,5 +263,5 @@ class RowBuilder:
             vendor_severity, d.mapped, d.severity, d.source, self._rule(d.rule_id) if d.rule_id else None,
             SUPPRESSED if suppressed else REPORT_STATES.get((f.status or "").lower(), OPEN), suppressed,
             js(dump_json(d.tags)) if d.tags else empty,
-            _utc(f.first_seen, now), _utc(f.last_seen, now), None, now, now,
+            first, last, None, now, now,
         )

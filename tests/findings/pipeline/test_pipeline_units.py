@@ -107,6 +107,23 @@ def test_rows_are_capped_and_cleaned_for_postgresql() -> None:
     assert row["status"] == "open" and row["severity_rule_id"] is None
 
 
+def test_a_first_sighting_is_never_after_the_last() -> None:
+    stream, decision = _stream(), Decision("low", "low", "vendor", None, None, [])
+    build = RowBuilder(stream)
+    utc = dt.timezone.utc
+    scan_end = dt.datetime(2013, 6, 25, 10, 39, 42, tzinfo=utc)
+    dated_scan = RowBuilder.as_dict(build("a" * 64, ParsedFinding("t", last_seen=scan_end), decision))
+    assert dated_scan["first_seen"] == dated_scan["last_seen"] == scan_end  # not the import's time, years later
+    undated = RowBuilder.as_dict(build("b" * 64, ParsedFinding("t"), decision))
+    assert undated["first_seen"] == undated["last_seen"] == stream.now
+    future = RowBuilder.as_dict(build("c" * 64, ParsedFinding("t", first_seen=dt.datetime(2999, 1, 1, tzinfo=utc),
+                                                                last_seen=scan_end), decision))
+    assert future["first_seen"] == future["last_seen"] == scan_end
+    both = RowBuilder.as_dict(build("d" * 64, ParsedFinding("t", first_seen=dt.datetime(2010, 1, 1), last_seen=scan_end),
+                                    decision))
+    assert both["first_seen"] == dt.datetime(2010, 1, 1, tzinfo=utc) and both["last_seen"] == scan_end
+
+
 def test_text_helpers() -> None:
     assert clean_text(None, 5) is None and clean_text("", 5) is None and clean_text("abcdefg", 3) == "abc"
     assert clean_text("\x00\x00", 5) is None
