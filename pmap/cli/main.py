@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pmap.core.errors import PmapError
@@ -31,7 +32,8 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    # escaped: a message quoting input or an API answer may hold "[...]", which Rich would take as markup
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=1)
 
 
@@ -145,7 +147,7 @@ def tokens_create(
         issued = issue_token(session, organization, role_value, name)
         token = issued.token
     engine.dispose()
-    err.print(f"created {role_value.value} token '{name}' for organization '{org}'; it is shown once:")
+    err.print(f"created {role_value.value} token '{escape(name)}' for organization '{escape(org)}'; it is shown once:")
     print(token)
 
 

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -109,11 +110,11 @@ def render_summary(summary: dict[str, Any], *, as_json: bool, console: Console) 
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
-    table = Table(title=f"import {summary.get('import_id', '')}")
+    table = Table(title="import summary")
     table.add_column("field")
     table.add_column("value", justify="right")
-    for name in SUMMARY_FIELDS:
-        table.add_row(name, str(summary.get(name, "")))
+    for name in ("import_id", *SUMMARY_FIELDS):
+        table.add_row(name, escape(str(summary.get(name, ""))))  # the scope is the uploader's text
     console.print(table)
     for warning in summary.get("warnings") or []:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -108,6 +108,8 @@ def test_table_output_and_format_override(served: Served, tmp_path: Path) -> Non
     result = _run(served, "--integration", served.integration, str(report), "--format", "nessus", "--scope", "cli-c")
     assert result.exit_code == 0, result.output
     assert "created" in result.stdout and "nessus" in result.stdout
+    tagged = _run(served, "--integration", served.integration, str(report), "--format", "nessus", "--scope", "[red]q3[/]")
+    assert tagged.exit_code == 0 and "[red]q3[/]" in tagged.stdout  # the uploader's text, not Rich markup
 
 
 def test_failures_exit_non_zero_with_the_api_message(served: Served, tmp_path: Path) -> None:
@@ -118,6 +120,9 @@ def test_failures_exit_non_zero_with_the_api_message(served: Served, tmp_path: P
     assert "accepted: nessus, tenable_csv" in result.stderr and result.stdout == ""
     missing = _run(served, "--integration", "00000000-0000-0000-0000-000000000000", str(sarif))
     assert missing.exit_code == 1 and "integration not found" in missing.stderr
+    not_an_id = _run(served, "--integration", "nope", str(sarif))
+    # the field problem is shown: "[...]" in a message is text, not markup Rich would swallow
+    assert not_an_id.exit_code == 1 and "[integration_id: " in " ".join(not_an_id.stderr.split())
     no_token = _run(served, "--integration", served.integration, str(sarif), token=False)
     assert no_token.exit_code == 1 and "PMAP_TOKEN" in no_token.stderr
     down = CliRunner().invoke(pmapctl, ["import", "--integration", served.integration, str(sarif),
