@@ -27,9 +27,10 @@ from pmap.findings.models import Finding, FindingStatus
 from pmap.findings.rows import FINGERPRINT, ROW_COLUMNS, STATUS, Row, RowBuilder, Stream
 
 OPEN, RESOLVED, SUPPRESSED, FILTERED = (s.value for s in FindingStatus)
-# columns an upsert must not change: the identity and the first sighting
+# columns an upsert must not change: the identity and its first import (first_seen keeps the
+# earliest sighting, see _earliest)
 _KEEP_ON_UPDATE = frozenset({"id", "organization_id", "integration_id", "scope", "fingerprint", "format",
-                             "first_import_id", "first_seen", "created_at"})
+                             "first_import_id", "created_at"})
 
 
 class _JsonText(sa.types.TypeDecorator[str]):
@@ -61,7 +62,15 @@ def _upsert(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in _KEEP_ON_UPDATE}
+    updates["first_seen"] = _earliest(table, stmt)
     return stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"], set_=updates)
+
+
+def _earliest(table: sa.Table, stmt: Any) -> Any:
+    """The first sighting an upsert keeps: the stored one, unless the report saw it earlier (an
+    older report imported after a newer one)."""
+    return sa.case((stmt.excluded.first_seen < table.c.first_seen, stmt.excluded.first_seen),
+                   else_=table.c.first_seen)
 
 
 def _existing_query(dialect: str, t: sa.Table, stream: Stream) -> Any:
@@ -118,6 +127,7 @@ class _CopyUpsert:
         temp = sa.table(self.TEMP, *(sa.column(n) for n in self._names))
         stmt = postgresql.insert(table).from_select(self._names, sa.select(*temp.c))
         updates = {n: stmt.excluded[n] for n in self._names if n not in _KEEP_ON_UPDATE}
+        updates["first_seen"] = _earliest(table, stmt)
         self._merge = stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"], set_=updates)
 
     def _copy(self, sql: str, rows: list[Row]) -> None:

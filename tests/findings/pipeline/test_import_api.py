@@ -55,6 +55,28 @@ def test_absent_findings_resolve_and_reappearing_ones_reopen(api: Api, admin: di
     assert reopened["status"] == "open" and reopened["resolved_at"] is None
 
 
+def test_the_first_sighting_is_the_earliest_any_report_gave(api: Api, admin: dict[str, str]) -> None:
+    import json
+
+    iid = create_integration(api, admin, vendor="gitleaks")
+
+    def report(date: str) -> bytes:  # Gitleaks dates each finding by its commit
+        return json.dumps([{"Description": "AWS key", "StartLine": 3, "EndLine": 3, "File": "app/config.py",
+                            "RuleID": "aws", "Commit": "abc", "Date": date, "Fingerprint": "abc:app/config.py:aws:3",
+                            "Secret": "x", "Match": "x"}]).encode()
+
+    def first_seen() -> str:
+        [f] = findings(api, admin, integration_id=iid)
+        return str(f["first_seen"])[:10]
+
+    assert upload(api, iid, report("2024-05-01T00:00:00Z"), admin, filename="gitleaks.json").json()["created"] == 1
+    assert first_seen() == "2024-05-01"
+    upload(api, iid, report("2023-01-02T00:00:00Z"), admin, filename="gitleaks.json")  # an older report, later
+    assert first_seen() == "2023-01-02"
+    assert upload(api, iid, report("2025-03-04T00:00:00Z"), admin, filename="gitleaks.json").json()["updated"] == 1
+    assert first_seen() == "2023-01-02"
+
+
 def test_partial_report_resolves_nothing(api: Api, admin: dict[str, str]) -> None:
     iid = create_integration(api, admin)
     upload(api, iid, nessus_report(THREE), admin)
