@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     @field_validator("*", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object, info: ValidationInfo) -> object:
-        # `export PMAP_RETENTION_DAYS=` means "not set" (the default), not "set to nothing"; except
+        # `export PMAP_WEBHOOK_RETENTION_DAYS=` means "not set" (the default), not "set to nothing"; except
         # PMAP_ENV: an empty one (say `PMAP_ENV=${UNSET}` in a deployment) must not mean development
         if info.field_name == "env" or not isinstance(v, str) or v.strip():
             return v
