@@ -6,6 +6,7 @@ imported from the report files these products export.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -108,6 +109,40 @@ class InvictiConnection(ConnectionSettings):
                           description="Invicti API base, e.g. https://www.netsparkercloud.com/api/1.0")
 
 
+_ACCOUNT_DATE_FORMATS = ("%m/%d/%Y %I:%M %p", "%d/%m/%Y %I:%M %p", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M",
+                         "%m/%d/%Y", "%d/%m/%Y")
+
+
+def _account_date(value: Any) -> datetime | None:
+    """An Invicti subscription date: ISO-8601, or the account's own format (``12/30/2022 04:00 PM``;
+    ``dd/MM/yyyy`` accounts exist). A date that reads two ways (``03/04/2025``) is None: never guess."""
+    when = parse_when(value)
+    if when is not None or not isinstance(value, str):
+        return when
+    readings: set[datetime] = set()
+    for fmt in _ACCOUNT_DATE_FORMATS:
+        try:
+            readings.add(datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC))
+        except ValueError:
+            continue
+    return readings.pop() if len(readings) == 1 else None
+
+
+def _invicti_end(lic: dict[str, Any]) -> tuple[datetime | None, str | None]:
+    """When the subscription ends and the product: the latest ISO ``EndDate`` of the active entries of
+    ``Licenses`` (unambiguous), else ``SubscriptionEndDate`` when it reads one way only."""
+    entries = [e for e in lic.get("Licenses") or [] if isinstance(e, dict)]
+    dated = [(when, e) for e in entries if e.get("IsActive") is not False
+             and (when := parse_when(e.get("EndDate"))) is not None]
+    if not dated:
+        dated = [(when, e) for e in entries if (when := parse_when(e.get("EndDate"))) is not None]
+    if dated:
+        when, entry = max(dated, key=lambda pair: pair[0])
+        return when, text(entry.get("ProductDefinition"))
+    product = text(entries[0].get("ProductDefinition")) if entries else None
+    return _account_date(lic.get("SubscriptionEndDate")), product
+
+
 class InvictiConnector:
     """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription."""
 
@@ -124,8 +159,8 @@ class InvictiConnector:
         license_ = None
         if lic is not None:
             enabled = lic.get("IsSubscriptionEnabled")
-            license_, notes = expiry(parse_when(lic.get("SubscriptionEndDate")), what="Invicti subscription",
-                                     kind=text(dig(lic, "Licenses", 0, "Edition")) or "subscription",
+            ends, product = _invicti_end(lic)
+            license_, notes = expiry(ends, what="Invicti subscription", kind=product or "subscription",
                                      expired=(enabled is False) or None,
                                      extra={"site_limit": lic.get("SubscriptionMaximumSiteLimit"),
                                             "sites": lic.get("SubscriptionSiteCount")})

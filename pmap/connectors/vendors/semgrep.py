@@ -1,7 +1,9 @@
 """Semgrep AppSec Platform web API (``https://semgrep.dev/api/v1``), Bearer token with the Web API scope.
 
-A token without the Web API scope is refused with 403: step ``permission`` (the token is real, it
-just may not use this API).
+A token without the Web API scope (an Agent/CI token) gets 404 from the Web API, per Semgrep's
+knowledge base ("Web API error 404 and token scopes"); ``GET /deployments`` exists for every token
+that may use the API, so a 404 there (or a 403) is step ``permission``: the token is real, it just may
+not use this API.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ class SemgrepConnector:
         """List the token's deployments; the configured slug must be among them."""
         with ctx.client() as c:
             resp = check(ctx, c.get("/deployments", headers={"Authorization": f"Bearer {ctx.secret('token')}"}),
-                         "GET /deployments",
-                         permission_hint="create the token with the Web API scope (Settings > Tokens)")
+                         "GET /deployments", permission=(403, 404),
+                         permission_hint="the token lacks the Web API scope (Semgrep answers such tokens 404; a "
+                                         "base_url that is not the API's gets 404 too): add the scope or create a "
+                                         "token with it (Settings > Tokens)")
         deployments = [d for d in json_of(ctx, resp, "deployments").get("deployments") or [] if isinstance(d, dict)]
         if not deployments:
             raise fail(ctx, "the token sees no deployment", step="permission")

@@ -1,7 +1,13 @@
 """Invicti Enterprise (formerly Netsparker Enterprise) API 1.0: account/me and account/license.
 
 Auth: HTTP Basic ``USERID:API-TOKEN``. Errors are ASP.NET Web API's ``{"Message": "..."}``.
-License field names follow the public generated API clients (not confirmed on a live account).
+``/account/license`` follows Netsparker's API reference sample for ``GET /api/1.0/account/license``
+("SubscriptionEndDate: the date in which your account will expire ... the date format defined in your
+account"), the ``AccountLicenseApiModel``/``LicenseBaseModel`` of the netsparker-cloud npm client generated
+from Invicti's OpenAPI document, and a live answer logged in niaid/moleculer-netsparker-cloud's README:
+``SubscriptionStartDate``/``SubscriptionEndDate`` are in the account's own date format
+(``12/30/2022 04:00 PM``; ``dd/MM/yyyy`` accounts exist), never ISO-8601, while each entry of ``Licenses``
+carries ISO-8601 ``StartDate``/``EndDate`` (with offset) and ``ProductDefinition``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,13 @@ async def _auth(request: Request) -> set[str]:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S")
+    """A license entry's date: ISO-8601 with offset (``2022-12-30T21:00:00+00:00``)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _account_date(dt: datetime) -> str:
+    """A subscription date in the account's date format (the default ``MM/dd/yyyy hh:mm tt``)."""
+    return dt.astimezone(UTC).strftime("%m/%d/%Y %I:%M %p")
 
 
 @router.get(_API + "/account/me")
@@ -55,6 +67,7 @@ async def me(request: Request) -> Response:
             "DisplayName": "PMAP integration",
             "Email": "pmap@example.com",
             "TimeZoneInfo": "UTC",
+            "DateFormat": "MM/dd/yyyy",
             "Role": role,
             "IsApiAccessEnabled": True,
         },
@@ -73,20 +86,27 @@ async def license_(request: Request) -> Response:
     return json_reply(
         200,
         {
-            "SubscriptionStartDate": _iso(start),
-            "SubscriptionEndDate": _iso(end),
-            "IsSubscriptionEnabled": active,
             "SubscriptionMaximumSiteLimit": 50,
             "SubscriptionSiteCount": 3,
+            "SubscriptionEndDate": _account_date(end),
+            "SubscriptionStartDate": _account_date(start),
+            "IsAccountWhitelisted": False,
+            "UsedScanCreditCount": 0,
+            "ScanCreditCount": 0,
+            "IsCreditScanEnabled": False,
+            "IsSubscriptionEnabled": active,
+            "PreVerifiedWebsites": [],
             "Licenses": [
                 {
-                    "Id": "c0ffee00-sandbox",
-                    "ProductDefinition": "Invicti Enterprise",
-                    "Edition": "Enterprise",
-                    "StartDate": _iso(start),
                     "EndDate": _iso(end),
+                    "MaximumSiteLimit": 50,
+                    "ProductDefinition": "Enterprise",
+                    "StartDate": _iso(start),
+                    "ValidForDays": max((end - datetime.now(UTC)).days, 0),
+                    "Id": "c0ffee00-0000-4000-8000-000000000001",
                     "IsActive": active,
-                    "Quantity": 50,
+                    "Key": "SANDBOXLICENSEKEY0000000000000000",
+                    "AccountCanCreateSharkScanTask": False,
                 }
             ],
         },
@@ -98,5 +118,6 @@ VENDOR = {
     "base_path": f"/{KEY}/api/1.0",
     "auth": "HTTP Basic USERID:API-TOKEN",
     "valid_credentials": {"user_id": "0a1b2c3d4e5f", "api_token": "invicti-token-0001"},
-    "notes": "license field names from public clients; noperm -> license 403",
+    "notes": "license as in Netsparker's published sample: subscription dates in the account's date format "
+    "(MM/dd/yyyy hh:mm AM), ISO dates per entry of Licenses; noperm -> license 403",
 }

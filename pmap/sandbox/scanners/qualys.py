@@ -19,6 +19,11 @@ KEY = "qualys_vmdr"
 router = vendor_router(KEY)
 _XML = "application/xml"
 
+# 1903 (400 "Missing required parameter(s)") and 1965 (409 rate limit) as in Qualys' API user guide, Appendix D
+# "Error Codes/Descriptions" (docs.qualys.com/en/vm/qweb-all-api/appendix/appendix_d.htm); the 401 text
+# "Bad Login/Password" as in Qualys' "Troubleshooting Qualys API" (discussions.qualys.com DOC-7025). The 401
+# CODE 2000 and the 503 CODE 999 are not confirmed (no Qualys source found), nor the CODE of the answer to a
+# missing X-Requested-With header.
 _CODES = {400: 1903, 401: 2000, 409: 1965, 503: 999}
 
 
@@ -106,5 +111,6 @@ VENDOR = {
     "valid_credentials": {"username": "pmap_qa", "password": "qualys-pass-0001"},
     "notes": "ratelimit -> 409 CODE 1965 with X-RateLimit-ToWait-Sec (Qualys's documented signal, no Retry-After); "
     "missing X-Requested-With -> 400 SIMPLE_RETURN; no license report, so expired/expiring/noperm/admin "
-    "change nothing; the 400/401/503 CODE values are not confirmed",
+    "change nothing; CODE 1903 (400) and 1965 (409) as in Qualys' API guide Appendix D; the 401 CODE 2000 and "
+    "503 CODE 999 are not confirmed",
 }

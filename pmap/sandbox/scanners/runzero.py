@@ -2,7 +2,9 @@
 
 Auth: ``Authorization: Bearer <key>``; the key prefix is its scope: ``ET`` export token (export
 routes only), ``OT`` organization key, ``CT`` account key (picks the org with ``_oid``). A key
-without one of these prefixes is refused. Errors are ``{"error": "..."}`` (shape not confirmed).
+without one of these prefixes is refused. Errors are ``{"error": "..."}`` (shape not confirmed: runZero's
+OpenAPI document, runZeroInc/runzero-api, describes the 401 only as "Access token is missing or invalid",
+with no body schema).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Semgrep AppSec Platform web API (``https://semgrep.dev/api/v1``): deployments and findings.
 
-Auth: ``Authorization: Bearer <token>``; the token needs the "Web API" scope (``noperm`` is a token
-without it: 403). Errors are ``{"error": "..."}`` (shape not confirmed against Semgrep's docs).
+Auth: ``Authorization: Bearer <token>``; the token needs the "Web API" scope. ``noperm`` is a token
+without it (an Agent/CI-only token): the Web API answers it 404, as Semgrep's knowledge base says
+("Web API error 404 and token scopes", semgrep.dev/docs/kb/semgrep-appsec-platform/api-404-token-scope),
+not 403. Errors are ``{"error": "..."}`` (shape not confirmed against Semgrep's docs).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ STYLE = ErrorStyle(
 async def _auth(request: Request) -> set[str]:
     marks = await guard(KEY, STYLE, request, [parse_scheme(request.headers.get("authorization"), "Bearer")])
     if sc.NOPERM in marks:
-        raise Reply(_error(403, "This token does not have the Web API scope"))
+        # an Agent (CI) token on the Web API: 404, per Semgrep's KB (the deployment is not named)
+        raise Reply(_error(404, "Not found"))
     return marks
 
 
@@ -92,5 +95,5 @@ VENDOR = {
     "base_path": f"/{KEY}/api/v1",
     "auth": "Authorization: Bearer <token>",
     "valid_credentials": {"token": "semgrep-web-api-token-0001"},
-    "notes": "noperm -> 403 (token without Web API scope)",
+    "notes": "noperm -> 404 (token without the Web API scope, as Semgrep's KB documents)",
 }

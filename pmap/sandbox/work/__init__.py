@@ -88,7 +88,10 @@ def _github(category: str) -> dict[str, Any]:
             "fixtures": {"repositories": ["acme/webapp", "acme/api"]},
             "notes": "X-OAuth-Scopes: repo (default), read:user (noperm: private repos answer 404), admin scopes "
                      "(admin); expiring -> GitHub-Authentication-Token-Expiration header; expired -> 401 Bad "
-                     "credentials; artifact zip answers 302 to /<key>/_blobs/... on another host name (localhost <-> 127.0.0.1); blobs refuse an Authorization header (unconfirmed: the storage host's exact refusal)"}
+                     "credentials; artifact zip answers 302 to /<key>/_blobs/... on another host name (localhost "
+                     "<-> 127.0.0.1); blobs refuse an Authorization header with Azure Blob Storage's 403 "
+                     "AuthenticationFailed XML (as reported in project-chip/connectedhomeip#32656, "
+                     "cloudflare/workers-sdk#4816)"}
 
 
 def _gitlab(category: str) -> dict[str, Any]:
@@ -128,6 +131,7 @@ _DESCRIPTORS: dict[str, dict[str, Any]] = {
                    "valid_credentials": {"username": "pmap.integration", "password": "snSandboxPass0001"},
                    "fixtures": {"tables": ["incident", "sys_user", "sys_user_role", "sys_user_has_role"]},
                    "notes": "roles: itil (default), admin (admin), none (noperm: incidents hidden, writes 403); "
+                            "a password containing 'security' also holds security_admin; "
                             "unknown query fields are ignored, as on a default instance"},
     "github_issues": _github("ticketing"),
     "github_actions": _github("CI/CD"),

@@ -5,7 +5,11 @@ storage on another host, as GitHub does. Here the "storage host" is the same loo
 another name (``localhost`` when the API was called as ``127.0.0.1``, and the reverse), path
 ``/<vendor_key>/_blobs/...``: the URL authorizes itself, and like pre-signed storage URLs it refuses
 a request that also carries an ``Authorization`` header (so a client that forwards its token to the
-storage host is caught). An expired artifact answers 410.
+storage host is caught) with Azure Blob Storage's own answer: 403 ``<Error><Code>AuthenticationFailed</Code>
+<Message>Server failed to authenticate the request. ...`` as reported for GitHub artifact downloads in
+project-chip/connectedhomeip#32656, cloudflare/workers-sdk#4816 and XAMPPRocky/octocrab#562 (a
+malformed ``Authorization`` can also draw 400 ``InvalidAuthenticationInfo``, rapid7/metakitty#30).
+An expired artifact answers 410.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from pmap.sandbox.work._base import Reply, state
 from pmap.sandbox.work.github import GhCall, authenticate, find_repo, gh_error, gh_state, paginate
 
 ACCEPTED = "repo"
+# Azure Blob Storage's refusal of a signed URL fetched with an Authorization header (see the docstring)
+_AUTH_FAILED = ('<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server '
+                "failed to authenticate the request. Make sure the value of Authorization header is formed correctly "
+                "including the signature.\nRequestId:00000000-0000-0000-0000-000000000000\n"
+                "Time:2024-01-01T00:00:00.0000000Z</Message></Error>")
 
 
 def _run(call: GhCall, request: Request, repo: store.Repo, run_id: int) -> store.Run:
@@ -110,7 +119,6 @@ def register(router: APIRouter, key: str) -> None:
         # blob storage's own answers, not the API's: an unknown or expired signature, or a second
         # credential beside the signature, is refused
         if content is None or "authorization" in request.headers:
-            return Response("<Error><Code>AuthenticationFailed</Code></Error>", status_code=403,
-                            media_type="application/xml")
+            return Response(_AUTH_FAILED, status_code=403, media_type="application/xml")
         return Response(content, media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})

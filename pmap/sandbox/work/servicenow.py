@@ -4,7 +4,9 @@ Every answer is wrapped: ``{"result": ...}`` on success, ``{"error": {"message",
 "status": "failure"}`` on failure. Tables: ``sys_user``, ``sys_user_role``, ``sys_user_has_role``
 (role grants, for least-privilege checks: ``itil`` is what incident work needs, ``admin`` is
 over-privilege) and ``incident``. ACLs follow the scenario: ``noperm`` holds no ``itil``, reads
-no incidents (an ACL filters rows) and writes none (403). Resolving or closing an incident without
+no incidents (an ACL filters rows) and writes none (403). The vendor-specific marker ``security``
+in the password grants ``security_admin`` besides the scenario's roles (the generic ``admin`` marker
+cannot spell it: ``security_admin`` contains ``admin``). Resolving or closing an incident without
 ``close_code`` and ``close_notes`` fails on the default data policy, as on a real instance.
 """
 
@@ -33,6 +35,7 @@ from pmap.sandbox.work._base import (
 
 KEY = "servicenow"
 RESOLVED_STATES = {"6", "7"}
+SECURITY = "security"  # vendor-specific marker (in the password): the user also holds security_admin
 
 
 def sn_error(status: int, message: str, detail: str | None, headers: dict[str, str] | None = None) -> Response:
@@ -66,7 +69,8 @@ async def authenticate(request: Request) -> tuple[Caller, data.Instance, data.Re
         raise Reply(DIALECT.missing(request))
     caller = await admit(KEY, DIALECT, request, basic[0], basic[1], checked=[basic[0]])
     instance: data.Instance = state(request, KEY, data.Instance)
-    user = instance.ensure_user(caller.principal, admin=caller.admin, noperm=caller.noperm)
+    user = instance.ensure_user(caller.principal, admin=caller.admin, noperm=caller.noperm,
+                                security_admin=SECURITY in caller.secret.lower())
     return caller, instance, user
 
 

@@ -64,7 +64,7 @@ class Instance:
         self.tables: dict[str, dict[str, Record]] = {name: {} for name in REFERENCES}
         self._numbers = itertools.count(10001)
         self.roles = {name: self._insert("sys_user_role", {"name": name, "description": name}, "system")
-                      for name in ("admin", "itil", "snc_internal", "user_admin")}
+                      for name in ("admin", "itil", "snc_internal", "user_admin", "security_admin")}
         self.ensure_user("admin", admin=True, noperm=False)
 
     def _insert(self, table: str, values: Record, creator: str) -> str:
@@ -72,8 +72,12 @@ class Instance:
         self.tables[table][record["sys_id"]] = record
         return record["sys_id"]
 
-    def ensure_user(self, user_name: str, *, admin: bool, noperm: bool) -> Record:
-        """The ``sys_user`` row of ``user_name``, created with roles fitting the scenario on first use."""
+    def ensure_user(self, user_name: str, *, admin: bool, noperm: bool, security_admin: bool = False) -> Record:
+        """The ``sys_user`` row of ``user_name``, created with roles fitting the scenario on first use.
+
+        ``security_admin`` grants that role directly (beside ``itil`` unless ``noperm``): a high-privilege
+        role a least-privilege check must flag even on an account without ``admin``.
+        """
         for record in self.tables["sys_user"].values():
             if record["user_name"] == user_name:
                 return record
@@ -88,6 +92,8 @@ class Instance:
             grants += [("admin", "false"), ("itil", "true"), ("user_admin", "true")]
         elif not noperm:
             grants.append(("itil", "false"))
+        if security_admin and not admin:
+            grants.append(("security_admin", "false"))
         for role, inherited in grants:
             self._insert("sys_user_has_role", {
                 "user": uid, "role": self.roles[role], "inherited": inherited, "state": "active",

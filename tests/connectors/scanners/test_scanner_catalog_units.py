@@ -14,6 +14,7 @@ from pmap.connectors.catalog import check_type
 from pmap.connectors.vendors import _tenable_export
 from pmap.connectors.vendors._support import days_until, expiry, parse_when
 from pmap.connectors.vendors.checkmarx import CheckmarxConnection, CheckmarxCredentials, claims_of, iam_base
+from pmap.connectors.vendors.dast import _invicti_end
 from pmap.connectors.vendors.snyk import v1_base
 from pmap.connectors.vendors.veracode import VeracodeCredentials, VeracodeHmacAuth
 from pmap.core.errors import ValidationFailed
@@ -119,6 +120,22 @@ def test_parse_when_reads_vendor_date_shapes() -> None:
         assert parse_when(raw) == expected, raw
     assert parse_when("2024-01-02") == datetime(2024, 1, 2, tzinfo=UTC)
     assert parse_when("soon") is None and parse_when(None) is None and parse_when(True) is None
+
+
+def test_invicti_license_dates_as_netsparker_documents_them() -> None:
+    # GET /account/license as in Netsparker's API reference sample: subscription dates in the account's
+    # own format, ISO dates (with offset) per license entry
+    sample = {"SubscriptionEndDate": "12/30/2022 04:00 PM", "SubscriptionStartDate": "03/02/2020 04:00 PM",
+              "IsSubscriptionEnabled": True,
+              "Licenses": [{"EndDate": "2022-12-30T21:00:00+00:00", "MaximumSiteLimit": 8, "ProductDefinition": "Team",
+                            "StartDate": "2020-03-02T21:00:00+00:00", "IsActive": True}]}
+    assert _invicti_end(sample) == (datetime(2022, 12, 30, 21, tzinfo=UTC), "Team")
+    # entries without dates (older generated models): the subscription date, when it reads one way only
+    assert _invicti_end({"SubscriptionEndDate": "12/30/2022 04:00 PM", "Licenses": [{"IsActive": True}]}) \
+        == (datetime(2022, 12, 30, 16, tzinfo=UTC), None)
+    assert _invicti_end({"SubscriptionEndDate": "30/12/2022 04:00 PM"})[0] == datetime(2022, 12, 30, 16, tzinfo=UTC)
+    assert _invicti_end({"SubscriptionEndDate": "03/04/2025 04:00 PM"}) == (None, None)  # March 4 or 3 April
+    assert _invicti_end({"SubscriptionEndDate": "01/01/1999 01:00 AM"})[0] == datetime(1999, 1, 1, 1, tzinfo=UTC)
 
 
 def test_expiry_states_and_warnings() -> None:

@@ -9,7 +9,7 @@ from pmap.core.settings import Settings
 from pmap.sandbox.server import SandboxServer
 
 from .cases import VENDORS, catalog_entry, settings_for, unique
-from .conftest import context
+from .conftest import context, run_test
 
 # (vendor, marker, report ok, rights flagged as excess)
 CASES = [
@@ -134,3 +134,13 @@ def test_checkmarx_oauth_client_credentials_work_too(sandbox: SandboxServer, dev
     credentials = {"client_id": "pmap-client", "client_secret": "cx-secret-000000000001"}
     ctx = context(dev_settings, "checkmarx_one", connection, credentials)
     assert catalog_entry("checkmarx_one").implementation.test_connection(ctx).version == "3.21.4"
+
+
+def test_semgrep_token_without_the_web_api_scope_fails_at_permission(sandbox: SandboxServer,
+                                                                     dev_settings: Settings) -> None:
+    # Semgrep answers an Agent (CI) token 404 on the Web API (KB "Web API error 404 and token scopes")
+    connection, credentials = settings_for("semgrep", sandbox.base_url, "noperm")
+    result = run_test(dev_settings, "semgrep", connection, credentials)
+    assert result.failed_step == "permission"
+    assert result.message and "HTTP 404" in result.message and "Web API scope" in result.message
+    assert credentials["token"] not in result.message

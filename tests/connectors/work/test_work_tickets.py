@@ -123,6 +123,16 @@ def test_least_privilege_report(vendor: str, sandbox: SandboxServer, dev_setting
         assert any("more rights than PMAP needs" in w for w in admin.warnings)
 
 
+def test_servicenow_security_admin_is_excess_rights(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    # the sandbox's ServiceNow marker "security" (in the password) grants security_admin beside itil
+    connection, credentials = settings_for("servicenow", sandbox.base_url, "security")
+    report = catalog_entry("servicenow").implementation.check_permissions(
+        context(dev_settings, "servicenow", connection, credentials))
+    assert report.ok, report  # itil is held: incident work is possible
+    assert report.excess == ["security_admin"]
+    assert any("more rights than PMAP needs" in w for w in report.warnings)
+
+
 def test_azure_reports_the_unreadable_token_scopes_as_unknown(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("azure_boards", sandbox.base_url)
     report = catalog_entry("azure_boards").implementation.check_permissions(

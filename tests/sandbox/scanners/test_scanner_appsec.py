@@ -159,7 +159,8 @@ def test_semgrep_token_without_web_api_scope(sandbox: SandboxServer, client: htt
     slug = deployments[0]["slug"]
     findings = client.get(f"{base}/deployments/{slug}/findings", headers=_bearer(cred())).json()["findings"]
     assert findings[0]["severity"] == "high"
-    assert client.get(f"{base}/deployments", headers=_bearer(cred("noperm"))).status_code == 403
+    # a token without the Web API scope gets 404 (Semgrep KB "Web API error 404 and token scopes")
+    assert client.get(f"{base}/deployments", headers=_bearer(cred("noperm"))).status_code == 404
 
 
 def test_github_scopes_and_code_scanning_permissions(sandbox: SandboxServer, client: httpx.Client) -> None:
@@ -211,8 +212,12 @@ def test_dast_license_expiry(sandbox: SandboxServer, client: httpx.Client, key: 
         assert get("ok").json()["license"]["expired"] is False
     else:
         assert get("expired").json()["IsSubscriptionEnabled"] is False
-        end = datetime.fromisoformat(get("expiring").json()["SubscriptionEndDate"]).replace(tzinfo=UTC)
-        assert 8 <= (end - datetime.now(UTC)).days <= 10
+        expiring = get("expiring").json()
+        end = datetime.fromisoformat(expiring["Licenses"][0]["EndDate"])  # ISO-8601 with offset per entry
+        assert end.tzinfo is not None and 8 <= (end - datetime.now(UTC)).days <= 10
+        # the subscription dates are in the account's date format (Netsparker's sample: 12/30/2022 04:00 PM)
+        assert datetime.strptime(expiring["SubscriptionEndDate"], "%m/%d/%Y %I:%M %p").date() == end.date()
+        assert expiring["Licenses"][0]["ProductDefinition"] and "Edition" not in expiring["Licenses"][0]
         assert get("noperm").status_code == 403
 
 

@@ -96,7 +96,9 @@ def test_workflow_runs_and_artifact_download(sandbox: SandboxServer, client: htt
     assert redirect.status_code == 302
     location = httpx.URL(redirect.headers["Location"])
     assert location.host != httpx.URL(live["archive_download_url"]).host  # the storage host, as on GitHub.com
-    assert client.get(location, headers=auth).status_code == 403  # a second credential beside the signature
+    refused = client.get(location, headers=auth)  # a second credential beside the signature
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/xml")
+    assert "<Code>AuthenticationFailed</Code>" in refused.text  # Azure Blob Storage's answer, as GitHub users see it
     blob = client.get(location)  # a pre-signed URL: no credentials
     assert blob.status_code == 200 and blob.headers["content-type"] == "application/zip"
     sarif = json.loads(zipfile.ZipFile(io.BytesIO(blob.content)).read("results.sarif"))

@@ -37,6 +37,7 @@ def test_missing_credentials_answer_the_servicenow_401(sandbox: SandboxServer, c
     ("ok", "svc.itil", {"itil", "snc_internal"}),
     ("noperm", "svc.weak", {"snc_internal"}),
     ("admin", "svc.super", {"admin", "itil", "snc_internal", "user_admin"}),
+    ("security", "svc.secadm", {"itil", "security_admin", "snc_internal"}),  # vendor-specific marker
 ])
 def test_role_grants_follow_the_scenario(sandbox: SandboxServer, client: httpx.Client, marker: str, user: str,
                                          roles: set[str]) -> None:
