@@ -153,9 +153,7 @@ class InvictiConnector:
             me = json_of(ctx, check(ctx, c.get("/account/me", auth=auth), "GET /account/me"), "account")
             resp = c.get("/account/license", auth=auth)
             lic = None if resp.status == 403 else json_of(ctx, check(ctx, resp, "GET /account/license"), "license")
-        warnings = []
-        if me.get("IsApiAccessEnabled") is False:
-            warnings.append("API access is disabled for this Invicti user")
+        warnings: list[str] = []
         license_ = None
         if lic is not None:
             enabled = lic.get("IsSubscriptionEnabled")
@@ -165,10 +163,10 @@ class InvictiConnector:
                                      extra={"site_limit": lic.get("SubscriptionMaximumSiteLimit"),
                                             "sites": lic.get("SubscriptionSiteCount")})
             warnings.extend(notes)
-        role = text(me.get("Role")) or "unknown role"
-        note = "" if lic is not None else "; the license is not readable with this role"
+        # /account/me names the user but not its role (UserHealthCheckApiModel); a 403 on the license says enough
+        note = "" if lic is not None else "; the license is not readable with this user's role"
         return Probe(product="Invicti Enterprise", license=license_, warnings=warnings,
-                     message=f"authenticated as {text(me.get('DisplayName')) or 'the API user'} ({role}){note}")
+                     message=f"authenticated as {text(me.get('DisplayName')) or 'the API user'}{note}")
 
 
 # --- Acunetix --------------------------------------------------------------------------------------
