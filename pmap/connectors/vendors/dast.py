@@ -26,11 +26,14 @@ from pmap.connectors.vendors._support import (
     dig,
     expiry,
     fail,
+    host_of,
     json_of,
     parse_when,
     permission_report,
     text,
 )
+from pmap.core.errors import UpstreamError
+from pmap.core.outbound import OutboundResponse
 
 _TEST = (Operation.TEST_CONNECTION,)
 
@@ -80,19 +83,43 @@ class ZapConnection(ConnectionSettings):
     base_url: str = Field(description="ZAP API address, e.g. http://zap.internal:8080")
 
 
+_ZAP_KEY_HINT = "check the API key (ZAP: Tools > Options > API)"
+_ZAP_SILENT = ("ZAP closes the connection without answering when the API key is wrong or missing, or when this "
+               "address is not permitted to use the API (Tools > Options > API), unless 'Report permission errors "
+               "via API' is on")
+
+
 class ZapConnector:
-    """ZAP: ``X-ZAP-API-Key``; ZAP answers a wrong key with 403 ``bad_api_key`` (it has no 401)."""
+    """ZAP: ``X-ZAP-API-Key``. A wrong key gets no answer by default (ZAP closes the connection); with
+    ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /JSON/core/view/version/`` with the key."""
         with ctx.client() as c:
-            resp = check(ctx, c.get("/JSON/core/view/version/", headers={"X-ZAP-API-Key": ctx.secret("api_key")}),
-                         "GET /JSON/core/view/version/", auth=(401, 403), permission=(),
-                         auth_hint="check the API key (ZAP: Tools > Options > API)")
+            try:
+                resp = c.get("/JSON/core/view/version/", headers={"X-ZAP-API-Key": ctx.secret("api_key")})
+            except UpstreamError as exc:
+                if exc.step == "http" and exc.upstream_status is None:  # connected, but no HTTP answer
+                    raise UpstreamError(f"{exc.message}; {_ZAP_SILENT}", step=exc.step) from None
+                raise
+        if resp.status == 400 and _zap_code(resp) == "bad_api_key":
+            raise fail(ctx, f"{host_of(resp)} refused the API key (bad_api_key): {_ZAP_KEY_HINT}", step="auth",
+                       resp=resp)
+        # 401/403 come from a proxy in front of ZAP, not from ZAP
+        check(ctx, resp, "GET /JSON/core/view/version/", auth=(401, 403), permission=(), auth_hint=_ZAP_KEY_HINT)
         version = text(json_of(ctx, resp, "version").get("version"))
         if version is None:
             raise fail(ctx, "ZAP's version answer has no version", step="response")
         return Probe(product="ZAP", version=version)
+
+
+def _zap_code(resp: OutboundResponse) -> str | None:
+    """The ``code`` of a ZAP API error body (``{"code": "bad_api_key", "message": ...}``), if any."""
+    try:
+        body = resp.json()
+    except UpstreamError:  # not JSON
+        return None
+    return text(body.get("code")) if isinstance(body, dict) else None
 
 
 # --- Invicti Enterprise ------------------------------------------------------------------------------
@@ -175,23 +202,29 @@ class AcunetixConnection(ConnectionSettings):
     base_url: str = Field(description="Acunetix API base, e.g. https://acunetix.example.com:3443/api/v1")
 
 
-_ACUNETIX_READERS = {"master", "tech_admin", "tester", "auditor"}
-_ACUNETIX_EXCESS = {"master": "Administrator (master)", "tech_admin": "Technical Administrator"}
+_ACUNETIX_ROOT = "System Administrator (the root account)"
 
 
 class AcunetixConnector:
-    """Acunetix: ``X-Auth``; ``/me`` (user, role) and ``/info`` (version, license)."""
+    """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
+
+    ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
+    ``first_name``, ``enabled``, ``child_account``, ``su``), so reading is proven by a trial read of one
+    page of ``/vulnerabilities``; the root account (``child_account: false``) is the System Administrator.
+    """
+
+    def _headers(self, ctx: OperationContext) -> dict[str, str]:
+        return {"X-Auth": ctx.secret("api_key")}
 
     def _me(self, ctx: OperationContext, c: Any) -> dict[str, Any]:
-        resp = check(ctx, c.get("/me", headers={"X-Auth": ctx.secret("api_key")}), "GET /me")
+        resp = check(ctx, c.get("/me", headers=self._headers(ctx)), "GET /me")
         return json_of(ctx, resp, "user")
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /me`` proves the key; ``GET /info`` gives version and license."""
         with ctx.client() as c:
             me = self._me(ctx, c)
-            info = json_of(ctx, check(ctx, c.get("/info", headers={"X-Auth": ctx.secret("api_key")}), "GET /info"),
-                           "info")
+            info = json_of(ctx, check(ctx, c.get("/info", headers=self._headers(ctx)), "GET /info"), "info")
         parts = [text(info.get(k)) for k in ("major_version", "minor_version", "build_number")]
         version = ".".join(p for p in parts if p) or None
         raw = info.get("license")
@@ -201,16 +234,18 @@ class AcunetixConnector:
                                     expired=lic.get("expired") if isinstance(lic.get("expired"), bool) else None,
                                     extra={"max_targets": lic.get("max_targets")})
         return Probe(product="Acunetix", version=version, license=license_, warnings=warnings,
-                     message=f"authenticated as {text(me.get('email')) or 'the API user'} ({text(me.get('role'))})")
+                     message=f"authenticated as {text(me.get('email')) or 'the API user'}")
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
-        """The key's role: any role reads scans and vulnerabilities; administrators hold more than needed."""
+        """A trial read of one page of vulnerabilities; the root account holds more than needed."""
         with ctx.client() as c:
-            role = (text(self._me(ctx, c).get("role")) or "").lower()
-        granted = (role in _ACUNETIX_READERS) if role else None
-        excess = [_ACUNETIX_EXCESS[role]] if role in _ACUNETIX_EXCESS else []
-        return permission_report([("read scans and vulnerabilities", "importing findings", granted)], excess,
-                                 [f"the API key's role is {role or 'unknown'}"])
+            me = self._me(ctx, c)
+            resp = c.get("/vulnerabilities", headers=self._headers(ctx), params={"l": 1})
+            if resp.status != 403:
+                check(ctx, resp, "GET /vulnerabilities")
+        root = me.get("child_account") is False  # absent or not a boolean: not claimed
+        return permission_report([("read scans and vulnerabilities", "importing findings", resp.status != 403)],
+                                 [_ACUNETIX_ROOT] if root else [])
 
 
 CONNECTOR_TYPES = (
@@ -227,7 +262,8 @@ CONNECTOR_TYPES = (
         connection_model=ZapConnection, credentials_model=ApiKey, report_formats=("zap_xml", "zap_json", "sarif"),
         implementation=ZapConnector(), operations=_TEST,
         docs_url="https://www.zaproxy.org/docs/api/",
-        notes="ZAP answers a wrong API key with 403 (reported as step auth); it has no license or roles.",
+        notes="ZAP closes the connection on a wrong API key unless 'Report permission errors via API' is on (then "
+              "HTTP 400 bad_api_key, reported as step auth); it has no license or roles.",
     ),
     ConnectorType(
         vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,

@@ -1,7 +1,13 @@
-"""Acunetix API v1 (``https://HOST:3443/api/v1``): ``/me`` and ``/info`` (version and license).
+"""Acunetix API v1 (``https://HOST:3443/api/v1``): ``/me``, ``/info`` (version and license) and a
+one-page ``/vulnerabilities`` read.
 
 Auth: ``X-Auth: <key>``. Errors are ``{"code", "message", "details"}`` (field names from the
-community API documentation, not confirmed on a live install).
+community API documentation, not confirmed on a live install). ``/me`` carries the fields the
+community documentation lists (h4rdy/Acunetix11-API-Documentation ``Document/Dashboard.md``:
+``user_id``, ``email``, ``first_name``, ``enabled``, ``child_account``, ``su``): no role. Acunetix's
+roles (System/Platform Administrator, AppSec Admin/User, Report Viewer; Tech Admin, Tester, Auditor
+before 15.4) are not named by ``/me``; the root account (``child_account: false``) is the System
+Administrator. ``noperm`` is a user whose role may not read vulnerabilities (403).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap.sandbox import scenarios as sc
-from pmap.sandbox.scanners._common import ErrorStyle, guard, json_reply, vendor_router
+from pmap.sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, vendor_router
 
 KEY = "acunetix"
 router = vendor_router(KEY)
@@ -39,21 +45,41 @@ async def _auth(request: Request) -> set[str]:
 
 @router.get(_API + "/me")
 async def me(request: Request) -> Response:
-    """The key's user and role (master > tech_admin > tester > auditor)."""
+    """The key's user; ``admin`` is the root account (``child_account: false``, ``su: true``)."""
     marks = await _auth(request)
-    role = "master" if sc.ADMIN in marks else "auditor" if sc.NOPERM in marks else "tester"
+    root = sc.ADMIN in marks
     return json_reply(
         200,
         {
             "user_id": "11111111-2222-3333-4444-555555555555",
             "email": "pmap@example.com",
             "first_name": "PMAP",
-            "last_name": "Integration",
-            "role": role,
             "enabled": True,
-            "access_all_groups": role == "master",
+            "child_account": not root,
+            "su": root,
         },
     )
+
+
+@router.get(_API + "/vulnerabilities")
+async def vulnerabilities(request: Request) -> Response:
+    """One page of vulnerabilities (one sample); 403 for a role that may not read them."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "Forbidden"))
+    item = {
+        "vuln_id": "2640598393345655815",
+        "vt_name": "Cross-site Scripting",
+        "severity": 3,
+        "criticality": 10,
+        "confidence": 95,
+        "status": "open",
+        "affects_url": "https://shop.example.test/search",
+        "affects_detail": "q",
+        "target_id": "64496c9e-b340-4227-90d4-ac43e78d4a0d",
+        "last_seen": "2024-01-02T03:04:05.000000+00:00",
+    }
+    return json_reply(200, {"vulnerabilities": [item]})
 
 
 @router.get(_API + "/info")
@@ -84,5 +110,6 @@ VENDOR = {
     "base_path": f"/{KEY}/api/v1",
     "auth": "X-Auth: <key>",
     "valid_credentials": {"api_key": "acunetix-key-0001"},
-    "notes": "license in /info; role from /me",
+    "notes": "license in /info; /me names no role (admin -> root account: child_account false); noperm -> 403 on "
+    "/vulnerabilities",
 }

@@ -2,7 +2,10 @@
 
 Auth: ``Authorization: Bearer <token>`` (10.0+) or the token as Basic user with an empty password
 (9.x and older). Errors are ``{"errors": [{"msg": "..."}]}``. ``/api/authentication/validate``
-answers ``{"valid": false}`` without credentials, as SonarQube does.
+answers HTTP 200 ``{"valid": false}`` without credentials and for a refused token (SonarSource/sonarqube
+``ValidateAction.java``: an AuthenticationException becomes ``valid: false``); other web services answer
+a refused token 401. The license fields follow the web app's ``License`` type (SonarSource/sonarqube
+``server/sonar-web/src/main/js/types/editions.ts``).
 """
 
 from __future__ import annotations
@@ -73,8 +76,9 @@ async def system_status() -> Response:
 
 @router.get("/api/authentication/validate")
 async def validate(request: Request) -> Response:
-    """``{"valid": true}`` for a good token, ``false`` when none was sent; bad tokens get 401."""
-    if _token(request) is None:
+    """``{"valid": true}`` for a good token; ``false`` when none was sent or the token is refused."""
+    token = _token(request)
+    if token is None or sc.scenario_of(token) & {sc.BAD, sc.ECHO}:
         return json_reply(200, {"valid": False})
     await _auth(request)
     return json_reply(200, {"valid": True})
@@ -94,6 +98,7 @@ async def show_license(request: Request) -> Response:
             "expiresAt": expires.strftime("%Y-%m-%d"),
             "isExpired": sc.license_expired(marks),
             "isValidEdition": True,
+            "isValidServerId": True,
             "isOfficialDistribution": True,
             "isSupported": True,
             "type": "PRODUCTION",
@@ -101,7 +106,7 @@ async def show_license(request: Request) -> Response:
             "loc": 120000,
             "maxLoc": 1000000,
             "contactEmail": "admin@example.com",
-            "features": ["branches", "portfolios", "governance"],
+            "plugins": ["branch", "governance"],
         },
     )
 

@@ -112,7 +112,8 @@ async def users_self(request: Request) -> Response:
     """The API user, its roles and its API credential expiry."""
     marks = await _auth(request)
     api_id = _verify(request) or ""
-    roles = [] if sc.NOPERM in marks else [{"role_name": "reviewer", "role_description": "Reviewer"}]
+    # role_name values as the Identity API lists them (extreviewer = "Reviewer", extadmin = "Administrator")
+    roles = [] if sc.NOPERM in marks else [{"role_name": "extreviewer", "role_description": "Reviewer"}]
     if sc.ADMIN in marks:
         roles.append({"role_name": "extadmin", "role_description": "Administrator"})
     expiry = sc.license_expiry(marks) if sc.EXPIRING in marks else sc.license_expiry(set())

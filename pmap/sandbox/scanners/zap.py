@@ -1,8 +1,13 @@
 """OWASP ZAP API (``http://HOST:8080``): core version and alerts.
 
-Auth: ``X-ZAP-API-Key`` header or ``apikey`` query parameter. ZAP answers a bad or missing key with
-``{"code": "bad_api_key", "message": "Bad API Key"}``; the 403 status follows public ZAP test doubles.
-ZAP has no license, roles or rate limit: those markers use the same error shape.
+Auth: ``X-ZAP-API-Key`` header or ``apikey`` query parameter. By default ZAP answers a bad or missing
+key with no HTTP answer at all: it closes the connection ("fail silently", zaproxy
+``zap/src/main/java/org/zaproxy/zap/extension/api/API.java``; zaproxy/zaproxy#8300, "Empty reply from
+server"). With "Report permission errors via API" (``api.reportpermerrors=true``) it answers HTTP 400
+with ``{"code": "bad_api_key", "message": "Invalid or missing API key"}`` (``API.handleException``,
+``ApiException.toJSON``). The sandbox plays the reporting mode so the refusal is visible; it never
+answers 401 or 403 for a key. ZAP has no license, roles or rate limit: those markers use the same
+error shape (``internal_error`` is ZAP's code for a 500).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pmap.sandbox.scanners._common import ErrorStyle, guard, json_reply, vendor_
 
 KEY = "zap"
 router = vendor_router(KEY)
-_CODES = {403: "bad_api_key", 429: "rate_limited", 503: "internal_error"}
+_CODES = {400: "bad_api_key", 429: "rate_limited", 503: "internal_error"}
 
 
 def _error(status: int, message: str) -> Response:
@@ -25,9 +30,9 @@ def _error(status: int, message: str) -> Response:
 STYLE = ErrorStyle(
     make=_error,
     messages={
-        "missing": (403, "Bad API Key"),
-        sc.BAD: (403, "Bad API Key"),
-        sc.ECHO: (403, "Bad API Key: {echo}"),
+        "missing": (400, "Invalid or missing API key"),
+        sc.BAD: (400, "Invalid or missing API key"),
+        sc.ECHO: (400, "Invalid or missing API key: {echo}"),
         sc.RATELIMIT: (429, "Too many requests"),
         sc.DOWN: (503, "ZAP is not available"),
     },
@@ -86,5 +91,6 @@ VENDOR = {
     "base_path": f"/{KEY}",
     "auth": "X-ZAP-API-Key (or ?apikey=)",
     "valid_credentials": {"api_key": "zap-api-key-0001"},
-    "notes": "bad/missing key -> 403 bad_api_key (ZAP has no 401); no license or roles",
+    "notes": "bad/missing key -> 400 bad_api_key (ZAP with api.reportpermerrors=true; by default ZAP closes the "
+    "connection without an answer); no license or roles",
 }

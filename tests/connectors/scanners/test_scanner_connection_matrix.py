@@ -3,8 +3,11 @@ failures, egress refusal, rate limits, slowness and TLS, through the connection-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
+import socket
+import threading
 
 import pytest
 
@@ -153,3 +156,30 @@ def test_echoed_credentials_with_special_characters_appear_nowhere(vendor: str, 
     for name in secrets & set(credentials):
         marker = credentials[name][: -len(SPECIAL)]  # the unique part: no escaped form of it may remain
         assert marker not in result.model_dump_json() and marker not in logs.err and marker not in logs.out
+
+
+def test_zap_closing_the_connection_on_a_wrong_key_is_explained(dev_settings: Settings) -> None:
+    # ZAP's default for a wrong or missing API key: read the request, close without an answer
+    # (API.java "fail silently"; zaproxy/zaproxy#8300)
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(5)
+
+    def silent() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+
+    thread = threading.Thread(target=silent, daemon=True)
+    thread.start()
+    try:
+        connection, credentials = settings_for("zap", f"http://127.0.0.1:{server.getsockname()[1]}")
+        result = run_test(dev_settings, "zap", connection, credentials)
+    finally:
+        server.close()
+    assert result.failed_step == "http", result.message
+    assert result.message and "API key is wrong or missing" in result.message
+    assert credentials["api_key"] not in result.model_dump_json()

@@ -27,7 +27,8 @@ CASES = [
     ("rapid7_insightvm", "noperm", False, set()),
     ("rapid7_insightvm", "admin", True, {"Global Administrator"}),
     ("acunetix", "ok", True, set()),
-    ("acunetix", "admin", True, {"Administrator (master)"}),
+    ("acunetix", "noperm", False, set()),
+    ("acunetix", "admin", True, {"System Administrator (the root account)"}),
     ("sonarqube", "ok", True, set()),
     ("sonarqube", "noperm", False, set()),
     ("sonarqube", "admin", True, set()),  # a global webhook needs Administer System

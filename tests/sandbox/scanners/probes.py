@@ -66,11 +66,8 @@ def acunetix(c: httpx.Client, base: str, v: str | None) -> httpx.Response:
 
 
 def sonarqube(c: httpx.Client, base: str, v: str | None) -> httpx.Response:
-    return (
-        c.get(f"{base}/api/editions/show_license", headers=_bearer(v))
-        if v is None
-        else c.get(f"{base}/api/authentication/validate", headers=_bearer(v))
-    )
+    # not /api/authentication/validate: it answers 200 {"valid": false} to a refused token
+    return c.get(f"{base}/api/issues/search", params={"ps": 1}, headers=_bearer(v))
 
 
 def checkmarx_one(c: httpx.Client, base: str, v: str | None) -> httpx.Response:
@@ -154,6 +151,6 @@ PROBES: dict[str, Probe] = {
 }
 
 # vendors whose documented answer to a refused credential is not 401
-BAD_STATUS = {"zap": 403, "checkmarx_one": 400}
-MISSING_STATUS = {"zap": 403, "checkmarx_one": 400}
+BAD_STATUS = {"zap": 400, "checkmarx_one": 400}  # ZAP: 400 with api.reportpermerrors, else no answer at all
+MISSING_STATUS = {"zap": 400, "checkmarx_one": 400}
 RATELIMIT_STATUS = {"qualys_vmdr": 409}

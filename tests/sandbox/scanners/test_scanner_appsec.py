@@ -25,8 +25,11 @@ def test_sonarqube_status_is_anonymous_and_validate_reports_false(sandbox: Sandb
     assert client.get(f"{base}/api/authentication/validate").json() == {"valid": False}
     basic_token = client.get(f"{base}/api/authentication/validate", auth=(cred(), ""))
     assert basic_token.json() == {"valid": True}
+    # ValidateAction turns a refused token into 200 {"valid": false}; other web services answer it 401
     refused = client.get(f"{base}/api/authentication/validate", headers=_bearer(cred("bad")))
-    assert refused.status_code == 401 and "errors" in refused.json()
+    assert refused.status_code == 200 and refused.json() == {"valid": False}
+    issues = client.get(f"{base}/api/issues/search", headers=_bearer(cred("bad")))
+    assert issues.status_code == 401 and "errors" in issues.json()
 
 
 def test_sonarqube_license_needs_admin_and_reports_expiry(sandbox: SandboxServer, client: httpx.Client) -> None:
@@ -222,11 +225,19 @@ def test_dast_license_expiry(sandbox: SandboxServer, client: httpx.Client, key: 
 
 
 def test_acunetix_and_zap_specifics(sandbox: SandboxServer, client: httpx.Client) -> None:
-    me = client.get(vendor_url(sandbox, "acunetix") + "/me", headers={"X-Auth": cred("admin")}).json()
-    assert me["role"] == "master"
+    acunetix = vendor_url(sandbox, "acunetix")
+    me = client.get(acunetix + "/me", headers={"X-Auth": cred("admin")}).json()
+    # the community-documented /me fields: no role; the root account is not a child account
+    assert me["child_account"] is False and me["su"] is True and "role" not in me
+    assert client.get(acunetix + "/me", headers={"X-Auth": cred()}).json()["child_account"] is True
+    vulns = client.get(acunetix + "/vulnerabilities", params={"l": 1}, headers={"X-Auth": cred()})
+    assert vulns.status_code == 200 and vulns.json()["vulnerabilities"][0]["vt_name"]
+    assert client.get(acunetix + "/vulnerabilities", headers={"X-Auth": cred("noperm")}).status_code == 403
     zap = vendor_url(sandbox, "zap")
     assert client.get(f"{zap}/JSON/core/view/version/", params={"apikey": cred()}).json() == {"version": "2.15.0"}
     refused = client.get(f"{zap}/JSON/core/view/version/", headers={"X-ZAP-API-Key": cred("bad")})
-    assert refused.json()["code"] == "bad_api_key"
+    # ZAP with api.reportpermerrors: 400 and ApiException's JSON (never 401/403)
+    assert refused.status_code == 400
+    assert refused.json() == {"code": "bad_api_key", "message": "Invalid or missing API key"}
     alerts = client.get(f"{zap}/JSON/alert/view/alerts/", headers={"X-ZAP-API-Key": cred()}).json()["alerts"]
     assert alerts[0]["risk"] == "Medium"
