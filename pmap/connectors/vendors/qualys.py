@@ -47,8 +47,12 @@ class QualysConnection(ConnectionSettings):
 
 
 def _wait_of(resp: OutboundResponse) -> float | None:
-    """Seconds Qualys asks to wait on a rate/concurrency 409; None when the 409 is something else."""
-    header = resp.headers.get("x-ratelimit-towait-sec") or resp.headers.get("x-concurrency-limit-towait-sec")
+    """Seconds Qualys asks to wait on a rate/concurrency 409; None when the 409 is something else.
+
+    Qualys's documented limit headers are ``X-RateLimit-{Limit,Window-Sec,Remaining,ToWait-Sec}`` and
+    ``X-Concurrency-Limit-{Limit,Running}``: only the rate limit names a wait.
+    """
+    header = resp.headers.get("x-ratelimit-towait-sec")
     if header is not None:
         try:
             return max(0.0, float(header))

@@ -1,11 +1,15 @@
 """Rapid7 InsightVM security console API v3 (``https://HOST:3780/api/3``), HTTP Basic.
 
-``GET /administration/info`` proves the credentials and gives the version. The license call needs
-a Global Administrator, which PMAP should not be given: it is read only when the account already is
-one (``info.superuser``), and that earns a least-privilege warning.
+``GET /administration/info`` proves the credentials and gives the version. Its ``superuser`` and ``user``
+fields describe the OS account running the console service, not the API user (console OpenAPI spec, as
+generated into rapid7/vm-console-client-ruby ``Info``), so they say nothing about PMAP's rights. The license
+call is documented for Global Administrators only (and declares 401, no 403, for others): PMAP tries it, reads
+the license when it is answered, and then warns that the account has more rights than it needs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import Field, SecretStr
 
@@ -20,6 +24,7 @@ from pmap.connectors.base import (
     Probe,
 )
 from pmap.connectors.vendors._support import check, dig, expiry, json_of, parse_when, permission_report, text
+from pmap.core.outbound import OutboundClient
 
 _ADMIN_WARNING = ("the account is a Global Administrator: PMAP only reads assets and vulnerabilities; use a "
                   "user with a read-only role on the sites it should see")
@@ -36,24 +41,31 @@ class InsightVMConnection(ConnectionSettings):
     base_url: str = Field(description="Console API base, e.g. https://insightvm.example.com:3780/api/3")
 
 
+_REFUSED = (401, 403)  # after /administration/info accepted the same credentials: a missing right
+
+
 def _auth(ctx: OperationContext) -> tuple[str, str]:
     return ctx.credentials.username, ctx.secret("password")
+
+
+def _license(ctx: OperationContext, c: OutboundClient) -> dict[str, Any] | None:
+    """The license when the console answers it (Global Administrators only), else None."""
+    resp = c.get("/administration/license", auth=_auth(ctx))
+    if resp.status in _REFUSED:
+        return None
+    return json_of(ctx, check(ctx, resp, "GET /administration/license"), "license")
 
 
 class InsightVMConnector:
     """InsightVM console: version, license (for administrators), asset read right."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
-        """``GET /administration/info``; ``GET /administration/license`` only for a Global Administrator."""
+        """``GET /administration/info``; ``GET /administration/license`` (answered to Global Administrators)."""
         with ctx.client() as c:
             info = json_of(ctx, check(ctx, c.get("/administration/info", auth=_auth(ctx)),
                                       "GET /administration/info"), "console info")
-            superuser = info.get("superuser") is True
-            lic = None
-            if superuser:
-                lic = json_of(ctx, check(ctx, c.get("/administration/license", auth=_auth(ctx)),
-                                         "GET /administration/license"), "license")
-        warnings = [_ADMIN_WARNING] if superuser else []
+            lic = _license(ctx, c)
+        warnings = [_ADMIN_WARNING] if lic is not None else []
         license_ = None
         if lic is not None:
             status = text(lic.get("status"))
@@ -63,22 +75,29 @@ class InsightVMConnector:
                 extra={"evaluation": lic.get("evaluation"), "perpetual": lic.get("perpetual")})
             warnings.extend(notes)
         version = text(dig(info, "version", "semantic")) or text(dig(info, "version", "build"))
-        message = None if superuser else \
+        message = None if lic is not None else \
             "connected and authenticated (license not read: it needs a Global Administrator)"
         return Probe(product="Rapid7 InsightVM", version=version, license=license_, warnings=warnings,
                      message=message)
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
-        """A one-asset read (what PMAP needs) and the Global Administrator flag (more than it needs)."""
+        """A one-asset read (what PMAP needs) and the license read (Global Administrator: more than it needs)."""
         with ctx.client() as c:
-            info = json_of(ctx, check(ctx, c.get("/administration/info", auth=_auth(ctx)),
-                                      "GET /administration/info"), "console info")
+            check(ctx, c.get("/administration/info", auth=_auth(ctx)), "GET /administration/info")
             resp = c.get("/assets", auth=_auth(ctx), params={"page": 0, "size": 1})
-            if resp.status != 403:
-                check(ctx, resp, "GET /assets")
-        excess = ["Global Administrator"] if info.get("superuser") is True else []
-        return permission_report([("View Site Asset Data", "reading assets and vulnerabilities", resp.status != 403)],
-                                 excess)
+            granted: bool | None = False
+            notes: list[str] = []
+            if resp.status not in _REFUSED:
+                page = json_of(ctx, check(ctx, resp, "GET /assets"), "asset page")
+                # the console lists only the assets the user may see: none can mean no access or nothing scanned
+                granted = True if page.get("resources") else None
+                if granted is None:
+                    notes.append("the account sees no assets: either nothing has been scanned yet or it has no "
+                                 "site or asset group access")
+            admin = _license(ctx, c) is not None
+        excess = ["Global Administrator"] if admin else []
+        return permission_report([("View Site Asset Data", "reading assets and vulnerabilities", granted)],
+                                 excess, notes)
 
 
 CONNECTOR_TYPES = (

@@ -89,7 +89,8 @@ class TenableSCConnector:
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """The user's role, and a one-row analysis query (the read PMAP needs)."""
         with ctx.client() as c:
-            user = _envelope(ctx, c, "GET", "/currentUser")
+            # ``role`` is not among the fields SC always returns (Current-User API page): ask for it
+            user = _envelope(ctx, c, "GET", "/currentUser", params={"fields": "id,username,role"})
             resp = c.post("/analysis", headers=_headers(ctx), json=_ANALYSIS_PROBE, retry_unsafe=True)
             if resp.status != 403:
                 check(ctx, resp, "POST /analysis")

@@ -1,7 +1,14 @@
 """Rapid7 InsightVM console API v3 (``https://HOST:3780/api/3``): info, license, assets.
 
-Auth: HTTP Basic. Errors: ``{"status", "message", "links"}``. The license call needs Global
-Administrator: users with ``admin`` (or a license marker, so the license scenario is observable) get it.
+Shapes follow the console's OpenAPI 2 spec (``/api/3/json``), as generated into Rapid7's own
+rapid7/vm-console-client-ruby (models ``Info``, ``VersionInfo``, ``License``, ``UnauthorizedError``).
+Auth: HTTP Basic. Errors: ``{"status", "message", "links"}``. ``info.superuser`` and ``info.user`` describe
+the OS account running the console service ("Whether the service is running a super-user", "The user
+running the service"), not the API caller. ``GET /administration/license`` is marked Global Administrator
+and declares no 403: other users get the 401 UnauthorizedError (the spec's 401 also covers "does not
+maintain permissions to perform the operation"). ``GET /assets`` returns the assets the user has access to,
+so a user without site access gets an empty page, not an error. Global Administrator here: ``admin`` (or a
+license marker, so the license scenario is observable).
 """
 
 from __future__ import annotations
@@ -52,17 +59,26 @@ def _global_admin(marks: set[str]) -> bool:
 @router.get(_API + "/administration/info")
 async def info(request: Request) -> Response:
     """Console version and host information."""
-    marks = await _auth(request)
+    await _auth(request)
     return json_reply(
         200,
         {
-            "version": {"semantic": "6.6.230", "build": "6.6.230-1", "changeset": "a1b2c3d", "update": {"id": "1234"}},
+            "version": {
+                "semantic": "6.6.230",
+                "build": "6.6.230-1",
+                "changeset": "a1b2c3d",
+                "platform": "Linux64",
+                "update": {"content": "3192129162", "id": {"productId": "281474976711146", "versionId": "490"}},
+            },
+            "distinguishedName": "CN=Rapid7 Security Console/ O=Rapid7",
             "fqdn": "insightvm.example.test",
             "host": "insightvm",
             "ip": "10.0.0.5",
+            "operatingSystem": "Ubuntu Linux 22.04",
             "serial": "SANDBOX-0001",
-            "superuser": _global_admin(marks),
-            "user": "pmap",
+            # the OS account of the console service, whoever calls the API
+            "superuser": True,
+            "user": "root",
             "links": [{"href": "/api/3/administration/info", "rel": "self"}],
         },
     )
@@ -73,7 +89,7 @@ async def license_(request: Request) -> Response:
     """Edition, expiry and limits (Global Administrator only)."""
     marks = await _auth(request)
     if not _global_admin(marks):
-        raise Reply(_error(403, "You do not have permission to access the license."))
+        raise Reply(_error(401, "You do not have permission to access the license."))
     expires = sc.license_expiry(marks)
     return json_reply(
         200,
@@ -83,7 +99,7 @@ async def license_(request: Request) -> Response:
             "perpetual": False,
             "expires": expires.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "status": "Expired" if sc.license_expired(marks) else "Activated",
-            "limits": {"maximumAssets": 1000, "maximumScanEngines": 5},
+            "limits": {"assets": 1000, "assetsWithHostedEngine": 100, "scanEngines": 5, "users": 50},
             "features": {"adaptiveSecurity": True, "agents": True, "dynamicDiscovery": True},
             "links": [{"href": "/api/3/administration/license", "rel": "self"}],
         },
@@ -92,10 +108,8 @@ async def license_(request: Request) -> Response:
 
 @router.get(_API + "/assets")
 async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
-    """One page of assets (403 for ``noperm``)."""
+    """One page of the assets the user has access to (none for ``noperm``: no site or asset group granted)."""
     marks = await _auth(request)
-    if sc.NOPERM in marks:
-        raise Reply(_error(403, "You do not have permission to view assets."))
     resources = [
         {
             "id": 1,
@@ -105,11 +119,13 @@ async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
             "vulnerabilities": {"critical": 0, "severe": 1, "moderate": 1, "total": 2},
         }
     ]
+    if sc.NOPERM in marks:
+        resources = []
     return json_reply(
         200,
         {
             "resources": resources[: max(size, 0)],
-            "page": {"number": page, "size": size, "totalResources": 1, "totalPages": 1},
+            "page": {"number": page, "size": size, "totalResources": len(resources), "totalPages": min(len(resources), 1)},
             "links": [{"href": "/api/3/assets", "rel": "self"}],
         },
     )
@@ -120,5 +136,6 @@ VENDOR = {
     "base_path": f"/{KEY}/api/3",
     "auth": "HTTP Basic",
     "valid_credentials": {"username": "pmap", "password": "r7-pass-0001"},
-    "notes": "license answers 403 unless Global Administrator ('admin', or an 'expired'/'expiring' credential)",
+    "notes": "license answers 401 unless Global Administrator ('admin', or an 'expired'/'expiring' credential); "
+    "'noperm' sees no assets (empty page); info.superuser/user describe the console service, not the caller",
 }

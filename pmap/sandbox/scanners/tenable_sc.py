@@ -105,22 +105,27 @@ _ROLES = {"admin": ("2", "Security Manager"), "noperm": ("7", "Auditor"), "defau
 
 @router.get(_PREFIX + "/currentUser")
 async def current_user(request: Request) -> Response:
-    """The key's user and role (Security Analyst; Auditor for ``noperm``; Security Manager for ``admin``)."""
+    """The key's user and role (Security Analyst; Auditor for ``noperm``; Security Manager for ``admin``).
+
+    Honours ``?fields=``: ``id`` and ``uuid`` always come back, other fields only when asked for
+    (docs.tenable.com/security-center/api/Current-User.htm); without ``fields``, the full record.
+    """
     marks = await _auth(request)
     rid, rname = _ROLES[sc.ADMIN if sc.ADMIN in marks else sc.NOPERM if sc.NOPERM in marks else "default"]
-    return json_reply(
-        200,
-        envelope(
-            {
-                "id": "3",
-                "username": "pmap",
-                "firstname": "PMAP",
-                "lastname": "Integration",
-                "role": {"id": rid, "name": rname, "description": ""},
-                "organization": {"id": "1", "name": "Sandbox Org", "description": ""},
-            }
-        ),
-    )
+    user = {
+        "id": "3",
+        "uuid": "6B1B4C2E-0000-4000-8000-SANDBOX00003",
+        "status": "0",
+        "username": "pmap",
+        "firstname": "PMAP",
+        "lastname": "Integration",
+        "role": {"id": rid, "name": rname, "description": ""},
+        "organization": {"id": "1", "name": "Sandbox Org", "description": ""},
+    }
+    asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()}
+    if asked:
+        user = {k: v for k, v in user.items() if k in asked | {"id", "uuid"}}
+    return json_reply(200, envelope(user))
 
 
 @router.post(_PREFIX + "/analysis")

@@ -24,7 +24,6 @@ CASES = [
     ("tenable_sc", "noperm", False, set()),
     ("tenable_sc", "admin", True, {"Security Manager"}),
     ("rapid7_insightvm", "ok", True, set()),
-    ("rapid7_insightvm", "noperm", False, set()),
     ("rapid7_insightvm", "admin", True, {"Global Administrator"}),
     ("acunetix", "ok", True, set()),
     ("acunetix", "noperm", False, set()),
@@ -94,6 +93,31 @@ def test_a_nessus_manager_administrator_is_excess_not_only_a_system_administrato
 
     report = _nessus_report({"permissions": ADMINISTRATOR}, {"capabilities": {"multi_user": "full"}})
     assert report.ok and report.excess == ["Administrator"]
+
+
+def test_insightvm_account_seeing_no_assets_is_unknown_with_the_reason(sandbox: SandboxServer,
+                                                                        dev_settings: Settings) -> None:
+    # GET /assets lists only what the user may see: an empty page is no proof of a missing right
+    ctx = context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url, "noperm"),
+                  purpose="permission_check")
+    report = catalog_entry("rapid7_insightvm").implementation.check_permissions(ctx)
+    assert not report.ok and report.excess == []
+    assert report.permissions[0].state is PermissionState.UNKNOWN
+    assert any("sees no assets" in w for w in report.warnings)
+
+
+def test_insightvm_global_administrator_comes_from_the_license_answer_not_info_superuser(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    # info.superuser is true on every sandbox answer (the console service runs as root): it must not make a
+    # plain user a Global Administrator, nor hide the license from one
+    plain = catalog_entry("rapid7_insightvm").implementation.test_connection(
+        context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url)))
+    assert plain.license is None and not plain.warnings
+    assert plain.message and "license not read" in plain.message
+    admin = catalog_entry("rapid7_insightvm").implementation.test_connection(
+        context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url, "admin")))
+    assert admin.license and admin.license["status"] == "valid"
+    assert any("Global Administrator" in w for w in admin.warnings)
 
 
 def test_sonarqube_system_admin_is_excess_when_a_project_webhook_would_do(sandbox: SandboxServer,

@@ -143,6 +143,8 @@ def test_tenable_sc_roles_and_analysis_permission(sandbox: SandboxServer, client
         client.get(f"{base}/currentUser", headers=keys("admin")).json()["response"]["role"]["name"]
         == "Security Manager"
     )
+    narrowed = client.get(f"{base}/currentUser", params={"fields": "username"}, headers=keys("ok")).json()["response"]
+    assert set(narrowed) == {"id", "uuid", "username"}  # id and uuid always come back; role only when asked for
     assert client.post(f"{base}/analysis", headers=keys("noperm"), json={"type": "vuln"}).status_code == 403
     rows = client.post(f"{base}/analysis", headers=keys("ok"), json={"type": "vuln"}).json()["response"]["results"]
     assert rows[0]["pluginID"] == "148125"
@@ -173,11 +175,31 @@ def test_qualys_requires_x_requested_with(sandbox: SandboxServer, client: httpx.
 
 def test_insightvm_license_needs_global_admin(sandbox: SandboxServer, client: httpx.Client) -> None:
     base = vendor_url(sandbox, "rapid7_insightvm")
+    # the console spec declares 401 (UnauthorizedError, status as a string), no 403, for this call
     denied = client.get(f"{base}/administration/license", auth=("pmap", cred()))
-    assert denied.status_code == 403 and denied.json()["status"] == "403"
+    assert denied.status_code == 401 and denied.json()["status"] == "401"
     admin = client.get(f"{base}/administration/license", auth=("pmap", cred("admin"))).json()
     assert admin["status"] == "Activated"
+    assert set(admin["limits"]) == {"assets", "assetsWithHostedEngine", "scanEngines", "users"}
     expired = client.get(f"{base}/administration/license", auth=("pmap", cred("expired"))).json()
     assert expired["status"] == "Expired"
     assert datetime.strptime(expired["expires"], "%Y-%m-%dT%H:%M:%S.000Z").replace(tzinfo=UTC) < datetime.now(UTC)
-    assert client.get(f"{base}/assets", auth=("pmap", cred("noperm"))).status_code == 403
+
+
+def test_insightvm_info_describes_the_console_service_not_the_caller(sandbox: SandboxServer,
+                                                                      client: httpx.Client) -> None:
+    base = vendor_url(sandbox, "rapid7_insightvm")
+    plain = client.get(f"{base}/administration/info", auth=("pmap", cred())).json()
+    admin = client.get(f"{base}/administration/info", auth=("pmap", cred("admin"))).json()
+    # Info.superuser: "Whether the service is running a super-user"; Info.user: "The user running the service"
+    assert (plain["superuser"], plain["user"]) == (admin["superuser"], admin["user"]) == (True, "root")
+    assert plain["version"]["semantic"] == "6.6.230"
+
+
+def test_insightvm_assets_list_only_what_the_user_may_see(sandbox: SandboxServer, client: httpx.Client) -> None:
+    base = vendor_url(sandbox, "rapid7_insightvm")
+    seen = client.get(f"{base}/assets", params={"page": 0, "size": 1}, auth=("pmap", cred()))
+    assert seen.status_code == 200 and len(seen.json()["resources"]) == 1
+    none = client.get(f"{base}/assets", params={"page": 0, "size": 1}, auth=("pmap", cred("noperm")))
+    assert none.status_code == 200  # GET /assets "returns all assets for which you have access": no 403
+    assert none.json()["resources"] == [] and none.json()["page"]["totalResources"] == 0
