@@ -60,14 +60,25 @@ class BlackDuckConnector:
                      message=f"authenticated as {text(user.get('userName')) or 'the token user'}")
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
-        """A one-project read: what PMAP needs to reach BOMs and vulnerabilities."""
+        """A one-project read: what PMAP needs to reach BOMs and vulnerabilities.
+
+        Black Duck lists only the projects the user may see, so an empty list is no refusal: it cannot
+        tell a user without project roles from a server without projects (then the right is unknown)."""
         with ctx.client() as c:
             headers = self._bearer(ctx, c)
             resp = c.get("/api/projects", headers=headers, params={"limit": 1})
             if resp.status != 403:
                 check(ctx, resp, "GET /api/projects")
-        return permission_report([("read projects (Project Viewer or higher)", "reading BOMs and vulnerabilities",
-                                   resp.status != 403)])
+        name, why = "read projects (Project Viewer or higher)", "reading BOMs and vulnerabilities"
+        if resp.status == 403:
+            return permission_report([(name, why, False)])
+        body = json_of(ctx, resp, "project list")
+        items, total = body.get("items"), body.get("totalCount")
+        if (isinstance(items, list) and items) or (isinstance(total, int) and total > 0):
+            return permission_report([(name, why, True)])
+        return permission_report([(name, why, None)], warnings=[
+            "the user sees no project: give it a project role (Project Viewer or higher) on the projects PMAP "
+            "should read"])
 
 
 CONNECTOR_TYPES = (

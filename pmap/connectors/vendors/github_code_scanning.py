@@ -28,7 +28,8 @@ from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 
 _ALERT_SCOPES = {"security_events", "repo"}
-_HOOK_SCOPES = {"admin:repo_hook", "write:repo_hook"}
+# GitHub's scope list: repo grants "read and write access to ... repository webhooks", as admin:repo_hook does
+_HOOK_SCOPES = {"repo", "admin:repo_hook", "write:repo_hook"}
 # scopes PMAP can use; anything else a classic token holds is more than it needs ("repo" included:
 # security_events is enough for code scanning, even on private repositories)
 _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read:repo_hook", "read:user",
@@ -88,15 +89,17 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks):
             if not ctx.connection.repository:
                 return permission_report(
                     [("Code scanning alerts: read", "reading code scanning alerts", None),
-                     ("Webhooks: write", "installing the webhook", None)],
+                     ("Webhooks: read and write", "installing the webhook", None)],
                     warnings=["fine-grained token or App: set the repository so PMAP can probe its rights"])
             repo = _repo(ctx)
             alerts = c.get(f"/repos/{repo}/code-scanning/alerts", headers=headers(ctx), params={"per_page": 1})
             hooks = c.get(f"/repos/{repo}/hooks", headers=headers(ctx), params={"per_page": 1})
+        # listing hooks needs Webhooks: read only (GitHub's REST reference); write cannot be probed without writing
         return permission_report([
             ("Code scanning alerts: read", "reading code scanning alerts", alerts.status == 200),
-            ("Webhooks: write", "installing the webhook", hooks.status == 200),
-        ], warnings=["fine-grained token or App: rights probed on " + repo])
+            ("Webhooks: read and write", "installing the webhook", hooks.status == 200),
+        ], warnings=[f"fine-grained token or App: read access probed on {repo}; write access cannot be probed "
+                     "without writing"])
 
 
 CONNECTOR_TYPES = (

@@ -93,10 +93,16 @@ class SnykConnector:
         for resp, what in ((issues, "reading issues"), (hooks, "listing webhooks")):
             if resp.status != 403:
                 check(ctx, resp, what)
+        # Snyk's v1 reference: listing needs View Outbound Webhooks, creating also Create Outbound Webhooks; a list
+        # that answers proves only the first, and nothing short of creating a hook tells the second
+        listed = hooks.status != 403
+        notes = [] if not listed else ["Snyk does not say whether the token may create webhooks (Create Outbound "
+                                       "Webhooks) without creating one; registering the webhook will tell"]
         return permission_report([
             ("View Organization issues", "reading issues", issues.status != 403),
-            ("Manage webhooks", "installing the webhook", hooks.status != 403),
-        ])
+            ("View Outbound Webhooks", "listing webhooks", listed),
+            ("Create Outbound Webhooks", "installing the webhook", None if listed else False),
+        ], warnings=notes)
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
         """``POST /v1/org/{org}/webhooks`` with the secret (Snyk requires one)."""
@@ -107,7 +113,8 @@ class SnykConnector:
             resp = check(ctx, c.post(f"/org/{org}/webhooks", headers=_headers(ctx),
                                      json={"url": hook.url, "secret": hook.secret.get_secret_value()}),
                          "creating the webhook", ok=(200, 201),
-                         permission_hint="the token needs the Manage webhooks permission on the organization")
+                         permission_hint="the token needs the View and Create Outbound Webhooks permissions on the "
+                                         "organization")
         hook_id = text(json_of(ctx, resp, "webhook").get("id"))
         if not hook_id:
             raise fail(ctx, "Snyk created the webhook but returned no id", step="response")

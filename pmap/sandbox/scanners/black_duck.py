@@ -89,18 +89,13 @@ async def current_user(request: Request) -> Response:
 
 @router.get("/api/projects")
 async def projects(request: Request) -> Response:
-    """Projects visible to the user (403 for ``noperm``)."""
+    """Projects visible to the user: the list is filtered, not refused (``noperm``: a user without project
+    roles sees an empty list, ``totalCount`` 0)."""
     marks = _session(request)["marks"]
-    if sc.NOPERM in marks:
-        raise Reply(_error(403, "Forbidden"))
-    return json_reply(
-        200,
-        {
-            "totalCount": 1,
-            "items": [{"name": "shop", "projectLevelAdjustments": True, "_meta": _meta(request, "/api/projects/1")}],
-            "_meta": _meta(request, "/api/projects"),
-        },
-    )
+    items = [] if sc.NOPERM in marks else [
+        {"name": "shop", "projectLevelAdjustments": True, "_meta": _meta(request, "/api/projects/1")}
+    ]
+    return json_reply(200, {"totalCount": len(items), "items": items, "_meta": _meta(request, "/api/projects")})
 
 
 VENDOR = {
@@ -108,5 +103,6 @@ VENDOR = {
     "base_path": f"/{KEY}",
     "auth": "POST /api/tokens/authenticate with Authorization: token <key> -> Bearer",
     "valid_credentials": {"api_token": "blackduck-token-0001"},
-    "notes": "markers read from the API token at authenticate time",
+    "notes": "markers read from the API token at authenticate time; noperm -> the project list is empty "
+    "(Black Duck filters lists by the user's rights rather than refusing them)",
 }

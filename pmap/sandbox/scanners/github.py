@@ -170,7 +170,8 @@ def _hook_view(request: Request, owner: str, repo: str, hook: dict[str, Any]) ->
 
 async def _hook_auth(request: Request) -> set[str]:
     marks = await _auth(request)
-    if not (_has(marks, "admin:repo_hook") or _has(marks, "write:repo_hook")):
+    # GitHub's OAuth scope list: repo grants read and write access to repository webhooks, as admin:repo_hook does
+    if not (_has(marks, "admin:repo_hook") or _has(marks, "write:repo_hook") or _has(marks, "repo")):
         raise Reply(_error(404, "Not Found"))
     return marks
 

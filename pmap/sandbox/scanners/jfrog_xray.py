@@ -1,7 +1,10 @@
 """JFrog Xray REST API (``https://HOST/xray/api/v1``): system version and ping, vulnerability reports.
 
 Auth: ``Authorization: Bearer <access token>``. Errors: ``{"errors": [{"status", "message"}]}``
-(JFrog platform shape). ``/system/ping`` answers without auth, so it never proves credentials.
+(JFrog platform shape; Xray's own error body is not confirmed). ``/system/ping`` answers without auth, so it
+never proves credentials; that ``/system/version`` refuses a missing token is not confirmed (JFrog's Xray REST
+introduction: "A few calls (such as SYSTEM calls) do not require authentication"). ``xray_version`` and
+``xray_revision``: public clients (jfrog/jfrog-client-go, jfrog/xray-client-java).
 """
 
 from __future__ import annotations

@@ -2,9 +2,14 @@
 
 Auth: ``X-Mobsf-Api-Key`` (checked first) or ``Authorization: <key>`` with no scheme, as MobSF's
 middleware reads them; failures answer 401 ``{"error": "You are unauthorized to make this request."}``.
+``/scans`` answers ``{"content", "count", "num_pages"}`` (``page``, ``page_size``). Source:
+MobSF/Mobile-Security-Framework-MobSF ``mobsf/MobSF/views/api/api_middleware.py``,
+``mobsf/MobSF/views/api/api_static_analysis.py``, ``mobsf/MobSF/views/home.py`` (``RecentScans``).
 """
 
 from __future__ import annotations
+
+import re
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -56,16 +61,26 @@ async def scans(request: Request, page: int = 1, page_size: int = 10) -> Respons
         "MD5": HASH,
         "TIMESTAMP": "2024-01-02T03:04:05.000Z",
     }
-    return json_reply(200, {"content": [item] if page == 1 else [], "count": 1, "num_pages": 1})
+    if page != 1:  # Django's paginator: EmptyPage, which MobSF answers 500 {"error": ...}
+        raise Reply(_error(500, "That page number is less than 1" if page < 1 else "That page contains no results"))
+    return json_reply(200, {"content": [item], "count": 1, "num_pages": 1})
 
 
 @router.post(_API + "/report_json")
 async def report_json(request: Request) -> Response:
-    """The static-analysis report of one scan (form field ``hash``)."""
+    """The static-analysis report of one scan (form field ``hash``).
+
+    As MobSF's ``api_json_report``: no ``hash`` -> 422 ``{"error": "Missing Parameters"}``; not an MD5 ->
+    400 ``{"error": "Invalid scan hash"}``; no such scan -> 404 ``{"report": "Report not Found"}``."""
     await _auth(request)
     form = await request.form()
-    if str(form.get("hash") or "") != HASH:
-        raise Reply(_error(400 if not form.get("hash") else 404, "Report not Found"))
+    if "hash" not in form:
+        raise Reply(_error(422, "Missing Parameters"))
+    digest = str(form.get("hash"))
+    if not re.fullmatch(r"[0-9a-f]{32}", digest):
+        raise Reply(_error(400, "Invalid scan hash"))
+    if digest != HASH:
+        raise Reply(json_reply(404, {"report": "Report not Found"}))
     return json_reply(
         200,
         {

@@ -40,14 +40,14 @@ CASES = [
     ("github_code_scanning", "ok", True, set()),
     ("github_code_scanning", "noperm", False, set()),
     ("github_code_scanning", "admin", True, {"admin:org", "delete_repo", "repo", "workflow"}),
-    ("snyk", "ok", True, set()),
+    # Snyk's webhook list proves View Outbound Webhooks only: Create Outbound Webhooks stays unknown
+    ("snyk", "ok", False, set()),
     ("snyk", "noperm", False, set()),
     ("dependency_track", "ok", True, set()),
     ("dependency_track", "noperm", False, set()),
     ("dependency_track", "admin", True, {"ACCESS_MANAGEMENT", "SYSTEM_CONFIGURATION", "PORTFOLIO_MANAGEMENT",
                                          "VULNERABILITY_ANALYSIS"}),
-    ("black_duck", "ok", True, set()),
-    ("black_duck", "noperm", False, set()),
+    ("black_duck", "ok", True, set()),  # noperm: an empty (filtered) project list, see below
     ("runzero", "ok", True, set()),
     ("runzero", "noperm", False, set()),
 ]
@@ -169,3 +169,22 @@ def test_semgrep_token_without_the_web_api_scope_fails_at_permission(sandbox: Sa
     assert result.failed_step == "permission"
     assert result.message and "HTTP 404" in result.message and "Web API scope" in result.message
     assert credentials["token"] not in result.message
+
+
+def test_snyk_webhook_creation_right_is_not_claimed_from_the_list(sandbox: SandboxServer,
+                                                                   dev_settings: Settings) -> None:
+    ctx = context(dev_settings, "snyk", *settings_for("snyk", sandbox.base_url), purpose="permission_check")
+    report = catalog_entry("snyk").implementation.check_permissions(ctx)
+    states = {p.name: p.state for p in report.permissions}
+    assert states["View Outbound Webhooks"] is PermissionState.GRANTED
+    assert states["Create Outbound Webhooks"] is PermissionState.UNKNOWN
+    assert any("registering the webhook will tell" in w for w in report.warnings)
+
+
+def test_black_duck_user_seeing_no_project_is_unknown_not_refused(sandbox: SandboxServer,
+                                                                   dev_settings: Settings) -> None:
+    ctx = context(dev_settings, "black_duck", *settings_for("black_duck", sandbox.base_url, "noperm"),
+                  purpose="permission_check")
+    report = catalog_entry("black_duck").implementation.check_permissions(ctx)
+    assert not report.ok and report.permissions[0].state is PermissionState.UNKNOWN
+    assert any("sees no project" in w for w in report.warnings)

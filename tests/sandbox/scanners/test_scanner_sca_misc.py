@@ -77,7 +77,9 @@ def test_black_duck_token_exchange(sandbox: SandboxServer, client: httpx.Client)
     wrong_scheme = client.post(f"{base}/api/tokens/authenticate", headers=_token(cred()))
     assert wrong_scheme.status_code == 401 and wrong_scheme.json()["errorCode"]
     noperm = client.post(f"{base}/api/tokens/authenticate", headers=_token(cred("noperm"), "token")).json()
-    assert client.get(f"{base}/api/projects", headers=_token(noperm["bearerToken"])).status_code == 403
+    # Black Duck filters lists by the user's rights: no project role, an empty list (not a 403)
+    listed = client.get(f"{base}/api/projects", headers=_token(noperm["bearerToken"]))
+    assert listed.status_code == 200 and listed.json()["totalCount"] == 0 and listed.json()["items"] == []
 
 
 def test_runzero_key_prefix_is_the_scope(sandbox: SandboxServer, client: httpx.Client) -> None:
@@ -96,6 +98,14 @@ def test_mobsf_accepts_either_header_and_serves_reports(sandbox: SandboxServer, 
     digest = scans["content"][0]["MD5"]
     report = client.post(f"{base}/report_json", data={"hash": digest}, headers={"X-Mobsf-Api-Key": cred()})
     assert report.json()["md5"] == digest
+    # MobSF's api_json_report: 422 without hash, 400 for a malformed one, 404 {"report": ...} for an unknown scan
+    key = {"X-Mobsf-Api-Key": cred()}
+    missing = client.post(f"{base}/report_json", data={"other": "x"}, headers=key)
+    assert missing.status_code == 422 and missing.json() == {"error": "Missing Parameters"}
+    assert client.post(f"{base}/report_json", data={"hash": "nope"}, headers=key).status_code == 400
+    unknown = client.post(f"{base}/report_json", data={"hash": "0" * 32}, headers=key)
+    assert unknown.status_code == 404 and unknown.json() == {"report": "Report not Found"}
+    assert client.get(f"{base}/scans", params={"page": 2}, headers=key).status_code == 500  # Django's EmptyPage
     # the X-Mobsf-Api-Key header wins over Authorization, as in MobSF's middleware
     refused = client.get(f"{base}/scans", headers={"X-Mobsf-Api-Key": cred("bad"), "Authorization": cred()})
     assert refused.status_code == 401
