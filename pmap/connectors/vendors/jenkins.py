@@ -5,7 +5,8 @@ exempt from CSRF crumbs). Jenkins answers an anonymous call 403 when anonymous r
 answer it 200 when it is on, so the connection test asks ``/whoAmI`` who the caller is: an anonymous
 answer is a refusal. The version is the ``X-Jenkins`` header. A job the account may not read
 answers 404. Least privilege: Overall/Read and Job/Read (with Run/Artifacts) on the job;
-Overall/Administer (``/pluginManager`` readable) is more than needed.
+a readable ``/pluginManager`` API is more than needed: it needs Overall/SystemRead, which Jenkins
+folds into Overall/Administer unless SystemRead is enabled, so the report names both.
 
 Reports: the artifacts of the job's last completed build (or the build number given as ``ref``)
 named ``*.sarif`` or ``*.json`` that PMAP's report detectors claim.
@@ -61,6 +62,8 @@ from pmap.core.outbound import OutboundClient, OutboundResponse
 
 _AUTH_HINT = "use the user name and an API token (user menu > Security > API Token), not the password"
 _REPORT_SUFFIXES = (".sarif", ".sarif.json", ".json")
+#: what a readable ``/pluginManager/api/json`` proves: its API checks Overall/SystemRead, implied by Administer
+EXCESS = "Overall/SystemRead or Overall/Administer"
 
 
 class JenkinsCredentials(Credentials):
@@ -129,7 +132,7 @@ class JenkinsConnector:
                      message="authenticated with the API token")
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
-        """Overall/Read and Job/Read probed; Overall/Administer is more than PMAP needs."""
+        """Overall/Read and Job/Read probed; Overall/SystemRead or Administer is more than PMAP needs."""
         job = ctx.connection.job
         with ctx.client() as c:
             self._whoami(ctx, c)
@@ -139,7 +142,7 @@ class JenkinsConnector:
             admin = c.get("/pluginManager/api/json", headers=headers(ctx), params={"tree": "plugins[shortName]"})
         return permission_report(
             [("Overall/Read", "reaching Jenkins", root), ("Job/Read", "reading builds and their artifacts", readable)],
-            ["Overall/Administer"] if admin.status == 200 else [],
+            [EXCESS] if admin.status == 200 else [],
             [] if job else ["no job configured: Job/Read cannot be checked"])
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:

@@ -4,8 +4,11 @@ Authentication is HTTP Basic ``user:api_token``. As Jenkins does, a request with
 anonymous and answers 403 with ``X-You-Are-Authenticated-As: anonymous`` and the permission it
 lacks (not 401); refused credentials answer 401 with ``WWW-Authenticate``. ``noperm`` has Overall/Read
 but no Job/Read, so it sees no jobs (job URLs answer 404, as Jenkins hides them). Only ``admin``
-reads ``/pluginManager/api/json`` (Overall/Administer). Requests authenticated with an API token
-are exempt from CSRF crumbs, so ``POST /job/{name}/build`` needs none.
+reads ``/pluginManager/api/json``: its API needs Overall/SystemRead, which Jenkins folds into
+Overall/Administer unless SystemRead is enabled (``PluginManager.getApi``, ``ACL.checkPermission`` in
+jenkinsci/jenkins). ``/whoAmI`` is an unprotected root action (``hudson.security.WhoAmI``): without
+credentials it answers 200 for the anonymous user (``anonymous`` true) instead of the 403. Requests
+authenticated with an API token are exempt from CSRF crumbs, so ``POST /job/{name}/build`` needs none.
 """
 
 from __future__ import annotations
@@ -158,6 +161,11 @@ def build_router() -> APIRouter:
 
     @router.get("/whoAmI/api/json")
     async def who_am_i(request: Request) -> Response:
+        if not request.headers.get("authorization"):  # an UnprotectedRootAction: anonymous may read it
+            return _json({"_class": "hudson.security.WhoAmI", "anonymous": True, "authenticated": True,
+                          "authorities": ["anonymous"], "details": None, "name": "anonymous",
+                          "toString": "AnonymousAuthenticationToken [Principal=anonymous, Credentials=[PROTECTED], "
+                                      "Authenticated=true, Details=null, Granted Authorities=[anonymous]]"})
         caller = await authenticate(request)
         return _json({"_class": "hudson.security.WhoAmI", "anonymous": False, "authenticated": True,
                       "authorities": ["authenticated"], "details": None, "name": caller.principal,

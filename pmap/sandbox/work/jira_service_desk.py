@@ -2,13 +2,14 @@
 
 This API has its own error shape, ``{"errorMessage": ..., "i18nErrorMessage": {...}}``, and paged
 lists (``size``, ``start``, ``limit``, ``isLastPage``, ``values``). ``GET /info`` (anonymous
-allowed) reports ``isLicensedForUse``: false under the ``expired`` scenario. Customer requests
+allowed) answers ``SoftwareInfoDTO`` (``version``, ``platformVersion``, ``buildDate``, ``buildChangeSet``,
+``isLicensedForUse``: false under the ``expired`` scenario). Customer requests
 are ordinary issues of the service project, so the platform issue routes read and transition them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from pmap.sandbox.work.jira import JiraSite, authenticate, site_state, site_url
 PREFIX = "/rest/servicedeskapi"
 DESK_ID = "1"
 DESK_PROJECT = "ITH"
+BUILD_DATE = datetime(2024, 11, 4, tzinfo=UTC)
 REQUEST_TYPES: dict[str, tuple[str, str, str]] = {  # id -> (name, description, issue type id)
     "10": ("Report a system problem", "Tell us about a problem with a system or service.", "10010"),
     "11": ("Get IT help", "Ask the IT team for help.", "10011"),
@@ -97,7 +99,8 @@ def register(router: APIRouter, site: JiraSite) -> None:
         url = site_url(site, request)
         licensed = caller is None or not caller.expired
         return json_response(200, {"version": "10.4.0", "platformVersion": "1001.0.0",
-                                   "buildChangeSet": "f1e2d3c4b5a6", "isLicensedForUse": licensed,
+                                   "buildChangeSet": "f1e2d3c4b5a6", "buildDate": _date(BUILD_DATE),
+                                   "isLicensedForUse": licensed,
                                    "_links": {"self": f"{url}{PREFIX}/info"}})
 
     @router.get(PREFIX + "/servicedesk")

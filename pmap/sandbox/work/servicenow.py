@@ -7,7 +7,9 @@ over-privilege) and ``incident``. ACLs follow the scenario: ``noperm`` holds no 
 no incidents (an ACL filters rows) and writes none (403). The vendor-specific marker ``security``
 in the password grants ``security_admin`` besides the scenario's roles (the generic ``admin`` marker
 cannot spell it: ``security_admin`` contains ``admin``). Resolving or closing an incident without
-``close_code`` and ``close_notes`` fails on the default data policy, as on a real instance.
+``close_code`` and ``close_notes`` fails on the default data policy, as on a real instance. An
+incident's ``priority`` is read-only: the base priority lookup rules derive it from ``impact`` and
+``urgency`` on every insert and update.
 """
 
 from __future__ import annotations
@@ -128,8 +130,9 @@ def _apply_update(instance: data.Instance, record: data.Record, values: dict[str
         merged.update(resolved_at=data.stamp(), resolved_by=user["sys_id"])
     if merged["state"] == "7":
         merged.update(closed_at=data.stamp(), closed_by=user["sys_id"], active="false")
-    merged.update(incident_state=merged["state"], work_notes="", comments="", sys_updated_on=data.stamp(),
-                  sys_updated_by=user["user_name"], sys_mod_count=str(int(record["sys_mod_count"]) + 1))
+    merged.update(incident_state=merged["state"], priority=data.priority_of(merged), work_notes="", comments="",
+                  sys_updated_on=data.stamp(), sys_updated_by=user["user_name"],
+                  sys_mod_count=str(int(record["sys_mod_count"]) + 1))
     record.update(merged)
 
 

@@ -30,6 +30,10 @@ REFERENCES: dict[str, dict[str, str]] = {  # table -> field -> referenced table
 DISPLAY_FIELD = {"sys_user": "name", "sys_user_role": "name", "sys_user_group": "name", "incident": "number",
                  "sys_user_has_role": "sys_id"}
 INCIDENT_STATES = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved", "7": "Closed", "8": "Canceled"}
+# the base system's priority lookup rules (impact, urgency) -> priority: 1 Critical .. 5 Planning; the
+# incident's priority field is read-only and follows them (ServiceNow docs "Define priority lookup rules")
+PRIORITY_LOOKUP = {("1", "1"): "1", ("1", "2"): "2", ("1", "3"): "3", ("2", "1"): "2", ("2", "2"): "3",
+                   ("2", "3"): "4", ("3", "1"): "3", ("3", "2"): "4", ("3", "3"): "5"}
 INCIDENT_FIELDS = (
     "number", "short_description", "description", "state", "impact", "urgency", "priority", "category",
     "subcategory", "close_code", "close_notes", "correlation_id", "correlation_display", "caller_id",
@@ -109,8 +113,9 @@ class Instance:
                        "opened_at": stamp(), "active": "true"})
         record["state"] = record["state"] or "1"
         record["incident_state"] = record["state"]
-        for field, default in (("impact", "3"), ("urgency", "3"), ("priority", "5")):
+        for field, default in (("impact", "3"), ("urgency", "3")):
             record[field] = record[field] or default
+        record["priority"] = priority_of(record)
         record["work_notes"] = record["comments"] = ""  # journal fields are write-only in the Table API
         sid = self._insert("incident", record, creator)
         return self.tables["incident"][sid]
@@ -182,6 +187,11 @@ def _condition(instance: Instance, table: str, text: str) -> Callable[[Record], 
         return checks[op]
 
     return test
+
+
+def priority_of(record: Record) -> str:
+    """The priority the base lookup rules give the record's impact and urgency (5 Planning otherwise)."""
+    return PRIORITY_LOOKUP.get((record.get("impact", ""), record.get("urgency", "")), "5")
 
 
 def as_str(value: Any) -> str:

@@ -82,3 +82,18 @@ def test_a_workflow_filter_picks_that_workflows_runs(sandbox: SandboxServer, dev
     assert len(impl.fetch_pipeline_reports(context(dev_settings, "github", connection, credentials))) == 1
     connection, credentials = settings_for("github", sandbox.base_url, workflow="release.yml")
     assert impl.fetch_pipeline_reports(context(dev_settings, "github", connection, credentials)) == []
+
+
+def test_jenkins_least_privilege_names_what_a_readable_plugin_manager_proves(sandbox: SandboxServer,
+                                                                            dev_settings: Settings) -> None:
+    # /pluginManager/api/json checks Overall/SystemRead (implied by Administer): the report names both
+    impl = catalog_entry("jenkins").implementation
+    connection, credentials = settings_for("jenkins", sandbox.base_url)
+    normal = impl.check_permissions(context(dev_settings, "jenkins", connection, credentials))
+    assert normal.ok and normal.excess == []
+    connection, credentials = settings_for("jenkins", sandbox.base_url, "admin")
+    admin = impl.check_permissions(context(dev_settings, "jenkins", connection, credentials))
+    assert admin.excess == ["Overall/SystemRead or Overall/Administer"]
+    connection, credentials = settings_for("jenkins", sandbox.base_url, "noperm")
+    limited = impl.check_permissions(context(dev_settings, "jenkins", connection, credentials))
+    assert not limited.ok and {p.name: p.state.value for p in limited.permissions}["Job/Read"] == "missing"

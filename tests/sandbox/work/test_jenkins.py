@@ -44,7 +44,16 @@ def test_crumb_and_who_am_i(sandbox: SandboxServer, client: httpx.Client) -> Non
     assert crumb.json()["crumbRequestField"] == "Jenkins-Crumb" and len(crumb.json()["crumb"]) == 64
     assert any(name.startswith("JSESSIONID.") for name in crumb.cookies)
     me = client.get(url(sandbox, "/whoAmI/api/json"), headers=basic("alice", cred())).json()
-    assert me["name"] == "alice" and me["authenticated"] is True
+    assert me["name"] == "alice" and me["authenticated"] is True and me["anonymous"] is False
+
+
+def test_who_am_i_answers_anonymous_callers(sandbox: SandboxServer, client: httpx.Client) -> None:
+    # hudson.security.WhoAmI is an UnprotectedRootAction: no 403, it names the anonymous user
+    response = client.get(url(sandbox, "/whoAmI/api/json"))
+    assert response.status_code == 200 and response.headers["X-Jenkins"] == "2.479.3"
+    me = response.json()
+    assert me["anonymous"] is True and me["name"] == "anonymous"
+    assert set(me) == {"_class", "anonymous", "authenticated", "authorities", "details", "name", "toString"}
 
 
 def test_build_and_artifacts(sandbox: SandboxServer, client: httpx.Client) -> None:

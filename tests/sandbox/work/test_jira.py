@@ -194,7 +194,11 @@ def test_service_desk_lists_desks_types_and_creates_requests(sandbox: SandboxSer
 
 def test_service_desk_license_and_noperm(sandbox: SandboxServer, client: httpx.Client) -> None:
     root = cloud(sandbox, "/rest/servicedeskapi", "jira_service_management")
-    assert client.get(f"{root}/info", headers=basic("a@example.com", cred())).json()["isLicensedForUse"] is True
+    info = client.get(f"{root}/info", headers=basic("a@example.com", cred())).json()
+    assert info["isLicensedForUse"] is True
+    # SoftwareInfoDTO as the service desk REST API documents it (GET /rest/servicedeskapi/info)
+    assert set(info) == {"version", "platformVersion", "buildDate", "buildChangeSet", "isLicensedForUse", "_links"}
+    assert set(info["buildDate"]) == {"iso8601", "jira", "friendly", "epochMillis"}
     assert client.get(f"{root}/info").status_code == 200
     expired = client.get(f"{root}/info", headers=basic("a@example.com", cred("expired")))
     assert expired.json()["isLicensedForUse"] is False

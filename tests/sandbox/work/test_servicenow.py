@@ -68,6 +68,7 @@ def test_incident_create_read_resolve(sandbox: SandboxServer, client: httpx.Clie
     assert created.status_code == 201
     record = created.json()["result"]
     assert record["number"].startswith("INC") and record["state"] == "1" and record["urgency"] == "2"
+    assert record["impact"] == "3" and record["priority"] == "4"  # the base priority lookup: 3 x 2 -> 4 Low
     assert "not_a_field" not in record
     sys_id = record["sys_id"]
 
@@ -85,6 +86,18 @@ def test_incident_create_read_resolve(sandbox: SandboxServer, client: httpx.Clie
     labelled = client.get(table(sandbox, f"incident/{sys_id}"), headers=auth,
                           params={"sysparm_display_value": "true"}).json()["result"]
     assert labelled["state"] == "Resolved"
+
+
+@pytest.mark.parametrize(("impact", "urgency", "priority"), [
+    ("1", "1", "1"), ("1", "2", "2"), ("2", "2", "3"), ("2", "3", "4"), ("3", "3", "5"), ("3", "1", "3")])
+def test_priority_follows_the_base_lookup_rules(sandbox: SandboxServer, client: httpx.Client, impact: str,
+                                                urgency: str, priority: str) -> None:
+    created = client.post(table(sandbox, "incident"), headers=user_auth(), json={
+        "short_description": "lookup", "impact": impact, "urgency": urgency}).json()["result"]
+    assert created["priority"] == priority
+    updated = client.patch(table(sandbox, f"incident/{created['sys_id']}"), headers=user_auth(),
+                           json={"impact": "3", "urgency": "3"}).json()["result"]
+    assert updated["priority"] == "5"
 
 
 def test_noperm_reads_no_incidents_and_writes_none(sandbox: SandboxServer, client: httpx.Client) -> None:
