@@ -3,12 +3,15 @@ PMAP (uvicorn on loopback) calls the sandbox, the sandbox delivers its test webh
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import httpx
 import pytest
 
 from pmap.connectors.catalog import connector_types
 from pmap.sandbox.server import SandboxServer
 
-from .conftest import Served, create_integration, signed, unique
+from .conftest import Served, create_integration, integration_body, signed, unique
 
 PINGING = ["github_issues", "gitlab_issues", "snyk", "azure_boards"]
 NO_PING = ["jira_cloud", "sonarqube"]
@@ -20,6 +23,16 @@ def _impl_has(vendor: str, method: str) -> None:
         pytest.skip(f"the {vendor} connector has no {method} yet")
 
 
+def _seed(vendor: str, sandbox: SandboxServer) -> None:
+    """GitLab builds its test issue event from the project's first issue (no issue: 422 "Ensure the
+    project has issues."): give the sandbox project one."""
+    if vendor == "gitlab_issues":
+        base = integration_body(vendor, base=sandbox.base_url)["connection"]
+        r = httpx.post(f"{base['base_url']}/projects/{quote(base['project'], safe='')}/issues",
+                       headers={"PRIVATE-TOKEN": unique("ok")}, json={"title": "webhook test"})
+        assert r.status_code == 201, r.text
+
+
 def _webhook(served: Served, iid: str) -> str:
     return f"/api/v1/integrations/{iid}/webhook"
 
@@ -28,6 +41,7 @@ def _webhook(served: Served, iid: str) -> str:
 def test_auto_setup_registers_pings_and_sees_the_verified_delivery(
         served: Served, sandbox: SandboxServer, vendor: str) -> None:
     _impl_has(vendor, "ping_webhook")
+    _seed(vendor, sandbox)
     h = served.token(role="operator")
     iid = create_integration(served.http, h, vendor, base=sandbox.base_url)
     r = served.http.post(_webhook(served, iid) + "/auto-setup", headers=h)

@@ -15,8 +15,10 @@ pipeline (or the run id given as ``ref``); its build artifacts are downloaded as
 PMAP's report detectors claim are returned (the SARIF SAST Scans Tab convention publishes them as
 ``CodeAnalysisLogs``). Webhooks: service hook subscriptions (``webHooks`` consumer) with HTTP Basic
 user ``pmap`` and the webhook secret as password; registering again replaces PMAP's subscription
-(same URL and event); ``testnotifications`` sends a test delivery, and a failure Azure DevOps
-reports before reaching the receiver is step ``response``.
+(same URL and event); ``testnotifications`` (a preview resource: ``api-version=7.1-preview.1``)
+sends a test delivery; a notification answered before it completed (result ``pending``) is read again
+until it has a result, and a failure Azure DevOps reports before reaching the receiver is step
+``response``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._support import dig, permission_report, text
+from pmap.connectors.vendors._support import dig, permission_report, poll, text
 from pmap.connectors.vendors._work_http import (
     DOWNLOAD_MAX_BYTES,
     artifacts_of,
@@ -64,6 +66,9 @@ from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.webhooks.schemes import AZURE_USERNAME
 
 API = "7.1"
+#: service hook notifications (test notifications included) are published as a preview resource only
+#: (vsts-rest-api-specs hooks 7.1/7.2: ``x-ms-preview``, ``7.1-preview.1``); "7.1" alone is refused
+_NOTIFICATIONS_API = f"{API}-preview.1"
 DONE_STATES = frozenset({"closed", "done"})
 _SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low", "info": "4 - Low"}
 _PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4, "info": 4}
@@ -212,11 +217,23 @@ class _AzureConnector:
         if not re.fullmatch(r"[0-9a-fA-F-]{36}", hook_id or ""):
             raise ValidationFailed("an Azure DevOps subscription id is a GUID",
                                    fields=[FieldProblem("hook_id", "must be a GUID")])
+        preview = {"api-version": _NOTIFICATIONS_API}
         with ctx.client() as c:
-            resp = az_check(ctx, c.post("/_apis/hooks/testnotifications", headers=headers(ctx), params=_v(),
+            resp = az_check(ctx, c.post("/_apis/hooks/testnotifications", headers=headers(ctx), params=preview,
                                         json={"subscriptionId": hook_id}), "sending the test notification",
                             permission_hint=_HOOK_HINT)
-        note = json_of(ctx, resp, "the test notification")
+            note = json_of(ctx, resp, "the test notification")
+            note_id = note.get("id")
+            if note.get("result") in (None, "pending") and isinstance(note_id, int):
+                # not completed yet (status queued/processing/...): read it again until it has a result
+                def completed() -> dict[str, Any] | None:
+                    got = az_check(ctx, c.get(f"/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
+                                              headers=headers(ctx), params=preview),
+                                   "reading the test notification", permission_hint=_HOOK_HINT)
+                    body = json_of(ctx, got, "the test notification")
+                    return body if body.get("result") not in (None, "pending") else None
+
+                note = poll(ctx, completed, what="Azure DevOps's test notification")
         if note.get("result") == "succeeded" or _STATUS_LINE.search(str(dig(note, "details", "response") or "")):
             return  # the receiver answered: PMAP's own delivery log says whether it verified
         reason = text(dig(note, "details", "errorMessage")) or text(note.get("result")) or "no result"

@@ -135,6 +135,11 @@ def scopes_of(resp: OutboundResponse) -> set[str] | None:
     return None if raw is None else {s.strip() for s in raw.split(",") if s.strip()}
 
 
+def _workflow_file(path: Any) -> str:
+    """The workflow file name of a run's ``path`` (``.github/workflows/codeql.yml@main`` -> ``codeql.yml``)."""
+    return str(path or "").split("@", 1)[0].rsplit("/", 1)[-1]
+
+
 class GitHubRepositoryHooks:
     """Repository webhooks, shared by every GitHub connector (Issues, Actions, code scanning):
     PMAP's hook is created, or updated in place (same URL) with the current secret, and pinged."""
@@ -280,7 +285,7 @@ class GitHubActionsConnector(_GitHubConnector):
                         "listing workflow runs", permission=(403, 404), permission_hint=_REPO_HINT)
         workflow = ctx.connection.workflow
         runs = [r for r in json_of(ctx, resp, "workflow runs").get("workflow_runs") or [] if isinstance(r, dict)
-                and (not workflow or str(r.get("path", "")).rsplit("/", 1)[-1] == workflow)]
+                and (not workflow or _workflow_file(r.get("path")) == workflow)]
         return max(runs, key=lambda r: int(r.get("id") or 0), default=None)
 
     def _download(self, ctx: OperationContext, c: OutboundClient, artifact: dict[str, Any]) -> bytes | None:

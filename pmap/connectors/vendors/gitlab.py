@@ -13,8 +13,10 @@ Issues: key ``group/project#iid``; done = ``state == "closed"``. CI: the latest 
 ``dependency_scanning``, ...) are downloaded by file name from the job's artifacts, so a report
 must be kept in the job's artifacts archive to be read (a 404 is skipped). Webhooks: project hooks
 carrying a token (``X-Gitlab-Token``; nothing is signed); registering again updates PMAP's hook
-(same URL); the test delivery is ``POST /projects/:id/hooks/:hook_id/test/:trigger``, and a failure
-GitLab reports before reaching the receiver is step ``response``.
+(same URL); the test delivery is ``POST /projects/:id/hooks/:hook_id/test/:trigger``. GitLab builds
+it from the project's own data (an issue event needs an issue in the project) and answers a receiver's
+refusal with 422 carrying only the receiver's body: a refusal by PMAP's receiver is left to PMAP's
+delivery log, and anything GitLab reports before reaching the receiver is step ``response``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import orjson
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
@@ -59,7 +62,6 @@ from pmap.connectors.vendors._work_http import (
     required,
     ticket_text,
     title_of,
-    vendor_detail,
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
@@ -70,7 +72,6 @@ SECURITY_REPORTS = frozenset({"sast", "dependency_scanning", "container_scanning
                               "coverage_fuzzing", "api_fuzzing", "cluster_image_scanning"})
 REPORTER, MAINTAINER = 20, 40
 _USEFUL_SCOPES = frozenset({"api", "read_api", "read_user"})
-_HTTP_STATUS = re.compile(r"\b[1-5]\d\d\b")
 _AUTH_HINT = "check the token (it may be expired, revoked, or lack the api scope)"
 _HOOK_HINT = "the token needs the api scope and the Maintainer role on the project"
 
@@ -113,6 +114,29 @@ def gl_check(ctx: OperationContext, resp: OutboundResponse, what: str, **kw: Any
     """:func:`check` with GitLab's hints (403 ``insufficient_scope`` is a missing scope)."""
     kw.setdefault("permission_hint", "the token needs the api scope and a role on the project")
     return check(ctx, resp, what, auth_hint=_AUTH_HINT, **kw)
+
+
+def _receiver_answered(resp: OutboundResponse) -> bool:
+    """Whether a 422 to a hook test carries the receiver's answer rather than GitLab's own refusal.
+
+    GitLab answers a non-2xx receiver with 422 ``{"message": <the receiver's response body>}`` (no
+    status), and a failed request or a refused test (``Ensure the project has issues.``) with 422 and
+    its own text (gitlabhq ``lib/api/hooks/trigger_test.rb``, ``app/services/web_hook_service.rb``). So
+    the receiver answered when the message is empty or is PMAP's receiver's own error document.
+    """
+    try:
+        message = resp.json().get("message") if resp.content else None
+    except Exception:  # not JSON: GitLab's API always answers JSON here, so it is not its hook result
+        return False
+    if message == "":  # the receiver answered with an empty body
+        return True
+    if isinstance(message, str):
+        try:
+            message = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return False
+    error = message.get("error") if isinstance(message, dict) else None
+    return isinstance(error, dict) and isinstance(error.get("code"), str)
 
 
 class _GitLabConnector:
@@ -224,8 +248,7 @@ class _GitLabConnector:
             resp = c.post(f"/projects/{_pid(_project(ctx))}/hooks/{hook_id}/test/{self.test_trigger}",
                           headers=headers(ctx))
         if resp.status == 422:
-            detail = vendor_detail(ctx, resp) or ""
-            if _HTTP_STATUS.search(detail):  # the receiver answered: PMAP's own delivery log says why
+            if _receiver_answered(resp):  # PMAP's own delivery log says why it refused
                 return
             raise fail(ctx, "GitLab could not deliver the test event to PMAP's receiving URL", step="response",
                        resp=resp)

@@ -4,7 +4,11 @@ A subscription (``consumerId`` ``webHooks``, action ``httpRequest``) keeps ``con
 ``basicAuthUsername``, ``basicAuthPassword`` and optional ``httpHeaders`` (``Name:Value`` lines).
 ``POST _apis/hooks/testnotifications`` really POSTs a sample event to the URL with those Basic
 credentials (nothing is signed: that is the vendor's scheme) and answers the ``Notification`` with
-the receiver's status. The password is shown masked. ``noperm`` may not manage subscriptions.
+the receiver's status. Notifications (the test one and ``GET .../subscriptions/{id}/notifications/{n}``)
+are a preview resource in Microsoft's specs (vsts-rest-api-specs hooks 7.1/7.2, ``x-ms-preview``), so
+they refuse an ``api-version`` without ``-preview``; subscriptions are released (``7.1``). Whether the
+service answers the test synchronously is not documented (its ``result`` may be ``pending``): here
+it is always completed. The password is shown masked. ``noperm`` may not manage subscriptions.
 """
 
 from __future__ import annotations
@@ -125,9 +129,9 @@ def register(router: APIRouter, key: str) -> None:
     def hooks(request: Request) -> Hooks:
         return state(request, key, Hooks)
 
-    async def enter(request: Request, org: str, write: bool = False) -> AdoCall:
+    async def enter(request: Request, org: str, write: bool = False, preview: bool = False) -> AdoCall:
         call = await authenticate(key, request, org)
-        require_version(request)
+        require_version(request, preview=preview)
         if write and call.caller.noperm:
             raise Reply(forbidden(call, "edit service hook subscriptions"))
         return call
@@ -180,7 +184,7 @@ def register(router: APIRouter, key: str) -> None:
 
     @router.post(root + "/testnotifications")
     async def test_notification(request: Request, org: str) -> Response:
-        call = await enter(request, org, write=True)
+        call = await enter(request, org, write=True, preview=True)
         body = await read_json(request, lambda r: vss_error(400, r, "VssPropertyValidationException"))
         body = body if isinstance(body, dict) else {}
         sub_id = body.get("subscriptionId")
@@ -214,7 +218,7 @@ def register(router: APIRouter, key: str) -> None:
 
     @router.get(root + "/subscriptions/{sub_id}/notifications/{notification_id:int}")
     async def get_notification(request: Request, org: str, sub_id: str, notification_id: int) -> Response:
-        await enter(request, org)
+        await enter(request, org, preview=True)
         notification = hooks(request).notifications.get(notification_id)
         if notification is None or notification["subscriptionId"] != sub_id:
             return vss_error(404, f"Notification {notification_id} could not be found.",

@@ -148,11 +148,13 @@ def repo_json(api: str, repo: Repo, perms: dict[str, bool] | None = None) -> dic
 
 
 def run_json(api: str, run: Run) -> dict[str, Any]:
-    """A ``workflow-run``."""
+    """A ``workflow-run``; ``path`` carries the ref the workflow file was read from, as in the REST
+    reference's example (``.github/workflows/build.yml@main``)."""
     root = f"{api}/repos/{run.repo.full_name}/actions/runs/{run.id}"
     return {
         "id": run.id, "name": run.name, "node_id": node_id("WFR_kwLO", run.id), "head_branch": "main",
-        "head_sha": SHA, "path": run.path, "display_title": f"{run.name} on main", "run_number": run.run_number,
+        "head_sha": SHA, "path": f"{run.path}@main", "display_title": f"{run.name} on main",
+        "run_number": run.run_number,
         "event": "push", "status": run.status, "conclusion": run.conclusion, "workflow_id": run.repo.id + 7,
         "check_suite_id": run.id + 9, "url": root, "html_url": f"https://github.com/{run.repo.full_name}"
         f"/actions/runs/{run.id}", "created_at": iso_z(run.created), "updated_at": iso_z(run.created),

@@ -1,9 +1,15 @@
 """GitLab project webhooks: create, list, read, update, delete and test.
 
-``POST /projects/:id/hooks/:hook_id/test/:trigger`` really POSTs a sample event of that trigger to
-the hook URL with the hook ``token`` in ``X-Gitlab-Token`` (plus ``X-Gitlab-Event``,
-``X-Gitlab-Webhook-UUID`` and ``Idempotency-Key``), then answers ``201 {"message": "201 Created"}``
-when the receiver said 2xx, else 422 with the failure, as GitLab does.
+``POST /projects/:id/hooks/:hook_id/test/:trigger`` really POSTs an event of that trigger to the
+hook URL with the hook ``token`` in ``X-Gitlab-Token`` (plus ``X-Gitlab-Event``,
+``X-Gitlab-Webhook-UUID`` and ``Idempotency-Key``), then answers as GitLab's ``API::Hooks::TriggerTest``
+does (gitlabhq ``lib/api/hooks/trigger_test.rb``, ``app/services/web_hook_service.rb``,
+``app/services/test_hooks/project_service.rb``): ``201 {"message": "201 Created"}`` when the receiver
+said 2xx; otherwise 422 ``{"message": ...}`` carrying the receiver's own response body (its status is
+not in the answer, only in the hook's log), the connection error's text, or, before anything is
+sent, the test service's refusal when the project lacks the data the event is built from (``Ensure
+the project has issues.``: GitLab builds an issue event from the project's first issue). Each
+delivery is logged under ``GET .../hooks/:hook_id/events`` in the ``WebHookLog`` shape.
 """
 
 from __future__ import annotations
@@ -35,8 +41,28 @@ OBJECT_KINDS = {"push_events": "push", "tag_push_events": "tag_push", "issues_ev
                 "resource_access_token_events": "access_token"}
 
 
-def _sample(call: GlCall, project: store.Project, trigger: str) -> dict[str, Any]:
-    """A sample event body of the trigger's ``object_kind``."""
+#: what GitLab's TestHooks::ProjectService refuses with when the project has nothing to build the event from
+MISSING_DATA = {"issues_events": "Ensure the project has issues.",
+                "confidential_issues_events": "Ensure the project has issues.",
+                "note_events": "Ensure the project has notes.",
+                "merge_requests_events": "Ensure the project has merge requests.",
+                "wiki_page_events": "Ensure the wiki is enabled and has pages."}
+#: the hook log's ``trigger`` (GitLab logs the hook name, e.g. ``issue_hooks``)
+LOG_TRIGGERS = {"push_events": "push_hooks", "tag_push_events": "tag_push_hooks", "issues_events": "issue_hooks",
+                "confidential_issues_events": "confidential_issue_hooks", "note_events": "note_hooks",
+                "merge_requests_events": "merge_request_hooks", "job_events": "job_hooks",
+                "pipeline_events": "pipeline_hooks", "wiki_page_events": "wiki_page_hooks"}
+
+
+def _missing_data(call: GlCall, request: Request, project: store.Project, trigger: str) -> str | None:
+    """GitLab's refusal when the project lacks what the trigger's test event is built from."""
+    if trigger in ("issues_events", "confidential_issues_events"):
+        return None if gl_state(call, request).issues[project.id] else MISSING_DATA[trigger]
+    return MISSING_DATA.get(trigger)
+
+
+def _sample(call: GlCall, request: Request, project: store.Project, trigger: str) -> dict[str, Any]:
+    """The test event body of the trigger's ``object_kind`` (an issue event is built from the first issue)."""
     proj = {"id": project.id, "name": project.path, "path_with_namespace": project.path_with_namespace,
             "web_url": f"{call.web}/{project.path_with_namespace}", "default_branch": "main"}
     user = {"id": store.USER_ID, "name": "PMAP Bot", "username": store.USERNAME}
@@ -47,8 +73,9 @@ def _sample(call: GlCall, project: store.Project, trigger: str) -> dict[str, Any
                     checkout_sha=store.SHA, user_id=store.USER_ID, user_username=store.USERNAME,
                     project_id=project.id, commits=[], total_commits_count=0)
     elif kind == "issue":
-        body["object_attributes"] = {"id": 9000, "iid": 1, "title": "Sample issue", "state": "opened",
-                                     "action": "open", "url": f"{proj['web_url']}/-/issues/1"}
+        first = next(iter(gl_state(call, request).issues[project.id].values()))
+        body["object_attributes"] = {"id": first["id"], "iid": first["iid"], "title": first["title"],
+                                     "state": first["state"], "action": "open", "url": first["web_url"]}
         body.update(labels=[], changes={})
     elif kind == "pipeline":
         body["object_attributes"] = {"id": project.id * 100 + 1, "iid": 11, "ref": "main", "sha": store.SHA,
@@ -134,14 +161,24 @@ def register(router: APIRouter, key: str) -> None:
         hook = _hook(call, request, project, hook_id)
         if trigger not in TRIGGER_EVENTS:
             return json_response(400, {"error": "trigger does not have a valid value"})
-        result = await send(hook.url, "gitlab", hook.token, _sample(call, project, trigger), TRIGGER_EVENTS[trigger],
+        refusal = _missing_data(call, request, project, trigger)
+        if refusal is not None:
+            return json_response(422, {"message": refusal})
+        payload = _sample(call, request, project, trigger)
+        result = await send(hook.url, "gitlab", hook.token, payload, TRIGGER_EVENTS[trigger],
                             verify=hook.enable_ssl_verification,
                             extra_headers={"X-Gitlab-Instance": call.web})
-        hook.deliveries.insert(0, {"id": len(hook.deliveries) + 1, "url": hook.url, "trigger": trigger,
-                                   "response_status": result.status_code, "execution_duration":
-                                   round(result.duration_ms / 1000, 3), "created_at": iso_z(now())})
-        if not result.ok:
-            return json_response(422, {"message": result.error or f"Hook execution failed: {result.status_code}"})
+        hook.deliveries.insert(0, {
+            "id": len(hook.deliveries) + 1, "url": hook.url, "trigger": LOG_TRIGGERS.get(trigger, trigger),
+            "request_headers": {"Content-Type": "application/json", "X-Gitlab-Event": TRIGGER_EVENTS[trigger]},
+            "request_data": payload, "response_headers": {}, "response_body": result.response_body,
+            "execution_duration": round(result.duration_ms / 1000, 3),
+            "response_status": str(result.status_code) if result.status_code is not None else "internal error",
+            "created_at": iso_z(now())})
+        if result.status_code is None:  # the request failed: GitLab answers the error's text
+            return json_response(422, {"message": result.error or "internal error"})
+        if not result.ok:  # the receiver answered: GitLab passes its body on, not its status
+            return json_response(422, {"message": result.response_body})
         return json_response(201, {"message": "201 Created"})
 
     @router.get(prefix + "/{hook_id:int}/events")

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from pmap.connectors.base import TicketRequest
+from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.sandbox.server import SandboxServer
 from pmap.sandbox.work._artifacts import sarif_report, zip_of
@@ -22,6 +23,9 @@ def _quirks_app() -> FastAPI:
     app = FastAPI()
     app.state.created = []
     app.state.blob_requests = []
+    app.state.gitlab_test_answer = {}
+    app.state.ado_versions = []
+    app.state.ado_reads = 0
 
     @app.post("/jira/rest/api/3/issue")
     async def create_issue(request: Request) -> JSONResponse:
@@ -36,7 +40,7 @@ def _quirks_app() -> FastAPI:
     @app.get("/github/repos/acme/webapp/actions/runs")
     async def runs() -> JSONResponse:
         return JSONResponse({"total_count": 1, "workflow_runs": [{"id": 7, "status": "completed",
-                                                                  "path": ".github/workflows/codeql.yml"}]})
+                                                                  "path": ".github/workflows/codeql.yml@main"}]})
 
     @app.get("/github/repos/acme/webapp/actions/runs/7/artifacts")
     async def artifacts(request: Request) -> JSONResponse:
@@ -55,7 +59,28 @@ def _quirks_app() -> FastAPI:
         app.state.blob_requests.append({**dict(request.headers), "_hostname": request.url.hostname})
         return Response(zip_of({"codeql.sarif": sarif_report("CodeQL")}), media_type="application/zip")
 
+    @app.post("/gitlab/projects/1/hooks/5/test/issues_events")
+    async def gitlab_hook_test() -> JSONResponse:
+        return JSONResponse(app.state.gitlab_test_answer, status_code=422)
+
+    @app.post("/ado/_apis/hooks/testnotifications")
+    async def ado_test(request: Request) -> JSONResponse:
+        app.state.ado_versions.append(request.query_params.get("api-version"))
+        return JSONResponse({"id": 9, "subscriptionId": _SUB, "status": "queued", "result": "pending"})
+
+    @app.get(f"/ado/_apis/hooks/subscriptions/{_SUB}/notifications/9")
+    async def ado_notification(request: Request) -> JSONResponse:
+        app.state.ado_versions.append(request.query_params.get("api-version"))
+        app.state.ado_reads += 1
+        if app.state.ado_reads < 2:
+            return JSONResponse({"id": 9, "status": "processing", "result": "pending"})
+        return JSONResponse({"id": 9, "status": "completed", "result": "failed",
+                             "details": {"errorMessage": "The remote name could not be resolved", "response": None}})
+
     return app
+
+
+_SUB = "0d8f2b8e-7d6c-4e1a-9c55-3b8f0a1e2d44"
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +110,34 @@ def test_github_archives_on_a_storage_host_are_fetched_without_the_token(quirks:
     [seen] = quirks.app.state.blob_requests
     assert seen["_hostname"] == "localhost"  # another host than the API's
     assert "authorization" not in seen and not any(token in str(v) for v in seen.values())
+
+
+@pytest.mark.parametrize(("message", "answered"), [
+    ("", True),  # the receiver refused with an empty body
+    ('{"error": {"code": "authentication_required", "message": "webhook delivery rejected"}}', True),
+    ("Ensure the project has issues.", False),  # GitLab's test service refused before sending
+    ("Failed to open TCP connection to 127.0.0.1:9 (Connection refused)", False),
+])
+def test_gitlab_hook_test_422_carries_the_receivers_body_not_its_status(quirks: SandboxServer, dev_settings: Settings,
+                                                                        message: str, answered: bool) -> None:
+    quirks.app.state.gitlab_test_answer = {"message": message}
+    connection = {"base_url": f"{quirks.base_url}/gitlab", "project": "1"}
+    ctx = context(dev_settings, "gitlab_issues", connection, {"private_token": unique("ok")})
+    impl = catalog_entry("gitlab_issues").implementation
+    if answered:
+        impl.ping_webhook(ctx, "5")  # it arrived: PMAP's own delivery log says why it was refused
+        return
+    with pytest.raises(UpstreamError) as caught:
+        impl.ping_webhook(ctx, "5")
+    assert caught.value.step == "response" and message in caught.value.message
+
+
+def test_azure_test_notification_is_a_preview_resource_read_until_it_completes(quirks: SandboxServer,
+                                                                               dev_settings: Settings) -> None:
+    connection = {"base_url": f"{quirks.base_url}/ado", "project": "Security"}
+    ctx = context(dev_settings, "azure_boards", connection, {"personal_access_token": unique("ok")})
+    with pytest.raises(UpstreamError) as caught:
+        catalog_entry("azure_boards").implementation.ping_webhook(ctx, _SUB)
+    assert caught.value.step == "response" and "could not be resolved" in caught.value.message
+    assert quirks.app.state.ado_reads == 2
+    assert set(quirks.app.state.ado_versions) == {"7.1-preview.1"}

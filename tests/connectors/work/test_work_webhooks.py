@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from pmap.connectors.base import WebhookRegistration
+from pmap.connectors.base import TicketRequest, WebhookRegistration
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.sandbox.server import SandboxServer
@@ -50,6 +50,13 @@ def _hook_urls(vendor: str, base_url: str, credentials: dict[str, str]) -> list[
     return [(i.get("config") or i.get("consumerInputs") or i)["url"] for i in items]
 
 
+def _seed(vendor: str, dev_settings: Settings, connection: dict[str, str], credentials: dict[str, str]) -> None:
+    """GitLab builds its test issue event from the project's first issue: make sure there is one."""
+    if vendor == "gitlab_issues":
+        catalog_entry(vendor).implementation.create_ticket(context(dev_settings, vendor, connection, credentials),
+                                                           TicketRequest(title="webhook test", description="d"))
+
+
 def test_registration_and_ping_support_match_the_vendors() -> None:
     for vendor in VENDORS:
         ct = catalog_entry(vendor)
@@ -64,6 +71,7 @@ def test_registered_hook_pings_with_a_delivery_pmap_verifies(vendor: str, sandbo
     connection, credentials = settings_for(vendor, sandbox.base_url)
     impl = catalog_entry(vendor).implementation
     secret = _secret(vendor)
+    _seed(vendor, dev_settings, connection, credentials)
     reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials, purpose="webhook_registration"),
                                 WebhookRegistration(url=receiver.url, secret=SecretStr(secret)))
     assert reg.hook_id and reg.signed and reg.ping_supported and reg.url == receiver.url
@@ -81,6 +89,7 @@ def test_registering_again_keeps_one_hook_with_the_new_secret(vendor: str, sandb
     connection, credentials = settings_for(vendor, sandbox.base_url)
     impl = catalog_entry(vendor).implementation
     old, new = _secret(vendor), _secret(vendor)
+    _seed(vendor, dev_settings, connection, credentials)
     for secret in (old, new):
         reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                                     WebhookRegistration(url=receiver.url, secret=SecretStr(secret)))
@@ -97,6 +106,7 @@ def test_a_receiver_the_vendor_cannot_reach_fails_the_ping_at_response(vendor: s
                                                                      dev_settings: Settings, closed_port: int) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
     impl = catalog_entry(vendor).implementation
+    _seed(vendor, dev_settings, connection, credentials)
     reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                                 WebhookRegistration(url=f"http://127.0.0.1:{closed_port}/hooks/x",
                                                     secret=SecretStr(_secret(vendor))))

@@ -131,7 +131,11 @@ def test_service_hook_subscription_and_test_notification(sandbox: SandboxServer,
     assert sub["consumerInputs"]["basicAuthPassword"] == "********" and sub["status"] == "enabled"
     assert sub["id"] in [s["id"] for s in client.get(url, headers=pat()).json()["value"]]
 
-    test = client.post(org(sandbox, "/_apis/hooks/testnotifications?api-version=7.1"), headers=pat(),
+    released = client.post(org(sandbox, "/_apis/hooks/testnotifications?api-version=7.1"), headers=pat(),
+                           json={"subscriptionId": sub["id"]})
+    assert released.status_code == 400  # notifications are a preview resource
+    assert released.json()["typeKey"] == "VssInvalidPreviewVersionException"
+    test = client.post(org(sandbox, "/_apis/hooks/testnotifications?api-version=7.1-preview.1"), headers=pat(),
                        json={"subscriptionId": sub["id"]})
     assert test.status_code == 200
     assert test.json()["result"] == "succeeded" and test.json()["status"] == "completed"
@@ -140,7 +144,7 @@ def test_service_hook_subscription_and_test_notification(sandbox: SandboxServer,
     assert got.headers["x-pmap-source"] == "ado"
     assert json.loads(got.body)["eventType"] == "workitem.updated"
     notification = client.get(org(sandbox, f"/_apis/hooks/subscriptions/{sub['id']}/notifications/"
-                                           f"{test.json()['id']}?api-version=7.1"), headers=pat())
+                                           f"{test.json()['id']}?api-version=7.1-preview.1"), headers=pat())
     assert notification.json()["details"]["consumerInputs"]["basicAuthPassword"] == "********"
 
 
@@ -149,7 +153,7 @@ def test_test_notification_reports_failure(sandbox: SandboxServer, client: httpx
     receiver.status = 401
     details = {"publisherId": "pipelines", "eventType": "ms.vss-pipelines.run-state-changed-event",
                "consumerInputs": {"url": receiver.url}}
-    test = client.post(org(sandbox, "/_apis/hooks/testnotifications?api-version=7.1", "azure_pipelines"),
+    test = client.post(org(sandbox, "/_apis/hooks/testnotifications?api-version=7.1-preview.1", "azure_pipelines"),
                        headers=pat(), json={"details": details}).json()
     assert test["result"] == "failed"
     assert "authorization" not in receiver.wait_for(1)[0].headers

@@ -90,6 +90,8 @@ def test_workflow_runs_and_artifact_download(sandbox: SandboxServer, client: htt
     runs = client.get(api(sandbox, "/repos/acme/webapp/actions/runs", "github_actions"), headers=auth,
                       params={"status": "success"}).json()
     assert runs["total_count"] == 1 and runs["workflow_runs"][0]["conclusion"] == "success"
+    # the REST reference's workflow-run example names the ref the file was read from
+    assert runs["workflow_runs"][0]["path"] == ".github/workflows/codeql.yml@main"
     artifacts = client.get(runs["workflow_runs"][0]["artifacts_url"], headers=auth).json()["artifacts"]
     live = next(a for a in artifacts if not a["expired"])
     redirect = client.get(live["archive_download_url"], headers=auth)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import io
 import json
+import socket
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 
@@ -113,7 +114,14 @@ def test_hook_register_and_test_delivers_the_token(sandbox: SandboxServer, clien
     listed = client.get(api(sandbox, "/projects/1/hooks"), headers=token()).json()
     assert hook["id"] in [h["id"] for h in listed]
 
-    tested = client.post(api(sandbox, f"/projects/1/hooks/{hook['id']}/test/issues_events"), headers=token())
+    test_url = api(sandbox, f"/projects/1/hooks/{hook['id']}/test/issues_events")
+    if not client.get(api(sandbox, "/projects/1/issues"), headers=token()).json():
+        # GitLab builds the test event from the project's first issue, and refuses without one
+        refused = client.post(test_url, headers=token())
+        assert refused.status_code == 422 and refused.json() == {"message": "Ensure the project has issues."}
+        assert not receiver.deliveries
+        client.post(api(sandbox, "/projects/1/issues"), headers=token(), json={"title": "Hook test"})
+    tested = client.post(test_url, headers=token())
     assert tested.status_code == 201 and tested.json() == {"message": "201 Created"}
     got = receiver.wait_for(1)[0]
     assert hmac.compare_digest(got.headers["x-gitlab-token"], secret)
@@ -130,6 +138,21 @@ def test_hook_test_reports_a_failing_receiver(sandbox: SandboxServer, client: ht
     receiver.status = 500
     hook = client.post(api(sandbox, "/projects/2/hooks"), headers=token(), data={"url": receiver.url}).json()
     failed = client.post(api(sandbox, f"/projects/2/hooks/{hook['id']}/test/push_events"), headers=token())
-    assert failed.status_code == 422
+    # the receiver's (empty) body is the message; its status shows only in the hook's log
+    assert failed.status_code == 422 and failed.json() == {"message": ""}
     assert receiver.wait_for(1)[0].headers["x-gitlab-event"] == "Push Hook"
     assert "x-gitlab-token" not in receiver.deliveries[0].headers  # registered without a token
+    [log] = client.get(api(sandbox, f"/projects/2/hooks/{hook['id']}/events"), headers=token()).json()
+    assert log["response_status"] == "500" and log["trigger"] == "push_hooks" and log["response_body"] == ""
+
+
+def test_hook_test_names_the_connection_error(sandbox: SandboxServer, client: httpx.Client) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    hook = client.post(api(sandbox, "/projects/2/hooks"), headers=token(),
+                       data={"url": f"http://127.0.0.1:{closed_port}/hook"}).json()
+    failed = client.post(api(sandbox, f"/projects/2/hooks/{hook['id']}/test/push_events"), headers=token())
+    assert failed.status_code == 422 and failed.json()["message"]
+    [log] = client.get(api(sandbox, f"/projects/2/hooks/{hook['id']}/events"), headers=token()).json()
+    assert log["response_status"] == "internal error"
