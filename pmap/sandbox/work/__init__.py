@@ -142,8 +142,8 @@ _DESCRIPTORS: dict[str, dict[str, Any]] = {
     "jenkins": {"category": "CI/CD", "base_path": "/{key}", "auth": "Basic user:api_token",
                 "valid_credentials": {"username": "pmap", "api_token": "11sandboxJenkinsToken0001"},
                 "fixtures": {"jobs": ["webapp-security"], "builds": {"7": "SUCCESS", "8": "building"}},
-                "notes": "no credentials -> 403 anonymous (as Jenkins); noperm sees no jobs; only admin reads "
-                         "/pluginManager"},
+                "notes": "no credentials -> 403 anonymous on the API, while /whoAmI answers 200 naming the "
+                         "anonymous user (as Jenkins); noperm sees no jobs; only admin reads /pluginManager"},
 }
 
 ROUTERS: list[APIRouter] = build_routers()
