@@ -43,13 +43,14 @@ def gitlab_headers(
 ) -> dict[str, str]:
     """GitLab (token mode): the secret in ``X-Gitlab-Token`` verbatim, plus event and delivery ids."""
     del body  # GitLab's token mode signs nothing; the token itself is the proof
-    uid = delivery_id or str(uuid.uuid4())
+    # Idempotency-Key is the one id GitLab keeps across retries of a delivery; the webhook UUID is
+    # not it, so the sandbox makes them differ and a receiver keyed on the wrong one fails the tests
     return {
         "X-Gitlab-Token": secret,
         "X-Gitlab-Event": event,
-        "X-Gitlab-Webhook-UUID": uid,
+        "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
         "X-Gitlab-Event-UUID": str(uuid.uuid4()),
-        "Idempotency-Key": uid,
+        "Idempotency-Key": delivery_id or str(uuid.uuid4()),
         "User-Agent": "GitLab/sandbox",
     }
 
