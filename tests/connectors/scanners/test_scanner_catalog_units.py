@@ -13,7 +13,7 @@ from pmap.connectors.base import ARCHETYPES, secret_field_names
 from pmap.connectors.catalog import check_type
 from pmap.connectors.vendors import _tenable_export
 from pmap.connectors.vendors._support import days_until, expiry, parse_when
-from pmap.connectors.vendors.checkmarx import CheckmarxConnection, CheckmarxCredentials, claims_of, iam_base
+from pmap.connectors.vendors.checkmarx import CheckmarxConnection, CheckmarxCredentials, claims_of, iam_base, role_checks
 from pmap.connectors.vendors.dast import _invicti_end
 from pmap.connectors.vendors.snyk import v1_base
 from pmap.connectors.vendors.veracode import VeracodeCredentials, VeracodeHmacAuth
@@ -85,6 +85,15 @@ def test_veracode_secret_must_be_hex_and_the_refusal_does_not_echo_it() -> None:
         validate_credentials(catalog_entry("veracode"), {"api_id": "id", "api_key": "not-hex-but-secret-value"})
     assert [f.field for f in err.value.fields] == ["credentials.api_key"]
     assert "not-hex-but-secret-value" not in repr(err.value.fields) + err.value.message
+
+
+def test_checkmarx_view_roles_behind_a_composite_role_are_unknown_not_missing() -> None:
+    listed, warnings = role_checks({"view-projects", "view-scans", "view-results"})
+    assert [granted for _n, _w, granted in listed] == [True, True, True] and warnings == []
+    composite, warnings = role_checks({"ast-scanner"})  # Checkmarx's out-of-the-box composite
+    assert [granted for _n, _w, granted in composite] == [None, None, None] and "ast-scanner" in warnings[0]
+    bare, warnings = role_checks({"create-project"})
+    assert [granted for _n, _w, granted in bare] == [False, False, False] and warnings == []
 
 
 def test_checkmarx_needs_a_key_or_a_client_and_derives_its_iam_host() -> None:
