@@ -306,15 +306,28 @@ class AzurePipelinesConnector(_AzureConnector):
             inputs["pipelineId"] = str(ctx.connection.pipeline_id)
         return inputs
 
-    def _run(self, ctx: OperationContext, c: OutboundClient, root: str, ref: str | None) -> dict[str, Any] | None:
+    def _run(self, ctx: OperationContext, c: OutboundClient, project: str, pipeline: str,
+             ref: str | None) -> dict[str, Any] | None:
+        """The completed run to read: run ``ref``, the latest of branch ``ref``, or the latest."""
+        root = f"/{project}/_apis/pipelines/{pipeline}"
         if ref and ref.isdigit():
             resp = az_check(ctx, c.get(f"{root}/runs/{ref}", headers=headers(ctx), params=_v()), f"reading run {ref}")
             run = json_of(ctx, resp, f"run {ref}")
             return run if run.get("state") == "completed" else None
+        if ref:
+            # Runs - List takes no branch filter (and its items need not carry their resources); Builds -
+            # List filters a definition's builds by branch (a pipeline's id is its build definition's id,
+            # a run's id its build's)
+            branch = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
+            resp = az_check(ctx, c.get(f"/{project}/_apis/build/builds", headers=headers(ctx), params=_v(
+                definitions=pipeline, branchName=branch, statusFilter="completed",
+                queryOrder="finishTimeDescending", **{"$top": 1})), f"listing the builds of {branch}")
+            builds = [b for b in json_of(ctx, resp, "builds").get("value") or []
+                      if isinstance(b, dict) and b.get("status") == "completed" and b.get("id")]
+            return builds[0] if builds else None
         resp = az_check(ctx, c.get(f"{root}/runs", headers=headers(ctx), params=_v()), "listing pipeline runs")
         runs = [r for r in json_of(ctx, resp, "runs").get("value") or [] if isinstance(r, dict)
-                and r.get("state") == "completed"
-                and (not ref or dig(r, "resources", "repositories", "self", "refName") in (ref, f"refs/heads/{ref}"))]
+                and r.get("state") == "completed"]
         return max(runs, key=lambda r: int(r.get("id") or 0), default=None)
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
@@ -323,7 +336,7 @@ class AzurePipelinesConnector(_AzureConnector):
         pipeline = required(str(ctx.connection.pipeline_id or ""), "pipeline_id", "reading pipeline reports")
         out: list[ReportArtifact] = []
         with ctx.client() as c:
-            run = self._run(ctx, c, f"/{project}/_apis/pipelines/{pipeline}", ref)
+            run = self._run(ctx, c, project, pipeline, ref)
             if run is None:
                 return []
             resp = az_check(ctx, c.get(f"/{project}/_apis/build/builds/{run['id']}/artifacts", headers=headers(ctx),

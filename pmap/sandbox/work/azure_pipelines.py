@@ -69,6 +69,19 @@ def _run_json(call: AdoCall, data: Pipelines, run_id: int) -> dict[str, Any]:
     return body
 
 
+def _build_json(run_id: int) -> dict[str, Any]:
+    """A build as Builds - List gives it (a run id is its build id): the fields PMAP reads and a few more."""
+    run_state, result = RUNS[run_id]
+    body: dict[str, Any] = {"id": run_id, "buildNumber": f"20261128.{run_id - 344}",
+                            "status": "completed" if run_state == "completed" else "inProgress",
+                            "sourceBranch": "refs/heads/main",
+                            "sourceVersion": "b83d6e391c22777fca1ed3012fce84f633d7fed0",
+                            "definition": {"id": PIPELINE_ID, "name": PIPELINE_NAME, "type": "build"}}
+    if result:
+        body["result"] = result
+    return body
+
+
 def _build_artifact_json(call: AdoCall, request: Request, key: str, run_id: int, name: str,
                          content: bytes) -> dict[str, Any]:
     api = f"{base_url(request, key)}/{call.org}/{PROJECT_ID}/_apis/build/builds/{run_id}/artifacts"
@@ -107,7 +120,9 @@ def register(router: APIRouter, key: str) -> None:
     async def list_runs(request: Request, org: str, project: str, pipeline_id: int) -> Response:
         call = await enter(request, org, project)
         check_run(pipeline_id)
-        runs = [_run_json(call, data(request), r) for r in sorted(RUNS, reverse=True)]
+        # list items carry no resources (as Runs - Get does): a client must not filter branches on them
+        runs = [{k: v for k, v in _run_json(call, data(request), r).items() if k != "resources"}
+                for r in sorted(RUNS, reverse=True)]
         return json_response(200, {"count": len(runs), "value": runs})
 
     @router.get(root + "/pipelines/{pipeline_id:int}/runs/{run_id:int}")
@@ -134,6 +149,20 @@ def register(router: APIRouter, key: str) -> None:
             body["signedContent"] = {"url": f"{base_url(request, key)}/_blobs/{token}",
                                      "signatureExpires": iso_z(now() + timedelta(minutes=15))}
         return json_response(200, body)
+
+    @router.get(root + "/build/builds")
+    async def list_builds(request: Request, org: str, project: str) -> Response:
+        """Builds - List, with the filters PMAP uses (definitions, branchName, statusFilter, $top)."""
+        await enter(request, org, project)
+        q = request.query_params
+        definitions = {d.strip() for d in q.get("definitions", "").split(",") if d.strip()}
+        builds = [_build_json(r) for r in sorted(RUNS, reverse=True)]  # finish time descending
+        builds = [b for b in builds if (not definitions or str(b["definition"]["id"]) in definitions)
+                  and (not q.get("branchName") or b["sourceBranch"] == q["branchName"])
+                  and (not q.get("statusFilter") or b["status"] == q["statusFilter"])]
+        if q.get("$top", "").isdigit():
+            builds = builds[:int(q["$top"])]
+        return json_response(200, {"count": len(builds), "value": builds})
 
     @router.get(root + "/build/builds/{build_id:int}/artifacts")
     async def build_artifacts(request: Request, org: str, project: str, build_id: int) -> Response:

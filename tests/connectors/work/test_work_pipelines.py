@@ -50,6 +50,16 @@ def test_a_run_still_in_progress_has_no_reports(vendor: str, sandbox: SandboxSer
     assert catalog_entry(vendor).implementation.fetch_pipeline_reports(ctx, RUNNING[vendor]) == []
 
 
+def test_azure_pipelines_finds_a_branchs_latest_build_through_the_build_api(sandbox: SandboxServer,
+                                                                           dev_settings: Settings) -> None:
+    connection, credentials = settings_for("azure_pipelines", sandbox.base_url)
+    impl = catalog_entry("azure_pipelines").implementation
+    for ref in ("main", "refs/heads/main"):
+        reports = impl.fetch_pipeline_reports(context(dev_settings, "azure_pipelines", connection, credentials), ref)
+        assert [(a.name, a.format) for a in reports] == [EXPECTED["azure_pipelines"]], ref
+    assert impl.fetch_pipeline_reports(context(dev_settings, "azure_pipelines", connection, credentials), "feature") == []
+
+
 @pytest.mark.parametrize("vendor", ["github", "gitlab_ci", "jenkins"])
 def test_an_account_that_cannot_read_the_project_fails_at_permission(vendor: str, sandbox: SandboxServer,
                                                                      dev_settings: Settings) -> None:
