@@ -6,7 +6,9 @@ answers anonymously, so the connection test proves the credentials with ``myself
 speaks REST v3 (rich text in Atlassian Document Format), Data Center v2 (plain strings).
 
 A ticket is done when ``fields.status.statusCategory.key == "done"``. Webhooks go through the admin
-webhook API (``/rest/webhooks/1.0/webhook``; deliveries signed ``X-Hub-Signature: sha256=<hex>``),
+webhook API (``/rest/webhooks/1.0/webhook``; deliveries signed ``X-Hub-Signature: sha256=<hex>``
+when the hook has a secret: Cloud's "secure admin webhooks", Data Center's "Managing webhooks" page;
+a Jira too old to sign sends unsigned hooks, which production refuses unless allowed),
 which needs the Administer Jira global permission that ``check_permissions`` flags as more than PMAP
 needs: register once with an administrator's account, or have an administrator create the webhook
 (URL and secret) in System > WebHooks. Jira has no test delivery. Creating an issue is not retried
