@@ -6,8 +6,10 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from pmap.auth.models import ApiToken, Organization
@@ -17,6 +19,8 @@ from pmap.core.errors import AuthenticationRequired, ValidationFailed
 
 TOKEN_PREFIX = "pmap_"
 DEFAULT_ORG = "default"
+#: ``last_used_at`` is stamped at most this often per token, so reads stay write-free
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_token(token: str) -> str:
@@ -59,7 +63,28 @@ def authenticate(session: Session, token: str) -> Principal:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationRequired("invalid or revoked token")
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        _stamp_last_used(session, row.id, now)
     return Principal(token_id=row.id, name=row.name, organization_id=row.organization_id, role=Role(row.role))
+
+
+def _stamp_last_used(session: Session, token_id: uuid.UUID, now: datetime) -> None:
+    """Best effort, in a short transaction of its own that never waits on a busy SQLite writer (an
+    import holds the write lock for its whole transaction): a stamp missed now is made by a later call."""
+    with session.get_bind().connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() if sqlite else None
+        try:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+            conn.commit()
+        except OperationalError:
+            conn.rollback()
+        finally:
+            if sqlite:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous or 0)}")
 
 
 def ensure_bootstrap_admin(session: Session, token: str | None) -> bool:

@@ -72,5 +72,5 @@ def update_integration(
 @router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_integration(integration_id: uuid.UUID, session: DbSession, principal: Operator) -> Response:
     """Delete an integration and its secrets."""
-    service.delete(session, principal.get_owned(session, Integration, integration_id, what="integration"))
+    service.delete(session, principal, principal.get_owned(session, Integration, integration_id, what="integration"))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
+from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
@@ -197,8 +198,16 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     )
     _ensure_unique_name(session, principal, body.name)
     session.add(row)
+    _audit(session, principal, "integration.create", row,
+           {"vendor": row.vendor, "credentials_set": list(row.credential_fields)})
     _commit(session)
     return row
+
+
+def _audit(session: Session, principal: Principal, action: str, row: Integration, detail: dict[str, Any]) -> None:
+    """Record a change to an integration with the caller's work: field names only, never a value."""
+    SessionAudit(session).record(actor=principal.actor, action=action, integration_id=row.id, purpose=None,
+                                 outcome="success", detail=detail)
 
 
 def update(
@@ -208,6 +217,10 @@ def update(
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
     ct = vendor_type(row.vendor)
     fields_set = body.model_fields_set
+    before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
+              "severity_threshold": row.severity_threshold}
+    old_connection = dict(row.connection)
+    changed_secrets: list[str] = []
     if body.name is not None and body.name != row.name:
         _ensure_unique_name(session, principal, body.name, exclude=row.id)
         row.name = body.name
@@ -251,6 +264,8 @@ def update(
         credentials = validate_credentials(ct, stored)
         row.encrypted_credentials = seal_credentials(keyring, row.id, _sealed_map(credentials, legacy))
         row.credential_fields = _secret_names(credentials, legacy)
+        changed_secrets = sorted(f"credentials.{n}" for n in incoming) + \
+            (["connection.api_key"] if new_legacy is not False else [])
     row.connection = connection
     if "enabled" in fields_set and body.enabled is not None:
         row.enabled = body.enabled
@@ -259,6 +274,10 @@ def update(
     if "severity_threshold" in fields_set and body.severity_threshold is not None:
         row.severity_threshold = body.severity_threshold
     row.updated_at = utcnow()
+    changed = sorted(k for k, v in before.items() if getattr(row, k) != v)
+    changed += sorted(f"connection.{k}" for k in set(old_connection) | set(connection)
+                      if old_connection.get(k) != connection.get(k))
+    _audit(session, principal, "integration.update", row, {"changed": changed + changed_secrets})
     _commit(session)
     return row
 
@@ -295,8 +314,9 @@ def _commit(session: Session) -> None:
         raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")]) from None
 
 
-def delete(session: Session, row: Integration) -> None:
+def delete(session: Session, principal: Principal, row: Integration) -> None:
     """Delete an integration and its encrypted secrets."""
+    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name})
     session.delete(row)
     session.commit()
 

@@ -90,3 +90,13 @@ def test_tokens_stored_only_as_hashes(api: Api) -> None:
 def test_bad_role_rejected(api: Api, role: str) -> None:
     r = api.client.post("/api/v1/tokens", json={"name": "x", "role": role}, headers=api.token())
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "role"
+
+
+def test_a_token_in_use_shows_when_it_was_last_used(api: Api) -> None:
+    admin = api.token(role="admin")
+    created = api.client.post("/api/v1/tokens", json={"name": "ci", "role": "viewer"}, headers=admin).json()
+    assert created["last_used_at"] is None
+    assert api.client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {created['token']}"}).status_code == 200
+    listed = {t["id"]: t for t in api.client.get("/api/v1/tokens", headers=admin).json()["items"]}
+    assert listed[created["id"]]["last_used_at"] is not None
+    assert all(t["last_used_at"] for t in listed.values() if t["name"].startswith("test-admin"))

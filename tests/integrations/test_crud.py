@@ -199,3 +199,24 @@ def test_listing_reads_no_secret_column_and_decrypts_nothing(api: Api) -> None:
     assert not [st for st in statements if "encrypted_" in st]
     decrypts = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
     assert decrypts == []
+
+
+def test_create_update_and_delete_are_audited_with_field_names_only(api: Api) -> None:
+    h = api.token()
+    secret = canary("s")
+    body = {"name": "tio", "vendor": "tenable_vm", "connection": {},
+            "credentials": {"access_key": canary("a"), "secret_key": secret}}
+    iid = api.client.post("/api/v1/integrations", json=body, headers=h).json()["id"]
+    new_secret = canary("n")
+    assert api.client.patch(f"/api/v1/integrations/{iid}", headers=h, json={
+        "severity_threshold": "high", "credentials": {"secret_key": new_secret},
+        "connection": {"timeout_seconds": 5}}).status_code == 200
+    assert api.client.delete(f"/api/v1/integrations/{iid}", headers=h).status_code == 204
+    events = api.client.get("/api/v1/audit-events", headers=h).json()["items"]
+    mine = {e["action"]: e for e in events if e["integration_id"] == iid and e["action"].startswith("integration.")}
+    assert set(mine) == {"integration.create", "integration.update", "integration.delete"}
+    assert mine["integration.create"]["detail"] == {"vendor": "tenable_vm", "credentials_set": ["access_key", "secret_key"]}
+    assert mine["integration.update"]["detail"]["changed"] == [
+        "severity_threshold", "connection.timeout_seconds", "credentials.secret_key"]
+    assert mine["integration.delete"]["detail"]["vendor"] == "tenable_vm"
+    assert secret not in json.dumps(events) and new_secret not in json.dumps(events)

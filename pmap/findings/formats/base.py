@@ -7,6 +7,7 @@ bounded memory, and maps the vendor's severity to PMAP's scale. Nothing here tou
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import re
@@ -198,27 +199,82 @@ def map_by_table(table: dict[str, Severity]) -> Callable[[ParsedFinding], Severi
 
 # --- safe XML ---------------------------------------------------------------------------------
 
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_HEAD_BYTES = 65536
+# byte patterns of an XML document's start that fix its encoding before any declaration is read
+# (XML 1.0 appendix F); UTF-32 before UTF-16, since a UTF-32-LE BOM starts with the UTF-16-LE one
+_ENCODING_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
+    (b"\x4c\x6f\xa7\x94", ""),  # EBCDIC: its code pages disagree even on "!", so it is not read at all
+)
+_ENCODING_DECL = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 
 
-def _hostile_doctype(head: bytes) -> bool:
-    """True when the document type declaration declares entities (general or parameter).
+def _head_texts(head: bytes, format_key: str) -> list[str]:
+    """The head as the XML parser may read it: in the encoding its first bytes or its declaration
+    name (a UTF-16 document's ``<!DOCTYPE`` is not those bytes), and as plain bytes."""
+    for signature, codec in _ENCODING_SIGNATURES:
+        if head.startswith(signature):
+            if not codec:
+                raise HostileReportError(format_key, "XML in an EBCDIC encoding is refused", "line 1")
+            return [head.decode(codec, errors="ignore")]
+    texts = [(head[3:] if head.startswith(codecs.BOM_UTF8) else head).decode("latin-1")]
+    m = _ENCODING_DECL.match(head)
+    if m is not None:
+        name = m.group(1).decode("ascii")
+        try:
+            texts.append(head.decode(name, errors="ignore"))
+        except LookupError:
+            raise HostileReportError(format_key, f"XML in the encoding {name!r} is refused", "line 1") from None
+    return texts
 
-    A DOCTYPE naming an external DTD, or declaring elements and attributes only, is harmless here:
-    DTDs are never loaded and the network is off. Only the declaration itself is inspected, so a
-    report whose evidence mentions ``<!ENTITY`` in a CDATA section is not mistaken for an attack.
+
+def _prolog_problem(text: str, complete: bool) -> str | None:
+    """Why the document's prolog is refused, or None.
+
+    Only the prolog (before the root element) can hold a document type declaration; an internal
+    subset that declares entities is refused. A DOCTYPE naming an external DTD, or declaring elements
+    and attributes only, is harmless here: DTDs are never loaded and the network is off. A report
+    whose evidence mentions ``<!DOCTYPE``/``<!ENTITY`` after the root element starts (an XXE payload
+    in a CDATA section) is not mistaken for an attack. A prolog that runs past the bytes read is
+    refused, so nothing can hide a declaration behind a long comment.
     """
-    m = _DOCTYPE.search(head)
-    if m is None:
-        return False
-    rest = head[m.end():]
-    bracket, close = rest.find(b"["), rest.find(b">")
+    pos, n = (1 if text.startswith("\ufeff") else 0), len(text)
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if text.startswith("<?", pos):
+            end, skip = text.find("?>", pos + 2), 2
+        elif text.startswith("<!--", pos):
+            end, skip = text.find("-->", pos + 4), 3
+        else:
+            break
+        if end == -1:
+            return None if complete else "an XML prolog longer than 64 KiB is refused"
+        pos = end + skip
+    if pos >= n:
+        return None if complete else "an XML prolog longer than 64 KiB is refused"
+    if text[pos:pos + 9].upper() != "<!DOCTYPE":
+        return None
+    rest = text[pos + 9:]
+    bracket, close = rest.find("["), rest.find(">")
     if bracket == -1 or (close != -1 and close < bracket):
-        return False  # no internal subset: nothing can be declared
-    end = rest.find(b"]", bracket)
-    subset = rest[bracket:] if end == -1 else rest[bracket:end]
-    return bool(_ENTITY_DECL.search(subset)) or end == -1
+        return None if close != -1 or complete else "an XML prolog longer than 64 KiB is refused"
+    subset = rest[bracket:]
+    if "<!ENTITY" in subset.upper() or "]" not in subset:
+        return "XML with entity declarations is refused"
+    return None
+
+
+def _hostile_doctype(head: bytes, format_key: str = "xml", *, complete: bool = True) -> str | None:
+    """Why the head's document type declaration is refused (entity declarations), or None."""
+    for text in _head_texts(head, format_key):
+        problem = _prolog_problem(text, complete)
+        if problem is not None:
+            return problem
+    return None
 
 
 class ReplayStream(io.RawIOBase):
@@ -252,9 +308,10 @@ def iter_xml(
     The caller must call ``clear_element(elem)`` once it has read an element it no longer needs,
     so memory stays bounded. Errors become :class:`ReportError` naming the line.
     """
-    head = stream.read(65536)
-    if _hostile_doctype(head):
-        raise HostileReportError(format_key, "XML with entity declarations is refused", "line 1")
+    head = stream.read(_HEAD_BYTES)
+    problem = _hostile_doctype(head, format_key, complete=len(head) < _HEAD_BYTES)
+    if problem is not None:
+        raise HostileReportError(format_key, problem, "line 1")
     reader = io.BufferedReader(ReplayStream(head, stream), buffer_size=1 << 20)
     context = etree.iterparse(
         reader,

@@ -55,6 +55,23 @@ def test_external_entity_is_refused(key: str) -> None:
         _parse(key, XXE[key])
 
 
+@pytest.mark.parametrize("key", XML_KEYS)
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-32"])
+def test_entities_in_a_utf16_or_utf32_document_are_refused(key: str, codec: str) -> None:
+    """UTF-16/32 is read from the first bytes: ``<!ENTITY`` is not those bytes there."""
+    with pytest.raises(ReportError):
+        _parse(key, BILLION_LAUGHS.replace(b"<ROOT>&lol9;</ROOT>", b'<ROOT a="&lol3;"/>').decode().encode(codec))
+    with pytest.raises(ReportError):
+        _parse(key, XXE[key].decode().encode(codec))
+
+
+@pytest.mark.parametrize("key", XML_KEYS)
+def test_a_doctype_behind_a_prolog_longer_than_the_checked_head_is_refused(key: str) -> None:
+    filler = b"<!--" + b"x" * 70_000 + b"-->\n"
+    with pytest.raises(HostileReportError):
+        _parse(key, XXE[key].replace(b"<!DOCTYPE", filler + b"<!DOCTYPE", 1))
+
+
 @pytest.mark.parametrize("key", [k for k in XML_KEYS if SAMPLES[k][1].startswith(b"<")])  # cyclonedx's sample is JSON
 def test_a_dtd_named_by_the_report_is_never_loaded(key: str, tmp_path: Path) -> None:
     dtd = tmp_path / "report.dtd"

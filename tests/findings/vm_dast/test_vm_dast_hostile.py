@@ -196,3 +196,22 @@ def test_xml_of_another_vendor_is_a_report_error(key: str) -> None:
     with pytest.raises(ReportError) as err:
         _run(BY_KEY[key], other)
     assert "root element" in err.value.message
+
+
+
+@pytest.mark.parametrize("key", sorted(XML_SAMPLES))
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-32"])
+def test_entities_in_a_utf16_or_utf32_document_are_refused(key: str, codec: str) -> None:
+    """The parser reads UTF-16/32 from the first bytes: ``<!ENTITY`` is not those bytes there, and an
+    entity in an attribute value would be expanded."""
+    doc = BILLION_LAUGHS.replace(b"<ROOT>&lol9;</ROOT>", b'<ROOT a="&lol3;"/>').replace(b"ROOT", _root_of(key))
+    with pytest.raises(ReportError):
+        _run(BY_KEY[key], doc.decode().encode(codec))
+
+
+def test_an_xxe_payload_quoted_as_evidence_is_not_mistaken_for_an_attack() -> None:
+    """Burp writes requests in CDATA: the report of an XXE finding carries the attack as text."""
+    evidence = (b'<requestresponse><request base64="false"><![CDATA[POST /api HTTP/1.1\r\n\r\n<?xml version="1.0"?>'
+                b'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>]]></request></requestresponse>')
+    doc = XML_SAMPLES["burp_xml"].replace(b"</issue>", evidence + b"</issue>")
+    assert len(_run(BY_KEY["burp_xml"], doc)) == 1
