@@ -46,7 +46,7 @@ class Principal:
 
     @property
     def actor(self) -> Actor:
-        return Actor(kind=self.kind, name=self.name, organization_id=self.organization_id)
+        return Actor(kind=self.kind, name=self.name, organization_id=self.organization_id, token_id=self.token_id)
 
     def scoped(self, model: type[M], *columns: Any) -> Select[Any]:
         """``SELECT`` over ``model`` limited to this principal's organization."""

@@ -59,7 +59,8 @@ def issue_token(session: Session, org: Organization, role: Role, name: str, *, v
 
 
 def authenticate(session: Session, token: str) -> Principal:
-    """The principal behind a bearer token; 401 for an unknown or revoked one."""
+    """The principal behind a bearer token; 401 for an unknown or revoked one. Records the token's
+    ``last_used_at`` (to the minute, in a write of its own)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationRequired("invalid or revoked token")

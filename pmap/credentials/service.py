@@ -53,6 +53,10 @@ class Purpose(str, enum.Enum):
     REVEAL = "reveal"
 
 
+#: the width of ``audit_events.actor`` (and ``jobs.actor``)
+ACTOR_LABEL_CHARS = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who asked: an API token, the CLI, an inbound webhook, or the system itself."""
@@ -60,10 +64,14 @@ class Actor:
     kind: str  # token | cli | webhook | system
     name: str
     organization_id: uuid.UUID
+    token_id: uuid.UUID | None = None  # the API token, when a token acts: names are labels, not unique
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{self.name}"
+        """``kind:name``, then ``#<token id>`` for a token, within the audit column's 200 characters
+        (a long name is cut, the id never is)."""
+        tail = f"#{self.token_id}" if self.token_id is not None else ""
+        return f"{self.kind}:{self.name}"[:ACTOR_LABEL_CHARS - len(tail)] + tail
 
 
 class AuditSink(Protocol):

@@ -233,17 +233,19 @@ def _verify(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, aud
         if not verdict.ok:
             return _Checked(reason=verdict.reason)
         delivery_id = verdict.delivery_id or body_id(body)
+        dedupe_key = verdict.replay_key or delivery_id
         verification, slot, reason = Verification.SIGNED, _SLOTS[min(verdict.secret_index or 0, 1)], None
     elif rt.state.settings.production and not row.allow_unsigned_webhooks:
         return _Checked(reason="unsigned delivery: no webhook secret configured")
     else:
         log.warning("accepted an unsigned webhook delivery for integration %s (no secret configured)", row.id)
         delivery_id, verification, slot = _unsigned_id(key, headers, body), Verification.UNSIGNED, None
+        dedupe_key = delivery_id
         reason = "accepted unsigned: no webhook secret configured"
     base, event = _base(row, headers, body, now), _event(headers)
     # a delivery that cannot carry anything PMAP acts on is processed by being stored
     todo = processing.needs_processing(row.vendor, key, event)
-    values = {**base, "id": new_id(), "dedupe_key": delivery_id, "delivery_id": delivery_id, "event": event,
+    values = {**base, "id": new_id(), "dedupe_key": dedupe_key, "delivery_id": delivery_id, "event": event,
               "outcome": (Outcome.ACCEPTED if todo else Outcome.PROCESSED).value, "reason": reason,
               "verification": verification.value, "secret_slot": slot, "body": body,
               "processed_at": None if todo else base["created_at"]}

@@ -5,11 +5,15 @@ fails closed: no usable secret, a missing, duplicated or malformed header, a sta
 mismatch is a rejection. Several secrets may be configured at once (current first, then the previous
 one during a rotation); :attr:`Verdict.secret_index` says which one matched.
 
-Delivery ids, for de-duplication, are taken only after the proof verified. A vendor header id is
-used when present and sane (printable ASCII, 1-200 characters); otherwise, and always for SonarQube
-(which sends none), the id is ``sha256:<hex of the body>``: the same event delivered twice has the
-same bytes. Azure DevOps carries its id in the body: the top-level ``id`` field, read after the
-credentials verified.
+Delivery ids are taken only after the proof verified. A vendor header id is used when present and
+sane (printable ASCII, 1-200 characters); otherwise, and always for SonarQube (which sends none), the
+id is ``sha256:<hex of the body>``: the same event delivered twice has the same bytes. Azure DevOps
+carries its id in the body: the top-level ``id`` field, read after the credentials verified.
+
+De-duplication needs a key the sender cannot change: where the signature does not cover the id
+header (GitHub, Jira, Bitbucket, Snyk, SonarQube, ServiceNow), :attr:`Verdict.replay_key` is the hash
+of the signed bytes, so a captured delivery sent again under a fresh id header is still a duplicate
+(a vendor's own redelivery carries the same bytes). Standard Webhooks signs its id, which is the key.
 
 ServiceNow has no outbound signing of its own, so PMAP defines one (``servicenow``)::
 
@@ -67,6 +71,7 @@ class Verdict:
     delivery_id: str | None = None
     timestamp: int | None = None
     secret_index: int | None = None  # which configured secret matched (0 = current)
+    replay_key: str | None = None  # de-duplication key when the signature does not cover delivery_id
 
 
 class WebhookScheme(Protocol):
@@ -229,7 +234,8 @@ class HexHmacScheme:
         if index is None:
             return Verdict(False, "signature mismatch")
         delivery = next((v for v in (_clean_id(h.get(n)) for n in self.id_headers) if v), None)
-        return Verdict(True, "ok", delivery or body_id(body), None, index)
+        # the id header is not signed: de-duplicate on the signed bytes
+        return Verdict(True, "ok", delivery or body_id(body), None, index, replay_key=body_id(body))
 
     def generate_secret(self) -> str:
         """A random 43-character secret (SonarQube needs 16+, the others any length)."""
@@ -413,10 +419,12 @@ class ServiceNowScheme:
         if not candidates:
             raise _Reject("malformed signature header")
         timestamp = _timestamp(raw_ts, now)
-        index = _match_mac(candidates, [(i, s.encode()) for i, s in keys], raw_ts.encode() + b"." + body)
+        signed = raw_ts.encode() + b"." + body
+        index = _match_mac(candidates, [(i, s.encode()) for i, s in keys], signed)
         if index is None:
             return Verdict(False, "signature mismatch")
-        return Verdict(True, "ok", _clean_id(delivery) or body_id(body), timestamp, index)
+        # X-PMAP-Delivery is not signed: within the timestamp window, de-duplicate on the signed bytes
+        return Verdict(True, "ok", _clean_id(delivery) or body_id(body), timestamp, index, replay_key=body_id(signed))
 
     def generate_secret(self) -> str:
         """A random 43-character secret."""

@@ -74,6 +74,27 @@ def test_token_lifecycle(api: Api) -> None:
     assert api.client.get("/api/v1/whoami", headers=h).status_code == 401
 
 
+def test_the_audit_actor_names_the_token_whatever_its_name(api: Api) -> None:
+    """Token names are labels (every `pmapctl tokens create` token is 'cli' unless named): the audit
+    actor carries the token id; a 200-character name still fits the actor column (no 500)."""
+    admin = api.token(role="admin")
+    made = [api.client.post("/api/v1/tokens", json={"name": name, "role": "admin"}, headers=admin).json()
+            for name in ("cli", "cli", "n" * 200)]
+    iid = api.client.post("/api/v1/integrations", json={**BODY, "vendor": "github_issues",
+                                                        "credentials": {"token": "ghp_" + "a" * 36}},
+                          headers=admin).json()["id"]
+    for token in made:
+        r = api.client.post(f"/api/v1/integrations/{iid}/webhook/regenerate", json={"grace_seconds": 0},
+                            headers={"Authorization": f"Bearer {token['token']}"})
+        assert r.status_code == 200, r.text
+    events = api.client.get("/api/v1/audit-events", params={"action": "webhook.secret.regenerate"},
+                            headers=admin).json()["items"]
+    actors = [e["actor"] for e in reversed(events)]
+    assert len(set(actors)) == 3 and all(len(a) <= 200 for a in actors)
+    assert [a.endswith(f"#{t['id']}") for a, t in zip(actors, made)] == [True, True, True]
+    assert actors[0].startswith("token:cli#")
+
+
 def test_tokens_stored_only_as_hashes(api: Api) -> None:
     from sqlalchemy import select
 

@@ -99,6 +99,22 @@ def test_every_scheme_accepts_valid_and_rejects_forged_deliveries(api: Api, sche
     assert status["last_verified_delivery_at"] is not None
 
 
+@pytest.mark.parametrize("scheme", sorted(set(ALL_SCHEMES) - TOKEN_SCHEMES))
+def test_a_captured_delivery_sent_again_under_a_fresh_id_is_not_processed_twice(api: Api, scheme: str) -> None:
+    """The id header is the sender's to choose unless the signature covers it: a replay that swaps it
+    for a fresh one is a duplicate (or, where the id is signed, a bad signature), never a new event."""
+    h, iid, secret = _setup(api, scheme)
+    body, did = payload(scheme), unique("delivery")
+    proof = signed(scheme, body, secret, delivery_id=did)
+    assert api.client.post(f"/hooks/{iid}", content=body, headers=proof).status_code == 202
+    replay = {name: (unique("fresh") if value == did else value) for name, value in proof.items()}
+    r = api.client.post(f"/hooks/{iid}", content=body, headers=replay)
+    assert r.status_code in (200, 401) and r.json().get("status") != "accepted", (scheme, r.text)
+    settle(api)
+    outcomes = [i["outcome"] for i in deliveries(api.client, h, iid)]
+    assert outcomes.count("processed") + outcomes.count("accepted") == 1, outcomes
+
+
 @pytest.mark.parametrize("scheme", ALL_SCHEMES)
 def test_an_empty_configured_secret_rejects_everything(api: Api, scheme: str) -> None:
     h, iid, _ = _setup(api, scheme)
