@@ -132,6 +132,23 @@ def standard_webhooks_headers(
     }
 
 
+def servicenow_headers(
+    secret: str, body: bytes, event: str = "", delivery_id: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """ServiceNow has no outbound signing: PMAP's own scheme, as a REST message script computes it
+    (``X-PMAP-Signature: v1=<b64 HMAC-SHA256(ts.body)>``, ``X-PMAP-Timestamp``, ``X-PMAP-Delivery``;
+    pmap.webhooks.schemes documents it)."""
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).digest()
+    return {
+        "X-PMAP-Timestamp": ts,
+        "X-PMAP-Signature": "v1=" + base64.b64encode(mac).decode(),
+        "X-PMAP-Delivery": delivery_id or str(uuid.uuid4()),
+        "User-Agent": "ServiceNow/sandbox",
+    }
+
+
 SignFn = Callable[..., dict[str, str]]
 
 SCHEMES: Mapping[str, SignFn] = {
@@ -143,6 +160,7 @@ SCHEMES: Mapping[str, SignFn] = {
     "sonarqube": sonarqube_headers,
     "azure_devops": azure_devops_headers,
     "standard": standard_webhooks_headers,
+    "servicenow": servicenow_headers,
 }
 
 # vendor key -> scheme; a vendor key that is itself a scheme name needs no entry

@@ -142,6 +142,17 @@ def test_control_delivery_gitlab_token(sandbox: SandboxServer, client: httpx.Cli
     assert d.headers["idempotency-key"] and d.headers["idempotency-key"] != d.headers["x-gitlab-webhook-uuid"]
 
 
+def test_control_delivery_servicenow_uses_pmaps_scheme(sandbox: SandboxServer, client: httpx.Client,
+                                                        receiver: Receiver) -> None:
+    from pmap.webhooks.schemes import SCHEMES
+
+    assert _deliver(client, sandbox, "servicenow", receiver.url, "sn-secret").json()["status"] == 200
+    d = receiver.wait_for(1)[0]
+    verdict = SCHEMES["servicenow"].verify(d.headers, d.body, ["sn-secret"], float(d.headers["x-pmap-timestamp"]))
+    assert verdict.ok, verdict.reason
+    assert not SCHEMES["servicenow"].verify(d.headers, d.body, ["other"], float(d.headers["x-pmap-timestamp"])).ok
+
+
 @pytest.mark.parametrize("vendor", ["jira_cloud", "snyk"])
 def test_control_delivery_hub_signature_sha256(
     sandbox: SandboxServer, client: httpx.Client, receiver: Receiver, vendor: str
