@@ -12,7 +12,8 @@ from pmap.core.redaction import scrub
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# uvicorn adds ``color_message`` (the message again, with ANSI colour codes) for its own formatter
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class RedactingFormatter(logging.Formatter):

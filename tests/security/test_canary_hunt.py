@@ -154,3 +154,16 @@ def test_production_json_log_lines_are_scrubbed_too() -> None:
     doc = json.loads(line)
     assert doc["message"] == "vendor said: bad key [REDACTED]" and "RuntimeError" in doc["exception"]
     assert secret not in line
+
+
+def test_json_log_lines_carry_no_terminal_colour_codes() -> None:
+    import json
+    import logging
+
+    from pmap.core.logs import JsonFormatter
+
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Started server process [%d]", (7,), None)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"  # as uvicorn sets it
+    record.request_path = "/healthz"  # other extras stay
+    doc = json.loads(JsonFormatter().format(record))
+    assert "color_message" not in doc and doc["request_path"] == "/healthz" and "\x1b" not in json.dumps(doc)
