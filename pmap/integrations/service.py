@@ -277,6 +277,8 @@ def update(
     changed = sorted(k for k, v in before.items() if getattr(row, k) != v)
     changed += sorted(f"connection.{k}" for k in set(old_connection) | set(connection)
                       if old_connection.get(k) != connection.get(k))
+    if changed_secrets or any(name.startswith("connection.") for name in changed):
+        row.last_tested_at = None  # the success it recorded was of other settings
     _audit(session, principal, "integration.update", row, {"changed": changed + changed_secrets})
     _commit(session)
     return row

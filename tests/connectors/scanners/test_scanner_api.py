@@ -39,6 +39,11 @@ def test_saved_test_stamps_last_tested_at(api: Api, sandbox: SandboxServer) -> N
     resp = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token())
     assert resp.status_code == 200 and resp.json()["ok"] is True and resp.json()["version"] == "10.6.0.92116"
     assert api.client.get(f"/api/v1/integrations/{row_id}", headers=api.token()).json()["last_tested_at"]
+    renamed = api.client.patch(f"/api/v1/integrations/{row_id}", headers=api.token(), json={"name": "renamed"})
+    assert renamed.json()["last_tested_at"]  # a new name changes nothing that was tested
+    new_token = api.client.patch(f"/api/v1/integrations/{row_id}", headers=api.token(),
+                                 json={"credentials": settings_for("sonarqube", sandbox.base_url)[1]})
+    assert new_token.status_code == 200 and new_token.json()["last_tested_at"] is None  # not tested with these
 
 
 def test_failed_saved_test_does_not_stamp(api: Api, sandbox: SandboxServer) -> None:
