@@ -100,7 +100,8 @@ class SonarQubeConnector:
                                      extra={"loc": lic.get("loc"), "max_loc": lic.get("maxLoc")})
             warnings.extend(notes)
         message = None if lic is not None else \
-            "connected and authenticated (license not read: it needs Administer System)"
+            "connected and authenticated (license not read: it needs Administer System)" if resp.status == 403 else \
+            "connected and authenticated (no license API: a Community edition has none)"
         return Probe(product="SonarQube", version=s.version, license=license_, warnings=warnings, message=message)
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:

@@ -124,6 +124,8 @@ async def create_webhook(request: Request) -> Response:
     form = await request.form()
     name, url = str(form.get("name") or ""), str(form.get("url") or "")
     secret, project = form.get("secret"), form.get("project")
+    if not project and not _is_admin(marks):  # "Administer on the project, or global Administer" (web API)
+        raise Reply(_error(403, "Insufficient privileges"))
     if not name:
         raise Reply(_error(400, "The 'name' parameter is missing"))
     if not url:
@@ -151,6 +153,8 @@ async def list_webhooks(request: Request, project: str | None = None) -> Respons
     """Registered webhooks (global, or of one project)."""
     marks = await _auth(request)
     if sc.NOPERM in marks:
+        raise Reply(_error(403, "Insufficient privileges"))
+    if project is None and not _is_admin(marks):  # global webhooks: global Administer (web API docs)
         raise Reply(_error(403, "Insufficient privileges"))
     found = [_public(h) for h in _hooks.hooks(request, KEY).values() if h.get("project") == project]
     return json_reply(200, {"webhooks": found})

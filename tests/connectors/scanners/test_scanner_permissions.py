@@ -28,8 +28,7 @@ CASES = [
     ("acunetix", "ok", True, set()),
     ("acunetix", "noperm", False, set()),
     ("acunetix", "admin", True, {"System Administrator (the root account)"}),
-    ("sonarqube", "ok", True, set()),
-    ("sonarqube", "noperm", False, set()),
+    ("sonarqube", "noperm", False, set()),  # ok (no global Administer): see the test below
     ("sonarqube", "admin", True, set()),  # a global webhook needs Administer System
     ("checkmarx_one", "ok", True, set()),
     ("checkmarx_one", "noperm", False, set()),
@@ -118,6 +117,19 @@ def test_insightvm_global_administrator_comes_from_the_license_answer_not_info_s
         context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url, "admin")))
     assert admin.license and admin.license["status"] == "valid"
     assert any("Global Administrator" in w for w in admin.warnings)
+
+
+def test_sonarqube_global_webhook_needs_administer_system_a_project_one_does_not(sandbox: SandboxServer,
+                                                                                   dev_settings: Settings) -> None:
+    impl = catalog_entry("sonarqube").implementation
+    report = impl.check_permissions(context(dev_settings, "sonarqube", *settings_for("sonarqube", sandbox.base_url),
+                                            purpose="permission_check"))
+    states = {p.name: p.state for p in report.permissions}
+    assert states == {"Browse": PermissionState.GRANTED, "Administer System": PermissionState.MISSING}
+    connection, credentials = settings_for("sonarqube", sandbox.base_url, project_key="shop")
+    scoped = impl.check_permissions(context(dev_settings, "sonarqube", connection, credentials,
+                                            purpose="permission_check"))
+    assert scoped.ok and {p.name for p in scoped.permissions} == {"Browse", "Administer on project shop"}
 
 
 def test_sonarqube_system_admin_is_excess_when_a_project_webhook_would_do(sandbox: SandboxServer,

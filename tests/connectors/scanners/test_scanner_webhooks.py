@@ -46,7 +46,7 @@ def test_the_vendors_registering_webhooks_are_these_three() -> None:
 
 def test_sonarqube_webhook_is_created_with_its_secret(sandbox: SandboxServer, dev_settings: Settings) -> None:
     impl = catalog_entry("sonarqube").implementation
-    ctx = _ctx("sonarqube", sandbox, dev_settings)
+    ctx = _ctx("sonarqube", sandbox, dev_settings, "admin")  # a global webhook needs global Administer
     reg = impl.register_webhook(ctx, WebhookRegistration(url="http://127.0.0.1:9/hooks/x", secret=SecretStr(SECRET)))
     assert reg.hook_id.startswith("AX") and reg.signed and not reg.ping_supported
     assert not callable(getattr(impl, "ping_webhook", None))  # SonarQube has no test delivery

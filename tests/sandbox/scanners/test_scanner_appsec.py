@@ -46,13 +46,17 @@ def test_sonarqube_license_needs_admin_and_reports_expiry(sandbox: SandboxServer
 
 def test_sonarqube_webhooks_create_validate_and_list(sandbox: SandboxServer, client: httpx.Client) -> None:
     base, auth = vendor_url(sandbox, "sonarqube"), _bearer(cred())
+    project = f"proj{time.monotonic_ns()}"
     short = client.post(
         f"{base}/api/webhooks/create",
         headers=auth,
-        data={"name": "pmap", "url": "http://127.0.0.1:9/hook", "secret": "too-short"},
+        data={"name": "pmap", "url": "http://127.0.0.1:9/hook", "secret": "too-short", "project": project},
     )
     assert short.status_code == 400 and "16" in short.json()["errors"][0]["msg"]
-    project = f"proj{time.monotonic_ns()}"
+    # a global webhook needs global Administer; Administer on the project is enough for the project's
+    global_hook = client.post(f"{base}/api/webhooks/create", headers=auth,
+                              data={"name": "pmap", "url": "http://127.0.0.1:9/hook"})
+    assert global_hook.status_code == 403 and client.get(f"{base}/api/webhooks/list", headers=auth).status_code == 403
     created = client.post(
         f"{base}/api/webhooks/create",
         headers=auth,
