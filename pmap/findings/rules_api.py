@@ -41,7 +41,7 @@ def validate_rule(name: str, condition: str, action: str, value: str | None) -> 
 
 def _audit(state: StateDep, principal: Principal, action: str, rule: Rule) -> None:
     state.audit.record(actor=principal.actor, action=action, integration_id=None, purpose=None,  # type: ignore[attr-defined]
-                       outcome="ok", detail={"rule_id": str(rule.id), "name": rule.name})
+                       outcome="success", detail={"rule_id": str(rule.id), "name": rule.name})
 
 
 def _ordered(principal: Principal) -> object:

@@ -90,6 +90,10 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
         try:
             ref: TicketRef = ct.implementation.create_ticket(ctx, request)
         except UpstreamError as exc:
+            # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
+            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,  # type: ignore[attr-defined]
+                               purpose=None, outcome="failure",
+                               detail={"finding_id": str(finding.id), "step": exc.step, "reason": exc.message})
             if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:
                 # the tracker refused what was asked (an unknown project, a label it does not take):
                 # the caller's input, not a gateway failure; the message is already scrubbed

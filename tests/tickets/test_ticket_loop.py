@@ -97,3 +97,8 @@ def test_a_ticket_the_tracker_refuses_for_the_callers_input_is_a_422(api: Api, s
     error = r.json()["error"]
     assert error["message"].startswith("the tracker refused the ticket") and error["fields"][0]["field"] == "project"
     assert token not in r.text
+    # the refusal is audited like a success would be, and names no secret
+    events = api.client.get("/api/v1/audit-events", params={"action": "ticket.create"}, headers=h).json()["items"]
+    assert [(e["outcome"], e["integration_id"], e["detail"]["finding_id"]) for e in events] == [
+        ("failure", jira, str(finding_id))]
+    assert token not in str(events)
