@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 
 from pmap.auth.principal import Principal, Role
 from pmap.auth.service import authenticate
-from pmap.core.deps import DbSession
-from pmap.core.errors import AuthenticationRequired
+from pmap.core.deps import DbSession, StateDep
+from pmap.core.errors import AuthenticationRequired, PermissionDenied
 
 
 def current_principal(request: Request, session: DbSession) -> Principal:
@@ -25,8 +25,16 @@ def current_principal(request: Request, session: DbSession) -> Principal:
 
 
 def _at_least(role: Role):  # noqa: ANN202 - FastAPI dependency factory
-    def dependency(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        principal.require(role)
+    def dependency(principal: Annotated[Principal, Depends(current_principal)], state: StateDep,
+                   request: Request) -> Principal:
+        try:
+            principal.require(role)
+        except PermissionDenied:
+            # a token trying what its role may not (an operator revealing a secret) is worth a record
+            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,  # type: ignore[attr-defined]
+                               purpose=None, outcome="failure",
+                               detail={"method": request.method, "path": request.url.path, "needs": role.value})
+            raise
         return principal
 
     dependency.__name__ = f"require_{role.value}"

@@ -46,6 +46,11 @@ def test_viewer_reads_operator_writes_admin_audits(api: Api) -> None:
     assert api.client.get("/api/v1/audit-events", headers=admin).status_code == 200
     assert api.client.get("/api/v1/tokens", headers=operator).status_code == 403
     assert api.client.post("/api/v1/tokens", json={"name": "x", "role": "viewer"}, headers=operator).status_code == 403
+    # each refusal is on record for the admins: who tried what, and the role it needs
+    denied = api.client.get("/api/v1/audit-events", params={"action": "access.denied"}, headers=admin).json()["items"]
+    tried = {(e["detail"]["method"], e["detail"]["path"], e["detail"]["needs"], e["outcome"]) for e in denied}
+    assert ("POST", "/api/v1/integrations", "operator", "failure") in tried
+    assert ("POST", "/api/v1/tokens", "admin", "failure") in tried and len(denied) == 8
 
 
 def test_other_organization_sees_404_never_403(api: Api) -> None:
