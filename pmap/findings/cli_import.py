@@ -75,9 +75,12 @@ def _wait(client: httpx.Client, job: dict[str, Any], progress: Progress | None) 
 
 
 def upload_report(path: Path, integration: str, *, url: str, token: str, fmt: str | None = None,
-                  scope: str | None = None, show_progress: bool = False, console: Console | None = None) -> dict[str, Any]:
+                  scope: str | None = None, full: bool = True, show_progress: bool = False,
+                  console: Console | None = None) -> dict[str, Any]:
     """Upload ``path``, wait for a background job if the API starts one, and return the summary."""
     data = {k: v for k, v in (("format", fmt), ("scope", scope)) if v}
+    if not full:
+        data["full"] = "false"
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
                         console=console, transient=True) if show_progress else None
     timeout = httpx.Timeout(30.0, read=600.0)  # a synchronous import of a few MB may take a while

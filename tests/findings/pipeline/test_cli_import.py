@@ -89,6 +89,11 @@ def test_import_prints_the_summary_as_json(served: Served, tmp_path: Path) -> No
     assert (summary["format"], summary["parsed"], summary["created"], summary["scope"]) == ("nessus", 6, 6, "cli-a")
     again = _run(served, "--integration", served.integration, str(report), "--json", "--scope", "cli-a")
     assert json.loads(again.stdout)["created"] == 0
+    fewer = _report(tmp_path, 2, name="fewer.nessus")
+    partial = _run(served, "--integration", served.integration, str(fewer), "--json", "--scope", "cli-a", "--partial")
+    assert (json.loads(partial.stdout)["full"], json.loads(partial.stdout)["resolved"]) == (False, 0)
+    full = _run(served, "--integration", served.integration, str(fewer), "--json", "--scope", "cli-a")
+    assert json.loads(full.stdout)["resolved"] == 4  # a full report resolves what it no longer lists
 
 
 def test_import_waits_for_a_background_job(served: Served, tmp_path: Path) -> None:
