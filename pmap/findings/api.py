@@ -17,6 +17,7 @@ from pmap.core.errors import FieldProblem, PmapError, ValidationFailed
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.state import AppState
 from pmap.findings import service
+from pmap.findings.formats.registry import report_formats
 from pmap.findings.importer import HEAD_BYTES, ImportOptions, ImportTarget, SCOPE_MAX, resolve_format, run_import, target_for
 from pmap.findings.jobs import JobRunner
 from pmap.findings.models import Job
@@ -202,7 +203,7 @@ def list_findings(
         integration_id=integration_id, severity=_choices(severity, SEVERITIES, "severity"),
         status=_choices(finding_status, _STATUSES, "status"), vuln_id=vuln_id, host=host, ip=ip, port=port, url=url,
         repository=repository, file_path=file_path, package_name=package_name, resource=resource, scope=scope,
-        format=format, tag=tag,
+        format=_choices([format], tuple(sorted(report_formats())), "format")[0] if format else None, tag=tag,
     )
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 

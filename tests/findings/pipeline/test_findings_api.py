@@ -59,6 +59,9 @@ def test_filters(api: Api, admin: dict[str, str]) -> None:
     r = api.client.get("/api/v1/findings", params={"severity": "severe"}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "severity"
     assert api.client.get("/api/v1/findings", params={"status": "gone"}, headers=admin).status_code == 422
+    wrong_format = api.client.get("/api/v1/findings", params={"format": "nope"}, headers=admin)
+    assert wrong_format.status_code == 422 and "nessus" in wrong_format.json()["error"]["fields"][0]["reason"]
+    assert api.client.get("/api/v1/findings", params={"format": "NESSUS"}, headers=admin).status_code == 200
 
 
 def test_cursor_pagination_walks_every_finding_once(api: Api, admin: dict[str, str]) -> None:
