@@ -221,6 +221,9 @@ class WebhookRegistration(BaseModel):
     url: str
     secret: SecretStr | None = None
     events: list[str] = Field(default_factory=list)
+    #: the vendor's id of the hook PMAP registered before (it may point at an older receiving URL):
+    #: replaced or removed, so no stale hook keeps delivering, with an old secret, to an old address
+    previous_hook_id: str | None = None
 
 
 class WebhookRegistered(BaseModel):

@@ -60,13 +60,20 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
         return work(ctx, secrets.current)
 
 
-def _install(ct: ConnectorType, url: str) -> Callable[[OperationContext, str], WebhookRegistered]:
+def _install(ct: ConnectorType, url: str, previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
         try:
-            return ct.implementation.register_webhook(ctx, WebhookRegistration(url=url, secret=SecretStr(secret)))
+            return ct.implementation.register_webhook(
+                ctx, WebhookRegistration(url=url, secret=SecretStr(secret), previous_hook_id=previous))
         except UpstreamError as exc:
             raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
     return work
+
+
+def _previous_hook(row: Integration) -> str | None:
+    """The vendor's id of the hook PMAP registered last, if any."""
+    hook_id = (row.webhook_state or {}).get("hook_id")
+    return str(hook_id) if hook_id else None
 
 
 def _record(session: Session, principal: Principal, row: Integration, reg: WebhookRegistered) -> RegisterResult:
@@ -87,7 +94,7 @@ def register(session: Session, state: AppState, principal: Principal, row: Integ
     if not service.is_configured(row):
         raise Conflict("no webhook secret is configured: generate one first (or use auto-setup)")
     url = service.receiving_url(state.settings, row.id)
-    reg = _with_vendor(state, principal, row, ct, _install(ct, url))
+    reg = _with_vendor(state, principal, row, ct, _install(ct, url, _previous_hook(row)))
     return _record(session, principal, row, reg)
 
 
@@ -104,7 +111,7 @@ def auto_setup(session: Session, state: AppState, principal: Principal, row: Int
     outcome: dict[str, Any] = {}
 
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
-        reg = _install(ct, url)(ctx, secret)
+        reg = _install(ct, url, _previous_hook(row))(ctx, secret)
         if not (ping_available and reg.ping_supported):
             return reg
         outcome["started"] = clock.now()

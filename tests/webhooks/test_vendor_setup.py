@@ -83,6 +83,26 @@ def test_register_installs_the_hook_where_the_vendor_has_no_test_delivery(
     assert sent.json()["status"] == 202, sent.text
 
 
+def test_registering_after_the_public_url_changed_leaves_no_hook_at_the_old_address(
+        served: Served, sandbox: SandboxServer) -> None:
+    h = served.token(role="operator")
+    iid = create_integration(served.http, h, "sonarqube", base=sandbox.base_url, marker="admin")
+    assert served.http.post(_webhook(served, iid) + "/generate", headers=h).status_code == 201
+    settings = served.state.settings
+    old_base = settings.public_base_url
+    try:
+        settings.public_base_url = "https://pmap-old.example.test"
+        assert served.http.post(_webhook(served, iid) + "/register", headers=h).status_code == 200
+    finally:
+        settings.public_base_url = old_base
+    moved = served.http.post(_webhook(served, iid) + "/register", headers=h)
+    assert moved.status_code == 200 and moved.json()["url"] == f"{old_base}/hooks/{iid}"
+    listed = httpx.get(f"{sandbox.base_url}/sonarqube/api/webhooks/list",
+                       headers={"Authorization": f"Bearer {unique('admin')}"}, timeout=5).json()["webhooks"]
+    urls = [hook["url"] for hook in listed]
+    assert f"https://pmap-old.example.test/hooks/{iid}" not in urls and urls.count(f"{old_base}/hooks/{iid}") == 1
+
+
 def test_registration_failures_name_the_step_and_leak_no_credential(served: Served, sandbox: SandboxServer) -> None:
     _impl_has("github_issues", "register_webhook")
     h = served.token(role="operator")

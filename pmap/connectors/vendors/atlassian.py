@@ -265,14 +265,15 @@ class JiraConnector:
         return permission_report([(k, why, held(k)) for k, why in NEEDED], [k for k in EXCESS if held(k)], warnings)
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """Replace PMAP's webhook (same URL) with one carrying the current secret."""
+        """Replace PMAP's webhook (the one it registered, or the same URL) with one carrying the current
+        URL and secret."""
         h = self.headers(ctx)
         with ctx.client() as c:
             project = self.permission_project(ctx, c, h)
             listed = self.check(ctx, c.get(_WEBHOOKS, headers=h), "listing webhooks", permission_hint=_ADMIN_HINT)
             for old in json_of(ctx, listed, "webhooks", list):
                 hook_id = str(old.get("self", "")).rstrip("/").rsplit("/", 1)[-1] if isinstance(old, dict) else ""
-                if hook_id.isdigit() and old.get("url") == hook.url:
+                if hook_id.isdigit() and (hook_id == hook.previous_hook_id or old.get("url") == hook.url):
                     self.check(ctx, c.request("DELETE", f"{_WEBHOOKS}/{hook_id}", headers=h),
                                "removing PMAP's previous webhook", ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
             body: dict[str, Any] = {"name": "PMAP", "url": hook.url, "events": hook.events or EVENTS,

@@ -187,7 +187,8 @@ class _AzureConnector:
         return {"projectId": project_id}
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """Replace PMAP's subscription (same URL and event) with one carrying the current secret."""
+        """Replace PMAP's subscription (the one it registered, or the same URL and event) with one carrying
+        the current URL and secret."""
         consumer: dict[str, str] = {"url": hook.url}
         if hook.secret is not None:
             consumer.update(basicAuthUsername=AZURE_USERNAME, basicAuthPassword=hook.secret.get_secret_value())
@@ -197,8 +198,8 @@ class _AzureConnector:
             listed = az_check(ctx, c.get("/_apis/hooks/subscriptions", headers=h, params=_v()),
                               "listing service hook subscriptions", permission_hint=_HOOK_HINT)
             for old in json_of(ctx, listed, "subscriptions").get("value") or []:
-                if isinstance(old, dict) and old.get("eventType") == self.event \
-                        and dig(old, "consumerInputs", "url") == hook.url:
+                if isinstance(old, dict) and (str(old.get("id")) == hook.previous_hook_id or (
+                        old.get("eventType") == self.event and dig(old, "consumerInputs", "url") == hook.url)):
                     az_check(ctx, c.request("DELETE", f"/_apis/hooks/subscriptions/{quote(str(old.get('id')))}",
                                             headers=h, params=_v()), "removing PMAP's previous subscription",
                              ok=(200, 204, 404), permission_hint=_HOOK_HINT)

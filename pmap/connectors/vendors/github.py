@@ -147,7 +147,8 @@ class GitHubRepositoryHooks:
     hook_events: tuple[str, ...] = ()
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """Create PMAP's repository hook, or update it (same URL) with the current secret."""
+        """Create PMAP's repository hook, or update it (the one PMAP registered, or the same URL) with the
+        current URL and secret."""
         repo = _repo(ctx)
         config: dict[str, str] = {"url": hook.url, "content_type": "json", "insecure_ssl": "0"}
         if hook.secret is not None:
@@ -158,7 +159,8 @@ class GitHubRepositoryHooks:
             listed = gh_check(ctx, c.get(f"/repos/{repo}/hooks", headers=h, params={"per_page": 100}),
                               "listing repository webhooks", permission=(403, 404), permission_hint=_HOOK_HINT)
             existing = next((x for x in json_of(ctx, listed, "webhooks", list)
-                             if isinstance(x, dict) and (x.get("config") or {}).get("url") == hook.url), None)
+                             if isinstance(x, dict) and (str(x.get("id")) == hook.previous_hook_id
+                                                         or (x.get("config") or {}).get("url") == hook.url)), None)
             if existing is not None:
                 resp = gh_check(ctx, c.request("PATCH", f"/repos/{repo}/hooks/{existing.get('id')}", headers=h,
                                                json={k: v for k, v in body.items() if k != "name"}),

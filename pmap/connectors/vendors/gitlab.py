@@ -215,7 +215,8 @@ class _GitLabConnector:
         return permission_report(needs, excess, warnings)
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """Create PMAP's project hook, or update it (same URL) with the current token."""
+        """Create PMAP's project hook, or update it (the one PMAP registered, or the same URL) with the
+        current URL and token."""
         pid = _pid(_project(ctx))
         params: dict[str, Any] = {"url": hook.url, "enable_ssl_verification": True, "push_events": False,
                                   **self.hook_events}
@@ -226,7 +227,8 @@ class _GitLabConnector:
             listed = gl_check(ctx, c.get(f"/projects/{pid}/hooks", headers=h, params={"per_page": 100}),
                               "listing project hooks", permission=(403, 404), permission_hint=_HOOK_HINT)
             existing = next((x for x in json_of(ctx, listed, "hooks", list)
-                             if isinstance(x, dict) and x.get("url") == hook.url), None)
+                             if isinstance(x, dict) and (str(x.get("id")) == hook.previous_hook_id
+                                                         or x.get("url") == hook.url)), None)
             if existing is not None:
                 resp = gl_check(ctx, c.request("PUT", f"/projects/{pid}/hooks/{existing.get('id')}", headers=h,
                                                json=params), "updating PMAP's project hook",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr
@@ -105,11 +106,17 @@ class SnykConnector:
         ], warnings=notes)
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
-        """``POST /v1/org/{org}/webhooks`` with the secret (Snyk requires one)."""
+        """``POST /v1/org/{org}/webhooks`` with the secret (Snyk requires one). Snyk cannot update a
+        webhook: the one PMAP registered before is deleted first."""
         if hook.secret is None:
             raise ValidationFailed("Snyk webhooks require a secret", fields=[FieldProblem("secret", "is required")])
         org = self._org(ctx)
         with ctx.client(v1_base(ctx.connection.base_url)) as c:
+            if hook.previous_hook_id:
+                check(ctx, c.request("DELETE", f"/org/{org}/webhooks/{quote(hook.previous_hook_id, safe='')}",
+                                     headers=_headers(ctx)),
+                      "removing PMAP's previous webhook", ok=(200, 204, 404),
+                      permission_hint="the token needs the Delete Outbound Webhooks permission on the organization")
             resp = check(ctx, c.post(f"/org/{org}/webhooks", headers=_headers(ctx),
                                      json={"url": hook.url, "secret": hook.secret.get_secret_value()}),
                          "creating the webhook", ok=(200, 201),

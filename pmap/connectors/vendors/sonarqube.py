@@ -139,6 +139,10 @@ class SonarQubeConnector:
             form["project"] = ctx.connection.project_key
         with ctx.client() as c:
             s = _Session(ctx, c)
+            if hook.previous_hook_id:  # SonarQube keeps every webhook created: remove PMAP's previous one
+                check(ctx, s.post("/api/webhooks/delete", data={"webhook": hook.previous_hook_id}),
+                      "POST /api/webhooks/delete", ok=(200, 204, 404),
+                      permission_hint="the token's user needs Administer on the project (or globally)")
             resp = check(ctx, s.post("/api/webhooks/create", data=form), "POST /api/webhooks/create",
                          permission_hint="the token's user needs Administer on the project (or globally)")
         key = text((json_of(ctx, resp, "webhook").get("webhook") or {}).get("key"))

@@ -148,6 +148,25 @@ async def create_webhook(request: Request) -> Response:
     return json_reply(200, {"webhook": _public(hook)})
 
 
+@router.post("/api/webhooks/delete")
+async def delete_webhook(request: Request) -> Response:
+    """Form field ``webhook`` (its key); 204, or 404 for a key SonarQube does not know."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "Insufficient privileges"))
+    key = str((await request.form()).get("webhook") or "")
+    if not key:
+        raise Reply(_error(400, "The 'webhook' parameter is missing"))
+    registered = _hooks.hooks(request, KEY)
+    found = next((hook_id for hook_id, hook in registered.items() if hook["key"] == key), None)
+    if found is None:
+        raise Reply(_error(404, f"No webhook with key '{key}'"))
+    if not registered[found].get("project") and not _is_admin(marks):
+        raise Reply(_error(403, "Insufficient privileges"))
+    del registered[found]
+    return Response(status_code=204)
+
+
 @router.get("/api/webhooks/list")
 async def list_webhooks(request: Request, project: str | None = None) -> Response:
     """Registered webhooks (global, or of one project)."""

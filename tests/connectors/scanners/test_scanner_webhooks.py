@@ -112,6 +112,29 @@ def test_snyk_hook_is_registered_signed_and_pings(sandbox: SandboxServer, dev_se
     _verified("snyk", receiver, 2)
 
 
+@pytest.mark.parametrize("vendor", ["snyk", "sonarqube"])
+def test_registering_again_removes_the_hook_pmap_registered_before(vendor: str, sandbox: SandboxServer,
+                                                                   dev_settings: Settings) -> None:
+    # neither vendor updates a webhook in place: without this every rotation or new address adds one
+    from pmap.connectors.vendors.snyk import v1_base
+
+    connection, credentials = settings_for(vendor, sandbox.base_url, "admin" if vendor == "sonarqube" else "ok")
+    impl = catalog_entry(vendor).implementation
+    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
+                                  WebhookRegistration(url=f"http://127.0.0.1:9/hooks/old-{vendor}", secret=SecretStr(SECRET)))
+    impl.register_webhook(context(dev_settings, vendor, connection, credentials),
+                          WebhookRegistration(url=f"http://127.0.0.1:9/hooks/new-{vendor}", secret=SecretStr(SECRET),
+                                              previous_hook_id=first.hook_id))
+    if vendor == "snyk":
+        listed = httpx.get(f"{v1_base(connection['base_url'])}/org/{connection['org_id']}/webhooks",
+                           headers={"Authorization": f"token {credentials['token']}"}, timeout=5).json()["results"]
+    else:
+        listed = httpx.get(f"{connection['base_url']}/api/webhooks/list",
+                           headers={"Authorization": f"Bearer {credentials['token']}"}, timeout=5).json()["webhooks"]
+    urls = [h["url"] for h in listed]
+    assert f"http://127.0.0.1:9/hooks/old-{vendor}" not in urls and f"http://127.0.0.1:9/hooks/new-{vendor}" in urls
+
+
 def test_snyk_requires_a_secret(sandbox: SandboxServer, dev_settings: Settings) -> None:
     with pytest.raises(ValidationFailed):
         catalog_entry("snyk").implementation.register_webhook(_ctx("snyk", sandbox, dev_settings),

@@ -83,6 +83,22 @@ def test_registered_hook_pings_with_a_delivery_pmap_verifies(vendor: str, sandbo
     assert not scheme.verify(got.headers, got.body, [_secret(vendor)], time.time()).ok
 
 
+@pytest.mark.parametrize("vendor", [*PINGABLE, *JIRA])
+def test_registering_at_a_new_address_replaces_the_hook_pmap_registered(vendor: str, sandbox: SandboxServer,
+                                                                         dev_settings: Settings) -> None:
+    # PMAP_PUBLIC_BASE_URL changed: the old hook must not keep delivering, with its secret, to the old address
+    connection, credentials = settings_for(vendor, sandbox.base_url, "admin" if vendor in JIRA else "ok")
+    impl = catalog_entry(vendor).implementation
+    old_url, new_url = f"http://127.0.0.1:9/hooks/old-{vendor}", f"http://127.0.0.1:9/hooks/new-{vendor}"
+    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
+                                  WebhookRegistration(url=old_url, secret=SecretStr(_secret(vendor))))
+    impl.register_webhook(context(dev_settings, vendor, connection, credentials),
+                          WebhookRegistration(url=new_url, secret=SecretStr(_secret(vendor)),
+                                              previous_hook_id=first.hook_id))
+    urls = _hook_urls(vendor, connection["base_url"], credentials)
+    assert old_url not in urls and urls.count(new_url) == 1
+
+
 @pytest.mark.parametrize("vendor", PINGABLE)
 def test_registering_again_keeps_one_hook_with_the_new_secret(vendor: str, sandbox: SandboxServer,
                                                               dev_settings: Settings, receiver: Receiver) -> None:
