@@ -18,7 +18,7 @@ from pmap.auth.deps import Operator
 from pmap.connectors.base import Operation, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import Conflict, FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.text import OneLine
 from pmap.credentials.service import Purpose
 from pmap.findings.models import Finding
@@ -82,7 +82,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     row = principal.get_owned(session, Integration, body.integration_id, what="integration")
     ct = vendor_type(row.vendor)
     if Operation.CREATE_TICKET not in ct.operations:
-        raise Conflict(f"{ct.display_name} integrations cannot open tickets")
+        raise ValidationFailed(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
+            "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
     with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:  # type: ignore[attr-defined]
