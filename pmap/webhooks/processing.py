@@ -28,6 +28,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from pmap.connectors.vendors.azure_devops import DONE_STATES as AZURE_DONE_STATES
+from pmap.connectors.vendors.servicenow import STATES as SERVICENOW_STATES
 from pmap.core.db import new_id
 from pmap.core.text import CONTROL_CHARS
 from pmap.webhooks import clock
@@ -110,7 +111,9 @@ def _servicenow(doc: Any) -> tuple[str | None, list[TicketChange]]:
     keys = tuple(k for k in (number, sys_id) if k)
     if not keys or state is None:
         return _text(_get(doc, "table")), []
-    return _text(_get(doc, "table")), [TicketChange(keys, state, state.strip().lower() in _SERVICENOW_DONE)]
+    # the state arrives as its code ("6"): keep the name users see in ServiceNow, as the connector does
+    status = SERVICENOW_STATES.get(state.strip(), state)
+    return _text(_get(doc, "table")), [TicketChange(keys, status, state.strip().lower() in _SERVICENOW_DONE)]
 
 
 def _github(event: str | None, doc: Any) -> tuple[str | None, list[TicketChange]]:

@@ -68,7 +68,7 @@ CASES: list[tuple[str, str | None, dict[str, Any], str, str, bool]] = [
     ("jira", None, {"webhookEvent": "jira:issue_updated", "issue": {"key": "SEC-8", "fields": {"status": {
         "name": "In Progress", "statusCategory": {"key": "indeterminate"}}}}}, "SEC-8", "In Progress", False),
     ("servicenow", None, {"table": "incident", "sys_id": "a1b2", "number": "INC0010042", "state": "6"},
-     "INC0010042", "6", True),
+     "INC0010042", "Resolved", True),  # the code's name, as the ServiceNow connector shows it
     ("github", "issues", {"action": "closed", "issue": {"number": 12, "state": "closed"},
                           "repository": {"full_name": "acme/webapp"}}, "acme/webapp#12", "closed", True),
     ("gitlab_token", "Issue Hook", {"object_kind": "issue", "object_attributes": {"iid": 3, "state": "closed"},
