@@ -93,9 +93,13 @@ class ImportSummaryOut(BaseModel):
     suppressed: int
     unknown_severity: int
     duplicates: int = Field(description="Repeated occurrences of one finding within the report (merged).")
-    rules_applied: int
-    rules_undefined: int
-    full: bool
+    rules_applied: int = Field(description="How many enabled rules of the organization this import ran (each "
+                                           "finding's `severity_rule_id`, `suppressed_by_rule_id` and `tags` say "
+                                           "which matched).")
+    rules_undefined: int = Field(description="Rule evaluations that were undefined (a field null or of another "
+                                             "type); a warning explains how to guard them.")
+    full: bool = Field(description="A full report resolves the stream's findings it no longer contains; a partial "
+                                   "one resolves nothing.")
     warnings: list[str]
 
 
