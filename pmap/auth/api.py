@@ -86,8 +86,10 @@ def create_token(body: TokenCreate, session: DbSession, principal: Admin) -> Tok
 @router.delete("/tokens/{token_id}", response_model=TokenOut)
 def revoke_token(token_id: uuid.UUID, session: DbSession, principal: Admin) -> TokenOut:
     """Revoke a token of the organization."""
-    row = revoke(session, principal, token_id)
-    SessionAudit(session).record(actor=principal.actor, action="token.revoke", integration_id=None, purpose=None,
-                                 outcome="success", detail={"token_id": str(token_id)})
+    row = principal.get_owned(session, ApiToken, token_id, what="token")
+    if row.revoked_at is None:  # revoking again changes nothing and is not recorded again
+        revoke(session, principal, token_id)
+        SessionAudit(session).record(actor=principal.actor, action="token.revoke", integration_id=None, purpose=None,
+                                     outcome="success", detail={"token_id": str(token_id)})
     session.commit()
     return TokenOut.model_validate(row, from_attributes=True)

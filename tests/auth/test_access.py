@@ -77,6 +77,10 @@ def test_token_lifecycle(api: Api) -> None:
     assert token not in str(listed) and any(t["id"] == tid for t in listed)
     assert api.client.delete(f"/api/v1/tokens/{tid}", headers=admin).status_code == 200
     assert api.client.get("/api/v1/whoami", headers=h).status_code == 401
+    again = api.client.delete(f"/api/v1/tokens/{tid}", headers=admin)
+    assert again.status_code == 200 and again.json()["revoked_at"]
+    revokes = api.client.get("/api/v1/audit-events", params={"action": "token.revoke"}, headers=admin).json()["items"]
+    assert [e["detail"]["token_id"] for e in revokes] == [tid]  # recorded once
 
 
 def test_the_audit_actor_names_the_token_whatever_its_name(api: Api) -> None:
