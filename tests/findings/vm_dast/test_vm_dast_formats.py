@@ -153,6 +153,15 @@ def test_zap_json_report_and_api_alerts() -> None:
     (x,) = parse("zap_json", api)
     assert (x.url, x.parameter, x.cwe_ids) == ("http://b.example/q?x=1", "x", [79]) and severity("zap_json", x)[0] == Severity.HIGH
     assert BY_KEY["zap_json"].detect(report, "zap.json") and BY_KEY["zap_json"].detect(api, "alerts.json")
+    # the report's own date is the sighting ("Mon" is no date: nothing then; the API list has none)
+    assert first.last_seen is None and x.last_seen is None
+    dated = report.replace(b'"@generated":"Mon"', b'"@generated":"Sun, 22 Jun 2025 04:04:14"')
+    assert {f.last_seen for f in parse("zap_json", dated)} == {datetime(2025, 6, 22, 4, 4, 14, tzinfo=UTC)}
+    xml = (b'<?xml version="1.0"?><OWASPZAPReport version="2.16.1" generated="Tue, 12 May 2020 20:57:30">'
+           b'<site name="https://a.example" host="a.example" port="443" ssl="true"><alerts><alertitem>'
+           b'<pluginid>10011</pluginid><name>Cookie</name><riskcode>1</riskcode><instances><instance>'
+           b'<uri>https://a.example/</uri></instance></instances></alertitem></alerts></site></OWASPZAPReport>')
+    assert [f.last_seen for f in parse("zap_xml", xml)] == [datetime(2020, 5, 12, 20, 57, 30, tzinfo=UTC)]
 
 
 def test_zap_false_positive_confidence_is_a_status() -> None:

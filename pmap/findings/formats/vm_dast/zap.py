@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import IO, Any
 
 from pmap.findings.formats.base import (
@@ -37,6 +38,7 @@ from pmap.findings.formats.vm_dast._util import (
     compact,
     cwes_in,
     evidence,
+    parse_dt,
     split_url,
     strip_html,
     to_int,
@@ -57,9 +59,14 @@ SEVERITY_TABLE = {
     "high": Severity.HIGH,
 }
 _INSTANCE_FIELDS = ("uri", "url", "method", "param", "attack", "evidence", "otherinfo")
+#: ZAP dates its report ("Tue, 12 May 2020 20:57:30") in the scanning host's local time, with no offset:
+#: read as UTC, which is closer to the sighting than the import time
+_GENERATED_FORMATS = ("%a, %d %b %Y %H:%M:%S",)
+_JSON_GENERATED = re.compile(r'"@generated"\s*:\s*"([^"]{1,64})"')
 
 
-def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str | None) -> Iterator[ParsedFinding]:
+def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str | None,
+              seen: datetime | None = None) -> Iterator[ParsedFinding]:
     title = as_str(alert.get("name")) or as_str(alert.get("alert")) or "ZAP alert"
     rule = as_str(alert.get("alertRef")) or as_str(alert.get("pluginid")) or as_str(alert.get("pluginId"))
     risk = as_str(alert.get("riskcode")) or as_str(alert.get("risk"))
@@ -86,6 +93,7 @@ def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str 
             url=url,
             parameter=as_str(inst.get("param")),
             status="false_positive" if confidence in ("0", "False Positive") else None,
+            last_seen=seen,
             extra=compact({
                 "confidence": confidence,
                 "method": as_str(inst.get("method")),
@@ -118,6 +126,7 @@ def _xml_dict(elem: Any, skip: str) -> dict[str, Any]:
 def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
     """Stream findings from a ZAP XML report, one per alert instance."""
     stream = expect_xml_root(stream, "zap_xml", ("OWASPZAPReport",), "a ZAP XML report")
+    seen: datetime | None = None
     for _tag, elem in iter_report_xml(stream, "zap_xml", ("alertitem",)):
         alert = _xml_dict(elem, "instances")
         inst_el = child(elem, "instances")
@@ -125,7 +134,9 @@ def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         alerts_el = elem.getparent()
         site_el = alerts_el.getparent() if alerts_el is not None else None
         site = clean(site_el.get("name")) if site_el is not None else None
-        yield from _findings(alert, instances, site)
+        if seen is None and site_el is not None and site_el.getparent() is not None:
+            seen = parse_dt(site_el.getparent().get("generated"), *_GENERATED_FORMATS)
+        yield from _findings(alert, instances, site, seen)
         clear_element(elem)
 
 
@@ -149,6 +160,8 @@ def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
     if first_json_byte(head) != "{":
         raise ReportError("zap_json", "not a ZAP JSON report: expected a JSON object", "$")
     api = bool(_JSON_API.match(head_text(head)))
+    generated = _JSON_GENERATED.search(head_text(head))  # "@generated" precedes "site" in ZAP's report
+    seen = parse_dt(generated.group(1), *_GENERATED_FORMATS) if generated else None
     if not api and '"site"' not in head_text(head):
         raise ReportError("zap_json", "not a ZAP JSON report: missing 'site'", "$")
     prefix = "alerts.item" if api else "site.item.alerts.item"
@@ -160,7 +173,7 @@ def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         if api:  # the API returns one entry per URL already
             instances = [{"uri": alert.get("url"), "param": alert.get("param"), "method": alert.get("method"),
                           "attack": alert.get("attack"), "evidence": alert.get("evidence"), "otherinfo": alert.get("other")}]
-        yield from _findings(alert, instances, None)
+        yield from _findings(alert, instances, None, seen)
 
 
 ZAP_XML = ReportFormat(
