@@ -15,7 +15,7 @@ pipeline (or the run id given as ``ref``); its build artifacts are downloaded as
 PMAP's report detectors claim are returned (the SARIF SAST Scans Tab convention publishes them as
 ``CodeAnalysisLogs``). Webhooks: service hook subscriptions (``webHooks`` consumer) with HTTP Basic
 user ``pmap`` and the webhook secret as password; registering again replaces PMAP's subscription
-(same URL and event); ``testnotifications`` (a preview resource: ``api-version=7.1-preview.1``)
+(by its id, or the same URL and event); ``testnotifications`` (a preview resource: ``api-version=7.1-preview.1``)
 sends a test delivery; a notification answered before it completed (result ``pending``) is read again
 until it has a result, and a failure Azure DevOps reports before reaching the receiver is step
 ``response``.

@@ -12,7 +12,7 @@ artifacts are downloaded and the files PMAP's report detectors claim are returne
 archive download with a redirect to a short-lived pre-signed URL on its storage host: PMAP follows
 that one redirect as a plain GET without the token (``signed_redirects``), through the same egress
 checks. Webhooks: repository hooks signed
-``X-Hub-Signature-256``; registering again updates PMAP's hook (same URL) with the current secret;
+``X-Hub-Signature-256``; registering again updates PMAP's hook (by its id, or the same URL) with the current secret;
 a ``ping`` sends a signed test delivery.
 """
 
@@ -142,7 +142,7 @@ def _workflow_file(path: Any) -> str:
 
 class GitHubRepositoryHooks:
     """Repository webhooks, shared by every GitHub connector (Issues, Actions, code scanning):
-    PMAP's hook is created, or updated in place (same URL) with the current secret, and pinged."""
+    PMAP's hook is created, or updated in place (by its id, or the same URL) with the current secret, and pinged."""
 
     hook_events: tuple[str, ...] = ()
 

@@ -13,7 +13,7 @@ Issues: key ``group/project#iid``; done = ``state == "closed"``. CI: the latest 
 ``dependency_scanning``, ...) are downloaded by file name from the job's artifacts, so a report
 must be kept in the job's artifacts archive to be read (a 404 is skipped). Webhooks: project hooks
 carrying a token (``X-Gitlab-Token``; nothing is signed); registering again updates PMAP's hook
-(same URL); the test delivery is ``POST /projects/:id/hooks/:hook_id/test/:trigger``. GitLab builds
+(by its id, or the same URL); the test delivery is ``POST /projects/:id/hooks/:hook_id/test/:trigger``. GitLab builds
 it from the project's own data (an issue event needs an issue in the project) and answers a receiver's
 refusal with 422 carrying only the receiver's body: a refusal by PMAP's receiver is left to PMAP's
 delivery log, and anything GitLab reports before reaching the receiver is step ``response``.
