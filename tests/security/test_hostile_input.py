@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -81,15 +82,20 @@ def test_a_ca_bundle_that_is_not_ascii_fails_the_test_at_tls(api: Api) -> None:
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "connection.ca_bundle", r.text
 
 
+def _create_nessus_at(api: Api, headers: dict[str, str], base_url: str) -> Any:
+    """Try to create a Nessus integration at ``base_url`` (fresh canary secrets); the answer."""
+    return api.client.post("/api/v1/integrations", headers=headers, json={
+        "name": "url-check", "vendor": "nessus", "connection": {"base_url": base_url},
+        "credentials": {"access_key": canary(), "secret_key": canary()}})
+
+
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/nessus?token={}", "http://127.0.0.1:9/nessus#{}",
                                       "http:// 127.0.0.1/{}", "http://" + "a" * 64 + ".example/{}",
                                       "http://pmap:{}@127.0.0.1:9/nessus", "http://127.0.0.1:9/nessus {}"])
 def test_base_urls_that_could_carry_a_secret_or_name_no_host_are_refused(api: Api, base_url: str) -> None:
     h = api.token()
     planted = canary("url")
-    r = api.client.post("/api/v1/integrations", headers=h, json={
-        "name": "bad-url", "vendor": "nessus", "connection": {"base_url": base_url.format(planted)},
-        "credentials": {"access_key": canary(), "secret_key": canary()}})
+    r = _create_nessus_at(api, h, base_url.format(planted))
     assert r.status_code == 422, r.text
     assert r.json()["error"]["fields"][0]["field"] == "connection.base_url" and planted not in r.text
     assert api.client.get("/api/v1/integrations", headers=h).json()["items"] == []
@@ -99,11 +105,8 @@ def test_base_urls_that_could_carry_a_secret_or_name_no_host_are_refused(api: Ap
                                       "http://admin:a@{}@127.0.0.1:9/nessus", "http://{}@127.0.0.1:9/nessus",
                                       "http://admin:{}@[::1]:9/nessus"])
 def test_a_base_url_with_user_and_password_is_refused_saying_why(api: Api, base_url: str) -> None:
-    h = api.token()
     planted = canary("pw")
-    r = api.client.post("/api/v1/integrations", headers=h, json={
-        "name": "userinfo", "vendor": "nessus", "connection": {"base_url": base_url.format(planted)},
-        "credentials": {"access_key": canary(), "secret_key": canary()}})
+    r = _create_nessus_at(api, api.token(), base_url.format(planted))
     assert r.status_code == 422, r.text
     problem = r.json()["error"]["fields"][0]
     assert problem["field"] == "connection.base_url" and "credentials" in problem["reason"], r.text
@@ -112,9 +115,7 @@ def test_a_base_url_with_user_and_password_is_refused_saying_why(api: Api, base_
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:9/api/@scope", "http://127.0.0.1:9/a/@b", "http://[::1]:9/a@b"])
 def test_an_at_sign_in_a_base_url_path_is_not_mistaken_for_credentials(api: Api, base_url: str) -> None:
-    r = api.client.post("/api/v1/integrations", headers=api.token(), json={
-        "name": "at-path", "vendor": "nessus", "connection": {"base_url": base_url},
-        "credentials": {"access_key": canary(), "secret_key": canary()}})
+    r = _create_nessus_at(api, api.token(), base_url)
     assert r.status_code == 201, r.text
 
 
