@@ -60,32 +60,34 @@ def issue_token(session: Session, org: Organization, role: Role, name: str, *, v
 
 def authenticate(session: Session, token: str) -> Principal:
     """The principal behind a bearer token; 401 for an unknown or revoked one. Records the token's
-    ``last_used_at`` (to the minute, in a write of its own)."""
+    ``last_used_at`` (to the minute; on PostgreSQL with the caller's commit)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     if row is None or row.revoked_at is not None:
         raise AuthenticationRequired("invalid or revoked token")
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        _stamp_last_used(session, row.id, now)
+        if session.get_bind().dialect.name == "sqlite":
+            _stamp_last_used_sqlite(session, row.id, now)
+        else:
+            # in the request's own transaction: a second pooled connection per request could exhaust
+            # the pool under load (every request holding one while waiting for another)
+            row.last_used_at = now
     return Principal(token_id=row.id, name=row.name, organization_id=row.organization_id, role=Role(row.role))
 
 
-def _stamp_last_used(session: Session, token_id: uuid.UUID, now: datetime) -> None:
-    """Best effort, in a short transaction of its own that never waits on a busy SQLite writer (an
+def _stamp_last_used_sqlite(session: Session, token_id: uuid.UUID, now: datetime) -> None:
+    """Best effort, in a short transaction of its own that never waits on the one SQLite writer (an
     import holds the write lock for its whole transaction): a stamp missed now is made by a later call."""
     with session.get_bind().connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar() if sqlite else None
+        previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         try:
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
             conn.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
             conn.commit()
         except OperationalError:
             conn.rollback()
         finally:
-            if sqlite:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous or 0)}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(previous or 0)}")
 
 
 def ensure_bootstrap_admin(session: Session, token: str | None) -> bool:
