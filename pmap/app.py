@@ -26,7 +26,7 @@ from pmap.core.logs import configure_logging
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
-from pmap.credentials.service import CredentialResolver, keyring_usable, verify_keyring_canary
+from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
 from pmap.findings.tickets import router as tickets_router
 from pmap.findings.jobs import start_jobs
@@ -51,8 +51,13 @@ def start(settings: Settings) -> AppState:
             f"the database schema is at {at or 'nothing'}, this build needs {head}: run `pmapctl db upgrade`"
         )
     sessions = make_session_factory(engine)
+
+    def sealed_data_exists() -> bool:
+        with sessions() as session:
+            return holds_sealed_data(session)
+
     try:
-        keyring = load_keyring(settings)
+        keyring = load_keyring(settings, sealed_data_exists=sealed_data_exists)
         with transaction(sessions) as session:
             if verify_keyring_canary(session, keyring):
                 log.info("sealed a keyring canary for key %s", keyring.primary)

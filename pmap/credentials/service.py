@@ -252,6 +252,16 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
     return False
 
 
+def holds_sealed_data(session: Session) -> bool:
+    """True when the database holds anything sealed with a platform key (a canary or an integration's secrets)."""
+    from pmap.integrations.models import Integration  # here: the integrations package imports this module
+
+    if session.scalar(select(KeyringCanary.key_id).limit(1)) is not None:
+        return True
+    sealed = Integration.encrypted_credentials.is_not(None) | Integration.encrypted_webhook_secret.is_not(None)
+    return session.scalar(select(Integration.id).where(sealed).limit(1)) is not None
+
+
 def keyring_usable(keyring: Keyring) -> bool:
     """A seal-and-open round trip under the primary key (for health checks)."""
     probe = os.urandom(16)
