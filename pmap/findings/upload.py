@@ -19,6 +19,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from pmap.core.errors import BadRequestError, FieldProblem, UnsupportedMediaType, ValidationFailed
+from pmap.core.files import private_directory
 from pmap.core.text import clean_file_name
 
 FIELD_MAX_BYTES = 4096
@@ -42,10 +43,9 @@ class Upload:
 
 def spool_dir(data_dir: Path) -> Path:
     """The directory uploads are spooled to (created private)."""
-    # absolute, so a job's stored path still names the file for a process started elsewhere
-    path = (data_dir / "imports").resolve()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    # absolute, so a job's stored path still names the file for a process started elsewhere; one left
+    # open to others (by an earlier version, or by hand) is tightened, not only a new one created private
+    return private_directory((data_dir / "imports").resolve())
 
 
 def new_spool_file(directory: Path) -> tuple[Path, IO[bytes]]:

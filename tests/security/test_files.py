@@ -17,6 +17,8 @@ from pmap.core.db import database_location, make_engine
 from pmap.core.files import private_directory, private_sqlite_file
 from pmap.core.settings import Settings
 from pmap.migrations import upgrade
+from tests.conftest import Api
+from tests.findings.pipeline.helpers import create_integration, nessus_report, upload
 
 
 def _mode(path: Path) -> int:
@@ -104,3 +106,15 @@ def test_the_database_location_never_shows_a_password(tmp_path: Path, monkeypatc
     monkeypatch.chdir(tmp_path)
     assert database_location("sqlite:///rel.db") == f"SQLite file {tmp_path / 'rel.db'}"
     assert "hunter2" not in database_location("no scheme at all hunter2")
+
+
+def test_the_upload_spool_directory_is_made_private_too(api: Api, loose_umask: None) -> None:
+    admin = api.token("acme", "admin")
+    data_dir = api.state.settings.data_dir
+    assert _mode(data_dir) == 0o700  # made so at start
+    spool = data_dir / "imports"
+    spool.mkdir()
+    os.chmod(spool, 0o755)  # left loose by an earlier version or by hand
+    iid = create_integration(api, admin)
+    assert upload(api, iid, nessus_report([{"plugin": 1, "host": "10.0.0.1"}]), admin).status_code == 200
+    assert _mode(spool) == 0o700
