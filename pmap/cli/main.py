@@ -244,6 +244,6 @@ def main() -> None:  # pragma: no cover - console entry point
     """Entry point."""
     try:
         app()
-    except PmapError as exc:
-        _fail(exc.message)
+    except PmapError as exc:  # outside the app, where typer.Exit (raised by _fail) is not caught
+        err.print(f"[bold red]error:[/] {escape(exc.message)}")
         sys.exit(1)

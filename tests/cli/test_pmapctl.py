@@ -33,7 +33,9 @@ def test_keys_generate_prints_a_256_bit_key(tmp_path: Path) -> None:
 
 def test_tokens_create_prints_token_last(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    assert _run(["tokens", "create", "--org", "acme", "--role", "admin"], env).returncode == 1  # not migrated
+    unmigrated = _run(["tokens", "create", "--org", "acme", "--role", "admin"], env)  # no database yet
+    assert unmigrated.returncode == 1 and "Traceback" not in unmigrated.stderr, unmigrated.stderr
+    assert str(tmp_path / "data") in unmigrated.stderr.replace("\n", "")
     assert _run(["db", "upgrade"], env).returncode == 0
     out = _run(["tokens", "create", "--org", "acme", "--role", "operator"], env)
     assert out.returncode == 0, out.stderr
