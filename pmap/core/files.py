@@ -19,8 +19,15 @@ SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def private_directory(path: Path) -> Path:
-    """``path``, created (with its parents) or tightened to owner-only access; a stricter mode is kept."""
+    """``path``, created (with its parents) or tightened to owner-only access; a stricter mode is kept.
+
+    A shared directory (sticky bit, as /tmp) is refused rather than tightened under its other users.
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = os.stat(path).st_mode
+    if mode & stat.S_ISVTX:
+        raise ConfigurationError(f"{path} is a shared directory (mode {stat.filemode(mode)}): PMAP needs a data "
+                                 "directory of its own (set PMAP_DATA_DIR to a directory inside it)")
     _tighten(path, 0o700)  # mkdir's mode is cut by the umask and ignored for an existing directory
     return path
 

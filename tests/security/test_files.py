@@ -14,6 +14,7 @@ from sqlalchemy import text
 from pmap.app import start
 from pmap.core.crypto import generate_key
 from pmap.core.db import database_location, make_engine
+from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory, private_sqlite_file
 from pmap.core.settings import Settings
 from pmap.migrations import upgrade
@@ -118,3 +119,13 @@ def test_the_upload_spool_directory_is_made_private_too(api: Api, loose_umask: N
     iid = create_integration(api, admin)
     assert upload(api, iid, nessus_report([{"plugin": 1, "host": "10.0.0.1"}]), admin).status_code == 200
     assert _mode(spool) == 0o700
+
+
+def test_a_shared_sticky_directory_is_refused_as_the_data_dir(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp: tightening it would break everyone else's use of it
+    with pytest.raises(ConfigurationError, match="shared directory"):
+        private_directory(shared)
+    assert _mode(shared) == 0o1777
+    assert _mode(private_directory(shared / "pmap")) == 0o700  # a directory of its own inside it is fine
