@@ -146,6 +146,10 @@ def test_a_new_development_keyring_is_refused_beside_sealed_data(api: Api, db_ur
     with pytest.raises(ConfigurationError, match="already holds data sealed"):
         start(elsewhere)
     assert not (tmp_path / "elsewhere" / "keyring.json").exists()
+    with api.state.sessions() as session, session.begin():  # an empty slot (stored as JSON null) seals nothing
+        session.execute(update(Integration).values(encrypted_credentials=None))
+    start(elsewhere).engine.dispose()
+    assert (tmp_path / "elsewhere" / "keyring.json").exists()
 
 
 def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:
