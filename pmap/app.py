@@ -20,12 +20,13 @@ from pmap.connectors.api import router as connectors_router
 from pmap.connectors.catalog import identifier_fields
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.errors import ConfigurationError
+from pmap.core.files import private_directory
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
 from pmap.core.logs import configure_logging
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
-from pmap.credentials.service import CredentialResolver, keyring_usable, verify_keyring_canary
+from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
 from pmap.findings.tickets import router as tickets_router
 from pmap.findings.jobs import start_jobs
@@ -39,7 +40,9 @@ API_PREFIX = "/api/v1"
 
 
 def start(settings: Settings) -> AppState:
-    """Open the database, check its schema, load and prove the keyring, seed the bootstrap token."""
+    """Make the data directory private, open the database, check its schema, load and prove the keyring,
+    seed the bootstrap token."""
+    private_directory(settings.data_dir)
     engine = make_engine(settings.resolved_database_url)
     at, head = current_revision(engine), head_revision()
     if at != head:
@@ -48,12 +51,21 @@ def start(settings: Settings) -> AppState:
             f"the database schema is at {at or 'nothing'}, this build needs {head}: run `pmapctl db upgrade`"
         )
     sessions = make_session_factory(engine)
-    keyring = load_keyring(settings)
-    with transaction(sessions) as session:
-        if verify_keyring_canary(session, keyring):
-            log.info("sealed a keyring canary for key %s", keyring.primary)
-        if settings.bootstrap_admin_token and ensure_bootstrap_admin(session, settings.bootstrap_admin_token.get_secret_value()):
-            log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
+
+    def sealed_data_exists() -> bool:
+        with sessions() as session:
+            return holds_sealed_data(session)
+
+    try:
+        keyring = load_keyring(settings, sealed_data_exists=sealed_data_exists)
+        with transaction(sessions) as session:
+            if verify_keyring_canary(session, keyring):
+                log.info("sealed a keyring canary for key %s", keyring.primary)
+            if settings.bootstrap_admin_token and ensure_bootstrap_admin(session, settings.bootstrap_admin_token.get_secret_value()):
+                log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
+    except BaseException:
+        engine.dispose()
+        raise
     audit = AuditLog(sessions)
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
                     resolver=CredentialResolver(keyring, audit, identifier_fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -63,13 +64,18 @@ def serve(
     from pmap.migrations import upgrade
 
     from pmap.app import start
+    from pmap.core.db import database_location
+    from pmap.core.files import private_directory
     from pmap.core.logs import configure_logging
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
+    # said first, so a start from the wrong directory (./.pmap is relative) is seen at once
+    logging.getLogger("pmap.cli").info("data directory %s; database %s", settings.data_dir,
+                                       database_location(settings.resolved_database_url))
     try:
+        private_directory(settings.data_dir)
         if settings.is_sqlite:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
             upgrade(settings.resolved_database_url)
         start(settings).engine.dispose()  # pre-flight: key, schema and canary, with a clear message
         application = create_app(settings)
@@ -81,13 +87,17 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the configured database (PMAP_DATABASE_URL, or the embedded SQLite file)."""
+    from pmap.core.db import database_location
+    from pmap.core.files import private_directory
     from pmap.migrations import upgrade
 
     settings = _settings()
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url, revision)
-    err.print(f"database migrated to {revision}")
+    try:
+        private_directory(settings.data_dir)
+        upgrade(settings.resolved_database_url, revision)
+    except PmapError as exc:
+        _fail(exc.message)
+    err.print(f"database migrated to {revision}: {escape(database_location(settings.resolved_database_url))}")
 
 
 @keys_app.command("generate")
@@ -234,6 +244,6 @@ def main() -> None:  # pragma: no cover - console entry point
     """Entry point."""
     try:
         app()
-    except PmapError as exc:
-        _fail(exc.message)
+    except PmapError as exc:  # outside the app, where typer.Exit (raised by _fail) is not caught
+        err.print(f"[bold red]error:[/] {escape(exc.message)}")
         sys.exit(1)

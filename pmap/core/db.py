@@ -10,9 +10,12 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from pmap.core.files import private_sqlite_file, sqlite_path
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite
 JSONVariant = JSON().with_variant(JSONB(), "postgresql")
@@ -63,9 +66,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def database_location(url: str) -> str:
+    """Where ``url`` points, fit for a log line: a SQLite file's absolute path, or the URL without its password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return f"SQLite file {path}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "a database URL that cannot be parsed"
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and a private file (0600)."""
     if url.startswith("sqlite"):
+        private_sqlite_file(url)  # before SQLite opens it: SQLite would create it under the umask
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

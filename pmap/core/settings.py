@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
         if info.field_name == "env" or not isinstance(v, str) or v.strip():
             return v
         return cls.model_fields[info.field_name].default
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, v: Path) -> Path:
+        # fixed against the working directory PMAP started in, so every message names the real place
+        return Path(os.path.abspath(os.path.expanduser(v)))
 
     @property
     def production(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -16,6 +17,21 @@ BINARY_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: space and BOM, bidirectional embeddings, overrides and isolates ("Trojan Source"). Joiners and
 #: direction marks (U+200C-U+200F) stay: emoji sequences and Persian or Hebrew names need them.
 DECEPTIVE_CHARS = re.compile("[\u2028\u2029\u200b\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+#: Unicode categories a shown file name drops: controls (Cc), format characters (Cf: every bidi
+#: embedding, override, isolate and mark incl. U+061C, zero-width characters, the BOM), line and
+#: paragraph separators, and lone surrogates; none is needed to recognise a file by its name
+_HIDDEN_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+FILE_NAME_MAX = 255
+
+
+def clean_file_name(name: str | None) -> str | None:
+    """A client's file name fit to store and show: invisible and direction-changing characters dropped."""
+    if not name:
+        return None
+    cleaned = "".join(ch for ch in name if unicodedata.category(ch) not in _HIDDEN_IN_NAMES)
+    return cleaned[:FILE_NAME_MAX] or None
 
 
 def check_one_line(value: str) -> str:

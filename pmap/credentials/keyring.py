@@ -6,10 +6,12 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from pmap.core.crypto import Keyring, decode_key, generate_key
 from pmap.core.errors import ConfigurationError
+from pmap.core.files import private_directory
 from pmap.core.settings import Settings
 
 log = logging.getLogger("pmap.keyring")
@@ -22,10 +24,12 @@ def key_id_for(key: bytes) -> str:
     return "k-" + hashlib.sha256(b"pmap-key-id:" + key).hexdigest()[:12]
 
 
-def load_keyring(settings: Settings) -> Keyring:
+def load_keyring(settings: Settings, *, sealed_data_exists: Callable[[], bool] | None = None) -> Keyring:
     """The keyring the settings name; in development, create one under the data directory if none.
 
     Production refuses to start without an explicit ``PMAP_PLATFORM_KEY`` or ``PMAP_KEYRING_FILE``.
+    Development refuses to create a keyring when ``sealed_data_exists()`` says the database already
+    holds data sealed with another key (PMAP started from another directory, most likely).
     """
     if settings.platform_key is not None and settings.keyring_file is not None:
         raise ConfigurationError("set PMAP_PLATFORM_KEY or PMAP_KEYRING_FILE, not both")
@@ -42,6 +46,14 @@ def load_keyring(settings: Settings) -> Keyring:
     path = settings.data_dir / DEV_KEYRING_NAME
     if path.exists():
         return _read_file(path, settings)
+    if sealed_data_exists is not None and sealed_data_exists():
+        raise ConfigurationError(
+            f"there is no keyring in the data directory {settings.data_dir}, but the database already holds data "
+            "sealed with a platform key: refusing to create a new keyring that cannot open it. Start PMAP from the "
+            "directory whose .pmap holds that keyring, set PMAP_DATA_DIR to the directory that holds it, or set "
+            "PMAP_KEYRING_FILE or PMAP_PLATFORM_KEY to the key that sealed the data"
+        )
+    private_directory(settings.data_dir)
     key = decode_key(generate_key(), source="generated")
     keyring = Keyring.single(key, key_id_for(key))
     try:

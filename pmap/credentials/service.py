@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from pmap.core import redaction
@@ -250,6 +250,18 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
         session.flush()
         return True
     return False
+
+
+def holds_sealed_data(session: Session) -> bool:
+    """True when the database holds anything sealed with a platform key (a canary or an integration's secrets)."""
+    from pmap.integrations.models import Integration  # here: the integrations package imports this module
+
+    if session.scalar(select(KeyringCanary.key_id).limit(1)) is not None:
+        return True
+    # an empty slot is stored as JSON null rather than SQL NULL: both mean nothing sealed
+    sealed = [column.is_not(None) & (cast(column, String) != "null")
+              for column in (Integration.encrypted_credentials, Integration.encrypted_webhook_secret)]
+    return session.scalar(select(Integration.id).where(or_(*sealed)).limit(1)) is not None
 
 
 def keyring_usable(keyring: Keyring) -> bool:

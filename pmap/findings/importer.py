@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from pmap.core.db import utcnow
 from pmap.core.errors import Conflict, FieldProblem, PmapError, ValidationFailed
+from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
@@ -206,7 +207,7 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
             now = utcnow()
             conn.execute(insert(ImportRecord).values(
                 id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
-                format=fmt.key, scope=scope, filename=(options.filename or "")[:255] or None, size_bytes=size,
+                format=fmt.key, scope=scope, filename=clean_file_name(options.filename), size_bytes=size,
                 full=options.full, summary={}, actor=options.actor[:200], created_at=now))
             stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
             writer = FindingWriter(conn, stream)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from pmap.core.text import OneLine, Text
+from pmap.core.text import OneLine, Text, clean_file_name
 
 
 SeverityName = Literal["unknown", "info", "low", "medium", "high", "critical"]
@@ -112,7 +112,8 @@ class ImportOut(BaseModel):
     integration_id: uuid.UUID
     format: str
     scope: str
-    filename: str | None
+    # cleaned again on the way out: rows stored before names were cleaned on the way in
+    filename: Annotated[str | None, AfterValidator(clean_file_name)]
     size_bytes: int
     full: bool
     summary: dict[str, Any]

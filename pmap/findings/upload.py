@@ -19,7 +19,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from pmap.core.errors import BadRequestError, FieldProblem, UnsupportedMediaType, ValidationFailed
-from pmap.core.text import CONTROL_CHARS
+from pmap.core.files import private_directory
+from pmap.core.text import clean_file_name
 
 FIELD_MAX_BYTES = 4096
 MAX_PARTS = 16
@@ -42,10 +43,9 @@ class Upload:
 
 def spool_dir(data_dir: Path) -> Path:
     """The directory uploads are spooled to (created private)."""
-    # absolute, so a job's stored path still names the file for a process started elsewhere
-    path = (data_dir / "imports").resolve()
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
+    # absolute, so a job's stored path still names the file for a process started elsewhere; one left
+    # open to others (by an earlier version, or by hand) is tightened, not only a new one created private
+    return private_directory((data_dir / "imports").resolve())
 
 
 def new_spool_file(directory: Path) -> tuple[Path, IO[bytes]]:
@@ -106,9 +106,10 @@ class _Receiver:
                 raise ValidationFailed("send one file per import", fields=[FieldProblem("file", "was sent twice")])
             raw = options.get(b"filename")
             # the name is metadata only (format detection hint, import record): control characters,
-            # which PostgreSQL refuses (NUL) or which forge log lines, are dropped
+            # which PostgreSQL refuses (NUL) or which forge log lines, and direction overrides, which
+            # make "report<U+202E>txt.nessus" read as another name, are dropped
             filename = os.path.basename(raw.decode("utf-8", "replace").replace("\\", "/")) if raw else ""
-            self.filename = CONTROL_CHARS.sub("", filename)[:255] or None
+            self.filename = clean_file_name(filename)
             self.path, self._out = new_spool_file(self.directory)
 
     def part_data(self, data: bytes, start: int, end: int) -> None:

@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from pmap.core.files import private_sqlite_file
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -22,7 +24,8 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` to ``revision``."""
+    """Migrate the database at ``url`` to ``revision`` (a new SQLite file is created private, 0600)."""
+    private_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

@@ -33,7 +33,9 @@ def test_keys_generate_prints_a_256_bit_key(tmp_path: Path) -> None:
 
 def test_tokens_create_prints_token_last(tmp_path: Path) -> None:
     env = _env(tmp_path)
-    assert _run(["tokens", "create", "--org", "acme", "--role", "admin"], env).returncode == 1  # not migrated
+    unmigrated = _run(["tokens", "create", "--org", "acme", "--role", "admin"], env)  # no database yet
+    assert unmigrated.returncode == 1 and "Traceback" not in unmigrated.stderr, unmigrated.stderr
+    assert str(tmp_path / "data") in unmigrated.stderr.replace("\n", "")
     assert _run(["db", "upgrade"], env).returncode == 0
     out = _run(["tokens", "create", "--org", "acme", "--role", "operator"], env)
     assert out.returncode == 0, out.stderr
@@ -134,3 +136,60 @@ def test_an_empty_setting_takes_its_default_but_an_empty_env_is_refused(tmp_path
     # `PMAP_ENV=${UNSET}` in a production deployment must not quietly mean development
     no_env = _run(["webhooks", "prune"], {**env, "PMAP_ENV": ""})
     assert no_env.returncode == 1 and "PMAP_ENV" in no_env.stderr and "Traceback" not in no_env.stderr
+
+
+def _serve_until_healthy(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    port = _free_port()
+    proc = subprocess.Popen([*PMAPCTL, *args, "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for _ in range(150):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not start: " + proc.communicate(timeout=10)[0])
+
+
+def test_serve_says_where_its_data_lives_and_keeps_it_private(tmp_path: Path) -> None:
+    workdir = tmp_path / "a"
+    workdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMAP_")}  # the default ./.pmap
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # pmap from this checkout, whatever the cwd
+    old_umask = os.umask(0o022)  # the child inherits the usual umask, under which plain creates are 0644
+    try:
+        proc = _serve_until_healthy(["serve"], env, workdir)
+    finally:
+        os.umask(old_umask)
+    data = workdir / ".pmap"
+    try:
+        db = data / "pmap.db"
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (db, Path(f"{db}-wal"), data / "keyring.json")}
+        assert modes == {"pmap.db": "0o600", "pmap.db-wal": "0o600", "keyring.json": "0o600"}
+        assert oct(data.stat().st_mode & 0o777) == "0o700"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    flat = " ".join(out.split())  # Rich may wrap long lines
+    assert f"data directory {data}" in flat and f"SQLite file {db}" in flat, out
+
+
+def test_a_new_keyring_is_refused_beside_a_database_sealed_with_another(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMAP_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), PMAP_DATABASE_URL=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert _run(["db", "upgrade"], env, cwd=first).returncode == 0
+    started = _run(["keys", "rotate"], env, cwd=first)  # starts the app: creates ./.pmap/keyring.json, seals its canary
+    assert started.returncode == 0, started.stderr
+    assert (first / ".pmap" / "keyring.json").exists()
+    for command in (["serve", "--port", str(_free_port())], ["keys", "rotate"]):
+        out = _run(command, env, cwd=second)
+        flat = " ".join(out.stderr.split())
+        assert out.returncode == 1, out.stderr
+        assert str(second / ".pmap") in flat and "PMAP_DATA_DIR" in flat and "PMAP_KEYRING_FILE" in flat, out.stderr
+        assert "already holds data sealed" in flat and "Traceback" not in out.stderr
+        assert not (second / ".pmap" / "keyring.json").exists()
+    assert _run(["keys", "rotate"], env, cwd=first).returncode == 0  # the right directory still starts

@@ -18,6 +18,7 @@ from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key,
 from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.core.settings import Settings
 from pmap.credentials.keyring import key_id_for, load_keyring
+from pmap.credentials.models import KeyringCanary
 from pmap.credentials.service import Actor, Purpose, WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
@@ -131,6 +132,24 @@ def test_start_refuses_other_key_material_under_the_same_key_id(db_url: str, tmp
     Keyring.single(decode_key(generate_key(), source="t"), "k1").to_file(ring)  # same id, another key
     with pytest.raises(ConfigurationError, match="does not open its canary"):
         start(settings)
+
+
+def test_a_new_development_keyring_is_refused_beside_sealed_data(api: Api, db_url: str, tmp_path: Path) -> None:
+    _make(api, api.token(), "sealed")  # sealed under the fixture's platform key; its canary is stored too
+    elsewhere = Settings(database_url=db_url, data_dir=tmp_path / "elsewhere", platform_key=None, keyring_file=None)
+    with pytest.raises(ConfigurationError, match="already holds data sealed") as refused:
+        start(elsewhere)
+    assert str(tmp_path / "elsewhere") in refused.value.message and "PMAP_DATA_DIR" in refused.value.message
+    assert not (tmp_path / "elsewhere" / "keyring.json").exists()
+    with api.state.sessions() as session, session.begin():  # no canary left: the integration's envelope still counts
+        session.execute(KeyringCanary.__table__.delete())
+    with pytest.raises(ConfigurationError, match="already holds data sealed"):
+        start(elsewhere)
+    assert not (tmp_path / "elsewhere" / "keyring.json").exists()
+    with api.state.sessions() as session, session.begin():  # an empty slot (stored as JSON null) seals nothing
+        session.execute(update(Integration).values(encrypted_credentials=None))
+    start(elsewhere).engine.dispose()
+    assert (tmp_path / "elsewhere" / "keyring.json").exists()
 
 
 def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:

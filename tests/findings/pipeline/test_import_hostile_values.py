@@ -42,3 +42,30 @@ def test_a_nul_in_any_query_or_path_is_a_400(api: Api, admin: dict[str, str]) ->
         r = api.client.get(url, headers=admin)
         assert r.status_code == 400, (url, r.text)
         assert r.json()["error"]["code"] == "bad_request" and "NUL" in r.json()["error"]["message"]
+
+
+def test_direction_controls_in_the_uploaded_file_name_are_dropped(api: Api, admin: dict[str, str]) -> None:
+    iid = create_integration(api, admin)
+    # U+202E would show "report\u202etxt.nessus" as "reportsussen.txt"; marks, isolates and U+061C hide too
+    name = "report\u202etxt\u2066\u2069\u200e\u200f\u061c\u200b\ufeff\u2028.nessus"
+    body = (f'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'.encode()
+            + b"Content-Type: application/octet-stream\r\n\r\n" + nessus_report(ONE) + b"\r\n--b0undary--\r\n")
+    r = api.client.post(f"/api/v1/integrations/{iid}/imports", content=body,
+                        headers={**admin, "Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert r.status_code == 200, r.text
+    [record] = api.client.get(f"/api/v1/integrations/{iid}/imports", headers=admin).json()["items"]
+    assert record["filename"] == "reporttxt.nessus"
+
+
+def test_a_stored_file_name_with_direction_controls_is_shown_without_them(api: Api, admin: dict[str, str]) -> None:
+    from sqlalchemy import update
+
+    from pmap.core.db import transaction
+    from pmap.findings.models import ImportRecord
+
+    iid = create_integration(api, admin)
+    assert upload(api, iid, nessus_report(ONE), admin).status_code == 200
+    with transaction(api.state.sessions) as session:  # a row kept before names were cleaned on the way in
+        session.execute(update(ImportRecord).values(filename="invoice\u202efdp.nessus"))
+    [record] = api.client.get(f"/api/v1/integrations/{iid}/imports", headers=admin).json()["items"]
+    assert record["filename"] == "invoicefdp.nessus"
