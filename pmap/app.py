@@ -32,6 +32,7 @@ from pmap.findings.tickets import router as tickets_router
 from pmap.findings.jobs import start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router, router as webhooks_router
 
 log = logging.getLogger("pmap.app")
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.jobs.shutdown()
+            receiver.shutdown(app.state)
             app.state.pmap.engine.dispose()
 
     app = FastAPI(

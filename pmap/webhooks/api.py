@@ -116,5 +116,7 @@ async def receive(integration_id: str, request: Request) -> Response:
     """Receive one vendor delivery. The signature is the authentication; a rejection says nothing more."""
     body = await request.body()
     rt = receiver.runtime(request.app.state)
-    answer = await receiver.receive(rt, integration_id, request.headers, body)
+    # the address the server saw: a forwarded-for header is not trusted (`pmapctl serve` reads none)
+    source = request.client.host if request.client else ""
+    answer = await receiver.receive(rt, integration_id, request.headers, body, source)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
