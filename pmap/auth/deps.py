@@ -59,3 +59,6 @@ async def _hold_outbound_slot(principal: Operator, state: StateDep) -> AsyncIter
 #: Route dependency of every endpoint that calls a vendor (connection tests, permission checks, webhook
 #: registration and auto-setup, tickets); "function" scope: the slot is released as soon as the endpoint returns.
 OUTBOUND = Depends(_hold_outbound_slot, scope="function")
+#: Their OpenAPI answer beyond the bound.
+OUTBOUND_RESPONSES: dict[int | str, dict[str, object]] = {
+    429: {"description": "too many outbound operations in progress (per organization or in total); see Retry-After"}}

@@ -197,6 +197,14 @@ def test_every_outbound_route_is_admitted_before_it_runs(api: Api, method: str, 
     assert slots.in_use() == 0
 
 
+def test_the_admitted_routes_are_the_outbound_ones_and_document_their_429(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m, op in ops.items()
+                  if "429" in op["responses"] and not p.startswith("/hooks/")}
+    assert {(m, p.replace("{id}", "{x}")) for m, p in OUTBOUND_ROUTES} == {
+        (m, p.replace("{integration_id}", "{x}").replace("{finding_id}", "{x}")) for m, p in documented}
+
+
 def test_a_slot_is_released_when_the_operation_fails() -> None:
     slots = OutboundSlots(total=2, per_org=1)
     org = uuid.uuid4()
