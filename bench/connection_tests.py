@@ -47,7 +47,9 @@ def main() -> None:
         creds = {"access_key": "1" * 64, "secret_key": "2" * 64}
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         upgrade(url)
-        settings = Settings(database_url=url, data_dir=Path(tmp), platform_key=generate_key(), connection_test_timeout=2.0)
+        # the outbound bound (pmap.core.concurrency) raised to the 50 measured at once, all from one organization
+        settings = Settings(database_url=url, data_dir=Path(tmp), platform_key=generate_key(), connection_test_timeout=2.0,
+                            outbound_concurrency=CONCURRENT, outbound_concurrency_per_org=CONCURRENT)
         app = create_app(settings)
         with served(app) as api, httpx.Client(base_url=api, timeout=30) as client, httpx.Client(timeout=30) as bare:
             headers = {"Authorization": f"Bearer {_token(app)}"}

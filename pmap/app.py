@@ -18,6 +18,7 @@ from pmap.auth.api import router as auth_router
 from pmap.auth.service import ensure_bootstrap_admin
 from pmap.connectors.api import router as connectors_router
 from pmap.connectors.catalog import identifier_fields
+from pmap.core.concurrency import WORKER_THREADS, OutboundSlots
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory
@@ -32,6 +33,7 @@ from pmap.findings.tickets import router as tickets_router
 from pmap.findings.jobs import start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router, router as webhooks_router
 
 log = logging.getLogger("pmap.app")
@@ -68,7 +70,8 @@ def start(settings: Settings) -> AppState:
         raise
     audit = AuditLog(sessions)
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
-                    resolver=CredentialResolver(keyring, audit, identifier_fields))
+                    resolver=CredentialResolver(keyring, audit, identifier_fields),
+                    outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,14 +81,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(production=settings.production, level=settings.log_level)
-        # connection tests and imports run in worker threads; many may wait on vendors at once
-        anyio.to_thread.current_default_thread_limiter().total_tokens = 100
+        # synchronous routes run in worker threads; outbound operations may hold only
+        # PMAP_OUTBOUND_CONCURRENCY of them (pmap.core.concurrency), the rest stay for everything else
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         app.state.pmap = start(settings)
         app.state.jobs = start_jobs(app.state.pmap)  # background imports; fails jobs orphaned by a dead process
         try:
             yield
         finally:
             app.state.jobs.shutdown()
+            receiver.shutdown(app.state)
             app.state.pmap.engine.dispose()
 
     app = FastAPI(

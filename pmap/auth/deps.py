@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -41,6 +42,23 @@ def _at_least(role: Role):  # noqa: ANN202 - FastAPI dependency factory
     return dependency
 
 
+_require_operator = _at_least(Role.OPERATOR)  # one callable: FastAPI runs it once per request however often named
+
 Viewer = Annotated[Principal, Depends(_at_least(Role.VIEWER))]
-Operator = Annotated[Principal, Depends(_at_least(Role.OPERATOR))]
+Operator = Annotated[Principal, Depends(_require_operator)]
 Admin = Annotated[Principal, Depends(_at_least(Role.ADMIN))]
+
+
+async def _hold_outbound_slot(principal: Operator, state: StateDep) -> AsyncIterator[None]:
+    """Admit one outbound operation of the caller's organization (429 beyond the bound), for the whole
+    endpoint. Async, so a refused request never takes a worker thread for the endpoint."""
+    with state.outbound.admitted(principal.organization_id):
+        yield
+
+
+#: Route dependency of every endpoint that calls a vendor (connection tests, permission checks, webhook
+#: registration and auto-setup, tickets); "function" scope: the slot is released as soon as the endpoint returns.
+OUTBOUND = Depends(_hold_outbound_slot, scope="function")
+#: Their OpenAPI answer beyond the bound.
+OUTBOUND_RESPONSES: dict[int | str, dict[str, object]] = {
+    429: {"description": "too many outbound operations in progress (per organization or in total); see Retry-After"}}

@@ -7,8 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pmap.core.concurrency import RESERVED_THREADS, WORKER_THREADS
 
 
 class Settings(BaseSettings):
@@ -30,7 +32,12 @@ class Settings(BaseSettings):
     import_background_bytes: int = Field(default=8 * 1024 * 1024, ge=0)  # larger uploads import as a background job
     connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    webhook_rate_per_minute: int = Field(default=600, ge=1)
+    webhook_rate_per_minute: int = Field(default=600, ge=1)  # verified deliveries per integration
+    # failed verifications recorded one by one, per source address and per integration (the rest are counted)
+    webhook_failed_rate_per_minute: int = Field(default=60, ge=1)
+    # outbound operations (connection tests, permission checks, webhook setup, tickets) at once
+    outbound_concurrency: int = Field(default=32, ge=1)
+    outbound_concurrency_per_org: int = Field(default=8, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
     webhook_retention_days: int = Field(default=30, ge=1, le=36500)  # finished deliveries' payloads (pmap.webhooks.retention)
 
@@ -53,6 +60,17 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, v: Path) -> Path:
         # fixed against the working directory PMAP started in, so every message names the real place
         return Path(os.path.abspath(os.path.expanduser(v)))
+
+    @model_validator(mode="after")
+    def _outbound_leaves_a_reserve(self) -> Settings:
+        # outbound operations hold worker threads while vendors answer: reads and health checks need the rest
+        most = WORKER_THREADS - RESERVED_THREADS
+        if self.outbound_concurrency > most:
+            raise ValueError(f"PMAP_OUTBOUND_CONCURRENCY must be at most {most}: the {WORKER_THREADS} worker threads "
+                             f"keep {RESERVED_THREADS} for reads, receivers and health checks")
+        if self.outbound_concurrency_per_org > self.outbound_concurrency:
+            raise ValueError("PMAP_OUTBOUND_CONCURRENCY_PER_ORG must not exceed PMAP_OUTBOUND_CONCURRENCY")
+        return self
 
     @property
     def production(self) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from pmap.core.concurrency import OutboundSlots
 from pmap.core.crypto import Keyring
 from pmap.core.settings import Settings
 
@@ -22,3 +23,4 @@ class AppState:
     # typed loosely to keep core free of domain imports; see pmap.app for the concrete types
     audit: object
     resolver: object
+    outbound: OutboundSlots  # admission of outbound operations (pmap.core.concurrency)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pmap.audit.service import SessionAudit
-from pmap.auth.deps import Operator
+from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator
 from pmap.connectors.base import Operation, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
@@ -74,7 +74,8 @@ def ticket_request(finding: Finding, body: TicketCreate) -> TicketRequest:
     )
 
 
-@router.post("/findings/{finding_id}/tickets", response_model=TicketOut, status_code=status.HTTP_201_CREATED)
+@router.post("/findings/{finding_id}/tickets", response_model=TicketOut, status_code=status.HTTP_201_CREATED,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, state: StateDep,
                 principal: Operator) -> TicketOut:
     """Open a ticket for a finding on a work tracker; its later status changes (webhooks) update the finding."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from pmap.auth.deps import Operator, Viewer
+from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator, Viewer
 from pmap.core.deps import DbSession, StateDep
 from pmap.connectors.base import ConnectionTestResult
 from pmap.integrations import service, testing
@@ -24,13 +24,15 @@ def create_integration(body: IntegrationCreate, session: DbSession, state: State
     return service.to_out(service.create(session, state.keyring, principal, body))
 
 
-@router.post("/test", response_model=ConnectionTestResult)
+@router.post("/test", response_model=ConnectionTestResult,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def test_unsaved_connection(body: UnsavedTest, state: StateDep, _principal: Operator) -> ConnectionTestResult:
     """Test a connection before saving it: nothing is written, the answer holds no secret."""
     return testing.run_unsaved_test(state.settings, body)
 
 
-@router.post("/{integration_id}/test", response_model=ConnectionTestResult)
+@router.post("/{integration_id}/test", response_model=ConnectionTestResult,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def test_saved_connection(
     integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator,
     body: SavedTestOverlay | None = None,

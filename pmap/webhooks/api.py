@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
-from pmap.auth.deps import Admin, Operator, Viewer
+from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
 from pmap.auth.principal import Principal
 from pmap.connectors.base import PermissionReport
 from pmap.core.deps import DbSession, StateDep
@@ -68,13 +68,15 @@ def regenerate_secret(
     return service.status(session, state.settings, row)
 
 
-@router.post(_BASE + "/register", response_model=RegisterResult)
+@router.post(_BASE + "/register", response_model=RegisterResult,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> RegisterResult:
     """Install PMAP's receiver on the vendor with the current secret."""
     return setup.register(session, state, principal, _owned(session, principal, integration_id))
 
 
-@router.post(_BASE + "/auto-setup", response_model=AutoSetupResult)
+@router.post(_BASE + "/auto-setup", response_model=AutoSetupResult,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def auto_setup(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> AutoSetupResult:
     """Generate a secret if missing, register, trigger the vendor's test delivery and check it arrived verified."""
     return setup.auto_setup(session, state, principal, _owned(session, principal, integration_id))
@@ -102,7 +104,8 @@ def list_ticket_events(
     return service.list_ticket_events(session, _owned(session, principal, integration_id), limit=limit, cursor=cursor)
 
 
-@router.post("/integrations/{integration_id}/permissions-check", response_model=PermissionReport)
+@router.post("/integrations/{integration_id}/permissions-check", response_model=PermissionReport,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
 def permissions_check(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> PermissionReport:
     """What the stored credentials may do on the vendor: granted, missing, and excess rights."""
     return check_permissions(session, state, principal, _owned(session, principal, integration_id))
@@ -115,5 +118,7 @@ async def receive(integration_id: str, request: Request) -> Response:
     """Receive one vendor delivery. The signature is the authentication; a rejection says nothing more."""
     body = await request.body()
     rt = receiver.runtime(request.app.state)
-    answer = await receiver.receive(rt, integration_id, request.headers, body)
+    # the address the server saw: a forwarded-for header is not trusted (`pmapctl serve` reads none)
+    source = request.client.host if request.client else ""
+    answer = await receiver.receive(rt, integration_id, request.headers, body, source)
     return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)

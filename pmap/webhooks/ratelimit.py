@@ -1,4 +1,5 @@
-"""An in-memory token bucket per key (one per integration id), for the webhook receivers.
+"""In-memory token buckets for the webhook receivers: verified deliveries per integration
+(:class:`TokenBuckets`), failed verifications per source address and per integration (:class:`FailedBudget`).
 
 Per process: with several workers each holds its own buckets, so the effective limit is the
 configured rate times the worker count. The table of buckets is bounded: when it is full, buckets
@@ -42,3 +43,21 @@ class TokenBuckets:
         full = [k for k, (t, at) in self._buckets.items() if t + (now - at) * self._rate >= self._capacity]
         for k in full or list(self._buckets)[: self._max_keys // 10 or 1]:
             del self._buckets[k]
+
+
+class FailedBudget:
+    """How many failed verifications are recorded one by one: ``rate_per_minute`` per source address
+    and per integration. Beyond it a failure is only counted (see :mod:`pmap.webhooks.unrecorded`);
+    a delivery that verifies is never charged here."""
+
+    def __init__(self, rate_per_minute: int) -> None:
+        self._sources = TokenBuckets(rate_per_minute)
+        self._integrations = TokenBuckets(rate_per_minute)
+
+    def admit(self, source: str, integration_id: object | None) -> bool:
+        """Charge one failure; True when it is still to be recorded one by one."""
+        # the source first: a flooding source spends its own tokens, not those of the integration,
+        # so a vendor's genuinely misconfigured deliveries from elsewhere are still recorded
+        if self._sources.take(source) > 0:
+            return False
+        return integration_id is None or self._integrations.take(str(integration_id)) == 0

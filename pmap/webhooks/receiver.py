@@ -3,14 +3,25 @@
 Order of work for one delivery (the signature is the only authentication):
 
 1. the raw body is read (the request middleware caps it at ``PMAP_WEBHOOK_MAX_BODY_BYTES``);
-2. a malformed id answers 401 at once; otherwise the integration's token bucket is charged
-   (``PMAP_WEBHOOK_RATE_PER_MINUTE``; 429 + Retry-After), so a flood costs no database work;
-3. the integration is read (cached, see :mod:`pmap.webhooks.store`); unknown ids answer exactly like
-   a bad signature;
-4. the webhook secret is decrypted through the resolver (purpose ``webhook_verification``) and the
-   raw bytes are verified by the vendor's scheme, before anything is parsed. The resolver's audit
-   sink is an :class:`AuditBuffer`: its event is written in the delivery's own transaction (the
-   columns ``SessionAudit`` writes, without an ORM flush);
+2. a malformed id is a failure at once; otherwise the integration is read (cached, see
+   :mod:`pmap.webhooks.store`); an unknown id is a failure too;
+3. the webhook secret is decrypted through the resolver (purpose ``webhook_verification``) and the
+   raw bytes are verified by the vendor's scheme, before anything is parsed. Verifying first is cheap
+   (a cached row, an AES-GCM open, an HMAC) and is what lets budgets tell senders apart: the resolver's
+   audit sink is an :class:`AuditBuffer`, whose events are written with the delivery's row (step 5) or
+   counted (step 4);
+4. budgets, charged after verification (:mod:`pmap.webhooks.ratelimit`):
+   - a delivery that verifies is charged to its integration's verified budget
+     (``PMAP_WEBHOOK_RATE_PER_MINUTE``; beyond it 429 + Retry-After, the vendor delivers it again), so
+     even a leaked secret cannot flood the database; it is never charged to the failed budget;
+   - a failure (bad proof, unknown or malformed id, disabled integration) is charged to the budget of
+     failures of its source address (the client address the server gives; no proxy header is read)
+     and of its integration (``PMAP_WEBHOOK_FAILED_RATE_PER_MINUTE`` each). Within it the failure is
+     recorded one by one without its body; beyond it, it is only counted
+     (:mod:`pmap.webhooks.unrecorded`: one summary row and one summary audit event per interval), so
+     junk posts cost no write each and cannot use up what signed deliveries need. Every failure is
+     answered the same generic 401, within the budget or beyond it, so an unknown id, a bad signature
+     and the state of a budget cannot be told apart (and a 401, unlike a 429, invites no retry);
 5. the delivery row (unique on the vendor's delivery id) and the audit event are committed in one
    transaction, group-committed with concurrent deliveries (:mod:`pmap.webhooks.writer`), BEFORE
    the 2xx answer;
@@ -18,11 +29,13 @@ Order of work for one delivery (the signature is the only authentication):
    that cannot carry anything PMAP acts on (see :func:`processing.needs_processing`) is stored
    directly as processed.
 
+A correctly signed delivery is therefore always verified and accepted (up to its integration's
+verified budget), even from a source that is over its budget of failures.
+
 A delivery id seen before is acknowledged (200) and not processed again, unless its processing
-failed: then it is accepted and processed again. A rejected delivery is recorded without its body
-and answered 401 with a generic body. Verification runs on the event loop (a few microseconds of
-AES-GCM and HMAC; large bodies go to a worker thread); database reads of a cache miss, rejections
-and duplicates run in worker threads.
+failed: then it is accepted and processed again. Verification runs on the event loop (a few
+microseconds of AES-GCM and HMAC; large bodies go to a worker thread); database reads of a cache
+miss, rejections and duplicates run in worker threads.
 """
 
 from __future__ import annotations
@@ -47,7 +60,7 @@ from pmap.credentials.service import Actor, CredentialResolver, Purpose
 from pmap.webhooks import clock, processing, service
 from pmap.webhooks.models import Outcome, Verification
 from pmap.webhooks.processor import Processor
-from pmap.webhooks.ratelimit import TokenBuckets
+from pmap.webhooks.ratelimit import FailedBudget, TokenBuckets
 from pmap.webhooks.schemes import SCHEMES, body_id
 from pmap.webhooks.store import (
     DELIVERIES,
@@ -60,6 +73,7 @@ from pmap.webhooks.store import (
     write_audit,
     write_transaction,
 )
+from pmap.webhooks.unrecorded import Unrecorded
 from pmap.webhooks.writer import BatchWriter
 
 log = logging.getLogger("pmap.webhooks.receiver")
@@ -93,14 +107,20 @@ def rejected() -> Answer:
 
 @dataclass
 class Runtime:
-    """Per-app receiver state: database access, the writer, the rate limiter, the processor, counters."""
+    """Per-app receiver state: database access, the writer, the budgets, the processor, counters."""
 
     state: AppState
     store: Store
     writer: BatchWriter
-    buckets: TokenBuckets
+    buckets: TokenBuckets  # verified deliveries per integration
+    failed: FailedBudget  # failures recorded one by one, per source and per integration
+    unrecorded: Unrecorded  # failures beyond that budget, counted
     processor: Processor
     counters: dict[str, int] = field(default_factory=lambda: {"rejected_unknown": 0})
+
+    def flush_unrecorded(self) -> None:
+        """Write the summaries of counted deliveries now (a timer does it within seconds)."""
+        self.unrecorded.flush()
 
 
 _runtime_lock = threading.Lock()
@@ -117,10 +137,19 @@ def runtime(app_state: Any) -> Runtime:
                 store = Store(state.engine)
                 rt = Runtime(state=state, store=store, writer=BatchWriter(store),
                              buckets=TokenBuckets(state.settings.webhook_rate_per_minute),
+                             failed=FailedBudget(state.settings.webhook_failed_rate_per_minute),
+                             unrecorded=Unrecorded(state.engine),
                              processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
                                                  state.settings.webhook_retention_days))
                 app_state.webhook_runtime = rt
     return rt
+
+
+def shutdown(app_state: Any) -> None:
+    """Write what the receiver only counted so far (at app shutdown)."""
+    rt = getattr(app_state, "webhook_runtime", None)
+    if rt is not None:
+        rt.unrecorded.close()
 
 
 def _clean(value: str | None, limit: int) -> str | None:
@@ -157,50 +186,72 @@ class _Checked:
     unavailable: bool = False  # the secret could not be decrypted
 
 
-async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes) -> Answer:
-    """Verify, de-duplicate and durably store one delivery; the answer to send."""
+async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, source: str = "") -> Answer:
+    """Verify, de-duplicate and durably store one delivery from ``source`` (the client address); the answer."""
     try:
         integration_id = uuid.UUID(raw_id)
     except ValueError:
-        rt.counters["rejected_unknown"] += 1
-        return rejected()
-    wait = rt.buckets.take(str(integration_id))
-    if wait > 0:
-        return Answer(429, error_body("rate_limited", "too many webhook deliveries"),
-                      {"Retry-After": str(max(1, math.ceil(wait)))})
+        return _unknown(rt, source)
     audit = AuditBuffer()
     row = rt.store.cached(integration_id)
-    fresh = False
+    fresh = charged = False
     refused: tuple[IntegrationRow, _Checked] | None = None  # a rejection against a cached row
     for _ in range(3):
         if row is None:
             row, fresh = await anyio.to_thread.run_sync(rt.store.lookup, integration_id), True
             if row is None:
-                rt.counters["rejected_unknown"] += 1
                 if audit.rows:  # an attempt against a cached row decrypted: that stays audited
                     await anyio.to_thread.run_sync(_reject, rt, None, "", audit)
-                return rejected()
+                return _unknown(rt, source)
         if fresh and refused is not None and refused[0].same_as(row):
             checked = refused[1]  # the row did not change: the same verdict, without a second decrypt
         else:
             checked = await _check(rt, row, headers, body, audit)
         if checked.pending is not None:
+            if not charged:  # once per delivery, however often it is checked again
+                wait = rt.buckets.take(str(row.id))
+                if wait > 0:
+                    rt.unrecorded.add(row, checked.pending.audit, None)
+                    return Answer(429, error_body("rate_limited", "too many webhook deliveries"),
+                                  {"Retry-After": str(max(1, math.ceil(wait)))})
+                charged = True
             answer = await _store(rt, checked.pending)
             if answer is not None:
                 return answer
         elif fresh:
-            reason = checked.reason or "rejected"
-            answer = await anyio.to_thread.run_sync(_reject, rt, _base(row, headers, body), reason, audit)
-            if checked.unavailable:
-                log.error("webhook secret of integration %s could not be decrypted", row.id)
-                return Answer(503, error_body("unavailable", "webhook delivery could not be verified; retry later"))
-            log.info("webhook delivery rejected: integration=%s reason=%s", row.id, reason)
-            return answer
+            return await _refuse(rt, row, checked, source, headers, body, audit)
         else:
             refused = (row, checked)
         # changed since it was read, or rejected against a cached row: decide on a fresh read
         row = None
     return Answer(503, error_body("unavailable", "the integration is changing; retry later"))
+
+
+def _unknown(rt: Runtime, source: str) -> Answer:
+    """A malformed or unknown id: charged to its source like any failure, answered like a bad proof."""
+    rt.failed.admit(source, None)
+    rt.counters["rejected_unknown"] += 1
+    return rejected()
+
+
+async def _refuse(rt: Runtime, row: IntegrationRow, checked: _Checked, source: str, headers: Headers, body: bytes,
+                  audit: AuditBuffer) -> Answer:
+    """A delivery that failed verification against a fresh read: recorded within the failed budget,
+    counted beyond it; the answer is the same either way."""
+    reason = checked.reason or "rejected"
+    if rt.failed.admit(source, row.id):
+        answer = await anyio.to_thread.run_sync(_reject, rt, _base(row, headers, body), reason, audit)
+        if checked.unavailable:
+            log.error("webhook secret of integration %s could not be decrypted", row.id)
+        else:
+            log.info("webhook delivery rejected: integration=%s reason=%s", row.id, reason)
+    else:
+        rt.unrecorded.add(row, audit.rows, reason)
+        audit.rows.clear()
+        answer = rejected()
+    if checked.unavailable:
+        return Answer(503, error_body("unavailable", "webhook delivery could not be verified; retry later"))
+    return answer
 
 
 async def _check(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, audit: AuditBuffer) -> _Checked:
