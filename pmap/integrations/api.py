@@ -6,11 +6,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from pmap.auth.deps import Operator, Viewer
+from pmap.auth.deps import Admin, Operator, Viewer
 from pmap.core.deps import DbSession, StateDep
 from pmap.connectors.base import ConnectionTestResult
-from pmap.integrations import service, testing
+from pmap.integrations import deletion, service, testing
 from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
@@ -69,8 +71,25 @@ def update_integration(
     return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body))  # type: ignore[arg-type]
 
 
-@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_integration(integration_id: uuid.UUID, session: DbSession, principal: Operator) -> Response:
-    """Delete an integration and its secrets."""
-    service.delete(session, principal, principal.get_owned(session, Integration, integration_id, what="integration"))
+class DeletionPreview(BaseModel):
+    """What a delete would remove with the integration: nothing is removed by a dry run."""
+
+    dry_run: bool = True
+    would_delete: dict[str, int] = Field(description="Rows that belong to the integration, by kind: findings, "
+                                                     "imports, ticket_links, ticket_events, webhook_deliveries, jobs.")
+
+
+@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT, response_model=None,
+               responses={200: {"model": DeletionPreview, "description": "dry_run=true: the counts, nothing removed"}})
+def delete_integration(
+    integration_id: uuid.UUID, session: DbSession, principal: Admin,
+    dry_run: Annotated[bool, Query(description="Count what would be removed and remove nothing.")] = False,
+) -> Response:
+    """Delete an integration, its secrets, findings, imports, ticket links and events, webhook deliveries
+    and jobs (admin). ``dry_run=true`` answers the counts and removes nothing."""
+    row = principal.get_owned(session, Integration, integration_id, what="integration")
+    if dry_run:
+        preview = DeletionPreview(would_delete=deletion.count_dependents(session, row))
+        return JSONResponse(preview.model_dump(), status_code=status.HTTP_200_OK)
+    service.delete(session, principal, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

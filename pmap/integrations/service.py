@@ -7,7 +7,6 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
-from sqlalchemy import delete as sql_delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -17,12 +16,13 @@ from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
 from pmap.core.db import new_id, utcnow
-from pmap.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.text import CONTROL_CHARS
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
+from pmap.integrations.deletion import delete_with_dependents
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 
@@ -317,17 +317,13 @@ def _commit(session: Session) -> None:
         raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")]) from None
 
 
-def delete(session: Session, principal: Principal, row: Integration) -> None:
-    """Delete an integration and its encrypted secrets; 404 when another request deleted it first."""
-    # a statement whose row count is checked: a second delete racing this one must not succeed (and be
-    # audited) twice; the database cascades to the rows that belong to the integration
-    gone = session.execute(sql_delete(Integration).where(Integration.id == row.id),
-                           execution_options={"synchronize_session": False})
-    if gone.rowcount != 1:
-        session.rollback()
-        raise NotFound("integration not found")
-    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name})
+def delete(session: Session, principal: Principal, row: Integration) -> dict[str, int]:
+    """Delete an integration, its encrypted secrets and every row that belongs to it; audited with the
+    counts of what was removed (returned). 404 when another request deleted it first."""
+    removed = delete_with_dependents(session, row)
+    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name, "deleted": removed})
     session.commit()
+    return removed
 
 
 # --- listing ----------------------------------------------------------------------------------

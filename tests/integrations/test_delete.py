@@ -68,3 +68,84 @@ def test_other_writes_racing_a_delete_are_never_a_500(api: Api) -> None:
     deletes = api.client.get("/api/v1/audit-events", params={"action": "integration.delete", "limit": 200},
                              headers=h).json()["items"]
     assert len(deletes) == RACES
+
+
+def _seed_dependents(api: Api, iid: str, h: dict[str, str]) -> None:
+    """Three findings and one import through the API; ticket links, a ticket event, deliveries and a job
+    written directly (their own paths need a vendor)."""
+    import uuid
+
+    from pmap.core.db import transaction
+    from pmap.findings.models import Job
+    from pmap.integrations.models import Integration
+    from pmap.webhooks.models import TicketEvent, TicketLink, WebhookDelivery
+    from tests.findings.pipeline.helpers import nessus_report, upload
+
+    three = [{"plugin": n, "host": "10.0.0.1"} for n in (1, 2, 3)]
+    assert upload(api, iid, nessus_report(three), h).status_code == 200
+    with transaction(api.state.sessions) as s:
+        row = s.get(Integration, uuid.UUID(iid))
+        org, ref = row.organization_id, {"organization_id": row.organization_id, "integration_id": row.id}
+        s.add_all([TicketLink(**ref, ticket_key="SEC-1"), TicketLink(**ref, ticket_key="SEC-2"),
+                   TicketEvent(**ref, ticket_key="SEC-1", status="Done", done=True),
+                   WebhookDelivery(**ref, outcome="processed", verification="signed"),
+                   WebhookDelivery(**ref, outcome="rejected", verification="failed"),
+                   Job(organization_id=org, kind="import", status="succeeded", runner="h:1", actor="token:x",
+                       params={"integration_id": iid, "path": "/nonexistent"}, progress={})])
+
+
+def _dependents(api: Api, iid: str) -> dict[str, int]:
+    import uuid
+
+    from sqlalchemy import func, select
+
+    from pmap.findings.models import Finding, ImportRecord, Job
+    from pmap.webhooks.models import TicketEvent, TicketLink, WebhookDelivery
+
+    key = uuid.UUID(iid)
+    with api.state.sessions() as s:
+        counts = {name: s.scalar(select(func.count()).select_from(model).where(model.integration_id == key))
+                  for name, model in (("findings", Finding), ("imports", ImportRecord), ("ticket_links", TicketLink),
+                                      ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery))}
+        counts["jobs"] = sum(1 for p in s.scalars(select(Job.params)) if p.get("integration_id") == iid)
+    return counts
+
+
+SEEDED = {"findings": 3, "imports": 1, "ticket_links": 2, "ticket_events": 1, "webhook_deliveries": 2, "jobs": 1}
+NOTHING = dict.fromkeys(SEEDED, 0)
+
+
+def test_only_an_admin_deletes_an_integration_and_refusals_are_audited(api: Api) -> None:
+    admin, operator, viewer = api.token(role="admin"), api.token(role="operator"), api.token(role="viewer")
+    iid = api.client.post("/api/v1/integrations", json={"name": "tio", **TENABLE}, headers=operator).json()["id"]
+    for who in (operator, viewer):
+        for params in ({}, {"dry_run": "true"}):
+            r = api.client.delete(f"/api/v1/integrations/{iid}", params=params, headers=who)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "permission_denied"
+    assert api.client.get(f"/api/v1/integrations/{iid}", headers=viewer).status_code == 200
+    denied = api.client.get("/api/v1/audit-events", params={"action": "access.denied"}, headers=admin).json()["items"]
+    assert len(denied) == 4 and {e["detail"]["needs"] for e in denied} == {"admin"}
+    assert {e["detail"]["path"] for e in denied} == {f"/api/v1/integrations/{iid}"}
+
+
+def test_a_dry_run_counts_what_would_go_and_removes_nothing(api: Api) -> None:
+    h = api.token()
+    iid = api.client.post("/api/v1/integrations", json={"name": "doomed", **TENABLE}, headers=h).json()["id"]
+    other = api.client.post("/api/v1/integrations", json={"name": "kept", **TENABLE}, headers=h).json()["id"]
+    _seed_dependents(api, iid, h)
+    _seed_dependents(api, other, h)
+    r = api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"dry_run": True, "would_delete": SEEDED}
+    assert _dependents(api, iid) == SEEDED and api.client.get(f"/api/v1/integrations/{iid}", headers=h).status_code == 200
+    assert api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()["items"] == []
+    # another organization's admin learns nothing, not even that it exists
+    theirs = api.token("globex", "admin")
+    assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=theirs).status_code == 404
+    assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "maybe"}, headers=h).status_code == 422
+
+    assert api.client.delete(f"/api/v1/integrations/{iid}", headers=h).status_code == 204
+    assert _dependents(api, iid) == NOTHING and _dependents(api, other) == SEEDED
+    events = api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()["items"]
+    assert [e["detail"] for e in events] == [{"vendor": "tenable_vm", "name": "doomed", "deleted": SEEDED}]
+    assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=h).status_code == 404
