@@ -15,7 +15,7 @@ from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
-from pmap.core.db import new_id, utcnow
+from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
@@ -312,8 +312,10 @@ def _ensure_unique_name(session: Session, principal: Principal, name: str, exclu
 def _commit(session: Session) -> None:
     try:
         session.commit()
-    except IntegrityError:
+    except IntegrityError as exc:
         session.rollback()
+        if is_foreign_key_violation(exc):
+            raise  # not a name taken: a parent deleted meanwhile (the error layer answers 409 for it)
         raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")]) from None
 
 

@@ -149,3 +149,33 @@ def test_a_dry_run_counts_what_would_go_and_removes_nothing(api: Api) -> None:
     events = api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()["items"]
     assert [e["detail"] for e in events] == [{"vendor": "tenable_vm", "name": "doomed", "deleted": SEEDED}]
     assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=h).status_code == 404
+
+
+def test_an_import_racing_a_delete_is_never_a_500(api: Api) -> None:
+    """Findings written for an integration deleted meanwhile fail their foreign key: a 409, nothing written."""
+    from tests.findings.pipeline.helpers import nessus_report, upload
+
+    h = api.token()
+    report = nessus_report([{"plugin": n, "host": "10.0.0.1"} for n in range(20)])
+    seen: Counter[tuple[str, int]] = Counter()
+    for i in range(RACES // 2):
+        iid = api.client.post("/api/v1/integrations", json={"name": f"i{i}", **TENABLE}, headers=h).json()["id"]
+        imported, deleted = _race(lambda: upload(api, iid, report, h),
+                                  lambda: api.client.delete(f"/api/v1/integrations/{iid}", headers=h))
+        seen[("import", imported)] += 1
+        seen[("delete", deleted)] += 1
+    assert {code for (_, code) in seen} <= {200, 204, 404, 409}, seen
+    assert _dependents(api, iid) == NOTHING
+
+
+def test_an_integrity_failure_that_is_not_a_vanished_parent_stays_a_fault(api: Api, monkeypatch) -> None:  # noqa: ANN001
+    from sqlalchemy.exc import IntegrityError
+
+    from pmap.integrations import service
+
+    def broken(*_a, **_kw):  # noqa: ANN002, ANN003, ANN202
+        raise IntegrityError("INSERT ...", {}, Exception("NOT NULL constraint failed: integrations.name"))
+
+    monkeypatch.setattr(service, "list_page", broken)
+    r = api.client.get("/api/v1/integrations", headers=api.token())
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
