@@ -96,7 +96,7 @@ def _audit(session: Session, actor: Actor, action: str, row: ApiToken) -> None:
 
 
 def authenticate(session: Session, token: str) -> Principal:
-    """The principal behind a bearer token; 401 for an unknown or revoked one. Records the token's
+    """The principal behind a bearer token; 401 for an unknown, expired or revoked one. Records the token's
     ``last_used_at`` (to the minute; on PostgreSQL with the caller's commit)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
     now = utcnow()
@@ -166,9 +166,12 @@ def _lock_admins(session: Session, row: ApiToken) -> list[ApiToken]:
     so two admins revoking each other at once cannot both succeed."""
     mine = (ApiToken.organization_id == row.organization_id) & or_(ApiToken.role == Role.ADMIN.value,
                                                                    ApiToken.id == row.id)
-    # a write first: on PostgreSQL it takes these rows' locks (a concurrent revoke waits here, then reads
-    # what the first one committed); on SQLite it takes the database's one write lock before anything is
-    # read in this transaction, so the reads below cannot be of a snapshot another writer has moved past
-    session.execute(update(ApiToken).where(mine).values(role=ApiToken.role),
-                    execution_options={"synchronize_session": False})
-    return list(session.scalars(select(ApiToken).where(mine).execution_options(populate_existing=True)))
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: take its one write lock before anything is read in this transaction, so
+        # the reads below cannot be of a snapshot another writer has moved past
+        session.execute(update(ApiToken).where(mine).values(role=ApiToken.role),
+                        execution_options={"synchronize_session": False})
+    # PostgreSQL: a concurrent revoke waits here, then reads what the first one committed; locks are taken
+    # in id order, so two revokes cannot deadlock
+    stmt = select(ApiToken).where(mine).order_by(ApiToken.id).with_for_update()
+    return list(session.scalars(stmt.execution_options(populate_existing=True)))
