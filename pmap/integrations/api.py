@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from pmap.auth.deps import Admin, Operator, Viewer
 from pmap.core.deps import DbSession, StateDep
@@ -71,12 +71,22 @@ def update_integration(
     return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body))  # type: ignore[arg-type]
 
 
+class DependentCounts(BaseModel):
+    """Rows that belong to an integration, by kind (see ``pmap.integrations.deletion``)."""
+
+    findings: int
+    imports: int
+    ticket_links: int
+    ticket_events: int
+    webhook_deliveries: int
+    jobs: int
+
+
 class DeletionPreview(BaseModel):
     """What a delete would remove with the integration: nothing is removed by a dry run."""
 
     dry_run: bool = True
-    would_delete: dict[str, int] = Field(description="Rows that belong to the integration, by kind: findings, "
-                                                     "imports, ticket_links, ticket_events, webhook_deliveries, jobs.")
+    would_delete: DependentCounts
 
 
 @router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT, response_model=None,
@@ -89,7 +99,7 @@ def delete_integration(
     and jobs (admin). ``dry_run=true`` answers the counts and removes nothing."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
     if dry_run:
-        preview = DeletionPreview(would_delete=deletion.count_dependents(session, row))
+        preview = DeletionPreview(would_delete=DependentCounts(**deletion.count_dependents(session, row)))
         return JSONResponse(preview.model_dump(), status_code=status.HTTP_200_OK)
     service.delete(session, principal, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
