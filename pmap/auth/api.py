@@ -9,11 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from pmap.audit.service import SessionAudit
 from pmap.auth.deps import Admin, Viewer
 from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Role
-from pmap.auth.service import issue_token, revoke
+from pmap.auth.service import MAX_EXPIRY_DAYS, expiry_in, issue_token, revoke
 from pmap.core.deps import DbSession
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.text import OneLine
@@ -27,6 +26,9 @@ class TokenCreate(BaseModel):
 
     name: OneLine = Field(min_length=1, max_length=200)
     role: Role
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=MAX_EXPIRY_DAYS, strict=True,
+        description=f"Days until the token stops working (1-{MAX_EXPIRY_DAYS}); omitted: it never expires.")
 
 
 class TokenOut(BaseModel):
@@ -37,6 +39,7 @@ class TokenOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 class TokenCreated(TokenOut):
@@ -74,22 +77,18 @@ def list_tokens(
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
 def create_token(body: TokenCreate, session: DbSession, principal: Admin) -> TokenCreated:
-    """Create a token in the caller's organization; the value is in this response only."""
+    """Create a token in the caller's organization (audited); the value is in this response only."""
     org = session.get(Organization, principal.organization_id)
-    issued = issue_token(session, org, body.role, body.name)  # type: ignore[arg-type]
-    SessionAudit(session).record(actor=principal.actor, action="token.create", integration_id=None, purpose=None,
-                                 outcome="success", detail={"token_id": str(issued.row.id), "role": body.role.value})
+    issued = issue_token(session, org, body.role, body.name, actor=principal.actor,  # type: ignore[arg-type]
+                         expires_at=expiry_in(body.expires_in_days))
     session.commit()
     return TokenCreated(**TokenOut.model_validate(issued.row, from_attributes=True).model_dump(), token=issued.token)
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenOut)
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses={
+    409: {"description": "the organization's last active admin token: create another admin token first"}})
 def revoke_token(token_id: uuid.UUID, session: DbSession, principal: Admin) -> TokenOut:
-    """Revoke a token of the organization."""
-    row = principal.get_owned(session, ApiToken, token_id, what="token")
-    if row.revoked_at is None:  # revoking again changes nothing and is not recorded again
-        revoke(session, principal, token_id)
-        SessionAudit(session).record(actor=principal.actor, action="token.revoke", integration_id=None, purpose=None,
-                                     outcome="success", detail={"token_id": str(token_id)})
+    """Revoke a token of the organization (audited once); never its last active admin token (409)."""
+    row = revoke(session, token_id, actor=principal.actor, organization_id=principal.organization_id)
     session.commit()
     return TokenOut.model_validate(row, from_attributes=True)

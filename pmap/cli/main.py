@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +20,10 @@ from rich.table import Table
 from pmap.core.errors import PmapError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from pmap.core.settings import Settings
+    from pmap.credentials.service import Actor
 
 app = typer.Typer(no_args_is_help=True, help="PMAP control: the connector hub of a vulnerability management platform.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -132,33 +140,124 @@ def keys_rotate() -> None:
               "keyring; enter those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
 
 
+def _cli_actor(organization_id: uuid.UUID) -> Actor:
+    """The audit actor of a pmapctl command: the CLI and the operating-system user who ran it."""
+    from pmap.core.text import CONTROL_CHARS
+    from pmap.credentials.service import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        user = "unknown"
+    return Actor(kind="cli", name="pmapctl:" + CONTROL_CHARS.sub("?", user)[:64], organization_id=organization_id)
+
+
+@contextmanager
+def _migrated_session() -> Iterator[Session]:
+    """A session on the configured database, committed on success; exit 1 when it is not migrated."""
+    from pmap.core.db import make_engine, make_session_factory, transaction
+    from pmap.migrations import current_revision, head_revision
+
+    engine = make_engine(_settings().resolved_database_url)
+    try:
+        if current_revision(engine) != head_revision():
+            _fail("the database is not migrated: run `pmapctl db upgrade` first")
+        with transaction(make_session_factory(engine)) as session:
+            yield session
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
+
+
+def _shown(text: str) -> str:
+    """A database value made safe to print: no control or direction-changing characters."""
+    from pmap.core.text import CONTROL_CHARS, DECEPTIVE_CHARS
+
+    return DECEPTIVE_CHARS.sub("?", CONTROL_CHARS.sub("?", text))
+
+
 @tokens_app.command("create")
 def tokens_create(
     org: Annotated[str, typer.Option("--org", help="Organization (created if needed).")],
     role: Annotated[str, typer.Option("--role", help="viewer, operator or admin.")],
     name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
+    expires_in_days: Annotated[int | None, typer.Option(
+        "--expires-in-days", min=1, max=3650, help="Days until it stops working (default: never).")] = None,
 ) -> None:
-    """Create an API token and print it once, on the last line."""
+    """Create an API token (audited) and print it once, on the last line."""
     from pmap.auth.principal import Role
-    from pmap.auth.service import get_or_create_org, issue_token
-    from pmap.core.db import make_engine, make_session_factory, transaction
-    from pmap.migrations import current_revision, head_revision
+    from pmap.auth.service import expiry_in, get_or_create_org, issue_token
+    from pmap.core.text import check_one_line
 
     try:
         role_value = Role(role.lower())
     except ValueError:
         _fail("role must be viewer, operator or admin")
-    settings = _settings()
-    engine = make_engine(settings.resolved_database_url)
-    if current_revision(engine) != head_revision():
-        _fail("the database is not migrated: run `pmapctl db upgrade` first")
-    with transaction(make_session_factory(engine)) as session:
+    try:
+        check_one_line(name)
+    except ValueError as exc:
+        _fail(f"--name {exc}")
+    if not 1 <= len(name) <= 200:
+        _fail("--name must be 1-200 characters")
+    with _migrated_session() as session:
         organization = get_or_create_org(session, org)
-        issued = issue_token(session, organization, role_value, name)
-        token = issued.token
-    engine.dispose()
-    err.print(f"created {role_value.value} token '{escape(name)}' for organization '{escape(org)}'; it is shown once:")
+        issued = issue_token(session, organization, role_value, name, actor=_cli_actor(organization.id),
+                             expires_at=expiry_in(expires_in_days))
+        token, expires = issued.token, issued.row.expires_at
+    until = f", until {_when(expires)}" if expires else ""
+    err.print(f"created {role_value.value} token '{escape(_shown(name))}' for organization '{escape(_shown(org))}'"
+              f"{until}; it is shown once:")
     print(token)
+
+
+def _when(moment: datetime | None, never: str = "never") -> str:
+    return moment.strftime("%Y-%m-%dT%H:%MZ") if moment else never
+
+
+@tokens_app.command("list")
+def tokens_list(org: Annotated[str, typer.Option("--org", help="Organization.")]) -> None:
+    """List an organization's tokens: id, name, role, prefix, created, last used, expiry, status (never a value)."""
+    from sqlalchemy import select
+
+    from pmap.auth.models import ApiToken, Organization
+    from pmap.core.db import utcnow
+
+    with _migrated_session() as session:
+        organization = session.scalar(select(Organization).where(Organization.name == org))
+        if organization is None:
+            _fail(f"no organization is named '{_shown(org)}'")
+        rows = session.scalars(select(ApiToken).where(ApiToken.organization_id == organization.id)  # type: ignore[union-attr]
+                               .order_by(ApiToken.created_at, ApiToken.id)).all()
+        now = utcnow()
+        table = [("ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS")] + [
+            (str(r.id), _shown(r.name), r.role, _shown(r.prefix), _when(r.created_at), _when(r.last_used_at),
+             _when(r.expires_at), "revoked" if r.revoked_at else "expired" if r.expires_at and r.expires_at <= now
+             else "active") for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:  # plain text: a name holding "[bold]" is printed as it is, never as markup
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (see `pmapctl tokens list`).")]) -> None:
+    """Revoke a token (audited); never the organization's last active admin token."""
+    from pmap.auth.models import ApiToken
+    from pmap.auth.service import revoke
+
+    try:
+        ident = uuid.UUID(token_id)
+    except ValueError:
+        _fail("not a token id: give the ID column of `pmapctl tokens list`")
+    with _migrated_session() as session:
+        row = session.get(ApiToken, ident)
+        if row is None:
+            _fail("no token has this id")
+        was_revoked = row.revoked_at is not None  # type: ignore[union-attr]
+        row = revoke(session, ident, actor=_cli_actor(row.organization_id),  # type: ignore[union-attr]
+                     organization_id=row.organization_id)  # type: ignore[union-attr]
+        label = f"{row.role} token '{escape(_shown(row.name))}' ({ident})"
+    err.print(f"{label} was already revoked" if was_revoked else f"revoked {label}")
 
 
 @connectors_app.command("list")

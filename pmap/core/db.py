@@ -95,6 +95,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def is_foreign_key_violation(exc: BaseException) -> bool:
+    """Whether a database error is a foreign key violation (PostgreSQL SQLSTATE 23503, SQLite's message):
+    a row written for a parent another transaction deleted meanwhile."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "23503" or "FOREIGN KEY constraint failed" in str(orig)
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)

@@ -15,11 +15,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, NoResultFound
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pmap.core.errors import FieldProblem, PmapError
+from pmap.core.db import is_foreign_key_violation
+from pmap.core.errors import Conflict, FieldProblem, NotFound, PmapError
 from pmap.core.logs import correlation_id
 from pmap.core.redaction import scrub
 
@@ -71,6 +74,22 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(exc.code, scrub(exc.message), exc.fields, **extra), status_code=exc.status,
             headers={"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None,
         )
+
+    # a row that vanished under a request (another request deleted it between the read and the write):
+    # an UPDATE that matched nothing, an expired object gone, a locking re-read finding nothing
+    @app.exception_handler(StaleDataError)
+    @app.exception_handler(ObjectDeletedError)
+    @app.exception_handler(NoResultFound)
+    async def _vanished(request: Request, _exc: Exception) -> JSONResponse:
+        return await _pmap_error(request, NotFound("not found: it was deleted while this request ran"))
+
+    # a row written for a parent deleted meanwhile (findings imported into an integration being deleted)
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        if not is_foreign_key_violation(exc):
+            raise exc  # any other integrity failure is a fault: answered 500 by the middleware, and logged
+        return await _pmap_error(request, Conflict("a record this request writes to was deleted while it ran; "
+                                                   "nothing was written"))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,11 +6,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator, Viewer
+from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
 from pmap.core.deps import DbSession, StateDep
 from pmap.connectors.base import ConnectionTestResult
-from pmap.integrations import service, testing
+from pmap.integrations import deletion, service, testing
 from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
@@ -71,8 +73,35 @@ def update_integration(
     return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body))  # type: ignore[arg-type]
 
 
-@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_integration(integration_id: uuid.UUID, session: DbSession, principal: Operator) -> Response:
-    """Delete an integration and its secrets."""
-    service.delete(session, principal, principal.get_owned(session, Integration, integration_id, what="integration"))
+class DependentCounts(BaseModel):
+    """Rows that belong to an integration, by kind (see ``pmap.integrations.deletion``)."""
+
+    findings: int
+    imports: int
+    ticket_links: int
+    ticket_events: int
+    webhook_deliveries: int
+    jobs: int
+
+
+class DeletionPreview(BaseModel):
+    """What a delete would remove with the integration: nothing is removed by a dry run."""
+
+    dry_run: bool = True
+    would_delete: DependentCounts
+
+
+@router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT, response_model=None,
+               responses={200: {"model": DeletionPreview, "description": "dry_run=true: the counts, nothing removed"}})
+def delete_integration(
+    integration_id: uuid.UUID, session: DbSession, principal: Admin,
+    dry_run: Annotated[bool, Query(description="Count what would be removed and remove nothing.")] = False,
+) -> Response:
+    """Delete an integration, its secrets, findings, imports, ticket links and events, webhook deliveries
+    and jobs (admin). ``dry_run=true`` answers the counts and removes nothing."""
+    row = principal.get_owned(session, Integration, integration_id, what="integration")
+    if dry_run:
+        preview = DeletionPreview(would_delete=DependentCounts(**deletion.count_dependents(session, row)))
+        return JSONResponse(preview.model_dump(), status_code=status.HTTP_200_OK)
+    service.delete(session, principal, row)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -15,13 +15,14 @@ from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
-from pmap.core.db import new_id, utcnow
+from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.text import CONTROL_CHARS
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
+from pmap.integrations.deletion import delete_with_dependents
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 
@@ -311,16 +312,20 @@ def _ensure_unique_name(session: Session, principal: Principal, name: str, exclu
 def _commit(session: Session) -> None:
     try:
         session.commit()
-    except IntegrityError:
+    except IntegrityError as exc:
         session.rollback()
+        if is_foreign_key_violation(exc):
+            raise  # not a name taken: a parent deleted meanwhile (the error layer answers 409 for it)
         raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")]) from None
 
 
-def delete(session: Session, principal: Principal, row: Integration) -> None:
-    """Delete an integration and its encrypted secrets."""
-    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name})
-    session.delete(row)
+def delete(session: Session, principal: Principal, row: Integration) -> dict[str, int]:
+    """Delete an integration, its encrypted secrets and every row that belongs to it; audited with the
+    counts of what was removed (returned). 404 when another request deleted it first."""
+    removed = delete_with_dependents(session, row)
+    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name, "deleted": removed})
     session.commit()
+    return removed
 
 
 # --- listing ----------------------------------------------------------------------------------
