@@ -55,6 +55,7 @@ from typing import Any
 
 from pmap.findings.rules_compile import SEVERITY_RANK, compile_condition
 from pmap.findings.rules_lang import LangError
+from pmap.findings.rules_regex import RegexBanks
 
 ACTIONS = ("set_severity", "suppress", "tag")
 SEVERITIES = tuple(SEVERITY_RANK)
@@ -98,6 +99,7 @@ class CompiledRule:
     index: tuple[str, tuple[Any, ...]] | None  # (field, values) the condition requires, if any
     requires: str | None = None  # a field the condition requires to be non-null, if any
     test_if_present: Callable[[Mapping[str, Any]], Any] | None = None  # ``test`` without that check
+    size: int = 0  # compiled size: syntax nodes plus RE2 program instructions
 
     @property
     def id(self) -> str:
@@ -142,13 +144,17 @@ def _validate_action(spec: RuleSpec) -> str | None:
     return tag
 
 
-def compile_rule(spec: RuleSpec) -> CompiledRule:
-    """Validate a rule's action and value and compile its condition; raises :class:`RuleCompileError`."""
+def compile_rule(spec: RuleSpec, banks: RegexBanks | None = None) -> CompiledRule:
+    """Validate a rule's action and value and compile its condition; raises :class:`RuleCompileError`.
+
+    Rules compiled with the same ``banks`` share one regex pass per field (see
+    :mod:`pmap.findings.rules_regex`); :func:`compile_rules` does that for a whole rule set.
+    """
     if not isinstance(spec.id, str) or not spec.id:
         raise RuleCompileError("a rule needs a non-empty id", field="id")
     value = _validate_action(spec)
     try:
-        condition = compile_condition(spec.condition)
+        condition = compile_condition(spec.condition, banks)
     except LangError as exc:
         raise RuleCompileError(exc.message, exc.position) from None
     except RecursionError:  # defence in depth: the parser's own depth limit should make this unreachable
@@ -156,8 +162,16 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
     return CompiledRule(
         spec=spec, test=condition.test, action=spec.action, value=value,
         fields=condition.fields, index=condition.index, requires=condition.requires,
-        test_if_present=condition.test_if_present,
+        test_if_present=condition.test_if_present, size=condition.size,
     )
+
+
+def compile_rules(specs: Sequence[RuleSpec]) -> RuleSet:
+    """Compile rules into one :class:`RuleSet` whose regexes over one field run in one pass."""
+    banks = RegexBanks()
+    compiled = [compile_rule(spec, banks) for spec in specs]
+    banks.seal()
+    return RuleSet(compiled)
 
 
 # (order in the set, test, rule id, action, value): flat tuples so the hot loop unpacks instead of
@@ -301,11 +315,10 @@ class RuleSet:
                             matched.append(entry)
                     except Exception:  # noqa: BLE001 - as above
                         undefined.append(entry)
-        if groups > 1:
-            if len(matched) > 1:
-                matched.sort()
-            if len(undefined) > 1:
-                undefined.sort()
+        if groups > 1 and len(matched) > 1:
+            matched.sort()
+        if len(undefined) > 1:  # groups counts matching groups only; undefined ones may come from several
+            undefined.sort()
 
         severity: Any = get("severity")
         try:

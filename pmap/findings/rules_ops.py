@@ -15,12 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+from pmap.findings.rules_regex import RegexBank
 
 SEVERITY_RANK = {"unknown": 0, "info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
-MAX_REGEX_CHARS = 512
-_REGEX_MEMO_MAX = 4096  # per pattern: titles and hosts repeat across findings
-_REGEX_MEMO_KEY_MAX = 512
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -253,37 +250,18 @@ def text_test(name: str, recv: Val, arg: Val) -> Test:
     return generic
 
 
-def regex_test(recv: Test, pattern: str) -> Test:
+def regex_test(recv: Test, index: int, bank: RegexBank) -> Test:
     """``matches(pattern)``: an unanchored RE2 search (linear time; no backreferences or lookaround).
 
-    Raises ValueError naming the problem when the pattern is too long or not valid RE2.
+    The pattern is ``bank``'s ``index``-th: every pattern reading the same text is searched in one pass.
     """
-    if len(pattern) > MAX_REGEX_CHARS:
-        raise ValueError(f"regular expression is longer than {MAX_REGEX_CHARS} characters")
-    options = re2.Options()
-    options.log_errors = False
-    options.never_capture = True
-    options.max_mem = 1 << 20  # a pattern whose automaton needs more is refused, not run
-    try:
-        re2.compile(pattern, options)  # gives the parse error text; the Set below only says "failed"
-        matcher = re2.Set.SearchSet(options)  # its Match is ~5x cheaper than re2.search per call
-        matcher.Add(pattern)
-        matcher.Compile()
-    except re2.error as exc:
-        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(f"invalid regular expression (RE2 syntax): {detail}") from None
-    memo: dict[str, bool] = {}
+    hits = bank.hits
 
     def matches(f: Any) -> bool:
         s = recv(f)
         if s.__class__ is not str:
             raise Undefined
-        hit = memo.get(s)
-        if hit is None:
-            hit = matcher.Match(s) is not None
-            if len(memo) < _REGEX_MEMO_MAX and len(s) <= _REGEX_MEMO_KEY_MAX:
-                memo[s] = hit
-        return hit
+        return index in hits(s)
 
     return matches
 
