@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pmap.findings.rules_lang import LangError, Node, parse
-from pmap.findings.rules_regex import RegexBanks, pattern_size
+from pmap.findings.rules_regex import RegexBank, RegexBanks, pattern_size
 from pmap.findings.rules_ops import (
     SEVERITY_RANK,
     Test,
@@ -72,6 +72,7 @@ class Condition:
     requires: str | None = None
     test_if_present: Test | None = None  # the condition without the ``requires`` conjunct
     size: int = 0  # syntax nodes plus RE2 program instructions: what one evaluation may walk
+    regex: tuple[str, RegexBank, int] | None = None  # the whole condition is ``field.matches(bank pattern)``
 
 
 def _compatible(a: str, b: str) -> bool:
@@ -304,9 +305,15 @@ def compile_condition(text: str, banks: RegexBanks | None = None) -> Condition:
         requires = required[0]
         rest = required[1]
         test_if_present = _Compiler(banks).boolean(rest, "a condition") if rest is not None else (lambda f: True)
+    regex = None
+    if tree.kind == "method" and tree.value == "matches" and tree.args[0].kind == "ident" \
+            and FIELD_TYPES.get(tree.args[0].value) == STR:
+        bank = banks.for_field(tree.args[0].value)
+        regex = (tree.args[0].value, bank, bank.add(tree.args[1].value))  # the index the compiler got
     if own:
         banks.seal()
     return Condition(
         test=test, fields=frozenset(compiler.fields), index=_index_of(tree),
         requires=requires, test_if_present=test_if_present, size=_node_count(tree) + compiler.regex_size,
+        regex=regex,
     )

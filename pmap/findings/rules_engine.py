@@ -55,7 +55,7 @@ from typing import Any
 
 from pmap.findings.rules_compile import SEVERITY_RANK, compile_condition
 from pmap.findings.rules_lang import LangError
-from pmap.findings.rules_regex import RegexBanks
+from pmap.findings.rules_regex import RegexBank, RegexBanks
 
 ACTIONS = ("set_severity", "suppress", "tag")
 SEVERITIES = tuple(SEVERITY_RANK)
@@ -100,6 +100,7 @@ class CompiledRule:
     requires: str | None = None  # a field the condition requires to be non-null, if any
     test_if_present: Callable[[Mapping[str, Any]], Any] | None = None  # ``test`` without that check
     size: int = 0  # compiled size: syntax nodes plus RE2 program instructions
+    regex: tuple[str, RegexBank, int] | None = None  # (field, bank, index) when the condition is one ``matches``
 
     @property
     def id(self) -> str:
@@ -162,7 +163,7 @@ def compile_rule(spec: RuleSpec, banks: RegexBanks | None = None) -> CompiledRul
     return CompiledRule(
         spec=spec, test=condition.test, action=spec.action, value=value,
         fields=condition.fields, index=condition.index, requires=condition.requires,
-        test_if_present=condition.test_if_present, size=condition.size,
+        test_if_present=condition.test_if_present, size=condition.size, regex=condition.regex,
     )
 
 
@@ -204,6 +205,8 @@ class RuleSet:
 
     - by the value of a field their condition requires (``vendor == "x"``): one dict lookup picks
       the few rules that can match;
+    - rules that are one ``field.matches(..)`` are answered by their field's regex bank: one RE2
+      pass finds every such rule that matches;
     - two or more rules reading the same single field (``title.contains(..)``, ``title.matches(..)``)
       are evaluated once per distinct value and the results remembered: scanners repeat titles,
       hosts and CVE lists across thousands of findings (bounded: 4,096 values per field);
@@ -225,9 +228,16 @@ class RuleSet:
         index: dict[str, dict[Any, list[_Entry]]] = {}
         needs: dict[str, list[_Entry]] = {}
         single: dict[str, list[int]] = {}
+        regex: dict[int, tuple[str, RegexBank, dict[int, list[_Entry]], list[_Entry]]] = {}
         for order, rule in enumerate(ordered):
             sources = rule.fields - {"severity_rank"}  # derived from severity, which is in the set
-            if rule.index is None and len(sources) == 1:
+            if rule.regex is not None:
+                name, bank, pattern = rule.regex
+                group = regex.setdefault(id(bank), (name, bank, {}, []))
+                entry = (order, rule.test, rule.id, rule.action, rule.value)
+                group[2].setdefault(pattern, []).append(entry)
+                group[3].append(entry)
+            elif rule.index is None and len(sources) == 1:
                 single.setdefault(next(iter(sources)), []).append(order)
         memo_orders = {o for orders in single.values() if len(orders) >= _MEMO_MIN_RULES for o in orders}
         memo: dict[str, list[_Entry]] = {}
@@ -237,6 +247,8 @@ class RuleSet:
                 table = index.setdefault(name, {})
                 for v in values:
                     table.setdefault(v, []).append((order, rule.test, rule.id, rule.action, rule.value))
+            elif rule.regex is not None:
+                continue
             elif order in memo_orders:
                 field_name = next(iter(rule.fields - {"severity_rank"}))
                 memo.setdefault(field_name, []).append((order, rule.test, rule.id, rule.action, rule.value))
@@ -252,6 +264,10 @@ class RuleSet:
         self._memo: tuple[tuple[str, tuple[_Entry, ...], dict[Any, Any]], ...] = tuple(
             (k, tuple(v), {}) for k, v in memo.items()
         )
+        # (field, the bank's search, its rules by pattern index, all its rules: undefined for non-text)
+        self._regex: tuple[tuple[str, Callable[[str], frozenset[int]], dict[int, list[_Entry]], tuple[_Entry, ...]],
+                           ...] = tuple((name, bank.hits, by_pattern, tuple(every))
+                                        for name, bank, by_pattern, every in regex.values())
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -306,6 +322,16 @@ class RuleSet:
                 matched.extend(found[0])
             if found[1]:
                 undefined.extend(found[1])
+        for name, hits_of, by_pattern, every in self._regex:
+            value = get(name)
+            if value.__class__ is str:
+                for pattern in hits_of(value):
+                    hit = by_pattern.get(pattern)  # the bank also holds patterns of other rules' conditions
+                    if hit is not None:
+                        matched.extend(hit)
+                        groups += 1  # each pattern's rules are in order, several need sorting together
+            else:
+                undefined.extend(every)
         for name, entries in self._needs:
             if get(name) is not None:
                 groups += 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
 import pytest
 
 from pmap.findings import rules_regex
-from pmap.findings.rules_engine import RuleSpec, compile_rule, compile_rules
+from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rule, compile_rules
 
 TEXT_WORDS = ["remote", "host", "outdated", "SQL", "struts", "update", "Word7", "thing12", "x\u00e9y", "end of life"]
 CONDITIONS = [
@@ -100,3 +101,15 @@ def test_rule_size_counts_syntax_nodes_and_regex_program() -> None:
     regex = compile_rule(_specs(['title.matches("[a-z]{100}")'])[0])
     assert plain.size == 3  # ==, title, "x"
     assert regex.size > 100 + 3  # the pattern's program has an instruction per repetition
+
+
+def test_rules_that_are_one_regex_are_answered_by_the_bank_without_evaluating_each() -> None:
+    def never(_finding: Any) -> bool:
+        raise AssertionError("evaluated one by one")
+
+    specs = _specs([f'description.matches("w{i}x")' for i in range(50)] + ['description.contains("w7x")'])
+    rules = [dataclasses.replace(r, test=never) if r.regex else r for r in compile_rules(specs).rules]
+    out = RuleSet(rules).apply({"description": "a w7x b w42x"})
+    assert out.matched == ["r7", "r42", "r50"] and out.undefined == []
+    out = RuleSet(rules).apply({"description": None})
+    assert out.matched == [] and len(out.undefined) == 51  # CEL: a method on null is undefined
