@@ -118,11 +118,11 @@ def create_rule(body: RuleCreate, session: DbSession, state: StateDep, settings:
 
 def _saved(session: DbSession, settings: SettingsDep, principal: Principal, rule: Rule) -> RuleSaved:
     out = RuleOut.model_validate(rule)
-    cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample)
+    cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample, focus=out.id)
     mine = cost.rule(str(out.id))
     return RuleSaved(**out.model_dump(), cost=RuleCost(
-        rule_us_per_finding=mine.us_per_finding if mine else None, rule_set_us_per_finding=cost.us_per_finding,
-        size=mine.size if mine else 0, sample=_sample(cost)))
+        rule_us_per_finding=mine.us_per_finding if mine else None, rule_adds_us_per_finding=cost.adds,
+        rule_set_us_per_finding=cost.us_per_finding, size=mine.size if mine else 0, sample=_sample(cost)))
 
 
 @router.get("/{rule_id}", response_model=RuleOut)

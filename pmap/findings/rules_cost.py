@@ -71,6 +71,7 @@ class RuleSetCost:
     sample_findings: int
     rules: tuple[RuleCost, ...] = field(default_factory=tuple)
     partial: bool = False
+    adds: float | None = None  # what the ``focus`` rule adds to the enabled set (see :func:`measure`)
 
     def rule(self, rule_id: str) -> RuleCost | None:
         """The cost entry of one rule."""
@@ -142,8 +143,12 @@ def _per_finding(specs: Sequence[RuleSpec], findings: Sequence[dict[str, Any]], 
 
 
 def measure(rules: Sequence[tuple[RuleSpec, bool]], sample: Sample, budget: float = BUDGET_SECONDS,
-            clock: Callable[[], float] = time.monotonic) -> RuleSetCost:
-    """Measure ``(spec, enabled)`` rules (in evaluation order) over ``sample``; see the module docstring."""
+            clock: Callable[[], float] = time.monotonic, focus: str | None = None) -> RuleSetCost:
+    """Measure ``(spec, enabled)`` rules (in evaluation order) over ``sample``; see the module docstring.
+
+    With ``focus`` (a rule id), also what that rule adds to the enabled set (enabled or not): a
+    rule's cost alone overstates what it adds when it shares a regex pass with other rules.
+    """
     deadline = clock() + budget
     findings = sample.findings
     usable: list[tuple[RuleSpec, bool, int]] = []
@@ -161,10 +166,14 @@ def measure(rules: Sequence[tuple[RuleSpec, bool]], sample: Sample, budget: floa
         # past half the budget one round per rule, past all of it none: the answer says which are missing
         alone[spec.id] = (max(0.0, _per_finding([spec], findings, _ROUNDS if left > budget / 2 else 1) - floor)
                           if left > 0 else None)
+    adds = None
+    if any(s.id == focus for s, _, _ in usable):
+        with_it = _per_finding([s for s, on, _ in usable if on or s.id == focus], findings, _ROUNDS)
+        adds = max(0.0, with_it - _per_finding([s for s, on, _ in usable if on and s.id != focus], findings, _ROUNDS))
     costs = [RuleCost(s.id, s.name, on, size, alone[s.id]) for s, on, size in usable]
     costs += [RuleCost(s.id, s.name, on, 0, None, broken[s.id]) for s, on in rules if s.id in broken]
     return RuleSetCost(total, sample.source, len(findings), tuple(costs),
-                       partial=any(v is None for v in alone.values()))
+                       partial=any(v is None for v in alone.values()), adds=adds)
 
 
 _cache: OrderedDict[tuple[Any, ...], RuleSetCost] = OrderedDict()
@@ -187,18 +196,20 @@ def organization_rules(session: Session, organization_id: uuid.UUID) -> list[tup
             for order, r in enumerate(rows)]
 
 
-def rule_set_cost(session: Session, organization_id: uuid.UUID, sample_size: int) -> RuleSetCost:
-    """The organization's rule-set cost, measured now or remembered for this version of its rules."""
+def rule_set_cost(session: Session, organization_id: uuid.UUID, sample_size: int,
+                  focus: uuid.UUID | None = None) -> RuleSetCost:
+    """The organization's rule-set cost, measured now or remembered for this version of its rules
+    (with ``focus``, also what that rule adds to it)."""
     rules = organization_rules(session, organization_id)
     sample = load_sample(session, organization_id, sample_size)
     session.rollback()  # measuring is CPU work: hold no transaction meanwhile
-    key = (organization_id, _version(rules), sample.source, len(sample.findings))
+    key = (organization_id, _version(rules), sample.source, len(sample.findings), focus)
     with _measuring:
         cached = _cache.get(key)
         if cached is not None:
             _cache.move_to_end(key)
             return cached
-        result = measure(rules, sample)
+        result = measure(rules, sample, focus=None if focus is None else str(focus))
         _cache[key] = result
         while len(_cache) > _CACHE_MAX:
             _cache.popitem(last=False)

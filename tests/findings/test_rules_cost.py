@@ -44,3 +44,11 @@ def test_a_stored_rule_that_no_longer_compiles_is_reported_not_measured() -> Non
     good, broken = cost.rules
     assert good.us_per_finding is not None and broken.us_per_finding is None
     assert broken.error is not None and "did you mean 'host'" in broken.error
+
+
+def test_a_rule_sharing_a_regex_pass_adds_less_than_it_costs_alone() -> None:
+    rules = [(_spec(i, f'description.matches("(?i)word{i}|thing{i}")'), True) for i in range(30)]
+    cost = measure(rules, SAMPLE, focus="r29")
+    alone = cost.rule("r29").us_per_finding  # type: ignore[union-attr]
+    assert cost.adds is not None and alone is not None and cost.adds < alone
+    assert measure(rules, SAMPLE).adds is None
