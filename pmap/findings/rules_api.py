@@ -25,6 +25,7 @@ from pmap.findings.rules_cost import RuleSetCost, rule_set_cost
 from pmap.findings.rules_engine import CompiledRule, RuleCompileError, RuleSpec, compile_rule
 from pmap.findings.rules_limits import check_rule_limits
 from pmap.findings.schemas import (
+    RuleChecked,
     RuleCost,
     RuleCostItem,
     RuleCostSample,
@@ -74,6 +75,12 @@ def _cost_report(cost: RuleSetCost, settings: Settings) -> RuleSetCostOut:
     )
 
 
+def _rule_cost(cost: RuleSetCost, rule_id: str) -> RuleCost:
+    mine = cost.rule(rule_id)
+    return RuleCost(rule_us_per_finding=mine.us_per_finding if mine else None, rule_adds_us_per_finding=cost.adds,
+                    rule_set_us_per_finding=cost.us_per_finding, size=mine.size if mine else 0, sample=_sample(cost))
+
+
 def _audit(state: StateDep, principal: Principal, action: str, rule: Rule) -> None:
     state.audit.record(actor=principal.actor, action=action, integration_id=None, purpose=None,  # type: ignore[attr-defined]
                        outcome="success", detail={"rule_id": str(rule.id), "name": rule.name})
@@ -97,6 +104,19 @@ def get_rules_cost(session: DbSession, settings: SettingsDep, principal: Viewer)
     return _cost_report(cost, settings)
 
 
+@router.post("/validate", response_model=RuleChecked)
+def check_rule(body: RuleCreate, session: DbSession, settings: SettingsDep, principal: Operator) -> RuleChecked:
+    """Compile and bound a rule as creating it would, save nothing, and answer what it would cost."""
+    compiled = validate_rule(body.name, body.condition, body.action, body.value)
+    check_rule_limits(settings, session, principal, compiled.size)
+    # a fixed id: asking twice about the same rule is answered from the cache
+    candidate = RuleSpec(id="unsaved", name=body.name, condition=body.condition, action=body.action,
+                         value=compiled.value, position=0)
+    cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample, focus=candidate.id,
+                         candidate=candidate)
+    return RuleChecked(value=compiled.value, cost=_rule_cost(cost, candidate.id))
+
+
 @router.post("", response_model=RuleSaved, status_code=status.HTTP_201_CREATED)
 def create_rule(body: RuleCreate, session: DbSession, state: StateDep, settings: SettingsDep,
                 principal: Operator) -> RuleSaved:
@@ -118,11 +138,8 @@ def create_rule(body: RuleCreate, session: DbSession, state: StateDep, settings:
 
 def _saved(session: DbSession, settings: SettingsDep, principal: Principal, rule: Rule) -> RuleSaved:
     out = RuleOut.model_validate(rule)
-    cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample, focus=out.id)
-    mine = cost.rule(str(out.id))
-    return RuleSaved(**out.model_dump(), cost=RuleCost(
-        rule_us_per_finding=mine.us_per_finding if mine else None, rule_adds_us_per_finding=cost.adds,
-        rule_set_us_per_finding=cost.us_per_finding, size=mine.size if mine else 0, sample=_sample(cost)))
+    cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample, focus=str(out.id))
+    return RuleSaved(**out.model_dump(), cost=_rule_cost(cost, str(out.id)))
 
 
 @router.get("/{rule_id}", response_model=RuleOut)

@@ -197,10 +197,11 @@ def organization_rules(session: Session, organization_id: uuid.UUID) -> list[tup
 
 
 def rule_set_cost(session: Session, organization_id: uuid.UUID, sample_size: int,
-                  focus: uuid.UUID | None = None) -> RuleSetCost:
+                  focus: str | None = None, candidate: RuleSpec | None = None) -> RuleSetCost:
     """The organization's rule-set cost, measured now or remembered for this version of its rules
-    (with ``focus``, also what that rule adds to it)."""
-    rules = organization_rules(session, organization_id)
+    (with ``focus``, a rule id, also what that rule adds to it; ``candidate``: an unsaved rule, enabled,
+    after the others)."""
+    rules = organization_rules(session, organization_id) + ([(candidate, True)] if candidate else [])
     sample = load_sample(session, organization_id, sample_size)
     session.rollback()  # measuring is CPU work: hold no transaction meanwhile
     key = (organization_id, _version(rules), sample.source, len(sample.findings), focus)
@@ -209,7 +210,7 @@ def rule_set_cost(session: Session, organization_id: uuid.UUID, sample_size: int
         if cached is not None:
             _cache.move_to_end(key)
             return cached
-        result = measure(rules, sample, focus=None if focus is None else str(focus))
+        result = measure(rules, sample, focus=focus)
         _cache[key] = result
         while len(_cache) > _CACHE_MAX:
             _cache.popitem(last=False)

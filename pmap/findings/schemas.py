@@ -257,7 +257,8 @@ class RuleCost(BaseModel):
     rule_adds_us_per_finding: float | None = Field(
         description="What this rule adds to the organization's enabled rules (less than alone when it shares a "
                     "regex pass with them); for a disabled rule, what enabling it would add.")
-    rule_set_us_per_finding: float = Field(description="The organization's enabled rules, after this change.")
+    rule_set_us_per_finding: float = Field(description="The organization's enabled rules after this change "
+                                                       "(validate: with this rule added).")
     size: int
     sample: RuleCostSample
 
@@ -265,4 +266,11 @@ class RuleCost(BaseModel):
 class RuleSaved(RuleOut):
     """A created or updated rule and what it costs an import."""
 
+    cost: RuleCost
+
+
+class RuleChecked(BaseModel):
+    """A rule that would be accepted, unsaved: its normalized value and what it would cost an import."""
+
+    value: str | None
     cost: RuleCost

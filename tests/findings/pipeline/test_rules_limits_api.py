@@ -138,3 +138,21 @@ def test_the_cost_is_remembered_per_rule_set_version(api: Api, admin: dict[str, 
     assert calls == [1, 1]
     api.client.patch(f"/api/v1/rules/{rule['id']}", json={"condition": "port == 1"}, headers=admin)
     assert calls == [1, 1, 1]
+
+
+def test_validate_answers_the_cost_of_an_unsaved_rule_and_saves_nothing(api: Api, admin: dict[str, str]) -> None:
+    _post(api, admin, 'description.matches("(?i)outdated")')
+    body = {"name": "try", "condition": 'description.matches("(?i)update")', "action": "set_severity", "value": "LOW"}
+    r = api.client.post("/api/v1/rules/validate", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["value"] == "low"
+    cost = r.json()["cost"]
+    assert cost["size"] > 3 and cost["rule_us_per_finding"] >= 0 and cost["rule_adds_us_per_finding"] >= 0
+    assert cost["sample"]["source"] == "synthetic"
+    assert len(api.client.get("/api/v1/rules", headers=admin).json()["items"]) == 1
+    assert api.client.post("/api/v1/rules/validate", json={**body, "condition": "port == 'x'"},
+                           headers=admin).status_code == 422
+    api.state.settings.rules_max_rule_size = 5
+    _refused(api.client.post("/api/v1/rules/validate", json=body, headers=admin), "PMAP_RULES_MAX_RULE_SIZE",
+             "condition")
+    assert api.client.post("/api/v1/rules/validate", json=body, headers=api.token("acme", "viewer")).status_code == 403
