@@ -139,7 +139,7 @@ def _per_finding(specs: Sequence[RuleSpec], findings: Sequence[dict[str, Any]], 
         for finding in findings:
             apply(finding)
         best = min(best, time.thread_time() - start)
-    return best / len(findings) * 1e6
+    return best / max(1, len(findings)) * 1e6
 
 
 def measure(rules: Sequence[tuple[RuleSpec, bool]], sample: Sample, budget: float = BUDGET_SECONDS,
