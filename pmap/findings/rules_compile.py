@@ -209,7 +209,11 @@ class _Compiler:
         if len(args) != want:
             raise LangError(f".{name}() takes {want} argument{'s' if want != 1 else ''}", node.pos)
         if name in ("lowerAscii", "upperAscii"):
-            return Val(ascii_case(recv.fn, upper=(name == "upperAscii")), STR)
+            upper = name == "upperAscii"
+            if recv.field is not None:  # rules of a set converting the same field share one conversion per finding
+                fn = recv.fn
+                return Val(self.banks.shared((name, recv.field), lambda: ascii_case(fn, upper, remember=True)), STR)
+            return Val(ascii_case(recv.fn, upper=upper), STR)
         if name == "matches":
             pattern = args[0]
             if pattern.kind != "lit" or not isinstance(pattern.value, str):

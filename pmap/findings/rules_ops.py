@@ -204,8 +204,12 @@ def size_of(fn: Test) -> Test:
     return size
 
 
-def ascii_case(rfn: Test, upper: bool) -> Test:
-    """``lowerAscii()`` / ``upperAscii()``: only ASCII letters change, as in CEL's strings extension."""
+def ascii_case(rfn: Test, upper: bool, remember: bool = False) -> Test:
+    """``lowerAscii()`` / ``upperAscii()``: only ASCII letters change, as in CEL's strings extension.
+
+    With ``remember``, the last text converted and its result are kept: rules sharing this closure
+    (see :class:`pmap.findings.rules_regex.RegexBanks`) convert a finding's field once, not once each.
+    """
     # str.lower() also folds non-ASCII letters; translate() is ~25x slower, so it only runs on non-ASCII text
     table = _ASCII_UPPER if upper else _ASCII_LOWER
 
@@ -215,7 +219,23 @@ def ascii_case(rfn: Test, upper: bool) -> Test:
             return s.upper() if upper else s.lower()  # type: ignore[no-any-return]
         return s.translate(table)  # type: ignore[no-any-return]
 
-    return convert
+    if not remember:
+        return convert
+    last: list[tuple[Any, str]] = [(None, "")]
+
+    def remembered(f: Any) -> str:
+        s = rfn(f)
+        seen = last[0]  # one tuple, replaced whole: safe between threads
+        if seen[0] is s and s is not None:  # the same object: the caller holds it, so its id is not reused
+            return seen[1]
+        if s.isascii():  # as in convert; a null or non-text value raises here: undefined, nothing kept
+            out = s.upper() if upper else s.lower()
+        else:
+            out = s.translate(table)
+        last[0] = (s, out)
+        return out  # type: ignore[no-any-return]
+
+    return remembered
 
 
 def text_test(name: str, recv: Val, arg: Val) -> Test:

@@ -10,6 +10,8 @@ field's value runs the pass, the others read the remembered answer.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
@@ -119,10 +121,19 @@ class RegexBank:
 
 
 class RegexBanks:
-    """One :class:`RegexBank` per field (or ``exists`` variable) a rule set's patterns read."""
+    """What the conditions of one rule set share: one :class:`RegexBank` per field (or ``exists``
+    variable) their patterns read, and other per-finding work such as a field's case conversion."""
 
     def __init__(self) -> None:
         self._banks: dict[str, RegexBank] = {}
+        self._shared: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+    def shared(self, key: tuple[str, str], make: Callable[[], Callable[[Any], Any]]) -> Callable[[Any], Any]:
+        """The closure registered under ``key``, made by ``make`` the first time."""
+        fn = self._shared.get(key)
+        if fn is None:
+            fn = self._shared[key] = make()
+        return fn
 
     def for_field(self, name: str | None) -> RegexBank:
         """The shared bank of ``name``; a private one for text that is computed (``lowerAscii()``)."""

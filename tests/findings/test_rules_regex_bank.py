@@ -19,6 +19,9 @@ CONDITIONS = [
     'cve_ids.exists(c, c.matches("^CVE-2021-"))', 'cve_ids.exists(c, c.matches("-4[0-9]+$"))',
     'title.lowerAscii().matches("struts")', '!description.matches("update")',
     'severity == "high" || title.matches("remote")', 'description.matches("(?i)word7|thing12")',
+    'description.lowerAscii().contains("word7")', 'description.lowerAscii().matches("x.y")',
+    'title.upperAscii().startsWith("OUT")', 'title.lowerAscii() == "outdated sql"',
+    'cve_ids.exists(c, c.lowerAscii().startsWith("cve-2021"))', 'cve_ids.all(c, c.lowerAscii().endsWith("1"))',
 ]
 
 
@@ -113,3 +116,22 @@ def test_rules_that_are_one_regex_are_answered_by_the_bank_without_evaluating_ea
     assert out.matched == ["r7", "r42", "r50"] and out.undefined == []
     out = RuleSet(rules).apply({"description": None})
     assert out.matched == [] and len(out.undefined) == 51  # CEL: a method on null is undefined
+
+
+class _CountingText(str):
+    """Text that counts how often it is converted."""
+
+    conversions = 0
+
+    def isascii(self) -> bool:
+        type(self).conversions += 1
+        return super().isascii()
+
+
+def test_rules_converting_one_field_convert_it_once_per_finding() -> None:
+    rules = compile_rules(_specs([f'description.lowerAscii().contains("word{i}")' for i in range(50)]))
+    _CountingText.conversions = 0
+    for n in range(3):
+        out = rules.apply({"description": _CountingText(f"WORD7 and Word{n + 40}")})
+        assert out.matched == ["r4", "r7", f"r{n + 40}"]  # "word4" is in "word4x"
+    assert _CountingText.conversions == 3
