@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     outbound_concurrency_per_org: int = Field(default=8, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
     webhook_retention_days: int = Field(default=30, ge=1, le=36500)  # finished deliveries' payloads (pmap.webhooks.retention)
+    # every finding of every import runs the organization's rules: bounded when one is saved (pmap.findings.rules_limits)
+    rules_max_per_org: int = Field(default=100, ge=1, le=10_000)
+    rules_max_rule_size: int = Field(default=5_000, ge=10, le=1_000_000)  # syntax nodes + RE2 program instructions
+    rules_max_org_size: int = Field(default=20_000, ge=10, le=10_000_000)  # the same, summed over the organization
+    rules_cost_sample: int = Field(default=200, ge=1, le=10_000)  # findings the cost of a rule set is measured on
 
     @field_validator("env", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pmap.findings.rules_lang import LangError, Node, parse
+from pmap.findings.rules_regex import RegexBank, RegexBanks, pattern_size
 from pmap.findings.rules_ops import (
     SEVERITY_RANK,
     Test,
@@ -70,6 +71,8 @@ class Condition:
     index: tuple[str, tuple[Any, ...]] | None
     requires: str | None = None
     test_if_present: Test | None = None  # the condition without the ``requires`` conjunct
+    size: int = 0  # syntax nodes plus RE2 program instructions: what one evaluation may walk
+    regex: tuple[str, RegexBank, int] | None = None  # the whole condition is ``field.matches(bank pattern)``
 
 
 def _compatible(a: str, b: str) -> bool:
@@ -87,9 +90,11 @@ def _element(list_type: str) -> str:
 class _Compiler:
     """Walks the syntax tree once: checks names and types, picks a closure factory per node."""
 
-    def __init__(self) -> None:
+    def __init__(self, banks: RegexBanks) -> None:
         self.scope: dict[str, str] = {}
         self.fields: set[str] = set()
+        self.banks = banks
+        self.regex_size = 0
 
     def compile(self, node: Node) -> Val:
         method = getattr(self, "_" + node.kind)
@@ -204,15 +209,21 @@ class _Compiler:
         if len(args) != want:
             raise LangError(f".{name}() takes {want} argument{'s' if want != 1 else ''}", node.pos)
         if name in ("lowerAscii", "upperAscii"):
-            return Val(ascii_case(recv.fn, upper=(name == "upperAscii")), STR)
+            upper = name == "upperAscii"
+            if recv.field is not None:  # rules of a set converting the same field share one conversion per finding
+                fn = recv.fn
+                return Val(self.banks.shared((name, recv.field), lambda: ascii_case(fn, upper, remember=True)), STR)
+            return Val(ascii_case(recv.fn, upper=upper), STR)
         if name == "matches":
             pattern = args[0]
             if pattern.kind != "lit" or not isinstance(pattern.value, str):
                 raise LangError(".matches() needs the pattern as a quoted string", pattern.pos)
             try:
-                return Val(regex_test(recv.fn, pattern.value), BOOL)
+                self.regex_size += pattern_size(pattern.value)
             except ValueError as exc:
                 raise LangError(str(exc), pattern.pos) from None
+            bank = self.banks.for_field(recv.field)
+            return Val(regex_test(recv.fn, bank.add(pattern.value), bank), BOOL)
         arg = self.compile(args[0])
         if arg.type not in (STR, DYN):
             raise LangError(f".{name}() needs a text argument, not a {arg.type}", args[0].pos)
@@ -277,18 +288,36 @@ def _required_field(tree: Node) -> tuple[str, Node | None] | None:
     return None
 
 
-def compile_condition(text: str) -> Condition:
-    """Parse, type-check and compile a condition; raises :class:`LangError` naming the problem."""
+def _node_count(tree: Node) -> int:
+    return 1 + sum(_node_count(a) for a in tree.args)
+
+
+def compile_condition(text: str, banks: RegexBanks | None = None) -> Condition:
+    """Parse, type-check and compile a condition; raises :class:`LangError` naming the problem.
+
+    Conditions compiled with the same ``banks`` search their patterns over one field in one RE2
+    pass; seal the banks once every condition is compiled.
+    """
     tree = parse(text)
-    compiler = _Compiler()
+    own = banks is None
+    banks = RegexBanks() if banks is None else banks
+    compiler = _Compiler(banks)
     test = compiler.boolean(tree, "a condition")
     required = _required_field(tree)
     requires, test_if_present = None, None
     if required is not None:
         requires = required[0]
         rest = required[1]
-        test_if_present = _Compiler().boolean(rest, "a condition") if rest is not None else (lambda f: True)
+        test_if_present = _Compiler(banks).boolean(rest, "a condition") if rest is not None else (lambda f: True)
+    regex = None
+    if tree.kind == "method" and tree.value == "matches" and tree.args[0].kind == "ident" \
+            and FIELD_TYPES.get(tree.args[0].value) == STR:
+        bank = banks.for_field(tree.args[0].value)
+        regex = (tree.args[0].value, bank, bank.add(tree.args[1].value))  # the index the compiler got
+    if own:
+        banks.seal()
     return Condition(
         test=test, fields=frozenset(compiler.fields), index=_index_of(tree),
-        requires=requires, test_if_present=test_if_present,
+        requires=requires, test_if_present=test_if_present, size=_node_count(tree) + compiler.regex_size,
+        regex=regex,
     )

@@ -55,6 +55,7 @@ from typing import Any
 
 from pmap.findings.rules_compile import SEVERITY_RANK, compile_condition
 from pmap.findings.rules_lang import LangError
+from pmap.findings.rules_regex import RegexBank, RegexBanks
 
 ACTIONS = ("set_severity", "suppress", "tag")
 SEVERITIES = tuple(SEVERITY_RANK)
@@ -98,6 +99,8 @@ class CompiledRule:
     index: tuple[str, tuple[Any, ...]] | None  # (field, values) the condition requires, if any
     requires: str | None = None  # a field the condition requires to be non-null, if any
     test_if_present: Callable[[Mapping[str, Any]], Any] | None = None  # ``test`` without that check
+    size: int = 0  # compiled size: syntax nodes plus RE2 program instructions
+    regex: tuple[str, RegexBank, int] | None = None  # (field, bank, index) when the condition is one ``matches``
 
     @property
     def id(self) -> str:
@@ -142,13 +145,17 @@ def _validate_action(spec: RuleSpec) -> str | None:
     return tag
 
 
-def compile_rule(spec: RuleSpec) -> CompiledRule:
-    """Validate a rule's action and value and compile its condition; raises :class:`RuleCompileError`."""
+def compile_rule(spec: RuleSpec, banks: RegexBanks | None = None) -> CompiledRule:
+    """Validate a rule's action and value and compile its condition; raises :class:`RuleCompileError`.
+
+    Rules compiled with the same ``banks`` share one regex pass per field (see
+    :mod:`pmap.findings.rules_regex`); :func:`compile_rules` does that for a whole rule set.
+    """
     if not isinstance(spec.id, str) or not spec.id:
         raise RuleCompileError("a rule needs a non-empty id", field="id")
     value = _validate_action(spec)
     try:
-        condition = compile_condition(spec.condition)
+        condition = compile_condition(spec.condition, banks)
     except LangError as exc:
         raise RuleCompileError(exc.message, exc.position) from None
     except RecursionError:  # defence in depth: the parser's own depth limit should make this unreachable
@@ -156,8 +163,16 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
     return CompiledRule(
         spec=spec, test=condition.test, action=spec.action, value=value,
         fields=condition.fields, index=condition.index, requires=condition.requires,
-        test_if_present=condition.test_if_present,
+        test_if_present=condition.test_if_present, size=condition.size, regex=condition.regex,
     )
+
+
+def compile_rules(specs: Sequence[RuleSpec]) -> RuleSet:
+    """Compile rules into one :class:`RuleSet` whose regexes over one field run in one pass."""
+    banks = RegexBanks()
+    compiled = [compile_rule(spec, banks) for spec in specs]
+    banks.seal()
+    return RuleSet(compiled)
 
 
 # (order in the set, test, rule id, action, value): flat tuples so the hot loop unpacks instead of
@@ -190,6 +205,8 @@ class RuleSet:
 
     - by the value of a field their condition requires (``vendor == "x"``): one dict lookup picks
       the few rules that can match;
+    - rules that are one ``field.matches(..)`` are answered by their field's regex bank: one RE2
+      pass finds every such rule that matches;
     - two or more rules reading the same single field (``title.contains(..)``, ``title.matches(..)``)
       are evaluated once per distinct value and the results remembered: scanners repeat titles,
       hosts and CVE lists across thousands of findings (bounded: 4,096 values per field);
@@ -211,9 +228,16 @@ class RuleSet:
         index: dict[str, dict[Any, list[_Entry]]] = {}
         needs: dict[str, list[_Entry]] = {}
         single: dict[str, list[int]] = {}
+        regex: dict[int, tuple[str, RegexBank, dict[int, list[_Entry]], list[_Entry]]] = {}
         for order, rule in enumerate(ordered):
             sources = rule.fields - {"severity_rank"}  # derived from severity, which is in the set
-            if rule.index is None and len(sources) == 1:
+            if rule.regex is not None:
+                name, bank, pattern = rule.regex
+                group = regex.setdefault(id(bank), (name, bank, {}, []))
+                entry = (order, rule.test, rule.id, rule.action, rule.value)
+                group[2].setdefault(pattern, []).append(entry)
+                group[3].append(entry)
+            elif rule.index is None and len(sources) == 1:
                 single.setdefault(next(iter(sources)), []).append(order)
         memo_orders = {o for orders in single.values() if len(orders) >= _MEMO_MIN_RULES for o in orders}
         memo: dict[str, list[_Entry]] = {}
@@ -223,6 +247,8 @@ class RuleSet:
                 table = index.setdefault(name, {})
                 for v in values:
                     table.setdefault(v, []).append((order, rule.test, rule.id, rule.action, rule.value))
+            elif rule.regex is not None:
+                continue
             elif order in memo_orders:
                 field_name = next(iter(rule.fields - {"severity_rank"}))
                 memo.setdefault(field_name, []).append((order, rule.test, rule.id, rule.action, rule.value))
@@ -238,6 +264,10 @@ class RuleSet:
         self._memo: tuple[tuple[str, tuple[_Entry, ...], dict[Any, Any]], ...] = tuple(
             (k, tuple(v), {}) for k, v in memo.items()
         )
+        # (field, the bank's search, its rules by pattern index, all its rules: undefined for non-text)
+        self._regex: tuple[tuple[str, Callable[[str], frozenset[int]], dict[int, list[_Entry]], tuple[_Entry, ...]],
+                           ...] = tuple((name, bank.hits, by_pattern, tuple(every))
+                                        for name, bank, by_pattern, every in regex.values())
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -292,6 +322,16 @@ class RuleSet:
                 matched.extend(found[0])
             if found[1]:
                 undefined.extend(found[1])
+        for name, hits_of, by_pattern, every in self._regex:
+            value = get(name)
+            if value.__class__ is str:
+                for pattern in hits_of(value):
+                    hit = by_pattern.get(pattern)  # the bank also holds patterns of other rules' conditions
+                    if hit is not None:
+                        matched.extend(hit)
+                        groups += 1  # each pattern's rules are in order, several need sorting together
+            else:
+                undefined.extend(every)
         for name, entries in self._needs:
             if get(name) is not None:
                 groups += 1
@@ -301,11 +341,10 @@ class RuleSet:
                             matched.append(entry)
                     except Exception:  # noqa: BLE001 - as above
                         undefined.append(entry)
-        if groups > 1:
-            if len(matched) > 1:
-                matched.sort()
-            if len(undefined) > 1:
-                undefined.sort()
+        if groups > 1 and len(matched) > 1:
+            matched.sort()
+        if len(undefined) > 1:  # groups counts matching groups only; undefined ones may come from several
+            undefined.sort()
 
         severity: Any = get("severity")
         try:

@@ -15,12 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+from pmap.findings.rules_regex import RegexBank
 
 SEVERITY_RANK = {"unknown": 0, "info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
-MAX_REGEX_CHARS = 512
-_REGEX_MEMO_MAX = 4096  # per pattern: titles and hosts repeat across findings
-_REGEX_MEMO_KEY_MAX = 512
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -207,8 +204,12 @@ def size_of(fn: Test) -> Test:
     return size
 
 
-def ascii_case(rfn: Test, upper: bool) -> Test:
-    """``lowerAscii()`` / ``upperAscii()``: only ASCII letters change, as in CEL's strings extension."""
+def ascii_case(rfn: Test, upper: bool, remember: bool = False) -> Test:
+    """``lowerAscii()`` / ``upperAscii()``: only ASCII letters change, as in CEL's strings extension.
+
+    With ``remember``, the last text converted and its result are kept: rules sharing this closure
+    (see :class:`pmap.findings.rules_regex.RegexBanks`) convert a finding's field once, not once each.
+    """
     # str.lower() also folds non-ASCII letters; translate() is ~25x slower, so it only runs on non-ASCII text
     table = _ASCII_UPPER if upper else _ASCII_LOWER
 
@@ -218,7 +219,23 @@ def ascii_case(rfn: Test, upper: bool) -> Test:
             return s.upper() if upper else s.lower()  # type: ignore[no-any-return]
         return s.translate(table)  # type: ignore[no-any-return]
 
-    return convert
+    if not remember:
+        return convert
+    last: list[tuple[Any, str]] = [(None, "")]
+
+    def remembered(f: Any) -> str:
+        s = rfn(f)
+        seen = last[0]  # one tuple, replaced whole: safe between threads
+        if seen[0] is s and s is not None:  # the same object: the caller holds it, so its id is not reused
+            return seen[1]
+        if s.isascii():  # as in convert; a null or non-text value raises here: undefined, nothing kept
+            out = s.upper() if upper else s.lower()
+        else:
+            out = s.translate(table)
+        last[0] = (s, out)
+        return out  # type: ignore[no-any-return]
+
+    return remembered
 
 
 def text_test(name: str, recv: Val, arg: Val) -> Test:
@@ -253,37 +270,18 @@ def text_test(name: str, recv: Val, arg: Val) -> Test:
     return generic
 
 
-def regex_test(recv: Test, pattern: str) -> Test:
+def regex_test(recv: Test, index: int, bank: RegexBank) -> Test:
     """``matches(pattern)``: an unanchored RE2 search (linear time; no backreferences or lookaround).
 
-    Raises ValueError naming the problem when the pattern is too long or not valid RE2.
+    The pattern is ``bank``'s ``index``-th: every pattern reading the same text is searched in one pass.
     """
-    if len(pattern) > MAX_REGEX_CHARS:
-        raise ValueError(f"regular expression is longer than {MAX_REGEX_CHARS} characters")
-    options = re2.Options()
-    options.log_errors = False
-    options.never_capture = True
-    options.max_mem = 1 << 20  # a pattern whose automaton needs more is refused, not run
-    try:
-        re2.compile(pattern, options)  # gives the parse error text; the Set below only says "failed"
-        matcher = re2.Set.SearchSet(options)  # its Match is ~5x cheaper than re2.search per call
-        matcher.Add(pattern)
-        matcher.Compile()
-    except re2.error as exc:
-        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(f"invalid regular expression (RE2 syntax): {detail}") from None
-    memo: dict[str, bool] = {}
+    hits = bank.hits
 
     def matches(f: Any) -> bool:
         s = recv(f)
         if s.__class__ is not str:
             raise Undefined
-        hit = memo.get(s)
-        if hit is None:
-            hit = matcher.Match(s) is not None
-            if len(memo) < _REGEX_MEMO_MAX and len(s) <= _REGEX_MEMO_KEY_MAX:
-                memo[s] = hit
-        return hit
+        return index in hits(s)
 
     return matches
 

@@ -202,3 +202,76 @@ class RuleList(BaseModel):
     """Every rule of the organization, in evaluation order."""
 
     items: list[RuleOut]
+
+
+class RuleCostSample(BaseModel):
+    """The findings a cost was measured on."""
+
+    source: Literal["findings", "synthetic"] = Field(
+        description="`findings`: the organization's most recent findings; `synthetic`: a fixed scanner-like sample "
+                    "(the organization has no findings yet).")
+    findings: int = Field(description="How many findings (at most PMAP_RULES_COST_SAMPLE).")
+
+
+class RuleCostItem(BaseModel):
+    """One rule's compiled size and cost measured alone."""
+
+    id: uuid.UUID
+    name: str
+    enabled: bool
+    size: int = Field(description="Compiled size: syntax nodes plus RE2 program instructions.")
+    us_per_finding: float | None = Field(
+        description="CPU microseconds per finding with this rule alone; null when not measured "
+                    "(see `error`, `partial`).")
+    share: float | None = Field(description="Its part of the enabled rules' summed costs (0-1); null when disabled "
+                                            "or not measured.")
+    error: str | None = Field(default=None, description="Why a stored rule was not measured (it no longer compiles).")
+
+
+class RuleLimits(BaseModel):
+    """The bounds checked when a rule is saved."""
+
+    max_rules: int = Field(description="PMAP_RULES_MAX_PER_ORG")
+    max_rule_size: int = Field(description="PMAP_RULES_MAX_RULE_SIZE")
+    max_org_size: int = Field(description="PMAP_RULES_MAX_ORG_SIZE")
+
+
+class RuleSetCostOut(BaseModel):
+    """What the organization's rules cost each imported finding, measured on a bounded sample."""
+
+    us_per_finding: float = Field(
+        description="CPU microseconds per finding for the enabled rules, as an import runs them.")
+    seconds_per_100k_findings: float
+    sample: RuleCostSample
+    rules: int
+    enabled: int
+    size: int = Field(description="The organization's compiled rule size (what PMAP_RULES_MAX_ORG_SIZE bounds).")
+    limits: RuleLimits
+    partial: bool = Field(description="True when the time budget ran out before every rule was measured alone.")
+    items: list[RuleCostItem]
+
+
+class RuleCost(BaseModel):
+    """What a saved rule costs: alone, and the organization's enabled rules with it."""
+
+    rule_us_per_finding: float | None = Field(description="CPU microseconds per finding with this rule alone.")
+    rule_adds_us_per_finding: float | None = Field(
+        description="What this rule adds to the organization's enabled rules (less than alone when it shares a "
+                    "regex pass with them); for a disabled rule, what enabling it would add.")
+    rule_set_us_per_finding: float = Field(description="The organization's enabled rules after this change "
+                                                       "(validate: with this rule added).")
+    size: int
+    sample: RuleCostSample
+
+
+class RuleSaved(RuleOut):
+    """A created or updated rule and what it costs an import."""
+
+    cost: RuleCost
+
+
+class RuleChecked(BaseModel):
+    """A rule that would be accepted, unsaved: its normalized value and what it would cost an import."""
+
+    value: str | None
+    cost: RuleCost

@@ -30,6 +30,7 @@ from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.findings.formats.base import ParsedFinding, ReportFormat, Severity
 from pmap.findings.models import Rule
 from pmap.findings.rules_engine import RuleCompileError, RuleSet, RuleSpec, compile_rule
+from pmap.findings.rules_regex import RegexBanks
 
 log = logging.getLogger("pmap.findings.severity")
 
@@ -62,17 +63,19 @@ def load_rule_set(conn: Connection, organization_id: uuid.UUID) -> RuleSet:
         .order_by(Rule.position, Rule.created_at, Rule.id)
     ).all()
     compiled = []
+    banks = RegexBanks()  # one regex pass per field for the whole rule set
     for order, r in enumerate(rows):
         # position ties keep creation order: the engine sorts by position, so give each a unique one
         spec = RuleSpec(id=str(r.id), name=r.name, condition=r.condition, action=r.action, value=r.value,
                         position=order)
         try:
-            compiled.append(compile_rule(spec))
+            compiled.append(compile_rule(spec, banks))
         except RuleCompileError as exc:
             raise ValidationFailed(
                 f"rule {r.name!r} ({r.id}) no longer compiles: {exc}; fix or disable it",
                 fields=[FieldProblem(f"rules.{r.id}.{exc.field}", exc.message)],
             ) from None
+    banks.seal()
     return RuleSet(compiled)
 
 

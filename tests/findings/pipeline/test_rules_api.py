@@ -95,7 +95,7 @@ def test_rules_compile_once_per_import(api: Api, admin: dict[str, str], monkeypa
         _rule(api, admin, name=f"r{i}", condition=f"port == {i}")
     calls: list[str] = []
     real = severity.compile_rule
-    monkeypatch.setattr(severity, "compile_rule", lambda spec: calls.append(spec.id) or real(spec))
+    monkeypatch.setattr(severity, "compile_rule", lambda spec, *a: calls.append(spec.id) or real(spec, *a))
     iid = create_integration(api, admin)
     upload(api, iid, nessus_report([{"plugin": i, "port": i % 3} for i in range(30)]), admin)
     assert len(calls) == 3
