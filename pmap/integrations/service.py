@@ -289,15 +289,21 @@ def _target(connection: dict[str, Any]) -> tuple[str, str, int, str] | None:
     return target_of(url) if url else None
 
 
+def trust_anchor(connection: dict[str, Any]) -> str | None:
+    """The CA bundle an integration pins, or None for the system store ("" pins nothing either)."""
+    return connection.get("ca_bundle") or None
+
+
 def target_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether stored secrets may no longer go where ``new`` sends them: another base URL (scheme,
-    host, port or path), or a weaker check of who answers there (TLS verification turned off, or
-    another CA bundle trusted). Then the caller must supply the secrets again."""
+    host, port or path), or another check of who answers there (TLS verification turned off, or any
+    change of the trust anchor: a CA bundle set, replaced, or removed for the system store). Then the
+    caller must supply the secrets again."""
     if _target(new) != _target(old):
         return True
     verify_dropped = old.get("verify_tls", True) is not False and new.get("verify_tls", True) is False
-    other_ca = bool(new.get("ca_bundle")) and new.get("ca_bundle") != old.get("ca_bundle")
-    return verify_dropped or other_ca
+    # removing a pinned CA is no strengthening: every public CA may then vouch for the host
+    return verify_dropped or trust_anchor(new) != trust_anchor(old)
 
 
 def _ensure_unique_name(session: Session, principal: Principal, name: str, exclude: uuid.UUID | None = None) -> None:
