@@ -1,0 +1,82 @@
+"""Where an integration's webhook secret may be sent: the target an admin approved.
+
+Only an admin may reveal a webhook secret, so only an admin may cause it to be sent anywhere new:
+registering the hook hands the secret to whatever answers at the integration's target, and an
+operator may move that target (supplying throwaway credentials, as a target change requires).
+
+``webhook_state["approved_target"]`` holds :func:`target_fingerprint` (a SHA-256 of non-secret
+settings, itself no secret) of the one place the secret may go without an admin. It is recorded when
+a first secret is generated (a brand-new secret has been sent nowhere, so its first target is its
+home) and whenever an admin registers (the admin's call approves the target it sends to). A rotation
+keeps it: a rotated secret sent to a moved target would serve an operator just as well. The fingerprint
+is stored, not a yes/no flag, so a target changed by a concurrent edit is never approved by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pmap.auth.principal import Principal, Role
+from pmap.core.errors import PermissionDenied
+from pmap.core.outbound import target_of
+from pmap.core.state import AppState
+from pmap.credentials.service import Purpose
+from pmap.integrations.models import Integration
+from pmap.integrations.service import trust_anchor
+
+#: connection settings that tune how PMAP calls and name no place; every other setting may name the
+#: vendor-side container the hook lives in (repository, project, organization, job, ...)
+NOT_A_PLACE = frozenset({"timeout_seconds"})
+APPROVED = "approved_target"
+
+
+def target_fingerprint(connection: dict[str, Any]) -> str:
+    """A hash of where ``connection`` sends a secret: the base URL's scheme, host, port and path, the
+    TLS trust (verification, pinned CA bundle) and every setting that may name a vendor-side container."""
+    place = {k: v for k, v in connection.items() if k not in NOT_A_PLACE}
+    url = place.pop("base_url", None)
+    try:
+        place["base_url"] = list(target_of(url)) if url else None
+    except Exception:  # a stored URL that no longer parses is compared as written
+        place["base_url"] = str(url)
+    place["verify_tls"] = place.get("verify_tls", True) is not False
+    place["ca_bundle"] = trust_anchor(connection)
+    canonical = json.dumps(place, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_approved(row: Integration) -> bool:
+    """Whether the integration's current target is the one its webhook secret may be sent to."""
+    return (row.webhook_state or {}).get(APPROVED) == target_fingerprint(row.connection)
+
+
+def approval(row: Integration) -> dict[str, str]:
+    """The ``webhook_state`` entry approving the integration's current target."""
+    return {APPROVED: target_fingerprint(row.connection)}
+
+
+def may_send_secret(row: Integration, principal: Principal | None) -> bool:
+    """Whether the webhook secret may be sent to the integration's current target on behalf of ``principal``.
+
+    An admin may (the role that may reveal the secret; the call then approves the target). Anyone else
+    sends only to the approved target. A scheduled job (the scheduled rotation of issue 12 included)
+    must pass ``None``, never a principal of its own: it re-registers only where an admin approved.
+    """
+    if principal is not None and principal.role is Role.ADMIN:
+        return True
+    return is_approved(row)
+
+
+def require_may_send(state: AppState, principal: Principal, row: Integration, action: str) -> None:
+    """Refuse (403) a call that would send the webhook secret to a target no admin approved; the
+    refusal is audited in its own transaction as a failed ``action``."""
+    if may_send_secret(row, principal):
+        return
+    state.audit.record(actor=principal.actor, action=action, integration_id=row.id,  # type: ignore[attr-defined]
+                       purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="failure",
+                       detail={"reason": "target_not_approved", "needs": Role.ADMIN.value})
+    raise PermissionDenied("the integration's target (base URL, TLS trust or vendor-side project) changed since "
+                           "an admin last registered its webhook: an admin must register the webhook on the new "
+                           "target before an operator may send the secret there")
