@@ -10,16 +10,17 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from pmap.audit.service import SessionAudit
-from pmap.auth.principal import Principal
+from pmap.audit.service import AuditLog, SessionAudit
+from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
 from pmap.core.db import new_id, utcnow
-from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
+from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
 from pmap.integrations.models import Integration
@@ -183,8 +184,30 @@ def to_out(row: Integration) -> IntegrationOut:
     )
 
 
-def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate) -> Integration:
+#: the audit action of every change of ``allow_unsigned_webhooks`` (greppable on its own)
+UNSIGNED_ACTION = "webhook.allow_unsigned"
+
+
+def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, was: bool, wanted: bool) -> None:
+    """In production only an admin may turn on accepting unsigned webhook deliveries: anyone who knows
+    the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
+    if not wanted or was or not settings.production or principal.role is Role.ADMIN:
+        return
+    audit.record(actor=principal.actor, action="access.denied", integration_id=None, purpose=None, outcome="failure",
+                 detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
+    raise PermissionDenied("in production only an admin may allow unsigned webhook deliveries "
+                           "(allow_unsigned_webhooks)")
+
+
+def _audit_unsigned(session: Session, settings: Settings, principal: Principal, row: Integration) -> None:
+    _audit(session, principal, UNSIGNED_ACTION, row,
+           {"allow_unsigned_webhooks": row.allow_unsigned_webhooks, "production": settings.production})
+
+
+def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate, *,
+           settings: Settings, audit: AuditLog) -> Integration:
     """Validate, encrypt and store a new integration."""
+    _guard_unsigned(settings, audit, principal, False, body.allow_unsigned_webhooks)
     ct = vendor_type(body.vendor)
     connection, legacy = validate_connection(ct, body.connection)
     credentials = validate_credentials(ct, _plain(body.credentials))
@@ -200,6 +223,8 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     session.add(row)
     _audit(session, principal, "integration.create", row,
            {"vendor": row.vendor, "credentials_set": list(row.credential_fields)})
+    if row.allow_unsigned_webhooks:
+        _audit_unsigned(session, settings, principal, row)
     _commit(session)
     return row
 
@@ -212,11 +237,12 @@ def _audit(session: Session, principal: Principal, action: str, row: Integration
 
 def update(
     session: Session, keyring: Keyring, resolver: CredentialResolver, principal: Principal,
-    row: Integration, body: IntegrationUpdate,
+    row: Integration, body: IntegrationUpdate, *, settings: Settings, audit: AuditLog,
 ) -> Integration:
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
     ct = vendor_type(row.vendor)
     fields_set = body.model_fields_set
+    _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks))
     before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
               "severity_threshold": row.severity_threshold}
     old_connection = dict(row.connection)
@@ -280,6 +306,8 @@ def update(
     if changed_secrets or any(name.startswith("connection.") for name in changed):
         row.last_tested_at = None  # the success it recorded was of other settings
     _audit(session, principal, "integration.update", row, {"changed": changed + changed_secrets})
+    if "allow_unsigned_webhooks" in changed:
+        _audit_unsigned(session, settings, principal, row)
     _commit(session)
     return row
 
