@@ -188,12 +188,13 @@ def to_out(row: Integration) -> IntegrationOut:
 UNSIGNED_ACTION = "webhook.allow_unsigned"
 
 
-def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, was: bool, wanted: bool) -> None:
+def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, was: bool, wanted: bool,
+                    integration_id: uuid.UUID | None = None) -> None:
     """In production only an admin may turn on accepting unsigned webhook deliveries: anyone who knows
     the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
     if not wanted or was or not settings.production or principal.role is Role.ADMIN:
         return
-    audit.record(actor=principal.actor, action="access.denied", integration_id=None, purpose=None, outcome="failure",
+    audit.record(actor=principal.actor, action="access.denied", integration_id=integration_id, purpose=None, outcome="failure",
                  detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
     raise PermissionDenied("in production only an admin may allow unsigned webhook deliveries "
                            "(allow_unsigned_webhooks)")
@@ -242,7 +243,7 @@ def update(
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
     ct = vendor_type(row.vendor)
     fields_set = body.model_fields_set
-    _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks))
+    _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks), row.id)
     before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
               "severity_threshold": row.severity_threshold}
     old_connection = dict(row.connection)

@@ -66,7 +66,8 @@ def test_an_operator_cannot_send_the_webhook_secret_to_a_target_they_moved(
     iid = create_integration(served.http, op, vendor, base=sandbox.base_url, marker=marker)
     # a secret generated on this target has been sent nowhere: its operator may register it here
     assert served.http.post(_base(iid) + "/generate", headers=op).status_code == 201
-    assert served.http.post(_base(iid) + "/register", headers=op).status_code == 200
+    registered = served.http.post(_base(iid) + "/register", headers=op)
+    assert registered.status_code == 200, registered.text
     first = served.http.post(_base(iid) + "/reveal", headers=admin).json()["secret"]
 
     with serve_receiver(upstream=sandbox.base_url) as mitm:  # the operator's server, relaying to the vendor
