@@ -52,6 +52,14 @@ def is_approved(row: Integration) -> bool:
     return (row.webhook_state or {}).get(APPROVED) == target_fingerprint(row.connection)
 
 
+def open_to_operators(row: Integration) -> bool:
+    """Whether an operator's register or auto-setup may send a secret to the current target: it is the
+    approved one, or no secret exists and none was approved yet (generating one approves its target)."""
+    if row.encrypted_webhook_secret is None and not (row.webhook_state or {}).get(APPROVED):
+        return True
+    return is_approved(row)
+
+
 def approval(row: Integration) -> dict[str, str]:
     """The ``webhook_state`` entry approving the integration's current target."""
     return {APPROVED: target_fingerprint(row.connection)}

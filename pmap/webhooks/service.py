@@ -201,7 +201,7 @@ def status(session: Session, settings: Settings, row: Integration) -> WebhookSta
         receiving_url=receiving_url(settings, row.id), registered=bool(doc.get("registered")),
         registered_at=_when(doc.get("registered_at")), hook_id=doc.get("hook_id"),
         registration_supported=can_register(ct), ping_supported=can_ping(ct) and bool(doc.get("ping_supported", True)),
-        allow_unsigned=row.allow_unsigned_webhooks, target_approved=approval.is_approved(row),
+        allow_unsigned=row.allow_unsigned_webhooks, target_approved=approval.open_to_operators(row),
         secret_created_at=_when(doc.get("created_at")),
         secret_rotated_at=_when(doc.get("rotated_at")), previous_secret_valid_until=expires,
         last_delivery_at=last.created_at if last else None, last_delivery_outcome=last.outcome if last else None,

@@ -110,12 +110,14 @@ def test_an_operator_cannot_send_the_webhook_secret_to_a_target_they_moved(
 def test_another_repository_or_tls_trust_is_another_target_for_the_secret(api: Api) -> None:
     op, admin = api.token(role="operator"), api.token()
     iid = create_integration(api.client, op, "github_issues")
+    assert api.client.get(_base(iid), headers=op).json()["target_approved"] is True  # generating approves it
     assert api.client.post(_base(iid) + "/generate", headers=op).status_code == 201
     # the repository names where the hook lives: the operator's own repository is somewhere new
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"repository": "mallory/loot"}}, headers=op)
     assert r.status_code == 200
     refused = api.client.post(_base(iid) + "/register", headers=op)
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    assert api.client.get(_base(iid), headers=op).json()["target_approved"] is False
     assert api.client.post(_base(iid) + "/auto-setup", headers=op).status_code == 403
     # back where it was approved, the operator may register again (the vendor is unreachable here: 502)
     api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"repository": "acme/webapp"}}, headers=op)
