@@ -81,13 +81,14 @@ def _previous_hook(row: Integration) -> str | None:
 def _record(session: Session, principal: Principal, row: Integration, reg: WebhookRegistered) -> RegisterResult:
     now = clock.now()
     # an admin's registration approves the target it sent the secret to (row.connection as sent)
-    approved = approval.approval(row) if principal.role is Role.ADMIN else {}
+    approves = principal.role is Role.ADMIN and not approval.is_approved(row)
+    approved = approval.approval(row) if approves else {}
     service.set_state(row, registered=True, registered_at=now, hook_id=reg.hook_id, registered_url=reg.url,
                       signed=reg.signed, ping_supported=reg.ping_supported, vendor_has_current_secret=True,
                       **approved)
     SessionAudit(session).record(actor=principal.actor, action="webhook.register", integration_id=row.id,
                                  purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="success",
-                                 detail={"hook_id": reg.hook_id, "signed": reg.signed})
+                                 detail={"hook_id": reg.hook_id, "signed": reg.signed, "approves_target": approves})
     session.commit()
     return RegisterResult(hook_id=reg.hook_id, url=reg.url, signed=reg.signed, ping_supported=reg.ping_supported,
                           registered_at=now)

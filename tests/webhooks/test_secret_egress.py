@@ -104,6 +104,9 @@ def test_an_operator_cannot_send_the_webhook_secret_to_a_target_they_moved(
     refusals = [e for e in events if e["action"] == "webhook.register" and e["outcome"] == "failure"
                 and e["integration_id"] == iid]
     assert len(refusals) == 4 and all(e["detail"]["reason"] == "target_not_approved" for e in refusals)
+    registrations = [e["detail"]["approves_target"] for e in events if e["action"] == "webhook.register"
+                     and e["outcome"] == "success" and e["integration_id"] == iid]
+    assert registrations == [False, True, False]  # newest first: the operator's, the admin's, the first
     assert all(first not in json.dumps(e) and second not in json.dumps(e) for e in events)
 
 
