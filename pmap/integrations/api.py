@@ -67,8 +67,9 @@ def update_integration(
 ) -> IntegrationOut:
     """Update settings or credentials: an omitted secret stays, null clears it, a value replaces it."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
-    return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body,  # type: ignore[arg-type]
-                                         settings=state.settings, audit=state.audit))  # type: ignore[arg-type]
+    updated = service.update(session, state.keyring, state.resolver, principal, row, body,  # type: ignore[arg-type]
+                             settings=state.settings, audit=state.audit)  # type: ignore[arg-type]
+    return service.to_out(updated)
 
 
 @router.delete("/{integration_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -194,8 +194,8 @@ def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, w
     the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
     if not wanted or was or not settings.production or principal.role is Role.ADMIN:
         return
-    audit.record(actor=principal.actor, action="access.denied", integration_id=integration_id, purpose=None, outcome="failure",
-                 detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
+    audit.record(actor=principal.actor, action="access.denied", integration_id=integration_id, purpose=None,
+                 outcome="failure", detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
     raise PermissionDenied("in production only an admin may allow unsigned webhook deliveries "
                            "(allow_unsigned_webhooks)")
 
