@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from typing import Any
@@ -219,6 +221,8 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
         encrypted_credentials=seal_credentials(keyring, row_id, _sealed_map(credentials, legacy)),
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
         allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
+        # the creator chose this target: the webhook secret may go here until an admin registers elsewhere
+        webhook_state={APPROVED_TARGET: target_fingerprint(connection)},
     )
     _ensure_unique_name(session, principal, body.name)
     session.add(row)
@@ -321,6 +325,29 @@ def _target(connection: dict[str, Any]) -> tuple[str, str, int, str] | None:
 def trust_anchor(connection: dict[str, Any]) -> str | None:
     """The CA bundle an integration pins, or None for the system store ("" pins nothing either)."""
     return connection.get("ca_bundle") or None
+
+
+#: connection settings that tune how PMAP calls and name no place; every other setting may name the
+#: vendor-side container a webhook lives in (repository, project, organization, job, ...)
+NOT_A_PLACE = frozenset({"timeout_seconds"})
+#: the ``webhook_state`` key of the target the webhook secret may be sent to without an admin
+APPROVED_TARGET = "approved_target"
+
+
+def target_fingerprint(connection: dict[str, Any]) -> str:
+    """A hash (no secret) of where ``connection`` sends secrets: the base URL's scheme, host, port and
+    path, the TLS trust (verification, pinned CA bundle) and every setting that may name a vendor-side
+    container. Equal fingerprints: the same place."""
+    place = {k: v for k, v in connection.items() if k not in NOT_A_PLACE}
+    url = place.pop("base_url", None)
+    try:
+        place["base_url"] = list(target_of(url)) if url else None
+    except Exception:  # a stored URL that no longer parses is compared as written
+        place["base_url"] = str(url)
+    place["verify_tls"] = place.get("verify_tls", True) is not False
+    place["ca_bundle"] = trust_anchor(connection)
+    canonical = json.dumps(place, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def target_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -6,45 +6,25 @@ operator may move that target (supplying throwaway credentials, as a target chan
 
 ``webhook_state["approved_target"]`` holds :func:`target_fingerprint` (a SHA-256 of non-secret
 settings, itself no secret) of the one place the secret may go without an admin. It is recorded when
-a first secret is generated (a brand-new secret has been sent nowhere, so its first target is its
-home) and whenever an admin registers (the admin's call approves the target it sends to). A rotation
-keeps it: a rotated secret sent to a moved target would serve an operator just as well. The fingerprint
+the integration is created (its creator chose that target; nothing has been sent anywhere), when a
+first secret is generated on an integration from before approvals were recorded, and whenever an admin
+registers (the admin's call approves the target it sends to). Moving the target and rotating the secret
+keep it: a rotated secret sent to a moved target would serve an operator just as well. The fingerprint
 is stored, not a yes/no flag, so a target changed by a concurrent edit is never approved by accident.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
-
 from pmap.auth.principal import Principal, Role
 from pmap.core.errors import PermissionDenied
-from pmap.core.outbound import target_of
 from pmap.core.state import AppState
 from pmap.credentials.service import Purpose
 from pmap.integrations.models import Integration
-from pmap.integrations.service import trust_anchor
+from pmap.integrations.service import APPROVED_TARGET as APPROVED
+from pmap.integrations.service import target_fingerprint
 
-#: connection settings that tune how PMAP calls and name no place; every other setting may name the
-#: vendor-side container the hook lives in (repository, project, organization, job, ...)
-NOT_A_PLACE = frozenset({"timeout_seconds"})
-APPROVED = "approved_target"
-
-
-def target_fingerprint(connection: dict[str, Any]) -> str:
-    """A hash of where ``connection`` sends a secret: the base URL's scheme, host, port and path, the
-    TLS trust (verification, pinned CA bundle) and every setting that may name a vendor-side container."""
-    place = {k: v for k, v in connection.items() if k not in NOT_A_PLACE}
-    url = place.pop("base_url", None)
-    try:
-        place["base_url"] = list(target_of(url)) if url else None
-    except Exception:  # a stored URL that no longer parses is compared as written
-        place["base_url"] = str(url)
-    place["verify_tls"] = place.get("verify_tls", True) is not False
-    place["ca_bundle"] = trust_anchor(connection)
-    canonical = json.dumps(place, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+__all__ = ["APPROVED", "approval", "is_approved", "may_send_secret", "open_to_operators", "require_may_send",
+           "target_fingerprint"]
 
 
 def is_approved(row: Integration) -> bool:

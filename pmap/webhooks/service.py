@@ -128,8 +128,9 @@ def generate(session: Session, state: AppState, principal: Principal, row: Integ
 
 
 def _first_approval(row: Integration) -> dict[str, str]:
-    """A first secret has been sent nowhere: its target becomes the approved one, unless an approval
-    is already recorded (kept: a new secret must not move it)."""
+    """The approval a first secret brings: none when one is recorded (since creation: a new secret must
+    not move it); otherwise (a row from before approvals were recorded) its current target, since a
+    brand-new secret has been sent nowhere."""
     return {} if state_of(row).get(approval.APPROVED) else approval.approval(row)
 
 
@@ -227,7 +228,7 @@ def _warnings(settings: Settings, row: Integration, doc: dict[str, Any], configu
         out.append("allow_unsigned_webhooks is on but has no effect while a secret is configured")
     if expires is not None:
         out.append(f"the previous secret is still accepted until {expires.isoformat()}")
-    if configured and not approval.is_approved(row):
+    if not approval.open_to_operators(row):
         out.append("the target changed since an admin approved it for the webhook secret: an admin must register "
                    "the webhook on the current target (an operator's register or auto-setup is refused until then)")
     if configured and doc.get("registered") and not doc.get("vendor_has_current_secret", True):

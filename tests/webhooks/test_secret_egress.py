@@ -170,3 +170,22 @@ def test_approval_is_recorded_without_a_secret_value(api: Api) -> None:
         assert secret not in json.dumps(row.webhook_state)
         events = s.scalars(select(AuditEvent).where(AuditEvent.integration_id == row.id)).all()
     assert all(secret not in str(e.detail) for e in events)
+
+
+def test_a_first_secret_cannot_be_sent_to_a_target_moved_before_it_existed(
+        served: Served, sandbox: SandboxServer) -> None:
+    # tickets opened through an integration make its future secret worth having: generating one after
+    # moving the target does not make the operator's server its home
+    op, admin = served.token(role="operator"), served.token()
+    iid = create_integration(served.http, admin, "github_issues", base=sandbox.base_url)
+    with serve_receiver(upstream=sandbox.base_url) as mitm:
+        origin = mitm.url.split("/hooks/")[0]
+        assert served.http.patch(f"/api/v1/integrations/{iid}", json=_moved("github_issues", origin, "ok"),
+                                 headers=op).status_code == 200
+        assert served.http.get(_base(iid), headers=op).json()["target_approved"] is False
+        refused = served.http.post(_base(iid) + "/auto-setup", headers=op)
+        assert refused.status_code == 403, refused.text
+        secret = served.http.post(_base(iid) + "/reveal", headers=admin).json()["secret"]  # generated, sent nowhere
+        assert served.http.post(_base(iid) + "/register", headers=op).status_code == 403
+        assert not any(carries(request, secret) for request in mitm.deliveries)
+        assert not any(request.path.endswith("/hooks") for request in mitm.deliveries)
