@@ -1,4 +1,6 @@
-"""A loopback HTTP endpoint that records webhook deliveries, shared by the sandbox and connector tests."""
+"""A loopback HTTP endpoint that records every request it gets (any method: headers and body), shared by
+the sandbox, connector and webhook tests. Given an upstream it also forwards each request there and
+answers with the upstream's answer: a man in the middle that sees everything sent through it."""
 
 from __future__ import annotations
 
@@ -8,21 +10,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
+
 WAIT_SECONDS = 10.0
 
 
 @dataclass
 class Received:
-    """One delivery as the receiver saw it: path, lower-cased headers and the raw body."""
+    """One request as the receiver saw it: path, lower-cased headers, the raw body and the method."""
 
     path: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 @dataclass
 class Receiver:
-    """Records deliveries and answers ``status`` (a test may change it)."""
+    """Records requests and answers ``status`` (a test may change it), or forwards them to an upstream."""
 
     url: str
     status: int = 200
@@ -36,27 +41,57 @@ class Receiver:
             return list(self.deliveries)
 
 
+#: hop-by-hop and framing headers a forwarding listener does not copy
+_HOP = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding",
+                  "content-encoding"})
+
+
 @contextmanager
-def serve_receiver(path: str = "/hooks/test") -> Iterator[Receiver]:
-    """A :class:`Receiver` on 127.0.0.1 and a free port, for the duration of the block."""
+def serve_receiver(path: str = "/hooks/test", upstream: str | None = None) -> Iterator[Receiver]:
+    """A :class:`Receiver` on 127.0.0.1 and a free port, for the duration of the block. With
+    ``upstream`` (a base URL) each request is also forwarded to ``upstream`` + its path, and the
+    answer relayed with the upstream's address replaced by the receiver's."""
     holder: dict[str, Receiver] = {}
+    origin: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # http.server's naming
+        def _record(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             rec = holder["r"]
             with rec.cond:
-                rec.deliveries.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                rec.deliveries.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                                               self.command))
                 rec.cond.notify_all()
-            self.send_response(rec.status)
-            self.send_header("Content-Length", "0")
+            if upstream is None:
+                self._answer(rec.status, {}, b"")
+            else:
+                self._forward(body)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _record  # noqa: N815
+
+        def _forward(self, body: bytes) -> None:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            got = httpx.request(self.command, upstream.rstrip("/") + self.path, headers=headers,  # type: ignore[union-attr]
+                                content=body, timeout=WAIT_SECONDS, trust_env=False)
+            mine, theirs = origin[0], str(httpx.URL(upstream).copy_with(path="/", query=None)).rstrip("/")
+            out = {k: v.replace(theirs, mine) for k, v in got.headers.items() if k.lower() not in _HOP}
+            self._answer(got.status_code, out, got.content.replace(theirs.encode(), mine.encode()))
+
+        def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["r"] = Receiver(url=f"http://127.0.0.1:{httpd.server_address[1]}{path}")
+    origin.append(f"http://127.0.0.1:{httpd.server_address[1]}")
+    holder["r"] = Receiver(url=f"{origin[0]}{path}")
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

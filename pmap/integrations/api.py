@@ -23,7 +23,8 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 @router.post("", response_model=IntegrationOut, status_code=status.HTTP_201_CREATED)
 def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep, principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
-    return service.to_out(service.create(session, state.keyring, principal, body))
+    return service.to_out(service.create(session, state.keyring, principal, body, settings=state.settings,
+                                         audit=state.audit))  # type: ignore[arg-type]
 
 
 @router.post("/test", response_model=ConnectionTestResult,
@@ -70,7 +71,9 @@ def update_integration(
 ) -> IntegrationOut:
     """Update settings or credentials: an omitted secret stays, null clears it, a value replaces it."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
-    return service.to_out(service.update(session, state.keyring, state.resolver, principal, row, body))  # type: ignore[arg-type]
+    updated = service.update(session, state.keyring, state.resolver, principal, row, body,  # type: ignore[arg-type]
+                             settings=state.settings, audit=state.audit)  # type: ignore[arg-type]
+    return service.to_out(updated)
 
 
 class DependentCounts(BaseModel):

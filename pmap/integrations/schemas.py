@@ -26,6 +26,11 @@ _CREDENTIALS_DOC = (
     "never returned. On update, a field left out stays as it is, null clears it, a value replaces it."
 )
 
+_UNSIGNED_DOC = (
+    "Accept webhook deliveries without a signature while no webhook secret is configured (not recommended). "
+    "In production only an admin may turn it on; every change is audited (webhook.allow_unsigned)."
+)
+
 
 class IntegrationCreate(BaseModel):
     """A new integration: vendor type, non-secret connection settings and credentials."""
@@ -42,9 +47,7 @@ class IntegrationCreate(BaseModel):
     credentials: CredentialValues = Field(default_factory=dict, description=_CREDENTIALS_DOC,
                                           json_schema_extra={"writeOnly": True})
     enabled: bool = True
-    allow_unsigned_webhooks: bool = Field(
-        default=False, description="Accept webhook deliveries without a signature (not recommended)."
-    )
+    allow_unsigned_webhooks: bool = Field(default=False, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold = Field(default="info", description=_THRESHOLD_DOC)
 
 
@@ -60,7 +63,7 @@ class IntegrationUpdate(BaseModel):
     credentials: CredentialValues | None = Field(default=None, description=_CREDENTIALS_DOC,
                                                  json_schema_extra={"writeOnly": True})
     enabled: bool | None = None
-    allow_unsigned_webhooks: bool | None = None
+    allow_unsigned_webhooks: bool | None = Field(default=None, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold | None = Field(default=None, description=_THRESHOLD_DOC)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from typing import Any
@@ -10,16 +12,17 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from pmap.audit.service import SessionAudit
-from pmap.auth.principal import Principal
+from pmap.audit.service import AuditLog, SessionAudit
+from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
 from pmap.core.db import is_foreign_key_violation, new_id, utcnow
-from pmap.core.errors import Conflict, FieldProblem, ValidationFailed
+from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
 from pmap.integrations.deletion import delete_with_dependents
@@ -184,8 +187,31 @@ def to_out(row: Integration) -> IntegrationOut:
     )
 
 
-def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate) -> Integration:
+#: the audit action of every change of ``allow_unsigned_webhooks`` (greppable on its own)
+UNSIGNED_ACTION = "webhook.allow_unsigned"
+
+
+def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, was: bool, wanted: bool,
+                    integration_id: uuid.UUID | None = None) -> None:
+    """In production only an admin may turn on accepting unsigned webhook deliveries: anyone who knows
+    the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
+    if not wanted or was or not settings.production or principal.role is Role.ADMIN:
+        return
+    audit.record(actor=principal.actor, action="access.denied", integration_id=integration_id, purpose=None,
+                 outcome="failure", detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
+    raise PermissionDenied("in production only an admin may allow unsigned webhook deliveries "
+                           "(allow_unsigned_webhooks)")
+
+
+def _audit_unsigned(session: Session, settings: Settings, principal: Principal, row: Integration) -> None:
+    _audit(session, principal, UNSIGNED_ACTION, row,
+           {"allow_unsigned_webhooks": row.allow_unsigned_webhooks, "production": settings.production})
+
+
+def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate, *,
+           settings: Settings, audit: AuditLog) -> Integration:
     """Validate, encrypt and store a new integration."""
+    _guard_unsigned(settings, audit, principal, False, body.allow_unsigned_webhooks)
     ct = vendor_type(body.vendor)
     connection, legacy = validate_connection(ct, body.connection)
     credentials = validate_credentials(ct, _plain(body.credentials))
@@ -196,11 +222,15 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
         encrypted_credentials=seal_credentials(keyring, row_id, _sealed_map(credentials, legacy)),
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
         allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
+        # the creator chose this target: the webhook secret may go here until an admin registers elsewhere
+        webhook_state={APPROVED_TARGET: target_fingerprint(connection)},
     )
     _ensure_unique_name(session, principal, body.name)
     session.add(row)
     _audit(session, principal, "integration.create", row,
            {"vendor": row.vendor, "credentials_set": list(row.credential_fields)})
+    if row.allow_unsigned_webhooks:
+        _audit_unsigned(session, settings, principal, row)
     _commit(session)
     return row
 
@@ -213,11 +243,12 @@ def _audit(session: Session, principal: Principal, action: str, row: Integration
 
 def update(
     session: Session, keyring: Keyring, resolver: CredentialResolver, principal: Principal,
-    row: Integration, body: IntegrationUpdate,
+    row: Integration, body: IntegrationUpdate, *, settings: Settings, audit: AuditLog,
 ) -> Integration:
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
     ct = vendor_type(row.vendor)
     fields_set = body.model_fields_set
+    _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks), row.id)
     before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
               "severity_threshold": row.severity_threshold}
     old_connection = dict(row.connection)
@@ -281,6 +312,8 @@ def update(
     if changed_secrets or any(name.startswith("connection.") for name in changed):
         row.last_tested_at = None  # the success it recorded was of other settings
     _audit(session, principal, "integration.update", row, {"changed": changed + changed_secrets})
+    if "allow_unsigned_webhooks" in changed:
+        _audit_unsigned(session, settings, principal, row)
     _commit(session)
     return row
 
@@ -290,15 +323,44 @@ def _target(connection: dict[str, Any]) -> tuple[str, str, int, str] | None:
     return target_of(url) if url else None
 
 
+def trust_anchor(connection: dict[str, Any]) -> str | None:
+    """The CA bundle an integration pins, or None for the system store ("" pins nothing either)."""
+    return connection.get("ca_bundle") or None
+
+
+#: connection settings that tune how PMAP calls and name no place; every other setting may name the
+#: vendor-side container a webhook lives in (repository, project, organization, job, ...)
+NOT_A_PLACE = frozenset({"timeout_seconds"})
+#: the ``webhook_state`` key of the target the webhook secret may be sent to without an admin
+APPROVED_TARGET = "approved_target"
+
+
+def target_fingerprint(connection: dict[str, Any]) -> str:
+    """A hash (no secret) of where ``connection`` sends secrets: the base URL's scheme, host, port and
+    path, the TLS trust (verification, pinned CA bundle) and every setting that may name a vendor-side
+    container. Equal fingerprints: the same place."""
+    place = {k: v for k, v in connection.items() if k not in NOT_A_PLACE}
+    url = place.pop("base_url", None)
+    try:
+        place["base_url"] = list(target_of(url)) if url else None
+    except Exception:  # a stored URL that no longer parses is compared as written
+        place["base_url"] = str(url)
+    place["verify_tls"] = place.get("verify_tls", True) is not False
+    place["ca_bundle"] = trust_anchor(connection)
+    canonical = json.dumps(place, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def target_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether stored secrets may no longer go where ``new`` sends them: another base URL (scheme,
-    host, port or path), or a weaker check of who answers there (TLS verification turned off, or
-    another CA bundle trusted). Then the caller must supply the secrets again."""
+    host, port or path), or another check of who answers there (TLS verification turned off, or any
+    change of the trust anchor: a CA bundle set, replaced, or removed for the system store). Then the
+    caller must supply the secrets again."""
     if _target(new) != _target(old):
         return True
     verify_dropped = old.get("verify_tls", True) is not False and new.get("verify_tls", True) is False
-    other_ca = bool(new.get("ca_bundle")) and new.get("ca_bundle") != old.get("ca_bundle")
-    return verify_dropped or other_ca
+    # removing a pinned CA is no strengthening: every public CA may then vouch for the host
+    return verify_dropped or trust_anchor(new) != trust_anchor(old)
 
 
 def _ensure_unique_name(session: Session, principal: Principal, name: str, exclude: uuid.UUID | None = None) -> None:

@@ -1,8 +1,9 @@
 """Connection tests: of unsaved settings, and of a saved integration with optional unsaved edits.
 
-A stored secret is reused only when the edited target (scheme, host, port, base path) is the
-saved one; pointing a test at another host needs the secrets again, so a test can never be used
-to send a saved credential somewhere else.
+A stored secret is reused only when the edited target (scheme, host, port, base path) and its TLS
+trust (verification on, the same pinned CA bundle or none) are the saved ones; pointing a test at
+another host, or checking who answers there differently, needs the secrets again, so a test can
+never be used to send a saved credential somewhere else.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def run_saved_test(
         if missing:
             raise ValidationFailed(
                 "the test points at another target: supply the secrets again",
-                fields=[FieldProblem(f"credentials.{n}", "must be supplied when testing another host or a weaker TLS check") for n in missing],
+                fields=[FieldProblem(f"credentials.{n}", "must be supplied when testing another host or another TLS trust") for n in missing],
             )
         with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
             # only non-secret identity fields (a user name) carry over to another target

@@ -68,17 +68,23 @@ def regenerate_secret(
     return service.status(session, state.settings, row)
 
 
+_NOT_APPROVED = {403: {"description": "the caller's role may not send the secret to this target: after a change "
+                                       "of target (base URL, TLS trust, vendor-side project) only an admin registers"}}
+
+
 @router.post(_BASE + "/register", response_model=RegisterResult,
-             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
+             dependencies=[OUTBOUND], responses={**OUTBOUND_RESPONSES, **_NOT_APPROVED})
 def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> RegisterResult:
-    """Install PMAP's receiver on the vendor with the current secret."""
+    """Install PMAP's receiver on the vendor with the current secret. An operator may do so only on the
+    target the secret was generated on or an admin registered last; an admin's call approves its target."""
     return setup.register(session, state, principal, _owned(session, principal, integration_id))
 
 
 @router.post(_BASE + "/auto-setup", response_model=AutoSetupResult,
-             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
+             dependencies=[OUTBOUND], responses={**OUTBOUND_RESPONSES, **_NOT_APPROVED})
 def auto_setup(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> AutoSetupResult:
-    """Generate a secret if missing, register, trigger the vendor's test delivery and check it arrived verified."""
+    """Generate a secret if missing, register, trigger the vendor's test delivery and check it arrived verified
+    (registration as for ``register``: an operator only on an approved target)."""
     return setup.auto_setup(session, state, principal, _owned(session, principal, integration_id))
 
 

@@ -25,6 +25,9 @@ class WebhookStatus(BaseModel):
     registration_supported: bool
     ping_supported: bool
     allow_unsigned: bool
+    target_approved: bool = Field(description=(
+        "The webhook secret may be sent to the integration's current target without an admin: it was generated "
+        "there or an admin registered there. After a change of target only an admin may register."))
     secret_created_at: datetime | None = None
     secret_rotated_at: datetime | None = None
     previous_secret_valid_until: datetime | None = Field(

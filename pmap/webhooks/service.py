@@ -4,7 +4,8 @@ The secret lives only in ``integrations.encrypted_webhook_secret`` (sealed by
 :func:`seal_webhook_secrets`, opened only through the credential resolver). Non-secret facts live in
 ``integrations.webhook_state`` (JSON): ``configured``, ``created_at``, ``rotated_at``,
 ``previous_expires_at``, ``registered``, ``registered_at``, ``hook_id``, ``registered_url``, ``signed``,
-``ping_supported``, ``vendor_has_current_secret``. Delivery facts (last delivery, last rejection) are
+``ping_supported``, ``vendor_has_current_secret``, ``approved_target`` (where the secret may be sent
+without an admin: see :mod:`pmap.webhooks.approval`). Delivery facts (last delivery, last rejection) are
 read from ``webhook_deliveries`` rather than written to the integration row on every delivery, so
 the receiver never contends on one hot row.
 """
@@ -33,7 +34,7 @@ from pmap.credentials.service import (
     seal_webhook_secrets,
 )
 from pmap.integrations.models import Integration
-from pmap.webhooks import clock
+from pmap.webhooks import approval, clock
 from pmap.webhooks.models import Outcome, TicketEvent, Verification, WebhookDelivery
 from pmap.webhooks.schemas import (
     DeliveryOut,
@@ -119,11 +120,18 @@ def generate(session: Session, state: AppState, principal: Principal, row: Integ
     row.encrypted_webhook_secret = seal_webhook_secrets(state.keyring, row.id, WebhookSecrets(secret, None, None))
     now = clock.now()
     set_state(row, configured=True, created_at=now, rotated_at=None, previous_expires_at=None,
-              vendor_has_current_secret=False)
+              vendor_has_current_secret=False, **_first_approval(row))
     SessionAudit(session).record(actor=principal.actor, action="webhook.secret.generate", integration_id=row.id,
                                  purpose=None, outcome="success", detail={"scheme": scheme.key})
     session.commit()
     return row
+
+
+def _first_approval(row: Integration) -> dict[str, str]:
+    """The approval a first secret brings: none when one is recorded (since creation: a new secret must
+    not move it); otherwise (a row from before approvals were recorded) its current target, since a
+    brand-new secret has been sent nowhere."""
+    return {} if state_of(row).get(approval.APPROVED) else approval.approval(row)
 
 
 def reveal(session: Session, state: AppState, principal: Principal, row: Integration) -> str:
@@ -157,8 +165,10 @@ def regenerate(session: Session, state: AppState, principal: Principal, row: Int
     row.encrypted_webhook_secret = seal_webhook_secrets(
         state.keyring, row.id, WebhookSecrets(secret, old if expires else None, expires))
     state_doc = state_of(row)
+    # a rotation sends nothing and approves nothing: the new secret may go only where the old one might
+    first = {} if old is not None else _first_approval(row)
     set_state(row, configured=True, created_at=state_doc.get("created_at") or now, rotated_at=now,
-              previous_expires_at=expires, vendor_has_current_secret=False)
+              previous_expires_at=expires, vendor_has_current_secret=False, **first)
     SessionAudit(session).record(
         actor=principal.actor, action="webhook.secret.regenerate", integration_id=row.id, purpose=None,
         outcome="success", detail={"scheme": scheme.key, "grace_seconds": grace if expires else 0},
@@ -194,7 +204,8 @@ def status(session: Session, settings: Settings, row: Integration) -> WebhookSta
         receiving_url=receiving_url(settings, row.id), registered=bool(doc.get("registered")),
         registered_at=_when(doc.get("registered_at")), hook_id=doc.get("hook_id"),
         registration_supported=can_register(ct), ping_supported=can_ping(ct) and bool(doc.get("ping_supported", True)),
-        allow_unsigned=row.allow_unsigned_webhooks, secret_created_at=_when(doc.get("created_at")),
+        allow_unsigned=row.allow_unsigned_webhooks, target_approved=approval.open_to_operators(row),
+        secret_created_at=_when(doc.get("created_at")),
         secret_rotated_at=_when(doc.get("rotated_at")), previous_secret_valid_until=expires,
         last_delivery_at=last.created_at if last else None, last_delivery_outcome=last.outcome if last else None,
         last_verified_delivery_at=verified.created_at if verified else None,
@@ -219,6 +230,9 @@ def _warnings(settings: Settings, row: Integration, doc: dict[str, Any], configu
         out.append("allow_unsigned_webhooks is on but has no effect while a secret is configured")
     if expires is not None:
         out.append(f"the previous secret is still accepted until {expires.isoformat()}")
+    if not approval.open_to_operators(row):
+        out.append("the target changed since an admin approved it for the webhook secret: an admin must register "
+                   "the webhook on the current target (an operator's register or auto-setup is refused until then)")
     if configured and doc.get("registered") and not doc.get("vendor_has_current_secret", True):
         out.append("the secret was rotated after registration: update it on the vendor (register again)")
     return out

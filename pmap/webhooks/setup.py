@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pmap.audit.service import SessionAudit
-from pmap.auth.principal import Principal
+from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import (
     ConnectorType,
     OperationContext,
@@ -24,7 +24,7 @@ from pmap.core.redaction import scrub
 from pmap.core.state import AppState
 from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
-from pmap.webhooks import clock, service
+from pmap.webhooks import approval, clock, service
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
 from pmap.webhooks.schemas import AutoSetupResult, PingResult, RegisterResult
 from pmap.webhooks.vendor import failure_message, vendor_context, vendor_failure
@@ -48,7 +48,9 @@ def _registrable(row: Integration) -> ConnectorType:
 def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: ConnectorType,
                  work: Callable[[OperationContext, str], T]) -> T:
     """Run ``work(ctx, webhook_secret)`` with credentials and the webhook secret resolved for
-    ``webhook_registration`` (both audited by the resolver)."""
+    ``webhook_registration`` (both audited by the resolver). The one way a webhook secret leaves for a
+    vendor: refused (403) before any decrypt unless the caller may send it to the current target."""
+    approval.require_may_send(state, principal, row, "webhook.register")
     resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
     purpose = Purpose.WEBHOOK_REGISTRATION
     with resolver.resolve(row, purpose=purpose, actor=principal.actor) as creds, \
@@ -78,11 +80,15 @@ def _previous_hook(row: Integration) -> str | None:
 
 def _record(session: Session, principal: Principal, row: Integration, reg: WebhookRegistered) -> RegisterResult:
     now = clock.now()
+    # an admin's registration approves the target it sent the secret to (row.connection as sent)
+    approves = principal.role is Role.ADMIN and not approval.is_approved(row)
+    approved = approval.approval(row) if approves else {}
     service.set_state(row, registered=True, registered_at=now, hook_id=reg.hook_id, registered_url=reg.url,
-                      signed=reg.signed, ping_supported=reg.ping_supported, vendor_has_current_secret=True)
+                      signed=reg.signed, ping_supported=reg.ping_supported, vendor_has_current_secret=True,
+                      **approved)
     SessionAudit(session).record(actor=principal.actor, action="webhook.register", integration_id=row.id,
                                  purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="success",
-                                 detail={"hook_id": reg.hook_id, "signed": reg.signed})
+                                 detail={"hook_id": reg.hook_id, "signed": reg.signed, "approves_target": approves})
     session.commit()
     return RegisterResult(hook_id=reg.hook_id, url=reg.url, signed=reg.signed, ping_supported=reg.ping_supported,
                           registered_at=now)

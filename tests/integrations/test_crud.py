@@ -122,6 +122,26 @@ def test_changing_target_requires_secrets_again(api: Api) -> None:
     assert r.status_code == 200 and "connection.api_key" not in r.json()["credentials_set"]  # not carried over
 
 
+def test_removing_or_emptying_the_ca_bundle_is_a_target_change(api: Api) -> None:
+    # without the pinned CA the system store decides who may answer: the stored secrets stay home
+    h = api.token()
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    credentials = {"access_key": "a" * 16, "secret_key": "b" * 16}
+    body = {"name": "pinned", "vendor": "nessus", "credentials": credentials,
+            "connection": {"base_url": "https://nessus.acme.test:8834", "ca_bundle": pem}}
+    iid = api.client.post("/api/v1/integrations", json=body, headers=h).json()["id"]
+    for removed in (None, ""):
+        r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"ca_bundle": removed}}, headers=h)
+        assert r.status_code == 422, removed
+        assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
+    assert api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()["connection"]["ca_bundle"] == pem
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"ca_bundle": None},
+                                                            "credentials": credentials}, headers=h)
+    assert r.status_code == 200 and "ca_bundle" not in r.json()["connection"]
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"ca_bundle": ""}}, headers=h)
+    assert r.status_code == 200  # "" and no bundle are the same trust (the system store)
+
+
 def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:
     h = api.token()
     secret = canary()

@@ -76,3 +76,17 @@ def test_saved_test_at_another_target_needs_the_secrets(api: Api, sandbox: Sandb
     unverified = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(),
                                  json={"connection": {"verify_tls": False}})
     assert unverified.status_code == 422 and "credentials.secret_key" in unverified.text, unverified.text
+
+
+@pytest.mark.parametrize("removed", [None, ""])
+def test_a_saved_test_without_the_pinned_ca_needs_the_secrets(
+        api: Api, tls_sandbox: SandboxServer, removed: str | None) -> None:
+    connection, credentials = settings_for("nessus", tls_sandbox.base_url)
+    row_id = _create(api, "nessus", {**connection, "ca_bundle": tls_sandbox.ca_pem}, credentials)
+    pinned = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token())
+    assert pinned.status_code == 200 and pinned.json()["ok"] is True, pinned.text
+    # the system store instead of the pinned CA is another check of who answers: not with the stored secrets
+    unpinned = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(),
+                               json={"connection": {"ca_bundle": removed}})
+    assert unpinned.status_code == 422, unpinned.text
+    assert {f["field"] for f in unpinned.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
