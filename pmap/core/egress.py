@@ -23,6 +23,7 @@ import httpcore
 import httpx
 
 from pmap.core.errors import ConfigurationError, EgressDenied, UpstreamError
+from pmap.core.urlpath import control_character_in
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -137,9 +138,12 @@ def normalize_host(host: str) -> str:
 
 def parse_destination(url: str) -> httpx.URL:
     """``url`` parsed and vetted as an outbound destination (http(s), a host, no credentials)."""
+    if isinstance(url, str) and control_character_in(url):
+        # a CR/LF/NUL hidden as %0d%0a/%00 parses, then breaks every request built from it
+        raise EgressDenied("The URL holds a control character (CR, LF, NUL, TAB, DEL), raw or percent-encoded")
     try:
         parsed = httpx.URL(url.strip())
-    except (httpx.InvalidURL, TypeError) as exc:
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # IDNA failures are UnicodeErrors
         raise EgressDenied(f"{url!r} is not a valid URL: {exc}") from exc
     if parsed.scheme not in DEFAULT_PORTS:
         got = f"not {parsed.scheme!r}" if parsed.scheme else f"and {url!r} has no scheme"

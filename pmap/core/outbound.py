@@ -39,6 +39,7 @@ from pmap.core.egress import (
 )
 from pmap.core.errors import EgressDenied, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.urlpath import dot_segment_in
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -181,7 +182,8 @@ class OutboundClient:
         self._secrets = tuple(s for s in secrets if s)
         self._base = parse_destination(base_url)
         self._origin = origin_of(self._base)
-        self._base_path = self._base.path.rstrip("/")
+        # the path as given, still percent-encoded: decoding it would turn "%2F" into "/" when joined
+        self._base_path = self._base.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
         self._deadline = time.monotonic() + config.budget
         self._backend = PinnedBackend()
         self._client: httpx.Client | None = None
@@ -308,9 +310,15 @@ class OutboundClient:
 
     def _url(self, path: str, allow_host: str | None) -> httpx.URL:
         if not _ABSOLUTE.match(path):
+            if dot_segment_in(path):  # httpx would resolve "..", and servers decode "%2e%2e" and "\\"
+                raise EgressDenied("Refusing a request path with a '.' or '..' step (in any encoding) or a "
+                                   "backslash: it could leave the base path of this integration")
             joined = f"{self._base_path}/{path.lstrip('/')}" if path else self._base_path or "/"
             netloc = self._base.netloc.decode("ascii")
-            return httpx.URL(f"{self._base.scheme}://{netloc}{joined}")
+            try:
+                return httpx.URL(f"{self._base.scheme}://{netloc}{joined}")
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise EgressDenied(scrub(f"The request URL is not valid: {exc}", extra=self._secrets)) from None
         url = parse_destination(path)
         target = origin_of(url)
         if target == self._origin:
