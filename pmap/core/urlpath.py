@@ -4,18 +4,15 @@ A setting such as GitHub's ``repository`` or Azure Boards' ``project`` becomes p
 path. Pasted into an f-string, ``"../otherorg/Security"`` climbs out of the configured base path and
 the stored credential is sent to a place its owner never configured. Every such value goes through
 :func:`vendor_path` instead: each segment is checked (:func:`segment_problem`) and percent-encoded,
-and a bad one is a 422 naming the field before anything is sent. The same checks are Pydantic types
-(:data:`PathSegment`, :data:`SegmentPath`) so a bad setting is refused when it is saved, and
+and a bad one is a 422 naming the field before anything is sent. The same checks run when a setting
+is saved (:func:`path_setting_problem`, through ``ConnectionSettings.path_settings``), and
 :func:`dot_segment_in` lets the outbound client refuse any path that would leave its base.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
 from urllib.parse import quote, unquote
-
-from pydantic import AfterValidator
 
 from pmap.core.errors import FieldProblem, ValidationFailed
 
@@ -68,22 +65,14 @@ def segments_problem(value: str) -> str | None:
     return None
 
 
-def _check_segment(value: str) -> str:
-    if problem := segment_problem(value):
-        raise ValueError(f"must be {SEGMENT_RULE}; it {problem}")
-    return value
-
-
-def _check_segments(value: str) -> str:
-    if problem := segments_problem(value):
-        raise ValueError(f"must be '/'-separated path segments, each {SEGMENT_RULE}; one {problem}")
-    return value
-
-
-#: a setting that becomes one vendor URL path segment (a project name, an organization)
-PathSegment = Annotated[str, AfterValidator(_check_segment)]
-#: a setting that becomes several segments (GitHub's ``owner/repo``, a Jenkins folder path)
-SegmentPath = Annotated[str, AfterValidator(_check_segments)]
+def path_setting_problem(value: str, kind: str) -> str | None:
+    """What is wrong with a setting that becomes part of a URL path: ``kind`` is ``"segment"`` (one
+    segment) or ``"segments"`` (``/``-separated, as GitHub's ``owner/repo``); ``None`` when it is fine."""
+    if kind == "segment":
+        problem = segment_problem(value)
+        return f"must be {SEGMENT_RULE}; it {problem}" if problem else None
+    problem = segments_problem(value)
+    return f"must be '/'-separated path segments, each {SEGMENT_RULE}; one {problem}" if problem else None
 
 
 def _refuse(name: str, problem: str) -> ValidationFailed:

@@ -65,6 +65,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import segments_problem, vendor_path
 
 _PROJECT = r"^(?:\d{1,12}|[\w.-]+(?:/[\w.-]+)+)$"
 _TICKET = re.compile(r"^(?:(?P<project>\d{1,12}|[\w.-]+(?:/[\w.-]+)+)?#)?(?P<iid>\d{1,9})$")
@@ -84,6 +85,8 @@ class GitLabCredentials(Credentials):
 
 class GitLabConnection(ConnectionSettings):
     base_url: str = Field(default="https://gitlab.com/api/v4", description="The API root, https://HOST/api/v4")
+    path_settings = {"project": "segments"}
+
     project: str | None = Field(default=None, pattern=_PROJECT, description="Project id or group/project path")
 
 
@@ -97,13 +100,14 @@ def headers(ctx: OperationContext) -> dict[str, str]:
 
 
 def _pid(project: str) -> str:
-    """A project id or path as one URL path segment (``group%2Fproject``)."""
-    return quote(project, safe="")
+    """A project id or path as one URL path segment (``group%2Fproject``, GitLab's documented form),
+    each part checked: ``../other`` cannot reach outside ``/projects``."""
+    return vendor_path("{project%}", project=project)
 
 
 def _project(ctx: OperationContext, override: str | None = None) -> str:
     if override:
-        if not re.match(_PROJECT, override):
+        if not re.match(_PROJECT, override) or segments_problem(override):
             raise ValidationFailed("a GitLab project is named by its id or group/project path",
                                    fields=[FieldProblem("project", "must be a project id or path")])
         return override
