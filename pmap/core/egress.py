@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpcore
@@ -228,6 +229,21 @@ def resolve_and_check(host: str, port: int, policy: EgressPolicy, *, timeout: fl
 
 
 # --- the pinned connection path ----------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def ssl_context(verify: bool, ca_bundle_pem: str | None) -> ssl.SSLContext:
+    """The TLS context of a client: verification on or off, the system store or an integration's bundle."""
+    # contexts are safe to share between threads; building one reads the system CA store
+    if not verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if ca_bundle_pem:
+        # the integration's bundle replaces the system store, as curl --cacert does
+        return ssl.create_default_context(cadata=ca_bundle_pem)
+    return ssl.create_default_context()
+
 
 class PinnedBackend(httpcore.NetworkBackend):
     """Connects only to addresses the guard checked, and cuts every socket wait at ``deadline``.

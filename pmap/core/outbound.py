@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -36,8 +35,10 @@ from pmap.core.egress import (
     origin_of,
     parse_destination,
     resolve_and_check,
+    ssl_context,
 )
 from pmap.core.errors import EgressDenied, UpstreamError
+from pmap.core import redaction
 from pmap.core.redaction import scrub
 from pmap.core.urlpath import dot_segment_in
 
@@ -128,20 +129,6 @@ def target_of(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, parsed.path.rstrip("/")
 
 
-@lru_cache(maxsize=64)
-def _ssl_context(verify: bool, ca_bundle_pem: str | None) -> ssl.SSLContext:
-    # contexts are safe to share between threads; building one reads the system CA store
-    if not verify:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if ca_bundle_pem:
-        # the integration's bundle replaces the system store, as curl --cacert does
-        return ssl.create_default_context(cadata=ca_bundle_pem)
-    return ssl.create_default_context()
-
-
 def _retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date)."""
     value = (value or "").strip()
@@ -189,6 +176,7 @@ class OutboundClient:
         self._client: httpx.Client | None = None
         self._closed = False
         self._retries = 0
+        self._registered: list[int] = []  # redactor handles of the auth header values sent
 
     # --- properties callers read to add warnings -------------------------------------------------
 
@@ -227,13 +215,22 @@ class OutboundClient:
         if self._client is not None:
             self._client.close()
             self._client = None
+        while self._registered:
+            redaction.unregister(self._registered.pop())
+
+    def _mask_auth_headers(self, request: httpx.Request) -> None:
+        # the request as sent (httpx auth applied): what its auth headers carry (a Basic encoding, a signature)
+        # is masked, in every encoding, in this client's errors and in logs while the operation runs
+        if new := [v for v in redaction.header_secrets(request.headers.items(), self._secrets) if v not in self._secrets]:
+            self._secrets += tuple(new)
+            self._registered.append(redaction.register(new))
 
     def _http(self) -> httpx.Client:
         if self._closed:
             raise RuntimeError("OutboundClient is closed")
         if self._client is None:
             try:
-                ctx = _ssl_context(self._config.verify_tls, self._config.ca_bundle_pem or None)
+                ctx = ssl_context(self._config.verify_tls, self._config.ca_bundle_pem or None)
             except (ssl.SSLError, ValueError, TypeError) as exc:
                 raise UpstreamError(f"The CA bundle of this integration could not be loaded: {exc}",
                                     step="tls") from exc
@@ -241,6 +238,7 @@ class OutboundClient:
                 transport=PinnedTransport(ctx, self._backend),
                 headers={"User-Agent": self._config.user_agent},
                 follow_redirects=False,  # redirects are vetted below, one hop at a time
+                event_hooks={"request": [self._mask_auth_headers]},
                 trust_env=False,  # an environment proxy would bypass the pinned addresses
             )
         return self._client
@@ -314,9 +312,8 @@ class OutboundClient:
                 raise EgressDenied("Refusing a request path with a '.' or '..' step (in any encoding) or a "
                                    "backslash: it could leave the base path of this integration")
             joined = f"{self._base_path}/{path.lstrip('/')}" if path else self._base_path or "/"
-            netloc = self._base.netloc.decode("ascii")
             try:
-                return httpx.URL(f"{self._base.scheme}://{netloc}{joined}")
+                return httpx.URL(f"{self._base.scheme}://{self._base.netloc.decode('ascii')}{joined}")
             except (httpx.InvalidURL, ValueError) as exc:
                 raise EgressDenied(scrub(f"The request URL is not valid: {exc}", extra=self._secrets)) from None
         url = parse_destination(path)
