@@ -32,6 +32,8 @@ _next_handle = itertools.count(1)
 LINGER_SECONDS = 120.0
 _MAX_RECENT = 4096
 _recent: dict[str, float] = {}  # value -> when it stops being masked
+# value -> its masked forms, longest first: computed once while the value is masked, dropped with it
+_forms: dict[str, tuple[str, ...]] = {}
 
 _PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(?:(?:basic|bearer|token)\s+)?[^\s,;\"')]+"),
@@ -81,6 +83,16 @@ def header_secrets(headers: Iterable[tuple[str, str]], secrets: Iterable[str]) -
     return [v for v in found if len(v) >= _MIN_LEN]
 
 
+def _forms_of(value: str, keep: bool) -> tuple[str, ...]:
+    # a whole encoding before its core, so no tail of it is left behind
+    forms = _forms.get(value)
+    if forms is None:
+        forms = tuple(sorted(_variants(value), key=len, reverse=True))
+        if keep:  # only while the value is registered: it is dropped when it stops being masked
+            _forms[value] = forms
+    return forms
+
+
 def register(values: Iterable[str]) -> int:
     """Mark values as secret until :func:`unregister` is called with the returned handle."""
     handle = next(_next_handle)
@@ -117,6 +129,7 @@ def active_values() -> set[str]:
         for value, expiry in list(_recent.items()):  # oldest first
             if expiry < now or len(_recent) > _MAX_RECENT:
                 _recent.pop(value, None)
+                _forms.pop(value, None)
             else:
                 lingering.append(value)
         groups = list(_in_use.values())
@@ -129,13 +142,14 @@ def scrub(text: str, extra: Iterable[str] = ()) -> str:
     """``text`` with every registered secret, every value in ``extra`` and known patterns masked."""
     if not text:
         return text
-    values = active_values()
+    registered = active_values()
+    values = set(registered)
     for v in extra:
         if isinstance(v, str) and len(v) >= _MIN_LEN:
             values.add(v)
     # longest first, so a secret that contains another is masked whole
     for value in sorted(values, key=len, reverse=True):
-        for variant in sorted(_variants(value), key=len, reverse=True):  # a whole encoding before its core
+        for variant in _forms_of(value, keep=value in registered):
             if variant in text:
                 text = text.replace(variant, REDACTED)
     for pattern in _PATTERNS:

@@ -58,3 +58,16 @@ def test_auth_headers_httpx_builds_are_masked_in_logs_while_the_client_is_open(s
         assert all(value not in scrubbed for value in forms(header)), scrubbed
         assert any(header in group for group in redaction._in_use.values())
     assert not any(header in group for group in redaction._in_use.values())  # released with the client
+
+
+def test_masked_forms_are_kept_only_while_the_value_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "CANARY-forms-" + base64.b16encode(b"\x01\x02\x03\x04\x05").decode()
+    handle = redaction.register([value])
+    scrubbed = redaction.scrub(f"x {_b64('Bearer ' + value)} y")  # only "Bearer " stays readable
+    assert scrubbed.startswith(f"x {_b64('Bearer ')[:8]}") and scrubbed.endswith(f"{redaction.REDACTED} y")
+    assert value in redaction._forms  # computed once per value, not on every log line
+    monkeypatch.setattr(redaction, "LINGER_SECONDS", -1.0)  # released values stop being masked at once
+    redaction.unregister(handle)
+    redaction.active_values()
+    assert value not in redaction._forms and value not in redaction._recent
+    assert redaction.scrub(value) == value
