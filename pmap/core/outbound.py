@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 from pmap import __version__
+from pmap.core import redaction
 from pmap.core.egress import (
     DEFAULT_PORTS,
     EgressPolicy,
@@ -38,7 +39,6 @@ from pmap.core.egress import (
     ssl_context,
 )
 from pmap.core.errors import EgressDenied, UpstreamError
-from pmap.core import redaction
 from pmap.core.redaction import scrub
 from pmap.core.urlpath import dot_segment_in
 
@@ -221,7 +221,8 @@ class OutboundClient:
     def _mask_auth_headers(self, request: httpx.Request) -> None:
         # the request as sent (httpx auth applied): what its auth headers carry (a Basic encoding, a signature)
         # is masked, in every encoding, in this client's errors and in logs while the operation runs
-        if new := [v for v in redaction.header_secrets(request.headers.items(), self._secrets) if v not in self._secrets]:
+        carried = redaction.header_secrets(request.headers.items(), self._secrets)
+        if new := [v for v in carried if v not in self._secrets]:
             self._secrets += tuple(new)
             self._registered.append(redaction.register(new))
 

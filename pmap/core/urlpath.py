@@ -21,7 +21,8 @@ _DECODE_ROUNDS = 4
 _PLACEHOLDER = re.compile(r"\{(\w+)([/%]?)\}")
 # C0, DEL and C1 controls: CR/LF split requests, NUL truncates, TAB and the rest hide in logs
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-SEGMENT_RULE = "one path segment: not empty, '.' or '..', without '/', '\\', control characters or percent-encoded forms of them"
+SEGMENT_RULE = ("one path segment: not empty, '.' or '..', without '/', '\\', control characters or "
+                "percent-encoded forms of them")
 
 
 def _decodings(value: str, encoding: str = "utf-8") -> list[str]:

@@ -17,23 +17,25 @@ from tests.core.outbound import conftest as loopback
 from .cases import catalog_entry, settings_for
 from .conftest import context
 
+Vendor = loopback.TestServer
+
 
 @pytest.fixture
-def vendor() -> Iterator[loopback.TestServer]:
+def vendor() -> Iterator[Vendor]:
     """A loopback server recording every request; GitHub's ``/user`` answers like GitHub."""
     server = loopback.TestServer()
     server.routes["/github/user"] = lambda h: h.reply(200, '{"login": "octocat"}', {"Content-Type": "application/json"})
     yield from loopback._serve(server)
 
 
-def _outside(server: loopback.TestServer, base: str) -> list[str]:
+def _outside(server: Vendor, base: str) -> list[str]:
     return [s.path for s in server.seen if not s.path.startswith(base + "/")]
 
 
 @pytest.mark.parametrize("project", ["../otherorg/Security", "..%2Fotherorg%2FSecurity", "%2e%2e", "Sec/../../x"])
-def test_an_azure_boards_ticket_project_cannot_leave_the_organization(vendor: loopback.TestServer, dev_settings: Settings,
+def test_an_azure_boards_ticket_project_cannot_leave_the_organization(vendor: Vendor, dev_settings: Settings,
                                                                        project: str) -> None:
-    connection, credentials = settings_for("azure_boards", vendor.url() + "/myorg", project="Security")
+    connection, credentials = settings_for("azure_boards", vendor.url(), project="Security")
     connection["base_url"] = vendor.url() + "/myorg"
     ctx = context(dev_settings, "azure_boards", connection, credentials, purpose="ticket_creation")
     ticket = TicketRequest(title="t", description="d", project=project)
@@ -43,7 +45,7 @@ def test_an_azure_boards_ticket_project_cannot_leave_the_organization(vendor: lo
     assert _outside(vendor, "/myorg") == [] and vendor.seen == []
 
 
-def test_a_stored_azure_project_that_escapes_is_refused_before_anything_is_sent(vendor: loopback.TestServer,
+def test_a_stored_azure_project_that_escapes_is_refused_before_anything_is_sent(vendor: Vendor,
                                                                                  dev_settings: Settings) -> None:
     connection, credentials = settings_for("azure_boards", vendor.url(), project="Security")
     connection["base_url"] = vendor.url() + "/myorg"
@@ -56,8 +58,7 @@ def test_a_stored_azure_project_that_escapes_is_refused_before_anything_is_sent(
 
 
 @pytest.mark.parametrize("repository", ["../..", "acme/..", "../../orgs/other"])
-def test_a_github_repository_cannot_leave_the_api_base(vendor: loopback.TestServer, dev_settings: Settings,
-                                                       repository: str) -> None:
+def test_a_github_repository_cannot_leave_the_api_base(vendor: Vendor, dev_settings: Settings, repository: str) -> None:
     connection, credentials = settings_for("github_issues", vendor.url())
     connection["base_url"] = vendor.url() + "/github"
     ctx = context(dev_settings, "github_issues", connection, credentials)
@@ -67,6 +68,6 @@ def test_a_github_repository_cannot_leave_the_api_base(vendor: loopback.TestServ
     assert _outside(vendor, "/github") == [], vendor.seen
     with pytest.raises(ValidationFailed) as err:
         catalog_entry("github_issues").implementation.create_ticket(
-            ctx, TicketRequest(title="t", description="d", project=repository if "/" in repository else "a/.."))
+            ctx, TicketRequest(title="t", description="d", project=repository))
     assert err.value.fields[0].field == "project"
     assert _outside(vendor, "/github") == []
