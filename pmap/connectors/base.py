@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 
 from pmap.core.outbound import OutboundClient, OutboundConfig
 from pmap.core.text import check_one_line, check_text
+from pmap.core.urlpath import path_setting_problem
 
 
 class Category(str, enum.Enum):
@@ -96,13 +97,21 @@ class ConnectionSettings(BaseModel):
     ca_bundle: str | None = Field(default=None, description="PEM CA certificates to trust for this integration.")
     timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per-call timeout.")
 
+    #: settings that become part of a vendor URL path: ``"segment"`` (one) or ``"segments"`` (``a/b``)
+    path_settings: ClassVar[dict[str, str]] = {}
+
     @field_validator("*")
     @classmethod
     def _no_control_characters(cls, value: Any, info: ValidationInfo) -> Any:
         # settings are one line (a PEM bundle spans lines); NUL and control characters would reach
         # a vendor's URL or header, a log line, or a PostgreSQL text column that refuses NUL
-        if isinstance(value, str):
-            return check_text(value) if info.field_name in MULTILINE_SETTINGS else check_one_line(value)
+        if not isinstance(value, str):
+            return value
+        value = check_text(value) if info.field_name in MULTILINE_SETTINGS else check_one_line(value)
+        kind = cls.path_settings.get(info.field_name or "")
+        # "../otherorg" in a path setting would carry the stored credential outside the configured base
+        if kind and (problem := path_setting_problem(value, kind)):
+            raise ValueError(problem)
         return value
 
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from pmap.connectors.base import ConnectionTestResult, ConnectorType, OperationContext, Probe
 from pmap.core.egress import EgressPolicy
-from pmap.core.errors import EgressDenied, PmapError, UpstreamError
+from pmap.core.errors import EgressDenied, FieldProblem, PmapError, UpstreamError, ValidationFailed
+from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import OutboundConfig, target_of
 from pmap.core.redaction import scrub
 from pmap.core.settings import Settings
@@ -53,7 +54,14 @@ def operation_context(
     budget: float | None = None,
 ) -> OperationContext:
     """The context for one operation of one connector (validated models, outbound config)."""
-    conn_model: BaseModel = ct.connection_model.model_validate(dict(connection))
+    try:
+        conn_model: BaseModel = ct.connection_model.model_validate(dict(connection))
+    except ValidationError as exc:
+        # a row saved before a check existed ("../.." as a repository): the integration needs fixing
+        problems = [FieldProblem(f"connection.{p.field}", p.reason)
+                    for p in validation_problems(exc.errors(include_input=False))]
+        raise ValidationFailed("the integration's stored settings are no longer valid; update them",
+                               fields=problems) from None
     vendor_fields = {k: v for k, v in credentials.items() if k in ct.credentials_model.model_fields}
     creds_model: BaseModel = ct.credentials_model.model_validate(vendor_fields)
     timeout = float(getattr(conn_model, "timeout_seconds", settings.connection_test_timeout))

@@ -17,12 +17,14 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import httpcore
 import httpx
 
 from pmap.core.errors import ConfigurationError, EgressDenied, UpstreamError
+from pmap.core.urlpath import control_character_in
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -137,9 +139,12 @@ def normalize_host(host: str) -> str:
 
 def parse_destination(url: str) -> httpx.URL:
     """``url`` parsed and vetted as an outbound destination (http(s), a host, no credentials)."""
+    if isinstance(url, str) and control_character_in(url):
+        # a CR/LF/NUL hidden as %0d%0a/%00 parses, then breaks every request built from it
+        raise EgressDenied("The URL holds a control character (CR, LF, NUL, TAB, DEL), raw or percent-encoded")
     try:
         parsed = httpx.URL(url.strip())
-    except (httpx.InvalidURL, TypeError) as exc:
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # IDNA failures are UnicodeErrors
         raise EgressDenied(f"{url!r} is not a valid URL: {exc}") from exc
     if parsed.scheme not in DEFAULT_PORTS:
         got = f"not {parsed.scheme!r}" if parsed.scheme else f"and {url!r} has no scheme"
@@ -224,6 +229,21 @@ def resolve_and_check(host: str, port: int, policy: EgressPolicy, *, timeout: fl
 
 
 # --- the pinned connection path ----------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def ssl_context(verify: bool, ca_bundle_pem: str | None) -> ssl.SSLContext:
+    """The TLS context of a client: verification on or off, the system store or an integration's bundle."""
+    # contexts are safe to share between threads; building one reads the system CA store
+    if not verify:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if ca_bundle_pem:
+        # the integration's bundle replaces the system store, as curl --cacert does
+        return ssl.create_default_context(cadata=ca_bundle_pem)
+    return ssl.create_default_context()
+
 
 class PinnedBackend(httpcore.NetworkBackend):
     """Connects only to addresses the guard checked, and cuts every socket wait at ``deadline``.

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -27,6 +26,7 @@ import httpx
 import orjson
 
 from pmap import __version__
+from pmap.core import redaction
 from pmap.core.egress import (
     DEFAULT_PORTS,
     EgressPolicy,
@@ -36,9 +36,11 @@ from pmap.core.egress import (
     origin_of,
     parse_destination,
     resolve_and_check,
+    ssl_context,
 )
 from pmap.core.errors import EgressDenied, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.urlpath import dot_segment_in
 
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
 MAX_REDIRECTS = 3
@@ -127,20 +129,6 @@ def target_of(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, parsed.path.rstrip("/")
 
 
-@lru_cache(maxsize=64)
-def _ssl_context(verify: bool, ca_bundle_pem: str | None) -> ssl.SSLContext:
-    # contexts are safe to share between threads; building one reads the system CA store
-    if not verify:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if ca_bundle_pem:
-        # the integration's bundle replaces the system store, as curl --cacert does
-        return ssl.create_default_context(cadata=ca_bundle_pem)
-    return ssl.create_default_context()
-
-
 def _retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date)."""
     value = (value or "").strip()
@@ -181,12 +169,14 @@ class OutboundClient:
         self._secrets = tuple(s for s in secrets if s)
         self._base = parse_destination(base_url)
         self._origin = origin_of(self._base)
-        self._base_path = self._base.path.rstrip("/")
+        # the path as given, still percent-encoded: decoding it would turn "%2F" into "/" when joined
+        self._base_path = self._base.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
         self._deadline = time.monotonic() + config.budget
         self._backend = PinnedBackend()
         self._client: httpx.Client | None = None
         self._closed = False
         self._retries = 0
+        self._registered: list[int] = []  # redactor handles of the auth header values sent
 
     # --- properties callers read to add warnings -------------------------------------------------
 
@@ -225,13 +215,23 @@ class OutboundClient:
         if self._client is not None:
             self._client.close()
             self._client = None
+        while self._registered:
+            redaction.unregister(self._registered.pop())
+
+    def _mask_auth_headers(self, request: httpx.Request) -> None:
+        # the request as sent (httpx auth applied): what its auth headers carry (a Basic encoding, a signature)
+        # is masked, in every encoding, in this client's errors and in logs while the operation runs
+        carried = redaction.header_secrets(request.headers.items(), self._secrets)
+        if new := [v for v in carried if v not in self._secrets]:
+            self._secrets += tuple(new)
+            self._registered.append(redaction.register(new))
 
     def _http(self) -> httpx.Client:
         if self._closed:
             raise RuntimeError("OutboundClient is closed")
         if self._client is None:
             try:
-                ctx = _ssl_context(self._config.verify_tls, self._config.ca_bundle_pem or None)
+                ctx = ssl_context(self._config.verify_tls, self._config.ca_bundle_pem or None)
             except (ssl.SSLError, ValueError, TypeError) as exc:
                 raise UpstreamError(f"The CA bundle of this integration could not be loaded: {exc}",
                                     step="tls") from exc
@@ -239,6 +239,7 @@ class OutboundClient:
                 transport=PinnedTransport(ctx, self._backend),
                 headers={"User-Agent": self._config.user_agent},
                 follow_redirects=False,  # redirects are vetted below, one hop at a time
+                event_hooks={"request": [self._mask_auth_headers]},
                 trust_env=False,  # an environment proxy would bypass the pinned addresses
             )
         return self._client
@@ -308,9 +309,14 @@ class OutboundClient:
 
     def _url(self, path: str, allow_host: str | None) -> httpx.URL:
         if not _ABSOLUTE.match(path):
+            if dot_segment_in(path):  # httpx would resolve "..", and servers decode "%2e%2e" and "\\"
+                raise EgressDenied("Refusing a request path with a '.' or '..' step (in any encoding) or a "
+                                   "backslash: it could leave the base path of this integration")
             joined = f"{self._base_path}/{path.lstrip('/')}" if path else self._base_path or "/"
-            netloc = self._base.netloc.decode("ascii")
-            return httpx.URL(f"{self._base.scheme}://{netloc}{joined}")
+            try:
+                return httpx.URL(f"{self._base.scheme}://{self._base.netloc.decode('ascii')}{joined}")
+            except (httpx.InvalidURL, ValueError) as exc:
+                raise EgressDenied(scrub(f"The request URL is not valid: {exc}", extra=self._secrets)) from None
         url = parse_destination(path)
         target = origin_of(url)
         if target == self._origin:

@@ -24,6 +24,7 @@ from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
+from pmap.core.urlpath import control_character_in
 from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
 from pmap.integrations.deletion import delete_with_dependents
 from pmap.integrations.models import Integration
@@ -120,6 +121,9 @@ def _check_base_url(url: str) -> None:
     # answer should say why it is refused (never echoing it)
     if _embeds_credentials(url):
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not embed credentials; use the credentials fields")])
+    if control_character_in(url):
+        # "%0d%0a" parses as a URL, then breaks (or splits) every request built from it
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not hold control characters (CR, LF, NUL, TAB, DEL, ...), raw or percent-encoded")])
     try:
         scheme, host, _port, _path = target_of(url)
     except Exception:

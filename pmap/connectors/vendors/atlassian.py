@@ -52,6 +52,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 _PROJECT_KEY = r"^[A-Z][A-Z0-9_]{1,49}$"
 _ISSUE_REF = re.compile(r"^(?:[A-Z][A-Z0-9_]{1,49}-\d{1,9}|\d{1,12})$")
@@ -194,7 +195,7 @@ class JiraConnector:
         """The configured project must be visible (Jira answers 404 for a project the account cannot browse)."""
         key = getattr(ctx.connection, "project_key", None)
         if key:
-            self.check(ctx, c.get(self.rest(f"project/{key}"), headers=h), f"reading project {key}",
+            self.check(ctx, c.get(self.rest(vendor_path("project/{project_key}", project_key=key)), headers=h), f"reading project {key}",
                        permission=(403, 404),
                        permission_hint="the project does not exist or the account lacks Browse Projects in it")
 
@@ -228,7 +229,7 @@ class JiraConnector:
         """The issue's status; done when its status category is ``done``."""
         ref = _issue_ref(key)
         with ctx.client() as c:
-            resp = self.check(ctx, c.get(self.rest(f"issue/{ref}"), headers=self.headers(ctx),
+            resp = self.check(ctx, c.get(self.rest(vendor_path("issue/{key}", key=ref)), headers=self.headers(ctx),
                                          params={"fields": "status"}), f"reading issue {ref}")
         issue = json_of(ctx, resp, f"issue {ref}")
         status = dig(issue, "fields", "status")
@@ -274,7 +275,7 @@ class JiraConnector:
             for old in json_of(ctx, listed, "webhooks", list):
                 hook_id = str(old.get("self", "")).rstrip("/").rsplit("/", 1)[-1] if isinstance(old, dict) else ""
                 if hook_id.isdigit() and (hook_id == hook.previous_hook_id or old.get("url") == hook.url):
-                    self.check(ctx, c.request("DELETE", f"{_WEBHOOKS}/{hook_id}", headers=h),
+                    self.check(ctx, c.request("DELETE", _WEBHOOKS + vendor_path("/{hook_id}", hook_id=hook_id), headers=h),
                                "removing PMAP's previous webhook", ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
             body: dict[str, Any] = {"name": "PMAP", "url": hook.url, "events": hook.events or EVENTS,
                                     "excludeBody": False, "enabled": True,
@@ -320,7 +321,7 @@ class ServiceManagementConnector(JiraConnector):
         desk = ctx.connection.service_desk_id
         if not desk:
             return None
-        resp = self.check(ctx, c.get(f"{_SD}/servicedesk/{desk}", headers=h), f"reading service desk {desk}")
+        resp = self.check(ctx, c.get(_SD + vendor_path("/servicedesk/{service_desk_id}", service_desk_id=desk), headers=h), f"reading service desk {desk}")
         return text(json_of(ctx, resp, "the service desk").get("projectKey"))
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 import re
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 from pydantic import Field, SecretStr
@@ -63,6 +62,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import vendor_path
 from pmap.webhooks.schemes import AZURE_USERNAME
 
 API = "7.1"
@@ -87,10 +87,14 @@ class AzureDevOpsCredentials(Credentials):
 
 class AzureDevOpsConnection(ConnectionSettings):
     base_url: str = Field(description="The organisation, e.g. https://dev.azure.com/example")
+    path_settings = {"project": "segment"}
+
     project: str | None = Field(default=None, min_length=1, max_length=64, description="Project name or id")
 
 
 class AzureBoardsConnection(AzureDevOpsConnection):
+    path_settings = {"project": "segment", "work_item_type": "segment"}
+
     work_item_type: str = Field(default="Bug", min_length=1, max_length=128, description="Type of new work items")
     area_path: str | None = Field(default=None, max_length=4000, description="Area path of new work items")
 
@@ -175,7 +179,8 @@ class _AzureConnector:
                 if path is None or found is None:
                     results.append((name, why, None))
                 else:
-                    probe = c.get(f"/{quote(str(found['name']))}{path}", headers=headers(ctx), params=_v())
+                    probe = c.get(vendor_path("/{project}", project=found.get("name")) + path, headers=headers(ctx),
+                                  params=_v())
                     results.append((name, why, probe.status == 200))
         results.append(("Service Hooks: read", "managing PMAP's subscription", hooks.status == 200))
         warnings = [_SCOPE_NOTE.format(scopes=self.token_scopes)]
@@ -200,7 +205,7 @@ class _AzureConnector:
             for old in json_of(ctx, listed, "subscriptions").get("value") or []:
                 if isinstance(old, dict) and (str(old.get("id")) == hook.previous_hook_id or (
                         old.get("eventType") == self.event and dig(old, "consumerInputs", "url") == hook.url)):
-                    az_check(ctx, c.request("DELETE", f"/_apis/hooks/subscriptions/{quote(str(old.get('id')))}",
+                    az_check(ctx, c.request("DELETE", vendor_path("/_apis/hooks/subscriptions/{hook_id}", hook_id=old.get("id")),
                                             headers=h, params=_v()), "removing PMAP's previous subscription",
                              ok=(200, 204, 404), permission_hint=_HOOK_HINT)
             body = {"publisherId": self.publisher, "eventType": self.event, "resourceVersion": "1.0",
@@ -228,7 +233,8 @@ class _AzureConnector:
             if note.get("result") in (None, "pending") and isinstance(note_id, int):
                 # not completed yet (status queued/processing/...): read it again until it has a result
                 def completed() -> dict[str, Any] | None:
-                    got = az_check(ctx, c.get(f"/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
+                    got = az_check(ctx, c.get(vendor_path("/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
+                                                  hook_id=hook_id, note_id=note_id),
                                               headers=headers(ctx), params=preview),
                                    "reading the test notification", permission_hint=_HOOK_HINT)
                     body = json_of(ctx, got, "the test notification")
@@ -266,7 +272,8 @@ class AzureBoardsConnector(_AzureConnector):
                 ops.append({"op": "add", "path": "/fields/Microsoft.VSTS.Common.Severity", "value": _SEVERITY[sev]})
         h = {**headers(ctx), "Content-Type": "application/json-patch+json"}
         with ctx.client() as c:
-            resp = az_check(ctx, c.post(f"/{quote(project)}/_apis/wit/workitems/${quote(kind)}", headers=h,
+            resp = az_check(ctx, c.post(vendor_path("/{project}/_apis/wit/workitems/${work_item_type}", project=project,
+                                                    work_item_type=kind), headers=h,
                                         params=_v(), content=orjson.dumps(ops)),
                             f"creating a {kind} in project {project}", ok=(200, 201),
                             permission_hint="the token needs Work Items (Read & write) and the right to create work "
@@ -279,7 +286,7 @@ class AzureBoardsConnector(_AzureConnector):
             raise ValidationFailed("an Azure Boards work item is named by its id",
                                    fields=[FieldProblem("key", "must be a work item id")])
         with ctx.client() as c:
-            resp = az_check(ctx, c.get(f"/_apis/wit/workitems/{key}", headers=headers(ctx), params=_v()),
+            resp = az_check(ctx, c.get(vendor_path("/_apis/wit/workitems/{key}", key=key), headers=headers(ctx), params=_v()),
                             f"reading work item {key}")
         return self._ref(ctx, json_of(ctx, resp, f"work item {key}"))
 
@@ -310,9 +317,9 @@ class AzurePipelinesConnector(_AzureConnector):
     def _run(self, ctx: OperationContext, c: OutboundClient, project: str, pipeline: str,
              ref: str | None) -> dict[str, Any] | None:
         """The completed run to read: run ``ref``, the latest of branch ``ref``, or the latest."""
-        root = f"/{project}/_apis/pipelines/{pipeline}"
+        root = vendor_path("/{project}/_apis/pipelines/{pipeline_id}", project=project, pipeline_id=pipeline)
         if ref and ref.isdigit():
-            resp = az_check(ctx, c.get(f"{root}/runs/{ref}", headers=headers(ctx), params=_v()), f"reading run {ref}")
+            resp = az_check(ctx, c.get(root + vendor_path("/runs/{ref}", ref=ref), headers=headers(ctx), params=_v()), f"reading run {ref}")
             run = json_of(ctx, resp, f"run {ref}")
             return run if run.get("state") == "completed" else None
         if ref:
@@ -320,7 +327,7 @@ class AzurePipelinesConnector(_AzureConnector):
             # List filters a definition's builds by branch (a pipeline's id is its build definition's id,
             # a run's id its build's)
             branch = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
-            resp = az_check(ctx, c.get(f"/{project}/_apis/build/builds", headers=headers(ctx), params=_v(
+            resp = az_check(ctx, c.get(vendor_path("/{project}/_apis/build/builds", project=project), headers=headers(ctx), params=_v(
                 definitions=pipeline, branchName=branch, statusFilter="completed",
                 queryOrder="finishTimeDescending", **{"$top": 1})), f"listing the builds of {branch}")
             builds = [b for b in json_of(ctx, resp, "builds").get("value") or []
@@ -333,14 +340,15 @@ class AzurePipelinesConnector(_AzureConnector):
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Report files in the build artifacts of the latest completed run (``ref``: a run id or a branch)."""
-        project = quote(required(ctx.connection.project, "project", "reading pipeline reports"))
+        project = required(ctx.connection.project, "project", "reading pipeline reports")
         pipeline = required(str(ctx.connection.pipeline_id or ""), "pipeline_id", "reading pipeline reports")
         out: list[ReportArtifact] = []
         with ctx.client() as c:
             run = self._run(ctx, c, project, pipeline, ref)
             if run is None:
                 return []
-            resp = az_check(ctx, c.get(f"/{project}/_apis/build/builds/{run['id']}/artifacts", headers=headers(ctx),
+            resp = az_check(ctx, c.get(vendor_path("/{project}/_apis/build/builds/{run_id}/artifacts", project=project,
+                                                 run_id=run["id"]), headers=headers(ctx),
                                        params=_v()), "listing the run's artifacts")
             for artifact in json_of(ctx, resp, "artifacts").get("value") or []:
                 name, url = text(dig(artifact, "name")), text(dig(artifact, "resource", "downloadUrl"))

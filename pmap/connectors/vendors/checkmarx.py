@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -27,6 +26,7 @@ from pmap.connectors.base import (
     Probe,
 )
 from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
+from pmap.core.urlpath import vendor_path
 
 _NEEDED = (("view-projects", "listing projects"), ("view-scans", "listing scans"),
            ("view-results", "reading scan results"))
@@ -52,6 +52,8 @@ class CheckmarxCredentials(Credentials):
 
 class CheckmarxConnection(ConnectionSettings):
     base_url: str = Field(description="AST API base, e.g. https://eu.ast.checkmarx.net")
+    path_settings = {"tenant": "segment"}
+
     tenant: str = Field(min_length=1, pattern=r"^[\w.-]+$", description="Tenant (IAM realm) name")
 
 
@@ -90,7 +92,7 @@ class CheckmarxConnector:
         else:
             form = {"grant_type": "client_credentials", "client_id": creds.client_id or "",
                     "client_secret": ctx.secret("client_secret")}
-        path = f"/auth/realms/{quote(conn.tenant, safe='')}/protocol/openid-connect/token"
+        path = vendor_path("/auth/realms/{tenant}/protocol/openid-connect/token", tenant=conn.tenant)
         with ctx.client(iam_base(conn)) as c:
             # a token exchange changes nothing on the vendor: safe to retry when rate-limited
             resp = check(ctx, c.post(path, data=form, retry_unsafe=True), "the token exchange", auth=(400, 401),

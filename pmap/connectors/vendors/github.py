@@ -59,6 +59,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import segments_problem, vendor_path
 
 _API_VERSION = "2022-11-28"
 _REPO = r"^[\w.-]+/[\w.-]+$"
@@ -96,6 +97,8 @@ class GitHubCredentials(Credentials):
 
 class GitHubConnection(ConnectionSettings):
     base_url: str = Field(default="https://api.github.com", description="https://api.github.com or https://HOST/api/v3")
+    path_settings = {"repository": "segments"}
+
     repository: str | None = Field(default=None, pattern=_REPO, description="owner/repo")
 
 
@@ -122,7 +125,7 @@ def gh_check(ctx: OperationContext, resp: OutboundResponse, what: str, **kw: Any
 
 def _repo(ctx: OperationContext, override: str | None = None) -> str:
     if override:
-        if not re.match(_REPO, override):
+        if not re.match(_REPO, override) or segments_problem(override):
             raise ValidationFailed("a GitHub repository is named owner/repo",
                                    fields=[FieldProblem("project", "must be owner/repo")])
         return override
@@ -156,17 +159,18 @@ class GitHubRepositoryHooks:
         body = {"name": "web", "active": True, "events": hook.events or list(self.hook_events), "config": config}
         h = headers(ctx)
         with ctx.client() as c:
-            listed = gh_check(ctx, c.get(f"/repos/{repo}/hooks", headers=h, params={"per_page": 100}),
+            listed = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=h, params={"per_page": 100}),
                               "listing repository webhooks", permission=(403, 404), permission_hint=_HOOK_HINT)
             existing = next((x for x in json_of(ctx, listed, "webhooks", list)
                              if isinstance(x, dict) and (str(x.get("id")) == hook.previous_hook_id
                                                          or (x.get("config") or {}).get("url") == hook.url)), None)
             if existing is not None:
-                resp = gh_check(ctx, c.request("PATCH", f"/repos/{repo}/hooks/{existing.get('id')}", headers=h,
+                resp = gh_check(ctx, c.request("PATCH", vendor_path("/repos/{repository/}/hooks/{hook_id}", repository=repo,
+                                                                   hook_id=existing.get("id")), headers=h,
                                                json={k: v for k, v in body.items() if k != "name"}),
                                 "updating PMAP's repository webhook", permission=(403, 404), permission_hint=_HOOK_HINT)
             else:
-                resp = gh_check(ctx, c.post(f"/repos/{repo}/hooks", headers=h, json=body),
+                resp = gh_check(ctx, c.post(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=h, json=body),
                                 "creating the repository webhook", ok=(200, 201), permission=(403, 404),
                                 permission_hint=_HOOK_HINT)
         hook_id = text(json_of(ctx, resp, "the webhook").get("id"))
@@ -179,7 +183,8 @@ class GitHubRepositoryHooks:
         if not str(hook_id).isdigit():
             raise ValidationFailed("a GitHub hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
         with ctx.client() as c:
-            gh_check(ctx, c.post(f"/repos/{_repo(ctx)}/hooks/{hook_id}/pings", headers=headers(ctx)),
+            gh_check(ctx, c.post(vendor_path("/repos/{repository/}/hooks/{hook_id}/pings", repository=_repo(ctx), hook_id=hook_id),
+                            headers=headers(ctx)),
                      "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
 
 
@@ -194,7 +199,7 @@ class _GitHubConnector(GitHubRepositoryHooks):
         return json_of(ctx, resp, "the user"), resp
 
     def _repository(self, ctx: OperationContext, c: OutboundClient, repo: str) -> dict[str, Any]:
-        resp = gh_check(ctx, c.get(f"/repos/{repo}", headers=headers(ctx)), f"reading repository {repo}",
+        resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}", repository=repo), headers=headers(ctx)), f"reading repository {repo}",
                         permission=(403, 404), permission_hint=_REPO_HINT)
         return json_of(ctx, resp, f"repository {repo}")
 
@@ -218,7 +223,7 @@ class _GitHubConnector(GitHubRepositoryHooks):
             if not repo:
                 return permission_report([(name, why, None) for name, why, _, _ in self.needs], warnings=[
                     "fine-grained token or App: set the repository so PMAP can probe its rights"])
-            probes = [(name, why, self._readable(ctx, c, f"/repos/{repo}{path}")) for name, why, _, path in self.needs]
+            probes = [(name, why, self._readable(ctx, c, vendor_path("/repos/{repository/}", repository=repo) + path)) for name, why, _, path in self.needs]
         note = f"fine-grained token or App: read access probed on {repo}; write access cannot be probed without writing"
         return permission_report(probes, warnings=[note])
 
@@ -239,7 +244,7 @@ class GitHubIssuesConnector(_GitHubConnector):
         if labels := clean_labels(ticket.labels, max_len=50):
             body["labels"] = labels
         with ctx.client() as c:
-            resp = gh_check(ctx, c.post(f"/repos/{repo}/issues", headers=headers(ctx), json=body),
+            resp = gh_check(ctx, c.post(vendor_path("/repos/{repository/}/issues", repository=repo), headers=headers(ctx), json=body),
                             f"opening an issue in {repo}", ok=(201,), permission=(403, 404, 410),
                             permission_hint="the token needs the repo scope (or Issues: write), and issues must be "
                                             "enabled on the repository")
@@ -253,7 +258,8 @@ class GitHubIssuesConnector(_GitHubConnector):
                                    fields=[FieldProblem("key", "must be owner/repo#number or a number")])
         repo = _repo(ctx, match["repo"])
         with ctx.client() as c:
-            resp = gh_check(ctx, c.get(f"/repos/{repo}/issues/{match['number']}", headers=headers(ctx)),
+            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/issues/{number}", repository=repo, number=match["number"]),
+                                  headers=headers(ctx)),
                             f"reading issue {repo}#{match['number']}", permission=(403,))  # 404: no such issue
         return self._ref(ctx, repo, json_of(ctx, resp, "the issue"))
 
@@ -276,14 +282,15 @@ class GitHubActionsConnector(_GitHubConnector):
 
     def _run(self, ctx: OperationContext, c: OutboundClient, repo: str, ref: str | None) -> dict[str, Any] | None:
         if ref and ref.isdigit():
-            resp = gh_check(ctx, c.get(f"/repos/{repo}/actions/runs/{ref}", headers=headers(ctx)), f"reading run {ref}",
+            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/actions/runs/{ref}", repository=repo, ref=ref),
+                                  headers=headers(ctx)), f"reading run {ref}",
                             permission=(403, 404), permission_hint=f"{_REPO_HINT}, or run {ref} does not exist")
             run = json_of(ctx, resp, f"run {ref}")
             return run if run.get("status") == "completed" else None
         params: dict[str, Any] = {"status": "completed", "per_page": 50}
         if branch := ref or ctx.connection.branch:
             params["branch"] = branch
-        resp = gh_check(ctx, c.get(f"/repos/{repo}/actions/runs", headers=headers(ctx), params=params),
+        resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/actions/runs", repository=repo), headers=headers(ctx), params=params),
                         "listing workflow runs", permission=(403, 404), permission_hint=_REPO_HINT)
         workflow = ctx.connection.workflow
         runs = [r for r in json_of(ctx, resp, "workflow runs").get("workflow_runs") or [] if isinstance(r, dict)
@@ -308,7 +315,8 @@ class GitHubActionsConnector(_GitHubConnector):
             run = self._run(ctx, c, repo, ref)
             if run is None:
                 return []
-            resp = gh_check(ctx, c.get(f"/repos/{repo}/actions/runs/{run['id']}/artifacts", headers=headers(ctx),
+            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/actions/runs/{run_id}/artifacts", repository=repo,
+                                                         run_id=run["id"]), headers=headers(ctx),
                                        params={"per_page": 100}), "listing the run's artifacts")
             for artifact in json_of(ctx, resp, "artifacts").get("artifacts") or []:
                 name = text(artifact.get("name")) if isinstance(artifact, dict) else None

@@ -26,6 +26,7 @@ from pmap.connectors.vendors._support import check, json_of, permission_report
 from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of, token_probe
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 _ALERT_SCOPES = {"security_events", "repo"}
 # GitHub's scope list: repo grants "read and write access to ... repository webhooks", as admin:repo_hook does
@@ -45,6 +46,8 @@ class GitHubToken(Credentials):
 class GitHubCodeScanningConnection(ConnectionSettings):
     base_url: str = Field(default="https://api.github.com",
                           description="https://api.github.com or https://HOST/api/v3")
+    path_settings = {"repository": "segments"}
+
     repository: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/repo")
 
 
@@ -70,8 +73,8 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks):
         with ctx.client() as c:
             user, resp = self._user(ctx, c)
             if ctx.connection.repository:
-                check(ctx, c.get(f"/repos/{_repo(ctx)}/code-scanning/alerts", headers=headers(ctx),
-                                 params={"per_page": 1}), "reading code scanning alerts",
+                check(ctx, c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=_repo(ctx)),
+                                 headers=headers(ctx), params={"per_page": 1}), "reading code scanning alerts",
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
         return token_probe(resp, user)
@@ -92,8 +95,10 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks):
                      ("Webhooks: read and write", "installing the webhook", None)],
                     warnings=["fine-grained token or App: set the repository so PMAP can probe its rights"])
             repo = _repo(ctx)
-            alerts = c.get(f"/repos/{repo}/code-scanning/alerts", headers=headers(ctx), params={"per_page": 1})
-            hooks = c.get(f"/repos/{repo}/hooks", headers=headers(ctx), params={"per_page": 1})
+            alerts = c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=repo), headers=headers(ctx),
+                           params={"per_page": 1})
+            hooks = c.get(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=headers(ctx),
+                          params={"per_page": 1})
         # listing hooks needs Webhooks: read only (GitHub's REST reference); write cannot be probed without writing
         return permission_report([
             ("Code scanning alerts: read", "reading code scanning alerts", alerts.status == 200),

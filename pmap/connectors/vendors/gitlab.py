@@ -25,7 +25,6 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import orjson
 from pydantic import Field, SecretStr
@@ -65,6 +64,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import segments_problem, vendor_path
 
 _PROJECT = r"^(?:\d{1,12}|[\w.-]+(?:/[\w.-]+)+)$"
 _TICKET = re.compile(r"^(?:(?P<project>\d{1,12}|[\w.-]+(?:/[\w.-]+)+)?#)?(?P<iid>\d{1,9})$")
@@ -84,6 +84,8 @@ class GitLabCredentials(Credentials):
 
 class GitLabConnection(ConnectionSettings):
     base_url: str = Field(default="https://gitlab.com/api/v4", description="The API root, https://HOST/api/v4")
+    path_settings = {"project": "segments"}
+
     project: str | None = Field(default=None, pattern=_PROJECT, description="Project id or group/project path")
 
 
@@ -97,13 +99,14 @@ def headers(ctx: OperationContext) -> dict[str, str]:
 
 
 def _pid(project: str) -> str:
-    """A project id or path as one URL path segment (``group%2Fproject``)."""
-    return quote(project, safe="")
+    """A project id or path as one URL path segment (``group%2Fproject``, GitLab's documented form),
+    each part checked: ``../other`` cannot reach outside ``/projects``."""
+    return vendor_path("{project%}", project=project)
 
 
 def _project(ctx: OperationContext, override: str | None = None) -> str:
     if override:
-        if not re.match(_PROJECT, override):
+        if not re.match(_PROJECT, override) or segments_problem(override):
             raise ValidationFailed("a GitLab project is named by its id or group/project path",
                                    fields=[FieldProblem("project", "must be a project id or path")])
         return override
@@ -230,8 +233,8 @@ class _GitLabConnector:
                              if isinstance(x, dict) and (str(x.get("id")) == hook.previous_hook_id
                                                          or x.get("url") == hook.url)), None)
             if existing is not None:
-                resp = gl_check(ctx, c.request("PUT", f"/projects/{pid}/hooks/{existing.get('id')}", headers=h,
-                                               json=params), "updating PMAP's project hook",
+                path = f"/projects/{pid}" + vendor_path("/hooks/{hook_id}", hook_id=existing.get("id"))
+                resp = gl_check(ctx, c.request("PUT", path, headers=h, json=params), "updating PMAP's project hook",
                                 permission=(403, 404), permission_hint=_HOOK_HINT)
             else:
                 resp = gl_check(ctx, c.post(f"/projects/{pid}/hooks", headers=h, json=params),
@@ -247,8 +250,8 @@ class _GitLabConnector:
         if not str(hook_id).isdigit():
             raise ValidationFailed("a GitLab hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
         with ctx.client() as c:
-            resp = c.post(f"/projects/{_pid(_project(ctx))}/hooks/{hook_id}/test/{self.test_trigger}",
-                          headers=headers(ctx))
+            test = vendor_path("/hooks/{hook_id}/test/{trigger}", hook_id=hook_id, trigger=self.test_trigger)
+            resp = c.post(f"/projects/{_pid(_project(ctx))}{test}", headers=headers(ctx))
         if resp.status == 422:
             if _receiver_answered(resp):  # PMAP's own delivery log says why it refused
                 return
@@ -285,7 +288,8 @@ class GitLabIssuesConnector(_GitLabConnector):
                                    fields=[FieldProblem("key", "must be group/project#iid or an iid")])
         project = _project(ctx, match["project"])
         with ctx.client() as c:
-            resp = gl_check(ctx, c.get(f"/projects/{_pid(project)}/issues/{match['iid']}", headers=headers(ctx)),
+            resp = gl_check(ctx, c.get(f"/projects/{_pid(project)}" + vendor_path("/issues/{iid}", iid=match["iid"]),
+                                  headers=headers(ctx)),
                             f"reading issue {project}#{match['iid']}")
         return self._ref(ctx, project, json_of(ctx, resp, "the issue"))
 
@@ -311,7 +315,8 @@ class GitLabCIConnector(_GitLabConnector):
 
     def _pipeline(self, ctx: OperationContext, c: OutboundClient, pid: str, ref: str | None) -> dict[str, Any] | None:
         if ref and ref.isdigit():
-            resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines/{ref}", headers=headers(ctx)), f"reading pipeline {ref}")
+            path = f"/projects/{pid}" + vendor_path("/pipelines/{ref}", ref=ref)
+            resp = gl_check(ctx, c.get(path, headers=headers(ctx)), f"reading pipeline {ref}")
             return json_of(ctx, resp, f"pipeline {ref}")
         params: dict[str, Any] = {"scope": "finished", "order_by": "id", "sort": "desc", "per_page": 1}
         if branch := ref or ctx.connection.branch:
@@ -328,15 +333,16 @@ class GitLabCIConnector(_GitLabConnector):
             pipeline = self._pipeline(ctx, c, pid, ref)
             if pipeline is None:
                 return []
-            resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines/{pipeline['id']}/jobs", headers=headers(ctx),
-                                       params={"per_page": 100}), "listing the pipeline's jobs")
+            jobs = f"/projects/{pid}" + vendor_path("/pipelines/{pipeline_id}/jobs", pipeline_id=pipeline["id"])
+            resp = gl_check(ctx, c.get(jobs, headers=headers(ctx), params={"per_page": 100}),
+                            "listing the pipeline's jobs")
             for job in (j for j in json_of(ctx, resp, "jobs", list) if isinstance(j, dict)):
                 reports = [a for a in job.get("artifacts") or [] if isinstance(a, dict)
                            and a.get("file_type") in SECURITY_REPORTS and text(a.get("filename"))]
                 for report in reports:
                     name = str(report["filename"])
-                    got = c.get(f"/projects/{pid}/jobs/{job['id']}/artifacts/{quote(name)}", headers=headers(ctx),
-                                max_bytes=DOWNLOAD_MAX_BYTES)
+                    path = vendor_path("/jobs/{job_id}/artifacts/{name/}", job_id=job["id"], name=name)
+                    got = c.get(f"/projects/{pid}{path}", headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES)
                     if got.status == 404:  # a report kept outside the job's artifacts archive
                         continue
                     files.append((f"{job.get('name')}/{name}",

@@ -59,6 +59,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 _AUTH_HINT = "use the user name and an API token (user menu > Security > API Token), not the password"
 _REPORT_SUFFIXES = (".sarif", ".sarif.json", ".json")
@@ -75,6 +76,8 @@ class JenkinsCredentials(Credentials):
 
 class JenkinsConnection(ConnectionSettings):
     base_url: str = Field(description="The Jenkins root URL, e.g. https://jenkins.example.com")
+    path_settings = {"job": "segments"}
+
     job: str | None = Field(default=None, pattern=r"^[^/]+(?:/[^/]+)*$", max_length=500,
                             description="Job whose builds carry the reports; folder/job for jobs in folders")
     artifact_pattern: str | None = Field(default=None, max_length=200,
@@ -88,7 +91,7 @@ def headers(ctx: OperationContext) -> dict[str, str]:
 
 def job_path(job: str) -> str:
     """``folder/app`` as Jenkins' ``/job/folder/job/app``."""
-    return "".join(f"/job/{quote(part, safe='')}" for part in job.split("/"))
+    return "".join(vendor_path("/job/{job}", job=part) for part in job.split("/"))
 
 
 def jk_check(ctx: OperationContext, resp: OutboundResponse, what: str, **kw: Any) -> OutboundResponse:

@@ -48,6 +48,7 @@ from pmap.connectors.vendors._work_http import (
 )
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 _TABLE = "/api/now/table"
 _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -163,7 +164,8 @@ class ServiceNowConnector:
         fields = "sys_id,number,state"
         with ctx.client() as c:
             if _SYS_ID.match(key):
-                rows = self._get(ctx, c, f"incident/{key}", f"reading incident {key}", sysparm_fields=fields)
+                rows = self._get(ctx, c, vendor_path("incident/{key}", key=key), f"reading incident {key}",
+                                 sysparm_fields=fields)
                 rows = [r for r in rows if _value(r.get("sys_id")) == key]
             elif _NUMBER.match(key):
                 rows = self._get(ctx, c, "incident", f"reading incident {key}", sysparm_query=f"number={key}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from pydantic import Field, SecretStr
@@ -28,6 +27,7 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.vendors._support import check, dig, fail, json_of, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.urlpath import vendor_path
 
 REST_VERSION = "2024-06-10"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -87,10 +87,10 @@ class SnykConnector:
         """An issue read (REST) and the webhook list (v1) of the organization."""
         org = self._org(ctx)
         with ctx.client() as c:
-            issues = c.get(f"/orgs/{org}/issues", headers=_headers(ctx),
+            issues = c.get(vendor_path("/orgs/{org_id}/issues", org_id=org), headers=_headers(ctx),
                            params={"version": REST_VERSION, "limit": 10})
         with ctx.client(v1_base(ctx.connection.base_url)) as c:
-            hooks = c.get(f"/org/{org}/webhooks", headers=_headers(ctx))
+            hooks = c.get(vendor_path("/org/{org_id}/webhooks", org_id=org), headers=_headers(ctx))
         for resp, what in ((issues, "reading issues"), (hooks, "listing webhooks")):
             if resp.status != 403:
                 check(ctx, resp, what)
@@ -113,11 +113,12 @@ class SnykConnector:
         org = self._org(ctx)
         with ctx.client(v1_base(ctx.connection.base_url)) as c:
             if hook.previous_hook_id:
-                check(ctx, c.request("DELETE", f"/org/{org}/webhooks/{quote(hook.previous_hook_id, safe='')}",
+                check(ctx, c.request("DELETE", vendor_path("/org/{org_id}/webhooks/{hook_id}", org_id=org,
+                                                                hook_id=hook.previous_hook_id),
                                      headers=_headers(ctx)),
                       "removing PMAP's previous webhook", ok=(200, 204, 404),
                       permission_hint="the token needs the Delete Outbound Webhooks permission on the organization")
-            resp = check(ctx, c.post(f"/org/{org}/webhooks", headers=_headers(ctx),
+            resp = check(ctx, c.post(vendor_path("/org/{org_id}/webhooks", org_id=org), headers=_headers(ctx),
                                      json={"url": hook.url, "secret": hook.secret.get_secret_value()}),
                          "creating the webhook", ok=(200, 201),
                          permission_hint="the token needs the View and Create Outbound Webhooks permissions on the "
@@ -133,7 +134,8 @@ class SnykConnector:
             raise ValidationFailed("a Snyk webhook id is a UUID", fields=[FieldProblem("hook_id", "must be a UUID")])
         org = self._org(ctx)
         with ctx.client(v1_base(ctx.connection.base_url)) as c:
-            check(ctx, c.post(f"/org/{org}/webhooks/{hook_id}/ping", headers=_headers(ctx)), "pinging the webhook",
+            check(ctx, c.post(vendor_path("/org/{org_id}/webhooks/{hook_id}/ping", org_id=org, hook_id=hook_id),
+                               headers=_headers(ctx)), "pinging the webhook",
                   ok=(200, 204))
 
 

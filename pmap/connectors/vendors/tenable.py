@@ -40,6 +40,7 @@ from pmap.connectors.vendors._support import (
     text,
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.urlpath import vendor_path
 
 # Tenable user permission levels (Tenable VM and Nessus share the scale)
 BASIC, STANDARD, ADMINISTRATOR, SYSTEM_ADMINISTRATOR = 16, 32, 64, 128
@@ -151,7 +152,8 @@ class TenableVMConnector:
                 raise fail(ctx, "the vulnerability export started without an export_uuid", step="response")
 
             def ready() -> list[int] | None:
-                resp = check(ctx, c.get(f"/vulns/export/{export_id}/status", headers=api_keys(ctx)), "export status")
+                resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/status", export_id=export_id),
+                                         headers=api_keys(ctx)), "export status")
                 body = json_of(ctx, resp, "export status")
                 status = str(body.get("status", "")).upper()
                 if status in {"ERROR", "CANCELLED"}:
@@ -161,7 +163,8 @@ class TenableVMConnector:
                 return [int(n) for n in body.get("chunks_available") or [] if isinstance(n, int)]
 
             for chunk in poll(ctx, ready, what="the Tenable VM vulnerability export"):
-                resp = check(ctx, c.get(f"/vulns/export/{export_id}/chunks/{chunk}", headers=api_keys(ctx),
+                resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/chunks/{chunk}", export_id=export_id,
+                                                          chunk=chunk), headers=api_keys(ctx),
                                         max_bytes=DOWNLOAD_MAX_BYTES), f"export chunk {chunk}")
                 records.extend(json_list(ctx, resp, f"export chunk {chunk}"))
         return ReportArtifact(name=f"tenable_vm_vulns_{export_id}.csv", format="tenable_csv",
@@ -243,7 +246,8 @@ class NessusConnector:
                 raise fail(ctx, "the scan export started without a file id", step="response")
 
             def ready() -> bool | None:
-                resp = check(ctx, c.get(f"/scans/{sid}/export/{file_id}/status", headers=api_keys(ctx)),
+                resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/status", sid=sid, file_id=file_id),
+                                        headers=api_keys(ctx)),
                              "export status")
                 status = str(json_of(ctx, resp, "export status").get("status", "")).lower()
                 if status == "error":
@@ -251,7 +255,8 @@ class NessusConnector:
                 return True if status == "ready" else None
 
             poll(ctx, ready, what=f"the export of Nessus scan {sid}")
-            resp = check(ctx, c.get(f"/scans/{sid}/export/{file_id}/download", headers=api_keys(ctx),
+            resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/download", sid=sid, file_id=file_id),
+                                    headers=api_keys(ctx),
                                     max_bytes=DOWNLOAD_MAX_BYTES), "export download")
         return ReportArtifact(name=f"nessus_scan_{sid}.nessus", format="nessus", content=resp.content)
 
