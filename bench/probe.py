@@ -1,13 +1,13 @@
 """Issue 10 probe: schemathesis against a production-mode PMAP; no 5xx, no canary anywhere.
 
-    python -m bench.probe [--max-time 180] [--workers 2] [--per-vendor 3] [--seed N] [--keep]
+    python -m bench.probe [--max-time 180] [--operator-time 60] [--workers 2] [--per-vendor 3] [--seed N] [--keep]
     make probe
 
 Starts the vendor sandbox and a real ``pmapctl serve`` on loopback, in production mode (``PMAP_ENV=production``)
 on a PostgreSQL database of its own, with a platform key and admin token made for this run and egress allowed
 to loopback only so it may reach the sandbox. Seeds integrations of every vendor type the sandbox serves with
 canary credentials (``bench/probe_seed.py``), then runs ``schemathesis run`` against ``/openapi.json`` with an
-admin token, bounded by ``--max-time``. It fails on:
+admin token, bounded by ``--max-time``, then with an operator token for ``--operator-time``. It fails on:
 - any 5xx response (schemathesis's ``not_a_server_error``);
 - any canary credential, probe token or webhook secret in a response body or header (``canary_free`` in
   ``bench/probe_hooks.py``; a webhook secret is allowed only in its own ``/webhook/reveal`` answer);
@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -103,20 +104,21 @@ def server_env(run_dir: Path, db_url: str, admin_token: str, port: int) -> dict[
     return env
 
 
-def run_schemathesis(api: str, run_dir: Path, token: str, args: argparse.Namespace) -> int:
-    """``schemathesis run`` with the probe's hooks; its output is shown and kept in ``schemathesis.txt``."""
+def run_schemathesis(api: str, run_dir: Path, role: str, token: str, max_time: int, args: argparse.Namespace) -> int:
+    """``schemathesis run`` as ``role`` with the probe's hooks; its output is shown and kept in ``schemathesis-ROLE.txt``."""
     (run_dir / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)
     env = {**os.environ, "PMAP_PROBE_TOKEN": token, "SCHEMATHESIS_HOOKS": "bench.probe_hooks",
-           "PMAP_PROBE_STATE": str(run_dir / "state.json"), "PMAP_PROBE_STATS": str(run_dir / "stats.json"),
+           "PMAP_PROBE_STATE": str(run_dir / "state.json"), "PMAP_PROBE_STATS": str(run_dir / f"stats-{role}.json"),
            "PYTHONPATH": str(ROOT)}
     cmd = [str(Path(sys.executable).parent / "schemathesis"), "--no-color", "--config-file", str(run_dir / "schemathesis.toml"),
-           "run", f"{api}/openapi.json", "--checks", "not_a_server_error,canary_free", "--max-time", str(args.max_time),
+           "run", f"{api}/openapi.json", "--checks", "not_a_server_error,canary_free", "--max-time", str(max_time),
            "--workers", str(args.workers), "--phases", args.phases, "--suppress-health-check", "all",
            "--generation-database", "none", "--request-timeout", "30", "--continue-on-failure",
-           "--report", "junit", "--report-dir", str(run_dir / "report")]
+           "--report", "junit", "--report-dir", str(run_dir / f"report-{role}")]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
-    with (run_dir / "schemathesis.txt").open("w") as out:
+    cmd += args.schemathesis_args
+    with (run_dir / f"schemathesis-{role}.txt").open("w") as out:
         proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -137,16 +139,26 @@ def hits(secret_values: dict[str, str], data: bytes) -> list[str]:
     return [label for value, label in secret_values.items() if value.encode() in data]
 
 
+def masked(line: str, planted: dict[str, str]) -> str:
+    """A reproducer with each planted value replaced by where it was planted (the probe prints no secret)."""
+    for value, label in planted.items():
+        line = line.replace(value, f"<{label}>")
+    return line
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the probe once; the exit code is 0 only when nothing was found."""
     parser = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__.splitlines()[0])
     parser.add_argument("--max-time", type=int, default=180, help="schemathesis time budget in seconds (default 180)")
+    parser.add_argument("--operator-time", type=int, default=60,
+                        help="then as long with an operator token (default 60; 0 skips it)")
     parser.add_argument("--workers", type=int, default=2, help="schemathesis workers (default 2)")
     parser.add_argument("--per-vendor", type=int, default=3, help="integrations seeded per vendor type (default 3)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     parser.add_argument("--seed", type=int, default=None, help="schemathesis random seed (to replay a run)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, dump, reports)")
     parser.add_argument("--quiet", action="store_true", help="show only the summary, not schemathesis's output")
+    parser.add_argument("schemathesis_args", nargs="*", help="after --: more `schemathesis run` options (say --include-path P)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -163,18 +175,22 @@ def main(argv: list[str] | None = None) -> int:
         stack.enter_context(process(["serve", "--port", str(api_port)], env, run_dir / "server.log", f"{api}/healthz"))
         with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {bootstrap}"}, timeout=60) as client:
             seeded = seed(client, httpx.get(f"{sandbox}/_sandbox/vendors").json(), args.per_vendor)
-            probe_token, operator = (client.post("/api/v1/tokens", json={"name": f"probe {role}", "role": role}).json()
-                                     for role in ("admin", "operator"))
-        seeded.add_id("token_id", operator["id"])
+            probe_token, operator, victim = (client.post("/api/v1/tokens", json={"name": f"probe {role}", "role": role}).json()
+                                             for role in ("admin", "operator", "viewer"))
+        seeded.add_id("token_id", victim["id"])  # the one real token a DELETE may revoke
         secrets_planted = {**seeded.canaries, bootstrap: "bootstrap admin token", probe_token["token"]: "probe admin token",
-                           operator["token"]: "operator token"}
+                           operator["token"]: "operator token", victim["token"]: "viewer token"}
         (run_dir / "state.json").write_text(json.dumps({
             "canaries": secrets_planted, "webhook_secrets": seeded.webhook_secrets, "ids": seeded.ids,
-            "own_token_id": probe_token["id"]}))
+            "kept_token_ids": [probe_token["id"], operator["id"]], "protected_ids": list(seeded.first_of.values()),
+            "examples": seeded.examples}))
         print(f"probe: {len(seeded.ids['integration_id'])} integrations, {len(seeded.canaries)} canary credentials, "
               f"{len(seeded.webhook_secrets)} webhook secrets, {len(seeded.ids.get('finding_id', []))} findings seeded "
-              f"in {time.monotonic() - started:.0f} s; schemathesis for {args.max_time} s", flush=True)
-        code = run_schemathesis(api, run_dir, probe_token["token"], args)
+              f"in {time.monotonic() - started:.0f} s; schemathesis for {args.max_time} s as admin, "
+              f"{args.operator_time} s as operator", flush=True)
+        code = run_schemathesis(api, run_dir, "admin", probe_token["token"], args.max_time, args)
+        if args.operator_time:
+            code = run_schemathesis(api, run_dir, "operator", operator["token"], args.operator_time, args) or code
         dump = pg_dump(db_url)
     report = summarize(run_dir, seeded, secrets_planted, dump, code, time.monotonic() - started)
     if report and not args.keep:
@@ -188,10 +204,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def summarize(run_dir: Path, seeded: Seeded, planted: dict[str, str], dump: bytes, code: int, elapsed: float) -> list[str]:
     """Print the figures and every finding; returns the findings (empty when the probe passed)."""
-    stats = json.loads((run_dir / "stats.json").read_text()) if (run_dir / "stats.json").exists() else {}
-    counts, faults = stats.get("statuses", {}), stats.get("server_errors", [])
-    findings: list[str] = [f"{f['status']} {f['method']} {f['url']} body={f['body']!r} -> {f['response']!r}" for f in faults]
-    findings += [f"canary in a response: {hit}" for hit in stats.get("canary_hits", [])]
+    counts: Counter[str] = Counter()
+    findings: list[str] = []
+    for path in sorted(run_dir.glob("stats-*.json")):
+        stats = json.loads(path.read_text())
+        counts.update(stats["statuses"])
+        findings += [masked(f"{f['status']} (x{f['count']}) {f['method']} {f['url']} body={f['body']!r} -> {f['response']!r}", planted)
+                     for f in stats["server_errors"]]
+        findings += [f"canary in a response: {hit}" for hit in stats["canary_hits"]]
     log = (run_dir / "server.log").read_bytes()
     everything = {**planted, **{s: "webhook secret" for s in seeded.webhook_secrets}}
     findings += [f"in the server log: {label}" for label in hits(everything, log)]

@@ -2,8 +2,11 @@
 
 The probe writes a state file (``PMAP_PROBE_STATE``) before schemathesis starts: the canary values, the
 webhook secrets, the ids of the seeded records and the probe's own admin token id. These hooks
-- send real ids as well as generated ones, so routes with ids reach real records, not only 404s;
-- never revoke the probe's own admin token (that would turn the rest of the run into 401s);
+- send real ids as well as generated ones, so routes with ids reach real records, not only 404s (DELETE
+  never gets the protected ones: the integrations holding the findings and webhook secrets);
+- send, beside the generated bodies, valid integration bodies whose ``base_url`` ends in hostile text
+  (percent-encoded controls, dot segments, stray ``%``), which random JSON would never reach;
+- never revoke the probe's own tokens (that would turn the rest of the run into 401s);
 - fail any response whose body or headers hold a canary (the ``canary_free`` check);
 - count every response by status and write the counts to ``PMAP_PROBE_STATS`` at exit.
 """
@@ -25,7 +28,15 @@ _STATE: dict[str, Any] = json.loads(open(os.environ["PMAP_PROBE_STATE"], encodin
 _CANARIES: dict[bytes, str] = {value.encode(): label for value, label in _STATE["canaries"].items()}
 _WEBHOOK_SECRETS: list[bytes] = [c.encode() for c in _STATE["webhook_secrets"]]
 _IDS: dict[str, list[str]] = _STATE["ids"]
-_OWN_TOKEN_ID: str = _STATE["own_token_id"]
+_KEPT_TOKEN_IDS: set[str] = set(_STATE["kept_token_ids"])  # the tokens the probe itself calls with
+_PROTECTED: set[str] = set(_STATE["protected_ids"])
+_EXAMPLES: list[dict[str, Any]] = _STATE["examples"]  # valid {vendor, connection, credentials} bodies
+_URL_TAILS = st.one_of(
+    st.text(max_size=24),
+    st.lists(st.sampled_from(["%0d", "%0a", "%00", "%0D%0A", "%09", "%7f", "%2f", "%2e%2e", "%25", "%ff", "%c0%ae",
+                              "%", "%zz", "..", "/", "?", "#", "@", ":", "\\", " ", "é", "\u202e", "~", "x"]),
+             max_size=6).map("".join),
+)
 
 _lock = threading.Lock()
 _statuses: Counter[str] = Counter()
@@ -38,18 +49,43 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st
     """Each id parameter is either the generated value or one of the seeded records' ids."""
     if not path_parameters:
         return st.just(path_parameters)
-    choices = {
-        name: st.sampled_from([value, *_IDS[name]]) if _IDS.get(name) else st.just(value)
-        for name, value in path_parameters.items()
-    }
+    deleting = context.operation.method.upper() == "DELETE"
+    choices = {}
+    for name, value in path_parameters.items():
+        real = [i for i in _IDS.get(name, []) if not (deleting and i in _PROTECTED)]
+        choices[name] = st.sampled_from([value, *real]) if real else st.just(value)
     return st.fixed_dictionaries(choices)
+
+
+def _hostile_body(method: str, path: str) -> st.SearchStrategy | None:
+    """A valid body for the integration routes that take settings, its ``base_url`` ending in hostile text."""
+    def build(example: dict[str, Any], tail: str, name: str) -> dict[str, Any]:
+        connection = {**example["connection"], "base_url": example["connection"]["base_url"] + tail}
+        body = {"connection": connection, "credentials": example["credentials"]}
+        if path == "/api/v1/integrations":
+            return {"name": name, "vendor": example["vendor"], **body}
+        if path == "/api/v1/integrations/test":
+            return {"vendor": example["vendor"], **body}
+        return {"connection": connection}  # PATCH and a saved test: the integration's own vendor decides
+    if (method, path) not in {("POST", "/api/v1/integrations"), ("POST", "/api/v1/integrations/test"),
+                              ("POST", "/api/v1/integrations/{integration_id}/test"),
+                              ("PATCH", "/api/v1/integrations/{integration_id}")} or not _EXAMPLES:
+        return None
+    return st.builds(build, st.sampled_from(_EXAMPLES), _URL_TAILS, st.text(min_size=1, max_size=40))
+
+
+@schemathesis.hook
+def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
+    """The generated body, or (on the integration routes) a valid one with a hostile ``base_url``."""
+    hostile = _hostile_body(context.operation.method.upper(), context.operation.path)
+    return st.just(body) if hostile is None else st.one_of(st.just(body), hostile, hostile)
 
 
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
-    """The probe's own admin token is never the one revoked (links may find its id in GET /tokens)."""
+    """The probe's own tokens are never the ones revoked (links may find their ids in GET /tokens)."""
     params = case.path_parameters or {}
-    if str(params.get("token_id", "")).lower() == _OWN_TOKEN_ID:
+    if str(params.get("token_id", "")).lower() in _KEPT_TOKEN_IDS:
         params["token_id"] = str(uuid.uuid4())
 
 
@@ -64,7 +100,9 @@ def after_call(context: Any, case: Any, response: Any) -> None:
             body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
             _server_errors[key] = {"status": response.status_code, "method": request.method, "url": request.url,
                                    "body": body[:600].decode(errors="replace"),
-                                   "response": response.content[:300].decode(errors="replace")}
+                                   "response": response.content[:300].decode(errors="replace"), "count": 0}
+        if key in _server_errors:
+            _server_errors[key]["count"] += 1
 
 
 @schemathesis.check

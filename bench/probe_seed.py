@@ -37,6 +37,7 @@ class Seeded:
     webhook_secrets: list[str] = field(default_factory=list)
     ids: dict[str, list[str]] = field(default_factory=dict)
     first_of: dict[str, str] = field(default_factory=dict)  # vendor -> its first integration's id
+    examples: list[dict[str, Any]] = field(default_factory=list)  # one valid creation body per vendor
     responses: list[str] = field(default_factory=list)  # every seeding answer, checked like the probe's
 
     def add_id(self, name: str, value: Any) -> None:
@@ -113,7 +114,9 @@ def seed(client: httpx.Client, sandbox_vendors: dict[str, dict[str, Any]], per_v
                 raise RuntimeError(f"seeding {vendor}: {r.status_code} {r.text[:300]}")
             iid = r.json()["id"]
             seeded.add_id("integration_id", iid)
-            seeded.first_of.setdefault(vendor, iid)
+            if n == 0:
+                seeded.first_of[vendor] = iid
+                seeded.examples.append({k: body[k] for k in ("vendor", "connection", "credentials")})
             _post(client, seeded, f"/api/v1/integrations/{iid}/test", json={})
             if Operation.CHECK_PERMISSIONS in ct.operations:
                 _post(client, seeded, f"/api/v1/integrations/{iid}/permissions-check")
