@@ -8,7 +8,9 @@ webhook secrets, the ids of the seeded records and the probe's own admin token i
   (percent-encoded controls, dot segments, stray ``%``), which random JSON would never reach;
 - never revoke the probe's own tokens (that would turn the rest of the run into 401s);
 - fail any response whose body or headers hold a canary (the ``canary_free`` check);
-- count every response by status and write the counts to ``PMAP_PROBE_STATS`` at exit.
+- count every response by status and write the counts to ``PMAP_PROBE_STATS`` at exit, with one
+  reproducer for each kind of 5xx; a deliberate 5xx (502 ``upstream_error``: the vendor could not be reached
+  or answered wrongly; 503 with Retry-After: back off) is listed but is not a failure.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import schemathesis
 from hypothesis import strategies as st
+from schemathesis.core.failures import ServerError
 
 _STATE: dict[str, Any] = json.loads(open(os.environ["PMAP_PROBE_STATE"], encoding="utf-8").read())
 _CANARIES: dict[bytes, str] = {value.encode(): label for value, label in _STATE["canaries"].items()}
@@ -35,7 +38,7 @@ _URL_TAILS = st.one_of(
     st.text(max_size=24),
     st.lists(st.sampled_from(["%0d", "%0a", "%00", "%0D%0A", "%09", "%7f", "%2f", "%2e%2e", "%25", "%ff", "%c0%ae",
                               "%", "%zz", "..", "/", "?", "#", "@", ":", "\\", " ", "é", "\u202e", "~", "x"]),
-             max_size=6).map("".join),
+             min_size=1, max_size=6).map("".join),
 )
 
 _lock = threading.Lock()
@@ -78,7 +81,7 @@ def _hostile_body(method: str, path: str) -> st.SearchStrategy | None:
 def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
     """The generated body, or (on the integration routes) a valid one with a hostile ``base_url``."""
     hostile = _hostile_body(context.operation.method.upper(), context.operation.path)
-    return st.just(body) if hostile is None else st.one_of(st.just(body), hostile, hostile)
+    return st.just(body) if hostile is None else st.one_of(hostile, st.just(body), hostile)
 
 
 @schemathesis.hook
@@ -89,18 +92,37 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         params["token_id"] = str(uuid.uuid4())
 
 
+def deliberate(response: Any) -> bool:
+    """Whether a 5xx is PMAP's documented answer (an unreachable or wrong vendor, a back-off) rather than a fault."""
+    if response.status_code == 503:
+        return "retry-after" in response.headers
+    if response.status_code != 502:
+        return False
+    try:
+        return json.loads(response.content)["error"]["code"] == "upstream_error"
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure but the server-error check's on a deliberate 5xx."""
+    return not (isinstance(failure, ServerError) and deliberate(response))
+
+
 @schemathesis.hook
 def after_call(context: Any, case: Any, response: Any) -> None:
     """Count every response the server sent, by status; keep a reproducer of each kind of 5xx."""
     with _lock:
         _statuses[str(response.status_code)] += 1
-        key = (case.method, case.path, response.status_code)
+        key = (case.method, case.path, response.status_code, deliberate(response))
         if response.status_code >= 500 and key not in _server_errors:
             request = response.request
             body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
             _server_errors[key] = {"status": response.status_code, "method": request.method, "url": request.url,
                                    "body": body[:600].decode(errors="replace"),
-                                   "response": response.content[:300].decode(errors="replace"), "count": 0}
+                                   "response": response.content[:300].decode(errors="replace"), "count": 0,
+                                   "deliberate": deliberate(response)}
         if key in _server_errors:
             _server_errors[key]["count"] += 1
 
