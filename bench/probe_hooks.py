@@ -21,13 +21,14 @@ import os
 import threading
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis.core.failures import ServerError
 
-_STATE: dict[str, Any] = json.loads(open(os.environ["PMAP_PROBE_STATE"], encoding="utf-8").read())
+_STATE: dict[str, Any] = json.loads(Path(os.environ["PMAP_PROBE_STATE"]).read_text(encoding="utf-8"))
 _CANARIES: dict[bytes, str] = {value.encode(): label for value, label in _STATE["canaries"].items()}
 _WEBHOOK_SECRETS: list[bytes] = [c.encode() for c in _STATE["webhook_secrets"]]
 _IDS: dict[str, list[str]] = _STATE["ids"]
@@ -43,7 +44,7 @@ _URL_TAILS = st.one_of(
 
 _lock = threading.Lock()
 _statuses: Counter[str] = Counter()
-_server_errors: dict[tuple[str, str, int], dict[str, Any]] = {}  # one reproducer per method, path and status
+_server_errors: dict[tuple[str, str, int, bool], dict[str, Any]] = {}  # a reproducer per operation, status, kind
 _canary_hits: set[str] = set()
 
 
