@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test install postgres bench clean
+.PHONY: run test install postgres bench probe clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -32,6 +32,12 @@ postgres:
 
 bench: $(STAMP) postgres
 	$(PY) -m bench
+
+## make probe: schemathesis against a production-mode server on PostgreSQL; fails on any 5xx or leaked canary
+## (PROBE_ARGS="--max-time 600" for a longer run)
+probe: $(STAMP) postgres
+	$(PIP) install --quiet -e ".[test,probe]"
+	$(PY) -m bench.probe $(PROBE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

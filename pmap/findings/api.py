@@ -177,6 +177,14 @@ def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> l
     return out
 
 
+def _one_choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
+    """A filter that takes one value: blank (whitespace, commas) is no filter, several values are a 422."""
+    chosen = _choices([value] if value else None, allowed, name)
+    if len(chosen) > 1:
+        raise ValidationFailed("the request is invalid", fields=[FieldProblem(name, "takes one value")])
+    return chosen[0] if chosen else None
+
+
 @router.get("/findings", response_model=FindingPage)
 def list_findings(
     session: DbSession, principal: Viewer,
@@ -203,7 +211,7 @@ def list_findings(
         integration_id=integration_id, severity=_choices(severity, SEVERITIES, "severity"),
         status=_choices(finding_status, _STATUSES, "status"), vuln_id=vuln_id, host=host, ip=ip, port=port, url=url,
         repository=repository, file_path=file_path, package_name=package_name, resource=resource, scope=scope,
-        format=_choices([format], tuple(sorted(report_formats())), "format")[0] if format else None, tag=tag,
+        format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag,
     )
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 
