@@ -40,7 +40,7 @@ API_PREFIX = "/api/v1"
 
 def start(settings: Settings) -> AppState:
     """Open the database, check its schema, load and prove the keyring, seed the bootstrap token."""
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     at, head = current_revision(engine), head_revision()
     if at != head:
         engine.dispose()

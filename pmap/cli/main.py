@@ -139,7 +139,7 @@ def tokens_create(
     except ValueError:
         _fail("role must be viewer, operator or admin")
     settings = _settings()
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     if current_revision(engine) != head_revision():
         _fail("the database is not migrated: run `pmapctl db upgrade` first")
     with transaction(make_session_factory(engine)) as session:
@@ -181,7 +181,7 @@ def webhooks_prune(
 
     settings = _settings()
     retention = days or settings.webhook_retention_days
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     try:
         with transaction(make_session_factory(engine)) as session:
             result = prune_deliveries(session, clock.now(), retention)

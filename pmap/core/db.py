@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -63,10 +65,31 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+#: How long a SQLite write waits for the one writer lock before it fails (503, see :func:`is_busy`).
+#: Imports hold the lock only for their final publish step (:mod:`pmap.findings.staging`), which
+#: takes about a second per 100,000 findings, so this covers it several times over.
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+#: SQLite's primary result codes for "another connection holds the lock"
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: PostgreSQL's: lock_not_available (lock_timeout, NOWAIT), serialization_failure, deadlock_detected
+_PG_BUSY_STATES = frozenset({"55P03", "40001", "40P01"})
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means another writer held a lock: nothing was written, a retry can succeed."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _SQLITE_BUSY_CODES  # extended codes (BUSY_SNAPSHOT) keep the primary in the low byte
+        return "database is locked" in str(orig)
+    return getattr(orig, "sqlstate", None) in _PG_BUSY_STATES
+
+
+def make_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout of ``busy_timeout`` seconds."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

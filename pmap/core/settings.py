@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pmap.core.db import SQLITE_BUSY_TIMEOUT_SECONDS
+
 
 class Settings(BaseSettings):
     """Everything PMAP reads from its environment; secrets are SecretStr so they never print."""
@@ -32,6 +34,8 @@ class Settings(BaseSettings):
     webhook_rate_per_minute: int = Field(default=600, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
     webhook_retention_days: int = Field(default=30, ge=1, le=36500)  # finished deliveries' payloads (pmap.webhooks.retention)
+    # how long a write waits for SQLite's one write lock before answering 503 + Retry-After
+    sqlite_busy_timeout: float = Field(default=SQLITE_BUSY_TIMEOUT_SECONDS, gt=0, le=300)
 
     @field_validator("env", mode="before")
     @classmethod
