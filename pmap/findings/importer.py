@@ -257,8 +257,8 @@ def _writer(conn: Connection, stream: Stream) -> Iterator[FindingWriter | Staged
 
 
 def _stream_findings(fh: Any, fmt: ReportFormat, pipeline: SeverityPipeline, background: BackgroundWriter,
-                     writer: FindingWriter | StagedWriter, summary: ImportSummary, size: int, progress: ProgressFn | None,
-                     batch_size: int) -> None:
+                     writer: FindingWriter | StagedWriter, summary: ImportSummary, size: int,
+                     progress: ProgressFn | None, batch_size: int) -> None:
     """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
     seen: set[int] = set()
     rows: list[dict[str, Any]] = []

@@ -81,13 +81,20 @@ def _count(api: Api, model: Any, **where: Any) -> int:
         return int(s.scalar(query) or 0)
 
 
+def _start_import(api: Api, iid: str, headers: dict[str, str],
+                  report: bytes) -> tuple[threading.Thread, dict[str, httpx.Response]]:
+    """Upload ``report`` from another thread (the parser pauses half-way); the thread and where its answer lands."""
+    answer: dict[str, httpx.Response] = {}
+    thread = threading.Thread(target=lambda: answer.setdefault("import", upload(api, iid, report, headers,
+                                                                                format="nessus")))
+    thread.start()
+    return thread, answer
+
+
 def test_other_writers_get_through_while_an_import_runs(api: Api, admin: dict[str, str], paused: Paused) -> None:
     iid = create_integration(api, admin)
     hook_id, secret = _hook(api, admin)
-    answer: dict[str, httpx.Response] = {}
-    thread = threading.Thread(target=lambda: answer.setdefault("import", upload(
-        api, iid, nessus_report(ITEMS), admin, format="nessus")))
-    thread.start()
+    thread, answer = _start_import(api, iid, admin, nessus_report(ITEMS))
     try:
         assert paused.reached.wait(60), "the import never reached the pause"
         body = payload("github")
@@ -112,13 +119,10 @@ def test_other_writers_get_through_while_an_import_runs(api: Api, admin: dict[st
 
 
 def test_a_failed_import_leaves_nothing_behind_after_other_writes(api: Api, admin: dict[str, str],
-                                                                  paused: Paused, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                  paused: Paused) -> None:
     """An import that fails after batches were staged and other writers committed imports nothing."""
     iid = create_integration(api, admin)
-    answer: dict[str, httpx.Response] = {}
-    thread = threading.Thread(target=lambda: answer.setdefault("import", upload(
-        api, iid, nessus_report(ITEMS)[:-200], admin, format="nessus")))  # truncated: fails at the end
-    thread.start()
+    thread, answer = _start_import(api, iid, admin, nessus_report(ITEMS)[:-200])  # truncated: fails at the end
     try:
         assert paused.reached.wait(60)
         r = api.client.patch(f"/api/v1/integrations/{iid}", json=CHANGE, headers=admin)
@@ -130,14 +134,6 @@ def test_a_failed_import_leaves_nothing_behind_after_other_writes(api: Api, admi
     assert findings(api, admin, integration_id=iid) == []
     assert _count(api, ImportRecord, integration_id=uuid.UUID(iid)) == 0
     assert _count(api, Finding) == 0
-
-
-def _start_import(api: Api, iid: str, headers: dict[str, str], report: bytes) -> tuple[threading.Thread, dict[str, Any]]:
-    answer: dict[str, httpx.Response] = {}
-    thread = threading.Thread(target=lambda: answer.setdefault("import", upload(api, iid, report, headers,
-                                                                                format="nessus")))
-    thread.start()
-    return thread, answer
 
 
 def test_one_import_per_stream_while_another_scope_imports_alongside(api: Api, admin: dict[str, str],
