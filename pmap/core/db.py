@@ -67,7 +67,8 @@ class Base(DeclarativeBase):
 
 #: How long a SQLite write waits for the one write lock before it fails (503, see :func:`is_busy`).
 #: Imports hold the lock only for their final publish step (:mod:`pmap.findings.staging`): measured
-#: 8-11 s for 100,000 SARIF findings on a loaded 2-core machine, so 30 s covers it about three times.
+#: 4-11 s for 100,000 SARIF findings and 14-15 s for 100,000 .nessus findings (357 MB) on the shared
+#: 2-core machine (``python -m bench.sqlite_writers``), so 30 s covers it at least twice.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 #: SQLite's primary result codes for "another connection holds the lock"
 _SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
