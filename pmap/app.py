@@ -45,7 +45,7 @@ def start(settings: Settings) -> AppState:
     """Make the data directory private, open the database, check its schema, load and prove the keyring,
     seed the bootstrap token."""
     private_directory(settings.data_dir)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     at, head = current_revision(engine), head_revision()
     if at != head:
         engine.dispose()

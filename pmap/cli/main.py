@@ -158,7 +158,8 @@ def _migrated_session() -> Iterator[Session]:
     from pmap.core.db import make_engine, make_session_factory, transaction
     from pmap.migrations import current_revision, head_revision
 
-    engine = make_engine(_settings().resolved_database_url)
+    settings = _settings()
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     try:
         if current_revision(engine) != head_revision():
             _fail("the database is not migrated: run `pmapctl db upgrade` first")
@@ -290,7 +291,7 @@ def webhooks_prune(
 
     settings = _settings()
     retention = days or settings.webhook_retention_days
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
     try:
         with transaction(make_session_factory(engine)) as session:
             result = prune_deliveries(session, clock.now(), retention)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -77,11 +78,34 @@ def database_location(url: str) -> str:
         return "a database URL that cannot be parsed"
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and a private file (0600)."""
+#: How long a SQLite write waits for the one write lock before it fails (503, see :func:`is_busy`).
+#: Imports hold the lock only for their final publish step (:mod:`pmap.findings.staging`): measured
+#: 4-11 s for 100,000 SARIF findings and 14-15 s for 100,000 .nessus findings (357 MB) on the shared
+#: 2-core machine (``python -m bench.sqlite_writers``), so 30 s covers it at least twice.
+SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+#: SQLite's primary result codes for "another connection holds the lock"
+_SQLITE_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: PostgreSQL's: lock_not_available (lock_timeout, NOWAIT), serialization_failure, deadlock_detected
+_PG_BUSY_STATES = frozenset({"55P03", "40001", "40P01"})
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means another writer held a lock: nothing was written, a retry can succeed."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.OperationalError):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code is not None:
+            return code & 0xFF in _SQLITE_BUSY_CODES  # extended codes (BUSY_SNAPSHOT) keep the primary in the low byte
+        return "database is locked" in str(orig)
+    return getattr(orig, "sqlstate", None) in _PG_BUSY_STATES
+
+
+def make_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout of ``busy_timeout`` seconds and a
+    private file (0600)."""
     if url.startswith("sqlite"):
         private_sqlite_file(url)  # before SQLite opens it: SQLite would create it under the umask
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": busy_timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -74,6 +74,17 @@ class RateLimited(PmapError):
     status, code = 429, "rate_limited"
 
 
+class ServiceBusy(PmapError):
+    """A write could not take the database's lock in time (SQLite has one writer); nothing was
+    written. Answered 503 with ``Retry-After``: the caller (a vendor's webhook sender too) retries."""
+
+    status, code = 503, "service_busy"
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, message: str = "the database is busy; nothing was written: retry shortly") -> None:
+        super().__init__(message, details={"retry_after": self.RETRY_AFTER_SECONDS})
+
+
 class ConfigurationError(PmapError):
     """The service is misconfigured (missing or weak platform key, bad settings): refuse to start."""
 

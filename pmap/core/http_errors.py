@@ -15,14 +15,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, NoResultFound
+from sqlalchemy.exc import DBAPIError, IntegrityError, NoResultFound
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pmap.core.db import is_foreign_key_violation
-from pmap.core.errors import Conflict, FieldProblem, NotFound, PmapError
+from pmap.core.db import is_busy, is_foreign_key_violation
+from pmap.core.errors import Conflict, FieldProblem, NotFound, PmapError, ServiceBusy
 from pmap.core.logs import correlation_id
 from pmap.core.redaction import scrub
 
@@ -67,13 +67,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PmapError)
     async def _pmap_error(_request: Request, exc: PmapError) -> JSONResponse:
-        extra = dict(exc.details)
-        if getattr(exc, "step", None):
-            extra["step"] = exc.step  # type: ignore[attr-defined]
-        return JSONResponse(
-            error_body(exc.code, scrub(exc.message), exc.fields, **extra), status_code=exc.status,
-            headers={"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None,
-        )
+        return pmap_error_response(exc)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # a write that found the lock taken (SQLite's one writer) wrote nothing: the caller retries
+        if is_busy(exc):
+            log.warning("a write found the database busy past its timeout; answered 503")
+            return pmap_error_response(ServiceBusy())
+        return _internal_error(exc)
 
     # a row that vanished under a request (another request deleted it between the read and the write):
     # an UPDATE that matched nothing, an expired object gone, a locking re-read finding nothing
@@ -108,8 +110,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
-        return JSONResponse(error_body("internal_error", "internal error; quote the correlation id"), status_code=500)
+        return _internal_error(exc)
+
+
+def pmap_error_response(exc: PmapError) -> JSONResponse:
+    """The answer to a :class:`PmapError`: its status, the error body, ``Retry-After`` when it names one."""
+    extra = dict(exc.details)
+    if getattr(exc, "step", None):
+        extra["step"] = exc.step  # type: ignore[attr-defined]
+    return JSONResponse(
+        error_body(exc.code, scrub(exc.message), exc.fields, **extra), status_code=exc.status,
+        headers={"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None,
+    )
+
+
+def _internal_error(exc: BaseException) -> JSONResponse:
+    log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
+    return JSONResponse(error_body("internal_error", "internal error; quote the correlation id"), status_code=500)
 
 
 class RequestContextMiddleware:

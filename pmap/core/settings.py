@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pmap.core.concurrency import RESERVED_THREADS, WORKER_THREADS
+from pmap.core.db import SQLITE_BUSY_TIMEOUT_SECONDS
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     rules_max_rule_size: int = Field(default=5_000, ge=10, le=1_000_000)  # syntax nodes + RE2 program instructions
     rules_max_org_size: int = Field(default=20_000, ge=10, le=10_000_000)  # the same, summed over the organization
     rules_cost_sample: int = Field(default=200, ge=1, le=10_000)  # findings the cost of a rule set is measured on
+    # how long a write waits for SQLite's one write lock before answering 503 + Retry-After
+    sqlite_busy_timeout: float = Field(default=SQLITE_BUSY_TIMEOUT_SECONDS, gt=0, le=300)
 
     @field_validator("env", mode="before")
     @classmethod

@@ -1,8 +1,11 @@
 """The import pipeline: detect the format, stream-parse, severity pipeline, batched upserts, resolve.
 
-One import is ONE database transaction: findings are upserted in batches of ~1,000 as the parser
-streams them, and any failure (a malformed element half-way through a 300 MB file, a database
-error, a cancelled job) rolls everything back, so nothing is ever half-imported. Memory stays
+One import is atomic: findings are written in batches of ~1,000 as the parser streams them, and
+any failure (a malformed element half-way through a 300 MB file, a database error, a cancelled job)
+leaves nothing behind, so nothing is ever half-imported. On PostgreSQL the batches are upserted in
+the import's one transaction (:mod:`pmap.findings.storage`); on SQLite, whose single write lock that
+transaction would hold for the whole parse, they are staged in TEMP tables and published in one
+short write transaction at the end (:mod:`pmap.findings.staging`), so other writers get through. Memory stays
 bounded: the pipeline holds one batch of rows and, to count distinct findings, one 64-bit digest
 per distinct fingerprint (about 60 bytes each: 6 MB per 100,000 findings).
 
@@ -17,17 +20,18 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from pmap.core.db import utcnow
-from pmap.core.errors import Conflict, FieldProblem, PmapError, ValidationFailed
+from pmap.core.db import is_busy, utcnow
+from pmap.core.errors import Conflict, FieldProblem, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
@@ -35,6 +39,7 @@ from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
 from pmap.findings.severity import SeverityPipeline, load_rule_set
 from pmap.findings.rows import Stream
+from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import FindingWriter, lock_stream
 
 log = logging.getLogger("pmap.findings.importer")
@@ -172,18 +177,18 @@ def _claims(fmt: ReportFormat, head: bytes, filename: str | None) -> bool:
 
 def run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
                progress: ProgressFn | None = None, *, batch_size: int | None = None) -> ImportSummary:
-    """Import the report at ``path`` into ``target`` in one transaction; returns the summary.
+    """Import the report at ``path`` into ``target`` atomically; returns the summary.
 
-    Raises :class:`ValidationFailed` (format, empty file, broken rule) or :class:`ReportRejected`
-    (malformed or hostile report); either way nothing is written.
+    Raises :class:`ValidationFailed` (format, empty file, broken rule), :class:`ReportRejected`
+    (malformed or hostile report) or :class:`ServiceBusy` (the write lock stayed taken); in every
+    case nothing is written.
     """
     try:
         return _run_import(engine, target, path, options, progress, batch_size or BATCH_SIZE)
-    except OperationalError as exc:
-        if "database is locked" not in str(exc):
+    except DBAPIError as exc:
+        if not is_busy(exc):
             raise
-        # SQLite has one writer: another import held the lock past the busy timeout
-        raise Conflict("the database is busy with another import; retry when it has finished") from None
+        raise ServiceBusy("the database stayed busy with other writes; nothing was imported: retry") from None
 
 
 def _run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
@@ -196,41 +201,65 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fh.seek(0)
         import_id = uuid.uuid4()
         summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
-        with engine.begin() as conn:
-            if not lock_stream(conn, target.integration_id, scope):
-                raise Conflict(f"another import into this integration with scope {scope!r} is running; "
-                               "retry when it has finished")
+        # PostgreSQL: one transaction from here to publish's commit
+        with engine.connect() as conn, _one_import_per_stream(conn, target.integration_id, scope):
             rules = load_rule_set(conn, target.organization_id)
             pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
                                         integration_id=str(target.integration_id))
             summary.rules_applied = pipeline.rule_count
             now = utcnow()
-            conn.execute(insert(ImportRecord).values(
-                id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
-                format=fmt.key, scope=scope, filename=clean_file_name(options.filename), size_bytes=size,
-                full=options.full, summary={}, actor=options.actor[:200], created_at=now))
             stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
-            writer = FindingWriter(conn, stream)
-            with BackgroundWriter() as background:
-                _stream_findings(fh, fmt, pipeline, background, writer, summary, size, progress, batch_size)
-            if progress is not None:
-                progress({"phase": "resolving", "bytes_read": size, "bytes_total": size, "findings": summary.parsed})
-            if options.full:
-                summary.resolved = writer.resolve_missing()
-            summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
-            summary.rules_undefined = pipeline.rules_undefined
-            if summary.rules_undefined:
-                summary.warnings.append(
-                    f"{summary.rules_undefined} rule evaluations were undefined (a field was null or of another "
-                    "type); guard conditions with `field != null &&`")
-            conn.execute(update(ImportRecord).where(ImportRecord.id == import_id)
-                         .values(summary=summary.as_dict(), finished_at=utcnow()))
+            with _writer(conn, stream) as writer:
+                with BackgroundWriter() as background:
+                    _stream_findings(fh, fmt, pipeline, background, writer, summary, size, progress, batch_size)
+                if progress is not None:
+                    progress({"phase": "resolving", "bytes_read": size, "bytes_total": size, "findings": summary.parsed})
+                with writer.publish():
+                    if options.full:
+                        summary.resolved = writer.resolve_missing()
+                    summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
+                    summary.rules_undefined = pipeline.rules_undefined
+                    if summary.rules_undefined:
+                        summary.warnings.append(
+                            f"{summary.rules_undefined} rule evaluations were undefined (a field was null or of "
+                            "another type); guard conditions with `field != null &&`")
+                    conn.execute(insert(ImportRecord).values(
+                        id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
+                        format=fmt.key, scope=scope, filename=clean_file_name(options.filename),
+                        size_bytes=size, full=options.full, summary=summary.as_dict(), actor=options.actor[:200],
+                        created_at=now, finished_at=utcnow()))
     return summary
 
 
+@contextmanager
+def _one_import_per_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> Iterator[None]:
+    """409 when another import of the stream runs (PostgreSQL: its advisory lock; SQLite: a claim in this process)."""
+    busy = Conflict(f"another import into this integration with scope {scope!r} is running; "
+                    "retry when it has finished")
+    if conn.dialect.name != "sqlite":
+        if not lock_stream(conn, integration_id, scope):
+            raise busy
+        yield
+        return
+    with claim_stream(integration_id, scope) as claimed:
+        if not claimed:
+            raise busy
+        yield
+
+
+@contextmanager
+def _writer(conn: Connection, stream: Stream) -> Iterator[FindingWriter | StagedWriter]:
+    """PostgreSQL writes each batch in the import's transaction; SQLite stages them (see module doc)."""
+    if conn.dialect.name == "sqlite":
+        with staging(conn, stream) as staged:
+            yield staged
+    else:
+        yield FindingWriter(conn, stream)
+
+
 def _stream_findings(fh: Any, fmt: ReportFormat, pipeline: SeverityPipeline, background: BackgroundWriter,
-                     writer: FindingWriter, summary: ImportSummary, size: int, progress: ProgressFn | None,
-                     batch_size: int) -> None:
+                     writer: FindingWriter | StagedWriter, summary: ImportSummary, size: int,
+                     progress: ProgressFn | None, batch_size: int) -> None:
     """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
     seen: set[int] = set()
     rows: list[dict[str, Any]] = []

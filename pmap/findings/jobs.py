@@ -3,8 +3,8 @@
 Large imports run here (the API answers 202 with the job). The pool starts in the app's lifespan;
 each job's row moves queued -> running -> succeeded | failed, with ``result`` (the import summary)
 or ``error`` (``{code, message, ...}``). Live progress is kept in memory (and, on PostgreSQL,
-written to the row every couple of seconds: on SQLite the import's own transaction holds the
-database's single write lock, so progress is only visible from this process).
+written to the row every couple of seconds; on SQLite such a write would stall the import whenever
+another writer holds the database's single write lock, so progress is only visible from this process).
 
 A job belongs to the process whose pool holds it (``runner`` = ``host:pid``). At start-up, jobs
 left queued or running by a process that no longer exists are marked failed with a clear error

@@ -1,26 +1,28 @@
-"""Writing findings: batched upserts in the caller's one transaction, resolution, stream locks.
+"""Writing findings on PostgreSQL: batched upserts in the import's one transaction, resolution, stream locks.
 
 Everything here runs inside the import's single transaction, so a failure anywhere rolls the
 whole import back. Rows (built by :mod:`pmap.findings.rows`) are written in batches of ~1,000 with
-Core statements, never ORM objects:
+Core statements, never ORM objects: binary ``COPY`` of new rows straight into the table; rows that
+already exist are copied to a temporary table and merged with one ``INSERT .. SELECT .. ON CONFLICT
+DO UPDATE``. One ``SELECT`` per batch tells created from updated (and reopened) rows; a stream that
+holds no rows yet (a first import) skips it.
 
-- PostgreSQL: binary ``COPY`` of new rows straight into the table; rows that already exist are
-  copied to a temporary table and merged with one ``INSERT .. SELECT .. ON CONFLICT DO UPDATE``.
-- SQLite: an ``executemany`` of ``INSERT .. ON CONFLICT DO UPDATE``.
-
-One ``SELECT`` per batch tells created from updated (and reopened) rows; a stream that holds no
-rows yet (a first import) skips it.
+SQLite imports stage their rows instead and publish them in one short step
+(:mod:`pmap.findings.staging`); the statements both share (the upsert's update, marking filtered
+findings, resolving absent ones) are built here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pmap.findings.models import Finding, FindingStatus
@@ -56,14 +58,31 @@ def fast_table(dialect: str) -> sa.Table:
     return sa.Table(Finding.__tablename__, sa.MetaData(), *cols)
 
 
-@lru_cache(maxsize=4)
-def _upsert(dialect: str) -> Any:
-    table = fast_table(dialect)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
+def upsert_updates(table: sa.Table, stmt: Any) -> dict[str, Any]:
+    """What an upsert ``stmt`` into ``table`` sets on a finding that exists: every column but the
+    identity and its first import, and the earliest first sighting."""
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in _KEEP_ON_UPDATE}
     updates["first_seen"] = _earliest(table, stmt)
-    return stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"], set_=updates)
+    return updates
+
+
+def mark_filtered_statement(t: sa.Table, stream: Stream, fingerprints: Any) -> Any:
+    """Findings seen again but now below the threshold (``fingerprints``: an expanding bind parameter
+    or a subquery) become filtered: not open, not resolved either."""
+    return (sa.update(t)
+            .where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
+                   t.c.fingerprint.in_(fingerprints))
+            .values(status=FILTERED, last_import_id=stream.import_id, last_seen=stream.now, updated_at=stream.now,
+                    resolved_at=None))
+
+
+def resolve_missing_statement(t: sa.Table, stream: Stream) -> Any:
+    """Resolve every open, suppressed or filtered finding of the stream this import did not contain."""
+    return (sa.update(t)
+            .where(t.c.integration_id == stream.integration_id, t.c.format == stream.format, t.c.scope == stream.scope,
+                   t.c.status.in_((OPEN, SUPPRESSED, FILTERED)),
+                   sa.or_(t.c.last_import_id != stream.import_id, t.c.last_import_id.is_(None)))
+            .values(status=RESOLVED, resolved_at=stream.now, updated_at=stream.now))
 
 
 def _earliest(table: sa.Table, stmt: Any) -> Any:
@@ -73,20 +92,16 @@ def _earliest(table: sa.Table, stmt: Any) -> Any:
                    else_=table.c.first_seen)
 
 
-def _existing_query(dialect: str, t: sa.Table, stream: Stream) -> Any:
+def _existing_query(t: sa.Table, stream: Stream) -> Any:
     """``(fingerprint, status)`` of the batch's fingerprints already stored in this stream."""
-    if dialect == "postgresql":
-        # one unique-index probe per fingerprint, whatever the planner believes: within the import's
-        # transaction the table's statistics still describe it as it was (often empty), and a plain
-        # ``IN (...)`` or join then gets planned as a scan of the whole integration per batch
-        # (quadratic). LIMIT 1 keeps the lateral subquery from being flattened into such a join.
-        fps = sa.func.unnest(sa.cast(sa.bindparam("fps"), postgresql.ARRAY(sa.Text))).table_valued("fp").render_derived(name="u")
-        hit = (sa.select(t.c.status).where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
-                                           t.c.fingerprint == fps.c.fp).limit(1).lateral("hit"))
-        return sa.select(fps.c.fp, hit.c.status).select_from(fps.join(hit, sa.true()))
-    return (sa.select(t.c.fingerprint, t.c.status)
-            .where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
-                   t.c.fingerprint.in_(sa.bindparam("fps", expanding=True))))
+    # one unique-index probe per fingerprint, whatever the planner believes: within the import's
+    # transaction the table's statistics still describe it as it was (often empty), and a plain
+    # ``IN (...)`` or join then gets planned as a scan of the whole integration per batch
+    # (quadratic). LIMIT 1 keeps the lateral subquery from being flattened into such a join.
+    fps = sa.func.unnest(sa.cast(sa.bindparam("fps"), postgresql.ARRAY(sa.Text))).table_valued("fp").render_derived(name="u")
+    hit = (sa.select(t.c.status).where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
+                                       t.c.fingerprint == fps.c.fp).limit(1).lateral("hit"))
+    return sa.select(fps.c.fp, hit.c.status).select_from(fps.join(hit, sa.true()))
 
 
 def _check_binary_types(columns: list[sa.Column[Any]]) -> None:
@@ -126,9 +141,8 @@ class _CopyUpsert:
         self._temp_ready = False
         temp = sa.table(self.TEMP, *(sa.column(n) for n in self._names))
         stmt = postgresql.insert(table).from_select(self._names, sa.select(*temp.c))
-        updates = {n: stmt.excluded[n] for n in self._names if n not in _KEEP_ON_UPDATE}
-        updates["first_seen"] = _earliest(table, stmt)
-        self._merge = stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"], set_=updates)
+        self._merge = stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"],
+                                                 set_=upsert_updates(table, stmt))
 
     def _copy(self, sql: str, rows: list[Row]) -> None:
         raw = self._conn.connection.dbapi_connection
@@ -159,7 +173,7 @@ class _CopyUpsert:
 
 def lock_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> bool:
     """Take the transaction-scoped lock of one stream (integration + scope) on PostgreSQL; False when
-    another import of it holds the lock. SQLite serializes writers itself: always True."""
+    another import of it holds the lock. Always True on SQLite (see :func:`pmap.findings.staging.claim_stream`)."""
     if conn.dialect.name != "postgresql":
         return True
     digest = hashlib.blake2b(f"{integration_id}\x1f{scope}".encode(), digest_size=8).digest()
@@ -168,20 +182,16 @@ def lock_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> bool
 
 
 class FindingWriter:
-    """Writes batches of one import's findings on one connection and counts what each batch did."""
+    """PostgreSQL: writes batches of one import's findings in the import's transaction and counts
+    what each batch did; :meth:`publish` commits it."""
 
     def __init__(self, conn: Connection, stream: Stream) -> None:
         self._conn = conn
         self._stream = stream
-        dialect = conn.dialect.name
-        self._table = fast_table(dialect)
-        self._existing = _existing_query(dialect, self._table, stream)
-        if dialect == "postgresql":
-            self._load: Any = _CopyUpsert(conn, self._table)
-        else:
-            upsert = _upsert(dialect)
-            self._load = lambda rows, _existing: conn.execute(upsert, [RowBuilder.as_dict(r) for r in rows])
-        self.build = RowBuilder(stream, binary=dialect == "postgresql")
+        self._table = fast_table(conn.dialect.name)
+        self._existing = _existing_query(self._table, stream)
+        self._load = _CopyUpsert(conn, self._table)
+        self.build = RowBuilder(stream, binary=True)
         # a stream with no rows yet (a first import) needs no per-batch lookup: every row is new, as
         # fingerprints are distinct within an import and the stream's lock keeps other imports out
         t = self._table
@@ -206,25 +216,16 @@ class FindingWriter:
 
     def mark_filtered(self, fingerprints: list[str]) -> None:
         """Findings seen again but now below the threshold: not open, not resolved either."""
-        if not fingerprints:
-            return
-        t, s = self._table, self._stream
-        self._conn.execute(
-            sa.update(t)
-            .where(t.c.integration_id == s.integration_id, t.c.scope == s.scope,
-                   t.c.fingerprint.in_(sa.bindparam("fps", expanding=True)))
-            .values(status=FILTERED, last_import_id=s.import_id, last_seen=s.now, updated_at=s.now, resolved_at=None),
-            {"fps": fingerprints},
-        )
+        if fingerprints:
+            self._conn.execute(mark_filtered_statement(self._table, self._stream, sa.bindparam("fps", expanding=True)),
+                               {"fps": fingerprints})
+
+    @contextmanager
+    def publish(self) -> Iterator[None]:
+        """The import's last writes (resolution, its record) run inside; the transaction commits after."""
+        yield
+        self._conn.commit()
 
     def resolve_missing(self) -> int:
         """Mark resolved every finding of this stream the report did not contain; returns how many."""
-        t, s = self._table, self._stream
-        result = self._conn.execute(
-            sa.update(t)
-            .where(t.c.integration_id == s.integration_id, t.c.format == s.format, t.c.scope == s.scope,
-                   t.c.status.in_((OPEN, SUPPRESSED, FILTERED)),
-                   sa.or_(t.c.last_import_id != s.import_id, t.c.last_import_id.is_(None)))
-            .values(status=RESOLVED, resolved_at=s.now, updated_at=s.now)
-        )
-        return int(result.rowcount or 0)
+        return int(self._conn.execute(resolve_missing_statement(self._table, self._stream)).rowcount or 0)

@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 
+from pmap.core.db import is_busy
 from pmap.webhooks.store import Pending, Store
 
 log = logging.getLogger("pmap.webhooks.writer")
@@ -89,13 +90,19 @@ class BatchWriter:
         try:
             results: list[str | BaseException] = list(self._store.store_batch([p for p, _, _ in batch]))
         except Exception as exc:
-            if len(batch) > 1:
+            if is_busy(exc):
+                # the write lock stayed taken: nothing was committed and each delivery alone would wait
+                # as long again; every request answers 503 + Retry-After and its vendor delivers again
+                log.warning("the database stayed busy: %d webhook deliveries answered 503", len(batch))
+                results = [exc] * len(batch)
+            elif len(batch) > 1:
                 # nothing was committed; one at a time, so one bad delivery cannot fail the others
                 for item in batch:
                     self._write([item])
                 return
-            log.exception("storing a webhook delivery failed")
-            results = [exc]
+            else:
+                log.exception("storing a webhook delivery failed")
+                results = [exc]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[str], str | BaseException]]] = {}
         for (_, future, loop), result in zip(batch, results):
             by_loop.setdefault(loop, []).append((future, result))
