@@ -18,6 +18,7 @@ from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Principal, Role
 from pmap.core.db import utcnow
 from pmap.core.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
+from pmap.core.text import check_one_line
 from pmap.credentials.service import Actor
 
 TOKEN_PREFIX = "pmap_"
@@ -46,6 +47,10 @@ def get_or_create_org(session: Session, name: str) -> Organization:
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("organization name must be 1-200 characters")
+    try:
+        check_one_line(name)  # shown in lists, logs and audit events: no control or direction-changing characters
+    except ValueError as exc:
+        raise ValidationFailed(f"organization name {exc}") from None
     org = session.scalar(select(Organization).where(Organization.name == name))
     if org is None:
         org = Organization(name=name)
@@ -114,8 +119,8 @@ def authenticate(session: Session, token: str) -> Principal:
 
 
 def _stamp_last_used_sqlite(session: Session, token_id: uuid.UUID, now: datetime) -> None:
-    """Best effort, in a short transaction of its own that never waits on the one SQLite writer (an
-    import holds the write lock for its whole transaction): a stamp missed now is made by a later call."""
+    """Best effort, in a short transaction of its own that never waits on the one SQLite writer (another
+    request, or an import's publish step, may hold the write lock): a stamp missed now is made by a later call."""
     with session.get_bind().connect() as conn:
         previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         try:

@@ -122,8 +122,9 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_BU
 def is_foreign_key_violation(exc: BaseException) -> bool:
     """Whether a database error is a foreign key violation (PostgreSQL SQLSTATE 23503, SQLite's message):
     a row written for a parent another transaction deleted meanwhile."""
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) == "23503" or "FOREIGN KEY constraint failed" in str(orig)
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc  # wrapped by SQLAlchemy, or the driver's own
+    return getattr(orig, "sqlstate", None) == "23503" or (
+        isinstance(orig, sqlite3.IntegrityError) and "FOREIGN KEY constraint failed" in str(orig))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

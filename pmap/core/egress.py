@@ -138,23 +138,24 @@ def normalize_host(host: str) -> str:
 
 
 def parse_destination(url: str) -> httpx.URL:
-    """``url`` parsed and vetted as an outbound destination (http(s), a host, no credentials)."""
+    """``url`` parsed and vetted as an outbound destination (http(s), a host, no credentials). Refusals never
+    repeat the URL: a vendor-supplied one may carry a signature in its query."""
     if isinstance(url, str) and control_character_in(url):
         # a CR/LF/NUL hidden as %0d%0a/%00 parses, then breaks every request built from it
         raise EgressDenied("The URL holds a control character (CR, LF, NUL, TAB, DEL), raw or percent-encoded")
     try:
         parsed = httpx.URL(url.strip())
     except (httpx.InvalidURL, TypeError, ValueError) as exc:  # IDNA failures are UnicodeErrors
-        raise EgressDenied(f"{url!r} is not a valid URL: {exc}") from exc
+        raise EgressDenied(f"The URL is not valid: {exc}") from exc
     if parsed.scheme not in DEFAULT_PORTS:
-        got = f"not {parsed.scheme!r}" if parsed.scheme else f"and {url!r} has no scheme"
+        got = f"not {parsed.scheme!r}" if parsed.scheme else "and the URL has no scheme"
         raise EgressDenied(f"Only http:// and https:// URLs are allowed, {got}")
     if not parsed.raw_host:
-        raise EgressDenied(f"The URL {url!r} has no host")
+        raise EgressDenied("The URL has no host")
     if parsed.userinfo:
         raise EgressDenied("The URL must not contain a user name or password; use the credential fields")
     if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise EgressDenied(f"The URL {url!r} has an invalid port")
+        raise EgressDenied("The URL has an invalid port")
     return parsed
 
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from pmap.core.db import is_busy, utcnow
+from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
@@ -185,10 +185,15 @@ def run_import(engine: Engine, target: ImportTarget, path: Path, options: Import
     """
     try:
         return _run_import(engine, target, path, options, progress, batch_size or BATCH_SIZE)
-    except DBAPIError as exc:
-        if not is_busy(exc):
-            raise
-        raise ServiceBusy("the database stayed busy with other writes; nothing was imported: retry") from None
+    except PmapError:
+        raise
+    except Exception as exc:  # the driver's own errors too: COPY runs on the raw psycopg cursor, unwrapped
+        if is_busy(exc):
+            raise ServiceBusy("the database stayed busy with other writes; nothing was imported: retry") from None
+        if is_foreign_key_violation(exc):
+            raise Conflict("the integration was deleted while this report was importing; nothing was imported") \
+                from None
+        raise
 
 
 def _run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,

@@ -256,6 +256,11 @@ def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
 
 
+#: schemes whose vendor sends the secret itself with every delivery (a header token, a Basic password) rather
+#: than a signature made with it: over plain http anyone on the path reads it
+SECRET_SENT_WITH_EACH_DELIVERY = frozenset({"gitlab_token", "azure_devops_basic"})
+
+
 @dataclass(frozen=True)
 class GitLabTokenScheme:
     """GitLab's token mode: ``X-Gitlab-Token`` carries the secret itself (nothing is signed)."""

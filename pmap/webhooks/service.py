@@ -12,9 +12,11 @@ the receiver never contends on one hot row.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -43,7 +45,7 @@ from pmap.webhooks.schemas import (
     TicketEventPage,
     WebhookStatus,
 )
-from pmap.webhooks.schemes import SCHEMES, WebhookScheme
+from pmap.webhooks.schemes import SCHEMES, SECRET_SENT_WITH_EACH_DELIVERY, WebhookScheme
 
 
 def scheme_key(vendor: str) -> str | None:
@@ -211,13 +213,30 @@ def status(session: Session, settings: Settings, row: Integration) -> WebhookSta
         last_verified_delivery_at=verified.created_at if verified else None,
         last_rejection_at=last_rejected.created_at if last_rejected else None,
         last_rejection_reason=last_rejected.reason if last_rejected else None,
-        rejected_count=int(rejected_count), warnings=_warnings(settings, row, doc, configured, expires),
+        rejected_count=int(rejected_count), warnings=_warnings(settings, row, doc, configured, expires, scheme.key),
     )
 
 
+def _crosses_a_network_in_clear(url: str) -> bool:
+    """Whether deliveries to ``url`` travel unencrypted over a network (plain http to a host other than loopback)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").rstrip(".")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 def _warnings(settings: Settings, row: Integration, doc: dict[str, Any], configured: bool,
-              expires: datetime | None) -> list[str]:
+              expires: datetime | None, scheme_key: str) -> list[str]:
     out = []
+    if scheme_key in SECRET_SENT_WITH_EACH_DELIVERY and _crosses_a_network_in_clear(receiving_url(settings, row.id)):
+        out.append("the receiving URL is plain http and this vendor sends the webhook secret itself with every "
+                   "delivery: anyone on the network path can read it; set PMAP_PUBLIC_BASE_URL to an https URL")
     if not configured:
         if row.allow_unsigned_webhooks:
             out.append("unsigned webhook deliveries are accepted for this integration: anyone who knows the URL "

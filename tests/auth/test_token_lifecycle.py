@@ -144,3 +144,17 @@ def test_migrations_match_the_models(db_url: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     engine.dispose()
     assert [d for d in diff if "api_tokens" in repr(d)] == []
+
+
+def test_an_organization_name_is_one_plain_line(api: Api) -> None:
+    import pytest
+
+    from pmap.auth.service import get_or_create_org
+    from pmap.core.errors import ValidationFailed
+
+    for name in ("acme\u202eevil", "acme\nops", "acme\x00", "a\u200bcme"):
+        with transaction(api.state.sessions) as session, pytest.raises(ValidationFailed) as refused:
+            get_or_create_org(session, name)
+        assert name not in refused.value.message
+    with transaction(api.state.sessions) as session:
+        assert get_or_create_org(session, "Acme Sécurité").name == "Acme Sécurité"

@@ -137,3 +137,21 @@ def test_reveal_before_generate_and_register_without_secret_are_conflicts(api: A
     r = api.client.post(_base(sn) + "/register", headers=h)
     assert r.status_code == 409 and "by hand" in r.json()["error"]["message"]
     assert api.client.get(_base(sn), headers=h).json()["registration_supported"] is False
+
+
+def test_a_secret_sent_with_each_delivery_over_plain_http_is_warned(make_api) -> None:  # noqa: ANN001
+    plain, tls = make_api(public_base_url="http://pmap.example"), make_api(public_base_url="https://pmap.example")
+    h = plain.token()
+    for vendor, exposed in (("gitlab_issues", True), ("azure_boards", True), ("github_issues", False)):
+        iid = create_integration(plain.client, h, vendor)
+        assert plain.client.post(f"/api/v1/integrations/{iid}/webhook/generate", headers=h).status_code == 201
+        warned = [w for w in plain.client.get(f"/api/v1/integrations/{iid}/webhook", headers=h).json()["warnings"]
+                  if "plain http" in w]
+        assert bool(warned) is exposed, vendor  # an HMAC signature over http does not reveal the secret
+        assert not [w for w in tls.client.get(f"/api/v1/integrations/{iid}/webhook", headers=h).json()["warnings"]
+                    if "plain http" in w]
+    loopback = make_api(public_base_url="http://127.0.0.1:8000")  # the development default: no network to cross
+    iid = create_integration(loopback.client, h, "gitlab_issues")
+    assert loopback.client.post(f"/api/v1/integrations/{iid}/webhook/generate", headers=h).status_code == 201
+    assert not [w for w in loopback.client.get(f"/api/v1/integrations/{iid}/webhook", headers=h).json()["warnings"]
+                if "plain http" in w]
