@@ -89,13 +89,21 @@ def serve_receiver(path: str = "/hooks/test", upstream: str | None = None) -> It
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    origin.append(f"http://127.0.0.1:{httpd.server_address[1]}")
-    holder["r"] = Receiver(url=f"{origin[0]}{path}")
+    with serve_handler(Handler) as base:
+        origin.append(base)
+        holder["r"] = Receiver(url=f"{base}{path}")
+        yield holder["r"]
+
+
+@contextmanager
+def serve_handler(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on 127.0.0.1 and a free port in a thread, for the duration of the block; yields
+    its base URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield holder["r"]
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
         httpd.shutdown()
         httpd.server_close()

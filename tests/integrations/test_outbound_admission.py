@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -22,6 +22,7 @@ from pmap.core.db import transaction
 from pmap.core.errors import RateLimited
 from pmap.core.settings import Settings
 from tests.conftest import Api
+from tests.loopback_receiver import serve_handler
 from tests.webhooks.conftest import Served, integration_body, payload, served, signed  # noqa: F401 - fixture
 
 WAIT = 60.0  # generous bound against hangs, never a timing assertion
@@ -64,17 +65,12 @@ def gate_server() -> Iterator[Gate]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder["g"] = Gate(url=f"http://127.0.0.1:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield holder["g"]
-    finally:
-        holder["g"].opened.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=WAIT)
+    with serve_handler(Handler) as base:
+        holder["g"] = Gate(url=base)
+        try:
+            yield holder["g"]
+        finally:
+            holder["g"].opened.set()  # release held requests before the server shuts down
 
 
 SMALL_POOL = 8  # worker threads of the apps these tests start: 8 slow operations would take them all
