@@ -89,7 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         if not is_foreign_key_violation(exc):
-            raise exc  # any other integrity failure is a fault: answered 500 by the middleware, and logged
+            return _internal_error(exc)  # any other integrity failure is a fault, like any other database error
         return await _pmap_error(request, Conflict("a record this request writes to was deleted while it ran; "
                                                    "nothing was written"))
 
