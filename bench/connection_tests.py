@@ -29,7 +29,7 @@ from pmap.core.crypto import generate_key
 from pmap.core.db import transaction
 from pmap.core.settings import Settings
 from pmap.migrations import upgrade
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 N = 300
 CONCURRENT = 50

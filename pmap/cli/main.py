@@ -333,7 +333,7 @@ def sandbox(
     tls: Annotated[bool, typer.Option(help="Serve HTTPS with a self-signed certificate made now.")] = False,
 ) -> None:
     """Serve the vendor sandbox: simulated vendor APIs for trying PMAP without vendor accounts."""
-    from pmap.sandbox.server import run
+    from pmap_sandbox.server import run
 
     if not host.startswith("127.") and host not in ("localhost", "::1"):
         _fail("the sandbox listens on loopback only")

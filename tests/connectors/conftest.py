@@ -10,7 +10,7 @@ import pytest
 
 from pmap.core.logs import configure_logging
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer, build_app
+from pmap_sandbox.server import SandboxServer, build_app
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from pmap.audit.models import AuditEvent
 from pmap.core.db import new_id, transaction, utcnow
 from pmap.findings.models import Finding
-from pmap.sandbox.server import SandboxServer, build_app
+from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api, canary
 from tests.webhooks.conftest import settle, signed
 

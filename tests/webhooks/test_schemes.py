@@ -313,7 +313,7 @@ def test_body_must_be_raw_bytes_and_bad_input_never_raises(key: str) -> None:
 @pytest.mark.parametrize("key", ["github", "gitlab_token", "jira", "bitbucket", "snyk", "sonarqube", "azure_devops_basic",
                                  "standard_webhooks"])
 def test_deliveries_from_the_sandbox_sender_verify(key: str) -> None:
-    signing = pytest.importorskip("pmap.sandbox.signing")
+    signing = pytest.importorskip("pmap_sandbox.signing")
     secret = SCHEMES[key].generate_secret()
     sender = {"gitlab_token": "gitlab", "azure_devops_basic": "azure_devops", "standard_webhooks": "standard"}.get(key, key)
     sender_secret = f"pmap:{secret}" if key == "azure_devops_basic" else secret

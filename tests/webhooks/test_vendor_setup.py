@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pmap.connectors.catalog import connector_types
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import Served, create_integration, integration_body, signed, unique
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pmap.connectors.base import Category, ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
-from pmap.sandbox.scanners import SANDBOX_VENDORS, veracode
+from pmap_sandbox.scanners import SANDBOX_VENDORS, veracode
 
 SCANNER_CATEGORIES = {Category.VM, Category.DAST, Category.SAST, Category.SCA, Category.NETWORK_DISCOVERY,
                       Category.MOBILE}

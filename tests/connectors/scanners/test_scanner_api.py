@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from ...conftest import Api
 from .cases import settings_for

@@ -21,9 +21,9 @@ from pmap.core.errors import ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap.integrations.service import validate_credentials
-from pmap.sandbox.scanners import SANDBOX_VENDORS
-from pmap.sandbox.scanners import veracode as sandbox_veracode
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.scanners import SANDBOX_VENDORS
+from pmap_sandbox.scanners import veracode as sandbox_veracode
+from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.schemes import SCHEMES
 
 from .cases import VENDORS, catalog_entry, settings_for, unique

@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from pmap.connectors.base import OperationContext, Probe, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import settings_for, unique
 from .conftest import run_test

@@ -15,7 +15,7 @@ from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.registry import report_formats
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import catalog_entry, settings_for, unique
 from .conftest import context

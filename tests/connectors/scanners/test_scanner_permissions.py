@@ -6,7 +6,7 @@ import pytest
 
 from pmap.connectors.base import Operation, PermissionState
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import VENDORS, catalog_entry, settings_for, unique
 from .conftest import context, run_test

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from pmap.connectors.base import Operation, OperationContext, WebhookRegistration
 from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.schemes import SCHEMES
 
 from .cases import VENDORS, catalog_entry, settings_for

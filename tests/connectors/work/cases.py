@@ -13,7 +13,7 @@ from typing import Any
 
 from pmap.connectors.base import Category, ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
-from pmap.sandbox.work import SANDBOX_VENDORS
+from pmap_sandbox.work import SANDBOX_VENDORS
 
 WORK_CATEGORIES = {Category.ITSM, Category.TICKETING, Category.CICD}
 #: the catalog key of GitHub Actions is "github"; its sandbox prefix is /github_actions

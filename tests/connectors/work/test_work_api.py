@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api
 
 from .cases import settings_for

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import VENDORS, VERSIONS, basic_forms, settings_for
 from .conftest import run_test

@@ -22,7 +22,7 @@ from pmap.connectors.vendors import (
 from pmap.core.errors import UpstreamError
 from pmap.core.outbound import OutboundResponse
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import catalog_entry, settings_for, unique
 from .conftest import context, run_test

@@ -9,7 +9,7 @@ import pytest
 from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import PIPELINES, catalog_entry, settings_for
 from .conftest import context

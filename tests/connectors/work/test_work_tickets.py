@@ -7,7 +7,7 @@ import pytest
 from pmap.connectors.base import PermissionState, TicketRequest
 from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .cases import TRACKERS, catalog_entry, settings_for
 from .conftest import context

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pmap.connectors.base import TicketRequest
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
-from pmap.sandbox.work._artifacts import sarif_report, zip_of
+from pmap_sandbox.server import SandboxServer
+from pmap_sandbox.work._artifacts import sarif_report, zip_of
 
 from .cases import catalog_entry, unique
 from .conftest import context

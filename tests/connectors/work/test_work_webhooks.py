@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from pmap.connectors.base import TicketRequest, WebhookRegistration
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.schemes import SCHEMES, WebhookScheme
 from pmap.webhooks.service import can_ping, can_register
 

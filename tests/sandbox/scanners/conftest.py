@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pmap.sandbox.scanners import ROUTERS, SANDBOX_VENDORS
-from pmap.sandbox.server import SandboxServer, build_app
+from pmap_sandbox.scanners import ROUTERS, SANDBOX_VENDORS
+from pmap_sandbox.server import SandboxServer, build_app
 from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
 
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pmap.sandbox.scanners import veracode
+from pmap_sandbox.scanners import veracode
 
 Probe = Callable[[httpx.Client, str, "str | None"], httpx.Response]
 SNYK_VERSION = "2024-06-10"

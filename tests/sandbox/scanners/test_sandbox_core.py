@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import APIRouter
 
-from pmap.sandbox import scenarios, signing
-from pmap.sandbox.scanners import ROUTERS, SANDBOX_VENDORS
-from pmap.sandbox.scanners._graphql import execute
-from pmap.sandbox.server import SandboxServer, build_app
+from pmap_sandbox import scenarios, signing
+from pmap_sandbox.scanners import ROUTERS, SANDBOX_VENDORS
+from pmap_sandbox.scanners._graphql import execute
+from pmap_sandbox.server import SandboxServer, build_app
 
 from .conftest import cred
 
@@ -125,17 +125,17 @@ def test_build_app_mounts_extra_routers() -> None:
 
 def _work_part_ready() -> bool:
     try:
-        if importlib.util.find_spec("pmap.sandbox.work") is None:
+        if importlib.util.find_spec("pmap_sandbox.work") is None:
             return False
-        from pmap.sandbox import work
+        from pmap_sandbox import work
     except Exception:  # the other part may be mid-edit; this test then waits for it
         return False
     return hasattr(work, "ROUTERS") and hasattr(work, "SANDBOX_VENDORS")
 
 
-@pytest.mark.skipif(not _work_part_ready(), reason="pmap.sandbox.work does not export ROUTERS yet")
+@pytest.mark.skipif(not _work_part_ready(), reason="pmap_sandbox.work does not export ROUTERS yet")
 def test_default_app_mounts_both_parts_without_duplicate_keys() -> None:
-    from pmap.sandbox import work
+    from pmap_sandbox import work
 
     assert not set(work.SANDBOX_VENDORS) & set(SANDBOX_VENDORS)
     with SandboxServer() as server:

@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from pmap.sandbox.scanners import veracode
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.scanners import veracode
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import cred, vendor_url
 

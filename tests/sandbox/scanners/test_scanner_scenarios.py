@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pmap.sandbox.scanners import SANDBOX_VENDORS
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.scanners import SANDBOX_VENDORS
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import cred, vendor_url
 from .probes import BAD_STATUS, MISSING_STATUS, PROBES, RATELIMIT_STATUS

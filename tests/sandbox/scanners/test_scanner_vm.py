@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from defusedxml import ElementTree
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import cred, vendor_url
 

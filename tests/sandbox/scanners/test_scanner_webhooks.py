@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import Receiver, cred, vendor_url
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pmap.sandbox.server import SandboxServer, build_app
-from pmap.sandbox.work import SANDBOX_VENDORS, build_routers
+from pmap_sandbox.server import SandboxServer, build_app
+from pmap_sandbox.work import SANDBOX_VENDORS, build_routers
 from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
 
 

@@ -9,7 +9,7 @@ import zipfile
 
 import httpx
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import Receiver, basic, cred, vendor_url
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import Receiver, bearer, cred, vendor_url
 

@@ -8,7 +8,7 @@ import zipfile
 
 import httpx
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import basic, cred, vendor_url
 

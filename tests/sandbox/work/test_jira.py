@@ -8,7 +8,7 @@ import hmac
 import httpx
 import pytest
 
-from pmap.sandbox.server import SandboxServer
+from pmap_sandbox.server import SandboxServer
 
 from .conftest import Receiver, basic, bearer, cred, vendor_url
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pmap.sandbox.server import SandboxServer, build_app
-from pmap.sandbox.work import SANDBOX_VENDORS, build_routers
+from pmap_sandbox.server import SandboxServer, build_app
+from pmap_sandbox.work import SANDBOX_VENDORS, build_routers
 
 from .conftest import bearer, cred, vendor_url
 from .probes import MISSING_STATUS, PATHS, PROBES, is_vendor_error

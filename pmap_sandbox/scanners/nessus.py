@@ -1,0 +1,294 @@
+"""Nessus (Professional / Manager / managed scanner) on :8834: properties, scans, launch, export flow.
+
+Auth: ``X-ApiKeys``; errors are ``{"error": "..."}``. Editions by credential: default Professional
+(``scan_api: false`` -> launch answers 412 "API is not available"); a key containing ``manager``
+is Nessus Manager (scan API on); ``managed`` is a scanner linked to a manager.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from pmap_sandbox import scenarios as sc
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, store, vendor_router
+
+KEY = "nessus"
+router = vendor_router(KEY)
+MANAGER = "manager"  # vendor-specific marker: Nessus Manager edition
+SCAN_ID = 5
+# Nessus user permission levels
+BASIC, STANDARD, ADMINISTRATOR, SYSADMIN = 16, 32, 64, 128
+
+
+def _error(status: int, message: str) -> Response:
+    return json_reply(status, {"error": message})
+
+
+STYLE = ErrorStyle(
+    make=_error,
+    messages={
+        sc.BAD: (401, "Invalid Credentials"),
+        sc.ECHO: (401, "Invalid Credentials: {echo}"),
+        sc.RATELIMIT: (429, "Too many requests"),
+        sc.DOWN: (503, "Nessus is not ready"),
+    },
+)
+
+
+async def _auth(request: Request) -> tuple[set[str], bool]:
+    keys = parse_x_apikeys(request.headers.get("x-apikeys"))
+    marks = await guard(KEY, STYLE, request, list(keys) if keys else [None])
+    manager = bool(keys) and any(MANAGER in k.lower() for k in keys)  # type: ignore[union-attr]
+    return marks, manager
+
+
+@router.get("/server/properties")
+async def server_properties(request: Request) -> Response:
+    """Edition, versions and license (type, expiration_date, features.scan_api)."""
+    marks, manager = await _auth(request)
+    exp = int(sc.license_expiry(marks).timestamp())
+    if manager:
+        nessus_type, lic_type, name = "Nessus Manager", "manager", "Nessus Manager"
+    elif sc.MANAGED in marks:
+        nessus_type, lic_type, name = "Nessus Scanner", "pro", "Nessus Scanner"
+    else:
+        nessus_type, lic_type, name = "Nessus", "pro", "Nessus Professional"
+    body: dict[str, Any] = {
+        "nessus_type": nessus_type,
+        "server_version": "10.7.2",
+        "server_build": "20095",
+        "nessus_ui_version": "10.7.2",
+        "nessus_ui_build": "117",
+        "platform": "LINUX",
+        "server_uuid": "5b2f5d5e-sandbox-nessus",
+        "plugin_set": "202401010000",
+        "idle_timeout": "30",
+        "license": {
+            "type": lic_type,
+            "name": name,
+            "expiration_date": exp,
+            "restricted": False,
+            "ips": -1,
+            "evaluation": False,
+            "features": {
+                "api": True,
+                "scan_api": manager,
+                "policies": True,
+                "report": True,
+                "users": manager,
+                "vpr": True,
+            },
+        },
+        "capabilities": {"multi_user": "full" if manager else "single", "multi_scanner": manager},
+    }
+    if sc.MANAGED in marks and not manager:
+        body["managed"] = True  # linked scanner: scans belong to the manager
+    return json_reply(200, body)
+
+
+@router.get("/session")
+async def session(request: Request) -> Response:
+    """The user behind the keys, with its permission level."""
+    marks, _ = await _auth(request)
+    perms = SYSADMIN if sc.ADMIN in marks else BASIC if sc.NOPERM in marks else STANDARD
+    return json_reply(
+        200,
+        {
+            "id": 2,
+            "username": "pmap",
+            "name": "PMAP integration",
+            "email": "",
+            "type": "local",
+            "permissions": perms,
+            "lastlogin": 1700000000,
+            "container_id": 0,
+            "groups": None,
+        },
+    )
+
+
+def _scan() -> dict[str, Any]:
+    return {
+        "id": SCAN_ID,
+        "uuid": "template-sandbox-0005",
+        "name": "Weekly network scan",
+        "status": "completed",
+        "folder_id": 3,
+        "owner": "pmap",
+        "type": "local",
+        "creation_date": 1700000000,
+        "last_modification_date": 1700003600,
+        "enabled": False,
+        "read": True,
+        "shared": False,
+        "user_permissions": 128,
+        "control": True,
+        "rrules": None,
+        "starttime": None,
+        "timezone": None,
+    }
+
+
+@router.get("/scans")
+async def scans(request: Request) -> Response:
+    """Folders and scans visible to the user (none for ``noperm``)."""
+    marks, _ = await _auth(request)
+    listed = [] if sc.NOPERM in marks or sc.MANAGED in marks else [_scan()]
+    return json_reply(
+        200,
+        {
+            "folders": [
+                {"id": 3, "name": "My Scans", "type": "main", "default_tag": 1, "custom": 0, "unread_count": 0}
+            ],
+            "scans": listed or None,
+            "timestamp": 1700003600,
+        },
+    )
+
+
+def _known(scan_id: int) -> None:
+    if scan_id != SCAN_ID:
+        raise Reply(_error(404, "The requested file was not found."))
+
+
+@router.post("/scans/{scan_id}/launch")
+async def launch(scan_id: int, request: Request) -> Response:
+    """412 "API is not available" unless the edition has the scan API (Nessus Manager)."""
+    marks, manager = await _auth(request)
+    if not manager:
+        raise Reply(_error(412, "API is not available"))
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to launch this scan"))
+    _known(scan_id)
+    return json_reply(200, {"scan_uuid": "sandbox-launch-" + secrets.token_hex(8)})
+
+
+@router.post("/scans/{scan_id}/export")
+async def export(scan_id: int, request: Request) -> Response:
+    """Start an export (``{"format": "nessus"|"csv"}``) -> ``{file, token}``."""
+    marks, _ = await _auth(request)
+    _known(scan_id)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to export this scan"))
+    try:
+        fmt = str(((await request.json()) or {}).get("format", "nessus")).lower()
+    except ValueError:
+        fmt = "nessus"
+    if fmt not in {"nessus", "csv"}:
+        raise Reply(_error(400, "Invalid format"))
+    file_id, token = secrets.randbelow(10**9) + 1, secrets.token_hex(32)
+    store(request, KEY)[str(file_id)] = {"token": token, "format": fmt, "polls": 0}
+    return json_reply(200, {"file": file_id, "token": token})
+
+
+def _job_by_file(request: Request, file_id: str) -> dict[str, Any]:
+    job: dict[str, Any] | None = store(request, KEY).get(file_id)
+    if job is None:
+        raise Reply(_error(404, "The requested file was not found."))
+    return job
+
+
+def _job_by_token(request: Request, token: str) -> dict[str, Any]:
+    jobs: dict[str, dict[str, Any]] = store(request, KEY)
+    for job in jobs.values():
+        if secrets.compare_digest(job["token"], token):
+            return job
+    raise Reply(_error(404, "The requested file was not found."))
+
+
+def _status(job: dict[str, Any]) -> Response:
+    job["polls"] += 1
+    return json_reply(200, {"status": "ready" if job["polls"] > 1 else "loading"})
+
+
+def _download(job: dict[str, Any]) -> Response:
+    if job["polls"] < 2:
+        raise Reply(_error(409, "Report is not ready"))
+    if job["format"] == "csv":
+        return Response(
+            CSV,
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="Weekly_network_scan.csv"'},
+        )
+    return Response(
+        NESSUS_XML,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": 'attachment; filename="Weekly_network_scan.nessus"'},
+    )
+
+
+@router.get("/scans/{scan_id}/export/{file_id}/status")
+async def export_status(scan_id: int, file_id: str, request: Request) -> Response:
+    """``loading`` on the first poll, then ``ready``."""
+    await _auth(request)
+    _known(scan_id)
+    return _status(_job_by_file(request, file_id))
+
+
+@router.get("/scans/{scan_id}/export/{file_id}/download")
+async def export_download(scan_id: int, file_id: str, request: Request) -> Response:
+    """The exported file once ready."""
+    await _auth(request)
+    _known(scan_id)
+    return _download(_job_by_file(request, file_id))
+
+
+@router.get("/tokens/{token}/status")
+async def token_status(token: str, request: Request) -> Response:
+    """Token form of the status poll (the token itself authorizes)."""
+    return _status(_job_by_token(request, token))
+
+
+@router.get("/tokens/{token}/download")
+async def token_download(token: str, request: Request) -> Response:
+    """Token form of the download (the token itself authorizes)."""
+    return _download(_job_by_token(request, token))
+
+
+NESSUS_XML = b"""<?xml version="1.0" ?>
+<NessusClientData_v2>
+<Policy><policyName>Basic Network Scan</policyName></Policy>
+<Report name="Weekly network scan" xmlns:cm="http://www.nessus.org/cm">
+<ReportHost name="10.0.0.11"><HostProperties>
+<tag name="host-ip">10.0.0.11</tag><tag name="host-fqdn">web01.example.test</tag>
+<tag name="operating-system">Linux Kernel 5.15</tag>
+<tag name="HOST_START">Tue Jan  2 03:04:05 2024</tag><tag name="HOST_END">Tue Jan  2 03:20:00 2024</tag>
+</HostProperties>
+<ReportItem port="443" svc_name="www" protocol="tcp" severity="3" pluginID="148125"
+ pluginName="OpenSSL 1.1.1 &lt; 1.1.1k Multiple Vulnerabilities" pluginFamily="Web Servers">
+<cve>CVE-2021-3449</cve><cve>CVE-2021-3450</cve><cvss3_base_score>7.4</cvss3_base_score><risk_factor>High</risk_factor>
+<synopsis>The remote service is affected by multiple vulnerabilities.</synopsis>
+<description>The version of OpenSSL installed on the remote host is prior to 1.1.1k.</description>
+<solution>Upgrade to OpenSSL version 1.1.1k or later.</solution>
+<plugin_output>Installed version : 1.1.1j</plugin_output>
+</ReportItem>
+<ReportItem port="0" svc_name="general" protocol="tcp" severity="0" pluginID="19506"
+ pluginName="Nessus Scan Information" pluginFamily="Settings">
+<risk_factor>None</risk_factor><synopsis>This plugin displays information about the Nessus scan.</synopsis>
+<description>Information about this scan.</description><solution>n/a</solution>
+</ReportItem>
+</ReportHost>
+</Report>
+</NessusClientData_v2>
+"""
+
+CSV = (
+    b"Plugin ID,CVE,CVSS v3.0 Base Score,Risk,Host,Protocol,Port,Name,Synopsis,Description,Solution,Plugin Output\n"
+    b"148125,CVE-2021-3449,7.4,High,10.0.0.11,tcp,443,OpenSSL 1.1.1 < 1.1.1k Multiple Vulnerabilities,"
+    b"The remote service is affected by multiple vulnerabilities.,The version of OpenSSL is prior to 1.1.1k.,"
+    b"Upgrade to OpenSSL version 1.1.1k or later.,Installed version : 1.1.1j\n"
+)
+
+VENDOR = {
+    "category": "VM",
+    "base_path": f"/{KEY}",
+    "auth": "X-ApiKeys: accessKey=A; secretKey=S;",
+    "valid_credentials": {"access_key": "nessus-access-0001", "secret_key": "nessus-secret-0001"},
+    "notes": "default edition Nessus Professional (scan_api false); a key containing 'manager' -> Nessus "
+    "Manager (scan_api true); 'managed' -> linked scanner (nessus_type 'Nessus Scanner', managed: "
+    "true; these two fields are not confirmed against a live linked scanner)",
+}

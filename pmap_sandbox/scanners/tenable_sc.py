@@ -1,0 +1,165 @@
+"""Tenable Security Center (``https://HOST/rest``): system, status, currentUser, analysis.
+
+Auth: ``x-apikey: accesskey=A; secretkey=S;``. Every answer, errors included, uses SC's envelope
+``{"type", "response", "error_code", "error_msg", "warnings", "timestamp"}``. ``/system`` answers
+without auth (pyTenable reads it before sending keys).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from pmap_sandbox import scenarios as sc
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, vendor_router
+
+KEY = "tenable_sc"
+router = vendor_router(KEY)
+_PREFIX = "/rest"
+
+
+def envelope(response: Any, error_code: int = 0, error_msg: str = "") -> dict[str, Any]:
+    """SC's JSON envelope."""
+    return {
+        "type": "regular",
+        "response": response,
+        "error_code": error_code,
+        "error_msg": error_msg,
+        "warnings": [],
+        "timestamp": int(time.time()),
+    }
+
+
+_CODES = {401: 74, 403: 146, 429: 429, 503: 503}  # SC error codes for the sandbox's failures
+
+
+def _error(status: int, message: str) -> Response:
+    return json_reply(status, envelope("", _CODES.get(status, status), message + "\n"))
+
+
+STYLE = ErrorStyle(
+    make=_error,
+    messages={
+        "missing": (401, "Invalid login session"),
+        sc.BAD: (401, "Invalid login session"),
+        sc.ECHO: (401, "Invalid API key: {echo}"),
+        sc.RATELIMIT: (429, "Too many requests"),
+        sc.DOWN: (503, "Tenable Security Center is unavailable"),
+    },
+)
+
+
+async def _auth(request: Request) -> set[str]:
+    keys = parse_x_apikeys(request.headers.get("x-apikey"), "accesskey", "secretkey")
+    return await guard(KEY, STYLE, request, list(keys) if keys else [None])
+
+
+@router.get(_PREFIX + "/system")
+async def system(request: Request) -> Response:
+    """Version and build (no auth needed)."""
+    return json_reply(
+        200,
+        envelope(
+            {
+                "version": "6.3.0",
+                "buildID": "202401010000",
+                "releaseID": "202401010000",
+                "banner": "",
+                "uuid": "a1b2c3d4-sandbox-tsc",
+                "serverAuth": "any",
+                "serverClassification": "None",
+                "sessionTimeout": "60",
+                "freshInstall": "no",
+                "PasswordComplexity": "false",
+            }
+        ),
+    )
+
+
+@router.get(_PREFIX + "/status")
+async def status(request: Request) -> Response:
+    """License and feed status (``licenseStatus``, ``activeIPs``, ``licensedIPs``)."""
+    marks = await _auth(request)
+    expired = sc.license_expired(marks)
+    return json_reply(
+        200,
+        envelope(
+            {
+                "jobd": "Running",
+                "licenseStatus": "Expired" if expired else "Valid",
+                "PluginSubscriptionStatus": "Expired" if expired else "Valid",
+                "LCEPluginSubscriptionStatus": "Unlicensed",
+                "PassivePluginSubscriptionStatus": "Unlicensed",
+                "activeIPs": "120",
+                "licensedIPs": "512",
+            }
+        ),
+    )
+
+
+_ROLES = {"admin": ("2", "Security Manager"), "noperm": ("7", "Auditor"), "default": ("3", "Security Analyst")}
+
+
+@router.get(_PREFIX + "/currentUser")
+async def current_user(request: Request) -> Response:
+    """The key's user and role (Security Analyst; Auditor for ``noperm``; Security Manager for ``admin``).
+
+    Honours ``?fields=``: ``id`` and ``uuid`` always come back, other fields only when asked for
+    (docs.tenable.com/security-center/api/Current-User.htm); without ``fields``, the full record.
+    """
+    marks = await _auth(request)
+    rid, rname = _ROLES[sc.ADMIN if sc.ADMIN in marks else sc.NOPERM if sc.NOPERM in marks else "default"]
+    user = {
+        "id": "3",
+        "uuid": "6B1B4C2E-0000-4000-8000-SANDBOX00003",
+        "status": "0",
+        "username": "pmap",
+        "firstname": "PMAP",
+        "lastname": "Integration",
+        "role": {"id": rid, "name": rname, "description": ""},
+        "organization": {"id": "1", "name": "Sandbox Org", "description": ""},
+    }
+    asked = {f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()}
+    if asked:
+        user = {k: v for k, v in user.items() if k in asked | {"id", "uuid"}}
+    return json_reply(200, envelope(user))
+
+
+@router.post(_PREFIX + "/analysis")
+async def analysis(request: Request) -> Response:
+    """Cumulative vulnerability analysis (one sample record); 403 for ``noperm``."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "Insufficient permissions to perform analysis"))
+    rows = [
+        {
+            "pluginID": "148125",
+            "severity": {"id": "3", "name": "High", "description": "High Severity"},
+            "ip": "10.0.0.11",
+            "port": "443",
+            "protocol": "TCP",
+            "dnsName": "web01.example.test",
+            "pluginName": "OpenSSL 1.1.1 < 1.1.1k Multiple Vulnerabilities",
+            "cve": "CVE-2021-3449,CVE-2021-3450",
+            "firstSeen": "1704164645",
+            "lastSeen": "1704769445",
+            "vprScore": "6.7",
+        }
+    ]
+    return json_reply(
+        200,
+        envelope({"totalRecords": "1", "returnedRecords": 1, "startOffset": "0", "endOffset": "1", "results": rows}),
+    )
+
+
+VENDOR = {
+    "category": "VM",
+    "base_path": f"/{KEY}/rest",
+    "auth": "x-apikey: accesskey=A; secretkey=S;",
+    "valid_credentials": {"access_key": "tsc-access-0001", "secret_key": "tsc-secret-0001"},
+    "notes": "base_path includes /rest (SC's API base); licenseStatus 'Expired' for 'expired' "
+    "(SC reports no expiry date here, so 'expiring' changes nothing); error_code values are sandbox choices",
+}

@@ -1,0 +1,235 @@
+"""Tenable Vulnerability Management (cloud.tenable.com): session, server properties, vulns export.
+
+Auth: ``X-ApiKeys: accessKey=A; secretKey=S;``. Errors: ``{"statusCode", "error", "message"}``
+(as in pyTenable's recorded cassettes). Export status moves PROCESSING -> FINISHED on the second poll.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from pmap_sandbox import scenarios as sc
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, store, vendor_router
+
+KEY = "tenable_vm"
+router = vendor_router(KEY)
+
+_REASONS = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+# Tenable VM user roles (permissions bitmask values)
+BASIC, STANDARD, ADMINISTRATOR = 16, 32, 64
+
+
+def _error(status: int, message: str) -> Response:
+    return json_reply(status, {"statusCode": status, "error": _REASONS.get(status, "Error"), "message": message})
+
+
+STYLE = ErrorStyle(
+    make=_error,
+    messages={
+        sc.BAD: (401, "Invalid Credentials"),
+        sc.ECHO: (401, "Invalid Credentials for X-ApiKeys: {echo}"),
+        sc.RATELIMIT: (429, "You have exceeded the rate limit. Please retry later."),
+        sc.DOWN: (503, "Service is temporarily unavailable"),
+    },
+)
+
+
+async def _auth(request: Request) -> set[str]:
+    keys = parse_x_apikeys(request.headers.get("x-apikeys"))
+    return await guard(KEY, STYLE, request, list(keys) if keys else [None])
+
+
+def _role(marks: set[str]) -> int:
+    return ADMINISTRATOR if sc.ADMIN in marks else BASIC if sc.NOPERM in marks else STANDARD
+
+
+@router.get("/session")
+async def session(request: Request) -> Response:
+    """The user behind the API keys."""
+    marks = await _auth(request)
+    return json_reply(
+        200,
+        {
+            "id": 2,
+            "uuid": "6e7a9f1e-1f3a-4b1c-9d0e-sandbox00002",
+            "username": "pmap@example.com",
+            "email": "pmap@example.com",
+            "name": "PMAP integration",
+            "type": "local",
+            "permissions": _role(marks),
+            "enabled": True,
+            "lockout": 0,
+            "container_id": 1,
+            "container_uuid": "0f0e2c5e-sandbox-container",
+            "lastlogin": 1700000000,
+        },
+    )
+
+
+@router.get("/server/properties")
+async def server_properties(request: Request) -> Response:
+    """Container properties, license expiration included (unix seconds)."""
+    marks = await _auth(request)
+    exp = int(sc.license_expiry(marks).timestamp())
+    return json_reply(
+        200,
+        {
+            "server_version": "6.9.1",
+            "nessus_type": "Nessus Cloud",
+            "nessus_ui_version": "11.0.46",
+            "enterprise": True,
+            "expiration": exp,
+            "expiration_time": max(0, (exp - int(datetime.now(UTC).timestamp())) // 86400),
+            "license": {
+                "expiration_date": exp,
+                "ips": -1,
+                "agents": -1,
+                "users": -1,
+                "scanners": -1,
+                "evaluation": False,
+                "apps": {"vm": {"mode": "standard", "expiration_date": exp}},
+            },
+            "capabilities": {"multi_user": "full", "multi_scanner": True, "report_email_config": True},
+            "loaded_plugin_set": "202401010000",
+            "plugin_set": "202401010000",
+            "idle_timeout": "30",
+        },
+    )
+
+
+def _vulns() -> list[dict[str, Any]]:
+    asset = {
+        "uuid": "4d8f2b9a-0000-4000-8000-00000000a001",
+        "hostname": "web01.example.test",
+        "fqdn": "web01.example.test",
+        "ipv4": "10.0.0.11",
+        "operating_system": ["Linux Kernel 5.15"],
+        "device_type": "general-purpose",
+        "network_id": "00000000-0000-0000-0000-000000000000",
+    }
+    base = {
+        "asset": asset,
+        "scan": {"uuid": "scan-0001", "started_at": "2024-01-02T03:04:05Z"},
+        "first_found": "2024-01-02T03:04:05Z",
+        "last_found": "2024-01-09T03:04:05Z",
+        "severity_modification_type": "NONE",
+        "indexed": "2024-01-09T03:10:00Z",
+    }
+    return [
+        {
+            **base,
+            "output": "OpenSSL 1.1.1k detected",
+            "state": "OPEN",
+            "severity": "high",
+            "severity_id": 3,
+            "severity_default_id": 3,
+            "port": {"port": 443, "protocol": "TCP", "service": "www"},
+            "plugin": {
+                "id": 148125,
+                "name": "OpenSSL 1.1.1 < 1.1.1k Multiple Vulnerabilities",
+                "family": "Web Servers",
+                "cve": ["CVE-2021-3449", "CVE-2021-3450"],
+                "cvss3_base_score": 7.4,
+                "risk_factor": "High",
+                "solution": "Upgrade to OpenSSL version 1.1.1k or later.",
+                "synopsis": "The remote service is affected by multiple vulnerabilities.",
+            },
+        },
+        {
+            **base,
+            "output": "TLSv1.0 is enabled",
+            "state": "FIXED",
+            "severity": "medium",
+            "severity_id": 2,
+            "severity_default_id": 2,
+            "port": {"port": 443, "protocol": "TCP", "service": "www"},
+            "plugin": {
+                "id": 104743,
+                "name": "TLS Version 1.0 Protocol Detection",
+                "family": "Service detection",
+                "cve": [],
+                "cvss3_base_score": 6.5,
+                "risk_factor": "Medium",
+                "solution": "Enable support for TLS 1.2 and 1.3, and disable support for TLS 1.0.",
+                "synopsis": "The remote service encrypts traffic using an older version of TLS.",
+            },
+        },
+    ]
+
+
+@router.post("/vulns/export")
+async def vulns_export(request: Request) -> Response:
+    """Start an export job; honours the ``filters.state`` list (OPEN, REOPENED, FIXED)."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to export vulnerabilities"))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = {}
+    states = {s.upper() for s in ((body or {}).get("filters") or {}).get("state") or ["OPEN", "REOPENED"]}
+    export_id = str(uuid.uuid4())
+    store(request, KEY)[export_id] = {"polls": 0, "chunks": {1: [v for v in _vulns() if v["state"] in states]}}
+    return json_reply(200, {"export_uuid": export_id})
+
+
+def _export(request: Request, export_uuid: str) -> dict[str, Any]:
+    job: dict[str, Any] | None = store(request, KEY).get(export_uuid)
+    if job is None:
+        raise Reply(_error(404, "Export not found"))
+    return job
+
+
+@router.get("/vulns/export/{export_uuid}/status")
+async def vulns_export_status(export_uuid: str, request: Request) -> Response:
+    """PROCESSING on the first poll, FINISHED with its chunk list afterwards."""
+    await _auth(request)
+    job = _export(request, export_uuid)
+    job["polls"] += 1
+    done = job["polls"] > 1
+    chunks = sorted(job["chunks"]) if done else []
+    return json_reply(
+        200,
+        {
+            "status": "FINISHED" if done else "PROCESSING",
+            "chunks_available": chunks,
+            "chunks_failed": [],
+            "chunks_cancelled": [],
+            "total_chunks": len(job["chunks"]),
+            "chunks_available_count": len(chunks),
+            "empty_chunks_count": 0,
+            "finished_chunks": len(chunks),
+            "num_assets_per_chunk": 50,
+            "created": 1700000000000,
+        },
+    )
+
+
+@router.get("/vulns/export/{export_uuid}/chunks/{chunk_id}")
+async def vulns_export_chunk(export_uuid: str, chunk_id: int, request: Request) -> Response:
+    """One chunk: a JSON array of vulnerability records."""
+    await _auth(request)
+    job = _export(request, export_uuid)
+    if job["polls"] < 2 or chunk_id not in job["chunks"]:
+        raise Reply(_error(404, "Chunk not found"))
+    return json_reply(200, job["chunks"][chunk_id])
+
+
+VENDOR = {
+    "category": "VM",
+    "base_path": f"/{KEY}",
+    "auth": "X-ApiKeys: accessKey=A; secretKey=S;",
+    "valid_credentials": {"access_key": "tvm-access-0001", "secret_key": "tvm-secret-0001"},
+    "notes": "markers read from either key; roles: 16 noperm, 32 default, 64 admin",
+}
