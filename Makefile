@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test install postgres bench probe clean
+.PHONY: run test lint install postgres bench probe clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -26,6 +26,11 @@ run: $(STAMP)
 ## make test: venv, install, make sure PostgreSQL answers, run every test
 test: $(STAMP) postgres
 	$(PY) -m pytest
+
+## make lint: ruff (rules in pyproject.toml) and mypy (strict where secrets are handled); fails on any finding
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 postgres:
 	@bash scripts/ensure-postgres.sh "$(PMAP_TEST_DATABASE_URL)"

@@ -35,7 +35,7 @@ N = 300
 CONCURRENT = 50
 
 
-def _token(app) -> str:  # noqa: ANN001
+def _token(app) -> str:
     with transaction(app.state.pmap.sessions) as s:
         return issue_token(s, get_or_create_org(s, "bench"), Role.OPERATOR, "bench").token
 

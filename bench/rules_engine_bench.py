@@ -156,7 +156,7 @@ def cel_rust(conditions: Sequence[str]) -> Callable[[list[dict[str, Any]]], None
             for p in programs:
                 try:
                     p.execute(ctx)
-                except Exception:  # noqa: BLE001, S110 - CEL errors are non-matches here
+                except Exception:  # noqa: S110 - CEL errors are non-matches here
                     pass
     return run
 
@@ -173,7 +173,7 @@ def cel_python(conditions: Sequence[str]) -> Callable[[list[dict[str, Any]]], No
             for p in programs:
                 try:
                     p.evaluate(activation)
-                except Exception:  # noqa: BLE001, S110 - CEL errors are non-matches here
+                except Exception:  # noqa: S110 - CEL errors are non-matches here
                     pass
     return run
 

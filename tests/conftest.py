@@ -96,7 +96,7 @@ class Api:
     client: TestClient
 
     @property
-    def state(self):  # noqa: ANN201
+    def state(self):
         return self.client.app.state.pmap
 
     def token(self, org: str = "acme", role: str = "admin") -> dict[str, str]:

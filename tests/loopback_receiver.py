@@ -67,7 +67,7 @@ def serve_receiver(path: str = "/hooks/test", upstream: str | None = None) -> It
             else:
                 self._forward(body)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _record  # noqa: N815
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _record
 
         def _forward(self, body: bytes) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}

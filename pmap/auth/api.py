@@ -17,7 +17,6 @@ from pmap.core.deps import DbSession
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.text import OneLine
 
-
 router = APIRouter(tags=["tokens"])
 
 

@@ -25,7 +25,7 @@ def current_principal(request: Request, session: DbSession) -> Principal:
     return principal
 
 
-def _at_least(role: Role):  # noqa: ANN202 - FastAPI dependency factory
+def _at_least(role: Role):
     def dependency(principal: Annotated[Principal, Depends(current_principal)], state: StateDep,
                    request: Request) -> Principal:
         try:

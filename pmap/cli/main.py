@@ -68,13 +68,11 @@ def serve(
     """Serve the API (an embedded SQLite database is migrated first)."""
     import uvicorn
 
-    from pmap.app import create_app
-    from pmap.migrations import upgrade
-
-    from pmap.app import start
+    from pmap.app import create_app, start
     from pmap.core.db import database_location
     from pmap.core.files import private_directory
     from pmap.core.logs import configure_logging
+    from pmap.migrations import upgrade
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)

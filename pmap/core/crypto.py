@@ -85,11 +85,11 @@ class Keyring:
         return list(self.keys)
 
     @classmethod
-    def single(cls, key: bytes, kid: str = "k1") -> "Keyring":
+    def single(cls, key: bytes, kid: str = "k1") -> Keyring:
         return cls(keys={kid: key}, primary=kid)
 
     @classmethod
-    def from_file(cls, path: Path) -> "Keyring":
+    def from_file(cls, path: Path) -> Keyring:
         """Read a keyring file: ``{"primary": "k2", "keys": {"k1": "<b64>", "k2": "<b64>"}}``."""
         try:
             doc = json.loads(path.read_text())

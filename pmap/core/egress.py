@@ -181,7 +181,7 @@ def _getaddrinfo(host: str, port: int, timeout: float | None) -> list[tuple[Any,
     def run() -> None:
         try:
             box["ok"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+        except Exception as exc:
             box["err"] = exc
 
     worker = threading.Thread(target=run, name=f"pmap-dns-{host}", daemon=True)

@@ -7,7 +7,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -32,9 +32,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("cursor parts are strings")
         when = datetime.fromisoformat(created)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         # normalized here, so a date at the edge of the calendar fails now rather than when bound
-        return when.astimezone(timezone.utc), uuid.UUID(ident)
+        return when.astimezone(UTC), uuid.UUID(ident)
     except (binascii.Error, ValueError, TypeError, OverflowError, AttributeError):
         raise BadRequestError("invalid cursor", fields=[FieldProblem("cursor", "is not a cursor this API returned")]) from None
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from pmap.core.crypto import Keyring
 from pmap.core.errors import CryptoError
+from pmap.credentials.models import KeyringCanary
 from pmap.credentials.service import (
     Actor,
     CredentialResolver,
@@ -24,7 +25,6 @@ from pmap.credentials.service import (
     seal_webhook_secrets,
     verify_keyring_canary,
 )
-from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import enum
 import json
 import os
-
-import orjson
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
@@ -103,7 +102,7 @@ class ResolvedCredentials:
         self._identifiers = identifiers
 
     # a class-based context manager, not a generator: resolve sits on hot paths
-    def __enter__(self) -> "ResolvedCredentials":
+    def __enter__(self) -> ResolvedCredentials:
         # identifiers (a user name such as "admin") are not secrets: masking them would blank that
         # word in every log line of every organization for a while
         self._handle = redaction.register(v for k, v in self.values.items() if k not in self._identifiers)

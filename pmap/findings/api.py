@@ -18,12 +18,27 @@ from pmap.core.pagination import newest_first, split_page
 from pmap.core.state import AppState
 from pmap.findings import service
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.importer import HEAD_BYTES, ImportOptions, ImportTarget, SCOPE_MAX, resolve_format, run_import, target_for
+from pmap.findings.importer import (
+    HEAD_BYTES,
+    SCOPE_MAX,
+    ImportOptions,
+    ImportTarget,
+    resolve_format,
+    run_import,
+    target_for,
+)
 from pmap.findings.jobs import JobRunner
 from pmap.findings.models import Job
 from pmap.findings.rules_api import router as rules_router
 from pmap.findings.schemas import (
-    FindingOut, FindingPage, ImportOut, ImportPage, ImportSummaryOut, JobAccepted, JobOut, JobPage,
+    FindingOut,
+    FindingPage,
+    ImportOut,
+    ImportPage,
+    ImportSummaryOut,
+    JobAccepted,
+    JobOut,
+    JobPage,
 )
 from pmap.findings.severity import SEVERITIES
 from pmap.findings.upload import Upload, receive_upload, spool_dir

@@ -37,8 +37,8 @@ from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
-from pmap.findings.severity import SeverityPipeline, load_rule_set
 from pmap.findings.rows import Stream
+from pmap.findings.severity import SeverityPipeline, load_rule_set
 from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import FindingWriter, lock_stream
 

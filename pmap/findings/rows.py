@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -114,11 +114,11 @@ def _utc(value: datetime | None, default: datetime) -> datetime:
     if value is None:
         return default
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:  # a valid date whose UTC form leaves the calendar (0001-01-01T00:00+05:00): the edge
-        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pmap.findings.rules_lang import LangError, Node, parse
-from pmap.findings.rules_regex import RegexBank, RegexBanks, pattern_size
 from pmap.findings.rules_ops import (
     SEVERITY_RANK,
     Test,
@@ -35,6 +34,7 @@ from pmap.findings.rules_ops import (
     size_of,
     text_test,
 )
+from pmap.findings.rules_regex import RegexBank, RegexBanks, pattern_size
 
 STR, INT, DOUBLE, BOOL, NULL, DYN = "string", "int", "double", "bool", "null", "dyn"
 LIST_STR, LIST_INT, LIST_DYN = "list<string>", "list<int>", "list<dyn>"

@@ -193,7 +193,7 @@ def _run(entries: Sequence[_Entry], finding: Mapping[str, Any]) -> tuple[tuple[_
         try:
             if entry[1](finding):
                 matched.append(entry)
-        except Exception:  # noqa: BLE001 - any error is CEL's "undefined"; it never fails the import
+        except Exception:
             undefined.append(entry)
     return tuple(matched), tuple(undefined)
 
@@ -284,7 +284,7 @@ class RuleSet:
                 try:
                     if entry[1](finding):
                         matched.append(entry)
-                except Exception:  # noqa: BLE001 - CEL "error": null operand or wrong type; never fails the import
+                except Exception:
                     undefined.append(entry)
         get = finding.get
         for name, table in self._index:
@@ -298,7 +298,7 @@ class RuleSet:
                     try:
                         if entry[1](finding):
                             matched.append(entry)
-                    except Exception:  # noqa: BLE001 - as above
+                    except Exception:
                         undefined.append(entry)
         for name, entries, seen_values in self._memo:
             value: Any = get(name)
@@ -339,7 +339,7 @@ class RuleSet:
                     try:
                         if entry[1](finding):
                             matched.append(entry)
-                    except Exception:  # noqa: BLE001 - as above
+                    except Exception:
                         undefined.append(entry)
         if groups > 1 and len(matched) > 1:
             matched.sort()

@@ -114,7 +114,7 @@ def logic(parts: list[Test], decisive: bool) -> Test:
             try:
                 if bool(p(f)) is decisive:
                     return decisive
-            except Exception:  # noqa: BLE001 - remembered: the result is undefined unless decided
+            except Exception:
                 failed = True
         if failed:
             raise Undefined
@@ -298,7 +298,7 @@ def quantifier(items_fn: Test, var: str, pred: Test, want: bool) -> Test:
             try:
                 if bool(pred(_Scope(f, var, item))) is want:
                     return want
-            except Exception:  # noqa: BLE001 - remembered: the result is undefined unless decided
+            except Exception:
                 failed = True
         if failed:
             raise Undefined

@@ -10,7 +10,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from pmap.core.text import OneLine, Text, clean_file_name
 
-
 SeverityName = Literal["unknown", "info", "low", "medium", "high", "critical"]
 StatusName = Literal["open", "resolved", "suppressed", "filtered"]
 RuleAction = Literal["set_severity", "suppress", "tag"]

@@ -26,7 +26,6 @@ from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
 from pmap.webhooks.processing import link_ticket
 
-
 router = APIRouter(tags=["findings"])
 
 DESCRIPTION_CHARS = 8000

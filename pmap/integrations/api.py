@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
-from pmap.core.deps import DbSession, StateDep
 from pmap.connectors.base import ConnectionTestResult
+from pmap.core.deps import DbSession, StateDep
 from pmap.integrations import deletion, service, testing
-from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
+from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
 
 router = APIRouter(prefix="/integrations", tags=["integrations"])
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from pmap.core.text import OneLine
 
-
 #: minimum severity an import keeps for an integration (unknown keeps everything)
 SeverityThreshold = Literal["unknown", "info", "low", "medium", "high", "critical"]
 _THRESHOLD_DOC = (

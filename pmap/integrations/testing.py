@@ -21,7 +21,14 @@ from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
-from pmap.integrations.service import LEGACY_API_KEY, _plain, target_changed, validate_connection, validate_credentials, vendor_type
+from pmap.integrations.service import (
+    LEGACY_API_KEY,
+    _plain,
+    target_changed,
+    validate_connection,
+    validate_credentials,
+    vendor_type,
+)
 
 
 class UnsavedTest(BaseModel):

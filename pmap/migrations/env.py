@@ -13,7 +13,7 @@ url = config.get_main_option("sqlalchemy.url")
 connectable = config.attributes.get("connection")
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

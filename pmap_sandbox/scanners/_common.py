@@ -22,7 +22,7 @@ from pmap_sandbox import scenarios
 MISSING = "missing"
 
 
-class Reply(Exception):  # noqa: N818 (a control-flow signal carrying a response, not an error)
+class Reply(Exception):
     """Carries a finished response out of a handler or dependency."""
 
     def __init__(self, response: Response) -> None:

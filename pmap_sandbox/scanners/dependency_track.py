@@ -87,7 +87,7 @@ async def team_self(request: Request) -> Response:
 
 
 @router.get("/api/v1/project")
-async def projects(request: Request, pageSize: int = 100, pageNumber: int = 1) -> Response:  # noqa: N803 (DT names)
+async def projects(request: Request, pageSize: int = 100, pageNumber: int = 1) -> Response:
     """Projects (needs VIEW_PORTFOLIO); total in ``X-Total-Count``."""
     marks = await _auth(request)
     _require(marks, "VIEW_PORTFOLIO")

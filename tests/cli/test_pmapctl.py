@@ -15,7 +15,7 @@ import httpx
 PMAPCTL = [sys.executable, "-m", "pmap.cli"]
 
 
-def _run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
+def _run(args: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*PMAPCTL, *args], env=env, capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -101,7 +101,7 @@ def test_keys_rotate_fails_while_an_envelope_still_needs_the_old_key(tmp_path: P
     url = f"sqlite:///{tmp_path / 'pmap.db'}"
     upgrade(url)
 
-    def move_envelope(_s, rows, _keyring) -> None:  # noqa: ANN001
+    def move_envelope(_s, rows, _keyring) -> None:
         rows[1].encrypted_credentials = dict(rows[0].encrypted_credentials)  # bound to the first: cannot open
 
     _settings, ring, old, new, ids = _seed(url, tmp_path, 2, move_envelope)

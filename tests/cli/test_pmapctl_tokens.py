@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.cli.test_pmapctl import _env, _run
@@ -32,7 +32,7 @@ def test_tokens_list_and_revoke_keep_an_admin_and_audit_everything(tmp_path: Pat
     assert "first [bold]admin[/]" in listed.stdout and first[:12] in listed.stdout and operator[:12] in listed.stdout
     assert first not in listed.stdout + listed.stderr and operator not in listed.stdout + listed.stderr
     ci_line = next(line for line in listed.stdout.splitlines() if " ci " in f" {line} ")
-    in_30_days = {(datetime.now(timezone.utc) + timedelta(days=d)).date().isoformat() for d in (30, 31)}
+    in_30_days = {(datetime.now(UTC) + timedelta(days=d)).date().isoformat() for d in (30, 31)}
     assert "operator" in ci_line and "active" in ci_line and any(day in ci_line for day in in_30_days)
 
     # the last active admin cannot be revoked, by the CLI either

@@ -206,7 +206,7 @@ def test_listing_reads_no_secret_column_and_decrypts_nothing(api: Api) -> None:
         assert api.client.post("/api/v1/integrations", json={"name": f"t{i}", **TENABLE}, headers=h).status_code == 201
     statements: list[str] = []
 
-    def seen(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+    def seen(_conn, _cursor, statement, _params, _context, _many) -> None:
         statements.append(statement)
 
     event.listen(api.state.engine, "before_cursor_execute", seen)

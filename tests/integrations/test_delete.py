@@ -168,12 +168,12 @@ def test_an_import_racing_a_delete_is_never_a_500(api: Api) -> None:
     assert _dependents(api, iid) == NOTHING
 
 
-def test_an_integrity_failure_that_is_not_a_vanished_parent_stays_a_fault(api: Api, monkeypatch) -> None:  # noqa: ANN001
+def test_an_integrity_failure_that_is_not_a_vanished_parent_stays_a_fault(api: Api, monkeypatch) -> None:
     from sqlalchemy.exc import IntegrityError
 
     from pmap.integrations import service
 
-    def broken(*_a, **_kw):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_a, **_kw):
         raise IntegrityError("INSERT ...", {}, Exception("NOT NULL constraint failed: integrations.name"))
 
     monkeypatch.setattr(service, "list_page", broken)

@@ -204,11 +204,10 @@ def test_the_admitted_routes_are_the_outbound_ones_and_document_their_429(api: A
 def test_a_slot_is_released_when_the_operation_fails() -> None:
     slots = OutboundSlots(total=2, per_org=1)
     org = uuid.uuid4()
-    with pytest.raises(RuntimeError):
-        with slots.admitted(org):
-            with pytest.raises(RateLimited):
-                slots.acquire(org)
-            raise RuntimeError("the vendor call failed")
+    with pytest.raises(RuntimeError), slots.admitted(org):
+        with pytest.raises(RateLimited):
+            slots.acquire(org)
+        raise RuntimeError("the vendor call failed")
     assert slots.in_use() == slots.in_use(org) == 0
     with slots.admitted(org):
         assert slots.in_use(org) == 1

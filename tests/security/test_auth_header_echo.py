@@ -16,7 +16,7 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _echo(h) -> None:  # noqa: ANN001
+def _echo(h) -> None:
     sent = h.headers.get("Authorization", "")
     h.server.headers_sent.append(sent)
     body = ('{"errorMessages": ["Unauthorized: ' + _b64(sent) + '"], "message": "you sent '

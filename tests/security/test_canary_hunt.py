@@ -32,7 +32,7 @@ def _credentials_for(vendor: str, label: str) -> dict[str, str]:
         for candidate in candidates:
             try:
                 model.model_validate({**out, name: candidate})
-            except Exception as exc:  # noqa: BLE001 - trying candidates until the field accepts one
+            except Exception as exc:
                 if any(e["loc"] == (name,) for e in exc.errors()):  # type: ignore[attr-defined]
                     continue
             out[name] = candidate
@@ -79,7 +79,7 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
     return planted, texts
 
 
-def _required_connection(ct) -> dict[str, str]:  # noqa: ANN001
+def _required_connection(ct) -> dict[str, str]:
     """Plausible values for a vendor's required non-secret connection settings."""
     out: dict[str, str] = {}
     for name, info in ct.connection_model.model_fields.items():
@@ -89,7 +89,7 @@ def _required_connection(ct) -> dict[str, str]:  # noqa: ANN001
             for candidate in ("acme", "acme/webapp", "1"):
                 try:
                     ct.connection_model.model_validate({**out, "base_url": "https://x.test", name: candidate})
-                except Exception as exc:  # noqa: BLE001 - trying candidates until the field accepts one
+                except Exception as exc:
                     if any(e["loc"] == (name,) for e in exc.errors()):  # type: ignore[attr-defined]
                         continue
                 out[name] = candidate
@@ -97,7 +97,7 @@ def _required_connection(ct) -> dict[str, str]:  # noqa: ANN001
     return out
 
 
-def _actor(api: Api, row):  # noqa: ANN001, ANN202
+def _actor(api: Api, row):
     from pmap.credentials.service import Actor
 
     return Actor(kind="system", name="test", organization_id=row.organization_id)

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("schemathesis", reason="the probe needs the `probe` extra: pip install -e '.[probe]'")
 
-from bench import probe  # noqa: E402 - only once schemathesis is known to be there
+from bench import probe
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ def test_500_has_correlation_id_and_no_detail(api: Api, monkeypatch: pytest.Monk
     secret = canary()
     from pmap.core import redaction
 
-    def explode(*_a, **_kw):  # noqa: ANN002, ANN003, ANN202
+    def explode(*_a, **_kw):
         with redaction.secrets_in_use([secret]):
             raise RuntimeError(f"database password is {secret} at /srv/pmap/internal.py")
 
@@ -36,7 +36,7 @@ def test_a_client_that_leaves_mid_body_is_no_fault(caplog: pytest.LogCaptureFixt
 
     from pmap.core.http_errors import RequestContextMiddleware
 
-    async def app(scope, receive, send) -> None:  # noqa: ANN001 - an ASGI app reading its body
+    async def app(scope, receive, send) -> None:
         await Request(scope, receive).body()
 
     sent: list[dict] = []

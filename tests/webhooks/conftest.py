@@ -20,11 +20,11 @@ from pmap.app import create_app
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.settings import Settings
+from pmap.webhooks import clock
+from pmap.webhooks.schemes import SCHEMES
 from pmap_sandbox.scanners import SANDBOX_VENDORS as SCANNER_VENDORS
 from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work import SANDBOX_VENDORS as WORK_VENDORS
-from pmap.webhooks import clock
-from pmap.webhooks.schemes import SCHEMES
 from tests.conftest import Api
 
 SANDBOX_VENDORS = {**SCANNER_VENDORS, **WORK_VENDORS}

@@ -3,8 +3,8 @@ or audit-write flood: failures are charged to their own budget, per source and p
 
 from __future__ import annotations
 
-import uuid
 import time
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest

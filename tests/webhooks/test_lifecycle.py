@@ -139,7 +139,7 @@ def test_reveal_before_generate_and_register_without_secret_are_conflicts(api: A
     assert api.client.get(_base(sn), headers=h).json()["registration_supported"] is False
 
 
-def test_a_secret_sent_with_each_delivery_over_plain_http_is_warned(make_api) -> None:  # noqa: ANN001
+def test_a_secret_sent_with_each_delivery_over_plain_http_is_warned(make_api) -> None:
     plain, tls = make_api(public_base_url="http://pmap.example"), make_api(public_base_url="https://pmap.example")
     h = plain.token()
     for vendor, exposed in (("gitlab_issues", True), ("azure_boards", True), ("github_issues", False)):

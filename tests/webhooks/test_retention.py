@@ -111,7 +111,7 @@ def test_the_processor_applies_the_retention_when_it_starts(make_api: Callable[.
     assert rows["processed:a"].body is None and rows["processed:b"].body == other
 
 
-def test_pmapctl_webhooks_prune(api: Api, travel: Callable[[float], None], monkeypatch) -> None:  # noqa: ANN001
+def test_pmapctl_webhooks_prune(api: Api, travel: Callable[[float], None], monkeypatch) -> None:
     from pmap.cli.main import app
     from pmap.core.settings import get_settings
 

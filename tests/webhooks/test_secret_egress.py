@@ -20,8 +20,8 @@ from sqlalchemy import select
 from pmap.audit.models import AuditEvent
 from pmap.auth.principal import Principal, Role
 from pmap.integrations.models import Integration
-from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.approval import may_send_secret, target_fingerprint
+from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api
 from tests.loopback_receiver import Received, serve_receiver
 

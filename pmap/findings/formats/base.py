@@ -12,11 +12,11 @@ import hashlib
 import io
 import re
 from array import array
-from itertools import accumulate
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from itertools import accumulate
 from typing import IO, Any, Protocol
 
 import ijson

@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-29 03:50:06.524248
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")

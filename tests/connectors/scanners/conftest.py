@@ -10,7 +10,7 @@ import pytest
 from pmap.connectors.base import ConnectionTestResult, OperationContext
 from pmap.connectors.runner import operation_context, run_connection_test
 from pmap.core.settings import Settings
-from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
+from tests.loopback_receiver import Receiver, serve_receiver
 
 from .cases import catalog_entry
 

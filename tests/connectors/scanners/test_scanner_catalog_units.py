@@ -13,7 +13,13 @@ from pmap.connectors.base import ARCHETYPES, secret_field_names
 from pmap.connectors.catalog import check_type
 from pmap.connectors.vendors import _tenable_export
 from pmap.connectors.vendors._support import days_until, expiry, parse_when
-from pmap.connectors.vendors.checkmarx import CheckmarxConnection, CheckmarxCredentials, claims_of, iam_base, role_checks
+from pmap.connectors.vendors.checkmarx import (
+    CheckmarxConnection,
+    CheckmarxCredentials,
+    claims_of,
+    iam_base,
+    role_checks,
+)
 from pmap.connectors.vendors.dast import _invicti_end
 from pmap.connectors.vendors.snyk import v1_base
 from pmap.connectors.vendors.veracode import VeracodeCredentials, VeracodeHmacAuth
@@ -21,10 +27,10 @@ from pmap.core.errors import ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap.integrations.service import validate_credentials
+from pmap.webhooks.schemes import SCHEMES
 from pmap_sandbox.scanners import SANDBOX_VENDORS
 from pmap_sandbox.scanners import veracode as sandbox_veracode
 from pmap_sandbox.server import SandboxServer
-from pmap.webhooks.schemes import SCHEMES
 
 from .cases import VENDORS, catalog_entry, settings_for, unique
 from .conftest import run_test

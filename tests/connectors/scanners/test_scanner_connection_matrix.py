@@ -11,12 +11,11 @@ import threading
 
 import pytest
 
-from pmap.core.settings import Settings
-from pmap_sandbox.server import SandboxServer
-
 from pmap.connectors.base import OperationContext, Probe, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test
 from pmap.core.errors import UpstreamError
+from pmap.core.settings import Settings
+from pmap_sandbox.server import SandboxServer
 
 from .cases import VENDORS, VERSIONS, catalog_entry, settings_for
 from .conftest import run_test

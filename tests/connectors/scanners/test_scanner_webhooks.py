@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from pmap.connectors.base import Operation, OperationContext, WebhookRegistration
 from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
-from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.schemes import SCHEMES
+from pmap_sandbox.server import SandboxServer
 
 from .cases import VENDORS, catalog_entry, settings_for
 from .conftest import Receiver, context

@@ -38,8 +38,8 @@ def _dig(doc: dict, path: tuple[str, ...]) -> object:
 
 
 def test_the_trackers_are_the_six_work_tracker_types_and_jsm() -> None:
-    assert TRACKERS == sorted(["azure_boards", "github_issues", "gitlab_issues", "jira_cloud", "jira_data_center",
-                               "jira_service_management", "servicenow"])
+    assert sorted(["azure_boards", "github_issues", "gitlab_issues", "jira_cloud", "jira_data_center",
+                               "jira_service_management", "servicenow"]) == TRACKERS
 
 
 @pytest.mark.parametrize("vendor", TRACKERS)

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 from pmap.connectors.base import TicketRequest, WebhookRegistration
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
-from pmap_sandbox.server import SandboxServer
 from pmap.webhooks.schemes import SCHEMES, WebhookScheme
 from pmap.webhooks.service import can_ping, can_register
+from pmap_sandbox.server import SandboxServer
 
 from .cases import VENDORS, catalog_entry, settings_for
 from .conftest import Receiver, context

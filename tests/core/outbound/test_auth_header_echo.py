@@ -21,7 +21,7 @@ def _b64(text: str, urlsafe: bool = False) -> str:
     return encode(text.encode()).decode()
 
 
-def _echo_auth(h) -> None:  # noqa: ANN001
+def _echo_auth(h) -> None:
     sent = h.headers.get("Authorization", "")
     body = (f"denied {_b64(sent)} | {_b64('Authorization: ' + sent, urlsafe=True).rstrip('=')} | "
             f"{_b64('GET / HTTP/1.1 Authorization: ' + sent)} | raw {sent} | key {h.headers.get('X-ApiKeys', '')}")

@@ -68,9 +68,8 @@ def test_ordinary_paths_and_gitlab_encoded_projects_still_go_out(server) -> None
 
 @pytest.mark.parametrize("base", ["/n%0d%0a", "/n%0D%0A", "/n%00", "/n%09x", "/n%7f", "/n%c2%85", "/n%250d"])
 def test_a_base_url_with_encoded_control_characters_is_a_4xx_and_sends_nothing(server, base: str) -> None:
-    with pytest.raises(PmapError) as err:
-        with OutboundClient(server.url() + base, DEV) as client:
-            client.get("/session")
+    with pytest.raises(PmapError) as err, OutboundClient(server.url() + base, DEV) as client:
+        client.get("/session")
     assert 400 <= err.value.status < 500 and getattr(err.value, "step", None) == "egress", err.value
     assert server.seen == []
 

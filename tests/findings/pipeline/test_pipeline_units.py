@@ -15,8 +15,6 @@ from sqlalchemy import create_engine
 from pmap.core.db import Base
 from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import ParsedFinding, ReportFormat, Severity, SeverityResult, cvss_band, map_by_table
-from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rule
-from pmap.findings.severity import Decision, SeverityPipeline
 from pmap.findings.rows import (
     DESCRIPTION_MAX,
     EXTRA_MAX_BYTES,
@@ -27,6 +25,8 @@ from pmap.findings.rows import (
     clean_text,
     dump_json,
 )
+from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rule
+from pmap.findings.severity import Decision, SeverityPipeline
 
 TABLE = {"1": Severity.LOW, "2": Severity.MEDIUM, "3": Severity.HIGH, "4": Severity.CRITICAL, "0": Severity.INFO}
 
@@ -34,7 +34,7 @@ TABLE = {"1": Severity.LOW, "2": Severity.MEDIUM, "3": Severity.HIGH, "4": Sever
 BY_TABLE = map_by_table(TABLE)
 
 
-def _format(mapper=BY_TABLE) -> ReportFormat:  # noqa: ANN001
+def _format(mapper=BY_TABLE) -> ReportFormat:
     return ReportFormat(key="t", title="t", detect=lambda h, n: False, parse=lambda s: iter(()), map_severity=mapper)
 
 
@@ -83,7 +83,7 @@ def test_rules_see_the_normalized_severity_and_record_the_rule() -> None:
 
 
 def _stream() -> Stream:
-    return Stream(uuid.uuid4(), uuid.uuid4(), "t", "default", uuid.uuid4(), dt.datetime.now(dt.timezone.utc))
+    return Stream(uuid.uuid4(), uuid.uuid4(), "t", "default", uuid.uuid4(), dt.datetime.now(dt.UTC))
 
 
 def test_rows_are_capped_and_cleaned_for_postgresql() -> None:
@@ -103,14 +103,14 @@ def test_rows_are_capped_and_cleaned_for_postgresql() -> None:
     assert len(row["extra"]) <= EXTRA_MAX_BYTES
     extra = orjson.loads(row["extra"])
     assert extra["n"] == 1 and extra["plugin_output"].endswith("[truncated]") and "\\u0000" not in row["extra"]
-    assert row["first_seen"] == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    assert row["first_seen"] == dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert row["status"] == "open" and row["severity_rule_id"] is None
 
 
 def test_a_first_sighting_is_never_after_the_last() -> None:
     stream, decision = _stream(), Decision("low", "low", "vendor", None, None, [])
     build = RowBuilder(stream)
-    utc = dt.timezone.utc
+    utc = dt.UTC
     scan_end = dt.datetime(2013, 6, 25, 10, 39, 42, tzinfo=utc)
     dated_scan = RowBuilder.as_dict(build("a" * 64, ParsedFinding("t", last_seen=scan_end), decision))
     assert dated_scan["first_seen"] == dated_scan["last_seen"] == scan_end  # not the import's time, years later
@@ -139,7 +139,7 @@ def test_row_ids_are_uuid7_increasing_within_an_import_and_distinct_across_impor
     assert ids == sorted(ids) and len(set(ids)) == 1000
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     ms = int.from_bytes(ids[0].bytes[:6], "big")
-    assert abs(ms - dt.datetime.now(dt.timezone.utc).timestamp() * 1000) < 60_000  # the time prefix is now
+    assert abs(ms - dt.datetime.now(dt.UTC).timestamp() * 1000) < 60_000  # the time prefix is now
     assert not set(ids) & {second.next_uuid() for _ in range(1000)}
     assert uuid.UUID(bytes=first.next_bytes()) > ids[-1]  # the binary form continues the same sequence
 
@@ -178,12 +178,11 @@ def test_background_writer_keeps_order_and_surfaces_errors() -> None:
 
 def test_producer_error_stops_the_writer_before_returning() -> None:
     gate, ran = threading.Event(), []
-    with pytest.raises(ValueError):
-        with BackgroundWriter(depth=1) as bg:
-            bg.submit(lambda: (gate.wait(), ran.append("first")))
-            bg.submit(ran.append, "skipped")
-            gate.set()
-            raise ValueError("parser failed")
+    with pytest.raises(ValueError), BackgroundWriter(depth=1) as bg:
+        bg.submit(lambda: (gate.wait(), ran.append("first")))
+        bg.submit(ran.append, "skipped")
+        gate.set()
+        raise ValueError("parser failed")
     assert "skipped" not in ran  # queued work is dropped; the writer has stopped when the block exits
 
 

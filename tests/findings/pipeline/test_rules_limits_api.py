@@ -11,12 +11,12 @@ from tests.findings.pipeline.helpers import create_integration, nessus_report, u
 BIG = 'title.matches("[a-z]{100}")'  # ~100 RE2 instructions
 
 
-def _post(api: Api, headers: dict[str, str], condition: str = "port == 23", **body: object):  # noqa: ANN202
+def _post(api: Api, headers: dict[str, str], condition: str = "port == 23", **body: object):
     return api.client.post("/api/v1/rules", json={"name": "r", "condition": condition, "action": "tag", "value": "t",
                                                   **body}, headers=headers)
 
 
-def _refused(r, setting: str, field: str) -> dict:  # noqa: ANN001
+def _refused(r, setting: str, field: str) -> dict:
     assert r.status_code == 422, r.text
     error = r.json()["error"]
     assert error["fields"][0]["field"] == field and setting in error["fields"][0]["reason"]

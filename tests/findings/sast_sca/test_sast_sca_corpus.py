@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from _sast_sca_corpus import MY_FOLDERS, Record, corpus_dir, dd_value, holds, load_records, where_field_matches
+from sast_sca_deviations import DETECT_DEVIATIONS, DEVIATIONS, FIELD_DEVIATIONS, UNSUPPORTED
 
 from pmap.findings.formats.base import ReportError, ReportFormat
 from pmap.findings.formats.sast_sca import FORMATS
-from sast_sca_deviations import DETECT_DEVIATIONS, DEVIATIONS, FIELD_DEVIATIONS, UNSUPPORTED
 
 CORPUS = corpus_dir()
 pytestmark = pytest.mark.skipif(

@@ -10,7 +10,7 @@ import pytest
 
 from pmap_sandbox.scanners import ROUTERS, SANDBOX_VENDORS
 from pmap_sandbox.server import SandboxServer, build_app
-from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
+from tests.loopback_receiver import Receiver, serve_receiver
 
 
 @pytest.fixture(scope="session")

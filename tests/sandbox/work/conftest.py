@@ -11,7 +11,7 @@ import pytest
 
 from pmap_sandbox.server import SandboxServer, build_app
 from pmap_sandbox.work import SANDBOX_VENDORS, build_routers
-from tests.loopback_receiver import Receiver, serve_receiver  # noqa: F401  (Receiver is re-exported)
+from tests.loopback_receiver import Receiver, serve_receiver
 
 
 @pytest.fixture(scope="session")

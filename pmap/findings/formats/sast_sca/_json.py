@@ -20,12 +20,14 @@ from typing import IO, Any
 
 import ijson
 
-from pmap.findings.formats.base import (  # noqa: F401  (re-exported for the SAST/SCA readers)
+from pmap.findings.formats.base import (
     _BUF,
     MAX_JSON_DEPTH,
     DepthGuardStream,
     ReportError,
     _json_error,
+)
+from pmap.findings.formats.base import (
     iter_json_items as iter_items,
 )
 

@@ -6,7 +6,7 @@ import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -255,7 +255,7 @@ def parse_dt(value: Any) -> datetime | None:
     if isinstance(value, (int, float)):
         secs = value / 1000 if value > 100_000_000_000 else value
         try:
-            return datetime.fromtimestamp(secs, tz=timezone.utc)
+            return datetime.fromtimestamp(secs, tz=UTC)
         except (OverflowError, OSError, ValueError):
             return None
     if not isinstance(value, str) or not value.strip():
@@ -269,7 +269,7 @@ def parse_dt(value: Any) -> datetime | None:
         dt = datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw and ":" in raw else raw)
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def cvss_version(vector: str | None) -> str | None:
