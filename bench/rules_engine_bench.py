@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pmap.findings.formats.base import clear_element, iter_xml, xml_text
+from pmap.findings.formats.xml_reader import clear_element, iter_xml, xml_text
 from pmap.findings.rules_engine import RuleSet, RuleSpec, compile_rules
 
 TYPICAL = [

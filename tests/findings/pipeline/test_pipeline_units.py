@@ -35,7 +35,7 @@ BY_TABLE = map_by_table(TABLE)
 
 
 def _format(mapper=BY_TABLE) -> ReportFormat:
-    return ReportFormat(key="t", title="t", detect=lambda h, n: False, parse=lambda s: iter(()), map_severity=mapper)
+    return ReportFormat(key="t", title="t", detect=lambda h, n: False, read=lambda r: iter(()), map_severity=mapper)
 
 
 def _stages(pipe: SeverityPipeline, finding: ParsedFinding) -> tuple[str, str, bool]:
