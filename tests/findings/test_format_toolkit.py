@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from pmap.findings.formats import json_reader
-from pmap.findings.formats.base import Report, ReportError, ReportFormat, SeverityResult, Severity
+from pmap.findings.formats.base import Report, ReportError, ReportFormat, Severity, SeverityResult
 from pmap.findings.formats.convert import (
     as_dict,
     as_list,
@@ -181,7 +181,8 @@ def test_containers() -> None:
     assert only_list(None) == [] and only_list("a") == [] and only_list([1]) == [1]
     assert as_dict(None) == {} and as_dict("") == {} and as_dict([1]) == {} and as_dict({"a": 1}) == {"a": 1}
     assert uniq(["b", None, "a", "", "b"]) == ["b", "a"]
-    assert compact({"a": None, "b": "", "c": [], "d": {}, "e": 0, "f": False, "g": "x"}) == {"e": 0, "f": False, "g": "x"}
+    everything: dict[str, Any] = {"a": None, "b": "", "c": [], "d": {}, "e": 0, "f": False, "g": "x"}
+    assert compact(everything) == {"e": 0, "f": False, "g": "x"}
 
 
 # --- identifiers ------------------------------------------------------------------------------
