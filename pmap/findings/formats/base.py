@@ -8,12 +8,21 @@ Adding a format (the extension point) is one module under ``vm_dast/`` or ``sast
 tests. The module provides:
 
 - ``detect(head, filename) -> bool``: cheap, never raising, specific (use :mod:`.sniff`);
-- ``parse(report: Report) -> Iterator[ParsedFinding]``: reads ``report.stream`` with the shared
-  readers (:mod:`.json_reader`, :mod:`.xml_reader`, :mod:`.readers` for CSV) and converters
-  (:mod:`.convert`, :mod:`.identifiers`), raising :class:`ReportError` for a bad report;
+- a parser, ``parse(report: Report) -> Iterator[ParsedFinding]`` (given to ``ReportFormat`` as
+  ``read``): it reads ``report.stream`` (``report.head`` and ``report.json`` are the first 64 KiB,
+  ``report.rewind()`` starts a second pass) with the shared readers (:mod:`.json_reader`,
+  :mod:`.xml_reader`, :mod:`.readers` for CSV) and converters (:mod:`.convert`,
+  :mod:`.identifiers`), and raises :class:`ReportError` (:func:`.errors.not_a` for a foreign file)
+  for a bad report, never anything else;
 - a severity mapper (usually :func:`map_by_table`);
-- ``FORMAT = ReportFormat(...)`` declaring its ``syntax`` (and ``json_root`` or ``xml_roots``),
-  appended to its family's ``FORMATS`` tuple in detection order.
+- ``FORMAT = ReportFormat(...)`` declaring its ``syntax`` (and ``json_root`` or ``xml_roots``) and
+  ``what``; the module is then imported in its family's ``__init__`` and ``FORMAT`` placed in that
+  ``FORMATS`` tuple, in detection order.
+
+Its tests: a sample per shape the format has in its family's samples (``tests/findings/vm_dast``,
+``tests/findings/sast_sca``; the family's parametrized hostile tests then cover the new key), its
+field mapping and severity table, and, where the shared corpus has files of the format, the corpus
+expectations. Any parser fault fails the test that met it (``tests/findings/conftest.py``).
 
 What the format does *not* write, because :meth:`ReportFormat.parse` does it for every format:
 making the stream seekable (spooling a non-seekable upload), reading the 64 KiB head, refusing an
@@ -275,6 +284,7 @@ def parser_faults() -> dict[str, int]:
     """
     with _faults_lock:
         return dict(_faults)
+
 
 # --- severity helpers -----------------------------------------------------------------------
 
