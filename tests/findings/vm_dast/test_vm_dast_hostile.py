@@ -226,3 +226,12 @@ def test_an_xxe_payload_quoted_as_evidence_is_not_mistaken_for_an_attack() -> No
                 b'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>]]></request></requestresponse>')
     doc = XML_SAMPLES["burp_xml"].replace(b"</issue>", evidence + b"</issue>")
     assert len(_run(BY_KEY["burp_xml"], doc)) == 1
+
+
+@pytest.mark.parametrize("key", sorted(XML_SAMPLES))
+def test_a_doctype_behind_a_prolog_longer_than_the_checked_head_is_refused(key: str) -> None:
+    """The root check before the parse refuses what the parse would: hostile, not 'no root element'."""
+    filler = b"<!--" + b"x" * 70_000 + b"-->\n"
+    doc = b'<?xml version="1.0"?>\n' + filler + b'<!DOCTYPE r [<!ENTITY x "y">]>\n<' + _root_of(key) + b"/>\n"
+    with pytest.raises(HostileReportError):
+        _run(BY_KEY[key], doc)
