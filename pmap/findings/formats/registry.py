@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from pmap.core.registry import Registry
-from pmap.findings.formats.base import ReportFormat
+from pmap.findings.formats.base import ReportFormat, count_parser_fault
+
+log = logging.getLogger("pmap.findings.formats")
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +26,7 @@ def detect_format(head: bytes, filename: str | None) -> ReportFormat | None:
         try:
             if fmt.detect(head, filename):
                 return fmt
-        except Exception:  # a detector must never break detection of the others
-            continue
+        except Exception:  # a detector must never break detection of the others; its bug is logged and counted
+            count_parser_fault(fmt.key)
+            log.exception("the %s detector failed unexpectedly", fmt.key)
     return None

@@ -52,14 +52,14 @@ def paused(monkeypatch: pytest.MonkeyPatch) -> Iterator[Paused]:
     state = Paused()
     real = report_formats()["nessus"]
 
-    def parse(fh: Any) -> Iterator[Any]:
-        for n, finding in enumerate(real.parse(fh)):
+    def read(report: Any) -> Iterator[Any]:
+        for n, finding in enumerate(real.read(report)):
             if n == PAUSE_AT:
                 state.reached.set()
                 assert state.release.wait(120), "the test never released the import"
             yield finding
 
-    formats = {**dict(report_formats().items()), "nessus": dataclasses.replace(real, parse=parse)}
+    formats = {**dict(report_formats().items()), "nessus": dataclasses.replace(real, read=read)}
     monkeypatch.setattr(importer, "report_formats", lambda: formats)
     monkeypatch.setattr(importer, "BATCH_SIZE", 5)
     yield state

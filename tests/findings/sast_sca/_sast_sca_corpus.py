@@ -57,6 +57,13 @@ class Record:
         return self.raw.get("file")
 
     @property
+    def path(self) -> str:
+        """The corpus file of a record that names one (every record these tests parse)."""
+        file = self.raw.get("file")
+        assert isinstance(file, str), self.raw
+        return file
+
+    @property
     def folder(self) -> str:
         return self.raw["format"]
 
@@ -125,8 +132,8 @@ def holds(field: str, ours: Any, expected: Any, op: str, places: int | None) -> 
     if field == "vulnerability_ids":
         if expected is None:
             return not [i for i in ours if i.startswith("CVE-")]
-        want = [expected] if isinstance(expected, str) else list(expected)
-        return set(want) <= set(ours)
+        wanted = [expected] if isinstance(expected, str) else list(expected)
+        return set(wanted) <= set(ours)
     if field == "line" and expected is not None:
         return ours == int(expected)
     if op == "contains":

@@ -6,8 +6,10 @@ DefectDojo counts what each of its parsers returns, after parser-specific mergin
 
 from __future__ import annotations
 
-_SNYK_PATHS = "Snyk repeats a vulnerability once per dependency path; PMAP locates it at the manifest, one finding per package"
-_CX_SINK = "PMAP identifies a Checkmarx result by query + sink file + sink line: flows from different sources into one sink are one finding"
+_SNYK_PATHS = ("Snyk repeats a vulnerability once per dependency path; PMAP locates it at the manifest, "
+               "one finding per package")
+_CX_SINK = ("PMAP identifies a Checkmarx result by query + sink file + sink line: flows from different sources "
+            "into one sink are one finding")
 _VC_CLOSED = "DefectDojo drops CLOSED findings; PMAP keeps them with status 'fixed' so an import can close them"
 _SCA_TITLE = "PMAP titles dependency findings '<id> in <package> <version>' for every SCA format"
 
@@ -96,18 +98,22 @@ FIELD_DEVIATIONS: dict[tuple[str, str], str] = {
     ("pip_audit/many_vulns_new.json", "cwe"): "DefectDojo stamps CWE-1395 on every finding; pip-audit gives none",
     ("pip_audit/many_vulns_new.json", "severity"): "pip-audit gives no severity: unknown, not an invented medium",
     ("pip_audit/many_vulns_new.json", "title"): _SCA_TITLE,
-    ("sarif/cxf-3.4.6.sarif", "cvssv3_score"): "security-severity is not a CVSS score: kept in extra, used for severity",
+    ("sarif/cxf-3.4.6.sarif",
+     "cvssv3_score"): "security-severity is not a CVSS score: kept in extra, used for severity",
     ("snyk/single_project_one_vuln.json", "file_path"): "the manifest; the dependency path is in extra",
     ("snyk/single_project_one_vuln.json", "title"): _SCA_TITLE + " (+ Snyk's issue title)",
     ("snyk/single_project_one_vuln_with_ampersands.json", "file_path"): "the manifest; the path is in extra",
     ("snyk/snykcontainer_issue_epss.json", "title"): _SCA_TITLE + " (+ Snyk's issue title)",
-    ("sonarqube/findings_over_api.zip", "file_path"): "a project-level issue has no file: the project is the repository",
+    ("sonarqube/findings_over_api.zip",
+     "file_path"): "a project-level issue has no file: the project is the repository",
     ("sonarqube/findings_over_api.zip", "title"): "the rule name or issue message, not DefectDojo's 'rule_key' join",
     ("trivy/all_statuses.json", "title"): _SCA_TITLE,
     ("trivy/misconfigurations_and_secrets.json", "title"): _TITLES + ": 'Hard-coded secret (<rule>) in <target>'",
-    ("veracode/many_findings.xml", "line"): "DefectDojo adds functionrelativelocation (a relative position) to the line",
+    ("veracode/many_findings.xml",
+     "line"): "DefectDojo adds functionrelativelocation (a relative position) to the line",
     ("veracode/many_findings.xml", "title"): _SCA_TITLE,
-    ("veracode/many_findings.xml", "unique_id_from_tool"): "Veracode's issue id as written; DefectDojo prefixes the app",
+    ("veracode/many_findings.xml",
+     "unique_id_from_tool"): "Veracode's issue id as written; DefectDojo prefixes the app",
     ("veracode/many_findings_different_hash_code_different_unique_id.xml", "line"):
         "DefectDojo adds functionrelativelocation (a relative position) to the line",
     ("veracode/many_findings_different_hash_code_different_unique_id.xml", "title"): _SCA_TITLE,

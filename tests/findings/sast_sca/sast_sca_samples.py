@@ -23,7 +23,8 @@ SARIF = {
         }]}},
         "results": [{
             "ruleId": "py/sql-injection", "ruleIndex": 0, "message": {"text": "Query built from {0}.", "arguments": []},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"}, "region": {"startLine": 42}}}],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"},
+                                                "region": {"startLine": 42}}}],
             "partialFingerprints": {"primaryLocationLineHash": "abc:1"},
         }],
     }],
@@ -72,7 +73,8 @@ DEPENDENCY_CHECK = b"""<?xml version="1.0"?>
     <dependency>
       <fileName>app.war: log4j-core-2.14.1.jar</fileName>
       <filePath>/build/app.war/log4j-core-2.14.1.jar</filePath>
-      <packages><package confidence="HIGH"><id>pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1</id></package></packages>
+      <packages><package confidence="HIGH"><id>pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1</id></package>
+</packages>
       <vulnerabilities>
         <vulnerability source="NVD">
           <name>CVE-2021-44228</name>
@@ -112,23 +114,28 @@ CYCLONEDX_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 SAMPLES: dict[str, tuple[str, bytes]] = {
     "sarif": ("codeql.sarif", _j(SARIF)),
-    "semgrep_json": ("semgrep.json", _j({"version": "1.50.0", "errors": [], "paths": {"scanned": ["a.py"]}, "results": [{
+    "semgrep_json": ("semgrep.json", _j({"version": "1.50.0", "errors": [], "paths": {"scanned": ["a.py"]},
+                                         "results": [{
         "check_id": "python.lang.security.audit.formatted-sql-query", "path": "app/a.py",
         "start": {"line": 12, "col": 1}, "end": {"line": 12, "col": 40},
         "extra": {"message": "Detected SQL built by formatting", "severity": "ERROR", "is_ignored": False,
                   "metadata": {"cwe": ["CWE-89: SQL Injection"], "references": ["https://owasp.org/"]}}}]})),
-    "sonarqube_json": ("issues.json", _j({"total": 1, "p": 1, "ps": 100, "paging": {"pageIndex": 1, "pageSize": 100, "total": 1},
+    "sonarqube_json": ("issues.json", _j({"total": 1, "p": 1, "ps": 100, "paging": {"pageIndex": 1, "pageSize": 100,
+                                                                                    "total": 1},
         "effortTotal": 5, "issues": [{"key": "AX1", "rule": "python:S3649", "severity": "CRITICAL",
         "component": "shop:src/db.py", "project": "shop", "line": 8, "message": "Fix this SQL query",
-        "type": "VULNERABILITY", "status": "OPEN", "creationDate": "2023-10-16T15:05:35+0000"}], "components": [], "facets": []})),
+        "type": "VULNERABILITY", "status": "OPEN", "creationDate": "2023-10-16T15:05:35+0000"}], "components": [],
+        "facets": []})),
     "checkmarx_xml": ("cx.xml", CHECKMARX_XML),
     "checkmarx_json": ("cx.json", _j({"reportId": "r", "reportHeader": {"createdDate": "2022-02-25T21:56:10Z"},
         "executiveSummary": {}, "scanSummary": {}, "scanResults": {"sast": {"languages": [{"languageName": "Java",
         "queries": [{"queryName": "SQL_Injection", "queryId": "", "vulnerabilities": [{"id": "v1", "severity": "HIGH",
-        "state": "To verify", "cweId": 89, "nodes": [{"fileName": "/A.java", "line": 3}, {"fileName": "/Dao.java", "line": 9}]}]}]}]}}})),
+        "state": "To verify", "cweId": 89, "nodes": [{"fileName": "/A.java", "line": 3}, {"fileName": "/Dao.java",
+                                                                                          "line": 9}]}]}]}]}}})),
     "bandit_json": ("bandit.json", _j({"errors": [], "generated_at": "2021-03-30T18:23:12Z",
         "metrics": {"_totals": {"SEVERITY.HIGH": 1.0, "CONFIDENCE.HIGH": 1.0}}, "results": [{
-        "filename": "app/run.py", "issue_confidence": "HIGH", "issue_severity": "HIGH", "issue_text": "Use of exec detected.",
+        "filename": "app/run.py", "issue_confidence": "HIGH", "issue_severity": "HIGH",
+        "issue_text": "Use of exec detected.",
         "line_number": 4, "test_id": "B102", "test_name": "exec_used", "issue_cwe": {"id": 78, "link": "x"},
         "more_info": "https://bandit.readthedocs.io/en/latest/plugins/b102_exec_used.html"}]})),
     "gitleaks_json": ("gitleaks.json", _j([{"Description": "AWS Access Key", "StartLine": 2, "EndLine": 2,
@@ -150,36 +157,44 @@ SAMPLES: dict[str, tuple[str, bytes]] = {
         "Results": [{"Target": "shop:1.0 (debian 11.6)", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [{
         "VulnerabilityID": "CVE-2023-0286", "PkgName": "openssl", "InstalledVersion": "1.1.1n-0+deb11u3",
         "FixedVersion": "1.1.1n-0+deb11u4", "Status": "fixed", "SeveritySource": "nvd", "Severity": "HIGH",
-        "CweIDs": ["CWE-843"], "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H", "V3Score": 7.4}},
+        "CweIDs": ["CWE-843"], "CVSS": {"nvd": {"V3Vector": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:H",
+                                                "V3Score": 7.4}},
         "References": ["https://github.com/advisories/GHSA-x4qr-2fvf-3mr5"]}]}]})),
     "snyk_json": ("snyk.json", _j({"vulnerabilities": [{"id": "SNYK-JS-LODASH-567746", "title": "Prototype Pollution",
         "packageName": "lodash", "name": "lodash", "version": "4.17.15", "severity": "high", "cvssScore": 7.3,
-        "CVSSv3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:L", "identifiers": {"CVE": ["CVE-2020-8203"], "CWE": ["CWE-400"]},
+        "CVSSv3": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:L", "identifiers": {"CVE": ["CVE-2020-8203"],
+                                                                                  "CWE": ["CWE-400"]},
         "semver": {"vulnerable": ["<4.17.19"]}, "from": ["shop@1.0.0", "lodash@4.17.15"], "fixedIn": ["4.17.19"],
         "upgradePath": [False, "lodash@4.17.19"]}], "ok": False, "dependencyCount": 1, "packageManager": "npm",
         "projectName": "shop", "displayTargetFile": "package-lock.json"})),
     "grype_json": ("grype.json", _j({"matches": [{"vulnerability": {"id": "GHSA-jfh8-c2jp-5v3q", "severity": "Critical",
-        "urls": ["https://github.com/advisories/GHSA-jfh8-c2jp-5v3q"], "fix": {"versions": ["2.15.0"], "state": "fixed"},
-        "cvss": [{"version": "3.1", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", "metrics": {"baseScore": 10.0}}]},
+        "urls": ["https://github.com/advisories/GHSA-jfh8-c2jp-5v3q"], "fix": {"versions": ["2.15.0"],
+                                                                               "state": "fixed"},
+        "cvss": [{"version": "3.1", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H",
+                  "metrics": {"baseScore": 10.0}}]},
         "relatedVulnerabilities": [{"id": "CVE-2021-44228"}],
         "artifact": {"name": "log4j-core", "version": "2.14.1", "type": "java-archive",
                      "locations": [{"path": "/app/lib/log4j-core-2.14.1.jar"}]}}],
-        "source": {"type": "image", "target": {"userInput": "shop:1.0"}}, "descriptor": {"name": "grype", "version": "0.74.0"}})),
+        "source": {"type": "image", "target": {"userInput": "shop:1.0"}}, "descriptor": {"name": "grype",
+                                                                                         "version": "0.74.0"}})),
     "dependency_check_xml": ("dependency-check-report.xml", DEPENDENCY_CHECK),
     "cyclonedx": ("bom.json", _j({"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
         "components": [{"bom-ref": "c1", "type": "library", "name": "log4j-core", "version": "2.14.1",
                         "purl": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"}],
-        "vulnerabilities": [{"id": "CVE-2021-44228", "ratings": [{"severity": "critical", "method": "CVSSv31", "score": 10.0,
+        "vulnerabilities": [{"id": "CVE-2021-44228", "ratings": [{"severity": "critical", "method": "CVSSv31",
+                                                                  "score": 10.0,
         "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"}], "cwes": [502], "affects": [{"ref": "c1"}],
         "analysis": {"state": "exploitable"}}]})),
     "osv_json": ("osv.json", _j({"results": [{"source": {"path": "/src/poetry.lock", "type": "lockfile"}, "packages": [{
         "package": {"name": "django", "version": "3.2.4", "ecosystem": "PyPI"},
         "vulnerabilities": [{"id": "GHSA-rxjp-mfm9-w4wr", "aliases": ["CVE-2021-33203"], "summary": "Path traversal",
         "database_specific": {"severity": "MODERATE", "cwe_ids": ["CWE-22"]},
-        "affected": [{"package": {"name": "django"}, "ranges": [{"events": [{"introduced": "0"}, {"fixed": "3.2.5"}]}]}]}],
+        "affected": [{"package": {"name": "django"}, "ranges": [{"events": [{"introduced": "0"},
+                                                                            {"fixed": "3.2.5"}]}]}]}],
         "groups": [{"ids": ["GHSA-rxjp-mfm9-w4wr"], "max_severity": "4.9"}]}]}]})),
-    "npm_audit_json": ("npm-audit.json", _j({"auditReportVersion": 2, "vulnerabilities": {"minimist": {"name": "minimist",
-        "severity": "critical", "isDirect": False, "via": [{"source": 1097677, "name": "minimist", "dependency": "minimist",
+    "npm_audit_json": ("npm-audit.json", _j({"auditReportVersion": 2, "vulnerabilities": {"minimist": {
+        "name": "minimist", "severity": "critical", "isDirect": False,
+        "via": [{"source": 1097677, "name": "minimist", "dependency": "minimist",
         "title": "Prototype Pollution in minimist", "url": "https://github.com/advisories/GHSA-xvch-5gv4-984h",
         "severity": "critical", "cwe": ["CWE-1321"], "cvss": {"score": 9.8, "vectorString": V31}, "range": "<0.2.4"}],
         "effects": [], "range": "<0.2.4", "nodes": ["node_modules/minimist"], "fixAvailable": True}},
@@ -188,7 +203,8 @@ SAMPLES: dict[str, tuple[str, bytes]] = {
         "id": "PYSEC-2021-439", "fix_versions": ["2.2.25", "3.2.10"], "aliases": ["CVE-2021-44420"],
         "description": "URL path manipulation"}]}, {"name": "six", "version": "1.16.0", "vulns": []}], "fixes": []})),
     "jfrog_xray_json": ("xray.json", _j({"total_rows": 1, "rows": [{"cves": [{"cve": "CVE-2020-28493",
-        "cvss_v3_score": 5.3, "cvss_v3_vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L"}], "cvss3_max_score": 5.3,
+        "cvss_v3_score": 5.3, "cvss_v3_vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L"}],
+        "cvss3_max_score": 5.3,
         "severity": "Medium", "vulnerable_component": "pypi://Jinja2:2.11.2", "impacted_artifact": "build://shop:7",
         "path": "pypi-remote/Jinja2-2.11.2.whl", "fixed_versions": ["2.11.3"], "issue_id": "XRAY-139239",
         "package_type": "pypi", "summary": "ReDoS in urlize", "artifact_scan_time": "2021-01-15T15:39:25+11:00"}]})),
@@ -199,9 +215,11 @@ SAMPLES: dict[str, tuple[str, bytes]] = {
         "cvssV3BaseScore": 7.5, "cvssV3Vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H",
         "aliases": [{"cveId": "CVE-2017-16115", "ghsaId": "GHSA-f523-2f5j-gfcg"}], "cweId": 400},
         "analysis": {"state": "FALSE_POSITIVE", "isSuppressed": False}, "matrix": "p:c:v"}]})),
-    "github_vulnerability_json": ("alerts.json", _j({"data": {"repository": {"name": "shop", "vulnerabilityAlerts": {"nodes": [{
+    "github_vulnerability_json": ("alerts.json", _j({"data": {"repository": {"name": "shop",
+                                                                             "vulnerabilityAlerts": {"nodes": [{
         "id": "RVA_1", "createdAt": "2021-09-20T20:33:13Z", "state": "OPEN", "vulnerableManifestPath": "pom.xml",
-        "securityVulnerability": {"severity": "CRITICAL", "package": {"name": "org.apache.shiro:shiro-core", "ecosystem": "MAVEN"},
+        "securityVulnerability": {"severity": "CRITICAL", "package": {"name": "org.apache.shiro:shiro-core",
+                                                                      "ecosystem": "MAVEN"},
         "advisory": {"summary": "Apache Shiro authentication bypass", "description": "d",
         "identifiers": [{"type": "GHSA", "value": "GHSA-f6jp-j6w3-w9hm"}, {"type": "CVE", "value": "CVE-2021-41303"}],
         "cvss": {"score": 9.8, "vectorString": V31}, "cwes": {"nodes": [{"cweId": "CWE-287"}]}}}}]}}}})),

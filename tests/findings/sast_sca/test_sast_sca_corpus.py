@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sast_sca_corpus import MY_FOLDERS, Record, corpus_dir, dd_value, holds, load_records, where_field_matches
-from sast_sca_deviations import DETECT_DEVIATIONS, DEVIATIONS, FIELD_DEVIATIONS, UNSUPPORTED
 
 from pmap.findings.formats.base import ReportError, ReportFormat
 from pmap.findings.formats.sast_sca import FORMATS
+from tests.findings.sast_sca._sast_sca_corpus import (
+    MY_FOLDERS,
+    Record,
+    corpus_dir,
+    dd_value,
+    holds,
+    load_records,
+    where_field_matches,
+)
+from tests.findings.sast_sca.sast_sca_deviations import DETECT_DEVIATIONS, DEVIATIONS, FIELD_DEVIATIONS, UNSUPPORTED
 
 CORPUS = corpus_dir()
 pytestmark = pytest.mark.skipif(
@@ -59,11 +67,11 @@ def _parse(fmt: ReportFormat, path: Path) -> list[Any]:
 def test_detection_picks_the_format(rec: Record) -> None:
     key = rec.key()
     if key is None:
-        pytest.skip(f"no PMAP reader: {UNSUPPORTED[rec.file]}")
-    head, name = _head(CORPUS / rec.file), Path(rec.file).name
+        pytest.skip(f"no PMAP reader: {UNSUPPORTED[rec.path]}")
+    head, name = _head(CORPUS / rec.path), Path(rec.path).name
     claimed = next((f.key for f in _all_formats() if f.detect(head, name)), None)
-    if rec.file in DETECT_DEVIATIONS:
-        assert claimed is None, DETECT_DEVIATIONS[rec.file]
+    if rec.path in DETECT_DEVIATIONS:
+        assert claimed is None, DETECT_DEVIATIONS[rec.path]
     else:
         assert claimed == key
 
@@ -73,16 +81,16 @@ def test_count_matches_or_documented(rec: Record) -> None:
     key = rec.key()
     if key is None:
         with pytest.raises(ReportError):
-            _parse(MINE[{"sonarqube": "sonarqube_json"}[rec.folder]], CORPUS / rec.file)
+            _parse(MINE[{"sonarqube": "sonarqube_json"}[rec.folder]], CORPUS / rec.path)
         return
     if rec.raw.get("expect_error"):
         with pytest.raises(ReportError):
-            _parse(MINE[key], CORPUS / rec.file)
+            _parse(MINE[key], CORPUS / rec.path)
         return
-    findings = _parse(MINE[key], CORPUS / rec.file)
+    findings = _parse(MINE[key], CORPUS / rec.path)
     count = len({f.fingerprint(key) for f in findings})
-    if rec.file in DEVIATIONS:
-        assert count == DEVIATIONS[rec.file][0], DEVIATIONS[rec.file][1]
+    if rec.path in DEVIATIONS:
+        assert count == DEVIATIONS[rec.path][0], DEVIATIONS[rec.path][1]
         assert count != rec.raw["expected_findings"] or rec.raw.get("parser_args"), "stale deviation"
     else:
         assert count == rec.raw["expected_findings"]
@@ -93,20 +101,23 @@ def _check_asserts(rec: Record, fmt: ReportFormat, findings: list[Any]) -> list[
     failures = []
     for a in rec.raw["asserts"]:
         field, op = a["field"], a.get("op", "eq")
-        if op in ("values_unordered", "value_counts") or (findings and dd_value(findings[0], field, fmt) is NotImplemented):
+        if op in ("values_unordered", "value_counts") or (
+                findings and dd_value(findings[0], field, fmt) is NotImplemented):
             continue
         if a.get("where"):
-            matches = []
+            matches: list[Any] = []
+            undecided = False  # a where-field PMAP does not model: the assert is not checked
             for f in findings:
                 verdicts = [where_field_matches(f, w, fmt) for w in a["where"]]
                 if None in verdicts:
-                    matches = None
+                    undecided = True
                     break
                 if all(verdicts):
                     matches.append(f)
+            if undecided:
+                continue
             if not matches:
-                if matches is not None:
-                    failures.append((field, f"no finding matches {a['where']}"))
+                failures.append((field, f"no finding matches {a['where']}"))
                 continue
             targets = matches[-1:] if a.get("pick") == -1 else matches
         elif a.get("scope") == "all":
@@ -129,10 +140,10 @@ def _check_asserts(rec: Record, fmt: ReportFormat, findings: list[Any]) -> list[
 def test_asserted_fields(rec: Record) -> None:
     key = rec.key()
     if key is None:
-        pytest.skip(f"no PMAP reader: {UNSUPPORTED[rec.file]}")
-    findings = _parse(MINE[key], CORPUS / rec.file)
+        pytest.skip(f"no PMAP reader: {UNSUPPORTED[rec.path]}")
+    findings = _parse(MINE[key], CORPUS / rec.path)
     failures = _check_asserts(rec, MINE[key], findings)
-    documented = {field for (file, field) in FIELD_DEVIATIONS if file == rec.file}
+    documented = {field for (file, field) in FIELD_DEVIATIONS if file == rec.path}
     unexplained = [msg for field, msg in failures if field not in documented]
     assert not unexplained, "\n".join(unexplained)
 
@@ -144,8 +155,8 @@ def test_field_deviations_still_occur() -> None:
         key = rec.key()
         if key is None or not rec.raw["asserts"]:
             continue
-        findings = _parse(MINE[key], CORPUS / rec.file)
-        failing |= {(rec.file, field) for field, _ in _check_asserts(rec, MINE[key], findings)}
+        findings = _parse(MINE[key], CORPUS / rec.path)
+        failing |= {(rec.path, field) for field, _ in _check_asserts(rec, MINE[key], findings)}
     stale = set(FIELD_DEVIATIONS) - failing
     assert not stale, f"stale FIELD_DEVIATIONS: {sorted(stale)}"
 
@@ -153,10 +164,10 @@ def test_field_deviations_still_occur() -> None:
 @pytest.mark.parametrize("rec", [r for r in ALL if r.file], ids=lambda r: r.id)
 def test_no_foreign_file_is_claimed(rec: Record) -> None:
     """Across the whole corpus, our detectors claim only files of our own formats."""
-    head, name = _head(CORPUS / rec.file), Path(rec.file).name
+    head, name = _head(CORPUS / rec.path), Path(rec.path).name
     claims = [f.key for f in FORMATS if f.detect(head, name)]
     if rec.folder in MY_FOLDERS and rec.key() is not None:
         assert claims in ([rec.key()], []), claims
-        assert claims or rec.file in DETECT_DEVIATIONS
+        assert claims or rec.path in DETECT_DEVIATIONS
     else:
-        assert claims == [], f"{rec.file} ({rec.folder}) claimed by {claims}"
+        assert claims == [], f"{rec.path} ({rec.folder}) claimed by {claims}"

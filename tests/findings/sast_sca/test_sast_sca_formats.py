@@ -6,11 +6,11 @@ import io
 from typing import Any
 
 import pytest
-from sast_sca_samples import EXTRA_SAMPLES, SAMPLES
 
 from pmap.core.registry import Registry
 from pmap.findings.formats.base import ReportFormat, Severity
 from pmap.findings.formats.sast_sca import FORMATS
+from tests.findings.sast_sca.sast_sca_samples import EXTRA_SAMPLES, SAMPLES
 
 KEYS = {
     "sarif", "semgrep_json", "sonarqube_json", "checkmarx_xml", "checkmarx_json", "bandit_json", "gitleaks_json",
@@ -30,7 +30,8 @@ EXPECT: dict[str, tuple[int, dict[str, Any], Severity]] = {
                            "title": "Fix this SQL query"}, Severity.HIGH),
     "checkmarx_xml": (1, {"rule_id": "594", "title": "SQL Injection", "file_path": "src/Dao.java", "line": 77,
                           "cwe_ids": [89]}, Severity.HIGH),
-    "checkmarx_json": (1, {"title": "SQL Injection", "file_path": "/Dao.java", "line": 9, "cwe_ids": [89]}, Severity.HIGH),
+    "checkmarx_json": (1, {"title": "SQL Injection", "file_path": "/Dao.java", "line": 9, "cwe_ids": [89]},
+                       Severity.HIGH),
     "bandit_json": (1, {"rule_id": "B102", "file_path": "app/run.py", "line": 4, "cwe_ids": [78]}, Severity.HIGH),
     "gitleaks_json": (1, {"rule_id": "aws-access-token", "file_path": "infra/main.tf", "line": 2, "cwe_ids": [798]},
                       Severity.HIGH),
@@ -40,9 +41,11 @@ EXPECT: dict[str, tuple[int, dict[str, Any], Severity]] = {
                      Severity.HIGH),
     "veracode_json": (1, {"rule_id": "19", "file_path": "com/demo/Dao.java", "line": 55}, Severity.HIGH),
     "trivy_json": (1, {"cve_ids": ["CVE-2023-0286"], "other_ids": ["GHSA-x4qr-2fvf-3mr5"], "package_name": "openssl",
-                       "fixed_version": "1.1.1n-0+deb11u4", "cvss_score": 7.4, "repository": "shop:1.0"}, Severity.HIGH),
+                       "fixed_version": "1.1.1n-0+deb11u4", "cvss_score": 7.4, "repository": "shop:1.0"},
+                       Severity.HIGH),
     "snyk_json": (1, {"cve_ids": ["CVE-2020-8203"], "package_name": "lodash", "package_version": "4.17.15",
-                      "fixed_version": "4.17.19", "file_path": "package-lock.json", "repository": "shop"}, Severity.HIGH),
+                      "fixed_version": "4.17.19", "file_path": "package-lock.json", "repository": "shop"},
+                      Severity.HIGH),
     "grype_json": (1, {"rule_id": "GHSA-jfh8-c2jp-5v3q", "cve_ids": ["CVE-2021-44228"], "repository": "shop:1.0",
                        "file_path": "/app/lib/log4j-core-2.14.1.jar", "fixed_version": "2.15.0"}, Severity.CRITICAL),
     "dependency_check_xml": (1, {"cve_ids": ["CVE-2021-44228"], "package_name": "org.apache.logging.log4j:log4j-core",
@@ -58,7 +61,8 @@ EXPECT: dict[str, tuple[int, dict[str, Any], Severity]] = {
                            "fixed_version": "3.2.10"}, Severity.UNKNOWN),
     "jfrog_xray_json": (1, {"rule_id": "XRAY-139239", "cve_ids": ["CVE-2020-28493"], "package_name": "Jinja2",
                             "package_version": "2.11.2", "fixed_version": "2.11.3"}, Severity.MEDIUM),
-    "dependency_track_fpf": (1, {"rule_id": "GHSA-f523-2f5j-gfcg", "cve_ids": ["CVE-2017-16115"], "status": "false_positive",
+    "dependency_track_fpf": (1, {"rule_id": "GHSA-f523-2f5j-gfcg", "cve_ids": ["CVE-2017-16115"],
+                                 "status": "false_positive",
                                  "repository": "shop 1.0", "package_name": "timespan"}, Severity.HIGH),
     "github_vulnerability_json": (1, {"rule_id": "GHSA-f6jp-j6w3-w9hm", "cve_ids": ["CVE-2021-41303"], "cwe_ids": [287],
                                       "repository": "shop", "file_path": "pom.xml"}, Severity.CRITICAL),
@@ -77,7 +81,7 @@ def test_exactly_the_assigned_keys_in_a_valid_registry() -> None:
     assert {f.key for f in FORMATS} == KEYS
     assert len(Registry("t", FORMATS, key=lambda f: f.key)) == len(KEYS)
     for f in FORMATS:
-        assert f.title and f.extensions and f.detect.__doc__ and f.parse.__doc__
+        assert f.title and f.what and f.detect.__doc__ and f.read.__doc__
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))

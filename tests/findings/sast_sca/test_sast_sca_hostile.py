@@ -10,10 +10,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sast_sca_samples import SAMPLES, XML_KEYS
 
 from pmap.findings.formats.base import HostileReportError, ReportError
 from pmap.findings.formats.sast_sca import FORMATS
+from tests.findings.sast_sca.sast_sca_samples import SAMPLES, XML_KEYS
 
 BY_KEY = {f.key: f for f in FORMATS}
 JSON_KEYS = sorted(k for k in BY_KEY if k not in XML_KEYS or k == "cyclonedx")

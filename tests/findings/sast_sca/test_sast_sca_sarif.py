@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import HostileReportError, ReportError
-from pmap.findings.formats.sast_sca import _json, sarif
+from pmap.findings.formats.sast_sca import sarif
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,7 +55,7 @@ def _run(tool: str, level: str, n: int, tool_last: bool = False) -> dict[str, An
 
 
 def _parse(data: bytes) -> list[Any]:
-    return list(sarif.parse(io.BytesIO(data)))
+    return list(sarif.FORMAT.parse(io.BytesIO(data)))
 
 
 def test_generator_writes_parseable_sarif(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_each_run_gets_its_own_tool_and_rules(tool_last: bool) -> None:
 
 def test_unseekable_stream_is_spooled() -> None:
     doc = {"version": "2.1.0", "runs": [_run("Alpha", "warning", 50, tool_last=True)]}
-    findings = list(sarif.parse(_OneWay(json.dumps(doc).encode())))  # type: ignore[arg-type]
+    findings = list(sarif.FORMAT.parse(_OneWay(json.dumps(doc).encode())))  # type: ignore[arg-type]
     assert len(findings) == 50 and all(f.tool == "Alpha" and f.title.startswith("hit") for f in findings)
 
 
@@ -122,7 +123,7 @@ class _Chunks(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         n = self._rng.randint(1, 9)
         out = self._data[self._pos : self._pos + n]
         self._pos += len(out)
@@ -143,7 +144,7 @@ def test_guard_counts_depth_exactly_across_chunk_boundaries(seed: int) -> None:
     limit = 12
     depth = rng.randint(limit - 2, limit + 2)
     data = json.dumps(_nested(depth, rng)).encode()
-    guard = _json.DepthGuardStream(_Chunks(data, rng), "t", max_depth=limit)  # type: ignore[arg-type]
+    guard = json_reader.DepthGuardStream(_Chunks(data, rng), "t", max_depth=limit)  # type: ignore[arg-type]
     try:
         while guard.read(64):
             pass
@@ -154,12 +155,12 @@ def test_guard_counts_depth_exactly_across_chunk_boundaries(seed: int) -> None:
 
 
 def test_guarded_items_and_errors() -> None:
-    assert list(_json.iter_items(io.BytesIO(b'{"a": [1, {"b": "]"}]}'), "a.item", "t")) == [1, {"b": "]"}]
+    assert list(json_reader.iter_json_items(io.BytesIO(b'{"a": [1, {"b": "]"}]}'), "a.item", "t")) == [1, {"b": "]"}]
     with pytest.raises(HostileReportError):
-        list(_json.iter_items(io.BytesIO(b"[" * 300 + b"]" * 300), "item", "t"))
+        list(json_reader.iter_json_items(io.BytesIO(b"[" * 300 + b"]" * 300), "item", "t"))
     with pytest.raises(ReportError, match="truncated"):
-        list(_json.iter_items(io.BytesIO(b'{"a": [1, 2'), "a.item", "t"))
+        list(json_reader.iter_json_items(io.BytesIO(b'{"a": [1, 2'), "a.item", "t"))
     with pytest.raises(ReportError, match="empty file"):
-        _json.load(io.BytesIO(b""), "t")
+        json_reader.load_json(io.BytesIO(b""), "t")
     with pytest.raises(ReportError, match="trailing garbage"):
-        _json.load(io.BytesIO(b"{} "), "t") if False else _json.load(io.BytesIO(b'{"a": 1}{"b": 2}'), "t")
+        json_reader.load_json(io.BytesIO(b'{"a": 1}{"b": 2}'), "t")

@@ -32,28 +32,47 @@ BY_KEY = {f.key: f for f in FORMATS}
 _PER_RESOURCE = "PMAP keeps one finding per resource; DefectDojo merges"
 # {file: (PMAP distinct fingerprints, why PMAP differs from DefectDojo's count)}
 DEVIATIONS: dict[str, tuple[int, str]] = {
-    "tenable/issue_11102.csv": (3, f"{_PER_RESOURCE} the rows of one plugin on 1.2.3.4:443 and 2.3.4.5:443 (its key ignores the IP column)"),
+    "tenable/issue_11102.csv": (3, f"{_PER_RESOURCE} the rows of one plugin on 1.2.3.4:443 and 2.3.4.5:443 (its key "
+                                   "ignores the IP column)"),
     "tenable/nessus_many_vuln.xml": (7, f"{_PER_RESOURCE} 'Nessus SYN scanner' on ports 443 and 264 into one finding"),
-    "tenable/nessus_v_unknown.xml": (296, f"{_PER_RESOURCE} each plugin across 7 hosts and all ports (key: severity + title)"),
-    "nexpose/dns.xml": (5, "DefectDojo adds synthetic 'Host Up'/open-service findings; PMAP reports the 5 vulnerable tests (2 on tcp/53, 3 on udp/53)"),
+    "tenable/nessus_v_unknown.xml": (296, f"{_PER_RESOURCE} each plugin across 7 hosts and all ports "
+                                          "(key: severity + title)"),
+    "nexpose/dns.xml": (5,
+                        "DefectDojo adds synthetic 'Host Up'/open-service findings; PMAP reports the 5 vulnerable"
+                        " tests (2 on tcp/53, 3 on udp/53)"),
     "burp/one_finding.xml": (3, f"{_PER_RESOURCE} the three SQL injection issues (3 URLs/parameters) by issue type"),
     "zap/0_zap_sample.xml": (10, f"{_PER_RESOURCE} alert instances (URL + parameter) per alert"),
     "zap/1_zap_sample_0_and_new_absent.xml": (10, f"{_PER_RESOURCE} alert instances (URL + parameter) per alert"),
-    "zap/3_zap_sampl_0_and_different_severities.xml": (10, f"{_PER_RESOURCE} alert instances (URL + parameter) per alert"),
-    "zap/5_zap_sample_one.xml": (3, f"{_PER_RESOURCE} alert instances; the two alert items of plugin 10011 repeat the same 3 instances"),
-    "zap/dvwa_baseline_dojo.xml": (95, f"{_PER_RESOURCE} 124 alert instances (95 distinct URL + parameter) into 19 alerts"),
+    "zap/3_zap_sampl_0_and_different_severities.xml": (10,
+                                                       f"{_PER_RESOURCE} alert instances (URL + parameter) per alert"),
+    "zap/5_zap_sample_one.xml": (3, f"{_PER_RESOURCE} alert instances; the two alert items of plugin 10011 repeat "
+                                    "the same 3 instances"),
+    "zap/dvwa_baseline_dojo.xml": (95,
+                                   f"{_PER_RESOURCE} 124 alert instances (95 distinct URL + parameter) into 19 alerts"),
     "zap/zap-results-first-scan.xml": (129, f"{_PER_RESOURCE} 130 alert instances (129 distinct) into 15 alerts"),
     "zap/zap_2.16.1_with_req_resp.xml": (13, f"{_PER_RESOURCE} 13 alert instances into 4 alerts"),
-    "acunetix/XML_http_example_co_id_.xml": (8, f"{_PER_RESOURCE} by title; PMAP keeps the CSRF form on /h/search and on /m/zmain apart"),
-    "nuclei/many_findings.json": (18, "the tech-detect template matched several technologies (matcher names); PMAP keeps one finding per template:matcher"),
-    "nmap/issue12411.xml": (4, f"{_PER_RESOURCE} open ports by port number across hosts (google.com and amazon.com both have 80 and 443)"),
-    "mobsf/allsafe.json": (99, "PMAP also reports the open Firebase database, the cleartext network config and 4 possible hardcoded secrets (names only)"),
-    "mobsf/issue_9132.json": (38, "PMAP also reports the possible hardcoded secret; manifest findings are per component"),
-    "mobsf/report1.json": (76, "PMAP keeps each binary check per shared object (DefectDojo merges equal descriptions) and reports 3 possible hardcoded secrets"),
-    "mobsf/report2.json": (996, "list export: PMAP dedupes by issue name + file + first line (DefectDojo by severity + name + description + file)"),
+    "acunetix/XML_http_example_co_id_.xml": (8, f"{_PER_RESOURCE} by title; PMAP keeps the CSRF form on /h/search "
+                                                "and on /m/zmain apart"),
+    "nuclei/many_findings.json": (18,
+                                  "the tech-detect template matched several technologies (matcher names); PMAP keeps"
+                                  " one finding per template:matcher"),
+    "nmap/issue12411.xml": (4, f"{_PER_RESOURCE} open ports by port number across hosts (google.com and amazon.com "
+                               "both have 80 and 443)"),
+    "mobsf/allsafe.json": (99,
+                           "PMAP also reports the open Firebase database, the cleartext network config and 4 possible"
+                           " hardcoded secrets (names only)"),
+    "mobsf/issue_9132.json": (38,
+                              "PMAP also reports the possible hardcoded secret; manifest findings are per component"),
+    "mobsf/report1.json": (76,
+                           "PMAP keeps each binary check per shared object (DefectDojo merges equal descriptions) and"
+                           " reports 3 possible hardcoded secrets"),
+    "mobsf/report2.json": (996,
+                           "list export: PMAP dedupes by issue name + file + first line (DefectDojo by severity + name"
+                           " + description + file)"),
 }
 
-_LOCATION_SCHEME = "DefectDojo normalises endpoints to URLs (scheme 'dns', '#tcp' fragment); PMAP keeps host/port/protocol fields"
+_LOCATION_SCHEME = ("DefectDojo normalises endpoints to URLs (scheme 'dns', '#tcp' fragment); PMAP keeps "
+                    "host/port/protocol fields")
 # {format key or file: {DefectDojo field: why PMAP's value differs on purpose}}
 FIELD_DEVIATIONS: dict[str, dict[str, str]] = {
     "nessus": {
@@ -63,17 +82,20 @@ FIELD_DEVIATIONS: dict[str, dict[str, str]] = {
         "severity": "PMAP keeps Nessus's own severity (2 = Medium); DefectDojo re-rates by cvss3_base_score 7.5",
     },
     "tenable/nessus_v_unknown.xml": {
-        "vulnerability_ids_count": "DefectDojo appends the plugin's CVE once per merged host (7 copies of CVE-2005-1794); PMAP lists distinct CVEs",
+        "vulnerability_ids_count": "DefectDojo appends the plugin's CVE once per merged host (7 copies of"
+                                   " CVE-2005-1794); PMAP lists distinct CVEs",
     },
     "tenable/nessus-template.csv": {
         "epss_score": "the export lost the decimal point ('3833'); PMAP drops out-of-range scores instead of guessing",
         "cwe": "PMAP reads the XREF column (CWE:16, CWE:200); DefectDojo ignores it",
     },
     "tenable/nessus_new.csv": {
-        "title": "DefectDojo titles Tenable VM rows with asset.name ('Blah1'); PMAP uses definition.name, the plugin name",
+        "title": "DefectDojo titles Tenable VM rows with asset.name ('Blah1'); PMAP uses definition.name, the plugin"
+                 " name",
     },
     "qualys/Qualys_Sample_Report.xml": {
-        "severity:value_counts": "PMAP maps Qualys levels 1-5 to Info..Critical and information-gathered detections to Info; "
+        "severity:value_counts": "PMAP maps Qualys levels 1-5 to Info..Critical and information-gathered detections to"
+                                 " Info; "
         "DefectDojo folds 1-2 to Low and 4-5 to High (legacy: CVSS band first)",
         "cvssv3": "PMAP keeps the knowledge-base CVSS v3 base vector for every host; DefectDojo uses the host's "
         "CVSS3_FINAL when present (demo14: 8.2, no vector), which PMAP keeps as extra.cvss3_final",
@@ -90,7 +112,8 @@ FIELD_DEVIATIONS: dict[str, dict[str, str]] = {
         "component_name": "DefectDojo stores the asset name as component; PMAP stores it as host",
     },
     "nmap/nmap_multiple_port.xml": {
-        "locations[].host": "PMAP names the host as given on the command line (joaquinlp.me); DefectDojo uses the PTR record",
+        "locations[].host": "PMAP names the host as given on the command line (joaquinlp.me); DefectDojo uses the PTR"
+                            " record",
     },
 }
 
@@ -98,7 +121,8 @@ FIELD_DEVIATIONS: dict[str, dict[str, str]] = {
 def _records() -> list[Any]:
     if not (CORPUS / "expectations.jsonl").is_file():
         return []
-    return [pytest.param(r, id=f"{r['file'] or 'inline'}::{r['test'].rsplit('::', 1)[-1]}") for r in load_records(CORPUS)]
+    return [pytest.param(r,
+                         id=f"{r['file'] or 'inline'}::{r['test'].rsplit('::', 1)[-1]}") for r in load_records(CORPUS)]
 
 
 def _parse(fmt: ReportFormat, data: bytes) -> list[ParsedFinding]:
@@ -152,7 +176,8 @@ def test_field_deviations_are_needed() -> None:
     """Each field deviation hides at least one assert that fails without it (none is stale)."""
     records = load_records(CORPUS)
     for scope, fields in FIELD_DEVIATIONS.items():
-        in_scope = [r for r in records if r["file"] and (r["file"] == scope or pmap_key(r["format"], r["file"], r.get("parser_args")) == scope)]
+        in_scope = [r for r in records if r["file"] and (r["file"] == scope or pmap_key(r["format"], r["file"],
+                                                                                        r.get("parser_args")) == scope)]
         assert in_scope, scope
         for field in fields:
             failing = 0

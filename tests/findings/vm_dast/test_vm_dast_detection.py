@@ -12,7 +12,8 @@ from pmap.findings.formats.vm_dast import FORMATS
 from tests.findings.vm_dast.vmdast_corpus_support import corpus_dir, pmap_key
 
 CORPUS = corpus_dir()
-NEEDS_CORPUS = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"scanner corpus not found at {CORPUS} (set PMAP_CORPUS_DIR)")
+NEEDS_CORPUS = pytest.mark.skipif(not CORPUS.is_dir(),
+                                  reason=f"scanner corpus not found at {CORPUS} (set PMAP_CORPUS_DIR)")
 MINE = {f.key for f in FORMATS}
 
 

@@ -47,16 +47,19 @@ def severity(key: str, f: ParsedFinding) -> tuple[Severity, str]:
 QUALYS_ADR = b"""<?xml version="1.0" encoding="UTF-8" ?>
 <!DOCTYPE ASSET_DATA_REPORT SYSTEM "https://qualysguard.qualys.com/asset_data_report.dtd">
 <ASSET_DATA_REPORT><HOST_LIST><HOST><IP>10.0.0.5</IP><DNS><![CDATA[web1.example.com]]></DNS>
-<VULN_INFO_LIST><VULN_INFO><QID id="qid_370876">370876</QID><TYPE>Practice</TYPE><PORT>443</PORT><PROTOCOL>tcp</PROTOCOL>
+<VULN_INFO_LIST><VULN_INFO><QID id="qid_370876">370876</QID><TYPE>Practice</TYPE><PORT>443</PORT>
+<PROTOCOL>tcp</PROTOCOL>
 <RESULT><![CDATA[evidence]]></RESULT><FIRST_FOUND>2020-10-15T12:16:23Z</FIRST_FOUND><LAST_FOUND>2021-04-19T02:35:28Z</LAST_FOUND>
 <VULN_STATUS>Active</VULN_STATUS><CVSS3_FINAL>8.2</CVSS3_FINAL></VULN_INFO>
 <VULN_INFO><QID id="qid_6">6</QID><TYPE>Ig</TYPE><RESULT>names</RESULT></VULN_INFO></VULN_INFO_LIST></HOST></HOST_LIST>
 <GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id="qid_370876"><QID id="qid_370876">370876</QID>
-<TITLE><![CDATA[AMD Processors Multiple Security Vulnerabilities]]></TITLE><SEVERITY>4</SEVERITY><CATEGORY>Local</CATEGORY>
+<TITLE><![CDATA[AMD Processors Multiple Security Vulnerabilities]]></TITLE><SEVERITY>4</SEVERITY>
+<CATEGORY>Local</CATEGORY>
 <THREAT><![CDATA[AMD processors contain flaws.<BR>More.]]></THREAT><SOLUTION><![CDATA[Patch.<P>]]></SOLUTION>
 <CVSS3_SCORE><CVSS3_BASE>9.0 (AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:H/A:H)</CVSS3_BASE></CVSS3_SCORE>
 <CVE_ID_LIST><CVE_ID><ID><![CDATA[CVE-2018-8930]]></ID><URL><![CDATA[http://cve.example/CVE-2018-8930]]></URL></CVE_ID></CVE_ID_LIST>
-</VULN_DETAILS><VULN_DETAILS id="qid_6"><QID id="qid_6">6</QID><TITLE>DNS Host Name</TITLE><SEVERITY>3</SEVERITY></VULN_DETAILS>
+</VULN_DETAILS><VULN_DETAILS id="qid_6"><QID id="qid_6">6</QID><TITLE>DNS Host Name</TITLE><SEVERITY>3</SEVERITY>
+</VULN_DETAILS>
 </VULN_DETAILS_LIST></GLOSSARY></ASSET_DATA_REPORT>
 """
 
@@ -83,15 +86,18 @@ def test_qualys_detection_list_without_glossary() -> None:
 <RESULTS>weak cipher</RESULTS><STATUS>Fixed</STATUS><FIRST_FOUND_DATETIME>2024-01-02T03:04:05Z</FIRST_FOUND_DATETIME>
 </DETECTION></DETECTION_LIST></HOST></HOST_LIST></RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>"""
     (f,) = parse("qualys_xml", data)
-    assert (f.title, f.rule_id, f.host, f.ip, f.port, f.status) == ("QID 38739", "38739", "db1", "10.0.0.9", 22, "fixed")
+    assert (f.title, f.rule_id, f.host, f.ip, f.port, f.status) == ("QID 38739", "38739", "db1", "10.0.0.9", 22,
+                                                                    "fixed")
     assert severity("qualys_xml", f) == (Severity.CRITICAL, "vendor") and f.extra["result"] == "weak cipher"
 
 
 def test_qualys_scan_csv_with_preamble_and_pci_report() -> None:
     scan = (b'"Scan Results","report"\n"Company","x"\n\n'
-            b'"IP","DNS","NetBIOS","QID","Title","Vuln Status","Type","Severity","Port","Protocol","FQDN","First Detected",'
+            b'"IP","DNS","NetBIOS","QID","Title","Vuln Status","Type","Severity","Port","Protocol","FQDN","First'
+            b' Detected",'
             b'"Last Detected","CVE ID","Vendor Reference","CVSS3 Base","Threat","Solution"\n'
-            b'"10.0.0.1","h1","","91762","Windows update","Active","Vuln","5","","","","05/13/2021 07:08:28","05/25/2021 07:36:58",'
+            b'"10.0.0.1","h1","","91762","Windows update","Active","Vuln","5","","","","05/13/2021 07:08:28",'
+            b'"05/25/2021 07:36:58",'
             b'"CVE-2021-31192, CVE-2021-31188","KB5003169","9.9 (AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H)","<P>threat","see https://msrc.example/x"\n')
     (f,) = parse("qualys_csv", scan)
     assert (f.title, f.rule_id, f.host, f.ip, f.vendor_severity) == ("Windows update", "91762", "h1", "10.0.0.1", "5")
@@ -99,40 +105,52 @@ def test_qualys_scan_csv_with_preamble_and_pci_report() -> None:
     assert (f.cvss_score, f.cvss_vector) == (9.9, "CVSS:3.0/AV:N/AC:L/PR:L/UI:N/S:C/C:H/I:H/A:H")
     assert f.first_seen == datetime(2021, 5, 13, 7, 8, 28, tzinfo=UTC) and f.status == "active"
     assert f.references == ["https://msrc.example/x"] and severity("qualys_csv", f)[0] == Severity.CRITICAL
-    pci = (b"IP,HOSTNAME,LAST SCAN,QID,VULN TITLE,TYPE,SEVERITY,PORT,PROTOCOL,FALSE POSITIVE STATUS,CVSS_BASE,Q_SEVERITY,CVEID\n"
-           b"192.168.0.1,abv.example,22/09/2022 13:01,86476,Web Server Stopped Responding,POTENTIAL,Medium,80,tcp,Requested,6.4,3,\n")
+    pci = (b"IP,HOSTNAME,LAST SCAN,QID,VULN TITLE,TYPE,SEVERITY,PORT,PROTOCOL,FALSE POSITIVE STATUS,CVSS_BASE,"
+           b"Q_SEVERITY,CVEID\n"
+           b"192.168.0.1,abv.example,22/09/2022 13:01,86476,Web Server Stopped Responding,POTENTIAL,Medium,80,tcp,"
+           b"Requested,6.4,3,\n")
     (p,) = parse("qualys_csv", pci)
-    assert (p.title, p.host, p.port, p.vendor_severity, p.cvss_score) == ("Web Server Stopped Responding", "abv.example", 80, "3", 6.4)
+    assert (p.title, p.host, p.port, p.vendor_severity, p.cvss_score) == ("Web Server Stopped Responding",
+                                                                          "abv.example", 80, "3", 6.4)
     assert p.last_seen == datetime(2022, 9, 22, 13, 1, tzinfo=UTC) and severity("qualys_csv", p)[0] == Severity.MEDIUM
 
 
 @pytest.mark.parametrize("one_way", [False, True], ids=["seekable", "non-seekable"])
 def test_nexpose_definitions_after_nodes(one_way: bool) -> None:
-    data = b"""<?xml version="1.0"?><NexposeReport version="2.0"><nodes><node address="10.1.1.1"><names><name>srv</name></names>
+    data = b"""<?xml version="1.0"?><NexposeReport version="2.0"><nodes><node address="10.1.1.1"><names>
+<name>srv</name></names>
 <endpoints><endpoint protocol="tcp" port="443"><services><service name="HTTPS"><tests>
-<test id="ssl-cve-2016-2183-sweet32" status="vulnerable-version" vulnerable-since="20210211T164506081"><Paragraph>3DES</Paragraph></test>
+<test id="ssl-cve-2016-2183-sweet32" status="vulnerable-version" vulnerable-since="20210211T164506081">
+<Paragraph>3DES</Paragraph></test>
 <test id="not-this" status="not-vulnerable"/></tests></service></services></endpoint></endpoints></node></nodes>
 <VulnerabilityDefinitions><vulnerability id="ssl-cve-2016-2183-sweet32" title="SWEET32" severity="4" cvssV3Score="7.5"
-cvssV3Vector="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"><description><ContainerBlockElement><Paragraph>Birthday attack.</Paragraph>
+cvssV3Vector="CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"><description><ContainerBlockElement>
+<Paragraph>Birthday attack.</Paragraph>
 </ContainerBlockElement></description><references><reference source="CVE">CVE-2016-2183</reference>
-<reference source="URL">https://sweet32.info</reference></references><solution><Paragraph>Disable 3DES.</Paragraph></solution>
+<reference source="URL">https://sweet32.info</reference></references><solution><Paragraph>Disable 3DES.</Paragraph>
+</solution>
 </vulnerability></VulnerabilityDefinitions></NexposeReport>"""
     (f,) = parse("nexpose_xml", data, one_way)
-    assert (f.title, f.host, f.ip, f.port, f.protocol, f.cve_ids) == ("SWEET32", "srv", "10.1.1.1", 443, "tcp", ["CVE-2016-2183"])
-    assert (f.cvss_version, f.cvss_score, f.description, f.remediation) == ("3.1", 7.5, "Birthday attack.", "Disable 3DES.")
+    assert (f.title, f.host, f.ip, f.port, f.protocol, f.cve_ids) == ("SWEET32", "srv", "10.1.1.1", 443, "tcp",
+                                                                      ["CVE-2016-2183"])
+    assert (f.cvss_version, f.cvss_score, f.description, f.remediation) == ("3.1", 7.5, "Birthday attack.",
+                                                                            "Disable 3DES.")
     assert f.extra["proof"] == "3DES" and f.extra["service"] == "HTTPS" and f.references == ["https://sweet32.info"]
     assert severity("nexpose_xml", f) == (Severity.MEDIUM, "vendor")
 
 
 def test_burp_dtd_subset_is_tolerated_but_entities_are_not() -> None:
     body = (b"<issues burpVersion=\"2023.1\"><issue><serialNumber>9</serialNumber><type>2097920</type><name>XSS</name>"
-            b"<host ip=\"10.0.0.2\">https://shop.example</host><path>/search</path><location>/search [q parameter]</location>"
+            b"<host ip=\"10.0.0.2\">https://shop.example</host><path>/search</path><location>/search [q parameter]"
+            b"</location>"
             b"<severity>High</severity><confidence>Certain</confidence>"
             b"<vulnerabilityClassifications><![CDATA[<a href=\"https://cwe.mitre.org/data/definitions/79.html\">CWE-79</a>]]>"
             b"</vulnerabilityClassifications></issue></issues>")
-    dtd = b'<?xml version="1.0"?>\n<!DOCTYPE issues [\n<!ELEMENT issues (issue*)>\n<!ATTLIST issues burpVersion CDATA "">\n]>\n'
+    dtd = (b'<?xml version="1.0"?>\n<!DOCTYPE issues [\n<!ELEMENT issues (issue*)>\n'
+           b'<!ATTLIST issues burpVersion CDATA "">\n]>\n')
     (f,) = parse("burp_xml", dtd + body)
-    assert (f.url, f.host, f.port, f.parameter, f.cwe_ids, f.rule_id) == ("https://shop.example/search", "shop.example", 443, "q", [79], "2097920")
+    assert (f.url, f.host, f.port, f.parameter, f.cwe_ids, f.rule_id) == ("https://shop.example/search",
+                                                                          "shop.example", 443, "q", [79], "2097920")
     evil = b'<?xml version="1.0"?>\n<!DOCTYPE issues [\n<!ELEMENT issues (issue*)>\n<!ENTITY x "y">\n]>\n'
     with pytest.raises(HostileReportError):
         parse("burp_xml", evil + body)
@@ -140,18 +158,22 @@ def test_burp_dtd_subset_is_tolerated_but_entities_are_not() -> None:
 
 def test_zap_json_report_and_api_alerts() -> None:
     report = (b'{"@programName":"ZAP","@version":"2.14.0","@generated":"Mon","site":[{"@name":"https://a.example","@port":"443",'
-              b'"alerts":[{"pluginid":"10020","alertRef":"10020-1","name":"Missing Anti-clickjacking Header","riskcode":"2",'
+              b'"alerts":[{"pluginid":"10020","alertRef":"10020-1","name":"Missing Anti-clickjacking Header",'
+              b'"riskcode":"2",'
               b'"confidence":"2","desc":"<p>Frames.</p>","instances":[{"uri":"https://a.example/","method":"GET","param":"x-frame-options"},'
-              b'{"uri":"https://a.example/login","method":"GET","param":"x-frame-options"}],"solution":"<p>Set it.</p>",'
+              b'{"uri":"https://a.example/login","method":"GET","param":"x-frame-options"}],"solution":"<p>Set it.'
+              b'</p>",'
               b'"reference":"<p>https://owasp.example/cj</p>","cweid":"1021","wascid":"15"}]}]}')
     first, second = parse("zap_json", report)
-    assert (first.rule_id, first.url, first.parameter, first.host, first.port) == ("10020-1", "https://a.example/", "x-frame-options", "a.example", 443)
+    assert (first.rule_id, first.url, first.parameter, first.host, first.port) == ("10020-1", "https://a.example/",
+                                                                                   "x-frame-options", "a.example", 443)
     assert (first.cwe_ids, first.description, first.remediation, first.references) == ([1021], "Frames.", "Set it.", ["https://owasp.example/cj"])
     assert second.url == "https://a.example/login" and severity("zap_json", first) == (Severity.MEDIUM, "vendor")
     api = (b'{"alerts":[{"pluginId":"40012","alertRef":"40012","name":"Cross Site Scripting (Reflected)","risk":"High",'
            b'"confidence":"Medium","url":"http://b.example/q?x=1","param":"x","method":"GET","cweid":"79","description":"XSS"}]}')
     (x,) = parse("zap_json", api)
-    assert (x.url, x.parameter, x.cwe_ids) == ("http://b.example/q?x=1", "x", [79]) and severity("zap_json", x)[0] == Severity.HIGH
+    assert (x.url, x.parameter, x.cwe_ids) == ("http://b.example/q?x=1", "x", [79])
+    assert severity("zap_json", x)[0] == Severity.HIGH
     assert BY_KEY["zap_json"].detect(report, "zap.json") and BY_KEY["zap_json"].detect(api, "alerts.json")
     # the report's own date is the sighting ("Mon" is no date: nothing then; the API list has none)
     assert first.last_seen is None and x.last_seen is None
@@ -173,26 +195,36 @@ def test_zap_false_positive_confidence_is_a_status() -> None:
 
 
 def test_openvas_xml_result() -> None:
-    data = b"""<?xml version="1.0"?><report id="1" format_id="a994b278"><report id="1"><gmp><version>22.6</version></gmp>
-<results><result id="r1"><name>Windows KB5062557</name><host>10.99.99.99<asset asset_id="a"/><hostname>server99</hostname></host>
+    data = b"""<?xml version="1.0"?><report id="1" format_id="a994b278"><report id="1"><gmp><version>22.6</version>
+</gmp>
+<results><result id="r1"><name>Windows KB5062557</name><host>10.99.99.99<asset asset_id="a"/>
+<hostname>server99</hostname></host>
 <port>42/tcp</port><nvt oid="1.3.6.1.4.1.25623.1.0.836484"><name>Windows KB5062557</name><family>Windows</family>
-<severities score="9.8"><severity type="cvss_base_v3"><value>CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H</value></severity></severities>
-<tags>summary=Missing update|impact=Code execution|solution_type=VendorFix</tags><solution type="VendorFix">Update.</solution>
-<refs><ref type="cve" id="CVE-2025-49659"/><ref type="url" id="https://support.example/5062557"/><ref type="cert-bund" id="WID-SEC-2025-1850"/></refs>
-</nvt><threat>High</threat><severity>9.8</severity><qod><value>80</value></qod><description>File version 10.0</description></result>
-<result id="r2"><name>Log</name><host>10.99.99.99</host><port>general/tcp</port><nvt oid="1.2"/><threat>False Positive</threat>
+<severities score="9.8"><severity type="cvss_base_v3"><value>CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H</value>
+</severity></severities>
+<tags>summary=Missing update|impact=Code execution|solution_type=VendorFix</tags>
+<solution type="VendorFix">Update.</solution>
+<refs><ref type="cve" id="CVE-2025-49659"/><ref type="url" id="https://support.example/5062557"/>
+<ref type="cert-bund" id="WID-SEC-2025-1850"/></refs>
+</nvt><threat>High</threat><severity>9.8</severity><qod><value>80</value></qod>
+<description>File version 10.0</description></result>
+<result id="r2"><name>Log</name><host>10.99.99.99</host><port>general/tcp</port><nvt oid="1.2"/>
+<threat>False Positive</threat>
 <severity>5.0</severity></result></results></report></report>"""
     f, fp = parse("openvas_xml", data)
-    assert (f.host, f.ip, f.port, f.protocol, f.rule_id) == ("server99", "10.99.99.99", 42, "tcp", "1.3.6.1.4.1.25623.1.0.836484")
+    assert (f.host, f.ip, f.port, f.protocol, f.rule_id) == ("server99", "10.99.99.99", 42, "tcp",
+                                                             "1.3.6.1.4.1.25623.1.0.836484")
     assert (f.cve_ids, f.other_ids, f.references) == (["CVE-2025-49659"], ["WID-SEC-2025-1850"], ["https://support.example/5062557"])
     assert (f.cvss_version, f.cvss_score, f.remediation) == ("3.1", 9.8, "Update.")
     assert f.description == "Missing update\n\nImpact: Code execution" and f.extra["qod"] == 80
     assert severity("openvas_xml", f) == (Severity.HIGH, "vendor")
-    assert fp.status == "false_positive" and fp.port is None and severity("openvas_xml", fp) == (Severity.MEDIUM, "cvss")
+    assert fp.status == "false_positive" and fp.port is None
+    assert severity("openvas_xml", fp) == (Severity.MEDIUM, "cvss")
 
 
 def test_tenable_csv_merges_per_cve_rows_and_refuses_broken_scores() -> None:
-    data = (b"Plugin ID,CVE,CVSS v3.0 Base Score,Risk,Host,Protocol,Port,Name,Synopsis,Description,Solution,See Also,Plugin Output\n"
+    data = (b"Plugin ID,CVE,CVSS v3.0 Base Score,Risk,Host,Protocol,Port,Name,Synopsis,Description,Solution,See Also,"
+            b"Plugin Output\n"
             b"65821,CVE-2013-2566,5.9,Medium,10.0.0.1,tcp,443,RC4,s,d,Disable RC4,https://a.example https://b.example,out\n"
             b"65821,CVE-2015-2808,5.9,Medium,10.0.0.1,tcp,443,RC4,s,d,Disable RC4,,out\n"
             b"65821,CVE-2013-2566,59,Medium,10.0.0.2,tcp,443,RC4,s,d,n/a,,out\n")
@@ -205,28 +237,35 @@ def test_tenable_csv_merges_per_cve_rows_and_refuses_broken_scores() -> None:
 def test_nessus_was_report_host_is_a_url() -> None:
     data = (b'<?xml version="1.0" ?><NessusClientData_v2><Report name="w" type="was"><ReportHost name="https://app.example:8443/">'
             b'<HostProperties><tag name="host-fqdn">https://app.example:8443/</tag></HostProperties>'
-            b'<ReportItem pluginFamily="XSS" pluginName="Cross-Site Scripting (XSS)" pluginID="98104" severity="3" protocol="TCP" '
-            b'svc_name="http" port="0"><cvssv3>7.1</cvssv3><xref>CWE:79</xref></ReportItem></ReportHost></Report></NessusClientData_v2>')
+            b'<ReportItem pluginFamily="XSS" pluginName="Cross-Site Scripting (XSS)" pluginID="98104" severity="3"'
+            b' protocol="TCP" '
+            b'svc_name="http" port="0"><cvssv3>7.1</cvssv3><xref>CWE:79</xref></ReportItem></ReportHost></Report>'
+            b'</NessusClientData_v2>')
     (f,) = parse("nessus", data)
-    assert (f.url, f.host, f.port, f.protocol, f.cwe_ids, f.cvss_score) == ("https://app.example:8443/", "app.example", 8443, "tcp", [79], 7.1)
+    assert (f.url, f.host, f.port, f.protocol, f.cwe_ids, f.cvss_score) == ("https://app.example:8443/", "app.example",
+                                                                            8443, "tcp", [79], 7.1)
 
 
 def test_nmap_nse_vulns_and_vulners() -> None:
-    data = b"""<?xml version="1.0"?><nmaprun scanner="nmap" start="1700000000"><host><address addr="10.2.2.2" addrtype="ipv4"/>
+    data = b"""<?xml version="1.0"?><nmaprun scanner="nmap" start="1700000000"><host>
+<address addr="10.2.2.2" addrtype="ipv4"/>
 <hostnames><hostname name="mail.example" type="PTR"/></hostnames><ports>
 <port protocol="tcp" portid="443"><state state="open"/><service name="https" product="nginx"/>
 <script id="ssl-heartbleed" output="VULNERABLE"><table key="NMAP-1"><elem key="title">OpenSSL Heartbleed</elem>
 <elem key="state">VULNERABLE</elem><table key="ids"><elem>CVE:CVE-2014-0160</elem></table>
 <table key="refs"><elem>https://heartbleed.com</elem></table></table></script>
 <script id="vulners" output="x"><table key="cpe:/a:nginx:nginx:1.14.0"><table><elem key="id">CVE-2019-9511</elem>
-<elem key="cvss">7.8</elem><elem key="type">cve</elem><elem key="is_exploit">false</elem></table></table></script></port>
+<elem key="cvss">7.8</elem><elem key="type">cve</elem><elem key="is_exploit">false</elem></table></table></script>
+</port>
 <port protocol="tcp" portid="25"><state state="closed"/></port></ports></host></nmaprun>"""
     heart, vulners, port = parse("nmap_xml", data)
-    assert (heart.title, heart.cve_ids, heart.rule_id, heart.port) == ("OpenSSL Heartbleed", ["CVE-2014-0160"], "ssl-heartbleed:NMAP-1", 443)
+    assert (heart.title, heart.cve_ids, heart.rule_id, heart.port) == ("OpenSSL Heartbleed", ["CVE-2014-0160"],
+                                                                       "ssl-heartbleed:NMAP-1", 443)
     assert severity("nmap_xml", heart) == (Severity.UNKNOWN, "unmapped")
     assert (vulners.cve_ids, vulners.package_name, vulners.package_version) == (["CVE-2019-9511"], "nginx", "1.14.0")
     assert severity("nmap_xml", vulners) == (Severity.HIGH, "cvss")
-    assert (port.title, port.host, port.ip, port.extra["product"]) == ("Open port: 443/tcp", "mail.example", "10.2.2.2", "nginx")
+    assert (port.title, port.host, port.ip, port.extra["product"]) == ("Open port: 443/tcp", "mail.example",
+                                                                       "10.2.2.2", "nginx")
     assert severity("nmap_xml", port) == (Severity.INFO, "vendor")
 
 
@@ -245,32 +284,41 @@ def test_masscan_line_outputs(data: bytes) -> None:
 
 def test_invicti_states_and_offset_dates() -> None:
     data = (b'{"Generated":"03/02/2019 15:50:29 (UTC-06:00)","Target":{"ScanId":"x","Url":"https://a/"},"Vulnerabilities":['
-            b'{"Url":"https://a/login?u=1","Type":"SqlInjection","Name":"SQL Injection","Severity":"Critical","State":"Present, AcceptedRisk",'
+            b'{"Url":"https://a/login?u=1","Type":"SqlInjection","Name":"SQL Injection","Severity":"Critical",'
+            b'"State":"Present, AcceptedRisk",'
             b'"Classification":{"Cwe":"89","Cvss31":{"BaseScore":{"Value":"9.8"},"Vector":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}},'
             b'"HttpRequest":{"Method":"GET","Parameters":[{"Name":"u","Vulnerable":true}]}},'
             b'{"Url":"https://a/","Type":"BestPracticeX","Name":"Hint","Severity":"BestPractice","State":"FalsePositive"}]}')
     sqli, hint = parse("invicti_json", data)
-    assert (sqli.parameter, sqli.status, sqli.cwe_ids, sqli.cvss_version, sqli.cvss_score) == ("u", "risk_accepted", [89], "3.1", 9.8)
+    assert (sqli.parameter, sqli.status, sqli.cwe_ids, sqli.cvss_version, sqli.cvss_score) == ("u", "risk_accepted",
+                                                                                               [89], "3.1", 9.8)
     assert sqli.last_seen == datetime(2019, 2, 3, 21, 50, 29, tzinfo=UTC)
     assert hint.status == "false_positive" and severity("invicti_json", hint) == (Severity.INFO, "vendor")
 
 
 def test_acunetix_bare_start_url_gets_no_invented_port() -> None:
-    data = (b'<?xml version="1.0"?><ScanGroup><Scan><StartURL>intranet.example:8080</StartURL><StartTime>27/02/2020, 12:56:09</StartTime>'
+    data = (b'<?xml version="1.0"?><ScanGroup><Scan><StartURL>intranet.example:8080</StartURL><StartTime>27/02/2020,'
+            b' 12:56:09</StartTime>'
             b"<ReportItems><ReportItem><Name>XSS</Name><Affects>/q</Affects><Parameter>s</Parameter><Severity>high</Severity>"
-            b"<IsFalsePositive>True</IsFalsePositive><CWEList><CWE id=\"79\">CWE-79</CWE></CWEList></ReportItem></ReportItems></Scan></ScanGroup>")
+            b"<IsFalsePositive>True</IsFalsePositive><CWEList><CWE id=\"79\">CWE-79</CWE></CWEList></ReportItem>"
+            b"</ReportItems></Scan></ScanGroup>")
     (f,) = parse("acunetix_xml", data)
-    assert (f.host, f.port, f.url, f.parameter, f.status, f.cwe_ids) == ("intranet.example", 8080, "http://intranet.example:8080/q", "s", "false_positive", [79])
+    assert (f.host, f.port, f.url, f.parameter, f.status, f.cwe_ids) == ("intranet.example", 8080,
+                                                                         "http://intranet.example:8080/q", "s",
+                                                                         "false_positive", [79])
     assert f.last_seen == datetime(2020, 2, 27, 12, 56, 9, tzinfo=UTC)
 
 
 def test_mobsf_severity_tables_follow_the_document_shape() -> None:
     scan = (b'{"errors":[],"mobsfscan_version":"0.3","results":{"r1":{"files":[{"file_path":"A.kt","match_lines":[3,3],'
-            b'"match_string":"val apiKey = \\"AKIAIOSFODNN7EXAMPLE\\""}],"metadata":{"cwe":"cwe-798","severity":"INFO","description":"d"}}}}')
+            b'"match_string":"val apiKey = \\"AKIAIOSFODNN7EXAMPLE\\""}],"metadata":{"cwe":"cwe-798",'
+            b'"severity":"INFO","description":"d"}}}}')
     (f,) = parse("mobsf_json", scan)
-    assert (f.file_path, f.line, f.cwe_ids) == ("A.kt", 3, [798]) and severity("mobsf_json", f) == (Severity.LOW, "vendor")
+    assert (f.file_path, f.line, f.cwe_ids) == ("A.kt", 3, [798])
+    assert severity("mobsf_json", f) == (Severity.LOW, "vendor")
     assert "AKIAIOSFODNN7EXAMPLE" not in repr(f)  # the matched line of a hard-coded secret rule is the secret
-    report = (b'{"app_name":"a","file_name":"a.apk","md5":"0","permissions":{"android.permission.CAMERA":{"status":"dangerous"}},'
+    report = (b'{"app_name":"a","file_name":"a.apk","md5":"0",'
+              b'"permissions":{"android.permission.CAMERA":{"status":"dangerous"}},'
               b'"code_analysis":{"findings":{"android_logging":{"files":{"A.java":"1,2"},"metadata":{"severity":"info","description":"logs"}}}},'
               b'"secrets":["\\"api_key\\" : \\"s3cr3t-value\\""]}')
     perm, code, secret = parse("mobsf_json", report)
@@ -310,6 +358,7 @@ def test_reports_without_findings() -> None:
     assert not BY_KEY["invicti_json"].detect(invicti_empty, "acunetix360_zero_finding.json")
     assert BY_KEY["invicti_json"].detect(invicti_empty, "scan.json")
     assert parse("mobsf_json", b'{"errors": [], "mobsfscan_version": "0.0.6", "results": {}}') == []
-    nmap_closed = (b'<?xml version="1.0"?><nmaprun scanner="nmap" start="1"><host><address addr="127.0.0.1" addrtype="ipv4"/>'
+    nmap_closed = (b'<?xml version="1.0"?><nmaprun scanner="nmap" start="1"><host><address addr="127.0.0.1"'
+                   b' addrtype="ipv4"/>'
                    b'<ports><extraports state="closed" count="997"/></ports></host></nmaprun>')
     assert parse("nmap_xml", nmap_closed) == []

@@ -27,7 +27,7 @@ def test_generated_file_parses_to_the_requested_findings(tmp_path: Path) -> None
     path = _gen().write_nessus(tmp_path / "g.nessus", findings=250, hosts=7, seed=3)
     assert nessus.detect(path.read_bytes()[:65536], path.name)
     with path.open("rb") as fh:
-        found = list(nessus.parse(fh))
+        found = list(nessus.FORMAT.parse(fh))
     assert len(found) == 250
     assert len({f.fingerprint("nessus") for f in found}) == 250  # one item per plugin per host
     assert len({f.host for f in found}) == 7
@@ -51,4 +51,4 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
 def test_fewer_findings_than_hosts(tmp_path: Path) -> None:
     path = _gen().write_nessus(tmp_path / "s.nessus", findings=3, hosts=10, seed=1)
     with path.open("rb") as fh:
-        assert len(list(nessus.parse(fh))) == 3
+        assert len(list(nessus.FORMAT.parse(fh))) == 3

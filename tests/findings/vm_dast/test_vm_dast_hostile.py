@@ -18,12 +18,14 @@ BY_KEY = {f.key: f for f in FORMATS}
 
 # a small valid document per XML format, and its root start tag for hostile wrappers
 XML_SAMPLES: dict[str, bytes] = {
-    "nessus": b'<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="r"><ReportHost name="10.0.0.1"><HostProperties>'
-    b'<tag name="host-ip">10.0.0.1</tag></HostProperties><ReportItem port="443" svc_name="www" protocol="tcp" severity="2" '
-    b'pluginID="1" pluginName="p"><description>d</description></ReportItem></ReportHost></Report></NessusClientData_v2>\n',
-    "qualys_xml": b'<?xml version="1.0"?>\n<ASSET_DATA_REPORT><HOST_LIST><HOST><IP>10.0.0.1</IP><VULN_INFO_LIST><VULN_INFO>'
-    b'<QID id="qid_6">6</QID><TYPE>Vuln</TYPE></VULN_INFO></VULN_INFO_LIST></HOST></HOST_LIST><GLOSSARY><VULN_DETAILS_LIST>'
-    b'<VULN_DETAILS id="qid_6"><QID>6</QID><TITLE>t</TITLE><SEVERITY>3</SEVERITY></VULN_DETAILS></VULN_DETAILS_LIST>'
+    "nessus": b'<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="r"><ReportHost name="10.0.0.1">'
+    b'<HostProperties><tag name="host-ip">10.0.0.1</tag></HostProperties>'
+    b'<ReportItem port="443" svc_name="www" protocol="tcp" severity="2" pluginID="1" pluginName="p">'
+    b'<description>d</description></ReportItem></ReportHost></Report></NessusClientData_v2>\n',
+    "qualys_xml": b'<?xml version="1.0"?>\n<ASSET_DATA_REPORT><HOST_LIST><HOST><IP>10.0.0.1</IP><VULN_INFO_LIST>'
+    b'<VULN_INFO><QID id="qid_6">6</QID><TYPE>Vuln</TYPE></VULN_INFO></VULN_INFO_LIST></HOST></HOST_LIST>'
+    b'<GLOSSARY><VULN_DETAILS_LIST><VULN_DETAILS id="qid_6"><QID>6</QID><TITLE>t</TITLE><SEVERITY>3</SEVERITY>'
+    b'</VULN_DETAILS></VULN_DETAILS_LIST>'
     b"</GLOSSARY></ASSET_DATA_REPORT>\n",
     "openvas_xml": b'<?xml version="1.0"?>\n<report format_id="a"><report><results><result id="r"><name>n</name>'
     b'<host>10.0.0.1</host><port>22/tcp</port><nvt oid="1.2"><name>n</name></nvt><threat>High</threat>'
@@ -31,18 +33,20 @@ XML_SAMPLES: dict[str, bytes] = {
     "nexpose_xml": b'<?xml version="1.0"?>\n<NexposeReport version="2.0"><nodes><node address="10.0.0.1"><tests>'
     b'<test id="t1" status="vulnerable-exploited"/></tests></node></nodes><VulnerabilityDefinitions>'
     b'<vulnerability id="t1" title="T" severity="5"/></VulnerabilityDefinitions></NexposeReport>\n',
-    "burp_xml": b'<?xml version="1.0"?>\n<issues burpVersion="2023.1"><issue><serialNumber>1</serialNumber><type>1</type>'
-    b'<name>n</name><host ip="10.0.0.1">http://a</host><path>/x</path><location>/x</location><severity>High</severity>'
+    "burp_xml": b'<?xml version="1.0"?>\n<issues burpVersion="2023.1"><issue><serialNumber>1</serialNumber>'
+    b'<type>1</type><name>n</name><host ip="10.0.0.1">http://a</host><path>/x</path><location>/x</location><severity>High</severity>'
     b"</issue></issues>\n",
     "zap_xml": b'<?xml version="1.0"?>\n<OWASPZAPReport version="2.11"><site name="http://a"><alerts><alertitem>'
     b"<pluginid>1</pluginid><name>n</name><riskcode>2</riskcode><instances><instance><uri>http://a/x</uri></instance>"
     b"</instances></alertitem></alerts></site></OWASPZAPReport>\n",
     "acunetix_xml": b'<?xml version="1.0"?>\n<ScanGroup><Scan><StartURL>http://a</StartURL><ReportItems><ReportItem>'
     b"<Name>n</Name><Affects>/x</Affects><Severity>high</Severity></ReportItem></ReportItems></Scan></ScanGroup>\n",
-    "nmap_xml": b'<?xml version="1.0"?>\n<nmaprun scanner="nmap" start="1"><host><address addr="10.0.0.1" addrtype="ipv4"/>'
-    b'<ports><port protocol="tcp" portid="22"><state state="open"/></port></ports></host></nmaprun>\n',
-    "masscan": b'<?xml version="1.0"?>\n<nmaprun scanner="masscan" start="1"><host><address addr="10.0.0.1" addrtype="ipv4"/>'
-    b'<ports><port protocol="tcp" portid="22"><state state="open"/></port></ports></host></nmaprun>\n',
+    "nmap_xml": b'<?xml version="1.0"?>\n<nmaprun scanner="nmap" start="1"><host>'
+    b'<address addr="10.0.0.1" addrtype="ipv4"/><ports><port protocol="tcp" portid="22"><state state="open"/>'
+    b'</port></ports></host></nmaprun>\n',
+    "masscan": b'<?xml version="1.0"?>\n<nmaprun scanner="masscan" start="1"><host>'
+    b'<address addr="10.0.0.1" addrtype="ipv4"/><ports><port protocol="tcp" portid="22"><state state="open"/>'
+    b'</port></ports></host></nmaprun>\n',
 }
 JSON_SAMPLES: dict[str, tuple[bytes, bytes]] = {
     # key: (valid document, prefix that passes the shape checks before deep nesting)
@@ -63,19 +67,24 @@ JSON_SAMPLES: dict[str, tuple[bytes, bytes]] = {
 }
 CSV_SAMPLES: dict[str, bytes] = {
     "tenable_csv": b"Plugin ID,CVE,CVSS,Risk,Host,Protocol,Port,Name\n1,,5.0,Medium,10.0.0.1,tcp,443,p\n",
-    "qualys_csv": b'"IP","DNS","QID","Title","Type","Severity","Port","Protocol"\n"10.0.0.1","a","6","t","Vuln","3","22","tcp"\n',
-    "qualys_vmdr_csv": b'"QID","Title","Severity","Asset Id","Asset Name","Asset IPV4"\n"6","t","3","1","a","10.0.0.1"\n',
-    "openvas_csv": b"IP,Hostname,Port,Port Protocol,CVSS,Severity,NVT Name,NVT OID\n10.0.0.1,a,22,tcp,5.0,Medium,n,1.2\n",
+    "qualys_csv": b'"IP","DNS","QID","Title","Type","Severity","Port","Protocol"\n"10.0.0.1","a","6","t","Vuln","3",'
+                  b'"22","tcp"\n',
+    "qualys_vmdr_csv": b'"QID","Title","Severity","Asset Id","Asset Name","Asset IPV4"\n"6","t","3","1","a",'
+                       b'"10.0.0.1"\n',
+    "openvas_csv": b"IP,Hostname,Port,Port Protocol,CVSS,Severity,NVT Name,NVT OID\n10.0.0.1,a,22,tcp,5.0,Medium,n,"
+                   b"1.2\n",
 }
 EMPTY_IS_EMPTY_SCAN = {"nuclei_json", "masscan"}  # these tools write an empty file when nothing was found
 
 BILLION_LAUGHS = (
     b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
-    + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10) for i in range(1, 10))
+    + b"".join(b' <!ENTITY lol%d "%s">\n' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+               for i in range(1, 10))
     + b"]>\n<ROOT>&lol9;</ROOT>\n"
 )
 XXE = b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<ROOT>&xxe;</ROOT>\n'
-PARAMETER_ENTITY = b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>\n<ROOT/>\n'
+PARAMETER_ENTITY = (b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]>\n'
+                    b'<ROOT/>\n')
 EXTERNAL_DTD_REF = b'<?xml version="1.0"?>\n<!DOCTYPE r SYSTEM "file:///etc/passwd">\n<ROOT>&xxe;</ROOT>\n'
 
 
@@ -100,7 +109,8 @@ def test_xml_sample_is_valid(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", sorted(XML_SAMPLES))
-@pytest.mark.parametrize("doc", [BILLION_LAUGHS, XXE, PARAMETER_ENTITY], ids=["billion-laughs", "xxe", "parameter-entity"])
+@pytest.mark.parametrize("doc", [BILLION_LAUGHS, XXE, PARAMETER_ENTITY], ids=["billion-laughs", "xxe",
+                                                                              "parameter-entity"])
 def test_xml_entities_are_refused_as_hostile(key: str, doc: bytes) -> None:
     data = doc.replace(b"ROOT", _root_of(key))
     with pytest.raises(HostileReportError):
@@ -164,7 +174,8 @@ def test_json_truncated_is_a_report_error(key: str) -> None:
         _run(BY_KEY[key], doc[: len(doc) - 7])
 
 
-@pytest.mark.parametrize("key", ["zap_json", "invicti_json", "acunetix360_json", "mobsf_json", "nuclei_json", "masscan"])
+@pytest.mark.parametrize("key", ["zap_json", "invicti_json", "acunetix360_json", "mobsf_json", "nuclei_json",
+                                 "masscan"])
 def test_json_of_another_shape_is_a_report_error(key: str) -> None:
     """Valid JSON that is not this format's report fails with a message, not a KeyError."""
     for doc in (b'{"foo": 1}', b"[1, 2, 3]", b'"text"', b"42"):
@@ -215,3 +226,12 @@ def test_an_xxe_payload_quoted_as_evidence_is_not_mistaken_for_an_attack() -> No
                 b'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><r>&xxe;</r>]]></request></requestresponse>')
     doc = XML_SAMPLES["burp_xml"].replace(b"</issue>", evidence + b"</issue>")
     assert len(_run(BY_KEY["burp_xml"], doc)) == 1
+
+
+@pytest.mark.parametrize("key", sorted(XML_SAMPLES))
+def test_a_doctype_behind_a_prolog_longer_than_the_checked_head_is_refused(key: str) -> None:
+    """The root check before the parse refuses what the parse would: hostile, not 'no root element'."""
+    filler = b"<!--" + b"x" * 70_000 + b"-->\n"
+    doc = b'<?xml version="1.0"?>\n' + filler + b'<!DOCTYPE r [<!ENTITY x "y">]>\n<' + _root_of(key) + b"/>\n"
+    with pytest.raises(HostileReportError):
+        _run(BY_KEY[key], doc)

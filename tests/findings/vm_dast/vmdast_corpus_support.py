@@ -166,9 +166,13 @@ def holds(a: dict[str, Any], f: ParsedFinding, fmt: ReportFormat) -> bool:
     if field == "line":
         return f.line == expected
     if field == "cvssv3":
-        return _vector(f.cvss_vector) == _vector(expected) if expected else not (f.cvss_vector or "").startswith("CVSS:3")
+        if expected:
+            return _vector(f.cvss_vector) == _vector(expected)
+        return not (f.cvss_vector or "").startswith("CVSS:3")
     if field == "cvssv3_score":
-        return f.cvss_score is None if expected is None else f.cvss_score is not None and abs(f.cvss_score - float(expected)) < 1e-6
+        if expected is None:
+            return f.cvss_score is None
+        return f.cvss_score is not None and abs(f.cvss_score - float(expected)) < 1e-6
     if field == "vuln_id_from_tool":
         return expected in {f.rule_id, (f.rule_id or "").split(":")[0], f.extra.get("template")}
     if field == "unique_id_from_tool":

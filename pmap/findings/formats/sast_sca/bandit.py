@@ -7,11 +7,14 @@ Bandit's separate confidence (HIGH/MEDIUM/LOW) is kept in ``extra['confidence']`
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import as_dict, cwe_ids, json_head, not_a, text, to_int
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, text, to_int
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cwe_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "bandit_json"
 SEVERITIES = {"high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
@@ -40,17 +43,10 @@ def _finding(r: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``results`` of a Bandit JSON report."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, "Bandit JSON report", "the file is not a JSON object")
-    for r in _json.items_required(src, "results.item", KEY, "Bandit JSON report"):
+    src = report.stream
+    for r in json_reader.items_required(src, "results.item", KEY, "Bandit JSON report"):
         yield _finding(r)
 
 
@@ -71,7 +67,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Bandit JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what="a Bandit JSON report",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

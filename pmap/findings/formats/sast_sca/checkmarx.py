@@ -13,31 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    clear_element,
-    iter_xml,
-    map_by_table,
-    xml_text,
-)
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cwe_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_int,
-    xml_head,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids
+from pmap.findings.formats.sniff import json_head, xml_head
+from pmap.findings.formats.xml_reader import clear_element, iter_xml, xml_text
 
 KEY_XML = "checkmarx_xml"
 KEY_JSON = "checkmarx_json"
@@ -111,17 +95,17 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
 
 
-def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream CxSAST XML results (one per ``Result``)."""
     scan_date: datetime | None = None
     root_checked = False
-    for tag, elem in iter_xml(stream, KEY_XML, ("Result", "Query", "CxXMLResults")):
+    for tag, elem in iter_xml(report.stream, KEY_XML, ("Result", "Query", "CxXMLResults")):
         if tag == "Result":
             query = elem.getparent()
             if not root_checked:
                 root = query.getparent() if query is not None else None
                 if query is None or _local(query.tag) != "Query" or root is None or _local(root.tag) != "CxXMLResults":
-                    raise not_a(KEY_XML, "Checkmarx XML report", "Result outside CxXMLResults/Query",
+                    raise not_a(KEY_XML, "a Checkmarx XML report", "Result outside CxXMLResults/Query",
                                 f"line {elem.sourceline}")
                 scan_date = _cx_date(root.get("ScanStart"))
                 root_checked = True
@@ -132,7 +116,7 @@ def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         elif elem.getparent() is None:
             return  # the root closed
     if not root_checked:
-        raise not_a(KEY_XML, "Checkmarx XML report", "no CxXMLResults root element", "line 1")
+        raise not_a(KEY_XML, "a Checkmarx XML report", "no CxXMLResults root element", "line 1")
 
 
 # --- Checkmarx One JSON report ------------------------------------------------------------------
@@ -222,16 +206,9 @@ def _kics(group: Any) -> Iterator[ParsedFinding]:
         )
 
 
-def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream the SAST, SCA and KICS results of a Checkmarx One JSON report (one pass each)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY_JSON, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY_JSON, "Checkmarx JSON report", "the file is not a JSON object")
+    src, start, head = report.stream, report.start, report.json
     date = parse_dt(head.values.get("reportHeader.createdDate"))
     count = 0
     for prefix, make in (
@@ -240,13 +217,13 @@ def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         ("scanResults.kics.results.item", _kics),
     ):
         src.seek(start)
-        for item in _json.iter_items(src, prefix, KEY_JSON):
+        for item in json_reader.iter_json_items(src, prefix, KEY_JSON):
             for finding in make(item):
                 count += 1
                 yield finding
     if count == 0:
         src.seek(start)
-        _json.check_container(src, "scanResults", KEY_JSON, "Checkmarx JSON report", kind="start_map")
+        json_reader.check_container(src, "scanResults", KEY_JSON, "a Checkmarx JSON report", kind="start_map")
 
 
 def detect_xml(head: bytes, filename: str | None) -> bool:
@@ -267,15 +244,19 @@ XML_FORMAT = ReportFormat(
     key=KEY_XML,
     title="Checkmarx CxSAST XML",
     detect=detect_xml,
-    parse=parse_xml,
+    read=parse_xml,
+    syntax="xml",
+    xml_roots=("CxXMLResults",),
+    what="a Checkmarx XML report",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".xml",),
 )
 JSON_FORMAT = ReportFormat(
     key=KEY_JSON,
     title="Checkmarx One JSON report",
     detect=detect_json,
-    parse=parse_json,
+    read=parse_json,
+    syntax="json",
+    json_root="object",
+    what="a Checkmarx JSON report",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

@@ -17,36 +17,16 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    clear_element,
-    iter_xml,
-    map_by_table,
-    xml_text,
-)
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    purl_name_version,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-    xml_head,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, purl_name_version, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head, xml_head
+from pmap.findings.formats.xml_reader import clear_element, iter_xml, xml_text
 
 KEY = "cyclonedx"
-WHAT = "CycloneDX BOM"
+WHAT = "a CycloneDX BOM"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -97,7 +77,8 @@ def _finding(vuln: dict[str, Any], comp: Component, ref: str | None) -> ParsedFi
     severity, cv_version, vector, score = _rating([as_dict(r) for r in as_list(vuln.get("ratings"))])
     analysis = as_dict(vuln.get("analysis"))
     recommendation = text(vuln.get("recommendation"))
-    advisories = [text(as_dict(a).get("url")) if isinstance(a, dict) else text(a) for a in as_list(vuln.get("advisories"))]
+    advisories = [text(as_dict(a).get("url")) if isinstance(a, dict) else text(a)
+                  for a in as_list(vuln.get("advisories"))]
     source_url = text(as_dict(vuln.get("source")).get("url"))
     return ParsedFinding(
         title=sca_title(vid, name or ref, version),
@@ -134,18 +115,19 @@ def _index_json(comp: Any, out: dict[str, Component]) -> None:
 
 def _parse_json(src: IO[bytes], start: int) -> Iterator[ParsedFinding]:
     components: dict[str, Component] = {}
-    meta = _json.first_value(src, "metadata.component", KEY)
+    meta = json_reader.first_value(src, "metadata.component", KEY)
     if meta is not None:
         _index_json(meta, components)
     src.seek(start)
-    for comp in _json.iter_items(src, "components.item", KEY):
+    for comp in json_reader.iter_json_items(src, "components.item", KEY):
         _index_json(comp, components)
     src.seek(start)
-    for vuln in _json.iter_items(src, "vulnerabilities.item", KEY):
+    for vuln in json_reader.iter_json_items(src, "vulnerabilities.item", KEY):
         if not isinstance(vuln, dict):
             raise ReportError(KEY, "a vulnerability is not a JSON object", "vulnerabilities[]")
         refs = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [None]
-        for ref in uniq(refs) or [None]:
+        targets: list[str | None] = list(uniq(refs)) or [None]
+        for ref in targets:
             yield _finding(vuln, components.get(ref or "", (None, None, None)), ref)
 
 
@@ -223,20 +205,17 @@ def _parse_xml(src: IO[bytes]) -> Iterator[ParsedFinding]:
         raise not_a(KEY, WHAT, "no bom element", "line 1")
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerabilities of a CycloneDX BOM (JSON or XML, told apart by the first byte)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    first = src.read(65536)
-    src.seek(start)
-    body = first.lstrip(b"\xef\xbb\xbf").lstrip()
+    src, start = report.stream, report.start
+    body = report.head.lstrip(b"\xef\xbb\xbf").lstrip()
     if body.startswith(b"<"):
         yield from _parse_xml(src)
         return
-    head = json_head(first)
+    if not body:
+        raise ReportError(KEY, "empty file: no BOM", "byte 0")
+    head = json_head(report.head)
     if head is None or head.root != "object":
-        if not body:
-            raise ReportError(KEY, "empty file: no BOM", "byte 0")
         raise not_a(KEY, WHAT, "neither a JSON object nor XML")
     fmt = head.values.get("bomFormat")
     if fmt is not None and str(fmt) != "CycloneDX":
@@ -262,7 +241,6 @@ FORMAT = ReportFormat(
     key=KEY,
     title="CycloneDX (JSON or XML) with vulnerabilities",
     detect=detect,
-    parse=parse,
+    read=parse,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json", ".xml", ".cdx.json", ".cdx.xml"),
 )

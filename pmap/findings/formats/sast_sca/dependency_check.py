@@ -12,31 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 from urllib.parse import unquote
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    clear_element,
-    iter_xml,
-    map_by_table,
-    xml_text,
-)
-from pmap.findings.formats.sast_sca._util import (
-    cvss_version,
-    cwe_ids,
-    cwes_in_text,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-    xml_head,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import text, to_float, uniq
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, cwes_in_text, sca_title, vuln_ids
+from pmap.findings.formats.sniff import xml_head
+from pmap.findings.formats.xml_reader import clear_element, iter_xml, xml_text
 
 KEY = "dependency_check_xml"
 SEVERITIES = {
@@ -147,14 +131,14 @@ def _finding(dep: Any, vuln: Any, suppressed: bool) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerabilities of each ``dependency`` element."""
     checked = False
-    for _tag, dep in iter_xml(stream, KEY, ("dependency", "analysis")):
+    for _tag, dep in iter_xml(report.stream, KEY, ("dependency", "analysis")):
         if not checked:
             root = dep.getroottree().getroot()
             if _local(root.tag) != "analysis":
-                raise not_a(KEY, "Dependency-Check XML report", "the root element is not analysis", "line 1")
+                raise not_a(KEY, "a Dependency-Check XML report", "the root element is not analysis", "line 1")
             checked = True
         if _local(dep.tag) == "analysis":
             continue
@@ -165,7 +149,7 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
                     yield _finding(dep, vuln, local == "suppressedVulnerability")
         clear_element(dep)
     if not checked:
-        raise not_a(KEY, "Dependency-Check XML report", "no analysis element", "line 1")
+        raise not_a(KEY, "a Dependency-Check XML report", "no analysis element", "line 1")
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -178,7 +162,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="OWASP Dependency-Check XML",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("analysis",),
+    what="a Dependency-Check XML report",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".xml",),
 )

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "dependency_track_fpf"
-WHAT = "Dependency-Track FPF export"
+WHAT = "a Dependency-Track FPF export"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -89,25 +79,18 @@ def _finding(f: Any, project: str | None) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``findings`` of an FPF export."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
+    src, start, head = report.stream, report.start, report.json
     if not head.any("project", "meta", "findings"):
         raise not_a(KEY, WHAT, "missing 'project', 'meta' and 'findings'")
     proj = {"name": head.values.get("project.name"), "version": head.values.get("project.version")}
     if "project" not in head.paths:  # written after a long findings list
-        proj = as_dict(_json.first_value(src, "project", KEY))
+        proj = as_dict(json_reader.first_value(src, "project", KEY))
         src.seek(start)
     name, pversion = text(proj.get("name")), text(proj.get("version"))
     project = f"{name} {pversion}" if name and pversion else name
-    for f in _json.iter_items(src, "findings.item", KEY):
+    for f in json_reader.iter_json_items(src, "findings.item", KEY):
         yield _finding(f, project)
 
 
@@ -125,7 +108,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Dependency-Track FPF (JSON)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json", ".fpf"),
 )

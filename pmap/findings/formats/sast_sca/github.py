@@ -10,29 +10,17 @@ warning -> medium, note -> info (as SARIF levels).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss3_base_score,
-    cvss_version,
-    cwe_ids,
-    cwes_in_text,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_float,
-    to_int,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_float, to_int, uniq
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cvss3_base_score, cvss_version, cwe_ids, cwes_in_text, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "github_vulnerability_json"
-WHAT = "GitHub vulnerability alerts JSON"
+WHAT = "a GitHub vulnerability alerts JSON"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -50,7 +38,8 @@ def _status(state: str | None, dismissed: Any, reason: str | None) -> str | None
     if state == "fixed":
         return "fixed"
     if state in ("dismissed", "auto_dismissed") or (dismissed and dismissed != "None"):
-        return "false_positive" if (reason or "").lower() in ("inaccurate", "false positive", "false_positive") else "accepted"
+        false_positive = (reason or "").lower() in ("inaccurate", "false positive", "false_positive")
+        return "false_positive" if false_positive else "accepted"
     return None
 
 
@@ -95,12 +84,12 @@ def _graphql_alert(a: Any, repo: str | None) -> ParsedFinding:
 def _rest_alert(a: Any) -> ParsedFinding:
     if not isinstance(a, dict):
         raise ReportError(KEY, "an alert is not a JSON object", "[]")
-    common = dict(
-        first_seen=parse_dt(a.get("created_at")),
-        status=_status(text(a.get("state")), a.get("dismissed_at"), text(a.get("dismissed_reason"))),
-        references=[u for u in (text(a.get("html_url")),) if u],
-        extra={k: v for k, v in (("number", to_int(a.get("number"))),) if v is not None},
-    )
+    common: dict[str, Any] = {  # the fields both alert kinds share
+        "first_seen": parse_dt(a.get("created_at")),
+        "status": _status(text(a.get("state")), a.get("dismissed_at"), text(a.get("dismissed_reason"))),
+        "references": [u for u in (text(a.get("html_url")),) if u],
+        "extra": {k: v for k, v in (("number", to_int(a.get("number"))),) if v is not None},
+    }
     if "rule" in a:  # code scanning
         rule = as_dict(a.get("rule"))
         inst = as_dict(a.get("most_recent_instance"))
@@ -149,22 +138,15 @@ def _rest_alert(a: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream alerts from a GraphQL page (repository or search) or a REST alert array."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None:
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not JSON")
+    src, head = report.stream, report.json
     if head.root == "array":
-        for a in _json.iter_items(src, "item", KEY):
+        for a in json_reader.iter_json_items(src, "item", KEY):
             yield _rest_alert(a)
         return
     if "data.search" in head.paths:
-        for repo in _json.iter_items(src, "data.search.nodes.item", KEY):
+        for repo in json_reader.iter_json_items(src, "data.search.nodes.item", KEY):
             repo = as_dict(repo)
             name = text(repo.get("nameWithOwner")) or text(repo.get("name"))
             for a in as_list(as_dict(repo.get("vulnerabilityAlerts")).get("nodes")):
@@ -172,7 +154,7 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         return
     if "data.repository" in head.paths or "data" in head.paths:
         repo = text(head.values.get("data.repository.nameWithOwner")) or text(head.values.get("data.repository.name"))
-        for a in _json.items_required(src, "data.repository.vulnerabilityAlerts.nodes.item", KEY, WHAT):
+        for a in json_reader.items_required(src, "data.repository.vulnerabilityAlerts.nodes.item", KEY, WHAT):
             yield _graphql_alert(a, repo)
         return
     raise not_a(KEY, WHAT, "expected a GraphQL 'data' page or a REST alert array")
@@ -195,7 +177,8 @@ FORMAT = ReportFormat(
     key=KEY,
     title="GitHub vulnerability alerts JSON (GraphQL / REST)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

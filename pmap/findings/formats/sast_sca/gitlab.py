@@ -8,26 +8,17 @@ Undefined map to nothing (unknown, flagged for triage).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cwe_ids,
-    ghsa_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_int,
-    uniq,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids, ghsa_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "gitlab_security_report"
-WHAT = "GitLab security report"
+WHAT = "a GitLab security report"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -87,20 +78,13 @@ def _finding(v: Any, tool: str | None, scan_type: str | None) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``vulnerabilities`` of a GitLab security report."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
+    src, head = report.stream, report.json
     # scan metadata usually follows the vulnerabilities; the head holds it only for small reports
     tool = text(head.values.get("scan.scanner.name"))
     scan_type = text(head.values.get("scan.type"))
-    for v in _json.items_required(src, "vulnerabilities.item", KEY, WHAT):
+    for v in json_reader.items_required(src, "vulnerabilities.item", KEY, WHAT):
         yield _finding(v, tool, scan_type)
 
 
@@ -123,7 +107,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="GitLab security report (SAST, dependency, container, secret detection)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

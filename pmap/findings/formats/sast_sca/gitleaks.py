@@ -10,14 +10,16 @@ which PMAP rates high (DefectDojo does the same). The mapping is fixed, not deri
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, SeverityResult
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import as_list, json_head, not_a, parse_dt, text, to_int
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult
+from pmap.findings.formats.convert import as_list, parse_dt, text, to_int
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.sniff import json_head
 
 KEY = "gitleaks_json"
-WHAT = "Gitleaks JSON report"
+WHAT = "a Gitleaks JSON report"
 
 
 def _tags(value: Any) -> list[str]:
@@ -65,21 +67,9 @@ def _finding(item: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the leaks of a Gitleaks JSON array (``null`` means no leaks)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    first = src.read(65536)
-    src.seek(start)
-    body = first.lstrip(b"\xef\xbb\xbf").strip()
-    if body == b"null":
-        return
-    head = json_head(first)
-    if head is None or head.root != "array":
-        if not body:
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "expected a JSON array of leaks")
-    for item in _json.iter_items(src, "item", KEY):
+    for item in json_reader.iter_json_items(report.stream, "item", KEY):
         yield _finding(item)
 
 
@@ -100,7 +90,10 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Gitleaks JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="array",
+    null_is_empty=True,
+    what=WHAT,
     map_severity=map_severity,
-    extensions=(".json",),
 )

@@ -12,24 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "grype_json"
-WHAT = "Grype JSON report"
+WHAT = "a Grype JSON report"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -111,24 +102,17 @@ def _source_name(src: IO[bytes], start: int, head_values: dict[str, Any]) -> str
     value = head_values.get("source.target.userInput") or head_values.get("source.target")
     if value is None:
         src.seek(start)
-        target = _json.first_value(src, "source.target", KEY)
+        target = json_reader.first_value(src, "source.target", KEY)
         value = as_dict(target).get("userInput") if isinstance(target, dict) else target
     src.seek(start)
     return text(value)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``matches`` of a Grype JSON report."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
+    src, start, head = report.stream, report.start, report.json
     source = _source_name(src, start, head.values)
-    for m in _json.items_required(src, "matches.item", KEY, WHAT):
+    for m in json_reader.items_required(src, "matches.item", KEY, WHAT):
         yield _match(m, source)
 
 
@@ -148,7 +132,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Anchore Grype JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

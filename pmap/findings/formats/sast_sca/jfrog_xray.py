@@ -8,27 +8,17 @@ falls back to the highest CVSS v3 score of the row.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "jfrog_xray_json"
-WHAT = "JFrog Xray unified report"
+WHAT = "a JFrog Xray unified report"
 SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
 _OS_TYPES = {"rpm", "deb", "alpine", "apk"}
 
@@ -85,17 +75,10 @@ def _row(row: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``rows`` of an Xray unified report."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
-    for row in _json.items_required(src, "rows.item", KEY, WHAT):
+    src = report.stream
+    for row in json_reader.items_required(src, "rows.item", KEY, WHAT):
         yield _row(row)
 
 
@@ -113,7 +96,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="JFrog Xray unified report JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

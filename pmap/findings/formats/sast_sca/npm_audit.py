@@ -9,25 +9,17 @@ Severity (npm's scale): critical, high, moderate -> medium, low, info.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    ghsa_ids,
-    json_head,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, ghsa_ids, sca_title
+from pmap.findings.formats.sniff import json_head
 
 KEY = "npm_audit_json"
-WHAT = "npm audit (npm 7+) JSON report"
+WHAT = "an npm audit (npm 7+) JSON report"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -47,6 +39,7 @@ def _package(name: str, entry: Any) -> Iterator[ParsedFinding]:
         remediation = f"Upgrade {text(fix.get('name'))} to {text(fix.get('version'))}{major}."
     elif fix is True:
         remediation = "Run npm audit fix."
+    direct = entry.get("isDirect") if isinstance(entry.get("isDirect"), bool) else None
     for via in as_list(entry.get("via")):
         if not isinstance(via, dict):
             continue  # vulnerable only through another package, reported there
@@ -55,7 +48,8 @@ def _package(name: str, entry: Any) -> Iterator[ParsedFinding]:
         ghsa = ghsa_ids(url)
         vid = ghsa[0] if ghsa else source  # the GHSA id, else npm's advisory number as written
         if not vid:
-            raise ReportError(KEY, f"an advisory of {name!r} has neither url nor source", f"vulnerabilities.{name}.via[]")
+            raise ReportError(KEY, f"an advisory of {name!r} has neither url nor source",
+                              f"vulnerabilities.{name}.via[]")
         pkg = text(via.get("name")) or name
         cvss = as_dict(via.get("cvss"))
         vector = text(cvss.get("vectorString"))
@@ -74,33 +68,26 @@ def _package(name: str, entry: Any) -> Iterator[ParsedFinding]:
             package_name=pkg,
             remediation=remediation,
             references=[url] if url else [],
-            extra={k: v for k, v in (("vulnerable_range", text(via.get("range"))),
-                                     ("direct", entry.get("isDirect") if isinstance(entry.get("isDirect"), bool) else None)) if v is not None},
+            extra={k: v for k, v in (("vulnerable_range", text(via.get("range"))), ("direct", direct))
+                   if v is not None},
         )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the packages of ``vulnerabilities`` and their advisories."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
+    src, start, head = report.stream, report.start, report.json
     version = head.values.get("auditReportVersion")
     if version is not None and version != 2:
         raise not_a(KEY, WHAT, f"auditReportVersion {version!r} (npm 6 reports are not read)", "$.auditReportVersion")
     if "advisories" in head.paths and "vulnerabilities" not in head.paths:
         raise not_a(KEY, WHAT, "an npm 6 report (advisories); use npm 7+", "$.advisories")
     seen = False
-    for name, entry in _json.iter_kvitems(src, "vulnerabilities", KEY):
+    for name, entry in json_reader.iter_kvitems(src, "vulnerabilities", KEY):
         seen = True
         yield from _package(name, entry)
     if not seen:
         src.seek(start)
-        _json.check_container(src, "vulnerabilities", KEY, WHAT, kind="start_map")
+        json_reader.check_container(src, "vulnerabilities", KEY, WHAT, kind="start_map")
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -115,7 +102,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="npm audit JSON (npm 7+)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

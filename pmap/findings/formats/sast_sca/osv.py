@@ -8,27 +8,17 @@ the base score computed from the advisory's CVSS v3 vector.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss3_base_score,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cvss3_base_score, cvss_version, cwe_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "osv_json"
-WHAT = "OSV-Scanner JSON report"
+WHAT = "an OSV-Scanner JSON report"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -96,17 +86,10 @@ def _package(pkg: Any, source: str | None) -> Iterator[ParsedFinding]:
         )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings source by source (each source holds its packages)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
-    for result in _json.items_required(src, "results.item", KEY, WHAT):
+    src = report.stream
+    for result in json_reader.items_required(src, "results.item", KEY, WHAT):
         result = as_dict(result)
         source = text(as_dict(result.get("source")).get("path"))
         for pkg in as_list(result.get("packages")):
@@ -127,7 +110,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="OSV-Scanner JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

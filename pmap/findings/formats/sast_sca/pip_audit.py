@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import as_dict, as_list, json_head, not_a, sca_title, text, vuln_ids
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "pip_audit_json"
-WHAT = "pip-audit JSON report"
+WHAT = "a pip-audit JSON report"
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -60,18 +63,11 @@ def _dependency(dep: Any) -> Iterator[ParsedFinding]:
         )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerable dependencies of a pip-audit report."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None:
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not JSON")
+    src, head = report.stream, report.json
     prefix = "item" if head.root == "array" else "dependencies.item"
-    items = _json.iter_items(src, prefix, KEY) if head.root == "array" else _json.items_required(
+    items = json_reader.iter_json_items(src, prefix, KEY) if head.root == "array" else json_reader.items_required(
         src, prefix, KEY, WHAT
     )
     for dep in items:
@@ -95,7 +91,8 @@ FORMAT = ReportFormat(
     key=KEY,
     title="pip-audit JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    what=WHAT,
     map_severity=map_by_table({}),
-    extensions=(".json",),
 )

@@ -27,28 +27,12 @@ from typing import IO, Any
 
 import ijson
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    SeverityResult,
-    cvss_band,
-)
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cwe_ids,
-    cwes_in_text,
-    ghsa_ids,
-    has_ext,
-    json_head,
-    text,
-    to_float,
-    to_int,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids, cwes_in_text, ghsa_ids
+from pmap.findings.formats.sniff import JsonHead, has_ext, json_head
 
 KEY = "sarif"
 _LEVELS = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "note": Severity.INFO, "none": Severity.INFO}
@@ -93,7 +77,8 @@ def _rule(raw: dict[str, Any]) -> _Rule:
         cwes += cwes_in_text(text(target.get("id")))
     cwes += cwe_ids(props.get("cwe")) + cwes_in_text([t for t in as_list(props.get("tags")) if isinstance(t, str)])
     # CodeQL tags look like "external/cwe/cwe-089"
-    cwes += [int(m) for t in as_list(props.get("tags")) if isinstance(t, str) for m in re.findall(r"cwe[-/](\d+)$", t, re.I)]
+    cwes += [int(m) for t in as_list(props.get("tags")) if isinstance(t, str)
+             for m in re.findall(r"cwe[-/](\d+)$", t, re.I)]
     refs = [u for u in (text(raw.get("helpUri")),) if u]
     help_text = _msg(raw.get("help"))
     if help_text and help_text.startswith(("http://", "https://")) and " " not in help_text:
@@ -257,11 +242,7 @@ def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], li
     )
 
 
-def _header(src: IO[bytes], start: int) -> None:
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        raise ReportError(KEY, "not a SARIF log: the file is not a JSON object", "$")
+def _header(head: JsonHead) -> None:
     version = head.values.get("version")
     if version is not None and str(version) != "2.1.0":
         raise ReportError(KEY, f"unsupported SARIF version {version!r}: only 2.1.0 is read", "$.version")
@@ -269,7 +250,7 @@ def _header(src: IO[bytes], start: int) -> None:
 
 def _results_multi_run(src: IO[bytes]) -> Iterator[tuple[int, Any]]:
     """Results with their run index, for files with several runs (one Python hop per event)."""
-    guard = _json.DepthGuardStream(src, KEY)
+    guard = json_reader.DepthGuardStream(src, KEY)
     run = [-1]
 
     def events() -> Iterator[tuple[str, str, Any]]:
@@ -282,27 +263,24 @@ def _results_multi_run(src: IO[bytes]) -> Iterator[tuple[int, Any]]:
         for result in ijson.items(events(), "runs.item.results.item"):
             yield run[0], result
     except ijson.JSONError as exc:
-        raise _json._json_error(KEY, exc, guard, "runs[].results[]") from None
+        raise json_reader.json_error(KEY, exc, guard, "runs[].results[]") from None
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the findings of every run of a SARIF 2.1.0 log."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    _header(src, start)
-    runs = [_run_meta(t) for t in _json.iter_items(src, "runs.item.tool", KEY)]
+    src, start = report.stream, report.start
+    _header(report.json)
+    runs = [_run_meta(t) for t in json_reader.iter_json_items(src, "runs.item.tool", KEY)]
     src.seek(start)
     if not runs:
         # a run SHALL have a tool: no tool means no runs (valid, empty) or not SARIF at all
-        head = json_head(src.read(65536))
-        src.seek(start)
-        if head is None or "runs" not in head.paths:
+        if "runs" not in report.json.paths:
             raise ReportError(KEY, "not a SARIF log: missing 'runs'", "$")
         runs = [_Run(None, {}, [], {})]
     if len(runs) == 1:
         only = runs[0]
         # pass 1 read the whole file through the depth guard: pass 2 need not guard again
-        results = _json.iter_items(src, "runs.item.results.item", KEY, guard=False)
+        results = json_reader.iter_json_items(src, "runs.item.results.item", KEY, guard=False)
         pairs: Iterator[tuple[int, Any]] = ((0, r) for r in results)
     else:
         only = None
@@ -348,7 +326,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="SARIF 2.1.0 (any tool)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what="a SARIF log",
     map_severity=map_severity,
-    extensions=(".sarif", ".sarif.json"),
 )

@@ -8,26 +8,17 @@ EXPERIMENT and INVENTORY (non-security rule modes) -> info.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cwe_ids,
-    ghsa_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_int,
-    uniq,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids, ghsa_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "semgrep_json"
-WHAT = "Semgrep JSON report"
+WHAT = "a Semgrep JSON report"
 
 SEVERITIES = {
     "critical": Severity.CRITICAL,
@@ -119,21 +110,14 @@ def _api_vuln(v: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream Semgrep CLI ``results`` (or API ``vulns``) as findings."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not a JSON object")
+    src, head = report.stream, report.json
     if "vulns" in head.paths:
-        for v in _json.iter_items(src, "vulns.item", KEY):
+        for v in json_reader.iter_json_items(src, "vulns.item", KEY):
             yield _api_vuln(v)
         return
-    for r in _json.items_required(src, "results.item", KEY, WHAT):
+    for r in json_reader.items_required(src, "results.item", KEY, WHAT):
         yield _cli_result(r)
 
 
@@ -156,7 +140,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Semgrep JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    json_root="object",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

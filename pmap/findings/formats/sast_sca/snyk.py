@@ -10,26 +10,17 @@ Severity (Snyk's scale): critical, high, medium, low map one to one.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "snyk_json"
-WHAT = "Snyk JSON report"
+WHAT = "a Snyk JSON report"
 SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
 
 
@@ -55,7 +46,8 @@ def _vuln(v: Any, project: str | None, target: str | None) -> ParsedFinding:
     title = text(v.get("title"))
     epss = as_dict(v.get("epssDetails"))
     return ParsedFinding(
-        title=f"{sca_title(vid, pkg, version)}: {title}" if title and title not in vid else sca_title(vid, pkg, version),
+        title=(f"{sca_title(vid, pkg, version)}: {title}" if title and title not in vid
+               else sca_title(vid, pkg, version)),
         vendor_severity=text(v.get("severity")),
         description=text(v.get("description")),
         cve_ids=cves,
@@ -98,18 +90,11 @@ def _vulns(vulns: Any, project: str | None, target: str | None) -> Iterator[Pars
         yield _vuln(v, project, target)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerabilities of a Snyk project (or of each project of an array)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None:
-        if not src.read(1):
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not JSON")
+    src, start, head = report.stream, report.start, report.json
     if head.root == "array":
-        for p in _json.iter_items(src, "item", KEY):
+        for p in json_reader.iter_json_items(src, "item", KEY):
             yield from _project(p, "[]")
         return
     if "vulnerabilities" not in head.paths and "error" in head.paths and "ok" in head.paths:
@@ -121,15 +106,15 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         value = head.values.get(key)
         if value is None:
             src.seek(start)
-            value = _json.first_value(src, key, KEY)
+            value = json_reader.first_value(src, key, KEY)
         meta[key] = text(value)
     src.seek(start)
     target = meta["displayTargetFile"] or meta["targetFile"]
-    for v in _json.items_required(src, "vulnerabilities.item", KEY, WHAT):
+    for v in json_reader.items_required(src, "vulnerabilities.item", KEY, WHAT):
         yield _vuln(v, meta["projectName"], target)
     if "applications" in head.paths or head.has("docker"):
         src.seek(start)
-        for app in _json.iter_items(src, "applications.item", KEY):
+        for app in json_reader.iter_json_items(src, "applications.item", KEY):
             app = as_dict(app)
             yield from _vulns(app.get("vulnerabilities"), text(app.get("projectName")) or meta["projectName"],
                               text(app.get("displayTargetFile")) or text(app.get("targetFile")))
@@ -154,7 +139,8 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Snyk Open Source / Container JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

@@ -18,22 +18,16 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cwes_in_text,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_int,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cve_ids, cwes_in_text
+from pmap.findings.formats.readers import rewindable
+from pmap.findings.formats.sniff import json_head
 
 KEY = "sonarqube_json"
-WHAT = "SonarQube JSON report"
+WHAT = "a SonarQube JSON report"
 SEVERITIES = {
     "blocker": Severity.CRITICAL,
     "critical": Severity.HIGH,
@@ -118,28 +112,28 @@ def _parse_json(src: IO[bytes], location: str) -> Iterator[ParsedFinding]:
     project = text(head.values.get("sonarComponent")) or text(head.values.get("projectName"))
     rules: dict[str, Any] = {}
     if "rules.item" in head.paths:  # API pages (additionalFields=rules): a list of {key, name}
-        for rule in _json.iter_items(src, "rules.item", KEY):
+        for rule in json_reader.iter_json_items(src, "rules.item", KEY):
             if (k := text(as_dict(rule).get("key"))) is not None:
                 rules[k] = {"name": as_dict(rule).get("name")}
         src.seek(start)
     elif "rules" in head.paths:  # sonar-report: an object keyed by rule
-        for k, rule in _json.iter_kvitems(src, "rules", KEY):
+        for k, rule in json_reader.iter_kvitems(src, "rules", KEY):
             rules[k] = {"name": as_dict(rule).get("name")}
         src.seek(start)
     count = 0
     for prefix in ("issues.item", "hotspots.item"):
         src.seek(start)
-        for issue in _json.iter_items(src, prefix, KEY):
+        for issue in json_reader.iter_json_items(src, prefix, KEY):
             count += 1
             yield _issue(issue, rules, project)
     if count == 0:
         src.seek(start)
-        if _json.has_path(src, "hotspots", KEY):
+        if json_reader.has_path(src, "hotspots", KEY):
             src.seek(start)
-            _json.check_container(src, "hotspots", KEY, WHAT)
+            json_reader.check_container(src, "hotspots", KEY, WHAT)
         else:
             src.seek(start)
-            _json.check_container(src, "issues", KEY, WHAT)
+            json_reader.check_container(src, "issues", KEY, WHAT)
 
 
 def _parse_zip(src: IO[bytes]) -> Iterator[ParsedFinding]:
@@ -158,22 +152,18 @@ def _parse_zip(src: IO[bytes]) -> Iterator[ParsedFinding]:
             raise ReportError(KEY, "ZIP expands beyond the allowed size (a zip bomb?)", "zip")
         for m in sorted(members, key=lambda m: m.filename):
             try:
-                with archive.open(m) as member:
-                    yield from _parse_json(_json.rewindable(member), f"zip:{m.filename}")
+                with archive.open(m) as member, rewindable(member) as page:
+                    yield from _parse_json(page, f"zip:{m.filename}")
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
                 raise ReportError(KEY, f"corrupt ZIP member: {exc}", f"zip:{m.filename}") from None
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream SonarQube issues/hotspots from a JSON page or export, or a ZIP of JSON pages."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    magic = src.read(4)
-    src.seek(start)
-    if magic.startswith(b"PK"):
-        yield from _parse_zip(src)
+    if report.head.startswith(b"PK"):
+        yield from _parse_zip(report.stream)
     else:
-        yield from _parse_json(src, "$")
+        yield from _parse_json(report.stream, "$")
 
 
 def _is_sonar_json(head: bytes) -> bool:
@@ -221,7 +211,6 @@ FORMAT = ReportFormat(
     key=KEY,
     title="SonarQube JSON (API issues/hotspots, sonar-report, ZIP of pages)",
     detect=detect,
-    parse=parse,
+    read=parse,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json", ".zip"),
 )

@@ -9,28 +9,17 @@ Trivy already picked from its ``SeveritySource``; the CVSS of that source (else 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import ParsedFinding, ReportError, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cvss_version,
-    cwe_ids,
-    ghsa_ids,
-    json_head,
-    not_a,
-    sca_title,
-    text,
-    to_float,
-    to_int,
-    uniq,
-    vuln_ids,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int, uniq
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cvss_version, cwe_ids, ghsa_ids, sca_title, vuln_ids
+from pmap.findings.formats.sniff import json_head
 
 KEY = "trivy_json"
-WHAT = "Trivy JSON report"
+WHAT = "a Trivy JSON report"
 SEVERITIES = {
     "critical": Severity.CRITICAL,
     "high": Severity.HIGH,
@@ -151,27 +140,16 @@ def _result(result: Any, artifact: str | None, where: str) -> Iterator[ParsedFin
         yield _secret(s, target, artifact, where)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings result by result (Kubernetes reports: resource by resource)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    first = src.read(65536)
-    src.seek(start)
-    body = first.lstrip(b"\xef\xbb\xbf").strip()
-    if body == b"null":
-        return  # legacy Trivy writes null for a clean scan
-    head = json_head(first)
-    if head is None:
-        if not body:
-            raise ReportError(KEY, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY, WHAT, "the file is not JSON")
+    src, start, head = report.stream, report.start, report.json
     if head.root == "array":
-        for result in _json.iter_items(src, "item", KEY):
+        for result in json_reader.iter_json_items(src, "item", KEY):
             yield from _result(result, None, "[]")
         return
     if "ClusterName" in head.paths or "Resources" in head.paths:
         cluster = text(head.values.get("ClusterName"))
-        for res in _json.iter_items(src, "Resources.item", KEY):
+        for res in json_reader.iter_json_items(src, "Resources.item", KEY):
             res = as_dict(res)
             # the cluster resource is the artifact: the same image in two workloads is two findings
             name = "/".join(t for t in (text(res.get("Namespace")), text(res.get("Kind")), text(res.get("Name"))) if t)
@@ -182,9 +160,9 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
     artifact = text(head.values.get("ArtifactName"))
     if artifact is None and "ArtifactName" not in head.paths:
         src.seek(start)
-        artifact = text(_json.first_value(src, "ArtifactName", KEY))
+        artifact = text(json_reader.first_value(src, "ArtifactName", KEY))
         src.seek(start)
-    for result in _json.items_required(src, "Results.item", KEY, WHAT):
+    for result in json_reader.items_required(src, "Results.item", KEY, WHAT):
         yield from _result(result, artifact, "Results[]")
 
 
@@ -206,7 +184,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Trivy JSON",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    null_is_empty=True,  # legacy Trivy writes null for a clean scan
+    what=WHAT,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

@@ -11,33 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    clear_element,
-    iter_xml,
-    map_by_table,
-)
-from pmap.findings.formats.sast_sca import _json
-from pmap.findings.formats.sast_sca._util import (
-    as_dict,
-    as_list,
-    cve_ids,
-    cvss_version,
-    cwe_ids,
-    json_head,
-    not_a,
-    parse_dt,
-    text,
-    to_float,
-    to_int,
-    xml_head,
-)
+from pmap.findings.formats import json_reader
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_float, to_int
+from pmap.findings.formats.errors import ReportError, not_a
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.sniff import json_head, xml_head
+from pmap.findings.formats.xml_reader import clear_element, iter_xml
 
 KEY_XML = "veracode_xml"
 KEY_JSON = "veracode_json"
@@ -136,14 +119,14 @@ def _xml_component(comp: Any) -> Iterator[ParsedFinding]:
         )
 
 
-def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream the flaws and vulnerable components of a Veracode detailed XML report."""
     checked = False
-    for tag, elem in iter_xml(stream, KEY_XML, ("flaw", "component", "detailedreport")):
+    for tag, elem in iter_xml(report.stream, KEY_XML, ("flaw", "component", "detailedreport")):
         if not checked:
             root = elem.getroottree().getroot()
             if root.tag.rsplit("}", 1)[-1] != "detailedreport":
-                raise not_a(KEY_XML, "Veracode detailed XML report", "the root element is not detailedreport",
+                raise not_a(KEY_XML, "a Veracode detailed XML report", "the root element is not detailedreport",
                             "line 1")
             checked = True
         if tag == "flaw":
@@ -153,7 +136,7 @@ def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
             yield from _xml_component(elem)
             clear_element(elem)
     if not checked:
-        raise not_a(KEY_XML, "Veracode detailed XML report", "no detailedreport element", "line 1")
+        raise not_a(KEY_XML, "a Veracode detailed XML report", "no detailedreport element", "line 1")
 
 
 # --- REST findings JSON ---------------------------------------------------------------------------
@@ -246,18 +229,11 @@ def _json_finding(f: Any) -> ParsedFinding:
     )
 
 
-def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream the findings of a Veracode REST findings page (embedded or plain list)."""
-    src = _json.rewindable(stream)
-    start = src.tell()
-    head = json_head(src.read(65536))
-    src.seek(start)
-    if head is None or head.root != "object":
-        if not src.read(1):
-            raise ReportError(KEY_JSON, "empty file: no JSON document", "byte 0")
-        raise not_a(KEY_JSON, "Veracode findings JSON", "the file is not a JSON object")
+    src, head = report.stream, report.json
     prefix = "_embedded.findings.item" if "_embedded" in head.paths else "findings.item"
-    for f in _json.items_required(src, prefix, KEY_JSON, "Veracode findings JSON"):
+    for f in json_reader.items_required(src, prefix, KEY_JSON, "a Veracode findings JSON"):
         yield _json_finding(f)
 
 
@@ -284,15 +260,19 @@ XML_FORMAT = ReportFormat(
     key=KEY_XML,
     title="Veracode detailed XML report",
     detect=detect_xml,
-    parse=parse_xml,
+    read=parse_xml,
+    syntax="xml",
+    xml_roots=("detailedreport",),
+    what="a Veracode detailed XML report",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".xml",),
 )
 JSON_FORMAT = ReportFormat(
     key=KEY_JSON,
     title="Veracode findings JSON (REST API)",
     detect=detect_json,
-    parse=parse_json,
+    read=parse_json,
+    syntax="json",
+    json_root="object",
+    what="a Veracode findings JSON",
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

@@ -3,36 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    clear_element,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    child,
-    children,
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    text_of,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
-    compact,
-    cves_in,
-    cvss_score,
-    cvss_version_of,
-    cwes_in,
-    dedupe,
-    evidence,
-    parse_dt,
-    split_url,
-    strip_html,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import compact, cvss_score, evidence, parse_dt, split_url, strip_html, uniq
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
 KEY = "acunetix_xml"
 
@@ -80,13 +57,16 @@ def _cvss(item: Any) -> tuple[float | None, str | None, str | None]:
         vector = text_of(child(node, "Descriptor"))
         score = cvss_score(text_of(child(node, "Score")))
         if score is not None or vector:
-            return score, vector, cvss_version_of(vector) or ("3.0" if name == "CVSS3" else "2.0")
+            return score, vector, cvss_version(vector) or ("3.0" if name == "CVSS3" else "2.0")
     return None, None, None
 
 
 def _item(item: Any, target: dict[str, Any]) -> ParsedFinding:
     affects = text_of(child(item, "Affects")) or ""
-    url = (target["base"] + ("" if affects.startswith("/") or not affects else "/") + affects) if target["base"] else (affects or None)
+    if target["base"]:
+        url = target["base"] + ("" if affects.startswith("/") or not affects else "/") + affects
+    else:
+        url = affects or None
     param = text_of(child(item, "Parameter"))
     score, vector, version = _cvss(item)
     cwe_list = child(item, "CWEList")
@@ -98,8 +78,8 @@ def _item(item: Any, target: dict[str, Any]) -> ParsedFinding:
         title=text_of(child(item, "Name")) or "Acunetix alert",
         vendor_severity=text_of(child(item, "Severity")),
         description="\n\n".join(p for p in desc_parts if p) or None,
-        cve_ids=cves_in([text_of(c) for c in children(cve_list, "CVE")] if cve_list is not None else []),
-        cwe_ids=cwes_in([c.get("id") or text_of(c) for c in children(cwe_list, "CWE")] if cwe_list is not None else []),
+        cve_ids=cve_ids([text_of(c) for c in children(cve_list, "CVE")] if cve_list is not None else []),
+        cwe_ids=cwe_ids([c.get("id") or text_of(c) for c in children(cwe_list, "CWE")] if cwe_list is not None else []),
         cvss_version=version,
         cvss_vector=vector,
         cvss_score=score,
@@ -108,7 +88,8 @@ def _item(item: Any, target: dict[str, Any]) -> ParsedFinding:
         url=url,
         parameter=None if param in (None, "<empty>") else param,
         remediation=strip_html(text_of(child(item, "Recommendation"))),
-        references=dedupe(text_of(child(r, "URL")) or "" for r in children(refs, "Reference")) if refs is not None else [],
+        references=(uniq(text_of(child(r, "URL")) or "" for r in children(refs, "Reference"))
+                    if refs is not None else []),
         last_seen=target["seen"],
         status="false_positive" if false_positive else None,
         extra=compact({
@@ -120,11 +101,10 @@ def _item(item: Any, target: dict[str, Any]) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from an Acunetix XML export, one per ReportItem."""
-    stream = expect_xml_root(stream, KEY, ("ScanGroup",), "an Acunetix XML export")
     target: dict[str, Any] | None = None
-    for tag, elem in iter_report_xml(stream, KEY, ("ReportItem", "Scan", "StartTime")):
+    for tag, elem in iter_xml(report.stream, KEY, ("ReportItem", "Scan", "StartTime")):
         if tag == "StartTime":
             scan = elem.getparent()
             if scan is not None and scan.tag == "Scan":
@@ -132,7 +112,8 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         elif tag == "ReportItem":
             if target is None:
                 scan = elem.getparent().getparent() if elem.getparent() is not None else None
-                target = _scan_target(scan) if scan is not None else {"base": "", "host": None, "port": None, "start_url": None, "seen": None}
+                target = _scan_target(scan) if scan is not None else {
+                    "base": "", "host": None, "port": None, "start_url": None, "seen": None}
             yield _item(elem, target)
             clear_element(elem)
         elif tag == "Scan":
@@ -144,7 +125,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Acunetix XML export",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("ScanGroup",),
+    what="an Acunetix XML export",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    clear_element,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    child,
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    text_of,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
-    clean,
-    compact,
-    cwes_in,
-    evidence,
-    split_url,
-    strip_html,
-    urls_in,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import clean, compact, evidence, split_url, strip_html, urls_in
+from pmap.findings.formats.identifiers import cwe_ids
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import child, clear_element, iter_xml, text_of
 
 KEY = "burp_xml"
 
@@ -74,7 +55,7 @@ def _issue(issue: Any) -> ParsedFinding:
         title=text_of(child(issue, "name")) or "Burp issue",
         vendor_severity=text_of(child(issue, "severity")),
         description="\n\n".join(p for p in (detail, background) if p) or None,
-        cwe_ids=cwes_in(re.findall(r"CWE-\d+", classifications or "")),
+        cwe_ids=cwe_ids(re.findall(r"CWE-\d+", classifications or "")),
         rule_id=text_of(child(issue, "type")),
         host=host,
         ip=clean(host_el.get("ip")) if host_el is not None else None,
@@ -93,10 +74,9 @@ def _issue(issue: Any) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Burp XML export, one per issue."""
-    stream = expect_xml_root(stream, KEY, ("issues",), "a Burp Suite XML export")
-    for _tag, elem in iter_report_xml(stream, KEY, ("issue",)):
+    for _tag, elem in iter_xml(report.stream, KEY, ("issue",)):
         yield _issue(elem)
         clear_element(elem)
 
@@ -105,7 +85,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Burp Suite XML issue export",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("issues",),
+    what="a Burp Suite XML export",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )

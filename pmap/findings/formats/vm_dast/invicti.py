@@ -10,29 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    iter_json_items,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    first_json_byte,
-    head_text,
-    peek,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import (
     as_dict,
     as_str,
     compact,
-    cves_in,
     cvss_score,
-    cvss_version_of,
-    cwes_in,
     evidence,
     only_list,
     parse_dt,
@@ -40,6 +25,10 @@ from pmap.findings.formats.vm_dast._util import (
     strip_html,
     urls_in,
 )
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.json_reader import iter_json_items
+from pmap.findings.formats.sniff import first_json_byte, head_text
 
 # Invicti / Acunetix 360 severity: Critical, High, Medium, Low, Information, BestPractice
 # (a recommendation, mapped to Info); CVSS bands are the fallback
@@ -123,7 +112,7 @@ def _cvss(classification: dict[str, Any]) -> tuple[float | None, str | None, str
         base = block.get("BaseScore")
         score = cvss_score(base.get("Value") if isinstance(base, dict) else base)
         if score is not None or vector:
-            return score, vector, cvss_version_of(vector) or {"Cvss40": "4.0", "Cvss31": "3.1"}.get(key, "3.0")
+            return score, vector, cvss_version(vector) or {"Cvss40": "4.0", "Cvss31": "3.1"}.get(key, "3.0")
     return None, None, None
 
 
@@ -145,8 +134,8 @@ def _finding(v: dict[str, Any], generated: datetime | None) -> ParsedFinding:
         title=as_str(v.get("Name")) or as_str(v.get("Type")) or "Invicti vulnerability",
         vendor_severity=as_str(v.get("Severity")),
         description="\n\n".join(p for p in (description, f"Impact: {impact}" if impact else None) if p) or None,
-        cve_ids=cves_in([as_str(k.get("Title")) for k in known if isinstance(k, dict)], as_str(v.get("Name"))),
-        cwe_ids=cwes_in(as_str(classification.get("Cwe"))),
+        cve_ids=cve_ids([as_str(k.get("Title")) for k in known if isinstance(k, dict)], as_str(v.get("Name"))),
+        cwe_ids=cwe_ids(as_str(classification.get("Cwe"))),
         rule_id=as_str(v.get("Type")),
         cvss_version=version,
         cvss_vector=vector,
@@ -173,11 +162,9 @@ def _finding(v: dict[str, Any], generated: datetime | None) -> ParsedFinding:
     )
 
 
-def _parser(key: str, vendor: str) -> Callable[[IO[bytes]], Iterator[ParsedFinding]]:
-    def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
-        head, stream = peek(stream)
-        if first_json_byte(head) != "{":
-            raise ReportError(key, f"not {vendor} JSON report: expected a JSON object", "$")
+def _parser(key: str, vendor: str) -> Callable[[Report], Iterator[ParsedFinding]]:
+    def parse(report: Report) -> Iterator[ParsedFinding]:
+        head, stream = report.head, report.stream
         if not _SHAPE.search(head_text(head)):
             raise ReportError(key, f"not {vendor} JSON report: missing 'Vulnerabilities'", "$")
         m = _GENERATED.search(head_text(head))
@@ -195,16 +182,20 @@ INVICTI_JSON = ReportFormat(
     key="invicti_json",
     title="Invicti / Netsparker JSON report",
     detect=detect_invicti,
-    parse=_parser("invicti_json", "an Invicti/Netsparker"),
+    read=_parser("invicti_json", "an Invicti/Netsparker"),
+    syntax="json",
+    json_root="object",
+    what="an Invicti/Netsparker JSON report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )
 
 ACUNETIX360_JSON = ReportFormat(
     key="acunetix360_json",
     title="Acunetix 360 JSON report",
     detect=detect_acunetix360,
-    parse=_parser("acunetix360_json", "an Acunetix 360"),
+    read=_parser("acunetix360_json", "an Acunetix 360"),
+    syntax="json",
+    json_root="object",
+    what="an Acunetix 360 JSON report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )

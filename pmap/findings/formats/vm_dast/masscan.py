@@ -11,36 +11,17 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    clear_element,
-    iter_json_items,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    HEAD_SIZE,
-    expect_xml_root,
-    first_json_byte,
-    head_text,
-    iter_json_lines,
-    iter_report_xml,
-    peek,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
-    as_dict,
-    as_str,
-    compact,
-    epoch_dt,
-    port_of,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
+from pmap.findings.formats.convert import as_dict, as_str, compact, epoch_dt, port_of
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.json_reader import iter_json_items, iter_json_lines
+from pmap.findings.formats.sniff import HEAD_SIZE, first_json_byte, head_text, xml_root
 from pmap.findings.formats.vm_dast.nmap import (
     OPEN_PORT_SEVERITY,
     SEVERITY_TABLE,
     open_port_findings,
 )
+from pmap.findings.formats.xml_reader import check_xml_root, clear_element, iter_xml
 
 KEY = "masscan"
 _LIST_LINE = re.compile(r"^(open|closed)\s+(tcp|udp|sctp|icmp)\s+(\d+)\s+(\S+)\s+(\d+)\s*$")
@@ -60,7 +41,8 @@ def detect(head: bytes, filename: str | None) -> bool:
     return stripped.startswith(("#masscan", "# Masscan"))
 
 
-def _port_finding(ip: str, port: Any, proto: Any, status: Any, extra: dict[str, Any], seen: Any, where: str) -> ParsedFinding | None:
+def _port_finding(ip: str, port: Any, proto: Any, status: Any, extra: dict[str, Any], seen: Any,
+                  where: str) -> ParsedFinding | None:
     if str(status or "open").lower() != "open":
         return None
     number = port_of(port)
@@ -95,7 +77,8 @@ def _json_host(entry: Any, where: str) -> Iterator[ParsedFinding]:
                 raise ReportError(KEY, "port entry must be a JSON object", where)
             service = as_dict(p.get("service"))
             f = _port_finding(ip, p.get("port"), p.get("proto"), p.get("status"),
-                              {"reason": as_str(p.get("reason")), "ttl": p.get("ttl"), "service": as_str(service.get("name")),
+                              {"reason": as_str(p.get("reason")), "ttl": p.get("ttl"),
+                               "service": as_str(service.get("name")),
                                "banner": as_str(service.get("banner"))}, entry.get("timestamp"), where)
             if f is not None:
                 yield f
@@ -119,13 +102,15 @@ def _parse_json(stream: IO[bytes], first: str) -> Iterator[ParsedFinding]:
     # a lone object is not masscan -oJ output (always an array); -oD writes one object per line
     for index, entry in enumerate(iter_json_lines(stream, KEY)):
         if not isinstance(entry, dict) or ("port" not in entry and "ports" not in entry):
-            raise ReportError(KEY, "masscan JSON must be an array of hosts (or -oD records with 'port')", f"line {index + 1}")
+            raise ReportError(KEY, "masscan JSON must be an array of hosts (or -oD records with 'port')",
+                              f"line {index + 1}")
         yield from _json_host(entry, f"line {index + 1}")
 
 
-def _parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
-    stream = expect_xml_root(stream, KEY, ("nmaprun",), "a masscan XML report")
-    for _tag, host in iter_report_xml(stream, KEY, ("host",)):
+def _parse_xml(report: Report) -> Iterator[ParsedFinding]:
+    check_xml_root(report.head, KEY, ("nmaprun",), "a masscan XML report")
+    stream = report.stream
+    for _tag, host in iter_xml(stream, KEY, ("host",)):
         seen = epoch_dt(host.get("endtime"))
         for finding, _port_el in open_port_findings(host, seen):
             yield finding
@@ -150,9 +135,9 @@ def _parse_lines(stream: IO[bytes]) -> Iterator[ParsedFinding]:
             yield f
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream open-port findings from masscan JSON, XML or list output."""
-    head, stream = peek(stream)
+    head, stream = report.head, report.stream
     text = head_text(head).lstrip()
     if not text:
         if len(head) < HEAD_SIZE:
@@ -162,7 +147,7 @@ def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
     if first in ("[", "{"):
         yield from _parse_json(stream, first)
     elif first == "<":
-        yield from _parse_xml(stream)
+        yield from _parse_xml(report)
     elif text.startswith(("#", "Timestamp:")) or _LIST_LINE.match(text.split("\n", 1)[0].strip()):
         yield from _parse_lines(stream)
     else:
@@ -173,7 +158,6 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Masscan (JSON, XML, list)",
     detect=detect,
-    parse=parse,
+    read=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json", "xml", "txt", "lst"),
 )

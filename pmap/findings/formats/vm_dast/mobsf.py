@@ -9,31 +9,14 @@ code and API findings per rule with the files they occur in; PMAP keeps one find
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    SeverityResult,
-    cvss_band,
-    load_json,
-)
-from pmap.findings.formats.vm_dast._io import (
-    first_json_byte,
-    head_text,
-)
-from pmap.findings.formats.vm_dast._util import (
-    as_dict,
-    as_list,
-    as_str,
-    compact,
-    cvss_score,
-    cwes_in,
-    strip_html,
-    to_int,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
+from pmap.findings.formats.convert import as_dict, as_list, as_str, compact, cvss_score, strip_html, to_int
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cwe_ids
+from pmap.findings.formats.json_reader import load_json
+from pmap.findings.formats.sniff import first_json_byte, head_text
 
 KEY = "mobsf_json"
 
@@ -65,7 +48,9 @@ def map_severity(finding: ParsedFinding) -> SeverityResult:
     return SeverityResult(Severity.UNKNOWN, "unmapped")
 
 
-_REPORT_KEYS = ('"app_name"', '"package_name"', '"manifest_analysis"', '"code_analysis"', '"appsec"', '"binary_analysis"')
+_REPORT_KEYS = (
+    '"app_name"', '"package_name"', '"manifest_analysis"', '"code_analysis"', '"appsec"', '"binary_analysis"',
+)
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -107,14 +92,15 @@ def _rules(section: str, rules: Any) -> Iterator[ParsedFinding]:
         md = body["metadata"]
         yield _f("report", section, as_str(md.get("description")) or rule, md.get("severity"),
                  rule_id=f"{section}:{rule}", description=as_str(md.get("description")),
-                 cwe_ids=cwes_in(as_str(md.get("cwe"))), cvss_score=cvss_score(md.get("cvss")),
+                 cwe_ids=cwe_ids(as_str(md.get("cwe"))), cvss_score=cvss_score(md.get("cvss")),
                  references=[r for r in as_list(md.get("ref")) if isinstance(r, str) and r.startswith("http")],
                  extra={"files": _files(body.get("files")), "masvs": as_str(md.get("masvs")),
                         "owasp_mobile": as_str(md.get("owasp-mobile"))})
 
 
 def _permissions(perms: Any) -> Iterator[ParsedFinding]:
-    items = perms.items() if isinstance(perms, dict) else ((as_str(p.get("name")), p) for p in as_list(perms) if isinstance(p, dict))
+    items = perms.items() if isinstance(perms, dict) else (
+        (as_str(p.get("name")), p) for p in as_list(perms) if isinstance(p, dict))
     for name, details in items:
         if not name or not isinstance(details, dict):
             continue
@@ -139,7 +125,7 @@ def _binary(section: Any) -> Iterator[ParsedFinding]:
         for title, body in findings.items():
             if isinstance(body, dict) and "severity" in body:
                 yield _f("report", "binary_analysis", title, body.get("severity"), rule_id=f"binary:{title}",
-                         description=as_str(body.get("detailed_desc")), cwe_ids=cwes_in(as_str(body.get("cwe"))),
+                         description=as_str(body.get("detailed_desc")), cwe_ids=cwe_ids(as_str(body.get("cwe"))),
                          cvss_score=cvss_score(body.get("cvss")))
 
 
@@ -150,7 +136,8 @@ def _report(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
         for item in as_list(cert.get("certificate_findings")):
             if isinstance(item, list) and len(item) >= 2:
                 title = str(item[2] if len(item) >= 3 else item[1])
-                yield _f("report", "certificate_analysis", title, item[0], rule_id=f"certificate:{title}", description=str(item[1]))
+                yield _f("report", "certificate_analysis", title, item[0], rule_id=f"certificate:{title}",
+                         description=str(item[1]))
     manifest = doc.get("manifest_analysis")
     entries = manifest.get("manifest_findings") if isinstance(manifest, dict) else manifest
     for m in as_list(entries):
@@ -172,7 +159,8 @@ def _report(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
     for a in as_list(ats.get("ats_findings") if isinstance(ats, dict) else ats):
         if isinstance(a, dict):
             title = as_str(a.get("issue")) or "ATS issue"
-            yield _f("report", "ats_analysis", title, a.get("severity"), rule_id=f"ats:{title}", description=as_str(a.get("description")))
+            yield _f("report", "ats_analysis", title, a.get("severity"), rule_id=f"ats:{title}",
+                     description=as_str(a.get("description")))
     yield from _binary(doc.get("binary_analysis"))
     yield from _rules("code_analysis", doc.get("code_analysis"))
     for section in ("android_api", "ios_api"):
@@ -207,9 +195,10 @@ def _mobsfscan(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
         for f in files:
             lines = as_list(f.get("match_lines"))
             yield _f("mobsfscan", "mobsfscan", rule, md.get("severity"), rule_id=rule,
-                     description=as_str(md.get("description")), cwe_ids=cwes_in(as_str(md.get("cwe"))),
+                     description=as_str(md.get("description")), cwe_ids=cwe_ids(as_str(md.get("cwe"))),
                      file_path=as_str(f.get("file_path")), line=to_int(lines[0]) if lines else None,
-                     references=[r for r in as_list(md.get("reference")) if isinstance(r, str) and r.startswith("http")],
+                     references=[r for r in as_list(md.get("reference"))
+                                 if isinstance(r, str) and r.startswith("http")],
                      # not files[].match_string: the matched source line, which for the hard-coded
                      # secret rules is the secret itself; the file and line locate it
                      extra={"masvs": as_str(md.get("masvs")), "owasp_mobile": as_str(md.get("owasp-mobile"))})
@@ -221,23 +210,26 @@ def _issue_list(doc: list[Any]) -> Iterator[ParsedFinding]:
             raise ReportError(KEY, "issue must be a JSON object", f"$[{index}]")
         lines = as_list(item.get("line_number"))
         line = to_int(lines[0]) if lines else None
-        yield _f("list", as_str(item.get("category")) or "issue", as_str(item.get("name")) or "MobSF issue", item.get("severity"),
+        yield _f("list", as_str(item.get("category")) or "issue", as_str(item.get("name")) or "MobSF issue",
+                 item.get("severity"),
                  description=as_str(item.get("description")), file_path=as_str(item.get("file_object")),
                  line=line if line else None)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Findings from a MobSF report, mobsfscan output or issue list (loaded whole: small documents)."""
-    doc = load_json(stream, KEY)
+    doc = load_json(report.stream, KEY)
     if isinstance(doc, list):
         yield from _issue_list(doc)
     elif isinstance(doc, dict):
         if "results" in doc and ("mobsfscan_version" in doc or "errors" in doc):
             yield from _mobsfscan(doc)
-        elif any(k in doc for k in ("permissions", "code_analysis", "manifest_analysis", "binary_analysis", "findings", "app_name")):
+        elif any(k in doc for k in ("permissions", "code_analysis", "manifest_analysis", "binary_analysis",
+                                    "findings", "app_name")):
             yield from _report(doc)
         else:
-            raise ReportError(KEY, "not a MobSF report: missing 'code_analysis'/'permissions' (or mobsfscan 'results')", "$")
+            raise ReportError(KEY, "not a MobSF report: missing 'code_analysis'/'permissions' "
+                                   "(or mobsfscan 'results')", "$")
     else:
         raise ReportError(KEY, f"not a MobSF report: top level is a {type(doc).__name__}", "$")
 
@@ -246,7 +238,8 @@ FORMAT = ReportFormat(
     key=KEY,
     title="MobSF JSON (static report, mobsfscan)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="json",
+    what="a MobSF report",
     map_severity=map_severity,
-    extensions=("json",),
 )

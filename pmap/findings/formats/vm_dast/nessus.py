@@ -10,37 +10,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    clear_element,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    local,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import (
     clean,
     compact,
-    cves_in,
     cvss_score,
-    cvss_version_of,
-    cwes_in,
-    dedupe,
     epoch_dt,
     evidence,
     parse_dt,
     port_of,
     probability,
     split_url,
+    uniq,
 )
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import clear_element, iter_xml, local
 
 KEY = "nessus"
 
@@ -65,6 +52,8 @@ SEVERITY_TABLE = {
 _XREF_IDS = {"IAVA", "IAVB", "IAVT", "MSFT", "MSKB", "RHSA", "USN", "DSA", "GLSA", "CISA-KNOWN-EXPLOITED", "CERT"}
 _IP_RE = re.compile(r"^(?:\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+:[0-9a-fA-F:.]*$")
 _HOST_DATE_FORMATS = ("%a %b %d %H:%M:%S %Y",)
+_HOST_TAGS = frozenset({"host-ip", "host-fqdn", "host-rdns", "netbios-name", "HOST_END", "HOST_END_TIMESTAMP",
+                        "HOST_START", "operating-system"})
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -78,7 +67,7 @@ def _host_info(props: Any, name: str) -> dict[str, Any]:
     if props is not None:
         for tag in props:
             n = tag.get("name")
-            if n in ("host-ip", "host-fqdn", "host-rdns", "netbios-name", "HOST_END", "HOST_END_TIMESTAMP", "HOST_START", "operating-system") and tag.text:
+            if n in _HOST_TAGS and tag.text:
                 tags[n] = tag.text.strip()
     info: dict[str, Any] = {"name": name}
     if "://" in name:  # Tenable WAS: the "host" is the scanned application's URL
@@ -90,7 +79,8 @@ def _host_info(props: Any, name: str) -> dict[str, Any]:
             fqdn = split_url(fqdn)[0]
         ip = tags.get("host-ip") or (name if _IP_RE.match(name) else None)
         info.update(host=fqdn or (None if name == ip else name) or ip, ip=ip)
-    seen: datetime | None = epoch_dt(tags.get("HOST_END_TIMESTAMP")) or parse_dt(tags.get("HOST_END"), *_HOST_DATE_FORMATS)
+    seen: datetime | None = (epoch_dt(tags.get("HOST_END_TIMESTAMP"))
+                             or parse_dt(tags.get("HOST_END"), *_HOST_DATE_FORMATS))
     info["seen"] = seen
     info["os"] = tags.get("operating-system")
     return info
@@ -138,7 +128,7 @@ def _cvss(first: dict[str, str]) -> tuple[float | None, str | None, str | None]:
         vector = clean(first.get(vector_tag))
         if vector:
             vector = vector.removeprefix("CVSS2#")
-            return score, vector, cvss_version_of(vector) or ("3.0" if "/S:" in vector else "2.0")
+            return score, vector, cvss_version(vector) or ("3.0" if "/S:" in vector else "2.0")
         version = "2.0" if score_tag in ("cvss_base_score", "cvss") else ("4.0" if "4" in score_tag else "3.0")
         return score, None, version
     return None, None, None
@@ -155,7 +145,7 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
     port = port_of(a.get("port"))
     url = host.get("url")
     see_also = repeated.get("see_also")
-    refs = dedupe(r for text in see_also for r in text.split()) if see_also else []
+    refs = uniq(r for text in see_also for r in text.split()) if see_also else []
     description = clean(get("description"))
     synopsis = clean(get("synopsis"))
     if synopsis and description and synopsis not in description:
@@ -168,9 +158,9 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
         title=title,
         vendor_severity=clean(a.get("severity")) or risk_factor,
         description=description or synopsis,
-        cve_ids=cves_in(repeated.get("cve", _NO_LIST)),
-        cwe_ids=cwes_in(cwes, cwe_xrefs) if cwes or cwe_xrefs else [],
-        other_ids=dedupe(x for x in xrefs if x.split(":", 1)[0].upper() in _XREF_IDS) if xrefs else [],
+        cve_ids=cve_ids(repeated.get("cve", _NO_LIST)),
+        cwe_ids=cwe_ids(cwes, cwe_xrefs) if cwes or cwe_xrefs else [],
+        other_ids=uniq(x for x in xrefs if x.split(":", 1)[0].upper() in _XREF_IDS) if xrefs else [],
         rule_id=clean(a.get("pluginID")),
         cvss_version=version,
         cvss_vector=vector,
@@ -196,11 +186,10 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a .nessus v2 file, one per ReportItem."""
-    stream = expect_xml_root(stream, KEY, ("NessusClientData_v2",), "a Nessus v2 report")
     host: dict[str, Any] | None = None
-    for tag, elem in iter_report_xml(stream, KEY, ("HostProperties", "ReportItem", "ReportHost")):
+    for tag, elem in iter_xml(report.stream, KEY, ("HostProperties", "ReportItem", "ReportHost")):
         if tag == "ReportItem":
             if host is None:
                 parent = elem.getparent()
@@ -220,9 +209,11 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Tenable Nessus (.nessus v2 XML)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("NessusClientData_v2",),
+    what="a Nessus v2 report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("nessus", "xml"),
 )
 
 __all__ = ["FORMAT", "SEVERITY_TABLE", "detect", "parse"]

@@ -10,38 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    SeverityResult,
-    clear_element,
-    cvss_band,
-)
-from pmap.findings.formats.vm_dast._io import (
-    all_text,
-    child,
-    children,
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    local,
-    rewindable,
-    text_of,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
-    clean,
-    compact,
-    cves_in,
-    cvss_score,
-    cvss_version_of,
-    dedupe,
-    evidence,
-    parse_dt,
-    port_of,
-    to_float,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
+from pmap.findings.formats.convert import clean, compact, cvss_score, evidence, parse_dt, port_of, to_float, uniq
+from pmap.findings.formats.identifiers import cve_ids, cvss_version
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import all_text, child, children, clear_element, iter_xml, local, text_of
 
 KEY = "nexpose_xml"
 _VULNERABLE = ("vulnerable-exploited", "vulnerable-version", "vulnerable-potential", "potential")
@@ -94,10 +67,10 @@ def _definition(v: Any) -> dict[str, Any]:
         "severity": clean(v.get("severity")),
         "description": all_text(child(v, "description")),
         "solution": all_text(child(v, "solution")),
-        "cves": cves_in(cves),
-        "others": dedupe(others),
-        "urls": dedupe(urls),
-        "cvss": (score3, vector3, cvss_version_of(vector3) or "3.0") if (score3 is not None or vector3)
+        "cves": cve_ids(cves),
+        "others": uniq(others),
+        "urls": uniq(urls),
+        "cvss": (score3, vector3, cvss_version(vector3) or "3.0") if (score3 is not None or vector3)
         else ((score2, vector2, "2.0") if (score2 is not None or vector2) else (None, None, None)),
         "pci_severity": clean(v.get("pciSeverity")),
         "risk_score": to_float(v.get("riskScore")),
@@ -107,7 +80,7 @@ def _definition(v: Any) -> dict[str, Any]:
 
 def _read_definitions(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
     defs: dict[str, dict[str, Any]] = {}
-    for tag, elem in iter_report_xml(stream, KEY, ("vulnerability", "node")):
+    for tag, elem in iter_xml(stream, KEY, ("vulnerability", "node")):
         if tag == "vulnerability":
             vid = clean(elem.get("id"))
             if vid:
@@ -173,31 +146,24 @@ def _finding(test: Any, defs: dict[str, dict[str, Any]]) -> ParsedFinding | None
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Nexpose XML 2.0 report, one per vulnerable test."""
-    seekable = rewindable(stream)
-    try:
-        start = seekable.tell()
-        expect_xml_root(seekable, KEY, ("NexposeReport",), "a Nexpose XML 2.0 report")
-        seekable.seek(start)
-        defs = _read_definitions(seekable)
-        seekable.seek(start)
-        for tag, elem in iter_report_xml(seekable, KEY, ("test", "node", "VulnerabilityDefinitions")):
-            if tag == "test":
-                finding = _finding(elem, defs)
-                if finding is not None:
-                    yield finding
-            clear_element(elem)
-    finally:
-        if seekable is not stream:
-            seekable.close()  # the spooled copy of a non-seekable upload
+    defs = _read_definitions(report.stream)
+    for tag, elem in iter_xml(report.rewind(), KEY, ("test", "node", "VulnerabilityDefinitions")):
+        if tag == "test":
+            finding = _finding(elem, defs)
+            if finding is not None:
+                yield finding
+        clear_element(elem)
 
 
 FORMAT = ReportFormat(
     key=KEY,
     title="Rapid7 Nexpose / InsightVM XML 2.0",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("NexposeReport",),
+    what="a Nexpose XML 2.0 report",
     map_severity=map_severity,
-    extensions=("xml",),
 )

@@ -11,32 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    clear_element,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    child,
-    children,
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
-    clean,
-    compact,
-    cves_in,
-    cvss_score,
-    epoch_dt,
-    evidence,
-    port_of,
-)
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import clean, compact, cvss_score, epoch_dt, evidence, port_of
+from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml
 
 KEY = "nmap_xml"
 OPEN_PORT_SEVERITY = "info"  # nmap and masscan rate nothing; an open port is an observation
@@ -68,7 +49,8 @@ def host_identity(host: Any) -> tuple[str | None, str | None]:
     return name, ip
 
 
-def open_port_findings(host: Any, seen: datetime | None, title_suffix: bool = False) -> Iterator[tuple[ParsedFinding, Any]]:
+def open_port_findings(host: Any, seen: datetime | None,
+                       title_suffix: bool = False) -> Iterator[tuple[ParsedFinding, Any]]:
     """One finding per open port of a host, with the port element (for script results)."""
     name, ip = host_identity(host)
     ports = child(host, "ports")
@@ -124,7 +106,7 @@ def _vulners(script: Any, base: ParsedFinding) -> Iterator[ParsedFinding]:
             vtype = (attrs.get("type") or "").lower()
             yield ParsedFinding(
                 title=vid,
-                cve_ids=cves_in(vid) if vtype == "cve" else [],
+                cve_ids=cve_ids(vid) if vtype == "cve" else [],
                 other_ids=[] if vtype == "cve" else [vid],
                 rule_id=vid,
                 cvss_score=cvss_score(attrs.get("cvss")),
@@ -155,12 +137,14 @@ def _nse_vulns(script: Any, base: ParsedFinding) -> Iterator[ParsedFinding]:
         refs_table = next((t for t in children(table, "table") if t.get("key") == "refs"), None)
         refs = [(e.text or "").strip() for e in children(refs_table, "elem")] if refs_table is not None else []
         desc_table = next((t for t in children(table, "table") if t.get("key") == "description"), None)
-        description = attrs.get("description") or (" ".join((e.text or "").strip() for e in children(desc_table, "elem")) if desc_table is not None else None)
+        listed = (" ".join((e.text or "").strip() for e in children(desc_table, "elem"))
+                  if desc_table is not None else None)
+        description = attrs.get("description") or listed
         key = table.get("key") or attrs.get("title") or sid
         yield ParsedFinding(
             title=attrs.get("title") or key,
             description=clean(description),
-            cve_ids=cves_in(ids, key),
+            cve_ids=cve_ids(ids, key),
             rule_id=f"{sid}:{key}",
             host=base.host,
             ip=base.ip,
@@ -180,10 +164,9 @@ def _script_findings(scripts: Iterator[Any], base: ParsedFinding) -> Iterator[Pa
             yield from _nse_vulns(script, base)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from nmap XML: open ports and vulnerability script results, per host."""
-    stream = expect_xml_root(stream, KEY, ("nmaprun",), "an nmap XML report")
-    for _tag, host in iter_report_xml(stream, KEY, ("host",)):
+    for _tag, host in iter_xml(report.stream, KEY, ("host",)):
         root = host.getparent()
         seen = epoch_dt(host.get("starttime")) or (epoch_dt(root.get("start")) if root is not None else None)
         for finding, port_el in open_port_findings(host, seen):
@@ -201,7 +184,9 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Nmap XML (-oX)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=("nmaprun",),
+    what="an nmap XML report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )

@@ -9,39 +9,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    iter_json_items,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    HEAD_SIZE,
-    first_json_byte,
-    head_text,
-    iter_json_lines,
-    peek,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import (
     as_dict,
     as_list,
     as_str,
     compact,
-    cves_in,
     cvss_score,
-    cvss_version_of,
-    cwes_in,
-    dedupe,
     evidence,
     parse_dt,
     port_of,
     split_url,
+    uniq,
     urls_in,
 )
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.json_reader import iter_json_items, iter_json_lines
+from pmap.findings.formats.sniff import HEAD_SIZE, first_json_byte, head_text
 
 KEY = "nuclei_json"
 
@@ -53,7 +40,10 @@ SEVERITY_TABLE = {
     "high": Severity.HIGH,
     "critical": Severity.CRITICAL,
 }
-_MARKERS = re.compile(r'"(?:template-id|templateID|template)"\s*:\s*"[^"]*".*?"info"\s*:\s*\{|"info"\s*:\s*\{.*?"(?:template-id|templateID)"', re.DOTALL)
+_MARKERS = re.compile(
+    r'"(?:template-id|templateID|template)"\s*:\s*"[^"]*".*?"info"\s*:\s*\{|"info"\s*:\s*\{.*?"(?:template-id|templateID)"',
+    re.DOTALL,
+)
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -67,7 +57,8 @@ def detect(head: bytes, filename: str | None) -> bool:
 
 def _location(item: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
     """(url, host, port) of a result: matched-at may be a URL or ``host:port``."""
-    matched = as_str(item.get("matched-at")) or as_str(item.get("matched")) or as_str(item.get("url")) or as_str(item.get("host"))
+    matched = (as_str(item.get("matched-at")) or as_str(item.get("matched")) or as_str(item.get("url"))
+               or as_str(item.get("host")))
     if matched:
         matched = re.sub(r"^/+(?=https?://)", "", matched)  # javascript templates emit "/http://host/"
     if matched and "://" in matched:
@@ -88,17 +79,18 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
     url, host, port = _location(item)
     vector = as_str(cls.get("cvss-metrics"))
     tags = info.get("tags")
-    tag_list = [t.strip() for t in (tags.split(",") if isinstance(tags, str) else as_list(tags)) if isinstance(t, str) and t.strip()]
+    tag_list = [t.strip() for t in (tags.split(",") if isinstance(tags, str) else as_list(tags))
+                if isinstance(t, str) and t.strip()]
     extracted = [str(x) for x in as_list(item.get("extracted-results") or item.get("extracted_results"))]
     refs = info.get("reference")
     return ParsedFinding(
         title=as_str(info.get("name")) or template or "nuclei result",
         vendor_severity=as_str(info.get("severity")),
         description=as_str(info.get("description")),
-        cve_ids=cves_in(as_list(cls.get("cve-id"))),
-        cwe_ids=cwes_in(as_list(cls.get("cwe-id"))),
+        cve_ids=cve_ids(as_list(cls.get("cve-id"))),
+        cwe_ids=cwe_ids(as_list(cls.get("cwe-id"))),
         rule_id=f"{template}:{matcher}" if template and matcher else template,
-        cvss_version=cvss_version_of(vector),
+        cvss_version=cvss_version(vector),
         cvss_vector=vector,
         cvss_score=cvss_score(cls.get("cvss-score")),
         host=host,
@@ -106,7 +98,7 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
         port=port,
         url=url,
         remediation=as_str(info.get("remediation")),
-        references=dedupe(urls_in(*as_list(refs)) if refs else []),
+        references=uniq(urls_in(*as_list(refs)) if refs else []),
         last_seen=parse_dt(as_str(item.get("timestamp"))),
         extra=compact({
             "template": template,
@@ -119,9 +111,9 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
     )
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from nuclei JSON lines or a JSON array, one per result."""
-    head, stream = peek(stream)
+    head, stream = report.head, report.stream
     first = first_json_byte(head)
     if first == "":
         if len(head) < HEAD_SIZE:
@@ -145,7 +137,6 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Nuclei JSON / JSON lines",
     detect=detect,
-    parse=parse,
+    read=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json", "jsonl"),
 )

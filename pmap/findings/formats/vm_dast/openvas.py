@@ -4,41 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    clear_element,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    HEAD_SIZE,
-    child,
-    children,
-    csv_header_line,
-    expect_xml_root,
-    head_text,
-    iter_csv,
-    iter_report_xml,
-    text_of,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import (
     clean,
     compact,
-    cves_in,
     cvss_score,
-    cvss_version_of,
-    dedupe,
     evidence,
     parse_dt,
     port_of,
     probability,
     to_int,
+    uniq,
     urls_in,
 )
+from pmap.findings.formats.identifiers import cve_ids, cvss_version
+from pmap.findings.formats.readers import iter_csv
+from pmap.findings.formats.sniff import csv_header_line, head_text, xml_root
+from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
 # Greenbone threat levels: High, Medium, Low, Log, Debug (and Critical since GOS 22.04 for
 # CVSS 9.0+); "False Positive" is an override state, not a severity, so it falls to the CVSS band.
@@ -127,13 +111,14 @@ def _xml_result(res: Any) -> ParsedFinding:
     qod = child(res, "qod")
     solution = text_of(child(nvt, "solution")) if nvt is not None else None
     return ParsedFinding(
-        title=text_of(child(res, "name")) or (text_of(child(nvt, "name")) if nvt is not None else None) or "OpenVAS result",
+        title=(text_of(child(res, "name")) or (text_of(child(nvt, "name")) if nvt is not None else None)
+               or "OpenVAS result"),
         vendor_severity=threat,
         description=_describe(tags.get("summary"), tags.get("insight"), tags.get("impact")),
-        cve_ids=cves_in(cves),
-        other_ids=dedupe(advisories),
+        cve_ids=cve_ids(cves),
+        other_ids=uniq(advisories),
         rule_id=clean(nvt.get("oid")) if nvt is not None else None,
-        cvss_version=cvss_version_of(vector) if vector else None,
+        cvss_version=cvss_version(vector) if vector else None,
         cvss_vector=vector,
         cvss_score=score,
         host=hostname or (None if address and _IP.match(address) else address),
@@ -141,7 +126,7 @@ def _xml_result(res: Any) -> ParsedFinding:
         port=port,
         protocol=proto,
         remediation=" ".join(solution.split()) if solution else tags.get("solution"),
-        references=dedupe(urls),
+        references=uniq(urls),
         last_seen=parse_dt(text_of(child(res, "modification_time")) or text_of(child(res, "creation_time"))),
         status="false_positive" if threat and threat.lower() == "false positive" else None,
         extra=compact({
@@ -155,10 +140,9 @@ def _xml_result(res: Any) -> ParsedFinding:
     )
 
 
-def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a GMP XML report, one per ``results/result``."""
-    stream = expect_xml_root(stream, "openvas_xml", ("report", "get_reports_response"), "a Greenbone/OpenVAS XML report")
-    for tag, elem in iter_report_xml(stream, "openvas_xml", ("result",)):
+    for _tag, elem in iter_xml(report.stream, "openvas_xml", ("result",)):
         parent = elem.getparent()
         if parent is not None and parent.tag == "results":
             yield _xml_result(elem)
@@ -173,7 +157,7 @@ def _is_csv_header(cells: list[str]) -> bool:
 
 def detect_csv(head: bytes, filename: str | None) -> bool:
     """A CSV header with Greenbone's NVT columns."""
-    return _is_csv_header(csv_header_line(head[:HEAD_SIZE]))
+    return _is_csv_header(csv_header_line(head))
 
 
 def _csv_row(row: dict[str, str]) -> ParsedFinding | None:
@@ -187,9 +171,10 @@ def _csv_row(row: dict[str, str]) -> ParsedFinding | None:
     return ParsedFinding(
         title=title or f"NVT {oid}",
         vendor_severity=clean(row.get("severity")),
-        description=_describe(clean(row.get("summary")), clean(row.get("vulnerability insight")), clean(row.get("impact"))),
-        cve_ids=cves_in(row.get("cves")),
-        other_ids=dedupe(advisories),
+        description=_describe(clean(row.get("summary")), clean(row.get("vulnerability insight")),
+                              clean(row.get("impact"))),
+        cve_ids=cve_ids(row.get("cves")),
+        other_ids=uniq(advisories),
         rule_id=oid,
         cvss_score=cvss_score(row.get("cvss")),
         host=clean(row.get("hostname")),
@@ -209,9 +194,9 @@ def _csv_row(row: dict[str, str]) -> ParsedFinding | None:
     )
 
 
-def parse_csv(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_csv(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Greenbone CSV results export, one per row."""
-    for _line, row in iter_csv(stream, "openvas_csv", _is_csv_header):
+    for _line, row in iter_csv(report.stream, "openvas_csv", _is_csv_header):
         finding = _csv_row(row)
         if finding is not None:
             yield finding
@@ -221,16 +206,17 @@ OPENVAS_XML = ReportFormat(
     key="openvas_xml",
     title="Greenbone / OpenVAS XML report",
     detect=detect_xml,
-    parse=parse_xml,
+    read=parse_xml,
+    syntax="xml",
+    xml_roots=("report", "get_reports_response"),
+    what="a Greenbone/OpenVAS XML report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )
 
 OPENVAS_CSV = ReportFormat(
     key="openvas_csv",
     title="Greenbone / OpenVAS CSV results",
     detect=detect_csv,
-    parse=parse_csv,
+    read=parse_csv,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("csv",),
 )

@@ -13,36 +13,21 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportFormat,
-    Severity,
-    SeverityResult,
-    clear_element,
-    cvss_band,
-)
-from pmap.findings.formats.vm_dast._io import (
-    child,
-    children,
-    expect_xml_root,
-    head_text,
-    iter_report_xml,
-    rewindable,
-    text_of,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
+from pmap.findings.formats.convert import (
     clean,
     compact,
-    cves_in,
-    dedupe,
     evidence,
     parse_dt,
     port_of,
     strip_html,
     to_float,
     to_int,
+    uniq,
 )
+from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
 KEY = "qualys_xml"
 _ROOTS = ("ASSET_DATA_REPORT", "HOST_LIST_VM_DETECTION_OUTPUT")
@@ -127,16 +112,16 @@ def _glossary_entry(vd: Any) -> dict[str, Any]:
         "category": text_of(child(vd, "CATEGORY")),
         "description": "\n\n".join(p for p in (threat, f"Impact: {impact}" if impact else None) if p) or None,
         "solution": _html(vd, "SOLUTION"),
-        "cves": cves_in(cves),
-        "vendor_ids": dedupe(v for v in vendor_ids if v),
-        "references": dedupe(r for r in refs if r and r.startswith(("http://", "https://"))),
+        "cves": cve_ids(cves),
+        "vendor_ids": uniq(v for v in vendor_ids if v),
+        "references": uniq(r for r in refs if r and r.startswith(("http://", "https://"))),
         "cvss": cvss,
     }
 
 
 def _read_glossary(stream: IO[bytes]) -> dict[str, dict[str, Any]]:
     glossary: dict[str, dict[str, Any]] = {}
-    for tag, elem in iter_report_xml(stream, KEY, ("VULN_DETAILS", "HOST")):
+    for tag, elem in iter_xml(stream, KEY, ("VULN_DETAILS", "HOST")):
         if tag == "VULN_DETAILS":
             qid = text_of(child(elem, "QID")) or (elem.get("id") or "").removeprefix("qid_")
             if qid:
@@ -195,7 +180,7 @@ def _detection(vi: Any, host: dict[str, Any], kb: dict[str, Any] | None) -> Pars
 
 
 def _iter_hosts(stream: IO[bytes], glossary: dict[str, dict[str, Any]]) -> Iterator[ParsedFinding]:
-    for tag, elem in iter_report_xml(stream, KEY, ("VULN_INFO", "DETECTION", "HOST", "HOST_LIST", "GLOSSARY")):
+    for tag, elem in iter_xml(stream, KEY, ("VULN_INFO", "DETECTION", "HOST", "HOST_LIST", "GLOSSARY")):
         if tag in ("VULN_INFO", "DETECTION"):
             list_el = elem.getparent()
             host_el = list_el.getparent() if list_el is not None else None
@@ -209,26 +194,19 @@ def _iter_hosts(stream: IO[bytes], glossary: dict[str, dict[str, Any]]) -> Itera
             return  # everything after the hosts is knowledge base and appendices
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Qualys asset data report or host detection list."""
-    seekable = rewindable(stream)
-    try:
-        start = seekable.tell()
-        expect_xml_root(seekable, KEY, _ROOTS, "a Qualys VM XML report")
-        seekable.seek(start)
-        glossary = _read_glossary(seekable)
-        seekable.seek(start)
-        yield from _iter_hosts(seekable, glossary)
-    finally:
-        if seekable is not stream:
-            seekable.close()  # the spooled copy of a non-seekable upload
+    glossary = _read_glossary(report.stream)
+    yield from _iter_hosts(report.rewind(), glossary)
 
 
 FORMAT = ReportFormat(
     key=KEY,
     title="Qualys VM XML (asset data report, host detection list)",
     detect=detect,
-    parse=parse,
+    read=parse,
+    syntax="xml",
+    xml_roots=_ROOTS,
+    what="a Qualys VM XML report",
     map_severity=map_severity,
-    extensions=("xml",),
 )

@@ -9,25 +9,12 @@ repeat a detection once per CVE, and consecutive rows of one detection are merge
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import IO
 
-from pmap.findings.formats.base import Detector, ParsedFinding, ReportFormat
-from pmap.findings.formats.vm_dast._io import (
-    csv_lines,
-    iter_csv,
-)
-from pmap.findings.formats.vm_dast._util import (
-    clean,
-    compact,
-    cves_in,
-    dedupe,
-    evidence,
-    parse_dt,
-    port_of,
-    strip_html,
-    to_int,
-    urls_in,
-)
+from pmap.findings.formats.base import Detector, ParsedFinding, Report, ReportFormat
+from pmap.findings.formats.convert import clean, compact, evidence, parse_dt, port_of, strip_html, to_int, uniq, urls_in
+from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.readers import iter_csv
+from pmap.findings.formats.sniff import csv_lines
 from pmap.findings.formats.vm_dast.qualys import _TYPES, map_severity, score_and_vector
 
 _DATE_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M",
@@ -85,8 +72,8 @@ def _scan_row(row: dict[str, str]) -> ParsedFinding | None:
         title=title or f"QID {qid}",
         vendor_severity=_level(clean(row.get("q_severity")) or clean(row.get("severity"))),
         description="\n\n".join(p for p in (threat, f"Impact: {impact}" if impact else None) if p) or None,
-        cve_ids=cves_in(row.get("cve id"), row.get("cveid")),
-        other_ids=dedupe(v.strip() for v in (vendor_refs or "").split(",")),
+        cve_ids=cve_ids(row.get("cve id"), row.get("cveid")),
+        other_ids=uniq(v.strip() for v in (vendor_refs or "").split(",")),
         rule_id=qid,
         cvss_version=version,
         cvss_vector=vector,
@@ -99,7 +86,8 @@ def _scan_row(row: dict[str, str]) -> ParsedFinding | None:
         references=urls_in(row.get("solution")),
         first_seen=parse_dt(row.get("first detected"), *_DATE_FORMATS),
         last_seen=parse_dt(row.get("last detected") or row.get("last scan"), *_DATE_FORMATS),
-        status=("false_positive" if fp_status and fp_status.lower() == "approved" else (status.lower() if status else None)),
+        status=("false_positive" if fp_status and fp_status.lower() == "approved"
+                else (status.lower() if status else None)),
         extra=compact({
             "qualys_type": _TYPES.get((clean(row.get("type")) or "").lower()),
             "category": clean(row.get("category")),
@@ -126,7 +114,7 @@ def _vmdr_row(row: dict[str, str]) -> ParsedFinding | None:
         title=title or f"QID {qid}",
         vendor_severity=_level(clean(row.get("severity"))),
         description=threat or clean(row.get("cve-description")),
-        cve_ids=cves_in(row.get("cve")),
+        cve_ids=cve_ids(row.get("cve")),
         rule_id=qid,
         cvss_version=version,
         cvss_vector=vector,
@@ -156,15 +144,15 @@ def _same(a: ParsedFinding, b: ParsedFinding) -> bool:
 
 
 def _parser(key: str, is_header: Callable[[list[str]], bool],
-            build: Callable[[dict[str, str]], ParsedFinding | None]) -> Callable[[IO[bytes]], Iterator[ParsedFinding]]:
-    def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+            build: Callable[[dict[str, str]], ParsedFinding | None]) -> Callable[[Report], Iterator[ParsedFinding]]:
+    def parse(report: Report) -> Iterator[ParsedFinding]:
         pending: ParsedFinding | None = None
-        for _line, row in iter_csv(stream, key, is_header, delimiter=","):
+        for _line, row in iter_csv(report.stream, key, is_header, delimiter=","):
             finding = build(row)
             if finding is None:
                 continue
             if pending is not None and _same(pending, finding):
-                pending.cve_ids = dedupe([*pending.cve_ids, *finding.cve_ids])
+                pending.cve_ids = uniq([*pending.cve_ids, *finding.cve_ids])
                 continue
             if pending is not None:
                 yield pending
@@ -180,16 +168,14 @@ QUALYS_CSV = ReportFormat(
     key="qualys_csv",
     title="Qualys VM CSV (scan, vulnerability and PCI reports)",
     detect=_detector(_is_scan_header),
-    parse=_parser("qualys_csv", _is_scan_header, _scan_row),
+    read=_parser("qualys_csv", _is_scan_header, _scan_row),
     map_severity=map_severity,  # Qualys levels 1-5, see qualys.LEVELS
-    extensions=("csv",),
 )
 
 QUALYS_VMDR_CSV = ReportFormat(
     key="qualys_vmdr_csv",
     title="Qualys VMDR CSV (Asset Vuln Datalist, QID or CVE based)",
     detect=_detector(_is_vmdr_header),
-    parse=_parser("qualys_vmdr_csv", _is_vmdr_header, _vmdr_row),
+    read=_parser("qualys_vmdr_csv", _is_vmdr_header, _vmdr_row),
     map_severity=map_severity,
-    extensions=("csv",),
 )

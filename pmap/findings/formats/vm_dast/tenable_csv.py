@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import IO
 
-from pmap.findings.formats.base import ParsedFinding, ReportFormat, map_by_table
-from pmap.findings.formats.vm_dast._io import (
-    csv_header_line,
-    iter_csv,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
+from pmap.findings.formats.convert import (
     clean,
     compact,
-    cves_in,
     cvss_score,
-    cvss_version_of,
-    cwes_in,
-    dedupe,
     evidence,
     parse_dt,
     port_of,
     probability,
     split_url,
+    uniq,
 )
+from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.readers import iter_csv
+from pmap.findings.formats.sniff import csv_header_line
 from pmap.findings.formats.vm_dast.nessus import SEVERITY_TABLE
 
 KEY = "tenable_csv"
@@ -87,7 +82,8 @@ def _get(row: dict[str, str], field: str) -> str | None:
 
 
 def _cvss(row: dict[str, str]) -> tuple[str | None, str | None, float | None]:
-    for score_f, vec_f, default in (("cvss3", "cvss3_vector", "3.0"), ("cvss4", "cvss4_vector", "4.0"), ("cvss2", "cvss2_vector", "2.0")):
+    for score_f, vec_f, default in (("cvss3", "cvss3_vector", "3.0"), ("cvss4", "cvss4_vector", "4.0"),
+                                    ("cvss2", "cvss2_vector", "2.0")):
         score = cvss_score(_get(row, score_f))
         vector = _get(row, vec_f)
         if score is None and vector is None:
@@ -96,7 +92,7 @@ def _cvss(row: dict[str, str]) -> tuple[str | None, str | None, float | None]:
             vector = vector[len("CVSS2#"):]
         if vector and default == "3.0" and not vector.startswith("CVSS:"):
             vector = f"CVSS:3.0/{vector}"  # Security Center drops the prefix
-        return (cvss_version_of(vector) or default), vector, score
+        return (cvss_version(vector) or default), vector, score
     return None, None, None
 
 
@@ -128,8 +124,8 @@ def _row_finding(row: dict[str, str]) -> ParsedFinding | None:
         title=title,
         vendor_severity=_get(row, "severity"),
         description=description or synopsis,
-        cve_ids=cves_in(_get(row, "cve")),
-        cwe_ids=cwes_in(_get(row, "cwe"), re.findall(r"CWE[:#-]\s*\d+", xrefs, re.IGNORECASE)),
+        cve_ids=cve_ids(_get(row, "cve")),
+        cwe_ids=cwe_ids(_get(row, "cwe"), re.findall(r"CWE[:#-]\s*\d+", xrefs, re.IGNORECASE)),
         rule_id=_get(row, "plugin"),
         cvss_version=version,
         cvss_vector=vector,
@@ -142,7 +138,7 @@ def _row_finding(row: dict[str, str]) -> ParsedFinding | None:
         package_name=cpe.group(2) if cpe else None,
         package_version=cpe.group(3) if cpe and cpe.group(3) not in (None, "-", "*") else None,
         remediation=solution if solution and solution.lower() != "n/a" else None,
-        references=dedupe((_get(row, "see_also") or "").split()),
+        references=uniq((_get(row, "see_also") or "").split()),
         first_seen=parse_dt(_get(row, "first_seen"), *_DATE_FORMATS),
         last_seen=parse_dt(_get(row, "last_seen"), *_DATE_FORMATS),
         status=state.lower() if state else None,
@@ -157,18 +153,21 @@ def _row_finding(row: dict[str, str]) -> ParsedFinding | None:
 
 
 def _same_result(a: ParsedFinding, b: ParsedFinding) -> bool:
-    return (a.rule_id, a.title, a.host, a.ip, a.port, a.protocol, a.url) == (b.rule_id, b.title, b.host, b.ip, b.port, b.protocol, b.url)
+    def identity(f: ParsedFinding) -> tuple[object, ...]:
+        return (f.rule_id, f.title, f.host, f.ip, f.port, f.protocol, f.url)
+
+    return identity(a) == identity(b)
 
 
-def parse(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Tenable CSV export, merging per-CVE rows of one plugin result."""
     pending: ParsedFinding | None = None
-    for _line, row in iter_csv(stream, KEY, _is_header):
+    for _line, row in iter_csv(report.stream, KEY, _is_header):
         finding = _row_finding(row)
         if finding is None:
             continue
         if pending is not None and _same_result(pending, finding):
-            pending.cve_ids = dedupe([*pending.cve_ids, *finding.cve_ids])
+            pending.cve_ids = uniq([*pending.cve_ids, *finding.cve_ids])
             continue
         if pending is not None:
             yield pending
@@ -181,9 +180,8 @@ FORMAT = ReportFormat(
     key=KEY,
     title="Tenable CSV (Nessus, Security Center, Tenable VM)",
     detect=detect,
-    parse=parse,
+    read=parse,
     # Nessus "Risk" (None/Low/Medium/High/Critical), Security Center and Tenable VM "Severity"
     # (Info/Low/Medium/High/Critical) and the numeric 0-4 form share the Nessus scale
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("csv",),
 )

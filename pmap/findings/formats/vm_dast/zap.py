@@ -10,33 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 
-from pmap.findings.formats.base import (
-    ParsedFinding,
-    ReportError,
-    ReportFormat,
-    Severity,
-    clear_element,
-    iter_json_items,
-    map_by_table,
-)
-from pmap.findings.formats.vm_dast._io import (
-    child,
-    children,
-    expect_xml_root,
-    first_json_byte,
-    head_text,
-    iter_report_xml,
-    local,
-    peek,
-    xml_root,
-)
-from pmap.findings.formats.vm_dast._util import (
+from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
+from pmap.findings.formats.convert import (
     as_str,
     clean,
     compact,
-    cwes_in,
     evidence,
     parse_dt,
     split_url,
@@ -44,6 +24,11 @@ from pmap.findings.formats.vm_dast._util import (
     to_int,
     urls_in,
 )
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.identifiers import cwe_ids
+from pmap.findings.formats.json_reader import iter_json_items
+from pmap.findings.formats.sniff import head_text, xml_root
+from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, local
 
 # ZAP riskcode 0-3 = Informational, Low, Medium, High (the API spells the words); confidence 0
 # means the alert was marked a false positive, which is a status rather than a severity.
@@ -77,7 +62,7 @@ def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str 
         "title": title,
         "vendor_severity": risk,
         "description": strip_html(as_str(alert.get("desc")) or as_str(alert.get("description"))),
-        "cwe_ids": cwes_in([c for c in [as_str(alert.get("cweid"))] if c and c not in ("-1", "0")]),
+        "cwe_ids": cwe_ids([c for c in [as_str(alert.get("cweid"))] if c and c not in ("-1", "0")]),
         "rule_id": rule,
         "remediation": strip_html(as_str(alert.get("solution"))),
         "references": urls_in(refs),
@@ -99,7 +84,8 @@ def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str 
                 "method": as_str(inst.get("method")),
                 "attack": evidence(as_str(inst.get("attack"))),
                 "evidence": evidence(as_str(inst.get("evidence"))),
-                "other_info": evidence(strip_html(as_str(inst.get("otherinfo")) or as_str(alert.get("otherinfo")) or as_str(alert.get("other")))),
+                "other_info": evidence(strip_html(as_str(inst.get("otherinfo")) or as_str(alert.get("otherinfo"))
+                                                  or as_str(alert.get("other")))),
                 "wasc_id": wasc if wasc and wasc > 0 else None,
             }),
             **common,
@@ -123,11 +109,10 @@ def _xml_dict(elem: Any, skip: str) -> dict[str, Any]:
     return out
 
 
-def parse_xml(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a ZAP XML report, one per alert instance."""
-    stream = expect_xml_root(stream, "zap_xml", ("OWASPZAPReport",), "a ZAP XML report")
     seen: datetime | None = None
-    for _tag, elem in iter_report_xml(stream, "zap_xml", ("alertitem",)):
+    for _tag, elem in iter_xml(report.stream, "zap_xml", ("alertitem",)):
         alert = _xml_dict(elem, "instances")
         inst_el = child(elem, "instances")
         instances = [_xml_dict(i, "") for i in children(inst_el, "instance")] if inst_el is not None else []
@@ -154,11 +139,9 @@ def detect_json(head: bytes, filename: str | None) -> bool:
     return bool(_JSON_API.match(text)) and '"pluginId"' in text and '"risk"' in text
 
 
-def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a ZAP JSON report or API alert list, one per alert instance."""
-    head, stream = peek(stream)
-    if first_json_byte(head) != "{":
-        raise ReportError("zap_json", "not a ZAP JSON report: expected a JSON object", "$")
+    head, stream = report.head, report.stream
     api = bool(_JSON_API.match(head_text(head)))
     generated = _JSON_GENERATED.search(head_text(head))  # "@generated" precedes "site" in ZAP's report
     seen = parse_dt(generated.group(1), *_GENERATED_FORMATS) if generated else None
@@ -172,7 +155,8 @@ def parse_json(stream: IO[bytes]) -> Iterator[ParsedFinding]:
         instances = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         if api:  # the API returns one entry per URL already
             instances = [{"uri": alert.get("url"), "param": alert.get("param"), "method": alert.get("method"),
-                          "attack": alert.get("attack"), "evidence": alert.get("evidence"), "otherinfo": alert.get("other")}]
+                          "attack": alert.get("attack"), "evidence": alert.get("evidence"),
+                          "otherinfo": alert.get("other")}]
         yield from _findings(alert, instances, None, seen)
 
 
@@ -180,16 +164,20 @@ ZAP_XML = ReportFormat(
     key="zap_xml",
     title="OWASP ZAP XML report",
     detect=detect_xml,
-    parse=parse_xml,
+    read=parse_xml,
+    syntax="xml",
+    xml_roots=("OWASPZAPReport",),
+    what="a ZAP XML report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )
 
 ZAP_JSON = ReportFormat(
     key="zap_json",
     title="OWASP ZAP JSON report / API alerts",
     detect=detect_json,
-    parse=parse_json,
+    read=parse_json,
+    syntax="json",
+    json_root="object",
+    what="a ZAP JSON report",
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )

@@ -1,0 +1,98 @@
+"""A bug inside a parser (an exception that is not its deliberate ``ReportError``) is logged with its
+traceback and counted, and the uploader still gets a clear 4xx naming the format."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pmap.findings.formats import registry
+from pmap.findings.formats.base import (
+    ParsedFinding,
+    ParserFault,
+    Report,
+    ReportFormat,
+    Severity,
+    SeverityResult,
+    parser_faults,
+)
+from pmap.findings.formats.vm_dast import nessus
+from tests.conftest import Api
+from tests.findings.pipeline.helpers import create_integration, nessus_report, upload
+
+pytestmark = pytest.mark.parser_fault
+
+
+def _faulty(key: str, exc: Exception) -> ReportFormat:
+    def read(report: Report) -> Iterator[ParsedFinding]:
+        yield ParsedFinding(title="first")
+        raise exc
+
+    return ReportFormat(key=key, title=key, detect=lambda h, n: True, read=read,
+                        map_severity=lambda f: SeverityResult(Severity.UNKNOWN, "unmapped"))
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "pmap.findings.formats" and r.levelno == logging.ERROR]
+
+
+def test_a_parser_bug_is_a_parser_fault_logged_with_its_traceback_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    fmt = _faulty("fault_unit", TypeError("'NoneType' object is not subscriptable"))
+    before = parser_faults().get("fault_unit", 0)
+    with caplog.at_level(logging.ERROR, logger="pmap.findings.formats"), pytest.raises(ParserFault) as err:
+        list(fmt.parse(io.BytesIO(b"{}")))
+    assert err.value.format_key == "fault_unit" and "parser fault is logged" in err.value.message
+    assert isinstance(err.value.__cause__, TypeError)
+    assert parser_faults()["fault_unit"] == before + 1
+    (record,) = _errors(caplog)
+    assert record.exc_info is not None and record.exc_info[0] is TypeError and "fault_unit" in record.getMessage()
+
+
+@pytest.mark.parametrize("exc", [RecursionError(), MemoryError(), OSError("disk")])
+def test_absurd_nesting_and_machine_faults_are_not_parser_faults(exc: Exception) -> None:
+    fmt = _faulty("fault_passthrough", exc)
+    with pytest.raises(type(exc)):
+        list(fmt.parse(io.BytesIO(b"{}")))
+    assert "fault_passthrough" not in parser_faults()
+
+
+def test_a_detector_bug_is_counted_and_logged_and_detection_goes_on(monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    def broken(head: bytes, filename: str | None) -> bool:
+        raise KeyError("root")
+
+    formats = registry.report_formats()
+    faulty = ReportFormat(key="fault_detect", title="t", detect=broken, read=lambda r: iter(()),
+                          map_severity=lambda f: SeverityResult(Severity.UNKNOWN, "unmapped"))
+    monkeypatch.setattr(registry, "report_formats", lambda: {"fault_detect": faulty, **dict(formats.items())})
+    before = parser_faults().get("fault_detect", 0)
+    with caplog.at_level(logging.ERROR, logger="pmap.findings.formats"):
+        found = registry.detect_format(nessus_report([{"plugin": 1, "severity": 2}])[:65536], "scan.nessus")
+    assert found is not None and found.key == "nessus"
+    assert parser_faults()["fault_detect"] == before + 1
+    (record,) = _errors(caplog)
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+def test_an_upload_that_trips_a_parser_bug_is_a_4xx_naming_the_format(api: Api, admin: dict[str, str],
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def boom(item: Any, host: dict[str, Any]) -> ParsedFinding:
+        raise KeyError("pluginName")
+
+    monkeypatch.setattr(nessus, "_finding", boom)
+    iid = create_integration(api, admin)
+    before = parser_faults().get("nessus", 0)
+    with caplog.at_level(logging.ERROR, logger="pmap.findings.formats"):
+        r = upload(api, iid, nessus_report([{"plugin": 1, "severity": 2}]), admin, filename="scan.nessus")
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "report_invalid" and err["format"] == "nessus"
+    assert err["message"].startswith("the nessus report cannot be imported") and "KeyError" not in r.text
+    assert parser_faults()["nessus"] == before + 1
+    (record,) = _errors(caplog)
+    assert record.exc_info is not None and record.exc_info[0] is KeyError and "nessus" in record.getMessage()
