@@ -28,6 +28,7 @@ from pmap.core import redaction
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.credentials.models import KeyringCanary
+from pmap.integrations.models import Integration
 
 CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
 WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
@@ -253,8 +254,6 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
 
 def holds_sealed_data(session: Session) -> bool:
     """True when the database holds anything sealed with a platform key (a canary or an integration's secrets)."""
-    from pmap.integrations.models import Integration  # here: the integrations package imports this module
-
     if session.scalar(select(KeyringCanary.key_id).limit(1)) is not None:
         return True
     # an empty slot is stored as JSON null rather than SQL NULL: both mean nothing sealed

@@ -30,6 +30,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from pmap.connectors.catalog import connector_types
 from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
@@ -82,8 +83,6 @@ class ImportTarget:
 
 def target_for(integration: Any) -> ImportTarget:
     """The import target of an integration row: its vendor type's formats and its threshold."""
-    from pmap.connectors.catalog import connector_types  # the catalog imports vendor modules: load lazily
-
     ct = connector_types().get(integration.vendor)
     return ImportTarget(
         organization_id=integration.organization_id, integration_id=integration.id, vendor=integration.vendor,

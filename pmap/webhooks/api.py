@@ -11,18 +11,15 @@ from sqlalchemy.orm import Session
 
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
 from pmap.auth.principal import Principal
-from pmap.connectors.base import PermissionReport
 from pmap.core.deps import DbSession, StateDep
 from pmap.integrations.models import Integration
 from pmap.webhooks import receiver, service, setup
 from pmap.webhooks.models import Outcome
-from pmap.webhooks.permissions import check_permissions
 from pmap.webhooks.schemas import (
     AutoSetupResult,
     DeliveryPage,
     RegenerateRequest,
     RegisterResult,
-    TicketEventPage,
     WebhookStatus,
 )
 
@@ -98,23 +95,6 @@ def list_deliveries(
     """Recent deliveries, newest first, with their outcome (accepted, duplicate, rejected, processed, failed)."""
     row = _owned(session, principal, integration_id)
     return service.list_deliveries(session, row, limit=limit, cursor=cursor, outcome=outcome.value if outcome else None)
-
-
-@router.get(_BASE + "/ticket-events", response_model=TicketEventPage)
-def list_ticket_events(
-    integration_id: uuid.UUID, session: DbSession, principal: Viewer,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> TicketEventPage:
-    """Ticket status changes received from the vendor, newest first."""
-    return service.list_ticket_events(session, _owned(session, principal, integration_id), limit=limit, cursor=cursor)
-
-
-@router.post("/integrations/{integration_id}/permissions-check", response_model=PermissionReport,
-             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
-def permissions_check(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> PermissionReport:
-    """What the stored credentials may do on the vendor: granted, missing, and excess rights."""
-    return check_permissions(session, state, principal, _owned(session, principal, integration_id))
 
 
 @receiver_router.post("/hooks/{integration_id}", status_code=202, responses={

@@ -56,6 +56,7 @@ from typing import Protocol
 
 import orjson
 
+from pmap.connectors.vendors.azure_devops import AZURE_USERNAME
 from pmap.core.registry import Registry
 
 TOLERANCE_SECONDS = 300
@@ -288,8 +289,6 @@ class GitLabTokenScheme:
         """The token header and both id headers."""
         return {"X-Gitlab-Token": secret, "Idempotency-Key": delivery_id, "X-Gitlab-Webhook-UUID": delivery_id}
 
-
-AZURE_USERNAME = "pmap"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.calls import failure_message, vendor_context, vendor_failure
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict, PmapError, UpstreamError
 from pmap.core.redaction import scrub
@@ -27,7 +28,6 @@ from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock, service
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
 from pmap.webhooks.schemas import AutoSetupResult, PingResult, RegisterResult
-from pmap.webhooks.vendor import failure_message, vendor_context, vendor_failure
 
 #: How long auto-setup waits for the vendor's test delivery to arrive.
 PING_WAIT_SECONDS = 10.0

@@ -78,7 +78,8 @@ def _seed_dependents(api: Api, iid: str, h: dict[str, str]) -> None:
     from pmap.core.db import transaction
     from pmap.findings.models import Job
     from pmap.integrations.models import Integration
-    from pmap.webhooks.models import TicketEvent, TicketLink, WebhookDelivery
+    from pmap.tickets.models import TicketEvent, TicketLink
+    from pmap.webhooks.models import WebhookDelivery
     from tests.findings.pipeline.helpers import nessus_report, upload
 
     three = [{"plugin": n, "host": "10.0.0.1"} for n in (1, 2, 3)]
@@ -100,7 +101,8 @@ def _dependents(api: Api, iid: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from pmap.findings.models import Finding, ImportRecord, Job
-    from pmap.webhooks.models import TicketEvent, TicketLink, WebhookDelivery
+    from pmap.tickets.models import TicketEvent, TicketLink
+    from pmap.webhooks.models import WebhookDelivery
 
     key = uuid.UUID(iid)
     with api.state.sessions() as s:

@@ -315,7 +315,7 @@ def permission_report(
     extra = sorted(set(excess))
     notes = list(warnings)
     if extra:
-        # same wording as pmap.webhooks.permissions, which then adds no second warning
+        # same wording as pmap.integrations.permissions, which then adds no second warning
         notes.append(f"least privilege: the account holds more rights than PMAP needs ({', '.join(extra)}); "
                      "use a narrower account or token")
     ok = all(c.state is PermissionState.GRANTED for c in checks)

@@ -63,13 +63,14 @@ from pmap.connectors.vendors._work_http import (
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
-from pmap.webhooks.schemes import AZURE_USERNAME
 
 API = "7.1"
 #: service hook notifications (test notifications included) are published as a preview resource only
 #: (vsts-rest-api-specs hooks 7.1/7.2: ``x-ms-preview``, ``7.1-preview.1``); "7.1" alone is refused
 _NOTIFICATIONS_API = f"{API}-preview.1"
 DONE_STATES = frozenset({"closed", "done"})
+#: the Basic-auth user name of the service hooks PMAP registers (the webhook secret is the password)
+AZURE_USERNAME = "pmap"
 _SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low", "info": "4 - Low"}
 _PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4, "info": 4}
 _STATUS_LINE = re.compile(r"Status Code:\s*\d{3}")
