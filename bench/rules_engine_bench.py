@@ -16,10 +16,12 @@ process CPU time, the best of interleaved rounds; an idle machine still gives st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import random
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from pmap.findings.formats.base import clear_element, iter_xml, xml_text
@@ -47,7 +49,8 @@ UNINDEXED = [
     '!(vendor in ["tenable", "snyk", "qualys"])', 'title.endsWith("(Log4Shell)")',
 ]
 _SEVERITY = {"0": "info", "1": "low", "2": "medium", "3": "high", "4": "critical"}
-_WORDS = ["remote", "host", "service", "version", "affected", "vulnerability", "attacker", "request", "package", "update", "server"]
+_WORDS = ["remote", "host", "service", "version", "affected", "vulnerability", "attacker", "request", "package",
+          "update", "server"]
 
 
 def nessus_report(findings: int, hosts: int = 500, plugins: int = 2000, seed: int = 1) -> bytes:
@@ -57,7 +60,8 @@ def nessus_report(findings: int, hosts: int = 500, plugins: int = 2000, seed: in
     for pid in range(plugins):
         sev = rng.choice("01234")
         title = rng.choice(["Outdated package", "SQL Injection", "Apache Struts RCE", "TLS weak cipher"]) + f" #{pid}"
-        cves = "".join(f"<cve>CVE-{rng.randint(2015, 2024)}-{rng.randint(1000, 49999)}</cve>" for _ in range(rng.randint(0, 3)))
+        cves = "".join(f"<cve>CVE-{rng.randint(2015, 2024)}-{rng.randint(1000, 49999)}</cve>"
+                       for _ in range(rng.randint(0, 3)))
         text = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(80, 160)))
         catalog.append((10000 + pid, sev, title, cves, text))
     out = io.StringIO()
@@ -67,7 +71,8 @@ def nessus_report(findings: int, hosts: int = 500, plugins: int = 2000, seed: in
     for h in range(hosts):
         if written >= findings:
             break
-        out.write(f'<ReportHost name="host{h}.corp.example"><HostProperties><tag name="host-ip">10.0.{h // 250}.{h % 250}</tag></HostProperties>')
+        out.write(f'<ReportHost name="host{h}.corp.example"><HostProperties>'
+                  f'<tag name="host-ip">10.0.{h // 250}.{h % 250}</tag></HostProperties>')
         for _ in range(min(per_host if h < hosts - 1 else findings - written, findings - written)):
             pid, sev, title, cves, text = rng.choice(catalog)
             port = rng.choice((0, 22, 80, 443, 3389))
@@ -154,10 +159,8 @@ def cel_rust(conditions: Sequence[str]) -> Callable[[list[dict[str, Any]]], None
         for f in findings:
             ctx = cel.Context(f)
             for p in programs:
-                try:
+                with contextlib.suppress(Exception):  # CEL errors are non-matches here
                     p.execute(ctx)
-                except Exception:  # noqa: S110 - CEL errors are non-matches here
-                    pass
     return run
 
 
@@ -171,10 +174,8 @@ def cel_python(conditions: Sequence[str]) -> Callable[[list[dict[str, Any]]], No
         for f in findings:
             activation = celpy.json_to_cel(f)
             for p in programs:
-                try:
+                with contextlib.suppress(Exception):  # CEL errors are non-matches here
                     p.evaluate(activation)
-                except Exception:  # noqa: S110 - CEL errors are non-matches here
-                    pass
     return run
 
 
@@ -195,7 +196,7 @@ def main() -> None:
         runs: dict[str, Callable[[], Any]] = {
             "bare": lambda: bare_parse(doc),
             "dict": lambda: parse_findings(doc, apply=lambda f: None),
-            **{label: (lambda rs=rs: parse_findings(doc, apply=rs.apply)) for label, rs in rule_sets.items()},
+            **{label: partial(parse_findings, doc, apply=rs.apply) for label, rs in rule_sets.items()},
         }
         for label, fn in runs.items():
             best[label] = min(best.get(label, float("inf")), best_of(fn, 1) / n * 1e6)
@@ -215,7 +216,7 @@ def main() -> None:
         except ImportError:
             print(f"{label}: not installed")
             continue
-        cost = best_of(lambda run=run, size=size: run(sub[:size]), 1) / size * 1e6
+        cost = best_of(partial(run, sub[:size]), 1) / size * 1e6
         print(f"{label}, 20 rules realistic: {cost:.1f} us/finding")
 
 

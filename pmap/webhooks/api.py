@@ -41,7 +41,8 @@ def webhook_status(integration_id: uuid.UUID, session: DbSession, state: StateDe
 
 
 @router.post(_BASE + "/generate", response_model=WebhookStatus, status_code=201)
-def generate_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> WebhookStatus:
+def generate_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep,
+                    principal: Operator) -> WebhookStatus:
     """Generate and store a webhook secret in the vendor's format (409 if one exists). Not returned; audited."""
     row = service.generate(session, state, principal, _owned(session, principal, integration_id))
     return service.status(session, state.settings, row)
@@ -65,13 +66,14 @@ def regenerate_secret(
     return service.status(session, state.settings, row)
 
 
-_NOT_APPROVED = {403: {"description": "the caller's role may not send the secret to this target: after a change "
+_NOT_APPROVED: dict[int | str, dict[str, object]] = {403: {"description": "the caller's role may not send the secret to this target: after a change "
                                        "of target (base URL, TLS trust, vendor-side project) only an admin registers"}}
 
 
 @router.post(_BASE + "/register", response_model=RegisterResult,
              dependencies=[OUTBOUND], responses={**OUTBOUND_RESPONSES, **_NOT_APPROVED})
-def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> RegisterResult:
+def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep,
+                     principal: Operator) -> RegisterResult:
     """Install PMAP's receiver on the vendor with the current secret. An operator may do so only on the
     target the secret was generated on or an admin registered last; an admin's call approves its target."""
     return setup.register(session, state, principal, _owned(session, principal, integration_id))

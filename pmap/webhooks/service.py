@@ -99,7 +99,8 @@ def _when(value: Any) -> datetime | None:
 
 def _locked(session: Session, row: Integration) -> Integration:
     """The row again, locked for the rest of the transaction (PostgreSQL; SQLite serializes writers)."""
-    stmt = select(Integration).where(Integration.id == row.id).with_for_update().execution_options(populate_existing=True)
+    stmt = (select(Integration).where(Integration.id == row.id).with_for_update()
+            .execution_options(populate_existing=True))
     return session.scalars(stmt).one()
 
 

@@ -65,8 +65,9 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
 def _install(ct: ConnectorType, url: str, previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
         try:
-            return ct.implementation.register_webhook(
+            registered: WebhookRegistered = ct.implementation.register_webhook(
                 ctx, WebhookRegistration(url=url, secret=SecretStr(secret), previous_hook_id=previous))
+            return registered
         except UpstreamError as exc:
             raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
     return work

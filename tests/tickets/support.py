@@ -28,7 +28,8 @@ CASES: list[tuple[str, str | None, dict[str, Any], str, str, bool]] = [
     ("github", "issues", {"action": "closed", "issue": {"number": 12, "state": "closed"},
                           "repository": {"full_name": "acme/webapp"}}, "acme/webapp#12", "closed", True),
     ("gitlab_token", "Issue Hook", {"object_kind": "issue", "object_attributes": {"iid": 3, "state": "closed"},
-                                    "project": {"path_with_namespace": "acme/webapp"}}, "acme/webapp#3", "closed", True),
+                                    "project": {"path_with_namespace": "acme/webapp"}},
+     "acme/webapp#3", "closed", True),
     ("azure_devops_basic", None, {"id": str(uuid.uuid4()), "eventType": "workitem.updated", "resource": {
         "workItemId": 481, "fields": {"System.State": {"oldValue": "Active", "newValue": "Closed"}}}},
      "481", "Closed", True),

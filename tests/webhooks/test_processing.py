@@ -91,10 +91,10 @@ def test_deliveries_left_accepted_by_a_dead_process_are_swept(api: Api, travel: 
     h, iid, secret = tracker(api, "servicenow")
     doc = {"table": "incident", "number": "INC0000001", "state": "7"}
     with transaction(api.state.sessions) as s:
-        s.add(WebhookDelivery(organization_id=organization_of(api, iid), integration_id=uuid.UUID(iid), dedupe_key="left-behind",
-                              delivery_id="left-behind", outcome="accepted", verification="signed",
-                              secret_slot="current", content_type="application/json", body=json.dumps(doc).encode(),
-                              size=10, created_at=clock.now() - timedelta(minutes=5)))
+        s.add(WebhookDelivery(organization_id=organization_of(api, iid), integration_id=uuid.UUID(iid),
+                              dedupe_key="left-behind", delivery_id="left-behind", outcome="accepted",
+                              verification="signed", secret_slot="current", content_type="application/json",
+                              body=json.dumps(doc).encode(), size=10, created_at=clock.now() - timedelta(minutes=5)))
     assert send(api, iid, "servicenow", secret, {"table": "incident", "number": "INC0000002", "state": "2"}) == 202
     settle(api)
     settle(api)  # the sweep's re-queued work
