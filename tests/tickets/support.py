@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, cast
+
+from fastapi import FastAPI
 
 from pmap.core.db import new_id, transaction, utcnow
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
 from pmap.tickets.service import link_ticket
+from pmap.webhooks.receiver import runtime
 from tests.conftest import Api
 from tests.webhooks.conftest import create_integration, signed
 
@@ -86,6 +89,11 @@ def send(api: Api, iid: str, scheme: str, secret: str, doc: dict[str, Any], even
     body = json.dumps(doc).encode()
     headers = signed(scheme, body, secret, event=event, delivery_id=delivery_id)
     return api.client.post(f"/hooks/{iid}", content=body, headers=headers).status_code
+
+
+def process_now(api: Api, ids: list[uuid.UUID]) -> None:
+    """Process these deliveries at once, as one batch of the app's processor."""
+    runtime(cast(FastAPI, api.client.app).state).processor.process(ids)
 
 
 def ticket_events(api: Api, h: dict[str, str], iid: str) -> list[dict[str, Any]]:

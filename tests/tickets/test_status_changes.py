@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from pmap.webhooks.processor import Processor
-from pmap.webhooks.receiver import runtime
 from tests.conftest import Api
 from tests.webhooks.conftest import deliveries, settle
 
-from .support import CASES, finding_status, link, open_finding, send, ticket_events, tracker
+from .support import CASES, finding_status, link, open_finding, process_now, send, ticket_events, tracker
 
 
 @pytest.mark.parametrize("scheme,event,doc,key,state,done", CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
@@ -62,7 +61,7 @@ def test_control_characters_in_a_payload_cannot_fail_its_batch(api: Api, monkeyp
             "workItemId": item, "fields": {"System.State": {"oldValue": "Active", "newValue": "Closed\u0000"}}}}
         assert send(api, iid, "azure_devops_basic", secret, doc) == 202
     ids = [uuid.UUID(i["id"]) for i in deliveries(api.client, h, iid)]
-    runtime(api.client.app.state).processor.process(ids)
+    process_now(api, ids)
     rows = deliveries(api.client, h, iid)
     assert {r["outcome"] for r in rows} == {"processed"} and {r["event"] for r in rows} == {"workitem.updated"}
     events = ticket_events(api, h, iid)

@@ -14,6 +14,7 @@ from pmap.core.db import new_id, transaction, utcnow
 from pmap.findings.models import Finding
 from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api, canary
+from tests.tickets.support import organization_of
 from tests.webhooks.conftest import settle, signed
 
 
@@ -25,10 +26,8 @@ def sandbox() -> Iterator[SandboxServer]:
 
 def _finding(api: Api, iid: str) -> uuid.UUID:
     now = utcnow()
+    org = organization_of(api, iid)
     with transaction(api.state.sessions) as s:
-        from pmap.integrations.models import Integration
-
-        org = s.get(Integration, uuid.UUID(iid)).organization_id
         finding = Finding(id=new_id(), organization_id=org, integration_id=uuid.UUID(iid), format="nessus",
                           scope="default", fingerprint=uuid.uuid4().hex, title="OpenSSL 3.0.x < 3.0.7 (CVE-2022-3602)",
                           cve_ids=["CVE-2022-3602"], host="10.0.0.5", port=443, mapped_severity="high",

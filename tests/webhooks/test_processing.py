@@ -18,7 +18,6 @@ from pmap.tickets import processing
 from pmap.webhooks import clock
 from pmap.webhooks.models import WebhookDelivery
 from pmap.webhooks.processor import Processor
-from pmap.webhooks.receiver import runtime
 from tests.conftest import Api
 from tests.tickets.support import (
     CASES,
@@ -26,6 +25,7 @@ from tests.tickets.support import (
     link,
     open_finding,
     organization_of,
+    process_now,
     send,
     ticket_events,
     tracker,
@@ -120,7 +120,7 @@ def test_one_failing_delivery_does_not_undo_the_others_of_its_batch(
 
     monkeypatch.setattr(processing, "apply_changes", half_done)
     ids = [uuid.UUID(i["id"]) for i in deliveries(api.client, h, iid)]
-    runtime(api.client.app.state).processor.process(ids)
+    process_now(api, ids)
     outcomes = {i["outcome"] for i in deliveries(api.client, h, iid)}
     assert outcomes == {"failed", "processed"}
     events = ticket_events(api, h, iid)
