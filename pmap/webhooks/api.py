@@ -66,8 +66,9 @@ def regenerate_secret(
     return service.status(session, state.settings, row)
 
 
-_NOT_APPROVED: dict[int | str, dict[str, object]] = {403: {"description": "the caller's role may not send the secret to this target: after a change "
-                                       "of target (base URL, TLS trust, vendor-side project) only an admin registers"}}
+_NOT_APPROVED: dict[int | str, dict[str, object]] = {403: {"description": (
+    "the caller's role may not send the secret to this target: after a change of target (base URL, TLS trust, "
+    "vendor-side project) only an admin registers")}}
 
 
 @router.post(_BASE + "/register", response_model=RegisterResult,
