@@ -27,7 +27,8 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(values_ms: list[float]) -> str:
     """median / p95 / max in milliseconds."""
-    return f"median {statistics.median(values_ms):7.2f} ms  p95 {pct(values_ms, 95):7.2f} ms  max {max(values_ms):7.2f} ms"
+    return (f"median {statistics.median(values_ms):7.2f} ms  p95 {pct(values_ms, 95):7.2f} ms  "
+            f"max {max(values_ms):7.2f} ms")
 
 
 def free_port() -> int:

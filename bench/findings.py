@@ -73,7 +73,7 @@ def _rss_mb() -> float:
 # --- measurements, one per child process ----------------------------------------------------------
 
 def _bare_nessus(path: Path) -> int:
-    from lxml import etree
+    from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
 
     n = 0
     for _event, elem in etree.iterparse(str(path), events=("end",), tag="ReportItem", huge_tree=True):
@@ -196,14 +196,14 @@ def _db_floor(path: Path, key: str) -> dict[str, Any]:
         engine, target = _setup(url, key, rules=False)
         run_import(engine, target, path, _options(path, key))
         with engine.connect() as conn:
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cur = conn.connection.dbapi_connection.cursor()
             with cur.copy("COPY findings TO STDOUT (FORMAT BINARY)") as out:
                 for chunk in out:
                     rows.write(chunk)
             conn.exec_driver_sql("CREATE UNLOGGED TABLE bare_rows (LIKE findings)")
             conn.commit()
             rows.seek(0)
-            pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            pid = conn.connection.dbapi_connection.info.backend_pid
             cpu_before, start = _cpu_seconds(pid), time.perf_counter()
             with conn.begin(), cur.copy("COPY bare_rows FROM STDIN (FORMAT BINARY)") as into:
                 while chunk := rows.read(1 << 20):

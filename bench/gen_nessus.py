@@ -21,6 +21,7 @@ _SERVICES = ((22, "ssh", "tcp"), (80, "www", "tcp"), (443, "www", "tcp"), (445, 
              (3389, "msrdp", "tcp"), (53, "dns", "udp"), (161, "snmp", "udp"), (0, "general", "tcp"),
              (3306, "mysql", "tcp"), (8080, "www", "tcp"))
 _RISK = ("None", "Low", "Medium", "High", "Critical")
+_OPERATING_SYSTEMS = ("Linux Kernel 5.15 on Ubuntu 22.04", "Microsoft Windows Server 2019", "CentOS Linux 7")
 _CVSS_BY_SEV = ((0.0, 0.0), (2.1, 3.9), (4.3, 6.8), (7.0, 8.8), (9.0, 10.0))
 _VECTORS = ("CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "CVSS:3.0/AV:N/AC:H/PR:N/UI:N/S:U/C:H/I:N/A:N",
             "CVSS:3.0/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:H/A:H", "CVSS:3.0/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N")
@@ -49,7 +50,8 @@ def _plugin_output(rng: random.Random, target: int) -> str:
             f"  Path              : /usr/lib/x86_64-linux-gnu/lib{pkg}.so.{rng.randint(1, 9)}\n"
             f"  Installed version : {rng.randint(0, 3)}.{rng.randint(0, 20)}.{rng.randint(0, 40)}\n"
             f"  Fixed version     : {rng.randint(3, 5)}.{rng.randint(0, 20)}.{rng.randint(0, 40)}\n"
-            f"  Remote package installed : {pkg}_{rng.randint(1, 9)}.{rng.randint(0, 99)}-{rng.randint(1, 9)}ubuntu{rng.randint(1, 9)}\n"
+            f"  Remote package installed : {pkg}_{rng.randint(1, 9)}.{rng.randint(0, 99)}-"
+            f"{rng.randint(1, 9)}ubuntu{rng.randint(1, 9)}\n"
         )
         lines.append(block)
         size += len(block)
@@ -63,7 +65,7 @@ def _host_properties(rng: random.Random, index: int) -> tuple[str, str]:
         "<HostProperties>\n"
         f'<tag name="HOST_END_TIMESTAMP">{1700000000 + index * 37}</tag>\n'
         '<tag name="HOST_END">Tue Nov 14 22:13:20 2023</tag>\n'
-        f'<tag name="operating-system">{rng.choice(("Linux Kernel 5.15 on Ubuntu 22.04", "Microsoft Windows Server 2019", "CentOS Linux 7"))}</tag>\n'
+        f'<tag name="operating-system">{rng.choice(_OPERATING_SYSTEMS)}</tag>\n'
         f'<tag name="host-ip">{ip}</tag>\n'
         f'<tag name="host-fqdn">{fqdn}</tag>\n'
         f'<tag name="netbios-name">HOST{index:05d}</tag>\n'

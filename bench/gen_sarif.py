@@ -51,7 +51,7 @@ def _rule(i: int, rng: random.Random) -> dict[str, Any]:
         },
         "helpUri": f"https://example.invalid/rules/{rule_id}",
         "properties": {
-            "tags": ["security", "external/cwe/cwe-%03d" % cwe, f"lang-{ext}"],
+            "tags": ["security", f"external/cwe/cwe-{cwe:03d}", f"lang-{ext}"],
             "precision": rng.choice(("very-high", "high", "medium", "low")),
             "problem.severity": rng.choice(("error", "warning", "recommendation")),
             "security-severity": f"{score}",

@@ -18,6 +18,7 @@ import timeit
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -76,21 +77,22 @@ def _seed(settings: Settings) -> tuple[str, Any]:
 def bench_list(label: str, settings: Settings) -> None:
     token, _ = _seed(settings)
     decrypts = 0
-    real_open = cred_service.open_envelope
+    real_open = crypto.open_envelope
 
     def counting_open(*a: Any, **kw: Any) -> bytes:
         nonlocal decrypts
         decrypts += 1
         return real_open(*a, **kw)
 
-    cred_service.open_envelope = counting_open  # the only module that may decrypt
-    try:
+    # counted where it is called: pmap.credentials.service is the only module that may decrypt
+    with patch.object(cred_service, "open_envelope", counting_open):
         app = create_app(settings)
         with served(app) as base, httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
             # collect cursors of every page, then time random pages (first pages are not special)
             cursors: list[str | None] = [None]
             while True:
-                page = client.get("/api/v1/integrations", params={"limit": 100, **({"cursor": cursors[-1]} if cursors[-1] else {})}).json()
+                params: dict[str, Any] = {"limit": 100, **({"cursor": cursors[-1]} if cursors[-1] else {})}
+                page = client.get("/api/v1/integrations", params=params).json()
                 if not page["next_cursor"]:
                     break
                 cursors.append(page["next_cursor"])
@@ -103,8 +105,6 @@ def bench_list(label: str, settings: Settings) -> None:
                 r = client.get("/api/v1/integrations", params={"limit": 100, **({"cursor": c} if c else {})})
                 times.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200 and len(r.json()["items"]) == 100
-    finally:
-        cred_service.open_envelope = real_open
     print(f"  list 100/page over {N_ROWS:,} rows, {label:10s}: {summary(times)}   decrypts: {decrypts}")
 
 
@@ -114,6 +114,7 @@ def bench_resolve() -> None:
     rid = uuid.uuid4()
     creds = {"access_key": "a" * 64, "secret_key": "s" * 64}
     env = seal_credentials(keyring, rid, creds)
+    assert env is not None
 
     class Row:
         id = rid
@@ -143,15 +144,16 @@ def bench_resolve() -> None:
     resolve_us = min(timeit.repeat(resolve, number=n, repeat=5)) / n * 1e6
     print(f"  AES-GCM decrypt of raw nonce+ciphertext     : {raw_us:6.2f} µs")
     print(f"  bare AES-GCM open of the stored envelope    : {bare_us:6.2f} µs  (base64 nonce+ciphertext, decrypt)")
-    print(f"  credential resolve (audit write left out)   : {resolve_us:6.2f} µs  = {resolve_us / bare_us:.2f}x the bare open, "
-          f"{resolve_us / raw_us:.1f}x the raw decrypt")
+    print(f"  credential resolve (audit write left out)   : {resolve_us:6.2f} µs  = "
+          f"{resolve_us / bare_us:.2f}x the bare open, {resolve_us / raw_us:.1f}x the raw decrypt")
 
 
 def main() -> None:
     print("PMAP issue 2 benchmark: integrations listing and credential resolve")
     with tempfile.TemporaryDirectory() as tmp:
         key = generate_key()
-        bench_list("SQLite", Settings(database_url=f"sqlite:///{Path(tmp) / 'bench.db'}", data_dir=Path(tmp), platform_key=key))
+        bench_list("SQLite", Settings(database_url=f"sqlite:///{Path(tmp) / 'bench.db'}", data_dir=Path(tmp),
+                                      platform_key=key))
         with pg_schema() as url:
             bench_list("PostgreSQL", Settings(database_url=url, data_dir=Path(tmp), platform_key=key))
     bench_resolve()

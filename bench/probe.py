@@ -65,7 +65,8 @@ def probe_database() -> Iterator[str]:
 def process(args: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``python -m pmap.cli ARGS`` with its output in ``log``; wait until ``ready_url`` answers."""
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", *args], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -107,13 +108,15 @@ def server_env(run_dir: Path, db_url: str, admin_token: str, port: int) -> dict[
 
 
 def run_schemathesis(api: str, run_dir: Path, role: str, token: str, max_time: int, args: argparse.Namespace) -> int:
-    """``schemathesis run`` as ``role`` with the probe's hooks; its output is shown and kept in ``schemathesis-ROLE.txt``."""
+    """``schemathesis run`` as ``role`` with the probe's hooks; its output is shown and kept in
+    ``schemathesis-ROLE.txt``."""
     (run_dir / "schemathesis.toml").write_text(SCHEMATHESIS_TOML)
     env = {**os.environ, "PMAP_PROBE_TOKEN": token, "SCHEMATHESIS_HOOKS": "bench.probe_hooks",
            "PMAP_PROBE_STATE": str(run_dir / "state.json"), "PMAP_PROBE_STATS": str(run_dir / f"stats-{role}.json"),
            "PYTHONPATH": str(ROOT)}
-    cmd = [str(Path(sys.executable).parent / "schemathesis"), "--no-color", "--config-file", str(run_dir / "schemathesis.toml"),
-           "run", f"{api}/openapi.json", "--checks", "not_a_server_error,canary_free", "--max-time", str(max_time),
+    cmd = [str(Path(sys.executable).parent / "schemathesis"), "--no-color",
+           "--config-file", str(run_dir / "schemathesis.toml"), "run", f"{api}/openapi.json",
+           "--checks", "not_a_server_error,canary_free", "--max-time", str(max_time),
            "--workers", str(args.workers), "--phases", args.phases, "--suppress-health-check", "all",
            "--generation-database", "none", "--request-timeout", "30", "--continue-on-failure",
            "--report", "junit", "--report-dir", str(run_dir / f"report-{role}")]
@@ -160,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="schemathesis random seed (to replay a run)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, dump, reports)")
     parser.add_argument("--quiet", action="store_true", help="show only the summary, not schemathesis's output")
-    parser.add_argument("schemathesis_args", nargs="*", help="after --: more `schemathesis run` options (say --include-path P)")
+    parser.add_argument("schemathesis_args", nargs="*",
+                        help="after --: more `schemathesis run` options (say --include-path P)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -171,17 +175,21 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         db_url = stack.enter_context(probe_database())
         env = server_env(run_dir, db_url, bootstrap, api_port)
-        subprocess.run([sys.executable, "-m", "pmap.cli", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "pmap.cli", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
         sandbox = f"http://127.0.0.1:{sandbox_port}"
-        stack.enter_context(process(["sandbox", "--port", str(sandbox_port)], env, run_dir / "sandbox.log", f"{sandbox}/_sandbox/vendors"))
+        stack.enter_context(process(["sandbox", "--port", str(sandbox_port)], env, run_dir / "sandbox.log",
+                                    f"{sandbox}/_sandbox/vendors"))
         stack.enter_context(process(["serve", "--port", str(api_port)], env, run_dir / "server.log", f"{api}/healthz"))
         with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {bootstrap}"}, timeout=60) as client:
             seeded = seed(client, httpx.get(f"{sandbox}/_sandbox/vendors").json(), args.per_vendor)
-            probe_token, operator, victim = (client.post("/api/v1/tokens", json={"name": f"probe {role}", "role": role}).json()
-                                             for role in ("admin", "operator", "viewer"))
+            probe_token, operator, victim = (
+                client.post("/api/v1/tokens", json={"name": f"probe {role}", "role": role}).json()
+                for role in ("admin", "operator", "viewer"))
         seeded.add_id("token_id", victim["id"])  # the one real token a DELETE may revoke
-        secrets_planted = {**seeded.canaries, bootstrap: "bootstrap admin token", probe_token["token"]: "probe admin token",
-                           operator["token"]: "operator token", victim["token"]: "viewer token"}
+        secrets_planted = {**seeded.canaries, bootstrap: "bootstrap admin token",
+                           probe_token["token"]: "probe admin token", operator["token"]: "operator token",
+                           victim["token"]: "viewer token"}
         (run_dir / "state.json").write_text(json.dumps({
             "canaries": secrets_planted, "webhook_secrets": seeded.webhook_secrets, "ids": seeded.ids,
             "kept_token_ids": [probe_token["id"], operator["id"]], "protected_ids": list(seeded.first_of.values()),
@@ -225,7 +233,8 @@ def tool_errors_only(run_dir: Path) -> str:
     return f"{kinds['Runtime Error']} runtime error(s): {_TOOL_ERRORS[0]}"
 
 
-def summarize(run_dir: Path, seeded: Seeded, planted: dict[str, str], dump: bytes, code: int, elapsed: float) -> list[str]:
+def summarize(run_dir: Path, seeded: Seeded, planted: dict[str, str], dump: bytes, code: int,
+              elapsed: float) -> list[str]:
     """Print the figures and every finding; returns the findings (empty when the probe passed)."""
     counts: Counter[str] = Counter()
     findings: list[str] = []
@@ -234,8 +243,8 @@ def summarize(run_dir: Path, seeded: Seeded, planted: dict[str, str], dump: byte
         stats = json.loads(path.read_text())
         counts.update(stats["statuses"])
         for fault in stats["server_errors"]:
-            line = masked(f"{fault['status']} (x{fault['count']}) {fault['method']} {fault['url']} body={fault['body']!r} "
-                          f"-> {fault['response']!r}", planted)
+            line = masked(f"{fault['status']} (x{fault['count']}) {fault['method']} {fault['url']} "
+                          f"body={fault['body']!r} -> {fault['response']!r}", planted)
             (deliberate if fault["deliberate"] else findings).append(line)
         findings += [f"canary in a response: {hit}" for hit in stats["canary_hits"]]
     log = (run_dir / "server.log").read_bytes()
@@ -251,8 +260,9 @@ def summarize(run_dir: Path, seeded: Seeded, planted: dict[str, str], dump: byte
     print("\n=== probe summary ===")
     print(f"duration {elapsed:.0f} s; requests {sum(counts.values())}; statuses "
           + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-    print(f"secrets watched: {len(planted)} (+{len(seeded.webhook_secrets)} webhook secrets); server log {len(log):,} bytes, "
-          f"pg_dump {len(dump):,} bytes; tracebacks in the log: {log.count(b'Traceback')}")
+    print(f"secrets watched: {len(planted)} (+{len(seeded.webhook_secrets)} webhook secrets); "
+          f"server log {len(log):,} bytes, pg_dump {len(dump):,} bytes; "
+          f"tracebacks in the log: {log.count(b'Traceback')}")
     for line in deliberate:
         print("deliberate (not a failure):", line)
     if code != 0 and tool_noise:

@@ -23,7 +23,8 @@ from pmap.connectors.base import Operation, secret_field_names
 from pmap.connectors.catalog import connector_types
 
 RULES = (
-    {"name": "lab hosts are low", "condition": 'host != null && host.endsWith(".lab.example")', "action": "set_severity", "value": "low"},
+    {"name": "lab hosts are low", "condition": 'host != null && host.endsWith(".lab.example")',
+     "action": "set_severity", "value": "low"},
     {"name": "log4shell", "condition": '"CVE-2021-44228" in cve_ids', "action": "set_severity", "value": "critical"},
     {"name": "tag tls", "condition": "port == 443", "action": "tag", "value": "tls"},
 )
@@ -67,7 +68,8 @@ def credentials_for(vendor: str, n: int, seeded: Seeded) -> dict[str, str]:
     for name, info in model.model_fields.items():
         if name in secret_names:
             marker = "echo" if n % 2 else ""
-            value = _first_accepted(model, out, name, [f"CANARY{marker}{secrets.token_hex(12)}", "ca11ab1e" + secrets.token_hex(24)])
+            value = _first_accepted(model, out, name,
+                                    [f"CANARY{marker}{secrets.token_hex(12)}", "ca11ab1e" + secrets.token_hex(24)])
             if value is not None:
                 seeded.canaries[value] = f"{vendor}#{n}.credentials.{name}"
         elif info.is_required():
@@ -108,7 +110,8 @@ def seed(client: httpx.Client, sandbox_vendors: dict[str, dict[str, Any]], per_v
             legacy = f"CANARYlegacy{secrets.token_hex(12)}"
             seeded.canaries[legacy] = f"{vendor}#{n}.connection.api_key"
             connection = {**connection_for(vendor, sandbox_vendors[vendor]["base_url"]), "api_key": legacy}
-            body = {"name": f"{vendor} {n}", "vendor": vendor, "connection": connection, "credentials": credentials_for(vendor, n, seeded)}
+            body = {"name": f"{vendor} {n}", "vendor": vendor, "connection": connection,
+                    "credentials": credentials_for(vendor, n, seeded)}
             r = _post(client, seeded, "/api/v1/integrations", json=body)
             if r.status_code != 201:
                 raise RuntimeError(f"seeding {vendor}: {r.status_code} {r.text[:300]}")
@@ -137,7 +140,8 @@ def _seed_findings(client: httpx.Client, seeded: Seeded) -> None:
     nessus = seeded.first_of["nessus"]
     with tempfile.TemporaryDirectory() as tmp:
         report = write_nessus(Path(tmp) / "probe.nessus", findings=200, hosts=10)
-        r = _post(client, seeded, f"/api/v1/integrations/{nessus}/imports", files={"file": ("probe.nessus", report.read_bytes())})
+        r = _post(client, seeded, f"/api/v1/integrations/{nessus}/imports",
+                  files={"file": ("probe.nessus", report.read_bytes())})
     if r.status_code not in (200, 202):
         raise RuntimeError(f"seeding an import: {r.status_code} {r.text[:300]}")
     summary = r.json()

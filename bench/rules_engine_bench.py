@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 import random
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from pmap.findings.formats.xml_reader import clear_element, iter_xml, xml_text
@@ -196,7 +196,7 @@ def main() -> None:
         runs: dict[str, Callable[[], Any]] = {
             "bare": lambda: bare_parse(doc),
             "dict": lambda: parse_findings(doc, apply=lambda f: None),
-            **{label: functools.partial(parse_findings, doc, apply=rs.apply) for label, rs in rule_sets.items()},
+            **{label: partial(parse_findings, doc, apply=rs.apply) for label, rs in rule_sets.items()},
         }
         for label, fn in runs.items():
             best[label] = min(best.get(label, float("inf")), best_of(fn, 1) / n * 1e6)
@@ -216,7 +216,7 @@ def main() -> None:
         except ImportError:
             print(f"{label}: not installed")
             continue
-        cost = best_of(functools.partial(run, sub[:size]), 1) / size * 1e6
+        cost = best_of(partial(run, sub[:size]), 1) / size * 1e6
         print(f"{label}, 20 rules realistic: {cost:.1f} us/finding")
 
 

@@ -67,7 +67,9 @@ def main(findings: int, key: str) -> None:
         engine, target = _setup(f"sqlite:///{Path(tmp) / 'pmap.db'}", key, rules=False)
         print(f"{key} {path.stat().st_size / 1e6:.0f} MB, {findings:,} findings, SQLite")
         for label in ("import", "re-import"):
-            stop, waits, failures = threading.Event(), [], []
+            stop = threading.Event()
+            waits: list[float] = []
+            failures: list[str] = []
             other = threading.Thread(target=_other_writer, args=(engine, stop, waits, failures))
             other.start()
             start = time.perf_counter()

@@ -78,7 +78,8 @@ def _deliveries(secret: str, n: int, event: str = "push") -> list[tuple[bytes, d
     return out
 
 
-async def _blast(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int) -> tuple[float, dict[int, int]]:
+async def _blast(url: str, requests: list[tuple[bytes, dict[str, str]]],
+                 concurrency: int) -> tuple[float, dict[int, int]]:
     """Send every request with ``concurrency`` in flight; seconds taken and status counts."""
     statuses: dict[int, int] = {}
     queue = list(reversed(requests))
@@ -141,7 +142,8 @@ def run(label: str, settings: Settings, count: int, concurrency: int, rounds: in
             WebhookDelivery.outcome.in_([Outcome.ACCEPTED.value, Outcome.PROCESSED.value])))
         processed = s.scalar(select(func.count()).select_from(WebhookDelivery).where(
             WebhookDelivery.outcome == Outcome.PROCESSED.value))
-        audited = s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.purpose == "webhook_verification"))
+        audited = s.scalar(select(func.count()).select_from(AuditEvent)
+                           .where(AuditEvent.purpose == "webhook_verification"))
     engine.dispose()
     n = per_round * rounds
     floor_rps, real_rps = n / floor_s, n / real_s
@@ -180,7 +182,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pmap-bench-") as tmp:
         if args.only in (None, "postgresql"):
             with pg_schema() as url:
-                run("PostgreSQL", settings(url, Path(tmp) / "pg"), args.count, args.concurrency, args.rounds, args.event)
+                run("PostgreSQL", settings(url, Path(tmp) / "pg"), args.count, args.concurrency, args.rounds,
+                    args.event)
         if args.only in (None, "sqlite"):
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
             run("SQLite", settings(url, Path(tmp) / "lite"), args.count, args.concurrency, args.rounds, args.event)

@@ -30,9 +30,9 @@ from pmap.credentials.keyring import load_keyring
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
 from pmap.findings.jobs import start_jobs
-from pmap.findings.tickets import router as tickets_router
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.tickets.api import router as tickets_router
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
@@ -64,7 +64,8 @@ def start(settings: Settings) -> AppState:
         with transaction(sessions) as session:
             if verify_keyring_canary(session, keyring):
                 log.info("sealed a keyring canary for key %s", keyring.primary)
-            if settings.bootstrap_admin_token and ensure_bootstrap_admin(session, settings.bootstrap_admin_token.get_secret_value()):
+            bootstrap = settings.bootstrap_admin_token
+            if bootstrap and ensure_bootstrap_admin(session, bootstrap.get_secret_value()):
                 log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
     except BaseException:
         engine.dispose()

@@ -28,6 +28,7 @@ from pmap.core import redaction
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.credentials.models import KeyringCanary
+from pmap.integrations.models import Integration
 
 CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
 WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
@@ -233,7 +234,8 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
                 "not contain; refusing to start (configure the key that was used, or add it to the keyring file)"
             )
         try:
-            plaintext = open_envelope(keyring, row.envelope, associated_data("keyring_canaries", "envelope", row.key_id))
+            aad = associated_data("keyring_canaries", "envelope", row.key_id)
+            plaintext = open_envelope(keyring, row.envelope, aad)
         except CryptoError:
             plaintext = b""
         if plaintext != _CANARY_PLAINTEXT:
@@ -244,7 +246,8 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
     if keyring.primary not in {r.key_id for r in rows}:
         # a canary is sealed under the primary explicitly, whatever the keyring's primary is
         primary_only = Keyring.single(keyring.keys[keyring.primary], keyring.primary)
-        envelope = seal(primary_only, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", keyring.primary))
+        aad = associated_data("keyring_canaries", "envelope", keyring.primary)
+        envelope = seal(primary_only, _CANARY_PLAINTEXT, aad)
         session.add(KeyringCanary(key_id=keyring.primary, envelope=envelope))
         session.flush()
         return True
@@ -253,8 +256,6 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
 
 def holds_sealed_data(session: Session) -> bool:
     """True when the database holds anything sealed with a platform key (a canary or an integration's secrets)."""
-    from pmap.integrations.models import Integration  # here: the integrations package imports this module
-
     if session.scalar(select(KeyringCanary.key_id).limit(1)) is not None:
         return True
     # an empty slot is stored as JSON null rather than SQL NULL: both mean nothing sealed

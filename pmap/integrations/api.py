@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
-from pmap.connectors.base import ConnectionTestResult
+from pmap.connectors.base import ConnectionTestResult, PermissionReport
 from pmap.core.deps import DbSession, StateDep
-from pmap.integrations import deletion, service, testing
+from pmap.integrations import deletion, permissions, service, testing
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 from pmap.integrations.testing import SavedTestOverlay, UnsavedTest
@@ -21,7 +21,8 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 
 @router.post("", response_model=IntegrationOut, status_code=status.HTTP_201_CREATED)
-def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep, principal: Operator) -> IntegrationOut:
+def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep,
+                       principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
     return service.to_out(service.create(session, state.keyring, principal, body, settings=state.settings,
                                          audit=state.audit))  # type: ignore[arg-type]
@@ -74,6 +75,15 @@ def update_integration(
     updated = service.update(session, state.keyring, state.resolver, principal, row, body,  # type: ignore[arg-type]
                              settings=state.settings, audit=state.audit)  # type: ignore[arg-type]
     return service.to_out(updated)
+
+
+@router.post("/{integration_id}/permissions-check", response_model=PermissionReport,
+             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
+def permissions_check(integration_id: uuid.UUID, session: DbSession, state: StateDep,
+                      principal: Operator) -> PermissionReport:
+    """What the stored credentials may do on the vendor: granted, missing, and excess rights."""
+    row = principal.get_owned(session, Integration, integration_id, what="integration")
+    return permissions.check_permissions(session, state, principal, row)
 
 
 class DependentCounts(BaseModel):

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from pmap.core.errors import NotFound
 from pmap.findings.models import Finding, ImportRecord, Job
 from pmap.integrations.models import Integration
-from pmap.webhooks.models import TicketEvent, TicketLink, WebhookDelivery
+from pmap.tickets.models import TicketEvent, TicketLink
+from pmap.webhooks.models import WebhookDelivery
 
 #: the rows that belong to an integration, by the name a dry run and the audit event give them; ticket
 #: events go before the deliveries they point at, so no ``SET NULL`` is written for rows about to go

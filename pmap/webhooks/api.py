@@ -11,18 +11,15 @@ from sqlalchemy.orm import Session
 
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
 from pmap.auth.principal import Principal
-from pmap.connectors.base import PermissionReport
 from pmap.core.deps import DbSession, StateDep
 from pmap.integrations.models import Integration
 from pmap.webhooks import receiver, service, setup
 from pmap.webhooks.models import Outcome
-from pmap.webhooks.permissions import check_permissions
 from pmap.webhooks.schemas import (
     AutoSetupResult,
     DeliveryPage,
     RegenerateRequest,
     RegisterResult,
-    TicketEventPage,
     WebhookStatus,
 )
 
@@ -44,7 +41,8 @@ def webhook_status(integration_id: uuid.UUID, session: DbSession, state: StateDe
 
 
 @router.post(_BASE + "/generate", response_model=WebhookStatus, status_code=201)
-def generate_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> WebhookStatus:
+def generate_secret(integration_id: uuid.UUID, session: DbSession, state: StateDep,
+                    principal: Operator) -> WebhookStatus:
     """Generate and store a webhook secret in the vendor's format (409 if one exists). Not returned; audited."""
     row = service.generate(session, state, principal, _owned(session, principal, integration_id))
     return service.status(session, state.settings, row)
@@ -68,13 +66,15 @@ def regenerate_secret(
     return service.status(session, state.settings, row)
 
 
-_NOT_APPROVED = {403: {"description": "the caller's role may not send the secret to this target: after a change "
-                                       "of target (base URL, TLS trust, vendor-side project) only an admin registers"}}
+_NOT_APPROVED: dict[int | str, dict[str, object]] = {403: {"description": (
+    "the caller's role may not send the secret to this target: after a change of target (base URL, TLS trust, "
+    "vendor-side project) only an admin registers")}}
 
 
 @router.post(_BASE + "/register", response_model=RegisterResult,
              dependencies=[OUTBOUND], responses={**OUTBOUND_RESPONSES, **_NOT_APPROVED})
-def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> RegisterResult:
+def register_webhook(integration_id: uuid.UUID, session: DbSession, state: StateDep,
+                     principal: Operator) -> RegisterResult:
     """Install PMAP's receiver on the vendor with the current secret. An operator may do so only on the
     target the secret was generated on or an admin registered last; an admin's call approves its target."""
     return setup.register(session, state, principal, _owned(session, principal, integration_id))
@@ -98,23 +98,6 @@ def list_deliveries(
     """Recent deliveries, newest first, with their outcome (accepted, duplicate, rejected, processed, failed)."""
     row = _owned(session, principal, integration_id)
     return service.list_deliveries(session, row, limit=limit, cursor=cursor, outcome=outcome.value if outcome else None)
-
-
-@router.get(_BASE + "/ticket-events", response_model=TicketEventPage)
-def list_ticket_events(
-    integration_id: uuid.UUID, session: DbSession, principal: Viewer,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> TicketEventPage:
-    """Ticket status changes received from the vendor, newest first."""
-    return service.list_ticket_events(session, _owned(session, principal, integration_id), limit=limit, cursor=cursor)
-
-
-@router.post("/integrations/{integration_id}/permissions-check", response_model=PermissionReport,
-             dependencies=[OUTBOUND], responses=OUTBOUND_RESPONSES)
-def permissions_check(integration_id: uuid.UUID, session: DbSession, state: StateDep, principal: Operator) -> PermissionReport:
-    """What the stored credentials may do on the vendor: granted, missing, and excess rights."""
-    return check_permissions(session, state, principal, _owned(session, principal, integration_id))
 
 
 @receiver_router.post("/hooks/{integration_id}", status_code=202, responses={

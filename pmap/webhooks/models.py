@@ -1,4 +1,4 @@
-"""Webhook delivery records, ticket events learned from deliveries, and ticket-to-finding links.
+"""Webhook delivery records (ticket links and events live in :mod:`pmap.tickets.models`).
 
 A delivery row is written in the receiver's one transaction before the 2xx answer. Its outcome moves
 ``accepted`` -> ``processed`` | ``failed``; a ``failed`` delivery that the vendor sends again (same
@@ -14,7 +14,6 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -76,41 +75,3 @@ class WebhookDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class TicketLink(Base):
-    """A ticket PMAP opened (or tracks) on a work tracker, and the finding it is about."""
-
-    __tablename__ = "ticket_links"
-    __table_args__ = (UniqueConstraint("integration_id", "ticket_key", name="uq_ticket_links_integration_ticket"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    ticket_key: Mapped[str] = mapped_column(String(255))
-    # no foreign key: the findings tables arrive in a later migration and may be pruned on their own
-    finding_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class TicketEvent(Base):
-    """A ticket status change a delivery reported (Jira, ServiceNow, GitHub, GitLab, Azure DevOps)."""
-
-    __tablename__ = "ticket_events"
-    __table_args__ = (
-        Index("ix_ticket_events_integration_created", "integration_id", "created_at", "id"),
-        Index("ix_ticket_events_integration_ticket", "integration_id", "ticket_key"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
-    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    delivery_row_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("webhook_deliveries.id", ondelete="SET NULL"), nullable=True
-    )
-    ticket_key: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    done: Mapped[bool] = mapped_column(Boolean, default=False)
-    finding_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
-    finding_updated: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,14 +21,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.db import transaction
 from pmap.integrations.models import Integration
-from pmap.webhooks import clock, processing
+from pmap.tickets import processing
+from pmap.webhooks import clock
 from pmap.webhooks.models import Outcome, WebhookDelivery
 from pmap.webhooks.retention import PRUNE_EVERY, prune_deliveries
 
@@ -178,6 +179,7 @@ class Processor:
             d = processing.Delivery(r.id, r.organization_id, r.integration_id, r.vendor,
                                     self._scheme_of(r.vendor) or "", r.event, r.content_type, r.body or b"")
             read.append((d, *_read(d)))
+        now = clock.now()
         with transaction(self._sessions) as session:
             # claim first: the transaction opens with a write (SQLite then holds the write lock instead
             # of failing on a stale read snapshot), and rows another worker took are skipped
@@ -185,13 +187,13 @@ class Processor:
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_([d.id for d, *_ in read]),
                        WebhookDelivery.outcome == Outcome.ACCEPTED.value)
-                .values(outcome=Outcome.PROCESSED.value, processed_at=clock.now())
+                .values(outcome=Outcome.PROCESSED.value, processed_at=now)
                 .returning(WebhookDelivery.id).execution_options(synchronize_session=False)
             ))
             failures = {d.id: failure for d, failure, _, _ in read if d.id in claimed and failure is not None}
             todo = [(d, changes) for d, failure, _, changes in read
                     if d.id in claimed and failure is None and changes]
-            failures.update(_apply(session, todo))
+            failures.update(_apply(session, todo, now))
             for d, _, event, _ in read:
                 if d.id in failures:
                     _set(session, d.id, outcome=Outcome.FAILED.value, reason=failures[d.id][:_REASON_CHARS])
@@ -199,14 +201,14 @@ class Processor:
                     _set(session, d.id, event=event[:100])
 
 
-def _apply(session: Session, todo: Sequence[processing.Applied]) -> dict[uuid.UUID, str]:
-    """Apply the batch's ticket changes in one savepoint; if that fails, one savepoint per delivery so
-    only the failing ones are lost. The failures, by delivery row id."""
+def _apply(session: Session, todo: Sequence[processing.Applied], now: datetime) -> dict[uuid.UUID, str]:
+    """Hand the batch's ticket changes to the tickets domain in one savepoint; if that fails, one savepoint
+    per delivery so only the failing ones are lost. The failures, by delivery row id."""
     if not todo:
         return {}
     try:
         with session.begin_nested():
-            processing.apply_changes(session, todo)
+            processing.apply_changes(session, todo, now=now)
         return {}
     except Exception as exc:
         if len(todo) == 1:
@@ -214,7 +216,7 @@ def _apply(session: Session, todo: Sequence[processing.Applied]) -> dict[uuid.UU
             return {todo[0][0].id: f"processing error: {type(exc).__name__}"}
     failures: dict[uuid.UUID, str] = {}
     for item in todo:
-        failures.update(_apply(session, [item]))
+        failures.update(_apply(session, [item], now))
     return failures
 
 

@@ -26,7 +26,7 @@ Order of work for one delivery (the signature is the only authentication):
    transaction, group-committed with concurrent deliveries (:mod:`pmap.webhooks.writer`), BEFORE
    the 2xx answer;
 6. accepted rows go to the background :class:`~pmap.webhooks.processor.Processor`; a delivery
-   that cannot carry anything PMAP acts on (see :func:`processing.needs_processing`) is stored
+   that cannot carry anything PMAP acts on (see :func:`pmap.tickets.processing.needs_processing`) is stored
    directly as processed.
 
 A correctly signed delivery is therefore always verified and accepted (up to its integration's
@@ -57,7 +57,8 @@ from pmap.core.errors import CryptoError
 from pmap.core.http_errors import error_body
 from pmap.core.state import AppState
 from pmap.credentials.service import Actor, CredentialResolver, Purpose
-from pmap.webhooks import clock, processing, service
+from pmap.tickets import processing
+from pmap.webhooks import clock, service
 from pmap.webhooks.models import Outcome, Verification
 from pmap.webhooks.processor import Processor
 from pmap.webhooks.ratelimit import FailedBudget, TokenBuckets

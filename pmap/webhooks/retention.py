@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.orm import Session
 
 from pmap.webhooks.models import Outcome, WebhookDelivery
@@ -45,10 +46,11 @@ def prune_deliveries(session: Session, now: datetime, retention_days: int) -> Pr
         raise ValueError(f"retention_days must be between 1 and {MAX_RETENTION_DAYS}")
     cutoff = now - timedelta(days=retention_days)
     d = WebhookDelivery
-    cleared = session.execute(
+    # an UPDATE or DELETE answers a CursorResult, which carries the row count
+    cleared = cast(CursorResult[Any], session.execute(
         update(d).where(d.created_at < cutoff, d.body.is_not(None), d.outcome.in_(_FINISHED))
-        .values(body=None).execution_options(synchronize_session=False))
-    deleted = session.execute(
+        .values(body=None).execution_options(synchronize_session=False)))
+    deleted = cast(CursorResult[Any], session.execute(
         delete(d).where(d.created_at < cutoff, d.dedupe_key.is_(None), d.outcome != Outcome.ACCEPTED.value)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)))
     return PruneResult(int(cleared.rowcount or 0), int(deleted.rowcount or 0))

@@ -106,25 +106,5 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-class TicketEventOut(BaseModel):
-    """A ticket status change learned from a delivery."""
-
-    id: uuid.UUID
-    ticket_key: str
-    status: str | None
-    done: bool
-    finding_id: uuid.UUID | None
-    finding_updated: bool
-    delivery: uuid.UUID | None
-    received_at: datetime
-
-
-class TicketEventPage(BaseModel):
-    """One page of ticket events, newest first."""
-
-    items: list[TicketEventOut]
-    next_cursor: str | None
-
-
 __all__ = ["AutoSetupResult", "DeliveryOut", "DeliveryPage", "PermissionReport", "PingResult", "RegenerateRequest",
-           "RegisterResult", "TicketEventOut", "TicketEventPage", "WebhookStatus"]
+           "RegisterResult", "WebhookStatus"]

@@ -50,12 +50,13 @@ import binascii
 import hashlib
 import hmac
 import secrets as _random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 
+from pmap.connectors.vendors.azure_devops import AZURE_USERNAME
 from pmap.core.registry import Registry
 
 TOLERANCE_SECONDS = 300
@@ -105,7 +106,8 @@ class _Headers:
     """Case-insensitive view of request headers that refuses a header given twice with different values."""
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        items = headers.items()  # a multi-dict (Starlette) yields repeated headers here
+        # a multi-dict (Starlette) yields repeated headers here; a caller's mapping may hold anything
+        items: Iterable[tuple[object, object]] = headers.items()
         self._values: dict[str, set[str]] = {}
         for name, value in items:
             if isinstance(name, str) and isinstance(value, str):
@@ -127,7 +129,7 @@ class _Headers:
         return value
 
 
-def _usable(secrets: Sequence[str]) -> list[tuple[int, str]]:
+def _usable(secrets: Sequence[object]) -> list[tuple[int, str]]:
     if isinstance(secrets, str):  # a bare string is a sequence of characters: refuse, don't iterate
         raise _Reject("secrets must be a list")
     usable = [(i, s) for i, s in enumerate(secrets) if isinstance(s, str) and s.strip()]
@@ -222,7 +224,8 @@ class HexHmacScheme:
             algorithm = algorithm.strip().lower()
             if algorithm != self.prefix[:-1]:
                 # fixed texts only: the header is attacker-controlled and reasons end up in logs
-                raise _Reject("sha1 signature not accepted" if algorithm == "sha1" else "unsupported signature algorithm")
+                raise _Reject("sha1 signature not accepted" if algorithm == "sha1"
+                              else "unsupported signature algorithm")
         value = value.strip()
         if len(value) != 64:
             raise _Reject("malformed signature header")
@@ -288,8 +291,6 @@ class GitLabTokenScheme:
         """The token header and both id headers."""
         return {"X-Gitlab-Token": secret, "Idempotency-Key": delivery_id, "X-Gitlab-Webhook-UUID": delivery_id}
 
-
-AZURE_USERNAME = "pmap"
 
 
 @dataclass(frozen=True)

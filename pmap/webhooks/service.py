@@ -37,12 +37,10 @@ from pmap.credentials.service import (
 )
 from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock
-from pmap.webhooks.models import Outcome, TicketEvent, Verification, WebhookDelivery
+from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
 from pmap.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
-    TicketEventOut,
-    TicketEventPage,
     WebhookStatus,
 )
 from pmap.webhooks.schemes import SCHEMES, SECRET_SENT_WITH_EACH_DELIVERY, WebhookScheme
@@ -101,7 +99,8 @@ def _when(value: Any) -> datetime | None:
 
 def _locked(session: Session, row: Integration) -> Integration:
     """The row again, locked for the rest of the transaction (PostgreSQL; SQLite serializes writers)."""
-    stmt = select(Integration).where(Integration.id == row.id).with_for_update().execution_options(populate_existing=True)
+    stmt = (select(Integration).where(Integration.id == row.id).with_for_update()
+            .execution_options(populate_existing=True))
     return session.scalars(stmt).one()
 
 
@@ -275,12 +274,4 @@ def _delivery_out(d: WebhookDelivery) -> DeliveryOut:
                        received_at=d.created_at, processed_at=d.processed_at)
 
 
-def list_ticket_events(session: Session, row: Integration, *, limit: int, cursor: str | None) -> TicketEventPage:
-    """Ticket status changes learned from this integration's deliveries, newest first."""
-    stmt = select(TicketEvent).where(TicketEvent.integration_id == row.id)
-    rows, nxt = split_page(session.scalars(newest_first(stmt, TicketEvent, cursor, limit)).all(), limit)
-    return TicketEventPage(items=[
-        TicketEventOut(id=e.id, ticket_key=e.ticket_key, status=e.status, done=e.done, finding_id=e.finding_id,
-                       finding_updated=e.finding_updated, delivery=e.delivery_row_id, received_at=e.created_at)
-        for e in rows
-    ], next_cursor=nxt)
+#END

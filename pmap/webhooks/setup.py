@@ -18,6 +18,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.calls import failure_message, vendor_context, vendor_failure
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict, PmapError, UpstreamError
 from pmap.core.redaction import scrub
@@ -27,7 +28,6 @@ from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock, service
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
 from pmap.webhooks.schemas import AutoSetupResult, PingResult, RegisterResult
-from pmap.webhooks.vendor import failure_message, vendor_context, vendor_failure
 
 #: How long auto-setup waits for the vendor's test delivery to arrive.
 PING_WAIT_SECONDS = 10.0
@@ -65,8 +65,9 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
 def _install(ct: ConnectorType, url: str, previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
         try:
-            return ct.implementation.register_webhook(
+            registered: WebhookRegistered = ct.implementation.register_webhook(
                 ctx, WebhookRegistration(url=url, secret=SecretStr(secret), previous_hook_id=previous))
+            return registered
         except UpstreamError as exc:
             raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
     return work

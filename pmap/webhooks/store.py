@@ -58,13 +58,14 @@ _PG_LOOKUP = ("SELECT id, organization_id, vendor, enabled, allow_unsigned_webho
 _COLS = ", ".join(COLUMNS)
 
 
-_OK = ("ok AS (SELECT v.* FROM v JOIN integrations i ON i.id = v.integration_id AND i.enabled "
+_OK = ("ok AS (SELECT v.* FROM v JOIN integrations i ON i.id = v.integration_id AND i.enabled "  # noqa: S608  (constant SQL)
        "AND i.vendor = v.g_vendor AND i.allow_unsigned_webhooks = v.g_allow "
        # JSON null and SQL NULL both mean "no secret" (as the resolver reads them)
        "AND COALESCE(i.encrypted_webhook_secret, 'null'::jsonb) = COALESCE(v.g_envelope, 'null'::jsonb)), "
        f"d AS (INSERT INTO webhook_deliveries ({_COLS}) SELECT {_COLS} FROM ok "
        "ON CONFLICT (integration_id, dedupe_key) DO NOTHING RETURNING id)")
-_RESULT = " SELECT v.id, EXISTS (SELECT 1 FROM ok WHERE ok.id = v.id), EXISTS (SELECT 1 FROM d WHERE d.id = v.id) FROM v"
+_RESULT = (" SELECT v.id, EXISTS (SELECT 1 FROM ok WHERE ok.id = v.id), EXISTS (SELECT 1 FROM d WHERE d.id = v.id)"
+           " FROM v")
 _V_COLS = ", ".join([*COLUMNS, *(g for g, _ in _GUARD)])
 
 
@@ -84,11 +85,11 @@ def _pg_sql(single: bool, audits: bool) -> str:
     ``unnest`` (psycopg re-parses statements with more than 50 parameters, arrays keep it at 28).
     The ``ok`` CTE stores a delivery only if its integration still reads as it was verified against."""
     types = [*_TYPES, *(t for _, t in _GUARD)]
-    rows = f"VALUES {_row(types)}" if single else f"SELECT * FROM {_unnest(types)}"
+    rows = f"VALUES {_row(types)}" if single else f"SELECT * FROM {_unnest(types)}"  # noqa: S608  (constant SQL)
     sql = f"WITH v ({_V_COLS}) AS ({rows}), {_OK}"
     if audits:
         columns = ", ".join(_AUDIT_COLUMNS)
-        values = f"VALUES {_row(_AUDIT_TYPES)}" if single else f"SELECT * FROM {_unnest(_AUDIT_TYPES)}"
+        values = f"VALUES {_row(_AUDIT_TYPES)}" if single else f"SELECT * FROM {_unnest(_AUDIT_TYPES)}"  # noqa: S608  (constant SQL)
         sql += f", a AS (INSERT INTO audit_events ({columns}) {values})"
     return sql + _RESULT
 
@@ -122,8 +123,8 @@ class AuditBuffer:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def record(self, *, actor: Actor, action: str, integration_id: uuid.UUID | None, purpose: str | None,
-               outcome: str, detail: Mapping[str, Any] | None = None) -> None:
+    def record(self, *, actor: Actor, action: str, integration_id: uuid.UUID | None,
+               purpose: str | enum.Enum | None, outcome: str, detail: Mapping[str, Any] | None = None) -> None:
         """Keep one event (the same columns :class:`pmap.audit.service.SessionAudit` writes)."""
         detail = dict(detail or {})
         if outcome != "success":
@@ -168,7 +169,8 @@ class Store:
         """Run ``work(cursor)`` on a pooled autocommit connection, retrying once on a dead connection."""
         import psycopg
 
-        assert self.fast is not None
+        if self.fast is None:
+            raise RuntimeError("the PostgreSQL fast path is not set up for this store")
         for attempt in (1, 2):
             raw = self.fast.raw_connection()
             try:
@@ -212,7 +214,7 @@ class Store:
         """Store a batch in one transaction; per delivery STORED, SEEN or STALE. Audit events are
         written for every delivery, whatever its result (the decrypts happened)."""
         results = self._pg(lambda cur: _pg_batch(cur, batch)) if self.fast is not None else self._core_batch(batch)
-        for pending, result in zip(batch, results):
+        for pending, result in zip(batch, results, strict=True):
             if result == STALE:
                 self._cache.pop(pending.guard.id, None)
         return results
@@ -241,8 +243,8 @@ def _pg_batch(cur: Any, batch: Sequence[Pending]) -> list[str]:
     if single:
         params = [*rows[0], *(audit[0] if audit else ())]
     else:  # columns as arrays
-        params = [list(column) for column in zip(*rows)]
-        params += [list(column) for column in zip(*audit)] if audit else []
+        params = [list(column) for column in zip(*rows, strict=True)]
+        params += [list(column) for column in zip(*audit, strict=True)] if audit else []
     cur.execute(_pg_sql(single, bool(audit)), params)
     outcome = {ident: (STORED if stored else SEEN) if fresh else STALE for ident, fresh, stored in cur.fetchall()}
     return [outcome[p.values["id"]] for p in batch]

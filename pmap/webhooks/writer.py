@@ -10,6 +10,7 @@ exits after a second without work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -104,13 +105,11 @@ class BatchWriter:
                 log.exception("storing a webhook delivery failed")
                 results = [exc]
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[str], str | BaseException]]] = {}
-        for (_, future, loop), result in zip(batch, results):
+        for (_, future, loop), result in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((future, result))
         for loop, settled in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
 
 
 def _settle(settled: list[tuple[asyncio.Future[str], str | BaseException]]) -> None:

@@ -61,7 +61,7 @@ def json_reply(
 
 
 def parse_x_apikeys(
-    value: str | None, access_name: str = "accessKey", secret_name: str = "secretKey"
+    value: str | None, access_field: str = "accessKey", key_field: str = "secretKey"
 ) -> tuple[str, str] | None:
     """``accessKey=A; secretKey=S;`` (spaces and the trailing ``;`` optional) -> ``(A, S)``."""
     if not value:
@@ -71,7 +71,7 @@ def parse_x_apikeys(
         name, sep, val = chunk.strip().partition("=")
         if sep:
             parts[name.strip().lower()] = val.strip()
-    access, secret = parts.get(access_name.lower()), parts.get(secret_name.lower())
+    access, secret = parts.get(access_field.lower()), parts.get(key_field.lower())
     if not access or not secret:
         return None
     return access, secret

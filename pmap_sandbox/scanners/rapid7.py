@@ -125,7 +125,8 @@ async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
         200,
         {
             "resources": resources[: max(size, 0)],
-            "page": {"number": page, "size": size, "totalResources": len(resources), "totalPages": min(len(resources), 1)},
+            "page": {"number": page, "size": size, "totalResources": len(resources),
+                     "totalPages": min(len(resources), 1)},
             "links": [{"href": "/api/3/assets", "rel": "self"}],
         },
     )

@@ -156,7 +156,8 @@ def build_router() -> APIRouter:
         value = hashlib.sha256(f"crumb:{caller.principal}".encode()).hexdigest()
         response = _json({"_class": "hudson.security.csrf.DefaultCrumbIssuer", "crumb": value,
                           "crumbRequestField": "Jenkins-Crumb"})
-        response.set_cookie("JSESSIONID.5d1c7a2e", hashlib.md5(value.encode()).hexdigest(), httponly=True)
+        session_id = hashlib.md5(value.encode(), usedforsecurity=False).hexdigest()
+        response.set_cookie("JSESSIONID.5d1c7a2e", session_id, httponly=True)
         return response
 
     @router.get("/whoAmI/api/json")

@@ -152,7 +152,8 @@ def register(router: APIRouter, site: JiraSite) -> None:
                             "sd.request.create.permission.error")
         jira = site_state(site, request)
         project = jira.project(DESK_PROJECT)
-        assert project is not None  # the desk project is part of the fixed catalogue
+        if project is None:  # the desk project is part of the fixed catalogue
+            raise RuntimeError(f"the sandbox catalogue lost project {DESK_PROJECT}")
         issue = jira.add_issue(project, type_id=REQUEST_TYPES[type_id][2], summary=summary,
                                description=str(values.get("description") or "") or None, labels=[],
                                priority="Medium", reporter=caller.principal, request_type_id=type_id)

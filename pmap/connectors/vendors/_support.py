@@ -9,6 +9,7 @@ values before it can reach a message.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import re
 import time
@@ -104,10 +105,8 @@ def vendor_detail(ctx: OperationContext, resp: OutboundResponse) -> str | None:
         texts.append(unquote(service_error))
     body = resp.content[:65536]
     if body.lstrip()[:1] in (b"{", b"["):
-        try:
+        with contextlib.suppress(UpstreamError):  # an unreadable JSON body has no text to add
             texts += _texts(resp.json())
-        except UpstreamError:
-            pass
     elif b"<TEXT>" in body:
         start = body.index(b"<TEXT>") + len(b"<TEXT>")
         texts.append(body[start:body.find(b"</TEXT>", start)].decode("utf-8", "replace").strip())
@@ -315,7 +314,7 @@ def permission_report(
     extra = sorted(set(excess))
     notes = list(warnings)
     if extra:
-        # same wording as pmap.webhooks.permissions, which then adds no second warning
+        # same wording as pmap.integrations.permissions, which then adds no second warning
         notes.append(f"least privilege: the account holds more rights than PMAP needs ({', '.join(extra)}); "
                      "use a narrower account or token")
     ok = all(c.state is PermissionState.GRANTED for c in checks)

@@ -24,6 +24,7 @@ from pmap.connectors.vendors._support import (  # noqa: F401  (re-exported for t
     vendor_detail,
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.findings.formats.registry import report_formats
 
 log = logging.getLogger("pmap.connectors")
 
@@ -107,9 +108,6 @@ def unzip(ctx: OperationContext, content: bytes, what: str) -> Iterator[tuple[st
 
 def report_format(name: str, content: bytes, accepted: Iterable[str]) -> str | None:
     """The first of the vendor type's ``accepted`` formats whose detector claims the file, or None."""
-    # imported here: the format registry loads its parsers on first use, not with the catalog
-    from pmap.findings.formats.registry import report_formats
-
     formats = report_formats()
     head = content[:HEAD_BYTES]
     basename = name.rsplit("/", 1)[-1]

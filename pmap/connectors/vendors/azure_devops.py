@@ -63,14 +63,16 @@ from pmap.connectors.vendors._work_http import (
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
-from pmap.webhooks.schemes import AZURE_USERNAME
 
 API = "7.1"
 #: service hook notifications (test notifications included) are published as a preview resource only
 #: (vsts-rest-api-specs hooks 7.1/7.2: ``x-ms-preview``, ``7.1-preview.1``); "7.1" alone is refused
 _NOTIFICATIONS_API = f"{API}-preview.1"
 DONE_STATES = frozenset({"closed", "done"})
-_SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low", "info": "4 - Low"}
+#: the Basic-auth user name of the service hooks PMAP registers (the webhook secret is the password)
+AZURE_USERNAME = "pmap"
+_SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low",
+             "info": "4 - Low"}
 _PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4, "info": 4}
 _STATUS_LINE = re.compile(r"Status Code:\s*\d{3}")
 _AUTH_HINT = "check the personal access token (it may be expired, revoked, or made for another organisation)"
@@ -126,13 +128,13 @@ class _AzureConnector:
     """What Boards and Pipelines share: identity, projects and service hook subscriptions."""
 
     publisher, event = "tfs", "workitem.updated"
-    token_scopes = "Service Hooks (Read & write)"
+    token_scopes = "Service Hooks (Read & write)"  # noqa: S105  (the PAT scopes to grant, not a secret)
     # (name, needed for, path probed with a GET under the project, or None when it cannot be probed)
     needs: tuple[tuple[str, str, str | None], ...] = ()
 
     def _identity(self, ctx: OperationContext, c: OutboundClient) -> dict[str, Any]:
-        resp = az_check(ctx, c.get("/_apis/connectionData", headers=headers(ctx), params={"api-version": f"{API}-preview"}),
-                        "GET _apis/connectionData")
+        resp = az_check(ctx, c.get("/_apis/connectionData", headers=headers(ctx),
+                                   params={"api-version": f"{API}-preview"}), "GET _apis/connectionData")
         data = json_of(ctx, resp, "connection data")
         user = data.get("authenticatedUser")
         # S-1-0-0 is the anonymous identity Azure DevOps reports for a call it did not authenticate
@@ -205,8 +207,9 @@ class _AzureConnector:
             for old in json_of(ctx, listed, "subscriptions").get("value") or []:
                 if isinstance(old, dict) and (str(old.get("id")) == hook.previous_hook_id or (
                         old.get("eventType") == self.event and dig(old, "consumerInputs", "url") == hook.url)):
-                    az_check(ctx, c.request("DELETE", vendor_path("/_apis/hooks/subscriptions/{hook_id}", hook_id=old.get("id")),
-                                            headers=h, params=_v()), "removing PMAP's previous subscription",
+                    old_path = vendor_path("/_apis/hooks/subscriptions/{hook_id}", hook_id=old.get("id"))
+                    az_check(ctx, c.request("DELETE", old_path, headers=h, params=_v()),
+                             "removing PMAP's previous subscription",
                              ok=(200, 204, 404), permission_hint=_HOOK_HINT)
             body = {"publisherId": self.publisher, "eventType": self.event, "resourceVersion": "1.0",
                     "consumerId": "webHooks", "consumerActionId": "httpRequest",
@@ -233,9 +236,9 @@ class _AzureConnector:
             if note.get("result") in (None, "pending") and isinstance(note_id, int):
                 # not completed yet (status queued/processing/...): read it again until it has a result
                 def completed() -> dict[str, Any] | None:
-                    got = az_check(ctx, c.get(vendor_path("/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
-                                                  hook_id=hook_id, note_id=note_id),
-                                              headers=headers(ctx), params=preview),
+                    note_path = vendor_path("/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
+                                            hook_id=hook_id, note_id=note_id)
+                    got = az_check(ctx, c.get(note_path, headers=headers(ctx), params=preview),
                                    "reading the test notification", permission_hint=_HOOK_HINT)
                     body = json_of(ctx, got, "the test notification")
                     return body if body.get("result") not in (None, "pending") else None
@@ -251,7 +254,7 @@ class _AzureConnector:
 class AzureBoardsConnector(_AzureConnector):
     """Azure Boards: work items of one project."""
 
-    token_scopes = "Work Items (Read & write), Service Hooks (Read & write)"
+    token_scopes = "Work Items (Read & write), Service Hooks (Read & write)"  # noqa: S105  (scope names, no secret)
     needs = (("Work Items: read & write", "creating and updating work items", None),)
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:
@@ -286,8 +289,8 @@ class AzureBoardsConnector(_AzureConnector):
             raise ValidationFailed("an Azure Boards work item is named by its id",
                                    fields=[FieldProblem("key", "must be a work item id")])
         with ctx.client() as c:
-            resp = az_check(ctx, c.get(vendor_path("/_apis/wit/workitems/{key}", key=key), headers=headers(ctx), params=_v()),
-                            f"reading work item {key}")
+            resp = az_check(ctx, c.get(vendor_path("/_apis/wit/workitems/{key}", key=key), headers=headers(ctx),
+                                       params=_v()), f"reading work item {key}")
         return self._ref(ctx, json_of(ctx, resp, f"work item {key}"))
 
     def _ref(self, ctx: OperationContext, item: dict[str, Any]) -> TicketRef:
@@ -302,7 +305,7 @@ class AzurePipelinesConnector(_AzureConnector):
     """Azure Pipelines: report artifacts of pipeline runs."""
 
     publisher, event = "pipelines", "ms.vss-pipelines.run-state-changed-event"
-    token_scopes = "Build (Read), Service Hooks (Read & write)"
+    token_scopes = "Build (Read), Service Hooks (Read & write)"  # noqa: S105  (scope names, no secret)
     needs = (("Build: read", "reading pipeline runs and artifacts", "/_apis/pipelines"),)
 
     def __init__(self, formats: tuple[str, ...]) -> None:
@@ -319,7 +322,8 @@ class AzurePipelinesConnector(_AzureConnector):
         """The completed run to read: run ``ref``, the latest of branch ``ref``, or the latest."""
         root = vendor_path("/{project}/_apis/pipelines/{pipeline_id}", project=project, pipeline_id=pipeline)
         if ref and ref.isdigit():
-            resp = az_check(ctx, c.get(root + vendor_path("/runs/{ref}", ref=ref), headers=headers(ctx), params=_v()), f"reading run {ref}")
+            resp = az_check(ctx, c.get(root + vendor_path("/runs/{ref}", ref=ref), headers=headers(ctx), params=_v()),
+                            f"reading run {ref}")
             run = json_of(ctx, resp, f"run {ref}")
             return run if run.get("state") == "completed" else None
         if ref:
@@ -327,7 +331,8 @@ class AzurePipelinesConnector(_AzureConnector):
             # List filters a definition's builds by branch (a pipeline's id is its build definition's id,
             # a run's id its build's)
             branch = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
-            resp = az_check(ctx, c.get(vendor_path("/{project}/_apis/build/builds", project=project), headers=headers(ctx), params=_v(
+            builds_path = vendor_path("/{project}/_apis/build/builds", project=project)
+            resp = az_check(ctx, c.get(builds_path, headers=headers(ctx), params=_v(
                 definitions=pipeline, branchName=branch, statusFilter="completed",
                 queryOrder="finishTimeDescending", **{"$top": 1})), f"listing the builds of {branch}")
             builds = [b for b in json_of(ctx, resp, "builds").get("value") or []

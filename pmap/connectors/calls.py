@@ -1,5 +1,6 @@
-"""Calling a connector implementation for the webhook and permission endpoints: the operation
-context from resolved credentials, and vendor failures turned into scrubbed API errors."""
+"""Calling a connector implementation for an operation other than a connection test (webhook
+registration, permission checks): the operation context from resolved credentials, and vendor failures
+turned into scrubbed API errors."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ OPERATION_BUDGET_SECONDS = 30.0
 
 
 def vendor_context(settings: Settings, ct: ConnectorType, connection: Mapping[str, object],
-                   credentials: Mapping[str, str], *, purpose: str, extra_secrets: Iterable[str] = ()) -> OperationContext:
+                   credentials: Mapping[str, str], *, purpose: str,
+                   extra_secrets: Iterable[str] = ()) -> OperationContext:
     """The context of one operation; ``extra_secrets`` (the webhook secret) are scrubbed like credentials."""
     ctx = operation_context(settings, ct, dict(connection), credentials, purpose=purpose,
                             budget=max(settings.connection_test_timeout, OPERATION_BUDGET_SECONDS))

@@ -1,14 +1,16 @@
-"""Processing of accepted deliveries: ticket status changes from work trackers.
+"""Ticket status changes from work trackers: read from accepted deliveries, recorded, applied to findings.
 
-Runs only on deliveries that were verified and stored. Deliveries that cannot carry a ticket change
-(by vendor, scheme and event header: GitHub events other than ``issues``, GitLab events other than
-issue hooks, Bitbucket, Snyk, SonarQube) are stored directly as ``processed``. Each vendor's payload is read for a ticket
-status change: Jira ``jira:issue_*`` events (done = status category ``done``), ServiceNow records
-(state 6 resolved / 7 closed, or those names), GitHub ``issues`` events and GitLab issue hooks
-(done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Closed / Done, as the
-connector's ``sync_status`` decides; Resolved is not done: the fix is not yet verified). Every change is recorded in ``ticket_events``; when the ticket is linked to a finding
-(``ticket_links``) and it is done, the finding's status becomes ``resolved`` if it was ``open`` (a
-suppressed or filtered finding keeps its status; reopening a ticket reopens nothing).
+The webhooks domain verifies and stores deliveries, then hands them here (:mod:`pmap.webhooks.processor`);
+this module runs only on deliveries that were verified and stored. Deliveries that cannot carry a ticket
+change (by vendor, scheme and event header: GitHub events other than ``issues``, GitLab events other than
+issue hooks, Bitbucket, Snyk, SonarQube) are stored directly as ``processed``. Each vendor's payload is
+read for a ticket status change: Jira ``jira:issue_*`` events (done = status category ``done``),
+ServiceNow records (state 6 resolved / 7 closed, or those names), GitHub ``issues`` events and GitLab
+issue hooks (done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Closed / Done, as the
+connector's ``sync_status`` decides; Resolved is not done: the fix is not yet verified). Every change is
+recorded in ``ticket_events``; when the ticket is linked to a finding (``ticket_links``) and it is done,
+the finding's status becomes ``resolved`` if it was ``open`` (a suppressed or filtered finding keeps its
+status; reopening a ticket reopens nothing).
 
 Ticket keys: Jira issue key (``SEC-12``), ServiceNow ``number`` (``sys_id`` also matched),
 GitHub/GitLab ``owner/repo#number`` (the bare number also matched), Azure DevOps the work item id.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, cast
 from urllib.parse import parse_qs
@@ -31,8 +34,8 @@ from pmap.connectors.vendors.azure_devops import DONE_STATES as AZURE_DONE_STATE
 from pmap.connectors.vendors.servicenow import STATES as SERVICENOW_STATES
 from pmap.core.db import new_id
 from pmap.core.text import CONTROL_CHARS
-from pmap.webhooks import clock
-from pmap.webhooks.models import TicketEvent, TicketLink
+from pmap.findings.models import Finding
+from pmap.tickets.models import TicketEvent, TicketLink
 
 RESOLVED = "resolved"
 OPEN = "open"
@@ -194,20 +197,14 @@ def _one_line(value: str | None) -> str | None:
     return (CONTROL_CHARS.sub("", value) or None) if value else None
 
 
-def _finding_table() -> Table:
-    """The findings table (imported late: the findings domain imports this module for ticket links)."""
-    from pmap.findings.models import Finding
-
-    return cast(Table, Finding.__table__)
-
-
 Applied = tuple[Delivery, Sequence[TicketChange]]
 
 
-def apply_changes(session: Session, items: Sequence[Applied]) -> int:
+def apply_changes(session: Session, items: Sequence[Applied], *, now: datetime) -> int:
     """Record the changes of several deliveries as ticket events and resolve the linked findings of
     done tickets, in a fixed number of statements (links read at once, findings updated at once,
-    events inserted at once); returns the number of findings updated. Runs in the caller's transaction.
+    events inserted at once); returns the number of findings updated. Runs in the caller's transaction;
+    ``now`` (the caller's clock) stamps the events and the resolved findings.
 
     A change names its ticket by several keys (``owner/repo#12``, ``12``): the first key that is
     linked wins."""
@@ -223,8 +220,7 @@ def apply_changes(session: Session, items: Sequence[Applied]) -> int:
     for d, change in pairs:
         key = next((k for k in change.keys if (d.integration_id, k) in links), change.keys[0])
         resolved.append((d, change, key, links.get((d.integration_id, key))))
-    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, _, f in resolved if c.done and f})
-    now = clock.now()
+    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, _, f in resolved if c.done and f}, now)
     session.execute(insert(cast(Table, TicketEvent.__table__)), [
         {"id": new_id(), "organization_id": d.organization_id, "integration_id": d.integration_id,
          "delivery_row_id": d.id, "ticket_key": key, "status": c.status, "done": c.done, "finding_id": f,
@@ -234,13 +230,12 @@ def apply_changes(session: Session, items: Sequence[Applied]) -> int:
     return len(updated)
 
 
-def _resolve_findings(session: Session, targets: set[tuple[uuid.UUID, uuid.UUID]]) -> set[uuid.UUID]:
+def _resolve_findings(session: Session, targets: set[tuple[uuid.UUID, uuid.UUID]], now: datetime) -> set[uuid.UUID]:
     """Resolve the open findings among ``(finding_id, organization_id)``; the ids updated. A
     suppressed or filtered finding keeps the status a person or a rule gave it."""
-    findings = _finding_table()
+    findings = cast(Table, Finding.__table__)
     if not targets:
         return set()
-    now = clock.now()
     values = {"status": RESOLVED, **{c: now for c in ("resolved_at", "updated_at") if c in findings.c}}
     updated: set[uuid.UUID] = set()
     for org in {o for _, o in targets}:
@@ -251,16 +246,3 @@ def _resolve_findings(session: Session, targets: set[tuple[uuid.UUID, uuid.UUID]
             .values(**values).returning(findings.c.id)))
     return updated
 
-
-def link_ticket(session: Session, *, organization_id: uuid.UUID, integration_id: uuid.UUID, ticket_key: str,
-                finding_id: uuid.UUID | None) -> None:
-    """Link a ticket of a work-tracker integration to a finding (ticket creation calls this), so a
-    later 'done' delivery resolves the finding. Re-linking a key replaces its finding."""
-    existing = session.scalars(select(TicketLink).where(
-        TicketLink.integration_id == integration_id, TicketLink.ticket_key == ticket_key)).first()
-    if existing is not None:
-        existing.finding_id = finding_id
-    else:
-        session.add(TicketLink(organization_id=organization_id, integration_id=integration_id,
-                               ticket_key=ticket_key, finding_id=finding_id))
-    session.flush()

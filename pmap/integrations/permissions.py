@@ -7,13 +7,13 @@ from sqlalchemy.orm import Session
 from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
 from pmap.connectors.base import PermissionReport
+from pmap.connectors.calls import vendor_context, vendor_failure
 from pmap.core.errors import Conflict, UpstreamError
 from pmap.core.redaction import scrub
 from pmap.core.state import AppState
 from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
-from pmap.webhooks.vendor import vendor_context, vendor_failure
 
 EXCESS_WARNING = "least privilege: the account holds more rights than PMAP needs ({}); use a narrower account or token"
 
