@@ -32,7 +32,7 @@ def _at_least(role: Role):
             principal.require(role)
         except PermissionDenied:
             # a token trying what its role may not (an operator revealing a secret) is worth a record
-            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,  # type: ignore[attr-defined]
+            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,
                                purpose=None, outcome="failure",
                                detail={"method": request.method, "path": request.url.path, "needs": role.value})
             raise

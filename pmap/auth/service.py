@@ -18,8 +18,8 @@ from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Principal, Role
 from pmap.core.db import utcnow
 from pmap.core.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
+from pmap.core.seams import Actor
 from pmap.core.text import check_one_line
-from pmap.credentials.service import Actor
 
 TOKEN_PREFIX = "pmap_"
 DEFAULT_ORG = "default"

@@ -19,8 +19,8 @@ from pmap.connectors.base import Operation, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.seams import Purpose
 from pmap.core.text import OneLine
-from pmap.credentials.service import Purpose
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
@@ -86,13 +86,13 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
-    with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:  # type: ignore[attr-defined]
+    with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:
         ctx = operation_context(state.settings, ct, row.connection, dict(creds.values), purpose=Purpose.TICKET_CREATION.value)
         try:
             ref: TicketRef = ct.implementation.create_ticket(ctx, request)
         except UpstreamError as exc:
             # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
-            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,  # type: ignore[attr-defined]
+            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,
                                purpose=None, outcome="failure",
                                detail={"finding_id": str(finding.id), "step": exc.step, "reason": exc.message})
             if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:

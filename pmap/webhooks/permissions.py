@@ -9,8 +9,8 @@ from pmap.auth.principal import Principal
 from pmap.connectors.base import PermissionReport
 from pmap.core.errors import Conflict, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.seams import Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
 from pmap.webhooks.vendor import vendor_context, vendor_failure
@@ -25,7 +25,7 @@ def check_permissions(session: Session, state: AppState, principal: Principal, r
     impl = ct.implementation
     if impl is None or not callable(getattr(impl, "check_permissions", None)):
         raise Conflict(f"the {ct.display_name} connector offers no permission check")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     with resolver.resolve(row, purpose=Purpose.PERMISSIONS_CHECK, actor=principal.actor) as creds:
         ctx = vendor_context(state.settings, ct, row.connection, creds.values, purpose=Purpose.PERMISSIONS_CHECK.value)
         try:

@@ -27,14 +27,10 @@ from pmap.connectors.base import ConnectorType, Operation
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.seams import Purpose
 from pmap.core.settings import Settings
 from pmap.core.state import AppState
-from pmap.credentials.service import (
-    CredentialResolver,
-    Purpose,
-    WebhookSecrets,
-    seal_webhook_secrets,
-)
+from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock
 from pmap.webhooks.models import Outcome, TicketEvent, Verification, WebhookDelivery
@@ -141,7 +137,7 @@ def reveal(session: Session, state: AppState, principal: Principal, row: Integra
     webhook_scheme(row)
     if not is_configured(row):
         raise Conflict("no webhook secret is configured: generate one first")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     with resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=principal.actor) as secrets:
         current = secrets.current
     if not current:
@@ -157,7 +153,7 @@ def regenerate(session: Session, state: AppState, principal: Principal, row: Int
     row = _locked(session, row)
     grace = state.settings.webhook_grace_seconds if grace_seconds is None else grace_seconds
     now = clock.now()
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     old: str | None = None
     if is_configured(row):
         with resolver.resolve_webhook_secrets(row, purpose=Purpose.WEBHOOK_ROTATION, actor=principal.actor) as s:

@@ -21,8 +21,8 @@ from pmap.connectors.base import (
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict, PmapError, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.seams import Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock, service
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
@@ -51,7 +51,7 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
     ``webhook_registration`` (both audited by the resolver). The one way a webhook secret leaves for a
     vendor: refused (403) before any decrypt unless the caller may send it to the current target."""
     approval.require_may_send(state, principal, row, "webhook.register")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     purpose = Purpose.WEBHOOK_REGISTRATION
     with resolver.resolve(row, purpose=purpose, actor=principal.actor) as creds, \
             resolver.resolve_webhook_secrets(row, purpose=purpose, actor=principal.actor) as secrets:

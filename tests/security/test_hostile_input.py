@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pmap.core import redaction
-from pmap.credentials.service import Actor, Purpose
+from pmap.core.seams import Actor, Purpose
 from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
 
