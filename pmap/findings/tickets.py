@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator
-from pmap.connectors.base import Operation, TicketRef, TicketRequest
+from pmap.connectors.base import CreatesTickets, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
@@ -81,7 +81,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     finding = principal.get_owned(session, Finding, finding_id, what="finding")
     row = principal.get_owned(session, Integration, body.integration_id, what="integration")
     ct = vendor_type(row.vendor)
-    if Operation.CREATE_TICKET not in ct.operations:
+    tracker = ct.implementation
+    if not isinstance(tracker, CreatesTickets):
         raise ValidationFailed(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
             "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = ticket_request(finding, body)
@@ -89,7 +90,7 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:
         ctx = operation_context(state.settings, ct, row.connection, dict(creds.values), purpose=Purpose.TICKET_CREATION.value)
         try:
-            ref: TicketRef = ct.implementation.create_ticket(ctx, request)
+            ref: TicketRef = tracker.create_ticket(ctx, request)
         except UpstreamError as exc:
             # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
             state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,

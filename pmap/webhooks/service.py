@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
-from pmap.connectors.base import ConnectorType, Operation
+from pmap.connectors.base import ConnectorType, PingsWebhooks, RegistersWebhooks
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict
 from pmap.core.pagination import newest_first, split_page
@@ -66,15 +66,12 @@ def receiving_url(settings: Settings, integration_id: uuid.UUID) -> str:
 
 def can_register(ct: ConnectorType | None) -> bool:
     """Whether the vendor's implementation can install a webhook through its API."""
-    impl = ct.implementation if ct is not None else None
-    return impl is not None and callable(getattr(impl, "register_webhook", None)) and (
-        not ct.operations or Operation.REGISTER_WEBHOOK in ct.operations)  # type: ignore[union-attr]
+    return ct is not None and isinstance(ct.implementation, RegistersWebhooks)
 
 
 def can_ping(ct: ConnectorType | None) -> bool:
     """Whether the vendor's implementation can trigger a test delivery."""
-    impl = ct.implementation if ct is not None else None
-    return impl is not None and callable(getattr(impl, "ping_webhook", None))
+    return ct is not None and isinstance(ct.implementation, PingsWebhooks)
 
 
 # --- the integration's webhook state -------------------------------------------------------------

@@ -15,6 +15,8 @@ from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import (
     ConnectorType,
     OperationContext,
+    PingsWebhooks,
+    RegistersWebhooks,
     WebhookRegistered,
     WebhookRegistration,
 )
@@ -36,13 +38,14 @@ _POLL_SECONDS = 0.1
 T = TypeVar("T")
 
 
-def _registrable(row: Integration) -> ConnectorType:
+def _registrable(row: Integration) -> tuple[ConnectorType, RegistersWebhooks]:
     service.webhook_scheme(row)
     ct = connector_types().get(row.vendor)
-    if not service.can_register(ct):
+    registrar = ct.implementation if ct is not None else None
+    if ct is None or not isinstance(registrar, RegistersWebhooks):
         raise Conflict(f"the {row.vendor} connector cannot install webhooks through the vendor's API: configure "
                        "the receiving URL and the secret on the vendor by hand")
-    return ct  # type: ignore[return-value]
+    return ct, registrar
 
 
 def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: ConnectorType,
@@ -62,10 +65,11 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
         return work(ctx, secrets.current)
 
 
-def _install(ct: ConnectorType, url: str, previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
+def _install(registrar: RegistersWebhooks, url: str,
+             previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
         try:
-            return ct.implementation.register_webhook(
+            return registrar.register_webhook(
                 ctx, WebhookRegistration(url=url, secret=SecretStr(secret), previous_hook_id=previous))
         except UpstreamError as exc:
             raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
@@ -96,33 +100,34 @@ def _record(session: Session, principal: Principal, row: Integration, reg: Webho
 
 def register(session: Session, state: AppState, principal: Principal, row: Integration) -> RegisterResult:
     """Install the receiver on the vendor with the current secret; records hook id and time."""
-    ct = _registrable(row)
+    ct, registrar = _registrable(row)
     if not service.is_configured(row):
         raise Conflict("no webhook secret is configured: generate one first (or use auto-setup)")
     url = service.receiving_url(state.settings, row.id)
-    reg = _with_vendor(state, principal, row, ct, _install(ct, url, _previous_hook(row)))
+    reg = _with_vendor(state, principal, row, ct, _install(registrar, url, _previous_hook(row)))
     return _record(session, principal, row, reg)
 
 
 def auto_setup(session: Session, state: AppState, principal: Principal, row: Integration) -> AutoSetupResult:
     """Generate a secret if missing, register, trigger the vendor's test delivery where it has one,
     and report whether PMAP received and verified it (waiting up to :data:`PING_WAIT_SECONDS`)."""
-    ct = _registrable(row)
+    ct, registrar = _registrable(row)
     generated = False
     if not service.is_configured(row):
         row = service.generate(session, state, principal, row)
         generated = True
     url = service.receiving_url(state.settings, row.id)
-    ping_available = service.can_ping(ct)
+    pinger = registrar if isinstance(registrar, PingsWebhooks) else None
+    ping_available = pinger is not None
     outcome: dict[str, Any] = {}
 
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
-        reg = _install(ct, url, _previous_hook(row))(ctx, secret)
-        if not (ping_available and reg.ping_supported):
+        reg = _install(registrar, url, _previous_hook(row))(ctx, secret)
+        if pinger is None or not reg.ping_supported:
             return reg
         outcome["started"] = clock.now()
         try:
-            ct.implementation.ping_webhook(ctx, reg.hook_id)
+            pinger.ping_webhook(ctx, reg.hook_id)
             outcome["sent"] = True
         except UpstreamError as exc:  # registered all the same: report the ping's failure, don't raise
             outcome.update(step=exc.step, message=failure_message(exc, ctx.secrets))

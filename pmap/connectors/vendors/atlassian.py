@@ -26,13 +26,17 @@ from pydantic import Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
+    RegistersWebhooks,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -123,7 +127,7 @@ def _field_error(resp: OutboundResponse, name: str) -> bool:
     return isinstance(errors, dict) and name in errors
 
 
-class JiraConnector:
+class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissions, RegistersWebhooks):
     """Jira platform REST API: identity, issues, permissions and admin webhooks."""
 
     def __init__(self, *, cloud: bool, product: str) -> None:
@@ -344,28 +348,25 @@ class ServiceManagementConnector(JiraConnector):
                          done=str(dig(status, "statusCategory") or "").upper() == "DONE")
 
 
-_WORK_OPS = (Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS, Operation.CHECK_PERMISSIONS,
-             Operation.REGISTER_WEBHOOK)
-
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="jira_cloud", display_name="Jira Cloud", category=Category.TICKETING,
         connection_model=JiraConnection, credentials_model=JiraCloudCredentials, webhook_scheme="jira",
-        implementation=JiraConnector(cloud=True, product="Jira Cloud"), operations=_WORK_OPS,
+        implementation=JiraConnector(cloud=True, product="Jira Cloud"),
         docs_url="https://developer.atlassian.com/cloud/jira/platform/rest/v3/",
         notes="Webhook registration needs an administrator account (or an administrator registers it by hand).",
     ),
     ConnectorType(
         vendor="jira_data_center", display_name="Jira Data Center", category=Category.TICKETING,
         connection_model=JiraConnection, credentials_model=JiraDataCenterCredentials, webhook_scheme="jira",
-        implementation=JiraConnector(cloud=False, product="Jira Data Center"), operations=_WORK_OPS,
+        implementation=JiraConnector(cloud=False, product="Jira Data Center"),
         docs_url="https://developer.atlassian.com/server/jira/platform/rest/v10000/",
         notes="REST API v2; a personal access token needs Jira 8.14+. Webhook registration needs an administrator.",
     ),
     ConnectorType(
         vendor="jira_service_management", display_name="Jira Service Management", category=Category.ITSM,
         connection_model=JiraServiceManagementConnection, credentials_model=JiraCloudCredentials,
-        webhook_scheme="jira", implementation=ServiceManagementConnector(), operations=_WORK_OPS,
+        webhook_scheme="jira", implementation=ServiceManagementConnector(),
         docs_url="https://developer.atlassian.com/cloud/jira/service-desk/rest/",
         notes="Tickets are customer requests of the configured service desk and request type.",
     ),

@@ -26,14 +26,20 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
+    PingsWebhooks,
     Probe,
+    RegistersWebhooks,
     ReportArtifact,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -143,7 +149,7 @@ def _workflow_file(path: Any) -> str:
     return str(path or "").split("@", 1)[0].rsplit("/", 1)[-1]
 
 
-class GitHubRepositoryHooks:
+class GitHubRepositoryHooks(RegistersWebhooks, PingsWebhooks):
     """Repository webhooks, shared by every GitHub connector (Issues, Actions, code scanning):
     PMAP's hook is created, or updated in place (by its id, or the same URL) with the current secret, and pinged."""
 
@@ -188,7 +194,7 @@ class GitHubRepositoryHooks:
                      "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
 
 
-class _GitHubConnector(GitHubRepositoryHooks):
+class _GitHubConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
     """What GitHub Issues and Actions share: identity, scopes and repository webhooks."""
 
     # (name, needed for, classic scopes that grant it, fine-grained probe path under the repository)
@@ -230,7 +236,7 @@ class _GitHubConnector(GitHubRepositoryHooks):
     def _readable(self, ctx: OperationContext, c: OutboundClient, path: str) -> bool:
         return c.get(path, headers=headers(ctx), params={"per_page": 1}).status == 200
 
-class GitHubIssuesConnector(_GitHubConnector):
+class GitHubIssuesConnector(_GitHubConnector, CreatesTickets, SyncsTicketStatus):
     """GitHub Issues: open, read and watch issues of one repository."""
 
     hook_events = ("issues",)
@@ -270,7 +276,7 @@ class GitHubIssuesConnector(_GitHubConnector):
         return TicketRef(key=f"{repo}#{number}", url=text(issue.get("html_url")), status=state, done=state == "closed")
 
 
-class GitHubActionsConnector(_GitHubConnector):
+class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
     """GitHub Actions: report artifacts of workflow runs."""
 
     hook_events = ("workflow_run",)
@@ -336,8 +342,6 @@ CONNECTOR_TYPES = (
         vendor="github_issues", display_name="GitHub Issues", category=Category.TICKETING,
         connection_model=GitHubConnection, credentials_model=GitHubCredentials,
         default_base_url="https://api.github.com", webhook_scheme="github", implementation=GitHubIssuesConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS,
-                    Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/issues",
         notes="Ticket keys are owner/repo#number; webhooks are per repository.",
     ),
@@ -346,8 +350,6 @@ CONNECTOR_TYPES = (
         connection_model=GitHubActionsConnection, credentials_model=GitHubCredentials,
         default_base_url="https://api.github.com", report_formats=SARIF, webhook_scheme="github",
         implementation=GitHubActionsConnector(SARIF),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS,
-                    Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/actions",
         notes="Reads SARIF files from the artifacts of the latest completed workflow run; webhooks are per "
               "repository.",

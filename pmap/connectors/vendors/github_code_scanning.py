@@ -14,10 +14,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -59,7 +60,7 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
-class GitHubCodeScanningConnector(GitHubRepositoryHooks):
+class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
     hook_events = ("code_scanning_alert",)
@@ -113,7 +114,6 @@ CONNECTOR_TYPES = (
         connection_model=GitHubCodeScanningConnection, credentials_model=GitHubToken,
         default_base_url="https://api.github.com", report_formats=("sarif", "github_vulnerability_json"),
         webhook_scheme="github", implementation=GitHubCodeScanningConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/code-scanning",
         notes="Needs GitHub Advanced Security on private repositories; webhooks are per repository.",
     ),

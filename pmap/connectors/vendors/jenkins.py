@@ -38,10 +38,12 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
     Probe,
@@ -101,7 +103,7 @@ def jk_check(ctx: OperationContext, resp: OutboundResponse, what: str, **kw: Any
     return check(ctx, resp, what, auth_hint=_AUTH_HINT, **kw)
 
 
-class JenkinsConnector:
+class JenkinsConnector(Connector, FetchesPipelineReports, ChecksPermissions):
     """Jenkins remote access API: identity, job and build artifacts."""
 
     def __init__(self, formats: tuple[str, ...]) -> None:
@@ -182,7 +184,6 @@ CONNECTOR_TYPES = (
         vendor="jenkins", display_name="Jenkins", category=Category.CICD,
         connection_model=JenkinsConnection, credentials_model=JenkinsCredentials, report_formats=SARIF,
         webhook_scheme="standard_webhooks", implementation=JenkinsConnector(SARIF),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS),
         docs_url="https://www.jenkins.io/doc/book/using/remote-access-api/",
         notes="Reads SARIF artifacts of the job's last completed build. Webhooks: a pipeline step signs a "
               "Standard Webhooks notification (see the connector's documentation); nothing is registered by API.",

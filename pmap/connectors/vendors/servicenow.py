@@ -25,13 +25,16 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
 )
@@ -89,7 +92,7 @@ def _display(field: Any) -> str:
     return "" if field is None else str(field)
 
 
-class ServiceNowConnector:
+class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissions):
     """ServiceNow Table API: ``sys_user``, ``sys_user_has_role`` and ``incident``."""
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
@@ -207,8 +210,6 @@ CONNECTOR_TYPES = (
         credentials_model=ServiceNowCredentials,
         webhook_scheme="servicenow",
         implementation=ServiceNowConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS,
-                    Operation.CHECK_PERMISSIONS),
         docs_url="https://www.servicenow.com/docs/",
         notes="Webhooks: an administrator installs PMAP's signing business rule on the incident table "
               "(scheme servicenow); PMAP cannot register it through the API.",

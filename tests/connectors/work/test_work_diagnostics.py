@@ -24,7 +24,7 @@ from pmap.core.outbound import OutboundResponse
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 
-from .cases import catalog_entry, settings_for, unique
+from .cases import implementation, settings_for, unique
 from .conftest import context, run_test
 
 
@@ -131,7 +131,7 @@ def test_a_jira_captcha_lockout_is_an_auth_failure(dev_settings: Settings) -> No
     ctx = _ctx(dev_settings, "jira_cloud")
     locked = _answer(403, b"", **{"x-seraph-loginreason": "AUTHENTICATION_DENIED"})
     with pytest.raises(UpstreamError) as caught:
-        catalog_entry("jira_cloud").implementation.check(ctx, locked, "GET myself")
+        implementation("jira_cloud").check(ctx, locked, "GET myself")
     assert caught.value.step == "auth" and "CAPTCHA" in caught.value.message
 
 
