@@ -81,9 +81,6 @@ class Keyring:
             raise CryptoError(f"no key with id {kid!r} in the keyring")
         return cipher
 
-    def key_ids(self) -> list[str]:
-        return list(self.keys)
-
     @classmethod
     def single(cls, key: bytes, kid: str = "k1") -> Keyring:
         return cls(keys={kid: key}, primary=kid)

@@ -159,7 +159,6 @@ class ReportFormat:
     detect: Detector
     parse: Callable[[IO[bytes]], Iterator[ParsedFinding]]
     map_severity: Callable[[ParsedFinding], SeverityResult]
-    extensions: tuple[str, ...] = ()
 
 
 # --- severity helpers -----------------------------------------------------------------------
@@ -476,15 +475,3 @@ def load_json(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPT
         return next(items)
     except StopIteration:
         raise ReportError(format_key, "empty JSON document", "$") from None
-
-
-def iter_json_lines(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH) -> Iterator[Any]:
-    """Stream a JSON-lines file (one JSON value per line), skipping blank lines."""
-    for lineno, raw in enumerate(stream, start=1):
-        raw = raw.strip()
-        if not raw:
-            continue
-        try:
-            yield next(iter_json_items(io.BytesIO(raw), "", format_key, max_depth))
-        except ReportError as exc:
-            raise type(exc)(format_key, exc.message, f"line {lineno}") from None

@@ -269,7 +269,6 @@ XML_FORMAT = ReportFormat(
     detect=detect_xml,
     parse=parse_xml,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".xml",),
 )
 JSON_FORMAT = ReportFormat(
     key=KEY_JSON,
@@ -277,5 +276,4 @@ JSON_FORMAT = ReportFormat(
     detect=detect_json,
     parse=parse_json,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

@@ -97,5 +97,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_by_table({}),
-    extensions=(".json",),
 )

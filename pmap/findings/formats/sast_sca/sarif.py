@@ -350,5 +350,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_severity,
-    extensions=(".sarif", ".sarif.json"),
 )

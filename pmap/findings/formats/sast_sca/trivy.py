@@ -208,5 +208,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_by_table(SEVERITIES),
-    extensions=(".json",),
 )

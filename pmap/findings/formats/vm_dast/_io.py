@@ -290,8 +290,8 @@ def expect_xml_root(stream: IO[bytes], format_key: str, roots: tuple[str, ...], 
 
 
 def iter_json_lines(stream: IO[bytes], format_key: str, max_depth: int = MAX_JSON_DEPTH) -> Iterator[Any]:
-    """JSON lines, one value per line; like base.iter_json_lines but a hostile line stays a
-    :class:`HostileReportError` (base re-raises every error as a plain ReportError)."""
+    """JSON lines, one value per line, skipping blank lines; an error names its line and keeps its
+    class (a hostile line stays a :class:`HostileReportError`)."""
     for lineno, raw in enumerate(stream, start=1):
         raw = raw.strip()
         if not raw:

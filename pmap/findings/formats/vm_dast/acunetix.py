@@ -146,5 +146,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )

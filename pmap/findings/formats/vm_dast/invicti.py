@@ -197,7 +197,6 @@ INVICTI_JSON = ReportFormat(
     detect=detect_invicti,
     parse=_parser("invicti_json", "an Invicti/Netsparker"),
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )
 
 ACUNETIX360_JSON = ReportFormat(
@@ -206,5 +205,4 @@ ACUNETIX360_JSON = ReportFormat(
     detect=detect_acunetix360,
     parse=_parser("acunetix360_json", "an Acunetix 360"),
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )

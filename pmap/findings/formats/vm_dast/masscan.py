@@ -175,5 +175,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json", "xml", "txt", "lst"),
 )

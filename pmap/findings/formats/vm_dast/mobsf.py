@@ -248,5 +248,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_severity,
-    extensions=("json",),
 )

@@ -222,7 +222,6 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("nessus", "xml"),
 )
 
 __all__ = ["FORMAT", "SEVERITY_TABLE", "detect", "parse"]

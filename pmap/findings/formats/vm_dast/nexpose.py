@@ -199,5 +199,4 @@ FORMAT = ReportFormat(
     detect=detect,
     parse=parse,
     map_severity=map_severity,
-    extensions=("xml",),
 )

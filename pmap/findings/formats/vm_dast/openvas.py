@@ -223,7 +223,6 @@ OPENVAS_XML = ReportFormat(
     detect=detect_xml,
     parse=parse_xml,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )
 
 OPENVAS_CSV = ReportFormat(
@@ -232,5 +231,4 @@ OPENVAS_CSV = ReportFormat(
     detect=detect_csv,
     parse=parse_csv,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("csv",),
 )

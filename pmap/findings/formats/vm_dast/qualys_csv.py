@@ -182,7 +182,6 @@ QUALYS_CSV = ReportFormat(
     detect=_detector(_is_scan_header),
     parse=_parser("qualys_csv", _is_scan_header, _scan_row),
     map_severity=map_severity,  # Qualys levels 1-5, see qualys.LEVELS
-    extensions=("csv",),
 )
 
 QUALYS_VMDR_CSV = ReportFormat(
@@ -191,5 +190,4 @@ QUALYS_VMDR_CSV = ReportFormat(
     detect=_detector(_is_vmdr_header),
     parse=_parser("qualys_vmdr_csv", _is_vmdr_header, _vmdr_row),
     map_severity=map_severity,
-    extensions=("csv",),
 )

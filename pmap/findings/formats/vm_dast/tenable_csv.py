@@ -185,5 +185,4 @@ FORMAT = ReportFormat(
     # Nessus "Risk" (None/Low/Medium/High/Critical), Security Center and Tenable VM "Severity"
     # (Info/Low/Medium/High/Critical) and the numeric 0-4 form share the Nessus scale
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("csv",),
 )

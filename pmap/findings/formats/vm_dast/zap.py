@@ -182,7 +182,6 @@ ZAP_XML = ReportFormat(
     detect=detect_xml,
     parse=parse_xml,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("xml",),
 )
 
 ZAP_JSON = ReportFormat(
@@ -191,5 +190,4 @@ ZAP_JSON = ReportFormat(
     detect=detect_json,
     parse=parse_json,
     map_severity=map_by_table(SEVERITY_TABLE),
-    extensions=("json",),
 )
