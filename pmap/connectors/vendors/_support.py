@@ -9,6 +9,7 @@ values before it can reach a message.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import re
 import time
@@ -104,10 +105,8 @@ def vendor_detail(ctx: OperationContext, resp: OutboundResponse) -> str | None:
         texts.append(unquote(service_error))
     body = resp.content[:65536]
     if body.lstrip()[:1] in (b"{", b"["):
-        try:
+        with contextlib.suppress(UpstreamError):
             texts += _texts(resp.json())
-        except UpstreamError:
-            pass
     elif b"<TEXT>" in body:
         start = body.index(b"<TEXT>") + len(b"<TEXT>")
         texts.append(body[start:body.find(b"</TEXT>", start)].decode("utf-8", "replace").strip())

@@ -199,8 +199,8 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
         """The configured project must be visible (Jira answers 404 for a project the account cannot browse)."""
         key = getattr(ctx.connection, "project_key", None)
         if key:
-            self.check(ctx, c.get(self.rest(vendor_path("project/{project_key}", project_key=key)), headers=h), f"reading project {key}",
-                       permission=(403, 404),
+            project = self.rest(vendor_path("project/{project_key}", project_key=key))
+            self.check(ctx, c.get(project, headers=h), f"reading project {key}", permission=(403, 404),
                        permission_hint="the project does not exist or the account lacks Browse Projects in it")
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:
@@ -279,11 +279,13 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
             for old in json_of(ctx, listed, "webhooks", list):
                 hook_id = str(old.get("self", "")).rstrip("/").rsplit("/", 1)[-1] if isinstance(old, dict) else ""
                 if hook_id.isdigit() and (hook_id == hook.previous_hook_id or old.get("url") == hook.url):
-                    self.check(ctx, c.request("DELETE", _WEBHOOKS + vendor_path("/{hook_id}", hook_id=hook_id), headers=h),
-                               "removing PMAP's previous webhook", ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
+                    stale = _WEBHOOKS + vendor_path("/{hook_id}", hook_id=hook_id)
+                    self.check(ctx, c.request("DELETE", stale, headers=h), "removing PMAP's previous webhook",
+                               ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
             body: dict[str, Any] = {"name": "PMAP", "url": hook.url, "events": hook.events or EVENTS,
                                     "excludeBody": False, "enabled": True,
-                                    "filters": {"issue-related-events-section": f"project = {project}"} if project else {}}
+                                    "filters": {"issue-related-events-section": f"project = {project}"}
+                                    if project else {}}
             if hook.secret is not None:
                 body["secret"] = hook.secret.get_secret_value()
             resp = self.check(ctx, c.post(_WEBHOOKS, headers=h, json=body), "creating the webhook", ok=(200, 201),
@@ -325,7 +327,8 @@ class ServiceManagementConnector(JiraConnector):
         desk = ctx.connection.service_desk_id
         if not desk:
             return None
-        resp = self.check(ctx, c.get(_SD + vendor_path("/servicedesk/{service_desk_id}", service_desk_id=desk), headers=h), f"reading service desk {desk}")
+        path = _SD + vendor_path("/servicedesk/{service_desk_id}", service_desk_id=desk)
+        resp = self.check(ctx, c.get(path, headers=h), f"reading service desk {desk}")
         return text(json_of(ctx, resp, "the service desk").get("projectKey"))
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:

@@ -76,7 +76,8 @@ API = "7.1"
 #: (vsts-rest-api-specs hooks 7.1/7.2: ``x-ms-preview``, ``7.1-preview.1``); "7.1" alone is refused
 _NOTIFICATIONS_API = f"{API}-preview.1"
 DONE_STATES = frozenset({"closed", "done"})
-_SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low", "info": "4 - Low"}
+_SEVERITY = {"critical": "1 - Critical", "high": "2 - High", "medium": "3 - Medium", "low": "4 - Low",
+             "info": "4 - Low"}
 _PRIORITY = {"critical": 1, "high": 2, "medium": 3, "low": 4, "info": 4}
 _STATUS_LINE = re.compile(r"Status Code:\s*\d{3}")
 _AUTH_HINT = "check the personal access token (it may be expired, revoked, or made for another organisation)"
@@ -132,13 +133,13 @@ class _AzureConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebh
     """What Boards and Pipelines share: identity, projects and service hook subscriptions."""
 
     publisher, event = "tfs", "workitem.updated"
-    token_scopes = "Service Hooks (Read & write)"
+    token_scopes = "Service Hooks (Read & write)"  # noqa: S105 - scope names, not a secret
     # (name, needed for, path probed with a GET under the project, or None when it cannot be probed)
     needs: tuple[tuple[str, str, str | None], ...] = ()
 
     def _identity(self, ctx: OperationContext, c: OutboundClient) -> dict[str, Any]:
-        resp = az_check(ctx, c.get("/_apis/connectionData", headers=headers(ctx), params={"api-version": f"{API}-preview"}),
-                        "GET _apis/connectionData")
+        resp = az_check(ctx, c.get("/_apis/connectionData", headers=headers(ctx),
+                                   params={"api-version": f"{API}-preview"}), "GET _apis/connectionData")
         data = json_of(ctx, resp, "connection data")
         user = data.get("authenticatedUser")
         # S-1-0-0 is the anonymous identity Azure DevOps reports for a call it did not authenticate
@@ -211,9 +212,9 @@ class _AzureConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebh
             for old in json_of(ctx, listed, "subscriptions").get("value") or []:
                 if isinstance(old, dict) and (str(old.get("id")) == hook.previous_hook_id or (
                         old.get("eventType") == self.event and dig(old, "consumerInputs", "url") == hook.url)):
-                    az_check(ctx, c.request("DELETE", vendor_path("/_apis/hooks/subscriptions/{hook_id}", hook_id=old.get("id")),
-                                            headers=h, params=_v()), "removing PMAP's previous subscription",
-                             ok=(200, 204, 404), permission_hint=_HOOK_HINT)
+                    stale = vendor_path("/_apis/hooks/subscriptions/{hook_id}", hook_id=old.get("id"))
+                    az_check(ctx, c.request("DELETE", stale, headers=h, params=_v()),
+                             "removing PMAP's previous subscription", ok=(200, 204, 404), permission_hint=_HOOK_HINT)
             body = {"publisherId": self.publisher, "eventType": self.event, "resourceVersion": "1.0",
                     "consumerId": "webHooks", "consumerActionId": "httpRequest",
                     "publisherInputs": self._publisher_inputs(ctx, str(project.get("id"))), "consumerInputs": consumer}
@@ -239,9 +240,9 @@ class _AzureConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebh
             if note.get("result") in (None, "pending") and isinstance(note_id, int):
                 # not completed yet (status queued/processing/...): read it again until it has a result
                 def completed() -> dict[str, Any] | None:
-                    got = az_check(ctx, c.get(vendor_path("/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
-                                                  hook_id=hook_id, note_id=note_id),
-                                              headers=headers(ctx), params=preview),
+                    note = vendor_path("/_apis/hooks/subscriptions/{hook_id}/notifications/{note_id}",
+                                       hook_id=hook_id, note_id=note_id)
+                    got = az_check(ctx, c.get(note, headers=headers(ctx), params=preview),
                                    "reading the test notification", permission_hint=_HOOK_HINT)
                     body = json_of(ctx, got, "the test notification")
                     return body if body.get("result") not in (None, "pending") else None
@@ -257,7 +258,7 @@ class _AzureConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebh
 class AzureBoardsConnector(_AzureConnector, CreatesTickets, SyncsTicketStatus):
     """Azure Boards: work items of one project."""
 
-    token_scopes = "Work Items (Read & write), Service Hooks (Read & write)"
+    token_scopes = "Work Items (Read & write), Service Hooks (Read & write)"  # noqa: S105 - scope names, not a secret
     needs = (("Work Items: read & write", "creating and updating work items", None),)
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:
@@ -292,8 +293,8 @@ class AzureBoardsConnector(_AzureConnector, CreatesTickets, SyncsTicketStatus):
             raise ValidationFailed("an Azure Boards work item is named by its id",
                                    fields=[FieldProblem("key", "must be a work item id")])
         with ctx.client() as c:
-            resp = az_check(ctx, c.get(vendor_path("/_apis/wit/workitems/{key}", key=key), headers=headers(ctx), params=_v()),
-                            f"reading work item {key}")
+            resp = az_check(ctx, c.get(vendor_path("/_apis/wit/workitems/{key}", key=key), headers=headers(ctx),
+                                       params=_v()), f"reading work item {key}")
         return self._ref(ctx, json_of(ctx, resp, f"work item {key}"))
 
     def _ref(self, ctx: OperationContext, item: dict[str, Any]) -> TicketRef:
@@ -308,7 +309,7 @@ class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
     """Azure Pipelines: report artifacts of pipeline runs."""
 
     publisher, event = "pipelines", "ms.vss-pipelines.run-state-changed-event"
-    token_scopes = "Build (Read), Service Hooks (Read & write)"
+    token_scopes = "Build (Read), Service Hooks (Read & write)"  # noqa: S105 - scope names, not a secret
     needs = (("Build: read", "reading pipeline runs and artifacts", "/_apis/pipelines"),)
 
     def __init__(self, formats: tuple[str, ...]) -> None:
@@ -325,7 +326,8 @@ class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
         """The completed run to read: run ``ref``, the latest of branch ``ref``, or the latest."""
         root = vendor_path("/{project}/_apis/pipelines/{pipeline_id}", project=project, pipeline_id=pipeline)
         if ref and ref.isdigit():
-            resp = az_check(ctx, c.get(root + vendor_path("/runs/{ref}", ref=ref), headers=headers(ctx), params=_v()), f"reading run {ref}")
+            resp = az_check(ctx, c.get(root + vendor_path("/runs/{ref}", ref=ref), headers=headers(ctx), params=_v()),
+                            f"reading run {ref}")
             run = json_of(ctx, resp, f"run {ref}")
             return run if run.get("state") == "completed" else None
         if ref:
@@ -333,7 +335,8 @@ class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
             # List filters a definition's builds by branch (a pipeline's id is its build definition's id,
             # a run's id its build's)
             branch = ref if ref.startswith("refs/") else f"refs/heads/{ref}"
-            resp = az_check(ctx, c.get(vendor_path("/{project}/_apis/build/builds", project=project), headers=headers(ctx), params=_v(
+            builds_path = vendor_path("/{project}/_apis/build/builds", project=project)
+            resp = az_check(ctx, c.get(builds_path, headers=headers(ctx), params=_v(
                 definitions=pipeline, branchName=branch, statusFilter="completed",
                 queryOrder="finishTimeDescending", **{"$top": 1})), f"listing the builds of {branch}")
             builds = [b for b in json_of(ctx, resp, "builds").get("value") or []

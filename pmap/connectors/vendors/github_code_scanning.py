@@ -96,8 +96,8 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
                      ("Webhooks: read and write", "installing the webhook", None)],
                     warnings=["fine-grained token or App: set the repository so PMAP can probe its rights"])
             repo = _repo(ctx)
-            alerts = c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=repo), headers=headers(ctx),
-                           params={"per_page": 1})
+            alerts = c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=repo),
+                           headers=headers(ctx), params={"per_page": 1})
             hooks = c.get(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=headers(ctx),
                           params={"per_page": 1})
         # listing hooks needs Webhooks: read only (GitHub's REST reference); write cannot be probed without writing

@@ -96,7 +96,8 @@ class GitLabConnection(ConnectionSettings):
 
 
 class GitLabCIConnection(GitLabConnection):
-    branch: str | None = Field(default=None, max_length=255, description="Branch whose pipelines to read (default: any)")
+    branch: str | None = Field(default=None, max_length=255,
+                               description="Branch whose pipelines to read (default: any)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -327,7 +328,8 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
         params: dict[str, Any] = {"scope": "finished", "order_by": "id", "sort": "desc", "per_page": 1}
         if branch := ref or ctx.connection.branch:
             params["ref"] = branch
-        resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines", headers=headers(ctx), params=params), "listing pipelines")
+        resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines", headers=headers(ctx), params=params),
+                        "listing pipelines")
         found = [p for p in json_of(ctx, resp, "pipelines", list) if isinstance(p, dict)]
         return found[0] if found else None
 

@@ -21,7 +21,8 @@ and PMAP's receiving URL in ``PMAP_WEBHOOK_URL``::
         id="jenkins-$BUILD_TAG"; ts=$(date +%s)
         body=$(printf '{"job":"%s","build":%s,"url":"%s"}' "$JOB_NAME" "$BUILD_NUMBER" "$BUILD_URL")
         key=$(printf %s "${PMAP_SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')
-        sig=$(printf '%s.%s.%s' "$id" "$ts" "$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
+        sig=$(printf '%s.%s.%s' "$id" "$ts" "$body" \
+          | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
         curl -fsS -X POST "$PMAP_WEBHOOK_URL" -H 'Content-Type: application/json' -H "webhook-id: $id" \
           -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-binary "$body"
       '''
@@ -153,7 +154,8 @@ class JenkinsConnector(Connector, FetchesPipelineReports, ChecksPermissions):
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Report artifacts of the last completed build (``ref``: a build number)."""
         if ref is not None and not ref.isdigit():
-            raise ValidationFailed("a Jenkins build is named by its number", fields=[FieldProblem("ref", "must be digits")])
+            raise ValidationFailed("a Jenkins build is named by its number",
+                                   fields=[FieldProblem("ref", "must be digits")])
         path = job_path(required(ctx.connection.job, "job", "reading build reports"))
         pattern = ctx.connection.artifact_pattern
         files: list[tuple[str, bytes]] = []

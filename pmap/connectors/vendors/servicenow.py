@@ -114,7 +114,8 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
             raise fail(ctx, f"{what}: the answer holds no result", step="response")
         return [r for r in rows if isinstance(r, dict)]
 
-    def _get(self, ctx: OperationContext, c: OutboundClient, path: str, what: str, **params: str) -> list[dict[str, Any]]:
+    def _get(self, ctx: OperationContext, c: OutboundClient, path: str, what: str,
+             **params: str) -> list[dict[str, Any]]:
         resp = check(ctx, c.get(f"{_TABLE}/{path}", headers=self._headers(ctx), params=params), what,
                      auth_hint=_AUTH_HINT)
         return self._rows(ctx, resp, what)

@@ -27,7 +27,7 @@ def _ctx(vendor: str, sandbox: SandboxServer, settings: Settings, marker: str = 
 
 def _verified(vendor: str, receiver: Receiver, count: int) -> list[str]:
     """The event headers of ``count`` deliveries, each verified with the vendor's scheme."""
-    scheme = SCHEMES[catalog_entry(vendor).webhook_scheme]
+    scheme = SCHEMES[catalog_entry(vendor).webhook_scheme or ""]
     arrived = receiver.wait_for(count)
     assert len(arrived) >= count
     for delivery in arrived:
@@ -120,8 +120,8 @@ def test_registering_again_removes_the_hook_pmap_registered_before(vendor: str, 
 
     connection, credentials = settings_for(vendor, sandbox.base_url, "admin" if vendor == "sonarqube" else "ok")
     impl = implementation(vendor)
-    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
-                                  WebhookRegistration(url=f"http://127.0.0.1:9/hooks/old-{vendor}", secret=SecretStr(SECRET)))
+    old = WebhookRegistration(url=f"http://127.0.0.1:9/hooks/old-{vendor}", secret=SecretStr(SECRET))
+    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials), old)
     impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                           WebhookRegistration(url=f"http://127.0.0.1:9/hooks/new-{vendor}", secret=SecretStr(SECRET),
                                               previous_hook_id=first.hook_id))

@@ -91,7 +91,8 @@ def test_the_wrong_jira_type_says_which_to_use(sandbox: SandboxServer, dev_setti
 
 def test_jira_data_center_accepts_a_user_name_and_password(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, _ = settings_for("jira_data_center", sandbox.base_url)
-    result = run_test(dev_settings, "jira_data_center", connection, {"username": unique("svc"), "password": unique("pw")})
+    credentials = {"username": unique("svc"), "password": unique("pw")}
+    result = run_test(dev_settings, "jira_data_center", connection, credentials)
     assert result.ok, result.message
     with pytest.raises(ValidationError):
         atlassian.JiraDataCenterCredentials.model_validate({"username": "svc"})

@@ -56,7 +56,8 @@ def test_azure_pipelines_finds_a_branchs_latest_build_through_the_build_api(sand
     for ref in ("main", "refs/heads/main"):
         reports = impl.fetch_pipeline_reports(context(dev_settings, "azure_pipelines", connection, credentials), ref)
         assert [(a.name, a.format) for a in reports] == [EXPECTED["azure_pipelines"]], ref
-    assert impl.fetch_pipeline_reports(context(dev_settings, "azure_pipelines", connection, credentials), "feature") == []
+    ctx = context(dev_settings, "azure_pipelines", connection, credentials)
+    assert impl.fetch_pipeline_reports(ctx, "feature") == []
 
 
 @pytest.mark.parametrize("vendor", ["github", "gitlab_ci", "jenkins"])
@@ -79,7 +80,8 @@ def test_without_a_project_the_missing_setting_is_named(vendor: str, sandbox: Sa
     assert caught.value.fields[0].field == f"connection.{setting}"
 
 
-def test_an_artifact_filter_that_matches_nothing_fetches_nothing(sandbox: SandboxServer, dev_settings: Settings) -> None:
+def test_an_artifact_filter_that_matches_nothing_fetches_nothing(sandbox: SandboxServer,
+                                                                  dev_settings: Settings) -> None:
     connection, credentials = settings_for("github", sandbox.base_url, artifact_pattern="trivy-*")
     assert implementation("github").fetch_pipeline_reports(
         context(dev_settings, "github", connection, credentials)) == []

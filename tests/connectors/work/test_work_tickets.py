@@ -78,7 +78,8 @@ def test_an_account_that_may_not_write_fails_at_permission(vendor: str, sandbox:
 
 
 @pytest.mark.parametrize("vendor", TRACKERS)
-def test_a_malformed_ticket_key_is_refused_before_any_call(vendor: str, dev_settings: Settings, closed_port: int) -> None:
+def test_a_malformed_ticket_key_is_refused_before_any_call(vendor: str, dev_settings: Settings,
+                                                           closed_port: int) -> None:
     connection, credentials = settings_for(vendor, f"http://127.0.0.1:{closed_port}")
     ctx = context(dev_settings, vendor, connection, credentials)
     with pytest.raises(ValidationFailed):  # a connect error would mean a request was attempted
