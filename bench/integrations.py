@@ -31,10 +31,11 @@ from pmap.auth.service import get_or_create_org, issue_token
 from pmap.core import crypto
 from pmap.core.crypto import generate_key
 from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
+from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.credentials import service as cred_service
 from pmap.credentials.keyring import load_keyring
-from pmap.credentials.service import Actor, CredentialResolver, Purpose, seal_credentials
+from pmap.credentials.service import CredentialResolver, seal_credentials
 from pmap.integrations.models import Integration
 from pmap.migrations import upgrade
 
@@ -135,7 +136,7 @@ def bench_resolve() -> None:
         aes.decrypt(binascii.a2b_base64(env["n"]), binascii.a2b_base64(env["ct"]), aad)
 
     def resolve() -> None:
-        with resolver.resolve(Row, purpose=Purpose.SYNC, actor=actor) as r:  # type: ignore[arg-type]
+        with resolver.resolve(Row, purpose=Purpose.SYNC, actor=actor) as r:
             r.values["access_key"]
 
     n = 50_000

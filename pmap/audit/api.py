@@ -52,4 +52,5 @@ def list_audit_events(
     if purpose:
         stmt = stmt.where(AuditEvent.purpose == purpose)
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
-    return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)
+    return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
+                     next_cursor=next_cursor)

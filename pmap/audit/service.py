@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.audit.models import AuditEvent
 from pmap.core.redaction import scrub
-from pmap.credentials.service import Actor
+from pmap.core.seams import Actor, AuditSink
 
 log = logging.getLogger("pmap.audit")
 
@@ -21,7 +21,7 @@ def _clean(detail: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: scrub(v) if isinstance(v, str) else v for k, v in (detail or {}).items()}
 
 
-class AuditLog:
+class AuditLog(AuditSink):
     """Writes each event in its own short transaction, so a failed operation is still audited."""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
@@ -45,7 +45,7 @@ class AuditLog:
                  getattr(purpose, "value", purpose), integration_id)
 
 
-class SessionAudit:
+class SessionAudit(AuditSink):
     """Adds events to the caller's session: they commit (or roll back) with the caller's work."""
 
     def __init__(self, session: Session) -> None:

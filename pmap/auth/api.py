@@ -70,7 +70,8 @@ def list_tokens(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TokenPage:
     """The organization's tokens (never their values)."""
-    rows, nxt = split_page(session.scalars(newest_first(principal.scoped(ApiToken), ApiToken, cursor, limit)).all(), limit)
+    stmt = newest_first(principal.scoped(ApiToken), ApiToken, cursor, limit)
+    rows, nxt = split_page(session.scalars(stmt).all(), limit)
     return TokenPage(items=[TokenOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=nxt)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +11,7 @@ from pmap.auth.principal import Principal, Role
 from pmap.auth.service import authenticate
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import AuthenticationRequired, PermissionDenied
+from pmap.core.state import AppState
 
 
 def current_principal(request: Request, session: DbSession) -> Principal:
@@ -25,14 +26,14 @@ def current_principal(request: Request, session: DbSession) -> Principal:
     return principal
 
 
-def _at_least(role: Role):
+def _at_least(role: Role) -> Callable[[Principal, AppState, Request], Principal]:
     def dependency(principal: Annotated[Principal, Depends(current_principal)], state: StateDep,
                    request: Request) -> Principal:
         try:
             principal.require(role)
         except PermissionDenied:
             # a token trying what its role may not (an operator revealing a secret) is worth a record
-            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,  # type: ignore[attr-defined]
+            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,
                                purpose=None, outcome="failure",
                                detail={"method": request.method, "path": request.url.path, "needs": role.value})
             raise

@@ -11,7 +11,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from pmap.core.errors import NotFound, PermissionDenied
-from pmap.credentials.service import Actor
+from pmap.core.seams import Actor
 
 M = TypeVar("M")
 

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -18,10 +18,10 @@ from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Principal, Role
 from pmap.core.db import utcnow
 from pmap.core.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
+from pmap.core.seams import Actor
 from pmap.core.text import check_one_line
-from pmap.credentials.service import Actor
 
-TOKEN_PREFIX = "pmap_"
+TOKEN_PREFIX = "pmap_"  # noqa: S105 - the public prefix that marks a PMAP token, not a secret
 DEFAULT_ORG = "default"
 #: ``last_used_at`` is stamped at most this often per token, so reads stay write-free
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -121,7 +121,9 @@ def authenticate(session: Session, token: str) -> Principal:
 def _stamp_last_used_sqlite(session: Session, token_id: uuid.UUID, now: datetime) -> None:
     """Best effort, in a short transaction of its own that never waits on the one SQLite writer (another
     request, or an import's publish step, may hold the write lock): a stamp missed now is made by a later call."""
-    with session.get_bind().connect() as conn:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as conn:
         previous = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
         try:
             conn.exec_driver_sql("PRAGMA busy_timeout = 0")

@@ -22,8 +22,8 @@ from pmap.core.errors import PmapError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from pmap.core.seams import Actor
     from pmap.core.settings import Settings
-    from pmap.credentials.service import Actor
 
 app = typer.Typer(no_args_is_help=True, help="PMAP control: the connector hub of a vulnerability management platform.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -126,7 +126,7 @@ def keys_rotate() -> None:
         _fail(exc.message)
     try:
         with state.sessions() as session:
-            report = reseal_all(session, state.keyring, state.resolver)  # type: ignore[arg-type]
+            report = reseal_all(session, state.keyring, state.resolver)
     except PmapError as exc:
         _fail(exc.message)
     finally:
@@ -140,8 +140,8 @@ def keys_rotate() -> None:
 
 def _cli_actor(organization_id: uuid.UUID) -> Actor:
     """The audit actor of a pmapctl command: the CLI and the operating-system user who ran it."""
+    from pmap.core.seams import Actor
     from pmap.core.text import CONTROL_CHARS
-    from pmap.credentials.service import Actor
 
     try:
         user = getpass.getuser()

@@ -13,9 +13,7 @@ import dataclasses
 import enum
 import time
 import typing
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -51,34 +49,6 @@ class Operation(str, enum.Enum):
     CHECK_PERMISSIONS = "check_permissions"
     REGISTER_WEBHOOK = "register_webhook"
     FETCH_PIPELINE_REPORTS = "fetch_pipeline_reports"
-
-
-_SCANNER_OPS = frozenset(
-    {Operation.TEST_CONNECTION, Operation.LAUNCH_SCAN, Operation.SCAN_STATUS, Operation.FETCH_FINDINGS,
-     Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK}
-)
-_WORK_OPS = frozenset(
-    {Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS, Operation.CHECK_PERMISSIONS,
-     Operation.REGISTER_WEBHOOK}
-)
-_CICD_OPS = frozenset(
-    {Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.REGISTER_WEBHOOK,
-     Operation.CHECK_PERMISSIONS}
-)
-
-#: What each category's archetype offers. A vendor type offers a subset (always test_connection
-#: when it has an API; nothing when it is a file-only tool).
-ARCHETYPES: dict[Category, frozenset[Operation]] = {
-    Category.VM: _SCANNER_OPS,
-    Category.DAST: _SCANNER_OPS,
-    Category.SAST: _SCANNER_OPS,
-    Category.SCA: _SCANNER_OPS,
-    Category.NETWORK_DISCOVERY: _SCANNER_OPS,
-    Category.MOBILE: _SCANNER_OPS,
-    Category.ITSM: _WORK_OPS,
-    Category.TICKETING: _WORK_OPS,
-    Category.CICD: _CICD_OPS,
-}
 
 
 # --- schemas every vendor type builds on -------------------------------------------------------
@@ -296,7 +266,7 @@ class OperationContext:
         return value.get_secret_value() if isinstance(value, SecretStr) else (value or "")
 
 
-# --- what implementations provide ----------------------------------------------------------------
+# --- what implementations provide: one Protocol per operation ------------------------------------
 
 @runtime_checkable
 class Connector(Protocol):
@@ -312,28 +282,142 @@ class Connector(Protocol):
     def test_connection(self, ctx: OperationContext) -> Probe: ...
 
 
-class ScannerConnector(Connector, Protocol):
-    """Scanners: launch a scan, follow it, fetch its findings as a report file."""
+@runtime_checkable
+class ChecksPermissions(Protocol):
+    """Report what the stored credentials may do, what is missing, what is more than needed."""
 
-    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef: ...
-    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState: ...
+    def check_permissions(self, ctx: OperationContext) -> PermissionReport: ...
+
+
+@runtime_checkable
+class RegistersWebhooks(Protocol):
+    """Install PMAP's receiver on the vendor (replacing the hook PMAP registered before)."""
+
+    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered: ...
+
+
+@runtime_checkable
+class PingsWebhooks(Protocol):
+    """Ask the vendor for a test delivery to a registered hook (auto-setup uses it; not an operation
+    of the catalog, a capability of webhook registration)."""
+
+    def ping_webhook(self, ctx: OperationContext, hook_id: str) -> None: ...
+
+
+@runtime_checkable
+class FetchesFindings(Protocol):
+    """Fetch a scan's findings as a report file for the importer."""
+
     def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact: ...
 
 
-class WorkTrackerConnector(Connector, Protocol):
-    """ITSM and ticketing: open tickets, read their status, check rights, install webhooks."""
+@runtime_checkable
+class LaunchesScans(Protocol):
+    """Start a configured scan."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef: ...
+
+
+@runtime_checkable
+class ReportsScanStatus(Protocol):
+    """Follow a launched scan."""
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState: ...
+
+
+@runtime_checkable
+class CreatesTickets(Protocol):
+    """Open a ticket on a work tracker."""
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef: ...
+
+
+@runtime_checkable
+class SyncsTicketStatus(Protocol):
+    """Read a ticket's current status."""
+
     def sync_status(self, ctx: OperationContext, key: str) -> TicketRef: ...
-    def check_permissions(self, ctx: OperationContext) -> PermissionReport: ...
-    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered: ...
 
 
-class PipelineConnector(Connector, Protocol):
-    """CI/CD: fetch security report artifacts of pipeline runs, install webhooks."""
+@runtime_checkable
+class FetchesPipelineReports(Protocol):
+    """Fetch the security report artifacts of pipeline runs."""
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]: ...
-    def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered: ...
+
+
+#: The Protocol of each operation: an implementation offers an operation exactly when it satisfies
+#: its Protocol. Adding an operation is a member of :class:`Operation`, a Protocol, a line here, and
+#: the archetypes that may offer it.
+OPERATION_PROTOCOLS: dict[Operation, type] = {
+    Operation.TEST_CONNECTION: Connector,
+    Operation.LAUNCH_SCAN: LaunchesScans,
+    Operation.SCAN_STATUS: ReportsScanStatus,
+    Operation.FETCH_FINDINGS: FetchesFindings,
+    Operation.CREATE_TICKET: CreatesTickets,
+    Operation.SYNC_STATUS: SyncsTicketStatus,
+    Operation.CHECK_PERMISSIONS: ChecksPermissions,
+    Operation.REGISTER_WEBHOOK: RegistersWebhooks,
+    Operation.FETCH_PIPELINE_REPORTS: FetchesPipelineReports,
+}
+
+
+# --- archetypes: what each category may offer ---------------------------------------------------
+
+class ScannerConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus,
+                       RegistersWebhooks, Protocol):
+    """Scanners (VM, DAST, SAST, SCA, network discovery, mobile): everything one may offer."""
+
+
+class WorkTrackerConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissions, RegistersWebhooks,
+                           Protocol):
+    """ITSM and ticketing: everything a work tracker may offer."""
+
+
+class PipelineConnector(Connector, FetchesPipelineReports, ChecksPermissions, RegistersWebhooks, Protocol):
+    """CI/CD: everything a pipeline may offer."""
+
+
+def operations_of(archetype: type) -> tuple[Operation, ...]:
+    """The operations an archetype Protocol comprises, in the order its bases are written (the order
+    the catalog lists a vendor type's operations in)."""
+    by_protocol = {protocol: op for op, protocol in OPERATION_PROTOCOLS.items()}
+    return tuple(by_protocol[base] for base in archetype.__mro__ if base in by_protocol)
+
+
+#: What each category's archetype may offer, in catalog order. A vendor type offers a subset (always
+#: test_connection when it has an API; nothing when it is a file-only tool).
+ARCHETYPES: dict[Category, tuple[Operation, ...]] = {
+    Category.VM: operations_of(ScannerConnector),
+    Category.DAST: operations_of(ScannerConnector),
+    Category.SAST: operations_of(ScannerConnector),
+    Category.SCA: operations_of(ScannerConnector),
+    Category.NETWORK_DISCOVERY: operations_of(ScannerConnector),
+    Category.MOBILE: operations_of(ScannerConnector),
+    Category.ITSM: operations_of(WorkTrackerConnector),
+    Category.TICKETING: operations_of(WorkTrackerConnector),
+    Category.CICD: operations_of(PipelineConnector),
+}
+
+
+def _stubbed(implementation: object, protocol: type) -> bool:
+    """Whether ``implementation`` names ``protocol`` as a base but leaves one of its methods the
+    Protocol's own empty body (declared, not implemented)."""
+    cls = type(implementation)
+    return protocol in cls.__mro__ and any(
+        getattr(cls, name, None) is member for name, member in vars(protocol).items()
+        if callable(member) and not name.startswith("_"))
+
+
+def satisfied_operations(implementation: object) -> tuple[Operation, ...]:
+    """The operations whose Protocol ``implementation`` satisfies, with a method of its own."""
+    return tuple(op for op, protocol in OPERATION_PROTOCOLS.items()
+                 if isinstance(implementation, protocol) and not _stubbed(implementation, protocol))
+
+
+def unimplemented_operations(implementation: object) -> tuple[Operation, ...]:
+    """Operations whose Protocol ``implementation`` subclasses without implementing its method."""
+    return tuple(op for op, protocol in OPERATION_PROTOCOLS.items() if _stubbed(implementation, protocol))
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,9 +425,8 @@ class ConnectorType:
     """A vendor type: what it is, what it needs, and the code that talks to it.
 
     ``implementation`` is ``None`` for a file-only tool (reports are imported, nothing is called).
-    ``operations`` lists what the implementation offers; the catalog checks each is part of the
-    category's archetype and that the implementation has the method. ``ping_webhook`` names
-    whether the vendor can send a test delivery (auto-setup uses it).
+    ``operations`` is derived, not declared: the operations whose Protocol the implementation
+    satisfies, in its archetype's order; the catalog checks they belong to the category's archetype.
     """
 
     vendor: str
@@ -354,24 +437,21 @@ class ConnectorType:
     default_base_url: str | None = None
     report_formats: tuple[str, ...] = ()
     webhook_scheme: str | None = None
-    implementation: Any = None
-    operations: tuple[Operation, ...] = ()
+    implementation: Connector | None = None
     docs_url: str | None = None
     notes: str | None = None
+    operations: tuple[Operation, ...] = field(init=False, default=())
 
-    API_OPERATIONS: ClassVar[Sequence[Operation]] = tuple(Operation)
+    def __post_init__(self) -> None:
+        order = ARCHETYPES[self.category]
+        offered = sorted(satisfied_operations(self.implementation),
+                         key=lambda op: order.index(op) if op in order else len(order))
+        object.__setattr__(self, "operations", tuple(offered))  # derived once: the dataclass is frozen
 
     @property
     def file_only(self) -> bool:
         return self.implementation is None
 
     def offered(self) -> list[str]:
+        """The offered operations' names, in catalog order."""
         return [op.value for op in self.operations]
-
-
-SecretGetter = Callable[[str], str]
-
-
-def utc_iso(value: datetime | None) -> str | None:
-    """ISO-8601 text of an aware datetime, or None."""
-    return value.isoformat() if value else None

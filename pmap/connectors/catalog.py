@@ -4,54 +4,70 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import import_module
 
-from pmap.connectors.base import ARCHETYPES, ConnectorType, Operation, secret_field_names
+from pmap.connectors.base import (
+    ARCHETYPES,
+    OPERATION_PROTOCOLS,
+    ConnectorType,
+    Operation,
+    secret_field_names,
+    unimplemented_operations,
+)
+from pmap.connectors.vendors import (
+    atlassian,
+    azure_devops,
+    black_duck,
+    checkmarx,
+    dast,
+    dependency_track,
+    file_tools,
+    github,
+    github_code_scanning,
+    gitlab,
+    jenkins,
+    jfrog,
+    mobile,
+    qualys,
+    rapid7,
+    runzero,
+    semgrep,
+    servicenow,
+    snyk,
+    sonarqube,
+    tenable,
+    tenable_sc,
+    veracode,
+)
 from pmap.core.registry import Registry
 
-#: Modules under pmap.connectors.vendors, each exporting ``CONNECTOR_TYPES``. Listed, not discovered,
-#: so what ships is exactly what is named here.
-VENDOR_MODULES: tuple[str, ...] = (
-    "tenable",
-    "tenable_sc",
-    "qualys",
-    "rapid7",
-    "dast",
-    "sonarqube",
-    "checkmarx",
-    "veracode",
-    "semgrep",
-    "github_code_scanning",
-    "snyk",
-    "dependency_track",
-    "jfrog",
-    "black_duck",
-    "runzero",
-    "mobile",
-    "file_tools",
-    "atlassian",
-    "servicenow",
-    "github",
-    "gitlab",
-    "azure_devops",
-    "jenkins",
+#: The vendor modules of this build, in catalog order, each exporting ``CONNECTOR_TYPES``. Imported
+#: by name, not discovered, so what ships is exactly what is listed here (and tools can follow it).
+VENDOR_MODULES = (
+    tenable, tenable_sc, qualys, rapid7, dast, sonarqube, checkmarx, veracode, semgrep, github_code_scanning, snyk,
+    dependency_track, jfrog, black_duck, runzero, mobile, file_tools, atlassian, servicenow, github, gitlab,
+    azure_devops, jenkins,
 )
 
 
 class CatalogError(ValueError):
-    """A vendor type breaks the contract (unknown operation, missing method, ...)."""
+    """A vendor type breaks the contract (an operation outside its archetype, a method declared only, ...)."""
 
 
 def check_type(ct: ConnectorType) -> ConnectorType:
-    """Validate one vendor type against its category's archetype."""
+    """Validate one vendor type against the Protocols: an API connector is a :class:`Connector`, what
+    its implementation declares it implements, and what it offers is part of its category's archetype."""
+    impl = ct.implementation
+    if impl is None:
+        return ct
+    for op in unimplemented_operations(impl):
+        protocol = OPERATION_PROTOCOLS[op].__name__
+        raise CatalogError(f"{ct.vendor}: declares {op.value} ({protocol}) but its implementation lacks it")
+    if Operation.TEST_CONNECTION not in ct.operations:  # derived: the implementation is no Connector
+        raise CatalogError(f"{ct.vendor}: an API connector must offer test_connection")
     allowed = ARCHETYPES[ct.category]
     for op in ct.operations:
         if op not in allowed:
             raise CatalogError(f"{ct.vendor}: {op.value} is not an operation of the {ct.category.value} archetype")
-        if ct.implementation is None or not callable(getattr(ct.implementation, op.value, None)):
-            raise CatalogError(f"{ct.vendor}: declares {op.value} but its implementation lacks it")
-    if ct.implementation is not None and Operation.TEST_CONNECTION not in ct.operations:
-        raise CatalogError(f"{ct.vendor}: an API connector must offer test_connection")
     return ct
 
 
@@ -63,10 +79,7 @@ def build_catalog(types: Iterable[ConnectorType]) -> Registry[ConnectorType]:
 @lru_cache(maxsize=1)
 def connector_types() -> Registry[ConnectorType]:
     """The catalog of this build (built on first use)."""
-    types: list[ConnectorType] = []
-    for name in VENDOR_MODULES:
-        types.extend(import_module(f"pmap.connectors.vendors.{name}").CONNECTOR_TYPES)
-    return build_catalog(types)
+    return build_catalog(ct for module in VENDOR_MODULES for ct in module.CONNECTOR_TYPES)
 
 
 @lru_cache(maxsize=256)

@@ -93,7 +93,8 @@ def _common_warnings(ctx: OperationContext) -> list[str]:
 def run_connection_test(ctx: OperationContext, ct: ConnectorType) -> ConnectionTestResult:
     """Run the vendor's connection test; any failure is a result with ``failed_step``, not an error."""
     if ct.implementation is None:
-        return ConnectionTestResult(ok=False, failed_step="response", message=f"{ct.display_name} is a file-only tool: import its reports instead")
+        return ConnectionTestResult(ok=False, failed_step="response",
+                                    message=f"{ct.display_name} is a file-only tool: import its reports instead")
     started = time.perf_counter()
     warnings: list[str] = []
     try:

@@ -40,7 +40,8 @@ def decode_key(material: str, *, source: str) -> bytes:
     """A 256-bit key from base64 (standard or URL-safe); anything shorter or malformed is refused."""
     text = material.strip()
     try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if ("-" in text or "_" in text) else None, validate=True)
+        altchars = b"-_" if ("-" in text or "_" in text) else None
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=altchars, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(f"{source}: the platform key is not valid base64") from None
     if len(raw) < KEY_BYTES:
@@ -80,9 +81,6 @@ class Keyring:
         if cipher is None:
             raise CryptoError(f"no key with id {kid!r} in the keyring")
         return cipher
-
-    def key_ids(self) -> list[str]:
-        return list(self.keys)
 
     @classmethod
     def single(cls, key: bytes, kid: str = "k1") -> Keyring:

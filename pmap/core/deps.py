@@ -14,7 +14,8 @@ from pmap.core.state import AppState
 
 def get_state(request: Request) -> AppState:
     """The running service's state."""
-    return request.app.state.pmap
+    state: AppState = request.app.state.pmap  # set by the lifespan (pmap.app.create_app)
+    return state
 
 
 def get_session(state: Annotated[AppState, Depends(get_state)]) -> Iterator[Session]:

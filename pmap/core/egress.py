@@ -140,7 +140,7 @@ def normalize_host(host: str) -> str:
 def parse_destination(url: str) -> httpx.URL:
     """``url`` parsed and vetted as an outbound destination (http(s), a host, no credentials). Refusals never
     repeat the URL: a vendor-supplied one may carry a signature in its query."""
-    if isinstance(url, str) and control_character_in(url):
+    if control_character_in(url):
         # a CR/LF/NUL hidden as %0d%0a/%00 parses, then breaks every request built from it
         raise EgressDenied("The URL holds a control character (CR, LF, NUL, TAB, DEL), raw or percent-encoded")
     try:
@@ -296,8 +296,7 @@ class PinnedBackend(httpcore.NetworkBackend):
                 failure = exc
                 continue
             return _DeadlineStream(stream, self)
-        assert failure is not None
-        raise failure
+        raise failure or httpcore.ConnectError(f"no address of {host} could be connected")
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -394,7 +393,8 @@ class PinnedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` on a pinned connection; httpcore errors become httpx errors."""
-        assert isinstance(request.stream, httpx.SyncByteStream)
+        if not isinstance(request.stream, httpx.SyncByteStream):
+            raise TypeError("the pinned transport sends synchronous request bodies only")
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
@@ -409,7 +409,8 @@ class PinnedTransport(httpx.BaseTransport):
         )
         with _httpx_errors():
             response = self._pool.handle_request(core_request)
-        assert isinstance(response.stream, Iterable)
+        if not isinstance(response.stream, Iterable):
+            raise TypeError("httpcore answered without a synchronous body stream")
         return httpx.Response(
             status_code=response.status,
             headers=response.headers,

@@ -62,10 +62,6 @@ class Conflict(PmapError):
     status, code = 409, "conflict"
 
 
-class PayloadTooLarge(PmapError):
-    status, code = 413, "payload_too_large"
-
-
 class UnsupportedMediaType(PmapError):
     status, code = 415, "unsupported_media_type"
 

@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,7 +47,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     if kind == "missing":
         return "is required"
@@ -57,7 +58,7 @@ def _reason(err: dict[str, Any]) -> str:
     return re.sub(r"^(Value error|Assertion failed), ", "", msg)
 
 
-def validation_problems(errors: list[dict[str, Any]]) -> list[FieldProblem]:
+def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[FieldProblem]:
     """Field problems from pydantic errors, without the submitted values."""
     return [FieldProblem(_field_path(tuple(e.get("loc", ()))), _reason(e)) for e in errors]
 
@@ -104,9 +105,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "authentication_required"}.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        code = {404: "not_found", 405: "method_not_allowed", 401: "authentication_required"}.get(
+            exc.status_code, "http_error")
+        detail: object = exc.detail  # fastapi's HTTPException takes any detail, starlette's a string
+        message = detail if isinstance(detail, str) else "request failed"
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -210,7 +213,8 @@ class RequestContextMiddleware:
             except Exception as exc:  # an unexpected fault: answer here, while the correlation id is set
                 log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
                 if not started and not answered:
-                    await _send_json(send_with_id, 500, error_body("internal_error", "internal error; quote the correlation id"))
+                    await _send_json(send_with_id, 500,
+                                     error_body("internal_error", "internal error; quote the correlation id"))
         finally:
             correlation_id.reset(token)
 

@@ -293,7 +293,7 @@ class OutboundClient:
                 break
             wait = _retry_after(response.headers.get("retry-after"))
             if wait is None:
-                wait = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt) * random.uniform(0.8, 1.0)
+                wait = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt) * random.uniform(0.8, 1.0)  # noqa: S311 - retry jitter, not a secret
             if wait + _MIN_ATTEMPT >= self.remaining_budget:
                 break  # waiting as asked would overrun the budget: report what we have
             _sleep(wait)
@@ -489,6 +489,7 @@ class OutboundClient:
         url = httpx.URL(response.url)
         reason = httpx.codes.get_reason_phrase(response.status)
         excerpt = _excerpt(response.text(), self._secrets)
-        message = f"{url.host} answered HTTP {response.status} {reason} to {method} {url.raw_path.decode('ascii', 'replace')}"
+        path = url.raw_path.decode("ascii", "replace")
+        message = f"{url.host} answered HTTP {response.status} {reason} to {method} {path}"
         return self._error(f"{message}: {excerpt}" if excerpt else message, step="http",
                            upstream_status=response.status)

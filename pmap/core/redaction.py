@@ -71,7 +71,7 @@ def _variants(value: str) -> set[str]:
     return {v for v in out if len(v) >= _MIN_LEN}
 
 
-def header_secrets(headers: Iterable[tuple[str, str]], secrets: Iterable[str]) -> list[str]:
+def header_secrets(headers: Iterable[tuple[str, str]], secrets: Iterable[object]) -> list[str]:
     """The values to mask of request headers that carry a credential: every :data:`AUTH_HEADERS`
     value and any value holding one of ``secrets``, whole and without its scheme (``Basic``)."""
     known = [s for s in secrets if isinstance(s, str) and len(s) >= _MIN_LEN]
@@ -93,7 +93,7 @@ def _forms_of(value: str, keep: bool) -> tuple[str, ...]:
     return forms
 
 
-def register(values: Iterable[str]) -> int:
+def register(values: Iterable[object]) -> int:
     """Mark values as secret until :func:`unregister` is called with the returned handle."""
     handle = next(_next_handle)
     # only text can be masked; anything else (a number from an old row, say) must not break scrubbing
@@ -112,7 +112,7 @@ def unregister(handle: int) -> None:
 
 
 @contextmanager
-def secrets_in_use(values: Iterable[str]) -> Iterator[None]:
+def secrets_in_use(values: Iterable[object]) -> Iterator[None]:
     """Register ``values`` for the duration of the block."""
     handle = register(values)
     try:
@@ -138,7 +138,7 @@ def active_values() -> set[str]:
     return found
 
 
-def scrub(text: str, extra: Iterable[str] = ()) -> str:
+def scrub(text: str, extra: Iterable[object] = ()) -> str:
     """``text`` with every registered secret, every value in ``extra`` and known patterns masked."""
     if not text:
         return text

@@ -40,8 +40,10 @@ class Settings(BaseSettings):
     outbound_concurrency: int = Field(default=32, ge=1)
     outbound_concurrency_per_org: int = Field(default=8, ge=1)
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
-    webhook_retention_days: int = Field(default=30, ge=1, le=36500)  # finished deliveries' payloads (pmap.webhooks.retention)
-    # every finding of every import runs the organization's rules: bounded when one is saved (pmap.findings.rules_limits)
+    # how long finished deliveries' payloads are kept (pmap.webhooks.retention)
+    webhook_retention_days: int = Field(default=30, ge=1, le=36500)
+    # every finding of every import runs the organization's rules: bounded when one is saved
+    # (pmap.findings.rules_limits)
     rules_max_per_org: int = Field(default=100, ge=1, le=10_000)
     rules_max_rule_size: int = Field(default=5_000, ge=10, le=1_000_000)  # syntax nodes + RE2 program instructions
     rules_max_org_size: int = Field(default=20_000, ge=10, le=10_000_000)  # the same, summed over the organization
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, v: object, info: ValidationInfo) -> object:
         # `export PMAP_WEBHOOK_RETENTION_DAYS=` means "not set" (the default), not "set to nothing"; except
         # PMAP_ENV: an empty one (say `PMAP_ENV=${UNSET}` in a deployment) must not mean development
-        if info.field_name == "env" or not isinstance(v, str) or v.strip():
+        if info.field_name is None or info.field_name == "env" or not isinstance(v, str) or v.strip():
             return v
         return cls.model_fields[info.field_name].default
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.concurrency import OutboundSlots
 from pmap.core.crypto import Keyring
+from pmap.core.seams import AuditSink, CredentialSource
 from pmap.core.settings import Settings
 
 
@@ -20,7 +21,7 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     keyring: Keyring
-    # typed loosely to keep core free of domain imports; see pmap.app for the concrete types
-    audit: object
-    resolver: object
+    # Protocols the core declares (pmap.core.seams); pmap.app supplies the domains' implementations
+    audit: AuditSink
+    resolver: CredentialSource
     outbound: OutboundSlots  # admission of outbound operations (pmap.core.concurrency)

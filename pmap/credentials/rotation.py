@@ -16,15 +16,9 @@ from sqlalchemy.orm import Session
 
 from pmap.core.crypto import Keyring
 from pmap.core.errors import CryptoError
+from pmap.core.seams import Actor, CredentialSource, Purpose
 from pmap.credentials.models import KeyringCanary
-from pmap.credentials.service import (
-    Actor,
-    CredentialResolver,
-    Purpose,
-    seal_credentials,
-    seal_webhook_secrets,
-    verify_keyring_canary,
-)
+from pmap.credentials.service import seal_credentials, seal_webhook_secrets, verify_keyring_canary
 from pmap.integrations.models import Integration
 
 
@@ -38,7 +32,7 @@ class RotationReport:
     failed: list[str] = field(default_factory=list)
 
 
-def reseal_all(session: Session, keyring: Keyring, resolver: CredentialResolver, *, batch: int = 500) -> RotationReport:
+def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *, batch: int = 500) -> RotationReport:
     """Re-seal every integration's credentials and webhook secret under the primary key; commits per batch."""
     verify_keyring_canary(session, keyring)  # the primary gets its canary; every stored key must open
     session.commit()
@@ -80,11 +74,11 @@ def _reseal(report: RotationReport, row: Integration, column: str, keyring: Keyr
     report.resealed += 1
 
 
-def _credentials(resolver: CredentialResolver, keyring: Keyring, row: Integration, actor: Actor) -> Any:
+def _credentials(resolver: CredentialSource, keyring: Keyring, row: Integration, actor: Actor) -> Any:
     with resolver.resolve(row, purpose=Purpose.KEY_ROTATION, actor=actor) as creds:
         return seal_credentials(keyring, row.id, creds.values)
 
 
-def _webhook(resolver: CredentialResolver, keyring: Keyring, row: Integration, actor: Actor) -> Any:
+def _webhook(resolver: CredentialSource, keyring: Keyring, row: Integration, actor: Actor) -> Any:
     with resolver.resolve_webhook_secrets(row, purpose=Purpose.KEY_ROTATION, actor=actor) as secrets:
         return seal_webhook_secrets(keyring, row.id, secrets)

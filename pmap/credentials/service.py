@@ -10,7 +10,6 @@ registers them with the log redactor. No other module calls :func:`pmap.core.cry
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import uuid
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from sqlalchemy import String, cast, or_, select
@@ -27,6 +26,7 @@ from sqlalchemy.orm import Session
 from pmap.core import redaction
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.seams import Actor, AuditSink, CredentialSource, OpenWebhookSecrets, Purpose, SealedRow
 from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
 
@@ -35,58 +35,6 @@ WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
 _AAD_PREFIX = {CREDENTIALS_COLUMN: aad_prefix(*CREDENTIALS_COLUMN), WEBHOOK_COLUMN: aad_prefix(*WEBHOOK_COLUMN)}
 _DETAIL = {CREDENTIALS_COLUMN: {"column": CREDENTIALS_COLUMN[1]}, WEBHOOK_COLUMN: {"column": WEBHOOK_COLUMN[1]}}
 _CANARY_PLAINTEXT = b"pmap-keyring-canary-v1"
-
-
-class Purpose(str, enum.Enum):
-    """Why credentials are decrypted; recorded with every decrypt."""
-
-    CONNECTION_TEST = "connection_test"
-    CREDENTIAL_UPDATE = "credential_update"
-    SCAN_LAUNCH = "scan_launch"
-    SYNC = "sync"
-    TICKET_CREATION = "ticket_creation"
-    PERMISSIONS_CHECK = "permissions_check"
-    WEBHOOK_REGISTRATION = "webhook_registration"
-    WEBHOOK_VERIFICATION = "webhook_verification"
-    WEBHOOK_ROTATION = "webhook_rotation"
-    KEY_ROTATION = "key_rotation"
-    REVEAL = "reveal"
-
-
-#: the width of ``audit_events.actor`` (and ``jobs.actor``)
-ACTOR_LABEL_CHARS = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asked: an API token, the CLI, an inbound webhook, or the system itself."""
-
-    kind: str  # token | cli | webhook | system
-    name: str
-    organization_id: uuid.UUID
-    token_id: uuid.UUID | None = None  # the API token, when a token acts: names are labels, not unique
-
-    @property
-    def label(self) -> str:
-        """``kind:name``, then ``#<token id>`` for a token, within the audit column's 200 characters
-        (a long name is cut, the id never is)."""
-        tail = f"#{self.token_id}" if self.token_id is not None else ""
-        return f"{self.kind}:{self.name}"[:ACTOR_LABEL_CHARS - len(tail)] + tail
-
-
-class AuditSink(Protocol):
-    """Where decrypt events go (the audit log; a no-op sink only in benchmarks)."""
-
-    def record(
-        self,
-        *,
-        actor: Actor,
-        action: str,
-        integration_id: uuid.UUID | None,
-        purpose: str | None,
-        outcome: str,
-        detail: Mapping[str, Any] | None = None,
-    ) -> None: ...
 
 
 class ResolvedCredentials:
@@ -138,13 +86,6 @@ class WebhookSecrets:
         return "WebhookSecrets(<redacted>)"
 
 
-class _Sealed(Protocol):
-    id: uuid.UUID
-    organization_id: uuid.UUID
-    encrypted_credentials: dict[str, Any] | None
-    encrypted_webhook_secret: dict[str, Any] | None
-
-
 def seal_credentials(keyring: Keyring, integration_id: uuid.UUID, values: Mapping[str, str]) -> dict[str, Any] | None:
     """Encrypt a credential map for one integration row (``None`` when there is nothing to hold)."""
     if not values:
@@ -153,7 +94,7 @@ def seal_credentials(keyring: Keyring, integration_id: uuid.UUID, values: Mappin
     return seal(keyring, payload, _AAD_PREFIX[CREDENTIALS_COLUMN] + integration_id.bytes)
 
 
-def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: WebhookSecrets) -> dict[str, Any]:
+def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: OpenWebhookSecrets) -> dict[str, Any]:
     """Encrypt the webhook secret slot of one integration row."""
     doc = {
         "current": secrets.current,
@@ -164,7 +105,7 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: W
     return seal(keyring, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
 
 
-class CredentialResolver:
+class CredentialResolver(CredentialSource):
     """Decrypts for a named purpose and audits every attempt."""
 
     def __init__(self, keyring: Keyring, audit: AuditSink,
@@ -174,7 +115,7 @@ class CredentialResolver:
         # vendor -> credential fields that identify rather than authenticate (user names, e-mails)
         self._identifiers = identifiers
 
-    def _open(self, row: _Sealed, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
+    def _open(self, row: SealedRow, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
         try:
             plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
@@ -189,7 +130,7 @@ class CredentialResolver:
         )
         return plaintext
 
-    def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
+    def resolve(self, row: SealedRow, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
         """All credential fields of one integration, for ``purpose``, as a context manager; the values
         are registered with the log redactor until the block ends."""
         if actor.organization_id != row.organization_id:
@@ -202,7 +143,7 @@ class CredentialResolver:
         return ResolvedCredentials(row.id, purpose, values, identifiers)
 
     @contextmanager
-    def resolve_webhook_secrets(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:
+    def resolve_webhook_secrets(self, row: SealedRow, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:
         """The webhook secret slot of one integration, for ``purpose``; redacted in logs meanwhile."""
         if actor.organization_id != row.organization_id:
             raise CryptoError("webhook secret requested across organizations")

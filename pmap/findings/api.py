@@ -99,7 +99,7 @@ def _format_of(upload: Upload, options: ImportOptions, target: ImportTarget) -> 
 
 
 def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, outcome: str, detail: dict[str, Any]) -> None:
-    state.audit.record(actor=principal.actor, action="findings.import", integration_id=integration_id,  # type: ignore[attr-defined]
+    state.audit.record(actor=principal.actor, action="findings.import", integration_id=integration_id,
                        purpose="import", outcome=outcome, detail=detail)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import NotFound, PmapError
 from pmap.core.redaction import scrub
-from pmap.credentials.service import Actor
+from pmap.core.seams import Actor, AuditSink
 from pmap.findings.importer import ImportOptions, run_import, target_for
 from pmap.findings.models import Job, JobStatus
 from pmap.findings.schemas import JobOut
@@ -81,7 +81,7 @@ def error_body(exc: BaseException) -> dict[str, Any]:
 class JobRunner:
     """The worker pool and the job lifecycle. Thread-safe; one per running app."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: Any, *, workers: int,
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
                  spool: Path | None = None) -> None:
         self._engine = engine
         self._spool = spool

@@ -82,7 +82,7 @@ def _rule_cost(cost: RuleSetCost, rule_id: str) -> RuleCost:
 
 
 def _audit(state: StateDep, principal: Principal, action: str, rule: Rule) -> None:
-    state.audit.record(actor=principal.actor, action=action, integration_id=None, purpose=None,  # type: ignore[attr-defined]
+    state.audit.record(actor=principal.actor, action=action, integration_id=None, purpose=None,
                        outcome="success", detail={"rule_id": str(rule.id), "name": rule.name})
 
 

@@ -25,7 +25,7 @@ def create_integration(body: IntegrationCreate, session: DbSession, state: State
                        principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
     return service.to_out(service.create(session, state.keyring, principal, body, settings=state.settings,
-                                         audit=state.audit))  # type: ignore[arg-type]
+                                         audit=state.audit))
 
 
 @router.post("/test", response_model=ConnectionTestResult,
@@ -44,7 +44,7 @@ def test_saved_connection(
     """Test a saved integration, optionally with unsaved edits laid over it (a new target needs
     the secrets again)."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
-    return testing.run_saved_test(session, state.settings, state.resolver, principal, row, body or SavedTestOverlay())  # type: ignore[arg-type]
+    return testing.run_saved_test(session, state.settings, state.resolver, principal, row, body or SavedTestOverlay())
 
 
 @router.get("", response_model=IntegrationPage)
@@ -72,8 +72,8 @@ def update_integration(
 ) -> IntegrationOut:
     """Update settings or credentials: an omitted secret stays, null clears it, a value replaces it."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
-    updated = service.update(session, state.keyring, state.resolver, principal, row, body,  # type: ignore[arg-type]
-                             settings=state.settings, audit=state.audit)  # type: ignore[arg-type]
+    updated = service.update(session, state.keyring, state.resolver, principal, row, body,
+                             settings=state.settings, audit=state.audit)
     return service.to_out(updated)
 
 

@@ -6,12 +6,12 @@ from sqlalchemy.orm import Session
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
-from pmap.connectors.base import PermissionReport
+from pmap.connectors.base import ChecksPermissions, PermissionReport
 from pmap.connectors.calls import vendor_context, vendor_failure
 from pmap.core.errors import Conflict, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.seams import Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
 
@@ -23,9 +23,9 @@ def check_permissions(session: Session, state: AppState, principal: Principal, r
     ``permissions_check``; excess rights become a least-privilege warning. Audited."""
     ct = vendor_type(row.vendor)
     impl = ct.implementation
-    if impl is None or not callable(getattr(impl, "check_permissions", None)):
+    if not isinstance(impl, ChecksPermissions):
         raise Conflict(f"the {ct.display_name} connector offers no permission check")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     with resolver.resolve(row, purpose=Purpose.PERMISSIONS_CHECK, actor=principal.actor) as creds:
         ctx = vendor_context(state.settings, ct, row.connection, creds.values, purpose=Purpose.PERMISSIONS_CHECK.value)
         try:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
-from pmap.audit.service import AuditLog, SessionAudit
+from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
@@ -22,10 +22,11 @@ from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, Validatio
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.seams import AuditSink, CredentialSource, Purpose
 from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
 from pmap.core.urlpath import control_character_in
-from pmap.credentials.service import CredentialResolver, Purpose, seal_credentials
+from pmap.credentials.service import seal_credentials
 from pmap.integrations.deletion import delete_with_dependents
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
@@ -195,7 +196,7 @@ def to_out(row: Integration) -> IntegrationOut:
 UNSIGNED_ACTION = "webhook.allow_unsigned"
 
 
-def _guard_unsigned(settings: Settings, audit: AuditLog, principal: Principal, was: bool, wanted: bool,
+def _guard_unsigned(settings: Settings, audit: AuditSink, principal: Principal, was: bool, wanted: bool,
                     integration_id: uuid.UUID | None = None) -> None:
     """In production only an admin may turn on accepting unsigned webhook deliveries: anyone who knows
     the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
@@ -213,7 +214,7 @@ def _audit_unsigned(session: Session, settings: Settings, principal: Principal, 
 
 
 def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate, *,
-           settings: Settings, audit: AuditLog) -> Integration:
+           settings: Settings, audit: AuditSink) -> Integration:
     """Validate, encrypt and store a new integration."""
     _guard_unsigned(settings, audit, principal, False, body.allow_unsigned_webhooks)
     ct = vendor_type(body.vendor)
@@ -246,8 +247,8 @@ def _audit(session: Session, principal: Principal, action: str, row: Integration
 
 
 def update(
-    session: Session, keyring: Keyring, resolver: CredentialResolver, principal: Principal,
-    row: Integration, body: IntegrationUpdate, *, settings: Settings, audit: AuditLog,
+    session: Session, keyring: Keyring, resolver: CredentialSource, principal: Principal,
+    row: Integration, body: IntegrationUpdate, *, settings: Settings, audit: AuditSink,
 ) -> Integration:
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
     ct = vendor_type(row.vendor)

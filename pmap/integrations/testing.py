@@ -18,8 +18,8 @@ from pmap.connectors.base import ConnectionTestResult, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test
 from pmap.core.db import utcnow
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.seams import CredentialSource, Purpose
 from pmap.core.settings import Settings
-from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.integrations.service import (
     LEGACY_API_KEY,
@@ -62,7 +62,7 @@ def run_unsaved_test(settings: Settings, body: UnsavedTest) -> ConnectionTestRes
 
 
 def run_saved_test(
-    session: Session, settings: Settings, resolver: CredentialResolver, principal: Principal,
+    session: Session, settings: Settings, resolver: CredentialSource, principal: Principal,
     row: Integration, overlay: SavedTestOverlay,
 ) -> ConnectionTestResult:
     """Test a saved integration, optionally with unsaved edits; stamps ``last_tested_at`` when a

@@ -27,6 +27,8 @@ def _run(connection) -> None:
 if connectable is not None:
     _run(connectable)
 else:
+    if not url:
+        raise RuntimeError("alembic: set sqlalchemy.url or pass a connection in the config's attributes")
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)

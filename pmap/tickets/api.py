@@ -13,11 +13,11 @@ from fastapi import APIRouter, Query, status
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator, Viewer
-from pmap.connectors.base import Operation, TicketRef
+from pmap.connectors.base import CreatesTickets, TicketRef
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
-from pmap.credentials.service import Purpose
+from pmap.core.seams import Purpose
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
@@ -38,19 +38,20 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     finding = principal.get_owned(session, Finding, finding_id, what="finding")
     row = principal.get_owned(session, Integration, body.integration_id, what="integration")
     ct = vendor_type(row.vendor)
-    if Operation.CREATE_TICKET not in ct.operations:
+    tracker = ct.implementation
+    if not isinstance(tracker, CreatesTickets):
         raise ValidationFailed(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
             "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = service.ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
-    with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:  # type: ignore[attr-defined]
+    with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:
         ctx = operation_context(state.settings, ct, row.connection, dict(creds.values),
                                 purpose=Purpose.TICKET_CREATION.value)
         try:
-            ref: TicketRef = ct.implementation.create_ticket(ctx, request)
+            ref: TicketRef = tracker.create_ticket(ctx, request)
         except UpstreamError as exc:
             # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
-            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,  # type: ignore[attr-defined]
+            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,
                                purpose=None, outcome="failure",
                                detail={"finding_id": str(finding.id), "step": exc.step, "reason": exc.message})
             if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:

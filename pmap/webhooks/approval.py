@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pmap.auth.principal import Principal, Role
 from pmap.core.errors import PermissionDenied
+from pmap.core.seams import Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import Purpose
 from pmap.integrations.models import Integration
 from pmap.integrations.service import APPROVED_TARGET as APPROVED
 from pmap.integrations.service import target_fingerprint
@@ -62,7 +62,7 @@ def require_may_send(state: AppState, principal: Principal, row: Integration, ac
     refusal is audited in its own transaction as a failed ``action``."""
     if may_send_secret(row, principal):
         return
-    state.audit.record(actor=principal.actor, action=action, integration_id=row.id,  # type: ignore[attr-defined]
+    state.audit.record(actor=principal.actor, action=action, integration_id=row.id,
                        purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="failure",
                        detail={"reason": "target_not_approved", "needs": Role.ADMIN.value})
     raise PermissionDenied("the integration's target (base URL, TLS trust or vendor-side project) changed since "

@@ -55,8 +55,9 @@ from starlette.datastructures import Headers
 from pmap.core.db import new_id
 from pmap.core.errors import CryptoError
 from pmap.core.http_errors import error_body
+from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import Actor, CredentialResolver, Purpose
+from pmap.credentials.service import CredentialResolver
 from pmap.tickets import processing
 from pmap.webhooks import clock, service
 from pmap.webhooks.models import Outcome, Verification

@@ -23,18 +23,14 @@ from sqlalchemy.orm import Session
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
-from pmap.connectors.base import ConnectorType, Operation
+from pmap.connectors.base import ConnectorType, PingsWebhooks, RegistersWebhooks
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict
 from pmap.core.pagination import newest_first, split_page
+from pmap.core.seams import Purpose
 from pmap.core.settings import Settings
 from pmap.core.state import AppState
-from pmap.credentials.service import (
-    CredentialResolver,
-    Purpose,
-    WebhookSecrets,
-    seal_webhook_secrets,
-)
+from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
@@ -68,15 +64,12 @@ def receiving_url(settings: Settings, integration_id: uuid.UUID) -> str:
 
 def can_register(ct: ConnectorType | None) -> bool:
     """Whether the vendor's implementation can install a webhook through its API."""
-    impl = ct.implementation if ct is not None else None
-    return impl is not None and callable(getattr(impl, "register_webhook", None)) and (
-        not ct.operations or Operation.REGISTER_WEBHOOK in ct.operations)  # type: ignore[union-attr]
+    return ct is not None and isinstance(ct.implementation, RegistersWebhooks)
 
 
 def can_ping(ct: ConnectorType | None) -> bool:
     """Whether the vendor's implementation can trigger a test delivery."""
-    impl = ct.implementation if ct is not None else None
-    return impl is not None and callable(getattr(impl, "ping_webhook", None))
+    return ct is not None and isinstance(ct.implementation, PingsWebhooks)
 
 
 # --- the integration's webhook state -------------------------------------------------------------
@@ -140,7 +133,7 @@ def reveal(session: Session, state: AppState, principal: Principal, row: Integra
     webhook_scheme(row)
     if not is_configured(row):
         raise Conflict("no webhook secret is configured: generate one first")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     with resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=principal.actor) as secrets:
         current = secrets.current
     if not current:
@@ -156,7 +149,7 @@ def regenerate(session: Session, state: AppState, principal: Principal, row: Int
     row = _locked(session, row)
     grace = state.settings.webhook_grace_seconds if grace_seconds is None else grace_seconds
     now = clock.now()
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     old: str | None = None
     if is_configured(row):
         with resolver.resolve_webhook_secrets(row, purpose=Purpose.WEBHOOK_ROTATION, actor=principal.actor) as s:

@@ -15,6 +15,8 @@ from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import (
     ConnectorType,
     OperationContext,
+    PingsWebhooks,
+    RegistersWebhooks,
     WebhookRegistered,
     WebhookRegistration,
 )
@@ -22,8 +24,8 @@ from pmap.connectors.calls import failure_message, vendor_context, vendor_failur
 from pmap.connectors.catalog import connector_types
 from pmap.core.errors import Conflict, PmapError, UpstreamError
 from pmap.core.redaction import scrub
+from pmap.core.seams import Purpose
 from pmap.core.state import AppState
-from pmap.credentials.service import CredentialResolver, Purpose
 from pmap.integrations.models import Integration
 from pmap.webhooks import approval, clock, service
 from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
@@ -36,13 +38,14 @@ _POLL_SECONDS = 0.1
 T = TypeVar("T")
 
 
-def _registrable(row: Integration) -> ConnectorType:
+def _registrable(row: Integration) -> tuple[ConnectorType, RegistersWebhooks]:
     service.webhook_scheme(row)
     ct = connector_types().get(row.vendor)
-    if not service.can_register(ct):
+    registrar = ct.implementation if ct is not None else None
+    if ct is None or not isinstance(registrar, RegistersWebhooks):
         raise Conflict(f"the {row.vendor} connector cannot install webhooks through the vendor's API: configure "
                        "the receiving URL and the secret on the vendor by hand")
-    return ct  # type: ignore[return-value]
+    return ct, registrar
 
 
 def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: ConnectorType,
@@ -51,7 +54,7 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
     ``webhook_registration`` (both audited by the resolver). The one way a webhook secret leaves for a
     vendor: refused (403) before any decrypt unless the caller may send it to the current target."""
     approval.require_may_send(state, principal, row, "webhook.register")
-    resolver: CredentialResolver = state.resolver  # type: ignore[assignment]
+    resolver = state.resolver
     purpose = Purpose.WEBHOOK_REGISTRATION
     with resolver.resolve(row, purpose=purpose, actor=principal.actor) as creds, \
             resolver.resolve_webhook_secrets(row, purpose=purpose, actor=principal.actor) as secrets:
@@ -62,12 +65,12 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
         return work(ctx, secrets.current)
 
 
-def _install(ct: ConnectorType, url: str, previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
+def _install(registrar: RegistersWebhooks, url: str,
+             previous: str | None) -> Callable[[OperationContext, str], WebhookRegistered]:
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
         try:
-            registered: WebhookRegistered = ct.implementation.register_webhook(
+            return registrar.register_webhook(
                 ctx, WebhookRegistration(url=url, secret=SecretStr(secret), previous_hook_id=previous))
-            return registered
         except UpstreamError as exc:
             raise vendor_failure(exc, "webhook registration", ctx.secrets) from None
     return work
@@ -97,33 +100,34 @@ def _record(session: Session, principal: Principal, row: Integration, reg: Webho
 
 def register(session: Session, state: AppState, principal: Principal, row: Integration) -> RegisterResult:
     """Install the receiver on the vendor with the current secret; records hook id and time."""
-    ct = _registrable(row)
+    ct, registrar = _registrable(row)
     if not service.is_configured(row):
         raise Conflict("no webhook secret is configured: generate one first (or use auto-setup)")
     url = service.receiving_url(state.settings, row.id)
-    reg = _with_vendor(state, principal, row, ct, _install(ct, url, _previous_hook(row)))
+    reg = _with_vendor(state, principal, row, ct, _install(registrar, url, _previous_hook(row)))
     return _record(session, principal, row, reg)
 
 
 def auto_setup(session: Session, state: AppState, principal: Principal, row: Integration) -> AutoSetupResult:
     """Generate a secret if missing, register, trigger the vendor's test delivery where it has one,
     and report whether PMAP received and verified it (waiting up to :data:`PING_WAIT_SECONDS`)."""
-    ct = _registrable(row)
+    ct, registrar = _registrable(row)
     generated = False
     if not service.is_configured(row):
         row = service.generate(session, state, principal, row)
         generated = True
     url = service.receiving_url(state.settings, row.id)
-    ping_available = service.can_ping(ct)
+    pinger = registrar if isinstance(registrar, PingsWebhooks) else None
+    ping_available = pinger is not None
     outcome: dict[str, Any] = {}
 
     def work(ctx: OperationContext, secret: str) -> WebhookRegistered:
-        reg = _install(ct, url, _previous_hook(row))(ctx, secret)
-        if not (ping_available and reg.ping_supported):
+        reg = _install(registrar, url, _previous_hook(row))(ctx, secret)
+        if pinger is None or not reg.ping_supported:
             return reg
         outcome["started"] = clock.now()
         try:
-            ct.implementation.ping_webhook(ctx, reg.hook_id)
+            pinger.ping_webhook(ctx, reg.hook_id)
             outcome["sent"] = True
         except UpstreamError as exc:  # registered all the same: report the ping's failure, don't raise
             outcome.update(step=exc.step, message=failure_message(exc, ctx.secrets))

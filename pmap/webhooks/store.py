@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from pmap.audit.models import AuditEvent
 from pmap.core.db import new_id
 from pmap.core.redaction import scrub
-from pmap.credentials.service import Actor
+from pmap.core.seams import Actor
 from pmap.integrations.models import Integration
 from pmap.webhooks import clock
 from pmap.webhooks.models import WebhookDelivery

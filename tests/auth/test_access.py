@@ -72,7 +72,8 @@ def test_token_lifecycle(api: Api) -> None:
     token, tid = r.json()["token"], r.json()["id"]
     assert token.startswith("pmap_") and len(token) >= len("pmap_") + 43  # 256 bits, URL-safe base64
     h = {"Authorization": f"Bearer {token}"}
-    assert api.client.get("/api/v1/whoami", headers=h).json() == {"organization": "acme", "token_name": "ci", "role": "operator"}
+    assert api.client.get("/api/v1/whoami", headers=h).json() == {"organization": "acme", "token_name": "ci",
+                                                                   "role": "operator"}
     listed = api.client.get("/api/v1/tokens", headers=admin).json()["items"]
     assert token not in str(listed) and any(t["id"] == tid for t in listed)
     assert api.client.delete(f"/api/v1/tokens/{tid}", headers=admin).status_code == 200
@@ -100,7 +101,7 @@ def test_the_audit_actor_names_the_token_whatever_its_name(api: Api) -> None:
                             headers=admin).json()["items"]
     actors = [e["actor"] for e in reversed(events)]
     assert len(set(actors)) == 3 and all(len(a) <= 200 for a in actors)
-    assert [a.endswith(f"#{t['id']}") for a, t in zip(actors, made)] == [True, True, True]
+    assert [a.endswith(f"#{t['id']}") for a, t in zip(actors, made, strict=True)] == [True, True, True]
     assert actors[0].startswith("token:cli#")
 
 

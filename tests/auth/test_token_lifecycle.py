@@ -35,7 +35,8 @@ def _expire(api: Api, token_id: str) -> None:
 
 
 def _events(api: Api, headers: dict[str, str], action: str) -> list[dict]:
-    return api.client.get("/api/v1/audit-events", params={"action": action, "limit": 500}, headers=headers).json()["items"]
+    params = {"action": action, "limit": 500}
+    return api.client.get("/api/v1/audit-events", params=params, headers=headers).json()["items"]
 
 
 def test_the_last_active_admin_token_cannot_be_revoked(api: Api) -> None:
@@ -43,7 +44,8 @@ def test_the_last_active_admin_token_cannot_be_revoked(api: Api) -> None:
     api.token("globex", "admin")  # another organization's admin keeps nobody in acme in
     first_id = _token_id(api, first)
     r = api.client.delete(f"/api/v1/tokens/{first_id}", headers=first)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict" and LAST_ADMIN in r.json()["error"]["message"]
+    error = r.json()["error"]
+    assert r.status_code == 409 and error["code"] == "conflict" and LAST_ADMIN in error["message"]
     assert api.client.get("/api/v1/whoami", headers=first).status_code == 200
     # revoking a viewer is fine; a second admin makes revoking the first fine too
     viewer_id = api.client.post("/api/v1/tokens", json={"name": "v", "role": "viewer"}, headers=first).json()["id"]
@@ -66,13 +68,15 @@ def test_two_admins_revoking_each_other_at_once_leave_one(api: Api) -> None:
         org = f"race{round_}"
         a, b = api.token(org, "admin"), api.token(org, "admin")
         ids = {"a": _token_id(api, a), "b": _token_id(api, b)}
-        barrier, out = threading.Barrier(2), {}
+        barrier, out = threading.Barrier(2), dict[str, int]()
 
-        def revoke(me: str, headers: dict[str, str], other: str) -> None:
+        def revoke(me: str, headers: dict[str, str], other: str, barrier: threading.Barrier = barrier,
+                   out: dict[str, int] = out, ids: dict[str, str] = ids) -> None:
             barrier.wait()
             out[me] = api.client.delete(f"/api/v1/tokens/{ids[other]}", headers=headers).status_code
 
-        threads = [threading.Thread(target=revoke, args=("a", a, "b")), threading.Thread(target=revoke, args=("b", b, "a"))]
+        threads = [threading.Thread(target=revoke, args=("a", a, "b")),
+                   threading.Thread(target=revoke, args=("b", b, "a"))]
         for t in threads:
             t.start()
         for t in threads:
@@ -95,7 +99,8 @@ def test_every_token_creation_and_revocation_is_audited_without_its_value(api: A
     assert created[_token_id(api, admin)]["actor"].startswith("system:")
     mine = created[made["id"]]
     assert mine["actor"].startswith("token:test-admin#")
-    assert mine["detail"] == {"token_id": made["id"], "role": "operator", "name": "ci", "expires_at": made["expires_at"]}
+    assert mine["detail"] == {"token_id": made["id"], "role": "operator", "name": "ci",
+                              "expires_at": made["expires_at"]}
     revoked = _events(api, admin, "token.revoke")
     assert [e["detail"]["token_id"] for e in revoked] == [made["id"]]
     assert revoked[0]["detail"]["role"] == "operator" and revoked[0]["detail"]["name"] == "ci"
@@ -125,16 +130,18 @@ def test_an_expired_token_is_refused_like_a_revoked_one(api: Api) -> None:
     expires = datetime.fromisoformat(body["expires_at"])
     assert before + timedelta(days=30) <= expires <= utcnow() + timedelta(days=30)
     listed = {t["id"]: t for t in api.client.get("/api/v1/tokens", headers=admin).json()["items"]}
-    assert listed[body["id"]]["expires_at"] == body["expires_at"] and listed[_token_id(api, admin)]["expires_at"] is None
+    assert listed[body["id"]]["expires_at"] == body["expires_at"]
+    assert listed[_token_id(api, admin)]["expires_at"] is None
     h = {"Authorization": f"Bearer {body['token']}"}
     assert api.client.get("/api/v1/whoami", headers=h).status_code == 200
     _expire(api, body["id"])
     expired = api.client.get("/api/v1/whoami", headers=h)
     assert expired.status_code == 401 and expired.json()["error"]["code"] == "authentication_required"
-    assert api.client.get("/api/v1/whoami", headers={"Authorization": "Bearer pmap_unknown"}).json()["error"]["message"] \
-        == expired.json()["error"]["message"]  # says nothing about which it was
+    unknown = api.client.get("/api/v1/whoami", headers={"Authorization": "Bearer pmap_unknown"})
+    assert unknown.json()["error"]["message"] == expired.json()["error"]["message"]  # says nothing about which it was
     for bad in (0, -1, 3651, "soon", 1.5):
-        r = api.client.post("/api/v1/tokens", json={"name": "x", "role": "viewer", "expires_in_days": bad}, headers=admin)
+        r = api.client.post("/api/v1/tokens", json={"name": "x", "role": "viewer", "expires_in_days": bad},
+                            headers=admin)
         assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "expires_in_days", bad
 
 

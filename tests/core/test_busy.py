@@ -21,11 +21,11 @@ def _wrapped(orig: BaseException) -> OperationalError:
 
 def test_sqlite_busy_and_locked_are_busy_other_errors_are_not() -> None:
     busy = sqlite3.OperationalError("database is locked")
-    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+    busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
     snapshot = sqlite3.OperationalError("database is locked")
-    snapshot.sqlite_errorcode = 517  # SQLITE_BUSY_SNAPSHOT: an extended code of SQLITE_BUSY  # type: ignore[attr-defined]
+    snapshot.sqlite_errorcode = 517  # SQLITE_BUSY_SNAPSHOT: an extended code of SQLITE_BUSY
     full = sqlite3.OperationalError("database or disk is full")
-    full.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+    full.sqlite_errorcode = sqlite3.SQLITE_FULL
     assert is_busy(_wrapped(busy)) and is_busy(_wrapped(snapshot)) and is_busy(busy)
     assert not is_busy(_wrapped(full))
     assert is_busy(_wrapped(sqlite3.OperationalError("database is locked")))  # no code: the message decides

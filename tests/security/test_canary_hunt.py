@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
-from pmap.credentials.service import Purpose
+from pmap.core.seams import Purpose
 from tests.conftest import Api, canary
 
 
@@ -98,7 +98,7 @@ def _required_connection(ct) -> dict[str, str]:
 
 
 def _actor(api: Api, row):
-    from pmap.credentials.service import Actor
+    from pmap.core.seams import Actor
 
     return Actor(kind="system", name="test", organization_id=row.organization_id)
 

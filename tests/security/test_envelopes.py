@@ -16,10 +16,11 @@ from sqlalchemy import update
 from pmap.app import start
 from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
 from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.credentials.keyring import key_id_for, load_keyring
 from pmap.credentials.models import KeyringCanary
-from pmap.credentials.service import Actor, Purpose, WebhookSecrets, seal_webhook_secrets
+from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 

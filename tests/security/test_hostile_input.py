@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pmap.core import redaction
-from pmap.credentials.service import Actor, Purpose
+from pmap.core.seams import Actor, Purpose
 from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
 
@@ -212,9 +212,9 @@ def test_a_legacy_api_key_set_by_patch_is_checked_like_any_credential(api: Api, 
 
 
 def test_a_value_that_is_not_text_never_breaks_masking() -> None:
-    with redaction.secrets_in_use([12345, None, {"a": 1}, canary("t")]):  # type: ignore[list-item]
+    with redaction.secrets_in_use([12345, None, {"a": 1}, canary("t")]):
         assert redaction.scrub("nothing secret here") == "nothing secret here"
-    assert redaction.scrub("still fine", extra=[7, None]) == "still fine"  # type: ignore[list-item]
+    assert redaction.scrub("still fine", extra=[7, None]) == "still fine"
 
 
 def test_invisible_and_direction_changing_characters_are_refused_in_one_line_values(api: Api) -> None:

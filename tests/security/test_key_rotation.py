@@ -14,9 +14,10 @@ from pmap.app import start
 from pmap.audit.models import AuditEvent
 from pmap.core.crypto import Keyring, decode_key, generate_key
 from pmap.core.errors import ConfigurationError
+from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.credentials.rotation import reseal_all
-from pmap.credentials.service import Actor, Purpose, WebhookSecrets, seal_webhook_secrets
+from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 

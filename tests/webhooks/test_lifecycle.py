@@ -90,7 +90,7 @@ def test_grace_zero_keeps_no_previous_secret(api: Api) -> None:
     api.client.post(_base(iid) + "/generate", headers=h)
     r = api.client.post(_base(iid) + "/regenerate", json={"grace_seconds": 0}, headers=h)
     assert r.status_code == 200 and r.json()["previous_secret_valid_until"] is None
-    from pmap.credentials.service import Actor, Purpose
+    from pmap.core.seams import Actor, Purpose
 
     with api.state.sessions() as s:
         row = s.get(Integration, uuid.UUID(iid))

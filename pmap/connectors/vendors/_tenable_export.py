@@ -75,7 +75,7 @@ def row_of(record: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
-def to_csv(records: Iterable[Mapping[str, Any]]) -> bytes:
+def to_csv(records: Iterable[object]) -> bytes:
     """The records as CSV bytes (header first), skipping records without a plugin."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")

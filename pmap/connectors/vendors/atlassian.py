@@ -26,13 +26,17 @@ from pydantic import Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
+    RegistersWebhooks,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -123,7 +127,7 @@ def _field_error(resp: OutboundResponse, name: str) -> bool:
     return isinstance(errors, dict) and name in errors
 
 
-class JiraConnector:
+class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissions, RegistersWebhooks):
     """Jira platform REST API: identity, issues, permissions and admin webhooks."""
 
     def __init__(self, *, cloud: bool, product: str) -> None:
@@ -195,8 +199,8 @@ class JiraConnector:
         """The configured project must be visible (Jira answers 404 for a project the account cannot browse)."""
         key = getattr(ctx.connection, "project_key", None)
         if key:
-            self.check(ctx, c.get(self.rest(vendor_path("project/{project_key}", project_key=key)), headers=h), f"reading project {key}",
-                       permission=(403, 404),
+            project = self.rest(vendor_path("project/{project_key}", project_key=key))
+            self.check(ctx, c.get(project, headers=h), f"reading project {key}", permission=(403, 404),
                        permission_hint="the project does not exist or the account lacks Browse Projects in it")
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:
@@ -275,11 +279,13 @@ class JiraConnector:
             for old in json_of(ctx, listed, "webhooks", list):
                 hook_id = str(old.get("self", "")).rstrip("/").rsplit("/", 1)[-1] if isinstance(old, dict) else ""
                 if hook_id.isdigit() and (hook_id == hook.previous_hook_id or old.get("url") == hook.url):
-                    self.check(ctx, c.request("DELETE", _WEBHOOKS + vendor_path("/{hook_id}", hook_id=hook_id), headers=h),
-                               "removing PMAP's previous webhook", ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
+                    stale = _WEBHOOKS + vendor_path("/{hook_id}", hook_id=hook_id)
+                    self.check(ctx, c.request("DELETE", stale, headers=h), "removing PMAP's previous webhook",
+                               ok=(200, 204, 404), permission_hint=_ADMIN_HINT)
             body: dict[str, Any] = {"name": "PMAP", "url": hook.url, "events": hook.events or EVENTS,
                                     "excludeBody": False, "enabled": True,
-                                    "filters": {"issue-related-events-section": f"project = {project}"} if project else {}}
+                                    "filters": {"issue-related-events-section": f"project = {project}"}
+                                    if project else {}}
             if hook.secret is not None:
                 body["secret"] = hook.secret.get_secret_value()
             resp = self.check(ctx, c.post(_WEBHOOKS, headers=h, json=body), "creating the webhook", ok=(200, 201),
@@ -321,7 +327,8 @@ class ServiceManagementConnector(JiraConnector):
         desk = ctx.connection.service_desk_id
         if not desk:
             return None
-        resp = self.check(ctx, c.get(_SD + vendor_path("/servicedesk/{service_desk_id}", service_desk_id=desk), headers=h), f"reading service desk {desk}")
+        path = _SD + vendor_path("/servicedesk/{service_desk_id}", service_desk_id=desk)
+        resp = self.check(ctx, c.get(path, headers=h), f"reading service desk {desk}")
         return text(json_of(ctx, resp, "the service desk").get("projectKey"))
 
     def create_ticket(self, ctx: OperationContext, ticket: TicketRequest) -> TicketRef:
@@ -344,28 +351,25 @@ class ServiceManagementConnector(JiraConnector):
                          done=str(dig(status, "statusCategory") or "").upper() == "DONE")
 
 
-_WORK_OPS = (Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS, Operation.CHECK_PERMISSIONS,
-             Operation.REGISTER_WEBHOOK)
-
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="jira_cloud", display_name="Jira Cloud", category=Category.TICKETING,
         connection_model=JiraConnection, credentials_model=JiraCloudCredentials, webhook_scheme="jira",
-        implementation=JiraConnector(cloud=True, product="Jira Cloud"), operations=_WORK_OPS,
+        implementation=JiraConnector(cloud=True, product="Jira Cloud"),
         docs_url="https://developer.atlassian.com/cloud/jira/platform/rest/v3/",
         notes="Webhook registration needs an administrator account (or an administrator registers it by hand).",
     ),
     ConnectorType(
         vendor="jira_data_center", display_name="Jira Data Center", category=Category.TICKETING,
         connection_model=JiraConnection, credentials_model=JiraDataCenterCredentials, webhook_scheme="jira",
-        implementation=JiraConnector(cloud=False, product="Jira Data Center"), operations=_WORK_OPS,
+        implementation=JiraConnector(cloud=False, product="Jira Data Center"),
         docs_url="https://developer.atlassian.com/server/jira/platform/rest/v10000/",
         notes="REST API v2; a personal access token needs Jira 8.14+. Webhook registration needs an administrator.",
     ),
     ConnectorType(
         vendor="jira_service_management", display_name="Jira Service Management", category=Category.ITSM,
         connection_model=JiraServiceManagementConnection, credentials_model=JiraCloudCredentials,
-        webhook_scheme="jira", implementation=ServiceManagementConnector(), operations=_WORK_OPS,
+        webhook_scheme="jira", implementation=ServiceManagementConnector(),
         docs_url="https://developer.atlassian.com/cloud/jira/service-desk/rest/",
         notes="Tickets are customer requests of the configured service desk and request type.",
     ),

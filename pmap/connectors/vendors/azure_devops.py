@@ -32,14 +32,20 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
+    PingsWebhooks,
     Probe,
+    RegistersWebhooks,
     ReportArtifact,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -124,7 +130,7 @@ def _v(**extra: Any) -> dict[str, Any]:
     return {"api-version": API, **extra}
 
 
-class _AzureConnector:
+class _AzureConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebhooks):
     """What Boards and Pipelines share: identity, projects and service hook subscriptions."""
 
     publisher, event = "tfs", "workitem.updated"
@@ -251,7 +257,7 @@ class _AzureConnector:
                    step="response")
 
 
-class AzureBoardsConnector(_AzureConnector):
+class AzureBoardsConnector(_AzureConnector, CreatesTickets, SyncsTicketStatus):
     """Azure Boards: work items of one project."""
 
     token_scopes = "Work Items (Read & write), Service Hooks (Read & write)"  # noqa: S105  (scope names, no secret)
@@ -301,7 +307,7 @@ class AzureBoardsConnector(_AzureConnector):
                          done=state.lower() in DONE_STATES)
 
 
-class AzurePipelinesConnector(_AzureConnector):
+class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
     """Azure Pipelines: report artifacts of pipeline runs."""
 
     publisher, event = "pipelines", "ms.vss-pipelines.run-state-changed-event"
@@ -375,8 +381,6 @@ CONNECTOR_TYPES = (
         vendor="azure_boards", display_name="Azure Boards", category=Category.TICKETING,
         connection_model=AzureBoardsConnection, credentials_model=AzureDevOpsCredentials,
         webhook_scheme="azure_devops_basic", implementation=AzureBoardsConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS,
-                    Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://learn.microsoft.com/en-us/rest/api/azure/devops/wit/",
         notes="Token scopes: Work Items (Read & write), Service Hooks (Read & write).",
     ),
@@ -384,8 +388,6 @@ CONNECTOR_TYPES = (
         vendor="azure_pipelines", display_name="Azure Pipelines", category=Category.CICD,
         connection_model=AzurePipelinesConnection, credentials_model=AzureDevOpsCredentials, report_formats=SARIF,
         webhook_scheme="azure_devops_basic", implementation=AzurePipelinesConnector(SARIF),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS,
-                    Operation.REGISTER_WEBHOOK),
         docs_url="https://learn.microsoft.com/en-us/rest/api/azure/devops/pipelines/",
         notes="Token scopes: Build (Read), Service Hooks (Read & write). Reads SARIF files from the build artifacts "
               "of the latest completed run.",

@@ -12,10 +12,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -35,7 +36,7 @@ class BlackDuckConnection(ConnectionSettings):
     base_url: str = Field(description="Black Duck server, e.g. https://blackduck.example.com")
 
 
-class BlackDuckConnector:
+class BlackDuckConnector(Connector, ChecksPermissions):
     """Black Duck: token exchange, server version, project read right."""
 
     def _bearer(self, ctx: OperationContext, c: Any) -> dict[str, str]:
@@ -85,7 +86,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="black_duck", display_name="Black Duck", category=Category.SCA,
         connection_model=BlackDuckConnection, credentials_model=BlackDuckToken, report_formats=("cyclonedx",),
-        implementation=BlackDuckConnector(), operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
+        implementation=BlackDuckConnector(),
         docs_url="https://documentation.blackduck.com/bundle/bd-hub/page/REST_API/rest-api-overview.html",
         notes="Import CycloneDX SBOM exports (with vulnerabilities) from Black Duck.",
     ),

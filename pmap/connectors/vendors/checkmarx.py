@@ -17,10 +17,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -81,7 +82,7 @@ def claims_of(token: str) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-class CheckmarxConnector:
+class CheckmarxConnector(Connector, ChecksPermissions):
     """Checkmarx One: token exchange, engine versions, roles from the access token."""
 
     def _token(self, ctx: OperationContext) -> str:
@@ -143,7 +144,6 @@ CONNECTOR_TYPES = (
         connection_model=CheckmarxConnection, credentials_model=CheckmarxCredentials,
         report_formats=("checkmarx_xml", "checkmarx_json", "sarif"),
         implementation=CheckmarxConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
         docs_url="https://checkmarx.com/resource/documents/en/34965-68618-generating-an-api-key.html",
         notes="The tenant is a connection setting; the IAM host is derived from the AST host (.ast. -> .iam.).",
     ),

@@ -13,10 +13,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -35,8 +36,6 @@ from pmap.connectors.vendors._support import (
 from pmap.core.errors import UpstreamError
 from pmap.core.outbound import OutboundResponse
 
-_TEST = (Operation.TEST_CONNECTION,)
-
 
 class ApiKey(Credentials):
     """One API key."""
@@ -53,7 +52,7 @@ class BurpConnection(ConnectionSettings):
 _BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
 
 
-class BurpConnector:
+class BurpConnector(Connector):
     """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -89,7 +88,7 @@ _ZAP_SILENT = ("ZAP closes the connection without answering when the API key is 
                "via API' is on")
 
 
-class ZapConnector:
+class ZapConnector(Connector):
     """ZAP: ``X-ZAP-API-Key``. A wrong key gets no answer by default (ZAP closes the connection); with
     ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403."""
 
@@ -170,7 +169,7 @@ def _invicti_end(lic: dict[str, Any]) -> tuple[datetime | None, str | None]:
     return _account_date(lic.get("SubscriptionEndDate")), product
 
 
-class InvictiConnector:
+class InvictiConnector(Connector):
     """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -205,7 +204,7 @@ class AcunetixConnection(ConnectionSettings):
 _ACUNETIX_ROOT = "System Administrator (the root account)"
 
 
-class AcunetixConnector:
+class AcunetixConnector(Connector, ChecksPermissions):
     """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
 
     ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
@@ -252,7 +251,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="burp_dast", display_name="Burp Suite DAST", category=Category.DAST,
         connection_model=BurpConnection, credentials_model=ApiKey, report_formats=("burp_xml",),
-        implementation=BurpConnector(), operations=_TEST,
+        implementation=BurpConnector(),
         docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
                  "/getting-started",
         notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports.",
@@ -260,7 +259,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,
         connection_model=ZapConnection, credentials_model=ApiKey, report_formats=("zap_xml", "zap_json", "sarif"),
-        implementation=ZapConnector(), operations=_TEST,
+        implementation=ZapConnector(),
         docs_url="https://www.zaproxy.org/docs/api/",
         notes="ZAP closes the connection on a wrong API key unless 'Report permission errors via API' is on (then "
               "HTTP 400 bad_api_key, reported as step auth); it has no license or roles.",
@@ -269,7 +268,7 @@ CONNECTOR_TYPES = (
         vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,
         connection_model=InvictiConnection, credentials_model=InvictiCredentials,
         default_base_url="https://www.netsparkercloud.com/api/1.0", report_formats=("invicti_json",),
-        implementation=InvictiConnector(), operations=_TEST,
+        implementation=InvictiConnector(),
         docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
         notes="An ended subscription is a warning (the API still answers).",
     ),
@@ -277,7 +276,7 @@ CONNECTOR_TYPES = (
         vendor="acunetix", display_name="Acunetix", category=Category.DAST,
         connection_model=AcunetixConnection, credentials_model=ApiKey,
         report_formats=("acunetix_xml", "acunetix360_json"),
-        implementation=AcunetixConnector(), operations=(*_TEST, Operation.CHECK_PERMISSIONS),
+        implementation=AcunetixConnector(),
         docs_url="https://www.acunetix.com/support/docs/api/",
         notes="An expired license is a warning (the API still answers).",
     ),

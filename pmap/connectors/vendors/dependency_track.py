@@ -13,10 +13,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -43,7 +44,7 @@ def _headers(ctx: OperationContext) -> dict[str, str]:
     return {"X-Api-Key": ctx.secret("api_key")}
 
 
-class DependencyTrackConnector:
+class DependencyTrackConnector(Connector, ChecksPermissions):
     """Dependency-Track: version, the key's team and its permissions."""
 
     def _team(self, ctx: OperationContext, c: Any) -> dict[str, Any] | None:
@@ -92,7 +93,6 @@ CONNECTOR_TYPES = (
         connection_model=DependencyTrackConnection, credentials_model=DependencyTrackKey,
         report_formats=("dependency_track_fpf", "cyclonedx"),
         implementation=DependencyTrackConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
         docs_url="https://docs.dependencytrack.org/integrations/rest-api/",
         notes="Give PMAP's team VIEW_PORTFOLIO and VIEW_VULNERABILITY only.",
     ),

@@ -26,14 +26,20 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
+    PingsWebhooks,
     Probe,
+    RegistersWebhooks,
     ReportArtifact,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -103,7 +109,8 @@ class GitHubConnection(ConnectionSettings):
 
 
 class GitHubActionsConnection(GitHubConnection):
-    workflow: str | None = Field(default=None, max_length=200, description="Workflow file whose runs to read, e.g. codeql.yml")
+    workflow: str | None = Field(default=None, max_length=200,
+                                 description="Workflow file whose runs to read, e.g. codeql.yml")
     branch: str | None = Field(default=None, max_length=255, description="Branch whose runs to read (default: any)")
     artifact_pattern: str | None = Field(default=None, max_length=200, description="Glob of artifact names to download")
 
@@ -143,7 +150,7 @@ def _workflow_file(path: Any) -> str:
     return str(path or "").split("@", 1)[0].rsplit("/", 1)[-1]
 
 
-class GitHubRepositoryHooks:
+class GitHubRepositoryHooks(RegistersWebhooks, PingsWebhooks):
     """Repository webhooks, shared by every GitHub connector (Issues, Actions, code scanning):
     PMAP's hook is created, or updated in place (by its id, or the same URL) with the current secret, and pinged."""
 
@@ -159,20 +166,20 @@ class GitHubRepositoryHooks:
         body = {"name": "web", "active": True, "events": hook.events or list(self.hook_events), "config": config}
         h = headers(ctx)
         with ctx.client() as c:
-            listed = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=h, params={"per_page": 100}),
-                              "listing repository webhooks", permission=(403, 404), permission_hint=_HOOK_HINT)
+            hooks = vendor_path("/repos/{repository/}/hooks", repository=repo)
+            listed = gh_check(ctx, c.get(hooks, headers=h, params={"per_page": 100}), "listing repository webhooks",
+                              permission=(403, 404), permission_hint=_HOOK_HINT)
             existing = next((x for x in json_of(ctx, listed, "webhooks", list)
                              if isinstance(x, dict) and (str(x.get("id")) == hook.previous_hook_id
                                                          or (x.get("config") or {}).get("url") == hook.url)), None)
             if existing is not None:
-                resp = gh_check(ctx, c.request("PATCH", vendor_path("/repos/{repository/}/hooks/{hook_id}", repository=repo,
-                                                                   hook_id=existing.get("id")), headers=h,
-                                               json={k: v for k, v in body.items() if k != "name"}),
+                ours = vendor_path("/repos/{repository/}/hooks/{hook_id}", repository=repo, hook_id=existing.get("id"))
+                patch = {k: v for k, v in body.items() if k != "name"}
+                resp = gh_check(ctx, c.request("PATCH", ours, headers=h, json=patch),
                                 "updating PMAP's repository webhook", permission=(403, 404), permission_hint=_HOOK_HINT)
             else:
-                resp = gh_check(ctx, c.post(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=h, json=body),
-                                "creating the repository webhook", ok=(200, 201), permission=(403, 404),
-                                permission_hint=_HOOK_HINT)
+                resp = gh_check(ctx, c.post(hooks, headers=h, json=body), "creating the repository webhook",
+                                ok=(200, 201), permission=(403, 404), permission_hint=_HOOK_HINT)
         hook_id = text(json_of(ctx, resp, "the webhook").get("id"))
         if not hook_id:
             raise fail(ctx, "GitHub saved the webhook but returned no id", step="response")
@@ -183,12 +190,12 @@ class GitHubRepositoryHooks:
         if not str(hook_id).isdigit():
             raise ValidationFailed("a GitHub hook id is a number", fields=[FieldProblem("hook_id", "must be digits")])
         with ctx.client() as c:
-            gh_check(ctx, c.post(vendor_path("/repos/{repository/}/hooks/{hook_id}/pings", repository=_repo(ctx), hook_id=hook_id),
-                            headers=headers(ctx)),
-                     "pinging the webhook", ok=(204,), permission=(403, 404), permission_hint=_HOOK_HINT)
+            pings = vendor_path("/repos/{repository/}/hooks/{hook_id}/pings", repository=_repo(ctx), hook_id=hook_id)
+            gh_check(ctx, c.post(pings, headers=headers(ctx)), "pinging the webhook", ok=(204,),
+                     permission=(403, 404), permission_hint=_HOOK_HINT)
 
 
-class _GitHubConnector(GitHubRepositoryHooks):
+class _GitHubConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
     """What GitHub Issues and Actions share: identity, scopes and repository webhooks."""
 
     # (name, needed for, classic scopes that grant it, fine-grained probe path under the repository)
@@ -199,8 +206,8 @@ class _GitHubConnector(GitHubRepositoryHooks):
         return json_of(ctx, resp, "the user"), resp
 
     def _repository(self, ctx: OperationContext, c: OutboundClient, repo: str) -> dict[str, Any]:
-        resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}", repository=repo), headers=headers(ctx)), f"reading repository {repo}",
-                        permission=(403, 404), permission_hint=_REPO_HINT)
+        resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}", repository=repo), headers=headers(ctx)),
+                        f"reading repository {repo}", permission=(403, 404), permission_hint=_REPO_HINT)
         return json_of(ctx, resp, f"repository {repo}")
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -218,19 +225,21 @@ class _GitHubConnector(GitHubRepositoryHooks):
             _user, resp = self._user(ctx, c)
             scopes = scopes_of(resp)
             if scopes is not None:
-                return permission_report([(name, why, bool(scopes & granting)) for name, why, granting, _ in self.needs],
-                                         scopes - _USEFUL_SCOPES)
+                return permission_report(
+                    [(name, why, bool(scopes & granting)) for name, why, granting, _ in self.needs],
+                    scopes - _USEFUL_SCOPES)
             if not repo:
                 return permission_report([(name, why, None) for name, why, _, _ in self.needs], warnings=[
                     "fine-grained token or App: set the repository so PMAP can probe its rights"])
-            probes = [(name, why, self._readable(ctx, c, vendor_path("/repos/{repository/}", repository=repo) + path)) for name, why, _, path in self.needs]
+            base = vendor_path("/repos/{repository/}", repository=repo)
+            probes = [(name, why, self._readable(ctx, c, base + path)) for name, why, _, path in self.needs]
         note = f"fine-grained token or App: read access probed on {repo}; write access cannot be probed without writing"
         return permission_report(probes, warnings=[note])
 
     def _readable(self, ctx: OperationContext, c: OutboundClient, path: str) -> bool:
         return c.get(path, headers=headers(ctx), params={"per_page": 1}).status == 200
 
-class GitHubIssuesConnector(_GitHubConnector):
+class GitHubIssuesConnector(_GitHubConnector, CreatesTickets, SyncsTicketStatus):
     """GitHub Issues: open, read and watch issues of one repository."""
 
     hook_events = ("issues",)
@@ -244,8 +253,9 @@ class GitHubIssuesConnector(_GitHubConnector):
         if labels := clean_labels(ticket.labels, max_len=50):
             body["labels"] = labels
         with ctx.client() as c:
-            resp = gh_check(ctx, c.post(vendor_path("/repos/{repository/}/issues", repository=repo), headers=headers(ctx), json=body),
-                            f"opening an issue in {repo}", ok=(201,), permission=(403, 404, 410),
+            issues = vendor_path("/repos/{repository/}/issues", repository=repo)
+            resp = gh_check(ctx, c.post(issues, headers=headers(ctx), json=body), f"opening an issue in {repo}",
+                            ok=(201,), permission=(403, 404, 410),
                             permission_hint="the token needs the repo scope (or Issues: write), and issues must be "
                                             "enabled on the repository")
         return self._ref(ctx, repo, json_of(ctx, resp, "the created issue"))
@@ -258,8 +268,8 @@ class GitHubIssuesConnector(_GitHubConnector):
                                    fields=[FieldProblem("key", "must be owner/repo#number or a number")])
         repo = _repo(ctx, match["repo"])
         with ctx.client() as c:
-            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/issues/{number}", repository=repo, number=match["number"]),
-                                  headers=headers(ctx)),
+            issue = vendor_path("/repos/{repository/}/issues/{number}", repository=repo, number=match["number"])
+            resp = gh_check(ctx, c.get(issue, headers=headers(ctx)),
                             f"reading issue {repo}#{match['number']}", permission=(403,))  # 404: no such issue
         return self._ref(ctx, repo, json_of(ctx, resp, "the issue"))
 
@@ -270,7 +280,7 @@ class GitHubIssuesConnector(_GitHubConnector):
         return TicketRef(key=f"{repo}#{number}", url=text(issue.get("html_url")), status=state, done=state == "closed")
 
 
-class GitHubActionsConnector(_GitHubConnector):
+class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
     """GitHub Actions: report artifacts of workflow runs."""
 
     hook_events = ("workflow_run",)
@@ -290,8 +300,9 @@ class GitHubActionsConnector(_GitHubConnector):
         params: dict[str, Any] = {"status": "completed", "per_page": 50}
         if branch := ref or ctx.connection.branch:
             params["branch"] = branch
-        resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/actions/runs", repository=repo), headers=headers(ctx), params=params),
-                        "listing workflow runs", permission=(403, 404), permission_hint=_REPO_HINT)
+        runs_path = vendor_path("/repos/{repository/}/actions/runs", repository=repo)
+        resp = gh_check(ctx, c.get(runs_path, headers=headers(ctx), params=params), "listing workflow runs",
+                        permission=(403, 404), permission_hint=_REPO_HINT)
         workflow = ctx.connection.workflow
         runs = [r for r in json_of(ctx, resp, "workflow runs").get("workflow_runs") or [] if isinstance(r, dict)
                 and (not workflow or _workflow_file(r.get("path")) == workflow)]
@@ -315,9 +326,10 @@ class GitHubActionsConnector(_GitHubConnector):
             run = self._run(ctx, c, repo, ref)
             if run is None:
                 return []
-            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}/actions/runs/{run_id}/artifacts", repository=repo,
-                                                         run_id=run["id"]), headers=headers(ctx),
-                                       params={"per_page": 100}), "listing the run's artifacts")
+            listing = vendor_path("/repos/{repository/}/actions/runs/{run_id}/artifacts", repository=repo,
+                                  run_id=run["id"])
+            resp = gh_check(ctx, c.get(listing, headers=headers(ctx), params={"per_page": 100}),
+                            "listing the run's artifacts")
             for artifact in json_of(ctx, resp, "artifacts").get("artifacts") or []:
                 name = text(artifact.get("name")) if isinstance(artifact, dict) else None
                 if not name or artifact.get("expired") or (pattern and not fnmatch(name, pattern)):
@@ -336,8 +348,6 @@ CONNECTOR_TYPES = (
         vendor="github_issues", display_name="GitHub Issues", category=Category.TICKETING,
         connection_model=GitHubConnection, credentials_model=GitHubCredentials,
         default_base_url="https://api.github.com", webhook_scheme="github", implementation=GitHubIssuesConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS,
-                    Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/issues",
         notes="Ticket keys are owner/repo#number; webhooks are per repository.",
     ),
@@ -346,8 +356,6 @@ CONNECTOR_TYPES = (
         connection_model=GitHubActionsConnection, credentials_model=GitHubCredentials,
         default_base_url="https://api.github.com", report_formats=SARIF, webhook_scheme="github",
         implementation=GitHubActionsConnector(SARIF),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS,
-                    Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/actions",
         notes="Reads SARIF files from the artifacts of the latest completed workflow run; webhooks are per "
               "repository.",

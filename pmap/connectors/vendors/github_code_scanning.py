@@ -14,10 +14,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -59,7 +60,7 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
-class GitHubCodeScanningConnector(GitHubRepositoryHooks):
+class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
     hook_events = ("code_scanning_alert",)
@@ -95,8 +96,8 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks):
                      ("Webhooks: read and write", "installing the webhook", None)],
                     warnings=["fine-grained token or App: set the repository so PMAP can probe its rights"])
             repo = _repo(ctx)
-            alerts = c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=repo), headers=headers(ctx),
-                           params={"per_page": 1})
+            alerts = c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=repo),
+                           headers=headers(ctx), params={"per_page": 1})
             hooks = c.get(vendor_path("/repos/{repository/}/hooks", repository=repo), headers=headers(ctx),
                           params={"per_page": 1})
         # listing hooks needs Webhooks: read only (GitHub's REST reference); write cannot be probed without writing
@@ -113,7 +114,6 @@ CONNECTOR_TYPES = (
         connection_model=GitHubCodeScanningConnection, credentials_model=GitHubToken,
         default_base_url="https://api.github.com", report_formats=("sarif", "github_vulnerability_json"),
         webhook_scheme="github", implementation=GitHubCodeScanningConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.github.com/en/rest/code-scanning",
         notes="Needs GitHub Advanced Security on private repositories; webhooks are per repository.",
     ),

@@ -31,14 +31,20 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
+    PingsWebhooks,
     Probe,
+    RegistersWebhooks,
     ReportArtifact,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
     WebhookRegistered,
@@ -90,7 +96,8 @@ class GitLabConnection(ConnectionSettings):
 
 
 class GitLabCIConnection(GitLabConnection):
-    branch: str | None = Field(default=None, max_length=255, description="Branch whose pipelines to read (default: any)")
+    branch: str | None = Field(default=None, max_length=255,
+                               description="Branch whose pipelines to read (default: any)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -142,7 +149,7 @@ def _receiver_answered(resp: OutboundResponse) -> bool:
     return isinstance(error, dict) and isinstance(error.get("code"), str)
 
 
-class _GitLabConnector:
+class _GitLabConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebhooks):
     """What GitLab Issues and CI share: identity, token scopes, roles and project webhooks."""
 
     hook_events: ClassVar[Mapping[str, bool]] = MappingProxyType({})
@@ -261,7 +268,7 @@ class _GitLabConnector:
                  permission_hint=_HOOK_HINT)
 
 
-class GitLabIssuesConnector(_GitLabConnector):
+class GitLabIssuesConnector(_GitLabConnector, CreatesTickets, SyncsTicketStatus):
     """GitLab Issues: open, read and watch issues of one project."""
 
     hook_events = MappingProxyType({"issues_events": True, "confidential_issues_events": True})
@@ -301,7 +308,7 @@ class GitLabIssuesConnector(_GitLabConnector):
         return TicketRef(key=key, url=text(issue.get("web_url")), status=state, done=state == "closed")
 
 
-class GitLabCIConnector(_GitLabConnector):
+class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
     """GitLab CI: security report artifacts of pipelines."""
 
     hook_events = MappingProxyType({"pipeline_events": True})
@@ -321,7 +328,8 @@ class GitLabCIConnector(_GitLabConnector):
         params: dict[str, Any] = {"scope": "finished", "order_by": "id", "sort": "desc", "per_page": 1}
         if branch := ref or ctx.connection.branch:
             params["ref"] = branch
-        resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines", headers=headers(ctx), params=params), "listing pipelines")
+        resp = gl_check(ctx, c.get(f"/projects/{pid}/pipelines", headers=headers(ctx), params=params),
+                        "listing pipelines")
         found = [p for p in json_of(ctx, resp, "pipelines", list) if isinstance(p, dict)]
         return found[0] if found else None
 
@@ -351,15 +359,12 @@ class GitLabCIConnector(_GitLabConnector):
 
 
 CI_FORMATS = ("gitlab_security_report", "sarif")
-_ISSUE_OPS = (Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS, Operation.CHECK_PERMISSIONS,
-              Operation.REGISTER_WEBHOOK)
-
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="gitlab_issues", display_name="GitLab Issues", category=Category.TICKETING,
         connection_model=GitLabConnection, credentials_model=GitLabCredentials,
         default_base_url="https://gitlab.com/api/v4", webhook_scheme="gitlab_token",
-        implementation=GitLabIssuesConnector(), operations=_ISSUE_OPS,
+        implementation=GitLabIssuesConnector(),
         docs_url="https://docs.gitlab.com/api/issues/",
         notes="Ticket keys are group/project#iid; webhooks are project hooks with a token.",
     ),
@@ -368,8 +373,6 @@ CONNECTOR_TYPES = (
         connection_model=GitLabCIConnection, credentials_model=GitLabCredentials,
         default_base_url="https://gitlab.com/api/v4", report_formats=CI_FORMATS, webhook_scheme="gitlab_token",
         implementation=GitLabCIConnector(CI_FORMATS),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS,
-                    Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.gitlab.com/api/job_artifacts/",
         notes="Reads the security reports (gl-*-report.json, SARIF) of the latest finished pipeline's jobs.",
     ),

@@ -21,7 +21,8 @@ and PMAP's receiving URL in ``PMAP_WEBHOOK_URL``::
         id="jenkins-$BUILD_TAG"; ts=$(date +%s)
         body=$(printf '{"job":"%s","build":%s,"url":"%s"}' "$JOB_NAME" "$BUILD_NUMBER" "$BUILD_URL")
         key=$(printf %s "${PMAP_SECRET#whsec_}" | base64 -d | od -An -tx1 | tr -d ' \n')
-        sig=$(printf '%s.%s.%s' "$id" "$ts" "$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
+        sig=$(printf '%s.%s.%s' "$id" "$ts" "$body" \
+          | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary | base64)
         curl -fsS -X POST "$PMAP_WEBHOOK_URL" -H 'Content-Type: application/json' -H "webhook-id: $id" \
           -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" --data-binary "$body"
       '''
@@ -38,10 +39,12 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
+    FetchesPipelineReports,
     OperationContext,
     PermissionReport,
     Probe,
@@ -101,7 +104,7 @@ def jk_check(ctx: OperationContext, resp: OutboundResponse, what: str, **kw: Any
     return check(ctx, resp, what, auth_hint=_AUTH_HINT, **kw)
 
 
-class JenkinsConnector:
+class JenkinsConnector(Connector, FetchesPipelineReports, ChecksPermissions):
     """Jenkins remote access API: identity, job and build artifacts."""
 
     def __init__(self, formats: tuple[str, ...]) -> None:
@@ -151,7 +154,8 @@ class JenkinsConnector:
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Report artifacts of the last completed build (``ref``: a build number)."""
         if ref is not None and not ref.isdigit():
-            raise ValidationFailed("a Jenkins build is named by its number", fields=[FieldProblem("ref", "must be digits")])
+            raise ValidationFailed("a Jenkins build is named by its number",
+                                   fields=[FieldProblem("ref", "must be digits")])
         path = job_path(required(ctx.connection.job, "job", "reading build reports"))
         pattern = ctx.connection.artifact_pattern
         files: list[tuple[str, bytes]] = []
@@ -182,7 +186,6 @@ CONNECTOR_TYPES = (
         vendor="jenkins", display_name="Jenkins", category=Category.CICD,
         connection_model=JenkinsConnection, credentials_model=JenkinsCredentials, report_formats=SARIF,
         webhook_scheme="standard_webhooks", implementation=JenkinsConnector(SARIF),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_PIPELINE_REPORTS, Operation.CHECK_PERMISSIONS),
         docs_url="https://www.jenkins.io/doc/book/using/remote-access-api/",
         notes="Reads SARIF artifacts of the job's last completed build. Webhooks: a pipeline step signs a "
               "Standard Webhooks notification (see the connector's documentation); nothing is registered by API.",

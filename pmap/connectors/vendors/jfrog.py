@@ -13,9 +13,9 @@ from pydantic import Field, SecretStr
 from pmap.connectors.base import (
     Category,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     Probe,
 )
@@ -32,7 +32,7 @@ class XrayConnection(ConnectionSettings):
     base_url: str = Field(description="Xray API base, e.g. https://example.jfrog.io/xray/api/v1")
 
 
-class XrayConnector:
+class XrayConnector(Connector):
     """Xray: ``GET /system/version`` with the token."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -54,7 +54,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="jfrog_xray", display_name="JFrog Xray", category=Category.SCA,
         connection_model=XrayConnection, credentials_model=JFrogToken, report_formats=("jfrog_xray_json",),
-        implementation=XrayConnector(), operations=(Operation.TEST_CONNECTION,),
+        implementation=XrayConnector(),
         docs_url="https://jfrog.com/help/r/xray-rest-apis/introduction-to-the-xray-rest-apis",
         notes="Import Xray JSON reports; report generation needs the Manage Reports permission.",
     ),

@@ -11,9 +11,9 @@ from pydantic import Field, SecretStr
 from pmap.connectors.base import (
     Category,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     Probe,
 )
@@ -30,7 +30,7 @@ class MobSFConnection(ConnectionSettings):
     base_url: str = Field(description="MobSF API base, e.g. https://mobsf.example.com/api/v1")
 
 
-class MobSFConnector:
+class MobSFConnector(Connector):
     """MobSF: ``GET /scans`` with ``X-Mobsf-Api-Key``."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -57,7 +57,7 @@ class NowSecureConnection(ConnectionSettings):
 _NOWSECURE_QUERY = "query PmapConnectionTest { auto { applications { ref } } }"
 
 
-class NowSecureConnector:
+class NowSecureConnector(Connector):
     """NowSecure: a minimal GraphQL query over the token's applications."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -83,7 +83,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="mobsf", display_name="MobSF", category=Category.MOBILE,
         connection_model=MobSFConnection, credentials_model=MobSFKey, report_formats=("mobsf_json",),
-        implementation=MobSFConnector(), operations=(Operation.TEST_CONNECTION,),
+        implementation=MobSFConnector(),
         docs_url="https://mobsf.github.io/docs/#/rest_api",
         notes="Import MobSF JSON reports; MobSF has no license or roles.",
     ),
@@ -91,7 +91,7 @@ CONNECTOR_TYPES = (
         vendor="nowsecure", display_name="NowSecure Platform", category=Category.MOBILE,
         connection_model=NowSecureConnection, credentials_model=NowSecureToken,
         default_base_url="https://api.nowsecure.com", implementation=NowSecureConnector(),
-        operations=(Operation.TEST_CONNECTION,), docs_url="https://docs.nowsecure.com/api/auto/graphql",
+        docs_url="https://docs.nowsecure.com/api/auto/graphql",
         notes="Connection test only; PMAP has no NowSecure report format yet.",
     ),
 )

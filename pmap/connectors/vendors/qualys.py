@@ -15,9 +15,10 @@ from pydantic import Field, SecretStr
 from pmap.connectors.base import (
     Category,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
+    FetchesFindings,
     OperationContext,
     Probe,
     ReportArtifact,
@@ -76,7 +77,7 @@ def _call(ctx: OperationContext, c: OutboundClient, method: str, path: str, **kw
                  permission_hint="enable API access for the Qualys user (its role must allow the API)")
 
 
-class QualysConnector:
+class QualysConnector(Connector, FetchesFindings):
     """Qualys VMDR: versions from ``/msp/about.php``; findings from the host detection list."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -120,7 +121,6 @@ CONNECTOR_TYPES = (
         default_base_url="https://qualysapi.qualys.com",
         report_formats=("qualys_xml", "qualys_csv", "qualys_vmdr_csv"),
         implementation=QualysConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.FETCH_FINDINGS),
         docs_url="https://docs.qualys.com/en/vm/api/",
         notes="Findings come from the host detection list (subscription-wide). Qualys sends no signed webhooks.",
     ),

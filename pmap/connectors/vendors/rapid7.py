@@ -15,10 +15,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -56,7 +57,7 @@ def _license(ctx: OperationContext, c: OutboundClient) -> dict[str, Any] | None:
     return json_of(ctx, check(ctx, resp, "GET /administration/license"), "license")
 
 
-class InsightVMConnector:
+class InsightVMConnector(Connector, ChecksPermissions):
     """InsightVM console: version, license (for administrators), asset read right."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -109,7 +110,6 @@ CONNECTOR_TYPES = (
         credentials_model=InsightVMCredentials,
         report_formats=("nexpose_xml",),
         implementation=InsightVMConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
         docs_url="https://help.rapid7.com/insightvm/en-us/api/index.html",
         notes="Import XML 2.0 reports (nexpose_xml). The license is read only when the account is a Global "
               "Administrator, which the test flags as more than PMAP needs.",

@@ -11,10 +11,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -42,7 +43,7 @@ def _kind(ctx: OperationContext) -> str:
     return ctx.secret("api_key")[:2].upper()
 
 
-class RunZeroConnector:
+class RunZeroConnector(Connector, ChecksPermissions):
     """runZero: the key's organization, or the asset export for export tokens."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -84,7 +85,7 @@ CONNECTOR_TYPES = (
         vendor="runzero", display_name="runZero", category=Category.NETWORK_DISCOVERY,
         connection_model=RunZeroConnection, credentials_model=RunZeroKey,
         default_base_url="https://console.runzero.com/api/v1.0", report_formats=(),
-        implementation=RunZeroConnector(), operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
+        implementation=RunZeroConnector(),
         docs_url="https://www.runzero.com/docs/leveraging-the-api/",
         notes="Least privilege: an export token (ET...) is enough; an account key (CT...) is flagged.",
     ),

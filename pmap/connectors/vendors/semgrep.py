@@ -13,9 +13,9 @@ from pydantic import Field, SecretStr
 from pmap.connectors.base import (
     Category,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     Probe,
 )
@@ -33,7 +33,7 @@ class SemgrepConnection(ConnectionSettings):
     deployment_slug: str | None = Field(default=None, description="Deployment (organization) slug, if several")
 
 
-class SemgrepConnector:
+class SemgrepConnector(Connector):
     """Semgrep: ``GET /deployments`` proves the token and names the organization."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -61,7 +61,7 @@ CONNECTOR_TYPES = (
         vendor="semgrep", display_name="Semgrep AppSec Platform", category=Category.SAST,
         connection_model=SemgrepConnection, credentials_model=SemgrepToken,
         default_base_url="https://semgrep.dev/api/v1", report_formats=("semgrep_json", "sarif"),
-        implementation=SemgrepConnector(), operations=(Operation.TEST_CONNECTION,),
+        implementation=SemgrepConnector(),
         docs_url="https://semgrep.dev/docs/semgrep-appsec-platform/semgrep-api",
         notes="The API needs a Team or Enterprise plan and a token with the Web API scope.",
     ),

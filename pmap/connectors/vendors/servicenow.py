@@ -25,13 +25,16 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
+    CreatesTickets,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsTicketStatus,
     TicketRef,
     TicketRequest,
 )
@@ -89,7 +92,7 @@ def _display(field: Any) -> str:
     return "" if field is None else str(field)
 
 
-class ServiceNowConnector:
+class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissions):
     """ServiceNow Table API: ``sys_user``, ``sys_user_has_role`` and ``incident``."""
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
@@ -111,7 +114,8 @@ class ServiceNowConnector:
             raise fail(ctx, f"{what}: the answer holds no result", step="response")
         return [r for r in rows if isinstance(r, dict)]
 
-    def _get(self, ctx: OperationContext, c: OutboundClient, path: str, what: str, **params: str) -> list[dict[str, Any]]:
+    def _get(self, ctx: OperationContext, c: OutboundClient, path: str, what: str,
+             **params: str) -> list[dict[str, Any]]:
         resp = check(ctx, c.get(f"{_TABLE}/{path}", headers=self._headers(ctx), params=params), what,
                      auth_hint=_AUTH_HINT)
         return self._rows(ctx, resp, what)
@@ -207,8 +211,6 @@ CONNECTOR_TYPES = (
         credentials_model=ServiceNowCredentials,
         webhook_scheme="servicenow",
         implementation=ServiceNowConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CREATE_TICKET, Operation.SYNC_STATUS,
-                    Operation.CHECK_PERMISSIONS),
         docs_url="https://www.servicenow.com/docs/",
         notes="Webhooks: an administrator installs PMAP's signing business rule on the incident table "
               "(scheme servicenow); PMAP cannot register it through the API.",

@@ -15,13 +15,16 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
+    PingsWebhooks,
     Probe,
+    RegistersWebhooks,
     WebhookRegistered,
     WebhookRegistration,
 )
@@ -59,7 +62,7 @@ def _headers(ctx: OperationContext) -> dict[str, str]:
     return {"Authorization": f"token {ctx.secret('token')}"}
 
 
-class SnykConnector:
+class SnykConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebhooks):
     """Snyk: the token's user, organization rights, and v1 webhooks."""
 
     def _self(self, ctx: OperationContext) -> dict[str, Any]:
@@ -145,7 +148,6 @@ CONNECTOR_TYPES = (
         connection_model=SnykConnection, credentials_model=SnykToken,
         default_base_url="https://api.snyk.io/rest", report_formats=("snyk_json", "sarif"),
         webhook_scheme="snyk", implementation=SnykConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.snyk.io/snyk-api/rest-api/authentication-for-api/authenticating",
         notes="The API needs an Enterprise plan. Webhooks use the v1 API on the same host and require https "
               "receiving URLs on Snyk's side.",

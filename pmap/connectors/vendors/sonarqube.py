@@ -15,13 +15,15 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
+    RegistersWebhooks,
     WebhookRegistered,
     WebhookRegistration,
 )
@@ -77,7 +79,7 @@ class _Session:
                                  "has not expired or been revoked", step="auth")
 
 
-class SonarQubeConnector:
+class SonarQubeConnector(Connector, ChecksPermissions, RegistersWebhooks):
     """SonarQube Server: test, least-privilege report and webhook installation."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -157,7 +159,6 @@ CONNECTOR_TYPES = (
         connection_model=SonarQubeConnection, credentials_model=SonarQubeToken,
         report_formats=("sonarqube_json", "sarif"), webhook_scheme="sonarqube",
         implementation=SonarQubeConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.REGISTER_WEBHOOK),
         docs_url="https://docs.sonarsource.com/sonarqube-server/latest/extension-guide/web-api/",
         notes="Webhooks are signed (X-Sonar-Webhook-HMAC-SHA256) but SonarQube has no test delivery. The license "
               "is read only when the token holds Administer System.",

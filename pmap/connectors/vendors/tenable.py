@@ -14,14 +14,18 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
+    FetchesFindings,
+    LaunchesScans,
     OperationContext,
     PermissionReport,
     Probe,
     ReportArtifact,
+    ReportsScanStatus,
     ScanRef,
     ScanState,
 )
@@ -113,7 +117,7 @@ def _nessus_report(session: dict[str, Any], props: dict[str, Any]) -> Permission
                              excess, notes)
 
 
-class TenableVMConnector:
+class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings):
     """Tenable VM: session and container properties; findings through the vulnerability export."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -178,7 +182,7 @@ _NESSUS_STATES = {
 }
 
 
-class NessusConnector:
+class NessusConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus):
     """Nessus Professional/Expert/Manager: properties, scan launch (Manager), status and export."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -261,8 +265,6 @@ class NessusConnector:
         return ReportArtifact(name=f"nessus_scan_{sid}.nessus", format="nessus", content=resp.content)
 
 
-_SCANNER_READ = (Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS, Operation.FETCH_FINDINGS)
-
 CONNECTOR_TYPES = (
     ConnectorType(
         vendor="tenable_vm",
@@ -273,7 +275,6 @@ CONNECTOR_TYPES = (
         default_base_url="https://cloud.tenable.com",
         report_formats=("nessus", "tenable_csv"),
         implementation=TenableVMConnector(),
-        operations=_SCANNER_READ,
         docs_url="https://developer.tenable.com/docs/authorization",
         notes="Findings come from the container-wide vulnerability export (open, reopened and fixed), "
               "delivered as a tenable_csv file; Tenable sends no signed webhooks, so PMAP polls.",
@@ -286,7 +287,6 @@ CONNECTOR_TYPES = (
         credentials_model=TenableKeys,
         report_formats=("nessus", "tenable_csv"),
         implementation=NessusConnector(),
-        operations=(*_SCANNER_READ, Operation.LAUNCH_SCAN, Operation.SCAN_STATUS),
         docs_url="https://docs.tenable.com/nessus/",
         notes="Nessus Professional/Expert read and export only; scans of a managed scanner belong to its manager.",
     ),

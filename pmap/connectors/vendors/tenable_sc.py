@@ -13,10 +13,11 @@ from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -63,7 +64,7 @@ def _envelope(ctx: OperationContext, c: OutboundClient, method: str, path: str, 
     return inner
 
 
-class TenableSCConnector:
+class TenableSCConnector(Connector, ChecksPermissions):
     """Security Center: version, license status and the analysis right."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -116,7 +117,6 @@ CONNECTOR_TYPES = (
         credentials_model=TenableSCKeys,
         report_formats=("nessus", "tenable_csv"),
         implementation=TenableSCConnector(),
-        operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
         docs_url="https://docs.tenable.com/security-center/api_best_practices/Content/APIKeyAuthorization.htm",
         notes="Export .nessus or CSV files from Security Center and import them; SC has no signed webhooks.",
     ),

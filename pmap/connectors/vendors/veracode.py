@@ -22,10 +22,11 @@ from pydantic import Field, SecretStr, field_validator
 
 from pmap.connectors.base import (
     Category,
+    ChecksPermissions,
     ConnectionSettings,
+    Connector,
     ConnectorType,
     Credentials,
-    Operation,
     OperationContext,
     PermissionReport,
     Probe,
@@ -100,7 +101,7 @@ def _auth(ctx: OperationContext) -> VeracodeHmacAuth:
     return VeracodeHmacAuth(ctx.secret("api_id"), ctx.secret("api_key"))
 
 
-class VeracodeConnector:
+class VeracodeConnector(Connector, ChecksPermissions):
     """Veracode: the API user, its roles and its API credential expiry."""
 
     def _self(self, ctx: OperationContext) -> dict[str, Any]:
@@ -144,7 +145,7 @@ CONNECTOR_TYPES = (
         vendor="veracode", display_name="Veracode", category=Category.SAST,
         connection_model=VeracodeConnection, credentials_model=VeracodeCredentials,
         default_base_url="https://api.veracode.com", report_formats=("veracode_xml", "veracode_json"),
-        implementation=VeracodeConnector(), operations=(Operation.TEST_CONNECTION, Operation.CHECK_PERMISSIONS),
+        implementation=VeracodeConnector(),
         docs_url="https://docs.veracode.com/r/c_enabling_hmac",
         notes="Requests are signed with VERACODE-HMAC-SHA-256; expired API credentials are refused (step auth), "
               "credentials expiring within 30 days are a warning.",

@@ -48,7 +48,8 @@ def _tune_findings_for_bulk_load() -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("integrations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("severity_threshold", sa.String(length=16), nullable=False, server_default="info"))
+        batch_op.add_column(sa.Column("severity_threshold", sa.String(length=16), nullable=False,
+                                      server_default="info"))
 
     op.create_table(
         "findings",

@@ -42,6 +42,11 @@ def catalog_entry(vendor: str) -> ConnectorType:
     return connector_types()[vendor]
 
 
+def implementation(vendor: str) -> Any:
+    """The implementation of ``vendor``, for tests that call its operations (and its helpers) directly."""
+    return connector_types()[vendor].implementation
+
+
 def settings_for(vendor: str, base: str, marker: str = "ok",
                  **overrides: Any) -> tuple[dict[str, Any], dict[str, str]]:
     """``(connection, credentials)`` for ``vendor`` at sandbox root ``base`` with ``marker`` in its secrets.

@@ -3,6 +3,8 @@ test pointed at another target without its secrets (refused)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pmap_sandbox.server import SandboxServer
@@ -25,7 +27,7 @@ def test_unsaved_test_through_the_api(vendor: str, api: Api, sandbox: SandboxSer
         assert value not in resp.text
 
 
-def _create(api: Api, vendor: str, connection: dict, credentials: dict) -> str:  # type: ignore[type-arg]
+def _create(api: Api, vendor: str, connection: dict[str, Any], credentials: dict[str, Any]) -> str:
     resp = api.client.post("/api/v1/integrations", headers=api.token(),
                            json={"name": f"{vendor} test", "vendor": vendor, "connection": connection,
                                  "credentials": credentials})
@@ -89,4 +91,5 @@ def test_a_saved_test_without_the_pinned_ca_needs_the_secrets(
     unpinned = api.client.post(f"/api/v1/integrations/{row_id}/test", headers=api.token(),
                                json={"connection": {"ca_bundle": removed}})
     assert unpinned.status_code == 422, unpinned.text
-    assert {f["field"] for f in unpinned.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
+    assert {f["field"] for f in unpinned.json()["error"]["fields"]} == {"credentials.access_key",
+                                                                        "credentials.secret_key"}

@@ -39,7 +39,7 @@ from .conftest import run_test
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_catalog_entry_is_consistent(vendor: str) -> None:
     ct = check_type(catalog_entry(vendor))
-    assert set(ct.operations) <= ARCHETYPES[ct.category]
+    assert set(ct.operations) <= set(ARCHETYPES[ct.category])
     assert all(fmt in report_formats() for fmt in ct.report_formats)
     assert ct.webhook_scheme is None or ct.webhook_scheme in SCHEMES
     assert ct.docs_url and ct.docs_url.startswith("https://")

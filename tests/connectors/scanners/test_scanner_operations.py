@@ -17,7 +17,7 @@ from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.server import SandboxServer
 
-from .cases import catalog_entry, settings_for, unique
+from .cases import implementation, settings_for, unique
 from .conftest import context
 
 NESSUS_SCAN = "5"  # the sandbox's one scan
@@ -40,7 +40,7 @@ def nessus_ctx(sandbox: SandboxServer, settings: Settings, access_key: str = "",
 
 
 def test_nessus_export_flow_yields_a_nessus_file(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     artifact = impl.fetch_findings(nessus_ctx(sandbox, dev_settings), ScanRef(scan_id=NESSUS_SCAN))
     assert artifact.format == "nessus" and artifact.name.endswith(".nessus")
     findings = parsed(artifact)
@@ -50,7 +50,7 @@ def test_nessus_export_flow_yields_a_nessus_file(sandbox: SandboxServer, dev_set
 
 
 def test_nessus_export_of_an_unknown_scan_is_an_http_failure(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     with pytest.raises(UpstreamError) as err:
         impl.fetch_findings(nessus_ctx(sandbox, dev_settings), ScanRef(scan_id="999"))
     assert err.value.step == "http" and err.value.upstream_status == 404
@@ -58,14 +58,14 @@ def test_nessus_export_of_an_unknown_scan_is_an_http_failure(sandbox: SandboxSer
 
 def test_nessus_export_without_the_right_is_a_permission_failure(sandbox: SandboxServer,
                                                                  dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     with pytest.raises(UpstreamError) as err:
         impl.fetch_findings(nessus_ctx(sandbox, dev_settings, marker="noperm"), ScanRef(scan_id=NESSUS_SCAN))
     assert err.value.step == "permission"
 
 
 def test_nessus_professional_cannot_launch(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     with pytest.raises(UpstreamError) as err:
         impl.launch_scan(nessus_ctx(sandbox, dev_settings), NESSUS_SCAN)
     assert err.value.step == "permission" and err.value.upstream_status == 412
@@ -73,7 +73,7 @@ def test_nessus_professional_cannot_launch(sandbox: SandboxServer, dev_settings:
 
 
 def test_nessus_manager_launches_and_reports_status(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     ctx = nessus_ctx(sandbox, dev_settings, access_key=unique("manager"))
     ref = impl.launch_scan(ctx, NESSUS_SCAN)
     assert ref.scan_id == NESSUS_SCAN and ref.run_id and ref.run_id.startswith("sandbox-launch-")
@@ -82,14 +82,14 @@ def test_nessus_manager_launches_and_reports_status(sandbox: SandboxServer, dev_
 
 
 def test_nessus_status_of_a_scan_the_account_cannot_see(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     with pytest.raises(UpstreamError) as err:
         impl.scan_status(nessus_ctx(sandbox, dev_settings, marker="managed"), ScanRef(scan_id=NESSUS_SCAN))
     assert err.value.step == "response" and "not visible" in err.value.message
 
 
 def test_nessus_scan_ids_are_numbers(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("nessus").implementation
+    impl = implementation("nessus")
     with pytest.raises(ValidationFailed):
         impl.launch_scan(nessus_ctx(sandbox, dev_settings), "../server/properties")
 
@@ -98,7 +98,7 @@ def test_tenable_vm_export_becomes_a_tenable_csv_with_open_and_fixed_findings(sa
                                                                            dev_settings: Settings) -> None:
     connection, credentials = settings_for("tenable_vm", sandbox.base_url)
     ctx = context(dev_settings, "tenable_vm", connection, credentials, purpose="findings_pull")
-    artifact = catalog_entry("tenable_vm").implementation.fetch_findings(ctx, ScanRef(scan_id="all"))
+    artifact = implementation("tenable_vm").fetch_findings(ctx, ScanRef(scan_id="all"))
     assert artifact.format == "tenable_csv"
     findings = {f.rule_id: f for f in parsed(artifact)}
     assert set(findings) == {"148125", "104743"}
@@ -115,14 +115,14 @@ def test_tenable_vm_export_without_the_right_is_a_permission_failure(sandbox: Sa
     connection, credentials = settings_for("tenable_vm", sandbox.base_url, "noperm")
     ctx = context(dev_settings, "tenable_vm", connection, credentials, purpose="findings_pull")
     with pytest.raises(UpstreamError) as err:
-        catalog_entry("tenable_vm").implementation.fetch_findings(ctx, ScanRef(scan_id="all"))
+        implementation("tenable_vm").fetch_findings(ctx, ScanRef(scan_id="all"))
     assert err.value.step == "permission" and "export privilege" in err.value.message
 
 
 def test_qualys_detection_list_is_a_qualys_xml_file(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("qualys_vmdr", sandbox.base_url)
     ctx = context(dev_settings, "qualys_vmdr", connection, credentials, purpose="findings_pull")
-    artifact = catalog_entry("qualys_vmdr").implementation.fetch_findings(ctx, ScanRef(scan_id="all"))
+    artifact = implementation("qualys_vmdr").fetch_findings(ctx, ScanRef(scan_id="all"))
     assert artifact.format == "qualys_xml"
     findings = parsed(artifact)
     assert [f.rule_id for f in findings] == ["38863"]
@@ -132,5 +132,5 @@ def test_qualys_detection_list_is_a_qualys_xml_file(sandbox: SandboxServer, dev_
 def test_qualys_rate_limit_409_is_waited_out_on_findings_too(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("qualys_vmdr", sandbox.base_url, "ratelimit")
     ctx = context(dev_settings, "qualys_vmdr", connection, credentials, purpose="findings_pull")
-    artifact = catalog_entry("qualys_vmdr").implementation.fetch_findings(ctx, ScanRef(scan_id="all"))
+    artifact = implementation("qualys_vmdr").fetch_findings(ctx, ScanRef(scan_id="all"))
     assert b"HOST_LIST_VM_DETECTION_OUTPUT" in artifact.content

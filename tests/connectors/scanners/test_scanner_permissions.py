@@ -8,7 +8,7 @@ from pmap.connectors.base import Operation, PermissionState
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 
-from .cases import VENDORS, catalog_entry, settings_for, unique
+from .cases import VENDORS, catalog_entry, implementation, settings_for, unique
 from .conftest import context, run_test
 
 # (vendor, marker, report ok, rights flagged as excess)
@@ -61,7 +61,7 @@ def test_every_vendor_offering_check_permissions_has_cases() -> None:
 def test_permission_report(vendor: str, marker: str, ok: bool, excess: set[str], sandbox: SandboxServer,
                            dev_settings: Settings) -> None:
     ctx = context(dev_settings, vendor, *settings_for(vendor, sandbox.base_url, marker), purpose="permission_check")
-    report = catalog_entry(vendor).implementation.check_permissions(ctx)
+    report = implementation(vendor).check_permissions(ctx)
     assert report.ok is ok
     assert set(report.excess) == excess
     states = {p.state for p in report.permissions}
@@ -74,7 +74,7 @@ def test_permission_report(vendor: str, marker: str, ok: bool, excess: set[str],
 
 def test_tenable_vm_standard_role_is_unknown_with_the_reason(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx = context(dev_settings, "tenable_vm", *settings_for("tenable_vm", sandbox.base_url), purpose="permission_check")
-    report = catalog_entry("tenable_vm").implementation.check_permissions(ctx)
+    report = implementation("tenable_vm").check_permissions(ctx)
     assert report.permissions[0].state is PermissionState.UNKNOWN
     assert any("cannot export vulnerabilities unless a custom role" in w for w in report.warnings)
 
@@ -82,7 +82,7 @@ def test_tenable_vm_standard_role_is_unknown_with_the_reason(sandbox: SandboxSer
 def test_nessus_manager_administrators_are_excess(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("nessus", sandbox.base_url, "admin")
     credentials["access_key"] = unique("manager")
-    report = catalog_entry("nessus").implementation.check_permissions(
+    report = implementation("nessus").check_permissions(
         context(dev_settings, "nessus", connection, credentials, purpose="permission_check"))
     assert report.ok and report.excess == ["System Administrator"]
 
@@ -99,7 +99,7 @@ def test_insightvm_account_seeing_no_assets_is_unknown_with_the_reason(sandbox: 
     # GET /assets lists only what the user may see: an empty page is no proof of a missing right
     ctx = context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url, "noperm"),
                   purpose="permission_check")
-    report = catalog_entry("rapid7_insightvm").implementation.check_permissions(ctx)
+    report = implementation("rapid7_insightvm").check_permissions(ctx)
     assert not report.ok and report.excess == []
     assert report.permissions[0].state is PermissionState.UNKNOWN
     assert any("sees no assets" in w for w in report.warnings)
@@ -109,11 +109,11 @@ def test_insightvm_global_administrator_comes_from_the_license_answer_not_info_s
         sandbox: SandboxServer, dev_settings: Settings) -> None:
     # info.superuser is true on every sandbox answer (the console service runs as root): it must not make a
     # plain user a Global Administrator, nor hide the license from one
-    plain = catalog_entry("rapid7_insightvm").implementation.test_connection(
+    plain = implementation("rapid7_insightvm").test_connection(
         context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url)))
     assert plain.license is None and not plain.warnings
     assert plain.message and "license not read" in plain.message
-    admin = catalog_entry("rapid7_insightvm").implementation.test_connection(
+    admin = implementation("rapid7_insightvm").test_connection(
         context(dev_settings, "rapid7_insightvm", *settings_for("rapid7_insightvm", sandbox.base_url, "admin")))
     assert admin.license and admin.license["status"] == "valid"
     assert any("Global Administrator" in w for w in admin.warnings)
@@ -121,7 +121,7 @@ def test_insightvm_global_administrator_comes_from_the_license_answer_not_info_s
 
 def test_sonarqube_global_webhook_needs_administer_system_a_project_one_does_not(sandbox: SandboxServer,
                                                                                    dev_settings: Settings) -> None:
-    impl = catalog_entry("sonarqube").implementation
+    impl = implementation("sonarqube")
     report = impl.check_permissions(context(dev_settings, "sonarqube", *settings_for("sonarqube", sandbox.base_url),
                                             purpose="permission_check"))
     states = {p.name: p.state for p in report.permissions}
@@ -135,7 +135,7 @@ def test_sonarqube_global_webhook_needs_administer_system_a_project_one_does_not
 def test_sonarqube_system_admin_is_excess_when_a_project_webhook_would_do(sandbox: SandboxServer,
                                                                           dev_settings: Settings) -> None:
     connection, credentials = settings_for("sonarqube", sandbox.base_url, "admin", project_key="shop")
-    report = catalog_entry("sonarqube").implementation.check_permissions(
+    report = implementation("sonarqube").check_permissions(
         context(dev_settings, "sonarqube", connection, credentials, purpose="permission_check"))
     assert report.ok and report.excess == ["Administer System"]
     assert report.permissions[1].name == "Administer on project shop"
@@ -145,9 +145,9 @@ def test_runzero_account_keys_are_flagged(sandbox: SandboxServer, dev_settings: 
     connection, credentials = settings_for("runzero", sandbox.base_url)
     credentials["api_key"] = "CT" + credentials["api_key"][2:]
     ctx = context(dev_settings, "runzero", connection, credentials, purpose="permission_check")
-    report = catalog_entry("runzero").implementation.check_permissions(ctx)
+    report = implementation("runzero").check_permissions(ctx)
     assert report.ok and report.excess == ["account-wide API key (CT)"]
-    probe = catalog_entry("runzero").implementation.test_connection(ctx)
+    probe = implementation("runzero").test_connection(ctx)
     assert any("account API key" in w for w in probe.warnings)
 
 
@@ -155,14 +155,14 @@ def test_runzero_export_tokens_are_tested_on_the_export(sandbox: SandboxServer, 
     connection, credentials = settings_for("runzero", sandbox.base_url)
     credentials["api_key"] = "ET" + credentials["api_key"][2:]
     ctx = context(dev_settings, "runzero", connection, credentials)
-    probe = catalog_entry("runzero").implementation.test_connection(ctx)
+    probe = implementation("runzero").test_connection(ctx)
     assert probe.message and "export token" in probe.message and not probe.warnings
 
 
 def test_dependency_track_team_without_view_rights_is_warned_at_test(sandbox: SandboxServer,
                                                                      dev_settings: Settings) -> None:
     ctx = context(dev_settings, "dependency_track", *settings_for("dependency_track", sandbox.base_url, "noperm"))
-    probe = catalog_entry("dependency_track").implementation.test_connection(ctx)
+    probe = implementation("dependency_track").test_connection(ctx)
     assert any("VIEW_PORTFOLIO, VIEW_VULNERABILITY" in w for w in probe.warnings)
 
 
@@ -170,7 +170,7 @@ def test_checkmarx_oauth_client_credentials_work_too(sandbox: SandboxServer, dev
     connection, _ = settings_for("checkmarx_one", sandbox.base_url)
     credentials = {"client_id": "pmap-client", "client_secret": "cx-secret-000000000001"}
     ctx = context(dev_settings, "checkmarx_one", connection, credentials)
-    assert catalog_entry("checkmarx_one").implementation.test_connection(ctx).version == "3.21.4"
+    assert implementation("checkmarx_one").test_connection(ctx).version == "3.21.4"
 
 
 def test_semgrep_token_without_the_web_api_scope_fails_at_permission(sandbox: SandboxServer,
@@ -186,7 +186,7 @@ def test_semgrep_token_without_the_web_api_scope_fails_at_permission(sandbox: Sa
 def test_snyk_webhook_creation_right_is_not_claimed_from_the_list(sandbox: SandboxServer,
                                                                    dev_settings: Settings) -> None:
     ctx = context(dev_settings, "snyk", *settings_for("snyk", sandbox.base_url), purpose="permission_check")
-    report = catalog_entry("snyk").implementation.check_permissions(ctx)
+    report = implementation("snyk").check_permissions(ctx)
     states = {p.name: p.state for p in report.permissions}
     assert states["View Outbound Webhooks"] is PermissionState.GRANTED
     assert states["Create Outbound Webhooks"] is PermissionState.UNKNOWN
@@ -197,6 +197,6 @@ def test_black_duck_user_seeing_no_project_is_unknown_not_refused(sandbox: Sandb
                                                                    dev_settings: Settings) -> None:
     ctx = context(dev_settings, "black_duck", *settings_for("black_duck", sandbox.base_url, "noperm"),
                   purpose="permission_check")
-    report = catalog_entry("black_duck").implementation.check_permissions(ctx)
+    report = implementation("black_duck").check_permissions(ctx)
     assert not report.ok and report.permissions[0].state is PermissionState.UNKNOWN
     assert any("sees no project" in w for w in report.warnings)

@@ -15,7 +15,7 @@ from pmap.core.settings import Settings
 from pmap.webhooks.schemes import SCHEMES
 from pmap_sandbox.server import SandboxServer
 
-from .cases import VENDORS, catalog_entry, settings_for
+from .cases import VENDORS, catalog_entry, implementation, settings_for
 from .conftest import Receiver, context
 
 SECRET = "pmap-webhook-secret-0123456789abcdef"
@@ -27,7 +27,7 @@ def _ctx(vendor: str, sandbox: SandboxServer, settings: Settings, marker: str = 
 
 def _verified(vendor: str, receiver: Receiver, count: int) -> list[str]:
     """The event headers of ``count`` deliveries, each verified with the vendor's scheme."""
-    scheme = SCHEMES[catalog_entry(vendor).webhook_scheme]
+    scheme = SCHEMES[catalog_entry(vendor).webhook_scheme or ""]
     arrived = receiver.wait_for(count)
     assert len(arrived) >= count
     for delivery in arrived:
@@ -45,7 +45,7 @@ def test_the_vendors_registering_webhooks_are_these_three() -> None:
 
 
 def test_sonarqube_webhook_is_created_with_its_secret(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("sonarqube").implementation
+    impl = implementation("sonarqube")
     ctx = _ctx("sonarqube", sandbox, dev_settings, "admin")  # a global webhook needs global Administer
     reg = impl.register_webhook(ctx, WebhookRegistration(url="http://127.0.0.1:9/hooks/x", secret=SecretStr(SECRET)))
     assert reg.hook_id.startswith("AX") and reg.signed and not reg.ping_supported
@@ -56,7 +56,7 @@ def test_sonarqube_webhook_is_created_with_its_secret(sandbox: SandboxServer, de
 
 
 def test_sonarqube_refuses_a_short_secret_before_calling(sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry("sonarqube").implementation
+    impl = implementation("sonarqube")
     with pytest.raises(ValidationFailed):
         impl.register_webhook(_ctx("sonarqube", sandbox, dev_settings),
                               WebhookRegistration(url="http://127.0.0.1:9/h", secret=SecretStr("short")))
@@ -64,7 +64,7 @@ def test_sonarqube_refuses_a_short_secret_before_calling(sandbox: SandboxServer,
 
 def test_sonarqube_registration_without_admin_is_a_permission_failure(sandbox: SandboxServer,
                                                                       dev_settings: Settings) -> None:
-    impl = catalog_entry("sonarqube").implementation
+    impl = implementation("sonarqube")
     with pytest.raises(UpstreamError) as err:
         impl.register_webhook(_ctx("sonarqube", sandbox, dev_settings, "noperm"),
                               WebhookRegistration(url="http://127.0.0.1:9/h", secret=SecretStr(SECRET)))
@@ -73,7 +73,7 @@ def test_sonarqube_registration_without_admin_is_a_permission_failure(sandbox: S
 
 def test_github_hook_is_registered_signed_and_pings(sandbox: SandboxServer, dev_settings: Settings,
                                                    receiver: Receiver) -> None:
-    impl = catalog_entry("github_code_scanning").implementation
+    impl = implementation("github_code_scanning")
     ctx = _ctx("github_code_scanning", sandbox, dev_settings)
     reg = impl.register_webhook(ctx, WebhookRegistration(url=receiver.url, secret=SecretStr(SECRET)))
     assert reg.hook_id.isdigit() and reg.signed and reg.ping_supported
@@ -84,7 +84,7 @@ def test_github_hook_is_registered_signed_and_pings(sandbox: SandboxServer, dev_
 
 def test_github_hook_without_the_scope_is_a_permission_failure(sandbox: SandboxServer, dev_settings: Settings,
                                                               receiver: Receiver) -> None:
-    impl = catalog_entry("github_code_scanning").implementation
+    impl = implementation("github_code_scanning")
     with pytest.raises(UpstreamError) as err:
         impl.register_webhook(_ctx("github_code_scanning", sandbox, dev_settings, "noperm"),
                               WebhookRegistration(url=receiver.url, secret=SecretStr(SECRET)))
@@ -96,12 +96,12 @@ def test_github_operations_need_the_repository(sandbox: SandboxServer, dev_setti
     connection.pop("repository")
     ctx = context(dev_settings, "github_code_scanning", connection, credentials)
     with pytest.raises(ValidationFailed):
-        catalog_entry("github_code_scanning").implementation.ping_webhook(ctx, "1")
+        implementation("github_code_scanning").ping_webhook(ctx, "1")
 
 
 def test_snyk_hook_is_registered_signed_and_pings(sandbox: SandboxServer, dev_settings: Settings,
                                                  receiver: Receiver) -> None:
-    impl = catalog_entry("snyk").implementation
+    impl = implementation("snyk")
     ctx = _ctx("snyk", sandbox, dev_settings)
     reg = impl.register_webhook(ctx, WebhookRegistration(url=receiver.url, secret=SecretStr(SECRET)))
     assert reg.signed and reg.ping_supported and len(reg.hook_id) == 36
@@ -119,9 +119,9 @@ def test_registering_again_removes_the_hook_pmap_registered_before(vendor: str, 
     from pmap.connectors.vendors.snyk import v1_base
 
     connection, credentials = settings_for(vendor, sandbox.base_url, "admin" if vendor == "sonarqube" else "ok")
-    impl = catalog_entry(vendor).implementation
-    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
-                                  WebhookRegistration(url=f"http://127.0.0.1:9/hooks/old-{vendor}", secret=SecretStr(SECRET)))
+    impl = implementation(vendor)
+    old = WebhookRegistration(url=f"http://127.0.0.1:9/hooks/old-{vendor}", secret=SecretStr(SECRET))
+    first = impl.register_webhook(context(dev_settings, vendor, connection, credentials), old)
     impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                           WebhookRegistration(url=f"http://127.0.0.1:9/hooks/new-{vendor}", secret=SecretStr(SECRET),
                                               previous_hook_id=first.hook_id))
@@ -137,14 +137,14 @@ def test_registering_again_removes_the_hook_pmap_registered_before(vendor: str, 
 
 def test_snyk_requires_a_secret(sandbox: SandboxServer, dev_settings: Settings) -> None:
     with pytest.raises(ValidationFailed):
-        catalog_entry("snyk").implementation.register_webhook(_ctx("snyk", sandbox, dev_settings),
+        implementation("snyk").register_webhook(_ctx("snyk", sandbox, dev_settings),
                                                               WebhookRegistration(url="http://127.0.0.1:9/h"))
 
 
 def test_snyk_registration_without_the_right_is_a_permission_failure(sandbox: SandboxServer,
                                                                     dev_settings: Settings) -> None:
     with pytest.raises(UpstreamError) as err:
-        catalog_entry("snyk").implementation.register_webhook(
+        implementation("snyk").register_webhook(
             _ctx("snyk", sandbox, dev_settings, "noperm"),
             WebhookRegistration(url="http://127.0.0.1:9/h", secret=SecretStr(SECRET)))
     assert err.value.step == "permission"

@@ -51,6 +51,11 @@ def catalog_entry(vendor: str) -> ConnectorType:
     return connector_types()[vendor]
 
 
+def implementation(vendor: str) -> Any:
+    """The implementation of ``vendor``, for tests that call its operations (and its helpers) directly."""
+    return connector_types()[vendor].implementation
+
+
 def sandbox_key(vendor: str) -> str:
     """The sandbox vendor key that simulates ``vendor``."""
     return SANDBOX_KEY.get(vendor, vendor)

@@ -28,6 +28,7 @@ def context(settings: Settings, vendor: str, connection: dict[str, Any], credent
     return operation_context(settings, catalog_entry(vendor), connection, credentials, purpose=purpose, budget=budget)
 
 
-def run_test(settings: Settings, vendor: str, connection: dict[str, Any], credentials: dict[str, str]) -> ConnectionTestResult:
+def run_test(settings: Settings, vendor: str, connection: dict[str, Any],
+             credentials: dict[str, str]) -> ConnectionTestResult:
     """A connection test through the runner, as the API runs it."""
     return run_connection_test(context(settings, vendor, connection, credentials), catalog_entry(vendor))

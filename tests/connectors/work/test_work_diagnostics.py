@@ -24,7 +24,7 @@ from pmap.core.outbound import OutboundResponse
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 
-from .cases import catalog_entry, settings_for, unique
+from .cases import implementation, settings_for, unique
 from .conftest import context, run_test
 
 
@@ -91,7 +91,8 @@ def test_the_wrong_jira_type_says_which_to_use(sandbox: SandboxServer, dev_setti
 
 def test_jira_data_center_accepts_a_user_name_and_password(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, _ = settings_for("jira_data_center", sandbox.base_url)
-    result = run_test(dev_settings, "jira_data_center", connection, {"username": unique("svc"), "password": unique("pw")})
+    credentials = {"username": unique("svc"), "password": unique("pw")}
+    result = run_test(dev_settings, "jira_data_center", connection, credentials)
     assert result.ok, result.message
     with pytest.raises(ValidationError):
         atlassian.JiraDataCenterCredentials.model_validate({"username": "svc"})
@@ -131,7 +132,7 @@ def test_a_jira_captcha_lockout_is_an_auth_failure(dev_settings: Settings) -> No
     ctx = _ctx(dev_settings, "jira_cloud")
     locked = _answer(403, b"", **{"x-seraph-loginreason": "AUTHENTICATION_DENIED"})
     with pytest.raises(UpstreamError) as caught:
-        catalog_entry("jira_cloud").implementation.check(ctx, locked, "GET myself")
+        implementation("jira_cloud").check(ctx, locked, "GET myself")
     assert caught.value.step == "auth" and "CAPTCHA" in caught.value.message
 
 

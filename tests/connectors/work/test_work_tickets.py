@@ -9,7 +9,7 @@ from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 
-from .cases import TRACKERS, catalog_entry, settings_for
+from .cases import TRACKERS, implementation, settings_for
 from .conftest import context
 from .sandbox_ops import close_ticket, stored_ticket
 
@@ -45,7 +45,7 @@ def test_the_trackers_are_the_six_work_tracker_types_and_jsm() -> None:
 @pytest.mark.parametrize("vendor", TRACKERS)
 def test_a_ticket_is_opened_then_followed_to_done(vendor: str, sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     created = impl.create_ticket(context(dev_settings, vendor, connection, credentials, purpose="ticket"), TICKET)
     assert created.key and not created.done
     assert created.url and created.url.startswith("http")
@@ -71,23 +71,24 @@ def test_an_account_that_may_not_write_fails_at_permission(vendor: str, sandbox:
     connection, credentials = settings_for(vendor, sandbox.base_url, "noperm")
     ctx = context(dev_settings, vendor, connection, credentials)
     with pytest.raises(UpstreamError) as caught:
-        catalog_entry(vendor).implementation.create_ticket(ctx, TICKET)
+        implementation(vendor).create_ticket(ctx, TICKET)
     assert caught.value.step == "permission", caught.value.message
     for value in credentials.values():
         assert value not in caught.value.message
 
 
 @pytest.mark.parametrize("vendor", TRACKERS)
-def test_a_malformed_ticket_key_is_refused_before_any_call(vendor: str, dev_settings: Settings, closed_port: int) -> None:
+def test_a_malformed_ticket_key_is_refused_before_any_call(vendor: str, dev_settings: Settings,
+                                                           closed_port: int) -> None:
     connection, credentials = settings_for(vendor, f"http://127.0.0.1:{closed_port}")
     ctx = context(dev_settings, vendor, connection, credentials)
     with pytest.raises(ValidationFailed):  # a connect error would mean a request was attempted
-        catalog_entry(vendor).implementation.sync_status(ctx, "../../admin?x=1")
+        implementation(vendor).sync_status(ctx, "../../admin?x=1")
 
 
 def test_an_unknown_incident_number_is_not_mistaken_for_another(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("servicenow", sandbox.base_url)
-    impl = catalog_entry("servicenow").implementation
+    impl = implementation("servicenow")
     impl.create_ticket(context(dev_settings, "servicenow", connection, credentials), TICKET)
     with pytest.raises(UpstreamError) as caught:
         impl.sync_status(context(dev_settings, "servicenow", connection, credentials), "INC9999999")
@@ -98,14 +99,14 @@ def test_a_ticket_without_a_project_names_the_missing_setting(sandbox: SandboxSe
     connection, credentials = settings_for("jira_cloud", sandbox.base_url)
     connection.pop("project_key")
     with pytest.raises(ValidationFailed) as caught:
-        catalog_entry("jira_cloud").implementation.create_ticket(
+        implementation("jira_cloud").create_ticket(
             context(dev_settings, "jira_cloud", connection, credentials), TICKET)
     assert caught.value.fields[0].field == "connection.project_key"
 
 
 @pytest.mark.parametrize("vendor", TRACKERS)
 def test_least_privilege_report(vendor: str, sandbox: SandboxServer, dev_settings: Settings) -> None:
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     connection, credentials = settings_for(vendor, sandbox.base_url)
     normal = impl.check_permissions(context(dev_settings, vendor, connection, credentials))
     assert normal.excess == []
@@ -126,7 +127,7 @@ def test_least_privilege_report(vendor: str, sandbox: SandboxServer, dev_setting
 def test_servicenow_security_admin_is_excess_rights(sandbox: SandboxServer, dev_settings: Settings) -> None:
     # the sandbox's ServiceNow marker "security" (in the password) grants security_admin beside itil
     connection, credentials = settings_for("servicenow", sandbox.base_url, "security")
-    report = catalog_entry("servicenow").implementation.check_permissions(
+    report = implementation("servicenow").check_permissions(
         context(dev_settings, "servicenow", connection, credentials))
     assert report.ok, report  # itil is held: incident work is possible
     assert report.excess == ["security_admin"]
@@ -135,7 +136,7 @@ def test_servicenow_security_admin_is_excess_rights(sandbox: SandboxServer, dev_
 
 def test_azure_reports_the_unreadable_token_scopes_as_unknown(sandbox: SandboxServer, dev_settings: Settings) -> None:
     connection, credentials = settings_for("azure_boards", sandbox.base_url)
-    report = catalog_entry("azure_boards").implementation.check_permissions(
+    report = implementation("azure_boards").check_permissions(
         context(dev_settings, "azure_boards", connection, credentials))
     states = {p.name: p.state for p in report.permissions}
     assert states["Project: read"] is PermissionState.GRANTED

@@ -14,7 +14,7 @@ from pmap.core.errors import ValidationFailed
 from pmap.core.settings import Settings
 from tests.core.outbound import conftest as loopback
 
-from .cases import catalog_entry, settings_for
+from .cases import catalog_entry, implementation, settings_for
 from .conftest import context
 
 Vendor = loopback.TestServer
@@ -40,7 +40,7 @@ def test_an_azure_boards_ticket_project_cannot_leave_the_organization(vendor: Ve
     ctx = context(dev_settings, "azure_boards", connection, credentials, purpose="ticket_creation")
     ticket = TicketRequest(title="t", description="d", project=project)
     with pytest.raises(ValidationFailed) as err:
-        catalog_entry("azure_boards").implementation.create_ticket(ctx, ticket)
+        implementation("azure_boards").create_ticket(ctx, ticket)
     assert err.value.status == 422 and err.value.fields[0].field == "project"
     assert _outside(vendor, "/myorg") == [] and vendor.seen == []
 
@@ -53,7 +53,7 @@ def test_a_stored_azure_project_that_escapes_is_refused_before_anything_is_sent(
     # a row saved before the setting was checked: the model is built without validation
     ctx.connection = ctx.connection.model_copy(update={"project": "../otherorg/Security"})
     with pytest.raises(ValidationFailed):
-        catalog_entry("azure_boards").implementation.create_ticket(ctx, TicketRequest(title="t", description="d"))
+        implementation("azure_boards").create_ticket(ctx, TicketRequest(title="t", description="d"))
     assert vendor.seen == []
 
 
@@ -67,7 +67,7 @@ def test_a_github_repository_cannot_leave_the_api_base(vendor: Vendor, dev_setti
     assert not result.ok and result.message and "repository" in result.message, result
     assert _outside(vendor, "/github") == [], vendor.seen
     with pytest.raises(ValidationFailed) as err:
-        catalog_entry("github_issues").implementation.create_ticket(
+        implementation("github_issues").create_ticket(
             ctx, TicketRequest(title="t", description="d", project=repository))
     assert err.value.fields[0].field == "project"
     assert _outside(vendor, "/github") == []

@@ -15,7 +15,7 @@ from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work._artifacts import sarif_report, zip_of
 
-from .cases import catalog_entry, unique
+from .cases import implementation, unique
 from .conftest import context
 
 
@@ -92,7 +92,7 @@ def quirks() -> Iterator[SandboxServer]:
 def test_jira_drops_a_priority_the_project_does_not_take(quirks: SandboxServer, dev_settings: Settings) -> None:
     connection = {"base_url": f"{quirks.base_url}/jira", "project_key": "SEC"}
     credentials = {"email": unique("user"), "api_token": unique("ok")}
-    ref = catalog_entry("jira_cloud").implementation.create_ticket(
+    ref = implementation("jira_cloud").create_ticket(
         context(dev_settings, "jira_cloud", connection, credentials),
         TicketRequest(title="XSS", description="d", severity="high"))
     assert ref.key == "SEC-1"
@@ -104,7 +104,7 @@ def test_github_archives_on_a_storage_host_are_fetched_without_the_token(quirks:
                                                                          dev_settings: Settings) -> None:
     connection = {"base_url": f"{quirks.base_url}/github", "repository": "acme/webapp"}
     token = unique("ok")
-    reports = catalog_entry("github").implementation.fetch_pipeline_reports(
+    reports = implementation("github").fetch_pipeline_reports(
         context(dev_settings, "github", connection, {"token": token}))
     assert len(reports) == 1 and reports[0].name.endswith("codeql.sarif") and b"CodeQL" in reports[0].content
     [seen] = quirks.app.state.blob_requests
@@ -123,7 +123,7 @@ def test_gitlab_hook_test_422_carries_the_receivers_body_not_its_status(quirks: 
     quirks.app.state.gitlab_test_answer = {"message": message}
     connection = {"base_url": f"{quirks.base_url}/gitlab", "project": "1"}
     ctx = context(dev_settings, "gitlab_issues", connection, {"private_token": unique("ok")})
-    impl = catalog_entry("gitlab_issues").implementation
+    impl = implementation("gitlab_issues")
     if answered:
         impl.ping_webhook(ctx, "5")  # it arrived: PMAP's own delivery log says why it was refused
         return
@@ -137,7 +137,7 @@ def test_azure_test_notification_is_a_preview_resource_read_until_it_completes(q
     connection = {"base_url": f"{quirks.base_url}/ado", "project": "Security"}
     ctx = context(dev_settings, "azure_boards", connection, {"personal_access_token": unique("ok")})
     with pytest.raises(UpstreamError) as caught:
-        catalog_entry("azure_boards").implementation.ping_webhook(ctx, _SUB)
+        implementation("azure_boards").ping_webhook(ctx, _SUB)
     assert caught.value.step == "response" and "could not be resolved" in caught.value.message
     assert quirks.app.state.ado_reads == 2
     assert set(quirks.app.state.ado_versions) == {"7.1-preview.1"}

@@ -16,7 +16,7 @@ from pmap.webhooks.schemes import SCHEMES, WebhookScheme
 from pmap.webhooks.service import can_ping, can_register
 from pmap_sandbox.server import SandboxServer
 
-from .cases import VENDORS, catalog_entry, settings_for
+from .cases import VENDORS, catalog_entry, implementation, settings_for
 from .conftest import Receiver, context
 from .sandbox_ops import auth_headers
 
@@ -53,7 +53,7 @@ def _hook_urls(vendor: str, base_url: str, credentials: dict[str, str]) -> list[
 def _seed(vendor: str, dev_settings: Settings, connection: dict[str, str], credentials: dict[str, str]) -> None:
     """GitLab builds its test issue event from the project's first issue: make sure there is one."""
     if vendor == "gitlab_issues":
-        catalog_entry(vendor).implementation.create_ticket(context(dev_settings, vendor, connection, credentials),
+        implementation(vendor).create_ticket(context(dev_settings, vendor, connection, credentials),
                                                            TicketRequest(title="webhook test", description="d"))
 
 
@@ -69,7 +69,7 @@ def test_registration_and_ping_support_match_the_vendors() -> None:
 def test_registered_hook_pings_with_a_delivery_pmap_verifies(vendor: str, sandbox: SandboxServer,
                                                              dev_settings: Settings, receiver: Receiver) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     secret = _secret(vendor)
     _seed(vendor, dev_settings, connection, credentials)
     reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials, purpose="webhook_registration"),
@@ -88,7 +88,7 @@ def test_registering_at_a_new_address_replaces_the_hook_pmap_registered(vendor: 
                                                                          dev_settings: Settings) -> None:
     # PMAP_PUBLIC_BASE_URL changed: the old hook must not keep delivering, with its secret, to the old address
     connection, credentials = settings_for(vendor, sandbox.base_url, "admin" if vendor in JIRA else "ok")
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     old_url, new_url = f"http://127.0.0.1:9/hooks/old-{vendor}", f"http://127.0.0.1:9/hooks/new-{vendor}"
     first = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                                   WebhookRegistration(url=old_url, secret=SecretStr(_secret(vendor))))
@@ -103,7 +103,7 @@ def test_registering_at_a_new_address_replaces_the_hook_pmap_registered(vendor: 
 def test_registering_again_keeps_one_hook_with_the_new_secret(vendor: str, sandbox: SandboxServer,
                                                               dev_settings: Settings, receiver: Receiver) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     old, new = _secret(vendor), _secret(vendor)
     _seed(vendor, dev_settings, connection, credentials)
     for secret in (old, new):
@@ -121,7 +121,7 @@ def test_registering_again_keeps_one_hook_with_the_new_secret(vendor: str, sandb
 def test_a_receiver_the_vendor_cannot_reach_fails_the_ping_at_response(vendor: str, sandbox: SandboxServer,
                                                                      dev_settings: Settings, closed_port: int) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     _seed(vendor, dev_settings, connection, credentials)
     reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                                 WebhookRegistration(url=f"http://127.0.0.1:{closed_port}/hooks/x",
@@ -136,7 +136,7 @@ def test_a_receiver_the_vendor_cannot_reach_fails_the_ping_at_response(vendor: s
 def test_a_ping_the_receiver_refused_is_left_to_pmaps_delivery_log(vendor: str, sandbox: SandboxServer,
                                                                  dev_settings: Settings, receiver: Receiver) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     reg = impl.register_webhook(context(dev_settings, vendor, connection, credentials),
                                 WebhookRegistration(url=receiver.url, secret=SecretStr(_secret(vendor))))
     receiver.status = 401
@@ -147,7 +147,7 @@ def test_a_ping_the_receiver_refused_is_left_to_pmaps_delivery_log(vendor: str, 
 @pytest.mark.parametrize("vendor", JIRA)
 def test_jira_webhooks_need_an_administrator(vendor: str, sandbox: SandboxServer, dev_settings: Settings,
                                              receiver: Receiver) -> None:
-    impl = catalog_entry(vendor).implementation
+    impl = implementation(vendor)
     connection, credentials = settings_for(vendor, sandbox.base_url)
     with pytest.raises(UpstreamError) as caught:
         impl.register_webhook(context(dev_settings, vendor, connection, credentials),

@@ -167,13 +167,13 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
         if host in dns.answers:
             queue = dns.answers[host]
             ips = queue.pop(0) if len(queue) > 1 else queue[0]
-            out = []
+            out: list[tuple[object, ...]] = []
             for ip in ips:
                 family = socket.AF_INET6 if ":" in ip else socket.AF_INET
                 addr = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
                 out.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", addr))
             return out
-        return real(host, port, *args, **kw)  # type: ignore[arg-type]
+        return list(real(host, port, *args, **kw))  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     return dns

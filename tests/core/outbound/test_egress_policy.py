@@ -24,7 +24,7 @@ PROD_ALLOW_ALL = EgressPolicy.from_strings(True, "0.0.0.0/0, ::/0")
 
 ALWAYS_REFUSED = [
     "169.254.169.254", "169.254.0.1", "fe80::1", "fe80::1%eth0", "fd00:ec2::254", "100.100.100.200",
-    "168.63.129.16", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "ff02::1", "240.0.0.1",
+    "168.63.129.16", "0.0.0.0", "0.1.2.3", "224.0.0.1", "239.255.255.250", "ff02::1", "240.0.0.1",  # noqa: S104 - refused
     "255.255.255.255", "::", "::ffff:169.254.169.254", "::ffff:0.0.0.0", "64:ff9b::a9fe:a9fe",
     "2002:a9fe:a9fe::1", "::a9fe:a9fe", "fec0::1", "192.0.0.192", "2001:0:4136:e378:8000:63bf:5601:5601",
 ]
@@ -73,7 +73,7 @@ def test_from_strings_parses_trims_and_rejects_garbage() -> None:
 
 
 def test_ip_literals_are_checked_without_dns(no_network: list[str]) -> None:
-    for host in ["169.254.169.254", "[fd00:ec2::254]", "::ffff:169.254.169.254", "0.0.0.0"]:
+    for host in ["169.254.169.254", "[fd00:ec2::254]", "::ffff:169.254.169.254", "0.0.0.0"]:  # noqa: S104 - refused
         with pytest.raises(EgressDenied) as err:
             resolve_and_check(host, 80, DEV)
         assert err.value.step == "egress"

@@ -95,7 +95,8 @@ def test_invalid_json_is_a_response_step_and_scrubbed(server) -> None:
 
 
 def test_text_uses_the_declared_charset(server) -> None:
-    server.routes["/latin"] = lambda h: h.reply(200, "café".encode("latin-1"), {"Content-Type": "text/plain; charset=latin-1"})
+    server.routes["/latin"] = lambda h: h.reply(200, "café".encode("latin-1"),
+                                                {"Content-Type": "text/plain; charset=latin-1"})
     with OutboundClient(server.url(), DEV) as client:
         assert client.get("/latin").text() == "café"
 

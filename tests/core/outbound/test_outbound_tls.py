@@ -51,7 +51,8 @@ def test_verification_off_passes_and_is_flagged(tls_server) -> None:
 
 
 def test_unreadable_ca_bundle_is_a_tls_step(tls_server) -> None:
-    config = OutboundConfig(policy=POLICY, ca_bundle_pem="-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+    broken = "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n"
+    config = OutboundConfig(policy=POLICY, ca_bundle_pem=broken)
     with (
         OutboundClient(tls_server.url("localhost", "https"), config) as client,
         pytest.raises(UpstreamError, match="CA bundle") as err,
