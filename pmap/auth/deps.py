@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from pmap.audit.vocabulary import AuditAction, AuditOutcome
 from pmap.auth.principal import Principal, Role
 from pmap.auth.service import authenticate
 from pmap.core.deps import DbSession, StateDep
@@ -32,8 +33,8 @@ def _at_least(role: Role):
             principal.require(role)
         except PermissionDenied:
             # a token trying what its role may not (an operator revealing a secret) is worth a record
-            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,  # type: ignore[attr-defined]
-                               purpose=None, outcome="failure",
+            state.audit.record(actor=principal.actor, action=AuditAction.ACCESS_DENIED, integration_id=None,  # type: ignore[attr-defined]
+                               purpose=None, outcome=AuditOutcome.FAILURE,
                                detail={"method": request.method, "path": request.url.path, "needs": role.value})
             raise
         return principal

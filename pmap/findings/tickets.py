@@ -14,11 +14,12 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pmap.audit.service import SessionAudit
+from pmap.audit.vocabulary import AuditAction, AuditOutcome
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator
 from pmap.connectors.base import Operation, TicketRef, TicketRequest
 from pmap.connectors.runner import operation_context
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, OperationNotSupported, UpstreamError, ValidationFailed
 from pmap.core.text import OneLine
 from pmap.credentials.service import Purpose
 from pmap.findings.models import Finding
@@ -82,7 +83,7 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     row = principal.get_owned(session, Integration, body.integration_id, what="integration")
     ct = vendor_type(row.vendor)
     if Operation.CREATE_TICKET not in ct.operations:
-        raise ValidationFailed(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
+        raise OperationNotSupported(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
             "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
@@ -92,8 +93,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             ref: TicketRef = ct.implementation.create_ticket(ctx, request)
         except UpstreamError as exc:
             # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
-            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,  # type: ignore[attr-defined]
-                               purpose=None, outcome="failure",
+            state.audit.record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id,  # type: ignore[attr-defined]
+                               purpose=None, outcome=AuditOutcome.FAILURE,
                                detail={"finding_id": str(finding.id), "step": exc.step, "reason": exc.message})
             if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:
                 # the tracker refused what was asked (an unknown project, a label it does not take):
@@ -103,7 +104,7 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             raise
     link_ticket(session, organization_id=principal.organization_id, integration_id=row.id, ticket_key=ref.key,
                 finding_id=finding.id)
-    SessionAudit(session).record(actor=principal.actor, action="ticket.create", integration_id=row.id, purpose=None,
-                                 outcome="success", detail={"finding_id": str(finding.id), "ticket_key": ref.key})
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id, purpose=None,
+                                 outcome=AuditOutcome.SUCCESS, detail={"finding_id": str(finding.id), "ticket_key": ref.key})
     session.commit()
     return TicketOut(finding_id=finding.id, integration_id=row.id, key=ref.key, url=ref.url, status=ref.status, done=ref.done)
