@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from pmap.app import start
 from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
-from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.settings import Settings
 from pmap.credentials.keyring import key_id_for, load_keyring
 from pmap.credentials.models import KeyringCanary
@@ -78,14 +78,21 @@ def test_tampered_ciphertext_fails(api: Api) -> None:
 
 
 def test_cross_organization_resolve_refused(api: Api) -> None:
-    row = _make(api, api.token(), "a")
-    with pytest.raises(CryptoError):
+    """A 404 like any id of another organization (never a 500), before anything is opened or audited;
+    tests/security/test_cross_org_resolve.py tries it through every endpoint that resolves."""
+    h = api.token()
+    row = _make(api, h, "a")
+    with pytest.raises(NotFound):
         with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "x", uuid.uuid4())):
             pass
-    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, WebhookSecrets("whsec-" + "w" * 24, None, None))
-    with pytest.raises(CryptoError):
-        with api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=Actor("system", "x", uuid.uuid4())):
+    secrets = WebhookSecrets("whsec-" + "w" * 24, None, None)
+    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, secrets)
+    with pytest.raises(NotFound):
+        with api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL,
+                                                        actor=Actor("system", "x", uuid.uuid4())):
             pass
+    assert api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"},
+                          headers=h).json()["items"] == []
 
 
 def test_webhook_secret_decrypts_are_audited_too(api: Api) -> None:
