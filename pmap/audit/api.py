@@ -57,4 +57,5 @@ def list_audit_events(
     if outcome:
         stmt = stmt.where(AuditEvent.outcome == outcome.value)
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
-    return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=next_cursor)
+    return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
+                     next_cursor=next_cursor)

@@ -34,9 +34,9 @@ class AuditAction(str, enum.Enum):
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"
     TICKET_CREATE = "ticket.create"
-    TOKEN_CREATE = "token.create"
-    TOKEN_REVOKE = "token.revoke"
+    TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
+    TOKEN_REVOKE = "token.revoke"  # noqa: S105 - an action name, not a secret
     WEBHOOK_ALLOW_UNSIGNED = "webhook.allow_unsigned"
     WEBHOOK_REGISTER = "webhook.register"
-    WEBHOOK_SECRET_GENERATE = "webhook.secret.generate"
-    WEBHOOK_SECRET_REGENERATE = "webhook.secret.regenerate"
+    WEBHOOK_SECRET_GENERATE = "webhook.secret.generate"  # noqa: S105 - an action name, not a secret
+    WEBHOOK_SECRET_REGENERATE = "webhook.secret.regenerate"  # noqa: S105 - an action name, not a secret

@@ -108,7 +108,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        detail: object = exc.detail  # typed str, but FastAPI's HTTPException takes any detail
+        message = detail if isinstance(detail, str) else "request failed"
         if exc.status_code in _ROUTING and message == HTTPStatus(exc.status_code).phrase:
             # the router's own answer (its detail is the bare phrase): say what it did not find
             message = _ROUTING[exc.status_code].format(method=shown(request.method), path=shown(request.url.path))
@@ -230,7 +231,8 @@ class RequestContextMiddleware:
             except Exception as exc:  # an unexpected fault: answer here, while the correlation id is set
                 log.error("unexpected fault", exc_info=exc)  # the formatter scrubs the traceback
                 if not started and not answered:
-                    await _send_json(send_with_id, 500, error_body("internal_error", "internal error; quote the correlation id"))
+                    await _send_json(send_with_id, 500, error_body("internal_error",
+                                                                   "internal error; quote the correlation id"))
         finally:
             correlation_id.reset(token)
 

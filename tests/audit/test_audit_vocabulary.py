@@ -54,10 +54,11 @@ def test_the_migration_rewrites_old_outcomes_to_the_one_vocabulary(fresh_url: st
     engine = create_engine(fresh_url)
     org = uuid.uuid4()
     with engine.begin() as conn:  # the tables as 0004 left them (the models: 0005 changes no column)
-        conn.execute(insert(Organization.__table__), [{"id": org, "name": "acme", "created_at": datetime.now(UTC)}])
-        conn.execute(insert(AuditEvent.__table__), [
+        conn.execute(insert(Organization), [{"id": org, "name": "acme", "created_at": datetime.now(UTC)}])
+        conn.execute(insert(AuditEvent), [
             {"id": uuid.uuid4(), "organization_id": org, "actor": "system:test", "action": action, "outcome": outcome,
-             "integration_id": None, "purpose": None, "detail": {}, "created_at": datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC)}
+             "integration_id": None, "purpose": None, "detail": {},
+             "created_at": datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC)}
             for i, (action, outcome) in enumerate(OLD_ROWS)])
     engine.dispose()
     upgrade(fresh_url, "head")
@@ -72,7 +73,7 @@ def test_the_legacy_map_and_the_migration_agree() -> None:
     from importlib import import_module
 
     migration = import_module("pmap.migrations.versions.0005_audit_outcomes")
-    assert migration._RENAMED == {old: new.value for old, new in LEGACY_OUTCOMES.items()}
+    assert {old: new.value for old, new in LEGACY_OUTCOMES.items()} == migration._RENAMED
 
 
 def test_an_import_is_audited_as_a_success_or_a_failure(api: Api) -> None:
