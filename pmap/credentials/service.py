@@ -247,7 +247,8 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
                 "not contain; refusing to start (configure the key that was used, or add it to the keyring file)"
             )
         try:
-            plaintext = open_envelope(keyring, row.envelope, associated_data("keyring_canaries", "envelope", row.key_id))
+            aad = associated_data("keyring_canaries", "envelope", row.key_id)
+            plaintext = open_envelope(keyring, row.envelope, aad)
         except CryptoError:
             plaintext = b""
         if plaintext != _CANARY_PLAINTEXT:
@@ -258,7 +259,8 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
     if keyring.primary not in {r.key_id for r in rows}:
         # a canary is sealed under the primary explicitly, whatever the keyring's primary is
         primary_only = Keyring.single(keyring.keys[keyring.primary], keyring.primary)
-        envelope = seal(primary_only, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", keyring.primary))
+        aad = associated_data("keyring_canaries", "envelope", keyring.primary)
+        envelope = seal(primary_only, _CANARY_PLAINTEXT, aad)
         session.add(KeyringCanary(key_id=keyring.primary, envelope=envelope))
         session.flush()
         return True

@@ -99,7 +99,8 @@ def _format_of(upload: Upload, options: ImportOptions, target: ImportTarget) -> 
     return resolve_format(head, upload.filename, options.format, target).key
 
 
-def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, outcome: AuditOutcome, detail: dict[str, Any]) -> None:
+def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, outcome: AuditOutcome,
+           detail: dict[str, Any]) -> None:
     state.audit.record(actor=principal.actor, action=AuditAction.FINDINGS_IMPORT, integration_id=integration_id,  # type: ignore[attr-defined]
                        purpose="import", outcome=outcome, detail=detail)
 
@@ -121,7 +122,8 @@ async def import_report(integration_id: uuid.UUID, request: Request, state: Stat
     target = target_for(integration)
     if not target.accepted_formats:
         raise OperationNotSupported(f"vendor type {integration.vendor!r} imports no report files",
-                                    fields=[FieldProblem("format", "this integration's vendor type lists no report format")])
+                                    fields=[FieldProblem("format",
+                                                         "this integration's vendor type lists no report format")])
     upload = await receive_upload(request, spool_dir(state.settings.data_dir))
     handed_over = False
     try:

@@ -148,7 +148,8 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
     listed = ", ".join(accepted) or "none"
     if not accepted:
         raise OperationNotSupported(f"vendor type {target.vendor!r} imports no report files",
-                                    fields=[FieldProblem("format", "this integration's vendor type lists no report format")])
+                                    fields=[FieldProblem("format",
+                                                         "this integration's vendor type lists no report format")])
     if not head.strip():
         raise ValidationFailed("the uploaded file is empty", fields=[FieldProblem("file", "is empty")])
     formats = report_formats()

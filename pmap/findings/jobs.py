@@ -223,7 +223,8 @@ class JobRunner:
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
             self._finish(job_id, FAILED, error=error_body(exc))
-            self._record(actor, integration_id, AuditOutcome.FAILURE, {"job_id": str(job_id), "error": error_body(exc)["code"]})
+            self._record(actor, integration_id, AuditOutcome.FAILURE,
+                         {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:

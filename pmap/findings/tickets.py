@@ -104,7 +104,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             raise
     link_ticket(session, organization_id=principal.organization_id, integration_id=row.id, ticket_key=ref.key,
                 finding_id=finding.id)
-    SessionAudit(session).record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id, purpose=None,
-                                 outcome=AuditOutcome.SUCCESS, detail={"finding_id": str(finding.id), "ticket_key": ref.key})
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id,
+                                 purpose=None, outcome=AuditOutcome.SUCCESS,
+                                 detail={"finding_id": str(finding.id), "ticket_key": ref.key})
     session.commit()
     return TicketOut(finding_id=finding.id, integration_id=row.id, key=ref.key, url=ref.url, status=ref.status, done=ref.done)

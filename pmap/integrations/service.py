@@ -240,7 +240,8 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     return row
 
 
-def _audit(session: Session, principal: Principal, action: AuditAction, row: Integration, detail: dict[str, Any]) -> None:
+def _audit(session: Session, principal: Principal, action: AuditAction, row: Integration,
+           detail: dict[str, Any]) -> None:
     """Record a change to an integration with the caller's work: field names only, never a value."""
     SessionAudit(session).record(actor=principal.actor, action=action, integration_id=row.id, purpose=None,
                                  outcome=AuditOutcome.SUCCESS, detail=detail)
@@ -390,7 +391,8 @@ def delete(session: Session, principal: Principal, row: Integration) -> dict[str
     """Delete an integration, its encrypted secrets and every row that belongs to it; audited with the
     counts of what was removed (returned). 404 when another request deleted it first."""
     removed = delete_with_dependents(session, row)
-    _audit(session, principal, AuditAction.INTEGRATION_DELETE, row, {"vendor": row.vendor, "name": row.name, "deleted": removed})
+    _audit(session, principal, AuditAction.INTEGRATION_DELETE, row,
+           {"vendor": row.vendor, "name": row.name, "deleted": removed})
     session.commit()
     return removed
 

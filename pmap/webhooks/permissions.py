@@ -44,7 +44,9 @@ def check_permissions(session: Session, state: AppState, principal: Principal, r
     return report
 
 
-def _audit(session: Session, principal: Principal, row: Integration, outcome: AuditOutcome, detail: dict[str, object]) -> None:
-    SessionAudit(session).record(actor=principal.actor, action=AuditAction.INTEGRATION_PERMISSIONS_CHECK, integration_id=row.id,
-                                 purpose=Purpose.PERMISSIONS_CHECK.value, outcome=outcome, detail=detail)
+def _audit(session: Session, principal: Principal, row: Integration, outcome: AuditOutcome,
+           detail: dict[str, object]) -> None:
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.INTEGRATION_PERMISSIONS_CHECK,
+                                 integration_id=row.id, purpose=Purpose.PERMISSIONS_CHECK.value, outcome=outcome,
+                                 detail=detail)
     session.commit()

@@ -124,8 +124,9 @@ def generate(session: Session, state: AppState, principal: Principal, row: Integ
     now = clock.now()
     set_state(row, configured=True, created_at=now, rotated_at=None, previous_expires_at=None,
               vendor_has_current_secret=False, **_first_approval(row))
-    SessionAudit(session).record(actor=principal.actor, action=AuditAction.WEBHOOK_SECRET_GENERATE, integration_id=row.id,
-                                 purpose=None, outcome=AuditOutcome.SUCCESS, detail={"scheme": scheme.key})
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.WEBHOOK_SECRET_GENERATE,
+                                 integration_id=row.id, purpose=None, outcome=AuditOutcome.SUCCESS,
+                                 detail={"scheme": scheme.key})
     session.commit()
     return row
 

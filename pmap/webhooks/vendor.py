@@ -17,7 +17,8 @@ OPERATION_BUDGET_SECONDS = 30.0
 
 
 def vendor_context(settings: Settings, ct: ConnectorType, connection: Mapping[str, object],
-                   credentials: Mapping[str, str], *, purpose: str, extra_secrets: Iterable[str] = ()) -> OperationContext:
+                   credentials: Mapping[str, str], *, purpose: str,
+                   extra_secrets: Iterable[str] = ()) -> OperationContext:
     """The context of one operation; ``extra_secrets`` (the webhook secret) are scrubbed like credentials."""
     ctx = operation_context(settings, ct, dict(connection), credentials, purpose=purpose,
                             budget=max(settings.connection_test_timeout, OPERATION_BUDGET_SECONDS))
