@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from pmap.audit.models import AuditEvent
 from pmap.auth.deps import Admin
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession
 from pmap.core.pagination import newest_first, split_page
 
@@ -20,10 +21,10 @@ router = APIRouter(prefix="/audit-events", tags=["audit"])
 class AuditEventOut(BaseModel):
     id: uuid.UUID
     actor: str
-    action: str
+    action: str  # an AuditAction value; read as text so an action a newer build wrote still lists
     integration_id: uuid.UUID | None
     purpose: str | None
-    outcome: str
+    outcome: AuditOutcome
     detail: dict[str, Any]
     created_at: datetime
 
@@ -40,17 +41,21 @@ def list_audit_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     integration_id: uuid.UUID | None = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    action: AuditAction | None = None,
     purpose: Annotated[str | None, Query(max_length=64)] = None,
+    outcome: AuditOutcome | None = None,
 ) -> AuditPage:
-    """Audit events of the organization, newest first."""
+    """Audit events of the organization, newest first; ``action`` and ``outcome`` take only their
+    vocabulary's values (422 naming the allowed ones otherwise)."""
     stmt = principal.scoped(AuditEvent)
     if integration_id:
         stmt = stmt.where(AuditEvent.integration_id == integration_id)
     if action:
-        stmt = stmt.where(AuditEvent.action == action)
+        stmt = stmt.where(AuditEvent.action == action.value)
     if purpose:
         stmt = stmt.where(AuditEvent.purpose == purpose)
+    if outcome:
+        stmt = stmt.where(AuditEvent.outcome == outcome.value)
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
     return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
                      next_cursor=next_cursor)

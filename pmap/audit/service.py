@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.audit.models import AuditEvent
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, AuditSink
 
@@ -31,18 +32,18 @@ class AuditLog(AuditSink):
         self,
         *,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         integration_id: uuid.UUID | None,
         purpose: str | None,
-        outcome: str,
+        outcome: AuditOutcome,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Persist one event now."""
         with self._factory() as session:
             session.add(_event(actor, action, integration_id, purpose, outcome, detail))
             session.commit()
-        log.info("audit %s by %s/%s outcome=%s purpose=%s integration=%s", action, actor.kind, actor.name, outcome,
-                 getattr(purpose, "value", purpose), integration_id)
+        log.info("audit %s by %s/%s outcome=%s purpose=%s integration=%s", action.value, actor.kind, actor.name,
+                 outcome.value, getattr(purpose, "value", purpose), integration_id)
 
 
 class SessionAudit(AuditSink):
@@ -55,10 +56,10 @@ class SessionAudit(AuditSink):
         self,
         *,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         integration_id: uuid.UUID | None,
         purpose: str | None,
-        outcome: str,
+        outcome: AuditOutcome,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Add one event to the session."""
@@ -66,11 +67,11 @@ class SessionAudit(AuditSink):
 
 
 def _event(
-    actor: Actor, action: str, integration_id: uuid.UUID | None, purpose: str | None, outcome: str,
-    detail: Mapping[str, Any] | None,
+    actor: Actor, action: AuditAction, integration_id: uuid.UUID | None, purpose: str | None,
+    outcome: AuditOutcome, detail: Mapping[str, Any] | None,
 ) -> AuditEvent:
     return AuditEvent(
-        organization_id=actor.organization_id, actor=actor.label, action=action, integration_id=integration_id,
+        organization_id=actor.organization_id, actor=actor.label, action=action.value, integration_id=integration_id,
         # a str-valued Enum must be stored by value (some drivers dump enums by name)
-        purpose=getattr(purpose, "value", purpose), outcome=outcome, detail=_clean(detail),
+        purpose=getattr(purpose, "value", purpose), outcome=outcome.value, detail=_clean(detail),
     )

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from pmap.auth.principal import Principal, Role
 from pmap.auth.service import authenticate
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import AuthenticationRequired, PermissionDenied
 from pmap.core.state import AppState
@@ -33,8 +34,8 @@ def _at_least(role: Role) -> Callable[[Principal, AppState, Request], Principal]
             principal.require(role)
         except PermissionDenied:
             # a token trying what its role may not (an operator revealing a secret) is worth a record
-            state.audit.record(actor=principal.actor, action="access.denied", integration_id=None,
-                               purpose=None, outcome="failure",
+            state.audit.record(actor=principal.actor, action=AuditAction.ACCESS_DENIED, integration_id=None,
+                               purpose=None, outcome=AuditOutcome.FAILURE,
                                detail={"method": request.method, "path": request.url.path, "needs": role.value})
             raise
         return principal

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from pmap.audit.service import SessionAudit
 from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Principal, Role
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import utcnow
 from pmap.core.errors import AuthenticationRequired, Conflict, NotFound, ValidationFailed
 from pmap.core.seams import Actor
@@ -73,7 +74,7 @@ def issue_token(session: Session, org: Organization, role: Role, name: str, *, a
                    expires_at=expires_at)
     session.add(row)
     session.flush()
-    _audit(session, actor or system_actor(org, "pmap"), "token.create", row)
+    _audit(session, actor or system_actor(org, "pmap"), AuditAction.TOKEN_CREATE, row)
     return IssuedToken(row=row, token=token)
 
 
@@ -91,11 +92,11 @@ def is_active(row: ApiToken, now: datetime | None = None) -> bool:
     return row.revoked_at is None and (row.expires_at is None or row.expires_at > (now or utcnow()))
 
 
-def _audit(session: Session, actor: Actor, action: str, row: ApiToken) -> None:
+def _audit(session: Session, actor: Actor, action: AuditAction, row: ApiToken) -> None:
     """Record a token's creation or revocation with the caller's work: its id, role, name and expiry, never
     its value or hash."""
     SessionAudit(session).record(
-        actor=actor, action=action, integration_id=None, purpose=None, outcome="success",
+        actor=actor, action=action, integration_id=None, purpose=None, outcome=AuditOutcome.SUCCESS,
         detail={"token_id": str(row.id), "role": row.role, "name": row.name,
                 "expires_at": row.expires_at.isoformat().replace("+00:00", "Z") if row.expires_at else None})
 
@@ -164,7 +165,7 @@ def revoke(session: Session, token_id: uuid.UUID, *, actor: Actor, organization_
         raise Conflict("the organization would be left without an active admin token; create another admin "
                        "token first (pmapctl tokens create --role admin, or POST /api/v1/tokens)")
     row.revoked_at = now
-    _audit(session, actor, "token.revoke", row)
+    _audit(session, actor, AuditAction.TOKEN_REVOKE, row)
     return row
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from pmap.connectors.base import ConnectorType, OperationContext
 from pmap.connectors.runner import STEP_HINTS, operation_context
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import UpstreamError, upstream_error
 from pmap.core.redaction import scrub
 from pmap.core.settings import Settings
 
@@ -29,12 +29,10 @@ def vendor_context(settings: Settings, ct: ConnectorType, connection: Mapping[st
 
 def vendor_failure(exc: UpstreamError, action: str, secrets: Iterable[str]) -> UpstreamError:
     """An API error naming the action and the failed step, its message scrubbed; the status of the
-    original (502 upstream, 422 egress or vendor_refused) is kept."""
+    class (502 upstream, 422 egress or vendor_refused) follows from the step, as the original's did."""
     hint = STEP_HINTS.get(exc.step, "the vendor call failed")
     message = scrub(f"{action} failed at step {exc.step}: {hint}: {exc.message}", tuple(secrets))
-    err = UpstreamError(message, step=exc.step, upstream_status=exc.upstream_status)
-    err.status, err.code = exc.status, exc.code
-    return err
+    return upstream_error(message, step=exc.step, upstream_status=exc.upstream_status)
 
 
 def failure_message(exc: UpstreamError, secrets: Iterable[str]) -> str:

@@ -19,8 +19,16 @@ class FieldProblem:
     reason: str
 
 
+#: attributes a class fixes for all its instances (see :meth:`PmapError.__setattr__`)
+FIXED_BY_CLASS = frozenset({"status", "code"})
+
+
 class PmapError(Exception):
-    """Root of PMAP's errors: ``status`` and ``code`` for the API, ``message`` safe to show."""
+    """Root of PMAP's errors: ``status`` and ``code`` for the API, ``message`` safe to show.
+
+    One subclass per condition: the class fixes the status and the code, and an instance cannot
+    change them (another answer is another condition, so another class).
+    """
 
     status: int = 500
     code: str = "internal_error"
@@ -36,6 +44,11 @@ class PmapError(Exception):
         self.message = message
         self.fields = fields or []
         self.details = details or {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FIXED_BY_CLASS:
+            raise AttributeError(f"{type(self).__name__}.{name} is fixed by the class: raise another class instead")
+        super().__setattr__(name, value)
 
 
 class BadRequestError(PmapError):
@@ -59,7 +72,17 @@ class NotFound(PmapError):
 
 
 class Conflict(PmapError):
+    """The resource's state forbids the request now (a name taken, a job running, no secret yet)."""
+
     status, code = 409, "conflict"
+
+
+class OperationNotSupported(PmapError):
+    """The integration's vendor type cannot do what was asked (no webhooks, no tickets, no report
+    files, no permission check): no state change makes it possible, so 422 rather than 409."""
+
+    status, code = 422, "operation_not_supported"
+
 
 
 class UnsupportedMediaType(PmapError):
@@ -101,9 +124,9 @@ class UpstreamError(PmapError):
     """A vendor or network call failed. ``step`` names where (dns, egress, connect, tls, http,
     auth, permission, response, timeout); the message is scrubbed of credential values.
 
-    502 when the vendor could not be reached or answered wrongly; 422 (``vendor_refused``) when it
-    answered and refused the integration's credentials or their rights: the integration's
-    configuration is what needs fixing, not a gateway.
+    502: the vendor could not be reached or answered wrongly. A refusal at ``auth`` or
+    ``permission`` is a :class:`VendorRefused`: build errors whose step is not a literal with
+    :func:`upstream_error`, which picks the class.
     """
 
     status, code = 502, "upstream_error"
@@ -112,8 +135,13 @@ class UpstreamError(PmapError):
         super().__init__(message, **kw)
         self.step = step
         self.upstream_status = upstream_status
-        if step in REFUSED_STEPS and type(self).status == 502:
-            self.status, self.code = 422, "vendor_refused"
+
+
+class VendorRefused(UpstreamError):
+    """The vendor answered and refused the integration's credentials or their rights (steps
+    ``auth``, ``permission``): the integration's configuration needs fixing, not a gateway."""
+
+    status, code = 422, "vendor_refused"
 
 
 class EgressDenied(UpstreamError):
@@ -123,3 +151,13 @@ class EgressDenied(UpstreamError):
 
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, step="egress", **kw)
+
+
+def upstream_error(message: str, *, step: str, upstream_status: int | None = None, **kw: Any) -> UpstreamError:
+    """The error of a vendor call that failed at ``step``: :class:`VendorRefused` for a refusal
+    (``auth``, ``permission``), :class:`EgressDenied` for ``egress``, else :class:`UpstreamError`."""
+    if step in REFUSED_STEPS:
+        return VendorRefused(message, step=step, upstream_status=upstream_status, **kw)
+    if step == "egress":
+        return EgressDenied(message, upstream_status=upstream_status, **kw)
+    return UpstreamError(message, step=step, upstream_status=upstream_status, **kw)

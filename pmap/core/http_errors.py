@@ -11,6 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,8 +27,10 @@ from pmap.core.db import is_busy, is_foreign_key_violation
 from pmap.core.errors import Conflict, FieldProblem, NotFound, PmapError, ServiceBusy
 from pmap.core.logs import correlation_id
 from pmap.core.redaction import scrub
+from pmap.core.text import CONTROL_CHARS, DECEPTIVE_CHARS
 
 log = logging.getLogger("pmap.errors")
+_UNSHOWABLE = re.compile(f"{CONTROL_CHARS.pattern}|{DECEPTIVE_CHARS.pattern}")
 
 
 def error_body(code: str, message: str, fields: list[FieldProblem] | None = None, **extra: Any) -> dict[str, Any]:
@@ -104,16 +107,32 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 401: "authentication_required"}.get(
-            exc.status_code, "http_error")
-        detail: object = exc.detail  # fastapi's HTTPException takes any detail, starlette's a string
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail: object = exc.detail  # typed str, but FastAPI's HTTPException takes any detail
         message = detail if isinstance(detail, str) else "request failed"
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+        if exc.status_code in _ROUTING and message == HTTPStatus(exc.status_code).phrase:
+            # the router's own answer (its detail is the bare phrase): say what it did not find
+            message = _ROUTING[exc.status_code].format(method=shown(request.method), path=shown(request.url.path))
+        return JSONResponse(error_body(code, scrub(message)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         return _internal_error(exc)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "authentication_required"}
+#: the router's answers, naming the method and the path (never the query string: it may hold a secret)
+_ROUTING = {404: "no route for {method} {path}", 405: "{method} is not allowed on {path}"}
+_SHOWN_CHARS = 200
+
+
+def shown(text: str) -> str:
+    """``text`` (a request path or method) fit to quote in a message: control, invisible and
+    direction-changing characters escaped (``\\n``, ``\\u202e``), cut to 200 characters."""
+    escaped = _UNSHOWABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return escaped if len(escaped) <= _SHOWN_CHARS else escaped[:_SHOWN_CHARS - 1] + "…"
 
 
 def pmap_error_response(exc: PmapError) -> JSONResponse:

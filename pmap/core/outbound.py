@@ -38,7 +38,7 @@ from pmap.core.egress import (
     resolve_and_check,
     ssl_context,
 )
-from pmap.core.errors import EgressDenied, UpstreamError
+from pmap.core.errors import EgressDenied, UpstreamError, upstream_error
 from pmap.core.redaction import scrub
 from pmap.core.urlpath import dot_segment_in
 
@@ -455,7 +455,7 @@ class OutboundClient:
     # --- errors --------------------------------------------------------------------------------
 
     def _error(self, message: str, *, step: str, upstream_status: int | None = None) -> UpstreamError:
-        return UpstreamError(scrub(message, extra=self._secrets), step=step, upstream_status=upstream_status)
+        return upstream_error(scrub(message, extra=self._secrets), step=step, upstream_status=upstream_status)
 
     def _too_large(self, host: str, cap: int) -> UpstreamError:
         return self._error(f"The answer from {host} is larger than {cap} bytes; not read", step="response")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
+
 #: the width of ``audit_events.actor`` (and ``jobs.actor``)
 ACTOR_LABEL_CHARS = 200
 
@@ -63,10 +65,10 @@ class AuditSink(Protocol):
         self,
         *,
         actor: Actor,
-        action: str,
+        action: AuditAction,
         integration_id: uuid.UUID | None,
         purpose: str | None,
-        outcome: str,
+        outcome: AuditOutcome,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Record one event."""

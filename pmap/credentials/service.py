@@ -11,6 +11,7 @@ registers them with the log redactor. No other module calls :func:`pmap.core.cry
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -24,8 +25,9 @@ from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
 from pmap.core import redaction
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
-from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.seams import Actor, AuditSink, CredentialSource, OpenWebhookSecrets, Purpose, SealedRow
 from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
@@ -35,6 +37,8 @@ WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
 _AAD_PREFIX = {CREDENTIALS_COLUMN: aad_prefix(*CREDENTIALS_COLUMN), WEBHOOK_COLUMN: aad_prefix(*WEBHOOK_COLUMN)}
 _DETAIL = {CREDENTIALS_COLUMN: {"column": CREDENTIALS_COLUMN[1]}, WEBHOOK_COLUMN: {"column": WEBHOOK_COLUMN[1]}}
 _CANARY_PLAINTEXT = b"pmap-keyring-canary-v1"
+
+log = logging.getLogger("pmap.credentials")
 
 
 class ResolvedCredentials:
@@ -105,6 +109,18 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: O
     return seal(keyring, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
 
 
+def _same_organization(row: SealedRow, actor: Actor) -> None:
+    """404 (as for any id another organization holds) before anything is decrypted or audited.
+
+    Callers load rows scoped to the caller's organization, so this only fires on a caller's bug: it
+    is logged, and the answer is the same 404 the scoped lookup gives (never a 500, nothing learnt).
+    """
+    if actor.organization_id != row.organization_id:
+        log.warning("a credential resolve for integration %s was refused: the actor %s is in another organization",
+                    row.id, actor.label)
+        raise NotFound("integration not found")
+
+
 class CredentialResolver(CredentialSource):
     """Decrypts for a named purpose and audits every attempt."""
 
@@ -120,21 +136,20 @@ class CredentialResolver(CredentialSource):
             plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
             self._audit.record(
-                actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
-                outcome="failure", detail={"column": column[1], "reason": exc.message},
+                actor=actor, action=AuditAction.CREDENTIALS_DECRYPT, integration_id=row.id, purpose=purpose.value,
+                outcome=AuditOutcome.FAILURE, detail={"column": column[1], "reason": exc.message},
             )
             raise
         self._audit.record(
-            actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose,
-            outcome="success", detail=_DETAIL[column],
+            actor=actor, action=AuditAction.CREDENTIALS_DECRYPT, integration_id=row.id, purpose=purpose,
+            outcome=AuditOutcome.SUCCESS, detail=_DETAIL[column],
         )
         return plaintext
 
     def resolve(self, row: SealedRow, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
         """All credential fields of one integration, for ``purpose``, as a context manager; the values
         are registered with the log redactor until the block ends."""
-        if actor.organization_id != row.organization_id:
-            raise CryptoError("credentials requested across organizations")
+        _same_organization(row, actor)
         values: dict[str, str] = {}
         if row.encrypted_credentials is not None:
             values = orjson.loads(self._open(row, CREDENTIALS_COLUMN, row.encrypted_credentials, purpose, actor))
@@ -145,8 +160,7 @@ class CredentialResolver(CredentialSource):
     @contextmanager
     def resolve_webhook_secrets(self, row: SealedRow, *, purpose: Purpose, actor: Actor) -> Iterator[WebhookSecrets]:
         """The webhook secret slot of one integration, for ``purpose``; redacted in logs meanwhile."""
-        if actor.organization_id != row.organization_id:
-            raise CryptoError("webhook secret requested across organizations")
+        _same_organization(row, actor)
         if row.encrypted_webhook_secret is None:
             yield WebhookSecrets(None, None, None)
             return

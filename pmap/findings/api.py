@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from pmap.auth.deps import Operator, Viewer
 from pmap.auth.principal import Principal
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import FieldProblem, PmapError, ValidationFailed
+from pmap.core.errors import FieldProblem, OperationNotSupported, PmapError, ValidationFailed
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.state import AppState
 from pmap.findings import service
@@ -98,8 +99,9 @@ def _format_of(upload: Upload, options: ImportOptions, target: ImportTarget) -> 
     return resolve_format(head, upload.filename, options.format, target).key
 
 
-def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, outcome: str, detail: dict[str, Any]) -> None:
-    state.audit.record(actor=principal.actor, action="findings.import", integration_id=integration_id,
+def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, outcome: AuditOutcome,
+           detail: dict[str, Any]) -> None:
+    state.audit.record(actor=principal.actor, action=AuditAction.FINDINGS_IMPORT, integration_id=integration_id,
                        purpose="import", outcome=outcome, detail=detail)
 
 
@@ -119,8 +121,9 @@ async def import_report(integration_id: uuid.UUID, request: Request, state: Stat
     integration = await run_in_threadpool(_owned_integration, state, principal, integration_id)
     target = target_for(integration)
     if not target.accepted_formats:
-        raise ValidationFailed(f"vendor type {integration.vendor!r} imports no report files",
-                               fields=[FieldProblem("format", "this integration's vendor type lists no report format")])
+        raise OperationNotSupported(f"vendor type {integration.vendor!r} imports no report files",
+                                    fields=[FieldProblem("format",
+                                                         "this integration's vendor type lists no report format")])
     upload = await receive_upload(request, spool_dir(state.settings.data_dir))
     handed_over = False
     try:
@@ -134,9 +137,9 @@ async def import_report(integration_id: uuid.UUID, request: Request, state: Stat
         try:
             summary = await run_in_threadpool(run_import, state.engine, target, upload.path, options)
         except PmapError as exc:
-            await run_in_threadpool(_audit, state, principal, integration.id, "failed", {"error": exc.code})
+            await run_in_threadpool(_audit, state, principal, integration.id, AuditOutcome.FAILURE, {"error": exc.code})
             raise
-        await run_in_threadpool(_audit, state, principal, integration.id, "ok",
+        await run_in_threadpool(_audit, state, principal, integration.id, AuditOutcome.SUCCESS,
                                 {"import_id": summary.import_id, "format": summary.format, "parsed": summary.parsed,
                                  "created": summary.created})
         return ImportSummaryOut(**summary.as_dict())

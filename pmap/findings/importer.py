@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pmap.connectors.catalog import connector_types
 from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
-from pmap.core.errors import Conflict, FieldProblem, PmapError, ServiceBusy, ValidationFailed
+from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
@@ -56,9 +56,15 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 class ReportRejected(PmapError):
     """The report cannot be imported: malformed, truncated, of the wrong format, or hostile.
-    The message names the format and where (line, element, JSON path) the problem was seen."""
+    The message names the format and where (line, element, JSON path) the problem was seen.
+    ``ReportRejected(exc)`` of a :class:`HostileReportError` is a :class:`ReportRefused`."""
 
     status, code = 422, "report_invalid"
+
+    def __new__(cls, exc: ReportError) -> ReportRejected:
+        # the code is fixed by the class, so a hostile report gets its own class, chosen here
+        chosen = ReportRefused if cls is ReportRejected and isinstance(exc, HostileReportError) else cls
+        return PmapError.__new__(chosen, exc)
 
     def __init__(self, exc: ReportError) -> None:
         hostile = isinstance(exc, HostileReportError)
@@ -66,8 +72,12 @@ class ReportRejected(PmapError):
         verb = "was refused" if hostile else "cannot be imported"
         super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}",
                          details={"format": exc.format_key, "location": exc.location})
-        if hostile:
-            self.code = "report_refused"
+
+
+class ReportRefused(ReportRejected):
+    """A hostile report (an entity bomb, nesting too deep, ...): refused rather than invalid."""
+
+    code = "report_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +146,9 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
     accepted = target.accepted_formats
     listed = ", ".join(accepted) or "none"
     if not accepted:
-        raise ValidationFailed(f"vendor type {target.vendor!r} imports no report files",
-                               fields=[FieldProblem("format", "this integration's vendor type lists no report format")])
+        raise OperationNotSupported(f"vendor type {target.vendor!r} imports no report files",
+                                    fields=[FieldProblem("format",
+                                                         "this integration's vendor type lists no report format")])
     if not head.strip():
         raise ValidationFailed("the uploaded file is empty", fields=[FieldProblem("file", "is empty")])
     formats = report_formats()

@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import NotFound, PmapError
 from pmap.core.redaction import scrub
@@ -222,12 +223,13 @@ class JobRunner:
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
             self._finish(job_id, FAILED, error=error_body(exc))
-            self._record(actor, integration_id, "failed", {"job_id": str(job_id), "error": error_body(exc)["code"]})
+            self._record(actor, integration_id, AuditOutcome.FAILURE,
+                         {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:
             self._finish(job_id, SUCCEEDED, result=summary.as_dict())
-            self._record(actor, integration_id, "ok", {"job_id": str(job_id), "format": summary.format,
+            self._record(actor, integration_id, AuditOutcome.SUCCESS, {"job_id": str(job_id), "format": summary.format,
                                                       "parsed": summary.parsed, "created": summary.created})
         finally:
             _discard(params)
@@ -262,9 +264,9 @@ class JobRunner:
                 done.update(bytes_read=done.get("bytes_total", 0), findings=result.get("parsed", 0))
             job.progress = done
 
-    def _record(self, actor: Actor, integration_id: uuid.UUID, outcome: str, detail: dict[str, Any]) -> None:
+    def _record(self, actor: Actor, integration_id: uuid.UUID, outcome: AuditOutcome, detail: dict[str, Any]) -> None:
         try:
-            self._audit.record(actor=actor, action="findings.import", integration_id=integration_id,
+            self._audit.record(actor=actor, action=AuditAction.FINDINGS_IMPORT, integration_id=integration_id,
                                purpose="background_import", outcome=outcome, detail=detail)
         except Exception:  # the job's own row already tells the outcome
             log.exception("could not audit job %s", detail.get("job_id"))

@@ -16,6 +16,7 @@ from sqlalchemy import func
 
 from pmap.auth.deps import Operator, Viewer
 from pmap.auth.principal import Principal
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import utcnow
 from pmap.core.deps import DbSession, SettingsDep, StateDep
 from pmap.core.errors import FieldProblem, ValidationFailed
@@ -81,9 +82,9 @@ def _rule_cost(cost: RuleSetCost, rule_id: str) -> RuleCost:
                     rule_set_us_per_finding=cost.us_per_finding, size=mine.size if mine else 0, sample=_sample(cost))
 
 
-def _audit(state: StateDep, principal: Principal, action: str, rule: Rule) -> None:
+def _audit(state: StateDep, principal: Principal, action: AuditAction, rule: Rule) -> None:
     state.audit.record(actor=principal.actor, action=action, integration_id=None, purpose=None,
-                       outcome="success", detail={"rule_id": str(rule.id), "name": rule.name})
+                       outcome=AuditOutcome.SUCCESS, detail={"rule_id": str(rule.id), "name": rule.name})
 
 
 def _ordered(principal: Principal) -> object:
@@ -132,7 +133,7 @@ def create_rule(body: RuleCreate, session: DbSession, state: StateDep, settings:
                 updated_at=now)
     session.add(rule)
     session.commit()
-    _audit(state, principal, "rule.create", rule)
+    _audit(state, principal, AuditAction.RULE_CREATE, rule)
     return _saved(session, settings, principal, rule)
 
 
@@ -173,7 +174,7 @@ def update_rule(rule_id: uuid.UUID, body: RuleUpdate, session: DbSession, state:
         rule.enabled = given["enabled"]
     rule.updated_at = utcnow()
     session.commit()
-    _audit(state, principal, "rule.update", rule)
+    _audit(state, principal, AuditAction.RULE_UPDATE, rule)
     return _saved(session, settings, principal, rule)
 
 
@@ -183,6 +184,6 @@ def delete_rule(rule_id: uuid.UUID, session: DbSession, state: StateDep, princip
     rule = principal.get_owned(session, Rule, rule_id, what="rule")
     session.delete(rule)
     session.commit()
-    _audit(state, principal, "rule.delete", rule)
+    _audit(state, principal, AuditAction.RULE_DELETE, rule)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -16,6 +16,7 @@ from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import Keyring
 from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
@@ -193,7 +194,7 @@ def to_out(row: Integration) -> IntegrationOut:
 
 
 #: the audit action of every change of ``allow_unsigned_webhooks`` (greppable on its own)
-UNSIGNED_ACTION = "webhook.allow_unsigned"
+UNSIGNED_ACTION = AuditAction.WEBHOOK_ALLOW_UNSIGNED
 
 
 def _guard_unsigned(settings: Settings, audit: AuditSink, principal: Principal, was: bool, wanted: bool,
@@ -202,8 +203,8 @@ def _guard_unsigned(settings: Settings, audit: AuditSink, principal: Principal, 
     the receiving URL could then send events. 403 otherwise, audited as ``access.denied``."""
     if not wanted or was or not settings.production or principal.role is Role.ADMIN:
         return
-    audit.record(actor=principal.actor, action="access.denied", integration_id=integration_id, purpose=None,
-                 outcome="failure", detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
+    audit.record(actor=principal.actor, action=AuditAction.ACCESS_DENIED, integration_id=integration_id, purpose=None,
+                 outcome=AuditOutcome.FAILURE, detail={"field": "allow_unsigned_webhooks", "needs": Role.ADMIN.value})
     raise PermissionDenied("in production only an admin may allow unsigned webhook deliveries "
                            "(allow_unsigned_webhooks)")
 
@@ -232,7 +233,7 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     )
     _ensure_unique_name(session, principal, body.name)
     session.add(row)
-    _audit(session, principal, "integration.create", row,
+    _audit(session, principal, AuditAction.INTEGRATION_CREATE, row,
            {"vendor": row.vendor, "credentials_set": list(row.credential_fields)})
     if row.allow_unsigned_webhooks:
         _audit_unsigned(session, settings, principal, row)
@@ -240,10 +241,11 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     return row
 
 
-def _audit(session: Session, principal: Principal, action: str, row: Integration, detail: dict[str, Any]) -> None:
+def _audit(session: Session, principal: Principal, action: AuditAction, row: Integration,
+           detail: dict[str, Any]) -> None:
     """Record a change to an integration with the caller's work: field names only, never a value."""
     SessionAudit(session).record(actor=principal.actor, action=action, integration_id=row.id, purpose=None,
-                                 outcome="success", detail=detail)
+                                 outcome=AuditOutcome.SUCCESS, detail=detail)
 
 
 def update(
@@ -316,7 +318,7 @@ def update(
                       if old_connection.get(k) != connection.get(k))
     if changed_secrets or any(name.startswith("connection.") for name in changed):
         row.last_tested_at = None  # the success it recorded was of other settings
-    _audit(session, principal, "integration.update", row, {"changed": changed + changed_secrets})
+    _audit(session, principal, AuditAction.INTEGRATION_UPDATE, row, {"changed": changed + changed_secrets})
     if "allow_unsigned_webhooks" in changed:
         _audit_unsigned(session, settings, principal, row)
     _commit(session)
@@ -390,7 +392,8 @@ def delete(session: Session, principal: Principal, row: Integration) -> dict[str
     """Delete an integration, its encrypted secrets and every row that belongs to it; audited with the
     counts of what was removed (returned). 404 when another request deleted it first."""
     removed = delete_with_dependents(session, row)
-    _audit(session, principal, "integration.delete", row, {"vendor": row.vendor, "name": row.name, "deleted": removed})
+    _audit(session, principal, AuditAction.INTEGRATION_DELETE, row,
+           {"vendor": row.vendor, "name": row.name, "deleted": removed})
     session.commit()
     return removed
 

@@ -15,8 +15,9 @@ from pmap.audit.service import SessionAudit
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Operator, Viewer
 from pmap.connectors.base import CreatesTickets, TicketRef
 from pmap.connectors.runner import operation_context
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, OperationNotSupported, UpstreamError, ValidationFailed
 from pmap.core.seams import Purpose
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
@@ -40,7 +41,7 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     ct = vendor_type(row.vendor)
     tracker = ct.implementation
     if not isinstance(tracker, CreatesTickets):
-        raise ValidationFailed(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
+        raise OperationNotSupported(f"{ct.display_name} integrations cannot open tickets", fields=[FieldProblem(
             "integration_id", "is not a work tracker: choose an integration that opens tickets")])
     request = service.ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
@@ -51,8 +52,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             ref: TicketRef = tracker.create_ticket(ctx, request)
         except UpstreamError as exc:
             # a refused or failed ticket is audited too, in its own transaction (nothing else is written)
-            state.audit.record(actor=principal.actor, action="ticket.create", integration_id=row.id,
-                               purpose=None, outcome="failure",
+            state.audit.record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id,
+                               purpose=None, outcome=AuditOutcome.FAILURE,
                                detail={"finding_id": str(finding.id), "step": exc.step, "reason": exc.message})
             if exc.step == "http" and exc.upstream_status in _REFUSED_INPUT:
                 # the tracker refused what was asked (an unknown project, a label it does not take):
@@ -62,8 +63,9 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
             raise
     service.link_ticket(session, organization_id=principal.organization_id, integration_id=row.id,
                         ticket_key=ref.key, finding_id=finding.id)
-    SessionAudit(session).record(actor=principal.actor, action="ticket.create", integration_id=row.id, purpose=None,
-                                 outcome="success", detail={"finding_id": str(finding.id), "ticket_key": ref.key})
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.TICKET_CREATE, integration_id=row.id,
+                                 purpose=None, outcome=AuditOutcome.SUCCESS,
+                                 detail={"finding_id": str(finding.id), "ticket_key": ref.key})
     session.commit()
     return TicketOut(finding_id=finding.id, integration_id=row.id, key=ref.key, url=ref.url, status=ref.status,
                      done=ref.done)

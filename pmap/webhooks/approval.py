@@ -16,6 +16,7 @@ is stored, not a yes/no flag, so a target changed by a concurrent edit is never 
 from __future__ import annotations
 
 from pmap.auth.principal import Principal, Role
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.errors import PermissionDenied
 from pmap.core.seams import Purpose
 from pmap.core.state import AppState
@@ -57,13 +58,13 @@ def may_send_secret(row: Integration, principal: Principal | None) -> bool:
     return is_approved(row)
 
 
-def require_may_send(state: AppState, principal: Principal, row: Integration, action: str) -> None:
+def require_may_send(state: AppState, principal: Principal, row: Integration, action: AuditAction) -> None:
     """Refuse (403) a call that would send the webhook secret to a target no admin approved; the
     refusal is audited in its own transaction as a failed ``action``."""
     if may_send_secret(row, principal):
         return
     state.audit.record(actor=principal.actor, action=action, integration_id=row.id,
-                       purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="failure",
+                       purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome=AuditOutcome.FAILURE,
                        detail={"reason": "target_not_approved", "needs": Role.ADMIN.value})
     raise PermissionDenied("the integration's target (base URL, TLS trust or vendor-side project) changed since "
                            "an admin last registered its webhook: an admin must register the webhook on the new "

@@ -25,7 +25,8 @@ from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectorType, PingsWebhooks, RegistersWebhooks
 from pmap.connectors.catalog import connector_types
-from pmap.core.errors import Conflict
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
+from pmap.core.errors import Conflict, OperationNotSupported
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.seams import Purpose
 from pmap.core.settings import Settings
@@ -50,10 +51,10 @@ def scheme_key(vendor: str) -> str | None:
 
 
 def webhook_scheme(row: Integration) -> WebhookScheme:
-    """The scheme of an integration's vendor; 409 for a vendor without webhooks."""
+    """The scheme of an integration's vendor; 422 ``operation_not_supported`` for a vendor without webhooks."""
     key = scheme_key(row.vendor)
     if key is None:
-        raise Conflict(f"the {row.vendor} vendor type sends no webhooks PMAP can verify")
+        raise OperationNotSupported(f"the {row.vendor} vendor type sends no webhooks PMAP can verify")
     return SCHEMES[key]
 
 
@@ -115,8 +116,9 @@ def generate(session: Session, state: AppState, principal: Principal, row: Integ
     now = clock.now()
     set_state(row, configured=True, created_at=now, rotated_at=None, previous_expires_at=None,
               vendor_has_current_secret=False, **_first_approval(row))
-    SessionAudit(session).record(actor=principal.actor, action="webhook.secret.generate", integration_id=row.id,
-                                 purpose=None, outcome="success", detail={"scheme": scheme.key})
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.WEBHOOK_SECRET_GENERATE,
+                                 integration_id=row.id, purpose=None, outcome=AuditOutcome.SUCCESS,
+                                 detail={"scheme": scheme.key})
     session.commit()
     return row
 
@@ -164,8 +166,8 @@ def regenerate(session: Session, state: AppState, principal: Principal, row: Int
     set_state(row, configured=True, created_at=state_doc.get("created_at") or now, rotated_at=now,
               previous_expires_at=expires, vendor_has_current_secret=False, **first)
     SessionAudit(session).record(
-        actor=principal.actor, action="webhook.secret.regenerate", integration_id=row.id, purpose=None,
-        outcome="success", detail={"scheme": scheme.key, "grace_seconds": grace if expires else 0},
+        actor=principal.actor, action=AuditAction.WEBHOOK_SECRET_REGENERATE, integration_id=row.id, purpose=None,
+        outcome=AuditOutcome.SUCCESS, detail={"scheme": scheme.key, "grace_seconds": grace if expires else 0},
     )
     session.commit()
     return row

@@ -22,7 +22,8 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.calls import failure_message, vendor_context, vendor_failure
 from pmap.connectors.catalog import connector_types
-from pmap.core.errors import Conflict, PmapError, UpstreamError
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
+from pmap.core.errors import Conflict, OperationNotSupported, PmapError, UpstreamError
 from pmap.core.redaction import scrub
 from pmap.core.seams import Purpose
 from pmap.core.state import AppState
@@ -43,8 +44,8 @@ def _registrable(row: Integration) -> tuple[ConnectorType, RegistersWebhooks]:
     ct = connector_types().get(row.vendor)
     registrar = ct.implementation if ct is not None else None
     if ct is None or not isinstance(registrar, RegistersWebhooks):
-        raise Conflict(f"the {row.vendor} connector cannot install webhooks through the vendor's API: configure "
-                       "the receiving URL and the secret on the vendor by hand")
+        raise OperationNotSupported(f"the {row.vendor} connector cannot install webhooks through the vendor's API: "
+                                    "configure the receiving URL and the secret on the vendor by hand")
     return ct, registrar
 
 
@@ -53,7 +54,7 @@ def _with_vendor(state: AppState, principal: Principal, row: Integration, ct: Co
     """Run ``work(ctx, webhook_secret)`` with credentials and the webhook secret resolved for
     ``webhook_registration`` (both audited by the resolver). The one way a webhook secret leaves for a
     vendor: refused (403) before any decrypt unless the caller may send it to the current target."""
-    approval.require_may_send(state, principal, row, "webhook.register")
+    approval.require_may_send(state, principal, row, AuditAction.WEBHOOK_REGISTER)
     resolver = state.resolver
     purpose = Purpose.WEBHOOK_REGISTRATION
     with resolver.resolve(row, purpose=purpose, actor=principal.actor) as creds, \
@@ -90,8 +91,8 @@ def _record(session: Session, principal: Principal, row: Integration, reg: Webho
     service.set_state(row, registered=True, registered_at=now, hook_id=reg.hook_id, registered_url=reg.url,
                       signed=reg.signed, ping_supported=reg.ping_supported, vendor_has_current_secret=True,
                       **approved)
-    SessionAudit(session).record(actor=principal.actor, action="webhook.register", integration_id=row.id,
-                                 purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome="success",
+    SessionAudit(session).record(actor=principal.actor, action=AuditAction.WEBHOOK_REGISTER, integration_id=row.id,
+                                 purpose=Purpose.WEBHOOK_REGISTRATION.value, outcome=AuditOutcome.SUCCESS,
                                  detail={"hook_id": reg.hook_id, "signed": reg.signed, "approves_target": approves})
     session.commit()
     return RegisterResult(hook_id=reg.hook_id, url=reg.url, signed=reg.signed, ping_supported=reg.ping_supported,

@@ -33,6 +33,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from pmap.audit.models import AuditEvent
+from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import new_id
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor
@@ -123,18 +124,18 @@ class AuditBuffer:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
-    def record(self, *, actor: Actor, action: str, integration_id: uuid.UUID | None,
-               purpose: str | enum.Enum | None, outcome: str, detail: Mapping[str, Any] | None = None) -> None:
+    def record(self, *, actor: Actor, action: AuditAction, integration_id: uuid.UUID | None,
+               purpose: str | enum.Enum | None, outcome: AuditOutcome, detail: Mapping[str, Any] | None = None) -> None:
         """Keep one event (the same columns :class:`pmap.audit.service.SessionAudit` writes)."""
         detail = dict(detail or {})
-        if outcome != "success":
+        if outcome is not AuditOutcome.SUCCESS:
             # a success names the column only; a failure carries an error text: scrub it as SessionAudit
             # does (scrub is skipped on the hot path because its cost grows with recent resolves)
             detail = {k: scrub(v) if isinstance(v, str) else v for k, v in detail.items()}
         self.rows.append({
-            "id": new_id(), "organization_id": actor.organization_id, "actor": actor.label, "action": action,
+            "id": new_id(), "organization_id": actor.organization_id, "actor": actor.label, "action": action.value,
             "integration_id": integration_id, "purpose": purpose.value if isinstance(purpose, enum.Enum) else purpose,
-            "outcome": outcome, "detail": detail, "created_at": clock.now(),
+            "outcome": outcome.value, "detail": detail, "created_at": clock.now(),
         })
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.seams import Purpose
+from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
 
 
@@ -51,7 +52,8 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
         legacy = canary("legacy" + vendor)
         planted += [*[v for k, v in creds.items() if k in secret_field_names(ct.credentials_model)], legacy]
         connection = {"api_key": legacy, **_required_connection(ct)}
-        r = api.client.post("/api/v1/integrations", json={"name": vendor, "vendor": vendor, "connection": connection, "credentials": creds}, headers=h)
+        body = {"name": vendor, "vendor": vendor, "connection": connection, "credentials": creds}
+        r = api.client.post("/api/v1/integrations", json=body, headers=h)
         assert r.status_code == 201, r.text
         texts.append(r.text)
         iid = r.json()["id"]
@@ -63,12 +65,13 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
         assert r.status_code == 422
         texts.append(r.text)
         # a resolve for a named purpose: audited, values registered for redaction while in use
-        row = api.state.sessions().get(__import__("pmap.integrations.models", fromlist=["Integration"]).Integration, uuid.UUID(iid))
+        row = api.state.sessions().get(Integration, uuid.UUID(iid))
         with api.state.resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=_actor(api, row)) as resolved:
             assert set(resolved.values) >= set(k for k in creds if k in secret_field_names(ct.credentials_model))
             import logging
 
-            logging.getLogger("pmap.test").error("vendor said: bad key %s", resolved.values[next(iter(resolved.values))])
+            first = resolved.values[next(iter(resolved.values))]
+            logging.getLogger("pmap.test").error("vendor said: bad key %s", first)
             try:
                 raise RuntimeError(f"boom with {next(iter(resolved.values.values()))}")
             except RuntimeError:
@@ -103,7 +106,8 @@ def _actor(api: Api, row):
     return Actor(kind="system", name="test", organization_id=row.organization_id)
 
 
-def test_canaries_absent_from_responses_logs_and_database(api: Api, capfd: pytest.CaptureFixture[str], db_url: str) -> None:
+def test_canaries_absent_from_responses_logs_and_database(api: Api, capfd: pytest.CaptureFixture[str],
+                                                          db_url: str) -> None:
     planted, texts = _exercise(api)
     assert planted
     logs = capfd.readouterr()
@@ -120,6 +124,7 @@ def test_canaries_absent_from_responses_logs_and_database(api: Api, capfd: pytes
 def _dump(db_url: str) -> bytes:
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
+        assert url.database is not None
         path = Path(url.database)
         data = path.read_bytes()
         for extra in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
@@ -129,9 +134,11 @@ def _dump(db_url: str) -> bytes:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         pytest.fail("pg_dump is needed for the PostgreSQL dump test (install postgresql-client)")
-    schema = url.query["options"].split("search_path=")[1]
+    options = url.query["options"]
+    schema = (options if isinstance(options, str) else options[0]).split("search_path=")[1]
     dsn = f"postgresql://{url.username}@{url.host}:{url.port or 5432}/{url.database}"
-    out = subprocess.run([pg_dump, "--no-owner", "-n", schema, dsn], capture_output=True, check=True, env={**os.environ})
+    out = subprocess.run([pg_dump, "--no-owner", "-n", schema, dsn], capture_output=True, check=True,
+                         env={**os.environ})
     assert b"CREATE TABLE" in out.stdout
     return out.stdout
 
@@ -149,7 +156,8 @@ def test_production_json_log_lines_are_scrubbed_too() -> None:
         try:
             raise RuntimeError(f"boom with {secret}")
         except RuntimeError:
-            record = logging.LogRecord("pmap.test", logging.ERROR, __file__, 1, "vendor said: bad key %s", (secret,), sys.exc_info())
+            record = logging.LogRecord("pmap.test", logging.ERROR, __file__, 1, "vendor said: bad key %s", (secret,),
+                                       sys.exc_info())
         line = JsonFormatter().format(record)
     doc = json.loads(line)
     assert doc["message"] == "vendor said: bad key [REDACTED]" and "RuntimeError" in doc["exception"]

@@ -8,14 +8,15 @@ import os
 import stat
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from pmap.app import start
 from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
-from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.credentials.keyring import key_id_for, load_keyring
@@ -28,10 +29,18 @@ CREDS = {"access_key": "A" * 24, "secret_key": "S" * 24}
 
 
 def _make(api: Api, h: dict[str, str], name: str) -> Integration:
-    r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "tenable_vm", "credentials": CREDS}, headers=h)
+    body = {"name": name, "vendor": "tenable_vm", "credentials": CREDS}
+    r = api.client.post("/api/v1/integrations", json=body, headers=h)
     assert r.status_code == 201
     with api.state.sessions() as s:
-        return s.get(Integration, uuid.UUID(r.json()["id"]))
+        row = s.get(Integration, uuid.UUID(r.json()["id"]))
+    assert row is not None
+    return row
+
+
+def _sealed(envelope: dict[str, Any] | None) -> dict[str, Any]:
+    assert envelope is not None
+    return envelope
 
 
 def _resolve(api: Api, row: Integration) -> dict[str, str]:
@@ -42,7 +51,7 @@ def _resolve(api: Api, row: Integration) -> dict[str, str]:
 
 def test_envelope_shape_names_its_key(api: Api) -> None:
     row = _make(api, api.token(), "a")
-    env = row.encrypted_credentials
+    env = _sealed(row.encrypted_credentials)
     assert set(env) == {"v", "kid", "n", "ct"} and env["v"] == 1
     assert env["kid"] == api.state.keyring.primary
     assert len(base64.b64decode(env["n"])) == 12
@@ -54,52 +63,64 @@ def test_ciphertext_moved_to_another_row_or_column_fails(api: Api) -> None:
     a, b = _make(api, h, "a"), _make(api, h, "b")
     assert _resolve(api, a) == CREDS  # it opens where it belongs
     with api.state.sessions() as s:
-        s.execute(update(Integration).where(Integration.id == b.id).values(encrypted_credentials=a.encrypted_credentials))
+        s.execute(update(Integration).where(Integration.id == b.id)
+                  .values(encrypted_credentials=a.encrypted_credentials))
         s.commit()
         moved = s.get(Integration, b.id)
+    assert moved is not None
     with pytest.raises(CryptoError):
         _resolve(api, moved)
     # the same envelope in the webhook column of its own row fails too
     a.encrypted_webhook_secret = a.encrypted_credentials
     actor = Actor("system", "test", a.organization_id)
-    with pytest.raises(CryptoError):
-        with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor):
-            pass
-    events = api.client.get("/api/v1/audit-events", params={"integration_id": str(b.id)}, headers=h).json()["items"]
+    with pytest.raises(CryptoError), \
+            api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor):
+        pass
+    events = api.client.get("/api/v1/audit-events", params={"integration_id": str(b.id)},
+                            headers=h).json()["items"]
     assert events[0]["outcome"] == "failure" and events[0]["purpose"] == "sync"
 
 
 def test_tampered_ciphertext_fails(api: Api) -> None:
     row = _make(api, api.token(), "a")
-    ct = bytearray(base64.b64decode(row.encrypted_credentials["ct"]))
+    envelope = _sealed(row.encrypted_credentials)
+    ct = bytearray(base64.b64decode(envelope["ct"]))
     ct[0] ^= 1
-    row.encrypted_credentials = {**row.encrypted_credentials, "ct": base64.b64encode(bytes(ct)).decode()}
+    row.encrypted_credentials = {**envelope, "ct": base64.b64encode(bytes(ct)).decode()}
     with pytest.raises(CryptoError):
         _resolve(api, row)
 
 
 def test_cross_organization_resolve_refused(api: Api) -> None:
-    row = _make(api, api.token(), "a")
-    with pytest.raises(CryptoError):
-        with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "x", uuid.uuid4())):
-            pass
-    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, WebhookSecrets("whsec-" + "w" * 24, None, None))
-    with pytest.raises(CryptoError):
-        with api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=Actor("system", "x", uuid.uuid4())):
-            pass
+    """A 404 like any id of another organization (never a 500), before anything is opened or audited;
+    tests/security/test_cross_org_resolve.py tries it through every endpoint that resolves."""
+    h = api.token()
+    row = _make(api, h, "a")
+    stranger = Actor("system", "x", uuid.uuid4())
+    with pytest.raises(NotFound), api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=stranger):
+        pass
+    secrets = WebhookSecrets("whsec-" + "w" * 24, None, None)
+    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, secrets)
+    with pytest.raises(NotFound), \
+            api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=stranger):
+        pass
+    assert api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"},
+                          headers=h).json()["items"] == []
 
 
 def test_webhook_secret_decrypts_are_audited_too(api: Api) -> None:
     h = api.token()
     a, b = _make(api, h, "a"), _make(api, h, "b")
-    a.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, a.id, WebhookSecrets("whsec-" + "w" * 24, None, None))
+    secrets = WebhookSecrets("whsec-" + "w" * 24, None, None)
+    a.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, a.id, secrets)
     b.encrypted_webhook_secret = a.encrypted_webhook_secret  # bound to a: cannot open in b
-    with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.REVEAL, actor=Actor("system", "test", a.organization_id)):
+    actor = Actor("system", "test", a.organization_id)
+    with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.REVEAL, actor=actor):
         pass
-    with pytest.raises(CryptoError):
-        with api.state.resolver.resolve_webhook_secrets(b, purpose=Purpose.REVEAL, actor=Actor("system", "test", b.organization_id)):
-            pass
-    items = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
+    with pytest.raises(CryptoError), api.state.resolver.resolve_webhook_secrets(b, purpose=Purpose.REVEAL, actor=actor):
+        pass
+    items = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"},
+                           headers=h).json()["items"]
     seen = {(e["integration_id"], e["outcome"], e["purpose"], e["detail"]["column"]) for e in items}
     assert seen == {(str(a.id), "success", "reveal", "encrypted_webhook_secret"),
                     (str(b.id), "failure", "reveal", "encrypted_webhook_secret")}
@@ -142,8 +163,8 @@ def test_a_new_development_keyring_is_refused_beside_sealed_data(api: Api, db_ur
         start(elsewhere)
     assert str(tmp_path / "elsewhere") in refused.value.message and "PMAP_DATA_DIR" in refused.value.message
     assert not (tmp_path / "elsewhere" / "keyring.json").exists()
-    with api.state.sessions() as session, session.begin():  # no canary left: the integration's envelope still counts
-        session.execute(KeyringCanary.__table__.delete())
+    with api.state.sessions() as session, session.begin():  # no canary left: the integration's envelope counts
+        session.execute(delete(KeyringCanary))
     with pytest.raises(ConfigurationError, match="already holds data sealed"):
         start(elsewhere)
     assert not (tmp_path / "elsewhere" / "keyring.json").exists()
@@ -159,8 +180,8 @@ def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:
         load_keyring(s)
 
 
-@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!", base64.b64encode(b"\x00" * 32).decode(),
-                                 base64.b64encode(os.urandom(48)).decode()])
+@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!",
+                                 base64.b64encode(b"\x00" * 32).decode(), base64.b64encode(os.urandom(48)).decode()])
 def test_short_malformed_or_weak_keys_refused(key: str) -> None:
     with pytest.raises(ConfigurationError):
         decode_key(key, source="PMAP_PLATFORM_KEY")
@@ -180,7 +201,8 @@ def test_a_single_keys_id_is_a_label_not_the_key(tmp_path: Path) -> None:
     kid = load_keyring(Settings(data_dir=tmp_path, platform_key=SecretStr(material))).primary
     assert kid == key_id_for(key)
     forms = (key.hex(), key.hex().upper(), material, base64.urlsafe_b64encode(key).decode())
-    assert not any(form[i:i + 8] in kid for form in forms for i in range(len(form) - 7)), "the key id carries key material"
+    assert not any(form[i:i + 8] in kid for form in forms for i in range(len(form) - 7)), \
+        "the key id carries key material"
 
 
 def test_a_keyring_file_readable_by_others_is_refused_in_production(tmp_path: Path) -> None:
@@ -189,7 +211,8 @@ def test_a_keyring_file_readable_by_others_is_refused_in_production(tmp_path: Pa
     os.chmod(path, 0o644)
     with pytest.raises(ConfigurationError, match="readable by other users"):
         load_keyring(Settings(env="production", data_dir=tmp_path, keyring_file=path))
-    assert load_keyring(Settings(env="development", data_dir=tmp_path, keyring_file=path)).primary == "k1"  # warned only
+    # warned only
+    assert load_keyring(Settings(env="development", data_dir=tmp_path, keyring_file=path)).primary == "k1"
 
 
 def test_development_keyring_created_0600_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -59,7 +59,7 @@ def test_the_sqlite_database_and_its_wal_are_created_private(tmp_path: Path, loo
 def test_loose_files_are_tightened_and_stricter_ones_kept(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
-    os.chmod(data_dir, 0o755)
+    os.chmod(data_dir, 0o755)  # noqa: S103 - the loose mode PMAP must tighten
     db = data_dir / "pmap.db"
     url = f"sqlite:///{db}"
     upgrade(url)
@@ -115,7 +115,7 @@ def test_the_upload_spool_directory_is_made_private_too(api: Api, loose_umask: N
     assert _mode(data_dir) == 0o700  # made so at start
     spool = data_dir / "imports"
     spool.mkdir()
-    os.chmod(spool, 0o755)  # left loose by an earlier version or by hand
+    os.chmod(spool, 0o755)  # noqa: S103 - left loose by an earlier version or by hand
     iid = create_integration(api, admin)
     assert upload(api, iid, nessus_report([{"plugin": 1, "host": "10.0.0.1"}]), admin).status_code == 200
     assert _mode(spool) == 0o700
@@ -124,7 +124,7 @@ def test_the_upload_spool_directory_is_made_private_too(api: Api, loose_umask: N
 def test_a_shared_sticky_directory_is_refused_as_the_data_dir(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chmod(shared, 0o1777)  # like /tmp: tightening it would break everyone else's use of it
+    os.chmod(shared, 0o1777)  # noqa: S103 - like /tmp: tightening it would break everyone else's use of it
     with pytest.raises(ConfigurationError, match="shared directory"):
         private_directory(shared)
     assert _mode(shared) == 0o1777

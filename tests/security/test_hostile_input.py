@@ -77,8 +77,8 @@ def test_a_ca_bundle_that_is_not_ascii_fails_the_test_at_tls(api: Api) -> None:
     assert r.status_code == 200 and r.json()["failed_step"] == "tls", r.text
     nul = {**connection, "ca_bundle": "-----BEGIN CERTIFICATE-----\x00"}
     r = api.client.post("/api/v1/integrations",
-                        json={"name": "nul-ca", "vendor": "snyk", "connection": nul, "credentials": {"token": canary()}},
-                        headers=h)
+                        json={"name": "nul-ca", "vendor": "snyk", "connection": nul,
+                              "credentials": {"token": canary()}}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "connection.ca_bundle", r.text
 
 
@@ -124,7 +124,8 @@ def test_names_labels_and_settings_with_nul_or_line_breaks_are_refused(api: Api)
     creds = {"access_key": canary(), "secret_key": canary()}
     conn = {"base_url": "http://127.0.0.1:9/nessus"}
     cases = [
-        ("post", "/api/v1/integrations", {"name": "a\x00b", "vendor": "nessus", "connection": conn, "credentials": creds}),
+        ("post", "/api/v1/integrations", {"name": "a\x00b", "vendor": "nessus", "connection": conn,
+                                          "credentials": creds}),
         ("post", "/api/v1/integrations", {"name": "a\nforged log line", "vendor": "nessus", "connection": conn,
                                           "credentials": creds}),
         ("post", "/api/v1/integrations", {"name": "c1\x85next line", "vendor": "nessus", "connection": conn,
@@ -142,9 +143,9 @@ def test_names_labels_and_settings_with_nul_or_line_breaks_are_refused(api: Api)
         r = getattr(api.client, method)(path, json=body, headers=h)
         assert r.status_code == 422, (path, body, r.text)
     assert api.client.get("/api/v1/integrations", headers=h).json()["items"] == []
+    pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     fine = api.client.post("/api/v1/integrations", headers=h, json={"name": "multi-line CA is fine", "vendor": "nessus",
-                           "connection": {**conn, "ca_bundle": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
-                           "credentials": creds})
+                           "connection": {**conn, "ca_bundle": pem}, "credentials": creds})
     assert fine.status_code == 201, fine.text
 
 
@@ -226,10 +227,12 @@ def test_invisible_and_direction_changing_characters_are_refused_in_one_line_val
                                                           "credentials": creds}, headers=h)
         assert r.status_code == 422, (name, r.text)
     r = api.client.post("/api/v1/integrations", json={"name": "x", "vendor": "nessus", "credentials": creds,
-                                                      "connection": {"base_url": "https://h.example/a\u202eb"}}, headers=h)
+                                                      "connection": {"base_url": "https://h.example/a\u202eb"}},
+                        headers=h)
     assert r.status_code == 422, r.text
     for condition in ('title.contains("a\u009bb")',):  # C1 controls in multi-line text too
-        r = api.client.post("/api/v1/rules", json={"name": "c", "condition": condition, "action": "suppress"}, headers=h)
+        r = api.client.post("/api/v1/rules", json={"name": "c", "condition": condition, "action": "suppress"},
+                            headers=h)
         assert r.status_code == 422, r.text
     for name in ("Équipe sécurité 👨\u200d👩\u200d👧", "می\u200cخواهم", "脆弱性スキャナー"):  # joiners stay
         r = api.client.post("/api/v1/integrations", json={"name": name, "vendor": "nessus", "connection": conn,

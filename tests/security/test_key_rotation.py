@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -50,6 +51,21 @@ def _seed(db_url: str, tmp_path: Path, count: int, tamper: Callable[[Session, li
     return settings, ring, old, new, ids
 
 
+def _row(session: Session, iid: str) -> Integration:
+    row = session.get(Integration, uuid.UUID(iid))
+    assert row is not None
+    return row
+
+
+def _sealed(envelope: dict[str, Any] | None) -> dict[str, Any]:
+    assert envelope is not None
+    return envelope
+
+
+def _kid(envelope: dict[str, Any] | None) -> str:
+    return str(_sealed(envelope)["kid"])
+
+
 def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_path: Path) -> None:
     def add_webhook_secret(_s: Session, rows: list[Integration], keyring: Keyring) -> None:
         rows[0].encrypted_webhook_secret = seal_webhook_secrets(keyring, rows[0].id,
@@ -63,8 +79,8 @@ def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_pa
         report = reseal_all(s, state.keyring, state.resolver)
         assert (report.resealed, report.current) == (2, 0)
         assert reseal_all(s, state.keyring, state.resolver).current == 2  # idempotent
-        row = s.get(Integration, uuid.UUID(iid))
-        assert row.encrypted_credentials["kid"] == "k2" and row.encrypted_webhook_secret["kid"] == "k2"
+        row = _row(s, iid)
+        assert _kid(row.encrypted_credentials) == "k2" and _kid(row.encrypted_webhook_secret) == "k2"
         purposes = list(s.scalars(select(AuditEvent.purpose).where(AuditEvent.integration_id == row.id)))
     assert purposes.count("key_rotation") == 2
     state.engine.dispose()
@@ -73,27 +89,28 @@ def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_pa
     only_new = settings.model_copy(update={"keyring_file": _ring(ring, {"k2": new}, "k2")})
     state = start(only_new)
     with state.sessions() as s:
-        row = s.get(Integration, uuid.UUID(iid))
+        row = _row(s, iid)
         with state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)) as c:
             assert c.values["access_key"] == "A" * 24
     state.engine.dispose()
 
     # and a keyring that lacks the key in use is still refused
     with pytest.raises(ConfigurationError):
-        start(settings.model_copy(update={"keyring_file": _ring(ring, {"k3": decode_key(generate_key(), source="t")}, "k3")}))
+        stranger = {"k3": decode_key(generate_key(), source="t")}
+        start(settings.model_copy(update={"keyring_file": _ring(ring, stranger, "k3")}))
 
 
 def test_an_envelope_that_cannot_be_opened_is_named_and_keeps_the_old_key(db_url: str, tmp_path: Path) -> None:
     from pmap.credentials.models import KeyringCanary
 
     def move_envelope(_s: Session, rows: list[Integration], _keyring: Keyring) -> None:
-        rows[1].encrypted_credentials = dict(rows[0].encrypted_credentials)  # bound to the first: cannot open
+        rows[1].encrypted_credentials = dict(_sealed(rows[0].encrypted_credentials))  # bound to the first: cannot open
 
     settings, ring, old, new, ids = _seed(db_url, tmp_path, 2, move_envelope)
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
     with state.sessions() as s:
         report = reseal_all(s, state.keyring, state.resolver)
         assert report.resealed == 1 and report.failed == [f"{ids[1]}: encrypted_credentials"]
-        assert s.get(Integration, uuid.UUID(ids[1])).encrypted_credentials["kid"] == "k1"  # untouched
+        assert _kid(_row(s, ids[1]).encrypted_credentials) == "k1"  # untouched
         assert set(s.scalars(select(KeyringCanary.key_id))) == {"k1", "k2"}  # k1 is still needed
     state.engine.dispose()

@@ -27,7 +27,8 @@ def test_a_short_probe_finds_no_server_error_and_catches_a_planted_leak(monkeypa
         return seeded
 
     monkeypatch.setattr(probe, "seed", seed_with_a_known_leak)
-    code = probe.main(["--max-time", "30", "--operator-time", "0", "--per-vendor", "1", "--quiet", "--phases", "coverage,fuzzing"])
+    code = probe.main(["--max-time", "30", "--operator-time", "0", "--per-vendor", "1", "--quiet",
+                       "--phases", "coverage,fuzzing"])
     out = capsys.readouterr().out
     kept = re.search(r"run directory kept: (\S+)", out)
     if kept:

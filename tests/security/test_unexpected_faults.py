@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from pmap.integrations import service
 from tests.conftest import Api, canary
 
 
-def test_500_has_correlation_id_and_no_detail(api: Api, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+def test_500_has_correlation_id_and_no_detail(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                              capfd: pytest.CaptureFixture[str]) -> None:
     secret = canary()
     from pmap.core import redaction
 
-    def explode(*_a, **_kw):
+    def explode(*_a: object, **_kw: object) -> None:
         with redaction.secrets_in_use([secret]):
             raise RuntimeError(f"database password is {secret} at /srv/pmap/internal.py")
 
@@ -33,22 +36,24 @@ def test_a_client_that_leaves_mid_body_is_no_fault(caplog: pytest.LogCaptureFixt
     import logging
 
     from starlette.requests import Request
+    from starlette.types import Message, Receive, Scope, Send
 
     from pmap.core.http_errors import RequestContextMiddleware
 
-    async def app(scope, receive, send) -> None:
+    async def app(scope: Scope, receive: Receive, _send: Send) -> None:
         await Request(scope, receive).body()
 
-    sent: list[dict] = []
-    messages = iter([{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}])
+    sent: list[Message] = []
+    messages: Iterator[Message] = iter([{"type": "http.request", "body": b"{", "more_body": True},
+                                        {"type": "http.disconnect"}])
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return next(messages)
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/hooks/x", "raw_path": b"/hooks/x", "query_string": b"",
+    scope: Scope = {"type": "http", "method": "POST", "path": "/hooks/x", "raw_path": b"/hooks/x", "query_string": b"",
              "headers": [(b"content-length", b"10")]}
     with caplog.at_level(logging.INFO, logger="pmap"):
         asyncio.run(RequestContextMiddleware(app, default_limit=1024, limits=[])(scope, receive, send))

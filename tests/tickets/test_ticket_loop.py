@@ -81,6 +81,7 @@ def test_only_trackers_open_tickets_and_other_orgs_see_404(api: Api, sandbox: Sa
     finding_id = _finding(api, scanner)
     r = api.client.post(f"/api/v1/findings/{finding_id}/tickets", json={"integration_id": scanner}, headers=h)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "integration_id"
+    assert r.json()["error"]["code"] == "operation_not_supported"
     r = api.client.post(f"/api/v1/findings/{finding_id}/tickets", json={"integration_id": scanner}, headers=other)
     assert r.status_code == 404
     viewer = api.token("acme", "viewer")

@@ -122,7 +122,8 @@ def test_other_organizations_and_vendors_without_webhooks(api: Api) -> None:
     tenable = create_integration(api.client, h, "tenable_vm")
     for method, suffix in (("get", ""), ("post", "/generate"), ("post", "/register")):
         r = getattr(api.client, method)(_base(tenable) + suffix, headers=h)
-        assert r.status_code == 409 and "sends no webhooks" in r.json()["error"]["message"]
+        assert r.status_code == 422 and "sends no webhooks" in r.json()["error"]["message"]
+        assert r.json()["error"]["code"] == "operation_not_supported"
 
 
 def test_reveal_before_generate_and_register_without_secret_are_conflicts(api: Api) -> None:
@@ -135,7 +136,8 @@ def test_reveal_before_generate_and_register_without_secret_are_conflicts(api: A
     sn = create_integration(api.client, h, "servicenow")
     api.client.post(_base(sn) + "/generate", headers=h)
     r = api.client.post(_base(sn) + "/register", headers=h)
-    assert r.status_code == 409 and "by hand" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "by hand" in r.json()["error"]["message"]  # no state change would help
+    assert r.json()["error"]["code"] == "operation_not_supported"
     assert api.client.get(_base(sn), headers=h).json()["registration_supported"] is False
 
 

@@ -157,7 +157,7 @@ def test_permissions_check_needs_an_operator_and_a_connector_that_offers_it(
     if files:
         tool = create_integration(served.http, h, files[0])
         r = served.http.post(f"/api/v1/integrations/{tool}/permissions-check", headers=h)
-        assert r.status_code == 409
+        assert r.status_code == 422 and r.json()["error"]["code"] == "operation_not_supported"
 
 
 def test_concurrent_duplicates_are_stored_once(served: Served) -> None:

@@ -29,7 +29,7 @@ from pmap.connectors.base import (
     PermissionReport,
     PermissionState,
 )
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import UpstreamError, upstream_error
 from pmap.core.outbound import OutboundResponse
 from pmap.core.redaction import scrub
 
@@ -127,7 +127,7 @@ def fail(ctx: OperationContext, message: str, *, step: str, resp: OutboundRespon
     # the vendor's words come last and unbracketed: a later scrub of a masked "Authorization: ..." would
     # swallow a closing bracket
     text = f"{clean(ctx, message)}; the vendor said: {detail}" if detail else clean(ctx, message)
-    return UpstreamError(text, step=step, upstream_status=resp.status if resp is not None else None)
+    return upstream_error(text, step=step, upstream_status=resp.status if resp is not None else None)
 
 
 def check(

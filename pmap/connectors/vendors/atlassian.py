@@ -54,7 +54,7 @@ from pmap.connectors.vendors._work_http import (
     ticket_text,
     title_of,
 )
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed, upstream_error
 from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
 
@@ -185,8 +185,8 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
                 me = json_of(ctx, self.check(ctx, c.get(self.rest("myself"), headers=h), "GET myself"), "the user")
             except UpstreamError as exc:
                 if mismatch:
-                    raise UpstreamError(f"{exc.message}; {mismatch}", step=exc.step,
-                                        upstream_status=exc.upstream_status) from None
+                    raise upstream_error(f"{exc.message}; {mismatch}", step=exc.step,
+                                         upstream_status=exc.upstream_status) from None
                 raise
             # the display name: the e-mail or user name is a credential value and would show as [REDACTED]
             who = text(me.get("displayName")) or text(me.get("accountId")) or "the user"

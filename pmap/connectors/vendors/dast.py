@@ -99,7 +99,7 @@ class ZapConnector(Connector):
                 resp = c.get("/JSON/core/view/version/", headers={"X-ZAP-API-Key": ctx.secret("api_key")})
             except UpstreamError as exc:
                 if exc.step == "http" and exc.upstream_status is None:  # connected, but no HTTP answer
-                    raise UpstreamError(f"{exc.message}; {_ZAP_SILENT}", step=exc.step) from None
+                    raise UpstreamError(f"{exc.message}; {_ZAP_SILENT}", step="http") from None
                 raise
         if resp.status == 400 and _zap_code(resp) == "bad_api_key":
             raise fail(ctx, f"{host_of(resp)} refused the API key (bad_api_key): {_ZAP_KEY_HINT}", step="auth",

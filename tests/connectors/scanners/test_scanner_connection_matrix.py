@@ -13,7 +13,7 @@ import pytest
 
 from pmap.connectors.base import OperationContext, Probe, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import VendorRefused
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
 
@@ -73,7 +73,7 @@ def test_a_connector_message_naming_a_credential_is_scrubbed_by_the_runner(fails
         def test_connection(self, ctx: OperationContext) -> Probe:
             said = f"vendor said key {ctx.secret('secret_key')}"
             if fails:
-                raise UpstreamError(said, step="auth")
+                raise VendorRefused(said, step="auth")
             return Probe(product="p", warnings=[said], message=said)
 
     connection, credentials = settings_for("nessus", "http://127.0.0.1:9")

@@ -117,6 +117,7 @@ def test_explicit_format_detection_and_accepted_formats(api: Api, admin: dict[st
                               credentials={"email": "a@acme.test", "api_token": "t" * 24})
     r = upload(api, jira, sarif, admin)
     assert r.status_code == 422 and "imports no report" in r.json()["error"]["message"]
+    assert r.json()["error"]["code"] == "operation_not_supported"
 
 
 def test_threshold_drops_below_counts_and_keeps_unknown(api: Api, admin: dict[str, str]) -> None:
