@@ -127,6 +127,11 @@ class NoCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: the shortest credential value the service keeps (every field of a credentials model, secret or
+#: not); shorter values could not be masked in logs and messages without masking ordinary words
+SECRET_MIN_CHARS = 4
+
+
 class Credentials(BaseModel):
     """Base of every vendor's credential model: all secret fields are ``SecretStr``."""
 
@@ -144,14 +149,17 @@ def secret_field_names(model: type[BaseModel]) -> list[str]:
     return names
 
 
-def model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema of a settings/credentials model; secret properties carry ``writeOnly``."""
+def model_json_schema(model: type[BaseModel], *, credentials: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a settings/credentials model; secret properties carry ``writeOnly``, and
+    every property of a ``credentials`` model the ``minLength`` the service enforces on it."""
     schema = model.model_json_schema()
     secrets = set(secret_field_names(model))
     for name, prop in schema.get("properties", {}).items():
         if name in secrets:
             prop["writeOnly"] = True
             prop.setdefault("format", "password")
+        if credentials:
+            prop["minLength"] = max(prop.get("minLength", 0), SECRET_MIN_CHARS)
     schema.setdefault("required", [])
     return schema
 

@@ -218,6 +218,8 @@ def list_findings(
     scope: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
+    title: Annotated[str | None, Query(min_length=1, max_length=500,
+                                       description="Contained in the title, case-insensitively (% and _ are literal)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FindingPage:
@@ -226,7 +228,7 @@ def list_findings(
         integration_id=integration_id, severity=_choices(severity, SEVERITIES, "severity"),
         status=_choices(finding_status, _STATUSES, "status"), vuln_id=vuln_id, host=host, ip=ip, port=port, url=url,
         repository=repository, file_path=file_path, package_name=package_name, resource=resource, scope=scope,
-        format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag,
+        format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag, title=title,
     )
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 

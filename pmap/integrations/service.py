@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -14,14 +15,14 @@ from sqlalchemy.orm import Session, defer
 
 from pmap.audit.service import AuditLog, SessionAudit
 from pmap.auth.principal import Principal, Role
-from pmap.connectors.base import ConnectorType, secret_field_names
+from pmap.connectors.base import SECRET_MIN_CHARS, ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import Keyring
 from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
-from pmap.core.pagination import newest_first, split_page
+from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
 from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
 from pmap.core.urlpath import control_character_in
@@ -31,6 +32,17 @@ from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 
 LEGACY_API_KEY = "connection.api_key"
+
+
+@dataclass(frozen=True)
+class IntegrationFilters:
+    """What ``GET /integrations`` narrows on; ``None`` is no filter."""
+
+    name: str | None = None  # contained in the name, case-insensitively
+    vendor: str | None = None
+    category: str | None = None
+    enabled: bool | None = None
+
 _PLACEHOLDER = re.compile(r"^(?:[*•xX]{3,}|\[?redacted\]?|<redacted>|\*+unchanged\*+|unchanged)$", re.IGNORECASE)
 
 
@@ -42,8 +54,6 @@ def vendor_type(vendor: str) -> ConnectorType:
     return ct
 
 
-#: shorter values could not be masked in logs and messages without masking ordinary words
-SECRET_MIN_CHARS = 4
 _CONTROL = CONTROL_CHARS
 #: a DNS name (labels of 1-63 letters, digits, hyphens; 253 at most) or an IP literal as target_of gives it
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$"
@@ -396,16 +406,23 @@ def delete(session: Session, principal: Principal, row: Integration) -> dict[str
 
 # --- listing ----------------------------------------------------------------------------------
 
-def list_page(session: Session, principal: Principal, *, limit: int, cursor: str | None, vendor: str | None = None,
-              category: str | None = None) -> IntegrationPage:
-    """One page, newest first, keyset-paginated on (created_at, id). Reads no secret column."""
+def list_page(session: Session, principal: Principal, *, limit: int, cursor: str | None,
+              filters: IntegrationFilters | None = None) -> IntegrationPage:
+    """One page, newest first, keyset-paginated on (created_at, id), with the filtered ``total``.
+    Reads no secret column."""
+    filters = filters or IntegrationFilters()
     # the encrypted columns are not even read when listing
     stmt = principal.scoped(Integration).options(
         defer(Integration.encrypted_credentials), defer(Integration.encrypted_webhook_secret)
     )
-    if vendor:
-        stmt = stmt.where(Integration.vendor == vendor)
-    if category:
-        stmt = stmt.where(Integration.category == category)
+    if filters.name:
+        stmt = stmt.where(contains_text(Integration.name, filters.name))
+    if filters.vendor:
+        stmt = stmt.where(Integration.vendor == vendor_type(filters.vendor).vendor)
+    if filters.category:
+        stmt = stmt.where(Integration.category == filters.category)
+    if filters.enabled is not None:
+        stmt = stmt.where(Integration.enabled.is_(filters.enabled))
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, Integration, cursor, limit)).all(), limit)
-    return IntegrationPage(items=[to_out(r) for r in rows], next_cursor=next_cursor)
+    return IntegrationPage(items=[to_out(r) for r in rows], next_cursor=next_cursor,
+                           total=count_matching(session, stmt))
