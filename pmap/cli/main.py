@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pmap.connectors.base import Category
 from pmap.core.errors import PmapError
 
 if TYPE_CHECKING:
@@ -259,22 +260,39 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (
     err.print(f"{label} was already revoked" if was_revoked else f"revoked {label}")
 
 
-@connectors_app.command("list")
-def connectors_list(
-    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
-) -> None:
-    """Print the connector catalog as a table."""
+def _catalog_table(category: str | None) -> Table:
+    """The catalog, one section per category, in three columns that fit 80 characters: the vendor
+    key (never wrapped: it is what ``--vendor`` and the API take), its name, and what it offers."""
+    from rich import box
+
     from pmap.connectors.catalog import connector_types
 
-    table = Table(title="PMAP connector types")
-    for col in ("vendor", "name", "category", "operations", "formats", "webhooks"):
-        table.add_column(col, overflow="fold")
-    for ct in sorted(connector_types().values(), key=lambda c: (c.category.value, c.vendor)):
-        if category and ct.category.value != category:
-            continue
-        table.add_row(ct.vendor, ct.display_name, ct.category.value,
-                      ", ".join(ct.offered()) or "file import", ", ".join(ct.report_formats), ct.webhook_scheme or "")
-    Console().print(table)
+    table = Table(title="PMAP connector types", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    table.add_column("vendor", no_wrap=True)
+    table.add_column("name", ratio=1, overflow="fold")
+    # wraps between items, never inside one (fold only if an item alone is wider than the column)
+    table.add_column("offers", ratio=2, overflow="fold")
+    types = sorted(connector_types().values(), key=lambda c: (c.category.value, c.vendor))
+    shown = [ct for ct in types if category is None or ct.category.value == category]
+    for i, ct in enumerate(shown):
+        if i == 0 or ct.category != shown[i - 1].category:
+            table.add_row(f"[bold]{ct.category.value}[/]", "", "")
+        offers = [f"operations: {', '.join(ct.offered()) or 'none (file import only)'}"]
+        if ct.report_formats:
+            offers.append(f"formats: {', '.join(ct.report_formats)}")
+        if ct.webhook_scheme:
+            offers.append(f"webhooks: {ct.webhook_scheme}")
+        last = i + 1 == len(shown) or shown[i + 1].category != ct.category
+        table.add_row(ct.vendor, escape(ct.display_name), "\n".join(offers), end_section=last)
+    return table
+
+
+@connectors_app.command("list")
+def connectors_list(
+    category: Annotated[Category | None, typer.Option(help="Only this category.", case_sensitive=False)] = None,
+) -> None:
+    """Print the connector catalog, grouped by category (fits an 80-column terminal)."""
+    Console().print(_catalog_table(category.value if category else None))
 
 
 @webhooks_app.command("prune")
