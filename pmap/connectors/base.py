@@ -95,7 +95,10 @@ class ConnectionSettings(BaseModel):
     base_url: str = Field(description="The vendor API's base URL (scheme, host, optional port and path).")
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on).")
     ca_bundle: str | None = Field(default=None, description="PEM CA certificates to trust for this integration.")
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per-call timeout.")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Per-call timeout in seconds, honoured up to 120: an operation (a connection test included) "
+        "runs for the deployment's budget (PMAP_CONNECTION_TEST_TIMEOUT for a test) or this, whichever is longer.")
 
     #: settings that become part of a vendor URL path: ``"segment"`` (one) or ``"segments"`` (``a/b``)
     path_settings: ClassVar[dict[str, str]] = {}
