@@ -63,7 +63,7 @@ def integration_body(vendor: str, base: str = "http://127.0.0.1:9", marker: str 
     descriptor = SANDBOX_VENDORS.get(vendor, {"base_path": f"/{vendor}", "valid_credentials": {}})
     model = connector_types()[vendor].credentials_model
     secrets = set(secret_field_names(model))
-    connection: dict[str, Any] = dict(EXTRA_CONNECTION.get(vendor, {}))
+    connection: dict[str, Any] = {**descriptor.get("connection", {}), **EXTRA_CONNECTION.get(vendor, {})}
     if "base_url" in connector_types()[vendor].connection_model.model_fields:
         connection["base_url"] = base + descriptor["base_path"]
     credentials: dict[str, str] = {}
