@@ -65,7 +65,8 @@ def start(settings: Settings) -> AppState:
         with transaction(sessions) as session:
             if verify_keyring_canary(session, keyring):
                 log.info("sealed a keyring canary for key %s", keyring.primary)
-            if settings.bootstrap_admin_token and ensure_bootstrap_admin(session, settings.bootstrap_admin_token.get_secret_value()):
+            bootstrap = settings.bootstrap_admin_token
+            if bootstrap and ensure_bootstrap_admin(session, bootstrap.get_secret_value()):
                 log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
     except BaseException:
         engine.dispose()

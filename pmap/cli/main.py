@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -41,7 +41,7 @@ app.add_typer(webhooks_app, name="webhooks")
 err = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # escaped: a message quoting input or an API answer may hold "[...]", which Rich would take as markup
     err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=1)
@@ -227,7 +227,7 @@ def tokens_list(org: Annotated[str, typer.Option("--org", help="Organization.")]
         organization = session.scalar(select(Organization).where(Organization.name == org))
         if organization is None:
             _fail(f"no organization is named '{_shown(org)}'")
-        rows = session.scalars(select(ApiToken).where(ApiToken.organization_id == organization.id)  # type: ignore[union-attr]
+        rows = session.scalars(select(ApiToken).where(ApiToken.organization_id == organization.id)
                                .order_by(ApiToken.created_at, ApiToken.id)).all()
         now = utcnow()
         table = [("ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS")] + [
@@ -236,7 +236,7 @@ def tokens_list(org: Annotated[str, typer.Option("--org", help="Organization.")]
              else "active") for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:  # plain text: a name holding "[bold]" is printed as it is, never as markup
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 @tokens_app.command("revoke")
@@ -253,9 +253,8 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (
         row = session.get(ApiToken, ident)
         if row is None:
             _fail("no token has this id")
-        was_revoked = row.revoked_at is not None  # type: ignore[union-attr]
-        row = revoke(session, ident, actor=_cli_actor(row.organization_id),  # type: ignore[union-attr]
-                     organization_id=row.organization_id)  # type: ignore[union-attr]
+        was_revoked = row.revoked_at is not None
+        row = revoke(session, ident, actor=_cli_actor(row.organization_id), organization_id=row.organization_id)
         label = f"{row.role} token '{escape(_shown(row.name))}' ({ident})"
     err.print(f"{label} was already revoked" if was_revoked else f"revoked {label}")
 
@@ -298,7 +297,8 @@ def connectors_list(
 @webhooks_app.command("prune")
 def webhooks_prune(
     days: Annotated[int | None, typer.Option(
-        "--days", min=1, max=36500, help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
+        "--days", min=1, max=36500,
+        help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
 ) -> None:
     """Apply the webhook delivery retention now: clear old payloads, delete old key-less rows."""
     from pmap.core.db import make_engine, make_session_factory, transaction

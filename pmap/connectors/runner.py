@@ -59,7 +59,7 @@ def operation_context(
     except ValidationError as exc:
         # a row saved before a check existed ("../.." as a repository): the integration needs fixing
         problems = [FieldProblem(f"connection.{p.field}", p.reason)
-                    for p in validation_problems(exc.errors(include_input=False))]
+                    for p in validation_problems([dict(e) for e in exc.errors(include_input=False)])]
         raise ValidationFailed("the integration's stored settings are no longer valid; update them",
                                fields=problems) from None
     vendor_fields = {k: v for k, v in credentials.items() if k in ct.credentials_model.model_fields}
@@ -95,7 +95,8 @@ def _common_warnings(ctx: OperationContext) -> list[str]:
 def run_connection_test(ctx: OperationContext, ct: ConnectorType) -> ConnectionTestResult:
     """Run the vendor's connection test; any failure is a result with ``failed_step``, not an error."""
     if ct.implementation is None:
-        return ConnectionTestResult(ok=False, failed_step="response", message=f"{ct.display_name} is a file-only tool: import its reports instead")
+        return ConnectionTestResult(ok=False, failed_step="response",
+                                    message=f"{ct.display_name} is a file-only tool: import its reports instead")
     started = time.perf_counter()
     warnings: list[str] = []
     try:

@@ -38,7 +38,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         # normalized here, so a date at the edge of the calendar fails now rather than when bound
         return when.astimezone(UTC), uuid.UUID(ident)
     except (binascii.Error, ValueError, TypeError, OverflowError, AttributeError):
-        raise BadRequestError("invalid cursor", fields=[FieldProblem("cursor", "is not a cursor this API returned")]) from None
+        raise BadRequestError("invalid cursor",
+                              fields=[FieldProblem("cursor", "is not a cursor this API returned")]) from None
 
 
 def newest_first(stmt: Select[Any], model: Any, cursor: str | None, limit: int) -> Select[Any]:

@@ -37,7 +37,7 @@ from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
-from pmap.findings.rows import Stream
+from pmap.findings.rows import Row, Stream
 from pmap.findings.severity import SeverityPipeline, load_rule_set
 from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import FindingWriter, lock_stream
@@ -146,7 +146,8 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
         fmt = formats.get(requested)
         if fmt is None:
             raise ValidationFailed(f"unknown report format {requested!r}",
-                                   fields=[FieldProblem("format", f"unknown format; accepted for this integration: {listed}")])
+                                   fields=[FieldProblem("format",
+                                                        f"unknown format; accepted for this integration: {listed}")])
         if fmt.key not in accepted:
             raise ValidationFailed(
                 f"vendor type {target.vendor!r} does not import {fmt.key!r} reports; accepted: {listed}",
@@ -218,7 +219,8 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
                 with BackgroundWriter() as background:
                     _stream_findings(fh, fmt, pipeline, background, writer, summary, size, progress, batch_size)
                 if progress is not None:
-                    progress({"phase": "resolving", "bytes_read": size, "bytes_total": size, "findings": summary.parsed})
+                    progress({"phase": "resolving", "bytes_read": size, "bytes_total": size,
+                              "findings": summary.parsed})
                 with writer.publish():
                     if options.full:
                         summary.resolved = writer.resolve_missing()
@@ -267,7 +269,7 @@ def _stream_findings(fh: Any, fmt: ReportFormat, pipeline: SeverityPipeline, bac
                      progress: ProgressFn | None, batch_size: int) -> None:
     """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
     seen: set[int] = set()
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     filtered: list[str] = []
     key = fmt.key
     build = writer.build

@@ -39,8 +39,10 @@ class TicketCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     integration_id: uuid.UUID = Field(description="A ticketing or ITSM integration offering create_ticket")
-    project: OneLine | None = Field(default=None, max_length=200, description="Project / repository, if not the integration's default")
-    labels: list[Annotated[OneLine, StringConstraints(min_length=1, max_length=100)]] = Field(default_factory=list, max_length=20)
+    project: OneLine | None = Field(default=None, max_length=200,
+                                    description="Project / repository, if not the integration's default")
+    labels: list[Annotated[OneLine, StringConstraints(min_length=1, max_length=100)]] = Field(default_factory=list,
+                                                                                              max_length=20)
 
 
 class TicketOut(BaseModel):
@@ -87,7 +89,8 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     request = ticket_request(finding, body)
     session.commit()  # hold no pooled connection while the tracker is called
     with state.resolver.resolve(row, purpose=Purpose.TICKET_CREATION, actor=principal.actor) as creds:  # type: ignore[attr-defined]
-        ctx = operation_context(state.settings, ct, row.connection, dict(creds.values), purpose=Purpose.TICKET_CREATION.value)
+        ctx = operation_context(state.settings, ct, row.connection, dict(creds.values),
+                                purpose=Purpose.TICKET_CREATION.value)
         try:
             ref: TicketRef = ct.implementation.create_ticket(ctx, request)
         except UpstreamError as exc:
@@ -106,4 +109,5 @@ def open_ticket(finding_id: uuid.UUID, body: TicketCreate, session: DbSession, s
     SessionAudit(session).record(actor=principal.actor, action="ticket.create", integration_id=row.id, purpose=None,
                                  outcome="success", detail={"finding_id": str(finding.id), "ticket_key": ref.key})
     session.commit()
-    return TicketOut(finding_id=finding.id, integration_id=row.id, key=ref.key, url=ref.url, status=ref.status, done=ref.done)
+    return TicketOut(finding_id=finding.id, integration_id=row.id, key=ref.key, url=ref.url, status=ref.status,
+                     done=ref.done)

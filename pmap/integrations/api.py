@@ -21,7 +21,8 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 
 
 @router.post("", response_model=IntegrationOut, status_code=status.HTTP_201_CREATED)
-def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep, principal: Operator) -> IntegrationOut:
+def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep,
+                       principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
     return service.to_out(service.create(session, state.keyring, principal, body, settings=state.settings,
                                          audit=state.audit))  # type: ignore[arg-type]
@@ -53,8 +54,10 @@ def list_integrations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     name: Annotated[str | None, Query(min_length=1, max_length=200,
-                                      description="Contained in the name, case-insensitively (% and _ are literal)")] = None,
-    vendor: Annotated[str | None, Query(max_length=64, description="A vendor type (GET /api/v1/connector-types)")] = None,
+                                      description="Contained in the name, case-insensitively "
+                                                  "(% and _ are literal)")] = None,
+    vendor: Annotated[str | None, Query(max_length=64,
+                                        description="A vendor type (GET /api/v1/connector-types)")] = None,
     category: Annotated[Category | None, Query()] = None,
     enabled: Annotated[bool | None, Query()] = None,
 ) -> IntegrationPage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 
@@ -37,8 +38,9 @@ def test_a_patch_racing_a_delete_is_never_a_500(api: Api) -> None:
     for i in range(RACES):
         iid = api.client.post("/api/v1/integrations", json={"name": f"r{i}", **TENABLE}, headers=h).json()["id"]
         patched, deleted = _race(
-            lambda: api.client.patch(f"/api/v1/integrations/{iid}", json={"name": f"r{i}x", "enabled": False}, headers=h),
-            lambda: api.client.delete(f"/api/v1/integrations/{iid}", headers=h))
+            partial(api.client.patch, f"/api/v1/integrations/{iid}", json={"name": f"r{i}x", "enabled": False},
+                    headers=h),
+            partial(api.client.delete, f"/api/v1/integrations/{iid}", headers=h))
         seen[("patch", patched)] += 1
         seen[("delete", deleted)] += 1
     assert {code for (_, code) in seen} <= {200, 204, 404, 409}, seen
@@ -59,8 +61,8 @@ def test_other_writes_racing_a_delete_are_never_a_500(api: Api) -> None:
     for i in range(RACES):
         kind = list(writes)[i % len(writes)]
         iid = api.client.post("/api/v1/integrations", json={"name": f"w{i}", **GITHUB}, headers=h).json()["id"]
-        other, deleted = _race(lambda: writes[kind](iid),
-                               lambda: api.client.delete(f"/api/v1/integrations/{iid}", headers=h))
+        other, deleted = _race(partial(writes[kind], iid),
+                               partial(api.client.delete, f"/api/v1/integrations/{iid}", headers=h))
         seen[(kind, other)] += 1
         seen[("delete", deleted)] += 1
     assert {code for (_, code) in seen} <= {200, 201, 204, 404, 409}, seen
@@ -85,6 +87,7 @@ def _seed_dependents(api: Api, iid: str, h: dict[str, str]) -> None:
     assert upload(api, iid, nessus_report(three), h).status_code == 200
     with transaction(api.state.sessions) as s:
         row = s.get(Integration, uuid.UUID(iid))
+        assert row is not None
         org, ref = row.organization_id, {"organization_id": row.organization_id, "integration_id": row.id}
         s.add_all([TicketLink(**ref, ticket_key="SEC-1"), TicketLink(**ref, ticket_key="SEC-2"),
                    TicketEvent(**ref, ticket_key="SEC-1", status="Done", done=True),
@@ -137,11 +140,14 @@ def test_a_dry_run_counts_what_would_go_and_removes_nothing(api: Api) -> None:
     r = api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=h)
     assert r.status_code == 200, r.text
     assert r.json() == {"dry_run": True, "would_delete": SEEDED}
-    assert _dependents(api, iid) == SEEDED and api.client.get(f"/api/v1/integrations/{iid}", headers=h).status_code == 200
-    assert api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()["items"] == []
+    assert _dependents(api, iid) == SEEDED
+    assert api.client.get(f"/api/v1/integrations/{iid}", headers=h).status_code == 200
+    events = api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()
+    assert events["items"] == []
     # another organization's admin learns nothing, not even that it exists
     theirs = api.token("globex", "admin")
-    assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=theirs).status_code == 404
+    r = api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=theirs)
+    assert r.status_code == 404
     assert api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "maybe"}, headers=h).status_code == 422
 
     assert api.client.delete(f"/api/v1/integrations/{iid}", headers=h).status_code == 204
@@ -160,8 +166,8 @@ def test_an_import_racing_a_delete_is_never_a_500(api: Api) -> None:
     seen: Counter[tuple[str, int]] = Counter()
     for i in range(RACES // 2):
         iid = api.client.post("/api/v1/integrations", json={"name": f"i{i}", **TENABLE}, headers=h).json()["id"]
-        imported, deleted = _race(lambda: upload(api, iid, report, h),
-                                  lambda: api.client.delete(f"/api/v1/integrations/{iid}", headers=h))
+        imported, deleted = _race(partial(upload, api, iid, report, h),
+                                  partial(api.client.delete, f"/api/v1/integrations/{iid}", headers=h))
         seen[("import", imported)] += 1
         seen[("delete", deleted)] += 1
     assert {code for (_, code) in seen} <= {200, 204, 404, 409}, seen

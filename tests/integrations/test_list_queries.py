@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from pmap.app import API_PREFIX
@@ -23,7 +24,7 @@ UNKNOWN = {"bogus": "1", "q": "x", "sort": "name"}
 
 def _api_routes(api: Api) -> list[RouteContext]:
     # routers are included lazily: their routes are reached through route contexts, with full paths
-    return [r for r in iter_route_contexts(api.client.app.routes)
+    return [r for r in iter_route_contexts(cast(FastAPI, api.client.app).routes)
             if isinstance(r.original_route, APIRoute) and (r.path or "").startswith(API_PREFIX)]
 
 

@@ -25,7 +25,8 @@ def test_every_example_names_a_vendor_type_of_the_catalog(listed: dict[str, dict
     assert len(listed) >= 30
     for key, example in listed.items():
         assert example["vendor"] in connector_types(), key
-        assert example["connection"]["base_url"] == example["base_url"] == "http://127.0.0.1:8900" + example["base_path"]
+        base_url = "http://127.0.0.1:8900" + example["base_path"]
+        assert example["connection"]["base_url"] == example["base_url"] == base_url
 
 
 def test_examples_validate_against_the_vendor_models(listed: dict[str, dict[str, Any]]) -> None:

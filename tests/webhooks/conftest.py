@@ -8,11 +8,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bench.common import free_port
@@ -47,7 +48,7 @@ def vendor_for(scheme: str) -> str | None:
     """A catalog vendor type whose deliveries use ``scheme`` (None when no vendor uses it)."""
     types = connector_types()
     preferred = PREFERRED.get(scheme)
-    if preferred in types and types[preferred].webhook_scheme == scheme:
+    if preferred is not None and preferred in types and types[preferred].webhook_scheme == scheme:
         return preferred
     return next((k for k, ct in types.items() if ct.webhook_scheme == scheme), None)
 
@@ -100,7 +101,7 @@ def payload(scheme: str, n: int = 0) -> bytes:
 
 def settle(api: Api, timeout: float = 10.0) -> None:
     """Wait until the app's processor has processed every accepted delivery."""
-    rt = getattr(api.client.app.state, "webhook_runtime", None)
+    rt = getattr(cast(FastAPI, api.client.app).state, "webhook_runtime", None)
     if rt is not None:
         assert rt.processor.wait_idle(timeout)
 
