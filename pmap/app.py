@@ -24,6 +24,7 @@ from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
 from pmap.core.logs import configure_logging
+from pmap.core.query import KnownQueryOnly
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 (r"^/hooks/", settings.webhook_max_body_bytes)],
     )
 
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[KnownQueryOnly])  # an unknown query parameter is a 422
     for router in (connectors_router, integrations_router, webhooks_router, findings_router, tickets_router,
                    audit_router, auth_router):
         api.include_router(router)

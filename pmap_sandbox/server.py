@@ -66,9 +66,13 @@ def _control_router(vendors: Mapping[str, dict[str, Any]]) -> APIRouter:
 
     @router.get("/vendors")
     async def list_vendors(request: Request) -> dict[str, dict[str, Any]]:
-        """Every simulated vendor: descriptor plus the ``base_url`` to configure in PMAP."""
+        """Every simulated vendor: its descriptor, the PMAP ``vendor`` type it simulates, and an example
+        integration: ``connection`` (with the ``base_url``) and ``valid_credentials``, each valid for
+        that vendor type's schemas."""
         root = str(request.base_url).rstrip("/")
-        return {key: {**d, "base_url": root + d["base_path"]} for key, d in sorted(vendors.items())}
+        return {key: {**d, "vendor": d.get("vendor", key), "base_url": root + d["base_path"],
+                      "connection": {"base_url": root + d["base_path"], **d.get("connection", {})}}
+                for key, d in sorted(vendors.items())}
 
     @router.post("/deliver/{vendor_key}")
     async def deliver(vendor_key: str, body: Delivery) -> JSONResponse:

@@ -14,7 +14,7 @@ from pmap.auth.models import ApiToken, Organization
 from pmap.auth.principal import Role
 from pmap.auth.service import MAX_EXPIRY_DAYS, expiry_in, issue_token, revoke
 from pmap.core.deps import DbSession
-from pmap.core.pagination import newest_first, split_page
+from pmap.core.pagination import count_matching, newest_first, split_page
 from pmap.core.text import OneLine
 
 router = APIRouter(tags=["tokens"])
@@ -48,6 +48,7 @@ class TokenCreated(TokenOut):
 class TokenPage(BaseModel):
     items: list[TokenOut]
     next_cursor: str | None
+    total: int = Field(description="The organization's tokens (revoked and expired included), on every page.")
 
 
 class WhoAmI(BaseModel):
@@ -70,9 +71,10 @@ def list_tokens(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> TokenPage:
     """The organization's tokens (never their values)."""
-    stmt = newest_first(principal.scoped(ApiToken), ApiToken, cursor, limit)
-    rows, nxt = split_page(session.scalars(stmt).all(), limit)
-    return TokenPage(items=[TokenOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=nxt)
+    stmt = principal.scoped(ApiToken)
+    rows, nxt = split_page(session.scalars(newest_first(stmt, ApiToken, cursor, limit)).all(), limit)
+    return TokenPage(items=[TokenOut.model_validate(r, from_attributes=True) for r in rows], next_cursor=nxt,
+                     total=count_matching(session, stmt))
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pmap.connectors.base import Category
 from pmap.core.errors import PmapError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ app.add_typer(webhooks_app, name="webhooks")
 err = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     # escaped: a message quoting input or an API answer may hold "[...]", which Rich would take as markup
     err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=1)
@@ -226,7 +227,7 @@ def tokens_list(org: Annotated[str, typer.Option("--org", help="Organization.")]
         organization = session.scalar(select(Organization).where(Organization.name == org))
         if organization is None:
             _fail(f"no organization is named '{_shown(org)}'")
-        rows = session.scalars(select(ApiToken).where(ApiToken.organization_id == organization.id)  # type: ignore[union-attr]
+        rows = session.scalars(select(ApiToken).where(ApiToken.organization_id == organization.id)
                                .order_by(ApiToken.created_at, ApiToken.id)).all()
         now = utcnow()
         table = [("ID", "NAME", "ROLE", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "STATUS")] + [
@@ -235,7 +236,7 @@ def tokens_list(org: Annotated[str, typer.Option("--org", help="Organization.")]
              else "active") for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:  # plain text: a name holding "[bold]" is printed as it is, never as markup
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 @tokens_app.command("revoke")
@@ -252,35 +253,52 @@ def tokens_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (
         row = session.get(ApiToken, ident)
         if row is None:
             _fail("no token has this id")
-        was_revoked = row.revoked_at is not None  # type: ignore[union-attr]
-        row = revoke(session, ident, actor=_cli_actor(row.organization_id),  # type: ignore[union-attr]
-                     organization_id=row.organization_id)  # type: ignore[union-attr]
+        was_revoked = row.revoked_at is not None
+        row = revoke(session, ident, actor=_cli_actor(row.organization_id), organization_id=row.organization_id)
         label = f"{row.role} token '{escape(_shown(row.name))}' ({ident})"
     err.print(f"{label} was already revoked" if was_revoked else f"revoked {label}")
 
 
-@connectors_app.command("list")
-def connectors_list(
-    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
-) -> None:
-    """Print the connector catalog as a table."""
+def _catalog_table(category: str | None) -> Table:
+    """The catalog, one section per category, in three columns that fit 80 characters: the vendor
+    key (never wrapped: it is what ``--vendor`` and the API take), its name, and what it offers."""
+    from rich import box
+
     from pmap.connectors.catalog import connector_types
 
-    table = Table(title="PMAP connector types")
-    for col in ("vendor", "name", "category", "operations", "formats", "webhooks"):
-        table.add_column(col, overflow="fold")
-    for ct in sorted(connector_types().values(), key=lambda c: (c.category.value, c.vendor)):
-        if category and ct.category.value != category:
-            continue
-        table.add_row(ct.vendor, ct.display_name, ct.category.value,
-                      ", ".join(ct.offered()) or "file import", ", ".join(ct.report_formats), ct.webhook_scheme or "")
-    Console().print(table)
+    table = Table(title="PMAP connector types", box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    table.add_column("vendor", no_wrap=True)
+    table.add_column("name", ratio=1, overflow="fold")
+    # wraps between items, never inside one (fold only if an item alone is wider than the column)
+    table.add_column("offers", ratio=2, overflow="fold")
+    types = sorted(connector_types().values(), key=lambda c: (c.category.value, c.vendor))
+    shown = [ct for ct in types if category is None or ct.category.value == category]
+    for i, ct in enumerate(shown):
+        if i == 0 or ct.category != shown[i - 1].category:
+            table.add_row(f"[bold]{ct.category.value}[/]", "", "")
+        offers = [f"operations: {', '.join(ct.offered()) or 'none (file import only)'}"]
+        if ct.report_formats:
+            offers.append(f"formats: {', '.join(ct.report_formats)}")
+        if ct.webhook_scheme:
+            offers.append(f"webhooks: {ct.webhook_scheme}")
+        last = i + 1 == len(shown) or shown[i + 1].category != ct.category
+        table.add_row(ct.vendor, escape(ct.display_name), "\n".join(offers), end_section=last)
+    return table
+
+
+@connectors_app.command("list")
+def connectors_list(
+    category: Annotated[Category | None, typer.Option(help="Only this category.", case_sensitive=False)] = None,
+) -> None:
+    """Print the connector catalog, grouped by category (fits an 80-column terminal)."""
+    Console().print(_catalog_table(category.value if category else None))
 
 
 @webhooks_app.command("prune")
 def webhooks_prune(
     days: Annotated[int | None, typer.Option(
-        "--days", min=1, max=36500, help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
+        "--days", min=1, max=36500,
+        help="Keep payloads this many days (default: PMAP_WEBHOOK_RETENTION_DAYS).")] = None,
 ) -> None:
     """Apply the webhook delivery retention now: clear old payloads, delete old key-less rows."""
     from pmap.core.db import make_engine, make_session_factory, transaction

@@ -65,7 +65,10 @@ class ConnectionSettings(BaseModel):
     base_url: str = Field(description="The vendor API's base URL (scheme, host, optional port and path).")
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on).")
     ca_bundle: str | None = Field(default=None, description="PEM CA certificates to trust for this integration.")
-    timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Per-call timeout.")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120,
+        description="Per-call timeout in seconds, honoured up to 120: an operation (a connection test included) "
+        "runs for the deployment's budget (PMAP_CONNECTION_TEST_TIMEOUT for a test) or this, whichever is longer.")
 
     #: settings that become part of a vendor URL path: ``"segment"`` (one) or ``"segments"`` (``a/b``)
     path_settings: ClassVar[dict[str, str]] = {}
@@ -97,6 +100,11 @@ class NoCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: the shortest credential value the service keeps (every field of a credentials model, secret or
+#: not); shorter values could not be masked in logs and messages without masking ordinary words
+SECRET_MIN_CHARS = 4
+
+
 class Credentials(BaseModel):
     """Base of every vendor's credential model: all secret fields are ``SecretStr``."""
 
@@ -114,14 +122,17 @@ def secret_field_names(model: type[BaseModel]) -> list[str]:
     return names
 
 
-def model_json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON Schema of a settings/credentials model; secret properties carry ``writeOnly``."""
+def model_json_schema(model: type[BaseModel], *, credentials: bool = False) -> dict[str, Any]:
+    """The JSON Schema of a settings/credentials model; secret properties carry ``writeOnly``, and
+    every property of a ``credentials`` model the ``minLength`` the service enforces on it."""
     schema = model.model_json_schema()
     secrets = set(secret_field_names(model))
     for name, prop in schema.get("properties", {}).items():
         if name in secrets:
             prop["writeOnly"] = True
             prop.setdefault("format", "password")
+        if credentials:
+            prop["minLength"] = max(prop.get("minLength", 0), SECRET_MIN_CHARS)
     schema.setdefault("required", [])
     return schema
 

@@ -59,13 +59,15 @@ def operation_context(
     except ValidationError as exc:
         # a row saved before a check existed ("../.." as a repository): the integration needs fixing
         problems = [FieldProblem(f"connection.{p.field}", p.reason)
-                    for p in validation_problems(exc.errors(include_input=False))]
+                    for p in validation_problems([dict(e) for e in exc.errors(include_input=False)])]
         raise ValidationFailed("the integration's stored settings are no longer valid; update them",
                                fields=problems) from None
     vendor_fields = {k: v for k, v in credentials.items() if k in ct.credentials_model.model_fields}
     creds_model: BaseModel = ct.credentials_model.model_validate(vendor_fields)
     timeout = float(getattr(conn_model, "timeout_seconds", settings.connection_test_timeout))
-    total = budget if budget is not None else settings.connection_test_timeout
+    # the integration's per-call timeout (up to the schema's 120 s) is honoured: the operation's
+    # budget is never shorter than one call of it
+    total = max(budget if budget is not None else settings.connection_test_timeout, timeout)
     outbound = OutboundConfig(
         policy=egress_policy(settings),
         verify_tls=bool(getattr(conn_model, "verify_tls", True)),

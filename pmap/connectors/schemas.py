@@ -31,7 +31,7 @@ def describe(ct: ConnectorType) -> ConnectorTypeOut:
     return ConnectorTypeOut(
         vendor=ct.vendor, display_name=ct.display_name, category=ct.category.value,
         connection_schema=model_json_schema(ct.connection_model),
-        credentials_schema=model_json_schema(ct.credentials_model),
+        credentials_schema=model_json_schema(ct.credentials_model, credentials=True),
         default_base_url=ct.default_base_url, operations=ct.offered(), report_formats=list(ct.report_formats),
         webhook_scheme=ct.webhook_scheme, file_only=ct.file_only, docs_url=ct.docs_url, notes=ct.notes,
     )

@@ -1,4 +1,5 @@
-"""Keyset cursors over (created_at, id), the one cursor format of the API."""
+"""Keyset cursors over (created_at, id), the one cursor format of the API, and the list helpers
+that go with them: a page's ``total`` and a case-insensitive text filter."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, func, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from pmap.core.errors import BadRequestError, FieldProblem
 
@@ -54,3 +56,24 @@ def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], str | None]:
     more = len(rows) > limit
     nxt = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None  # type: ignore[attr-defined]
     return items, nxt
+
+
+def count_matching(session: Session, stmt: Select[Any]) -> int:
+    """How many rows ``stmt`` selects (before any cursor or limit): a page's ``total``."""
+    # count(*) over the statement's own FROM and WHERE: no column of the rows is read (nor a secret one)
+    counted = stmt.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+    return session.scalar(counted) or 0
+
+
+def escape_like(text: str) -> str:
+    r"""``text`` with LIKE's wildcards (and the escape character ``\``) made literal."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contains_text(column: InstrumentedAttribute[Any], text: str) -> ColumnElement[bool]:
+    """``column`` contains ``text``, case-insensitively; ``%`` and ``_`` in ``text`` are literal.
+
+    PostgreSQL answers with ILIKE; SQLite with ``lower(column) LIKE lower(pattern)``, whose
+    ``lower`` folds ASCII letters only.
+    """
+    return column.ilike(f"%{escape_like(text)}%", escape="\\")

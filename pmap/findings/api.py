@@ -65,7 +65,7 @@ _MULTIPART_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {
 
 def get_jobs(request: Request) -> JobRunner:
     """The app's background job runner."""
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
@@ -81,7 +81,8 @@ def _owned_integration(state: AppState, principal: Principal, integration_id: uu
 def _options(upload: Upload, actor: str) -> ImportOptions:
     unknown = sorted(set(upload.fields) - _FORM_FIELDS)
     if unknown:
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem(n, "is not a known field") for n in unknown])
+        raise ValidationFailed("the request is invalid",
+                               fields=[FieldProblem(n, "is not a known field") for n in unknown])
     scope = upload.fields.get("scope", "").strip() or "default"
     if len(scope) > SCOPE_MAX or not scope.isprintable():
         raise ValidationFailed("the request is invalid",
@@ -191,7 +192,8 @@ def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> l
     bad = sorted(set(out) - set(allowed))
     if bad:
         raise ValidationFailed("the request is invalid",
-                               fields=[FieldProblem(name, f"unknown value(s) {', '.join(bad)}; one of {', '.join(allowed)}")])
+                               fields=[FieldProblem(name, f"unknown value(s) {', '.join(bad)}; "
+                                                          f"one of {', '.join(allowed)}")])
     return out
 
 
@@ -208,8 +210,10 @@ def list_findings(
     session: DbSession, principal: Viewer,
     integration_id: uuid.UUID | None = None,
     severity: Annotated[list[str] | None, Query(description="Repeat or comma-separate: high,critical")] = None,
-    finding_status: Annotated[list[str] | None, Query(alias="status", description="open, resolved, suppressed, filtered")] = None,
-    vuln_id: Annotated[str | None, Query(max_length=200, description="CVE, CWE-n, GHSA/advisory or vendor rule id")] = None,
+    finding_status: Annotated[list[str] | None,
+                              Query(alias="status", description="open, resolved, suppressed, filtered")] = None,
+    vuln_id: Annotated[str | None,
+                       Query(max_length=200, description="CVE, CWE-n, GHSA/advisory or vendor rule id")] = None,
     host: Annotated[str | None, Query(max_length=255)] = None,
     ip: Annotated[str | None, Query(max_length=64)] = None,
     port: Annotated[int | None, Query(ge=0, le=65535)] = None,
@@ -217,10 +221,14 @@ def list_findings(
     repository: Annotated[str | None, Query(max_length=500)] = None,
     file_path: Annotated[str | None, Query(max_length=1024)] = None,
     package_name: Annotated[str | None, Query(max_length=500)] = None,
-    resource: Annotated[str | None, Query(max_length=2048, description="Equals host, ip, url, repository, file path or package")] = None,
+    resource: Annotated[str | None, Query(
+        max_length=2048, description="Equals host, ip, url, repository, file path or package")] = None,
     scope: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
+    title: Annotated[str | None, Query(min_length=1, max_length=500,
+                                       description="Contained in the title, case-insensitively "
+                                                   "(% and _ are literal)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> FindingPage:
@@ -229,7 +237,7 @@ def list_findings(
         integration_id=integration_id, severity=_choices(severity, SEVERITIES, "severity"),
         status=_choices(finding_status, _STATUSES, "status"), vuln_id=vuln_id, host=host, ip=ip, port=port, url=url,
         repository=repository, file_path=file_path, package_name=package_name, resource=resource, scope=scope,
-        format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag,
+        format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag, title=title,
     )
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 

@@ -9,6 +9,7 @@ error in the writer surfaces on the caller's next :meth:`submit` or at :meth:`cl
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -68,7 +69,5 @@ class BackgroundWriter:
         # the producer failed: skip what is queued, wait until the writer stops using the
         # connection (the caller rolls back next), and let the producer's error win
         self._abort = True
-        try:
+        with contextlib.suppress(BaseException):  # the producer's exception is the one to report
             self.close()
-        except BaseException:  # noqa: S110 - the producer's exception is the one to report
-            pass

@@ -65,9 +65,10 @@ def _wait(client: httpx.Client, job: dict[str, Any], progress: Progress | None) 
         job = response.json()
         if progress is not None and task is not None:
             done = job["progress"].get("bytes_read", 0)
-            progress.update(task, completed=done, description=f"importing ({job['progress'].get('findings', 0)} findings)")
+            found = job["progress"].get("findings", 0)
+            progress.update(task, completed=done, description=f"importing ({found} findings)")
         if job["status"] == "succeeded":
-            return job["result"]  # type: ignore[no-any-return]
+            return job["result"]
         if job["status"] == "failed":
             error = job.get("error") or {}
             raise CliError(f"the import job failed: {error.get('message', 'unknown error')}")
@@ -85,17 +86,17 @@ def upload_report(path: Path, integration: str, *, url: str, token: str, fmt: st
                         console=console, transient=True) if show_progress else None
     timeout = httpx.Timeout(30.0, read=600.0)  # a synchronous import of a few MB may take a while
     try:
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as client:
-            with open(path, "rb") as fh, (progress or _Null()):
-                task = progress.add_task("uploading", total=path.stat().st_size) if progress else None
-                body = _CountingFile(fh, progress, task)
-                response = client.post(f"/api/v1/integrations/{integration}/imports",
-                                       files={"file": (path.name, body)}, data=data)  # type: ignore[dict-item]
-                if response.status_code == 202:
-                    return _wait(client, response.json()["job"], progress)
-                if response.status_code != 200:
-                    raise CliError(_api_error(response))
-                return response.json()  # type: ignore[no-any-return]
+        with (httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as client,
+              open(path, "rb") as fh, (progress or _Null())):
+            task = progress.add_task("uploading", total=path.stat().st_size) if progress else None
+            body = _CountingFile(fh, progress, task)
+            response = client.post(f"/api/v1/integrations/{integration}/imports",
+                                   files={"file": (path.name, body)}, data=data)  # type: ignore[dict-item]
+            if response.status_code == 202:
+                return _wait(client, response.json()["job"], progress)
+            if response.status_code != 200:
+                raise CliError(_api_error(response))
+            return response.json()
     except httpx.HTTPError as exc:
         raise CliError(f"cannot reach PMAP at {url}: {exc}") from None
 

@@ -105,7 +105,8 @@ def _extra(extra: dict[str, Any]) -> bytes:
         return text
     # keep every key, shortening long text evenly, rather than dropping evidence wholesale
     share = max(64, EXTRA_MAX_BYTES // (2 * len(extra)))
-    trimmed = {k: (v[:share] + "…[truncated]" if isinstance(v, str) and len(v) > share else v) for k, v in extra.items()}
+    trimmed = {k: (v[:share] + "…[truncated]" if isinstance(v, str) and len(v) > share else v)
+               for k, v in extra.items()}
     text = dump_json(trimmed)
     return text if len(text) <= EXTRA_MAX_BYTES else dump_json({"truncated": True, "keys": list(extra)[:50]})
 
@@ -238,7 +239,7 @@ class RowBuilder:
             # the common case (short ASCII text) costs three C-level checks and no call
             v if v is None or (type(v) is str and len(v) <= cap and v.isascii() and "\x00" not in v)
             else clean_text(str(v), cap)
-            for v, cap in zip(self._texts(f), self._caps)]
+            for v, cap in zip(self._texts(f), self._caps, strict=True)]
         js, empty, now, imported = self._json, self._empty_list, self._now, self._import
         port, line, score = f.port, f.line, f.cvss_score
         suppressed = self._rule(d.suppressed_by) if d.suppressed_by else None

@@ -55,7 +55,7 @@ def validate_rule(name: str, condition: str, action: str, value: str | None) -> 
 
 
 def _sample(cost: RuleSetCost) -> RuleCostSample:
-    return RuleCostSample(source=cost.sample_source, findings=cost.sample_findings)  # type: ignore[arg-type]
+    return RuleCostSample(source=cost.sample_source, findings=cost.sample_findings)
 
 
 def _cost_report(cost: RuleSetCost, settings: Settings) -> RuleSetCostOut:
@@ -160,7 +160,7 @@ def update_rule(rule_id: uuid.UUID, body: RuleUpdate, session: DbSession, state:
             raise ValidationFailed("the request is invalid", fields=[FieldProblem(name, "must not be null")])
     action = given.get("action", rule.action)
     # changing the action drops a value that belonged to the old one unless a new value is given
-    value = given["value"] if "value" in given else (rule.value if action == rule.action else None)
+    value = given.get("value", rule.value if action == rule.action else None)
     condition = given.get("condition", rule.condition)
     name = given.get("name", rule.name)
     compiled = validate_rule(name, condition, action, value)

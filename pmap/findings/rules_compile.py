@@ -98,7 +98,7 @@ class _Compiler:
 
     def compile(self, node: Node) -> Val:
         method = getattr(self, "_" + node.kind)
-        return method(node)  # type: ignore[no-any-return]
+        return method(node)
 
     def boolean(self, node: Node, what: str) -> Test:
         val = self.compile(node)
@@ -111,7 +111,8 @@ class _Compiler:
     # --- leaves
     def _lit(self, node: Node) -> Val:
         v = node.value
-        t = NULL if v is None else BOOL if type(v) is bool else INT if type(v) is int else DOUBLE if type(v) is float else STR
+        t = (NULL if v is None else BOOL if type(v) is bool else INT if type(v) is int
+             else DOUBLE if type(v) is float else STR)
         return Val(lambda f: v, t, const=True, value=v)
 
     def _ident(self, node: Node) -> Val:

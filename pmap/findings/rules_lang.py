@@ -294,8 +294,9 @@ def _describe(kind: str, value: Any) -> str:
     return f"'{value}'"
 
 
-def parse(text: str) -> Node:
-    """Parse a condition into a syntax tree; raises :class:`LangError` with a position."""
+def parse(text: object) -> Node:
+    """Parse a condition into a syntax tree; raises :class:`LangError` with a position (also for a
+    condition that is not text: it may come from stored JSON)."""
     if not isinstance(text, str) or not text.strip():
         raise LangError("condition is empty", 0)
     if len(text) > MAX_CONDITION_CHARS:

@@ -46,7 +46,7 @@ def check_rule_limits(settings: Settings, session: Session, principal: Principal
     if size > settings.rules_max_rule_size:
         raise _refuse("the condition's compiled size (syntax nodes + regex program)", "PMAP_RULES_MAX_RULE_SIZE",
                       settings.rules_max_rule_size, size, "condition")
-    rows = session.execute(principal.scoped(Rule, Rule.id, Rule.condition)).all()  # type: ignore[call-overload]
+    rows = session.execute(principal.scoped(Rule, Rule.id, Rule.condition)).all()
     if replacing is None and len(rows) >= settings.rules_max_per_org:
         raise _refuse("the number of rules of the organization with this one", "PMAP_RULES_MAX_PER_ORG",
                       settings.rules_max_per_org, len(rows) + 1, "rules")

@@ -94,7 +94,7 @@ def logic(parts: list[Test], decisive: bool) -> Test:
                     if b(f):
                         return True
                     raise
-                return b(f)  # type: ignore[no-any-return]
+                return b(f)
             return or2
 
         def and2(f: Any) -> bool:
@@ -105,7 +105,7 @@ def logic(parts: list[Test], decisive: bool) -> Test:
                 if not b(f):
                     return False
                 raise
-            return b(f)  # type: ignore[no-any-return]
+            return b(f)
         return and2
 
     def many(f: Any) -> bool:
@@ -216,8 +216,8 @@ def ascii_case(rfn: Test, upper: bool, remember: bool = False) -> Test:
     def convert(f: Any) -> str:
         s = rfn(f)
         if s.isascii():
-            return s.upper() if upper else s.lower()  # type: ignore[no-any-return]
-        return s.translate(table)  # type: ignore[no-any-return]
+            return s.upper() if upper else s.lower()
+        return s.translate(table)
 
     if not remember:
         return convert
@@ -228,12 +228,10 @@ def ascii_case(rfn: Test, upper: bool, remember: bool = False) -> Test:
         seen = last[0]  # one tuple, replaced whole: safe between threads
         if seen[0] is s and s is not None:  # the same object: the caller holds it, so its id is not reused
             return seen[1]
-        if s.isascii():  # as in convert; a null or non-text value raises here: undefined, nothing kept
-            out = s.upper() if upper else s.lower()
-        else:
-            out = s.translate(table)
+        # as in convert; a null or non-text value raises here: undefined, nothing kept
+        out = (s.upper() if upper else s.lower()) if s.isascii() else s.translate(table)
         last[0] = (s, out)
-        return out  # type: ignore[no-any-return]
+        return out
 
     return remembered
 
@@ -262,10 +260,10 @@ def text_test(name: str, recv: Val, arg: Val) -> Test:
         if t.__class__ is not str:
             raise Undefined
         if name == "startsWith":
-            return s.startswith(t)  # type: ignore[no-any-return]
+            return s.startswith(t)
         if name == "endsWith":
-            return s.endswith(t)  # type: ignore[no-any-return]
-        return s.find(t) >= 0  # type: ignore[no-any-return]
+            return s.endswith(t)
+        return s.find(t) >= 0
 
     return generic
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
+import re2
 
 MAX_REGEX_CHARS = 512
 PATTERN_MAX_MEM = 1 << 20  # a pattern whose automaton needs more is refused, not run

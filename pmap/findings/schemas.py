@@ -68,7 +68,8 @@ class FindingOut(BaseModel):
 
 
 class FindingPage(BaseModel):
-    """One page of findings, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+    """One page of findings, newest first; pass ``next_cursor`` as ``cursor`` for the next. No
+    ``total``: counting an organization's findings under these filters reads every matching row."""
 
     items: list[FindingOut]
     next_cursor: str | None
@@ -124,6 +125,7 @@ class ImportOut(BaseModel):
 class ImportPage(BaseModel):
     items: list[ImportOut]
     next_cursor: str | None
+    total: int = Field(description="Imports of the integration, on every page (not just this one).")
 
 
 class JobOut(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from pmap.auth.principal import Principal
-from pmap.core.pagination import newest_first, split_page
+from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
 from pmap.findings.models import Finding, ImportRecord
 from pmap.findings.schemas import FindingOut, FindingPage, ImportOut, ImportPage
 
@@ -38,6 +38,7 @@ class FindingFilters:
     scope: str | None = None
     format: str | None = None
     tag: str | None = None
+    title: str | None = None  # contained in the title, case-insensitively; % and _ are literal
 
 
 def json_list_has(session: Session, column: Any, value: Any) -> sa.ColumnElement[bool]:
@@ -74,6 +75,8 @@ def _where(session: Session, f: FindingFilters) -> list[sa.ColumnElement[bool]]:
         clauses.append(_vuln_id(session, f.vuln_id))
     if f.tag:
         clauses.append(json_list_has(session, Finding.tags, f.tag))
+    if f.title:
+        clauses.append(contains_text(Finding.title, f.title))
     if f.resource:
         r = f.resource
         clauses.append(sa.or_(Finding.host == r, Finding.ip == r, Finding.url == r, Finding.repository == r,
@@ -96,10 +99,11 @@ def get_finding(session: Session, principal: Principal, finding_id: uuid.UUID) -
 
 def list_imports(session: Session, principal: Principal, integration_id: uuid.UUID, *, limit: int,
                  cursor: str | None) -> ImportPage:
-    """The imports of one integration, newest first."""
+    """The imports of one integration, newest first, with their ``total``."""
     stmt = principal.scoped(ImportRecord).where(ImportRecord.integration_id == integration_id)
     rows, nxt = split_page(session.scalars(newest_first(stmt, ImportRecord, cursor, limit)).all(), limit)
-    return ImportPage(items=[ImportOut.model_validate(r) for r in rows], next_cursor=nxt)
+    return ImportPage(items=[ImportOut.model_validate(r) for r in rows], next_cursor=nxt,
+                      total=count_matching(session, stmt))
 
 
 def get_import(session: Session, principal: Principal, import_id: uuid.UUID) -> ImportOut:

@@ -98,7 +98,8 @@ def _existing_query(t: sa.Table, stream: Stream) -> Any:
     # transaction the table's statistics still describe it as it was (often empty), and a plain
     # ``IN (...)`` or join then gets planned as a scan of the whole integration per batch
     # (quadratic). LIMIT 1 keeps the lateral subquery from being flattened into such a join.
-    fps = sa.func.unnest(sa.cast(sa.bindparam("fps"), postgresql.ARRAY(sa.Text))).table_valued("fp").render_derived(name="u")
+    fps = (sa.func.unnest(sa.cast(sa.bindparam("fps"), postgresql.ARRAY(sa.Text)))
+           .table_valued("fp").render_derived(name="u"))
     hit = (sa.select(t.c.status).where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
                                        t.c.fingerprint == fps.c.fp).limit(1).lateral("hit"))
     return sa.select(fps.c.fp, hit.c.status).select_from(fps.join(hit, sa.true()))
@@ -113,7 +114,8 @@ def _check_binary_types(columns: list[sa.Column[Any]]) -> None:
     for col in columns:
         if not isinstance(col.type, expected):
             raise TypeError(f"findings.{col.name}: no binary COPY mapping for {col.type!r}")
-        if isinstance(col.type, sa.Integer) and (col.name not in ("port", "line") or isinstance(col.type, sa.BigInteger)):
+        if isinstance(col.type, sa.Integer) and (col.name not in ("port", "line")
+                                                 or isinstance(col.type, sa.BigInteger)):
             raise TypeError(f"findings.{col.name}: integers are sent as int4; check the row builder packs it")
 
 
@@ -146,14 +148,13 @@ class _CopyUpsert:
 
     def _copy(self, sql: str, rows: list[Row]) -> None:
         raw = self._conn.connection.dbapi_connection
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            # values are dumped by Python type, all by psycopg's C dumpers: bytes (already in their
-            # column's wire format, see RowBuilder), str, float, datetime; set_types() would pick
-            # slower pure-Python dumpers for the bytes and uuid columns
-            with cur.copy(sql) as copy:
-                write = copy.write_row
-                for r in rows:
-                    write(r)
+        # values are dumped by Python type, all by psycopg's C dumpers: bytes (already in their
+        # column's wire format, see RowBuilder), str, float, datetime; set_types() would pick
+        # slower pure-Python dumpers for the bytes and uuid columns
+        with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+            write = copy.write_row
+            for r in rows:
+                write(r)
 
     def __call__(self, rows: list[Row], existing: dict[str, str]) -> None:
         if not existing:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from pmap.auth.deps import OUTBOUND, OUTBOUND_RESPONSES, Admin, Operator, Viewer
-from pmap.connectors.base import ConnectionTestResult, PermissionReport
+from pmap.connectors.base import Category, ConnectionTestResult, PermissionReport
 from pmap.core.deps import DbSession, StateDep
 from pmap.integrations import deletion, permissions, service, testing
 from pmap.integrations.models import Integration
@@ -53,11 +53,18 @@ def list_integrations(
     principal: Viewer,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-    vendor: Annotated[str | None, Query(max_length=64)] = None,
-    category: Annotated[str | None, Query(max_length=32)] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=200,
+                                      description="Contained in the name, case-insensitively "
+                                                  "(% and _ are literal)")] = None,
+    vendor: Annotated[str | None, Query(max_length=64,
+                                        description="A vendor type (GET /api/v1/connector-types)")] = None,
+    category: Annotated[Category | None, Query()] = None,
+    enabled: Annotated[bool | None, Query()] = None,
 ) -> IntegrationPage:
     """List the organization's integrations, newest first (metadata only; decrypts nothing)."""
-    return service.list_page(session, principal, limit=limit, cursor=cursor, vendor=vendor, category=category)
+    filters = service.IntegrationFilters(name=name, vendor=vendor, category=category.value if category else None,
+                                         enabled=enabled)
+    return service.list_page(session, principal, limit=limit, cursor=cursor, filters=filters)
 
 
 @router.get("/{integration_id}", response_model=IntegrationOut)

@@ -91,3 +91,4 @@ class IntegrationPage(BaseModel):
 
     items: list[IntegrationOut]
     next_cursor: str | None
+    total: int = Field(description="Integrations matching the filters, on every page (not just this one).")

@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Session, defer
 
 from pmap.audit.service import SessionAudit
 from pmap.auth.principal import Principal, Role
-from pmap.connectors.base import ConnectorType, secret_field_names
+from pmap.connectors.base import SECRET_MIN_CHARS, ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import Keyring
@@ -22,7 +24,7 @@ from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
-from pmap.core.pagination import newest_first, split_page
+from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
 from pmap.core.seams import AuditSink, CredentialSource, Purpose
 from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
@@ -33,6 +35,17 @@ from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationCreate, IntegrationOut, IntegrationPage, IntegrationUpdate
 
 LEGACY_API_KEY = "connection.api_key"
+
+
+@dataclass(frozen=True)
+class IntegrationFilters:
+    """What ``GET /integrations`` narrows on; ``None`` is no filter."""
+
+    name: str | None = None  # contained in the name, case-insensitively
+    vendor: str | None = None
+    category: str | None = None
+    enabled: bool | None = None
+
 _PLACEHOLDER = re.compile(r"^(?:[*•xX]{3,}|\[?redacted\]?|<redacted>|\*+unchanged\*+|unchanged)$", re.IGNORECASE)
 
 
@@ -40,15 +53,15 @@ def vendor_type(vendor: str) -> ConnectorType:
     """The catalog entry for ``vendor``, or a 422 naming the field."""
     ct = connector_types().get(vendor)
     if ct is None:
-        raise ValidationFailed("unknown vendor type", fields=[FieldProblem("vendor", f"unknown vendor type {vendor!r}; see GET /api/v1/connector-types")])
+        raise ValidationFailed("unknown vendor type", fields=[
+            FieldProblem("vendor", f"unknown vendor type {vendor!r}; see GET /api/v1/connector-types")])
     return ct
 
 
-#: shorter values could not be masked in logs and messages without masking ordinary words
-SECRET_MIN_CHARS = 4
 _CONTROL = CONTROL_CHARS
 #: a DNS name (labels of 1-63 letters, digits, hyphens; 253 at most) or an IP literal as target_of gives it
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$"
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                       r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.?$"
                        r"|^[0-9a-f:.]+$", re.IGNORECASE)
 
 
@@ -84,11 +97,12 @@ def legacy_api_key(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", "must be a string")])
-    value = value.strip()
-    if (reason := secret_problem(value)) is not None:
+        raise ValidationFailed("the request is invalid",
+                               fields=[FieldProblem("connection.api_key", "must be a string")])
+    text = value.strip()
+    if (reason := secret_problem(text)) is not None:
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.api_key", reason)])
-    return value
+    return text
 
 
 def validate_connection(ct: ConnectorType, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -118,28 +132,33 @@ def _embeds_credentials(url: str) -> bool:
     return bool(colon) and not after.split("/", 1)[0].isdigit()
 
 
+def _base_url_refused(reason: str) -> ValidationFailed:
+    return ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", reason)])
+
+
 def _check_base_url(url: str) -> None:
     # user:password@ first: such a URL may not even parse (a password holding "@" or "/"), and the
     # answer should say why it is refused (never echoing it)
     if _embeds_credentials(url):
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not embed credentials; use the credentials fields")])
+        raise _base_url_refused("must not embed credentials; use the credentials fields")
     if control_character_in(url):
         # "%0d%0a" parses as a URL, then breaks (or splits) every request built from it
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not hold control characters (CR, LF, NUL, TAB, DEL, ...), raw or percent-encoded")])
+        raise _base_url_refused("must not hold control characters (CR, LF, NUL, TAB, DEL, ...), raw or percent-encoded")
     try:
         scheme, host, _port, _path = target_of(url)
     except Exception:
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "is not a valid http(s) URL")]) from None
+        raise _base_url_refused("is not a valid http(s) URL") from None
     if scheme not in ("http", "https") or not host:
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must be an http or https URL with a host")])
+        raise _base_url_refused("must be an http or https URL with a host")
     if "?" in url or "#" in url:
         # a token in a query string would be stored and shown as a plain setting
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "must not carry a query string or fragment; credentials belong in the credentials fields")])
+        raise _base_url_refused("must not carry a query string or fragment; "
+                                "credentials belong in the credentials fields")
     if any(c.isspace() for c in url) or not _HOSTNAME.match(host):
-        raise ValidationFailed("the request is invalid", fields=[FieldProblem("connection.base_url", "does not name a valid host")])
+        raise _base_url_refused("does not name a valid host")
 
 
-def validate_credentials(ct: ConnectorType, values: dict[str, str | None]) -> dict[str, str]:
+def validate_credentials(ct: ConnectorType, values: Mapping[str, str | None]) -> dict[str, str]:
     """The complete credential map, checked against the vendor's schema (values never echoed)."""
     present = {k: v for k, v in values.items() if v is not None}
     _validate(ct.credentials_model, present, "credentials")
@@ -151,7 +170,7 @@ def _validate(model: type[BaseModel], data: dict[str, Any], prefix: str) -> Base
         return model.model_validate(data)
     except ValidationError as exc:
         problems = [FieldProblem(f"{prefix}.{p.field}" if p.field != "body" else prefix, p.reason)
-                    for p in validation_problems(exc.errors(include_input=False))]
+                    for p in validation_problems([dict(e) for e in exc.errors(include_input=False)])]
         raise ValidationFailed("the request is invalid", fields=problems) from None
 
 
@@ -264,12 +283,13 @@ def update(
         _ensure_unique_name(session, principal, body.name, exclude=row.id)
         row.name = body.name
     connection = dict(row.connection)
-    new_legacy: str | None | bool = False  # False: untouched
+    legacy_given = False  # connection.api_key in the body: new_legacy replaces (None: clears) the stored one
+    new_legacy: str | None = None
     if body.connection is not None:
         merged = {k: v for k, v in connection.items()}
         for key, value in body.connection.items():
             if key == "api_key":
-                new_legacy = legacy_api_key(value)  # None clears it
+                legacy_given, new_legacy = True, legacy_api_key(value)
                 continue
             if value is None:
                 merged.pop(key, None)
@@ -277,7 +297,7 @@ def update(
                 merged[key] = value
         connection, _ = validate_connection(ct, merged)
     moved = target_changed(row.connection, connection)
-    if body.credentials is not None or new_legacy is not False or moved:
+    if body.credentials is not None or legacy_given or moved:
         incoming = _plain(body.credentials or {})
         secret_names = set(secret_field_names(ct.credentials_model))
         if moved:
@@ -291,20 +311,20 @@ def update(
         with resolver.resolve(row, purpose=Purpose.CREDENTIAL_UPDATE, actor=principal.actor) as current:
             stored = dict(current.values)
         legacy = stored.pop(LEGACY_API_KEY, None)
-        if moved and legacy and new_legacy is False:
+        if moved and legacy and not legacy_given:
             legacy = None  # a legacy key is not carried to a new host either
         for name, value in incoming.items():
             if value is None:
                 stored.pop(name, None)
             else:
                 stored[name] = value
-        if new_legacy is not False:
+        if legacy_given:
             legacy = new_legacy or None
         credentials = validate_credentials(ct, stored)
         row.encrypted_credentials = seal_credentials(keyring, row.id, _sealed_map(credentials, legacy))
         row.credential_fields = _secret_names(credentials, legacy)
         changed_secrets = sorted(f"credentials.{n}" for n in incoming) + \
-            (["connection.api_key"] if new_legacy is not False else [])
+            (["connection.api_key"] if legacy_given else [])
     row.connection = connection
     if "enabled" in fields_set and body.enabled is not None:
         row.enabled = body.enabled
@@ -370,12 +390,17 @@ def target_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return verify_dropped or trust_anchor(new) != trust_anchor(old)
 
 
+def _name_taken() -> Conflict:
+    return Conflict("an integration with this name exists",
+                    fields=[FieldProblem("name", "is already used in this organization")])
+
+
 def _ensure_unique_name(session: Session, principal: Principal, name: str, exclude: uuid.UUID | None = None) -> None:
     stmt = principal.scoped(Integration, Integration.id).where(Integration.name == name)
     if exclude is not None:
         stmt = stmt.where(Integration.id != exclude)
     if session.scalar(stmt) is not None:
-        raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")])
+        raise _name_taken()
 
 
 def _commit(session: Session) -> None:
@@ -385,7 +410,7 @@ def _commit(session: Session) -> None:
         session.rollback()
         if is_foreign_key_violation(exc):
             raise  # not a name taken: a parent deleted meanwhile (the error layer answers 409 for it)
-        raise Conflict("an integration with this name exists", fields=[FieldProblem("name", "is already used in this organization")]) from None
+        raise _name_taken() from None
 
 
 def delete(session: Session, principal: Principal, row: Integration) -> dict[str, int]:
@@ -400,16 +425,23 @@ def delete(session: Session, principal: Principal, row: Integration) -> dict[str
 
 # --- listing ----------------------------------------------------------------------------------
 
-def list_page(session: Session, principal: Principal, *, limit: int, cursor: str | None, vendor: str | None = None,
-              category: str | None = None) -> IntegrationPage:
-    """One page, newest first, keyset-paginated on (created_at, id). Reads no secret column."""
+def list_page(session: Session, principal: Principal, *, limit: int, cursor: str | None,
+              filters: IntegrationFilters | None = None) -> IntegrationPage:
+    """One page, newest first, keyset-paginated on (created_at, id), with the filtered ``total``.
+    Reads no secret column."""
+    filters = filters or IntegrationFilters()
     # the encrypted columns are not even read when listing
     stmt = principal.scoped(Integration).options(
         defer(Integration.encrypted_credentials), defer(Integration.encrypted_webhook_secret)
     )
-    if vendor:
-        stmt = stmt.where(Integration.vendor == vendor)
-    if category:
-        stmt = stmt.where(Integration.category == category)
+    if filters.name:
+        stmt = stmt.where(contains_text(Integration.name, filters.name))
+    if filters.vendor:
+        stmt = stmt.where(Integration.vendor == vendor_type(filters.vendor).vendor)
+    if filters.category:
+        stmt = stmt.where(Integration.category == filters.category)
+    if filters.enabled is not None:
+        stmt = stmt.where(Integration.enabled.is_(filters.enabled))
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, Integration, cursor, limit)).all(), limit)
-    return IntegrationPage(items=[to_out(r) for r in rows], next_cursor=next_cursor)
+    return IntegrationPage(items=[to_out(r) for r in rows], next_cursor=next_cursor,
+                           total=count_matching(session, stmt))

@@ -77,11 +77,14 @@ def run_saved_test(
     connection, legacy = validate_connection(ct, connection)
     incoming = {k: v for k, v in _plain(overlay.credentials or {}).items() if v is not None}
     if target_changed(row.connection, connection):
-        missing = [n for n in secret_field_names(ct.credentials_model) if n in row.credential_fields and n not in incoming]
+        missing = [n for n in secret_field_names(ct.credentials_model)
+                   if n in row.credential_fields and n not in incoming]
         if missing:
             raise ValidationFailed(
                 "the test points at another target: supply the secrets again",
-                fields=[FieldProblem(f"credentials.{n}", "must be supplied when testing another host or another TLS trust") for n in missing],
+                fields=[FieldProblem(f"credentials.{n}",
+                                     "must be supplied when testing another host or another TLS trust")
+                        for n in missing],
             )
         with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
             # only non-secret identity fields (a user name) carry over to another target
@@ -100,7 +103,8 @@ def run_saved_test(
     return result
 
 
-def _run(settings: Settings, ct: Any, connection: dict[str, Any], credentials: dict[str, str], legacy: str | None) -> ConnectionTestResult:
+def _run(settings: Settings, ct: Any, connection: dict[str, Any], credentials: dict[str, str],
+         legacy: str | None) -> ConnectionTestResult:
     legacy_value = credentials.pop(LEGACY_API_KEY, None) or legacy
     checked = validate_credentials(ct, credentials)
     if legacy_value:

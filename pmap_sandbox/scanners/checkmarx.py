@@ -154,7 +154,8 @@ VENDOR = {
     "category": "SAST",
     "base_path": f"/{KEY}",
     "auth": "refresh token -> POST /auth/realms/{tenant}/protocol/openid-connect/token -> Bearer",
-    "valid_credentials": {"tenant": "sandbox", "api_key": "cx-refresh-token-0001"},
+    "valid_credentials": {"api_key": "cx-refresh-token-0001"},
+    "connection": {"tenant": "sandbox"},
     "notes": "IAM and AST share the sandbox prefix (real: <region>.iam.checkmarx.net vs <region>.ast.checkmarx.net); "
     "markers read from the refresh token (or client_secret); bad -> 400 invalid_grant as Keycloak answers",
 }

@@ -202,7 +202,8 @@ VENDOR = {
     "category": "SCA",
     "base_path": f"/{KEY}/rest",
     "auth": "Authorization: token <key>",
-    "valid_credentials": {"token": "snyk-token-0001", "org_id": ORG_ID},
+    "valid_credentials": {"token": "snyk-token-0001"},
+    "connection": {"org_id": ORG_ID},
     "notes": "REST under /snyk/rest (version required, checked before auth), v1 under /snyk/v1; "
     "real Snyk requires https webhook URLs, the sandbox accepts http on loopback",
 }

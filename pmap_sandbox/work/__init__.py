@@ -134,7 +134,7 @@ _DESCRIPTORS: dict[str, dict[str, Any]] = {
                             "a password containing 'security' also holds security_admin; "
                             "unknown query fields are ignored, as on a default instance"},
     "github_issues": _github("ticketing"),
-    "github_actions": _github("CI/CD"),
+    "github_actions": {**_github("CI/CD"), "vendor": "github"},  # PMAP's vendor type for GitHub Actions
     "gitlab_issues": _gitlab("ticketing"),
     "gitlab_ci": _gitlab("CI/CD"),
     "azure_boards": _azure("ticketing"),

@@ -43,8 +43,8 @@ def test_tokens_list_and_revoke_keep_an_admin_and_audit_everything(tmp_path: Pat
     assert again.returncode == 0 and "already revoked" in again.stderr
     _create(env, "--role", "admin", "--name", "recovery")
     assert _run(["tokens", "revoke", _hex_id(ids["first [bold]admin[/]"])], env).returncode == 0
-    listed = _run(["tokens", "list", "--org", "acme"], env).stdout
-    assert sum("revoked" in line for line in listed.splitlines()[1:]) == 2
+    after = _run(["tokens", "list", "--org", "acme"], env).stdout
+    assert sum("revoked" in line for line in after.splitlines()[1:]) == 2
 
     events = _rows(tmp_path, "SELECT action, actor, detail FROM audit_events ORDER BY created_at")
     assert [e[0] for e in events] == ["token.create"] * 2 + ["token.revoke"] + ["token.create", "token.revoke"]

@@ -317,7 +317,8 @@ def test_catastrophic_pattern_runs_in_linear_time_under_re2() -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "fragment"),
-    [(r"(a)\\1", "invalid regular expression"), (r"(?=x)y", "invalid regular expression"), ("a" * 513, "longer than 512")],
+    [(r"(a)\\1", "invalid regular expression"), (r"(?=x)y", "invalid regular expression"),
+     ("a" * 513, "longer than 512")],
 )
 def test_regex_without_re2_semantics_or_too_long_is_refused(pattern: str, fragment: str) -> None:
     assert fragment in compile_error(f'title.matches("{pattern}")').message
@@ -342,10 +343,13 @@ BENCH_RULES = [
 def _random_finding(rng: random.Random) -> dict[str, Any]:
     pick = rng.choice
     return {
-        "title": pick(["Outdated package", "SQL injection", "XSS"]), "severity": pick(["info", "low", "high", "critical", "x"]),
-        "cve_ids": pick([[], ["CVE-2021-44228"], None]), "cwe_ids": pick([[], [79]]), "rule_id": pick(["R1", "R9", None]),
+        "title": pick(["Outdated package", "SQL injection", "XSS"]),
+        "severity": pick(["info", "low", "high", "critical", "x"]),
+        "cve_ids": pick([[], ["CVE-2021-44228"], None]), "cwe_ids": pick([[], [79]]),
+        "rule_id": pick(["R1", "R9", None]),
         "cvss_score": pick([None, 0.5, 7.0, 9.8]), "host": pick([None, "host123.x", "a.dev.example", "host3"]),
-        "ip": pick(["10.0.1.4", "10.0.2.4", None]), "port": pick([None, 23, 443]), "package_name": pick(["log4j-core", None]),
+        "ip": pick(["10.0.1.4", "10.0.2.4", None]), "port": pick([None, 23, 443]),
+        "package_name": pick(["log4j-core", None]),
         "vendor": pick(["tenable", "snyk", "qualys"]), "file_path": pick([None, "test/a.py", "src/a.py"]),
         "repository": pick(["org/legacy", None]), "integration_id": pick(["int-1", "int-2"]),
         "format": pick(["sarif", "nessus"]), "package_version": pick(["0.0.1", "1.0"]),
@@ -353,8 +357,10 @@ def _random_finding(rng: random.Random) -> dict[str, Any]:
 
 
 def test_rule_set_grouping_matches_brute_force_evaluation() -> None:
-    rules = [rule(f"r{i}", c, *(("set_severity", "low"), ("suppress", None), ("tag", f"t{i % 3}"))[i % 3], position=i)
-             for i, c in enumerate(BENCH_RULES)]
+    def action(i: int) -> tuple[str, str | None]:
+        return (("set_severity", "low"), ("suppress", None), ("tag", f"t{i % 3}"))[i % 3]
+
+    rules = [rule(f"r{i}", c, *action(i), position=i) for i, c in enumerate(BENCH_RULES)]
     assert sum(1 for r in rules if r.index) >= 8 and any(r.requires for r in rules)
     rs = RuleSet(rules)
     rng = random.Random(7)
@@ -381,9 +387,9 @@ def test_same_results_as_the_reference_cel_implementation() -> None:
         ours = rule("r", condition)
         program = cel.compile(condition)
         for finding in findings:
-            full = {k: finding.get(k) for k in ("title", "severity", "cve_ids", "cwe_ids", "rule_id", "cvss_score", "host",
-                                                "ip", "port", "package_name", "vendor", "file_path", "repository",
-                                                "integration_id", "format", "package_version")}
+            full = {k: finding.get(k) for k in ("title", "severity", "cve_ids", "cwe_ids", "rule_id", "cvss_score",
+                                                "host", "ip", "port", "package_name", "vendor", "file_path",
+                                                "repository", "integration_id", "format", "package_version")}
             try:
                 reference: Any = program.execute(full)
             except Exception:

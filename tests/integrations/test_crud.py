@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import event, func, select
 
@@ -59,7 +60,8 @@ def test_update_semantics_keep_clear_replace(api: Api) -> None:
     with api.state.sessions() as s:
         before = s.get(Integration, __import__("uuid").UUID(iid)).encrypted_credentials
     # omitted secret stays, other fields change
-    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"name": "jira2", "connection": {"project_key": "SEC"}}, headers=h)
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"name": "jira2", "connection": {"project_key": "SEC"}},
+                         headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["credentials_set"] == ["api_token", "email"] and r.json()["connection"]["project_key"] == "SEC"
     # a new value replaces and is encrypted afresh
@@ -90,23 +92,26 @@ def test_optional_secret_cleared_by_null(api: Api) -> None:
 
 def test_changing_target_requires_secrets_again(api: Api) -> None:
     h = api.token()
-    body = {"name": "n", "vendor": "nessus", "connection": {"base_url": "https://nessus.acme.test:8834"},
+    body: dict[str, Any] = {"name": "n", "vendor": "nessus", "connection": {"base_url": "https://nessus.acme.test:8834"},
             "credentials": {"access_key": "a" * 16, "secret_key": "b" * 16}}
     iid = api.client.post("/api/v1/integrations", json=body, headers=h).json()["id"]
-    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://evil.test"}}, headers=h)
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://evil.test"}},
+                         headers=h)
     assert r.status_code == 422
     assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://evil.test"},
                                                             "credentials": {"access_key": "c" * 16}}, headers=h)
     assert r.status_code == 422  # one new secret does not carry the stored other one to the new host
     assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.secret_key"}
-    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": "https://nessus.acme.test:8834/"}}, headers=h)
+    r = api.client.patch(f"/api/v1/integrations/{iid}",
+                         json={"connection": {"base_url": "https://nessus.acme.test:8834/"}}, headers=h)
     assert r.status_code == 200  # same target, trailing slash only
     for url in ("http://nessus.acme.test:8834", "https://nessus.acme.test:9443", "https://nessus.acme.test:8834/x"):
         r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": {"base_url": url}}, headers=h)
         assert r.status_code == 422, url  # scheme, port and base path are the target too
     # a weaker check of who answers at the same URL is a new target too: a network attacker could answer
-    for weaker in ({"verify_tls": False}, {"ca_bundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}):
+    for weaker in ({"verify_tls": False},
+                   {"ca_bundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}):
         r = api.client.patch(f"/api/v1/integrations/{iid}", json={"connection": weaker}, headers=h)
         assert r.status_code == 422, weaker
         assert {f["field"] for f in r.json()["error"]["fields"]} == {"credentials.access_key", "credentials.secret_key"}
@@ -145,14 +150,17 @@ def test_removing_or_emptying_the_ca_bundle_is_a_target_change(api: Api) -> None
 def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:
     h = api.token()
     secret = canary()
+    keys = {"access_key": secret, "secret_key": secret}
+    tenable = {"name": "a", "vendor": "tenable_vm"}
     cases = [
         ({"name": "a", "vendor": "nope", "credentials": {}}, 422, "vendor"),
-        ({"name": "a", "vendor": "tenable_vm", "credentials": {"access_key": secret}}, 422, "credentials.secret_key"),
-        ({"name": "a", "vendor": "tenable_vm", "credentials": {"access_key": secret, "secret_key": secret, "x": secret}}, 422, "credentials.x"),
-        ({"name": "a", "vendor": "tenable_vm", "credentials": {"access_key": 5, "secret_key": secret}}, 422, "credentials.access_key"),
-        ({"name": "a", "vendor": "tenable_vm", "connection": {"base_url": "ftp://x"}, "credentials": {"access_key": secret, "secret_key": secret}}, 422, "connection.base_url"),
-        ({"name": "a", "vendor": "tenable_vm", "connection": {"base_url": f"https://u:{secret}@h.test"}, "credentials": {"access_key": secret, "secret_key": secret}}, 422, "connection.base_url"),
-        ({"name": "a", "vendor": "tenable_vm", "connection": {"colour": "red"}, "credentials": {"access_key": secret, "secret_key": secret}}, 422, "connection.colour"),
+        ({**tenable, "credentials": {"access_key": secret}}, 422, "credentials.secret_key"),
+        ({**tenable, "credentials": {**keys, "x": secret}}, 422, "credentials.x"),
+        ({**tenable, "credentials": {"access_key": 5, "secret_key": secret}}, 422, "credentials.access_key"),
+        ({**tenable, "connection": {"base_url": "ftp://x"}, "credentials": keys}, 422, "connection.base_url"),
+        ({**tenable, "connection": {"base_url": f"https://u:{secret}@h.test"}, "credentials": keys}, 422,
+         "connection.base_url"),
+        ({**tenable, "connection": {"colour": "red"}, "credentials": keys}, 422, "connection.colour"),
         ({"vendor": "tenable_vm"}, 422, "name"),
         ({"name": "a", "vendor": "tenable_vm", "credentials": secret}, 422, "credentials"),  # a token pasted as the map
     ]
@@ -163,7 +171,8 @@ def test_bad_input_is_a_clear_4xx_and_writes_nothing(api: Api) -> None:
         assert field in [f["field"] for f in err["fields"]], (field, err)
         assert all(f["reason"] for f in err["fields"])
         assert secret not in r.text
-    r = api.client.post("/api/v1/integrations", content=b'{"name": "a", "vendor": ', headers={**h, "content-type": "application/json"})
+    r = api.client.post("/api/v1/integrations", content=b'{"name": "a", "vendor": ',
+                        headers={**h, "content-type": "application/json"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
     big = json.dumps({"name": "a", "vendor": "tenable_vm", "credentials": {"access_key": "x" * (1024 * 1024 + 10)}})
     r = api.client.post("/api/v1/integrations", content=big, headers={**h, "content-type": "application/json"})
@@ -179,7 +188,8 @@ def test_duplicate_name_is_409_within_org_only(api: Api) -> None:
     h, other = api.token("acme"), api.token("globex")
     assert api.client.post("/api/v1/integrations", json={"name": "same", **TENABLE}, headers=h).status_code == 201
     r = api.client.post("/api/v1/integrations", json={"name": "same", **TENABLE}, headers=h)
-    assert r.status_code == 409 and r.json()["error"]["fields"] == [{"field": "name", "reason": "is already used in this organization"}]
+    assert r.status_code == 409
+    assert r.json()["error"]["fields"] == [{"field": "name", "reason": "is already used in this organization"}]
     assert api.client.post("/api/v1/integrations", json={"name": "same", **TENABLE}, headers=other).status_code == 201
     assert _count(api) == 2
 
@@ -194,10 +204,12 @@ def test_connector_types_schemas(api: Api) -> None:
     assert types["jira_cloud"]["credentials_schema"]["properties"]["api_token"]["writeOnly"] is True
     assert "writeOnly" not in types["jira_cloud"]["credentials_schema"]["properties"]["email"]
     # every credential field of every vendor is write-only, except the few that name a user
-    readable = {(v, name) for v, t in types.items() for name, prop in t["credentials_schema"].get("properties", {}).items()
+    readable = {(v, name) for v, t in types.items()
+                for name, prop in t["credentials_schema"].get("properties", {}).items()
                 if prop.get("writeOnly") is not True}
     assert {name for _v, name in readable} <= {"username", "email", "user_id", "client_id"}, readable
-    assert {t["category"] for t in types.values()} <= {"vm", "dast", "sast", "sca", "network_discovery", "mobile", "itsm", "ticketing", "cicd"}
+    assert {t["category"] for t in types.values()} <= {"vm", "dast", "sast", "sca", "network_discovery", "mobile",
+                                                       "itsm", "ticketing", "cicd"}
 
 
 def test_listing_reads_no_secret_column_and_decrypts_nothing(api: Api) -> None:
@@ -217,7 +229,8 @@ def test_listing_reads_no_secret_column_and_decrypts_nothing(api: Api) -> None:
     assert r.status_code == 200 and len(r.json()["items"]) == 3
     assert any("integrations" in st for st in statements)
     assert not [st for st in statements if "encrypted_" in st]
-    decrypts = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"}, headers=h).json()["items"]
+    decrypts = api.client.get("/api/v1/audit-events", params={"action": "credentials.decrypt"},
+                              headers=h).json()["items"]
     assert decrypts == []
 
 
@@ -235,7 +248,8 @@ def test_create_update_and_delete_are_audited_with_field_names_only(api: Api) ->
     events = api.client.get("/api/v1/audit-events", headers=h).json()["items"]
     mine = {e["action"]: e for e in events if e["integration_id"] == iid and e["action"].startswith("integration.")}
     assert set(mine) == {"integration.create", "integration.update", "integration.delete"}
-    assert mine["integration.create"]["detail"] == {"vendor": "tenable_vm", "credentials_set": ["access_key", "secret_key"]}
+    assert mine["integration.create"]["detail"] == {"vendor": "tenable_vm",
+                                                    "credentials_set": ["access_key", "secret_key"]}
     assert mine["integration.update"]["detail"]["changed"] == [
         "severity_threshold", "connection.timeout_seconds", "credentials.secret_key"]
     assert mine["integration.delete"]["detail"]["vendor"] == "tenable_vm"

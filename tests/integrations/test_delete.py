@@ -144,8 +144,8 @@ def test_a_dry_run_counts_what_would_go_and_removes_nothing(api: Api) -> None:
     assert r.json() == {"dry_run": True, "would_delete": SEEDED}
     assert _dependents(api, iid) == SEEDED
     assert api.client.get(f"/api/v1/integrations/{iid}", headers=h).status_code == 200
-    r = api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h)
-    assert r.json()["items"] == []
+    events = api.client.get("/api/v1/audit-events", params={"action": "integration.delete"}, headers=h).json()
+    assert events["items"] == []
     # another organization's admin learns nothing, not even that it exists
     theirs = api.token("globex", "admin")
     r = api.client.delete(f"/api/v1/integrations/{iid}", params={"dry_run": "true"}, headers=theirs)

@@ -17,11 +17,12 @@ from pmap.auth.service import get_or_create_org
 from pmap.core.audit_vocabulary import AuditAction
 from pmap.core.db import transaction
 from pmap.core.errors import NotFound
+from pmap.integrations import permissions
 from pmap.integrations.models import Integration
 from pmap.integrations.schemas import IntegrationUpdate
 from pmap.integrations.service import update
 from pmap.integrations.testing import SavedTestOverlay, run_saved_test
-from pmap.webhooks import permissions, service, setup
+from pmap.webhooks import service, setup
 from tests.conftest import Api
 
 GITHUB = {"name": "gh", "vendor": "github_issues", "connection": {"repository": "acme/webapp"},

@@ -8,11 +8,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bench.common import free_port
@@ -47,7 +48,7 @@ def vendor_for(scheme: str) -> str | None:
     """A catalog vendor type whose deliveries use ``scheme`` (None when no vendor uses it)."""
     types = connector_types()
     preferred = PREFERRED.get(scheme)
-    if preferred in types and types[preferred].webhook_scheme == scheme:
+    if preferred is not None and preferred in types and types[preferred].webhook_scheme == scheme:
         return preferred
     return next((k for k, ct in types.items() if ct.webhook_scheme == scheme), None)
 
@@ -63,7 +64,7 @@ def integration_body(vendor: str, base: str = "http://127.0.0.1:9", marker: str 
     descriptor = SANDBOX_VENDORS.get(vendor, {"base_path": f"/{vendor}", "valid_credentials": {}})
     model = connector_types()[vendor].credentials_model
     secrets = set(secret_field_names(model))
-    connection: dict[str, Any] = dict(EXTRA_CONNECTION.get(vendor, {}))
+    connection: dict[str, Any] = {**descriptor.get("connection", {}), **EXTRA_CONNECTION.get(vendor, {})}
     if "base_url" in connector_types()[vendor].connection_model.model_fields:
         connection["base_url"] = base + descriptor["base_path"]
     credentials: dict[str, str] = {}
@@ -100,7 +101,7 @@ def payload(scheme: str, n: int = 0) -> bytes:
 
 def settle(api: Api, timeout: float = 10.0) -> None:
     """Wait until the app's processor has processed every accepted delivery."""
-    rt = getattr(api.client.app.state, "webhook_runtime", None)
+    rt = getattr(cast(FastAPI, api.client.app).state, "webhook_runtime", None)
     if rt is not None:
         assert rt.processor.wait_idle(timeout)
 

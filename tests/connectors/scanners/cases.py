@@ -57,7 +57,8 @@ def settings_for(vendor: str, base: str, marker: str = "ok",
     descriptor = SANDBOX_VENDORS[vendor]
     model = catalog_entry(vendor).credentials_model
     secrets = set(secret_field_names(model))
-    connection: dict[str, Any] = {"base_url": base + descriptor["base_path"], **EXTRA_CONNECTION.get(vendor, {})}
+    connection: dict[str, Any] = {"base_url": base + descriptor["base_path"], **descriptor.get("connection", {}),
+                                  **EXTRA_CONNECTION.get(vendor, {})}
     credentials: dict[str, str] = {}
     for name, value in descriptor["valid_credentials"].items():
         if name not in model.model_fields:

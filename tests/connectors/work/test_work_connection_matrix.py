@@ -85,7 +85,8 @@ def test_rate_limit_is_waited_out(vendor: str, sandbox: SandboxServer, dev_setti
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_slow_vendor_times_out_within_the_budget(vendor: str, sandbox: SandboxServer) -> None:
     settings = Settings(env="development", database_url="sqlite://", connection_test_timeout=1.0)
-    connection, credentials = settings_for(vendor, sandbox.base_url, "slow")
+    # the per-call timeout as short as the budget: a longer one would be honoured (pmap.connectors.runner)
+    connection, credentials = settings_for(vendor, sandbox.base_url, "slow", timeout_seconds=1.0)
     result = run_test(settings, vendor, connection, credentials)
     assert result.failed_step == "timeout", result.message
 

@@ -24,8 +24,9 @@ def nessus_report(items: list[dict[str, Any]]) -> bytes:
         out.append(f'<ReportHost name="{host}"><HostProperties><tag name="host-ip">{host}</tag></HostProperties>')
         for f in findings:
             out.append(
-                f'<ReportItem port="{f.get("port", 443)}" svc_name="www" protocol="tcp" severity="{f.get("severity", 2)}" '
-                f'pluginID="{f["plugin"]}" pluginName="{escape(f.get("name", "Plugin " + str(f["plugin"])))}" pluginFamily="General">'
+                f'<ReportItem port="{f.get("port", 443)}" svc_name="www" protocol="tcp" '
+                f'severity="{f.get("severity", 2)}" pluginID="{f["plugin"]}" '
+                f'pluginName="{escape(f.get("name", "Plugin " + str(f["plugin"])))}" pluginFamily="General">'
                 f'<description>{escape(f.get("description", "A test finding."))}</description>'
                 f'<solution>Upgrade.</solution><risk_factor>Medium</risk_factor>'
                 + (f'<cve>{f["cve"]}</cve>' if f.get("cve") else "")
@@ -43,7 +44,8 @@ def sarif_report(results: list[dict[str, Any]], tool: str = "TestTool") -> bytes
     doc = {
         "version": "2.1.0", "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "runs": [{
-            "tool": {"driver": {"name": tool, "rules": [{"id": r, "shortDescription": {"text": f"Rule {r}"}} for r in rules]}},
+            "tool": {"driver": {"name": tool,
+                                "rules": [{"id": r, "shortDescription": {"text": f"Rule {r}"}} for r in rules]}},
             "results": [{
                 "ruleId": r["rule"], "level": r.get("level", "warning"),
                 "message": {"text": r.get("message", f"Problem {r['rule']}")},

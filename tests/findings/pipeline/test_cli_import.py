@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from rich.console import Console
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from pmap.app import create_app
 from pmap.auth.principal import Role
@@ -76,7 +76,7 @@ def _report(tmp_path: Path, n: int, name: str = "scan.nessus") -> Path:
     return path
 
 
-def _run(served: Served, *args: str, token: bool = True) -> object:
+def _run(served: Served, *args: str, token: bool = True) -> Result:
     env = {"PMAP_URL": served.url, **({"PMAP_TOKEN": served.token} if token else {})}
     return CliRunner().invoke(pmapctl, ["import", *args], env=env)
 
@@ -113,7 +113,8 @@ def test_table_output_and_format_override(served: Served, tmp_path: Path) -> Non
     result = _run(served, "--integration", served.integration, str(report), "--format", "nessus", "--scope", "cli-c")
     assert result.exit_code == 0, result.output
     assert "created" in result.stdout and "nessus" in result.stdout
-    tagged = _run(served, "--integration", served.integration, str(report), "--format", "nessus", "--scope", "[red]q3[/]")
+    tagged = _run(served, "--integration", served.integration, str(report), "--format", "nessus",
+                  "--scope", "[red]q3[/]")
     assert tagged.exit_code == 0 and "[red]q3[/]" in tagged.stdout  # the uploader's text, not Rich markup
 
 

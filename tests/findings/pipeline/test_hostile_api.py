@@ -123,15 +123,16 @@ def test_oversized_upload_is_413_and_leaves_no_spool_file(settings: Settings, ad
 
 def test_an_upload_cut_off_half_way_leaves_no_spool_file(tmp_path: Path) -> None:
     # the part has started (its spool file exists) when the body stops: a disconnect, or the size cap
-    messages = [{"type": "http.request", "more_body": True,
-                 "body": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.nessus"\r\n\r\n' + b"x" * 1024},
+    messages: list[dict[str, object]] = [{"type": "http.request", "more_body": True,
+                 "body": b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.nessus"\r\n\r\n'
+                 + b"x" * 1024},
                 {"type": "http.disconnect"}]
 
     async def receive() -> dict[str, object]:
         return messages.pop(0)
 
     request = Request({"type": "http", "method": "POST",
-                       "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}, receive)  # type: ignore[arg-type]
+                       "headers": [(b"content-type", b"multipart/form-data; boundary=b")]}, receive)
     with pytest.raises(BadRequestError):
         anyio.run(receive_upload, request, tmp_path)
     assert list(tmp_path.iterdir()) == []

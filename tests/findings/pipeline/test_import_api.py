@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -122,7 +123,8 @@ def test_explicit_format_detection_and_accepted_formats(api: Api, admin: dict[st
 
 def test_threshold_drops_below_counts_and_keeps_unknown(api: Api, admin: dict[str, str]) -> None:
     iid = create_integration(api, admin, severity_threshold="high")
-    items = [{"plugin": 10, "severity": 4}, {"plugin": 11, "severity": 3}, {"plugin": 12, "severity": 1},
+    items: list[dict[str, Any]] = [{"plugin": 10, "severity": 4}, {"plugin": 11, "severity": 3},
+                                   {"plugin": 12, "severity": 1},
              {"plugin": 13, "severity": 0}, {"plugin": 14, "severity": "bogus"}]
     s = upload(api, iid, nessus_report(items), admin).json()
     assert (s["parsed"], s["kept"], s["filtered_out"], s["unknown_severity"], s["created"]) == (5, 3, 2, 1, 3)

@@ -6,8 +6,10 @@ import os
 import socket
 import time
 import uuid
+from typing import cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -91,14 +93,15 @@ def test_jobs_of_a_dead_process_fail_at_start_up(settings: Settings) -> None:
     two_days_ago = time.time() - 2 * 86400
     os.utime(abandoned, (two_days_ago, two_days_ago))
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        sessions = client.app.state.pmap.sessions
+        sessions = cast(FastAPI, client.app).state.pmap.sessions
         with transaction(sessions) as s:
             org = Organization(name="acme")
             s.add(org)
             s.flush()
             host = socket.gethostname()
             dead = Job(organization_id=org.id, kind="import", status="running", params={"path": str(leftover)},
-                       progress={}, runner=f"{host}:999999999", actor="token:t", created_at=utcnow(), updated_at=utcnow())
+                       progress={}, runner=f"{host}:999999999", actor="token:t", created_at=utcnow(),
+                       updated_at=utcnow())
             alive = Job(organization_id=org.id, kind="import", status="queued", params={}, progress={},
                         runner=f"{host}:{os.getpid()}", actor="token:t", created_at=utcnow(),
                         updated_at=utcnow())
@@ -106,9 +109,9 @@ def test_jobs_of_a_dead_process_fail_at_start_up(settings: Settings) -> None:
                       runner="other-host:1", actor="token:t", created_at=utcnow(), updated_at=utcnow())
             s.add_all([dead, alive, far])
     # a new process starting on the same database recovers what the dead one left
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        with client.app.state.pmap.sessions() as s:
-            jobs = {j.runner.split(":")[0] + ":" + j.status: j for j in s.scalars(select(Job))}
+    with (TestClient(create_app(settings), raise_server_exceptions=False) as client,
+          cast(FastAPI, client.app).state.pmap.sessions() as s):
+        jobs = {j.runner.split(":")[0] + ":" + j.status: j for j in s.scalars(select(Job))}
     failed = [j for j in jobs.values() if j.status == "failed"]
     assert len(failed) == 1 and failed[0].error["code"] == "job_orphaned"
     assert "stopped before it finished" in failed[0].error["message"]
@@ -118,7 +121,7 @@ def test_jobs_of_a_dead_process_fail_at_start_up(settings: Settings) -> None:
 
 
 def test_a_stopping_service_cancels_a_running_import(api: Api) -> None:
-    runner = api.client.app.state.jobs
+    runner = cast(FastAPI, api.client.app).state.jobs
     report = runner._progress(uuid.uuid4())
     report({"phase": "importing", "bytes_read": 1, "bytes_total": 2, "findings": 1})  # running normally
     runner._stopping.set()

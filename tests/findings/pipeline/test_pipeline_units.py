@@ -120,8 +120,8 @@ def test_a_first_sighting_is_never_after_the_last() -> None:
     future = RowBuilder.as_dict(build("c" * 64, ParsedFinding("t", first_seen=dt.datetime(2999, 1, 1, tzinfo=utc),
                                                                 last_seen=scan_end), decision))
     assert future["first_seen"] == future["last_seen"] == scan_end
-    both = RowBuilder.as_dict(build("d" * 64, ParsedFinding("t", first_seen=dt.datetime(2010, 1, 1),
-                                                            last_seen=scan_end),
+    both = RowBuilder.as_dict(build("d" * 64,
+                                    ParsedFinding("t", first_seen=dt.datetime(2010, 1, 1), last_seen=scan_end),
                                     decision))
     assert both["first_seen"] == dt.datetime(2010, 1, 1, tzinfo=utc) and both["last_seen"] == scan_end
 
@@ -149,8 +149,8 @@ def test_row_ids_are_uuid7_increasing_within_an_import_and_distinct_across_impor
 def test_binary_rows_carry_wire_formats_for_postgresql() -> None:
     stream = _stream()
     finding = ParsedFinding("t", port=443, line=7, cve_ids=["CVE-2024-1"])
-    row = RowBuilder(stream, binary=True)("f" * 64, finding, Decision("low", "low", "rule", str(stream.import_id),
-                                                                      None, []))
+    decision = Decision("low", "low", "rule", str(stream.import_id), None, [])
+    row = RowBuilder(stream, binary=True)("f" * 64, finding, decision)
     values = RowBuilder.as_dict(row)
     assert list(values) == list(ROW_COLUMNS) and len(row) == len(ROW_COLUMNS)
     assert values["port"] == (443).to_bytes(4, "big") and values["line"] == (7).to_bytes(4, "big")  # int4_recv
@@ -181,11 +181,12 @@ def test_background_writer_keeps_order_and_surfaces_errors() -> None:
 
 def test_producer_error_stops_the_writer_before_returning() -> None:
     gate, ran = threading.Event(), []
-    with pytest.raises(ValueError), BackgroundWriter(depth=1) as bg:
-        def first() -> None:
-            gate.wait()
-            ran.append("first")
 
+    def first() -> None:
+        gate.wait()
+        ran.append("first")
+
+    with pytest.raises(ValueError), BackgroundWriter(depth=1) as bg:
         bg.submit(first)
         bg.submit(ran.append, "skipped")
         gate.set()

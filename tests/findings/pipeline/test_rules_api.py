@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pmap.findings import severity
@@ -73,7 +75,7 @@ def test_rules_set_severity_suppress_and_tag_imported_findings(api: Api, admin: 
     hide = _rule(api, admin, name="noise", condition='rule_id == "99"', action="suppress", value=None)
     _rule(api, admin, name="tag", condition='vendor == "tenable_vm" && severity_rank >= sev("medium")', value="triage")
     _rule(api, admin, name="off", condition="true", action="set_severity", value="low", enabled=False)
-    items = [{"plugin": 1, "severity": 2, "cve": "CVE-2021-44228", "host": "10.0.0.1"},
+    items: list[dict[str, Any]] = [{"plugin": 1, "severity": 2, "cve": "CVE-2021-44228", "host": "10.0.0.1"},
              {"plugin": 2, "severity": 3, "host": "10.9.0.1", "cve": "CVE-2021-44228"},
              {"plugin": 99, "severity": 1},
              {"plugin": 4, "severity": 1}]
@@ -95,7 +97,11 @@ def test_rules_compile_once_per_import(api: Api, admin: dict[str, str], monkeypa
         _rule(api, admin, name=f"r{i}", condition=f"port == {i}")
     calls: list[str] = []
     real = severity.compile_rule
-    monkeypatch.setattr(severity, "compile_rule", lambda spec, *a: calls.append(spec.id) or real(spec, *a))
+    def counted(spec: Any, *a: Any) -> Any:
+        calls.append(spec.id)
+        return real(spec, *a)
+
+    monkeypatch.setattr(severity, "compile_rule", counted)
     iid = create_integration(api, admin)
     upload(api, iid, nessus_report([{"plugin": i, "port": i % 3} for i in range(30)]), admin)
     assert len(calls) == 3

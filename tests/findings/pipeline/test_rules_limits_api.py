@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pmap.findings import rules_cost
@@ -127,8 +129,11 @@ def test_the_cost_is_remembered_per_rule_set_version(api: Api, admin: dict[str, 
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = rules_cost.measure
-    monkeypatch.setattr(rules_cost, "measure", lambda rules, sample, **kw: calls.append(len(rules)) or
-                        real(rules, sample, **kw))
+    def counted(rules: Any, sample: Any, **kw: Any) -> Any:
+        calls.append(len(rules))
+        return real(rules, sample, **kw)
+
+    monkeypatch.setattr(rules_cost, "measure", counted)
     rule = _post(api, admin).json()
     assert calls == [1]
     for _ in range(2):
