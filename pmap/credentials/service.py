@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from pmap.core import redaction
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.metrics import Metrics
 from pmap.credentials.models import KeyringCanary
 
 CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
@@ -167,9 +168,10 @@ class CredentialResolver:
     """Decrypts for a named purpose and audits every attempt."""
 
     def __init__(self, keyring: Keyring, audit: AuditSink,
-                 identifiers: Callable[[str], frozenset[str]] | None = None) -> None:
+                 identifiers: Callable[[str], frozenset[str]] | None = None, *, metrics: Metrics | None = None) -> None:
         self._keyring = keyring
         self._audit = audit
+        self._metrics = metrics  # decrypts by purpose (pmap_credential_decrypts); None outside the service
         # vendor -> credential fields that identify rather than authenticate (user names, e-mails)
         self._identifiers = identifiers
 
@@ -177,6 +179,8 @@ class CredentialResolver:
         try:
             plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
+            if self._metrics is not None:
+                self._metrics.decrypt(purpose.value, ok=False)
             self._audit.record(
                 actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
                 outcome="failure", detail={"column": column[1], "reason": exc.message},
@@ -186,6 +190,8 @@ class CredentialResolver:
             actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose,
             outcome="success", detail=_DETAIL[column],
         )
+        if self._metrics is not None:
+            self._metrics.decrypt(purpose.value, ok=True)
         return plaintext
 
     def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
