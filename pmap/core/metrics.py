@@ -69,23 +69,27 @@ class Delivery(str, enum.Enum):
     BAD_SIGNATURE = "rejected_bad_signature"  # a well-formed proof that matches no configured secret
     MALFORMED_SIGNATURE = "rejected_malformed_signature"  # unparseable, duplicated, or a refused algorithm
     STALE_TIMESTAMP = "rejected_stale_timestamp"  # a signed timestamp outside the tolerance: a replay
+    EMPTY_SLOT = "rejected_empty_secret_slot"  # the secret slot holds no usable secret
     REJECTED_OTHER = "rejected_other"
     UNAVAILABLE = "unavailable"  # the secret could not be decrypted, or the row kept changing: 503
+
+
+#: (what a rejection reason contains, its outcome), first match wins; the reasons are the receiver's and the
+#: schemes' own short texts (pmap.webhooks), never a value from the delivery
+_REJECTIONS = (
+    ("disabled", Delivery.DISABLED), ("sends no webhooks", Delivery.NO_WEBHOOKS), ("unsigned", Delivery.UNSIGNED),
+    ("could not be decrypted", Delivery.UNAVAILABLE), ("timestamp outside", Delivery.STALE_TIMESTAMP),
+    ("no secret", Delivery.EMPTY_SLOT), ("no usable secret", Delivery.EMPTY_SLOT),
+    ("missing", Delivery.MISSING_SIGNATURE), ("mismatch", Delivery.BAD_SIGNATURE),
+    ("malformed", Delivery.MALFORMED_SIGNATURE), ("duplicate", Delivery.MALFORMED_SIGNATURE),
+    ("sha1", Delivery.MALFORMED_SIGNATURE), ("unsupported", Delivery.MALFORMED_SIGNATURE),
+)
 
 
 def delivery_rejection(reason: str | None) -> Delivery:
     """The outcome of a rejection from its internal reason (a scheme's verdict or the receiver's)."""
     text = (reason or "").lower()
-    for needle, outcome in (("disabled", Delivery.DISABLED), ("sends no webhooks", Delivery.NO_WEBHOOKS),
-                            ("unsigned", Delivery.UNSIGNED), ("could not be decrypted", Delivery.UNAVAILABLE),
-                            ("timestamp outside", Delivery.STALE_TIMESTAMP), ("missing", Delivery.MISSING_SIGNATURE),
-                            ("no secret", Delivery.MISSING_SIGNATURE), ("no usable secret", Delivery.MISSING_SIGNATURE),
-                            ("mismatch", Delivery.BAD_SIGNATURE), ("malformed", Delivery.MALFORMED_SIGNATURE),
-                            ("duplicate", Delivery.MALFORMED_SIGNATURE), ("sha1", Delivery.MALFORMED_SIGNATURE),
-                            ("unsupported", Delivery.MALFORMED_SIGNATURE)):
-        if needle in text:
-            return outcome
-    return Delivery.REJECTED_OTHER
+    return next((outcome for needle, outcome in _REJECTIONS if needle in text), Delivery.REJECTED_OTHER)
 
 
 def status_class(status: int) -> str:

@@ -238,19 +238,23 @@ class JobRunner:
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
             self._finish(job_id, FAILED, error=error_body(exc))
-            self._metrics.job_finished(KIND_IMPORT, JobOutcome.CANCELLED if isinstance(exc, JobCancelled)
-                                       else JobOutcome.FAILED, time.monotonic() - started)
+            self._ended(job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED, started)
             self._record(actor, integration_id, "failed", {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:
             self._finish(job_id, SUCCEEDED, result=summary.as_dict())
-            self._metrics.job_finished(KIND_IMPORT, JobOutcome.SUCCEEDED, time.monotonic() - started)
+            self._ended(job_id, JobOutcome.SUCCEEDED, started)
             self._record(actor, integration_id, "ok", {"job_id": str(job_id), "format": summary.format,
                                                       "parsed": summary.parsed, "created": summary.created})
         finally:
             _discard(params)
             self._live.pop(job_id, None)
+
+    def _ended(self, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:
+        seconds = time.monotonic() - started
+        self._metrics.job_finished(KIND_IMPORT, outcome, seconds)
+        log.info("%s job %s %s in %.2f s", KIND_IMPORT, job_id, outcome.value, seconds)
 
     def _progress(self, job_id: uuid.UUID) -> Any:
         last = [time.monotonic()]
