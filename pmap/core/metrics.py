@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -108,7 +108,14 @@ _INTEGRATIONS = table("integrations", column("vendor", String), column("enabled"
 
 
 class _SyncLag(Collector):
-    """Sync lag per vendor, read from the database at scrape time (nothing is cached between scrapes)."""
+    """Sync lag per vendor type, read from the database at scrape time (nothing is cached between scrapes).
+
+    Per vendor type, not per integration: /metrics answers anyone, and integration ids would list every
+    organization's integrations and so their receiving URLs (``/hooks/{id}``), which the receiver takes
+    care never to confirm. The worst lag of a vendor type is what alerts; which integration it is, is in
+    the authenticated API (``last_synced_at`` of each integration). A vendor value this build does not
+    know is ``other``.
+    """
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
@@ -116,24 +123,23 @@ class _SyncLag(Collector):
     def describe(self) -> Iterable[Metric]:
         return self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily("pmap_sync_lag_seconds", "Seconds since the least recently synced enabled integration "
                               "of each vendor type last synced (integrations that never synced are not counted)",
                               labels=["vendor"]),
             GaugeMetricFamily("pmap_synced_integrations", "Enabled integrations with a last sync time, per vendor "
                               "type (the population of pmap_sync_lag_seconds)", labels=["vendor"]),
-            CounterMetricFamily("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed out"),
         )
 
     def collect(self) -> Iterable[Metric]:
-        lag, count, errors = self._families()
+        lag, count = self._families()
         reader = self._metrics.sync_lag_reader
         if reader is not None:
             try:
                 rows = reader()
             except Exception as exc:  # the scrape still answers the other families
-                self._metrics.sync_lag_errors += 1
+                self._metrics.sync_lag_errors.inc()
                 log.warning("metrics: reading the sync lag failed (%s)", type(exc).__name__)
                 rows = []
             now = datetime.now(UTC)
@@ -147,8 +153,7 @@ class _SyncLag(Collector):
             for label in sorted(worst):
                 lag.add_metric([label], worst[label])
                 count.add_metric([label], totals[label])
-        errors.add_metric([], self._metrics.sync_lag_errors)
-        return [lag, count, errors]
+        return [lag, count]
 
 
 def _aware(value: datetime) -> datetime:
@@ -179,7 +184,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         # set once the database is open (pmap.app.start): called at each scrape, its time bounded
         self.sync_lag_reader: Callable[[], SyncLagRows] | None = None
-        self.sync_lag_errors = 0
         r = self.registry
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -194,7 +198,9 @@ class Metrics:
                                   ["outcome"], registry=r)
         self.decrypts = Counter("pmap_credential_decrypts", "Decrypts through the audited credential path, by "
                                 "purpose and outcome", ["purpose", "outcome"], registry=r)
-        r.register(_SyncLag(self))
+        r.register(_SyncLag(self))  # before its error counter: a scrape collects in this order, so it shows its own
+        self.sync_lag_errors = Counter("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed "
+                                       "out (the sync lag is then missing from that scrape)", registry=r)
         # every series of a bounded set exists from the start, so rate() sees the first event
         for outcome in Delivery:
             self.deliveries.labels(outcome=outcome.value)

@@ -23,6 +23,7 @@ from pmap.core.health import MAX_IN_FLIGHT, Bounded, Busy, DeadlineExceeded
 from pmap.core.settings import Settings
 from pmap.migrations import upgrade
 from tests.conftest import PG_URL, Api
+from tests.observability.conftest import value
 
 TIMEOUT = 1.0
 
@@ -154,7 +155,8 @@ def test_readyz_fails_while_the_database_is_down_and_recovers(relayed: tuple[Tes
     assert checks["keyring"]["status"] == "ok"
     raw = client.get("/readyz").text
     assert str(relay.port) not in raw and "127.0.0.1" not in raw and "postgres" not in raw.lower()
-    assert client.get("/metrics").status_code == 200  # a scrape still answers; the sync lag read failed
+    scraped = client.get("/metrics")  # a scrape still answers, without the sync lag, and counts the failed read
+    assert scraped.status_code == 200 and value(scraped.text, "pmap_sync_lag_read_errors_total") == 1
     relay.start()
     assert _ready(client)[0] == 200
 
