@@ -251,7 +251,6 @@ async def _refuse(rt: Runtime, row: IntegrationRow, checked: _Checked, source: s
     """A delivery that failed verification against a fresh read: recorded within the failed budget,
     counted beyond it; the answer is the same either way."""
     reason = checked.reason or "rejected"
-    rt.state.metrics.delivery(Delivery.UNAVAILABLE if checked.unavailable else delivery_rejection(reason))
     if rt.failed.admit(source, row.id):
         answer = await anyio.to_thread.run_sync(_reject, rt, _base(row, headers, body), reason, audit)
         if checked.unavailable:
@@ -262,6 +261,8 @@ async def _refuse(rt: Runtime, row: IntegrationRow, checked: _Checked, source: s
         rt.unrecorded.add(row, audit.rows, reason)
         audit.rows.clear()
         answer = rejected()
+    # counted once recorded: a failed write is counted as unavailable by receive(), not twice
+    rt.state.metrics.delivery(Delivery.UNAVAILABLE if checked.unavailable else delivery_rejection(reason))
     if checked.unavailable:
         return Answer(503, error_body("unavailable", "webhook delivery could not be verified; retry later"))
     return answer
