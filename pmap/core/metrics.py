@@ -229,7 +229,7 @@ class Metrics:
         """One webhook delivery answered."""
         self.deliveries.labels(outcome=outcome.value).inc()
 
-    def decrypt(self, purpose: str, ok: bool) -> None:
+    def decrypted(self, purpose: str, ok: bool) -> None:
         """One decrypt through the audited path."""
         self.decrypts.labels(purpose=_bounded(purpose, self.purposes),
                              outcome=DECRYPT_OUTCOMES[0] if ok else DECRYPT_OUTCOMES[1]).inc()

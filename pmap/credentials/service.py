@@ -180,7 +180,7 @@ class CredentialResolver:
             plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
             if self._metrics is not None:
-                self._metrics.decrypt(purpose.value, ok=False)
+                self._metrics.decrypted(purpose.value, ok=False)
             self._audit.record(
                 actor=actor, action="credentials.decrypt", integration_id=row.id, purpose=purpose.value,
                 outcome="failure", detail={"column": column[1], "reason": exc.message},
@@ -191,7 +191,7 @@ class CredentialResolver:
             outcome="success", detail=_DETAIL[column],
         )
         if self._metrics is not None:
-            self._metrics.decrypt(purpose.value, ok=True)
+            self._metrics.decrypted(purpose.value, ok=True)
         return plaintext
 
     def resolve(self, row: _Sealed, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:
