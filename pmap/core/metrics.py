@@ -23,7 +23,6 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Boolean, String, column, func, select, table
@@ -185,8 +184,7 @@ class Metrics:
         # set once the database is open (pmap.app.start): called at each scrape, its time bounded
         self.sync_lag_reader: Callable[[], SyncLagRows] | None = None
         r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        ProcessCollector(registry=r)  # CPU, memory, open files; not python_info: no version to fingerprint
         self.requests = Histogram(
             "pmap_http_request_duration_seconds", "Time to answer an HTTP request, by route template, method and "
             "status class", ["route", "method", "status_class"], registry=r)

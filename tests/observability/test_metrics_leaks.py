@@ -4,7 +4,6 @@ belongs to a set fixed by the build."""
 
 from __future__ import annotations
 
-import platform
 import time
 import urllib.parse
 import uuid
@@ -33,10 +32,6 @@ def _bounded_sets(api: Api) -> dict[str, set[str]]:
         "purpose": {p.value for p in Purpose} | {OTHER},
         "kind": {KIND_IMPORT, OTHER},
         "vendor": set(connector_types()) | {OTHER},
-        # the platform collector's one constant sample: this interpreter
-        "implementation": {platform.python_implementation()}, "major": {platform.python_version_tuple()[0]},
-        "minor": {platform.python_version_tuple()[1]}, "patchlevel": {platform.python_version_tuple()[2]},
-        "version": {platform.python_version()},
     }
 
 
@@ -106,6 +101,7 @@ def test_no_canary_and_no_unbounded_label_value_reaches_metrics(api: Api) -> Non
             assert name in allowed, (sample.name, name)
             assert label in allowed[name], (sample.name, name, label)
     assert {"route", "method", "status_class", "outcome", "purpose", "kind", "vendor"} <= seen_labels
+    assert "python_info" not in text  # no interpreter version to fingerprint the service by
     vendors = {s.labels["vendor"] for s in samples(text) if s.name == "pmap_sync_lag_seconds"}
     assert vendors == {"github_issues", OTHER}  # the unknown vendor is bucketed, never echoed
     methods = {s.labels["method"] for s in samples(text) if "method" in s.labels}
