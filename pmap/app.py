@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from pmap import __version__
@@ -17,20 +17,23 @@ from pmap.audit.service import AuditLog
 from pmap.auth.api import router as auth_router
 from pmap.auth.service import ensure_bootstrap_admin
 from pmap.connectors.api import router as connectors_router
-from pmap.connectors.catalog import identifier_fields
+from pmap.connectors.catalog import connector_types, identifier_fields
 from pmap.core.concurrency import WORKER_THREADS, OutboundSlots
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory
+from pmap.core.health import Bounded, Readiness, database_check
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
 from pmap.core.logs import configure_logging
+from pmap.core.metrics import CONTENT_TYPE, Delivery, Metrics, MetricsMiddleware, read_sync_lag
 from pmap.core.query import KnownQueryOnly
+from pmap.core.seams import Purpose
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
-from pmap.findings.jobs import start_jobs
+from pmap.findings.jobs import KIND_IMPORT, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
 from pmap.tickets.api import router as tickets_router
@@ -41,9 +44,15 @@ from pmap.webhooks.api import router as webhooks_router
 log = logging.getLogger("pmap.app")
 
 API_PREFIX = "/api/v1"
+RECEIVER_ROUTE = "/hooks/{integration_id}"
 
 
-def start(settings: Settings) -> AppState:
+def new_metrics() -> Metrics:
+    """The metrics of one app, with the label sets this build bounds them to."""
+    return Metrics(vendors=connector_types(), purposes=[p.value for p in Purpose], job_kinds=[KIND_IMPORT])
+
+
+def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
     """Make the data directory private, open the database, check its schema, load and prove the keyring,
     seed the bootstrap token."""
     private_directory(settings.data_dir)
@@ -72,14 +81,31 @@ def start(settings: Settings) -> AppState:
         engine.dispose()
         raise
     audit = AuditLog(sessions)
+    metrics = metrics or new_metrics()
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
-                    resolver=CredentialResolver(keyring, audit, identifier_fields),
-                    outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org))
+                    resolver=CredentialResolver(keyring, audit, identifier_fields, metrics=metrics),
+                    outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org),
+                    metrics=metrics)
+
+
+def readiness(state: AppState) -> Readiness:
+    """The checks of /readyz: the database and the key provider (issue 12 adds the broker when one is configured:
+    ``ready.add("broker", ...)``)."""
+    ready = Readiness(state.settings.readiness_timeout)
+    ready.add("database", database_check(state.engine, state.settings.readiness_timeout))
+
+    def keyring() -> None:
+        if not keyring_usable(state.keyring):
+            raise RuntimeError("keyring")
+
+    ready.add("keyring", keyring)
+    return ready
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The PMAP API. Nothing is opened until the app starts (lifespan)."""
     settings = settings or get_settings()
+    metrics = new_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,11 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # synchronous routes run in worker threads; outbound operations may hold only
         # PMAP_OUTBOUND_CONCURRENCY of them (pmap.core.concurrency), the rest stay for everything else
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-        app.state.pmap = start(settings)
-        app.state.jobs = start_jobs(app.state.pmap)  # background imports; fails jobs orphaned by a dead process
+        state = app.state.pmap = start(settings, metrics)
+        app.state.ready = readiness(state)
+        lag_read = Bounded("metrics", settings.readiness_timeout)  # a scrape must not hang on a stuck database
+        metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
+        app.state.jobs = start_jobs(state)  # background imports; fails jobs orphaned by a dead process
         try:
             yield
         finally:
+            metrics.sync_lag_reader = None
+            lag_read.shutdown()
+            app.state.ready.shutdown()
             app.state.jobs.shutdown()
             receiver.shutdown(app.state)
             app.state.pmap.engine.dispose()
@@ -107,6 +139,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limits=[(r"^/api/v1/integrations/[^/]+/imports$", settings.max_import_bytes),
                 (r"^/hooks/", settings.webhook_max_body_bytes)],
     )
+
+    def on_answer(route: str, status: int) -> None:
+        if status == 413 and route == RECEIVER_ROUTE:  # refused by the body cap, before the receiver ran
+            metrics.delivery(Delivery.TOO_LARGE)
+
+    app.add_middleware(MetricsMiddleware, metrics=metrics, on_answer=on_answer)  # outermost: times everything
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[KnownQueryOnly])  # an unknown query parameter is a 422
     for router in (connectors_router, integrations_router, webhooks_router, findings_router, tickets_router,
@@ -129,5 +167,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ok = all(checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks, "version": __version__},
                             status_code=200 if ok else 503)
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "a check failed"}})
+    def readyz() -> JSONResponse:
+        """200 when every dependency answers (database, key provider); 503 naming the ones that do not.
+        No token: for probes. Per check: ``status``, ``seconds`` and, on failure, ``error`` (a class name or
+        ``timeout``), nothing else."""
+        ok, checks = app.state.ready.run()
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+    if settings.metrics_enabled:
+        @app.get("/metrics", tags=["health"], response_class=Response,
+                 responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+        def prometheus_metrics() -> Response:
+            """Prometheus metrics of this process (no token: for scrapers; nothing in them is secret)."""
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return app

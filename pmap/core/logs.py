@@ -12,6 +12,8 @@ from typing import TextIO
 from pmap.core.redaction import scrub
 
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+# set while a background job runs (its thread also carries the correlation id of the request that queued it)
+job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
 # uvicorn adds ``color_message`` (the message again, with ANSI colour codes) for its own formatter
 _STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
@@ -21,10 +23,12 @@ class RedactingFormatter(logging.Formatter):
     """Readable lines (development); the whole formatted text, traceback included, is scrubbed."""
 
     def format(self, record: logging.LogRecord) -> str:
-        cid = correlation_id.get()
+        cid, job = correlation_id.get(), job_id.get()
         text = super().format(record)
         if cid:
             text = f"{text} [cid={cid}]"
+        if job:
+            text = f"{text} [job={job}]"
         return scrub(text)
 
 
@@ -41,6 +45,9 @@ class JsonFormatter(logging.Formatter):
         cid = correlation_id.get()
         if cid:
             doc["correlation_id"] = cid
+        job = job_id.get()
+        if job:
+            doc["job_id"] = job
         for key, value in vars(record).items():
             if key not in _STD_ATTRS and not key.startswith("_"):
                 doc[key] = value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     rules_cost_sample: int = Field(default=200, ge=1, le=10_000)  # findings the cost of a rule set is measured on
     # how long a write waits for SQLite's one write lock before answering 503 + Retry-After
     sqlite_busy_timeout: float = Field(default=SQLITE_BUSY_TIMEOUT_SECONDS, gt=0, le=300)
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text, no token); false: 404
+    # how long each /readyz check (and the sync lag read of a /metrics scrape) may take before it counts as failed
+    readiness_timeout: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("env", mode="before")
     @classmethod

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.concurrency import OutboundSlots
 from pmap.core.crypto import Keyring
+from pmap.core.metrics import Metrics
 from pmap.core.seams import AuditSink, CredentialSource
 from pmap.core.settings import Settings
 
@@ -25,3 +26,4 @@ class AppState:
     audit: AuditSink
     resolver: CredentialSource
     outbound: OutboundSlots  # admission of outbound operations (pmap.core.concurrency)
+    metrics: Metrics = field(default_factory=Metrics)  # the app's own registry (pmap.core.metrics)

@@ -28,6 +28,7 @@ from pmap.core import redaction
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
 from pmap.core.errors import ConfigurationError, CryptoError, NotFound
+from pmap.core.metrics import Metrics
 from pmap.core.seams import Actor, AuditSink, CredentialSource, OpenWebhookSecrets, Purpose, SealedRow
 from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
@@ -125,9 +126,10 @@ class CredentialResolver(CredentialSource):
     """Decrypts for a named purpose and audits every attempt."""
 
     def __init__(self, keyring: Keyring, audit: AuditSink,
-                 identifiers: Callable[[str], frozenset[str]] | None = None) -> None:
+                 identifiers: Callable[[str], frozenset[str]] | None = None, *, metrics: Metrics | None = None) -> None:
         self._keyring = keyring
         self._audit = audit
+        self._metrics = metrics  # decrypts by purpose (pmap_credential_decrypts); None outside the service
         # vendor -> credential fields that identify rather than authenticate (user names, e-mails)
         self._identifiers = identifiers
 
@@ -135,6 +137,8 @@ class CredentialResolver(CredentialSource):
         try:
             plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
+            if self._metrics is not None:
+                self._metrics.decrypted(purpose.value, ok=False)
             self._audit.record(
                 actor=actor, action=AuditAction.CREDENTIALS_DECRYPT, integration_id=row.id, purpose=purpose.value,
                 outcome=AuditOutcome.FAILURE, detail={"column": column[1], "reason": exc.message},
@@ -144,6 +148,8 @@ class CredentialResolver(CredentialSource):
             actor=actor, action=AuditAction.CREDENTIALS_DECRYPT, integration_id=row.id, purpose=purpose,
             outcome=AuditOutcome.SUCCESS, detail=_DETAIL[column],
         )
+        if self._metrics is not None:
+            self._metrics.decrypted(purpose.value, ok=True)
         return plaintext
 
     def resolve(self, row: SealedRow, *, purpose: Purpose, actor: Actor) -> ResolvedCredentials:

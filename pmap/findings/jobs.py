@@ -32,6 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import NotFound, PmapError
+from pmap.core.logs import correlation_id
+from pmap.core.logs import job_id as job_context
+from pmap.core.metrics import JobOutcome, Metrics
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, AuditSink
 from pmap.findings.importer import ImportOptions, run_import, target_for
@@ -83,8 +86,9 @@ class JobRunner:
     """The worker pool and the job lifecycle. Thread-safe; one per running app."""
 
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
-                 spool: Path | None = None) -> None:
+                 spool: Path | None = None, metrics: Metrics | None = None) -> None:
         self._engine = engine
+        self._metrics = metrics or Metrics(job_kinds=[KIND_IMPORT])
         self._spool = spool
         self._sessions = sessions
         self._audit = audit
@@ -123,6 +127,7 @@ class JobRunner:
                              "message": f"the PMAP process that ran this job ({job.runner}) stopped before it "
                                         "finished; nothing was imported: upload the file again"}
                 _discard(job.params)
+                self._metrics.job_finished(job.kind, JobOutcome.ORPHANED)
                 count += 1
         if count:
             log.warning("marked %d orphaned job(s) failed", count)
@@ -156,6 +161,7 @@ class JobRunner:
         for job_id in never_started:
             self._finish(job_id, FAILED, error={"code": "job_cancelled",
                                                 "message": "the service stopped before the job started; upload again"})
+            self._metrics.job_finished(KIND_IMPORT, JobOutcome.CANCELLED)
 
     # --- submitting and reading -------------------------------------------------------------------
 
@@ -176,7 +182,8 @@ class JobRunner:
             session.add(job)
         with self._lock:
             self._queued.add(job.id)
-        self._executor.submit(self._run, job.id, actor)
+        # the job's log lines carry the id of the request that queued it, and the job's own id
+        self._executor.submit(self._run, job.id, actor, correlation_id.get())
         return self.to_out(job)
 
     def to_out(self, job: Job) -> JobOut:
@@ -196,7 +203,15 @@ class JobRunner:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def _run(self, job_id: uuid.UUID, actor: Actor) -> None:
+    def _run(self, job_id: uuid.UUID, actor: Actor, origin: str | None = None) -> None:
+        tokens = correlation_id.set(origin), job_context.set(str(job_id))
+        try:
+            self._run_job(job_id, actor)
+        finally:
+            job_context.reset(tokens[1])
+            correlation_id.reset(tokens[0])
+
+    def _run_job(self, job_id: uuid.UUID, actor: Actor) -> None:
         with self._lock:
             self._queued.discard(job_id)
         with transaction(self._sessions) as session:
@@ -207,6 +222,7 @@ class JobRunner:
             params, organization_id = dict(job.params), job.organization_id
         self._live[job_id] = {"phase": "starting", "bytes_read": 0, "bytes_total": params.get("size", 0), "findings": 0}
         integration_id = uuid.UUID(params["integration_id"])
+        started = time.monotonic()
         try:
             if self._stopping.is_set():
                 raise JobCancelled("the service stopped before the job started; upload again")
@@ -223,17 +239,24 @@ class JobRunner:
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
             self._finish(job_id, FAILED, error=error_body(exc))
+            self._ended(job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED, started)
             self._record(actor, integration_id, AuditOutcome.FAILURE,
                          {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:
             self._finish(job_id, SUCCEEDED, result=summary.as_dict())
+            self._ended(job_id, JobOutcome.SUCCEEDED, started)
             self._record(actor, integration_id, AuditOutcome.SUCCESS, {"job_id": str(job_id), "format": summary.format,
                                                       "parsed": summary.parsed, "created": summary.created})
         finally:
             _discard(params)
             self._live.pop(job_id, None)
+
+    def _ended(self, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:
+        seconds = time.monotonic() - started
+        self._metrics.job_finished(KIND_IMPORT, outcome, seconds)
+        log.info("%s job %s %s in %.2f s", KIND_IMPORT, job_id, outcome.value, seconds)
 
     def _progress(self, job_id: uuid.UUID) -> Any:
         last = [time.monotonic()]
@@ -285,6 +308,6 @@ def start_jobs(state: Any) -> JobRunner:
     """Build and start the pool for a started app (one worker on SQLite: it has one write lock)."""
     workers = 1 if state.engine.dialect.name == "sqlite" else 2
     runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
-                       spool=(state.settings.data_dir / "imports").resolve())
+                       spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics)
     runner.start()
     return runner

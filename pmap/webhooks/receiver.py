@@ -55,6 +55,7 @@ from starlette.datastructures import Headers
 from pmap.core.db import new_id
 from pmap.core.errors import CryptoError
 from pmap.core.http_errors import error_body
+from pmap.core.metrics import Delivery, delivery_rejection
 from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.credentials.service import CredentialResolver
@@ -191,6 +192,14 @@ class _Checked:
 async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, source: str = "") -> Answer:
     """Verify, de-duplicate and durably store one delivery from ``source`` (the client address); the answer."""
     try:
+        return await _receive(rt, raw_id, headers, body, source)
+    except Exception:  # the database failed under it (busy past its timeout, gone): a 503 or 500 follows
+        rt.state.metrics.delivery(Delivery.UNAVAILABLE)
+        raise
+
+
+async def _receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, source: str) -> Answer:
+    try:
         integration_id = uuid.UUID(raw_id)
     except ValueError:
         return _unknown(rt, source)
@@ -214,6 +223,7 @@ async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, sourc
                 wait = rt.buckets.take(str(row.id))
                 if wait > 0:
                     rt.unrecorded.add(row, checked.pending.audit, None)
+                    rt.state.metrics.delivery(Delivery.RATE_LIMITED)
                     return Answer(429, error_body("rate_limited", "too many webhook deliveries"),
                                   {"Retry-After": str(max(1, math.ceil(wait)))})
                 charged = True
@@ -226,6 +236,7 @@ async def receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, sourc
             refused = (row, checked)
         # changed since it was read, or rejected against a cached row: decide on a fresh read
         row = None
+    rt.state.metrics.delivery(Delivery.UNAVAILABLE)
     return Answer(503, error_body("unavailable", "the integration is changing; retry later"))
 
 
@@ -233,6 +244,7 @@ def _unknown(rt: Runtime, source: str) -> Answer:
     """A malformed or unknown id: charged to its source like any failure, answered like a bad proof."""
     rt.failed.admit(source, None)
     rt.counters["rejected_unknown"] += 1
+    rt.state.metrics.delivery(Delivery.UNKNOWN_INTEGRATION)
     return rejected()
 
 
@@ -251,6 +263,8 @@ async def _refuse(rt: Runtime, row: IntegrationRow, checked: _Checked, source: s
         rt.unrecorded.add(row, audit.rows, reason)
         audit.rows.clear()
         answer = rejected()
+    # counted once recorded: a failed write is counted as unavailable by receive(), not twice
+    rt.state.metrics.delivery(Delivery.UNAVAILABLE if checked.unavailable else delivery_rejection(reason))
     if checked.unavailable:
         return Answer(503, error_body("unavailable", "webhook delivery could not be verified; retry later"))
     return answer
@@ -277,7 +291,7 @@ def _verify(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, aud
     now = clock.now()
     if row.encrypted_webhook_secret is not None:
         actor = Actor(kind="webhook", name=row.vendor, organization_id=row.organization_id)
-        resolver = CredentialResolver(rt.state.keyring, audit)
+        resolver = CredentialResolver(rt.state.keyring, audit, metrics=rt.state.metrics)
         try:
             with resolver.resolve_webhook_secrets(row, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor) as secrets:
                 verdict = SCHEMES[key].verify(headers, body, secrets.valid(now), now.timestamp())
@@ -312,6 +326,7 @@ async def _store(rt: Runtime, pending: Pending) -> Answer | None:
     against changed meanwhile (check again from a fresh read)."""
     result = await rt.writer.submit(pending)
     if result == STORED:
+        _count_accepted(rt, pending.values)
         if pending.values["outcome"] == Outcome.ACCEPTED.value:
             rt.processor.submit(pending.values["id"])
         else:
@@ -345,10 +360,17 @@ def _again(rt: Runtime, values: dict[str, Any]) -> Answer:
                 "processed_at": None,
                 "reason": "already received" if existing is not None else "concurrent duplicate"})
     if redelivered is not None:
+        _count_accepted(rt, values)
         if values["outcome"] == Outcome.ACCEPTED.value:
             rt.processor.submit(redelivered)
         return Answer(202, ACCEPTED)
+    rt.state.metrics.delivery(Delivery.DUPLICATE)
     return Answer(200, DUPLICATE)
+
+
+def _count_accepted(rt: Runtime, values: dict[str, Any]) -> None:
+    signed = values["verification"] == Verification.SIGNED.value
+    rt.state.metrics.delivery(Delivery.ACCEPTED if signed else Delivery.ACCEPTED_UNSIGNED)
 
 
 def _reject(rt: Runtime, base: dict[str, Any] | None, reason: str, audit: AuditBuffer) -> Answer:
