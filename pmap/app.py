@@ -33,6 +33,8 @@ from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
+from pmap.findings.formats.base import parser_faults
+from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import KIND_IMPORT, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
@@ -49,7 +51,10 @@ RECEIVER_ROUTE = "/hooks/{integration_id}"
 
 def new_metrics() -> Metrics:
     """The metrics of one app, with the label sets this build bounds them to."""
-    return Metrics(vendors=connector_types(), purposes=[p.value for p in Purpose], job_kinds=[KIND_IMPORT])
+    metrics = Metrics(vendors=connector_types(), purposes=[p.value for p in Purpose], job_kinds=[KIND_IMPORT],
+                      formats=report_formats())
+    metrics.parser_faults_reader = parser_faults
+    return metrics
 
 
 def start(settings: Settings, metrics: Metrics | None = None) -> AppState:

@@ -17,12 +17,12 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Boolean, String, column, func, select, table
@@ -155,6 +155,34 @@ class _SyncLag(Collector):
         return [lag, count]
 
 
+class _ParserFaults(Collector):
+    """Unexpected exceptions inside report parsers and detectors, per format key (a bug each: logged with
+    its traceback). Read at scrape time from the formats' own process-wide count, handed in by the app as a
+    reader, so core imports no domain; a key this build does not know is ``other``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> Iterable[Metric]:
+        return [self._family()]
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily("pmap_report_parser_faults", "Unexpected exceptions inside a report parser or "
+                                   "detector, by format (each is a bug, logged with its traceback)", labels=["format"])
+
+    def collect(self) -> Iterable[Metric]:
+        family = self._family()
+        reader = self._metrics.parser_faults_reader
+        counts: dict[str, int] = {key: 0 for key in self._metrics.formats}
+        for key, n in (reader() if reader is not None else {}).items():
+            label = _bounded(key, self._metrics.formats)
+            counts[label] = counts.get(label, 0) + n
+        for label in sorted(counts):
+            family.add_metric([label], counts[label])
+        return [family]
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -176,13 +204,16 @@ class Metrics:
     """The metrics of one app and the bounded label sets they are checked against."""
 
     def __init__(self, *, vendors: Iterable[str] = (), purposes: Iterable[str] = (),
-                 job_kinds: Iterable[str] = ()) -> None:
+                 job_kinds: Iterable[str] = (), formats: Iterable[str] = ()) -> None:
         self.vendors = frozenset(vendors)
+        self.formats = frozenset(formats)
         self.purposes = frozenset(purposes)
         self.job_kinds = frozenset(job_kinds)
         self.registry = CollectorRegistry(auto_describe=False)
         # set once the database is open (pmap.app.start): called at each scrape, its time bounded
         self.sync_lag_reader: Callable[[], SyncLagRows] | None = None
+        # the report formats' fault count by format key (pmap.findings.formats.base.parser_faults)
+        self.parser_faults_reader: Callable[[], Mapping[str, int]] | None = None
         r = self.registry
         ProcessCollector(registry=r)  # CPU, memory, open files; not python_info: no version to fingerprint
         self.requests = Histogram(
@@ -196,6 +227,7 @@ class Metrics:
                                   ["outcome"], registry=r)
         self.decrypts = Counter("pmap_credential_decrypts", "Decrypts through the audited credential path, by "
                                 "purpose and outcome", ["purpose", "outcome"], registry=r)
+        r.register(_ParserFaults(self))
         r.register(_SyncLag(self))  # before its error counter: a scrape collects in this order, so it shows its own
         self.sync_lag_errors = Counter("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed "
                                        "out (the sync lag is then missing from that scrape)", registry=r)

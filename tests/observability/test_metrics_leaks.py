@@ -15,6 +15,7 @@ from pmap.connectors.catalog import connector_types
 from pmap.core.db import transaction
 from pmap.core.metrics import METHODS, OTHER, STATUS_CLASSES, Delivery, JobOutcome, RouteTemplates
 from pmap.core.seams import Purpose
+from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import KIND_IMPORT
 from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
@@ -32,6 +33,7 @@ def _bounded_sets(api: Api) -> dict[str, set[str]]:
         "purpose": {p.value for p in Purpose} | {OTHER},
         "kind": {KIND_IMPORT, OTHER},
         "vendor": set(connector_types()) | {OTHER},
+        "format": set(report_formats()) | {OTHER},
     }
 
 

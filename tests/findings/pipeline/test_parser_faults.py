@@ -96,3 +96,6 @@ def test_an_upload_that_trips_a_parser_bug_is_a_4xx_naming_the_format(api: Api, 
     assert parser_faults()["nessus"] == before + 1
     (record,) = _errors(caplog)
     assert record.exc_info is not None and record.exc_info[0] is KeyError and "nessus" in record.getMessage()
+    # and the fault is a metric of its format, for an alert rather than a log search
+    metrics = api.client.get("/metrics").text
+    assert f'pmap_report_parser_faults_total{{format="nessus"}} {float(before + 1)}' in metrics
