@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(VENV)/bin/pmapctl db upgrade
 	$(VENV)/bin/pmapctl serve --host 127.0.0.1 --port 8000
 
-## make test: venv, install, make sure PostgreSQL answers, run every test
-test: $(STAMP) postgres
+## make test: venv, install, the gate (make lint), make sure PostgreSQL answers, run every test
+test: lint postgres
 	$(PY) -m pytest
 
 ## make lint: ruff (rules in pyproject.toml) and mypy (strict where secrets are handled); fails on any finding
