@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -17,6 +19,7 @@ from pmap.app import create_app
 from pmap.core.crypto import generate_key
 from pmap.core.db import Base
 from pmap.core.settings import Settings
+from pmap.core.state import AppState
 from pmap.migrations import upgrade
 
 PG_URL = os.environ.get("PMAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -61,10 +64,11 @@ def _truncate(url: str) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
+            # table names come from the models' metadata, never from input
             conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
         else:
             for t in tables:
-                conn.execute(text(f'DELETE FROM "{t}"'))
+                conn.execute(text(f'DELETE FROM "{t}"'))  # noqa: S608  # a model's table name, not input
     engine.dispose()
 
 
@@ -96,8 +100,12 @@ class Api:
     client: TestClient
 
     @property
-    def state(self):
-        return self.client.app.state.pmap
+    def app(self) -> FastAPI:
+        return cast(FastAPI, self.client.app)
+
+    @property
+    def state(self) -> AppState:
+        return cast(AppState, self.app.state.pmap)
 
     def token(self, org: str = "acme", role: str = "admin") -> dict[str, str]:
         from pmap.auth.principal import Role

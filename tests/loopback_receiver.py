@@ -71,7 +71,8 @@ def serve_receiver(path: str = "/hooks/test", upstream: str | None = None) -> It
 
         def _forward(self, body: bytes) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-            got = httpx.request(self.command, upstream.rstrip("/") + self.path, headers=headers,  # type: ignore[union-attr]
+            assert upstream is not None  # _record forwards only when there is an upstream
+            got = httpx.request(self.command, upstream.rstrip("/") + self.path, headers=headers,
                                 content=body, timeout=WAIT_SECONDS, trust_env=False)
             mine, theirs = origin[0], str(httpx.URL(upstream).copy_with(path="/", query=None)).rstrip("/")
             out = {k: v.replace(theirs, mine) for k, v in got.headers.items() if k.lower() not in _HOP}

@@ -15,7 +15,7 @@ TENABLE = {"vendor": "tenable_vm", "connection": {}, "credentials": {"access_key
 
 def _count(api: Api) -> int:
     with api.state.sessions() as s:
-        return s.scalar(select(func.count()).select_from(Integration))
+        return s.scalar(select(func.count()).select_from(Integration)) or 0
 
 
 def test_create_read_list_delete(api: Api) -> None:
@@ -58,7 +58,7 @@ def test_update_semantics_keep_clear_replace(api: Api) -> None:
             "credentials": {"email": "sec@acme.test", "api_token": canary()}}
     iid = api.client.post("/api/v1/integrations", json=body, headers=h).json()["id"]
     with api.state.sessions() as s:
-        before = s.get(Integration, __import__("uuid").UUID(iid)).encrypted_credentials
+        before = s.get_one(Integration, __import__("uuid").UUID(iid)).encrypted_credentials
     # omitted secret stays, other fields change
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"name": "jira2", "connection": {"project_key": "SEC"}},
                          headers=h)
@@ -68,7 +68,8 @@ def test_update_semantics_keep_clear_replace(api: Api) -> None:
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"credentials": {"api_token": canary()}}, headers=h)
     assert r.status_code == 200
     with api.state.sessions() as s:
-        after = s.get(Integration, __import__("uuid").UUID(iid)).encrypted_credentials
+        after = s.get_one(Integration, __import__("uuid").UUID(iid)).encrypted_credentials
+    assert after is not None and before is not None
     assert after["n"] != before["n"] and after["ct"] != before["ct"]
     # null clears; a required field cleared is refused
     r = api.client.patch(f"/api/v1/integrations/{iid}", json={"credentials": {"api_token": None}}, headers=h)

@@ -109,7 +109,7 @@ def _dependents(api: Api, iid: str) -> dict[str, int]:
 
     key = uuid.UUID(iid)
     with api.state.sessions() as s:
-        counts = {name: s.scalar(select(func.count()).select_from(model).where(model.integration_id == key))
+        counts = {name: s.scalar(select(func.count()).select_from(model).where(model.integration_id == key)) or 0
                   for name, model in (("findings", Finding), ("imports", ImportRecord), ("ticket_links", TicketLink),
                                       ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery))}
         counts["jobs"] = sum(1 for p in s.scalars(select(Job.params)) if p.get("integration_id") == iid)

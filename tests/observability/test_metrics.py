@@ -148,7 +148,7 @@ def test_a_secret_that_cannot_be_decrypted_counts_an_unavailable_delivery_and_a_
     _secret(api, h, a)
     secret_b = _secret(api, h, b)
     with transaction(api.state.sessions) as session:  # a's envelope on b's row: bound to a, it fails to open
-        row_a = session.get(Integration, uuid.UUID(a))
+        row_a = session.get_one(Integration, uuid.UUID(a))
         assert row_a is not None
         sealed = row_a.encrypted_webhook_secret
         session.execute(update(Integration).where(Integration.id == uuid.UUID(b))
@@ -165,7 +165,7 @@ def test_decrypts_are_counted_by_purpose(api: Api) -> None:
     h = api.token()
     iid = create_scanner(api, h)
     with api.state.sessions() as session:
-        row = session.get(Integration, uuid.UUID(iid))
+        row = session.get_one(Integration, uuid.UUID(iid))
         actor = Actor("system", "test", row.organization_id)
         for _ in range(2):
             with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=actor):

@@ -136,6 +136,7 @@ def test_readyz_answers_each_check_without_a_token_and_nothing_secret(api: Api) 
         assert set(result) == {"status", "seconds"} and result["status"] == "ok"
     raw = api.client.get("/readyz").text
     settings = api.state.settings
+    assert settings.platform_key is not None
     for secret in (settings.platform_key.get_secret_value(), api.state.keyring.primary, settings.resolved_database_url,
                    "postgres", "sqlite", str(settings.data_dir)):
         assert secret not in raw

@@ -65,7 +65,7 @@ def _exercise(api: Api) -> tuple[list[str], list[str]]:
         assert r.status_code == 422
         texts.append(r.text)
         # a resolve for a named purpose: audited, values registered for redaction while in use
-        row = api.state.sessions().get(Integration, uuid.UUID(iid))
+        row = api.state.sessions().get_one(Integration, uuid.UUID(iid))
         with api.state.resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=_actor(api, row)) as resolved:
             assert set(resolved.values) >= set(k for k in creds if k in secret_field_names(ct.credentials_model))
             import logging

@@ -48,7 +48,7 @@ def test_a_pasted_token_loses_its_surrounding_whitespace_and_short_values_are_re
                                                       "credentials": {"token": f"  {token}\n"}}, headers=h)
     assert r.status_code == 201, r.text
     with api.state.sessions() as session:
-        row = session.get(Integration, uuid.UUID(r.json()["id"]))
+        row = session.get_one(Integration, uuid.UUID(r.json()["id"]))
         actor = Actor("system", "test", row.organization_id)
         with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=actor) as resolved:
             assert resolved.get("token") == token
@@ -194,7 +194,7 @@ def test_identifiers_in_a_credential_map_are_not_masked_in_logs_secrets_are(api:
         "credentials": {"username": "admin", "password": password}})
     assert r.status_code == 201, r.text
     with api.state.sessions() as session:
-        row = session.get(Integration, uuid.UUID(r.json()["id"]))
+        row = session.get_one(Integration, uuid.UUID(r.json()["id"]))
         with api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)):
             masked = redaction.scrub(f"role admin asked; password {password}")
     assert masked == f"role admin asked; password {redaction.REDACTED}"  # a user name is not a secret

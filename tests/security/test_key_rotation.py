@@ -46,7 +46,7 @@ def _seed(db_url: str, tmp_path: Path, count: int, tamper: Callable[[Session, li
         ids = [client.post("/api/v1/integrations", json={"name": f"t{i}", "vendor": "tenable_vm", "credentials": {
             "access_key": "A" * 24, "secret_key": "S" * 24}}, headers=h).json()["id"] for i in range(count)]
         with api.state.sessions() as s:
-            tamper(s, [s.get(Integration, uuid.UUID(i)) for i in ids], api.state.keyring)
+            tamper(s, [s.get_one(Integration, uuid.UUID(i)) for i in ids], api.state.keyring)
             s.commit()
     return settings, ring, old, new, ids
 

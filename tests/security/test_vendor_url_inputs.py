@@ -45,7 +45,7 @@ def _create(api: Api, h: dict[str, str], vendor: str, connection: dict[str, Any]
 def _store(api: Api, iid: str, connection: dict[str, Any]) -> None:
     """Write ``connection`` into the row directly, as a row saved before a check existed would hold it."""
     with api.state.sessions() as session:
-        row = session.get(Integration, uuid.UUID(iid))
+        row = session.get_one(Integration, uuid.UUID(iid))
         row.connection = connection
         session.commit()
 

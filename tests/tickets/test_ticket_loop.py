@@ -68,7 +68,7 @@ def test_ticket_for_a_finding_then_done_webhook_resolves_it(api: Api, sandbox: S
     assert r.status_code in (200, 202)
     settle(api)
     with api.state.sessions() as s:
-        assert s.get(Finding, finding_id).status == "resolved"
+        assert s.get_one(Finding, finding_id).status == "resolved"
         purposes = set(s.scalars(select(AuditEvent.purpose).where(AuditEvent.integration_id == uuid.UUID(jira))))
     assert "ticket_creation" in purposes
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from pmap.audit.models import AuditEvent
 from pmap.webhooks import receiver, unrecorded
@@ -36,7 +36,7 @@ def _github(api: Api) -> tuple[dict[str, str], str, str]:
     return h, iid, api.client.post(f"/api/v1/integrations/{iid}/webhook/reveal", headers=h).json()["secret"]
 
 
-def _count(api: Api, iid: str, *where: object) -> int:
+def _count(api: Api, iid: str, *where: ColumnElement[bool]) -> int:
     with api.state.sessions() as s:
         return int(s.scalar(select(func.count()).select_from(WebhookDelivery).where(
             WebhookDelivery.integration_id == uuid.UUID(iid), *where)) or 0)
@@ -71,7 +71,7 @@ def test_a_junk_flood_does_not_starve_signed_deliveries_nor_cost_a_row_each(make
     assert 0 < recorded <= FAILED_BUDGET  # the junk beyond the budget cost no row each
     assert len(_decrypt_audits(api, iid)) <= FAILED_BUDGET + 5  # nor an audit event each
 
-    rt = receiver.runtime(api.client.app.state)
+    rt = receiver.runtime(api.app.state)
     rt.flush_unrecorded()  # what the timer does: one summary row and one audit event for the rest
     against_integration = JUNK // 2
     with api.state.sessions() as s:
@@ -102,7 +102,7 @@ def test_the_failed_budget_of_an_integration_holds_across_sources(make_api: Call
         assert r.status_code == 202
     assert len(set(answers)) == 1 and answers[0][0] == 401
     assert _count(api, iid, WebhookDelivery.outcome == "rejected") == 5  # the integration's budget
-    receiver.runtime(api.client.app.state).flush_unrecorded()
+    receiver.runtime(api.app.state).flush_unrecorded()
     with api.state.sessions() as s:
         attempts = s.scalar(select(func.sum(WebhookDelivery.attempts)).where(
             WebhookDelivery.integration_id == uuid.UUID(iid), WebhookDelivery.outcome == "rejected"))
@@ -133,7 +133,7 @@ def test_a_verified_flood_is_limited_and_its_decrypts_audited_together(make_api:
         codes.append(api.client.post(f"/hooks/{iid}", content=good, headers=signed("github", good, secret)).status_code)
     assert codes == [202] * 3 + [429] * 7
     assert len(_decrypt_audits(api, iid)) == 3
-    receiver.runtime(api.client.app.state).flush_unrecorded()
+    receiver.runtime(api.app.state).flush_unrecorded()
     audits = _decrypt_audits(api, iid)
     assert len(audits) == 4 and sum(int(e.detail.get("count", 1)) for e in audits) == 10
     assert _count(api, iid) == 3  # a rate-limited delivery is not stored (the vendor sends it again)

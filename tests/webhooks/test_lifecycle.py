@@ -93,7 +93,7 @@ def test_grace_zero_keeps_no_previous_secret(api: Api) -> None:
     from pmap.core.seams import Actor, Purpose
 
     with api.state.sessions() as s:
-        row = s.get(Integration, uuid.UUID(iid))
+        row = s.get_one(Integration, uuid.UUID(iid))
         actor = Actor("system", "test", row.organization_id)
         with api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=actor) as secrets:
             assert secrets.current and secrets.previous is None

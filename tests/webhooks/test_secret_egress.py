@@ -92,7 +92,8 @@ def test_an_operator_cannot_send_the_webhook_secret_to_a_target_they_moved(
         assert seen, "the recording listener saw nothing: the hunt below would prove nothing"
         for request in seen:
             for secret in (first, second):
-                assert not carries(request, secret), f"a webhook secret reached the operator's server: {request.method} {request.path}"
+                assert not carries(request, secret), \
+                    f"a webhook secret reached the operator's server: {request.method} {request.path}"
 
         # an admin registering the new target approves it: the secret goes there (the hunt finds it)
         assert served.http.post(_base(iid) + "/register", headers=admin).status_code == 200
@@ -131,7 +132,9 @@ def test_another_repository_or_tls_trust_is_another_target_for_the_secret(api: A
 
 
 def _row(connection: dict[str, Any], approved: dict[str, Any] | None) -> Integration:
-    state = {"configured": True} if approved is None else {"configured": True, "approved_target": target_fingerprint(approved)}
+    state: dict[str, object] = {"configured": True}
+    if approved is not None:
+        state["approved_target"] = target_fingerprint(approved)
     return Integration(id=uuid.uuid4(), organization_id=uuid.uuid4(), name="n", vendor="github_issues",
                        category="tracker", connection=connection, webhook_state=state)
 
@@ -165,7 +168,7 @@ def test_approval_is_recorded_without_a_secret_value(api: Api) -> None:
     api.client.post(_base(iid) + "/generate", headers=op)
     secret = api.client.post(_base(iid) + "/reveal", headers=api.token()).json()["secret"]
     with api.state.sessions() as s:
-        row = s.get(Integration, uuid.UUID(iid))
+        row = s.get_one(Integration, uuid.UUID(iid))
         assert row.webhook_state["approved_target"] == target_fingerprint(row.connection)
         assert secret not in json.dumps(row.webhook_state)
         events = s.scalars(select(AuditEvent).where(AuditEvent.integration_id == row.id)).all()

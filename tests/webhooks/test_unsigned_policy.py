@@ -28,23 +28,27 @@ def test_in_production_only_an_admin_may_allow_unsigned_webhooks(make_api: Calla
     r = prod.client.post("/api/v1/integrations", json=body, headers=op)
     assert r.status_code == 403 and "admin" in r.json()["error"]["message"], r.text
     assert prod.client.get("/api/v1/integrations", headers=op).json()["items"] == []  # nothing written
-    iid = prod.client.post("/api/v1/integrations", json={**body, "allow_unsigned_webhooks": False}, headers=op).json()["id"]
+    refused = {**body, "allow_unsigned_webhooks": False}
+    iid = prod.client.post("/api/v1/integrations", json=refused, headers=op).json()["id"]
     url = f"/api/v1/integrations/{iid}"
     r = prod.client.patch(url, json={"allow_unsigned_webhooks": True, "name": unique("n")}, headers=op)
     assert r.status_code == 403, r.text
     assert prod.client.get(url, headers=op).json()["allow_unsigned_webhooks"] is False
-    denied = [e for e in _events(prod, admin, "access.denied") if e["detail"].get("field") == "allow_unsigned_webhooks"]
+    denied = [e for e in _events(prod, admin, "access.denied")
+              if e["detail"].get("field") == "allow_unsigned_webhooks"]
     assert len(denied) == 2 and all(e["detail"]["needs"] == "admin" for e in denied)
 
     r = prod.client.patch(url, json={"allow_unsigned_webhooks": True}, headers=admin)
     assert r.status_code == 200 and r.json()["allow_unsigned_webhooks"] is True
     assert any("unsigned" in w for w in r.json()["warnings"])
     status = prod.client.get(url + "/webhook", headers=op).json()
-    assert status["allow_unsigned"] is True and any("unsigned webhook deliveries are accepted" in w for w in status["warnings"])
+    assert status["allow_unsigned"] is True
+    assert any("unsigned webhook deliveries are accepted" in w for w in status["warnings"])
     unsigned = {"Content-Type": "application/json", "X-GitHub-Delivery": unique("d"), "X-GitHub-Event": "push"}
     assert prod.client.post(f"/hooks/{iid}", content=payload("github"), headers=unsigned).status_code == 202
     # an operator may edit the rest, send the value unchanged, and turn it off
-    assert prod.client.patch(url, json={"name": unique("n"), "allow_unsigned_webhooks": True}, headers=op).status_code == 200
+    unchanged = {"name": unique("n"), "allow_unsigned_webhooks": True}
+    assert prod.client.patch(url, json=unchanged, headers=op).status_code == 200
     r = prod.client.patch(url, json={"allow_unsigned_webhooks": False}, headers=op)
     assert r.status_code == 200 and not any("unsigned" in w for w in r.json()["warnings"])
     created = prod.client.post("/api/v1/integrations", headers=admin,
@@ -61,11 +65,12 @@ def test_in_production_only_an_admin_may_allow_unsigned_webhooks(make_api: Calla
 
 def test_development_lets_an_operator_allow_unsigned_webhooks_and_audits_it(api: Api) -> None:
     op = api.token(role="operator")
-    r = api.client.post("/api/v1/integrations", json={**integration_body("jira_cloud"), "allow_unsigned_webhooks": True},
-                        headers=op)
+    body = {**integration_body("jira_cloud"), "allow_unsigned_webhooks": True}
+    r = api.client.post("/api/v1/integrations", json=body, headers=op)
     assert r.status_code == 201 and any("unsigned" in w for w in r.json()["warnings"])
     iid = r.json()["id"]
-    assert api.client.patch(f"/api/v1/integrations/{iid}", json={"allow_unsigned_webhooks": False}, headers=op).status_code == 200
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"allow_unsigned_webhooks": False}, headers=op)
+    assert r.status_code == 200
     changes = _events(api, api.token(), ACTION)
     assert [e["detail"] for e in reversed(changes)] == [
         {"allow_unsigned_webhooks": True, "production": False}, {"allow_unsigned_webhooks": False, "production": False}]
