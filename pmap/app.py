@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
@@ -107,6 +107,47 @@ def readiness(state: AppState) -> Readiness:
     return ready
 
 
+# The probes are module-level routes reading the app from the request: a route defined inside create_app
+# would close over its app, and FastAPI's module-level caches of endpoint callables would keep every app
+# ever created (and its engine) alive.
+probes_router = APIRouter(tags=["health"])
+metrics_router = APIRouter(tags=["health"])
+
+
+@probes_router.get("/healthz")
+def healthz(request: Request) -> JSONResponse:
+    """200 when the database answers and the keyring seals and opens."""
+    state: AppState = request.app.state.pmap
+    checks = {"database": False, "keyring": keyring_usable(state.keyring)}
+    try:
+        with state.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = True
+    except Exception:  # health is a yes/no; the reason goes to the log
+        log.exception("health check: database unreachable")
+    ok = all(checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks, "version": __version__},
+                        status_code=200 if ok else 503)
+
+
+@probes_router.get("/readyz", responses={503: {"description": "a check failed"}})
+def readyz(request: Request) -> JSONResponse:
+    """200 when every dependency answers (database, key provider); 503 naming the ones that do not.
+    No token: for probes. Per check: ``status``, ``seconds`` and, on failure, ``error`` (a class name or
+    ``timeout``), nothing else."""
+    ok, checks = request.app.state.ready.run()
+    return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
+                        status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
+
+
+@metrics_router.get("/metrics", response_class=Response,
+                    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
+def prometheus_metrics(request: Request) -> Response:
+    """Prometheus metrics of this process (no token: for scrapers; nothing in them is secret)."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The PMAP API. Nothing is opened until the app starts (lifespan)."""
     settings = settings or get_settings()
@@ -158,35 +199,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(receiver_router)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> JSONResponse:
-        """200 when the database answers and the keyring seals and opens."""
-        state: AppState = app.state.pmap
-        checks = {"database": False, "keyring": keyring_usable(state.keyring)}
-        try:
-            with state.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = True
-        except Exception:  # health is a yes/no; the reason goes to the log
-            log.exception("health check: database unreachable")
-        ok = all(checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks, "version": __version__},
-                            status_code=200 if ok else 503)
-
-    @app.get("/readyz", tags=["health"], responses={503: {"description": "a check failed"}})
-    def readyz() -> JSONResponse:
-        """200 when every dependency answers (database, key provider); 503 naming the ones that do not.
-        No token: for probes. Per check: ``status``, ``seconds`` and, on failure, ``error`` (a class name or
-        ``timeout``), nothing else."""
-        ok, checks = app.state.ready.run()
-        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
-
+    app.state.metrics = metrics
+    app.include_router(probes_router)
     if settings.metrics_enabled:
-        @app.get("/metrics", tags=["health"], response_class=Response,
-                 responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}})
-        def prometheus_metrics() -> Response:
-            """Prometheus metrics of this process (no token: for scrapers; nothing in them is secret)."""
-            return Response(metrics.render(), media_type=CONTENT_TYPE)
+        app.include_router(metrics_router)
 
     return app
