@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from pmap.app import create_app
+from pmap.core import clock
 from pmap.core.crypto import generate_key
 from pmap.core.db import Base
 from pmap.core.settings import Settings
@@ -122,6 +125,33 @@ class Api:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield Api(client)
+
+
+class VirtualClock:
+    """pmap.core.clock on virtual time: a wait is recorded and moves the clock on at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.waits.append(seconds)
+            self._offset += max(0.0, seconds)
+
+
+@pytest.fixture
+def virtual_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    """Waits and deadlines of PMAP's code (retries, backoff, export polls) run on virtual time."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(clock, "monotonic", virtual.monotonic)
+    monkeypatch.setattr(clock, "sleep", virtual.sleep)
+    return virtual
 
 
 def canary(label: str = "") -> str:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import time
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from pmap.core import clock
 from pmap.core.outbound import OutboundClient, OutboundConfig
 from pmap.core.text import check_one_line, check_text
 from pmap.core.urlpath import path_setting_problem
@@ -256,13 +256,13 @@ class OperationContext:
     credentials: Any  # the vendor's Credentials subclass instance (SecretStr values)
     outbound: OutboundConfig
     secrets: tuple[str, ...] = ()
-    deadline: float | None = None  # time.monotonic() by which the whole operation must end
+    deadline: float | None = None  # clock.monotonic() by which the whole operation must end
 
     def remaining(self) -> float:
         """Seconds left of the operation's budget."""
         if self.deadline is None:
             return self.outbound.budget
-        return max(0.0, self.deadline - time.monotonic())
+        return max(0.0, self.deadline - clock.monotonic())
 
     def client(self, base_url: str | None = None) -> OutboundClient:
         """A guarded HTTP client for the integration's base URL (or a sibling base URL), sharing

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from pmap.connectors.base import ConnectionTestResult, ConnectorType, OperationContext, Probe
+from pmap.core import clock
 from pmap.core.egress import EgressPolicy
 from pmap.core.errors import EgressDenied, FieldProblem, PmapError, UpstreamError, ValidationFailed
 from pmap.core.http_errors import validation_problems
@@ -77,7 +78,7 @@ def operation_context(
     )
     secrets = tuple(v for v in credentials.values() if v)
     return OperationContext(vendor=ct.vendor, purpose=purpose, connection=conn_model, credentials=creds_model,
-                            outbound=outbound, secrets=secrets, deadline=time.monotonic() + total)
+                            outbound=outbound, secrets=secrets, deadline=clock.monotonic() + total)
 
 
 def _common_warnings(ctx: OperationContext) -> list[str]:

@@ -13,7 +13,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import httpcore
 import httpx
 
+from pmap.core import clock
 from pmap.core.errors import ConfigurationError, EgressDenied, UpstreamError
 from pmap.core.urlpath import control_character_in
 
@@ -249,7 +249,7 @@ def ssl_context(verify: bool, ca_bundle_pem: str | None) -> ssl.SSLContext:
 class PinnedBackend(httpcore.NetworkBackend):
     """Connects only to addresses the guard checked, and cuts every socket wait at ``deadline``.
 
-    ``deadline`` is a ``time.monotonic()`` value set by the caller per attempt, so a server that
+    ``deadline`` is a :func:`pmap.core.clock.monotonic` value set by the caller per attempt, so a server that
     trickles bytes cannot hold a worker past the operation's budget.
     """
 
@@ -270,7 +270,7 @@ class PinnedBackend(httpcore.NetworkBackend):
         """``timeout`` cut to what is left before the deadline; raises ``exc`` once it has passed."""
         if self.deadline is None:
             return timeout
-        left = self.deadline - time.monotonic()
+        left = self.deadline - clock.monotonic()
         if left <= 0:
             raise exc("the operation's time budget is spent")
         return left if timeout is None else min(timeout, left)
@@ -306,7 +306,7 @@ class PinnedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         """Sleep, as httpcore's connection retries expect."""
-        time.sleep(seconds)
+        clock.sleep(seconds)
 
 
 class _DeadlineStream(httpcore.NetworkStream):

@@ -26,7 +26,7 @@ import httpx
 import orjson
 
 from pmap import __version__
-from pmap.core import redaction
+from pmap.core import clock, redaction
 from pmap.core.egress import (
     DEFAULT_PORTS,
     EgressPolicy,
@@ -51,11 +51,6 @@ _MIN_ATTEMPT = 0.05  # seconds: below this an attempt cannot succeed, so do not 
 _BACKOFF_BASE, _BACKOFF_CAP = 0.5, 8.0
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _E = TypeVar("_E", bound=BaseException)
-
-
-def _sleep(seconds: float) -> None:
-    # one indirection so tests can observe retry waits without sleeping
-    time.sleep(seconds)
 
 
 @dataclass(frozen=True)
@@ -171,7 +166,7 @@ class OutboundClient:
         self._origin = origin_of(self._base)
         # the path as given, still percent-encoded: decoding it would turn "%2F" into "/" when joined
         self._base_path = self._base.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
-        self._deadline = time.monotonic() + config.budget
+        self._deadline = clock.monotonic() + config.budget
         self._backend = PinnedBackend()
         self._client: httpx.Client | None = None
         self._closed = False
@@ -198,7 +193,7 @@ class OutboundClient:
     @property
     def remaining_budget(self) -> float:
         """Seconds left of the operation's budget (never negative)."""
-        return max(0.0, self._deadline - time.monotonic())
+        return max(0.0, self._deadline - clock.monotonic())
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -296,7 +291,7 @@ class OutboundClient:
                 wait = min(_BACKOFF_CAP, _BACKOFF_BASE * 2**attempt) * random.uniform(0.8, 1.0)  # noqa: S311 - retry jitter, not a secret
             if wait + _MIN_ATTEMPT >= self.remaining_budget:
                 break  # waiting as asked would overrun the budget: report what we have
-            _sleep(wait)
+            clock.sleep(wait)
             attempt += 1
             self._retries += 1
         if expected is not None and response.status not in expected:
@@ -338,7 +333,7 @@ class OutboundClient:
         self._backend.pin(host, ips)
 
     def _attempt_budget(self, url: httpx.URL) -> float:
-        left = self._deadline - time.monotonic()
+        left = self._deadline - clock.monotonic()
         if left < _MIN_ATTEMPT:
             raise self._error(
                 f"The {self._config.budget:g} s time budget of this operation is spent; "
@@ -363,8 +358,8 @@ class OutboundClient:
         for hop in range(MAX_REDIRECTS + 1):
             self._pin(url)
             budget = self._attempt_budget(url)
-            started = time.monotonic()
-            self._backend.deadline = started + budget
+            self._backend.deadline = clock.monotonic() + budget
+            started = time.monotonic()  # latency is real elapsed time, not the deadline's clock
             try:
                 request = client.build_request(method, url, params=params, headers=headers,
                                                timeout=httpx.Timeout(budget), **body)

@@ -12,7 +12,6 @@ import base64
 import contextlib
 import math
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from pmap.connectors.base import (
     PermissionReport,
     PermissionState,
 )
+from pmap.core import clock
 from pmap.core.errors import UpstreamError, upstream_error
 from pmap.core.outbound import OutboundResponse
 from pmap.core.redaction import scrub
@@ -295,7 +295,7 @@ def poll(ctx: OperationContext, attempt: Callable[[], T | None], *, what: str,
         if ctx.remaining() <= wait + 0.1:
             raise UpstreamError(f"{what} was not ready within the operation's time budget; try again later",
                                 step="timeout")
-        time.sleep(wait)
+        clock.sleep(wait)
 
 
 # --- least-privilege reports ------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ Qualys signals its rate and concurrency limits with HTTP 409 (``CODE`` 1965/1960
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -25,6 +24,7 @@ from pmap.connectors.base import (
     ScanRef,
 )
 from pmap.connectors.vendors._support import DOWNLOAD_MAX_BYTES, check, fail, xml_of
+from pmap.core import clock
 from pmap.core.outbound import OutboundClient, OutboundResponse
 
 _HEADERS = {"X-Requested-With": "PMAP"}
@@ -70,7 +70,7 @@ def _call(ctx: OperationContext, c: OutboundClient, method: str, path: str, **kw
         wait = _wait_of(resp) if resp.status == 409 else None
         if wait is None or attempt == _LIMIT_RETRIES or wait + 0.1 >= ctx.remaining():
             break
-        time.sleep(wait)
+        clock.sleep(wait)
     if resp.status == 409:
         raise fail(ctx, "Qualys's API rate or concurrency limit is reached; try again later", step="http", resp=resp)
     return check(ctx, resp, f"{method} {path}",

@@ -15,10 +15,14 @@ from pmap.connectors.base import OperationContext, Probe, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test
 from pmap.core.errors import VendorRefused
 from pmap.core.settings import Settings
+from pmap_sandbox.scenarios import RETRY_AFTER_SECONDS
 from pmap_sandbox.server import SandboxServer
+from tests.conftest import VirtualClock
 
 from .cases import VENDORS, VERSIONS, catalog_entry, settings_for
 from .conftest import run_test
+
+SLOW_BUDGET = 0.3  # seconds: the sandbox's slow answer takes 15 s, so any short budget is cut
 
 PLAIN_HTTP = "plain http"
 TLS_OFF = "TLS certificate verification is off"
@@ -100,17 +104,19 @@ def test_metadata_address_is_refused_before_anything_is_sent(vendor: str, dev_se
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
-def test_rate_limit_is_waited_out(vendor: str, sandbox: SandboxServer, dev_settings: Settings) -> None:
+def test_rate_limit_is_waited_out(vendor: str, sandbox: SandboxServer, dev_settings: Settings,
+                                  virtual_clock: VirtualClock) -> None:
     connection, credentials = settings_for(vendor, sandbox.base_url, "ratelimit")
     result = run_test(dev_settings, vendor, connection, credentials)
     assert result.ok, result.message
+    assert virtual_clock.waits[:1] == [RETRY_AFTER_SECONDS], virtual_clock.waits  # the vendor's own wait, once
 
 
 @pytest.mark.parametrize("vendor", VENDORS)
 def test_slow_vendor_times_out_within_the_budget(vendor: str, sandbox: SandboxServer) -> None:
-    settings = Settings(env="development", database_url="sqlite://", connection_test_timeout=1.0)
+    settings = Settings(env="development", database_url="sqlite://", connection_test_timeout=SLOW_BUDGET)
     # the per-call timeout as short as the budget: a longer one would be honoured (pmap.connectors.runner)
-    connection, credentials = settings_for(vendor, sandbox.base_url, "slow", timeout_seconds=1.0)
+    connection, credentials = settings_for(vendor, sandbox.base_url, "slow", timeout_seconds=SLOW_BUDGET)
     result = run_test(settings, vendor, connection, credentials)
     assert result.failed_step == "timeout", result.message
     waited = re.search(r"timed out after (\d+(?:\.\d+)?) s", result.message or "")

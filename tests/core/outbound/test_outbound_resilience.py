@@ -8,21 +8,19 @@ from email.utils import format_datetime
 
 import pytest
 
-from pmap.core import outbound
 from pmap.core.egress import EgressPolicy
 from pmap.core.errors import UpstreamError
 from pmap.core.outbound import OutboundClient, OutboundConfig
+from tests.conftest import VirtualClock
 
 POLICY = EgressPolicy(production=False)
 SECRET = "s3cr3t-Api-Key-0042"
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry waits instead of sleeping."""
-    recorded: list[float] = []
-    monkeypatch.setattr(outbound, "_sleep", recorded.append)
-    return recorded
+def waits(virtual_clock: VirtualClock) -> list[float]:
+    """Retry waits, recorded on the virtual clock instead of slept."""
+    return virtual_clock.waits
 
 
 def _sequence(*replies: tuple[int, dict[str, str]]):
@@ -69,6 +67,16 @@ def test_a_wait_longer_than_the_budget_is_not_taken(server, waits) -> None:
         assert client.retries_done == 0
     assert err.value.step == "http" and err.value.upstream_status == 429
     assert waits == [] and len(server.seen) == 1
+
+
+def test_time_waited_is_spent_from_the_budget(server, waits) -> None:
+    # waits and the deadline read one clock: after two 4 s waits of a 10 s budget a third is not taken
+    server.routes["/"] = _sequence((429, {"Retry-After": "4"}))
+    with OutboundClient(server.url(), OutboundConfig(policy=POLICY, budget=10, max_retries=5)) as client:
+        with pytest.raises(UpstreamError) as err:
+            client.get("/", expected=(200,))
+        assert client.retries_done == 2 and client.remaining_budget < 2.1
+    assert err.value.upstream_status == 429 and waits == [4.0, 4.0] and len(server.seen) == 3
 
 
 def test_unsafe_methods_retry_only_when_the_caller_opts_in(server, waits) -> None:
