@@ -180,8 +180,13 @@ def test_production_needs_an_explicit_key(tmp_path: Path, db_url: str) -> None:
         load_keyring(s)
 
 
-@pytest.mark.parametrize("key", [base64.b64encode(os.urandom(16)).decode(), "not base64 at all!",
-                                 base64.b64encode(b"\x00" * 32).decode(), base64.b64encode(os.urandom(48)).decode()])
+# ids name each case: random values in ids would differ between xdist workers and break the collection
+@pytest.mark.parametrize("key", [
+    pytest.param(base64.b64encode(os.urandom(16)).decode(), id="128-bit"),
+    pytest.param("not base64 at all!", id="not-base64"),
+    pytest.param(base64.b64encode(b"\x00" * 32).decode(), id="all-zero"),
+    pytest.param(base64.b64encode(os.urandom(48)).decode(), id="384-bit"),
+])
 def test_short_malformed_or_weak_keys_refused(key: str) -> None:
     with pytest.raises(ConfigurationError):
         decode_key(key, source="PMAP_PLATFORM_KEY")
