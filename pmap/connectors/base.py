@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -21,6 +23,7 @@ from pmap.core import clock
 from pmap.core.outbound import OutboundClient, OutboundConfig
 from pmap.core.text import check_one_line, check_text
 from pmap.core.urlpath import path_setting_problem
+from pmap.findings.formats.base import ParsedFinding
 
 
 class Category(str, enum.Enum):
@@ -49,6 +52,7 @@ class Operation(str, enum.Enum):
     CHECK_PERMISSIONS = "check_permissions"
     REGISTER_WEBHOOK = "register_webhook"
     FETCH_PIPELINE_REPORTS = "fetch_pipeline_reports"
+    SYNC_FINDINGS = "sync_findings"
 
 
 # --- schemas every vendor type builds on -------------------------------------------------------
@@ -244,6 +248,32 @@ class ReportArtifact(BaseModel):
     content: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class FindingsPull:
+    """What a sync asks a vendor for."""
+
+    since: datetime | None = None  # only what changed since (the last successful sync's start); None: all
+    state: dict[str, Any] = field(default_factory=dict)  # what the vendor type kept from its last sync
+
+
+@dataclass(slots=True)
+class FindingsFeed:
+    """A vendor's findings, pulled one page or chunk at a time as ``findings`` is iterated.
+
+    ``format`` is the report format key whose severity mapper and finding identity the pulled findings
+    follow (the vendor's API usually returns what its export file holds). ``complete`` is True when the
+    feed covers everything the integration's vendor scope holds (so a finding absent from it may be
+    resolved); an incremental pull, which asked only for changes, is never complete. ``state`` is what
+    the implementation wants back in the next :class:`FindingsPull` (a cursor, a high-water mark);
+    it is stored with the integration's last sync, so it must hold no secret.
+    """
+
+    format: str
+    findings: Iterator[ParsedFinding]
+    complete: bool
+    state: dict[str, Any] = field(default_factory=dict)
+
+
 # --- the context handed to implementations ---------------------------------------------------
 
 @dataclass(slots=True)
@@ -323,6 +353,22 @@ class FetchesFindings(Protocol):
 
 
 @runtime_checkable
+class SyncsFindings(Protocol):
+    """Pull the findings the vendor holds for this integration (a sync), streaming.
+
+    ``pull_findings`` returns at once with a :class:`FindingsFeed` whose ``findings`` iterator fetches
+    lazily: one page or export chunk in memory at a time, never the whole export. It honours
+    ``pull.since`` where the vendor can filter by change time (and then returns ``complete=False``),
+    waits out ``Retry-After`` and the vendor's documented rate limits (the guarded client retries;
+    longer waits go through :mod:`pmap.core.clock`), and sets ``status`` on a finding the vendor
+    reports as fixed or closed (``"fixed"``), so the sync resolves it, or stores it resolved when it
+    is new. Errors are :class:`pmap.core.errors.UpstreamError` with the failing ``step``.
+    """
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed: ...
+
+
+@runtime_checkable
 class LaunchesScans(Protocol):
     """Start a configured scan."""
 
@@ -370,13 +416,14 @@ OPERATION_PROTOCOLS: dict[Operation, type] = {
     Operation.CHECK_PERMISSIONS: ChecksPermissions,
     Operation.REGISTER_WEBHOOK: RegistersWebhooks,
     Operation.FETCH_PIPELINE_REPORTS: FetchesPipelineReports,
+    Operation.SYNC_FINDINGS: SyncsFindings,
 }
 
 
 # --- archetypes: what each category may offer ---------------------------------------------------
 
-class ScannerConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus,
-                       RegistersWebhooks, Protocol):
+class ScannerConnector(Connector, ChecksPermissions, SyncsFindings, FetchesFindings, LaunchesScans,
+                       ReportsScanStatus, RegistersWebhooks, Protocol):
     """Scanners (VM, DAST, SAST, SCA, network discovery, mobile): everything one may offer."""
 
 
