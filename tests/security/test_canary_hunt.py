@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import uuid
@@ -16,7 +15,7 @@ from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.seams import Purpose
 from pmap.integrations.models import Integration
-from tests.conftest import Api, canary
+from tests.conftest import Api, canary, marker_free_hex
 
 
 def _credentials_for(vendor: str, label: str) -> dict[str, str]:
@@ -25,7 +24,7 @@ def _credentials_for(vendor: str, label: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, info in model.model_fields.items():
         if name in secret_field_names(model):
-            candidates = [canary(label + name), "ca11ab1e" + secrets.token_hex(24)]
+            candidates = [canary(label + name), "ca11ab1e" + marker_free_hex(24)]
         elif info.is_required():
             candidates = [f"user-{name}@acme.test", "acme", "1" * 12]
         else:
