@@ -30,7 +30,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"auth"}),  # organizations, tokens, roles, the principal
     frozenset({"connectors"}),  # the connector contract, the catalog, the vendor implementations
     frozenset({"integrations"}),  # integration records, connection tests, least-privilege checks
-    frozenset({"findings", "tickets"}),  # imports, rules and findings; tickets, their links and status changes
+    frozenset({"findings", "tickets", "schedules"}),  # imports, rules and findings; tickets, their links and
+    # status changes; the schedules of integrations and the scheduler that starts what is due
     frozenset({"webhooks"}),  # receives and verifies deliveries; hands ticket status changes to tickets
     frozenset({"api", "migrations"}),  # the HTTP routers (pmap.*.api, *_api); the schema migrations
     frozenset({"entry"}),  # pmap.app and pmap.cli, which compose the rest

@@ -37,6 +37,10 @@ class Integration(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # findings ranked below this are counted and dropped at import (see pmap.findings.severity)
     severity_threshold: Mapped[str] = mapped_column(String(16), default="info")
+    # a five-field cron expression (UTC) of scheduled syncs, or None; due times before sync_schedule_since
+    # (when it was set) are not run, so setting a schedule does not start a sync of the past
+    sync_schedule: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    sync_schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""Schedules: cron expressions on integrations, and the scheduler that enqueues what is due, once."""

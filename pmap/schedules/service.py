@@ -1,0 +1,144 @@
+"""The scheduler: start each due scheduled sync exactly once, however many schedulers run.
+
+Every ``interval`` seconds a scheduler reads the enabled integrations that have a ``sync_schedule``,
+works out the schedule's latest due time, and claims it by inserting a :class:`ScheduledRun` row for
+(integration, kind, due time). The row's unique constraint is the guard: a second scheduler (another
+machine, a restarted process) inserting the same due time fails and starts nothing, which Celery beat alone
+would not ensure. Only the latest due time is claimed, so a scheduler that was down for a day starts one
+catch-up sync, not one per missed slot; a due time before the schedule was set is never claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pmap.core.db import transaction, utcnow
+from pmap.core.errors import PmapError
+from pmap.integrations.models import Integration
+from pmap.schedules.cron import latest_due, next_due
+from pmap.schedules.models import ScheduledRun
+
+log = logging.getLogger("pmap.schedules")
+
+KIND_SYNC = "sync"
+
+#: Starts the sync of (integration id, organization id) and returns its job id; raises a PmapError
+#: (a sync already running, the integration disabled) when it starts nothing.
+SubmitSync = Callable[[uuid.UUID, uuid.UUID], uuid.UUID]
+
+
+@dataclass(slots=True)
+class Tick:
+    """What one pass of the scheduler did."""
+
+    started: list[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=list)  # (integration, job)
+    skipped: list[tuple[uuid.UUID, str]] = field(default_factory=list)  # (integration, why)
+    taken: int = 0  # due times another pass or scheduler had already claimed
+
+
+def next_sync_at(row: Integration, now: datetime | None = None) -> datetime | None:
+    """When the integration's next scheduled sync is due (None: no schedule, or disabled)."""
+    if not row.sync_schedule or not row.enabled:
+        return None
+    return next_due(row.sync_schedule, now or utcnow())
+
+
+def run_due(sessions: sessionmaker[Session], submit: SubmitSync, now: datetime | None = None) -> Tick:
+    """Claim and start every scheduled sync due at ``now``; one failure does not stop the others."""
+    now = now or utcnow()
+    tick = Tick()
+    with sessions() as session:
+        rows = session.execute(
+            select(Integration.id, Integration.organization_id, Integration.sync_schedule,
+                   Integration.sync_schedule_since)
+            .where(Integration.enabled.is_(True), Integration.sync_schedule.is_not(None))).all()
+    for integration_id, organization_id, schedule, since in rows:
+        if not schedule:
+            continue
+        try:
+            due = latest_due(schedule, now)
+        except Exception:  # a stored expression that no longer parses is skipped, never fatal
+            log.exception("integration %s: sync_schedule %r cannot be evaluated", integration_id, schedule)
+            continue
+        if since is not None and due < since:
+            continue
+        run_id = _claim(sessions, integration_id, organization_id, due)
+        if run_id is None:
+            tick.taken += 1
+            continue
+        try:
+            job_id = submit(integration_id, organization_id)
+        except PmapError as exc:
+            _record(sessions, run_id, skipped=exc.message[:300])
+            tick.skipped.append((integration_id, exc.message))
+            log.info("scheduled sync of integration %s due %s started nothing: %s", integration_id, due,
+                     exc.message)
+        except Exception:
+            _record(sessions, run_id, skipped="the sync could not be queued (logged)")
+            tick.skipped.append((integration_id, "the sync could not be queued"))
+            log.exception("scheduled sync of integration %s due %s could not be queued", integration_id, due)
+        else:
+            _record(sessions, run_id, job_id=job_id)
+            tick.started.append((integration_id, job_id))
+            log.info("scheduled sync of integration %s due %s started job %s", integration_id, due, job_id)
+    return tick
+
+
+def _claim(sessions: sessionmaker[Session], integration_id: uuid.UUID, organization_id: uuid.UUID,
+           due: datetime) -> uuid.UUID | None:
+    """The new run's id, or None when this due time was already claimed (here or by another scheduler)."""
+    run = ScheduledRun(organization_id=organization_id, integration_id=integration_id, kind=KIND_SYNC,
+                       due_at=due)
+    try:
+        with transaction(sessions) as session:
+            session.add(run)
+    except IntegrityError:
+        return None  # the unique (integration, kind, due time) row exists; or the integration just went
+    return run.id
+
+
+def _record(sessions: sessionmaker[Session], run_id: uuid.UUID, *, job_id: uuid.UUID | None = None,
+            skipped: str | None = None) -> None:
+    with transaction(sessions) as session:
+        run = session.get(ScheduledRun, run_id)
+        if run is not None:
+            run.job_id, run.skipped = job_id, skipped
+
+
+class Scheduler:
+    """A background thread running :func:`run_due` every ``interval`` seconds until shut down."""
+
+    def __init__(self, sessions: sessionmaker[Session], submit: SubmitSync, *, interval: float) -> None:
+        self._sessions = sessions
+        self._submit = submit
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start ticking (the first pass runs at once)."""
+        self._thread = threading.Thread(target=self._loop, name="pmap-scheduler", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        """Stop after the current pass."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_due(self._sessions, self._submit)
+            except Exception:  # a database hiccup must not end the scheduler; the next pass retries
+                log.exception("scheduler pass failed")
+            self._stop.wait(self._interval)
