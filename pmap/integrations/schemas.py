@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from pmap.core.cron import check_cron
 from pmap.core.text import OneLine
 
 #: minimum severity an import keeps for an integration (unknown keeps everything)
@@ -15,6 +16,14 @@ SeverityThreshold = Literal["unknown", "info", "low", "medium", "high", "critica
 _THRESHOLD_DOC = (
     "Imports drop findings ranked below this severity (counted as filtered_out). Findings whose severity "
     "maps to nothing (unknown) are always kept and counted as unknown_severity."
+)
+
+#: a five-field cron expression; anything else is a 422 saying why
+CronExpression = Annotated[str, AfterValidator(check_cron)]
+_SCHEDULE_DOC = (
+    "Scheduled syncs: a five-field cron expression (minute hour day-of-month month day-of-week, in UTC), e.g. "
+    "`0 3 * * 1` (Mondays 03:00) or `*/30 * * * *`; null for none. A due time before the schedule was set is "
+    "not run; a disabled integration runs nothing."
 )
 
 # every credential value arrives as SecretStr, so no repr, log or traceback of a request shows it
@@ -48,6 +57,7 @@ class IntegrationCreate(BaseModel):
     enabled: bool = True
     allow_unsigned_webhooks: bool = Field(default=False, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold = Field(default="info", description=_THRESHOLD_DOC)
+    sync_schedule: CronExpression | None = Field(default=None, description=_SCHEDULE_DOC)
 
 
 class IntegrationUpdate(BaseModel):
@@ -64,6 +74,7 @@ class IntegrationUpdate(BaseModel):
     enabled: bool | None = None
     allow_unsigned_webhooks: bool | None = Field(default=None, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold | None = Field(default=None, description=_THRESHOLD_DOC)
+    sync_schedule: CronExpression | None = Field(default=None, description=_SCHEDULE_DOC + " null removes it.")
 
 
 class IntegrationOut(BaseModel):
@@ -82,6 +93,8 @@ class IntegrationOut(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     last_tested_at: datetime | None
     last_synced_at: datetime | None
+    sync_schedule: str | None = None
+    next_sync_at: datetime | None = Field(default=None, description="When the next scheduled sync is due (UTC).")
     created_at: datetime
     updated_at: datetime
 

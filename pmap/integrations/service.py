@@ -19,6 +19,7 @@ from pmap.auth.principal import Principal, Role
 from pmap.connectors.base import SECRET_MIN_CHARS, ConnectorType, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
+from pmap.core.cron import next_due
 from pmap.core.crypto import Keyring
 from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
@@ -208,6 +209,8 @@ def to_out(row: Integration) -> IntegrationOut:
         allow_unsigned_webhooks=row.allow_unsigned_webhooks, severity_threshold=row.severity_threshold,
         webhook_secret_configured=bool((row.webhook_state or {}).get("configured")), warnings=warnings_for(row),
         last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at,
+        sync_schedule=row.sync_schedule,
+        next_sync_at=next_due(row.sync_schedule, utcnow()) if row.sync_schedule and row.enabled else None,
         created_at=row.created_at, updated_at=row.updated_at,
     )
 
@@ -247,6 +250,7 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
         encrypted_credentials=seal_credentials(keyring, row_id, _sealed_map(credentials, legacy)),
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
         allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
+        sync_schedule=body.sync_schedule, sync_schedule_since=utcnow() if body.sync_schedule else None,
         # the creator chose this target: the webhook secret may go here until an admin registers elsewhere
         webhook_state={APPROVED_TARGET: target_fingerprint(connection)},
     )
@@ -276,7 +280,7 @@ def update(
     fields_set = body.model_fields_set
     _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks), row.id)
     before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
-              "severity_threshold": row.severity_threshold}
+              "severity_threshold": row.severity_threshold, "sync_schedule": row.sync_schedule}
     old_connection = dict(row.connection)
     changed_secrets: list[str] = []
     if body.name is not None and body.name != row.name:
@@ -332,6 +336,9 @@ def update(
         row.allow_unsigned_webhooks = body.allow_unsigned_webhooks
     if "severity_threshold" in fields_set and body.severity_threshold is not None:
         row.severity_threshold = body.severity_threshold
+    if "sync_schedule" in fields_set and body.sync_schedule != row.sync_schedule:
+        # a new schedule starts now: its due times before this moment are not run
+        row.sync_schedule, row.sync_schedule_since = body.sync_schedule, utcnow() if body.sync_schedule else None
     row.updated_at = utcnow()
     changed = sorted(k for k, v in before.items() if getattr(row, k) != v)
     changed += sorted(f"connection.{k}" for k in set(old_connection) | set(connection)

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pmap.core.cron import latest_due, next_due
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import PmapError
 from pmap.integrations.models import Integration
-from pmap.schedules.cron import latest_due, next_due
 from pmap.schedules.models import ScheduledRun
 
 log = logging.getLogger("pmap.schedules")

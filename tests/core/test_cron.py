@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pmap.schedules.cron import CronError, check_cron, latest_due, next_due
+from pmap.core.cron import CronError, check_cron, latest_due, next_due
 
 MONDAY_NOON = datetime(2026, 12, 7, 12, 5, 30, tzinfo=UTC)  # 2026-12-07 is a Monday
 
