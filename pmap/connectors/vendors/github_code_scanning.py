@@ -8,6 +8,7 @@ on hook endpoints the token may not manage. Deliveries are signed ``X-Hub-Signat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -19,21 +20,31 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsFindings,
 )
-from pmap.connectors.vendors._support import check, json_of, permission_report
+from pmap.connectors.vendors._pull import link_rel
+from pmap.connectors.vendors._support import check, fail, json_list, json_of, parse_when, permission_report
 from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of, token_probe
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.sast_sca.github import KEY as ALERTS_FORMAT
+from pmap.findings.formats.sast_sca.github import rest_alert
 
 _ALERT_SCOPES = {"security_events", "repo"}
 # GitHub's scope list: repo grants "read and write access to ... repository webhooks", as admin:repo_hook does
 _HOOK_SCOPES = {"repo", "admin:repo_hook", "write:repo_hook"}
 # scopes PMAP can use; anything else a classic token holds is more than it needs ("repo" included:
 # security_events is enough for code scanning, even on private repositories)
+#: alerts per page: GitHub's maximum for this list
+PAGE_SIZE = 100
 _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read:repo_hook", "read:user",
                   "read:org", "public_repo"}
 
@@ -60,7 +71,7 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
-class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
+class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions, SyncsFindings):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
     hook_events = ("code_scanning_alert",)
@@ -79,6 +90,41 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
         return token_probe(resp, user)
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The repository's code scanning alerts in every state, most recently updated first, page by page
+        (``Link: rel="next"``); with ``pull.since``, up to the first alert updated before it.
+
+        The alerts read as the ``github_vulnerability_json`` format reads GitHub's REST alert arrays: fixed is
+        ``fixed``; a dismissal is not a fix, so a dismissed alert is ``false_positive`` (dismissed as a false
+        positive) or ``accepted`` (won't fix, used in tests): suppressed, never resolved.
+        """
+        return FindingsFeed(format=ALERTS_FORMAT, findings=self._alerts(ctx, pull), complete=pull.since is None)
+
+    def _alerts(self, ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+        target = vendor_path("/repos/{repository/}/code-scanning/alerts", repository=_repo(ctx))
+        params: dict[str, Any] | None = {"per_page": PAGE_SIZE, "sort": "updated", "direction": "desc"}
+        with ctx.client() as c:
+            while True:
+                resp = check(ctx, c.get(target, headers=headers(ctx), params=params), "listing code scanning alerts",
+                             auth_hint="check the token",
+                             permission_hint="the token needs security_events (classic) or Code scanning alerts: "
+                                             "read, and the repository needs code scanning")
+                for alert in json_list(ctx, resp, "the code scanning alerts page"):
+                    updated = parse_when(alert.get("updated_at")) if isinstance(alert, dict) else None
+                    if pull.since is not None and updated is not None and updated < pull.since:
+                        return  # sorted by update, newest first: everything after this is older still
+                    try:
+                        finding = rest_alert(alert)
+                    except ReportError as exc:
+                        raise fail(ctx, f"a code scanning alert could not be read: {exc.message}",
+                                   step="response") from None
+                    yield finding
+                link = link_rel(resp.headers.get("link"))
+                if not link:
+                    return
+                # an absolute URL with the query GitHub built; the client refuses it on another host
+                target, params = link, None
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise probes on the configured repository."""

@@ -20,6 +20,7 @@ from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
@@ -42,6 +43,8 @@ class Case:
 
 CASES = {
     "snyk": Case("snyk", "snyk_json", snyk_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0),
+    "github_code_scanning": Case("github_code_scanning", "github_vulnerability_json", github_sandbox.SEED_EPOCH,
+                                 100, lambda c: c["token"], 1.0),
 }
 
 
@@ -128,3 +131,15 @@ def test_a_next_page_on_another_host_is_refused(sandbox: SandboxServer, dev_sett
         list(feed.findings)
     assert err.value.step == "egress" and "attacker.example" in err.value.message
     assert _common.pulls(sandbox.app, case.vendor, key) == 1
+
+
+def test_github_dismissed_alerts_are_suppressed_not_fixed(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=40, fixed_every=5,
+                           dismissed_every=3)
+    findings = list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    by_number = {f.extra["number"]: f.status for f in findings}
+    assert by_number[5] == "fixed"  # alert i=4: fixed
+    assert by_number[3] == "false_positive"  # i=2, an odd number: dismissed as a false positive
+    assert by_number[6] == "accepted"  # i=5, an even number: dismissed as won't fix
+    assert by_number[1] is None  # open
+    assert [f.extra["number"] for f in findings[:3]] == [40, 39, 38]  # newest update first
