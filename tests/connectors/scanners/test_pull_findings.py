@@ -21,6 +21,7 @@ from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
 from pmap_sandbox.scanners import github as github_sandbox
+from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
@@ -45,6 +46,7 @@ CASES = {
     "snyk": Case("snyk", "snyk_json", snyk_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0),
     "github_code_scanning": Case("github_code_scanning", "github_vulnerability_json", github_sandbox.SEED_EPOCH,
                                  100, lambda c: c["token"], 1.0),
+    "qualys_vmdr": Case("qualys_vmdr", "qualys_xml", qualys_sandbox.SEED_EPOCH, 100, lambda c: c["username"], 1.0),
 }
 
 
