@@ -137,8 +137,13 @@ def _seeded_list(request: Request, form: dict[str, str], data: dict[str, Any]) -
         url = f"{root}/{KEY}/api/2.0/fo/asset/host/vm/detection/?{urlencode({**form, 'id_min': 1000 + rest[0]})}"
         warning = (f"<WARNING><CODE>1980</CODE><TEXT>{limit} record limit exceeded. Use URL to get next batch of "
                    f"results.</TEXT><URL><![CDATA[{url}]]></URL></WARNING>")
-    body = (f"{_DETECTION_DTD}<HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><DATETIME>{_now()}</DATETIME>"
-            f"<HOST_LIST>{hosts}</HOST_LIST>{warning}</RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>\n")
+    # the hostile option: a batch whose document type declares entities (the billion laughs' opening)
+    prolog = _DETECTION_DTD if not data.get("entities") else (
+        '<?xml version="1.0"?>\n<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n')
+    bomb = "&b;" if data.get("entities") else ""
+    body = (f"{prolog}<HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><DATETIME>{_now()}</DATETIME>"
+            f"<HOST_LIST>{hosts}{bomb}</HOST_LIST>{warning}</RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>\n")
     return Response(body, media_type=_XML)
 
 

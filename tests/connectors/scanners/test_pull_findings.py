@@ -145,3 +145,18 @@ def test_github_dismissed_alerts_are_suppressed_not_fixed(sandbox: SandboxServer
     assert by_number[6] == "accepted"  # i=5, an even number: dismissed as won't fix
     assert by_number[1] is None  # open
     assert [f.extra["number"] for f in findings[:3]] == [40, 39, 38]  # newest update first
+
+
+def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("qualys_vmdr").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "response" and "entit" in err.value.message.lower()
+
+
+def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
+    assert catalog_entry("snyk").offered() == [
+        "test_connection", "check_permissions", "sync_findings", "register_webhook"]
+    assert catalog_entry("github_code_scanning").offered() == [
+        "test_connection", "check_permissions", "sync_findings", "register_webhook"]
+    assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
