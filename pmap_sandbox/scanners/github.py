@@ -106,6 +106,13 @@ async def alerts(owner: str, repo: str, request: Request, state: str = "open") -
         raise Reply(_error(403, "Advanced Security must be enabled for this repository to use code scanning."))
     base = f"{str(request.base_url).rstrip('/')}/{KEY}/repos/{owner}/{repo}/code-scanning/alerts"
     data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "Bearer", "token"))
+    if data is not None and data.get("primary_limit_seconds") and not data.get("limit_spent"):
+        # GitHub's primary rate limit: 403 with no requests left and the reset time (epoch seconds), no Retry-After
+        data["limit_spent"] = True
+        spent = {**_headers(marks, accepted), "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000",
+                 "x-ratelimit-reset": str(int(time.time()) + int(data["primary_limit_seconds"]))}
+        raise Reply(json_reply(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS,
+                                     "status": "403"}, headers=spent))
     if data is not None:
         return _seeded_page(request, base, owner, repo, data, _headers(marks, accepted))
     alert = {

@@ -9,6 +9,7 @@ on hook endpoints the token may not manage. Deliveries are signed ``X-Hub-Signat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -29,9 +30,10 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.vendors._pull import link_rel
 from pmap.connectors.vendors._support import check, fail, json_list, json_of, parse_when, permission_report
-from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of, token_probe
+from pmap.connectors.vendors.github import GitHubRepositoryHooks, gh_check, headers, scopes_of, token_probe
+from pmap.core import clock
 from pmap.core.errors import FieldProblem, ValidationFailed
-from pmap.core.outbound import OutboundResponse
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
@@ -71,6 +73,28 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
+def _alerts_page(ctx: OperationContext, c: OutboundClient, target: str,
+                 params: dict[str, Any] | None) -> OutboundResponse:
+    """One page of alerts; a spent primary rate limit is waited out once when its reset falls in the budget.
+
+    GitHub answers a spent primary limit with 403 or 429, ``x-ratelimit-remaining: 0`` and the reset
+    time in ``x-ratelimit-reset`` (epoch seconds) and asks not to retry before it; the guarded client
+    retries only on ``Retry-After`` or backoff, which would retry too early (or not at all on 403).
+    """
+    for attempt in range(2):
+        resp = c.get(target, headers=headers(ctx), params=params)
+        if attempt or resp.status not in (403, 429) or resp.headers.get("x-ratelimit-remaining") != "0":
+            break
+        reset = parse_when(resp.headers.get("x-ratelimit-reset"))
+        wait = (reset - datetime.now(UTC)).total_seconds() + 1 if reset else None  # +1: the reset is whole seconds
+        if wait is None or wait + 0.1 >= ctx.remaining():
+            break
+        clock.sleep(max(0.0, wait))
+    return gh_check(ctx, resp, "listing code scanning alerts",
+                    permission_hint="the token needs security_events (classic) or Code scanning alerts: read, and "
+                                    "the repository needs code scanning")
+
+
 class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions, SyncsFindings):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
@@ -106,10 +130,7 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
         params: dict[str, Any] | None = {"per_page": PAGE_SIZE, "sort": "updated", "direction": "desc"}
         with ctx.client() as c:
             while True:
-                resp = check(ctx, c.get(target, headers=headers(ctx), params=params), "listing code scanning alerts",
-                             auth_hint="check the token",
-                             permission_hint="the token needs security_events (classic) or Code scanning alerts: "
-                                             "read, and the repository needs code scanning")
+                resp = _alerts_page(ctx, c, target, params)
                 for alert in json_list(ctx, resp, "the code scanning alerts page"):
                     updated = parse_when(alert.get("updated_at")) if isinstance(alert, dict) else None
                     if pull.since is not None and updated is not None and updated < pull.since:

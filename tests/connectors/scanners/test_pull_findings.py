@@ -160,3 +160,19 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("github_code_scanning").offered() == [
         "test_connection", "check_permissions", "sync_findings", "register_webhook"]
     assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
+
+
+def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
+                                                              virtual_clock: VirtualClock) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=5, primary_limit_seconds=4)
+    findings = list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    assert len(findings) == 5
+    assert any(3 <= wait <= 6 for wait in virtual_clock.waits), virtual_clock.waits
+
+
+def test_github_primary_rate_limit_beyond_the_budget_is_an_http_failure(sandbox: SandboxServer,
+                                                                        dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=5, primary_limit_seconds=3600)
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "http" and "rate limit" in err.value.message
