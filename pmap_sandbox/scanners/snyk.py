@@ -107,7 +107,8 @@ async def self_(request: Request) -> Response:
 
 #: the first generated issue's update time; issue ``i`` was updated ``i`` hours later
 SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
-_SEVERITIES = ("critical", "high", "medium", "low")
+# effective_severity_level's values in Snyk's REST API reference
+_SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
 def _sample_issue() -> dict[str, Any]:
