@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pmap.connectors.base import FindingsPull, Operation, OperationContext
+from pmap.connectors.vendors._pull import link_rel, under_base
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
@@ -176,3 +177,22 @@ def test_github_primary_rate_limit_beyond_the_budget_is_an_http_failure(sandbox:
     with pytest.raises(UpstreamError) as err:
         list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
     assert err.value.step == "http" and "rate limit" in err.value.message
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    pytest.param("/orgs/o/issues?starting_after=x", "/orgs/o/issues?starting_after=x", id="relative-to-the-rest-base"),
+    pytest.param("/rest/orgs/o/issues?starting_after=x", "https://api.snyk.io/rest/orgs/o/issues?starting_after=x",
+                 id="host-relative-with-the-base-path"),
+    pytest.param("https://elsewhere.example/rest/x", "https://elsewhere.example/rest/x",
+                 id="absolute-left-to-the-client"),
+])
+def test_snyk_links_resolve_under_the_rest_base(link: str, target: str) -> None:
+    assert under_base("https://api.snyk.io/rest", link) == target
+
+
+def test_link_header_next_is_found_among_other_relations() -> None:
+    header = ('<https://api.github.com/repositories/1/code-scanning/alerts?page=1>; rel="prev", '
+              '<https://api.github.com/repositories/1/code-scanning/alerts?page=3>; rel="next", '
+              '<https://api.github.com/repositories/1/code-scanning/alerts?page=9>; rel="last"')
+    assert link_rel(header) == "https://api.github.com/repositories/1/code-scanning/alerts?page=3"
+    assert link_rel('<https://x.example/?page=2>; rel="last"') is None and link_rel(None) is None
