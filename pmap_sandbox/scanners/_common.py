@@ -214,12 +214,16 @@ def seed(app: Any, vendor_key: str, credential: str, **options: Any) -> None:
     vendor.setdefault("pulls", {})[credential] = 0
 
 
-def seeded(request: Request, vendor_key: str, credential: str | None) -> dict[str, Any] | None:
-    """The data set seeded for ``credential`` (None: the sample); a seeded request is counted."""
+def seeded(request: Request, vendor_key: str, credential: str | None,
+           style: ErrorStyle | None = None) -> dict[str, Any] | None:
+    """The data set seeded for ``credential`` (None: the sample); a seeded request is counted, and the
+    ``limit_at``-th one is answered with ``style``'s rate-limit reply (a limit met in the middle of a pull)."""
     vendor = store(request, vendor_key)
     found: dict[str, Any] | None = vendor.get("seeds", {}).get(credential or "")
     if found is not None:
         vendor["pulls"][credential] += 1
+        if style is not None and found.get("limit_at") == vendor["pulls"][credential]:
+            raise Reply(style.reply(scenarios.RATELIMIT))
     return found
 
 

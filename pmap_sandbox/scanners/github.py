@@ -105,7 +105,7 @@ async def alerts(owner: str, repo: str, request: Request, state: str = "open") -
     if sc.EXPIRED in marks:
         raise Reply(_error(403, "Advanced Security must be enabled for this repository to use code scanning."))
     base = f"{str(request.base_url).rstrip('/')}/{KEY}/repos/{owner}/{repo}/code-scanning/alerts"
-    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "Bearer", "token"))
+    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "Bearer", "token"), STYLE)
     if data is not None and data.get("primary_limit_seconds") and not data.get("limit_spent"):
         # GitHub's primary rate limit: 403 with no requests left and the reset time (epoch seconds), no Retry-After
         data["limit_spent"] = True

@@ -157,7 +157,7 @@ async def detections(request: Request) -> Response:
     if form.get("action") != "list":
         raise Reply(simple_return(400, "Missing required parameter: action", 1903))
     creds = parse_basic(request.headers.get("authorization"))
-    data = seeded(request, KEY, creds[0] if creds else None)
+    data = seeded(request, KEY, creds[0] if creds else None, STYLE)
     if data is not None:
         return _seeded_list(request, form, data)
     body = (

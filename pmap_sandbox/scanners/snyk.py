@@ -225,7 +225,7 @@ async def issues(org_id: str, request: Request) -> Response:
     marks = await _auth(request, REST_STYLE)
     if sc.NOPERM in marks:
         raise Reply(_rest_error(403, "You do not have the required permissions for this action."))
-    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "token", "Bearer"))
+    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "token", "Bearer"), REST_STYLE)
     if data is not None:
         return _page(request, org_id, version, data)
     return json_reply(

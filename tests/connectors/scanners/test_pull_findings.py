@@ -117,6 +117,16 @@ def test_a_rate_limit_is_waited_and_the_pull_completes(sandbox: SandboxServer, d
     assert case.retry_wait in virtual_clock.waits
 
 
+def test_a_rate_limit_in_the_middle_of_a_pull_is_waited_and_no_page_is_lost_or_repeated(
+        sandbox: SandboxServer, dev_settings: Settings, case: Case, virtual_clock: VirtualClock) -> None:
+    count = case.page * 2 + 3
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count, limit_at=2)  # the second page's first answer
+    findings = list(implementation(case.vendor).pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint(case.format) for f in findings}) == len(findings) == count
+    assert case.retry_wait in virtual_clock.waits
+    assert _common.pulls(sandbox.app, case.vendor, key) == 4  # three pages and the limited answer
+
+
 def test_bad_credentials_fail_at_auth_without_the_secret(sandbox: SandboxServer, dev_settings: Settings,
                                                          case: Case) -> None:
     ctx, key = seeded_ctx(sandbox, dev_settings, case, marker="bad", count=3)
