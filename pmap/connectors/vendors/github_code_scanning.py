@@ -45,10 +45,10 @@ _ALERT_SCOPES = {"security_events", "repo"}
 _HOOK_SCOPES = {"repo", "admin:repo_hook", "write:repo_hook"}
 # scopes PMAP can use; anything else a classic token holds is more than it needs ("repo" included:
 # security_events is enough for code scanning, even on private repositories)
-#: alerts per page: GitHub's maximum for this list
-PAGE_SIZE = 100
 _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read:repo_hook", "read:user",
                   "read:org", "public_repo"}
+#: alerts per page: GitHub's maximum for this list
+PAGE_SIZE = 100
 
 
 class GitHubToken(Credentials):
