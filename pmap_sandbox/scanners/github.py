@@ -2,7 +2,8 @@
 
 Auth: ``Authorization: Bearer <token>`` (or ``token <token>``). Errors: ``{"message",
 "documentation_url", "status"}``. Classic-token scopes come back in ``X-OAuth-Scopes``; hooks are
-delivered with ``X-Hub-Signature-256`` (a ping on creation and on ``POST .../pings``).
+delivered with ``X-Hub-Signature-256`` (a ping on creation and on ``POST .../pings``). A seeded token's
+repository holds generated alerts, paged by ``per_page``/``page`` with ``Link`` headers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Qualys VMDR: ``/msp/about.php`` (API v1) and a one-host VM detection list (API v2), all XML.
+"""Qualys VMDR: ``/msp/about.php`` (API v1) and the VM detection list (API v2), all XML: one sample host,
+or a seeded user's generated hosts in truncated batches (``truncation_limit``, ``id_min``, ``vm_processed_after``).
 
 Auth: HTTP Basic, and ``X-Requested-With`` on every call. Errors are ``SIMPLE_RETURN`` XML.
 Qualys signals rate limits with HTTP 409 + CODE 1965 + ``X-RateLimit-ToWait-Sec`` (not 429).

@@ -3,6 +3,7 @@
 Auth: ``Authorization: token <key>`` (``Bearer`` for OAuth tokens). REST errors are JSON:API
 ``{"jsonapi", "errors": [{"status", "detail", ...}]}``; v1 errors are ``{"code", "message", "error"}``.
 v1 webhooks are pinged on creation and on ``POST .../ping``, signed ``X-Hub-Signature: sha256=<hex>``.
+A seeded token's organization holds generated issues, paged by cursor (``starting_after``, ``links.next``).
 """
 
 from __future__ import annotations
