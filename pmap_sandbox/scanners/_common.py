@@ -193,3 +193,40 @@ def store(request: Request, vendor_key: str) -> dict[str, Any]:
         root = {}
         request.app.state.sandbox_store = root
     return root.setdefault(vendor_key, {})
+
+
+# ---- seeded data sets for findings pulls ----------------------------------------------------------
+
+
+def _root(app: Any) -> dict[str, dict[str, Any]]:
+    root: dict[str, dict[str, Any]] | None = getattr(app.state, "sandbox_store", None)
+    if root is None:
+        root = {}
+        app.state.sandbox_store = root
+    return root
+
+
+def seed(app: Any, vendor_key: str, credential: str, **options: Any) -> None:
+    """Give the account holding ``credential`` a generated data set (``count`` findings and the vendor's
+    options); the vendor's pull endpoint serves it instead of its one sample item, and counts requests."""
+    vendor = _root(app).setdefault(vendor_key, {})
+    vendor.setdefault("seeds", {})[credential] = dict(options)
+    vendor.setdefault("pulls", {})[credential] = 0
+
+
+def seeded(request: Request, vendor_key: str, credential: str | None,
+           style: ErrorStyle | None = None) -> dict[str, Any] | None:
+    """The data set seeded for ``credential`` (None: the sample); a seeded request is counted, and the
+    ``limit_at``-th one is answered with ``style``'s rate-limit reply (a limit met in the middle of a pull)."""
+    vendor = store(request, vendor_key)
+    found: dict[str, Any] | None = vendor.get("seeds", {}).get(credential or "")
+    if found is not None:
+        vendor["pulls"][credential] += 1
+        if style is not None and found.get("limit_at") == vendor["pulls"][credential]:
+            raise Reply(style.reply(scenarios.RATELIMIT))
+    return found
+
+
+def pulls(app: Any, vendor_key: str, credential: str) -> int:
+    """How many requests of a seeded data set the vendor answered (after authentication)."""
+    return int(_root(app).get(vendor_key, {}).get("pulls", {}).get(credential, 0))

@@ -2,13 +2,14 @@
 
 Auth: ``Authorization: Bearer <token>`` (or ``token <token>``). Errors: ``{"message",
 "documentation_url", "status"}``. Classic-token scopes come back in ``X-OAuth-Scopes``; hooks are
-delivered with ``X-Hub-Signature-256`` (a ping on creation and on ``POST .../pings``).
+delivered with ``X-Hub-Signature-256`` (a ping on creation and on ``POST .../pings``). A seeded token's
+repository holds generated alerts, paged by ``per_page``/``page`` with ``Link`` headers.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import BackgroundTasks, Request
@@ -16,7 +17,7 @@ from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
 from pmap_sandbox.scanners import _hooks
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, seeded, vendor_router
 
 KEY = "github_code_scanning"
 router = vendor_router(KEY)
@@ -105,6 +106,16 @@ async def alerts(owner: str, repo: str, request: Request, state: str = "open") -
     if sc.EXPIRED in marks:
         raise Reply(_error(403, "Advanced Security must be enabled for this repository to use code scanning."))
     base = f"{str(request.base_url).rstrip('/')}/{KEY}/repos/{owner}/{repo}/code-scanning/alerts"
+    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "Bearer", "token"), STYLE)
+    if data is not None and data.get("primary_limit_seconds") and not data.get("limit_spent"):
+        # GitHub's primary rate limit: 403 with no requests left and the reset time (epoch seconds), no Retry-After
+        data["limit_spent"] = True
+        spent = {**_headers(marks, accepted), "x-ratelimit-remaining": "0", "x-ratelimit-used": "5000",
+                 "x-ratelimit-reset": str(int(time.time()) + int(data["primary_limit_seconds"]))}
+        raise Reply(json_reply(403, {"message": "API rate limit exceeded for user ID 1.", "documentation_url": DOCS,
+                                     "status": "403"}, headers=spent))
+    if data is not None:
+        return _seeded_page(request, base, owner, repo, data, _headers(marks, accepted))
     alert = {
         "number": 1,
         "created_at": "2024-01-02T03:04:05Z",
@@ -144,6 +155,88 @@ async def alerts(owner: str, repo: str, request: Request, state: str = "open") -
     }
     listed = [alert] if state in {"open", ""} else []
     return json_reply(200, listed, headers=_headers(marks, accepted))
+
+
+#: the first generated alert's update time; alert ``i`` (number ``i + 1``) was updated ``i`` hours later
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+_LEVELS = ("critical", "high", "medium", "low")
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def seeded_alert(base: str, owner: str, repo: str, i: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated alert ``i`` (deterministic): every ``fixed_every``-th fixed, every ``dismissed_every``-th
+    (of the rest) dismissed as a false positive, or as won't fix when its number is even."""
+    fixed_every, dismissed_every = int(data.get("fixed_every", 0)), int(data.get("dismissed_every", 0))
+    updated = (SEED_EPOCH + timedelta(hours=i)).strftime(_STAMP)
+    state = "open"
+    if fixed_every and i % fixed_every == fixed_every - 1:
+        state = "fixed"
+    elif dismissed_every and i % dismissed_every == dismissed_every - 1:
+        state = "dismissed"
+    number = i + 1
+    return {
+        "number": number,
+        "created_at": SEED_EPOCH.strftime(_STAMP),
+        "updated_at": updated,
+        "url": f"{base}/{number}",
+        "html_url": f"https://github.com/{owner}/{repo}/security/code-scanning/{number}",
+        "state": state,
+        "fixed_at": updated if state == "fixed" else None,
+        "dismissed_by": {"login": "octocat", "id": 2} if state == "dismissed" else None,
+        "dismissed_at": updated if state == "dismissed" else None,
+        "dismissed_reason": ("false positive" if number % 2 else "won't fix") if state == "dismissed" else None,
+        "dismissed_comment": None,
+        "rule": {"id": f"js/generated-rule-{i}", "severity": "error", "security_severity_level": _LEVELS[i % 4],
+                 "description": f"Generated rule {i}", "name": f"js/generated-rule-{i}",
+                 "tags": ["security", "external/cwe/cwe-079"]},
+        "tool": {"name": "CodeQL", "guid": None, "version": "2.15.0"},
+        "most_recent_instance": {
+            "ref": "refs/heads/main", "analysis_key": ".github/workflows/codeql.yml:analyze",
+            "category": "/language:javascript", "state": state, "commit_sha": "0" * 40,
+            "message": {"text": f"Generated finding {i}."},
+            "location": {"path": f"src/file{i}.js", "start_line": 10, "end_line": 10, "start_column": 1,
+                         "end_column": 20},
+            "classifications": [],
+        },
+    }
+
+
+def _int_param(request: Request, name: str, default: int, top: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= top:
+        raise Reply(_error(422, f"Invalid value for parameter {name}."))
+    return int(raw)
+
+
+def _seeded_page(request: Request, base: str, owner: str, repo: str, data: dict[str, Any],
+                 headers: dict[str, str]) -> Response:
+    """A page of a seeded repository's alerts: ``state``, ``sort`` (created, updated), ``direction``,
+    ``per_page`` (up to 100) and ``page``, with RFC 8288 ``Link`` headers as GitHub pages its REST lists."""
+    q = request.query_params
+    per_page, page = _int_param(request, "per_page", 30, 100), _int_param(request, "page", 1, 10**6)
+    sort, direction, state = q.get("sort", "created"), q.get("direction", "desc"), q.get("state")
+    if sort not in ("created", "updated") or direction not in ("asc", "desc"):
+        raise Reply(_error(422, "Invalid value for parameter sort or direction."))
+    alerts = [seeded_alert(base, owner, repo, i, data) for i in range(int(data["count"]))]
+    if state:
+        alerts = [a for a in alerts if a["state"] == state]
+    # every generated alert was created at once: "created" falls back to the number, as a stable order
+    key = "updated_at" if sort == "updated" else "number"
+    alerts.sort(key=lambda a: (a[key], a["number"]), reverse=direction == "desc")
+    last = max(1, -(-len(alerts) // per_page))
+    shown = alerts[(page - 1) * per_page: page * per_page]
+    rels = ([("prev", page - 1), ("first", 1)] if page > 1 else []) + (
+        [("next", page + 1), ("last", last)] if page < last else [])
+    links = []
+    for rel, number in rels:
+        url = request.url.include_query_params(page=number)
+        # GitHub's links are absolute; the foreign_next option makes a hostile one for the tests
+        shown_url = f"{data['foreign_next']}{url.path}?{url.query}" if rel == "next" and data.get(
+            "foreign_next") else str(url)
+        links.append(f'<{shown_url}>; rel="{rel}"')
+    if links:
+        headers = {**headers, "Link": ", ".join(links)}
+    return json_reply(200, shown, headers=headers)
 
 
 def _hook_view(request: Request, owner: str, repo: str, hook: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Qualys VMDR: ``/msp/about.php`` (API v1) and a one-host VM detection list (API v2), all XML.
+"""Qualys VMDR: ``/msp/about.php`` (API v1) and the VM detection list (API v2), all XML: one sample host,
+or a seeded user's generated hosts in truncated batches (``truncation_limit``, ``id_min``, ``vm_processed_after``).
 
 Auth: HTTP Basic, and ``X-Requested-With`` on every call. Errors are ``SIMPLE_RETURN`` XML.
 Qualys signals rate limits with HTTP 409 + CODE 1965 + ``X-RateLimit-ToWait-Sec`` (not 429).
@@ -6,14 +7,16 @@ Qualys signals rate limits with HTTP 409 + CODE 1965 + ``X-RateLimit-ToWait-Sec`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, parse_basic, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, parse_basic, seeded, vendor_router
 
 KEY = "qualys_vmdr"
 router = vendor_router(KEY)
@@ -78,15 +81,86 @@ async def about(request: Request) -> Response:
     return Response(body, media_type=_XML)
 
 
+#: generated host ``i`` (ID ``1000 + i``) had its VM scan data processed ``i`` hours after this
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+_DETECTION_DTD = (
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM '
+    '"https://qualysapi.qualys.com/api/2.0/fo/asset/host/vm/detection/host_list_vm_detection_output.dtd">\n'
+)
+
+
+def seeded_host(i: int, fixed_every: int = 0) -> str:
+    """Generated host ``i`` with one detection (deterministic): every ``fixed_every``-th one Fixed."""
+    processed = (SEED_EPOCH + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status = "Fixed" if fixed_every and i % fixed_every == fixed_every - 1 else "Active"
+    return (
+        f"<HOST><ID>{1000 + i}</ID><IP>10.{i // 65536}.{i // 256 % 256}.{i % 256}</IP>"
+        f"<TRACKING_METHOD>IP</TRACKING_METHOD><DNS><![CDATA[host{i}.example.test]]></DNS>"
+        f"<LAST_SCAN_DATETIME>{processed}</LAST_SCAN_DATETIME><LAST_VM_SCANNED_DATE>{processed}"
+        "</LAST_VM_SCANNED_DATE><DETECTION_LIST><DETECTION>"
+        f"<UNIQUE_VULN_ID>{5000 + i}</UNIQUE_VULN_ID><QID>{38000 + i}</QID><TYPE>Confirmed</TYPE>"
+        f"<SEVERITY>{i % 5 + 1}</SEVERITY><PORT>443</PORT><PROTOCOL>tcp</PROTOCOL><SSL>1</SSL>"
+        f"<RESULTS><![CDATA[generated result {i}]]></RESULTS><STATUS>{status}</STATUS>"
+        f"<FIRST_FOUND_DATETIME>{SEED_EPOCH.strftime('%Y-%m-%dT%H:%M:%SZ')}</FIRST_FOUND_DATETIME>"
+        f"<LAST_FOUND_DATETIME>{processed}</LAST_FOUND_DATETIME>"
+        f"<LAST_PROCESSED_DATETIME>{processed}</LAST_PROCESSED_DATETIME>"
+        "</DETECTION></DETECTION_LIST></HOST>"
+    )
+
+
+def _number(form: dict[str, str], name: str, default: int) -> int:
+    # CODE 1905 for an invalid parameter value is not confirmed by a Qualys source
+    raw = form.get(name, str(default))
+    if not raw.isdigit():
+        raise Reply(simple_return(400, f"Invalid value for parameter {name}", 1905))
+    return int(raw)
+
+
+def _seeded_list(request: Request, form: dict[str, str], data: dict[str, Any]) -> Response:
+    """A seeded subscription's detection list: hosts by ascending ID from ``id_min``, ``vm_processed_after``,
+    ``truncation_limit`` hosts (default 1000, 0: all) and the ``WARNING`` (CODE 1980) with the next batch's URL."""
+    limit, id_min = _number(form, "truncation_limit", 1000), _number(form, "id_min", 0)
+    after = None
+    if form.get("vm_processed_after"):
+        try:
+            after = datetime.fromisoformat(form["vm_processed_after"].replace("Z", "+00:00"))
+        except ValueError:
+            raise Reply(simple_return(400, "Invalid value for parameter vm_processed_after", 1905)) from None
+        after = after if after.tzinfo else after.replace(tzinfo=UTC)
+    wanted = [i for i in range(max(0, id_min - 1000), int(data["count"]))
+              if after is None or SEED_EPOCH + timedelta(hours=i) > after]
+    shown, rest = (wanted[:limit], wanted[limit:]) if limit else (wanted, [])
+    hosts = "".join(seeded_host(i, int(data.get("fixed_every", 0))) for i in shown)
+    warning = ""
+    if rest:
+        # Qualys names the next batch by the next host ID; the foreign_next option makes a hostile URL
+        root = data.get("foreign_next") or str(request.base_url).rstrip("/")
+        url = f"{root}/{KEY}/api/2.0/fo/asset/host/vm/detection/?{urlencode({**form, 'id_min': 1000 + rest[0]})}"
+        warning = (f"<WARNING><CODE>1980</CODE><TEXT>{limit} record limit exceeded. Use URL to get next batch of "
+                   f"results.</TEXT><URL><![CDATA[{url}]]></URL></WARNING>")
+    # the hostile option: a batch whose document type declares entities (the billion laughs' opening)
+    prolog = _DETECTION_DTD if not data.get("entities") else (
+        '<?xml version="1.0"?>\n<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>\n')
+    bomb = "&b;" if data.get("entities") else ""
+    body = (f"{prolog}<HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><DATETIME>{_now()}</DATETIME>"
+            f"<HOST_LIST>{hosts}{bomb}</HOST_LIST>{warning}</RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>\n")
+    return Response(body, media_type=_XML)
+
+
 @router.api_route("/api/2.0/fo/asset/host/vm/detection/", methods=["GET", "POST"])
 async def detections(request: Request) -> Response:
-    """``action=list``: one host with one confirmed detection."""
+    """``action=list``: one host with one confirmed detection; a seeded user's generated hosts in batches."""
     await _auth(request)
     form = dict(request.query_params)
     if request.method == "POST":
         form.update({k: str(v) for k, v in (await request.form()).items()})
     if form.get("action") != "list":
         raise Reply(simple_return(400, "Missing required parameter: action", 1903))
+    creds = parse_basic(request.headers.get("authorization"))
+    data = seeded(request, KEY, creds[0] if creds else None, STYLE)
+    if data is not None:
+        return _seeded_list(request, form, data)
     body = (
         '<?xml version="1.0" encoding="UTF-8" ?>\n'
         "<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM "

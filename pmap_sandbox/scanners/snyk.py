@@ -3,24 +3,30 @@
 Auth: ``Authorization: token <key>`` (``Bearer`` for OAuth tokens). REST errors are JSON:API
 ``{"jsonapi", "errors": [{"status", "detail", ...}]}``; v1 errors are ``{"code", "message", "error"}``.
 v1 webhooks are pinged on creation and on ``POST .../ping``, signed ``X-Hub-Signature: sha256=<hex>``.
+A seeded token's organization holds generated issues, paged by cursor (``starting_after``, ``links.next``).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import BackgroundTasks, Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
 from pmap_sandbox.scanners import _hooks
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, seeded, vendor_router
 
 KEY = "snyk"
 router = vendor_router(KEY)
 ORG_ID = "4a18d42f-0706-4ad0-b127-24078731fbed"
+PROJECT_ID = "9b0c3e55-6a1d-4c1e-9f5e-3d2b1a0c9e8f"
 _JSONAPI = "application/vnd.api+json"
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(~(beta|experimental))?$")
 _TITLES = {
@@ -100,14 +106,14 @@ async def self_(request: Request) -> Response:
     )
 
 
-@router.get("/rest/orgs/{org_id}/issues")
-async def issues(org_id: str, request: Request) -> Response:
-    """An organization's issues (403 for ``noperm``)."""
-    version = _check_version(request)
-    marks = await _auth(request, REST_STYLE)
-    if sc.NOPERM in marks:
-        raise Reply(_rest_error(403, "You do not have the required permissions for this action."))
-    item = {
+#: the first generated issue's update time; issue ``i`` was updated ``i`` hours later
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+# effective_severity_level's values in Snyk's REST API reference
+_SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+def _sample_issue() -> dict[str, Any]:
+    return {
         "id": "a7c1b3f0-0000-4000-8000-000000000001",
         "type": "issue",
         "attributes": {
@@ -122,9 +128,111 @@ async def issues(org_id: str, request: Request) -> Response:
             "problems": [{"id": "CVE-2020-8203", "source": "NVD", "type": "vulnerability"}],
         },
     }
+
+
+def seeded_issue(i: int, fixed_every: int = 0) -> dict[str, Any]:
+    """Generated issue ``i`` (deterministic): every ``fixed_every``-th one is resolved."""
+    when = (SEED_EPOCH + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resolved = fixed_every > 0 and i % fixed_every == fixed_every - 1
+    return {
+        "id": str(uuid.UUID(int=0xA7C1B3F0_0000_4000_8000_000000000000 + i)),
+        "type": "issue",
+        "attributes": {
+            "key": f"SNYK-JS-PKG{i}-{100000 + i}",
+            "title": f"Generated vulnerability {i}",
+            "type": "package_vulnerability",
+            "status": "resolved" if resolved else "open",
+            "effective_severity_level": _SEVERITIES[i % len(_SEVERITIES)],
+            "ignored": False,
+            "created_at": SEED_EPOCH.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": when,
+            "problems": [{"id": f"CVE-2024-{10000 + i}", "source": "NVD", "type": "vulnerability"}],
+            "coordinates": [{"is_upgradeable": True, "is_fixable_snyk": True, "representations": [
+                {"dependency": {"package_name": f"pkg{i}", "package_version": "1.0.0"}}]}],
+        },
+        "relationships": {"scan_item": {"data": {"id": PROJECT_ID, "type": "project"}}},
+    }
+
+
+def _cursor(index: int) -> str:
+    return "v1." + base64.urlsafe_b64encode(json.dumps({"i": index}).encode()).decode().rstrip("=")
+
+
+def _after(cursor: str | None) -> int:
+    """The index after which a ``starting_after`` cursor continues (-1: from the start)."""
+    if not cursor:
+        return -1
+    try:
+        raw = cursor.removeprefix("v1.")
+        return int(json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["i"])
+    except (ValueError, KeyError, TypeError):
+        problem = _rest_error(400, "The starting_after cursor is not valid.", {"parameter": "starting_after"})
+        raise Reply(problem) from None
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "10")
+    # Snyk's REST pagination: limit is 10 to 100, in steps of 10
+    if not raw.isdigit() or not 10 <= int(raw) <= 100 or int(raw) % 10:
+        raise Reply(_rest_error(400, "limit must be a multiple of 10 between 10 and 100.", {"parameter": "limit"}))
+    return int(raw)
+
+
+def _updated_after(request: Request) -> datetime | None:
+    raw = request.query_params.get("updated_after")
+    if not raw:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        problem = _rest_error(400, "updated_after must be an RFC 3339 date-time.", {"parameter": "updated_after"})
+        raise Reply(problem) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _page(request: Request, org_id: str, version: str, data: dict[str, Any]) -> Response:
+    """One page of a seeded organization's issues: cursor paging by ``starting_after``, ``links.next``."""
+    limit, after, since = _limit(request), _after(request.query_params.get("starting_after")), _updated_after(request)
+    fixed_every = int(data.get("fixed_every", 0))
+    picked: list[dict[str, Any]] = []
+    last = after
+    for i in range(after + 1, int(data["count"])):
+        issue = seeded_issue(i, fixed_every)
+        if since is not None and datetime.fromisoformat(
+                issue["attributes"]["updated_at"].replace("Z", "+00:00")) <= since:
+            continue
+        if len(picked) == limit:
+            break
+        picked.append(issue)
+        last = i
+    more = any(since is None or SEED_EPOCH + timedelta(hours=i) > since
+               for i in range(last + 1, int(data["count"])))
+    query = {"version": version, "limit": str(limit)}
+    if since is not None:
+        query["updated_after"] = request.query_params["updated_after"]
+    links: dict[str, str] = {"self": f"/orgs/{org_id}/issues?{urlencode(query)}"}
+    if more:
+        # Snyk's links are relative to the REST base (/orgs/..., as its pagination docs show); the
+        # foreign_next option makes a hostile one for the tests
+        nxt = f"/orgs/{org_id}/issues?{urlencode({**query, 'starting_after': _cursor(last)})}"
+        links["next"] = f"{data['foreign_next']}/rest{nxt}" if data.get("foreign_next") else nxt
+    return json_reply(200, {"jsonapi": {"version": "1.0"}, "data": picked, "links": links}, media_type=_JSONAPI)
+
+
+@router.get("/rest/orgs/{org_id}/issues")
+async def issues(org_id: str, request: Request) -> Response:
+    """An organization's issues (403 for ``noperm``); a seeded token pages through its generated set."""
+    version = _check_version(request)
+    marks = await _auth(request, REST_STYLE)
+    if sc.NOPERM in marks:
+        raise Reply(_rest_error(403, "You do not have the required permissions for this action."))
+    data = seeded(request, KEY, parse_scheme(request.headers.get("authorization"), "token", "Bearer"), REST_STYLE)
+    if data is not None:
+        return _page(request, org_id, version, data)
     return json_reply(
         200,
-        {"jsonapi": {"version": "1.0"}, "data": [item], "links": {"self": f"/orgs/{org_id}/issues?version={version}"}},
+        {"jsonapi": {"version": "1.0"}, "data": [_sample_issue()],
+         "links": {"self": f"/orgs/{org_id}/issues?version={version}"}},
         media_type=_JSONAPI,
     )
 

@@ -8,6 +8,8 @@ on hook endpoints the token may not manage. Deliveries are signed ``X-Hub-Signat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -19,15 +21,24 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsFindings,
 )
-from pmap.connectors.vendors._support import check, json_of, permission_report
-from pmap.connectors.vendors.github import GitHubRepositoryHooks, headers, scopes_of, token_probe
+from pmap.connectors.vendors._pull import link_rel
+from pmap.connectors.vendors._support import check, fail, json_list, json_of, parse_when, permission_report
+from pmap.connectors.vendors.github import GitHubRepositoryHooks, gh_check, headers, scopes_of, token_probe
+from pmap.core import clock
 from pmap.core.errors import FieldProblem, ValidationFailed
-from pmap.core.outbound import OutboundResponse
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.sast_sca.github import KEY as ALERTS_FORMAT
+from pmap.findings.formats.sast_sca.github import rest_alert
 
 _ALERT_SCOPES = {"security_events", "repo"}
 # GitHub's scope list: repo grants "read and write access to ... repository webhooks", as admin:repo_hook does
@@ -36,6 +47,8 @@ _HOOK_SCOPES = {"repo", "admin:repo_hook", "write:repo_hook"}
 # security_events is enough for code scanning, even on private repositories)
 _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read:repo_hook", "read:user",
                   "read:org", "public_repo"}
+#: alerts per page: GitHub's maximum for this list
+PAGE_SIZE = 100
 
 
 class GitHubToken(Credentials):
@@ -60,7 +73,29 @@ def _repo(ctx: OperationContext) -> str:
     return str(repo)
 
 
-class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
+def _alerts_page(ctx: OperationContext, c: OutboundClient, target: str,
+                 params: dict[str, Any] | None) -> OutboundResponse:
+    """One page of alerts; a spent primary rate limit is waited out once when its reset falls in the budget.
+
+    GitHub answers a spent primary limit with 403 or 429, ``x-ratelimit-remaining: 0`` and the reset
+    time in ``x-ratelimit-reset`` (epoch seconds) and asks not to retry before it; the guarded client
+    retries only on ``Retry-After`` or backoff, which would retry too early (or not at all on 403).
+    """
+    for attempt in range(2):
+        resp = c.get(target, headers=headers(ctx), params=params)
+        if attempt or resp.status not in (403, 429) or resp.headers.get("x-ratelimit-remaining") != "0":
+            break
+        reset = parse_when(resp.headers.get("x-ratelimit-reset"))
+        wait = (reset - datetime.now(UTC)).total_seconds() + 1 if reset else None  # +1: the reset is whole seconds
+        if wait is None or wait + 0.1 >= ctx.remaining():
+            break
+        clock.sleep(max(0.0, wait))
+    return gh_check(ctx, resp, "listing code scanning alerts",
+                    permission_hint="the token needs security_events (classic) or Code scanning alerts: read, and "
+                                    "the repository needs code scanning")
+
+
+class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermissions, SyncsFindings):
     """GitHub: ``GET /user``, code scanning alerts of the repository, repository webhooks."""
 
     hook_events = ("code_scanning_alert",)
@@ -79,6 +114,38 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
         return token_probe(resp, user)
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The repository's code scanning alerts in every state, most recently updated first, page by page
+        (``Link: rel="next"``); with ``pull.since``, up to the first alert updated before it.
+
+        The alerts read as the ``github_vulnerability_json`` format reads GitHub's REST alert arrays: fixed is
+        ``fixed``; a dismissal is not a fix, so a dismissed alert is ``false_positive`` (dismissed as a false
+        positive) or ``accepted`` (won't fix, used in tests): suppressed, never resolved.
+        """
+        return FindingsFeed(format=ALERTS_FORMAT, findings=self._alerts(ctx, pull), complete=pull.since is None)
+
+    def _alerts(self, ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+        target = vendor_path("/repos/{repository/}/code-scanning/alerts", repository=_repo(ctx))
+        params: dict[str, Any] | None = {"per_page": PAGE_SIZE, "sort": "updated", "direction": "desc"}
+        with ctx.client() as c:
+            while True:
+                resp = _alerts_page(ctx, c, target, params)
+                for alert in json_list(ctx, resp, "the code scanning alerts page"):
+                    updated = parse_when(alert.get("updated_at")) if isinstance(alert, dict) else None
+                    if pull.since is not None and updated is not None and updated < pull.since:
+                        return  # sorted by update, newest first: everything after this is older still
+                    try:
+                        finding = rest_alert(alert)
+                    except ReportError as exc:
+                        raise fail(ctx, f"a code scanning alert could not be read: {exc.message}",
+                                   step="response") from None
+                    yield finding
+                link = link_rel(resp.headers.get("link"))
+                if not link:
+                    return
+                # an absolute URL with the query GitHub built; the client refuses it on another host
+                target, params = link, None
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise probes on the configured repository."""

@@ -8,6 +8,7 @@ again on request.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,19 +21,31 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     PingsWebhooks,
     Probe,
     RegistersWebhooks,
+    SyncsFindings,
     WebhookRegistered,
     WebhookRegistration,
 )
-from pmap.connectors.vendors._support import check, dig, fail, json_of, permission_report, text
+from pmap.connectors.vendors._pull import under_base, utc_text
+from pmap.connectors.vendors._support import check, dig, fail, json_of, parse_when, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.convert import uniq
+from pmap.findings.formats.identifiers import sca_title, vuln_ids
 
 REST_VERSION = "2024-06-10"
+#: issues per page: Snyk's REST pagination takes 10 to 100
+PAGE_LIMIT = 100
+#: the report format whose severity scale (critical, high, medium, low) and identity (the issue key as
+#: rule id, the package) the pulled issues follow
+FORMAT = "snyk_json"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -62,8 +75,47 @@ def _headers(ctx: OperationContext) -> dict[str, str]:
     return {"Authorization": f"token {ctx.secret('token')}"}
 
 
-class SnykConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebhooks):
-    """Snyk: the token's user, organization rights, and v1 webhooks."""
+def _dependency(attrs: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The package and version of an issue's first dependency coordinate."""
+    for coordinate in attrs.get("coordinates") or []:
+        for rep in dig(coordinate, "representations") or []:
+            dep = dig(rep, "dependency")
+            if isinstance(dep, dict) and text(dep.get("package_name")):
+                return text(dep.get("package_name")), text(dep.get("package_version"))
+    return None, None
+
+
+def issue_finding(ctx: OperationContext, item: Any) -> ParsedFinding:
+    """One REST issue as a finding of the ``snyk_json`` format (resolved: ``fixed``; ignored: ``ignored``)."""
+    attrs = dig(item, "attributes")
+    key = text(dig(attrs, "key")) or text(dig(item, "id"))
+    if not isinstance(attrs, dict) or not key:
+        raise fail(ctx, "an issue of Snyk's answer has no attributes or key", step="response")
+    cves, others = vuln_ids([text(dig(p, "id")) for p in attrs.get("problems") or []])
+    package, version = _dependency(attrs)
+    title = text(attrs.get("title"))
+    status = text(attrs.get("status"))
+    project = text(dig(item, "relationships", "scan_item", "data", "id"))
+    return ParsedFinding(
+        title=f"{sca_title(key, package, version)}: {title}" if title else sca_title(key, package, version),
+        vendor_severity=text(attrs.get("effective_severity_level")),
+        cve_ids=cves,
+        other_ids=uniq([key, *others]),
+        rule_id=key,
+        # the REST issue names its project by id (the JSON report by name): the id is what stays stable
+        repository=project,
+        package_name=package,
+        package_version=version,
+        first_seen=parse_when(attrs.get("created_at")),
+        # Snyk's "resolved" is fixed; an ignore is Snyk's suppression, which PMAP reads as "ignored"
+        status="fixed" if status == "resolved" else "ignored" if attrs.get("ignored") is True else None,
+        extra={k: v for k, v in (("issue_id", text(dig(item, "id"))), ("type", text(attrs.get("type"))),
+                                 ("updated_at", text(attrs.get("updated_at")))) if v},
+    )
+
+
+class SnykConnector(Connector, ChecksPermissions, SyncsFindings, RegistersWebhooks, PingsWebhooks):
+    """Snyk: the token's user, organization rights, the organization's issues, and v1 webhooks."""
 
     def _self(self, ctx: OperationContext) -> dict[str, Any]:
         with ctx.client() as c:
@@ -107,6 +159,35 @@ class SnykConnector(Connector, ChecksPermissions, RegistersWebhooks, PingsWebhoo
             ("View Outbound Webhooks", "listing webhooks", listed),
             ("Create Outbound Webhooks", "installing the webhook", None if listed else False),
         ], warnings=notes)
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The organization's issues, ``GET /orgs/{org}/issues`` page by page (``links.next``), only those
+        updated after ``pull.since`` when given."""
+        return FindingsFeed(format=FORMAT, findings=self._issues(ctx, pull), complete=pull.since is None)
+
+    def _issues(self, ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+        org = self._org(ctx)
+        first: dict[str, Any] = {"version": REST_VERSION, "limit": PAGE_LIMIT}
+        if pull.since is not None:
+            first["updated_after"] = utc_text(pull.since)
+        params: dict[str, Any] | None = first
+        target = vendor_path("/orgs/{org_id}/issues", org_id=org)
+        with ctx.client() as c:
+            while True:
+                resp = check(ctx, c.get(target, headers=_headers(ctx), params=params), "listing issues",
+                             auth_hint="check the token (and the regional API URL of your Snyk account)",
+                             permission_hint="the token needs View Organization issues on the organization")
+                page = json_of(ctx, resp, "the issues page")
+                data = page.get("data")
+                if not isinstance(data, list):
+                    raise fail(ctx, "Snyk's issues page has no data list", step="response")
+                for item in data:
+                    yield issue_finding(ctx, item)
+                link = text(dig(page, "links", "next"))
+                if not link:
+                    return
+                # the link carries the version, limit, filters and cursor: nothing is added to it
+                target, params = under_base(ctx.connection.base_url, link), None
 
     def register_webhook(self, ctx: OperationContext, hook: WebhookRegistration) -> WebhookRegistered:
         """``POST /v1/org/{org}/webhooks`` with the secret (Snyk requires one). Snyk cannot update a

@@ -138,6 +138,11 @@ def _rest_alert(a: Any) -> ParsedFinding:
     )
 
 
+def rest_alert(alert: Any) -> ParsedFinding:
+    """One alert of the REST API (code scanning or Dependabot) as this format reads it."""
+    return _rest_alert(alert)
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream alerts from a GraphQL page (repository or search) or a REST alert array."""
     src, head = report.stream, report.json

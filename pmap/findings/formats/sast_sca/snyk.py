@@ -4,7 +4,8 @@ projects (``--all-projects``); container reports also carry ``applications[]`` p
 Snyk lists a vulnerability once per dependency path; PMAP locates it at the project's manifest
 (``displayTargetFile``), so the paths of one vulnerable package collapse into one finding.
 
-Severity (Snyk's scale): critical, high, medium, low map one to one.
+Severity (Snyk's scale): critical, high, medium, low map one to one; info (which the REST API's
+``effective_severity_level`` also uses, for findings PMAP pulls as this format) maps to info.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pmap.findings.formats.sniff import json_head
 
 KEY = "snyk_json"
 WHAT = "a Snyk JSON report"
-SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
+SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW,
+              "info": Severity.INFO}
 
 
 def _vuln(v: Any, project: str | None, target: str | None) -> ParsedFinding:

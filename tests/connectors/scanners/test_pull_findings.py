@@ -1,0 +1,208 @@
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning and Qualys VMDR against the sandbox.
+
+Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
+``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
+documented paging, and counts the requests it answered, so the tests see every page read, pages
+fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from pmap.connectors.base import FindingsPull, Operation, OperationContext
+from pmap.connectors.vendors._pull import link_rel, under_base
+from pmap.core.errors import UpstreamError
+from pmap.core.settings import Settings
+from pmap.findings.formats.registry import report_formats
+from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import github as github_sandbox
+from pmap_sandbox.scanners import qualys as qualys_sandbox
+from pmap_sandbox.scanners import snyk as snyk_sandbox
+from pmap_sandbox.server import SandboxServer
+from tests.conftest import VirtualClock
+
+from .cases import catalog_entry, implementation, settings_for
+from .conftest import context
+
+
+@dataclass(frozen=True)
+class Case:
+    """One vendor's pull: its sandbox key, the credential its seed is keyed on, the page size it asks for."""
+
+    vendor: str
+    format: str
+    epoch: datetime
+    page: int  # findings per page the connector asks for
+    credential: Callable[[dict[str, str]], str]
+    retry_wait: float  # the wait the sandbox's rate-limit answer names
+
+
+CASES = {
+    "snyk": Case("snyk", "snyk_json", snyk_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0),
+    "github_code_scanning": Case("github_code_scanning", "github_vulnerability_json", github_sandbox.SEED_EPOCH,
+                                 100, lambda c: c["token"], 1.0),
+    "qualys_vmdr": Case("qualys_vmdr", "qualys_xml", qualys_sandbox.SEED_EPOCH, 100, lambda c: c["username"], 1.0),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Case:
+    return CASES[request.param]
+
+
+def seeded_ctx(sandbox: SandboxServer, settings: Settings, case: Case, marker: str = "ok",
+               **seed: Any) -> tuple[OperationContext, str]:
+    """A findings-pull context for ``case.vendor`` whose account holds the seeded data set ``seed``."""
+    connection, credentials = settings_for(case.vendor, sandbox.base_url, marker)
+    key = case.credential(credentials)
+    _common.seed(sandbox.app, case.vendor, key, **{"count": 0, **seed})
+    return context(settings, case.vendor, connection, credentials, purpose="findings_pull", budget=30.0), key
+
+
+def test_the_catalog_offers_sync_findings(case: Case) -> None:
+    assert Operation.SYNC_FINDINGS in catalog_entry(case.vendor).operations
+
+
+def test_every_page_is_read_and_fixed_items_are_fixed(sandbox: SandboxServer, dev_settings: Settings,
+                                                      case: Case) -> None:
+    count = case.page * 2 + 7  # two full pages and a short one
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count, fixed_every=5)
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
+    assert feed.format == case.format and feed.format in report_formats() and feed.complete
+    findings = list(feed.findings)
+    assert len(findings) == count
+    assert _common.pulls(sandbox.app, case.vendor, key) == 3
+    fmt = report_formats()[case.format]
+    assert len({f.fingerprint(case.format) for f in findings}) == count
+    fixed = [f for f in findings if f.status == "fixed"]
+    assert len(fixed) == count // 5
+    assert all(fmt.map_severity(f).source == "vendor" for f in findings)
+
+
+def test_pages_are_fetched_lazily(sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=case.page * 3)
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
+    assert _common.pulls(sandbox.app, case.vendor, key) == 0
+    next(feed.findings)
+    assert _common.pulls(sandbox.app, case.vendor, key) == 1
+    for _ in range(case.page):
+        next(feed.findings)
+    assert _common.pulls(sandbox.app, case.vendor, key) == 2
+
+
+def test_an_incremental_pull_returns_only_the_changed_and_is_not_complete(
+        sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    count, changed = case.page + 30, 12
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count, fixed_every=5)
+    since = case.epoch + timedelta(hours=count - changed - 1, minutes=30)
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull(since=since))
+    assert not feed.complete
+    findings = list(feed.findings)
+    assert len(findings) == changed
+    assert _common.pulls(sandbox.app, case.vendor, key) == 1
+
+
+def test_a_rate_limit_is_waited_and_the_pull_completes(sandbox: SandboxServer, dev_settings: Settings, case: Case,
+                                                       virtual_clock: VirtualClock) -> None:
+    count = case.page + 5
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, marker="ratelimit", count=count)
+    findings = list(implementation(case.vendor).pull_findings(ctx, FindingsPull()).findings)
+    assert len(findings) == count
+    assert case.retry_wait in virtual_clock.waits
+
+
+def test_a_rate_limit_in_the_middle_of_a_pull_is_waited_and_no_page_is_lost_or_repeated(
+        sandbox: SandboxServer, dev_settings: Settings, case: Case, virtual_clock: VirtualClock) -> None:
+    count = case.page * 2 + 3
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count, limit_at=2)  # the second page's first answer
+    findings = list(implementation(case.vendor).pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint(case.format) for f in findings}) == len(findings) == count
+    assert case.retry_wait in virtual_clock.waits
+    assert _common.pulls(sandbox.app, case.vendor, key) == 4  # three pages and the limited answer
+
+
+def test_bad_credentials_fail_at_auth_without_the_secret(sandbox: SandboxServer, dev_settings: Settings,
+                                                         case: Case) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, marker="bad", count=3)
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
+    with pytest.raises(UpstreamError) as err:
+        list(feed.findings)
+    assert err.value.step == "auth"
+    assert all(secret not in err.value.message for secret in ctx.secrets)
+
+
+def test_a_next_page_on_another_host_is_refused(sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=case.page + 5, foreign_next="https://attacker.example")
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
+    with pytest.raises(UpstreamError) as err:
+        list(feed.findings)
+    assert err.value.step == "egress" and "attacker.example" in err.value.message
+    assert _common.pulls(sandbox.app, case.vendor, key) == 1
+
+
+def test_github_dismissed_alerts_are_suppressed_not_fixed(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=40, fixed_every=5,
+                           dismissed_every=3)
+    findings = list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    by_number = {f.extra["number"]: f.status for f in findings}
+    assert by_number[5] == "fixed"  # alert i=4: fixed
+    assert by_number[3] == "false_positive"  # i=2, an odd number: dismissed as a false positive
+    assert by_number[6] == "accepted"  # i=5, an even number: dismissed as won't fix
+    assert by_number[1] is None  # open
+    assert [f.extra["number"] for f in findings[:3]] == [40, 39, 38]  # newest update first
+
+
+def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("qualys_vmdr").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "response" and "entit" in err.value.message.lower()
+
+
+def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
+    assert catalog_entry("snyk").offered() == [
+        "test_connection", "check_permissions", "sync_findings", "register_webhook"]
+    assert catalog_entry("github_code_scanning").offered() == [
+        "test_connection", "check_permissions", "sync_findings", "register_webhook"]
+    assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
+
+
+def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
+                                                              virtual_clock: VirtualClock) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=5, primary_limit_seconds=4)
+    findings = list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    assert len(findings) == 5
+    assert any(3 <= wait <= 6 for wait in virtual_clock.waits), virtual_clock.waits
+
+
+def test_github_primary_rate_limit_beyond_the_budget_is_an_http_failure(sandbox: SandboxServer,
+                                                                        dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["github_code_scanning"], count=5, primary_limit_seconds=3600)
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("github_code_scanning").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "http" and "rate limit" in err.value.message
+
+
+@pytest.mark.parametrize(("link", "target"), [
+    pytest.param("/orgs/o/issues?starting_after=x", "/orgs/o/issues?starting_after=x", id="relative-to-the-rest-base"),
+    pytest.param("/rest/orgs/o/issues?starting_after=x", "https://api.snyk.io/rest/orgs/o/issues?starting_after=x",
+                 id="host-relative-with-the-base-path"),
+    pytest.param("https://elsewhere.example/rest/x", "https://elsewhere.example/rest/x",
+                 id="absolute-left-to-the-client"),
+])
+def test_snyk_links_resolve_under_the_rest_base(link: str, target: str) -> None:
+    assert under_base("https://api.snyk.io/rest", link) == target
+
+
+def test_link_header_next_is_found_among_other_relations() -> None:
+    header = ('<https://api.github.com/repositories/1/code-scanning/alerts?page=1>; rel="prev", '
+              '<https://api.github.com/repositories/1/code-scanning/alerts?page=3>; rel="next", '
+              '<https://api.github.com/repositories/1/code-scanning/alerts?page=9>; rel="last"')
+    assert link_rel(header) == "https://api.github.com/repositories/1/code-scanning/alerts?page=3"
+    assert link_rel('<https://x.example/?page=2>; rel="last"') is None and link_rel(None) is None
