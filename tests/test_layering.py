@@ -31,7 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"connectors"}),  # the connector contract, the catalog, the vendor implementations
     frozenset({"integrations"}),  # integration records, connection tests, least-privilege checks
     frozenset({"findings", "tickets"}),  # imports, rules and findings; tickets, their links and status changes
-    frozenset({"webhooks"}),  # receives and verifies deliveries; hands ticket status changes to tickets
+    frozenset({"webhooks", "sync"}),  # webhook deliveries (ticket status changes to tickets); findings syncs
     frozenset({"api", "migrations"}),  # the HTTP routers (pmap.*.api, *_api); the schema migrations
     frozenset({"entry"}),  # pmap.app and pmap.cli, which compose the rest
 )
