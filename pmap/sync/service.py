@@ -106,6 +106,8 @@ def run_sync(state: AppState, call: JobCall) -> dict[str, Any]:
         summary = _pull_and_import(state, call, integration_id, full, where)
     except BaseException as exc:
         step = exc.step if isinstance(exc, UpstreamError) else where.step
+        if isinstance(exc, PmapError):
+            exc.details.setdefault("step", step)  # the job's error names the failing step too
         error = error_body(exc)
         error["message"] = scrub(str(error.get("message", "")), where.secrets)
         _stamp(state, integration_id, started, {"status": "failed", "full": full, "step": step, "error": error})

@@ -116,7 +116,7 @@ def test_a_vendor_failure_fails_the_job_and_last_sync_and_leaves_no_secret_anywh
     iid = integration(api, headers, sandbox, TVM, {"access_key": access, "secret_key": secret})
     job = sync(api, headers, iid)
     assert job["status"] == "failed", job
-    assert job["error"]["code"] in ("vendor_refused", "upstream_error")
+    assert job["error"]["code"] in ("vendor_refused", "upstream_error") and job["error"]["step"] == "auth"
     last = details(api, headers, iid)["last_sync"]
     assert last["status"] == "failed" and last["step"] == "auth"
     assert last["error"]["code"] == job["error"]["code"]
