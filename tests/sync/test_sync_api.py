@@ -142,6 +142,9 @@ def test_the_decrypt_of_a_sync_is_audited_with_purpose_sync(api: Api, sandbox: S
             AuditEvent.integration_id == uuid.UUID(iid)))}
     assert ("credentials.decrypt", "sync", "success") in events
     assert ("findings.sync", "sync", "success") in events
+    with api.state.sessions() as session:  # the job carries ids, never a secret
+        params = [j.params for j in session.scalars(select(Job).where(Job.kind == KIND_SYNC))]
+    assert params == [{"integration_id": iid, "full": False}]
 
 
 def test_a_sync_while_one_runs_is_409_naming_the_running_job(api: Api, sandbox: SandboxServer) -> None:

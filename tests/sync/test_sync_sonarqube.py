@@ -62,3 +62,14 @@ def test_a_refused_token_fails_the_sync_at_step_auth(api: Api, sandbox: SandboxS
     last = api.client.get(f"/api/v1/integrations/{iid}", headers=headers).json()["last_sync"]
     assert last["status"] == "failed" and last["step"] == "auth"
     assert token not in str(job) and token not in str(last)
+
+
+def test_a_rate_limited_search_is_waited_out_with_the_vendors_retry_after(
+        api: Api, sandbox: SandboxServer, seed: Any, virtual_clock: VirtualClock) -> None:
+    headers = api.token(role="operator")
+    seed(SQ, 7)
+    iid = integration(api, headers, sandbox, SQ, {"token": unique("ratelimit")})
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["created"] == 7
+    assert 1.0 in virtual_clock.waits, "the sandbox's Retry-After: 1 was waited"
