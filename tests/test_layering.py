@@ -32,7 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"integrations"}),  # integration records, connection tests, least-privilege checks
     frozenset({"findings", "tickets", "schedules"}),  # imports, rules and findings; tickets, their links and
     # status changes; the schedules of integrations and the scheduler that starts what is due
-    frozenset({"webhooks"}),  # receives and verifies deliveries; hands ticket status changes to tickets
+    frozenset({"webhooks", "sync"}),  # webhook deliveries (ticket status changes to tickets); findings syncs
     frozenset({"api", "migrations"}),  # the HTTP routers (pmap.*.api, *_api); the schema migrations
     frozenset({"entry"}),  # pmap.app and pmap.cli, which compose the rest
 )

@@ -26,6 +26,7 @@ class AuditAction(str, enum.Enum):
     ACCESS_DENIED = "access.denied"
     CREDENTIALS_DECRYPT = "credentials.decrypt"
     FINDINGS_IMPORT = "findings.import"
+    FINDINGS_SYNC = "findings.sync"
     INTEGRATION_CREATE = "integration.create"
     INTEGRATION_UPDATE = "integration.update"
     INTEGRATION_DELETE = "integration.delete"

@@ -84,6 +84,11 @@ class OperationNotSupported(PmapError):
     status, code = 422, "operation_not_supported"
 
 
+class IntegrationDisabled(Conflict):
+    """The integration is switched off (``enabled: false``): nothing is pulled from or sent to its vendor."""
+
+    code = "integration_disabled"
+
 
 class UnsupportedMediaType(PmapError):
     status, code = 415, "unsupported_media_type"

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     import_background_bytes: int = Field(default=8 * 1024 * 1024, ge=0)  # larger uploads import as a background job
     connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
+    # a sync pulls a vendor's whole findings export (polls, chunks, pages): its budget is far longer than a test's
+    sync_timeout: float = Field(default=3600.0, gt=0, le=86_400)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)  # verified deliveries per integration
     # failed verifications recorded one by one, per source address and per integration (the rest are counted)

@@ -35,7 +35,7 @@ from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
-from pmap.findings.formats.base import HostileReportError, ReportError, ReportFormat
+from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
 from pmap.findings.rows import Row, Stream
@@ -115,8 +115,9 @@ class ImportOptions:
 @dataclass(slots=True)
 class ImportSummary:
     """The outcome of one import. ``parsed`` = distinct findings in the report = kept + filtered_out;
-    kept = created + updated; ``reopened`` and ``suppressed`` are subsets of kept; ``unknown_severity``
-    counts kept findings whose vendor severity mapped to nothing."""
+    kept = created + updated; ``reopened``, ``suppressed`` and ``created_resolved`` are subsets of kept;
+    ``resolved`` counts findings absent from a full report and those the report states fixed that were
+    not resolved before; ``unknown_severity`` counts kept findings whose vendor severity mapped to nothing."""
 
     import_id: str
     format: str
@@ -129,6 +130,7 @@ class ImportSummary:
     resolved: int = 0
     reopened: int = 0
     suppressed: int = 0
+    created_resolved: int = 0  # created already resolved: new findings their report states fixed (history)
     unknown_severity: int = 0
     duplicates: int = 0  # repeated occurrences of a fingerprint within the report, merged
     rules_applied: int = 0
@@ -208,42 +210,84 @@ def run_import(engine: Engine, target: ImportTarget, path: Path, options: Import
 
 def _run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
                 progress: ProgressFn | None, batch_size: int) -> ImportSummary:
-    scope = (options.scope or "default").strip()[:SCOPE_MAX] or "default"
     size = path.stat().st_size
     with open(path, "rb", buffering=1 << 20) as fh:
         head = fh.read(HEAD_BYTES)
         fmt = resolve_format(head, options.filename, options.format, target)
         fh.seek(0)
-        import_id = uuid.uuid4()
-        summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
-        # PostgreSQL: one transaction from here to publish's commit
-        with engine.connect() as conn, _one_import_per_stream(conn, target.integration_id, scope):
-            rules = load_rule_set(conn, target.organization_id)
-            pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
-                                        integration_id=str(target.integration_id))
-            summary.rules_applied = pipeline.rule_count
-            now = utcnow()
-            stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
-            with _writer(conn, stream) as writer:
-                with BackgroundWriter() as background:
-                    _stream_findings(fh, fmt, pipeline, background, writer, summary, size, progress, batch_size)
-                if progress is not None:
-                    progress({"phase": "resolving", "bytes_read": size, "bytes_total": size,
-                              "findings": summary.parsed})
-                with writer.publish():
-                    if options.full:
-                        summary.resolved = writer.resolve_missing()
-                    summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
-                    summary.rules_undefined = pipeline.rules_undefined
-                    if summary.rules_undefined:
-                        summary.warnings.append(
-                            f"{summary.rules_undefined} rule evaluations were undefined (a field was null or of "
-                            "another type); guard conditions with `field != null &&`")
-                    conn.execute(insert(ImportRecord).values(
-                        id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
-                        format=fmt.key, scope=scope, filename=clean_file_name(options.filename),
-                        size_bytes=size, full=options.full, summary=summary.as_dict(), actor=options.actor[:200],
-                        created_at=now, finished_at=utcnow()))
+        fd = fh.fileno()
+        source = FindingSource(fmt, fmt.parse(fh), size=size, position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)))
+        return import_findings(engine, target, source, options, progress, batch_size)
+
+
+@dataclass(frozen=True, slots=True)
+class FindingSource:
+    """Parsed findings of one import and the format they follow: a report file's parser output, or a
+    vendor's pulled feed. ``size`` and ``position`` report bytes read, where there are bytes to count."""
+
+    format: ReportFormat
+    findings: Iterator[ParsedFinding]
+    size: int = 0
+    position: Callable[[], int] = lambda: 0
+
+
+def run_feed(engine: Engine, target: ImportTarget, source: FindingSource, options: ImportOptions,
+             progress: ProgressFn | None = None, *, batch_size: int | None = None) -> ImportSummary:
+    """Import findings pulled from a vendor (a sync) through the same pipeline and writers as a file,
+    atomically; raises what :func:`run_import` raises, and the feed's own errors."""
+    try:
+        return import_findings(engine, target, source, options, progress, batch_size or BATCH_SIZE)
+    except PmapError:
+        raise
+    except Exception as exc:
+        if is_busy(exc):
+            raise ServiceBusy("the database stayed busy with other writes; nothing was imported: retry") from None
+        if is_foreign_key_violation(exc):
+            raise Conflict("the integration was deleted while its findings were being pulled; nothing was imported") \
+                from None
+        raise
+
+
+def import_findings(engine: Engine, target: ImportTarget, source: FindingSource, options: ImportOptions,
+                    progress: ProgressFn | None, batch_size: int) -> ImportSummary:
+    """The pipeline's core: severity pipeline, batched writes, resolution and the import record, in one
+    atomic import of ``source`` into ``target``."""
+    scope = (options.scope or "default").strip()[:SCOPE_MAX] or "default"
+    fmt, size = source.format, source.size
+    import_id = uuid.uuid4()
+    summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
+    # PostgreSQL: one transaction from here to publish's commit
+    with engine.connect() as conn, _one_import_per_stream(conn, target.integration_id, scope):
+        rules = load_rule_set(conn, target.organization_id)
+        pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
+                                    integration_id=str(target.integration_id))
+        summary.rules_applied = pipeline.rule_count
+        now = utcnow()
+        stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
+        with _writer(conn, stream) as writer:
+            with BackgroundWriter() as background:
+                _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
+            if progress is not None:
+                progress({"phase": "resolving", "bytes_read": size, "bytes_total": size,
+                          "findings": summary.parsed})
+            with writer.publish():
+                if options.full:
+                    summary.resolved = writer.resolve_missing()
+                summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
+                # findings the report itself states fixed: those seen open before are resolved now, new
+                # ones are stored resolved (their history), neither is skipped
+                summary.resolved += writer.resolved
+                summary.created_resolved = writer.created_resolved
+                summary.rules_undefined = pipeline.rules_undefined
+                if summary.rules_undefined:
+                    summary.warnings.append(
+                        f"{summary.rules_undefined} rule evaluations were undefined (a field was null or of "
+                        "another type); guard conditions with `field != null &&`")
+                conn.execute(insert(ImportRecord).values(
+                    id=import_id, organization_id=target.organization_id, integration_id=target.integration_id,
+                    format=fmt.key, scope=scope, filename=clean_file_name(options.filename),
+                    size_bytes=size, full=options.full, summary=summary.as_dict(), actor=options.actor[:200],
+                    created_at=now, finished_at=utcnow()))
     return summary
 
 
@@ -273,23 +317,22 @@ def _writer(conn: Connection, stream: Stream) -> Iterator[FindingWriter | Staged
         yield FindingWriter(conn, stream)
 
 
-def _stream_findings(fh: Any, fmt: ReportFormat, pipeline: SeverityPipeline, background: BackgroundWriter,
-                     writer: FindingWriter | StagedWriter, summary: ImportSummary, size: int,
+def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background: BackgroundWriter,
+                     writer: FindingWriter | StagedWriter, summary: ImportSummary,
                      progress: ProgressFn | None, batch_size: int) -> None:
     """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
     seen: set[int] = set()
     rows: list[Row] = []
     filtered: list[str] = []
-    key = fmt.key
+    key = src.format.key
     build = writer.build
     total = 0
-    fd = fh.fileno()
+    size, position = src.size, src.position
     try:
-        for finding in fmt.parse(fh):
+        for finding in src.findings:
             total += 1
             if progress is not None and total % PROGRESS_EVERY == 0:
-                progress({"phase": "importing", "bytes_read": min(size, os.lseek(fd, 0, os.SEEK_CUR)),
-                          "bytes_total": size, "findings": total})
+                progress({"phase": "importing", "bytes_read": position(), "bytes_total": size, "findings": total})
             fp = finding.fingerprint(key)
             digest = int(fp[:16], 16)
             if digest in seen:

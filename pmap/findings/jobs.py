@@ -1,10 +1,12 @@
 """Background jobs: an in-process worker pool with its state in the ``jobs`` table.
 
-Large imports run here (the API answers 202 with the job). The pool starts in the app's lifespan;
-each job's row moves queued -> running -> succeeded | failed, with ``result`` (the import summary)
-or ``error`` (``{code, message, ...}``). Live progress is kept in memory (and, on PostgreSQL,
-written to the row every couple of seconds; on SQLite such a write would stall the import whenever
-another writer holds the database's single write lock, so progress is only visible from this process).
+Large imports run here (the API answers 202 with the job), and so does every job kind a higher
+component hands the runner a handler for (``sync``: :mod:`pmap.sync`, composed in ``pmap.app``).
+The pool starts in the app's lifespan; each job's row moves queued -> running -> succeeded | failed,
+with ``result`` (the import summary) or ``error`` (``{code, message, ...}``). Live progress is kept
+in memory (and, on PostgreSQL, written to the row every couple of seconds; on SQLite such a write
+would stall the import whenever another writer holds the database's single write lock, so progress
+is only visible from this process).
 
 A job belongs to the process whose pool holds it (``runner`` = ``host:pid``). At start-up, jobs
 left queued or running by a process that no longer exists are marked failed with a clear error
@@ -20,7 +22,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,13 @@ from pmap.integrations.models import Integration
 log = logging.getLogger("pmap.findings.jobs")
 
 KIND_IMPORT = "import"
+KIND_SYNC = "sync"
+JOB_KINDS = (KIND_IMPORT, KIND_SYNC)
+#: what each kind's audit event says: its action and purpose
+_AUDITED = {KIND_IMPORT: (AuditAction.FINDINGS_IMPORT, "background_import"),
+            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync")}
+#: what to do again after a job of a kind was lost
+_AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again"}
 HEARTBEAT_SECONDS = 2.0
 STALE_AFTER = timedelta(minutes=15)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
@@ -55,6 +66,24 @@ class JobCancelled(PmapError):
     """The service is stopping: the running import rolls back, the job fails."""
 
     status, code = 503, "job_cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class JobCall:
+    """What a job handler gets: its job, the ids of its params, who asked, and where to report progress
+    (raising :class:`JobCancelled` when the service stops)."""
+
+    job_id: uuid.UUID
+    organization_id: uuid.UUID
+    params: dict[str, Any]
+    actor: Actor
+    progress: Callable[[dict[str, Any]], None]
+
+
+#: runs one job of a kind other than ``import``; returns its ``result``, raises to fail it
+JobHandler = Callable[[JobCall], dict[str, Any]]
+#: checks, inside the transaction that would create the job, that it may be created (raises otherwise)
+Admission = Callable[[Session], None]
 
 
 def runner_id() -> str:
@@ -86,16 +115,19 @@ class JobRunner:
     """The worker pool and the job lifecycle. Thread-safe; one per running app."""
 
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
-                 spool: Path | None = None, metrics: Metrics | None = None) -> None:
+                 spool: Path | None = None, metrics: Metrics | None = None,
+                 handlers: Mapping[str, JobHandler] | None = None) -> None:
         self._engine = engine
-        self._metrics = metrics or Metrics(job_kinds=[KIND_IMPORT])
+        self._metrics = metrics or Metrics(job_kinds=list(JOB_KINDS))
+        self._handlers = dict(handlers or {})
+        self._admit = threading.Lock()  # an admission check and the job it admits are one step
         self._spool = spool
         self._sessions = sessions
         self._audit = audit
         self._workers = workers
         self._runner = runner_id()
         self._live: dict[uuid.UUID, dict[str, Any]] = {}
-        self._queued: set[uuid.UUID] = set()
+        self._queued: dict[uuid.UUID, str] = {}  # job id -> kind
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._heartbeat = engine.dialect.name != "sqlite"
@@ -125,7 +157,7 @@ class JobRunner:
                 job.status, job.finished_at, job.updated_at = FAILED, now, now
                 job.error = {"code": "job_orphaned",
                              "message": f"the PMAP process that ran this job ({job.runner}) stopped before it "
-                                        "finished; nothing was imported: upload the file again"}
+                                        f"finished; nothing was imported: {_AGAIN.get(job.kind, 'try again')}"}
                 _discard(job.params)
                 self._metrics.job_finished(job.kind, JobOutcome.ORPHANED)
                 count += 1
@@ -156,12 +188,13 @@ class JobRunner:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
-            never_started = list(self._queued)
+            never_started = list(self._queued.items())
             self._queued.clear()
-        for job_id in never_started:
+        for job_id, kind in never_started:
             self._finish(job_id, FAILED, error={"code": "job_cancelled",
-                                                "message": "the service stopped before the job started; upload again"})
-            self._metrics.job_finished(KIND_IMPORT, JobOutcome.CANCELLED)
+                                                "message": "the service stopped before the job started; "
+                                                           f"{_AGAIN.get(kind, 'try again')}"})
+            self._metrics.job_finished(kind, JobOutcome.CANCELLED)
 
     # --- submitting and reading -------------------------------------------------------------------
 
@@ -173,15 +206,32 @@ class JobRunner:
             raise JobCancelled("the service is stopping; upload again shortly")
         params = {"integration_id": str(integration_id), "path": str(path), "format": options.format,
                   "scope": options.scope, "full": options.full, "filename": options.filename, "size": size}
+        return self._queue(actor, KIND_IMPORT, params, size)
+
+    def submit(self, actor: Actor, kind: str, params: dict[str, Any], *, admit: Admission | None = None) -> JobOut:
+        """Queue a job of a kind with a handler; ``params`` carry ids, never a secret. ``admit`` runs in
+        the transaction that creates the job, one at a time in this process (a 409 for a job already
+        running is checked and the new job written with no other submission in between)."""
+        if kind not in self._handlers:
+            raise NotFound(f"no handler for {kind!r} jobs")
+        if self._executor is None or self._stopping.is_set():
+            raise JobCancelled(f"the service is stopping; {_AGAIN.get(kind, 'try again')} shortly")
+        return self._queue(actor, kind, params, 0, admit)
+
+    def _queue(self, actor: Actor, kind: str, params: dict[str, Any], size: int,
+               admit: Admission | None = None) -> JobOut:
+        assert self._executor is not None  # noqa: S101 - checked by both callers
         now = utcnow()
-        with transaction(self._sessions) as session:
-            job = Job(organization_id=actor.organization_id, kind=KIND_IMPORT, status=QUEUED, params=params,
+        with self._admit, transaction(self._sessions) as session:
+            if admit is not None:
+                admit(session)
+            job = Job(organization_id=actor.organization_id, kind=kind, status=QUEUED, params=params,
                       progress={"phase": "queued", "bytes_read": 0, "bytes_total": size, "findings": 0},
                       runner=self._runner, actor=actor.label[:200], created_at=now, updated_at=now,
                       result=None, error=None, started_at=None, finished_at=None)
             session.add(job)
         with self._lock:
-            self._queued.add(job.id)
+            self._queued[job.id] = kind
         # the job's log lines carry the id of the request that queued it, and the job's own id
         self._executor.submit(self._run, job.id, actor, correlation_id.get())
         return self.to_out(job)
@@ -213,50 +263,60 @@ class JobRunner:
 
     def _run_job(self, job_id: uuid.UUID, actor: Actor) -> None:
         with self._lock:
-            self._queued.discard(job_id)
+            self._queued.pop(job_id, None)
         with transaction(self._sessions) as session:
             job = session.get(Job, job_id)
             if job is None or job.status != QUEUED:
                 return
             job.status, job.started_at, job.updated_at = RUNNING, utcnow(), utcnow()
-            params, organization_id = dict(job.params), job.organization_id
+            params, organization_id, kind = dict(job.params), job.organization_id, job.kind
         self._live[job_id] = {"phase": "starting", "bytes_read": 0, "bytes_total": params.get("size", 0), "findings": 0}
         integration_id = uuid.UUID(params["integration_id"])
         started = time.monotonic()
         try:
             if self._stopping.is_set():
-                raise JobCancelled("the service stopped before the job started; upload again")
-            with self._sessions() as session:
-                row = session.get(Integration, integration_id)
-                if row is None or row.organization_id != organization_id:
-                    raise NotFound("the integration was deleted before the import ran")
-                target = target_for(row)
-            options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
-                                    full=bool(params.get("full", True)), filename=params.get("filename"),
-                                    actor=actor.label)
-            summary = run_import(self._engine, target, Path(params["path"]), options, progress=self._progress(job_id))
+                raise JobCancelled(f"the service stopped before the job started; {_AGAIN.get(kind, 'try again')}")
+            if kind == KIND_IMPORT:
+                result = self._import(job_id, organization_id, integration_id, params, actor)
+            else:
+                result = self._handlers[kind](JobCall(job_id, organization_id, params, actor, self._progress(job_id)))
         except BaseException as exc:  # every failure ends the job; the process itself goes on
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
             self._finish(job_id, FAILED, error=error_body(exc))
-            self._ended(job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED, started)
-            self._record(actor, integration_id, AuditOutcome.FAILURE,
+            self._ended(kind, job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED,
+                        started)
+            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
                          {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._finish(job_id, SUCCEEDED, result=summary.as_dict())
-            self._ended(job_id, JobOutcome.SUCCEEDED, started)
-            self._record(actor, integration_id, AuditOutcome.SUCCESS, {"job_id": str(job_id), "format": summary.format,
-                                                      "parsed": summary.parsed, "created": summary.created})
+            self._finish(job_id, SUCCEEDED, result=result)
+            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
+            self._record(kind, actor, integration_id, AuditOutcome.SUCCESS,
+                         {"job_id": str(job_id), "format": result.get("format"), "parsed": result.get("parsed"),
+                          "created": result.get("created")})
         finally:
             _discard(params)
             self._live.pop(job_id, None)
 
-    def _ended(self, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:
+    def _import(self, job_id: uuid.UUID, organization_id: uuid.UUID, integration_id: uuid.UUID,
+                params: dict[str, Any], actor: Actor) -> dict[str, Any]:
+        with self._sessions() as session:
+            row = session.get(Integration, integration_id)
+            if row is None or row.organization_id != organization_id:
+                raise NotFound("the integration was deleted before the import ran")
+            target = target_for(row)
+        options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
+                                full=bool(params.get("full", True)), filename=params.get("filename"),
+                                actor=actor.label)
+        return run_import(self._engine, target, Path(params["path"]), options,
+                          progress=self._progress(job_id)).as_dict()
+
+    def _ended(self, kind: str, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:
         seconds = time.monotonic() - started
-        self._metrics.job_finished(KIND_IMPORT, outcome, seconds)
-        log.info("%s job %s %s in %.2f s", KIND_IMPORT, job_id, outcome.value, seconds)
+        self._metrics.job_finished(kind, outcome, seconds)
+        log.info("%s job %s %s in %.2f s", kind, job_id, outcome.value, seconds)
 
     def _progress(self, job_id: uuid.UUID) -> Any:
         last = [time.monotonic()]
@@ -287,10 +347,12 @@ class JobRunner:
                 done.update(bytes_read=done.get("bytes_total", 0), findings=result.get("parsed", 0))
             job.progress = done
 
-    def _record(self, actor: Actor, integration_id: uuid.UUID, outcome: AuditOutcome, detail: dict[str, Any]) -> None:
+    def _record(self, kind: str, actor: Actor, integration_id: uuid.UUID, outcome: AuditOutcome,
+                detail: dict[str, Any]) -> None:
+        action, purpose = _AUDITED.get(kind, (AuditAction.FINDINGS_IMPORT, kind))
         try:
-            self._audit.record(actor=actor, action=AuditAction.FINDINGS_IMPORT, integration_id=integration_id,
-                               purpose="background_import", outcome=outcome, detail=detail)
+            self._audit.record(actor=actor, action=action, integration_id=integration_id,
+                               purpose=purpose, outcome=outcome, detail=detail)
         except Exception:  # the job's own row already tells the outcome
             log.exception("could not audit job %s", detail.get("job_id"))
 
@@ -304,10 +366,12 @@ def _discard(params: dict[str, Any]) -> None:
             log.warning("could not delete the spooled upload %s", path)
 
 
-def start_jobs(state: Any) -> JobRunner:
-    """Build and start the pool for a started app (one worker on SQLite: it has one write lock)."""
+def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None) -> JobRunner:
+    """Build and start the pool for a started app (one worker on SQLite: it has one write lock), running
+    imports and the job kinds of ``handlers``."""
     workers = 1 if state.engine.dialect.name == "sqlite" else 2
     runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
-                       spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics)
+                       spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics,
+                       handlers=handlers)
     runner.start()
     return runner

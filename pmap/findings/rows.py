@@ -249,6 +249,7 @@ class RowBuilder:
         first = _utc(f.first_seen, last) if f.first_seen is not None else last
         if first > last:
             first = last
+        status = SUPPRESSED if suppressed else REPORT_STATES.get((f.status or "").lower(), OPEN)
         return (
             self._new_id(), *self._shared, fingerprint, imported, imported, title or "(untitled)", description, tool,
             js(_json_texts(f.cve_ids, IDS_MAX, 64)) if f.cve_ids else empty,
@@ -262,7 +263,8 @@ class RowBuilder:
             js(_json_texts(f.references, REFERENCES_MAX, REFERENCE_CHARS)) if f.references else empty,
             js(_extra(f.extra)) if f.extra else self._empty_object,
             vendor_severity, d.mapped, d.severity, d.source, self._rule(d.rule_id) if d.rule_id else None,
-            SUPPRESSED if suppressed else REPORT_STATES.get((f.status or "").lower(), OPEN), suppressed,
+            status, suppressed,
             js(dump_json(d.tags)) if d.tags else empty,
-            first, last, None, now, now,
+            # a finding its report states fixed is resolved as of this import (the upsert keeps an earlier date)
+            first, last, now if status == RESOLVED else None, now, now,
         )

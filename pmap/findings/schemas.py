@@ -78,7 +78,8 @@ class FindingPage(BaseModel):
 class ImportSummaryOut(BaseModel):
     """What one import did. ``parsed`` (distinct findings in the report) = ``kept`` + ``filtered_out``;
     ``kept`` = ``created`` + ``updated``; ``reopened``, ``suppressed`` and ``unknown_severity`` count
-    among ``kept``; ``resolved`` counts stored findings the (full) report no longer contains."""
+    among ``kept``; ``resolved`` counts stored findings the (full) report no longer contains and those it
+    states fixed; ``created_resolved`` counts new findings stored resolved because the report states them fixed."""
 
     import_id: uuid.UUID
     format: str
@@ -91,6 +92,8 @@ class ImportSummaryOut(BaseModel):
     resolved: int
     reopened: int
     suppressed: int
+    created_resolved: int = Field(default=0, description="New findings the report states fixed, stored resolved "
+                                                         "(their history), counted among `created`.")
     unknown_severity: int
     duplicates: int = Field(description="Repeated occurrences of one finding within the report (merged).")
     rules_applied: int = Field(description="How many enabled rules of the organization this import ran (each "

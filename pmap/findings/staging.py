@@ -104,7 +104,8 @@ class StagedWriter:
         self._insert = sa.insert(_stage())
         self._insert_filtered = sa.insert(_filtered_stage())
         self.build = RowBuilder(stream)
-        self.created = self.updated = self.reopened = 0
+        # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
+        self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
 
     def write(self, rows: list[Row]) -> None:
         """Stage one batch of rows with distinct fingerprints (no lock on the main database)."""
@@ -140,13 +141,20 @@ class StagedWriter:
             raise NotFound("the integration was deleted while its report was being imported; nothing was imported")
         # what the upsert will do, counted before it runs (fingerprints are distinct within an import)
         staged = int(conn.execute(sa.select(sa.func.count()).select_from(st)).scalar() or 0)
+        staged_resolved = int(conn.execute(
+            sa.select(sa.func.count()).select_from(st).where(st.c.status == RESOLVED)).scalar() or 0)
         reopens = sa.case((sa.and_(t.c.status == RESOLVED, st.c.status != RESOLVED), 1), else_=0)
-        existing, reopened = conn.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(reopens), 0))
+        resolves = sa.case((sa.and_(t.c.status != RESOLVED, st.c.status == RESOLVED), 1), else_=0)
+        stays = sa.case((sa.and_(t.c.status == RESOLVED, st.c.status == RESOLVED), 1), else_=0)
+        existing, reopened, resolved, stayed = conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(reopens), 0),
+                      sa.func.coalesce(sa.func.sum(resolves), 0), sa.func.coalesce(sa.func.sum(stays), 0))
             .select_from(st.join(t, sa.and_(t.c.integration_id == s.integration_id, t.c.scope == s.scope,
                                             t.c.fingerprint == st.c.fingerprint)))
         ).one()
         self.created, self.updated, self.reopened = staged - int(existing), int(existing), int(reopened)
+        self.resolved = int(resolved)
+        self.created_resolved = staged_resolved - int(resolved) - int(stayed)
         if staged:
             conn.execute(_publish_upsert())
         conn.execute(mark_filtered_statement(t, s, sa.select(_filtered_stage().c.fingerprint)))

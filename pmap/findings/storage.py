@@ -63,6 +63,10 @@ def upsert_updates(table: sa.Table, stmt: Any) -> dict[str, Any]:
     identity and its first import, and the earliest first sighting."""
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in _KEEP_ON_UPDATE}
     updates["first_seen"] = _earliest(table, stmt)
+    # a finding resolved before and stated fixed again keeps the date it was first resolved
+    updates["resolved_at"] = sa.case(
+        (sa.and_(table.c.status == RESOLVED, stmt.excluded.status == RESOLVED), table.c.resolved_at),
+        else_=stmt.excluded.resolved_at)
     return updates
 
 
@@ -199,7 +203,8 @@ class FindingWriter:
         self._fresh = conn.execute(
             sa.select(t.c.id).where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope).limit(1)
         ).first() is None
-        self.created = self.updated = self.reopened = 0
+        # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
+        self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
 
     def write(self, rows: list[Row]) -> None:
         """Upsert one batch of rows with distinct fingerprints."""
@@ -207,12 +212,21 @@ class FindingWriter:
             return
         if self._fresh:
             self.created += len(rows)
+            self.created_resolved += sum(1 for r in rows if r[STATUS] == RESOLVED)
             self._load(rows, {})
             return
         existing = dict(self._conn.execute(self._existing, {"fps": [r[FINGERPRINT] for r in rows]}).all())
         self.updated += len(existing)
         self.created += len(rows) - len(existing)
-        self.reopened += sum(1 for r in rows if existing.get(r[FINGERPRINT]) == RESOLVED and r[STATUS] != RESOLVED)
+        for r in rows:
+            before = existing.get(r[FINGERPRINT])
+            if r[STATUS] == RESOLVED:
+                if r[FINGERPRINT] not in existing:
+                    self.created_resolved += 1
+                elif before != RESOLVED:
+                    self.resolved += 1
+            elif before == RESOLVED:
+                self.reopened += 1
         self._load(rows, existing)
 
     def mark_filtered(self, fingerprints: list[str]) -> None:

@@ -43,5 +43,9 @@ class Integration(Base):
     sync_schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the outcome of the last sync (pmap.sync): status, times, full, the summary or the scrubbed error
+    last_sync: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)
+    # what the next incremental sync starts from: the last successful sync's start and the vendor's state
+    sync_state: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

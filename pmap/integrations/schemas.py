@@ -93,6 +93,9 @@ class IntegrationOut(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     last_tested_at: datetime | None
     last_synced_at: datetime | None
+    last_sync: dict[str, Any] | None = Field(
+        default=None, description="The last sync (POST /integrations/{id}/sync): status ok|failed, started_at, "
+        "finished_at, full, and the import summary or the error and its failing step.")
     sync_schedule: str | None = None
     next_sync_at: datetime | None = Field(default=None, description="When the next scheduled sync is due (UTC).")
     created_at: datetime

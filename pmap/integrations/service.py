@@ -208,7 +208,7 @@ def to_out(row: Integration) -> IntegrationOut:
         credentials_set=list(row.credential_fields), enabled=row.enabled,
         allow_unsigned_webhooks=row.allow_unsigned_webhooks, severity_threshold=row.severity_threshold,
         webhook_secret_configured=bool((row.webhook_state or {}).get("configured")), warnings=warnings_for(row),
-        last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at,
+        last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at, last_sync=row.last_sync,
         sync_schedule=row.sync_schedule,
         next_sync_at=next_due(row.sync_schedule, utcnow()) if row.sync_schedule and row.enabled else None,
         created_at=row.created_at, updated_at=row.updated_at,

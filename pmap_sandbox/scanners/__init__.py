@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from pmap_sandbox.scanners import (
+    _seeded,
     acunetix,
     black_duck,
     burp,
@@ -60,7 +61,7 @@ _MODULES: tuple[ModuleType, ...] = (
     nowsecure,
 )
 
-ROUTERS: list[APIRouter] = [m.router for m in _MODULES]
+ROUTERS: list[APIRouter] = [*(m.router for m in _MODULES), _seeded.router]
 SANDBOX_VENDORS: dict[str, dict[str, Any]] = {m.KEY: m.VENDOR for m in _MODULES}
 
 __all__ = ["ROUTERS", "SANDBOX_VENDORS"]

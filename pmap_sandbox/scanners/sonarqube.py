@@ -6,11 +6,19 @@ answers HTTP 200 ``{"valid": false}`` without credentials and for a refused toke
 ``ValidateAction.java``: an AuthenticationException becomes ``valid: false``); other web services answer
 a refused token 401. The license fields follow the web app's ``License`` type (SonarSource/sonarqube
 ``server/sonar-web/src/main/js/types/editions.ts``).
+
+``/api/issues/search`` follows the web API's documentation: ``p`` (1-based) and ``ps`` (at most 500),
+only the first 10,000 results of a query (``p * ps`` beyond answers 400 "Can return only the first 10000
+results"), ``paging.total`` the true total, ``s`` (``CREATION_DATE``, ``UPDATE_DATE``) with ``asc``,
+``createdAfter`` (inclusive), ``componentKeys``/``components``, ``resolved``, ``additionalFields=rules``.
+It serves the built-in example, or the issues seeded with ``POST /_sandbox/seed/sonarqube``: fixed ones
+are CLOSED with resolution FIXED.
 """
 
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +35,7 @@ from pmap_sandbox.scanners._common import (
     parse_scheme,
     vendor_router,
 )
+from pmap_sandbox.scanners._seeded import Seeded, seeded
 
 KEY = "sonarqube"
 router = vendor_router(KEY)
@@ -179,34 +188,87 @@ async def list_webhooks(request: Request, project: str | None = None) -> Respons
     return json_reply(200, {"webhooks": found})
 
 
+_EXAMPLE: dict[str, Any] = {
+    "key": "AYsandbox0001",
+    "rule": "java:S2076",
+    "severity": "CRITICAL",
+    "component": "shop:src/Main.java",
+    "project": "shop",
+    "line": 42,
+    "status": "OPEN",
+    "message": "Change this code to not construct the OS command from user-controlled data.",
+    "type": "VULNERABILITY",
+    "impacts": [{"softwareQuality": "SECURITY", "severity": "HIGH"}],
+    "creationDate": "2024-01-02T03:04:05+0000",
+    "updateDate": "2024-01-02T03:04:05+0000",
+}
+_SEVERITIES = ("INFO", "MINOR", "MAJOR", "CRITICAL", "BLOCKER")
+_RULES = [{"key": "java:S2076", "name": "OS commands should not be vulnerable to command injection attacks"}]
+
+
+def _date(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _seeded_issue(item: Seeded) -> dict[str, Any]:
+    """Seeded issue ``n``: rule java:S2076 at line n % 10 + 1 of file n // 10 of project shop. Its creation
+    date is n seconds into the day before it was seeded, so issues have distinct creation dates."""
+    n = item.n
+    issue: dict[str, Any] = {
+        **_EXAMPLE, "key": f"AYseed{n:010d}", "component": f"shop:src/File{n // 10}.java", "line": n % 10 + 1,
+        "severity": _SEVERITIES[n % len(_SEVERITIES)], "message": f"Seeded issue {n}",
+        "creationDate": _date(item.created - 86_400 + n), "updateDate": _date(item.changed),
+    }
+    if item.fixed:
+        issue.update(status="CLOSED", resolution="FIXED", closeDate=_date(item.changed))
+    return issue
+
+
+def _when(value: str | None) -> float | None:
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"):
+        try:
+            when = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    raise Reply(_error(400, f"Date '{value}' cannot be parsed as either a date or date+time"))
+
+
 @router.get("/api/issues/search")
 async def issues(request: Request, ps: int = 100, p: int = 1) -> Response:
-    """One page of issues (one sample)."""
+    """One page of issues, within the search's 10,000-result window."""
     marks = await _auth(request)
     if sc.NOPERM in marks:
         raise Reply(_error(403, "Insufficient privileges"))
-    issue = {
-        "key": "AYsandbox0001",
-        "rule": "java:S2076",
-        "severity": "CRITICAL",
-        "component": "shop:src/Main.java",
-        "project": "shop",
-        "line": 42,
-        "status": "OPEN",
-        "message": "Change this code to not construct the OS command from user-controlled data.",
-        "type": "VULNERABILITY",
-        "impacts": [{"softwareQuality": "SECURITY", "severity": "HIGH"}],
+    if not 1 <= ps <= 500:
+        raise Reply(_error(400, f"'ps' value ({ps}) must be less than 500"))
+    if p < 1:
+        raise Reply(_error(400, f"'p' value ({p}) must be greater than 0"))
+    if p * ps > 10_000:
+        raise Reply(_error(400, f"Can return only the first 10000 results. {p * ps}th result asked."))
+    q = request.query_params
+    items = seeded(request, KEY)
+    found = [_EXAMPLE] if items is None else [_seeded_issue(i) for i in items]
+    project = q.get("components") or q.get("componentKeys")
+    if project:
+        found = [i for i in found if i["project"] in project.split(",")]
+    if q.get("resolved") in ("true", "false"):
+        found = [i for i in found if ("resolution" in i) == (q["resolved"] == "true")]
+    after = _when(q.get("createdAfter"))
+    # the sandbox writes every date in UTC ("+0000"), so their text order is their time order
+    if after is not None:
+        found = [i for i in found if i["creationDate"] >= _date(after)]
+    sort = {"CREATION_DATE": "creationDate", "UPDATE_DATE": "updateDate"}.get(q.get("s") or "", "creationDate")
+    found.sort(key=lambda i: (i[sort], i["key"]), reverse=q.get("asc") == "false")
+    body: dict[str, Any] = {
+        "total": len(found), "p": p, "ps": ps, "paging": {"pageIndex": p, "pageSize": ps, "total": len(found)},
+        "issues": found[(p - 1) * ps:p * ps],
     }
-    return json_reply(
-        200,
-        {
-            "total": 1,
-            "p": p,
-            "ps": ps,
-            "paging": {"pageIndex": p, "pageSize": ps, "total": 1},
-            "issues": [issue] if p == 1 else [],
-        },
-    )
+    if "rules" in (q.get("additionalFields") or "").split(","):
+        body["rules"] = _RULES
+    return json_reply(200, body)
 
 
 VENDOR = {

@@ -2,12 +2,19 @@
 
 Auth: ``X-ApiKeys: accessKey=A; secretKey=S;``. Errors: ``{"statusCode", "error", "message"}``
 (as in pyTenable's recorded cassettes). Export status moves PROCESSING -> FINISHED on the second poll.
+
+The export (developer.tenable.com "Export vulnerabilities"; pyTenable ``tenable/io/exports/api.py``) honours
+``filters.state`` (default OPEN and REOPENED), ``filters.since`` (unix seconds: findings seen or changed in
+any state since) and ``num_assets`` (findings are grouped by asset, that many assets per chunk). It serves
+the built-in examples, or the findings seeded with ``POST /_sandbox/seed/tenable_vm``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 from fastapi import Request
@@ -15,6 +22,7 @@ from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
 from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, store, vendor_router
+from pmap_sandbox.scanners._seeded import Seeded, seeded
 
 KEY = "tenable_vm"
 router = vendor_router(KEY)
@@ -168,9 +176,57 @@ def _vulns() -> list[dict[str, Any]]:
     ]
 
 
+FINDINGS_PER_ASSET = 4  # seeded findings n..n+3 share one asset
+_SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _seeded_record(item: Seeded) -> dict[str, Any]:
+    """Seeded finding ``n`` as an export record: plugin 200000+n on asset n // 4."""
+    a, n = item.n // FINDINGS_PER_ASSET, item.n
+    severity = _SEVERITIES[n % len(_SEVERITIES)]
+    record: dict[str, Any] = {
+        "asset": {"uuid": f"4d8f2b9a-0000-4000-8000-{a:012d}", "hostname": f"host{a:05d}.example.test",
+                  "fqdn": f"host{a:05d}.example.test", "ipv4": f"10.{a // 65536 % 256}.{a // 256 % 256}.{a % 256}"},
+        "output": f"seeded finding {n}",
+        "state": "FIXED" if item.fixed else "OPEN",
+        "severity": severity,
+        "severity_id": n % len(_SEVERITIES),
+        "port": {"port": 443, "protocol": "TCP", "service": "www"},
+        "plugin": {"id": 200000 + n, "name": f"Seeded vulnerability {n}", "family": "General",
+                   "risk_factor": severity.capitalize() if severity != "info" else "None",
+                   "synopsis": "A seeded finding of the sandbox."},
+        "first_found": _iso(item.created),
+        "last_found": _iso(item.changed),
+        "indexed": _iso(item.changed),
+    }
+    if item.fixed:
+        record["last_fixed"] = _iso(item.changed)
+    return record
+
+
+def _records(request: Request, states: set[str], since: int | None) -> list[dict[str, Any]]:
+    items = seeded(request, KEY)
+    if items is None:
+        return [v for v in _vulns() if v["state"] in states and since is None]
+    return [_seeded_record(i) for i in items
+            if ("FIXED" if i.fixed else "OPEN") in states and (since is None or i.changed >= since)]
+
+
+def _chunked(records: Iterable[dict[str, Any]], num_assets: int) -> dict[int, list[dict[str, Any]]]:
+    """Chunks of ``num_assets`` assets' findings each, numbered from 1."""
+    chunks: dict[int, list[dict[str, Any]]] = {}
+    for i, (_asset, group) in enumerate(groupby(records, key=lambda r: r["asset"]["uuid"])):
+        chunks.setdefault(i // num_assets + 1, []).extend(group)
+    return chunks
+
+
 @router.post("/vulns/export")
 async def vulns_export(request: Request) -> Response:
-    """Start an export job; honours the ``filters.state`` list (OPEN, REOPENED, FIXED)."""
+    """Start an export job; honours ``filters.state`` (OPEN, REOPENED, FIXED), ``filters.since`` and ``num_assets``."""
     marks = await _auth(request)
     if sc.NOPERM in marks:
         raise Reply(_error(403, "You do not have permission to export vulnerabilities"))
@@ -178,9 +234,17 @@ async def vulns_export(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         body = {}
-    states = {s.upper() for s in ((body or {}).get("filters") or {}).get("state") or ["OPEN", "REOPENED"]}
+    filters = (body or {}).get("filters") or {}
+    states = {s.upper() for s in filters.get("state") or ["OPEN", "REOPENED"]}
+    since = filters.get("since")
+    if since is not None and not isinstance(since, int):
+        raise Reply(_error(400, "filters.since must be an integer unix timestamp"))
+    num_assets = (body or {}).get("num_assets") or 50
+    if not isinstance(num_assets, int) or not 50 <= num_assets <= 5000:
+        raise Reply(_error(400, "num_assets must be an integer between 50 and 5000"))
     export_id = str(uuid.uuid4())
-    store(request, KEY)[export_id] = {"polls": 0, "chunks": {1: [v for v in _vulns() if v["state"] in states]}}
+    chunks = _chunked(_records(request, states, since), num_assets)
+    store(request, KEY)[export_id] = {"polls": 0, "chunks": chunks}
     return json_reply(200, {"export_uuid": export_id})
 
 

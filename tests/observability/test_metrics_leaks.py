@@ -16,7 +16,7 @@ from pmap.core.db import transaction
 from pmap.core.metrics import METHODS, OTHER, STATUS_CLASSES, Delivery, JobOutcome, RouteTemplates
 from pmap.core.seams import Purpose
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.jobs import KIND_IMPORT
+from pmap.findings.jobs import JOB_KINDS
 from pmap.integrations.models import Integration
 from tests.conftest import Api, canary
 from tests.findings.pipeline.helpers import nessus_report, upload, wait_job
@@ -31,7 +31,7 @@ def _bounded_sets(api: Api) -> dict[str, set[str]]:
         "status_class": set(STATUS_CLASSES) | {OTHER},
         "outcome": {d.value for d in Delivery} | {o.value for o in JobOutcome} | {"success", "failure"},
         "purpose": {p.value for p in Purpose} | {OTHER},
-        "kind": {KIND_IMPORT, OTHER},
+        "kind": {*JOB_KINDS, OTHER},
         "vendor": set(connector_types()) | {OTHER},
         "format": set(report_formats()) | {OTHER},
     }

@@ -5,10 +5,22 @@ before; the anonymous ``/api/system/status`` tells which. ``/api/authentication/
 token (SonarQube answers ``{"valid": false}`` rather than 401 for a bad one). The license API is
 internal and needs Administer System: it is read only when the token may, never required.
 SonarQube signs deliveries with ``X-Sonar-Webhook-HMAC-SHA256`` and has no test delivery.
+
+A sync pages ``/api/issues/search`` (``p``/``ps``, at most 500 a page). The search serves only the first
+10,000 results of a query (``p * ps`` beyond is a 400), so a full pull sorts by creation date and, at the
+window's end, asks again from the last creation date seen (``createdAfter`` is inclusive; the issues of
+that instant already read are skipped by key). ``createdAfter`` cannot tell what changed (closing an
+issue changes its ``updateDate``, not its creation), and the public search has no ``updatedAfter``
+(only the internal ``/api/issues/pull`` has a change filter); so an incremental pull sorts by
+``UPDATE_DATE`` descending and stops at the first issue updated before ``since``.
 """
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -20,19 +32,27 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     Probe,
     RegistersWebhooks,
+    SyncsFindings,
     WebhookRegistered,
     WebhookRegistration,
 )
 from pmap.connectors.vendors._support import check, expiry, fail, json_of, parse_when, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient, OutboundResponse
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.registry import report_formats
 
 SECRET_MIN, SECRET_MAX = 16, 200
 _BEARER_SINCE = 10
+SYNC_FORMAT = "sonarqube_json"  # the issues of /api/issues/search pages, read as that format reads them
+PAGE_SIZE = 500  # the search's largest page
+WINDOW = 10_000  # the search's deepest result (p * ps)
 
 
 class SonarQubeToken(Credentials):
@@ -79,8 +99,103 @@ class _Session:
                                  "has not expired or been revoked", step="auth")
 
 
-class SonarQubeConnector(Connector, ChecksPermissions, RegistersWebhooks):
-    """SonarQube Server: test, least-privilege report and webhook installation."""
+def _sonar_time(value: Any) -> datetime | None:
+    """A SonarQube date (``2024-01-02T03:04:05+0000``)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+    except ValueError:
+        return None
+
+
+def _pages(ctx: OperationContext, s: _Session, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The search's pages of one query, within its 10,000-result window."""
+    for p in range(1, WINDOW // PAGE_SIZE + 1):
+        resp = check(ctx, s.get("/api/issues/search", params={**params, "p": p, "ps": PAGE_SIZE}),
+                     "GET /api/issues/search", permission_hint="the token's user needs Browse on the project")
+        page = json_of(ctx, resp, "issue search")
+        yield page
+        total = (page.get("paging") or {}).get("total", page.get("total"))
+        if not isinstance(total, int) or p * PAGE_SIZE >= total or not page.get("issues"):
+            return
+
+
+def _all_issues(ctx: OperationContext, s: _Session, base: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every issue, oldest first: each time the window ends, the next query starts at the last creation date."""
+    after: str | None = None
+    seen_at_after: set[str] = set()  # keys of the issues created at ``after`` already read
+    while True:
+        params = {**base, "s": "CREATION_DATE", "asc": "true", **({"createdAfter": after} if after else {})}
+        count, last, keys_at_last, moved = 0, after, set(seen_at_after), False
+        for page in _pages(ctx, s, params):
+            for issue in page.get("issues") or []:
+                count += 1
+                key, created = text(issue.get("key")), text(issue.get("creationDate"))
+                if key in seen_at_after:
+                    continue
+                if created != last:
+                    last, keys_at_last, moved = created, set(), True
+                keys_at_last.add(key or "")
+                yield {"page": page, "issue": issue}
+        if count < WINDOW:
+            return
+        if not moved:  # 10,000 issues created at one instant: no creation-date query can get past them
+            raise fail(ctx, "more than 10,000 SonarQube issues share one creation date; the issue search cannot "
+                            "page past them", step="response")
+        after, seen_at_after = last, keys_at_last
+
+
+def _changed_issues(ctx: OperationContext, s: _Session, base: dict[str, Any],
+                    since: datetime) -> Iterator[dict[str, Any]]:
+    """The issues updated since ``since`` (to the second: a change in that second is read again), newest first."""
+    floor = since.replace(microsecond=0)
+    count = 0
+    for page in _pages(ctx, s, {**base, "s": "UPDATE_DATE", "asc": "false"}):
+        for issue in page.get("issues") or []:
+            count += 1
+            updated = _sonar_time(issue.get("updateDate"))
+            if updated is not None and updated < floor:
+                return
+            yield {"page": page, "issue": issue}
+    if count >= WINDOW:
+        raise fail(ctx, "more than 10,000 SonarQube issues changed since the last sync, beyond what the issue "
+                        "search serves: run a full sync", step="response")
+
+
+def _synced(ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+    """The issues as the sonarqube_json format reads an API page, one page at a time."""
+    fmt = report_formats()[SYNC_FORMAT]
+    base: dict[str, Any] = {"additionalFields": "rules"}
+    if ctx.connection.project_key:
+        base["componentKeys"] = ctx.connection.project_key  # accepted by every version (``components`` from 10.2)
+    with ctx.client() as c:
+        s = _Session(ctx, c)
+        found = _changed_issues(ctx, s, base, pull.since) if pull.since else _all_issues(ctx, s, base)
+        batch: list[Any] = []
+        page: dict[str, Any] | None = None
+        for item in found:
+            if item["page"] is not page and batch:
+                yield from _parsed(fmt, page or {}, batch)
+                batch = []
+            page = item["page"]
+            batch.append(item["issue"])
+        if batch:
+            yield from _parsed(fmt, page or {}, batch)
+
+
+def _parsed(fmt: Any, page: dict[str, Any], issues: list[Any]) -> Iterator[ParsedFinding]:
+    doc = {"issues": issues, "rules": page.get("rules") or []}
+    yield from fmt.parse(io.BytesIO(json.dumps(doc).encode()))
+
+
+class SonarQubeConnector(Connector, ChecksPermissions, RegistersWebhooks, SyncsFindings):
+    """SonarQube Server: test, least-privilege report, webhook installation and issue sync."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The issues (of the connection's project, else every project the token may browse), resolved ones
+        too (closed or resolved as fixed become "fixed"); with ``pull.since``, those updated since."""
+        return FindingsFeed(format=SYNC_FORMAT, findings=_synced(ctx, pull), complete=pull.since is None)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """Status (version), token validation, and the license where the token may read it."""
@@ -157,7 +272,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="sonarqube", display_name="SonarQube Server", category=Category.SAST,
         connection_model=SonarQubeConnection, credentials_model=SonarQubeToken,
-        report_formats=("sonarqube_json", "sarif"), webhook_scheme="sonarqube",
+        report_formats=(SYNC_FORMAT, "sarif"), webhook_scheme="sonarqube",
         implementation=SonarQubeConnector(),
         docs_url="https://docs.sonarsource.com/sonarqube-server/latest/extension-guide/web-api/",
         notes="Webhooks are signed (X-Sonar-Webhook-HMAC-SHA256) but SonarQube has no test delivery. The license "

@@ -8,6 +8,8 @@ scanner linked to a manager must be driven from that manager: the connection tes
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -20,6 +22,8 @@ from pmap.connectors.base import (
     ConnectorType,
     Credentials,
     FetchesFindings,
+    FindingsFeed,
+    FindingsPull,
     LaunchesScans,
     OperationContext,
     PermissionReport,
@@ -28,6 +32,7 @@ from pmap.connectors.base import (
     ReportsScanStatus,
     ScanRef,
     ScanState,
+    SyncsFindings,
 )
 from pmap.connectors.vendors import _tenable_export
 from pmap.connectors.vendors._support import (
@@ -44,13 +49,20 @@ from pmap.connectors.vendors._support import (
     text,
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.outbound import OutboundClient
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.registry import report_formats
 
 # Tenable user permission levels (Tenable VM and Nessus share the scale)
 BASIC, STANDARD, ADMINISTRATOR, SYSTEM_ADMINISTRATOR = 16, 32, 64, 128
 _ROLE_NAMES = {0: "Read-Only", 16: "Basic", 24: "Scan Operator", 32: "Standard", 40: "Scan Manager",
                64: "Administrator", 128: "System Administrator"}
 _EXPORT_STATES = ["OPEN", "REOPENED", "FIXED"]  # FIXED too, so PMAP can close what Tenable saw fixed
+#: the report format synced findings follow: the export records are written in Tenable VM's CSV layout
+#: (see _tenable_export), whose severity scale (Info/Low/Medium/High/Critical) is the export's own
+SYNC_FORMAT = "tenable_csv"
+_EXPORT_PERMISSION = "vulnerability exports need the Administrator role or a custom role with the export privilege"
 
 
 class TenableKeys(Credentials):
@@ -117,7 +129,44 @@ def _nessus_report(session: dict[str, Any], props: dict[str, Any]) -> Permission
                              excess, notes)
 
 
-class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings):
+def _export_chunks(ctx: OperationContext, c: OutboundClient, filters: dict[str, Any]) -> Iterator[list[Any]]:
+    """The vulnerability export's records, one chunk at a time: start the export, poll its status until
+    FINISHED (backoff on the operation's clock), then download each chunk of ``chunks_available``."""
+    started = check(ctx, c.post("/vulns/export", headers=api_keys(ctx), retry_unsafe=True,
+                                json={"num_assets": 500, "filters": filters}),
+                    "POST /vulns/export", permission_hint=_EXPORT_PERMISSION)
+    export_id = text(json_of(ctx, started, "vulns export").get("export_uuid"))
+    if not export_id:
+        raise fail(ctx, "the vulnerability export started without an export_uuid", step="response")
+
+    def ready() -> list[int] | None:
+        resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/status", export_id=export_id),
+                                headers=api_keys(ctx)), "export status")
+        body = json_of(ctx, resp, "export status")
+        status = str(body.get("status", "")).upper()
+        if status in {"ERROR", "CANCELLED"}:
+            raise fail(ctx, f"the vulnerability export ended with status {status}", step="response")
+        if status != "FINISHED":
+            return None
+        return [int(n) for n in body.get("chunks_available") or [] if isinstance(n, int)]
+
+    for chunk in poll(ctx, ready, what="the Tenable VM vulnerability export"):
+        resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/chunks/{chunk}", export_id=export_id,
+                                            chunk=chunk), headers=api_keys(ctx), max_bytes=DOWNLOAD_MAX_BYTES),
+                     f"export chunk {chunk}")
+        yield json_list(ctx, resp, f"export chunk {chunk}")
+
+
+def _synced(ctx: OperationContext, filters: dict[str, Any]) -> Iterator[ParsedFinding]:
+    """Findings of the export, parsed chunk by chunk as the tenable_csv format reads them (so a sync and an
+    uploaded Tenable VM CSV name a finding alike); state FIXED becomes status "fixed"."""
+    fmt = report_formats()[SYNC_FORMAT]
+    with ctx.client() as c:
+        for records in _export_chunks(ctx, c, filters):
+            yield from fmt.parse(io.BytesIO(_tenable_export.to_csv(records)))
+
+
+class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings):
     """Tenable VM: session and container properties; findings through the vulnerability export."""
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -144,35 +193,22 @@ class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings):
 
         The export is container-wide: ``scan.scan_id`` only names the artifact.
         """
+        # the operation's contract is one report file, so its chunks are gathered; a sync streams them
         records: list[Any] = []
         with ctx.client() as c:
-            started = check(ctx, c.post("/vulns/export", headers=api_keys(ctx), retry_unsafe=True,
-                                        json={"num_assets": 500, "filters": {"state": _EXPORT_STATES}}),
-                            "POST /vulns/export",
-                            permission_hint="vulnerability exports need the Administrator role or a custom role "
-                                            "with the export privilege")
-            export_id = text(json_of(ctx, started, "vulns export").get("export_uuid"))
-            if not export_id:
-                raise fail(ctx, "the vulnerability export started without an export_uuid", step="response")
-
-            def ready() -> list[int] | None:
-                resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/status", export_id=export_id),
-                                         headers=api_keys(ctx)), "export status")
-                body = json_of(ctx, resp, "export status")
-                status = str(body.get("status", "")).upper()
-                if status in {"ERROR", "CANCELLED"}:
-                    raise fail(ctx, f"the vulnerability export ended with status {status}", step="response")
-                if status != "FINISHED":
-                    return None
-                return [int(n) for n in body.get("chunks_available") or [] if isinstance(n, int)]
-
-            for chunk in poll(ctx, ready, what="the Tenable VM vulnerability export"):
-                resp = check(ctx, c.get(vendor_path("/vulns/export/{export_id}/chunks/{chunk}", export_id=export_id,
-                                                          chunk=chunk), headers=api_keys(ctx),
-                                        max_bytes=DOWNLOAD_MAX_BYTES), f"export chunk {chunk}")
-                records.extend(json_list(ctx, resp, f"export chunk {chunk}"))
-        return ReportArtifact(name=f"tenable_vm_vulns_{export_id}.csv", format="tenable_csv",
+            for chunk in _export_chunks(ctx, c, {"state": _EXPORT_STATES}):
+                records.extend(chunk)
+        return ReportArtifact(name="tenable_vm_vulns.csv", format=SYNC_FORMAT,
                               content=_tenable_export.to_csv(records))
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The container's open, reopened and fixed vulnerabilities from the export, streamed chunk by chunk;
+        with ``pull.since``, only those seen or changed in any state since (Tenable's ``filters.since``)."""
+        filters: dict[str, Any] = {"state": _EXPORT_STATES}
+        if pull.since is not None:
+            # unix seconds, rounded down: a second seen twice is re-read (an update), never missed
+            filters["since"] = int(pull.since.timestamp())
+        return FindingsFeed(format=SYNC_FORMAT, findings=_synced(ctx, filters), complete=pull.since is None)
 
 
 # Nessus scan statuses -> ScanState.status

@@ -1,0 +1,44 @@
+"""Snyk, GitHub code scanning and Qualys VMDR sync end to end through the API: every seeded finding lands,
+the vendor's fixed ones stored resolved, and a second sync creates nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from pmap_sandbox.scanners import _common
+from pmap_sandbox.server import SandboxServer
+from tests.conftest import Api
+from tests.connectors.scanners.cases import settings_for
+
+from .conftest import sync
+
+#: vendor -> the credential field the sandbox keys a seeded data set by
+KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username"}
+COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
+
+
+@pytest.mark.parametrize("vendor", sorted(KEYED_BY))
+def test_a_pulled_vendor_syncs_every_finding_and_a_second_sync_creates_nothing(
+        api: Api, sandbox: SandboxServer, vendor: str) -> None:
+    h = api.token(role="operator")
+    connection, credentials = settings_for(vendor, sandbox.base_url)
+    _common.seed(sandbox.app, vendor, credentials[KEYED_BY[vendor]], count=COUNT, fixed_every=FIXED_EVERY)
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": vendor, "vendor": vendor, "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+
+    first = sync(api, h, iid, full=True)
+    assert first["status"] == "succeeded", first
+    result = first["result"]
+    fixed = COUNT // FIXED_EVERY
+    assert result["parsed"] == COUNT and result["created"] == COUNT
+    assert result["created_resolved"] == fixed
+    page = api.client.get("/api/v1/findings", headers=h, params={"integration_id": iid, "status": "resolved",
+                                                                 "limit": 500}).json()
+    assert len(page["items"]) == fixed
+
+    again = sync(api, h, iid, full=True)
+    assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_synced_at"] is not None
