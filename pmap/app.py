@@ -38,8 +38,9 @@ from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import JOB_KINDS, KIND_SYNC, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.schedules.service import Scheduler
 from pmap.sync.api import router as sync_router
-from pmap.sync.service import sync_handler
+from pmap.sync.service import scheduled_sync, sync_handler
 from pmap.tickets.api import router as tickets_router
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
@@ -167,9 +168,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
         # background imports and syncs; fails jobs orphaned by a dead process
         app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)})
+        scheduler: Scheduler | None = None
+        if settings.scheduler_enabled:  # several API processes may each run one: a due run starts once
+            scheduler = Scheduler(state.sessions, scheduled_sync(state.sessions, app.state.jobs),
+                                  interval=settings.scheduler_interval)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()
             metrics.sync_lag_reader = None
             lag_read.shutdown()
             app.state.ready.shutdown()

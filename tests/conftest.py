@@ -94,6 +94,9 @@ def settings(db_url: str, platform_key: str, tmp_path: Path) -> Settings:
     return Settings(
         env="development", database_url=db_url, data_dir=tmp_path / "data", platform_key=platform_key,
         bootstrap_admin_token=None,
+        # no background scheduler in tests: a schedule a test sets must not start a sync of its own accord
+        # (tests/schedules runs the scheduler where it is the subject)
+        scheduler_enabled=False,
     )
 
 

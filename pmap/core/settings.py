@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
     # a sync pulls a vendor's whole findings export (polls, chunks, pages): its budget is far longer than a test's
     sync_timeout: float = Field(default=3600.0, gt=0, le=86_400)
+    # the scheduler (pmap.schedules) passes every interval seconds: a due sync starts within that of its time
+    scheduler_enabled: bool = True
+    scheduler_interval: float = Field(default=15.0, ge=1, le=60)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)  # verified deliveries per integration
     # failed verifications recorded one by one, per source address and per integration (the rest are counted)

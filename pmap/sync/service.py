@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.auth.principal import Principal
 from pmap.connectors.base import FindingsPull, Operation, SyncsFindings
@@ -28,7 +28,7 @@ from pmap.connectors.runner import operation_context
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import Conflict, IntegrationDisabled, NotFound, OperationNotSupported, PmapError, UpstreamError
 from pmap.core.redaction import scrub
-from pmap.core.seams import Purpose
+from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.importer import FindingSource, ImportOptions, run_feed, target_for
@@ -37,6 +37,7 @@ from pmap.findings.models import Job
 from pmap.findings.schemas import JobOut
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
+from pmap.schedules.service import SubmitSync
 
 log = logging.getLogger("pmap.sync")
 
@@ -51,6 +52,25 @@ class SyncRunning(Conflict):
 
 
 def request_sync(session: Session, jobs: JobRunner, principal: Principal, row: Integration, *, full: bool) -> JobOut:
+    """Queue a sync of ``row`` for an API caller (see :func:`queue_sync`)."""
+    return queue_sync(session, jobs, principal.actor, row, full=full)
+
+
+def scheduled_sync(sessions: sessionmaker[Session], jobs: JobRunner) -> SubmitSync:
+    """What the scheduler calls to start a due sync: an incremental sync whose actor is the scheduler."""
+
+    def submit(integration_id: uuid.UUID, organization_id: uuid.UUID) -> uuid.UUID:
+        with transaction(sessions) as session:
+            row = session.get(Integration, integration_id)
+            if row is None or row.organization_id != organization_id:
+                raise NotFound("the integration was deleted before its scheduled sync")
+            actor = Actor("system", "scheduler", organization_id)
+            return queue_sync(session, jobs, actor, row, full=False).id
+
+    return submit
+
+
+def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration, *, full: bool) -> JobOut:
     """Queue a sync of ``row``: 422 for a vendor type without a findings API, 409 for a disabled integration
     or one whose sync is queued or running."""
     ct = vendor_type(row.vendor)
@@ -69,7 +89,7 @@ def request_sync(session: Session, jobs: JobRunner, principal: Principal, row: I
                               "wait for it to finish", details={"job_id": str(running.id)})
 
     # params carry ids only: the job resolves the credentials itself, for purpose sync
-    return jobs.submit(principal.actor, KIND_SYNC, {"integration_id": str(integration_id), "full": full},
+    return jobs.submit(actor, KIND_SYNC, {"integration_id": str(integration_id), "full": full},
                        admit=admit)
 
 
