@@ -38,13 +38,14 @@ from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import JOB_KINDS, KIND_SYNC, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
-from pmap.schedules.service import Scheduler
+from pmap.schedules.service import KIND_WEBHOOK_ROTATION, Scheduler
 from pmap.sync.api import router as sync_router
 from pmap.sync.service import scheduled_sync, sync_handler
 from pmap.tickets.api import router as tickets_router
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
+from pmap.webhooks.rotation import scheduled_rotation
 
 log = logging.getLogger("pmap.app")
 
@@ -170,8 +171,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)})
         scheduler: Scheduler | None = None
         if settings.scheduler_enabled:  # several API processes may each run one: a due run starts once
-            scheduler = Scheduler(state.sessions, scheduled_sync(state.sessions, app.state.jobs),
-                                  interval=settings.scheduler_interval)
+            scheduler = Scheduler(state.sessions, {
+                KIND_SYNC: scheduled_sync(state.sessions, app.state.jobs),
+                KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
+            }, interval=settings.scheduler_interval)
             scheduler.start()
         try:
             yield

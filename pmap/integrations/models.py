@@ -41,6 +41,10 @@ class Integration(Base):
     # (when it was set) are not run, so setting a schedule does not start a sync of the past
     sync_schedule: Mapped[str | None] = mapped_column(String(100), nullable=True)
     sync_schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the same for scheduled rotations of the webhook secret (rotate with the grace window, re-register
+    # where an admin registered)
+    webhook_rotation_schedule: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    webhook_rotation_schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # the outcome of the last sync (pmap.sync): status, times, full, the summary or the scrubbed error

@@ -26,6 +26,12 @@ _SCHEDULE_DOC = (
     "not run; a disabled integration runs nothing."
 )
 
+_ROTATION_DOC = (
+    "Scheduled rotations of the webhook secret (admin): a five-field cron expression in UTC, or null for none. "
+    "Each rotation keeps the old secret valid for PMAP_WEBHOOK_GRACE_SECONDS, then re-registers the hook on "
+    "the vendor where an admin registered it on the current target."
+)
+
 # every credential value arrives as SecretStr, so no repr, log or traceback of a request shows it
 CredentialValues = dict[str, SecretStr | None]
 
@@ -58,6 +64,7 @@ class IntegrationCreate(BaseModel):
     allow_unsigned_webhooks: bool = Field(default=False, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold = Field(default="info", description=_THRESHOLD_DOC)
     sync_schedule: CronExpression | None = Field(default=None, description=_SCHEDULE_DOC)
+    webhook_rotation_schedule: CronExpression | None = Field(default=None, description=_ROTATION_DOC)
 
 
 class IntegrationUpdate(BaseModel):
@@ -75,6 +82,7 @@ class IntegrationUpdate(BaseModel):
     allow_unsigned_webhooks: bool | None = Field(default=None, description=_UNSIGNED_DOC)
     severity_threshold: SeverityThreshold | None = Field(default=None, description=_THRESHOLD_DOC)
     sync_schedule: CronExpression | None = Field(default=None, description=_SCHEDULE_DOC + " null removes it.")
+    webhook_rotation_schedule: CronExpression | None = Field(default=None, description=_ROTATION_DOC)
 
 
 class IntegrationOut(BaseModel):
@@ -98,6 +106,9 @@ class IntegrationOut(BaseModel):
         "finished_at, full, and the import summary or the error and its failing step.")
     sync_schedule: str | None = None
     next_sync_at: datetime | None = Field(default=None, description="When the next scheduled sync is due (UTC).")
+    webhook_rotation_schedule: str | None = None
+    next_webhook_rotation_at: datetime | None = Field(
+        default=None, description="When the next scheduled rotation of the webhook secret is due (UTC).")
     created_at: datetime
     updated_at: datetime
 

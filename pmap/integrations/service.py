@@ -211,6 +211,9 @@ def to_out(row: Integration) -> IntegrationOut:
         last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at, last_sync=row.last_sync,
         sync_schedule=row.sync_schedule,
         next_sync_at=next_due(row.sync_schedule, utcnow()) if row.sync_schedule and row.enabled else None,
+        webhook_rotation_schedule=row.webhook_rotation_schedule,
+        next_webhook_rotation_at=(next_due(row.webhook_rotation_schedule, utcnow())
+                                  if row.webhook_rotation_schedule and row.enabled else None),
         created_at=row.created_at, updated_at=row.updated_at,
     )
 
@@ -240,6 +243,8 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
            settings: Settings, audit: AuditSink) -> Integration:
     """Validate, encrypt and store a new integration."""
     _guard_unsigned(settings, audit, principal, False, body.allow_unsigned_webhooks)
+    if body.webhook_rotation_schedule is not None:
+        principal.require(Role.ADMIN)  # rotating the webhook secret is an admin's decision
     ct = vendor_type(body.vendor)
     connection, legacy = validate_connection(ct, body.connection)
     credentials = validate_credentials(ct, _plain(body.credentials))
@@ -251,6 +256,8 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
         allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
         sync_schedule=body.sync_schedule, sync_schedule_since=utcnow() if body.sync_schedule else None,
+        webhook_rotation_schedule=body.webhook_rotation_schedule,
+        webhook_rotation_schedule_since=utcnow() if body.webhook_rotation_schedule else None,
         # the creator chose this target: the webhook secret may go here until an admin registers elsewhere
         webhook_state={APPROVED_TARGET: target_fingerprint(connection)},
     )
@@ -280,7 +287,8 @@ def update(
     fields_set = body.model_fields_set
     _guard_unsigned(settings, audit, principal, row.allow_unsigned_webhooks, bool(body.allow_unsigned_webhooks), row.id)
     before = {"name": row.name, "enabled": row.enabled, "allow_unsigned_webhooks": row.allow_unsigned_webhooks,
-              "severity_threshold": row.severity_threshold, "sync_schedule": row.sync_schedule}
+              "severity_threshold": row.severity_threshold, "sync_schedule": row.sync_schedule,
+              "webhook_rotation_schedule": row.webhook_rotation_schedule}
     old_connection = dict(row.connection)
     changed_secrets: list[str] = []
     if body.name is not None and body.name != row.name:
@@ -339,6 +347,10 @@ def update(
     if "sync_schedule" in fields_set and body.sync_schedule != row.sync_schedule:
         # a new schedule starts now: its due times before this moment are not run
         row.sync_schedule, row.sync_schedule_since = body.sync_schedule, utcnow() if body.sync_schedule else None
+    rotation = body.webhook_rotation_schedule
+    if "webhook_rotation_schedule" in fields_set and rotation != row.webhook_rotation_schedule:
+        principal.require(Role.ADMIN)  # rotating the webhook secret is an admin's decision
+        row.webhook_rotation_schedule, row.webhook_rotation_schedule_since = rotation, utcnow() if rotation else None
     row.updated_at = utcnow()
     changed = sorted(k for k, v in before.items() if getattr(row, k) != v)
     changed += sorted(f"connection.{k}" for k in set(old_connection) | set(connection)

@@ -21,7 +21,7 @@ class ScheduledRun(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     integration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))  # "sync"
+    kind: Mapped[str] = mapped_column(String(32))  # "sync", "webhook_rotation"
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)  # the job it started, once started

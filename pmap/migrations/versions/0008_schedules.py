@@ -1,4 +1,4 @@
-"""schedules: integrations.sync_schedule(_since), scheduled_runs
+"""schedules: integrations.sync_schedule(_since), webhook_rotation_schedule(_since), scheduled_runs
 
 Revision ID: 0008
 Revises: 0006
@@ -17,6 +17,8 @@ def upgrade() -> None:
     with op.batch_alter_table("integrations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sync_schedule", sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column("sync_schedule_since", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("webhook_rotation_schedule", sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column("webhook_rotation_schedule_since", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "scheduled_runs",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -37,5 +39,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("scheduled_runs")
     with op.batch_alter_table("integrations", schema=None) as batch_op:
+        batch_op.drop_column("webhook_rotation_schedule_since")
+        batch_op.drop_column("webhook_rotation_schedule")
         batch_op.drop_column("sync_schedule_since")
         batch_op.drop_column("sync_schedule")
