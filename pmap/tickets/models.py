@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from pmap.core.db import Base, UTCDateTime, new_id, utcnow
 
-
 #: a link is open until its tracker reports the ticket done (``closed_at`` set)
 OPEN_LINK = "closed_at IS NULL"
 
