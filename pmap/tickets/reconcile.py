@@ -129,8 +129,11 @@ def _ask(state: AppState, row: Integration, tickets: Sequence[_Due], actor_for: 
 def _record(state: AppState, row: Integration, tickets: Sequence[_Due], answers: Sequence[tuple[_Due, TicketRef]],
             errors: dict[uuid.UUID, str], now: datetime, summary: ReconcileSummary) -> None:
     """Apply one tracker's answers in one transaction: changes as the webhooks' are, the rest as seen."""
-    changed = [(t, ref) for t, ref in answers if (ref.status, ref.done) != (t.status, t.done)]
-    same = [t.id for t, ref in answers if (ref.status, ref.done) == (t.status, t.done)]
+    # a status PMAP never knew (the tracker's create answer names none) is learned, not a change
+    changed = [(t, ref) for t, ref in answers
+               if ref.done != t.done or (t.status is not None and ref.status != t.status)]
+    changed_ids = {t.id for t, _ in changed}
+    same = [{"link_id": t.id, "known": ref.status} for t, ref in answers if t.id not in changed_ids]
     links = cast(Table, TicketLink.__table__)
     with transaction(state.sessions) as session:
         if changed:
@@ -139,8 +142,8 @@ def _record(state: AppState, row: Integration, tickets: Sequence[_Due], answers:
             summary.findings_resolved += apply_changes(session, [
                 (source, [TicketChange((t.key,), ref.status, ref.done) for t, ref in changed])], now=now)
         if same:
-            session.execute(update(links).where(links.c.id.in_(same)).values(status_seen_at=now,
-                                                                               reconcile_error=None))
+            session.execute(update(links).where(links.c.id == bindparam("link_id")).values(
+                status=bindparam("known"), status_seen_at=now, reconcile_error=None), same)
         if errors:
             params: list[dict[str, Any]] = [{"link_id": i, "reason": m[:ERROR_CHARS]} for i, m in errors.items()]
             session.execute(update(links).where(links.c.id == bindparam("link_id"))

@@ -109,8 +109,9 @@ def work_tracker(api: Api, h: dict[str, str], vendor: str, base_url: str) -> tup
     """A tracker integration of ``vendor`` on the sandbox at ``base_url`` (credentials that spell no sandbox
     scenario marker by chance); its id, connection and credentials."""
     connection, credentials = settings_for(vendor, base_url)
-    r = api.client.post("/api/v1/integrations", json={"name": vendor, "vendor": vendor, "connection": connection,
-                                                      "credentials": credentials}, headers=h)
+    r = api.client.post("/api/v1/integrations", json={
+        "name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "connection": connection,
+        "credentials": credentials}, headers=h)
     assert r.status_code == 201, r.text
     return r.json()["id"], connection, credentials
 
