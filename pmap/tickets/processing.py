@@ -9,8 +9,9 @@ ServiceNow records (state 6 resolved / 7 closed, or those names), GitHub ``issue
 issue hooks (done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Closed / Done, as the
 connector's ``sync_status`` decides; Resolved is not done: the fix is not yet verified). Every change is
 recorded in ``ticket_events``; when the ticket is linked to a finding (``ticket_links``) and it is done,
-the finding's status becomes ``resolved`` if it was ``open`` (a suppressed or filtered finding keeps its
-status; reopening a ticket reopens nothing).
+the finding's status becomes ``resolved`` if it was ``open`` and the link was still open (a suppressed or
+filtered finding keeps its status; reopening a ticket reopens nothing; a done ticket closes its link, so a
+later delivery of it resolves nothing again).
 
 Ticket keys: Jira issue key (``SEC-12``), ServiceNow ``number`` (``sys_id`` also matched),
 GitHub/GitLab ``owner/repo#number`` (the bare number also matched), Azure DevOps the work item id.
@@ -246,7 +247,11 @@ def apply_changes(session: Session, items: Sequence[tuple[Source, Sequence[Ticke
         resolved.append((d, change, key, links.get((d.integration_id, key))))
     _keep_link_status(session, [(rows[(d.integration_id, key)], c) for d, c, key, _ in resolved
                                 if (d.integration_id, key) in rows], now)
-    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, _, f in resolved if c.done and f}, now)
+    # only an open link's ticket resolves: once closed, a later delivery of the old ticket (an edit while it
+    # is done) must not resolve its finding again after an import reopened it (it has a new ticket then)
+    open_keys = {k for k, r in rows.items() if r.closed_at is None}
+    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, key, f in resolved
+                                          if c.done and f and (d.integration_id, key) in open_keys}, now)
     session.execute(insert(cast(Table, TicketEvent.__table__)), [
         {"id": new_id(), "organization_id": d.organization_id, "integration_id": d.integration_id,
          "delivery_row_id": d.id, "ticket_key": key, "status": c.status, "done": c.done, "finding_id": f,
