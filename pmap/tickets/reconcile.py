@@ -69,11 +69,13 @@ def system_actor(organization_id: uuid.UUID) -> Actor:
 
 
 def due_tickets(session: Session, *, now: datetime, after: float, limit: int = RUN_LIMIT) -> list[_Due]:
-    """Open tickets whose status PMAP last learned more than ``after`` seconds before ``now``, oldest first."""
+    """Open tickets of enabled trackers whose status PMAP last learned more than ``after`` seconds before
+    ``now``, oldest first (a disabled integration is not called, as its webhooks are refused)."""
     seen = func.coalesce(TicketLink.status_seen_at, TicketLink.created_at)
     rows = session.execute(
         select(TicketLink.id, TicketLink.integration_id, TicketLink.ticket_key, TicketLink.status, TicketLink.done)
-        .where(TicketLink.ticket_key.is_not(None), TicketLink.closed_at.is_(None),
+        .join(Integration, Integration.id == TicketLink.integration_id)
+        .where(TicketLink.ticket_key.is_not(None), TicketLink.closed_at.is_(None), Integration.enabled.is_(True),
                seen < now - timedelta(seconds=after))
         .order_by(seen, TicketLink.id).limit(limit)).all()
     return [_Due(r.id, r.integration_id, str(r.ticket_key), r.status, bool(r.done)) for r in rows]

@@ -87,6 +87,9 @@ def test_an_open_ticket_is_asked_again_only_after_the_setting(api: Api, sandbox:
     assert (summary.checked, summary.changed, summary.failed) == (1, 0, 0)
     assert reconcile_tickets(api.state, now=later + timedelta(seconds=1)).checked == 0  # it was just seen
     assert finding_status(api, finding) == "open" and ticket_events(api, h, iid) == []
+    r = api.client.patch(f"/api/v1/integrations/{iid}", json={"enabled": False}, headers=h)
+    assert r.status_code == 200, r.text
+    assert reconcile_tickets(api.state, now=later + timedelta(days=1)).checked == 0  # a disabled tracker is not called
 
 
 def _closed_port() -> int:
