@@ -27,6 +27,8 @@ DESCRIPTION_CHARS = 8000
 CLAIM_ABANDONED_SECONDS = 300.0
 #: how often a request that found another's claim looks again for the key the tracker gave
 _CLAIM_POLL_SECONDS = 0.05
+#: refused inserts in a row that find no rival's claim before the refusal is taken for another cause
+_CLAIM_CONFLICTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ def claim_link(session: Session, *, organization_id: uuid.UUID, integration_id: 
     a second one. A claim abandoned for :data:`CLAIM_ABANDONED_SECONDS` is taken over (its tracker call
     may have opened a ticket nobody recorded: the one case a duplicate vendor ticket can arise)."""
     deadline = clock.monotonic() + wait
+    conflicts = 0
     while True:
         existing = _open_link(session, finding_id, integration_id)
         session.commit()  # end the read: the next look must see the other request's commit
@@ -98,6 +101,9 @@ def claim_link(session: Session, *, organization_id: uuid.UUID, integration_id: 
                 return Claim(row.id, taken=True)
             except IntegrityError:  # another request took it first: look at its row
                 session.rollback()
+                conflicts += 1
+                if conflicts > _CLAIM_CONFLICTS:
+                    raise  # not a rival's claim (none is found): an integration deleted meanwhile, say
                 continue
         if existing.ticket_key is not None:
             return Claim(existing.id, taken=False)
