@@ -46,6 +46,7 @@ class LinkedTicketOut(BaseModel):
     done: bool
     opened_at: datetime
     closed_at: datetime | None
+    reconcile_error: str | None = Field(description="Why the last reconcile could not ask the tracker (scrubbed).")
 
 
 class TicketEventOut(BaseModel):

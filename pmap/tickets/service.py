@@ -152,7 +152,8 @@ def get_link(session: Session, link_id: uuid.UUID) -> TicketLink:
 def linked_ticket(link: TicketLink, vendor: str) -> LinkedTicketOut:
     """A link as the API shows it."""
     return LinkedTicketOut(integration_id=link.integration_id, vendor=vendor, key=link.ticket_key, url=link.url,
-                           status=link.status, done=link.done, opened_at=link.created_at, closed_at=link.closed_at)
+                           status=link.status, done=link.done, opened_at=link.created_at, closed_at=link.closed_at,
+                           reconcile_error=link.reconcile_error)
 
 
 def tickets_of_finding(session: Session, finding_id: uuid.UUID) -> list[LinkedTicketOut]:

@@ -153,7 +153,8 @@ def test_a_finding_shows_its_tickets(api: Api, sandbox: SandboxServer) -> None:
     assert shown.status_code == 200
     [ticket] = shown.json()["tickets"]
     assert ticket == {"integration_id": jira, "vendor": "jira_cloud", "key": opened["key"], "url": opened["url"],
-                      "status": opened["status"], "done": False, "opened_at": opened["opened_at"], "closed_at": None}
+                      "status": opened["status"], "done": False, "opened_at": opened["opened_at"], "closed_at": None,
+                      "reconcile_error": None}
     assert api.client.get(f"/api/v1/findings/{finding}/tickets", headers=h).json() == [ticket]
     other = api.token("globex")
     assert api.client.get(f"/api/v1/findings/{finding}/tickets", headers=other).status_code == 404

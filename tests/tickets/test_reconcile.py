@@ -117,6 +117,8 @@ def test_an_unreachable_tracker_leaves_the_others_reconciled(api: Api, sandbox: 
     with api.state.sessions() as s:
         row = s.scalars(select(TicketLink).where(TicketLink.integration_id == uuid.UUID(gone))).one()
     assert row.reconcile_error and row.closed_at is None
+    [shown] = api.client.get(f"/api/v1/findings/{stranded}/tickets", headers=h).json()
+    assert shown["reconcile_error"] == row.reconcile_error
     assert not any(value in f"{failure} {row.reconcile_error}" for value in secrets.values())
     # still due: the next run asks again
     assert reconcile_tickets(api.state, now=_later(settings)).failed == 1
