@@ -1,4 +1,5 @@
-"""``pmapctl``: serve, migrate, keys, tokens, the connector catalog, webhook retention, the vendor sandbox, imports."""
+"""``pmapctl``: serve, migrate, keys, tokens, the connector catalog, webhook retention, ticket reconcile, the vendor
+sandbox, imports."""
 
 from __future__ import annotations
 
@@ -32,11 +33,13 @@ keys_app = typer.Typer(no_args_is_help=True, help="Platform keys.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 connectors_app = typer.Typer(no_args_is_help=True, help="The connector catalog.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Inbound webhook deliveries.")
+tickets_app = typer.Typer(no_args_is_help=True, help="Tickets opened for findings on work trackers.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(tickets_app, name="tickets")
 
 err = Console(stderr=True)
 
@@ -315,6 +318,30 @@ def webhooks_prune(
         engine.dispose()
     err.print(f"kept {retention} days: cleared {result.bodies_cleared} payload(s), "
               f"deleted {result.rows_deleted} delivery row(s) without a de-duplication key")
+
+
+@tickets_app.command("reconcile")
+def tickets_reconcile() -> None:
+    """Ask the trackers for open tickets no webhook updated lately (PMAP_TICKET_RECONCILE_AFTER); print a summary."""
+    from pmap.app import start
+    from pmap.tickets.reconcile import reconcile_tickets
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        summary = reconcile_tickets(state, actor_for=_cli_actor)
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
+    err.print(f"checked {summary.checked} ticket(s): {summary.changed} changed, {summary.closed} closed, "
+              f"{summary.findings_resolved} finding(s) resolved, {summary.failed} failed")
+    for line in summary.failures:  # plain text: a vendor's message is printed as it is, never as markup
+        print(_shown(line))
+    if summary.failed:
+        raise typer.Exit(code=1)  # so a scheduler running it sees a tracker that did not answer
 
 
 @app.command("import")

@@ -50,6 +50,7 @@ class Purpose(str, enum.Enum):
     SCAN_LAUNCH = "scan_launch"
     SYNC = "sync"
     TICKET_CREATION = "ticket_creation"
+    TICKET_RECONCILE = "ticket_reconcile"  # asking a tracker for the status of a ticket no webhook updated
     PERMISSIONS_CHECK = "permissions_check"
     WEBHOOK_REGISTRATION = "webhook_registration"
     WEBHOOK_VERIFICATION = "webhook_verification"

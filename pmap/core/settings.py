@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # how long each /readyz check (and the sync lag read of a /metrics scrape) may take before it counts as failed
     readiness_timeout: float = Field(default=2.0, gt=0, le=60)
 
+    # seconds an open ticket may go without news (a delivery, a reconcile) before reconcile asks its tracker
+    ticket_reconcile_after: int = Field(default=3600, ge=1)
+
     @field_validator("env", mode="before")
     @classmethod
     def _lower_env(cls, v: object) -> object:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from pmap.auth.deps import Operator, Viewer
@@ -44,6 +45,8 @@ from pmap.findings.schemas import (
 from pmap.findings.severity import SEVERITIES
 from pmap.findings.upload import Upload, receive_upload, spool_dir
 from pmap.integrations.models import Integration
+from pmap.tickets.schemas import LinkedTicketOut
+from pmap.tickets.service import tickets_of_finding
 
 router = APIRouter(tags=["findings"])
 router.include_router(rules_router)
@@ -242,7 +245,15 @@ def list_findings(
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 
 
-@router.get("/findings/{finding_id}", response_model=FindingOut)
-def get_finding(finding_id: uuid.UUID, session: DbSession, principal: Viewer) -> FindingOut:
-    """One finding."""
-    return service.get_finding(session, principal, finding_id)
+class FindingDetailOut(FindingOut):
+    """One finding and the tickets opened for it. Composed here, in the API layer: findings and tickets
+    share a rung and neither imports the other."""
+
+    tickets: list[LinkedTicketOut] = Field(description="Tickets opened for the finding on work trackers.")
+
+
+@router.get("/findings/{finding_id}", response_model=FindingDetailOut)
+def get_finding(finding_id: uuid.UUID, session: DbSession, principal: Viewer) -> FindingDetailOut:
+    """One finding, with its tickets."""
+    finding = service.get_finding(session, principal, finding_id)
+    return FindingDetailOut(**finding.model_dump(), tickets=tickets_of_finding(session, finding.id))

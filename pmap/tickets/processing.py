@@ -9,8 +9,9 @@ ServiceNow records (state 6 resolved / 7 closed, or those names), GitHub ``issue
 issue hooks (done = state ``closed``), Azure DevOps ``workitem.*`` events (done = Closed / Done, as the
 connector's ``sync_status`` decides; Resolved is not done: the fix is not yet verified). Every change is
 recorded in ``ticket_events``; when the ticket is linked to a finding (``ticket_links``) and it is done,
-the finding's status becomes ``resolved`` if it was ``open`` (a suppressed or filtered finding keeps its
-status; reopening a ticket reopens nothing).
+the finding's status becomes ``resolved`` if it was ``open`` and the link was still open (a suppressed or
+filtered finding keeps its status; reopening a ticket reopens nothing; a done ticket closes its link, so a
+later delivery of it resolves nothing again).
 
 Ticket keys: Jira issue key (``SEC-12``), ServiceNow ``number`` (``sys_id`` also matched),
 GitHub/GitLab ``owner/repo#number`` (the bare number also matched), Azure DevOps the work item id.
@@ -23,11 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 
 import orjson
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from pmap.connectors.vendors.azure_devops import DONE_STATES as AZURE_DONE_STATES
@@ -68,6 +69,26 @@ class Delivery:
     event: str | None
     content_type: str | None
     body: bytes
+
+
+class Source(Protocol):
+    """Who reported ticket changes: a stored delivery, or the tracker's answer to a reconcile."""
+
+    @property
+    def id(self) -> uuid.UUID | None: ...  # the delivery row, if any
+    @property
+    def organization_id(self) -> uuid.UUID: ...
+    @property
+    def integration_id(self) -> uuid.UUID: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerAnswer:
+    """The tracker's own answer when PMAP asked it (reconcile): no delivery row."""
+
+    organization_id: uuid.UUID
+    integration_id: uuid.UUID
+    id: uuid.UUID | None = None
 
 
 def _json(d: Delivery) -> Any:
@@ -200,11 +221,13 @@ def _one_line(value: str | None) -> str | None:
 Applied = tuple[Delivery, Sequence[TicketChange]]
 
 
-def apply_changes(session: Session, items: Sequence[Applied], *, now: datetime) -> int:
-    """Record the changes of several deliveries as ticket events and resolve the linked findings of
-    done tickets, in a fixed number of statements (links read at once, findings updated at once,
-    events inserted at once); returns the number of findings updated. Runs in the caller's transaction;
-    ``now`` (the caller's clock) stamps the events and the resolved findings.
+def apply_changes(session: Session, items: Sequence[tuple[Source, Sequence[TicketChange]]], *,
+                  now: datetime) -> int:
+    """Record the changes of several deliveries (or reconcile answers) as ticket events, keep each linked
+    ticket's last known status, and resolve the linked findings of done tickets, in a fixed number of
+    statements (links read at once, links, findings updated at once, events inserted at once); returns the
+    number of findings updated. Runs in the caller's transaction; ``now`` (the caller's clock) stamps the
+    events, the links and the resolved findings.
 
     A change names its ticket by several keys (``owner/repo#12``, ``12``): the first key that is
     linked wins."""
@@ -213,14 +236,22 @@ def apply_changes(session: Session, items: Sequence[Applied], *, now: datetime) 
         return 0
     integrations = {d.integration_id for d, _ in pairs}
     keys = {k for _, c in pairs for k in c.keys}
-    links = {(r.integration_id, r.ticket_key): r.finding_id for r in session.execute(
-        select(TicketLink.integration_id, TicketLink.ticket_key, TicketLink.finding_id)
+    rows = {(r.integration_id, r.ticket_key): r for r in session.execute(
+        select(TicketLink.id, TicketLink.integration_id, TicketLink.ticket_key, TicketLink.finding_id,
+               TicketLink.closed_at)
         .where(TicketLink.integration_id.in_(integrations), TicketLink.ticket_key.in_(keys)))}
-    resolved: list[tuple[Delivery, TicketChange, str, uuid.UUID | None]] = []
+    links = {k: r.finding_id for k, r in rows.items()}
+    resolved: list[tuple[Source, TicketChange, str, uuid.UUID | None]] = []
     for d, change in pairs:
         key = next((k for k in change.keys if (d.integration_id, k) in links), change.keys[0])
         resolved.append((d, change, key, links.get((d.integration_id, key))))
-    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, _, f in resolved if c.done and f}, now)
+    _keep_link_status(session, [(rows[(d.integration_id, key)], c) for d, c, key, _ in resolved
+                                if (d.integration_id, key) in rows], now)
+    # only an open link's ticket resolves: once closed, a later delivery of the old ticket (an edit while it
+    # is done) must not resolve its finding again after an import reopened it (it has a new ticket then)
+    open_keys = {k for k, r in rows.items() if r.closed_at is None}
+    updated = _resolve_findings(session, {(f, d.organization_id) for d, c, key, f in resolved
+                                          if c.done and f and (d.integration_id, key) in open_keys}, now)
     session.execute(insert(cast(Table, TicketEvent.__table__)), [
         {"id": new_id(), "organization_id": d.organization_id, "integration_id": d.integration_id,
          "delivery_row_id": d.id, "ticket_key": key, "status": c.status, "done": c.done, "finding_id": f,
@@ -228,6 +259,21 @@ def apply_changes(session: Session, items: Sequence[Applied], *, now: datetime) 
         for d, c, key, f in resolved
     ])
     return len(updated)
+
+
+def _keep_link_status(session: Session, changes: Sequence[tuple[Any, TicketChange]], now: datetime) -> None:
+    """Each linked ticket's last reported status (the last change of the batch wins); a done ticket's
+    link closes, and stays closed: the tracker reopening it reopens nothing (as for its finding)."""
+    latest = {row.id: (row, change) for row, change in changes}
+    if not latest:
+        return
+    links = cast(Table, TicketLink.__table__)
+    session.execute(update(links).where(links.c.id == bindparam("link_id")).values(
+        status=bindparam("new_status"), done=bindparam("new_done"), closed_at=bindparam("new_closed_at"),
+        status_seen_at=bindparam("seen_at"), reconcile_error=None), [
+        {"link_id": link_id, "new_status": change.status, "new_done": change.done,
+         "new_closed_at": row.closed_at or (now if change.done else None), "seen_at": now}
+        for link_id, (row, change) in latest.items()])
 
 
 def _resolve_findings(session: Session, targets: set[tuple[uuid.UUID, uuid.UUID]], now: datetime) -> set[uuid.UUID]:

@@ -24,12 +24,29 @@ class TicketCreate(BaseModel):
 
 
 class TicketOut(BaseModel):
+    """The finding's open ticket on the tracker (201 when this request opened it, 200 when it existed)."""
+
     finding_id: uuid.UUID
     integration_id: uuid.UUID
     key: str
     url: str | None
     status: str | None
     done: bool
+    opened_at: datetime
+
+
+class LinkedTicketOut(BaseModel):
+    """A ticket opened for a finding, as PMAP last learned it (a delivery, or a reconcile)."""
+
+    integration_id: uuid.UUID
+    vendor: str
+    key: str | None = Field(description="The tracker's key; null only while the ticket is being opened.")
+    url: str | None
+    status: str | None
+    done: bool
+    opened_at: datetime
+    closed_at: datetime | None
+    reconcile_error: str | None = Field(description="Why the last reconcile could not ask the tracker (scrubbed).")
 
 
 class TicketEventOut(BaseModel):

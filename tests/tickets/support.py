@@ -15,6 +15,8 @@ from pmap.integrations.models import Integration
 from pmap.tickets.service import link_ticket
 from pmap.webhooks.receiver import runtime
 from tests.conftest import Api
+from tests.connectors.work.cases import settings_for
+from tests.findings.pipeline.helpers import create_integration as create_scanner
 from tests.webhooks.conftest import create_integration, signed
 
 VENDOR = {"jira": "jira_cloud", "servicenow": "servicenow", "github": "github_issues",
@@ -101,3 +103,19 @@ def ticket_events(api: Api, h: dict[str, str], iid: str) -> list[dict[str, Any]]
     r = api.client.get(f"/api/v1/integrations/{iid}/webhook/ticket-events", headers=h)
     assert r.status_code == 200, r.text
     return list(r.json()["items"])
+
+
+def work_tracker(api: Api, h: dict[str, str], vendor: str, base_url: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A tracker integration of ``vendor`` on the sandbox at ``base_url`` (credentials that spell no sandbox
+    scenario marker by chance); its id, connection and credentials."""
+    connection, credentials = settings_for(vendor, base_url)
+    r = api.client.post("/api/v1/integrations", json={
+        "name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "connection": connection,
+        "credentials": credentials}, headers=h)
+    assert r.status_code == 201, r.text
+    return r.json()["id"], connection, credentials
+
+
+def scanner_and_jira(api: Api, h: dict[str, str], base_url: str) -> tuple[str, str]:
+    """A scanner integration the findings belong to (never called) and a Jira Cloud tracker; their ids."""
+    return create_scanner(api, h), work_tracker(api, h, "jira_cloud", base_url)[0]

@@ -1,14 +1,14 @@
 """schedules: integrations.sync_schedule(_since), webhook_rotation_schedule(_since), scheduled_runs
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007_tickets
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007_tickets"
 branch_labels = None
 depends_on = None
 
