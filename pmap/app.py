@@ -42,6 +42,7 @@ from pmap.schedules.service import KIND_WEBHOOK_ROTATION, Scheduler
 from pmap.sync.api import router as sync_router
 from pmap.sync.service import scheduled_sync, sync_handler
 from pmap.tickets.api import router as tickets_router
+from pmap.tickets.reconcile import reconcile_tickets
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
@@ -174,7 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             scheduler = Scheduler(state.sessions, {
                 KIND_SYNC: scheduled_sync(state.sessions, app.state.jobs),
                 KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
-            }, interval=settings.scheduler_interval)
+            }, interval=settings.scheduler_interval, periodic={
+                # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
+                "ticket_reconcile": (settings.ticket_reconcile_after / 4, lambda: reconcile_tickets(state)),
+            })
             scheduler.start()
         try:
             yield

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -134,12 +135,17 @@ def _record(sessions: sessionmaker[Session], run_id: uuid.UUID, *, job_id: uuid.
 
 
 class Scheduler:
-    """A background thread running :func:`run_due` every ``interval`` seconds until shut down."""
+    """A background thread running :func:`run_due` every ``interval`` seconds until shut down, and each
+    ``periodic`` task (name -> (every seconds, task)) once its period has passed in this process. A periodic
+    task must be harmless to run in several processes (the ticket reconcile only reads trackers' states)."""
 
-    def __init__(self, sessions: sessionmaker[Session], submit: Mapping[str, Submit], *, interval: float) -> None:
+    def __init__(self, sessions: sessionmaker[Session], submit: Mapping[str, Submit], *, interval: float,
+                 periodic: Mapping[str, tuple[float, Callable[[], object]]] | None = None) -> None:
         self._sessions = sessions
         self._submit = submit
         self._interval = interval
+        self._periodic = dict(periodic or {})
+        self._last_run: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -160,4 +166,16 @@ class Scheduler:
                 run_due(self._sessions, self._submit)
             except Exception:  # a database hiccup must not end the scheduler; the next pass retries
                 log.exception("scheduler pass failed")
+            self._run_periodic()
             self._stop.wait(self._interval)
+
+    def _run_periodic(self) -> None:
+        for name, (every, task) in self._periodic.items():
+            now = time.monotonic()  # a period of real time: not a wait a test replaces
+            if now - self._last_run.get(name, -every) < every:
+                continue
+            self._last_run[name] = now
+            try:
+                task()
+            except Exception:
+                log.exception("periodic task %s failed", name)

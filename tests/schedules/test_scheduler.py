@@ -4,6 +4,7 @@ for a disabled integration, and one failure does not stop the others."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from pmap.core.db import transaction
 from pmap.core.errors import Conflict
 from pmap.integrations.models import Integration
 from pmap.schedules.models import ScheduledRun
-from pmap.schedules.service import next_sync_at, run_due
+from pmap.schedules.service import Scheduler, next_sync_at, run_due
 from tests.conftest import Api
 
 NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -118,3 +119,23 @@ def test_a_scheduler_down_for_hours_starts_one_catch_up_sync_not_one_per_missed_
     run_due(api.state.sessions, submit, NOON + timedelta(hours=3, minutes=2))
     assert submit.calls == [iid]
     assert [r.due_at for r in _runs(api, iid)] == [NOON + timedelta(hours=3)]
+
+
+def test_the_scheduler_thread_runs_due_work_and_periodic_tasks_and_survives_a_failing_one(api: Api) -> None:
+    iid = _integration(api, "* * * * *", since=datetime.now(UTC) - timedelta(minutes=2))
+    submit = Submitted()
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("failing")
+        raise RuntimeError("a tracker was down")
+
+    scheduler = Scheduler(api.state.sessions, {"sync": submit}, interval=0.01,
+                          periodic={"failing": (0.01, failing), "counting": (0.01, lambda: ran.append("counting"))})
+    scheduler.start()
+    deadline = time.monotonic() + 10
+    while ran.count("counting") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    scheduler.shutdown()
+    assert ran.count("counting") >= 3 and ran.count("failing") >= 3  # a failing task does not stop the others
+    assert submit.calls == [iid]  # the due sync, once, however many passes ran
