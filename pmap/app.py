@@ -43,6 +43,7 @@ from pmap.sync.api import router as sync_router
 from pmap.sync.service import scheduled_sync, sync_handler
 from pmap.tickets.api import router as tickets_router
 from pmap.tickets.reconcile import reconcile_tickets
+from pmap.tickets.reopen import reopen_after_import
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
@@ -169,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lag_read = Bounded("metrics", settings.readiness_timeout)  # a scrape must not hang on a stuck database
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
         # background imports and syncs; fails jobs orphaned by a dead process
-        app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)})
+        # an import or sync that reopened findings gets their closed tickets opened again, after it committed
+        app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)},
+                                    on_success=lambda _kind, result: reopen_after_import(state, result))
         scheduler: Scheduler | None = None
         if settings.scheduler_enabled:  # several API processes may each run one: a due run starts once
             scheduler = Scheduler(state.sessions, {

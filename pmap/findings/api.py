@@ -6,7 +6,7 @@ import dataclasses
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -45,6 +45,7 @@ from pmap.findings.schemas import (
 from pmap.findings.severity import SEVERITIES
 from pmap.findings.upload import Upload, receive_upload, spool_dir
 from pmap.integrations.models import Integration
+from pmap.tickets.reopen import reopen_after_import
 from pmap.tickets.schemas import LinkedTicketOut
 from pmap.tickets.service import tickets_of_finding
 
@@ -115,7 +116,7 @@ def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, out
     openapi_extra=_MULTIPART_DOC,
 )
 async def import_report(integration_id: uuid.UUID, request: Request, state: StateDep, principal: Operator,
-                        jobs: JobsDep) -> Any:
+                        jobs: JobsDep, background: BackgroundTasks) -> Any:
     """Import a report file (multipart ``file``, optional ``format``, ``scope``, ``full``).
 
     The answer is the import summary; a file larger than ``PMAP_IMPORT_BACKGROUND_BYTES`` is
@@ -146,6 +147,8 @@ async def import_report(integration_id: uuid.UUID, request: Request, state: Stat
         await run_in_threadpool(_audit, state, principal, integration.id, AuditOutcome.SUCCESS,
                                 {"import_id": summary.import_id, "format": summary.format, "parsed": summary.parsed,
                                  "created": summary.created})
+        if summary.reopened:  # closed tickets of reopened findings are opened again, after the answer
+            background.add_task(reopen_after_import, state, summary.as_dict())
         return ImportSummaryOut(**summary.as_dict())
     finally:
         if not handed_over:

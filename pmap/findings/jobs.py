@@ -116,10 +116,12 @@ class JobRunner:
 
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
                  spool: Path | None = None, metrics: Metrics | None = None,
-                 handlers: Mapping[str, JobHandler] | None = None) -> None:
+                 handlers: Mapping[str, JobHandler] | None = None,
+                 on_success: Callable[[str, dict[str, Any]], object] | None = None) -> None:
         self._engine = engine
         self._metrics = metrics or Metrics(job_kinds=list(JOB_KINDS))
         self._handlers = dict(handlers or {})
+        self._on_success = on_success  # called with (kind, result) once a job has succeeded; its errors are logged
         self._admit = threading.Lock()  # an admission check and the job it admits are one step
         self._spool = spool
         self._sessions = sessions
@@ -291,6 +293,11 @@ class JobRunner:
             if not isinstance(exc, Exception):
                 raise
         else:
+            if self._on_success is not None:  # before the job reads succeeded: its follow-up is part of it
+                try:
+                    self._on_success(kind, result)
+                except Exception:  # follow-up work (reopening tickets) never changes the job's outcome
+                    log.exception("after job %s succeeded, its follow-up failed", job_id)
             self._finish(job_id, SUCCEEDED, result=result)
             self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
             self._record(kind, actor, integration_id, AuditOutcome.SUCCESS,
@@ -366,12 +373,13 @@ def _discard(params: dict[str, Any]) -> None:
             log.warning("could not delete the spooled upload %s", path)
 
 
-def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None) -> JobRunner:
+def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None,
+               on_success: Callable[[str, dict[str, Any]], object] | None = None) -> JobRunner:
     """Build and start the pool for a started app (one worker on SQLite: it has one write lock), running
-    imports and the job kinds of ``handlers``."""
+    imports and the job kinds of ``handlers``; ``on_success(kind, result)`` follows each job that succeeds."""
     workers = 1 if state.engine.dialect.name == "sqlite" else 2
     runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
                        spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics,
-                       handlers=handlers)
+                       handlers=handlers, on_success=on_success)
     runner.start()
     return runner

@@ -7,16 +7,19 @@ claim as ``POST /findings/{id}/tickets`` (one open ticket per finding and tracke
 or beside a request, opens nothing twice). The closed link stays closed: a later delivery of the old
 ticket resolves nothing (:mod:`pmap.tickets.processing`), and reconcile follows the new one.
 
-The import pipeline exposes only a count of reopened findings today; the importer must call this with the
-ids it reopened, after its transaction commits (no hook exists yet).
+After an import or a sync that reopened findings (its summary counts ``reopened``), the app calls
+:func:`reopen_after_import` with that summary, once the import has committed and outside any request: the
+job runner's success hook for background imports and syncs, a background task for an import answered at once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
@@ -37,6 +40,7 @@ from pmap.tickets.models import TicketLink
 from pmap.tickets.reconcile import system_actor
 from pmap.tickets.schemas import TicketCreate
 
+log = logging.getLogger("pmap.tickets.reopen")
 
 class _Failed(Exception):
     """A tracker that could not open the ticket; the message is scrubbed."""
@@ -66,6 +70,26 @@ def _closed_tickets(state: AppState, finding_ids: Iterable[uuid.UUID]) -> list[t
     newest = {(r.finding_id, r.integration_id): r for r in rows}  # ordered: the last one wins
     return [(f, i, str(r.ticket_key)) for (f, i), r in newest.items()
             if f is not None and r.closed_at is not None and r.ticket_key is not None]
+
+
+def reopen_after_import(state: AppState, summary: Mapping[str, Any]) -> ReopenSummary | None:
+    """New tickets for the findings an import or sync reopened whose ticket had been closed (None: it
+    reopened nothing). Failures are logged, scrubbed, and never undo the import."""
+    if not summary.get("reopened") or not summary.get("import_id"):
+        return None
+    import_id = uuid.UUID(str(summary["import_id"]))
+    with state.sessions() as session:
+        # the import stamped every finding it saw with its id; those open now and with a closed ticket
+        ids = list(session.scalars(
+            select(Finding.id).distinct().join(TicketLink, TicketLink.finding_id == Finding.id)
+            .where(Finding.last_import_id == import_id, Finding.status == FindingStatus.OPEN.value,
+                   TicketLink.closed_at.is_not(None))))
+    if not ids:
+        return None
+    done = reopen_tickets_for(state, ids)
+    for failure in done.failures:
+        log.warning("a reopened finding's ticket could not be opened again: %s", failure)
+    return done
 
 
 def reopen_tickets_for(state: AppState, finding_ids: Iterable[uuid.UUID], *,
