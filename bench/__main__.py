@@ -12,6 +12,7 @@ BENCHMARKS = (
     "bench.rules_engine_bench",  # issue 5: rule evaluation cost per finding
     "bench.findings",          # issue 5: importing 100,000 findings (.nessus ~350 MB, SARIF)
     "bench.sqlite_writers",    # issue 10: how long a SQLite import holds the write lock, what other writers wait
+    "bench.sync",              # issue 12: a Tenable VM export sync of 100,000 findings beside their file import
 )
 
 

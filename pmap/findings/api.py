@@ -15,7 +15,7 @@ from pmap.auth.deps import Operator, Viewer
 from pmap.auth.principal import Principal
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession, StateDep
-from pmap.core.errors import FieldProblem, OperationNotSupported, PmapError, ValidationFailed
+from pmap.core.errors import FieldProblem, IntegrationDisabled, OperationNotSupported, PmapError, ValidationFailed
 from pmap.core.pagination import newest_first, split_page
 from pmap.core.state import AppState
 from pmap.findings import service
@@ -124,6 +124,8 @@ async def import_report(integration_id: uuid.UUID, request: Request, state: Stat
     The format must be one the integration's vendor type lists (422 naming them otherwise).
     """
     integration = await run_in_threadpool(_owned_integration, state, principal, integration_id)
+    if not integration.enabled:
+        raise IntegrationDisabled("the integration is disabled (enabled: false): enable it to import reports")
     target = target_for(integration)
     if not target.accepted_formats:
         raise OperationNotSupported(f"vendor type {integration.vendor!r} imports no report files",

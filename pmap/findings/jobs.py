@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import transaction, utcnow
-from pmap.core.errors import NotFound, PmapError
+from pmap.core.errors import IntegrationDisabled, NotFound, PmapError
 from pmap.core.logs import correlation_id
 from pmap.core.logs import job_id as job_context
 from pmap.core.metrics import JobOutcome, Metrics
@@ -313,6 +313,9 @@ class JobRunner:
             row = session.get(Integration, integration_id)
             if row is None or row.organization_id != organization_id:
                 raise NotFound("the integration was deleted before the import ran")
+            if not row.enabled:
+                raise IntegrationDisabled("the integration was disabled before the import ran; enable it and "
+                                          "upload the report again")
             target = target_for(row)
         options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
                                 full=bool(params.get("full", True)), filename=params.get("filename"),

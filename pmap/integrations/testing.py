@@ -17,7 +17,7 @@ from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectionTestResult, secret_field_names
 from pmap.connectors.runner import operation_context, run_connection_test
 from pmap.core.db import utcnow
-from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.errors import FieldProblem, IntegrationDisabled, ValidationFailed
 from pmap.core.seams import CredentialSource, Purpose
 from pmap.core.settings import Settings
 from pmap.integrations.models import Integration
@@ -66,7 +66,10 @@ def run_saved_test(
     row: Integration, overlay: SavedTestOverlay,
 ) -> ConnectionTestResult:
     """Test a saved integration, optionally with unsaved edits; stamps ``last_tested_at`` when a
-    test of the saved settings as they are succeeds."""
+    test of the saved settings as they are succeeds. A disabled integration runs nothing (409)."""
+    if not row.enabled:
+        raise IntegrationDisabled("the integration is disabled (enabled: false): enable it to test it, or test "
+                                  "its settings unsaved with POST /api/v1/integrations/test")
     ct = vendor_type(row.vendor)
     connection = dict(row.connection)
     for key, value in (overlay.connection or {}).items():

@@ -39,6 +39,9 @@ TREE: dict[str, tuple[int, str, Callable[[Any], PmapError]]] = {  # Any: each cl
     "pmap.findings.jobs:JobCancelled": (503, "job_cancelled", lambda c: c("m")),
     "pmap.findings.importer:ReportRejected": (422, "report_invalid", lambda c: c(ReportError("sarif", "m"))),
     "pmap.findings.importer:ReportRefused": (422, "report_refused", lambda c: c(HostileReportError("sarif", "m"))),
+    "pmap.core.errors:IntegrationDisabled": (409, "integration_disabled", lambda c: c("m")),
+    "pmap.sync.service:SyncRunning": (409, "sync_running", lambda c: c("m")),
+    "pmap.webhooks.rotation:RotatedNotRegistered": (502, "rotated_not_registered", lambda c: c("m")),
 }
 
 
