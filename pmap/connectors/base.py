@@ -403,6 +403,14 @@ class FetchesPipelineReports(Protocol):
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]: ...
 
 
+@runtime_checkable
+class KnowsDefaultBranch(Protocol):
+    """Name the repository's default branch (what a pipeline sync reads when no branch is configured);
+    a capability of pipeline report fetching, not an operation of the catalog."""
+
+    def default_branch(self, ctx: OperationContext) -> str | None: ...
+
+
 #: The Protocol of each operation: an implementation offers an operation exactly when it satisfies
 #: its Protocol. Adding an operation is a member of :class:`Operation`, a Protocol, a line here, and
 #: the archetypes that may offer it.

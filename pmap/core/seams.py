@@ -49,6 +49,7 @@ class Purpose(str, enum.Enum):
     CREDENTIAL_UPDATE = "credential_update"
     SCAN_LAUNCH = "scan_launch"
     SYNC = "sync"
+    PIPELINE_SYNC = "pipeline_sync"
     TICKET_CREATION = "ticket_creation"
     PERMISSIONS_CHECK = "permissions_check"
     WEBHOOK_REGISTRATION = "webhook_registration"

@@ -22,21 +22,22 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pmap.auth.principal import Principal
-from pmap.connectors.base import FindingsPull, Operation, SyncsFindings
+from pmap.connectors.base import ConnectorType, FetchesPipelineReports, FindingsPull, Operation, SyncsFindings
 from pmap.connectors.calls import vendor_failure
 from pmap.connectors.runner import operation_context
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import Conflict, IntegrationDisabled, NotFound, OperationNotSupported, PmapError, UpstreamError
 from pmap.core.redaction import scrub
-from pmap.core.seams import Purpose
+from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.importer import FindingSource, ImportOptions, run_feed, target_for
+from pmap.findings.importer import FindingSource, ImportOptions, ImportTarget, run_feed, target_for
 from pmap.findings.jobs import KIND_SYNC, QUEUED, RUNNING, JobCall, JobHandler, JobRunner, error_body
 from pmap.findings.models import Job
 from pmap.findings.schemas import JobOut
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
+from pmap.sync import pipelines
 
 log = logging.getLogger("pmap.sync")
 
@@ -50,17 +51,33 @@ class SyncRunning(Conflict):
     code = "sync_running"
 
 
+def is_pipeline(ct: ConnectorType) -> bool:
+    """Whether a sync of the vendor type imports pipeline reports (it fetches them and has no findings API)."""
+    return Operation.SYNC_FINDINGS not in ct.operations and Operation.FETCH_PIPELINE_REPORTS in ct.operations
+
+
 def request_sync(session: Session, jobs: JobRunner, principal: Principal, row: Integration, *, full: bool) -> JobOut:
-    """Queue a sync of ``row``: 422 for a vendor type without a findings API, 409 for a disabled integration
-    or one whose sync is queued or running."""
+    """Queue a sync of ``row``: 422 for a vendor type without a findings API or pipeline reports, 409 for
+    a disabled integration or one whose sync is queued or running."""
+    return queue_sync(session, jobs, principal.actor, row, full=full)
+
+
+def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration, *, full: bool,
+               run: str | None = None, branch: str | None = None) -> JobOut:
+    """Queue a sync of ``row`` for ``actor`` (``run``: one pipeline run, as a webhook names it)."""
     ct = vendor_type(row.vendor)
-    if Operation.SYNC_FINDINGS not in ct.operations:
+    pipeline = is_pipeline(ct)
+    if Operation.SYNC_FINDINGS not in ct.operations and not pipeline:
         raise OperationNotSupported(f"the {ct.display_name} connector offers no findings sync; import its reports "
                                     "instead")
     if not row.enabled:
         raise IntegrationDisabled("the integration is disabled (enabled: false); enable it to sync")
     organization_id, integration_id = row.organization_id, row.id
     session.commit()  # the runner writes the job in its own transaction
+    params: dict[str, Any] = {"integration_id": str(integration_id), "full": full}
+    if pipeline:  # the job's audit event names the purpose its credentials are opened for
+        params["purpose"] = Purpose.PIPELINE_SYNC.value
+        params.update({k: v for k, v in (("run", run), ("branch", branch)) if v})
 
     def admit(s: Session) -> None:
         running = running_sync(s, organization_id, integration_id)
@@ -68,9 +85,8 @@ def request_sync(session: Session, jobs: JobRunner, principal: Principal, row: I
             raise SyncRunning(f"a sync of this integration is already {running.status} (job {running.id}); "
                               "wait for it to finish", details={"job_id": str(running.id)})
 
-    # params carry ids only: the job resolves the credentials itself, for purpose sync
-    return jobs.submit(principal.actor, KIND_SYNC, {"integration_id": str(integration_id), "full": full},
-                       admit=admit)
+    # params carry ids only: the job resolves the credentials itself, for purpose sync (or pipeline_sync)
+    return jobs.submit(actor, KIND_SYNC, params, admit=admit)
 
 
 def running_sync(session: Session, organization_id: uuid.UUID, integration_id: uuid.UUID) -> Job | None:
@@ -127,9 +143,13 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             raise IntegrationDisabled("the integration was disabled before the sync ran")
         ct = vendor_type(row.vendor)
         impl = ct.implementation
+        target = target_for(row)
+        if is_pipeline(ct) and isinstance(impl, FetchesPipelineReports):
+            connection = dict(row.connection)
+            session.expunge(row)
+            return _pipeline_sync(state, call, row, ct, impl, target, connection, where)
         if not isinstance(impl, SyncsFindings) or Operation.SYNC_FINDINGS not in ct.operations:
             raise OperationNotSupported(f"the {ct.display_name} connector offers no findings sync")
-        target = target_for(row)
         kept = {} if full else dict(row.sync_state or {})
         pull = FindingsPull(since=_when(kept.get("since")), state=dict(kept.get("vendor") or {}))
         connection = dict(row.connection)
@@ -154,6 +174,30 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             raise vendor_failure(exc, "the sync", ctx.secrets) from None
     where.vendor_state, where.complete = dict(feed.state), feed.complete
     return summary.as_dict()
+
+
+def _pipeline_sync(state: AppState, call: JobCall, row: Integration, ct: ConnectorType,
+                   impl: FetchesPipelineReports, target: ImportTarget, connection: dict[str, Any],
+                   where: _Progress) -> dict[str, Any]:
+    """Import the report artifacts of the runs a pipeline sync reads (see :mod:`pmap.sync.pipelines`)."""
+    where.step = "credentials"
+    summary = pipelines.empty_summary()
+    with state.resolver.resolve(row, purpose=Purpose.PIPELINE_SYNC, actor=call.actor) as creds:
+        ctx = operation_context(state.settings, ct, connection, creds.values, purpose=Purpose.PIPELINE_SYNC.value,
+                                budget=state.settings.sync_timeout)
+        where.secrets = ctx.secrets
+        try:
+            where.step = "fetch"
+            for ref, label in pipelines.refs_of(impl, ctx, connection, call.params):
+                where.step = "fetch"
+                artifacts = impl.fetch_pipeline_reports(ctx, ref)
+                summary["runs"].append({"ref": ref, "scope": label, "reports": len(artifacts)})
+                where.step = "import"
+                pipelines.import_artifacts(state, call, target, label, artifacts, summary)
+        except UpstreamError as exc:
+            raise vendor_failure(exc, "the pipeline sync", ctx.secrets) from None
+    where.complete = True
+    return summary
 
 
 def _when(value: Any) -> datetime | None:

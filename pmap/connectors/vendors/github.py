@@ -113,6 +113,9 @@ class GitHubActionsConnection(GitHubConnection):
                                  description="Workflow file whose runs to read, e.g. codeql.yml")
     branch: str | None = Field(default=None, max_length=255, description="Branch whose runs to read (default: any)")
     artifact_pattern: str | None = Field(default=None, max_length=200, description="Glob of artifact names to download")
+    branches: list[str] = Field(default_factory=list, max_length=20,
+                                description="Branches a sync reads the latest completed run of (default: branch, "
+                                            "else the repository's default branch)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -316,6 +319,14 @@ class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
         if resp.status == 410:  # expired between listing and download
             return None
         return gh_check(ctx, resp, f"downloading artifact {name}").content
+
+    def default_branch(self, ctx: OperationContext) -> str | None:
+        """The repository's default branch (``GET /repos/{owner}/{repo}``)."""
+        repo = _repo(ctx)
+        with ctx.client() as c:
+            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}", repository=repo), headers=headers(ctx)),
+                            "reading the repository", permission=(403, 404), permission_hint=_REPO_HINT)
+        return text(json_of(ctx, resp, "the repository").get("default_branch"))
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Report files in the artifacts of the latest completed run (``ref``: a run id or a branch)."""

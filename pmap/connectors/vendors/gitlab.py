@@ -98,6 +98,9 @@ class GitLabConnection(ConnectionSettings):
 class GitLabCIConnection(GitLabConnection):
     branch: str | None = Field(default=None, max_length=255,
                                description="Branch whose pipelines to read (default: any)")
+    branches: list[str] = Field(default_factory=list, max_length=20,
+                                description="Branches a sync reads the latest finished pipeline of (default: "
+                                            "branch, else the project's default branch)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -332,6 +335,13 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
                         "listing pipelines")
         found = [p for p in json_of(ctx, resp, "pipelines", list) if isinstance(p, dict)]
         return found[0] if found else None
+
+    def default_branch(self, ctx: OperationContext) -> str | None:
+        """The project's default branch (``GET /projects/:id``)."""
+        pid = _pid(_project(ctx))
+        with ctx.client() as c:
+            resp = gl_check(ctx, c.get(f"/projects/{pid}", headers=headers(ctx)), "reading the project")
+        return text(json_of(ctx, resp, "the project").get("default_branch"))
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Security reports of the latest finished pipeline's jobs (``ref``: a pipeline id or a branch)."""
