@@ -1,0 +1,168 @@
+"""Pipeline syncs through the API against the sandbox: each security report of the latest completed run is
+imported with its own scope, a second sync creates nothing, artifact downloads redirected to the storage
+host carry no credential, a vendor error fails the job at its step with no secret, and the decrypt is
+audited with purpose pipeline_sync."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from pmap.audit.models import AuditEvent
+from pmap.findings.models import Job
+from pmap_sandbox.server import SandboxServer
+from pmap_sandbox.work import github_store, gitlab_store
+from pmap_sandbox.work._artifacts import gitlab_sast_report, sarif_report, zip_of
+from tests.conftest import Api
+from tests.connectors.work.cases import sandbox_key, settings_for
+
+from .conftest import sync
+
+T = TypeVar("T")
+PIPELINES = ["github", "gitlab_ci"]
+#: the scopes each vendor's sync imports into: the sandbox's report plus the one each test adds
+SCOPES = {
+    "github": ["main/codeql-sarif/results.sarif", "main/semgrep-sarif/semgrep.sarif"],
+    "gitlab_ci": ["main/secret-detection/gl-secret-detection-report.json", "main/semgrep-sast/gl-sast-report.json"],
+}
+
+
+def vendor_state(sandbox: SandboxServer, vendor: str, factory: type[T]) -> T:
+    """The sandbox's in-memory data of ``vendor`` (created as its routes would on first use)."""
+    root = getattr(sandbox.app.state, "sandbox_store", None)
+    if root is None:
+        root = {}
+        sandbox.app.state.sandbox_store = root
+    slots = root.setdefault(sandbox_key(vendor), {})
+    return slots.setdefault(factory.__qualname__, factory())  # type: ignore[no-any-return]
+
+
+@pytest.fixture()
+def fresh(sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox with its seeded state only."""
+    httpx.post(f"{sandbox.base_url}/_sandbox/reset", timeout=10).raise_for_status()
+    return sandbox
+
+
+def add_second_report(sandbox: SandboxServer, vendor: str) -> None:
+    """A second security report in the latest completed run of acme/webapp."""
+    now = datetime.now(UTC)
+    if vendor == "github":
+        gh = vendor_state(sandbox, vendor, github_store.GitHubState)
+        run = gh.runs[gh.repos["acme/webapp"].id * 10 + 1]
+        report = sarif_report("Semgrep", rule_id="python.flask.security.xss", path="app/templates.py", line=7)
+        run.artifacts.append(github_store.Artifact(run.id * 100 + 9, run.id, "semgrep-sarif",
+                                                   zip_of({"semgrep.sarif": report}), False, now))
+    else:
+        gl = vendor_state(sandbox, vendor, gitlab_store.GitLabState)
+        pipeline = max((p for p in gl.pipelines.values() if p.status == "success"
+                        and p.project.path_with_namespace == "acme/webapp"), key=lambda p: p.id)
+        pipeline.jobs.append(gitlab_store.Job(pipeline.id * 10 + 9, "secret-detection", "test", "success",
+                                              {"gl-secret-detection-report.json": gitlab_sast_report()}, now))
+
+
+def pipeline_integration(api: Api, headers: dict[str, str], sandbox: SandboxServer, vendor: str,
+                         marker: str = "ok", **connection: Any) -> tuple[str, dict[str, str]]:
+    """A pipeline integration of ``vendor`` against the sandbox: its id and credentials."""
+    settings, credentials = settings_for(vendor, sandbox.base_url, marker, **connection)
+    body = {"name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "connection": settings,
+            "credentials": credentials}
+    resp = api.client.post("/api/v1/integrations", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"]), credentials
+
+
+def scopes(api: Api, headers: dict[str, str], iid: str) -> list[str]:
+    page = api.client.get("/api/v1/findings", headers=headers, params={"integration_id": iid, "limit": 500}).json()
+    return sorted(f["scope"] for f in page["items"])
+
+
+@pytest.mark.parametrize("vendor", PIPELINES)
+def test_a_sync_imports_each_report_of_the_latest_completed_run_with_its_own_scope(
+        api: Api, fresh: SandboxServer, vendor: str) -> None:
+    headers = api.token(role="operator")
+    add_second_report(fresh, vendor)
+    iid, _ = pipeline_integration(api, headers, fresh, vendor)
+
+    first = sync(api, headers, iid)
+    assert first["status"] == "succeeded", first
+    result = first["result"]
+    assert sorted(i["scope"] for i in result["imports"]) == SCOPES[vendor]
+    assert result["created"] == 2 and result["parsed"] == 2 and result["rejected"] == []
+    assert [r["scope"] for r in result["runs"]] == ["main"]  # the repository's default branch
+    assert scopes(api, headers, iid) == SCOPES[vendor]
+
+    again = sync(api, headers, iid)
+    assert again["status"] == "succeeded", again
+    assert again["result"]["created"] == 0 and again["result"]["updated"] == 2
+    assert scopes(api, headers, iid) == SCOPES[vendor]
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=headers).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_synced_at"] is not None
+    assert out["last_sync"]["summary"]["imports"] == again["result"]["imports"]
+
+
+@pytest.mark.parametrize("vendor", PIPELINES)
+def test_configured_branches_are_each_read(api: Api, fresh: SandboxServer, vendor: str) -> None:
+    headers = api.token(role="operator")
+    iid, _ = pipeline_integration(api, headers, fresh, vendor, branches=["main", "release"])
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded", job
+    # the sandbox's runs are all on main: release has no completed run, so nothing of it is imported
+    assert job["result"]["runs"] == [{"ref": "main", "scope": "main", "reports": 1},
+                                     {"ref": "release", "scope": "release", "reports": 0}]
+    assert job["result"]["created"] == 1
+
+
+def test_the_storage_host_redirect_carries_no_credential(api: Api, fresh: SandboxServer) -> None:
+    headers = api.token(role="operator")
+    iid, credentials = pipeline_integration(api, headers, fresh, "github")
+    gh = vendor_state(fresh, "github", github_store.GitHubState)
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded" and job["result"]["created"] == 1, job
+    assert gh.blob_requests, "the artifact was not downloaded from the storage host"
+    token = credentials["token"]
+    for got in gh.blob_requests:
+        assert "authorization" not in got and "cookie" not in got
+        assert token not in json.dumps(got)
+
+
+@pytest.mark.parametrize("vendor", PIPELINES)
+def test_a_vendor_error_fails_the_job_at_its_step_with_no_secret(api: Api, fresh: SandboxServer,
+                                                                  vendor: str) -> None:
+    headers = api.token(role="operator")
+    # "echo": the sandbox's error answer repeats the credential it got
+    iid, credentials = pipeline_integration(api, headers, fresh, vendor, "echo")
+    job = sync(api, headers, iid)
+    assert job["status"] == "failed", job
+    assert job["error"]["step"] in ("http", "auth", "permission", "response"), job["error"]
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=headers).json()
+    assert out["last_sync"]["status"] == "failed" and out["last_sync"]["step"] == job["error"]["step"]
+    with api.state.sessions() as session:
+        rows = [json.dumps({"params": j.params, "error": j.error}) for j in session.scalars(select(Job))]
+        events = [json.dumps(e.detail) for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.integration_id == uuid.UUID(iid)))]
+    everything = json.dumps([job, out, rows, events])
+    for secret in credentials.values():
+        if "echo" in secret:
+            assert secret not in everything
+
+
+@pytest.mark.parametrize("vendor", PIPELINES)
+def test_the_decrypt_of_a_pipeline_sync_is_audited_with_purpose_pipeline_sync(api: Api, fresh: SandboxServer,
+                                                                              vendor: str) -> None:
+    headers = api.token(role="operator")
+    iid, _ = pipeline_integration(api, headers, fresh, vendor)
+    assert sync(api, headers, iid)["status"] == "succeeded"
+    with api.state.sessions() as session:
+        events = {(e.action, e.purpose, e.outcome) for e in session.scalars(select(AuditEvent).where(
+            AuditEvent.integration_id == uuid.UUID(iid)))}
+        params = [j.params for j in session.scalars(select(Job).where(Job.kind == "sync"))]
+    assert ("credentials.decrypt", "pipeline_sync", "success") in events
+    assert ("pipeline.sync", "pipeline_sync", "success") in events
+    assert params == [{"integration_id": iid, "full": False, "purpose": "pipeline_sync"}]  # ids, never a secret
