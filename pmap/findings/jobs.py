@@ -285,19 +285,20 @@ class JobRunner:
         except BaseException as exc:  # every failure ends the job; the process itself goes on
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
+            # audited before the job reads finished: whoever sees the outcome finds its audit event too
+            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
+                         {"job_id": str(job_id), "error": error_body(exc)["code"]}, params.get("purpose"))
             self._finish(job_id, FAILED, error=error_body(exc))
             self._ended(kind, job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED,
                         started)
-            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
-                         {"job_id": str(job_id), "error": error_body(exc)["code"]}, params.get("purpose"))
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._finish(job_id, SUCCEEDED, result=result)
-            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
             self._record(kind, actor, integration_id, AuditOutcome.SUCCESS,
                          {"job_id": str(job_id), "format": result.get("format"), "parsed": result.get("parsed"),
                           "created": result.get("created")}, params.get("purpose"))
+            self._finish(job_id, SUCCEEDED, result=result)
+            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
         finally:
             _discard(params)
             self._live.pop(job_id, None)

@@ -40,7 +40,8 @@ def vendor_state(sandbox: SandboxServer, vendor: str, factory: type[T]) -> T:
         root = {}
         sandbox.app.state.sandbox_store = root
     slots = root.setdefault(sandbox_key(vendor), {})
-    return slots.setdefault(factory.__qualname__, factory())  # type: ignore[no-any-return]
+    found: T = slots.setdefault(factory.__qualname__, factory())
+    return found
 
 
 @pytest.fixture()
