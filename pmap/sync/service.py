@@ -89,6 +89,24 @@ def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration
     return jobs.submit(actor, KIND_SYNC, params, admit=admit)
 
 
+def sync_of_run(state: AppState, jobs: JobRunner, organization_id: uuid.UUID, integration_id: uuid.UUID,
+                vendor: str, run: str, branch: str | None) -> str:
+    """Queue a sync of one finished pipeline run a verified webhook reported (actor: the webhook); what became
+    of it, for the delivery's record (a sync already queued or running: skipped, naming it)."""
+    actor = Actor(kind="webhook", name=vendor, organization_id=organization_id)
+    with state.sessions() as session:
+        row = session.get(Integration, integration_id)
+        if row is None or row.organization_id != organization_id:
+            return "sync not started: the integration no longer exists"
+        try:
+            job = queue_sync(session, jobs, actor, row, full=True, run=run, branch=branch)
+        except SyncRunning as exc:
+            return f"sync of run {run} skipped: {exc.message}"
+        except PmapError as exc:
+            return f"sync of run {run} not started: {exc.message}"
+    return f"sync of run {run} queued (job {job.id})"
+
+
 def running_sync(session: Session, organization_id: uuid.UUID, integration_id: uuid.UUID) -> Job | None:
     """The queued or running sync job of an integration, if any."""
     jobs = session.scalars(select(Job).where(Job.organization_id == organization_id, Job.kind == KIND_SYNC,

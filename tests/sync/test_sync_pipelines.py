@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -20,35 +18,15 @@ from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work import github_store, gitlab_store
 from pmap_sandbox.work._artifacts import gitlab_sast_report, sarif_report, zip_of
 from tests.conftest import Api
-from tests.connectors.work.cases import sandbox_key, settings_for
 
-from .conftest import sync
+from .conftest import pipeline_integration, sync, vendor_state
 
-T = TypeVar("T")
 PIPELINES = ["github", "gitlab_ci"]
 #: the scopes each vendor's sync imports into: the sandbox's report plus the one each test adds
 SCOPES = {
     "github": ["main/codeql-sarif/results.sarif", "main/semgrep-sarif/semgrep.sarif"],
     "gitlab_ci": ["main/secret-detection/gl-secret-detection-report.json", "main/semgrep-sast/gl-sast-report.json"],
 }
-
-
-def vendor_state(sandbox: SandboxServer, vendor: str, factory: type[T]) -> T:
-    """The sandbox's in-memory data of ``vendor`` (created as its routes would on first use)."""
-    root = getattr(sandbox.app.state, "sandbox_store", None)
-    if root is None:
-        root = {}
-        sandbox.app.state.sandbox_store = root
-    slots = root.setdefault(sandbox_key(vendor), {})
-    found: T = slots.setdefault(factory.__qualname__, factory())
-    return found
-
-
-@pytest.fixture()
-def fresh(sandbox: SandboxServer) -> SandboxServer:
-    """The sandbox with its seeded state only."""
-    httpx.post(f"{sandbox.base_url}/_sandbox/reset", timeout=10).raise_for_status()
-    return sandbox
 
 
 def add_second_report(sandbox: SandboxServer, vendor: str) -> None:
@@ -66,17 +44,6 @@ def add_second_report(sandbox: SandboxServer, vendor: str) -> None:
                         and p.project.path_with_namespace == "acme/webapp"), key=lambda p: p.id)
         pipeline.jobs.append(gitlab_store.Job(pipeline.id * 10 + 9, "secret-detection", "test", "success",
                                               {"gl-secret-detection-report.json": gitlab_sast_report()}, now))
-
-
-def pipeline_integration(api: Api, headers: dict[str, str], sandbox: SandboxServer, vendor: str,
-                         marker: str = "ok", **connection: Any) -> tuple[str, dict[str, str]]:
-    """A pipeline integration of ``vendor`` against the sandbox: its id and credentials."""
-    settings, credentials = settings_for(vendor, sandbox.base_url, marker, **connection)
-    body = {"name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "connection": settings,
-            "credentials": credentials}
-    resp = api.client.post("/api/v1/integrations", json=body, headers=headers)
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["id"]), credentials
 
 
 def scopes(api: Api, headers: dict[str, str], iid: str) -> list[str]:
