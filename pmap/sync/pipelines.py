@@ -55,27 +55,31 @@ def scope_of(label: str, artifact: ReportArtifact) -> str:
 
 
 @contextmanager
-def _spooled(content: bytes) -> Iterator[Path]:
-    """The artifact as a temporary file (the importer streams files), deleted afterwards."""
-    fd, name = tempfile.mkstemp(prefix="pmap-artifact-", suffix=".part")
-    path = Path(name)
+def _spooled(artifact: ReportArtifact, spool: Path) -> Iterator[Path]:
+    """The artifact as a file (the importer streams files): the vendor type's spooled download, or its bytes
+    written to the spool; deleted once imported."""
+    path = artifact.path
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
+        if path is None:
+            fd, name = tempfile.mkstemp(dir=spool, prefix="artifact-", suffix=".part")
+            path = Path(name)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(artifact.content)
         yield path
     finally:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 def import_artifacts(state: AppState, call: JobCall, target: ImportTarget, label: str,
-                     artifacts: list[ReportArtifact], into: dict[str, Any]) -> None:
+                     artifacts: list[ReportArtifact], spool: Path, into: dict[str, Any]) -> None:
     """Import each artifact of one run through the file-import path into its own scope; a report the
     importer refuses is listed in ``into["rejected"]`` and the others still import."""
     for artifact in artifacts:
         scope = scope_of(label, artifact)
         options = ImportOptions(format=None, scope=scope, full=True, filename=artifact.name.rsplit("/", 1)[-1],
                                 actor=call.actor.label)
-        with _spooled(artifact.content) as path:
+        with _spooled(artifact, spool) as path:
             try:
                 summary = run_import(state.engine, target, path, options, progress=call.progress)
             except (ReportRejected, ValidationFailed) as exc:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -200,9 +202,12 @@ def _pipeline_sync(state: AppState, call: JobCall, row: Integration, ct: Connect
     """Import the report artifacts of the runs a pipeline sync reads (see :mod:`pmap.sync.pipelines`)."""
     where.step = "credentials"
     summary = pipelines.empty_summary()
-    with state.resolver.resolve(row, purpose=Purpose.PIPELINE_SYNC, actor=call.actor) as creds:
+    with state.resolver.resolve(row, purpose=Purpose.PIPELINE_SYNC, actor=call.actor) as creds, \
+            tempfile.TemporaryDirectory(prefix="pmap-pipeline-sync-") as spool:
         ctx = operation_context(state.settings, ct, connection, creds.values, purpose=Purpose.PIPELINE_SYNC.value,
                                 budget=state.settings.sync_timeout)
+        # downloads stream into this private directory (removed whatever happens): memory stays bounded
+        ctx.spool = Path(spool)
         where.secrets = ctx.secrets
         try:
             where.step = "fetch"
@@ -211,7 +216,7 @@ def _pipeline_sync(state: AppState, call: JobCall, row: Integration, ct: Connect
                 artifacts = impl.fetch_pipeline_reports(ctx, ref)
                 summary["runs"].append({"ref": ref, "scope": label, "reports": len(artifacts)})
                 where.step = "import"
-                pipelines.import_artifacts(state, call, target, label, artifacts, summary)
+                pipelines.import_artifacts(state, call, target, label, artifacts, ctx.spool, summary)
         except UpstreamError as exc:
             raise vendor_failure(exc, "the pipeline sync", ctx.secrets) from None
     where.complete = True

@@ -53,11 +53,11 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.vendors._support import dig, permission_report, poll, text
 from pmap.connectors.vendors._work_http import (
-    DOWNLOAD_MAX_BYTES,
     artifacts_of,
     basic_auth,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -365,11 +365,11 @@ class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
                 name, url = text(dig(artifact, "name")), text(dig(artifact, "resource", "downloadUrl"))
                 if not name or not url:
                     continue
-                got = az_check(ctx, c.get(url, headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES),
-                               f"downloading artifact {name}")
+                got, spooled = download(ctx, c, url, headers=headers(ctx))
+                az_check(ctx, got, f"downloading artifact {name}")
                 # the archive's top folder is usually the artifact's name already
                 files = ((member if member.startswith(f"{name}/") else f"{name}/{member}", data)
-                         for member, data in unzip(ctx, got.content, f"artifact {name}"))
+                         for member, data in unzip(ctx, spooled or got.content, f"artifact {name}"))
                 out.extend(artifacts_of(files, self.formats))
         return out
 

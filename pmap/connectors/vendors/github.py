@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -56,6 +57,7 @@ from pmap.connectors.vendors._work_http import (
     artifacts_of,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -311,14 +313,15 @@ class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
                 and (not workflow or _workflow_file(r.get("path")) == workflow)]
         return max(runs, key=lambda r: int(r.get("id") or 0), default=None)
 
-    def _download(self, ctx: OperationContext, c: OutboundClient, artifact: dict[str, Any]) -> bytes | None:
+    def _download(self, ctx: OperationContext, c: OutboundClient, artifact: dict[str, Any]) -> bytes | Path | None:
         name = text(artifact.get("name")) or "artifact"
         # the archive lives behind a redirect to a pre-signed storage URL: followed without the token
-        resp = c.get(str(artifact.get("archive_download_url")), headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES,
-                     signed_redirects=True)
+        resp, spooled = download(ctx, c, str(artifact.get("archive_download_url")), headers=headers(ctx),
+                                 signed_redirects=True)
         if resp.status == 410:  # expired between listing and download
             return None
-        return gh_check(ctx, resp, f"downloading artifact {name}").content
+        gh_check(ctx, resp, f"downloading artifact {name}")
+        return spooled or resp.content
 
     def default_branch(self, ctx: OperationContext) -> str | None:
         """The repository's default branch (``GET /repos/{owner}/{repo}``)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -58,10 +59,10 @@ from pmap.connectors.vendors._support import (
     text,
 )
 from pmap.connectors.vendors._work_http import (
-    DOWNLOAD_MAX_BYTES,
     artifacts_of,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -346,7 +347,7 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Security reports of the latest finished pipeline's jobs (``ref``: a pipeline id or a branch)."""
         pid = _pid(_project(ctx))
-        files: list[tuple[str, bytes]] = []
+        files: list[tuple[str, bytes | Path]] = []
         with ctx.client() as c:
             pipeline = self._pipeline(ctx, c, pid, ref)
             if pipeline is None:
@@ -360,11 +361,11 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
                 for report in reports:
                     name = str(report["filename"])
                     path = vendor_path("/jobs/{job_id}/artifacts/{name/}", job_id=job["id"], name=name)
-                    got = c.get(f"/projects/{pid}{path}", headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES)
+                    got, spooled = download(ctx, c, f"/projects/{pid}{path}", headers=headers(ctx))
                     if got.status == 404:  # a report kept outside the job's artifacts archive
                         continue
-                    files.append((f"{job.get('name')}/{name}",
-                                  gl_check(ctx, got, f"downloading {name} of job {job.get('name')}").content))
+                    gl_check(ctx, got, f"downloading {name} of job {job.get('name')}")
+                    files.append((f"{job.get('name')}/{name}", spooled or got.content))
         return artifacts_of(files, self.formats)
 
 
