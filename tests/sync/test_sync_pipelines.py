@@ -22,6 +22,7 @@ from tests.conftest import Api
 from .conftest import pipeline_integration, sync, vendor_state
 
 PIPELINES = ["github", "gitlab_ci"]
+EVERY_PIPELINE = [*PIPELINES, "azure_pipelines", "jenkins"]
 #: the scopes each vendor's sync imports into: the sandbox's report plus the one each test adds
 SCOPES = {
     "github": ["main/codeql-sarif/results.sarif", "main/semgrep-sarif/semgrep.sarif"],
@@ -100,7 +101,7 @@ def test_the_storage_host_redirect_carries_no_credential(api: Api, fresh: Sandbo
         assert token not in json.dumps(got)
 
 
-@pytest.mark.parametrize("vendor", PIPELINES)
+@pytest.mark.parametrize("vendor", EVERY_PIPELINE)
 def test_a_vendor_error_fails_the_job_at_its_step_with_no_secret(api: Api, fresh: SandboxServer,
                                                                   vendor: str) -> None:
     headers = api.token(role="operator")
@@ -121,7 +122,7 @@ def test_a_vendor_error_fails_the_job_at_its_step_with_no_secret(api: Api, fresh
             assert secret not in everything
 
 
-@pytest.mark.parametrize("vendor", PIPELINES)
+@pytest.mark.parametrize("vendor", EVERY_PIPELINE)
 def test_the_decrypt_of_a_pipeline_sync_is_audited_with_purpose_pipeline_sync(api: Api, fresh: SandboxServer,
                                                                               vendor: str) -> None:
     headers = api.token(role="operator")
@@ -134,3 +135,27 @@ def test_the_decrypt_of_a_pipeline_sync_is_audited_with_purpose_pipeline_sync(ap
     assert ("credentials.decrypt", "pipeline_sync", "success") in events
     assert ("pipeline.sync", "pipeline_sync", "success") in events
     assert params == [{"integration_id": iid, "full": False, "purpose": "pipeline_sync"}]  # ids, never a secret
+
+
+@pytest.mark.parametrize(("vendor", "scope"), [
+    ("azure_pipelines", "latest/CodeAnalysisLogs/semgrep.sarif"),  # no branch configured: the latest run
+    ("jenkins", "latest/reports/semgrep.sarif"),  # a job's last completed build
+])
+def test_azure_pipelines_and_jenkins_sync_their_latest_completed_run(api: Api, fresh: SandboxServer, vendor: str,
+                                                                     scope: str) -> None:
+    headers = api.token(role="operator")
+    iid, _ = pipeline_integration(api, headers, fresh, vendor)
+    first = sync(api, headers, iid)
+    assert first["status"] == "succeeded", first
+    assert [i["scope"] for i in first["result"]["imports"]] == [scope] and first["result"]["created"] == 1
+    again = sync(api, headers, iid)
+    assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+
+
+def test_azure_pipelines_reads_each_configured_branch(api: Api, fresh: SandboxServer) -> None:
+    headers = api.token(role="operator")
+    iid, _ = pipeline_integration(api, headers, fresh, "azure_pipelines", branches=["main", "feature"])
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded", job
+    assert [(r["scope"], r["reports"]) for r in job["result"]["runs"]] == [("main", 1), ("feature", 0)]
+    assert [i["scope"] for i in job["result"]["imports"]] == ["main/CodeAnalysisLogs/semgrep.sarif"]
