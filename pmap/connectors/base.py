@@ -239,6 +239,10 @@ class ScanState(BaseModel):
     detail: str | None = None
 
 
+#: a branch a pipeline sync reads (``branches`` connection settings): one line, as Git allows, within 255 characters
+BranchName = typing.Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x20\x7f~^:?*\[\\]+$")]
+
+
 class ReportArtifact(BaseModel):
     """A report file fetched from a vendor, to feed the importer: its bytes, or (when the operation spools
     downloads, see :attr:`OperationContext.spool`) the temporary file holding them."""

@@ -159,3 +159,20 @@ def test_azure_pipelines_reads_each_configured_branch(api: Api, fresh: SandboxSe
     assert job["status"] == "succeeded", job
     assert [(r["scope"], r["reports"]) for r in job["result"]["runs"]] == [("main", 1), ("feature", 0)]
     assert [i["scope"] for i in job["result"]["imports"]] == ["main/CodeAnalysisLogs/semgrep.sarif"]
+
+
+def test_a_broken_report_is_listed_as_rejected_and_the_others_import(api: Api, fresh: SandboxServer) -> None:
+    headers = api.token(role="operator")
+    gh = vendor_state(fresh, "github", github_store.GitHubState)
+    run = gh.runs[gh.repos["acme/webapp"].id * 10 + 1]
+    broken = sarif_report("Semgrep")[:-40]  # cut short: a SARIF log that ends mid-object
+    run.artifacts.append(github_store.Artifact(run.id * 100 + 8, run.id, "broken-sarif",
+                                               zip_of({"broken.sarif": broken}), False, datetime.now(UTC)))
+    iid, _ = pipeline_integration(api, headers, fresh, "github")
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert [i["scope"] for i in result["imports"]] == ["main/codeql-sarif/results.sarif"]
+    assert [(r["scope"], r["code"]) for r in result["rejected"]] == [("main/broken-sarif/broken.sarif",
+                                                                     "report_invalid")]
+    assert result["created"] == 1 and any("broken.sarif" in w for w in result["warnings"])

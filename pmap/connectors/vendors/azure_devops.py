@@ -31,6 +31,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
+    BranchName,
     Category,
     ChecksPermissions,
     ConnectionSettings,
@@ -109,7 +110,7 @@ class AzureBoardsConnection(AzureDevOpsConnection):
 
 class AzurePipelinesConnection(AzureDevOpsConnection):
     pipeline_id: int | None = Field(default=None, ge=1, description="Pipeline whose runs carry the reports")
-    branches: list[str] = Field(default_factory=list, max_length=20,
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
                                 description="Branches a sync reads the latest completed run of (default: the "
                                             "pipeline's latest completed run, whatever its branch)")
 

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
+    BranchName,
     Category,
     ChecksPermissions,
     ConnectionSettings,
@@ -115,7 +116,7 @@ class GitHubActionsConnection(GitHubConnection):
                                  description="Workflow file whose runs to read, e.g. codeql.yml")
     branch: str | None = Field(default=None, max_length=255, description="Branch whose runs to read (default: any)")
     artifact_pattern: str | None = Field(default=None, max_length=200, description="Glob of artifact names to download")
-    branches: list[str] = Field(default_factory=list, max_length=20,
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
                                 description="Branches a sync reads the latest completed run of (default: branch, "
                                             "else the repository's default branch)")
 

@@ -31,6 +31,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
+    BranchName,
     Category,
     ChecksPermissions,
     ConnectionSettings,
@@ -99,7 +100,7 @@ class GitLabConnection(ConnectionSettings):
 class GitLabCIConnection(GitLabConnection):
     branch: str | None = Field(default=None, max_length=255,
                                description="Branch whose pipelines to read (default: any)")
-    branches: list[str] = Field(default_factory=list, max_length=20,
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
                                 description="Branches a sync reads the latest finished pipeline of (default: "
                                             "branch, else the project's default branch)")
 
