@@ -15,6 +15,7 @@ from pmap.core.db import transaction, utcnow
 from pmap.findings.jobs import KIND_SYNC, runner_id
 from pmap.findings.models import Job
 from pmap.integrations.models import Integration
+from pmap.webhooks import triggers
 from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work import github_store, gitlab_store
 from tests.conftest import Api
@@ -133,3 +134,41 @@ def test_a_run_event_while_a_sync_runs_is_skipped_and_says_why(api: Api, fresh: 
     assert delivery["outcome"] == "processed"
     assert "skipped" in delivery["reason"] and str(running.id) in delivery["reason"], delivery
     assert [j.id for j in sync_jobs(api, iid)] == [running.id]
+
+
+ORG, IID = uuid.uuid4(), uuid.uuid4()
+
+
+@pytest.mark.parametrize(("vendor", "scheme", "event", "doc", "expected"), [
+    pytest.param("github", "github", "workflow_run",
+                 {"action": "completed", "workflow_run": {"id": 7, "head_branch": "main"}}, ("7", "main"),
+                 id="gh-done"),
+    pytest.param("github", "github", "workflow_run",
+                 {"action": "requested", "workflow_run": {"id": 7, "head_branch": "main"}}, None, id="gh-requested"),
+    pytest.param("github", "github", "push",
+                 {"action": "completed", "workflow_run": {"id": 7}}, None, id="gh-other-event"),
+    pytest.param("github_issues", "github", "workflow_run",
+                 {"action": "completed", "workflow_run": {"id": 7}}, None, id="gh-not-a-pipeline-type"),
+    pytest.param("github", "github", "workflow_run",
+                 {"action": "completed", "workflow_run": {"id": "7/../../x"}}, None, id="gh-id-not-a-number"),
+    pytest.param("github", "github", "workflow_run",
+                 {"action": "completed", "workflow_run": {"id": True}}, None, id="gh-id-bool"),
+    pytest.param("github", "github", "workflow_run",
+                 {"action": "completed", "workflow_run": {"id": 7, "head_branch": "ma\u0000in\n"}}, ("7", "main"),
+                 id="gh-branch-cleaned"),
+    pytest.param("gitlab_ci", "gitlab_token", "Pipeline Hook",
+                 {"object_kind": "pipeline", "object_attributes": {"id": 9, "ref": "dev", "status": "failed"}},
+                 ("9", "dev"), id="gl-failed"),
+    pytest.param("gitlab_ci", "gitlab_token", "Pipeline Hook",
+                 {"object_kind": "pipeline", "object_attributes": {"id": 9, "status": "running"}}, None,
+                 id="gl-running"),
+    pytest.param("gitlab_ci", "gitlab_token", "Pipeline Hook", ["not", "an", "object"], None, id="gl-array"),
+])
+def test_the_finished_run_is_read_from_the_documented_payload_only(
+        vendor: str, scheme: str, event: str, doc: Any, expected: tuple[str, str | None] | None) -> None:
+    run = triggers.run_finished(ORG, IID, vendor, scheme, event, json.dumps(doc).encode())
+    assert (None if run is None else (run.run, run.branch)) == expected
+
+
+def test_a_body_that_is_not_json_reads_as_no_run() -> None:
+    assert triggers.run_finished(ORG, IID, "github", "github", "workflow_run", b"\xff{not json") is None

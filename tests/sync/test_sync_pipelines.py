@@ -176,3 +176,10 @@ def test_a_broken_report_is_listed_as_rejected_and_the_others_import(api: Api, f
     assert [(r["scope"], r["code"]) for r in result["rejected"]] == [("main/broken-sarif/broken.sarif",
                                                                      "report_invalid")]
     assert result["created"] == 1 and any("broken.sarif" in w for w in result["warnings"])
+
+
+def test_the_catalog_lists_pipeline_reports_exactly_for_the_pipeline_vendors_a_sync_reads(api: Api) -> None:
+    types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
+    fetching = sorted(v for v, t in types.items() if "fetch_pipeline_reports" in t["operations"])
+    assert fetching == sorted(EVERY_PIPELINE)  # each synced end to end above
+    assert not any("sync_findings" in types[v]["operations"] for v in fetching)
