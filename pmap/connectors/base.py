@@ -239,10 +239,6 @@ class ScanState(BaseModel):
     detail: str | None = None
 
 
-#: a branch a pipeline sync reads (``branches`` connection settings): one line, as Git allows, within 255 characters
-BranchName = typing.Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x20\x7f~^:?*\[\\]+$")]
-
-
 class ReportArtifact(BaseModel):
     """A report file fetched from a vendor, to feed the importer: its bytes, or (when the operation spools
     downloads, see :attr:`OperationContext.spool`) the temporary file holding them."""
@@ -409,14 +405,6 @@ class FetchesPipelineReports(Protocol):
     """Fetch the security report artifacts of pipeline runs."""
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]: ...
-
-
-@runtime_checkable
-class KnowsDefaultBranch(Protocol):
-    """Name the repository's default branch (what a pipeline sync reads when no branch is configured);
-    a capability of pipeline report fetching, not an operation of the catalog."""
-
-    def default_branch(self, ctx: OperationContext) -> str | None: ...
 
 
 #: The Protocol of each operation: an implementation offers an operation exactly when it satisfies

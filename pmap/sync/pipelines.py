@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pmap.connectors.base import FetchesPipelineReports, KnowsDefaultBranch, OperationContext, ReportArtifact
+from pmap.connectors.base import FetchesPipelineReports, OperationContext, ReportArtifact
+from pmap.connectors.branches import KnowsDefaultBranch
 from pmap.core.errors import ValidationFailed
 from pmap.core.state import AppState
 from pmap.findings.importer import ImportOptions, ImportSummary, ImportTarget, ReportRejected, run_import

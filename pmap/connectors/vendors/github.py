@@ -26,7 +26,6 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
-    BranchName,
     Category,
     ChecksPermissions,
     ConnectionSettings,
@@ -47,6 +46,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.branches import BranchName
 from pmap.connectors.vendors._support import (
     expiry,
     parse_when,

@@ -31,7 +31,6 @@ import orjson
 from pydantic import Field, SecretStr
 
 from pmap.connectors.base import (
-    BranchName,
     Category,
     ChecksPermissions,
     ConnectionSettings,
@@ -52,6 +51,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.branches import BranchName
 from pmap.connectors.vendors._support import (
     dig,
     expiry,
