@@ -362,7 +362,9 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
                 for report in reports:
                     name = str(report["filename"])
                     path = vendor_path("/jobs/{job_id}/artifacts/{name/}", job_id=job["id"], name=name)
-                    got, spooled = download(ctx, c, f"/projects/{pid}{path}", headers=headers(ctx))
+                    # with object storage GitLab redirects to a pre-signed URL: followed without the token
+                    got, spooled = download(ctx, c, f"/projects/{pid}{path}", headers=headers(ctx),
+                                            signed_redirects=True)
                     if got.status == 404:  # a report kept outside the job's artifacts archive
                         continue
                     gl_check(ctx, got, f"downloading {name} of job {job.get('name')}")
