@@ -172,3 +172,15 @@ def test_the_finished_run_is_read_from_the_documented_payload_only(
 
 def test_a_body_that_is_not_json_reads_as_no_run() -> None:
     assert triggers.run_finished(ORG, IID, "github", "github", "workflow_run", b"\xff{not json") is None
+
+
+def test_a_run_of_another_workflow_than_the_configured_one_imports_nothing(api: Api, fresh: SandboxServer) -> None:
+    h = api.token()
+    iid, _ = pipeline_integration(api, h, fresh, "github", workflow="release.yml")
+    assert api.client.post(f"/api/v1/integrations/{iid}/webhook/generate", headers=h).status_code in (200, 201)
+    secret = api.client.post(f"/api/v1/integrations/{iid}/webhook/reveal", headers=h).json()["secret"]
+    assert deliver(api, iid, "github", secret, event_of("github", finished_run(fresh, "github"))) == 202
+    settle(api)
+    [job] = sync_jobs(api, iid)
+    done = wait_job(api, h, str(job.id))
+    assert done["status"] == "succeeded" and done["result"]["imports"] == [], done

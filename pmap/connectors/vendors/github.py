@@ -302,6 +302,9 @@ class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
                                   headers=headers(ctx)), f"reading run {ref}",
                             permission=(403, 404), permission_hint=f"{_REPO_HINT}, or run {ref} does not exist")
             run = json_of(ctx, resp, f"run {ref}")
+            workflow = ctx.connection.workflow  # a run of another workflow is not this integration's
+            if workflow and _workflow_file(run.get("path")) != workflow:
+                return None
             return run if run.get("status") == "completed" else None
         params: dict[str, Any] = {"status": "completed", "per_page": 50}
         if branch := ref or ctx.connection.branch:
