@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectorType, FetchesPipelineReports, FindingsPull, Operation, SyncsFindings
+from pmap.connectors.branches import syncs_pipelines
 from pmap.connectors.calls import vendor_failure
 from pmap.connectors.runner import operation_context
 from pmap.core.db import transaction, utcnow
@@ -53,11 +54,6 @@ class SyncRunning(Conflict):
     code = "sync_running"
 
 
-def is_pipeline(ct: ConnectorType) -> bool:
-    """Whether a sync of the vendor type imports pipeline reports (it fetches them and has no findings API)."""
-    return Operation.SYNC_FINDINGS not in ct.operations and Operation.FETCH_PIPELINE_REPORTS in ct.operations
-
-
 def request_sync(session: Session, jobs: JobRunner, principal: Principal, row: Integration, *, full: bool) -> JobOut:
     """Queue a sync of ``row``: 422 for a vendor type without a findings API or pipeline reports, 409 for
     a disabled integration or one whose sync is queued or running."""
@@ -68,7 +64,7 @@ def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration
                run: str | None = None, branch: str | None = None) -> JobOut:
     """Queue a sync of ``row`` for ``actor`` (``run``: one pipeline run, as a webhook names it)."""
     ct = vendor_type(row.vendor)
-    pipeline = is_pipeline(ct)
+    pipeline = syncs_pipelines(ct)
     if Operation.SYNC_FINDINGS not in ct.operations and not pipeline:
         raise OperationNotSupported(f"the {ct.display_name} connector offers no findings sync; import its reports "
                                     "instead")
@@ -164,7 +160,7 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
         ct = vendor_type(row.vendor)
         impl = ct.implementation
         target = target_for(row)
-        if is_pipeline(ct) and isinstance(impl, FetchesPipelineReports):
+        if syncs_pipelines(ct) and isinstance(impl, FetchesPipelineReports):
             connection = dict(row.connection)
             session.expunge(row)
             return _pipeline_sync(state, call, row, ct, impl, target, connection, where)

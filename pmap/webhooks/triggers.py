@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pmap.connectors.base import Operation
+from pmap.connectors.branches import syncs_pipelines
 from pmap.connectors.catalog import connector_types
 from pmap.core.text import CONTROL_CHARS
 
@@ -40,16 +40,10 @@ class RunFinished:
 SyncTrigger = Callable[[RunFinished], str]
 
 
-def is_pipeline(vendor: str) -> bool:
-    """Whether the vendor type's syncs read pipeline reports (a CI/CD integration)."""
-    ct = connector_types().get(vendor)
-    return ct is not None and Operation.FETCH_PIPELINE_REPORTS in ct.operations \
-        and Operation.SYNC_FINDINGS not in ct.operations
-
-
 def may_trigger(vendor: str, scheme: str, event: str | None) -> bool:
     """Whether a delivery may report a finished run, judged from its vendor, scheme and event header."""
-    if not is_pipeline(vendor):
+    ct = connector_types().get(vendor)
+    if ct is None or not syncs_pipelines(ct):
         return False
     if scheme == "github":
         return event == "workflow_run"
