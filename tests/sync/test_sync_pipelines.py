@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from pmap.audit.models import AuditEvent
 from pmap.findings.models import Job
+from pmap.sync import pipelines
 from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work import github_store, gitlab_store
 from pmap_sandbox.work._artifacts import gitlab_sast_report, sarif_report, zip_of
@@ -189,3 +192,22 @@ def test_the_catalog_lists_pipeline_reports_exactly_for_the_pipeline_vendors_a_s
     fetching = sorted(v for v, t in types.items() if "fetch_pipeline_reports" in t["operations"])
     assert fetching == sorted(EVERY_PIPELINE)  # each synced end to end above
     assert not any("sync_findings" in types[v]["operations"] for v in fetching)
+
+
+def test_artifacts_are_imported_from_the_spool_which_is_gone_after_the_sync(
+        api: Api, fresh: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    headers = api.token(role="operator")
+    iid, _ = pipeline_integration(api, headers, fresh, "github")
+    seen: list[tuple[Path, int]] = []
+    real = pipelines.run_import
+
+    def recording(engine: Any, target: Any, path: Path, options: Any, **kw: Any) -> Any:
+        seen.append((path, path.stat().st_size))
+        return real(engine, target, path, options, **kw)
+
+    monkeypatch.setattr(pipelines, "run_import", recording)
+    job = sync(api, headers, iid)
+    assert job["status"] == "succeeded" and job["result"]["created"] == 1, job
+    [(path, size)] = seen
+    assert path.parent.name.startswith("pmap-pipeline-sync-") and size > 0  # a report unpacked into the spool
+    assert not path.parent.exists()  # removed with everything in it
