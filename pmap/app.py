@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,12 +36,12 @@ from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyr
 from pmap.findings.api import router as findings_router
 from pmap.findings.formats.base import parser_faults
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.jobs import JOB_KINDS, KIND_SYNC, start_jobs
+from pmap.findings.jobs import JOB_KINDS, KIND_SYNC, JobRunner, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
 from pmap.schedules.service import KIND_WEBHOOK_ROTATION, Scheduler
 from pmap.sync.api import router as sync_router
-from pmap.sync.service import scheduled_sync, sync_handler
+from pmap.sync.service import scheduled_sync, sync_handler, sync_of_run
 from pmap.tickets.api import router as tickets_router
 from pmap.tickets.reconcile import reconcile_tickets
 from pmap.tickets.reopen import reopen_after_import
@@ -48,6 +49,7 @@ from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
 from pmap.webhooks.rotation import scheduled_rotation
+from pmap.webhooks.triggers import RunFinished
 
 log = logging.getLogger("pmap.app")
 
@@ -97,6 +99,11 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
                     resolver=CredentialResolver(keyring, audit, identifier_fields, metrics=metrics),
                     outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org),
                     metrics=metrics)
+
+
+def _sync_of_run(state: AppState, jobs: JobRunner, run: RunFinished) -> str:
+    """The webhooks' sync trigger: queue a sync of the finished run (see :mod:`pmap.webhooks.triggers`)."""
+    return sync_of_run(state, jobs, run.organization_id, run.integration_id, run.vendor, run.run, run.branch)
 
 
 def readiness(state: AppState) -> Readiness:
@@ -171,12 +178,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
         # background imports and syncs; fails jobs orphaned by a dead process
         # an import or sync that reopened findings gets their closed tickets opened again, after it committed
-        app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)},
-                                    on_success=lambda _kind, result: reopen_after_import(state, result))
+        app.state.jobs = jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)},
+                                           on_success=lambda _kind, result: reopen_after_import(state, result))
+        # a verified webhook reporting a finished pipeline run queues a sync of that run
+        app.state.sync_trigger = functools.partial(_sync_of_run, state, jobs)
         scheduler: Scheduler | None = None
         if settings.scheduler_enabled:  # several API processes may each run one: a due run starts once
             scheduler = Scheduler(state.sessions, {
-                KIND_SYNC: scheduled_sync(state.sessions, app.state.jobs),
+                KIND_SYNC: scheduled_sync(state.sessions, jobs),
                 KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
             }, interval=settings.scheduler_interval, periodic={
                 # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after

@@ -15,6 +15,7 @@ import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
@@ -239,13 +240,15 @@ class ScanState(BaseModel):
 
 
 class ReportArtifact(BaseModel):
-    """A report file fetched from a vendor, to feed the importer."""
+    """A report file fetched from a vendor, to feed the importer: its bytes, or (when the operation spools
+    downloads, see :attr:`OperationContext.spool`) the temporary file holding them."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str
     format: str | None
-    content: bytes
+    content: bytes = b""
+    path: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +290,7 @@ class OperationContext:
     outbound: OutboundConfig
     secrets: tuple[str, ...] = ()
     deadline: float | None = None  # clock.monotonic() by which the whole operation must end
+    spool: Path | None = None  # a private directory large downloads stream into (memory stays bounded)
 
     def remaining(self) -> float:
         """Seconds left of the operation's budget."""

@@ -27,6 +27,7 @@ class AuditAction(str, enum.Enum):
     CREDENTIALS_DECRYPT = "credentials.decrypt"
     FINDINGS_IMPORT = "findings.import"
     FINDINGS_SYNC = "findings.sync"
+    PIPELINE_SYNC = "pipeline.sync"
     INTEGRATION_CREATE = "integration.create"
     INTEGRATION_UPDATE = "integration.update"
     INTEGRATION_DELETE = "integration.delete"

@@ -15,12 +15,12 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, BinaryIO, Self, TypeVar
 
 import httpx
 import orjson
@@ -265,6 +265,7 @@ class OutboundClient:
         allow_host: str | None = None,
         max_bytes: int | None = None,
         signed_redirects: bool = False,
+        sink: BinaryIO | None = None,
     ) -> OutboundResponse:
         """Send one request (with retries and same-host redirects) and return the answer.
 
@@ -276,6 +277,7 @@ class OutboundClient:
         (GitHub's artifact archives on its storage host, say): a plain GET that carries none of the
         request's headers, auth or body, over https (unless the request itself was plain http),
         through the same egress checks and DNS pinning as any call.
+        ``sink``: a 2xx answer's body goes to this file as it arrives (within the cap), not to ``content``.
         """
         method = method.upper()
         url = self._url(path, allow_host)
@@ -283,7 +285,7 @@ class OutboundClient:
         body = {"json": json, "data": data, "content": content}
         attempt = 0
         while True:
-            response = self._attempt(method, url, params, headers, body, auth, max_bytes, signed_redirects)
+            response = self._attempt(method, url, params, headers, body, auth, max_bytes, signed_redirects, sink)
             if not (may_retry and attempt < self._config.max_retries and self._retryable(response.status)):
                 break
             wait = _retry_after(response.headers.get("retry-after"))
@@ -352,6 +354,7 @@ class OutboundClient:
         auth: Any,
         max_bytes: int | None,
         signed_redirects: bool = False,
+        sink: BinaryIO | None = None,
     ) -> OutboundResponse:
         """One attempt: the request and any redirects it may follow, within one attempt timeout."""
         client = self._http()
@@ -367,7 +370,7 @@ class OutboundClient:
                 # header values are ASCII on the wire; the value itself is not repeated here
                 raise self._error("A header of this request (a credential?) holds characters HTTP headers cannot "
                                   "carry (only ASCII is allowed); check the credentials", step="auth") from None
-            response = self._exchange(client, request, auth, budget, max_bytes)
+            response = self._exchange(client, request, auth, budget, max_bytes, sink)
             response.elapsed_ms = (time.monotonic() - started) * 1000
             location = response.headers.get("location")
             if response.status not in _REDIRECTS or not location:
@@ -414,7 +417,7 @@ class OutboundClient:
         return nxt, False
 
     def _exchange(self, client: httpx.Client, request: httpx.Request, auth: Any, budget: float,
-                  max_bytes: int | None) -> OutboundResponse:
+                  max_bytes: int | None, sink: BinaryIO | None = None) -> OutboundResponse:
         cap = max_bytes if max_bytes is not None else self._config.max_body_bytes
         host = request.url.host
         try:
@@ -425,11 +428,16 @@ class OutboundClient:
                     raise self._too_large(host, cap)
                 chunks: list[bytes] = []
                 size = 0
+                out = sink if sink is not None and 200 <= response.status_code < 300 else None
+                if out is not None:  # a retry starts the file again
+                    out.seek(0)
+                    out.truncate()
+                keep: Callable[[bytes], object] = out.write if out is not None else chunks.append
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > cap:
                         raise self._too_large(host, cap)
-                    chunks.append(chunk)
+                    keep(chunk)
             finally:
                 response.close()
         except httpx.HTTPError as exc:

@@ -49,6 +49,7 @@ class Purpose(str, enum.Enum):
     CREDENTIAL_UPDATE = "credential_update"
     SCAN_LAUNCH = "scan_launch"
     SYNC = "sync"
+    PIPELINE_SYNC = "pipeline_sync"
     TICKET_CREATION = "ticket_creation"
     TICKET_RECONCILE = "ticket_reconcile"  # asking a tracker for the status of a ticket no webhook updated
     PERMISSIONS_CHECK = "permissions_check"

@@ -54,6 +54,8 @@ JOB_KINDS = (KIND_IMPORT, KIND_SYNC)
 #: what each kind's audit event says: its action and purpose
 _AUDITED = {KIND_IMPORT: (AuditAction.FINDINGS_IMPORT, "background_import"),
             KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync")}
+#: a job whose params name another purpose (a pipeline sync is a ``sync`` job) is audited as that purpose's action
+_AUDITED_PURPOSE = {"pipeline_sync": AuditAction.PIPELINE_SYNC}
 #: what to do again after a job of a kind was lost
 _AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again"}
 HEARTBEAT_SECONDS = 2.0
@@ -285,11 +287,12 @@ class JobRunner:
         except BaseException as exc:  # every failure ends the job; the process itself goes on
             if not isinstance(exc, PmapError):
                 log.exception("job %s failed unexpectedly", job_id)
+            # audited before the job reads finished: whoever sees the outcome finds its audit event too
+            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
+                         {"job_id": str(job_id), "error": error_body(exc)["code"]}, params.get("purpose"))
             self._finish(job_id, FAILED, error=error_body(exc))
             self._ended(kind, job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED,
                         started)
-            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
-                         {"job_id": str(job_id), "error": error_body(exc)["code"]})
             if not isinstance(exc, Exception):
                 raise
         else:
@@ -298,11 +301,11 @@ class JobRunner:
                     self._on_success(kind, result)
                 except Exception:  # follow-up work (reopening tickets) never changes the job's outcome
                     log.exception("after job %s succeeded, its follow-up failed", job_id)
-            self._finish(job_id, SUCCEEDED, result=result)
-            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
             self._record(kind, actor, integration_id, AuditOutcome.SUCCESS,
                          {"job_id": str(job_id), "format": result.get("format"), "parsed": result.get("parsed"),
-                          "created": result.get("created")})
+                          "created": result.get("created")}, params.get("purpose"))
+            self._finish(job_id, SUCCEEDED, result=result)
+            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
         finally:
             _discard(params)
             self._live.pop(job_id, None)
@@ -358,8 +361,10 @@ class JobRunner:
             job.progress = done
 
     def _record(self, kind: str, actor: Actor, integration_id: uuid.UUID, outcome: AuditOutcome,
-                detail: dict[str, Any]) -> None:
+                detail: dict[str, Any], purpose_of_params: Any = None) -> None:
         action, purpose = _AUDITED.get(kind, (AuditAction.FINDINGS_IMPORT, kind))
+        if isinstance(purpose_of_params, str) and purpose_of_params in _AUDITED_PURPOSE:
+            action, purpose = _AUDITED_PURPOSE[purpose_of_params], purpose_of_params
         try:
             self._audit.record(actor=actor, action=action, integration_id=integration_id,
                                purpose=purpose, outcome=outcome, detail=detail)

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.auth.principal import Principal
-from pmap.connectors.base import FindingsPull, Operation, SyncsFindings
+from pmap.connectors.base import ConnectorType, FetchesPipelineReports, FindingsPull, Operation, SyncsFindings
+from pmap.connectors.branches import syncs_pipelines
 from pmap.connectors.calls import vendor_failure
 from pmap.connectors.runner import operation_context
 from pmap.core.db import transaction, utcnow
@@ -31,13 +34,14 @@ from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.importer import FindingSource, ImportOptions, run_feed, target_for
+from pmap.findings.importer import FindingSource, ImportOptions, ImportTarget, run_feed, target_for
 from pmap.findings.jobs import KIND_SYNC, QUEUED, RUNNING, JobCall, JobHandler, JobRunner, error_body
 from pmap.findings.models import Job
 from pmap.findings.schemas import JobOut
 from pmap.integrations.models import Integration
 from pmap.integrations.service import vendor_type
 from pmap.schedules.service import SubmitSync
+from pmap.sync import pipelines
 
 log = logging.getLogger("pmap.sync")
 
@@ -70,17 +74,24 @@ def scheduled_sync(sessions: sessionmaker[Session], jobs: JobRunner) -> SubmitSy
     return submit
 
 
-def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration, *, full: bool) -> JobOut:
-    """Queue a sync of ``row``: 422 for a vendor type without a findings API, 409 for a disabled integration
-    or one whose sync is queued or running."""
+def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration, *, full: bool,
+               run: str | None = None, branch: str | None = None) -> JobOut:
+    """Queue a sync of ``row`` for ``actor`` (``run``: one pipeline run, as a webhook names it): 422 for a vendor
+    type without a findings API or pipeline reports, 409 for a disabled integration or one whose sync is queued
+    or running."""
     ct = vendor_type(row.vendor)
-    if Operation.SYNC_FINDINGS not in ct.operations:
+    pipeline = syncs_pipelines(ct)
+    if Operation.SYNC_FINDINGS not in ct.operations and not pipeline:
         raise OperationNotSupported(f"the {ct.display_name} connector offers no findings sync; import its reports "
                                     "instead")
     if not row.enabled:
         raise IntegrationDisabled("the integration is disabled (enabled: false); enable it to sync")
     organization_id, integration_id = row.organization_id, row.id
     session.commit()  # the runner writes the job in its own transaction
+    params: dict[str, Any] = {"integration_id": str(integration_id), "full": full}
+    if pipeline:  # the job's audit event names the purpose its credentials are opened for
+        params["purpose"] = Purpose.PIPELINE_SYNC.value
+        params.update({k: v for k, v in (("run", run), ("branch", branch)) if v})
 
     def admit(s: Session) -> None:
         running = running_sync(s, organization_id, integration_id)
@@ -88,9 +99,26 @@ def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration
             raise SyncRunning(f"a sync of this integration is already {running.status} (job {running.id}); "
                               "wait for it to finish", details={"job_id": str(running.id)})
 
-    # params carry ids only: the job resolves the credentials itself, for purpose sync
-    return jobs.submit(actor, KIND_SYNC, {"integration_id": str(integration_id), "full": full},
-                       admit=admit)
+    # params carry ids only: the job resolves the credentials itself, for purpose sync (or pipeline_sync)
+    return jobs.submit(actor, KIND_SYNC, params, admit=admit)
+
+
+def sync_of_run(state: AppState, jobs: JobRunner, organization_id: uuid.UUID, integration_id: uuid.UUID,
+                vendor: str, run: str, branch: str | None) -> str:
+    """Queue a sync of one finished pipeline run a verified webhook reported (actor: the webhook); what became
+    of it, for the delivery's record (a sync already queued or running: skipped, naming it)."""
+    actor = Actor(kind="webhook", name=vendor, organization_id=organization_id)
+    with state.sessions() as session:
+        row = session.get(Integration, integration_id)
+        if row is None or row.organization_id != organization_id:
+            return "sync not started: the integration no longer exists"
+        try:
+            job = queue_sync(session, jobs, actor, row, full=True, run=run, branch=branch)
+        except SyncRunning as exc:
+            return f"sync of run {run} skipped: {exc.message}"
+        except PmapError as exc:
+            return f"sync of run {run} not started: {exc.message}"
+    return f"sync of run {run} queued (job {job.id})"
 
 
 def running_sync(session: Session, organization_id: uuid.UUID, integration_id: uuid.UUID) -> Job | None:
@@ -147,9 +175,13 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             raise IntegrationDisabled("the integration was disabled before the sync ran")
         ct = vendor_type(row.vendor)
         impl = ct.implementation
+        target = target_for(row)
+        if syncs_pipelines(ct) and isinstance(impl, FetchesPipelineReports):
+            connection = dict(row.connection)
+            session.expunge(row)
+            return _pipeline_sync(state, call, row, ct, impl, target, connection, where)
         if not isinstance(impl, SyncsFindings) or Operation.SYNC_FINDINGS not in ct.operations:
             raise OperationNotSupported(f"the {ct.display_name} connector offers no findings sync")
-        target = target_for(row)
         kept = {} if full else dict(row.sync_state or {})
         pull = FindingsPull(since=_when(kept.get("since")), state=dict(kept.get("vendor") or {}))
         connection = dict(row.connection)
@@ -174,6 +206,33 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             raise vendor_failure(exc, "the sync", ctx.secrets) from None
     where.vendor_state, where.complete = dict(feed.state), feed.complete
     return summary.as_dict()
+
+
+def _pipeline_sync(state: AppState, call: JobCall, row: Integration, ct: ConnectorType,
+                   impl: FetchesPipelineReports, target: ImportTarget, connection: dict[str, Any],
+                   where: _Progress) -> dict[str, Any]:
+    """Import the report artifacts of the runs a pipeline sync reads (see :mod:`pmap.sync.pipelines`)."""
+    where.step = "credentials"
+    summary = pipelines.empty_summary()
+    with state.resolver.resolve(row, purpose=Purpose.PIPELINE_SYNC, actor=call.actor) as creds, \
+            tempfile.TemporaryDirectory(prefix="pmap-pipeline-sync-") as spool:
+        ctx = operation_context(state.settings, ct, connection, creds.values, purpose=Purpose.PIPELINE_SYNC.value,
+                                budget=state.settings.sync_timeout)
+        # downloads stream into this private directory (removed whatever happens): memory stays bounded
+        ctx.spool = Path(spool)
+        where.secrets = ctx.secrets
+        try:
+            where.step = "fetch"
+            for ref, label in pipelines.refs_of(impl, ctx, connection, call.params):
+                where.step = "fetch"
+                artifacts = impl.fetch_pipeline_reports(ctx, ref)
+                summary["runs"].append({"ref": ref, "scope": label, "reports": len(artifacts)})
+                where.step = "import"
+                pipelines.import_artifacts(state, call, target, label, artifacts, ctx.spool, summary)
+        except UpstreamError as exc:
+            raise vendor_failure(exc, "the pipeline sync", ctx.secrets) from None
+    where.complete = True
+    return summary
 
 
 def _when(value: Any) -> datetime | None:

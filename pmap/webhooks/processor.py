@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.core.db import transaction
 from pmap.integrations.models import Integration
 from pmap.tickets import processing
-from pmap.webhooks import clock
-from pmap.webhooks.models import Outcome, WebhookDelivery
+from pmap.webhooks import clock, triggers
+from pmap.webhooks.models import Outcome, Verification, WebhookDelivery
 from pmap.webhooks.retention import PRUNE_EVERY, prune_deliveries
 
 log = logging.getLogger("pmap.webhooks.processor")
@@ -51,8 +51,10 @@ class Processor:
     """Processes delivery ids handed to :meth:`submit`, in a thread started on demand."""
 
     def __init__(self, sessions: sessionmaker[Session], scheme_of: SchemeLookup,
-                 retention_days: int | None = None) -> None:
+                 retention_days: int | None = None,
+                 trigger: Callable[[], triggers.SyncTrigger | None] | None = None) -> None:
         self._sessions = sessions
+        self._trigger = trigger  # the app's sync trigger of finished pipeline runs, read when one arrives
         self._scheme_of = scheme_of
         self._retention_days = retention_days
         self._pruned_at: float | None = None  # monotonic time of the last pruning pass
@@ -168,17 +170,24 @@ class Processor:
         with self._sessions() as session:  # read, and end the read: the write below starts with a write
             rows = session.execute(
                 select(WebhookDelivery.id, WebhookDelivery.organization_id, WebhookDelivery.integration_id,
-                       WebhookDelivery.event, WebhookDelivery.content_type, WebhookDelivery.body, Integration.vendor)
+                       WebhookDelivery.event, WebhookDelivery.content_type, WebhookDelivery.body,
+                       WebhookDelivery.verification, Integration.vendor)
                 .join(Integration, Integration.id == WebhookDelivery.integration_id)
                 .where(WebhookDelivery.id.in_(ids), WebhookDelivery.outcome == Outcome.ACCEPTED.value)
             ).all()
         if not rows:
             return
         read = []
+        runs: dict[uuid.UUID, triggers.RunFinished] = {}
         for r in rows:
             d = processing.Delivery(r.id, r.organization_id, r.integration_id, r.vendor,
                                     self._scheme_of(r.vendor) or "", r.event, r.content_type, r.body or b"")
             read.append((d, *_read(d)))
+            # only a delivery verified with a configured secret may start a sync
+            if r.verification == Verification.SIGNED.value:
+                run = triggers.run_finished(d.organization_id, d.integration_id, d.vendor, d.scheme, d.event, d.body)
+                if run is not None:
+                    runs[d.id] = run
         now = clock.now()
         with transaction(self._sessions) as session:
             # claim first: the transaction opens with a write (SQLite then holds the write lock instead
@@ -199,6 +208,27 @@ class Processor:
                     _set(session, d.id, outcome=Outcome.FAILED.value, reason=failures[d.id][:_REASON_CHARS])
                 elif d.id in claimed and event and event != d.event:
                     _set(session, d.id, event=event[:100])
+        started = {ident: run for ident, run in runs.items() if ident in claimed and ident not in failures}
+        if started:
+            self._start_syncs(started)
+
+    def _start_syncs(self, runs: dict[uuid.UUID, triggers.RunFinished]) -> None:
+        """Hand each finished run to the app's sync trigger (after the batch's commit: the job is written in
+        its own transaction) and record what became of it in its delivery's ``reason``."""
+        trigger = self._trigger() if self._trigger is not None else None
+        notes: dict[uuid.UUID, str] = {}
+        for ident, run in runs.items():
+            if trigger is None:
+                notes[ident] = "sync not started: this process runs no jobs"
+                continue
+            try:
+                notes[ident] = trigger(run)
+            except Exception as exc:  # the delivery is processed; its note says the sync did not start
+                log.exception("starting the sync of run %s of integration %s failed", run.run, run.integration_id)
+                notes[ident] = f"sync not started: {type(exc).__name__}"
+        with transaction(self._sessions) as session:
+            for ident, note in notes.items():
+                _set(session, ident, reason=note[:_REASON_CHARS])
 
 
 def _apply(session: Session, todo: Sequence[processing.Applied], now: datetime) -> dict[uuid.UUID, str]:

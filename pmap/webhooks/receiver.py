@@ -60,7 +60,7 @@ from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.credentials.service import CredentialResolver
 from pmap.tickets import processing
-from pmap.webhooks import clock, service
+from pmap.webhooks import clock, service, triggers
 from pmap.webhooks.models import Outcome, Verification
 from pmap.webhooks.processor import Processor
 from pmap.webhooks.ratelimit import FailedBudget, TokenBuckets
@@ -143,7 +143,8 @@ def runtime(app_state: Any) -> Runtime:
                              failed=FailedBudget(state.settings.webhook_failed_rate_per_minute),
                              unrecorded=Unrecorded(state.engine),
                              processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
-                                                 state.settings.webhook_retention_days))
+                                                 state.settings.webhook_retention_days,
+                                                 trigger=lambda: getattr(app_state, "sync_trigger", None)))
                 app_state.webhook_runtime = rt
     return rt
 
@@ -311,7 +312,8 @@ def _verify(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, aud
         reason = "accepted unsigned: no webhook secret configured"
     base, event = _base(row, headers, body, now), _event(headers)
     # a delivery that cannot carry anything PMAP acts on is processed by being stored
-    todo = processing.needs_processing(row.vendor, key, event)
+    todo = processing.needs_processing(row.vendor, key, event) or (
+        verification is Verification.SIGNED and triggers.may_trigger(row.vendor, key, event))  # a finished run
     values = {**base, "id": new_id(), "dedupe_key": dedupe_key, "delivery_id": delivery_id, "event": event,
               "outcome": (Outcome.ACCEPTED if todo else Outcome.PROCESSED).value, "reason": reason,
               "verification": verification.value, "secret_slot": slot, "body": body,

@@ -115,7 +115,9 @@ def register(router: APIRouter, key: str) -> None:
 
     @router.get("/_blobs/{token}/{filename}")
     async def blob(request: Request, token: str, filename: str) -> Response:
-        content = state(request, key, store.GitHubState).blobs.get(token)
+        data = state(request, key, store.GitHubState)
+        data.blob_requests.append({k.lower(): v for k, v in request.headers.items()})
+        content = data.blobs.get(token)
         # blob storage's own answers, not the API's: an unknown or expired signature, or a second
         # credential beside the signature, is refused
         if content is None or "authorization" in request.headers:

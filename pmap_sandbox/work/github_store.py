@@ -87,6 +87,8 @@ class GitHubState:
         self.hooks: dict[int, Hook] = {}
         self.runs: dict[int, Run] = {}
         self.blobs: dict[str, bytes] = {}
+        #: the headers of each request the storage host got (a test asserts no credential reached it)
+        self.blob_requests: list[dict[str, str]] = []
         self._issue_ids = itertools.count(1347000001)
         self._hook_ids = itertools.count(12345601)
         self._comment_ids = itertools.count(1146825001)

@@ -75,6 +75,11 @@ class GitLabState:
         self.projects = {p.id: p for p in (Project(1, "acme", "webapp"), Project(2, "acme", "api"))}
         self.issues: dict[int, dict[int, dict[str, Any]]] = {pid: {} for pid in self.projects}
         self.pipelines: dict[int, Pipeline] = {}
+        #: artifacts kept in object storage with proxy_download off (as on gitlab.com): a download answers 302
+        #: to a pre-signed URL on the storage host, which records the headers it got
+        self.object_storage = False
+        self.objects: dict[str, bytes] = {}
+        self.object_requests: list[dict[str, str]] = []
         self.hooks: dict[int, Hook] = {}
         self._issue_ids = itertools.count(9001)
         self._hook_ids = itertools.count(1)

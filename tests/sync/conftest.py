@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,8 +16,10 @@ from pmap.app import create_app
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api
+from tests.connectors.work.cases import sandbox_key, settings_for
 
 JOB_WAIT_SECONDS = 60.0
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +95,32 @@ def make_scheduled_api(settings: Settings) -> Iterator[Callable[..., Api]]:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def vendor_state(sandbox: SandboxServer, vendor: str, factory: type[T]) -> T:
+    """The sandbox's in-memory data of ``vendor`` (created as its routes would on first use)."""
+    root = getattr(sandbox.app.state, "sandbox_store", None)
+    if root is None:
+        root = {}
+        sandbox.app.state.sandbox_store = root
+    slots = root.setdefault(sandbox_key(vendor), {})
+    found: T = slots.setdefault(factory.__qualname__, factory())
+    return found
+
+
+@pytest.fixture()
+def fresh(sandbox: SandboxServer) -> SandboxServer:
+    """The sandbox with its seeded state only."""
+    httpx.post(f"{sandbox.base_url}/_sandbox/reset", timeout=10).raise_for_status()
+    return sandbox
+
+
+def pipeline_integration(api: Api, headers: dict[str, str], sandbox: SandboxServer, vendor: str,
+                         marker: str = "ok", **connection: Any) -> tuple[str, dict[str, str]]:
+    """A pipeline integration of ``vendor`` against the sandbox: its id and credentials."""
+    settings, credentials = settings_for(vendor, sandbox.base_url, marker, **connection)
+    body = {"name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "connection": settings,
+            "credentials": credentials}
+    resp = api.client.post("/api/v1/integrations", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"]), credentials

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
 from pmap.connectors.base import OperationContext, ReportArtifact, TicketRequest
 from pmap.connectors.vendors._support import (  # noqa: F401  (re-exported for the work-tracker modules)
@@ -24,6 +28,7 @@ from pmap.connectors.vendors._support import (  # noqa: F401  (re-exported for t
     vendor_detail,
 )
 from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.findings.formats.registry import report_formats
 
 log = logging.getLogger("pmap.connectors")
@@ -34,6 +39,7 @@ MAX_MEMBER_BYTES = 128 * 1024 * 1024
 MAX_UNPACKED_BYTES = 512 * 1024 * 1024
 #: Bytes of a file the report format detectors look at (as the importer does).
 HEAD_BYTES = 64 * 1024
+_CHUNK = 1 << 20
 _SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 
@@ -79,11 +85,23 @@ def title_of(ticket: TicketRequest, max_len: int = 255) -> str:
 
 # --- report artifacts ------------------------------------------------------------------------------
 
-def unzip(ctx: OperationContext, content: bytes, what: str) -> Iterator[tuple[str, bytes]]:
-    """The files of a zip archive, bounded in count and size; a broken archive is step ``response``."""
+def download(ctx: OperationContext, c: OutboundClient, url: str, **kw: Any) -> tuple[OutboundResponse, Path | None]:
+    """GET a report download within :data:`DOWNLOAD_MAX_BYTES`: streamed into a file of the operation's spool
+    when it has one (the answer's ``content`` is then empty and the file is returned), else read whole."""
+    if ctx.spool is None:
+        return c.get(url, max_bytes=DOWNLOAD_MAX_BYTES, **kw), None
+    fd, name = tempfile.mkstemp(dir=ctx.spool, prefix="download-", suffix=".part")
+    with os.fdopen(fd, "w+b") as fh:
+        resp = c.get(url, max_bytes=DOWNLOAD_MAX_BYTES, sink=fh, **kw)
+    return resp, Path(name)
+
+
+def unzip(ctx: OperationContext, content: bytes | Path, what: str) -> Iterator[tuple[str, bytes | Path]]:
+    """The files of a zip archive (in memory, or from a spooled file into spooled files), bounded in count and
+    size; a broken archive is step ``response``."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-    except zipfile.BadZipFile:
+        archive = zipfile.ZipFile(content if isinstance(content, Path) else io.BytesIO(content))
+    except (zipfile.BadZipFile, OSError):
         raise fail(ctx, f"{what} is not a zip archive", step="response") from None
     total = 0
     with archive:
@@ -96,20 +114,41 @@ def unzip(ctx: OperationContext, content: bytes, what: str) -> Iterator[tuple[st
             try:
                 with archive.open(member) as fh:
                     # the declared size may lie: never read more than the bound
-                    data = fh.read(MAX_MEMBER_BYTES + 1)
+                    data = _member(ctx, fh)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise fail(ctx, f"{what}: {member.filename} cannot be read ({type(exc).__name__})",
                            step="response") from None
-            if len(data) > MAX_MEMBER_BYTES:
+            size = data.stat().st_size if isinstance(data, Path) else len(data)
+            if size > MAX_MEMBER_BYTES:
                 raise fail(ctx, f"{what} unpacks to more than PMAP reads ({member.filename})", step="response")
-            total += len(data)
+            total += size
             yield member.filename, data
 
 
-def report_format(name: str, content: bytes, accepted: Iterable[str]) -> str | None:
+def _member(ctx: OperationContext, fh: IO[bytes]) -> bytes | Path:
+    """One archive member, at most one byte over the bound: in memory, or copied to the operation's spool."""
+    if ctx.spool is None:
+        return fh.read(MAX_MEMBER_BYTES + 1)
+    fd, name = tempfile.mkstemp(dir=ctx.spool, prefix="member-", suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        left = MAX_MEMBER_BYTES + 1
+        while left > 0 and (chunk := fh.read(min(_CHUNK, left))):
+            out.write(chunk)
+            left -= len(chunk)
+    return Path(name)
+
+
+def _head(content: bytes | Path) -> bytes:
+    if isinstance(content, bytes):
+        return content[:HEAD_BYTES]
+    with open(content, "rb") as fh:
+        return fh.read(HEAD_BYTES)
+
+
+def report_format(name: str, content: bytes | Path, accepted: Iterable[str]) -> str | None:
     """The first of the vendor type's ``accepted`` formats whose detector claims the file, or None."""
     formats = report_formats()
-    head = content[:HEAD_BYTES]
+    head = _head(content)
     basename = name.rsplit("/", 1)[-1]
     for key in accepted:
         fmt = formats.get(key)
@@ -121,12 +160,18 @@ def report_format(name: str, content: bytes, accepted: Iterable[str]) -> str | N
     return None
 
 
-def artifacts_of(files: Iterable[tuple[str, bytes]], accepted: Iterable[str]) -> list[ReportArtifact]:
-    """The files that are reports of an accepted format, as artifacts for the importer."""
+def artifacts_of(files: Iterable[tuple[str, bytes | Path]], accepted: Iterable[str]) -> list[ReportArtifact]:
+    """The files that are reports of an accepted format, as artifacts for the importer (a spooled file that is
+    no report is deleted at once)."""
     keys = tuple(accepted)
     out = []
     for name, content in files:
         fmt = report_format(name, content, keys)
-        if fmt is not None:
+        if fmt is None:
+            if isinstance(content, Path):
+                content.unlink(missing_ok=True)
+        elif isinstance(content, Path):
+            out.append(ReportArtifact(name=name, format=fmt, path=content))
+        else:
             out.append(ReportArtifact(name=name, format=fmt, content=content))
     return out

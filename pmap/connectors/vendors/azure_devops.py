@@ -51,13 +51,14 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.branches import BranchName
 from pmap.connectors.vendors._support import dig, permission_report, poll, text
 from pmap.connectors.vendors._work_http import (
-    DOWNLOAD_MAX_BYTES,
     artifacts_of,
     basic_auth,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -109,6 +110,9 @@ class AzureBoardsConnection(AzureDevOpsConnection):
 
 class AzurePipelinesConnection(AzureDevOpsConnection):
     pipeline_id: int | None = Field(default=None, ge=1, description="Pipeline whose runs carry the reports")
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
+                                description="Branches a sync reads the latest completed run of (default: the "
+                                            "pipeline's latest completed run, whatever its branch)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -365,11 +369,11 @@ class AzurePipelinesConnector(_AzureConnector, FetchesPipelineReports):
                 name, url = text(dig(artifact, "name")), text(dig(artifact, "resource", "downloadUrl"))
                 if not name or not url:
                     continue
-                got = az_check(ctx, c.get(url, headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES),
-                               f"downloading artifact {name}")
+                got, spooled = download(ctx, c, url, headers=headers(ctx))
+                az_check(ctx, got, f"downloading artifact {name}")
                 # the archive's top folder is usually the artifact's name already
                 files = ((member if member.startswith(f"{name}/") else f"{name}/{member}", data)
-                         for member, data in unzip(ctx, got.content, f"artifact {name}"))
+                         for member, data in unzip(ctx, spooled or got.content, f"artifact {name}"))
                 out.extend(artifacts_of(files, self.formats))
         return out
 

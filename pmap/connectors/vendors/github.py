@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -45,6 +46,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.branches import BranchName
 from pmap.connectors.vendors._support import (
     expiry,
     parse_when,
@@ -56,6 +58,7 @@ from pmap.connectors.vendors._work_http import (
     artifacts_of,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -113,6 +116,9 @@ class GitHubActionsConnection(GitHubConnection):
                                  description="Workflow file whose runs to read, e.g. codeql.yml")
     branch: str | None = Field(default=None, max_length=255, description="Branch whose runs to read (default: any)")
     artifact_pattern: str | None = Field(default=None, max_length=200, description="Glob of artifact names to download")
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
+                                description="Branches a sync reads the latest completed run of (default: branch, "
+                                            "else the repository's default branch)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -296,6 +302,9 @@ class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
                                   headers=headers(ctx)), f"reading run {ref}",
                             permission=(403, 404), permission_hint=f"{_REPO_HINT}, or run {ref} does not exist")
             run = json_of(ctx, resp, f"run {ref}")
+            workflow = ctx.connection.workflow  # a run of another workflow is not this integration's
+            if workflow and _workflow_file(run.get("path")) != workflow:
+                return None
             return run if run.get("status") == "completed" else None
         params: dict[str, Any] = {"status": "completed", "per_page": 50}
         if branch := ref or ctx.connection.branch:
@@ -308,14 +317,23 @@ class GitHubActionsConnector(_GitHubConnector, FetchesPipelineReports):
                 and (not workflow or _workflow_file(r.get("path")) == workflow)]
         return max(runs, key=lambda r: int(r.get("id") or 0), default=None)
 
-    def _download(self, ctx: OperationContext, c: OutboundClient, artifact: dict[str, Any]) -> bytes | None:
+    def _download(self, ctx: OperationContext, c: OutboundClient, artifact: dict[str, Any]) -> bytes | Path | None:
         name = text(artifact.get("name")) or "artifact"
         # the archive lives behind a redirect to a pre-signed storage URL: followed without the token
-        resp = c.get(str(artifact.get("archive_download_url")), headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES,
-                     signed_redirects=True)
+        resp, spooled = download(ctx, c, str(artifact.get("archive_download_url")), headers=headers(ctx),
+                                 signed_redirects=True)
         if resp.status == 410:  # expired between listing and download
             return None
-        return gh_check(ctx, resp, f"downloading artifact {name}").content
+        gh_check(ctx, resp, f"downloading artifact {name}")
+        return spooled or resp.content
+
+    def default_branch(self, ctx: OperationContext) -> str | None:
+        """The repository's default branch (``GET /repos/{owner}/{repo}``)."""
+        repo = _repo(ctx)
+        with ctx.client() as c:
+            resp = gh_check(ctx, c.get(vendor_path("/repos/{repository/}", repository=repo), headers=headers(ctx)),
+                            "reading the repository", permission=(403, 404), permission_hint=_REPO_HINT)
+        return text(json_of(ctx, resp, "the repository").get("default_branch"))
 
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Report files in the artifacts of the latest completed run (``ref``: a run id or a branch)."""

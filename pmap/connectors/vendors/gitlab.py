@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -50,6 +51,7 @@ from pmap.connectors.base import (
     WebhookRegistered,
     WebhookRegistration,
 )
+from pmap.connectors.branches import BranchName
 from pmap.connectors.vendors._support import (
     dig,
     expiry,
@@ -58,10 +60,10 @@ from pmap.connectors.vendors._support import (
     text,
 )
 from pmap.connectors.vendors._work_http import (
-    DOWNLOAD_MAX_BYTES,
     artifacts_of,
     check,
     clean_labels,
+    download,
     fail,
     json_of,
     required,
@@ -98,6 +100,9 @@ class GitLabConnection(ConnectionSettings):
 class GitLabCIConnection(GitLabConnection):
     branch: str | None = Field(default=None, max_length=255,
                                description="Branch whose pipelines to read (default: any)")
+    branches: list[BranchName] = Field(default_factory=list, max_length=20,
+                                description="Branches a sync reads the latest finished pipeline of (default: "
+                                            "branch, else the project's default branch)")
 
 
 def headers(ctx: OperationContext) -> dict[str, str]:
@@ -333,10 +338,17 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
         found = [p for p in json_of(ctx, resp, "pipelines", list) if isinstance(p, dict)]
         return found[0] if found else None
 
+    def default_branch(self, ctx: OperationContext) -> str | None:
+        """The project's default branch (``GET /projects/:id``)."""
+        pid = _pid(_project(ctx))
+        with ctx.client() as c:
+            resp = gl_check(ctx, c.get(f"/projects/{pid}", headers=headers(ctx)), "reading the project")
+        return text(json_of(ctx, resp, "the project").get("default_branch"))
+
     def fetch_pipeline_reports(self, ctx: OperationContext, ref: str | None = None) -> list[ReportArtifact]:
         """Security reports of the latest finished pipeline's jobs (``ref``: a pipeline id or a branch)."""
         pid = _pid(_project(ctx))
-        files: list[tuple[str, bytes]] = []
+        files: list[tuple[str, bytes | Path]] = []
         with ctx.client() as c:
             pipeline = self._pipeline(ctx, c, pid, ref)
             if pipeline is None:
@@ -350,11 +362,13 @@ class GitLabCIConnector(_GitLabConnector, FetchesPipelineReports):
                 for report in reports:
                     name = str(report["filename"])
                     path = vendor_path("/jobs/{job_id}/artifacts/{name/}", job_id=job["id"], name=name)
-                    got = c.get(f"/projects/{pid}{path}", headers=headers(ctx), max_bytes=DOWNLOAD_MAX_BYTES)
+                    # with object storage GitLab redirects to a pre-signed URL: followed without the token
+                    got, spooled = download(ctx, c, f"/projects/{pid}{path}", headers=headers(ctx),
+                                            signed_redirects=True)
                     if got.status == 404:  # a report kept outside the job's artifacts archive
                         continue
-                    files.append((f"{job.get('name')}/{name}",
-                                  gl_check(ctx, got, f"downloading {name} of job {job.get('name')}").content))
+                    gl_check(ctx, got, f"downloading {name} of job {job.get('name')}")
+                    files.append((f"{job.get('name')}/{name}", spooled or got.content))
         return artifacts_of(files, self.formats)
 
 

@@ -32,6 +32,7 @@ and PMAP's receiving URL in ``PMAP_WEBHOOK_URL``::
 from __future__ import annotations
 
 from fnmatch import fnmatch
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -52,10 +53,10 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.vendors._support import permission_report, text
 from pmap.connectors.vendors._work_http import (
-    DOWNLOAD_MAX_BYTES,
     artifacts_of,
     basic_auth,
     check,
+    download,
     fail,
     json_of,
     required,
@@ -158,7 +159,7 @@ class JenkinsConnector(Connector, FetchesPipelineReports, ChecksPermissions):
                                    fields=[FieldProblem("ref", "must be digits")])
         path = job_path(required(ctx.connection.job, "job", "reading build reports"))
         pattern = ctx.connection.artifact_pattern
-        files: list[tuple[str, bytes]] = []
+        files: list[tuple[str, bytes | Path]] = []
         with ctx.client() as c:
             resp = c.get(f"{path}/{ref or 'lastCompletedBuild'}/api/json", headers=headers(ctx),
                          params={"tree": "number,building,artifacts[relativePath]"})
@@ -173,9 +174,10 @@ class JenkinsConnector(Connector, FetchesPipelineReports, ChecksPermissions):
                 rel = text(artifact.get("relativePath")) if isinstance(artifact, dict) else None
                 if not rel or not (fnmatch(rel, pattern) if pattern else rel.lower().endswith(_REPORT_SUFFIXES)):
                     continue
-                got = jk_check(ctx, c.get(f"{path}/{build.get('number')}/artifact/{quote(rel)}", headers=headers(ctx),
-                                          max_bytes=DOWNLOAD_MAX_BYTES), f"downloading {rel}")
-                files.append((rel, got.content))
+                got, spooled = download(ctx, c, f"{path}/{build.get('number')}/artifact/{quote(rel)}",
+                                        headers=headers(ctx))
+                jk_check(ctx, got, f"downloading {rel}")
+                files.append((rel, spooled or got.content))
         return artifacts_of(files, self.formats)
 
 
