@@ -57,7 +57,8 @@ def _credentials_for(vendor: str, label: str, fields: set[str] | None = None) ->
 def _exercise(api: Api) -> tuple[list[str], list[str]]:
     """Create an integration of every seeded vendor with canaries, then touch every read path."""
     h = api.token()
-    planted, texts = [], []
+    planted: list[str] = []
+    texts: list[str] = []
     cases = [(vendor, ct, creds) for vendor, ct in connector_types().items()
              if not (ct.file_only and not secret_field_names(ct.credentials_model))
              for creds in _credential_sets(vendor, vendor)]

@@ -226,8 +226,8 @@ def _request(ctx: OperationContext, endpoint: TokenEndpoint, client_id: str, cli
     token = text(body.get("access_token"))
     if not token:
         raise fail(ctx, f"{what} was answered without an access_token", step="response")
-    token_type = (text(body.get("token_type")) or "Bearer").lower()
-    if token_type != "bearer":
-        raise fail(ctx, f"{what} issued a {token_type!r} token; PMAP sends Bearer tokens", step="response")
+    kind = (text(body.get("token_type")) or "Bearer").lower()
+    if kind != "bearer":
+        raise fail(ctx, f"{what} issued a {kind!r} token; PMAP sends Bearer tokens", step="response")
     remember(ctx, token)
     return token, lifetime(body.get("expires_in"))

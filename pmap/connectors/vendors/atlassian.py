@@ -25,6 +25,7 @@ Atlassian's token endpoint and the calls go through the API gateway
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, SecretStr, model_validator
@@ -103,7 +104,7 @@ class JiraServiceManagementCredentials(Credentials):
     """The account e-mail and an API token, or a service account's OAuth 2.0 client credentials."""
 
     model_config = ConfigDict(json_schema_extra=kinds_schema(_JSM_KINDS, _JSM_TITLES))
-    credential_kinds: ClassVar[dict[str, tuple[str, ...]]] = _JSM_KINDS
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _JSM_KINDS
 
     email: str | None = Field(default=None, min_length=3, description="Atlassian account e-mail (with api_token)")
     api_token: SecretStr | None = Field(default=None, description="Atlassian API token")

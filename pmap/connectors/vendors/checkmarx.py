@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -51,7 +52,7 @@ _COMPOSITES = {"ast-admin", "ast-scanner"}
 
 _KINDS = {"api_key": ("api_key",), OAUTH: OAUTH_FIELDS}
 _TITLES = {"api_key": "API key", OAUTH: "OAuth 2.0 client credentials"}
-_TOKEN_PATH = "/auth/realms/{tenant}/protocol/openid-connect/token"
+_TOKEN_PATH = "/auth/realms/{tenant}/protocol/openid-connect/token"  # noqa: S105  (a URL path, no secret)
 _AUTH_HINT = "check the API key (or client) and the tenant name"
 
 
@@ -59,7 +60,7 @@ class CheckmarxCredentials(Credentials):
     """An API key, or an OAuth client (``client_id`` + ``client_secret``): exactly one of them."""
 
     model_config = ConfigDict(json_schema_extra=kinds_schema(_KINDS, _TITLES))
-    credential_kinds: ClassVar[dict[str, tuple[str, ...]]] = _KINDS
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _KINDS
 
     api_key: SecretStr | None = Field(default=None, description="API key (a refresh token for client ast-app)")
     client_id: str | None = Field(default=None, description="OAuth client id (instead of an API key)")

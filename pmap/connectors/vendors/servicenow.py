@@ -26,6 +26,7 @@ on the incident table, with PMAP's receiving URL and the integration's webhook s
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, Field, SecretStr, model_validator
@@ -94,7 +95,7 @@ class ServiceNowCredentials(Credentials):
     """A ServiceNow integration user (HTTP Basic), or an OAuth 2.0 client (client credentials grant)."""
 
     model_config = ConfigDict(json_schema_extra=kinds_schema(_KINDS, _TITLES))
-    credential_kinds: ClassVar[dict[str, tuple[str, ...]]] = _KINDS
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _KINDS
 
     username: str | None = Field(default=None, min_length=1, description="ServiceNow user name (HTTP Basic)")
     password: SecretStr | None = Field(default=None, description="ServiceNow password (HTTP Basic)")

@@ -12,6 +12,7 @@ import pytest
 
 from pmap.connectors.base import PermissionState, TicketRequest
 from pmap.connectors.vendors import _oauth
+from pmap.core import redaction
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer
@@ -113,7 +114,7 @@ def test_the_minted_token_appears_in_no_message(vendor: str, sandbox: SandboxSer
     assert tokens, "the minted token joins the operation's secrets"
     for token in tokens:
         assert token not in str(err.value) and token not in caplog.text
-        assert token not in _oauth.redaction.scrub(f"a log line carrying {token} alone")  # registered while cached
+        assert token not in redaction.scrub(f"a log line carrying {token} alone")  # registered while cached
 
 
 def test_servicenow_permissions_with_oauth_say_what_cannot_be_checked(sandbox: SandboxServer,
