@@ -95,8 +95,11 @@ def kinds_schema(kinds: Mapping[str, tuple[str, ...]], titles: Mapping[str, str]
     branches = []
     for name, fields in kinds.items():
         others = [f for other, fs in kinds.items() if other != name for f in fs]
+        # a field given as null counts as absent (the API drops nulls), so presence means a string value
         branches.append({"title": titles.get(name, name), "required": list(fields),
-                         "not": {"anyOf": [{"required": [f]} for f in others]}})
+                         "properties": {f: {"type": "string"} for f in fields},
+                         "not": {"anyOf": [{"required": [f], "properties": {f: {"type": "string"}}}
+                                           for f in others]}})
     return {"oneOf": branches, "x-credential-kinds": {k: list(v) for k, v in kinds.items()}}
 
 
