@@ -21,6 +21,7 @@ from pmap_sandbox.work import (
     azure_pipelines,
     github,
     github_actions,
+    github_app,
     github_hooks,
     gitlab,
     gitlab_ci,
@@ -41,6 +42,7 @@ def build_github_router(key: str) -> APIRouter:
     """GitHub (issues, Actions and repository hooks) under ``/<key>``."""
     router = make_router(key)
     github.register(router, key)
+    github_app.register(router, key)
     github_actions.register(router, key)
     github_hooks.register(router, key)
     add_fallback(router, lambda request: gh_error(404, "Not Found"))
