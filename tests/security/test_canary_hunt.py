@@ -34,12 +34,9 @@ def _credentials_for(vendor: str, label: str, fields: set[str] | None = None) ->
     for name, info in model.model_fields.items():
         if fields is not None and name not in fields:
             continue
-        if fields is not None and name not in secret_field_names(model):
-            out[name] = f"user-{name}@acme.test"  # an identity of the kind (client_id, e-mail, user name)
-            continue
         if name in secret_field_names(model):
             candidates = [canary(label + name), "ca11ab1e" + marker_free_hex(24)]
-        elif info.is_required():
+        elif info.is_required() or fields is not None:  # an identity of the kind (client_id, e-mail, app id)
             candidates = [f"user-{name}@acme.test", "acme", "1" * 12]
         else:
             continue
