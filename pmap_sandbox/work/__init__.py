@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from pmap_sandbox import github_app
 from pmap_sandbox.work import (
     azure_boards,
     azure_devops,
@@ -21,7 +22,6 @@ from pmap_sandbox.work import (
     azure_pipelines,
     github,
     github_actions,
-    github_app,
     github_hooks,
     gitlab,
     gitlab_ci,

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from pmap_sandbox.work import github_app
+from pmap_sandbox import github_app
 from pmap_sandbox.work import github_store as store
 from pmap_sandbox.work._base import (
     Caller,

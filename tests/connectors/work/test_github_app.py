@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from pmap.connectors.base import TicketRequest
 from pmap.connectors.vendors._github_app import AUTHENTICATED_AS_APP, GitHubTokenOrApp, app_jwt
 from pmap.core.settings import Settings
+from pmap_sandbox.github_app import mints, register_app
 from pmap_sandbox.server import SandboxServer
-from pmap_sandbox.work.github_app import mints, register_app
 
 from .cases import implementation, settings_for, unique
 from .conftest import context, run_test
@@ -99,3 +99,17 @@ def test_the_app_jwt_is_short_lived_rs256() -> None:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["alg"] == "RS256"
     assert claims["iss"] == "123" and claims["iat"] == 1_700_000_000 - 60 and claims["exp"] - claims["iat"] <= 600
+
+
+def test_github_code_scanning_with_an_app(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    key, pem = _key()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    register_app(sandbox.app, "github_code_scanning", "31337", public)
+    connection = {"base_url": sandbox.base_url + "/github_code_scanning", "repository": "example/shop"}
+    credentials = {"app_id": "31337", "installation_id": "99",
+                   "private_key": base64.b64encode(pem.encode()).decode()}
+    result = run_test(dev_settings, "github_code_scanning", connection, credentials)
+    assert result.ok and AUTHENTICATED_AS_APP in (result.message or ""), result
+    report = implementation("github_code_scanning").check_permissions(
+        context(dev_settings, "github_code_scanning", connection, credentials, purpose="permissions"))
+    assert report.permissions and any("App" in w for w in report.warnings)

@@ -24,9 +24,21 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
-from pmap_sandbox.work._base import json_response, parse_scheme, state
+# standalone (no sandbox imports): the work-tool and the scanner GitHub sandboxes both mount these routes
+
+
+def json_response(status: int, body: Any) -> JSONResponse:
+    """A JSON answer."""
+    return JSONResponse(body, status_code=status)
+
+
+def parse_scheme(value: str | None, *schemes: str) -> str | None:
+    """The credential after one of ``schemes`` (case-insensitive)."""
+    scheme, _, token = (value or "").strip().partition(" ")
+    return token.strip() if scheme.lower() in {s.lower() for s in schemes} and token.strip() else None
+
 
 _DOCS = "https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app"
 
@@ -65,7 +77,7 @@ def mints(app: FastAPI, key: str) -> int:
 def installation_token(request: Request, key: str) -> bool:
     """Whether the request carries a live installation token of this vendor key."""
     token = parse_scheme(request.headers.get("authorization"), "bearer", "token")
-    expiry = state(request, key, GitHubApps).tokens.get(token or "")
+    expiry = _apps(request.app, key).tokens.get(token or "")
     return expiry is not None and expiry > time.time()
 
 
@@ -103,7 +115,7 @@ def register(router: APIRouter, key: str) -> None:
 
     @router.post("/app/installations/{installation_id}/access_tokens")
     async def access_tokens(request: Request, installation_id: str) -> Response:
-        apps = state(request, key, GitHubApps)
+        apps = _apps(request.app, key)
         jwt = parse_scheme(request.headers.get("authorization"), "bearer")
         if not jwt or _verified_claims(apps, jwt) is None:
             return json_response(401, {"message": "A JSON web token could not be decoded", "documentation_url": _DOCS,
