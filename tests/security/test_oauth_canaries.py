@@ -99,3 +99,18 @@ def test_both_kinds_or_half_a_kind_is_a_422(vendor: str, case: str, api: Api) ->
     assert r.status_code == 422, r.text
     assert secret not in r.text
     assert "client_id" in r.text and "client_secret" in r.text  # the message names the fields of each kind
+
+
+def test_a_saved_basic_integration_tests_an_oauth_overlay(api: Api, sandbox: SandboxServer) -> None:
+    h = api.token()
+    body = {"name": "sn", "vendor": "servicenow", "connection": {"base_url": sandbox.base_url + "/servicenow"},
+            "credentials": {"username": "pmap.integration", "password": canary("basic")}}
+    r = api.client.post("/api/v1/integrations", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+    oauth = {"client_id": "pmap-overlay", "client_secret": canary("overlay")}
+    r = api.client.post(f"/api/v1/integrations/{iid}/test", json={"credentials": oauth}, headers=h)
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    assert _oauth.AUTHENTICATED_WITH_OAUTH in r.json()["message"] and oauth["client_secret"] not in r.text
+    r = api.client.post(f"/api/v1/integrations/{iid}/test", headers=h)  # the saved kind is untouched
+    assert r.json()["ok"] is True and "OAuth" not in r.json()["message"]
