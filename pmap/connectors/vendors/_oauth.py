@@ -19,7 +19,7 @@ import hmac
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +158,15 @@ class TokenCache:
             self._entries[key] = _Entry(token, clock.monotonic() + seconds, redaction.register([token]))
             while len(self._entries) > self._max:
                 self._drop(next(iter(self._entries)))
+
+    def forget(self, tokens: Iterable[str]) -> int:
+        """Drop the entries holding any of ``tokens`` (a token the vendor refused); how many were dropped."""
+        refused = set(tokens)
+        with self._lock:
+            keys = [key for key, entry in self._entries.items() if entry.token in refused]
+            for key in keys:
+                self._drop(key)
+        return len(keys)
 
     def clear(self) -> None:
         """Forget every token."""

@@ -152,6 +152,11 @@ def check(
     host = host_of(resp)
     # the runner prefixes the step's wording ("the vendor rejected the credentials"), so say what and why
     if status in set(auth):
+        # a cached OAuth access token the vendor refused (revoked, or its client's secret rotated) is
+        # dropped, so the next operation asks for a new one instead of failing until it would expire
+        from pmap.connectors.vendors._oauth import CACHE  # here: _oauth builds on this module
+
+        CACHE.forget(ctx.secrets)
         raise fail(ctx, f"{host} answered HTTP {status} to {what}: {auth_hint}", step="auth", resp=resp)
     if status == 429:
         raise fail(ctx, f"{host} kept rate-limiting {what} (HTTP 429) after PMAP's retries; try again later",

@@ -124,3 +124,18 @@ def test_servicenow_permissions_with_oauth_say_what_cannot_be_checked(sandbox: S
         context(dev_settings, "servicenow", connection, credentials, purpose="permissions"))
     assert [p.state for p in report.permissions] == [PermissionState.UNKNOWN]
     assert any("OAuth Application User" in w for w in report.warnings)
+
+
+def test_a_revoked_cached_token_is_dropped_and_the_next_operation_gets_a_new_one(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    from pmap_sandbox.work._oauth import OAuthTokens
+
+    connection, credentials = _oauth_case("servicenow", sandbox)
+    assert run_test(dev_settings, "servicenow", connection, credentials).ok
+    store = sandbox.app.state.sandbox_store["servicenow"][OAuthTokens.__qualname__]
+    store.tokens.clear()  # the instance revoked every token
+    before = token_requests(sandbox.app, "servicenow")
+    revoked = run_test(dev_settings, "servicenow", connection, credentials)
+    assert revoked.failed_step == "auth" and len(_oauth.CACHE) == 0
+    assert run_test(dev_settings, "servicenow", connection, credentials).ok
+    assert token_requests(sandbox.app, "servicenow") == before + 1
