@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -185,6 +186,28 @@ class TokenCache:
 CACHE = TokenCache()
 
 
+class _KeyLock:
+    """One client's fetch lock: concurrent operations of one client wait for one token request."""
+
+    __slots__ = ("lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+_fetch_guard = threading.Lock()
+_fetching: weakref.WeakValueDictionary[str, _KeyLock] = weakref.WeakValueDictionary()  # gone when unused
+
+
+def _key_lock(key: str) -> _KeyLock:
+    with _fetch_guard:
+        found = _fetching.get(key)
+        if found is None:
+            found = _KeyLock()
+            _fetching[key] = found
+        return found
+
+
 # --- the token request ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -219,8 +242,12 @@ def access_token(ctx: OperationContext, endpoint: TokenEndpoint) -> str:
     key = cache_key(endpoint.url, client_id, client_secret)
     token = CACHE.get(key)
     if token is None:
-        token, seconds = _request(ctx, endpoint, client_id, client_secret)
-        CACHE.put(key, token, seconds)
+        guard = _key_lock(key)  # held by reference while in use, so every waiter shares it
+        with guard.lock:
+            token = CACHE.get(key)  # another operation of this client may have fetched it meanwhile
+            if token is None:
+                token, seconds = _request(ctx, endpoint, client_id, client_secret)
+                CACHE.put(key, token, seconds)
     remember(ctx, token)
     return token
 

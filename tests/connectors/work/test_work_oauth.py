@@ -139,3 +139,15 @@ def test_a_revoked_cached_token_is_dropped_and_the_next_operation_gets_a_new_one
     assert revoked.failed_step == "auth" and len(_oauth.CACHE) == 0
     assert run_test(dev_settings, "servicenow", connection, credentials).ok
     assert token_requests(sandbox.app, "servicenow") == before + 1
+
+
+def test_concurrent_operations_of_one_client_share_one_token_request(sandbox: SandboxServer,
+                                                                     dev_settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    connection, credentials = _oauth_case("servicenow", sandbox)
+    before = token_requests(sandbox.app, "servicenow")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _i: run_test(dev_settings, "servicenow", connection, credentials), range(6)))
+    assert all(r.ok for r in results)
+    assert token_requests(sandbox.app, "servicenow") == before + 1
