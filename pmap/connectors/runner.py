@@ -122,6 +122,22 @@ def run_connection_test(ctx: OperationContext, ct: ConnectorType) -> ConnectionT
     )
 
 
+def overlay_credentials(model: type[BaseModel], stored: Mapping[str, str],
+                        incoming: Mapping[str, str]) -> dict[str, str]:
+    """``stored`` overlaid by ``incoming``; a complete credential kind in ``incoming`` (a model's
+    ``credential_kinds``, e.g. OAuth client credentials) replaces the stored fields of the other kinds."""
+    kinds: Mapping[str, tuple[str, ...]] = getattr(model, "credential_kinds", None) or {}
+    merged = {**stored, **incoming}
+    for name, fields in kinds.items():
+        if all(incoming.get(f) for f in fields):
+            for other, other_fields in kinds.items():
+                if other != name:
+                    for f in other_fields:
+                        if f not in fields and f not in incoming:
+                            merged.pop(f, None)
+    return merged
+
+
 def plain_values(values: Mapping[str, SecretStr | str | None]) -> dict[str, str]:
     """Plain strings of a credential map (SecretStr unwrapped, None dropped)."""
     out = {}
@@ -132,4 +148,5 @@ def plain_values(values: Mapping[str, SecretStr | str | None]) -> dict[str, str]
     return out
 
 
-__all__ = ["EgressDenied", "egress_policy", "operation_context", "plain_values", "run_connection_test"]
+__all__ = ["EgressDenied", "egress_policy", "operation_context", "overlay_credentials", "plain_values",
+           "run_connection_test"]

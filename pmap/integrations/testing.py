@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pmap.auth.principal import Principal
 from pmap.connectors.base import ConnectionTestResult, secret_field_names
-from pmap.connectors.runner import operation_context, run_connection_test
+from pmap.connectors.runner import operation_context, overlay_credentials, run_connection_test
 from pmap.core.db import utcnow
 from pmap.core.errors import FieldProblem, IntegrationDisabled, ValidationFailed
 from pmap.core.seams import CredentialSource, Purpose
@@ -98,7 +98,7 @@ def run_saved_test(
         return _run(settings, ct, connection, merged, legacy)
     session.commit()  # release the pooled connection while the vendor is called
     with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
-        merged = {**stored.values, **incoming}
+        merged = overlay_credentials(ct.credentials_model, stored.values, incoming)
         result = _run(settings, ct, connection, merged, legacy)
     if result.ok and not overlay.connection and not incoming:
         row.last_tested_at = utcnow()

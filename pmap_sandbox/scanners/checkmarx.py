@@ -60,6 +60,8 @@ def _b64(data: dict[str, Any]) -> str:
 @router.post("/auth/realms/{tenant}/protocol/openid-connect/token")
 async def token(tenant: str, request: Request) -> Response:
     """Exchange a refresh token (API key) or client credentials for a Bearer access token."""
+    counts = store(request, KEY)
+    counts["token_requests"] = counts.get("token_requests", 0) + 1  # a test proves PMAP caches OAuth tokens
     form = await request.form()
     grant = str(form.get("grant_type") or "")
     if grant == "refresh_token":

@@ -15,12 +15,14 @@ from typing import Any
 from fastapi import BackgroundTasks, Request
 from fastapi.responses import Response
 
+from pmap_sandbox import github_app
 from pmap_sandbox import scenarios as sc
 from pmap_sandbox.scanners import _hooks
 from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, seeded, vendor_router
 
 KEY = "github_code_scanning"
 router = vendor_router(KEY)
+github_app.register(router, KEY)  # GitHub Apps: installation tokens minted with the App's JWT
 DOCS = "https://docs.github.com/rest"
 SCOPES = {
     "default": "admin:repo_hook, security_events",
@@ -80,8 +82,10 @@ def _has(marks: set[str], scope: str) -> bool:
 
 @router.get("/user")
 async def user(request: Request) -> Response:
-    """The authenticated user; scopes in ``X-OAuth-Scopes``."""
+    """The authenticated user; scopes in ``X-OAuth-Scopes``. An App installation token may not read it."""
     marks = await _auth(request)
+    if github_app.installation_token(request, KEY):
+        raise Reply(_error(403, "Resource not accessible by integration"))
     return json_reply(
         200,
         {
@@ -94,6 +98,17 @@ async def user(request: Request) -> Response:
         },
         headers=_headers(marks),
     )
+
+
+@router.get("/installation/repositories")
+async def installation_repositories(request: Request) -> Response:
+    """The repositories of the App installation whose token is sent (403 for any other token)."""
+    await _auth(request)
+    if not github_app.installation_token(request, KEY):
+        raise Reply(_error(403, "You must authenticate with an installation access token in order to list "
+                                "repositories for an installation."))
+    return json_reply(200, {"total_count": 1, "repository_selection": "all",
+                            "repositories": [{"id": 1, "full_name": "example/shop", "private": True}]})
 
 
 @router.get("/repos/{owner}/{repo}/code-scanning/alerts")

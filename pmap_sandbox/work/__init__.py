@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from pmap_sandbox import github_app
 from pmap_sandbox.work import (
     azure_boards,
     azure_devops,
@@ -41,6 +42,7 @@ def build_github_router(key: str) -> APIRouter:
     """GitHub (issues, Actions and repository hooks) under ``/<key>``."""
     router = make_router(key)
     github.register(router, key)
+    github_app.register(router, key)
     github_actions.register(router, key)
     github_hooks.register(router, key)
     add_fallback(router, lambda request: gh_error(404, "Not Found"))
@@ -121,13 +123,16 @@ _DESCRIPTORS: dict[str, dict[str, Any]] = {
                          "valid_credentials": {"personal_access_token": "NjQ4sandboxPat0001"},
                          "fixtures": {"projects": ["SEC"]},
                          "notes": "API v2 only; Basic username:password is accepted too; deploymentType Server"},
-    "jira_service_management": {"category": "ITSM", "base_path": "/{key}", "auth": "Basic email:api_token",
+    "jira_service_management": {"category": "ITSM", "base_path": "/{key}",
+                                "auth": "Basic email:api_token; or OAuth 2.0 client credentials (POST /oauth/token) "
+                                        "-> Bearer through /ex/jira/{cloudId} (GET /_edge/tenant_info)",
                                 "valid_credentials": {"email": "pmap@example.com",
                                                       "api_token": "ATATTsandboxToken0002"},
                                 "fixtures": {"service_desk": "1 (project ITH)", "request_types": ["10", "11"]},
                                 "notes": "Jira Cloud plus /rest/servicedeskapi; expired -> "
                                          "info isLicensedForUse false"},
-    "servicenow": {"category": "ITSM", "base_path": "/{key}", "auth": "Basic username:password",
+    "servicenow": {"category": "ITSM", "base_path": "/{key}",
+                   "auth": "Basic username:password; or OAuth 2.0 client credentials (POST /oauth_token.do) -> Bearer",
                    "valid_credentials": {"username": "pmap.integration", "password": "snSandboxPass0001"},
                    "fixtures": {"tables": ["incident", "sys_user", "sys_user_role", "sys_user_has_role"]},
                    "notes": "roles: itil (default), admin (admin), none (noperm: incidents hidden, writes 403); "

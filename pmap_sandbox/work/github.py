@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from pmap_sandbox import github_app
 from pmap_sandbox.work import github_store as store
 from pmap_sandbox.work._base import (
     Caller,
@@ -75,6 +76,7 @@ class GhCall:
     scopes: str
     api: str
     key: str
+    installation: bool = False  # a GitHub App installation token: no X-OAuth-Scopes, no /user
 
     @property
     def can_repo(self) -> bool:
@@ -82,8 +84,8 @@ class GhCall:
 
     def headers(self, accepted: str) -> dict[str, str]:
         """Headers GitHub puts on every authenticated answer."""
-        out = {"X-OAuth-Scopes": self.scopes, "X-Accepted-OAuth-Scopes": accepted,
-               "X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected": "2022-11-28",
+        out = {} if self.installation else {"X-OAuth-Scopes": self.scopes, "X-Accepted-OAuth-Scopes": accepted}
+        out |= {"X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected": "2022-11-28",
                "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999", "X-RateLimit-Used": "1",
                "X-RateLimit-Resource": "core"}
         if self.caller.expiring:
@@ -107,6 +109,9 @@ async def authenticate(key: str, request: Request) -> GhCall:
         token = basic[1] if basic else None
     if token is None:
         raise Reply(DIALECT.bad(request))
+    if github_app.installation_token(request, key):
+        return GhCall(Caller("pmap-app[bot]", token, frozenset()), "repo", base_url(request, key), key,
+                      installation=True)
     caller = await admit(key, DIALECT, request, store.LOGIN, token)
     if caller.expired:
         raise Reply(DIALECT.bad(request))
@@ -169,9 +174,22 @@ def register(router: APIRouter, key: str) -> None:
     @router.get("/user")
     async def get_user(request: Request) -> Response:
         call = await authenticate(key, request)
+        if call.installation:
+            return gh_error(403, "Resource not accessible by integration")
         body = {**store.user_json(call.api), "name": "PMAP Bot", "company": None, "email": None,
                 "created_at": "2020-01-15T09:00:00Z", "updated_at": "2024-05-01T09:00:00Z"}
         return call.reply(200, body)
+
+    @router.get("/installation/repositories")
+    async def installation_repositories(request: Request) -> Response:
+        call = await authenticate(key, request)
+        if not call.installation:
+            return gh_error(403, "You must authenticate with an installation access token in order to list "
+                                 "repositories for an installation.")
+        repos = list(gh_state(call, request).repos.values())
+        perms = {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True}
+        return call.reply(200, {"total_count": len(repos), "repository_selection": "all",
+                                "repositories": [store.repo_json(call.api, r, perms) for r in repos[:1]]})
 
     @router.get("/repos/{owner}/{name}")
     async def get_repo(request: Request, owner: str, name: str) -> Response:

@@ -5,6 +5,13 @@ token>`` (Jira 8.14+) or Basic ``username:password``. ``serverInfo`` answers ano
 nothing about credentials); ``myself`` proves them; ``mypermissions`` needs ``permissions`` (400
 without it, enforced since February 2019). Issues, webhooks and service desk routes live in the
 sibling modules; :mod:`pmap_sandbox.work.jira_router` assembles them.
+
+OAuth 2.0 service accounts (Cloud): a client-credentials token (``POST /oauth/token``, standing in for
+``https://auth.atlassian.com/oauth/token``; a refused client gets ``{"error": "access_denied",
+"error_description": "Unauthorized"}`` with 401) is accepted only through the API gateway
+``/ex/jira/{cloudId}/...`` (standing in for ``https://api.atlassian.com/ex/jira/{cloudId}``); the site
+URL refuses Bearer, as Jira Cloud does. ``/_edge/tenant_info`` answers the site's ``cloudId``
+anonymously. Requests with the token run as the service account ``<client_id>@serviceaccount.atlassian.com``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from pmap_sandbox.work import _oauth
 from pmap_sandbox.work import jira_store as store
 from pmap_sandbox.work._base import (
     Caller,
@@ -95,6 +103,20 @@ def dialect_of(site: JiraSite) -> Dialect:
 
 
 DC_PAT_USER = "svc-pmap"  # the user a Data Center personal access token belongs to
+CLOUD_ID = "0f4c3b8e-5d1a-4b7e-9c2f-6a8d1e3b5c70"  # the cloudId of every simulated Cloud site
+GATEWAY = "/ex/jira/{cloud_id}"
+TOKEN_TTL = 3600  # Atlassian: a service account's OAuth 2.0 access token lives 60 minutes
+
+
+def token_error(status: int, error: str, description: str) -> Response:
+    """auth.atlassian.com's error body."""
+    if status == 401:
+        return json_response(401, {"error": "access_denied", "error_description": "Unauthorized"})
+    return json_response(status, {"error": error, "error_description": description})
+
+
+def _through_gateway(request: Request) -> bool:
+    return "cloud_id" in request.path_params
 
 
 async def authenticate(site: JiraSite, request: Request) -> Caller:
@@ -103,6 +125,12 @@ async def authenticate(site: JiraSite, request: Request) -> Caller:
     header = request.headers.get("authorization")
     if not header:
         raise Reply(dialect.missing(request))
+    if site.cloud and _through_gateway(request):
+        if request.path_params["cloud_id"] != CLOUD_ID:
+            raise Reply(json_response(404, {"code": 404, "message": "Not Found - No message available"}))
+        caller = _oauth.bearer_caller(request, site.key, dialect.missing)
+        if caller is not None:
+            return caller
     basic = parse_basic(header)
     if basic is not None:
         user, secret = basic

@@ -10,6 +10,11 @@ cannot spell it: ``security_admin`` contains ``admin``). Resolving or closing an
 ``close_code`` and ``close_notes`` fails on the default data policy, as on a real instance. An
 incident's ``priority`` is read-only: the base priority lookup rules derive it from ``impact`` and
 ``urgency`` on every insert and update.
+
+OAuth 2.0 client credentials: ``POST /oauth_token.do`` issues Bearer tokens (``expires_in`` 1799, as an
+instance's default lifespan) to any client whose secret carries no refusing marker; a refused client
+gets ServiceNow's ``{"error_description": "access_denied", "error": "server_error"}`` with 401. Requests
+with the token run as the client's OAuth Application User ``oauth.app.<client_id>``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from pmap_sandbox.work import _oauth
 from pmap_sandbox.work import servicenow_data as data
 from pmap_sandbox.work._base import (
     Caller,
@@ -38,6 +44,7 @@ from pmap_sandbox.work._base import (
 KEY = "servicenow"
 RESOLVED_STATES = {"6", "7"}
 SECURITY = "security"  # vendor-specific marker (in the password): the user also holds security_admin
+TOKEN_TTL = 1799
 
 
 def sn_error(status: int, message: str, detail: str | None, headers: dict[str, str] | None = None) -> Response:
@@ -64,12 +71,24 @@ class ServiceNowDialect(Dialect):
 DIALECT = ServiceNowDialect()
 
 
+def token_error(status: int, error: str, description: str) -> Response:
+    """The token endpoint's error body (ServiceNow names every refusal access_denied)."""
+    del description
+    if status == 401:
+        return json_response(401, {"error_description": "access_denied", "error": "server_error"})
+    return json_response(status, {"error_description": error, "error": "server_error"})
+
+
 async def authenticate(request: Request) -> tuple[Caller, data.Instance, data.Record]:
     """The caller, the instance and the caller's ``sys_user`` row; or raise the 401."""
-    basic = parse_basic(request.headers.get("authorization"))
-    if basic is None or not basic[0]:
-        raise Reply(DIALECT.missing(request))
-    caller = await admit(KEY, DIALECT, request, basic[0], basic[1], checked=[basic[0]])
+    bearer = _oauth.bearer_caller(request, KEY, DIALECT.missing)
+    if bearer is not None:
+        caller = bearer
+    else:
+        basic = parse_basic(request.headers.get("authorization"))
+        if basic is None or not basic[0]:
+            raise Reply(DIALECT.missing(request))
+        caller = await admit(KEY, DIALECT, request, basic[0], basic[1], checked=[basic[0]])
     instance: data.Instance = state(request, KEY, data.Instance)
     user = instance.ensure_user(caller.principal, admin=caller.admin, noperm=caller.noperm,
                                 security_admin=SECURITY in caller.secret.lower())
@@ -140,6 +159,10 @@ def build_router() -> APIRouter:
     """The ServiceNow router."""
     router = make_router(KEY)
     prefix = "/api/now/table/{table}"
+
+    @router.post("/oauth_token.do")
+    async def oauth_token(request: Request) -> Response:
+        return await _oauth.issue(request, KEY, token_error, lambda client_id: f"oauth.app.{client_id}", TOKEN_TTL)
 
     @router.get(prefix)
     async def list_records(request: Request, table: str) -> Response:

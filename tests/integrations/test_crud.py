@@ -208,7 +208,9 @@ def test_connector_types_schemas(api: Api) -> None:
     readable = {(v, name) for v, t in types.items()
                 for name, prop in t["credentials_schema"].get("properties", {}).items()
                 if prop.get("writeOnly") is not True}
-    assert {name for _v, name in readable} <= {"username", "email", "user_id", "client_id"}, readable
+    # or identify a client (an OAuth client id, a GitHub App and its installation: the key is the secret)
+    assert {name for _v, name in readable} <= {"username", "email", "user_id", "client_id", "app_id",
+                                               "installation_id"}, readable
     assert {t["category"] for t in types.values()} <= {"vm", "dast", "sast", "sca", "network_discovery", "mobile",
                                                        "itsm", "ticketing", "cicd"}
 

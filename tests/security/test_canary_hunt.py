@@ -18,14 +18,25 @@ from pmap.integrations.models import Integration
 from tests.conftest import Api, canary, marker_free_hex
 
 
-def _credentials_for(vendor: str, label: str) -> dict[str, str]:
-    """A canary in every secret field, in a form the vendor's schema accepts (some demand hex)."""
+def _credential_sets(vendor: str, label: str) -> list[dict[str, str]]:
+    """One credential map per credential kind the vendor accepts (one map when it has no kinds)."""
+    model = connector_types()[vendor].credentials_model
+    kinds: dict[str, tuple[str, ...]] = getattr(model, "credential_kinds", {})
+    if not kinds:
+        return [_credentials_for(vendor, label)]
+    return [_credentials_for(vendor, label + kind, set(fields)) for kind, fields in kinds.items()]
+
+
+def _credentials_for(vendor: str, label: str, fields: set[str] | None = None) -> dict[str, str]:
+    """A canary in every secret field (of one credential kind), in a form the vendor's schema accepts."""
     model = connector_types()[vendor].credentials_model
     out: dict[str, str] = {}
     for name, info in model.model_fields.items():
+        if fields is not None and name not in fields:
+            continue
         if name in secret_field_names(model):
             candidates = [canary(label + name), "ca11ab1e" + marker_free_hex(24)]
-        elif info.is_required():
+        elif info.is_required() or fields is not None:  # an identity of the kind (client_id, e-mail, app id)
             candidates = [f"user-{name}@acme.test", "acme", "1" * 12]
         else:
             continue
@@ -43,15 +54,17 @@ def _credentials_for(vendor: str, label: str) -> dict[str, str]:
 def _exercise(api: Api) -> tuple[list[str], list[str]]:
     """Create an integration of every seeded vendor with canaries, then touch every read path."""
     h = api.token()
-    planted, texts = [], []
-    for vendor, ct in connector_types().items():
-        if ct.file_only and not secret_field_names(ct.credentials_model):
-            continue
-        creds = _credentials_for(vendor, vendor)
+    planted: list[str] = []
+    texts: list[str] = []
+    cases = [(vendor, ct, creds) for vendor, ct in connector_types().items()
+             if not (ct.file_only and not secret_field_names(ct.credentials_model))
+             for creds in _credential_sets(vendor, vendor)]
+    for vendor, ct, creds in cases:
         legacy = canary("legacy" + vendor)
         planted += [*[v for k, v in creds.items() if k in secret_field_names(ct.credentials_model)], legacy]
         connection = {"api_key": legacy, **_required_connection(ct)}
-        body = {"name": vendor, "vendor": vendor, "connection": connection, "credentials": creds}
+        name = f"{vendor}-{len(texts)}"  # a vendor with two credential kinds has two integrations
+        body = {"name": name, "vendor": vendor, "connection": connection, "credentials": creds}
         r = api.client.post("/api/v1/integrations", json=body, headers=h)
         assert r.status_code == 201, r.text
         texts.append(r.text)

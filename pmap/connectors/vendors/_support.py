@@ -152,6 +152,10 @@ def check(
     host = host_of(resp)
     # the runner prefixes the step's wording ("the vendor rejected the credentials"), so say what and why
     if status in set(auth):
+        # a cached OAuth access token the vendor refused (revoked, or its client's secret rotated) is
+        # dropped (pmap.connectors.vendors._oauth listens), so the next operation asks for a new one
+        for listener in _AUTH_REFUSED:
+            listener(ctx.secrets)
         raise fail(ctx, f"{host} answered HTTP {status} to {what}: {auth_hint}", step="auth", resp=resp)
     if status == 429:
         raise fail(ctx, f"{host} kept rate-limiting {what} (HTTP 429) after PMAP's retries; try again later",
@@ -160,6 +164,16 @@ def check(
         raise fail(ctx, f"{host} answered HTTP {status} to {what}: {permission_hint}", step="permission", resp=resp)
     reason = httpx.codes.get_reason_phrase(status) or "error"
     raise fail(ctx, f"{host} answered HTTP {status} {reason} to {what}", step="http", resp=resp)
+
+
+#: called with an operation's secrets when a vendor refuses its credentials (a cache of tokens drops them);
+#: a module that caches credentials it minted registers here, since this module cannot import it back
+_AUTH_REFUSED: list[Callable[[tuple[str, ...]], object]] = []
+
+
+def on_auth_refused(listener: Callable[[tuple[str, ...]], object]) -> None:
+    """Call ``listener(secrets)`` whenever :func:`check` meets a refusal of an operation's credentials."""
+    _AUTH_REFUSED.append(listener)
 
 
 def json_of(ctx: OperationContext, resp: OutboundResponse, what: str, kind: type = dict) -> Any:

@@ -15,14 +15,20 @@ needs: register once with an administrator's account, or have an administrator c
 (a retry after a lost answer would open a duplicate). Jira Service Management: an unlicensed JSM
 (``isLicensedForUse`` false) passes the test with a warning, because Jira still answers; agents
 cannot work on requests until the license is renewed.
+
+Jira Service Management also takes an Atlassian service account's OAuth 2.0 client credentials
+(``client_id`` + ``client_secret`` instead of ``email`` + ``api_token``): the token comes from
+Atlassian's token endpoint and the calls go through the API gateway
+(:mod:`pmap.connectors.vendors._atlassian_oauth`); the token is cached in memory until it expires.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
@@ -41,6 +47,15 @@ from pmap.connectors.base import (
     TicketRequest,
     WebhookRegistered,
     WebhookRegistration,
+)
+from pmap.connectors.vendors import _atlassian_oauth
+from pmap.connectors.vendors._oauth import (
+    AUTHENTICATED_WITH_OAUTH,
+    OAUTH,
+    OAUTH_FIELDS,
+    kinds_schema,
+    one_kind,
+    uses_oauth,
 )
 from pmap.connectors.vendors._support import dig, permission_report, text
 from pmap.connectors.vendors._work_http import (
@@ -78,6 +93,29 @@ class JiraCloudCredentials(Credentials):
 
     email: str = Field(min_length=3, description="Atlassian account e-mail")
     api_token: SecretStr = Field(description="Atlassian API token")
+
+
+_JSM_KINDS = {"api_token": ("email", "api_token"), OAUTH: OAUTH_FIELDS}
+_JSM_TITLES = {"api_token": "Account e-mail and API token (HTTP Basic)",
+               OAUTH: "Service account OAuth 2.0 client credentials"}
+
+
+class JiraServiceManagementCredentials(Credentials):
+    """The account e-mail and an API token, or a service account's OAuth 2.0 client credentials."""
+
+    model_config = ConfigDict(json_schema_extra=kinds_schema(_JSM_KINDS, _JSM_TITLES))
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _JSM_KINDS
+
+    email: str | None = Field(default=None, min_length=3, description="Atlassian account e-mail (with api_token)")
+    api_token: SecretStr | None = Field(default=None, description="Atlassian API token")
+    client_id: str | None = Field(default=None, min_length=1,
+                                  description="Service account OAuth 2.0 client id (instead of e-mail and API token)")
+    client_secret: SecretStr | None = Field(default=None, description="Service account OAuth 2.0 client secret")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JiraServiceManagementCredentials:
+        one_kind(self, _JSM_KINDS)
+        return self
 
 
 class JiraDataCenterCredentials(Credentials):
@@ -139,13 +177,19 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
 
     def headers(self, ctx: OperationContext) -> dict[str, str]:
         """Authentication and content negotiation headers."""
-        if self.cloud:
-            auth = basic_auth(ctx.credentials.email, ctx.secret("api_token"))
+        if uses_oauth(ctx):
+            auth = _atlassian_oauth.bearer(ctx)
+        elif self.cloud:
+            auth = basic_auth(ctx.credentials.email or "", ctx.secret("api_token"))
         elif pat := ctx.secret("personal_access_token"):
             auth = {"Authorization": f"Bearer {pat}"}
         else:
             auth = basic_auth(ctx.credentials.username or "", ctx.secret("password"))
         return {**auth, "Accept": "application/json"}
+
+    def client(self, ctx: OperationContext) -> OutboundClient:
+        """The guarded client of the operation's API base (the site, or Atlassian's gateway with OAuth)."""
+        return ctx.client(_atlassian_oauth.api_base(ctx))
 
     def rest(self, path: str) -> str:
         """A platform REST path of this deployment's API version."""
@@ -158,6 +202,8 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
                             "browser, then test again", step="auth", resp=resp)
         hint = ("use the account e-mail and an API token from id.atlassian.com (not the password)" if self.cloud
                 else "use a personal access token (Jira 8.14+), or the user name and password")
+        if uses_oauth(ctx):
+            hint = "the access token was refused: " + _atlassian_oauth.HINT
         return check(ctx, resp, what, auth_hint=hint, **kw)
 
     def browse(self, ctx: OperationContext, key: str) -> str:
@@ -177,7 +223,7 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``serverInfo`` (version, deployment type) and ``myself`` (proves the credentials)."""
         h = self.headers(ctx)
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             info = json_of(ctx, self.check(ctx, c.get("/rest/api/2/serverInfo", headers=h), "GET serverInfo"),
                            "server information")
             mismatch = self._mismatch(info)
@@ -190,8 +236,9 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
                 raise
             # the display name: the e-mail or user name is a credential value and would show as [REDACTED]
             who = text(me.get("displayName")) or text(me.get("accountId")) or "the user"
+            how = AUTHENTICATED_WITH_OAUTH + " as" if uses_oauth(ctx) else "authenticated as"
             probe = Probe(product=self.product, version=text(info.get("version")),
-                          warnings=[mismatch] if mismatch else [], message=f"authenticated as {who}")
+                          warnings=[mismatch] if mismatch else [], message=f"{how} {who}")
             self.inspect(ctx, c, h, probe)
         return probe
 
@@ -216,7 +263,7 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
         if sev := severity_of(ticket):
             fields["priority"] = {"name": _PRIORITY[sev]}
         h = self.headers(ctx)
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             resp = c.post(self.rest("issue"), headers=h, json={"fields": fields})
             if resp.status == 400 and "priority" in fields and _field_error(resp, "priority"):
                 # priority is not on every project's create screen: the issue matters more than it
@@ -232,7 +279,7 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
     def sync_status(self, ctx: OperationContext, key: str) -> TicketRef:
         """The issue's status; done when its status category is ``done``."""
         ref = _issue_ref(key)
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             resp = self.check(ctx, c.get(self.rest(vendor_path("issue/{key}", key=ref)), headers=self.headers(ctx),
                                          params={"fields": "status"}), f"reading issue {ref}")
         issue = json_of(ctx, resp, f"issue {ref}")
@@ -251,7 +298,7 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """``mypermissions`` for what PMAP needs, plus the administrator rights it should not hold."""
         h = self.headers(ctx)
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             project = self.permission_project(ctx, c, h)
             params = {"permissions": ",".join([k for k, _ in NEEDED] + list(EXCESS))}
             if project:
@@ -273,7 +320,7 @@ class JiraConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPermissi
         """Replace PMAP's webhook (the one it registered, or the same URL) with one carrying the current
         URL and secret."""
         h = self.headers(ctx)
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             project = self.permission_project(ctx, c, h)
             listed = self.check(ctx, c.get(_WEBHOOKS, headers=h), "listing webhooks", permission_hint=_ADMIN_HINT)
             for old in json_of(ctx, listed, "webhooks", list):
@@ -337,7 +384,7 @@ class ServiceManagementConnector(JiraConnector):
         kind = required(ctx.connection.request_type_id, "request_type_id", "creating a request")
         body = {"serviceDeskId": desk, "requestTypeId": kind,
                 "requestFieldValues": {"summary": title_of(ticket), "description": ticket_text(ticket)}}
-        with ctx.client() as c:
+        with self.client(ctx) as c:
             resp = self.check(ctx, c.post(f"{_SD}/request", headers=self.headers(ctx), json=body),
                               f"creating a request in service desk {desk}", ok=(200, 201),
                               permission_hint="the account must be allowed to raise requests in the service project")
@@ -368,7 +415,7 @@ CONNECTOR_TYPES = (
     ),
     ConnectorType(
         vendor="jira_service_management", display_name="Jira Service Management", category=Category.ITSM,
-        connection_model=JiraServiceManagementConnection, credentials_model=JiraCloudCredentials,
+        connection_model=JiraServiceManagementConnection, credentials_model=JiraServiceManagementCredentials,
         webhook_scheme="jira", implementation=ServiceManagementConnector(),
         docs_url="https://developer.atlassian.com/cloud/jira/service-desk/rest/",
         notes="Tickets are customer requests of the configured service desk and request type.",

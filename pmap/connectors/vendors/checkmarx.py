@@ -2,18 +2,21 @@
 
 The exchange goes to the tenant's IAM realm (``<region>.iam.checkmarx.net``), the API calls to
 ``<region>.ast.checkmarx.net``. Keycloak answers a bad refresh token with 400 ``invalid_grant`` and a
-bad client with 401: both are step ``auth``.
+bad client with 401: both are step ``auth``. An OAuth client's access token (client credentials grant)
+is cached in memory until it expires (:mod:`pmap.connectors.vendors._oauth`); an API key is exchanged
+per operation.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import httpx
 import orjson
-from pydantic import Field, SecretStr, model_validator
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
@@ -26,6 +29,16 @@ from pmap.connectors.base import (
     PermissionReport,
     Probe,
 )
+from pmap.connectors.vendors._oauth import (
+    AUTHENTICATED_WITH_OAUTH,
+    OAUTH,
+    OAUTH_FIELDS,
+    TokenEndpoint,
+    access_token,
+    kinds_schema,
+    one_kind,
+    uses_oauth,
+)
 from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
 from pmap.core.urlpath import vendor_path
 
@@ -37,8 +50,17 @@ _EXCESS = {"ast-admin", "manage-users", "iam-admin", "manage-clients", "manage-t
 _COMPOSITES = {"ast-admin", "ast-scanner"}
 
 
+_KINDS = {"api_key": ("api_key",), OAUTH: OAUTH_FIELDS}
+_TITLES = {"api_key": "API key", OAUTH: "OAuth 2.0 client credentials"}
+_TOKEN_PATH = "/auth/realms/{tenant}/protocol/openid-connect/token"  # noqa: S105  (a URL path, no secret)
+_AUTH_HINT = "check the API key (or client) and the tenant name"
+
+
 class CheckmarxCredentials(Credentials):
-    """An API key, or an OAuth client (``client_id`` + ``client_secret``)."""
+    """An API key, or an OAuth client (``client_id`` + ``client_secret``): exactly one of them."""
+
+    model_config = ConfigDict(json_schema_extra=kinds_schema(_KINDS, _TITLES))
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _KINDS
 
     api_key: SecretStr | None = Field(default=None, description="API key (a refresh token for client ast-app)")
     client_id: str | None = Field(default=None, description="OAuth client id (instead of an API key)")
@@ -46,8 +68,7 @@ class CheckmarxCredentials(Credentials):
 
     @model_validator(mode="after")
     def _one_method(self) -> CheckmarxCredentials:
-        if self.api_key is None and not (self.client_id and self.client_secret):
-            raise ValueError("give an api_key, or a client_id with its client_secret")
+        one_kind(self, _KINDS)
         return self
 
 
@@ -87,20 +108,18 @@ class CheckmarxConnector(Connector, ChecksPermissions):
 
     def _token(self, ctx: OperationContext) -> str:
         conn: CheckmarxConnection = ctx.connection
-        creds: CheckmarxCredentials = ctx.credentials
-        if creds.api_key is not None:
-            form = {"grant_type": "refresh_token", "client_id": "ast-app", "refresh_token": ctx.secret("api_key")}
-        else:
-            form = {"grant_type": "client_credentials", "client_id": creds.client_id or "",
-                    "client_secret": ctx.secret("client_secret")}
-        path = vendor_path("/auth/realms/{tenant}/protocol/openid-connect/token", tenant=conn.tenant)
+        path = vendor_path(_TOKEN_PATH, tenant=conn.tenant)
+        if uses_oauth(ctx):
+            return access_token(ctx, TokenEndpoint(iam_base(conn), path, "Checkmarx One", _AUTH_HINT))
+        form = {"grant_type": "refresh_token", "client_id": "ast-app", "refresh_token": ctx.secret("api_key")}
         with ctx.client(iam_base(conn)) as c:
             # a token exchange changes nothing on the vendor: safe to retry when rate-limited
             resp = check(ctx, c.post(path, data=form, retry_unsafe=True), "the token exchange", auth=(400, 401),
-                         auth_hint="check the API key (or client) and the tenant name")
+                         auth_hint=_AUTH_HINT)
         token = text(json_of(ctx, resp, "token exchange").get("access_token"))
         if not token:
             raise fail(ctx, "the token exchange answered without an access_token", step="response")
+        ctx.secrets = (*ctx.secrets, token)  # masked in every message of the operation
         return token
 
     def test_connection(self, ctx: OperationContext) -> Probe:
@@ -112,7 +131,8 @@ class CheckmarxConnector(Connector, ChecksPermissions):
         versions = json_of(ctx, resp, "versions")
         engines = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "CxOne" and isinstance(v, str))
         return Probe(product="Checkmarx One", version=text(versions.get("CxOne")),
-                     message=f"connected and authenticated to tenant {ctx.connection.tenant}"
+                     message=f"{AUTHENTICATED_WITH_OAUTH if uses_oauth(ctx) else 'authenticated with an API key'} "
+                             f"to tenant {ctx.connection.tenant}"
                              + (f" (engines: {engines})" if engines else ""))
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:

@@ -23,7 +23,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from pmap.connectors.base import (
     Category,
@@ -32,7 +32,6 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     CreatesTickets,
-    Credentials,
     FetchesPipelineReports,
     OperationContext,
     PermissionReport,
@@ -47,6 +46,7 @@ from pmap.connectors.base import (
     WebhookRegistration,
 )
 from pmap.connectors.branches import BranchName
+from pmap.connectors.vendors._github_app import GitHubTokenOrApp, app_probe, bearer, uses_app
 from pmap.connectors.vendors._support import (
     expiry,
     parse_when,
@@ -98,10 +98,8 @@ def token_probe(resp: OutboundResponse, user: dict[str, Any]) -> Probe:
     return Probe(product="GitHub Enterprise Server" if ghes else "GitHub", version=ghes, license=license_,
                  warnings=warnings, message=f"authenticated as {text(user.get('login')) or 'the token user'}")
 
-class GitHubCredentials(Credentials):
-    """A personal access token (classic or fine-grained) or an App installation token."""
-
-    token: SecretStr = Field(description="GitHub token")
+class GitHubCredentials(GitHubTokenOrApp):
+    """A personal access token (classic or fine-grained), an App installation token, or a GitHub App."""
 
 
 class GitHubConnection(ConnectionSettings):
@@ -123,7 +121,7 @@ class GitHubActionsConnection(GitHubConnection):
 
 def headers(ctx: OperationContext) -> dict[str, str]:
     """Token and API version headers."""
-    return {"Authorization": f"Bearer {ctx.secret('token')}", "Accept": "application/vnd.github+json",
+    return {"Authorization": f"Bearer {bearer(ctx)}", "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": _API_VERSION}
 
 
@@ -219,17 +217,20 @@ class _GitHubConnector(GitHubRepositoryHooks, Connector, ChecksPermissions):
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /user`` (identity, token expiry, Enterprise version), then the repository when set."""
         with ctx.client() as c:
-            user, resp = self._user(ctx, c)
+            if uses_app(ctx):  # an installation token cannot read /user
+                probe = app_probe(ctx, c, headers(ctx))
+            else:
+                user, resp = self._user(ctx, c)
+                probe = token_probe(resp, user)
             if ctx.connection.repository:
                 self._repository(ctx, c, ctx.connection.repository)
-        return token_probe(resp, user)
+        return probe
 
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise read probes on the configured repository."""
         repo = ctx.connection.repository
         with ctx.client() as c:
-            _user, resp = self._user(ctx, c)
-            scopes = scopes_of(resp)
+            scopes = None if uses_app(ctx) else scopes_of(self._user(ctx, c)[1])
             if scopes is not None:
                 return permission_report(
                     [(name, why, bool(scopes & granting)) for name, why, granting, _ in self.needs],

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from pmap.connectors.base import (
     Category,
@@ -20,7 +20,6 @@ from pmap.connectors.base import (
     ConnectionSettings,
     Connector,
     ConnectorType,
-    Credentials,
     FindingsFeed,
     FindingsPull,
     OperationContext,
@@ -28,6 +27,7 @@ from pmap.connectors.base import (
     Probe,
     SyncsFindings,
 )
+from pmap.connectors.vendors._github_app import GitHubTokenOrApp, app_probe, uses_app
 from pmap.connectors.vendors._pull import link_rel
 from pmap.connectors.vendors._support import check, fail, json_list, json_of, parse_when, permission_report
 from pmap.connectors.vendors.github import GitHubRepositoryHooks, gh_check, headers, scopes_of, token_probe
@@ -51,10 +51,8 @@ _USEFUL_SCOPES = {"security_events", "admin:repo_hook", "write:repo_hook", "read
 PAGE_SIZE = 100
 
 
-class GitHubToken(Credentials):
-    """A personal access token (classic or fine-grained) or an App installation token."""
-
-    token: SecretStr = Field(description="GitHub token")
+class GitHubToken(GitHubTokenOrApp):
+    """A personal access token (classic or fine-grained), an App installation token, or a GitHub App."""
 
 
 class GitHubCodeScanningConnection(ConnectionSettings):
@@ -107,13 +105,17 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /user``; with a repository configured, one code scanning alert is read too."""
         with ctx.client() as c:
-            user, resp = self._user(ctx, c)
+            if uses_app(ctx):  # an installation token cannot read /user
+                probe = app_probe(ctx, c, headers(ctx))
+            else:
+                user, resp = self._user(ctx, c)
+                probe = token_probe(resp, user)
             if ctx.connection.repository:
                 check(ctx, c.get(vendor_path("/repos/{repository/}/code-scanning/alerts", repository=_repo(ctx)),
                                  headers=headers(ctx), params={"per_page": 1}), "reading code scanning alerts",
                       permission_hint="the token needs security_events (classic) or Code scanning alerts: read, "
                                       "and the repository needs code scanning (GitHub Advanced Security)")
-        return token_probe(resp, user)
+        return probe
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """The repository's code scanning alerts in every state, most recently updated first, page by page
@@ -150,8 +152,7 @@ class GitHubCodeScanningConnector(GitHubRepositoryHooks, Connector, ChecksPermis
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """Classic scopes from ``X-OAuth-Scopes``; otherwise probes on the configured repository."""
         with ctx.client() as c:
-            _user, resp = self._user(ctx, c)
-            scopes = scopes_of(resp)
+            scopes = None if uses_app(ctx) else scopes_of(self._user(ctx, c)[1])
             if scopes is not None:
                 return permission_report([
                     ("security_events", "reading code scanning alerts", bool(scopes & _ALERT_SCOPES)),

@@ -1,4 +1,11 @@
-"""ServiceNow: incidents through the Table API (``/api/now/table``), over HTTP Basic.
+"""ServiceNow: incidents through the Table API (``/api/now/table``), over HTTP Basic or OAuth 2.0.
+
+OAuth 2.0 client credentials (``client_id`` + ``client_secret`` instead of a user name and password):
+PMAP asks ``POST /oauth_token.do`` for a Bearer token (cached in memory until it expires, see
+:mod:`pmap.connectors.vendors._oauth`). The instance must have the system property
+``glide.oauth.inbound.client.credential.grant_type.enabled`` set to true and the OAuth client an
+OAuth Application User; requests run as that user, whose name PMAP does not know, so
+``check_permissions`` cannot read its roles and says so.
 
 The connection test reads one ``sys_user`` row (the cheapest authenticated read); ServiceNow has
 no official version API, so no version is reported. A hibernating developer instance answers an HTML
@@ -19,9 +26,10 @@ on the incident table, with PMAP's receiving URL and the integration's webhook s
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from pmap.connectors.base import (
     Category,
@@ -37,6 +45,16 @@ from pmap.connectors.base import (
     SyncsTicketStatus,
     TicketRef,
     TicketRequest,
+)
+from pmap.connectors.vendors._oauth import (
+    AUTHENTICATED_WITH_OAUTH,
+    OAUTH,
+    OAUTH_FIELDS,
+    TokenEndpoint,
+    access_token,
+    kinds_schema,
+    one_kind,
+    uses_oauth,
 )
 from pmap.connectors.vendors._support import permission_report
 from pmap.connectors.vendors._work_http import (
@@ -66,11 +84,29 @@ _IMPACT_URGENCY = {"critical": ("1", "1"), "high": ("1", "2"), "medium": ("2", "
 _AUTH_HINT = "check the user name and password (the user must not be limited to single sign-on)"
 
 
-class ServiceNowCredentials(Credentials):
-    """A ServiceNow integration user (HTTP Basic)."""
+_OAUTH_HINT = ("check the client id and secret of the OAuth application registry entry; the instance needs the "
+               "system property glide.oauth.inbound.client.credential.grant_type.enabled set to true and the "
+               "OAuth client an OAuth Application User")
+_KINDS = {"basic": ("username", "password"), OAUTH: OAUTH_FIELDS}
+_TITLES = {"basic": "Integration user (HTTP Basic)", OAUTH: "OAuth 2.0 client credentials"}
 
-    username: str = Field(min_length=1, description="ServiceNow user name")
-    password: SecretStr = Field(description="ServiceNow password")
+
+class ServiceNowCredentials(Credentials):
+    """A ServiceNow integration user (HTTP Basic), or an OAuth 2.0 client (client credentials grant)."""
+
+    model_config = ConfigDict(json_schema_extra=kinds_schema(_KINDS, _TITLES))
+    credential_kinds: ClassVar[Mapping[str, tuple[str, ...]]] = _KINDS
+
+    username: str | None = Field(default=None, min_length=1, description="ServiceNow user name (HTTP Basic)")
+    password: SecretStr | None = Field(default=None, description="ServiceNow password (HTTP Basic)")
+    client_id: str | None = Field(default=None, min_length=1,
+                                  description="OAuth 2.0 client id (instead of a user name and password)")
+    client_secret: SecretStr | None = Field(default=None, description="OAuth 2.0 client secret")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ServiceNowCredentials:
+        one_kind(self, _KINDS)
+        return self
 
 
 class ServiceNowConnection(ConnectionSettings):
@@ -96,7 +132,15 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
     """ServiceNow Table API: ``sys_user``, ``sys_user_has_role`` and ``incident``."""
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
-        return {**basic_auth(ctx.credentials.username, ctx.secret("password")), "Accept": "application/json"}
+        if uses_oauth(ctx):
+            endpoint = TokenEndpoint(str(ctx.connection.base_url), "/oauth_token.do", "ServiceNow", _OAUTH_HINT)
+            auth = {"Authorization": f"Bearer {access_token(ctx, endpoint)}"}
+        else:
+            auth = basic_auth(ctx.credentials.username or "", ctx.secret("password"))
+        return {**auth, "Accept": "application/json"}
+
+    def _auth_hint(self, ctx: OperationContext) -> str:
+        return "the access token was refused: " + _OAUTH_HINT if uses_oauth(ctx) else _AUTH_HINT
 
     def _rows(self, ctx: OperationContext, resp: OutboundResponse, what: str) -> list[dict[str, Any]]:
         try:
@@ -117,7 +161,7 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
     def _get(self, ctx: OperationContext, c: OutboundClient, path: str, what: str,
              **params: str) -> list[dict[str, Any]]:
         resp = check(ctx, c.get(f"{_TABLE}/{path}", headers=self._headers(ctx), params=params), what,
-                     auth_hint=_AUTH_HINT)
+                     auth_hint=self._auth_hint(ctx))
         return self._rows(ctx, resp, what)
 
     def _me(self, ctx: OperationContext, c: OutboundClient) -> dict[str, Any] | None:
@@ -132,7 +176,10 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
         with ctx.client() as c:
             rows = self._get(ctx, c, "sys_user", "reading sys_user", sysparm_limit="1", sysparm_fields="sys_id")
         warnings = [] if rows else ["the integration user can read no sys_user record: PMAP cannot check its roles"]
-        return Probe(product="ServiceNow", warnings=warnings, message="authenticated")
+        if uses_oauth(ctx):
+            return Probe(product="ServiceNow", warnings=warnings, message=AUTHENTICATED_WITH_OAUTH + " (requests run "
+                         "as the OAuth client's OAuth Application User)")
+        return Probe(product="ServiceNow", warnings=warnings, message="authenticated with user name and password")
 
     def _ref(self, ctx: OperationContext, record: dict[str, Any]) -> TicketRef:
         state = _value(record.get("state"))
@@ -156,7 +203,7 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
             resp = check(ctx, c.post(f"{_TABLE}/incident", headers=self._headers(ctx), json=values,
                                      params={"sysparm_fields": "sys_id,number,state",
                                              "sysparm_exclude_reference_link": "true"}),
-                         "creating an incident", ok=(200, 201), auth_hint=_AUTH_HINT,
+                         "creating an incident", ok=(200, 201), auth_hint=self._auth_hint(ctx),
                          permission_hint=f"the user needs the {NEEDED_ROLE} role")
         rows = self._rows(ctx, resp, "the created incident")
         if not rows or not _value(rows[0].get("number")):
@@ -186,6 +233,13 @@ class ServiceNowConnector(Connector, CreatesTickets, SyncsTicketStatus, ChecksPe
     def check_permissions(self, ctx: OperationContext) -> PermissionReport:
         """The user's active roles from ``sys_user_has_role``: ``itil`` needed, admin roles excess."""
         needed_for = "creating and updating incidents"
+        if uses_oauth(ctx):
+            with ctx.client() as c:  # still prove the token works
+                self._get(ctx, c, "sys_user", "reading sys_user", sysparm_limit="1", sysparm_fields="sys_id")
+            return permission_report([(f"{NEEDED_ROLE} role", needed_for, None)], warnings=[
+                "with OAuth 2.0 client credentials requests run as the OAuth client's OAuth Application User, whose "
+                f"name PMAP does not know: its roles cannot be read; make sure that user holds {NEEDED_ROLE} and no "
+                "admin role"])
         with ctx.client() as c:
             me = self._me(ctx, c)
             if me is None:

@@ -43,9 +43,11 @@ def test_catalog_entry_is_consistent(vendor: str) -> None:
     assert all(fmt in report_formats() for fmt in ct.report_formats)
     assert ct.webhook_scheme is None or ct.webhook_scheme in SCHEMES
     assert ct.docs_url and ct.docs_url.startswith("https://")
-    # secrets carry the vendor's (and the sandbox descriptor's) field names
+    # secrets carry the vendor's (and the sandbox descriptor's) field names, or those of another credential kind
+    kinds = getattr(ct.credentials_model, "credential_kinds", {})
+    other_kinds = {f for fields in kinds.values() for f in fields}
     assert set(secret_field_names(ct.credentials_model)) <= set(SANDBOX_VENDORS[vendor]["valid_credentials"]) | {
-        "client_secret"}
+        "client_secret"} | other_kinds
     if ct.default_base_url:
         assert ct.connection_model.model_fields["base_url"].default == ct.default_base_url
 
