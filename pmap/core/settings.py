@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     connection_test_timeout: float = Field(default=10.0, gt=0, le=120)
     # a sync pulls a vendor's whole findings export (polls, chunks, pages): its budget is far longer than a test's
     sync_timeout: float = Field(default=3600.0, gt=0, le=86_400)
+    # a launched scan's status is polled every scan_poll_seconds at first, backing off to ten times that;
+    # scan_timeout bounds the whole launch (the launch, the scan itself, its export and download)
+    scan_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    scan_timeout: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)  # verified deliveries per integration
     # failed verifications recorded one by one, per source address and per integration (the rest are counted)

@@ -50,12 +50,14 @@ log = logging.getLogger("pmap.findings.jobs")
 
 KIND_IMPORT = "import"
 KIND_SYNC = "sync"
-JOB_KINDS = (KIND_IMPORT, KIND_SYNC)
+KIND_SCAN = "scan"
+JOB_KINDS = (KIND_IMPORT, KIND_SYNC, KIND_SCAN)
 #: what each kind's audit event says: its action and purpose
 _AUDITED = {KIND_IMPORT: (AuditAction.FINDINGS_IMPORT, "background_import"),
-            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync")}
+            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync"), KIND_SCAN: (AuditAction.SCAN_LAUNCH, "scan_launch")}
 #: what to do again after a job of a kind was lost
-_AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again"}
+_AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again",
+          KIND_SCAN: "launch the scan again"}
 HEARTBEAT_SECONDS = 2.0
 STALE_AFTER = timedelta(minutes=15)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
