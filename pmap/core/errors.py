@@ -84,13 +84,6 @@ class OperationNotSupported(PmapError):
     status, code = 422, "operation_not_supported"
 
 
-class ScanLaunchUnavailable(PmapError):
-    """The vendor's product cannot launch scans (Nessus answers 412, or declares ``scan_api: false``): no
-    retry helps; the scan is launched in the vendor's own console or from its manager instead."""
-
-    status, code = 422, "scan_launch_unavailable"
-
-
 class IntegrationDisabled(Conflict):
     """The integration is switched off (``enabled: false``): nothing is pulled from or sent to its vendor."""
 
@@ -154,6 +147,14 @@ class VendorRefused(UpstreamError):
     ``auth``, ``permission``): the integration's configuration needs fixing, not a gateway."""
 
     status, code = 422, "vendor_refused"
+
+
+class ScanLaunchUnavailable(VendorRefused):
+    """The vendor's product cannot launch scans (Nessus answers 412, or a declared capability such as
+    ``license.features.scan_api`` is false): no retry helps; launch the scan in the vendor's own console
+    or from its manager instead."""
+
+    status, code = 422, "scan_launch_unavailable"
 
 
 class EgressDenied(UpstreamError):

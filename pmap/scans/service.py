@@ -155,9 +155,11 @@ def run_scan(state: AppState, call: JobCall) -> dict[str, Any]:
     try:
         summary = _launch_and_import(state, call, launch_id, where)
     except BaseException as exc:
-        step = exc.step if isinstance(exc, UpstreamError) else where.step
+        step = where.step  # the launch's own step: credentials, launch, poll, fetch or import
         if isinstance(exc, PmapError):
-            exc.details.setdefault("step", step)  # the job's error names the failing step too
+            exc.details["step"] = step  # the job's error names the failing step too
+            if isinstance(exc, UpstreamError):
+                exc.details.setdefault("vendor_step", exc.step)  # where the vendor call itself failed
             exc.message = scrub(exc.message, where.secrets)
         error = error_body(exc)
         error["message"] = scrub(str(error.get("message", "")), where.secrets)
@@ -208,7 +210,8 @@ def _launch_and_import(state: AppState, call: JobCall, launch_id: uuid.UUID, whe
             source = FindingSource(fmt, fmt.parse(io.BytesIO(artifact.content)), size=len(artifact.content))
             summary = run_feed(state.engine, target, source, options, progress=call.progress)
         except ScanLaunchUnavailable as exc:
-            raise ScanLaunchUnavailable(scrub(exc.message, ctx.secrets), details={"step": "launch"}) from None
+            raise ScanLaunchUnavailable(scrub(f"the vendor cannot launch scan {scan_id!r}: {exc.message}", ctx.secrets),
+                                        step=exc.step, upstream_status=exc.upstream_status) from None
         except UpstreamError as exc:
             # scrubbed while the values are known: the job and the launch row outlive the redactor's registration
             raise vendor_failure(exc, f"the launch of scan {scan_id!r}", ctx.secrets) from None
