@@ -174,7 +174,7 @@ def test_a_disabled_integration_is_409_integration_disabled(api: Api, sandbox: S
     assert launches(api, headers, iid) == []
 
 
-@pytest.mark.parametrize("vendor", ["qualys_vmdr", "snyk", "burp"])
+@pytest.mark.parametrize("vendor", ["snyk", "sonarqube"])
 def test_a_vendor_type_that_cannot_launch_is_422_operation_not_supported(api: Api, sandbox: SandboxServer,
                                                                         vendor: str) -> None:
     from pmap_sandbox.scanners import SANDBOX_VENDORS
