@@ -229,7 +229,7 @@ def _job_by_file(request: Request, file_id: str) -> dict[str, Any]:
 def _job_by_token(request: Request, token: str) -> dict[str, Any]:
     jobs: dict[str, dict[str, Any]] = store(request, KEY)
     for job in jobs.values():
-        if secrets.compare_digest(job["token"], token):
+        if "token" in job and secrets.compare_digest(job["token"], token):  # exports, not the launched runs
             return job
     raise Reply(_error(404, "The requested file was not found."))
 
