@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pmap_sandbox.scanners import SANDBOX_VENDORS
 from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api
 
@@ -33,7 +34,7 @@ def integration(api: Api, headers: dict[str, str], sandbox: SandboxServer, vendo
                 credentials: dict[str, str], *, enabled: bool = True) -> str:
     """Create an integration of ``vendor`` against the sandbox; its id."""
     body = {"name": f"{vendor}-{uuid.uuid4().hex[:8]}", "vendor": vendor, "enabled": enabled,
-            "connection": {"base_url": sandbox.url(vendor)}, "credentials": credentials}
+            "connection": {"base_url": sandbox.url(vendor, SANDBOX_VENDORS)}, "credentials": credentials}
     resp = api.client.post("/api/v1/integrations", json=body, headers=headers)
     assert resp.status_code == 201, resp.text
     return str(resp.json()["id"])
