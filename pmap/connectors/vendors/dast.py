@@ -8,6 +8,7 @@ scan of a target URL) and fetches their alerts.
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from pmap.connectors.base import (
     ScanState,
 )
 from pmap.connectors.vendors._support import (
+    DOWNLOAD_MAX_BYTES,
     check,
     dig,
     expiry,
@@ -44,6 +46,7 @@ from pmap.connectors.vendors._support import (
 )
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 
 class ApiKey(Credentials):
@@ -256,8 +259,56 @@ def _invicti_end(lic: dict[str, Any]) -> tuple[datetime | None, str | None]:
     return _account_date(lic.get("SubscriptionEndDate")), product
 
 
-class InvictiConnector(Connector):
-    """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription."""
+# Invicti scan task states -> ScanState.status (anything else: still under way)
+_INVICTI_STATES = {"complete": "completed", "failed": "failed", "cancelled": "canceled", "canceled": "canceled",
+                   "queued": "queued", "delayed": "queued"}
+
+
+def _invicti_id(value: str | None, what: str) -> str:
+    """An Invicti scan id is a GUID; anything else is the caller's mistake."""
+    try:
+        return str(uuid.UUID(str(value or "").strip()))
+    except ValueError:
+        raise ValidationFailed(f"an Invicti {what} id is a GUID",
+                               fields=[FieldProblem("scan_id", "must be a GUID")]) from None
+
+
+class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+    """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription. A launch
+    starts a new scan with an earlier scan's configuration (``scans/newfromscan``); its vulnerabilities report is
+    the ``invicti_json`` format."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``POST /scans/newfromscan`` with the earlier scan's id: the new scan task's ``Id``."""
+        base = _invicti_id(scan_id, "scan")
+        with ctx.client() as c:
+            resp = check(ctx, c.post("/scans/newfromscan", auth=(ctx.credentials.user_id, ctx.secret("api_token")),
+                                     json=base), f"launching a scan from {base}", ok=(200, 201),
+                         permission_hint="the API user's role must allow starting scans")
+        task = text(json_of(ctx, resp, "scan task").get("Id"))
+        if not task:
+            raise fail(ctx, "Invicti started the scan without a task id", step="response")
+        return ScanRef(scan_id=base, run_id=task)
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``GET /scans/status/{id}``: the task's ``State``."""
+        task = _invicti_id(scan.run_id, "scan task")
+        with ctx.client() as c:
+            body = json_of(ctx, check(ctx, c.get(vendor_path("/scans/status/{task}", task=task),
+                                                 auth=(ctx.credentials.user_id, ctx.secret("api_token"))),
+                                      "scan status"), "scan status")
+        state = str(body.get("State") or "unknown")
+        return ScanState(scan_id=scan.scan_id, status=_INVICTI_STATES.get(state.lower(), "running"),
+                         detail=f"Invicti state: {state}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """``GET /scans/report/?format=Json&type=Vulnerabilities`` of the launched task."""
+        task = _invicti_id(scan.run_id, "scan task")
+        with ctx.client() as c:
+            resp = check(ctx, c.get("/scans/report/", auth=(ctx.credentials.user_id, ctx.secret("api_token")),
+                                    params={"id": task, "format": "Json", "type": "Vulnerabilities"},
+                                    max_bytes=DOWNLOAD_MAX_BYTES), "the vulnerabilities report")
+        return ReportArtifact(name=f"invicti_{task}.json", format="invicti_json", content=resp.content)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /account/me``, then the license when the account may read it."""
@@ -358,7 +409,8 @@ CONNECTOR_TYPES = (
         default_base_url="https://www.netsparkercloud.com/api/1.0", report_formats=("invicti_json",),
         implementation=InvictiConnector(),
         docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
-        notes="An ended subscription is a warning (the API still answers).",
+        notes="An ended subscription is a warning (the API still answers). A scan launch's scan_id is an earlier "
+              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported.",
     ),
     ConnectorType(
         vendor="acunetix", display_name="Acunetix", category=Category.DAST,
