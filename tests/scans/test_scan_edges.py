@@ -1,0 +1,97 @@
+"""Scan launch edges: PMAP_SCAN_TIMEOUT ends a launch whose scan runs on, a scan the vendor reports failed fails
+the launch, a lost job shows its launch failed, and Security Center's download archive is read within bounds."""
+
+from __future__ import annotations
+
+import io
+import uuid
+import zipfile
+from collections.abc import Iterator
+
+import pytest
+
+from pmap.app import create_app
+from pmap.connectors.base import OperationContext
+from pmap.connectors.catalog import connector_types
+from pmap.connectors.runner import operation_context
+from pmap.connectors.vendors import tenable_sc
+from pmap.core.db import transaction, utcnow
+from pmap.core.errors import UpstreamError
+from pmap.core.settings import Settings
+from pmap.findings.jobs import KIND_SCAN
+from pmap.findings.models import Job
+from pmap.integrations.models import Integration
+from pmap.scans.models import ScanLaunch
+from pmap_sandbox.server import SandboxServer
+from tests.conftest import Api, VirtualClock
+
+from .conftest import integration, launch, launches, unique
+from .test_scans_api import credentials
+
+
+@pytest.fixture()
+def short_api(settings: Settings) -> Iterator[Api]:
+    """An app whose launches give up after 45 s of (virtual) time, polling every 30 s at first."""
+    from fastapi.testclient import TestClient
+
+    tuned = settings.model_copy(update={"scan_timeout": 45.0, "scan_poll_seconds": 30.0})
+    with TestClient(create_app(tuned), raise_server_exceptions=False) as client:
+        yield Api(client)
+
+
+def test_a_scan_still_running_at_pmap_scan_timeout_fails_the_launch_at_step_poll(
+        short_api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = short_api.token(role="operator")
+    iid = integration(short_api, headers, sandbox, "nessus", credentials("nessus"))
+    job = launch(short_api, headers, iid, "5")
+    assert job["status"] == "failed", job
+    assert job["error"]["step"] == "poll" and job["error"]["vendor_step"] == "timeout"
+    assert "PMAP_SCAN_TIMEOUT" in job["error"]["message"]
+    [listed] = launches(short_api, headers, iid)
+    assert listed["state"] == "failed" and listed["vendor_status"] == "Nessus status: running"
+
+
+def test_a_launch_whose_job_was_lost_is_listed_failed(api: Api, sandbox: SandboxServer) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "nessus", credentials("nessus"))
+    with api.state.sessions() as session:
+        row = session.get(Integration, uuid.UUID(iid))
+        assert row is not None
+        org = row.organization_id
+    now, launch_id = utcnow(), uuid.uuid4()
+    error = {"code": "job_orphaned", "message": "the PMAP process that ran this job stopped"}
+    with transaction(api.state.sessions) as session:
+        job = Job(organization_id=org, kind=KIND_SCAN, status="failed", error=error,
+                  params={"integration_id": iid, "launch_id": str(launch_id)}, progress={}, runner="gone:1",
+                  actor="test", created_at=now, updated_at=now)
+        session.add(job)
+        session.flush()
+        session.add(ScanLaunch(id=launch_id, organization_id=org, integration_id=uuid.UUID(iid), vendor_scan_id="5",
+                               state="running", job_id=job.id, actor="test", created_at=now, updated_at=now))
+    [listed] = launches(api, headers, iid)
+    assert listed["state"] == "failed" and listed["error"]["code"] == "job_orphaned"
+
+
+def _zip(**members: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def _sc_context() -> OperationContext:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None)
+    return operation_context(settings, connector_types()["tenable_sc"], {"base_url": "http://127.0.0.1:9/rest"},
+                             {"access_key": unique(), "secret_key": unique()}, purpose="scan_launch")
+
+
+def test_security_centers_download_is_one_nessus_file_within_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = _sc_context()
+    assert tenable_sc._nessus_of(ctx, _zip(**{"1.nessus": b"<NessusClientData_v2/>"}), "1") == b"<NessusClientData_v2/>"
+    with pytest.raises(UpstreamError, match="not one .nessus file"):
+        tenable_sc._nessus_of(ctx, _zip(**{"a.nessus": b"x", "b.nessus": b"y"}), "1")
+    monkeypatch.setattr(tenable_sc, "DOWNLOAD_MAX_BYTES", 1000)
+    bomb = _zip(**{"1.nessus": b"A" * 100_000})  # compresses to a few hundred bytes
+    with pytest.raises(UpstreamError, match="size limit"):
+        tenable_sc._nessus_of(ctx, bomb, "1")
