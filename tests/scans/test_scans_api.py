@@ -31,6 +31,7 @@ LAUNCHABLE: dict[str, tuple[dict[str, str], str, int]] = {
     "tenable_sc": ({"access_key": "ok", "secret_key": "key"}, "4", 2),
     "zap": ({"api_key": "ok"}, "https://shop.example.test/", 2),
     "invicti": ({"user_id": "ok", "api_token": "key"}, "5e4b8f0a-0000-4000-8000-00000000000a", 2),
+    "rapid7_insightvm": ({"username": "ok", "password": "key"}, "3", 2),
 }
 
 
