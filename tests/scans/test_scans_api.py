@@ -209,3 +209,16 @@ def test_the_catalog_lists_launch_scan_only_where_a_launch_completes(api: Api) -
         assert {"scan_status", "fetch_findings"} <= set(types[vendor]["operations"])
 
 
+
+
+def test_each_vendor_scan_is_its_own_stream(api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "zap", credentials("zap"))
+    cart, shop = "https://shop.example.test/cart", "https://shop.example.test/"
+    assert launch(api, headers, iid, cart)["result"]["created"] == 1
+    whole = launch(api, headers, iid, shop)
+    assert whole["status"] == "succeeded", whole["error"]
+    assert whole["result"]["created"] == 2 and whole["result"]["resolved"] == 0, \
+        "the cart alert seen again under the whole site is that scan's own finding; the cart scan's stays open"
+    assert scan_findings(api, iid) == {f"scan:{cart}": 1, f"scan:{shop}": 2}
+    assert [x["vendor_scan_id"] for x in launches(api, headers, iid)] == [shop, cart], "newest first"
