@@ -39,7 +39,7 @@ from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
 from pmap.scans.api import router as scans_router
-from pmap.scans.service import scan_handler
+from pmap.scans.service import SCAN_WORKERS, scan_handler
 from pmap.sync.api import router as sync_router
 from pmap.sync.service import sync_handler
 from pmap.tickets.api import router as tickets_router
@@ -169,7 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
         # background imports and syncs; fails jobs orphaned by a dead process
         app.state.jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state),
-                                                     KIND_SCAN: scan_handler(state)})
+                                                     KIND_SCAN: scan_handler(state)},
+                                    pools={KIND_SCAN: SCAN_WORKERS})
         try:
             yield
         finally:

@@ -118,8 +118,12 @@ class JobRunner:
 
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
                  spool: Path | None = None, metrics: Metrics | None = None,
-                 handlers: Mapping[str, JobHandler] | None = None) -> None:
+                 handlers: Mapping[str, JobHandler] | None = None, pools: Mapping[str, int] | None = None) -> None:
         self._engine = engine
+        # kinds that run on a pool of their own (a scan launch waits on its vendor for hours: it must not hold
+        # the workers of imports and syncs), with that pool's size
+        self._pool_sizes = dict(pools or {})
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         self._metrics = metrics or Metrics(job_kinds=list(JOB_KINDS))
         self._handlers = dict(handlers or {})
         self._admit = threading.Lock()  # an admission check and the job it admits are one step
@@ -141,6 +145,8 @@ class JobRunner:
         """Fail jobs orphaned by dead processes, then start the pool; returns how many were failed."""
         failed = self.recover()
         self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="pmap-job")
+        self._pools = {kind: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"pmap-{kind}")
+                       for kind, size in self._pool_sizes.items()}
         return failed
 
     def recover(self) -> int:
@@ -187,8 +193,9 @@ class JobRunner:
     def shutdown(self) -> None:
         """Stop: running imports roll back at their next progress check, queued jobs fail."""
         self._stopping.set()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in (self._executor, *self._pools.values()):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             never_started = list(self._queued.items())
             self._queued.clear()
@@ -235,7 +242,7 @@ class JobRunner:
         with self._lock:
             self._queued[job.id] = kind
         # the job's log lines carry the id of the request that queued it, and the job's own id
-        self._executor.submit(self._run, job.id, actor, correlation_id.get())
+        self._pools.get(kind, self._executor).submit(self._run, job.id, actor, correlation_id.get())
         return self.to_out(job)
 
     def to_out(self, job: Job) -> JobOut:
@@ -368,12 +375,13 @@ def _discard(params: dict[str, Any]) -> None:
             log.warning("could not delete the spooled upload %s", path)
 
 
-def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None) -> JobRunner:
+def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None,
+               pools: Mapping[str, int] | None = None) -> JobRunner:
     """Build and start the pool for a started app (one worker on SQLite: it has one write lock), running
-    imports and the job kinds of ``handlers``."""
+    imports and the job kinds of ``handlers``; the kinds of ``pools`` run on pools of their own."""
     workers = 1 if state.engine.dialect.name == "sqlite" else 2
     runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
                        spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics,
-                       handlers=handlers)
+                       handlers=handlers, pools=pools)
     runner.start()
     return runner

@@ -65,6 +65,9 @@ LAUNCHING, POLLING, IMPORTING, COMPLETED = "launching", "running", "importing", 
 ENDED = (COMPLETED, FAILED)
 BACKOFF_FACTOR = 10  # the poll interval grows (doubling) to at most this many times PMAP_SCAN_POLL_SECONDS
 LIST_LIMIT = 200
+#: scan jobs run on a pool of their own (they wait on their vendor for hours): this many launches are followed at
+#: once, and more wait queued, while imports and syncs keep their workers
+SCAN_WORKERS = 4
 
 
 class ScanRunning(Conflict):

@@ -4,9 +4,12 @@ the launch, a lost job shows its launch failed, and Security Center's download a
 from __future__ import annotations
 
 import io
+import threading
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +28,7 @@ from pmap.scans.models import ScanLaunch
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api, VirtualClock
 
-from .conftest import integration, launch, launches, unique
+from .conftest import integration, launch, launches, unique, wait_job
 from .test_scans_api import credentials
 
 
@@ -95,3 +98,32 @@ def test_security_centers_download_is_one_nessus_file_within_the_size_limit(monk
     bomb = _zip(**{"1.nessus": b"A" * 100_000})  # compresses to a few hundred bytes
     with pytest.raises(UpstreamError, match="size limit"):
         tenable_sc._nessus_of(ctx, bomb, "1")
+
+
+def test_a_scan_waiting_on_its_vendor_holds_no_worker_of_imports_and_syncs(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = api.token(role="operator")
+    started, release = threading.Event(), threading.Event()
+
+    def waiting(call: Any) -> dict[str, Any]:  # a scan that runs for hours, as far as the runner knows
+        started.set()
+        release.wait(90)
+        return {"parsed": 0}
+
+    api.app.state.jobs._handlers[KIND_SCAN] = waiting
+    scanning = integration(api, headers, sandbox, "nessus", credentials("nessus"))
+    resp = api.client.post(f"/api/v1/integrations/{scanning}/scans", headers=headers, json={"scan_id": "5"})
+    assert resp.status_code == 202, resp.text
+    assert started.wait(10)
+    try:
+        syncing = integration(api, headers, sandbox, "tenable_vm", credentials("tenable_vm"))
+        sync = api.client.post(f"/api/v1/integrations/{syncing}/sync", headers=headers)
+        assert sync.status_code == 202, sync.text
+        deadline = time.monotonic() + 20  # well before the scan ends: the sync never waited for its worker
+        while (done := api.client.get(f"/api/v1/jobs/{sync.json()['job']['id']}", headers=headers).json())[
+                "status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done["status"] == "succeeded", done  # on SQLite too, whose pool has one worker
+    finally:
+        release.set()
+    assert wait_job(api, headers, resp.json()["job"]["id"])["status"] == "succeeded"
