@@ -14,16 +14,18 @@ from typing import Any
 import pytest
 
 from pmap.app import create_app
-from pmap.connectors.base import OperationContext
+from pmap.connectors.base import OperationContext, ScanRef, ScanState
 from pmap.connectors.catalog import connector_types
 from pmap.connectors.runner import operation_context
 from pmap.connectors.vendors import tenable_sc
 from pmap.core.db import transaction, utcnow
 from pmap.core.errors import UpstreamError
+from pmap.core.seams import Actor
 from pmap.core.settings import Settings
-from pmap.findings.jobs import KIND_SCAN
+from pmap.findings.jobs import KIND_SCAN, JobCall
 from pmap.findings.models import Job
 from pmap.integrations.models import Integration
+from pmap.scans import service
 from pmap.scans.models import ScanLaunch
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api, VirtualClock
@@ -127,3 +129,39 @@ def test_a_scan_waiting_on_its_vendor_holds_no_worker_of_imports_and_syncs(
     finally:
         release.set()
     assert wait_job(api, headers, resp.json()["job"]["id"])["status"] == "succeeded"
+
+
+class _Statuses:
+    """A vendor whose scan reports the given statuses, one a poll."""
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses = list(statuses)
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        return ScanState(scan_id=scan.scan_id, status=self.statuses.pop(0), detail=None)
+
+
+def _call() -> JobCall:
+    return JobCall(uuid.uuid4(), uuid.uuid4(), {}, Actor(kind="system", name="test", organization_id=uuid.uuid4()),
+                   lambda progress: None)
+
+
+def test_the_status_is_polled_with_a_backoff_capped_at_ten_intervals(virtual_clock: VirtualClock) -> None:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None, scan_poll_seconds=10,
+                        scan_timeout=10_000)
+    seen: list[str] = []
+    vendor = _Statuses(*["queued"] * 2, *["running"] * 5, "completed")
+    service._wait(settings, _sc_context(), vendor, ScanRef(scan_id="5", run_id="r"),
+                  lambda **kw: seen.append(kw["vendor_status"]), _call())
+    assert virtual_clock.waits == [10, 20, 40, 80, 100, 100, 100]
+    assert seen[-1] == "completed" and len(seen) == 8
+
+
+@pytest.mark.parametrize("ending", ["failed", "canceled"])
+def test_a_scan_the_vendor_reports_failed_or_canceled_fails_the_launch(virtual_clock: VirtualClock,
+                                                                       ending: str) -> None:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None)
+    with pytest.raises(UpstreamError, match=f"reports the scan {ending}") as err:
+        service._wait(settings, _sc_context(), _Statuses("running", ending), ScanRef(scan_id="5", run_id="r"),
+                      lambda **kw: None, _call())
+    assert err.value.step == "scan"
