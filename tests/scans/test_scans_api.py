@@ -222,3 +222,20 @@ def test_each_vendor_scan_is_its_own_stream(api: Api, sandbox: SandboxServer, vi
         "the cart alert seen again under the whole site is that scan's own finding; the cart scan's stays open"
     assert scan_findings(api, iid) == {f"scan:{cart}": 1, f"scan:{shop}": 2}
     assert [x["vendor_scan_id"] for x in launches(api, headers, iid)] == [shop, cart], "newest first"
+
+
+@pytest.mark.parametrize(("vendor", "scan_id"), [
+    pytest.param("nessus", "../server/properties", id="nessus-path"),
+    pytest.param("tenable_vm", "17/../../session", id="tenable_vm-path"),
+    pytest.param("zap", "file:///etc/passwd", id="zap-not-http"),
+    pytest.param("invicti", "../account/license", id="invicti-path"),
+])
+def test_a_scan_id_that_is_not_the_vendors_kind_of_id_fails_the_launch_before_any_call(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, vendor: str, scan_id: str) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, vendor, credentials(vendor))
+    job = launch(api, headers, iid, scan_id)
+    assert job["status"] == "failed" and job["error"]["code"] == "validation_failed"
+    assert job["error"]["step"] == "launch"
+    [listed] = launches(api, headers, iid)
+    assert listed["state"] == "failed" and listed["vendor_run_ref"] is None
