@@ -36,9 +36,11 @@ from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyr
 from pmap.findings.api import router as findings_router
 from pmap.findings.formats.base import parser_faults
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.jobs import JOB_KINDS, KIND_SYNC, JobRunner, start_jobs
+from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, JobRunner, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.migrations import current_revision, head_revision
+from pmap.scans.api import router as scans_router
+from pmap.scans.service import SCAN_WORKERS, scan_handler
 from pmap.schedules.service import KIND_WEBHOOK_ROTATION, Scheduler
 from pmap.sync.api import router as sync_router
 from pmap.sync.service import scheduled_sync, sync_handler, sync_of_run
@@ -178,7 +180,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
         # background imports and syncs; fails jobs orphaned by a dead process
         # an import or sync that reopened findings gets their closed tickets opened again, after it committed
-        app.state.jobs = jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state)},
+        app.state.jobs = jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state),
+                                                            KIND_SCAN: scan_handler(state)},
+                                           pools={KIND_SCAN: SCAN_WORKERS},
                                            on_success=lambda _kind, result: reopen_after_import(state, result))
         # a verified webhook reporting a finished pipeline run queues a sync of that run
         app.state.sync_trigger = functools.partial(_sync_of_run, state, jobs)
@@ -223,8 +227,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics, on_answer=on_answer)  # outermost: times everything
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[KnownQueryOnly])  # an unknown query parameter is a 422
-    for router in (connectors_router, integrations_router, sync_router, webhooks_router, findings_router,
-                   tickets_router, audit_router, auth_router):
+    for router in (connectors_router, integrations_router, sync_router, scans_router, webhooks_router,
+                   findings_router, tickets_router, audit_router, auth_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(receiver_router)

@@ -1,6 +1,7 @@
 """Every table, imported in one place so the metadata is complete (migrations, tests)."""
 
 import pmap.findings.models
+import pmap.scans.models
 import pmap.schedules.models
 import pmap.tickets.models
 import pmap.webhooks.models  # noqa: F401  (webhook tables)

@@ -32,7 +32,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"integrations"}),  # integration records, connection tests, least-privilege checks
     frozenset({"findings", "tickets", "schedules"}),  # imports, rules and findings; tickets, their links and
     # status changes; the schedules of integrations and the scheduler that starts what is due
-    frozenset({"webhooks", "sync"}),  # webhook deliveries (ticket status changes to tickets); findings syncs
+    frozenset({"webhooks", "sync", "scans"}),  # webhook deliveries (ticket status changes to tickets); findings
+    # syncs; scan launches
     frozenset({"api", "migrations"}),  # the HTTP routers (pmap.*.api, *_api); the schema migrations
     frozenset({"entry"}),  # pmap.app and pmap.cli, which compose the rest
 )

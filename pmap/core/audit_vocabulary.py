@@ -35,6 +35,7 @@ class AuditAction(str, enum.Enum):
     RULE_CREATE = "rule.create"
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"
+    SCAN_LAUNCH = "scan.launch"
     TICKET_CREATE = "ticket.create"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 - an action name, not a secret

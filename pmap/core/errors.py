@@ -149,6 +149,14 @@ class VendorRefused(UpstreamError):
     status, code = 422, "vendor_refused"
 
 
+class ScanLaunchUnavailable(VendorRefused):
+    """The vendor's product cannot launch scans (Nessus answers 412, or a declared capability such as
+    ``license.features.scan_api`` is false): no retry helps; launch the scan in the vendor's own console
+    or from its manager instead."""
+
+    status, code = 422, "scan_launch_unavailable"
+
+
 class EgressDenied(UpstreamError):
     """The destination is not allowed by the egress guard; nothing was sent."""
 

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # the scheduler (pmap.schedules) passes every interval seconds: a due sync starts within that of its time
     scheduler_enabled: bool = True
     scheduler_interval: float = Field(default=15.0, ge=1, le=60)
+    # a launched scan's status is polled every scan_poll_seconds at first, backing off to ten times that;
+    # scan_timeout bounds the whole launch (the launch, the scan itself, its export and download)
+    scan_poll_seconds: float = Field(default=30.0, gt=0, le=3600)
+    scan_timeout: float = Field(default=86_400.0, gt=0, le=7 * 86_400)
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     webhook_rate_per_minute: int = Field(default=600, ge=1)  # verified deliveries per integration
     # failed verifications recorded one by one, per source address and per integration (the rest are counted)

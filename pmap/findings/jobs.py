@@ -50,14 +50,16 @@ log = logging.getLogger("pmap.findings.jobs")
 
 KIND_IMPORT = "import"
 KIND_SYNC = "sync"
-JOB_KINDS = (KIND_IMPORT, KIND_SYNC)
+KIND_SCAN = "scan"
+JOB_KINDS = (KIND_IMPORT, KIND_SYNC, KIND_SCAN)
 #: what each kind's audit event says: its action and purpose
 _AUDITED = {KIND_IMPORT: (AuditAction.FINDINGS_IMPORT, "background_import"),
-            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync")}
+            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync"), KIND_SCAN: (AuditAction.SCAN_LAUNCH, "scan_launch")}
 #: a job whose params name another purpose (a pipeline sync is a ``sync`` job) is audited as that purpose's action
 _AUDITED_PURPOSE = {"pipeline_sync": AuditAction.PIPELINE_SYNC}
 #: what to do again after a job of a kind was lost
-_AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again"}
+_AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again",
+          KIND_SCAN: "launch the scan again"}
 HEARTBEAT_SECONDS = 2.0
 STALE_AFTER = timedelta(minutes=15)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
@@ -118,9 +120,13 @@ class JobRunner:
 
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
                  spool: Path | None = None, metrics: Metrics | None = None,
-                 handlers: Mapping[str, JobHandler] | None = None,
+                 handlers: Mapping[str, JobHandler] | None = None, pools: Mapping[str, int] | None = None,
                  on_success: Callable[[str, dict[str, Any]], object] | None = None) -> None:
         self._engine = engine
+        # kinds that run on a pool of their own (a scan launch waits on its vendor for hours: it must not hold
+        # the workers of imports and syncs), with that pool's size
+        self._pool_sizes = dict(pools or {})
+        self._pools: dict[str, ThreadPoolExecutor] = {}
         self._metrics = metrics or Metrics(job_kinds=list(JOB_KINDS))
         self._handlers = dict(handlers or {})
         self._on_success = on_success  # called with (kind, result) once a job has succeeded; its errors are logged
@@ -143,6 +149,8 @@ class JobRunner:
         """Fail jobs orphaned by dead processes, then start the pool; returns how many were failed."""
         failed = self.recover()
         self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="pmap-job")
+        self._pools = {kind: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"pmap-{kind}")
+                       for kind, size in self._pool_sizes.items()}
         return failed
 
     def recover(self) -> int:
@@ -189,8 +197,9 @@ class JobRunner:
     def shutdown(self) -> None:
         """Stop: running imports roll back at their next progress check, queued jobs fail."""
         self._stopping.set()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in (self._executor, *self._pools.values()):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             never_started = list(self._queued.items())
             self._queued.clear()
@@ -237,7 +246,7 @@ class JobRunner:
         with self._lock:
             self._queued[job.id] = kind
         # the job's log lines carry the id of the request that queued it, and the job's own id
-        self._executor.submit(self._run, job.id, actor, correlation_id.get())
+        self._pools.get(kind, self._executor).submit(self._run, job.id, actor, correlation_id.get())
         return self.to_out(job)
 
     def to_out(self, job: Job) -> JobOut:
@@ -382,12 +391,14 @@ def _discard(params: dict[str, Any]) -> None:
 
 
 def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None,
+               pools: Mapping[str, int] | None = None,
                on_success: Callable[[str, dict[str, Any]], object] | None = None) -> JobRunner:
     """Build and start the pool for a started app (one worker on SQLite: it has one write lock), running
-    imports and the job kinds of ``handlers``; ``on_success(kind, result)`` follows each job that succeeds."""
+    imports and the job kinds of ``handlers``; the kinds of ``pools`` run on pools of their own;
+    ``on_success(kind, result)`` follows each job that succeeds."""
     workers = 1 if state.engine.dialect.name == "sqlite" else 2
     runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
                        spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics,
-                       handlers=handlers, on_success=on_success)
+                       handlers=handlers, pools=pools, on_success=on_success)
     runner.start()
     return runner

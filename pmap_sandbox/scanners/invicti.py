@@ -12,13 +12,24 @@ carries ISO-8601 ``StartDate``/``EndDate`` (with offset) and ``ProductDefinition
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_basic, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    parse_basic,
+    store,
+    vendor_router,
+)
 
 KEY = "invicti"
 router = vendor_router(KEY)
@@ -111,11 +122,95 @@ async def license_(request: Request) -> Response:
     )
 
 
+# --- scans (Scans API: POST /scans/newfromscan with the base scan's id as a JSON string, GET /scans/status/{id},
+# GET /scans/report/?id=&format=Json&type=Vulnerabilities): a new scan reads Queued, Scanning, then Complete
+
+BASE_SCAN_ID = "5e4b8f0a-0000-4000-8000-00000000000a"  # the sandbox's one earlier scan
+_STATES = ("Queued", "Scanning")
+POLL_FAILS = "pollfail"  # vendor-specific marker (in the user id): the 2nd status read answers 401 echoing the creds
+
+
+def _tasks(request: Request) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = store(request, KEY).setdefault("tasks", {})
+    return found
+
+
+@router.post(_API + "/scans/newfromscan")
+async def new_from_scan(request: Request) -> Response:
+    """Launch a new scan with the configuration of an earlier one -> 201 and the scan task (``Id``, ``State``)."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to start scans."))
+    try:
+        base = await request.json()
+    except ValueError:
+        base = None
+    if base != BASE_SCAN_ID:
+        raise Reply(_error(404, "Scan not found."))
+    creds = parse_basic(request.headers.get("authorization"))
+    task_id = str(uuid.uuid4())
+    _tasks(request)[task_id] = {"reads": 0, "user": creds[0] if creds else ""}
+    return json_reply(201, {"Id": task_id, "State": "Queued", "TargetUrl": "http://php.testsparker.com/",
+                            "Initiated": _iso(datetime.now(UTC))})
+
+
+@router.get(_API + "/scans/status/{task_id}")
+async def scan_status(task_id: str, request: Request) -> Response:
+    """The scan task's state and steps."""
+    await _auth(request)
+    task = _tasks(request).get(task_id)
+    if task is None:
+        raise Reply(_error(404, "Scan not found."))
+    task["reads"] += 1
+    if POLL_FAILS in task["user"].lower() and task["reads"] == 2:
+        creds = parse_basic(request.headers.get("authorization"))
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, list(creds or ()))))
+    reads = task["reads"]
+    state = _STATES[reads - 1] if reads <= len(_STATES) else "Complete"
+    return json_reply(200, {"State": state, "CompletedSteps": min(reads, 3), "EstimatedSteps": 3,
+                            "EstimatedLaunchTime": None})
+
+
+@router.get(_API + "/scans/report/")
+async def scan_report(request: Request) -> Response:
+    """The vulnerabilities report of a finished scan (``format=Json&type=Vulnerabilities``)."""
+    await _auth(request)
+    task = _tasks(request).get(request.query_params.get("id") or "")
+    if task is None:
+        raise Reply(_error(404, "Scan not found."))
+    if request.query_params.get("format") != "Json" or request.query_params.get("type") != "Vulnerabilities":
+        raise Reply(_error(400, "The report type and format are not supported by the sandbox."))
+    return json_reply(200, REPORT)
+
+
+def _vulnerability(name: str, kind: str, severity: str, url: str, cwe: str) -> dict[str, Any]:
+    return {"Name": name, "Type": kind, "Severity": severity, "Url": url, "State": "Present", "Certainty": 100,
+            "Confirmed": True, "LookupId": str(uuid.uuid5(uuid.NAMESPACE_URL, url + kind)),
+            "Classification": {"Cwe": cwe}, "Description": f"<p>{name}.</p>", "RemedialProcedure": "<p>Fix it.</p>",
+            "FirstSeenDate": "25/06/2021 01:52 PM", "LastSeenDate": "25/06/2021 01:52 PM",
+            "HttpRequest": {"Method": "GET", "Parameters": []}, "KnownVulnerabilities": []}
+
+
+REPORT: dict[str, Any] = {
+    "Generated": "25/06/2021 01:52 PM",
+    "Target": {"ScanId": BASE_SCAN_ID, "Url": "http://php.testsparker.com/", "Initiated": "25/06/2021 01:40 PM",
+               "Duration": "00:12:00"},
+    "Vulnerabilities": [
+        _vulnerability("Boolean Based SQL Injection", "BooleanSqlInjection", "Critical",
+                       "http://php.testsparker.com/artist.php?id=-1%20OR%2017-7=10", "89"),
+        _vulnerability("Cookie Not Marked as HttpOnly", "CookieNotMarkedAsHttpOnly", "Low",
+                       "http://php.testsparker.com/auth/login.php", "16"),
+    ],
+}
+
+
 VENDOR = {
     "category": "DAST",
     "base_path": f"/{KEY}/api/1.0",
     "auth": "HTTP Basic USERID:API-TOKEN",
     "valid_credentials": {"user_id": "0a1b2c3d4e5f", "api_token": "invicti-token-0001"},
     "notes": "license as in Netsparker's published sample: subscription dates in the account's date format "
-    "(MM/dd/yyyy hh:mm AM), ISO dates per entry of Licenses; noperm -> license 403",
+    "(MM/dd/yyyy hh:mm AM), ISO dates per entry of Licenses; noperm -> license 403; scans/newfromscan of scan "
+    f"{BASE_SCAN_ID} launches (Queued, Scanning, Complete) and reports 2 vulnerabilities; 'pollfail' in the user "
+    "id -> the 2nd status read is a 401 echoing the credentials",
 }

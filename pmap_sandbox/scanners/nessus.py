@@ -2,7 +2,9 @@
 
 Auth: ``X-ApiKeys``; errors are ``{"error": "..."}``. Editions by credential: default Professional
 (``scan_api: false`` -> launch answers 412 "API is not available"); a key containing ``manager``
-is Nessus Manager (scan API on); ``managed`` is a scanner linked to a manager.
+is Nessus Manager (scan API on); ``managed`` is a scanner linked to a manager. A launched scan shows
+``running`` in the scan list for two reads, then ``completed``; ``pollfail`` in the access key makes
+the second read answer 401 echoing the key (revoked mid-scan).
 """
 
 from __future__ import annotations
@@ -14,11 +16,22 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, store, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    parse_x_apikeys,
+    store,
+    vendor_router,
+)
 
 KEY = "nessus"
 router = vendor_router(KEY)
 MANAGER = "manager"  # vendor-specific marker: Nessus Manager edition
+POLL_FAILS = "pollfail"  # vendor-specific marker: the second status read after a launch answers 401, echoing the key
+RUNNING_READS = 2  # reads of the scan list that show a launched scan "running" before it is "completed"
 SCAN_ID = 5
 # Nessus user permission levels
 BASIC, STANDARD, ADMINISTRATOR, SYSADMIN = 16, 32, 64, 128
@@ -44,6 +57,17 @@ async def _auth(request: Request) -> tuple[set[str], bool]:
     marks = await guard(KEY, STYLE, request, list(keys) if keys else [None])
     manager = bool(keys) and any(MANAGER in k.lower() for k in keys)  # type: ignore[union-attr]
     return marks, manager
+
+
+def _account(request: Request) -> str:
+    keys = parse_x_apikeys(request.headers.get("x-apikeys"))
+    return keys[0] if keys else ""
+
+
+def _runs(request: Request) -> dict[str, dict[str, Any]]:
+    """Launched runs by account (access key): each scan's run and how often its status was read."""
+    runs: dict[str, dict[str, Any]] = store(request, KEY).setdefault("runs", {})
+    return runs
 
 
 @router.get("/server/properties")
@@ -111,12 +135,12 @@ async def session(request: Request) -> Response:
     )
 
 
-def _scan() -> dict[str, Any]:
+def _scan(status: str = "completed") -> dict[str, Any]:
     return {
         "id": SCAN_ID,
         "uuid": "template-sandbox-0005",
         "name": "Weekly network scan",
-        "status": "completed",
+        "status": status,
         "folder_id": 3,
         "owner": "pmap",
         "type": "local",
@@ -137,7 +161,15 @@ def _scan() -> dict[str, Any]:
 async def scans(request: Request) -> Response:
     """Folders and scans visible to the user (none for ``noperm``)."""
     marks, _ = await _auth(request)
-    listed = [] if sc.NOPERM in marks or sc.MANAGED in marks else [_scan()]
+    account = _account(request)
+    run = _runs(request).get(account)
+    status = "completed"
+    if run is not None:  # a launched scan runs for RUNNING_READS reads of the list, then completes
+        run["reads"] += 1
+        if POLL_FAILS in account.lower() and run["reads"] == 2:  # the key revoked while the scan ran
+            raise Reply(STYLE.reply(sc.ECHO, echo_text(request, [])))
+        status = "running" if run["reads"] <= RUNNING_READS else "completed"
+    listed = [] if sc.NOPERM in marks or sc.MANAGED in marks else [_scan(status)]
     return json_reply(
         200,
         {
@@ -164,7 +196,9 @@ async def launch(scan_id: int, request: Request) -> Response:
     if sc.NOPERM in marks:
         raise Reply(_error(403, "You do not have permission to launch this scan"))
     _known(scan_id)
-    return json_reply(200, {"scan_uuid": "sandbox-launch-" + secrets.token_hex(8)})
+    scan_uuid = "sandbox-launch-" + secrets.token_hex(8)
+    _runs(request)[_account(request)] = {"scan_uuid": scan_uuid, "reads": 0}
+    return json_reply(200, {"scan_uuid": scan_uuid})
 
 
 @router.post("/scans/{scan_id}/export")
@@ -195,7 +229,7 @@ def _job_by_file(request: Request, file_id: str) -> dict[str, Any]:
 def _job_by_token(request: Request, token: str) -> dict[str, Any]:
     jobs: dict[str, dict[str, Any]] = store(request, KEY)
     for job in jobs.values():
-        if secrets.compare_digest(job["token"], token):
+        if "token" in job and secrets.compare_digest(job["token"], token):  # exports, not the launched runs
             return job
     raise Reply(_error(404, "The requested file was not found."))
 
@@ -289,6 +323,7 @@ VENDOR = {
     "auth": "X-ApiKeys: accessKey=A; secretKey=S;",
     "valid_credentials": {"access_key": "nessus-access-0001", "secret_key": "nessus-secret-0001"},
     "notes": "default edition Nessus Professional (scan_api false); a key containing 'manager' -> Nessus "
-    "Manager (scan_api true); 'managed' -> linked scanner (nessus_type 'Nessus Scanner', managed: "
+    "Manager (scan_api true); 'pollfail' -> the 2nd scan-list read after a launch is a 401 echoing the key; "
+    "'managed' -> linked scanner (nessus_type 'Nessus Scanner', managed: "
     "true; these two fields are not confirmed against a live linked scanner)",
 }

@@ -13,11 +13,23 @@ license marker, so the license scenario is observable).
 
 from __future__ import annotations
 
+import gzip
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_basic, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    parse_basic,
+    store,
+    vendor_router,
+)
 
 KEY = "rapid7_insightvm"
 router = vendor_router(KEY)
@@ -132,11 +144,152 @@ async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
     )
 
 
+# --- scans and reports (console API v3: POST /sites/{id}/scans, GET /scans/{id}, POST /reports, POST
+# /reports/{id}/generate, GET /reports/{id}/history/{instance}[/output], DELETE /reports/{id}): a scan reads
+# "dispatched", "running", then "finished"; a report instance "running", then "complete"; its output is gzipped
+
+SITE_ID = 3  # the sandbox's one site
+_SCAN_STATES = ("dispatched", "running")
+POLL_FAILS = "pollfail"  # vendor-specific marker (in the user name): the 2nd scan read answers 401 echoing the creds
+
+
+def _r7(request: Request) -> dict[str, Any]:
+    state: dict[str, Any] = store(request, KEY)
+    state.setdefault("scans", {})
+    state.setdefault("reports", {})
+    return state
+
+
+@router.post(_API + "/sites/{site_id}/scans")
+async def start_scan(site_id: int, request: Request) -> Response:
+    """Start an unscheduled scan of the site -> 201 ``{"id", "links"}``."""
+    marks = await _auth(request)
+    if site_id != SITE_ID:
+        raise Reply(_error(404, f"The site {site_id} does not exist."))
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "The user does not have the Start Unscheduled Scans permission."))
+    scans = _r7(request)["scans"]
+    scan_id = 9000 + len(scans) + 1
+    creds = parse_basic(request.headers.get("authorization"))
+    scans[scan_id] = {"reads": 0, "user": creds[0] if creds else ""}
+    return json_reply(201, {"id": scan_id, "links": [{"href": f"/api/3/scans/{scan_id}", "rel": "Scan"}]})
+
+
+@router.get(_API + "/scans/{scan_id}")
+async def scan(scan_id: int, request: Request) -> Response:
+    """The scan's status."""
+    await _auth(request)
+    found = _r7(request)["scans"].get(scan_id)
+    if found is None:
+        raise Reply(_error(404, f"The scan {scan_id} does not exist."))
+    found["reads"] += 1
+    if POLL_FAILS in found["user"].lower() and found["reads"] == 2:
+        creds = parse_basic(request.headers.get("authorization"))
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, list(creds or ()))))
+    reads = found["reads"]
+    status = _SCAN_STATES[reads - 1] if reads <= len(_SCAN_STATES) else "finished"
+    return json_reply(200, {"id": scan_id, "status": status, "scanType": "Manual", "siteId": SITE_ID})
+
+
+@router.post(_API + "/reports")
+async def create_report(request: Request) -> Response:
+    """Create a report configuration (``format`` xml-export-v2, ``scope.scan``) -> 201 ``{"id"}``."""
+    await _auth(request)
+    body = await request.json()
+    scope = (body or {}).get("scope") or {}
+    if (body or {}).get("format") != "xml-export-v2" or scope.get("scan") not in _r7(request)["scans"]:
+        raise Reply(_error(400, "The report format or scope is not valid."))
+    reports = _r7(request)["reports"]
+    report_id = 40 + len(reports) + 1
+    reports[report_id] = {"instances": {}}
+    return json_reply(201, {"id": report_id, "links": []})
+
+
+def _report(request: Request, report_id: int) -> dict[str, Any]:
+    found: dict[str, Any] | None = _r7(request)["reports"].get(report_id)
+    if found is None:
+        raise Reply(_error(404, f"The report {report_id} does not exist."))
+    return found
+
+
+@router.post(_API + "/reports/{report_id}/generate")
+async def generate_report(report_id: int, request: Request) -> Response:
+    """Generate the report -> ``{"id": <instance>}``."""
+    await _auth(request)
+    instances = _report(request, report_id)["instances"]
+    instance = str(len(instances) + 1)
+    instances[instance] = {"reads": 0}
+    return json_reply(200, {"id": instance, "links": []})
+
+
+@router.get(_API + "/reports/{report_id}/history/{instance}")
+async def report_instance(report_id: int, instance: str, request: Request) -> Response:
+    """The generation's status: running, then complete."""
+    await _auth(request)
+    found = _report(request, report_id)["instances"].get(instance)
+    if found is None:
+        raise Reply(_error(404, "The report instance does not exist."))
+    found["reads"] += 1
+    return json_reply(200, {"id": instance, "status": "complete" if found["reads"] > 1 else "running"})
+
+
+@router.get(_API + "/reports/{report_id}/history/{instance}/output")
+async def report_output(report_id: int, instance: str, request: Request) -> Response:
+    """The generated report, gzipped as the console usually answers it."""
+    await _auth(request)
+    found = _report(request, report_id)["instances"].get(instance)
+    if found is None or found["reads"] < 2:
+        raise Reply(_error(404, "The report has not been generated."))
+    return Response(gzip.compress(REPORT_XML), media_type="application/octet-stream")
+
+
+@router.delete(_API + "/reports/{report_id}")
+async def delete_report(report_id: int, request: Request) -> Response:
+    """Delete a report configuration."""
+    await _auth(request)
+    _report(request, report_id)
+    del _r7(request)["reports"][report_id]
+    return json_reply(200, {"links": []})
+
+
+REPORT_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<NexposeReport version="2.0">
+<scans><scan id="9001" name="Sandbox site" startTime="20240102T030405000" endTime="20240102T040405000"
+ status="finished"/></scans>
+<nodes>
+<node address="10.3.0.7" status="alive" device-id="11" site-name="Sandbox site">
+<endpoints><endpoint protocol="tcp" port="22" status="open"><services><service name="SSH"><tests>
+<test id="ssh-cbc-ciphers" key="" status="vulnerable-version" scan-id="9001" vulnerable-since="20240102T030405000">
+<Paragraph>CBC ciphers offered.</Paragraph></test>
+</tests></service></services></endpoint></endpoints>
+<tests><test id="tlsv1_0-enabled" key="" status="vulnerable-exploited" scan-id="9001"
+ vulnerable-since="20240102T030405000"><Paragraph>TLS 1.0 is enabled.</Paragraph></test></tests>
+</node>
+</nodes>
+<VulnerabilityDefinitions>
+<vulnerability id="ssh-cbc-ciphers" title="SSH CBC vulnerability" severity="3" pciSeverity="2" cvssScore="2.6"
+ cvssVector="(AV:N/AC:H/Au:N/C:P/I:N/A:N)" published="20081114T000000000" added="20090101T000000000"
+ modified="20200101T000000000"><description><ContainerBlockElement><Paragraph>CBC mode ciphers.</Paragraph>
+</ContainerBlockElement></description><references></references><tags><tag>SSH</tag></tags><solution>
+<ContainerBlockElement><Paragraph>Disable CBC ciphers.</Paragraph></ContainerBlockElement></solution></vulnerability>
+<vulnerability id="tlsv1_0-enabled" title="TLS Server Supports TLS version 1.0" severity="4" pciSeverity="3"
+ cvssScore="4.3" cvssVector="(AV:N/AC:M/Au:N/C:P/I:N/A:N)" published="20140101T000000000"
+ added="20140101T000000000" modified="20200101T000000000"><description><ContainerBlockElement>
+<Paragraph>TLS 1.0.</Paragraph></ContainerBlockElement></description><references></references><tags>
+<tag>TLS</tag></tags><solution><ContainerBlockElement><Paragraph>Disable TLS 1.0.</Paragraph>
+</ContainerBlockElement></solution></vulnerability>
+</VulnerabilityDefinitions>
+</NexposeReport>
+"""
+
+
 VENDOR = {
     "category": "VM",
     "base_path": f"/{KEY}/api/3",
     "auth": "HTTP Basic",
     "valid_credentials": {"username": "pmap", "password": "r7-pass-0001"},
     "notes": "license answers 401 unless Global Administrator ('admin', or an 'expired'/'expiring' credential); "
-    "'noperm' sees no assets (empty page); info.superuser/user describe the console service, not the caller",
+    "'noperm' sees no assets (empty page); info.superuser/user describe the console service, not the caller; "
+    "site 3 scans (dispatched, running, finished) and reports (xml-export-v2 scoped to the scan, gzipped); "
+    "'pollfail' in the user name -> the 2nd scan read is a 401 echoing the credentials",
 }

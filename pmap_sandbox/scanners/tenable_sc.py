@@ -1,4 +1,4 @@
-"""Tenable Security Center (``https://HOST/rest``): system, status, currentUser, analysis.
+"""Tenable Security Center (``https://HOST/rest``): system, status, currentUser, analysis, scan launch.
 
 Auth: ``x-apikey: accesskey=A; secretkey=S;``. Every answer, errors included, uses SC's envelope
 ``{"type", "response", "error_code", "error_msg", "warnings", "timestamp"}``. ``/system`` answers
@@ -7,14 +7,25 @@ without auth (pyTenable reads it before sending keys).
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    parse_x_apikeys,
+    store,
+    vendor_router,
+)
 
 KEY = "tenable_sc"
 router = vendor_router(KEY)
@@ -155,11 +166,92 @@ async def analysis(request: Request) -> Response:
     )
 
 
+# --- scans (Scan API "launch", Scan Result API GET and "download"): a launched scan's result reads Queued,
+# Running, then Completed; its download (downloadType v2) is a zip holding the .nessus file
+
+SCAN_ID = 4  # the sandbox's one configured scan
+_RESULT_STATES = ("Queued", "Running")
+POLL_FAILS = "pollfail"  # vendor-specific marker: the 2nd scan result read answers 401 echoing the keys
+
+
+def _results(request: Request) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = store(request, KEY).setdefault("results", {})
+    return found
+
+
+@router.post(_PREFIX + "/scan/{scan_id}/launch")
+async def scan_launch(scan_id: str, request: Request) -> Response:
+    """Launch the scan -> ``{"scanID", "scanResult": {"id", "status": "Queued", ...}}``."""
+    marks = await _auth(request)
+    if scan_id != str(SCAN_ID):
+        raise Reply(_error(403, f"Scan #{scan_id} not found"))
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to launch this scan"))
+    results = _results(request)
+    result_id = str(300 + len(results) + 1)
+    keys = parse_x_apikeys(request.headers.get("x-apikey"), "accesskey", "secretkey")
+    results[result_id] = {"reads": 0, "account": keys[0] if keys else ""}
+    return json_reply(200, envelope({"scanID": scan_id, "scanResult": {
+        "id": result_id, "name": "Sandbox scan", "status": "Queued", "initiatorID": "2", "ownerID": "2"}}))
+
+
+def _result(request: Request, result_id: str) -> dict[str, Any]:
+    found = _results(request).get(result_id)
+    if found is None:
+        raise Reply(_error(403, f"Scan Result #{result_id} not found"))
+    return found
+
+
+@router.get(_PREFIX + "/scanResult/{result_id}")
+async def scan_result(result_id: str, request: Request) -> Response:
+    """The run's status: Queued, Running, then Completed."""
+    await _auth(request)
+    found = _result(request, result_id)
+    found["reads"] += 1
+    if POLL_FAILS in found["account"].lower() and found["reads"] == 2:
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, [])))
+    reads = found["reads"]
+    status = _RESULT_STATES[reads - 1] if reads <= len(_RESULT_STATES) else "Completed"
+    return json_reply(200, envelope({"id": result_id, "status": status}))
+
+
+@router.post(_PREFIX + "/scanResult/{result_id}/download")
+async def scan_result_download(result_id: str, request: Request) -> Response:
+    """The run's results: a zip holding its .nessus file (``downloadType`` v2)."""
+    await _auth(request)
+    _result(request, result_id)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{result_id}.nessus", SCAN_XML)
+    return Response(archive.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{result_id}.zip"'})
+
+
+SCAN_XML = b"""<?xml version="1.0" ?>
+<NessusClientData_v2>
+<Report name="Sandbox SC scan" xmlns:cm="http://www.nessus.org/cm">
+<ReportHost name="10.2.0.9"><HostProperties><tag name="host-ip">10.2.0.9</tag></HostProperties>
+<ReportItem port="3389" svc_name="msrdp" protocol="tcp" severity="3" pluginID="18405"
+ pluginName="Microsoft Windows Remote Desktop Protocol Server Man-in-the-Middle Weakness" pluginFamily="Windows">
+<risk_factor>Medium</risk_factor><synopsis>RDP MitM.</synopsis><description>RDP weakness.</description>
+<solution>Force the use of SSL as a transport layer for this service.</solution></ReportItem>
+<ReportItem port="445" svc_name="cifs" protocol="tcp" severity="4" pluginID="97833"
+ pluginName="MS17-010: Security Update for Microsoft Windows SMB Server" pluginFamily="Windows">
+<cve>CVE-2017-0144</cve><risk_factor>Critical</risk_factor><synopsis>SMB RCE.</synopsis>
+<description>EternalBlue.</description><solution>Apply MS17-010.</solution></ReportItem>
+</ReportHost>
+</Report>
+</NessusClientData_v2>
+"""
+
+
 VENDOR = {
     "category": "VM",
     "base_path": f"/{KEY}/rest",
     "auth": "x-apikey: accesskey=A; secretkey=S;",
     "valid_credentials": {"access_key": "tsc-access-0001", "secret_key": "tsc-secret-0001"},
     "notes": "base_path includes /rest (SC's API base); licenseStatus 'Expired' for 'expired' "
-    "(SC reports no expiry date here, so 'expiring' changes nothing); error_code values are sandbox choices",
+    "(SC reports no expiry date here, so 'expiring' changes nothing); error_code values are sandbox choices; "
+    "scan 4 launches (result Queued, Running, Completed; download a zip of its .nessus); 'pollfail' -> the 2nd "
+    "scan result read is a 401 echoing the keys",
 }

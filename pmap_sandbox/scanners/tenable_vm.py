@@ -1,4 +1,4 @@
-"""Tenable Vulnerability Management (cloud.tenable.com): session, server properties, vulns export.
+"""Tenable Vulnerability Management (cloud.tenable.com): session, server properties, vulns export, scans.
 
 Auth: ``X-ApiKeys: accessKey=A; secretKey=S;``. Errors: ``{"statusCode", "error", "message"}``
 (as in pyTenable's recorded cassettes). Export status moves PROCESSING -> FINISHED on the second poll.
@@ -21,7 +21,16 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_x_apikeys, store, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    parse_x_apikeys,
+    store,
+    vendor_router,
+)
 from pmap_sandbox.scanners._seeded import Seeded, seeded
 
 KEY = "tenable_vm"
@@ -290,10 +299,129 @@ async def vulns_export_chunk(export_uuid: str, chunk_id: int, request: Request) 
     return json_reply(200, job["chunks"][chunk_id])
 
 
+# --- scans: launch, latest status, per-scan export (developer.tenable.com "Launch a scan", "Get latest scan
+# status", "Export a scan"): a launched scan reads "pending", "running" and then "completed"
+
+SCAN_ID = 17  # the sandbox's one configured scan
+SCAN_STATES = ("pending", "running")  # the latest-status answers after a launch, before "completed"
+POLL_FAILS = "pollfail"  # vendor-specific marker: the 2nd status read after a launch answers 401 echoing the keys
+
+
+def _account(request: Request) -> str:
+    keys = parse_x_apikeys(request.headers.get("x-apikeys"))
+    return keys[0] if keys else ""
+
+
+def _scan_known(scan_id: str) -> None:
+    if scan_id != str(SCAN_ID):
+        raise Reply(_error(404, "Scan does not exist."))
+
+
+@router.post("/scans/{scan_id}/launch")
+async def scan_launch(scan_id: str, request: Request) -> Response:
+    """Launch the configured scan -> ``{"scan_uuid"}``; 403 without the Can Execute permission."""
+    marks = await _auth(request)
+    _scan_known(scan_id)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to launch this scan"))
+    scan_uuid = str(uuid.uuid4())
+    store(request, KEY).setdefault("runs", {})[_account(request)] = {"scan_uuid": scan_uuid, "reads": 0}
+    return json_reply(200, {"scan_uuid": scan_uuid})
+
+
+@router.get("/scans/{scan_id}/latest-status")
+async def scan_latest_status(scan_id: str, request: Request) -> Response:
+    """``{"status": ...}`` of the scan's latest run: pending, running, then completed."""
+    await _auth(request)
+    _scan_known(scan_id)
+    account = _account(request)
+    run = store(request, KEY).setdefault("runs", {}).get(account)
+    if run is None:
+        return json_reply(200, {"status": "completed"})
+    run["reads"] += 1
+    if POLL_FAILS in account.lower() and run["reads"] == 2:
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, [])))
+    reads = run["reads"]
+    return json_reply(200, {"status": SCAN_STATES[reads - 1] if reads <= len(SCAN_STATES) else "completed"})
+
+
+@router.post("/scans/{scan_id}/export")
+async def scan_export(scan_id: str, request: Request) -> Response:
+    """Request an export of the scan's latest results (``{"format": "nessus"}``) -> ``{file, temp_token}``."""
+    marks = await _auth(request)
+    _scan_known(scan_id)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to export this scan"))
+    try:
+        fmt = str(((await request.json()) or {}).get("format", "")).lower()
+    except ValueError:
+        fmt = ""
+    if fmt != "nessus":
+        raise Reply(_error(400, "Invalid 'format' field"))
+    file_id = f"{uuid.uuid4().int % 10**9}-nessus"
+    store(request, KEY).setdefault("files", {})[file_id] = {"reads": 0}
+    return json_reply(200, {"file": file_id, "temp_token": uuid.uuid4().hex})
+
+
+def _file(request: Request, file_id: str) -> dict[str, Any]:
+    found: dict[str, Any] | None = store(request, KEY).setdefault("files", {}).get(file_id)
+    if found is None:
+        raise Reply(_error(404, "File not found"))
+    return found
+
+
+@router.get("/scans/{scan_id}/export/{file_id}/status")
+async def scan_export_status(scan_id: str, file_id: str, request: Request) -> Response:
+    """``loading`` on the first read, then ``ready``."""
+    await _auth(request)
+    _scan_known(scan_id)
+    found = _file(request, file_id)
+    found["reads"] += 1
+    return json_reply(200, {"status": "ready" if found["reads"] > 1 else "loading"})
+
+
+@router.get("/scans/{scan_id}/export/{file_id}/download")
+async def scan_export_download(scan_id: str, file_id: str, request: Request) -> Response:
+    """The ``.nessus`` file once ready."""
+    await _auth(request)
+    _scan_known(scan_id)
+    if _file(request, file_id)["reads"] < 2:
+        raise Reply(_error(409, "Report is still being generated"))
+    return Response(SCAN_XML, media_type="application/octet-stream",
+                    headers={"Content-Disposition": 'attachment; filename="scan_17.nessus"'})
+
+
+SCAN_XML = b"""<?xml version="1.0" ?>
+<NessusClientData_v2>
+<Report name="Sandbox scan 17" xmlns:cm="http://www.nessus.org/cm">
+<ReportHost name="10.1.0.5"><HostProperties><tag name="host-ip">10.1.0.5</tag></HostProperties>
+<ReportItem port="22" svc_name="ssh" protocol="tcp" severity="2" pluginID="70658"
+ pluginName="SSH Server CBC Mode Ciphers Enabled" pluginFamily="Misc.">
+<risk_factor>Low</risk_factor><synopsis>CBC ciphers are enabled.</synopsis>
+<description>The SSH server is configured to support Cipher Block Chaining (CBC) encryption.</description>
+<solution>Disable CBC mode cipher encryption.</solution></ReportItem>
+<ReportItem port="443" svc_name="www" protocol="tcp" severity="4" pluginID="156032"
+ pluginName="Apache Log4j Remote Code Execution (Log4Shell)" pluginFamily="Misc.">
+<cve>CVE-2021-44228</cve><cvss3_base_score>10.0</cvss3_base_score><risk_factor>Critical</risk_factor>
+<synopsis>The remote host runs a vulnerable Log4j.</synopsis><description>Log4Shell.</description>
+<solution>Upgrade Log4j.</solution></ReportItem>
+</ReportHost>
+<ReportHost name="10.1.0.6"><HostProperties><tag name="host-ip">10.1.0.6</tag></HostProperties>
+<ReportItem port="443" svc_name="www" protocol="tcp" severity="3" pluginID="148125"
+ pluginName="OpenSSL 1.1.1 &lt; 1.1.1k Multiple Vulnerabilities" pluginFamily="Web Servers">
+<cve>CVE-2021-3449</cve><risk_factor>High</risk_factor><synopsis>Old OpenSSL.</synopsis>
+<description>OpenSSL before 1.1.1k.</description><solution>Upgrade OpenSSL.</solution></ReportItem>
+</ReportHost>
+</Report>
+</NessusClientData_v2>
+"""
+
+
 VENDOR = {
     "category": "VM",
     "base_path": f"/{KEY}",
     "auth": "X-ApiKeys: accessKey=A; secretKey=S;",
     "valid_credentials": {"access_key": "tvm-access-0001", "secret_key": "tvm-secret-0001"},
-    "notes": "markers read from either key; roles: 16 noperm, 32 default, 64 admin",
+    "notes": "markers read from either key; roles: 16 noperm, 32 default, 64 admin; scan 17 launches (pending, "
+    "running, completed) and exports as .nessus; 'pollfail' -> the 2nd latest-status read is a 401 echoing the keys",
 }

@@ -12,11 +12,13 @@ error shape (``internal_error`` is ZAP's code for a 500).
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, guard, json_reply, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, echo_text, guard, json_reply, store, vendor_router
 
 KEY = "zap"
 router = vendor_router(KEY)
@@ -51,14 +53,92 @@ async def version(request: Request) -> Response:
     return json_reply(200, {"version": "2.15.0"})
 
 
+# --- spider and active scan (zaproxy.org/docs/api: spider/action/scan, spider/view/status, ascan/action/scan,
+# ascan/view/status): each returns a scan id; its status is a percentage that reaches "100"
+
+POLL_FAILS = "pollfail"  # vendor-specific marker: the 2nd active-scan status read answers bad_api_key, echoing the key
+_PROGRESS = ("40", "100")  # a spider's status reads; an active scan adds a "0" read first
+
+
+def _state(request: Request) -> dict[str, Any]:
+    account = request.headers.get("x-zap-api-key") or request.query_params.get("apikey") or ""
+    state: dict[str, Any] = store(request, KEY).setdefault(account, {"spiders": [], "scans": [], "crawled": set()})
+    return state
+
+
+def _url(request: Request) -> str:
+    url = request.query_params.get("url") or ""
+    if not url.startswith(("http://", "https://")):
+        raise Reply(json_reply(400, {"code": "illegal_parameter", "message": "Provided parameter has illegal or "
+                                                                             "unrecognized value: url"}))
+    return url
+
+
+def _scan_of(runs: list[dict[str, Any]], request: Request) -> dict[str, Any]:
+    scan_id = request.query_params.get("scanId") or ""
+    if not scan_id.isdigit() or int(scan_id) >= len(runs):
+        raise Reply(json_reply(400, {"code": "does_not_exist", "message": "Does Not Exist: scanId"}))
+    return runs[int(scan_id)]
+
+
+@router.get("/JSON/spider/action/scan/")
+async def spider_scan(request: Request) -> Response:
+    """Start the spider on ``url`` -> ``{"scan": "<id>"}``."""
+    await _auth(request)
+    state, url = _state(request), _url(request)
+    state["spiders"].append({"url": url, "reads": 0})
+    return json_reply(200, {"scan": str(len(state["spiders"]) - 1)})
+
+
+@router.get("/JSON/spider/view/status/")
+async def spider_status(request: Request) -> Response:
+    """The spider's progress in percent; at 100 its URL is in the sites tree."""
+    await _auth(request)
+    state = _state(request)
+    run = _scan_of(state["spiders"], request)
+    run["reads"] += 1
+    status = _PROGRESS[min(run["reads"], len(_PROGRESS)) - 1]
+    if status == "100":
+        state["crawled"].add(run["url"])
+    return json_reply(200, {"status": status})
+
+
+@router.get("/JSON/ascan/action/scan/")
+async def ascan_scan(request: Request) -> Response:
+    """Start the active scan of ``url`` (crawled first, else 400 url_not_found) -> ``{"scan": "<id>"}``."""
+    await _auth(request)
+    state, url = _state(request), _url(request)
+    if url not in state["crawled"]:
+        raise Reply(json_reply(400, {"code": "url_not_found", "message": "URL Not Found in the Scan Tree"}))
+    state["scans"].append({"url": url, "reads": 0})
+    return json_reply(200, {"scan": str(len(state["scans"]) - 1)})
+
+
+@router.get("/JSON/ascan/view/status/")
+async def ascan_status(request: Request) -> Response:
+    """The active scan's progress in percent: 0, 40, then 100."""
+    await _auth(request)
+    run = _scan_of(_state(request)["scans"], request)
+    run["reads"] += 1
+    key = request.headers.get("x-zap-api-key") or ""
+    if POLL_FAILS in key.lower() and run["reads"] == 2:
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, [])))
+    progress = ("0", *_PROGRESS)
+    return json_reply(200, {"status": progress[min(run["reads"], len(progress)) - 1]})
+
+
 @router.get("/JSON/alert/view/alerts/")
 async def alerts(request: Request) -> Response:
-    """Alerts recorded by ZAP (one sample)."""
+    """Alerts recorded by ZAP (two samples), those under ``baseurl`` when given, paged by ``start``/``count``."""
     await _auth(request)
-    return json_reply(
-        200,
-        {
-            "alerts": [
+    base = request.query_params.get("baseurl") or ""
+    start = int(request.query_params.get("start") or 0)
+    count = int(request.query_params.get("count") or 0) or None
+    found = [a for a in _ALERTS if a["url"].startswith(base)]
+    return json_reply(200, {"alerts": found[start:start + count if count else None]})
+
+
+_ALERTS: list[dict[str, Any]] = [
                 {
                     "id": "0",
                     "pluginId": "10038",
@@ -80,10 +160,30 @@ async def alerts(request: Request) -> Response:
                     "reference": "https://developer.mozilla.org/en-US/docs/Web/Security/CSP",
                     "tags": {},
                     "other": "",
-                }
-            ]
-        },
-    )
+                },
+                {
+                    "id": "1",
+                    "pluginId": "10020",
+                    "alertRef": "10020-1",
+                    "alert": "Missing Anti-clickjacking Header",
+                    "name": "Missing Anti-clickjacking Header",
+                    "risk": "Medium",
+                    "confidence": "Medium",
+                    "url": "https://shop.example.test/cart",
+                    "method": "GET",
+                    "param": "x-frame-options",
+                    "evidence": "",
+                    "cweid": "1021",
+                    "wascid": "15",
+                    "sourceid": "3",
+                    "messageId": "7",
+                    "description": "The response does not protect against 'ClickJacking' attacks.",
+                    "solution": "Set the X-Frame-Options or Content-Security-Policy frame-ancestors header.",
+                    "reference": "https://owasp.org/www-community/attacks/Clickjacking",
+                    "tags": {},
+                    "other": "",
+                },
+]
 
 
 VENDOR = {
@@ -92,5 +192,6 @@ VENDOR = {
     "auth": "X-ZAP-API-Key (or ?apikey=)",
     "valid_credentials": {"api_key": "zap-api-key-0001"},
     "notes": "bad/missing key -> 400 bad_api_key (ZAP with api.reportpermerrors=true; by default ZAP closes the "
-    "connection without an answer); no license or roles",
+    "connection without an answer); no license or roles; spider and active scan of a URL (status percentages to "
+    "100); 'pollfail' -> the 2nd active-scan status read is a bad_api_key echoing the key",
 }

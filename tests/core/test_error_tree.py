@@ -36,11 +36,13 @@ TREE: dict[str, tuple[int, str, Callable[[Any], PmapError]]] = {  # Any: each cl
     "pmap.core.errors:UpstreamError": (502, "upstream_error", lambda c: c("m", step="connect")),
     "pmap.core.errors:VendorRefused": (422, "vendor_refused", lambda c: c("m", step="auth")),
     "pmap.core.errors:EgressDenied": (422, "egress_denied", lambda c: c("m")),
+    "pmap.core.errors:ScanLaunchUnavailable": (422, "scan_launch_unavailable", lambda c: c("m", step="permission")),
+    "pmap.core.errors:IntegrationDisabled": (409, "integration_disabled", lambda c: c("m")),
+    "pmap.sync.service:SyncRunning": (409, "sync_running", lambda c: c("m")),
+    "pmap.scans.service:ScanRunning": (409, "scan_running", lambda c: c("m")),
     "pmap.findings.jobs:JobCancelled": (503, "job_cancelled", lambda c: c("m")),
     "pmap.findings.importer:ReportRejected": (422, "report_invalid", lambda c: c(ReportError("sarif", "m"))),
     "pmap.findings.importer:ReportRefused": (422, "report_refused", lambda c: c(HostileReportError("sarif", "m"))),
-    "pmap.core.errors:IntegrationDisabled": (409, "integration_disabled", lambda c: c("m")),
-    "pmap.sync.service:SyncRunning": (409, "sync_running", lambda c: c("m")),
     "pmap.webhooks.rotation:RotatedNotRegistered": (502, "rotated_not_registered", lambda c: c("m")),
 }
 

@@ -1,11 +1,14 @@
 """DAST scanners: Burp Suite DAST (Enterprise), OWASP ZAP, Invicti Enterprise and Acunetix.
 
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
-imported from the report files these products export.
+imported from the report files these products export. ZAP also launches scans (spider, then active
+scan of a target URL) and fetches their alerts.
 """
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +21,18 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FetchesFindings,
+    LaunchesScans,
     OperationContext,
     PermissionReport,
     Probe,
+    ReportArtifact,
+    ReportsScanStatus,
+    ScanRef,
+    ScanState,
 )
 from pmap.connectors.vendors._support import (
+    DOWNLOAD_MAX_BYTES,
     check,
     dig,
     expiry,
@@ -31,10 +41,12 @@ from pmap.connectors.vendors._support import (
     json_of,
     parse_when,
     permission_report,
+    poll,
     text,
 )
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
+from pmap.core.urlpath import vendor_path
 
 
 class ApiKey(Credentials):
@@ -88,9 +100,87 @@ _ZAP_SILENT = ("ZAP closes the connection without answering when the API key is 
                "via API' is on")
 
 
-class ZapConnector(Connector):
+_ZAP_PAGE = 500  # alerts per page of /JSON/alert/view/alerts/
+_ZAP_MAX_ALERTS = 200_000
+
+
+def _zap_target(scan_id: str) -> str:
+    """ZAP scans a target URL: the launch's scan id is that URL (http or https)."""
+    value = str(scan_id).strip()
+    if not value.lower().startswith(("http://", "https://")) or any(ch.isspace() for ch in value):
+        raise ValidationFailed("a ZAP scan is launched on a target URL (http:// or https://)",
+                               fields=[FieldProblem("scan_id", "must be an http or https URL")])
+    return value
+
+
+def _zap_get(ctx: OperationContext, c: Any, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+    """One ZAP API call: a bad key (400 bad_api_key) is step auth, another ZAP error code step response."""
+    resp = c.get(path, headers={"X-ZAP-API-Key": ctx.secret("api_key")}, params=params)
+    if resp.status == 400:
+        code = _zap_code(resp)
+        if code == "bad_api_key":
+            raise fail(ctx, f"ZAP refused the API key: {_ZAP_KEY_HINT}", step="auth", resp=resp)
+        raise fail(ctx, f"ZAP refused {what} ({code or 'an error'})", step="response", resp=resp)
+    body = json_of(ctx, check(ctx, resp, what, auth=(401, 403), permission=(), auth_hint=_ZAP_KEY_HINT), what)
+    return body
+
+
+def _zap_started(ctx: OperationContext, body: dict[str, Any], what: str) -> str:
+    scan = text(body.get("scan"))
+    if scan is None or not scan.isdigit():
+        raise fail(ctx, f"ZAP started {what} without a scan id", step="response")
+    return scan
+
+
+class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
     """ZAP: ``X-ZAP-API-Key``. A wrong key gets no answer by default (ZAP closes the connection); with
-    ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403."""
+    ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403.
+    A launch spiders the target URL, then actively scans it; the results are the alerts under that URL."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """Spider ``scan_id`` (a URL) until done (ZAP scans only what it has crawled), then start the active scan."""
+        url = _zap_target(scan_id)
+        with ctx.client() as c:
+            spider = _zap_started(ctx, _zap_get(ctx, c, "/JSON/spider/action/scan/", {"url": url, "recurse": "true"},
+                                                "the spider"), "the spider")
+
+            def crawled() -> bool | None:
+                body = _zap_get(ctx, c, "/JSON/spider/view/status/", {"scanId": spider}, "the spider status")
+                return True if text(body.get("status")) == "100" else None
+
+            poll(ctx, crawled, what=f"the ZAP spider of {url}")
+            active = _zap_started(ctx, _zap_get(ctx, c, "/JSON/ascan/action/scan/", {"url": url, "recurse": "true"},
+                                                "the active scan"), "the active scan")
+        return ScanRef(scan_id=url, run_id=active)
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """The active scan's progress (``/JSON/ascan/view/status/``): 100 is completed."""
+        if not scan.run_id or not scan.run_id.isdigit():
+            raise ValidationFailed("a ZAP scan's status needs the active scan's id",
+                                   fields=[FieldProblem("run_id", "must be digits")])
+        with ctx.client() as c:
+            body = _zap_get(ctx, c, "/JSON/ascan/view/status/", {"scanId": scan.run_id}, "the active scan status")
+        progress = text(body.get("status")) or "0"
+        return ScanState(scan_id=scan.scan_id, status="completed" if progress == "100" else "running",
+                         detail=f"ZAP active scan {progress}%")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The alerts under the target URL (``/JSON/alert/view/alerts/?baseurl=``, page by page), as ZAP's
+        alert list, which the ``zap_json`` format reads."""
+        url = _zap_target(scan.scan_id)
+        alerts: list[Any] = []
+        with ctx.client() as c:
+            while len(alerts) < _ZAP_MAX_ALERTS:
+                body = _zap_get(ctx, c, "/JSON/alert/view/alerts/",
+                                {"baseurl": url, "start": len(alerts), "count": _ZAP_PAGE}, "the alerts")
+                page = body.get("alerts")
+                if not isinstance(page, list):
+                    raise fail(ctx, "ZAP's alerts answer has no alerts list", step="response")
+                alerts.extend(page)
+                if len(page) < _ZAP_PAGE:
+                    break
+        return ReportArtifact(name="zap_alerts.json", format="zap_json",
+                              content=json.dumps({"alerts": alerts}).encode())
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /JSON/core/view/version/`` with the key."""
@@ -169,8 +259,56 @@ def _invicti_end(lic: dict[str, Any]) -> tuple[datetime | None, str | None]:
     return _account_date(lic.get("SubscriptionEndDate")), product
 
 
-class InvictiConnector(Connector):
-    """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription."""
+# Invicti scan task states -> ScanState.status (anything else: still under way)
+_INVICTI_STATES = {"complete": "completed", "failed": "failed", "cancelled": "canceled", "canceled": "canceled",
+                   "queued": "queued", "delayed": "queued"}
+
+
+def _invicti_id(value: str | None, what: str) -> str:
+    """An Invicti scan id is a GUID; anything else is the caller's mistake."""
+    try:
+        return str(uuid.UUID(str(value or "").strip()))
+    except ValueError:
+        raise ValidationFailed(f"an Invicti {what} id is a GUID",
+                               fields=[FieldProblem("scan_id", "must be a GUID")]) from None
+
+
+class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+    """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription. A launch
+    starts a new scan with an earlier scan's configuration (``scans/newfromscan``); its vulnerabilities report is
+    the ``invicti_json`` format."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``POST /scans/newfromscan`` with the earlier scan's id: the new scan task's ``Id``."""
+        base = _invicti_id(scan_id, "scan")
+        with ctx.client() as c:
+            resp = check(ctx, c.post("/scans/newfromscan", auth=(ctx.credentials.user_id, ctx.secret("api_token")),
+                                     json=base), f"launching a scan from {base}", ok=(200, 201),
+                         permission_hint="the API user's role must allow starting scans")
+        task = text(json_of(ctx, resp, "scan task").get("Id"))
+        if not task:
+            raise fail(ctx, "Invicti started the scan without a task id", step="response")
+        return ScanRef(scan_id=base, run_id=task)
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``GET /scans/status/{id}``: the task's ``State``."""
+        task = _invicti_id(scan.run_id, "scan task")
+        with ctx.client() as c:
+            body = json_of(ctx, check(ctx, c.get(vendor_path("/scans/status/{task}", task=task),
+                                                 auth=(ctx.credentials.user_id, ctx.secret("api_token"))),
+                                      "scan status"), "scan status")
+        state = str(body.get("State") or "unknown")
+        return ScanState(scan_id=scan.scan_id, status=_INVICTI_STATES.get(state.lower(), "running"),
+                         detail=f"Invicti state: {state}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """``GET /scans/report/?format=Json&type=Vulnerabilities`` of the launched task."""
+        task = _invicti_id(scan.run_id, "scan task")
+        with ctx.client() as c:
+            resp = check(ctx, c.get("/scans/report/", auth=(ctx.credentials.user_id, ctx.secret("api_token")),
+                                    params={"id": task, "format": "Json", "type": "Vulnerabilities"},
+                                    max_bytes=DOWNLOAD_MAX_BYTES), "the vulnerabilities report")
+        return ReportArtifact(name=f"invicti_{task}.json", format="invicti_json", content=resp.content)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /account/me``, then the license when the account may read it."""
@@ -262,7 +400,8 @@ CONNECTOR_TYPES = (
         implementation=ZapConnector(),
         docs_url="https://www.zaproxy.org/docs/api/",
         notes="ZAP closes the connection on a wrong API key unless 'Report permission errors via API' is on (then "
-              "HTTP 400 bad_api_key, reported as step auth); it has no license or roles.",
+              "HTTP 400 bad_api_key, reported as step auth); it has no license or roles. A scan launch's "
+              "scan_id is the target URL: spidered, then actively scanned; its alerts are imported.",
     ),
     ConnectorType(
         vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,
@@ -270,7 +409,8 @@ CONNECTOR_TYPES = (
         default_base_url="https://www.netsparkercloud.com/api/1.0", report_formats=("invicti_json",),
         implementation=InvictiConnector(),
         docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
-        notes="An ended subscription is a warning (the API still answers).",
+        notes="An ended subscription is a warning (the API still answers). A scan launch's scan_id is an earlier "
+              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported.",
     ),
     ConnectorType(
         vendor="acunetix", display_name="Acunetix", category=Category.DAST,

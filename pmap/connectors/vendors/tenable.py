@@ -48,7 +48,7 @@ from pmap.connectors.vendors._support import (
     poll,
     text,
 )
-from pmap.core.errors import FieldProblem, ValidationFailed
+from pmap.core.errors import FieldProblem, ScanLaunchUnavailable, ValidationFailed
 from pmap.core.outbound import OutboundClient
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
@@ -166,8 +166,43 @@ def _synced(ctx: OperationContext, filters: dict[str, Any]) -> Iterator[ParsedFi
             yield from fmt.parse(io.BytesIO(_tenable_export.to_csv(records)))
 
 
-class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings):
-    """Tenable VM: session and container properties; findings through the vulnerability export."""
+# Tenable VM latest-status values -> ScanState.status (anything else is a scan still under way)
+_TVM_STATES = {
+    "completed": "completed", "imported": "completed", "canceled": "canceled", "cancelled": "canceled",
+    "stopped": "canceled", "aborted": "failed", "pending": "queued", "initializing": "queued", "empty": "queued",
+}
+
+
+def _tvm_scan_id(scan_id: str) -> str:
+    """A Tenable VM scan id is a number or a schedule UUID; anything else is the caller's mistake."""
+    value = str(scan_id).strip()
+    if not (value.isdigit() or (len(value) <= 64 and value.replace("-", "").isalnum())):
+        raise ValidationFailed("a Tenable VM scan id is a number or a schedule UUID",
+                               fields=[FieldProblem("scan_id", "must be digits or a UUID")])
+    return value
+
+
+class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings, LaunchesScans,
+                         ReportsScanStatus):
+    """Tenable VM: session and container properties; findings through the vulnerability export; scans."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``POST /scans/{scan_id}/launch``: the run's ``scan_uuid``."""
+        sid = _tvm_scan_id(scan_id)
+        with ctx.client() as c:
+            resp = check(ctx, c.post(vendor_path("/scans/{sid}/launch", sid=sid), headers=api_keys(ctx)),
+                         f"launching scan {sid}", permission_hint="the scan needs the Can Execute permission")
+            body = json_of(ctx, resp, "scan launch")
+        return ScanRef(scan_id=sid, run_id=text(body.get("scan_uuid")))
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``GET /scans/{scan_id}/latest-status`` (what Tenable recommends for polling)."""
+        sid = _tvm_scan_id(scan.scan_id)
+        with ctx.client() as c:
+            body = json_of(ctx, check(ctx, c.get(vendor_path("/scans/{sid}/latest-status", sid=sid),
+                                                 headers=api_keys(ctx)), "scan status"), "scan status")
+        vendor = str(body.get("status") or "unknown").lower()
+        return ScanState(scan_id=sid, status=_TVM_STATES.get(vendor, "running"), detail=f"Tenable VM status: {vendor}")
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /session`` proves the keys; ``GET /server/properties`` gives version and license."""
@@ -189,10 +224,12 @@ class TenableVMConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFin
         return _tvm_report(session)
 
     def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
-        """Export the container's open, reopened and fixed vulnerabilities as a ``tenable_csv`` file.
-
-        The export is container-wide: ``scan.scan_id`` only names the artifact.
-        """
+        """A launched scan (``scan.run_id`` set): its latest results exported as a ``.nessus`` file. Otherwise
+        the container's open, reopened and fixed vulnerabilities as a ``tenable_csv`` file (container-wide:
+        ``scan.scan_id`` only names the artifact)."""
+        if scan.run_id:
+            sid = _tvm_scan_id(scan.scan_id)
+            return _export_scan(ctx, sid, f"Tenable VM scan {sid}", f"tenable_vm_scan_{sid}.nessus")
         # the operation's contract is one report file, so its chunks are gathered; a sync streams them
         records: list[Any] = []
         with ctx.client() as c:
@@ -256,10 +293,11 @@ class NessusConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesSca
         sid = _scan_number(scan_id)
         with ctx.client() as c:
             resp = c.post(f"/scans/{sid}/launch", headers=api_keys(ctx))
-            if resp.status == 412:
-                raise fail(ctx, "this Nessus edition has no scan API (Nessus Professional/Expert): read and export "
-                                "only; launch the scan in Nessus itself or from its manager", step="permission",
-                           resp=resp)
+            if resp.status == 412:  # Nessus's own answer where the edition's license has no scan API
+                refused = fail(ctx, "this Nessus edition has no scan API (Nessus Professional/Expert): read and "
+                                    "export only; launch the scan in Nessus itself or from its manager",
+                               step="permission", resp=resp)
+                raise ScanLaunchUnavailable(refused.message, step="permission", upstream_status=412)
             body = json_of(ctx, check(ctx, resp, f"launching scan {scan_id}"), "scan launch")
         return ScanRef(scan_id=str(sid), run_id=text(body.get("scan_uuid")))
 
@@ -278,27 +316,33 @@ class NessusConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesSca
     def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
         """Export the scan as a ``.nessus`` file: request, poll until ready, download."""
         sid = _scan_number(scan.scan_id)
-        with ctx.client() as c:
-            started = check(ctx, c.post(f"/scans/{sid}/export", headers=api_keys(ctx), json={"format": "nessus"},
-                                        retry_unsafe=True), f"exporting scan {sid}")
-            file_id = text(json_of(ctx, started, "scan export").get("file"))
-            if not file_id:
-                raise fail(ctx, "the scan export started without a file id", step="response")
+        return _export_scan(ctx, str(sid), f"Nessus scan {sid}", f"nessus_scan_{sid}.nessus")
 
-            def ready() -> bool | None:
-                resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/status", sid=sid, file_id=file_id),
-                                        headers=api_keys(ctx)),
-                             "export status")
-                status = str(json_of(ctx, resp, "export status").get("status", "")).lower()
-                if status == "error":
-                    raise fail(ctx, f"Nessus could not export scan {sid}", step="response")
-                return True if status == "ready" else None
 
-            poll(ctx, ready, what=f"the export of Nessus scan {sid}")
-            resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/download", sid=sid, file_id=file_id),
-                                    headers=api_keys(ctx),
-                                    max_bytes=DOWNLOAD_MAX_BYTES), "export download")
-        return ReportArtifact(name=f"nessus_scan_{sid}.nessus", format="nessus", content=resp.content)
+def _export_scan(ctx: OperationContext, sid: str, what: str, name: str) -> ReportArtifact:
+    """Export a scan's latest results as a ``.nessus`` file (Nessus and Tenable VM share the flow): request
+    the export, poll its status until ready (backoff on the operation's clock), download."""
+    with ctx.client() as c:
+        started = check(ctx, c.post(vendor_path("/scans/{sid}/export", sid=sid), headers=api_keys(ctx),
+                                    json={"format": "nessus"}, retry_unsafe=True), f"exporting {what}")
+        file_id = text(json_of(ctx, started, "scan export").get("file"))
+        if not file_id:
+            raise fail(ctx, "the scan export started without a file id", step="response")
+
+        def ready() -> bool | None:
+            resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/status", sid=sid, file_id=file_id),
+                                    headers=api_keys(ctx)),
+                         "export status")
+            status = str(json_of(ctx, resp, "export status").get("status", "")).lower()
+            if status == "error":
+                raise fail(ctx, f"the vendor could not export {what}", step="response")
+            return True if status == "ready" else None
+
+        poll(ctx, ready, what=f"the export of {what}")
+        resp = check(ctx, c.get(vendor_path("/scans/{sid}/export/{file_id}/download", sid=sid, file_id=file_id),
+                                headers=api_keys(ctx),
+                                max_bytes=DOWNLOAD_MAX_BYTES), "export download")
+    return ReportArtifact(name=name, format="nessus", content=resp.content)
 
 
 CONNECTOR_TYPES = (

@@ -11,7 +11,7 @@ import io
 import pytest
 
 from pmap.connectors.base import OperationContext, ReportArtifact, ScanRef
-from pmap.core.errors import UpstreamError, ValidationFailed
+from pmap.core.errors import ScanLaunchUnavailable, UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.registry import report_formats
@@ -66,9 +66,9 @@ def test_nessus_export_without_the_right_is_a_permission_failure(sandbox: Sandbo
 
 def test_nessus_professional_cannot_launch(sandbox: SandboxServer, dev_settings: Settings) -> None:
     impl = implementation("nessus")
-    with pytest.raises(UpstreamError) as err:
+    with pytest.raises(ScanLaunchUnavailable) as err:
         impl.launch_scan(nessus_ctx(sandbox, dev_settings), NESSUS_SCAN)
-    assert err.value.step == "permission" and err.value.upstream_status == 412
+    assert err.value.step == "permission" and err.value.upstream_status == 412 and err.value.status == 422
     assert "read and export only" in err.value.message
 
 
@@ -77,8 +77,9 @@ def test_nessus_manager_launches_and_reports_status(sandbox: SandboxServer, dev_
     ctx = nessus_ctx(sandbox, dev_settings, access_key=unique("manager"))
     ref = impl.launch_scan(ctx, NESSUS_SCAN)
     assert ref.scan_id == NESSUS_SCAN and ref.run_id and ref.run_id.startswith("sandbox-launch-")
-    state = impl.scan_status(ctx, ref)
-    assert state.status == "completed" and state.detail == "Nessus status: completed"
+    states = [impl.scan_status(ctx, ref) for _ in range(3)]
+    assert [s.status for s in states] == ["running", "running", "completed"], "the launched scan runs, then completes"
+    assert states[-1].detail == "Nessus status: completed"
 
 
 def test_nessus_status_of_a_scan_the_account_cannot_see(sandbox: SandboxServer, dev_settings: Settings) -> None:

@@ -1,0 +1,167 @@
+"""Scan launch edges: PMAP_SCAN_TIMEOUT ends a launch whose scan runs on, a scan the vendor reports failed fails
+the launch, a lost job shows its launch failed, and Security Center's download archive is read within bounds."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pmap.app import create_app
+from pmap.connectors.base import OperationContext, ScanRef, ScanState
+from pmap.connectors.catalog import connector_types
+from pmap.connectors.runner import operation_context
+from pmap.connectors.vendors import tenable_sc
+from pmap.core.db import transaction, utcnow
+from pmap.core.errors import UpstreamError
+from pmap.core.seams import Actor
+from pmap.core.settings import Settings
+from pmap.findings.jobs import KIND_SCAN, JobCall
+from pmap.findings.models import Job
+from pmap.integrations.models import Integration
+from pmap.scans import service
+from pmap.scans.models import ScanLaunch
+from pmap_sandbox.server import SandboxServer
+from tests.conftest import Api, VirtualClock
+
+from .conftest import integration, launch, launches, unique, wait_job
+from .test_scans_api import credentials
+
+
+@pytest.fixture()
+def short_api(settings: Settings) -> Iterator[Api]:
+    """An app whose launches give up after 45 s of (virtual) time, polling every 30 s at first."""
+    from fastapi.testclient import TestClient
+
+    tuned = settings.model_copy(update={"scan_timeout": 45.0, "scan_poll_seconds": 30.0})
+    with TestClient(create_app(tuned), raise_server_exceptions=False) as client:
+        yield Api(client)
+
+
+def test_a_scan_still_running_at_pmap_scan_timeout_fails_the_launch_at_step_poll(
+        short_api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = short_api.token(role="operator")
+    iid = integration(short_api, headers, sandbox, "nessus", credentials("nessus"))
+    job = launch(short_api, headers, iid, "5")
+    assert job["status"] == "failed", job
+    assert job["error"]["step"] == "poll" and job["error"]["vendor_step"] == "timeout"
+    assert "PMAP_SCAN_TIMEOUT" in job["error"]["message"]
+    [listed] = launches(short_api, headers, iid)
+    assert listed["state"] == "failed" and listed["vendor_status"] == "Nessus status: running"
+
+
+def test_a_launch_whose_job_was_lost_is_listed_failed(api: Api, sandbox: SandboxServer) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "nessus", credentials("nessus"))
+    with api.state.sessions() as session:
+        row = session.get(Integration, uuid.UUID(iid))
+        assert row is not None
+        org = row.organization_id
+    now, launch_id = utcnow(), uuid.uuid4()
+    error = {"code": "job_orphaned", "message": "the PMAP process that ran this job stopped"}
+    with transaction(api.state.sessions) as session:
+        job = Job(organization_id=org, kind=KIND_SCAN, status="failed", error=error,
+                  params={"integration_id": iid, "launch_id": str(launch_id)}, progress={}, runner="gone:1",
+                  actor="test", created_at=now, updated_at=now)
+        session.add(job)
+        session.flush()
+        session.add(ScanLaunch(id=launch_id, organization_id=org, integration_id=uuid.UUID(iid), vendor_scan_id="5",
+                               state="running", job_id=job.id, actor="test", created_at=now, updated_at=now))
+    [listed] = launches(api, headers, iid)
+    assert listed["state"] == "failed" and listed["error"]["code"] == "job_orphaned"
+
+
+def _zip(**members: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out.getvalue()
+
+
+def _sc_context() -> OperationContext:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None)
+    return operation_context(settings, connector_types()["tenable_sc"], {"base_url": "http://127.0.0.1:9/rest"},
+                             {"access_key": unique(), "secret_key": unique()}, purpose="scan_launch")
+
+
+def test_security_centers_download_is_one_nessus_file_within_the_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = _sc_context()
+    assert tenable_sc._nessus_of(ctx, _zip(**{"1.nessus": b"<NessusClientData_v2/>"}), "1") == b"<NessusClientData_v2/>"
+    with pytest.raises(UpstreamError, match="not one .nessus file"):
+        tenable_sc._nessus_of(ctx, _zip(**{"a.nessus": b"x", "b.nessus": b"y"}), "1")
+    monkeypatch.setattr(tenable_sc, "DOWNLOAD_MAX_BYTES", 1000)
+    bomb = _zip(**{"1.nessus": b"A" * 100_000})  # compresses to a few hundred bytes
+    with pytest.raises(UpstreamError, match="size limit"):
+        tenable_sc._nessus_of(ctx, bomb, "1")
+
+
+def test_a_scan_waiting_on_its_vendor_holds_no_worker_of_imports_and_syncs(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = api.token(role="operator")
+    started, release = threading.Event(), threading.Event()
+
+    def waiting(call: Any) -> dict[str, Any]:  # a scan that runs for hours, as far as the runner knows
+        started.set()
+        release.wait(90)
+        return {"parsed": 0}
+
+    api.app.state.jobs._handlers[KIND_SCAN] = waiting
+    scanning = integration(api, headers, sandbox, "nessus", credentials("nessus"))
+    resp = api.client.post(f"/api/v1/integrations/{scanning}/scans", headers=headers, json={"scan_id": "5"})
+    assert resp.status_code == 202, resp.text
+    assert started.wait(10)
+    try:
+        syncing = integration(api, headers, sandbox, "tenable_vm", credentials("tenable_vm"))
+        sync = api.client.post(f"/api/v1/integrations/{syncing}/sync", headers=headers)
+        assert sync.status_code == 202, sync.text
+        deadline = time.monotonic() + 20  # well before the scan ends: the sync never waited for its worker
+        while (done := api.client.get(f"/api/v1/jobs/{sync.json()['job']['id']}", headers=headers).json())[
+                "status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done["status"] == "succeeded", done  # on SQLite too, whose pool has one worker
+    finally:
+        release.set()
+    assert wait_job(api, headers, resp.json()["job"]["id"])["status"] == "succeeded"
+
+
+class _Statuses:
+    """A vendor whose scan reports the given statuses, one a poll."""
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses = list(statuses)
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        return ScanState(scan_id=scan.scan_id, status=self.statuses.pop(0), detail=None)
+
+
+def _call() -> JobCall:
+    return JobCall(uuid.uuid4(), uuid.uuid4(), {}, Actor(kind="system", name="test", organization_id=uuid.uuid4()),
+                   lambda progress: None)
+
+
+def test_the_status_is_polled_with_a_backoff_capped_at_ten_intervals(virtual_clock: VirtualClock) -> None:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None, scan_poll_seconds=10,
+                        scan_timeout=10_000)
+    seen: list[str] = []
+    vendor = _Statuses(*["queued"] * 2, *["running"] * 5, "completed")
+    service._wait(settings, _sc_context(), vendor, ScanRef(scan_id="5", run_id="r"),
+                  lambda **kw: seen.append(kw["vendor_status"]), _call())
+    assert virtual_clock.waits == [10, 20, 40, 80, 100, 100, 100]
+    assert seen[-1] == "completed" and len(seen) == 8
+
+
+@pytest.mark.parametrize("ending", ["failed", "canceled"])
+def test_a_scan_the_vendor_reports_failed_or_canceled_fails_the_launch(virtual_clock: VirtualClock,
+                                                                       ending: str) -> None:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None)
+    with pytest.raises(UpstreamError, match=f"reports the scan {ending}") as err:
+        service._wait(settings, _sc_context(), _Statuses("running", ending), ScanRef(scan_id="5", run_id="r"),
+                      lambda **kw: None, _call())
+    assert err.value.step == "scan"
