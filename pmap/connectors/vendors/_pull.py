@@ -1,4 +1,4 @@
-"""Helpers of the findings pulls (``pull_findings``): vendor times and next-page links.
+"""Helpers of the findings pulls (``pull_findings``): vendor times, next-page links, fetching ahead.
 
 A next-page link is followed only through the operation's guarded client, which refuses a link to
 another host (:class:`pmap.core.errors.EgressDenied`): a vendor answer cannot send the credential elsewhere.
@@ -6,10 +6,17 @@ another host (:class:`pmap.core.errors.EgressDenied`): a vendor answer cannot se
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 _LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
 _REL = re.compile(r'rel\s*=\s*"?([^";]+)"?', re.IGNORECASE)
@@ -45,3 +52,46 @@ def under_base(base_url: str, link: str) -> str:
         return f"{base.scheme}://{base.netloc.decode('ascii')}{link}"
     return link
 
+
+
+def prefetched(pages: Iterator[T], *, name: str = "pmap-prefetch") -> Iterator[T]:
+    """``pages``, with the next one fetched on a thread while the caller works on the current one.
+
+    A sync spends its time in two halves that can overlap: the vendor producing and sending a page or export
+    chunk, and the import pipeline storing the one before. At most two pages are held (the one in use and the
+    one fetched ahead), so memory stays bounded. An error of the fetching side is raised here, in order; a
+    caller that stops early stops the fetching after the page in flight.
+    """
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        ahead.put(("page", page), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, who raises it where the page would have been
+            ahead.put(("error", exc))
+
+    thread = threading.Thread(target=fetch, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):
+            ahead.get_nowait()  # unblock a fetcher waiting to hand over its page
+        thread.join(timeout=30)

@@ -35,6 +35,7 @@ from pmap.connectors.base import (
     SyncsFindings,
 )
 from pmap.connectors.vendors import _tenable_export
+from pmap.connectors.vendors._pull import prefetched
 from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
     check,
@@ -162,7 +163,8 @@ def _synced(ctx: OperationContext, filters: dict[str, Any]) -> Iterator[ParsedFi
     uploaded Tenable VM CSV name a finding alike); state FIXED becomes status "fixed"."""
     fmt = report_formats()[SYNC_FORMAT]
     with ctx.client() as c:
-        for records in _export_chunks(ctx, c, filters):
+        # the next chunk downloads while this one goes through the pipeline (two chunks held at most)
+        for records in prefetched(_export_chunks(ctx, c, filters), name="pmap-tenable-export"):
             yield from fmt.parse(io.BytesIO(_tenable_export.to_csv(records)))
 
 
