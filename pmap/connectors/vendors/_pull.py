@@ -10,7 +10,7 @@ import contextlib
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -54,7 +54,7 @@ def under_base(base_url: str, link: str) -> str:
 
 
 
-def prefetched(pages: Iterator[T], *, name: str = "pmap-prefetch") -> Iterator[T]:
+def prefetched(pages: Iterator[T], *, name: str = "pmap-prefetch") -> Generator[T, None, None]:
     """``pages``, with the next one fetched on a thread while the caller works on the current one.
 
     A sync spends its time in two halves that can overlap: the vendor producing and sending a page or export

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC
 from typing import Any
 
 from pmap.connectors.vendors._support import dig, parse_when, text
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.vm_dast import tenable_csv
 
 # column names the tenable_csv reader knows (Tenable VM's own, plus "first seen"/"last seen")
 COLUMNS = (
@@ -73,6 +75,14 @@ def row_of(record: Mapping[str, Any]) -> dict[str, str | None]:
         "definition.vpr.score": text(dig(plugin, "vpr", "score")),
         "definition.epss.score": text(plugin.get("epss_score")),
     }
+
+
+def findings(records: Iterable[object]) -> Iterator[ParsedFinding]:
+    """The records' findings, exactly as the ``tenable_csv`` format reads :func:`to_csv` of them, without
+    writing and re-reading the CSV (a sync of 100,000 findings spent over a second on that alone)."""
+    rows = ({column: value or "" for column, value in row_of(record).items()}
+            for record in records if isinstance(record, Mapping) and isinstance(record.get("plugin"), Mapping))
+    return tenable_csv.findings_of_rows(rows)
 
 
 def to_csv(records: Iterable[object]) -> bytes:

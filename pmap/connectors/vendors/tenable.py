@@ -8,7 +8,6 @@ scanner linked to a manager must be driven from that manager: the connection tes
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,7 +52,6 @@ from pmap.core.errors import FieldProblem, ScanLaunchUnavailable, ValidationFail
 from pmap.core.outbound import OutboundClient
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
-from pmap.findings.formats.registry import report_formats
 
 # Tenable user permission levels (Tenable VM and Nessus share the scale)
 BASIC, STANDARD, ADMINISTRATOR, SYSTEM_ADMINISTRATOR = 16, 32, 64, 128
@@ -161,11 +159,10 @@ def _export_chunks(ctx: OperationContext, c: OutboundClient, filters: dict[str, 
 def _synced(ctx: OperationContext, filters: dict[str, Any]) -> Iterator[ParsedFinding]:
     """Findings of the export, parsed chunk by chunk as the tenable_csv format reads them (so a sync and an
     uploaded Tenable VM CSV name a finding alike); state FIXED becomes status "fixed"."""
-    fmt = report_formats()[SYNC_FORMAT]
     with ctx.client() as c:
         # the next chunk downloads while this one goes through the pipeline (two chunks held at most)
         for records in prefetched(_export_chunks(ctx, c, filters), name="pmap-tenable-export"):
-            yield from fmt.parse(io.BytesIO(_tenable_export.to_csv(records)))
+            yield from _tenable_export.findings(records)
 
 
 # Tenable VM latest-status values -> ScanState.status (anything else is a scan still under way)

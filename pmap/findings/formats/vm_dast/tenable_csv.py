@@ -8,7 +8,7 @@ the same host/port are merged into one finding (streaming: only the pending row 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
 from pmap.findings.formats.convert import (
@@ -73,7 +73,7 @@ def detect(head: bytes, filename: str | None) -> bool:
     return _is_header(csv_header_line(head))
 
 
-def _get(row: dict[str, str], field: str) -> str | None:
+def _get(row: Mapping[str, str], field: str) -> str | None:
     for alias in _ALIASES[field]:
         v = clean(row.get(alias))
         if v is not None:
@@ -81,7 +81,7 @@ def _get(row: dict[str, str], field: str) -> str | None:
     return None
 
 
-def _cvss(row: dict[str, str]) -> tuple[str | None, str | None, float | None]:
+def _cvss(row: Mapping[str, str]) -> tuple[str | None, str | None, float | None]:
     for score_f, vec_f, default in (("cvss3", "cvss3_vector", "3.0"), ("cvss4", "cvss4_vector", "4.0"),
                                     ("cvss2", "cvss2_vector", "2.0")):
         score = cvss_score(_get(row, score_f))
@@ -96,7 +96,7 @@ def _cvss(row: dict[str, str]) -> tuple[str | None, str | None, float | None]:
     return None, None, None
 
 
-def _row_finding(row: dict[str, str]) -> ParsedFinding | None:
+def _row_finding(row: Mapping[str, str]) -> ParsedFinding | None:
     title = _get(row, "title")
     if title is None:
         return None  # blank filler rows in Security Center exports
@@ -161,8 +161,15 @@ def _same_result(a: ParsedFinding, b: ParsedFinding) -> bool:
 
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Tenable CSV export, merging per-CVE rows of one plugin result."""
+    return findings_of_rows(row for _line, row in iter_csv(report.stream, KEY, _is_header))
+
+
+def findings_of_rows(rows: Iterable[Mapping[str, str]]) -> Iterator[ParsedFinding]:
+    """Findings of Tenable CSV rows (``{lower-cased column: cell}``, an empty cell as ``""``), merging per-CVE
+    rows of one plugin result. A Tenable VM sync hands its export records here as rows, so a synced finding
+    and the same finding in an uploaded CSV are read, and identified, alike."""
     pending: ParsedFinding | None = None
-    for _line, row in iter_csv(report.stream, KEY, _is_header):
+    for row in rows:
         finding = _row_finding(row)
         if finding is None:
             continue
