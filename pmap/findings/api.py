@@ -193,6 +193,13 @@ def get_job(job_id: uuid.UUID, session: DbSession, principal: Viewer, jobs: Jobs
     return jobs.get(session, principal.organization_id, job_id)
 
 
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+def cancel_job(job_id: uuid.UUID, session: DbSession, principal: Operator, jobs: JobsDep) -> JobOut:
+    """Cancel a queued or running job: a queued one ends at once; a running import or sync stops at its next
+    progress report, keeping nothing of what it did (409 once the job has finished)."""
+    return jobs.cancel(session, principal.organization_id, job_id, f"{principal.role.value} {principal.name}")
+
+
 # --- findings -----------------------------------------------------------------------------------
 
 def _choices(values: list[str] | None, allowed: tuple[str, ...], name: str) -> list[str]:

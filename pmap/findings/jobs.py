@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.db import transaction, utcnow
-from pmap.core.errors import IntegrationDisabled, NotFound, PmapError
+from pmap.core.errors import Conflict, IntegrationDisabled, NotFound, PmapError
 from pmap.core.logs import correlation_id
 from pmap.core.logs import job_id as job_context
 from pmap.core.metrics import JobOutcome, Metrics
@@ -140,6 +140,7 @@ class JobRunner:
         self._queued: dict[uuid.UUID, str] = {}  # job id -> kind
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._cancelled: dict[uuid.UUID, str] = {}  # running jobs asked to stop -> who asked
         self._heartbeat = engine.dialect.name != "sqlite"
         self._executor: ThreadPoolExecutor | None = None
 
@@ -264,6 +265,28 @@ class JobRunner:
             raise NotFound("job not found")
         return self.to_out(job)
 
+    def cancel(self, session: Session, organization_id: uuid.UUID, job_id: uuid.UUID, by: str) -> JobOut:
+        """Cancel a queued or running job of the organization: a queued one ends at once, a running one at
+        its next progress report (an import or sync writes nothing then); 409 once it has finished."""
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.organization_id != organization_id:
+            raise NotFound("job not found")
+        if job.status not in (QUEUED, RUNNING):
+            raise Conflict(f"the job has already {job.status}; nothing to cancel")
+        message = f"cancelled by {by}"
+        if job.status == QUEUED:
+            now = utcnow()
+            job.status, job.error, job.finished_at, job.updated_at = FAILED, {"code": "job_cancelled",
+                                                                              "message": message}, now, now
+            with self._lock:
+                self._queued.pop(job_id, None)
+            self._metrics.job_finished(job.kind, JobOutcome.CANCELLED)
+        else:
+            with self._lock:
+                self._cancelled[job_id] = message
+        session.commit()
+        return self.to_out(job)
+
     # --- running ----------------------------------------------------------------------------------
 
     def _run(self, job_id: uuid.UUID, actor: Actor, origin: str | None = None) -> None:
@@ -318,6 +341,8 @@ class JobRunner:
         finally:
             _discard(params)
             self._live.pop(job_id, None)
+            with self._lock:
+                self._cancelled.pop(job_id, None)
 
     def _import(self, job_id: uuid.UUID, organization_id: uuid.UUID, integration_id: uuid.UUID,
                 params: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -346,6 +371,9 @@ class JobRunner:
         def report(progress: dict[str, Any]) -> None:
             if self._stopping.is_set():
                 raise JobCancelled("the service stopped while the job ran; nothing was imported: upload again")
+            asked = self._cancelled.get(job_id)
+            if asked is not None:
+                raise JobCancelled(f"{asked} while it ran; nothing of it was kept")
             self._live[job_id] = progress
             now = time.monotonic()
             if self._heartbeat and now - last[0] >= HEARTBEAT_SECONDS:
