@@ -104,8 +104,9 @@ def pull(ctx: OperationContext, request: FindingsPull, scan_ids: list[int],
     ids = scan_numbers(scan_ids)
     with ctx.client() as c:
         runs = [latest_run(ctx, c, sid, headers()) for sid in ids]
-    since = request.since.astimezone(UTC) if request.since and request.since.tzinfo else (
-        request.since.replace(tzinfo=UTC) if request.since else None)
+    since = request.since
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
     wanted = [r for r in runs if r.history_id is not None
               and (since is None or r.finished is None or r.finished > since)]
     complete = since is None and len(wanted) == len(runs)

@@ -9,7 +9,7 @@ scanner linked to a manager must be driven from that manager: the connection tes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr
 
@@ -77,7 +77,7 @@ class TenableVMConnection(ConnectionSettings):
 
 class NessusConnection(ConnectionSettings):
     base_url: str = Field(description="Nessus scanner or manager, e.g. https://nessus.example.com:8834")
-    scan_ids: list[int] = Field(default_factory=list, max_length=200,
+    scan_ids: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list, max_length=200,
                                 description="Scans whose latest completed run a findings sync reads")
 
 

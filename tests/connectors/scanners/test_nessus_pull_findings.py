@@ -121,3 +121,10 @@ def test_bad_credentials_fail_at_auth_without_the_secret(sandbox: SandboxServer,
         implementation("nessus").pull_findings(ctx, FindingsPull())
     assert err.value.step == "auth"
     assert all(secret not in err.value.message for secret in ctx.secrets)
+
+
+def test_scan_ids_are_positive_numbers() -> None:
+    model = catalog_entry("nessus").connection_model
+    assert model(base_url="https://nessus.example.test:8834", scan_ids=[3, 4]).model_dump()["scan_ids"] == [3, 4]
+    with pytest.raises(ValueError):
+        model(base_url="https://nessus.example.test:8834", scan_ids=[0])
