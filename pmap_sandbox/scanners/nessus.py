@@ -294,8 +294,11 @@ def _download(job: dict[str, Any]) -> Response:
     if job["polls"] < 2:
         raise Reply(_error(409, "Report is not ready"))
     if job.get("seed") is not None:
-        return Response(seeded_nessus(job["scan"], job["history"], int(job["seed"]["count"])),
-                        media_type="application/octet-stream")
+        content = seeded_nessus(job["scan"], job["history"], int(job["seed"]["count"]))
+        if job["seed"].get("entities"):  # the hostile option: an export declaring entities (billion laughs' opening)
+            content = content.replace(b"<NessusClientData_v2>", b'<!DOCTYPE NessusClientData_v2 [<!ENTITY a "aaaa">'
+                                      b'<!ENTITY b "&a;&a;&a;&a;">]><NessusClientData_v2>&b;', 1)
+        return Response(content, media_type="application/octet-stream")
     if job["format"] == "csv":
         return Response(
             CSV,

@@ -128,3 +128,10 @@ def test_scan_ids_are_positive_numbers() -> None:
     assert model(base_url="https://nessus.example.test:8834", scan_ids=[3, 4]).model_dump()["scan_ids"] == [3, 4]
     with pytest.raises(ValueError):
         model(base_url="https://nessus.example.test:8834", scan_ids=[0])
+
+
+def test_an_export_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, [7], count=2, entities=True)
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("nessus").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "response" and "entit" in err.value.message.lower(), err.value.message
