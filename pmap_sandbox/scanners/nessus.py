@@ -10,6 +10,7 @@ the second read answer 401 echoing the key (revoked mid-scan).
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -23,6 +24,7 @@ from pmap_sandbox.scanners._common import (
     guard,
     json_reply,
     parse_x_apikeys,
+    seeded,
     store,
     vendor_router,
 )
@@ -182,9 +184,52 @@ async def scans(request: Request) -> Response:
     )
 
 
-def _known(scan_id: int) -> None:
-    if scan_id != SCAN_ID:
+#: seeded scan ``k`` (its position in ``scans``) last completed ``k + 1`` hours after this
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def _seed(request: Request) -> dict[str, Any] | None:
+    """The seeded data set of the caller's account (counted; ``limit_at`` answers 429 there)."""
+    return seeded(request, KEY, _account(request), STYLE)
+
+
+def _seeded_scans(data: dict[str, Any]) -> list[int]:
+    return [int(s) for s in data.get("scans") or [SCAN_ID]]
+
+
+def _known(scan_id: int, data: dict[str, Any] | None = None) -> None:
+    if scan_id not in (_seeded_scans(data) if data is not None else [SCAN_ID]):
         raise Reply(_error(404, "The requested file was not found."))
+
+
+def _history(scan_id: int, data: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The scan's runs, oldest first: an older and a latest completed run (seeded: ``never`` scans have none
+    completed; ``running`` scans have a newer run still under way)."""
+    k = _seeded_scans(data).index(scan_id) if data is not None else 0
+    done = int((SEED_EPOCH + timedelta(hours=k + 1)).timestamp())
+    def run(n: int, status: str, when: int) -> dict[str, Any]:
+        return {"history_id": scan_id * 100 + n, "uuid": f"sandbox-run-{scan_id}-{n}", "owner_id": 2,
+                "status": status, "creation_date": when - 1800, "last_modification_date": when,
+                "type": "local", "scheduler": 0, "alt_targets_used": False}
+    if data is not None and scan_id in (data.get("never") or []):
+        return [run(1, "aborted", done - 86400), run(2, "running", done)]
+    runs = [run(1, "completed", done - 86400), run(2, "completed", done)]
+    if data is not None and scan_id in (data.get("running") or []):
+        runs.append(run(3, "running", done + 3600))
+    return runs
+
+
+@router.get("/scans/{scan_id}")
+async def scan_details(scan_id: int, request: Request) -> Response:
+    """The scan's ``info`` and ``history`` (its runs), as ``GET /scans/{scan_id}`` answers."""
+    await _auth(request)
+    data = _seed(request)
+    _known(scan_id, data)
+    history = _history(scan_id, data)
+    info = {"object_id": scan_id, "name": f"Scan {scan_id}", "status": history[-1]["status"],
+            "scan_start": history[-1]["creation_date"], "scan_end": history[-1]["last_modification_date"],
+            "policy": "Basic Network Scan", "hostcount": int(data["count"]) if data else 1}
+    return json_reply(200, {"info": info, "history": history, "hosts": [], "vulnerabilities": []})
 
 
 @router.post("/scans/{scan_id}/launch")
@@ -205,9 +250,14 @@ async def launch(scan_id: int, request: Request) -> Response:
 async def export(scan_id: int, request: Request) -> Response:
     """Start an export (``{"format": "nessus"|"csv"}``) -> ``{file, token}``."""
     marks, _ = await _auth(request)
-    _known(scan_id)
+    data = _seed(request)
+    _known(scan_id, data)
     if sc.NOPERM in marks:
         raise Reply(_error(403, "You do not have permission to export this scan"))
+    history = request.query_params.get("history_id")
+    runs = {str(r["history_id"]): r for r in _history(scan_id, data)}
+    if history is not None and (history not in runs or runs[history]["status"] != "completed"):
+        raise Reply(_error(404, "The requested file was not found."))
     try:
         fmt = str(((await request.json()) or {}).get("format", "nessus")).lower()
     except ValueError:
@@ -215,7 +265,8 @@ async def export(scan_id: int, request: Request) -> Response:
     if fmt not in {"nessus", "csv"}:
         raise Reply(_error(400, "Invalid format"))
     file_id, token = secrets.randbelow(10**9) + 1, secrets.token_hex(32)
-    store(request, KEY)[str(file_id)] = {"token": token, "format": fmt, "polls": 0}
+    store(request, KEY)[str(file_id)] = {"token": token, "format": fmt, "polls": 0, "scan": scan_id,
+                                         "history": history, "seed": data}
     return json_reply(200, {"file": file_id, "token": token})
 
 
@@ -242,6 +293,12 @@ def _status(job: dict[str, Any]) -> Response:
 def _download(job: dict[str, Any]) -> Response:
     if job["polls"] < 2:
         raise Reply(_error(409, "Report is not ready"))
+    if job.get("seed") is not None:
+        content = seeded_nessus(job["scan"], job["history"], int(job["seed"]["count"]))
+        if job["seed"].get("entities"):  # the hostile option: an export declaring entities (billion laughs' opening)
+            content = content.replace(b"<NessusClientData_v2>", b'<!DOCTYPE NessusClientData_v2 [<!ENTITY a "aaaa">'
+                                      b'<!ENTITY b "&a;&a;&a;&a;">]><NessusClientData_v2>&b;', 1)
+        return Response(content, media_type="application/octet-stream")
     if job["format"] == "csv":
         return Response(
             CSV,
@@ -259,7 +316,7 @@ def _download(job: dict[str, Any]) -> Response:
 async def export_status(scan_id: int, file_id: str, request: Request) -> Response:
     """``loading`` on the first poll, then ``ready``."""
     await _auth(request)
-    _known(scan_id)
+    _known(scan_id, _seed(request))
     return _status(_job_by_file(request, file_id))
 
 
@@ -267,7 +324,7 @@ async def export_status(scan_id: int, file_id: str, request: Request) -> Respons
 async def export_download(scan_id: int, file_id: str, request: Request) -> Response:
     """The exported file once ready."""
     await _auth(request)
-    _known(scan_id)
+    _known(scan_id, _seed(request))
     return _download(_job_by_file(request, file_id))
 
 
@@ -281,6 +338,20 @@ async def token_status(token: str, request: Request) -> Response:
 async def token_download(token: str, request: Request) -> Response:
     """Token form of the download (the token itself authorizes)."""
     return _download(_job_by_token(request, token))
+
+
+def seeded_nessus(scan_id: int, history_id: str | None, count: int) -> bytes:
+    """A generated ``.nessus`` export of one run: ``count`` hosts of scan ``scan_id``, one finding each."""
+    hosts = "".join(
+        f'<ReportHost name="10.{scan_id % 256}.{i // 256 % 256}.{i % 256}"><HostProperties>'
+        f'<tag name="host-ip">10.{scan_id % 256}.{i // 256 % 256}.{i % 256}</tag></HostProperties>'
+        f'<ReportItem port="443" svc_name="www" protocol="tcp" severity="{i % 5}" pluginID="{10000 + i}" '
+        f'pluginName="Generated plugin {i}" pluginFamily="General"><risk_factor>Medium</risk_factor>'
+        f"<synopsis>generated {i}</synopsis><description>generated finding {i}</description>"
+        "<solution>n/a</solution></ReportItem></ReportHost>"
+        for i in range(count))
+    return (f'<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="Scan {scan_id} run {history_id}">'
+            f"{hosts}</Report></NessusClientData_v2>\n").encode()
 
 
 NESSUS_XML = b"""<?xml version="1.0" ?>

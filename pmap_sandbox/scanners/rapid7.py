@@ -27,6 +27,7 @@ from pmap_sandbox.scanners._common import (
     guard,
     json_reply,
     parse_basic,
+    seeded,
     store,
     vendor_router,
 )
@@ -122,6 +123,9 @@ async def license_(request: Request) -> Response:
 async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
     """One page of the assets the user has access to (none for ``noperm``: no site or asset group granted)."""
     marks = await _auth(request)
+    data = _seed(request)
+    if data is not None:
+        return _paged([seeded_asset(i) for i in range(int(data["count"]))], page, size, "/assets")
     resources = [
         {
             "id": 1,
@@ -142,6 +146,78 @@ async def assets(request: Request, page: int = 0, size: int = 10) -> Response:
             "links": [{"href": "/api/3/assets", "rel": "self"}],
         },
     )
+
+
+# --- a seeded account's findings: ``count`` assets with ``per_asset`` vulnerabilities each, among ``kinds``
+# definitions; every ``fixed_every``-th asset vulnerability is not-vulnerable, every ``excepted_every``-th excepted
+
+
+def _seed(request: Request) -> dict[str, Any] | None:
+    creds = parse_basic(request.headers.get("authorization"))
+    return seeded(request, KEY, creds[0] if creds else None, STYLE)
+
+
+def _paged(resources: list[Any], page: int, size: int, path: str) -> Response:
+    """The console's page envelope (``resources``, ``page``, ``links``); ``size`` 1-500 as the API allows."""
+    if not 0 < size <= 500 or page < 0:
+        raise Reply(_error(400, "The page size must be between 1 and 500."))
+    total = len(resources)
+    return json_reply(200, {"resources": resources[page * size:(page + 1) * size],
+                            "page": {"number": page, "size": size, "totalResources": total,
+                                     "totalPages": (total + size - 1) // size},
+                            "links": [{"href": f"{_API}{path}?page={page}&size={size}", "rel": "self"}]})
+
+
+def seeded_asset(i: int) -> dict[str, Any]:
+    """Generated asset ``i`` (id ``100 + i``)."""
+    return {"id": 100 + i, "ip": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "hostName": f"host{i}.example.test",
+            "os": "Ubuntu Linux 22.04"}
+
+
+def _status(n: int, data: dict[str, Any]) -> str:
+    fixed, excepted = int(data.get("fixed_every", 0)), int(data.get("excepted_every", 0))
+    if fixed and n % fixed == fixed - 1:
+        return "not-vulnerable"
+    if excepted and n % excepted == excepted - 1:
+        return "vulnerable-with-exception-applied"
+    return "vulnerable"
+
+
+@router.get(_API + "/assets/{asset_id}/vulnerabilities")
+async def asset_vulnerabilities(asset_id: int, request: Request, page: int = 0, size: int = 10) -> Response:
+    """One page of the asset's vulnerability findings (VulnerabilityFinding: id, results, since, status)."""
+    await _auth(request)
+    seed = _seed(request)
+    data = seed or {"count": 1, "per_asset": 2}  # the sample asset (id 1) has two
+    i, per = asset_id - (100 if seed is not None else 1), int(data.get("per_asset", 1))
+    if not 0 <= i < int(data["count"]):
+        raise Reply(_error(404, f"The asset {asset_id} does not exist."))
+    kinds = int(data.get("kinds", 10))
+    found = []
+    for j in range(per):
+        n = i * per + j
+        status = _status(n, data)
+        found.append({"id": f"generated-vuln-{(i + j) % kinds}", "instances": 1, "since": "2024-03-01T00:00:00Z",
+                      "status": status, "results": [{"checkId": f"generated-check-{(i + j) % kinds}",
+                                                     "port": 443, "protocol": "tcp", "proof": f"proof {n}",
+                                                     "since": "2024-03-01T00:00:00Z", "status": status}]})
+    return _paged(found, page, size, f"/assets/{asset_id}/vulnerabilities")
+
+
+@router.get(_API + "/vulnerabilities/{vuln_id}")
+async def vulnerability(vuln_id: str, request: Request) -> Response:
+    """A vulnerability definition (title, severity, severityScore 1-10, cvss, cves, description)."""
+    await _auth(request)
+    _seed(request)
+    k = vuln_id.removeprefix("generated-vuln-")
+    if not k.isdigit():
+        raise Reply(_error(404, f"The vulnerability {vuln_id} does not exist."))
+    n = int(k)
+    return json_reply(200, {
+        "id": vuln_id, "title": f"Generated vulnerability {n}", "severity": "Severe", "severityScore": n % 10 + 1,
+        "cvss": {"v3": {"score": 6.5, "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:N"}},
+        "cves": [f"CVE-2024-{2000 + n}"], "description": {"text": f"generated vulnerability {n}"},
+        "riskScore": 500.0, "links": [{"href": f"{_API}/vulnerabilities/{vuln_id}", "rel": "self"}]})
 
 
 # --- scans and reports (console API v3: POST /sites/{id}/scans, GET /scans/{id}, POST /reports, POST

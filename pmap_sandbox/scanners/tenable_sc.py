@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import Request
@@ -23,6 +24,7 @@ from pmap_sandbox.scanners._common import (
     guard,
     json_reply,
     parse_x_apikeys,
+    seeded,
     store,
     vendor_router,
 )
@@ -141,10 +143,14 @@ async def current_user(request: Request) -> Response:
 
 @router.post(_PREFIX + "/analysis")
 async def analysis(request: Request) -> Response:
-    """Cumulative vulnerability analysis (one sample record); 403 for ``noperm``."""
+    """Vulnerability analysis (one sample record, or a seeded account's records paged); 403 for ``noperm``."""
     marks = await _auth(request)
     if sc.NOPERM in marks:
         raise Reply(_error(403, "Insufficient permissions to perform analysis"))
+    keys = parse_x_apikeys(request.headers.get("x-apikey"), "accesskey", "secretkey")
+    data = seeded(request, KEY, keys[0] if keys else None, STYLE)
+    if data is not None:
+        return _seeded_analysis(await request.json(), data)
     rows = [
         {
             "pluginID": "148125",
@@ -164,6 +170,55 @@ async def analysis(request: Request) -> Response:
         200,
         envelope({"totalRecords": "1", "returnedRecords": 1, "startOffset": "0", "endOffset": "1", "results": rows}),
     )
+
+
+#: seeded record ``i`` was last seen (or mitigated) ``i`` hours after this (``recent``: ``count - 1 - i`` days
+#: and an hour before now)
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def seeded_record(i: int, when: datetime) -> dict[str, Any]:
+    """Generated analysis record ``i`` (tool vulndetails fields)."""
+    stamp = str(int(when.timestamp()))
+    return {"pluginID": str(20000 + i), "pluginName": f"Generated plugin {i}",
+            "severity": {"id": str(i % 5), "name": ("Info", "Low", "Medium", "High", "Critical")[i % 5],
+                         "description": ""},
+            "ip": f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", "dnsName": f"host{i}.example.test",
+            "port": "443", "protocol": "TCP", "family": {"id": "1", "name": "General", "type": "active"},
+            "cve": f"CVE-2024-{1000 + i}", "synopsis": f"generated {i}", "description": f"generated finding {i}",
+            "solution": "Upgrade.", "pluginText": f"<plugin_output>output {i}</plugin_output>",
+            "firstSeen": str(int(SEED_EPOCH.timestamp())), "lastSeen": stamp, "lastMitigated": stamp,
+            "vprScore": "5.0"}
+
+
+def _seeded_analysis(body: Any, data: dict[str, Any]) -> Response:
+    """``type`` vuln, ``tool`` vulndetails; ``sourceType`` cumulative (open records) or patched (every
+    ``fixed_every``-th); ``startOffset``/``endOffset``; the ``lastSeen``/``lastMitigated`` filter ``0:N`` days."""
+    query = body.get("query") if isinstance(body, dict) else None
+    if not isinstance(query, dict) or query.get("tool") != "vulndetails" or body.get("type") != "vuln":
+        raise Reply(_error(400, "Invalid analysis query"))
+    start, end = query.get("startOffset"), query.get("endOffset")
+    if not isinstance(start, int) or not isinstance(end, int) or end < start:
+        raise Reply(_error(400, "Invalid startOffset or endOffset"))
+    source, count, every = body.get("sourceType"), int(data["count"]), int(data.get("fixed_every", 0))
+    if source not in {"cumulative", "patched"}:
+        raise Reply(_error(400, "Invalid sourceType"))
+    now = datetime.now(UTC)
+    def when(i: int) -> datetime:
+        return now - timedelta(days=count - 1 - i, hours=1) if data.get("recent") else SEED_EPOCH + timedelta(hours=i)
+    cutoff = None
+    for f in query.get("filters") or []:
+        wanted = "lastSeen" if source == "cumulative" else "lastMitigated"
+        if isinstance(f, dict) and f.get("filterName") == wanted:
+            near, _, far = str(f.get("value")).partition(":")
+            if not (near.isdigit() and far.isdigit() and int(near) <= int(far)):
+                raise Reply(_error(400, f"Filter '{wanted}' must be in the following format: <end day>:<start day>"))
+            cutoff = now - timedelta(days=int(far))
+    fixed = {i for i in range(count) if every and i % every == every - 1}
+    ids = [i for i in range(count) if (i in fixed) == (source == "patched") and (cutoff is None or when(i) >= cutoff)]
+    rows = [seeded_record(i, when(i)) for i in ids[start:end]]
+    return json_reply(200, envelope({"totalRecords": str(len(ids)), "returnedRecords": len(rows),
+                                     "startOffset": str(start), "endOffset": str(end), "results": rows}))
 
 
 # --- scans (Scan API "launch", Scan Result API GET and "download"): a launched scan's result reads Queued,

@@ -1,5 +1,5 @@
-"""Snyk, GitHub code scanning and Qualys VMDR sync end to end through the API: every seeded finding lands,
-the vendor's fixed ones stored resolved, and a second sync creates nothing."""
+"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM and Nessus sync end to end through the API: every
+seeded finding lands, the vendor's fixed ones stored resolved, and a second sync creates nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from tests.connectors.scanners.cases import settings_for
 from .conftest import sync
 
 #: vendor -> the credential field the sandbox keys a seeded data set by
-KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username"}
+KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username", "tenable_sc": "access_key",
+            "rapid7_insightvm": "username"}
 COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
 
 
@@ -42,3 +43,23 @@ def test_a_pulled_vendor_syncs_every_finding_and_a_second_sync_creates_nothing(
     assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_synced_at"] is not None
+
+
+def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_nothing(
+        api: Api, sandbox: SandboxServer) -> None:
+    # Nessus exposes no fixed state and reads configured scans, so it is not in KEYED_BY
+    h = api.token(role="operator")
+    connection, credentials = settings_for("nessus", sandbox.base_url, scan_ids=[11, 12])
+    _common.seed(sandbox.app, "nessus", credentials["access_key"], count=120, scans=[11, 12])
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "nessus", "vendor": "nessus", "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+
+    first = sync(api, h, iid, full=True)
+    assert first["status"] == "succeeded", first
+    assert first["result"]["parsed"] == 240 and first["result"]["created"] == 240
+    again = sync(api, h, iid, full=True)
+    assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True

@@ -23,6 +23,8 @@ from pmap.connectors.base import (
     ConnectorType,
     Credentials,
     FetchesFindings,
+    FindingsFeed,
+    FindingsPull,
     LaunchesScans,
     OperationContext,
     PermissionReport,
@@ -31,7 +33,9 @@ from pmap.connectors.base import (
     ReportsScanStatus,
     ScanRef,
     ScanState,
+    SyncsFindings,
 )
+from pmap.connectors.vendors import _insightvm_pull
 from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
     check,
@@ -105,9 +109,17 @@ def _unpacked(ctx: OperationContext, content: bytes) -> bytes:
     return data
 
 
-class InsightVMConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus):
+class InsightVMConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings, LaunchesScans,
+                         ReportsScanStatus):
     """InsightVM console: version, license (for administrators), asset read right; a site's scan launched and
-    its results fetched as an XML Export 2.0 report scoped to that scan."""
+    its results fetched as an XML Export 2.0 report scoped to that scan; findings synced from the assets."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every visible asset's vulnerabilities (``/assets``, ``/assets/{id}/vulnerabilities``, definitions from
+        ``/vulnerabilities/{id}``), paged and read lazily as ``nexpose_xml`` findings; not-vulnerable results are
+        "fixed", excepted ones "accepted". InsightVM documents no change-time filter for them, so every pull is a
+        complete full pull (``pull.since`` is not used)."""
+        return _insightvm_pull.pull(ctx, pull, lambda: _auth(ctx))
 
     def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
         """``POST /sites/{id}/scans`` (``scan_id`` is the site): the new scan's ``id``."""
@@ -221,6 +233,7 @@ CONNECTOR_TYPES = (
         docs_url="https://help.rapid7.com/insightvm/en-us/api/index.html",
         notes="Import XML 2.0 reports (nexpose_xml), or launch a site's scan (scan_id: the site id; its results are "
               "fetched as an XML 2.0 report scoped to the scan). The license is read only when the account is a "
-              "Global Administrator, which the test flags as more than PMAP needs.",
+              "Global Administrator, which the test flags as more than PMAP needs. A findings sync reads every visible "
+              "asset's vulnerabilities (always a complete full pull).",
     ),
 )

@@ -9,7 +9,7 @@ scanner linked to a manager must be driven from that manager: the connection tes
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr
 
@@ -33,7 +33,7 @@ from pmap.connectors.base import (
     ScanState,
     SyncsFindings,
 )
-from pmap.connectors.vendors import _tenable_export
+from pmap.connectors.vendors import _nessus_pull, _tenable_export
 from pmap.connectors.vendors._pull import prefetched
 from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
@@ -77,6 +77,8 @@ class TenableVMConnection(ConnectionSettings):
 
 class NessusConnection(ConnectionSettings):
     base_url: str = Field(description="Nessus scanner or manager, e.g. https://nessus.example.com:8834")
+    scan_ids: list[Annotated[int, Field(gt=0)]] = Field(default_factory=list, max_length=200,
+                                description="Scans whose latest completed run a findings sync reads")
 
 
 def api_keys(ctx: OperationContext) -> dict[str, str]:
@@ -254,8 +256,15 @@ _NESSUS_STATES = {
 }
 
 
-class NessusConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus):
-    """Nessus Professional/Expert/Manager: properties, scan launch (Manager), status and export."""
+class NessusConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings, LaunchesScans,
+                      ReportsScanStatus):
+    """Nessus Professional/Expert/Manager: properties, scan launch (Manager), status, export and sync."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The latest completed run of each configured scan (``scan_ids``), exported as ``.nessus`` and read
+        scan by scan; complete only when every scan had one. Nessus keeps no fixed state, and its only change
+        time is a run's end: with ``pull.since``, scans whose latest run ended before it are skipped."""
+        return _nessus_pull.pull(ctx, pull, list(ctx.connection.scan_ids), lambda: api_keys(ctx))
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """``GET /session`` proves the keys; ``GET /server/properties`` gives edition, version, license."""
@@ -367,6 +376,7 @@ CONNECTOR_TYPES = (
         report_formats=("nessus", "tenable_csv"),
         implementation=NessusConnector(),
         docs_url="https://docs.tenable.com/nessus/",
-        notes="Nessus Professional/Expert read and export only; scans of a managed scanner belong to its manager.",
+        notes="Nessus Professional/Expert read and export only; scans of a managed scanner belong to its manager. "
+              "A findings sync reads the latest completed run of each scan in scan_ids.",
     ),
 )

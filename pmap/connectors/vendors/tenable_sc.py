@@ -21,6 +21,8 @@ from pmap.connectors.base import (
     ConnectorType,
     Credentials,
     FetchesFindings,
+    FindingsFeed,
+    FindingsPull,
     LaunchesScans,
     OperationContext,
     PermissionReport,
@@ -29,7 +31,9 @@ from pmap.connectors.base import (
     ReportsScanStatus,
     ScanRef,
     ScanState,
+    SyncsFindings,
 )
+from pmap.connectors.vendors import _tenable_sc_pull
 from pmap.connectors.vendors._support import DOWNLOAD_MAX_BYTES, check, dig, fail, json_of, permission_report, text
 from pmap.core.errors import FieldProblem, ValidationFailed
 from pmap.core.outbound import OutboundClient
@@ -104,8 +108,18 @@ def _nessus_of(ctx: OperationContext, archive: bytes, result_id: str) -> bytes:
     return data
 
 
-class TenableSCConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus):
-    """Security Center: version, license status and the analysis right; scan launch, status and download."""
+class TenableSCConnector(Connector, ChecksPermissions, FetchesFindings, SyncsFindings, LaunchesScans,
+                         ReportsScanStatus):
+    """Security Center: version, license status and the analysis right; scan launch, status, download, sync."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Cumulative then patched (status "fixed") vulnerabilities from ``POST /analysis``, paged by
+        ``startOffset``/``endOffset`` and read as ``tenable_csv`` rows; with ``pull.since``, SC's documented
+        day filters ``lastSeen``/``lastMitigated`` (``0:N`` days, rounded up) and an incomplete feed."""
+        def post(c: OutboundClient, body: Any) -> dict[str, Any]:
+            return _envelope(ctx, c, "POST", "/analysis", json=body, retry_unsafe=True)
+
+        return _tenable_sc_pull.pull(ctx, pull, post)
 
     def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
         """``POST /scan/{id}/launch``: the run is the answer's ``scanResult.id``."""
@@ -188,6 +202,7 @@ CONNECTOR_TYPES = (
         implementation=TenableSCConnector(),
         docs_url="https://docs.tenable.com/security-center/api_best_practices/Content/APIKeyAuthorization.htm",
         notes="Export .nessus or CSV files from Security Center and import them, or launch a configured scan (its "
-              "result is downloaded as .nessus); SC has no signed webhooks.",
+              "result is downloaded as .nessus); a findings sync reads the cumulative and patched vulnerability "
+              "analysis as tenable_csv rows; SC has no signed webhooks.",
     ),
 )
