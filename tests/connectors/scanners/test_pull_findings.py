@@ -1,5 +1,5 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR and Dependency-Track against the
-sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track and Semgrep
+against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
@@ -25,6 +25,7 @@ from pmap_sandbox.scanners import _common
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
+from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
@@ -67,6 +68,9 @@ CASES = {
     "dependency_track": Case("dependency_track", "dependency_track_fpf", dependency_track_sandbox.SEED_EPOCH, 100,
                              lambda c: c["api_key"], 1.0, _one_list_then_pages(100), incremental=False,
                              links=False),
+    # page numbers from 0; Semgrep's since filters on detection time, not on change: full pulls
+    "semgrep": Case("semgrep", "semgrep_json", semgrep_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0,
+                    _pages(100), incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -218,6 +222,18 @@ def test_dependency_track_pages_the_project_list(sandbox: SandboxServer, dev_set
     assert _common.pulls(sandbox.app, "dependency_track", key) == 3 + 5  # pages of 2, 2 and 1 projects; 5 projects
 
 
+def test_semgrep_fixed_findings_are_fixed_and_ignored_ones_suppressed(sandbox: SandboxServer,
+                                                                      dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["semgrep"], count=40, fixed_every=5, ignored_every=3)
+    findings = list(implementation("semgrep").pull_findings(ctx, FindingsPull()).findings)
+    by_rule = {f.rule_id: f for f in findings}
+    assert by_rule["generated.rule-4"].status == "fixed"
+    assert by_rule["generated.rule-2"].status == "false_positive"  # ignored, as a false positive
+    assert by_rule["generated.rule-5"].status == "accepted"  # ignored, acceptable risk
+    assert by_rule["generated.rule-0"].status is None
+    assert by_rule["generated.rule-0"].repository == "example/shop" and by_rule["generated.rule-0"].line == 1
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -232,6 +248,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
         "test_connection", "check_permissions", "sync_findings", "register_webhook"]
     assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
