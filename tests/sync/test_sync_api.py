@@ -195,5 +195,5 @@ def test_a_viewer_may_not_sync(api: Api, sandbox: SandboxServer) -> None:
 def test_the_catalog_lists_sync_findings_only_where_implemented(api: Api) -> None:
     types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
     syncing = sorted(v for v, t in types.items() if "sync_findings" in t["operations"])
-    assert syncing == ["dependency_track", "github_code_scanning", "qualys_vmdr", "semgrep", "snyk",
+    assert syncing == ["checkmarx_one", "dependency_track", "github_code_scanning", "qualys_vmdr", "semgrep", "snyk",
                        "sonarqube", "tenable_vm"]

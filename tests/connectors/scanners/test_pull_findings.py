@@ -1,5 +1,5 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track and Semgrep
-against the sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep and
+Checkmarx One against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
@@ -22,6 +22,7 @@ from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
@@ -37,6 +38,12 @@ from .conftest import context
 def _pages(page: int) -> Callable[[int], int]:
     """Requests of a vendor that pages its findings by ``page``: one per page begun."""
     return lambda findings: -(-findings // page)
+
+
+def _two_lists_then_pages(page: int) -> Callable[[int], int]:
+    """Requests of a vendor that lists its projects (one page) and a project's latest scan, then pages the scan's
+    ``page`` results."""
+    return lambda findings: 2 + -(-findings // page)
 
 
 def _one_list_then_pages(page: int) -> Callable[[int], int]:
@@ -71,6 +78,9 @@ CASES = {
     # page numbers from 0; Semgrep's since filters on detection time, not on change: full pulls
     "semgrep": Case("semgrep", "semgrep_json", semgrep_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0,
                     _pages(100), incremental=False, links=False),
+    # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
+    "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, lambda c: c["api_key"], 1.0,
+                          _two_lists_then_pages(100), incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -234,6 +244,24 @@ def test_semgrep_fixed_findings_are_fixed_and_ignored_ones_suppressed(sandbox: S
     assert by_rule["generated.rule-0"].repository == "example/shop" and by_rule["generated.rule-0"].line == 1
 
 
+def test_checkmarx_reads_each_projects_latest_scan_fixed_and_not_exploitable(sandbox: SandboxServer,
+                                                                             dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["checkmarx_one"], count=60, per_project=25, unscanned=2,
+                          fixed_every=5, not_exploitable_every=4)
+    findings = list(implementation("checkmarx_one").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("checkmarx_json") for f in findings}) == len(findings) == 60
+    by_id = {f.extra["id"]: f for f in findings}
+    assert by_id["res-4"].status == "fixed"  # status FIXED
+    assert by_id["res-3"].status == "false_positive"  # state NOT_EXPLOITABLE
+    assert by_id["res-0"].status is None and by_id["res-0"].file_path == "/src/Sink0.java"
+    assert by_id["res-6"].extra["type"] == "kics" and by_id["res-6"].file_path == "/infra/main6.tf"
+    assert by_id["res-10"].cve_ids == ["CVE-2024-20010"] and by_id["res-10"].package_name == "pkg10"
+    assert {f.repository for f in findings} == {"app0", "app1", "app2"}
+    # the project list, five projects' latest scans (two never completed one), three scans' results
+    assert _common.pulls(sandbox.app, "checkmarx_one", key) == 1 + 5 + 3
+    assert checkmarx_sandbox.KEY == "checkmarx_one"
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -249,6 +277,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
