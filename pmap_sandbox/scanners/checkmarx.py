@@ -11,7 +11,7 @@ A seeded API key (or OAuth client id) sees ``count`` generated results over proj
 (``project-id``, ``statuses``, ``sort``, ``offset``/``limit``); projects and results page by
 ``offset``/``limit`` with ``totalCount``/``filteredTotalCount``. Every ``fixed_every``-th result has status
 FIXED, every ``not_exploitable_every``-th state NOT_EXPLOITABLE; ``unscanned`` extra projects have no
-completed scan.
+completed scan; the ``expire_at``-th counted request finds its access token expired (401).
 """
 
 from __future__ import annotations
@@ -149,7 +149,12 @@ _SEVERITIES = ("HIGH", "MEDIUM", "LOW", "INFO")
 
 
 def _seed(request: Request, session: dict[str, Any]) -> dict[str, Any] | None:
-    return seeded(request, KEY, session.get("credential"), API_STYLE)
+    """The seeded data set of the session's credential; its ``expire_at``-th request finds the token expired."""
+    data = seeded(request, KEY, session.get("credential"), API_STYLE)
+    if data is not None and data.get("expire_at") == store(request, KEY)["pulls"][session.get("credential")]:
+        session["exp"] = 0
+        raise Reply(_api_error(401, "Unauthorized"))
+    return data
 
 
 def _window(request: Request) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from pmap.connectors.base import (
 )
 from pmap.connectors.vendors._oauth import (
     AUTHENTICATED_WITH_OAUTH,
+    CACHE,
     OAUTH,
     OAUTH_FIELDS,
     TokenEndpoint,
@@ -48,7 +49,7 @@ from pmap.connectors.vendors._oauth import (
     uses_oauth,
 )
 from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
-from pmap.core.outbound import OutboundClient
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
@@ -118,12 +119,30 @@ def claims_of(token: str) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _paged(ctx: OperationContext, c: OutboundClient, headers: dict[str, str], path: str, params: dict[str, Any],
+class _Bearer:
+    """A pull's access token, exchanged again when Checkmarx refuses it mid-pull (an access token lives
+    minutes; a pull of many projects may outlive it): each request is retried once with a new token."""
+
+    def __init__(self, ctx: OperationContext, connector: CheckmarxConnector) -> None:
+        self.ctx, self.connector = ctx, connector
+        self.token = connector._token(ctx)
+
+    def get(self, c: OutboundClient, path: str, params: dict[str, Any]) -> OutboundResponse:
+        """``GET path`` with the token; on 401, once more with a newly exchanged one."""
+        resp = c.get(path, headers={"Authorization": f"Bearer {self.token}"}, params=params)
+        if resp.status == 401:
+            CACHE.forget((self.token,))  # an OAuth token the vendor refused is not handed out again
+            self.token = self.connector._token(self.ctx)
+            resp = c.get(path, headers={"Authorization": f"Bearer {self.token}"}, params=params)
+        return resp
+
+
+def _paged(ctx: OperationContext, c: OutboundClient, bearer: _Bearer, path: str, params: dict[str, Any],
            key: str, what: str, hint: str) -> Iterator[Any]:
     """The ``key`` items of every page of ``path`` (``offset``/``limit``), one page in memory."""
     offset = 0
     while True:
-        resp = check(ctx, c.get(path, headers=headers, params={**params, "offset": offset, "limit": PAGE_SIZE}), what,
+        resp = check(ctx, bearer.get(c, path, {**params, "offset": offset, "limit": PAGE_SIZE}), what,
                      auth_hint=_AUTH_HINT, permission_hint=hint)
         body = json_of(ctx, resp, what)
         del resp
@@ -148,15 +167,15 @@ class CheckmarxConnector(Connector, ChecksPermissions, SyncsFindings):
         return FindingsFeed(format=FINDINGS_FORMAT, findings=self._results(ctx), complete=True)
 
     def _results(self, ctx: OperationContext) -> Iterator[ParsedFinding]:
-        headers = {"Authorization": f"Bearer {self._token(ctx)}"}
+        bearer = _Bearer(ctx, self)
         with ctx.client() as c:
-            for project in _paged(ctx, c, headers, "/api/projects", {}, "projects", "listing projects",
+            for project in _paged(ctx, c, bearer, "/api/projects", {}, "projects", "listing projects",
                                   "the account needs the view-projects role"):
                 pid = text(project.get("id")) if isinstance(project, dict) else None
                 if not pid:
                     raise fail(ctx, "a project of Checkmarx One's answer has no id", step="response")
                 latest = {"project-id": pid, "statuses": "Completed", "sort": "-created_at", "offset": 0, "limit": 1}
-                resp = check(ctx, c.get("/api/scans", headers=headers, params=latest),
+                resp = check(ctx, bearer.get(c, "/api/scans", latest),
                              "listing the project's scans", auth_hint=_AUTH_HINT,
                              permission_hint="the account needs the view-scans role")
                 scans = json_of(ctx, resp, "the project's scans").get("scans") or []
@@ -164,7 +183,7 @@ class CheckmarxConnector(Connector, ChecksPermissions, SyncsFindings):
                 if not scan:
                     continue  # never scanned to completion: nothing to report yet
                 name = text(project.get("name")) or pid
-                for result in _paged(ctx, c, headers, "/api/results", {"scan-id": scan}, "results",
+                for result in _paged(ctx, c, bearer, "/api/results", {"scan-id": scan}, "results",
                                      "reading scan results", "the account needs the view-results role"):
                     try:
                         finding = api_result(result, name)

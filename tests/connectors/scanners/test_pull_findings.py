@@ -262,6 +262,14 @@ def test_checkmarx_reads_each_projects_latest_scan_fixed_and_not_exploitable(san
     assert checkmarx_sandbox.KEY == "checkmarx_one"
 
 
+def test_checkmarx_exchanges_a_new_token_when_the_old_one_expires_mid_pull(sandbox: SandboxServer,
+                                                                           dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["checkmarx_one"], count=250, expire_at=3)
+    findings = list(implementation("checkmarx_one").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("checkmarx_json") for f in findings}) == len(findings) == 250
+    assert _common.pulls(sandbox.app, "checkmarx_one", key) == 2 + 3 + 1  # the refused request, asked again
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
