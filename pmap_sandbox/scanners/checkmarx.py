@@ -5,6 +5,13 @@ The API key is an OIDC refresh token exchanged at
 ``client_id=ast-app``, ``refresh_token``); OAuth clients use ``client_credentials``. Token errors
 follow Keycloak (``{"error", "error_description"}``; a bad refresh token is 400 ``invalid_grant``).
 Scenario markers are read from the refresh token / client secret; the access token carries them.
+
+A seeded API key (or OAuth client id) sees ``count`` generated results over projects of ``per_project``
+(default: all in one), each project's latest completed scan listed by ``GET /api/scans``
+(``project-id``, ``statuses``, ``sort``, ``offset``/``limit``); projects and results page by
+``offset``/``limit`` with ``totalCount``/``filteredTotalCount``. Every ``fixed_every``-th result has status
+FIXED, every ``not_exploitable_every``-th state NOT_EXPLOITABLE; ``unscanned`` extra projects have no
+completed scan; the ``expire_at``-th counted request finds its access token expired (401).
 """
 
 from __future__ import annotations
@@ -19,7 +26,16 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, parse_scheme, store, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    guard,
+    json_reply,
+    parse_scheme,
+    seeded,
+    store,
+    vendor_router,
+)
 
 KEY = "checkmarx_one"
 router = vendor_router(KEY)
@@ -64,6 +80,7 @@ async def token(tenant: str, request: Request) -> Response:
     counts["token_requests"] = counts.get("token_requests", 0) + 1  # a test proves PMAP caches OAuth tokens
     form = await request.form()
     grant = str(form.get("grant_type") or "")
+    credential = str(form.get("refresh_token") or "") if grant == "refresh_token" else str(form.get("client_id") or "")
     if grant == "refresh_token":
         if str(form.get("client_id") or "") != "ast-app":
             raise Reply(_oidc_error(401, "Invalid client or Invalid client credentials"))
@@ -97,7 +114,8 @@ async def token(tenant: str, request: Request) -> Response:
         "roles_ast": roles,
     }
     access = f"{_b64({'alg': 'RS256', 'typ': 'JWT'})}.{_b64(claims)}.{secrets.token_urlsafe(32)}"
-    store(request, KEY).setdefault("tokens", {})[access] = {"marks": marks, "exp": claims["exp"], "roles": roles}
+    store(request, KEY).setdefault("tokens", {})[access] = {"marks": marks, "exp": claims["exp"], "roles": roles,
+                                                            "credential": credential}
     return json_reply(
         200,
         {
@@ -126,14 +144,111 @@ async def versions(request: Request) -> Response:
     return json_reply(200, {"CxOne": "3.21.4", "SAST": "9.6.2", "KICS": "v2.1.0"})
 
 
+API_STYLE = ErrorStyle(make=_api_error)
+_SEVERITIES = ("HIGH", "MEDIUM", "LOW", "INFO")
+
+
+def _seed(request: Request, session: dict[str, Any]) -> dict[str, Any] | None:
+    """The seeded data set of the session's credential; its ``expire_at``-th request finds the token expired."""
+    data = seeded(request, KEY, session.get("credential"), API_STYLE)
+    if data is not None and data.get("expire_at") == store(request, KEY)["pulls"][session.get("credential")]:
+        session["exp"] = 0
+        raise Reply(_api_error(401, "Unauthorized"))
+    return data
+
+
+def _window(request: Request) -> tuple[int, int]:
+    try:
+        offset, limit = int(request.query_params.get("offset", "0")), int(request.query_params.get("limit", "20"))
+    except ValueError:
+        raise Reply(_api_error(400, "offset and limit must be integers")) from None
+    if offset < 0 or not 1 <= limit <= 10000:
+        raise Reply(_api_error(400, "offset or limit out of range"))
+    return offset, limit
+
+
+def _per_project(data: dict[str, Any]) -> int:
+    return max(1, int(data.get("per_project") or int(data["count"]) or 1))
+
+
+def _scanned(data: dict[str, Any]) -> int:
+    return -(-int(data["count"]) // _per_project(data))
+
+
+def seeded_result(i: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated result ``i`` (deterministic): SAST, with every 7th a KICS and every 11th an SCA result."""
+    fixed_every, ne_every = int(data.get("fixed_every", 0)), int(data.get("not_exploitable_every", 0))
+    fixed = fixed_every > 0 and i % fixed_every == fixed_every - 1
+    not_exploitable = ne_every > 0 and i % ne_every == ne_every - 1
+    base: dict[str, Any] = {
+        "id": f"res-{i}", "similarityId": str(900000 + i), "status": "FIXED" if fixed else "RECURRENT",
+        "state": "NOT_EXPLOITABLE" if not_exploitable else "TO_VERIFY", "severity": _SEVERITIES[i % 4],
+        "created": "2024-03-01T00:00:00Z", "firstFoundAt": "2024-03-01T00:00:00Z", "foundAt": "2024-03-02T00:00:00Z",
+        "description": f"Generated result {i}", "vulnerabilityDetails": {"cweId": 89},
+    }
+    if i % 11 == 10:
+        return {**base, "type": "sca", "data": {"packageIdentifier": f"Npm-pkg{i}-1.0.0", "packageVersion": "1.0.0"},
+                "vulnerabilityDetails": {"cveName": f"CVE-2024-{20000 + i}", "cweId": "CWE-79"}}
+    if i % 7 == 6:
+        return {**base, "type": "kics", "data": {"queryId": f"kics-{i}", "queryName": f"Generated IaC check {i}",
+                                                 "fileName": f"/infra/main{i}.tf", "line": 3,
+                                                 "expectedValue": "encryption enabled"}}
+    return {**base, "type": "sast", "data": {"queryId": str(1000000 + i), "queryName": f"Generated_Query_{i}",
+                                             "languageName": "Java",
+                                             "nodes": [{"fileName": "/src/In.java", "line": 1},
+                                                       {"fileName": f"/src/Sink{i}.java", "line": i % 300 + 1}]}}
+
+
+@router.get("/api/projects")
+async def projects(request: Request) -> Response:
+    """Projects (a seeded key's generated ones; otherwise one sample), paged by ``offset``/``limit``."""
+    session = _session(request)
+    if "view-projects" not in session["roles"]:
+        raise Reply(_api_error(403, "Forbidden"))
+    offset, limit = _window(request)
+    data = _seed(request, session)
+    total = _scanned(data) + int(data.get("unscanned", 0)) if data is not None else 1
+    listed = [{"id": f"proj-{p}", "name": f"app{p}", "createdAt": "2024-01-01T00:00:00Z"}
+              for p in range(offset, min(offset + limit, total))]
+    return json_reply(200, {"totalCount": total, "filteredTotalCount": total, "projects": listed})
+
+
+@router.get("/api/scans")
+async def scans(request: Request) -> Response:
+    """Scans, filtered by ``project-id`` and ``statuses`` (a seeded project has one completed scan)."""
+    session = _session(request)
+    if "view-scans" not in session["roles"]:
+        raise Reply(_api_error(403, "Forbidden"))
+    _window(request)
+    data = _seed(request, session)
+    project = request.query_params.get("project-id", "")
+    statuses = {s.strip().lower() for s in request.query_params.get("statuses", "").split(",") if s.strip()}
+    number = int(project.removeprefix("proj-")) if project.removeprefix("proj-").isdigit() else -1
+    scanned = _scanned(data) if data is not None else 1
+    found = [] if not 0 <= number < scanned or (statuses and "completed" not in statuses) else [
+        {"id": f"scan-{number}", "projectId": project, "status": "Completed", "branch": "main",
+         "createdAt": "2024-03-02T00:00:00Z"}]
+    return json_reply(200, {"totalCount": len(found), "filteredTotalCount": len(found), "scans": found})
+
+
 @router.get("/api/results")
 async def results(request: Request) -> Response:
-    """Results of one scan (``scan-id``); 403 without the view-results role."""
+    """Results of one scan (``scan-id``, ``offset``/``limit``); 403 without the view-results role."""
     session = _session(request)
     if "view-results" not in session["roles"]:
         raise Reply(_api_error(403, "Forbidden"))
     if not request.query_params.get("scan-id"):
         raise Reply(_api_error(400, "scan-id is required"))
+    data = _seed(request, session)
+    if data is not None:
+        offset, limit = _window(request)
+        scan = request.query_params["scan-id"].removeprefix("scan-")
+        if not scan.isdigit() or int(scan) >= _scanned(data):
+            raise Reply(_api_error(404, "scan not found"))
+        per = _per_project(data)
+        first, end = int(scan) * per, min((int(scan) + 1) * per, int(data["count"]))
+        listed = [seeded_result(i, data) for i in range(first + offset, min(first + offset + limit, end))]
+        return json_reply(200, {"results": listed, "totalCount": end - first})
     found = {
         "type": "sast",
         "id": "r-0001",

@@ -3,15 +3,24 @@
 Auth: ``X-Api-Key``. Alpine answers 401/403 with an empty body (the sandbox's ``echo`` scenario
 puts the key in a plain-text body, as a misconfigured proxy would). Permissions come from
 ``GET /api/v1/team/self`` (``{"uuid", "name", "permissions": [{"name", "description"}]}``).
+
+A seeded key's portfolio holds ``count`` generated findings, ``per_project`` (default 100) to a project:
+the project list pages by ``pageNumber``/``pageSize`` with ``X-Total-Count``, and a project's findings
+come whole (the route is not paged), suppressed ones (every ``suppressed_every``-th) only with
+``suppressed=true``; every ``fixed_every``-th finding's analysis is RESOLVED.
 """
 
 from __future__ import annotations
+
+import uuid as uuidlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, seeded, vendor_router
 
 KEY = "dependency_track"
 router = vendor_router(KEY)
@@ -86,11 +95,72 @@ async def team_self(request: Request) -> Response:
     )
 
 
+#: the first generated finding's attribution time; finding ``i`` was attributed ``i`` hours later
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+_SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO")
+
+
+def _project_uuid(p: int) -> str:
+    return str(uuidlib.UUID(int=0xB1E2C3D4_0000_4000_8000_000000000000 + p))
+
+
+def _per_project(data: dict[str, Any]) -> int:
+    return max(1, int(data.get("per_project", 100)))
+
+
+def _project_count(data: dict[str, Any]) -> int:
+    return -(-int(data["count"]) // _per_project(data))
+
+
+def _seeded_project(p: int) -> dict[str, Any]:
+    return {"uuid": _project_uuid(p), "name": f"app{p}", "version": "1.0.0", "classifier": "APPLICATION",
+            "active": True, "lastBomImport": 1709251200000}
+
+
+def seeded_finding(i: int, project: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated finding ``i`` (deterministic) of the project ``project``, in the API's finding shape."""
+    fixed_every, suppressed_every = int(data.get("fixed_every", 0)), int(data.get("suppressed_every", 0))
+    resolved = fixed_every > 0 and i % fixed_every == fixed_every - 1
+    suppressed = suppressed_every > 0 and i % suppressed_every == suppressed_every - 1
+    comp, vuln = str(uuidlib.UUID(int=0xC0000000_0000_4000_8000_000000000000 + i)), f"v-{i}"
+    return {
+        "component": {"uuid": comp, "name": f"pkg{i}", "version": "1.0.0", "purl": f"pkg:npm/pkg{i}@1.0.0",
+                      "project": project},
+        "vulnerability": {"uuid": str(uuidlib.UUID(int=0xD0000000_0000_4000_8000_000000000000 + i)),
+                          "vulnId": f"CVE-2024-{10000 + i}", "source": "NVD",
+                          "severity": _SEVERITIES[i % len(_SEVERITIES)], "cwes": []},
+        "analysis": {"state": "RESOLVED" if resolved else "NOT_SET", "isSuppressed": suppressed},
+        "attribution": {"analyzerIdentity": "INTERNAL_ANALYZER",
+                        "attributedOn": (SEED_EPOCH + timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "matrix": f"{project}:{comp}:{vuln}",
+    }
+
+
+def _seeded_projects(page_size: int, page_number: int, data: dict[str, Any]) -> Response:
+    total = _project_count(data)
+    start = (max(page_number, 1) - 1) * max(page_size, 0)
+    listed = [_seeded_project(p) for p in range(start, min(start + max(page_size, 0), total))]
+    return json_reply(200, listed, headers={"X-Total-Count": str(total)})
+
+
+def _seeded_findings(project: str, suppressed: bool, data: dict[str, Any]) -> Response:
+    found = next((p for p in range(_project_count(data)) if _project_uuid(p) == project), None)
+    if found is None:
+        raise Reply(_error(404, "The project could not be found."))
+    per = _per_project(data)
+    items = [seeded_finding(i, project, data) for i in range(found * per, min((found + 1) * per, int(data["count"])))]
+    listed = [f for f in items if suppressed or not f["analysis"]["isSuppressed"]]
+    return json_reply(200, listed, headers={"X-Total-Count": str(len(listed))})
+
+
 @router.get("/api/v1/project")
 async def projects(request: Request, pageSize: int = 100, pageNumber: int = 1) -> Response:
     """Projects (needs VIEW_PORTFOLIO); total in ``X-Total-Count``."""
     marks = await _auth(request)
     _require(marks, "VIEW_PORTFOLIO")
+    data = seeded(request, KEY, request.headers.get("x-api-key"), STYLE)
+    if data is not None:
+        return _seeded_projects(pageSize, pageNumber, data)
     project = {
         "uuid": PROJECT_UUID,
         "name": "shop",
@@ -104,10 +174,13 @@ async def projects(request: Request, pageSize: int = 100, pageNumber: int = 1) -
 
 
 @router.get("/api/v1/finding/project/{uuid}")
-async def findings(uuid: str, request: Request) -> Response:
-    """Findings of one project (needs VIEW_VULNERABILITY)."""
+async def findings(uuid: str, request: Request, suppressed: bool = False) -> Response:
+    """Findings of one project (needs VIEW_VULNERABILITY); suppressed ones only with ``suppressed=true``."""
     marks = await _auth(request)
     _require(marks, "VIEW_VULNERABILITY")
+    data = seeded(request, KEY, request.headers.get("x-api-key"), STYLE)
+    if data is not None:
+        return _seeded_findings(uuid, suppressed, data)
     if uuid != PROJECT_UUID:
         raise Reply(_error(404, "The project could not be found."))
     return json_reply(

@@ -123,7 +123,7 @@ def test_the_catalogs_operations_are_what_the_implementations_satisfy() -> None:
             assert (op in ct.operations) == isinstance(ct.implementation, protocol), (ct.vendor, op)
     # what the catalog API has always shown, in the archetype's order
     assert connector_types()["nessus"].offered() == [
-        "test_connection", "check_permissions", "fetch_findings", "launch_scan", "scan_status"]
+        "test_connection", "check_permissions", "sync_findings", "fetch_findings", "launch_scan", "scan_status"]
     assert connector_types()["github"].offered() == [
         "test_connection", "fetch_pipeline_reports", "check_permissions", "register_webhook"]
     assert connector_types()["servicenow"].offered() == [

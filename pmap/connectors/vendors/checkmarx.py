@@ -5,13 +5,18 @@ The exchange goes to the tenant's IAM realm (``<region>.iam.checkmarx.net``), th
 bad client with 401: both are step ``auth``. An OAuth client's access token (client credentials grant)
 is cached in memory until it expires (:mod:`pmap.connectors.vendors._oauth`); an API key is exchanged
 per operation.
+
+Findings are pulled per project: ``GET /api/projects`` (``offset``/``limit``), the project's latest completed
+scan (``GET /api/scans?project-id=&statuses=Completed&sort=-created_at&limit=1``), then that scan's results
+(``GET /api/results?scan-id=``, ``offset``/``limit``), one page in memory. The results of a scan are its
+state, not changes since a time: every pull is full, and complete.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -25,12 +30,16 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsFindings,
 )
 from pmap.connectors.vendors._oauth import (
     AUTHENTICATED_WITH_OAUTH,
+    CACHE,
     OAUTH,
     OAUTH_FIELDS,
     TokenEndpoint,
@@ -40,7 +49,12 @@ from pmap.connectors.vendors._oauth import (
     uses_oauth,
 )
 from pmap.connectors.vendors._support import check, fail, json_of, permission_report, text
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.sast_sca.checkmarx import KEY_JSON as FINDINGS_FORMAT
+from pmap.findings.formats.sast_sca.checkmarx import api_result
 
 _NEEDED = (("view-projects", "listing projects"), ("view-scans", "listing scans"),
            ("view-results", "reading scan results"))
@@ -54,6 +68,8 @@ _KINDS = {"api_key": ("api_key",), OAUTH: OAUTH_FIELDS}
 _TITLES = {"api_key": "API key", OAUTH: "OAuth 2.0 client credentials"}
 _TOKEN_PATH = "/auth/realms/{tenant}/protocol/openid-connect/token"  # noqa: S105  (a URL path, no secret)
 _AUTH_HINT = "check the API key (or client) and the tenant name"
+#: projects and results per page (offset/limit paging)
+PAGE_SIZE = 100
 
 
 class CheckmarxCredentials(Credentials):
@@ -103,8 +119,77 @@ def claims_of(token: str) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-class CheckmarxConnector(Connector, ChecksPermissions):
-    """Checkmarx One: token exchange, engine versions, roles from the access token."""
+class _Bearer:
+    """A pull's access token, exchanged again when Checkmarx refuses it mid-pull (an access token lives
+    minutes; a pull of many projects may outlive it): each request is retried once with a new token."""
+
+    def __init__(self, ctx: OperationContext, connector: CheckmarxConnector) -> None:
+        self.ctx, self.connector = ctx, connector
+        self.token = connector._token(ctx)
+
+    def get(self, c: OutboundClient, path: str, params: dict[str, Any]) -> OutboundResponse:
+        """``GET path`` with the token; on 401, once more with a newly exchanged one."""
+        resp = c.get(path, headers={"Authorization": f"Bearer {self.token}"}, params=params)
+        if resp.status == 401:
+            CACHE.forget((self.token,))  # an OAuth token the vendor refused is not handed out again
+            self.token = self.connector._token(self.ctx)
+            resp = c.get(path, headers={"Authorization": f"Bearer {self.token}"}, params=params)
+        return resp
+
+
+def _paged(ctx: OperationContext, c: OutboundClient, bearer: _Bearer, path: str, params: dict[str, Any],
+           key: str, what: str, hint: str) -> Iterator[Any]:
+    """The ``key`` items of every page of ``path`` (``offset``/``limit``), one page in memory."""
+    offset = 0
+    while True:
+        resp = check(ctx, bearer.get(c, path, {**params, "offset": offset, "limit": PAGE_SIZE}), what,
+                     auth_hint=_AUTH_HINT, permission_hint=hint)
+        body = json_of(ctx, resp, what)
+        del resp
+        items = body.get(key)
+        if items is None and body.get("totalCount") == 0:
+            items = []  # Checkmarx may send null for an empty list
+        if not isinstance(items, list):
+            raise fail(ctx, f"Checkmarx One's answer to {what} has no {key} list", step="response")
+        yield from items
+        offset += len(items)
+        total = body.get("filteredTotalCount", body.get("totalCount"))
+        if len(items) < PAGE_SIZE or (isinstance(total, int) and offset >= total):
+            return
+
+
+class CheckmarxConnector(Connector, ChecksPermissions, SyncsFindings):
+    """Checkmarx One: token exchange, engine versions, roles from the access token, scan results."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The results of each project's latest completed scan (SAST, KICS, SCA), read as ``checkmarx_json``:
+        FIXED results are fixed, NOT_EXPLOITABLE ones false positives; always a full, complete pull."""
+        return FindingsFeed(format=FINDINGS_FORMAT, findings=self._results(ctx), complete=True)
+
+    def _results(self, ctx: OperationContext) -> Iterator[ParsedFinding]:
+        bearer = _Bearer(ctx, self)
+        with ctx.client() as c:
+            for project in _paged(ctx, c, bearer, "/api/projects", {}, "projects", "listing projects",
+                                  "the account needs the view-projects role"):
+                pid = text(project.get("id")) if isinstance(project, dict) else None
+                if not pid:
+                    raise fail(ctx, "a project of Checkmarx One's answer has no id", step="response")
+                latest = {"project-id": pid, "statuses": "Completed", "sort": "-created_at", "offset": 0, "limit": 1}
+                resp = check(ctx, bearer.get(c, "/api/scans", latest),
+                             "listing the project's scans", auth_hint=_AUTH_HINT,
+                             permission_hint="the account needs the view-scans role")
+                scans = json_of(ctx, resp, "the project's scans").get("scans") or []
+                scan = text(scans[0].get("id")) if scans and isinstance(scans[0], dict) else None
+                if not scan:
+                    continue  # never scanned to completion: nothing to report yet
+                name = text(project.get("name")) or pid
+                for result in _paged(ctx, c, bearer, "/api/results", {"scan-id": scan}, "results",
+                                     "reading scan results", "the account needs the view-results role"):
+                    try:
+                        finding = api_result(result, name)
+                    except ReportError as exc:
+                        raise fail(ctx, f"a result could not be read: {exc.message}", step="response") from None
+                    yield finding
 
     def _token(self, ctx: OperationContext) -> str:
         conn: CheckmarxConnection = ctx.connection

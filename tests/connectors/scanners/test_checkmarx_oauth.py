@@ -1,5 +1,6 @@
 """Checkmarx One with an OAuth client (client credentials grant) over real HTTP to the sandbox: the token is
-fetched once for operations within its lifetime and again after expiry; a refused client fails at auth."""
+fetched once for operations within its lifetime and again after expiry; a refused client fails at auth; a
+findings pull authenticates with the client."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from pmap.connectors.base import PermissionState
+from pmap.connectors.base import FindingsPull, PermissionState
 from pmap.connectors.vendors import _oauth
 from pmap.core.settings import Settings
+from pmap_sandbox.scanners import _common
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
@@ -79,3 +81,16 @@ def test_checkmarx_wrong_client_secret_fails_at_auth(sandbox: SandboxServer, dev
     assert credentials["client_secret"] not in result.model_dump_json() + caplog.text
     echoed = run_test(dev_settings, VENDOR, *_oauth_case(sandbox, marker="echo"))
     assert echoed.failed_step == "auth" and "echo-" not in (echoed.message or "")
+
+
+def test_checkmarx_oauth_client_pulls_findings(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    connection, credentials = _oauth_case(sandbox)
+    _common.seed(sandbox.app, VENDOR, credentials["client_id"], count=30, fixed_every=5)
+    ctx = context(dev_settings, VENDOR, connection, credentials, purpose="findings_pull", budget=30.0)
+    before = _token_requests(sandbox)
+    feed = implementation(VENDOR).pull_findings(ctx, FindingsPull())
+    findings = list(feed.findings)
+    assert feed.complete and len(findings) == 30
+    assert sum(f.status == "fixed" for f in findings) == 6
+    assert _token_requests(sandbox) == before + 1  # one client credentials exchange
+    assert all(credentials["client_secret"] not in str(f.extra) for f in findings)

@@ -1,4 +1,5 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning and Qualys VMDR against the sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep and
+Checkmarx One against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
@@ -9,7 +10,7 @@ fetched lazily, the incremental filter, fixed items, rate-limit waits and refuse
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,14 +22,33 @@ from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
+from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
+from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
 from .cases import catalog_entry, implementation, settings_for
 from .conftest import context
+
+
+def _pages(page: int) -> Callable[[int], int]:
+    """Requests of a vendor that pages its findings by ``page``: one per page begun."""
+    return lambda findings: -(-findings // page)
+
+
+def _two_lists_then_pages(page: int) -> Callable[[int], int]:
+    """Requests of a vendor that lists its projects (one page) and a project's latest scan, then pages the scan's
+    ``page`` results."""
+    return lambda findings: 2 + -(-findings // page)
+
+
+def _one_list_then_pages(page: int) -> Callable[[int], int]:
+    """Requests of a vendor that lists its projects (one page) and then reads each project's ``page`` findings."""
+    return lambda findings: 1 + -(-findings // page)
 
 
 @dataclass(frozen=True)
@@ -38,9 +58,12 @@ class Case:
     vendor: str
     format: str
     epoch: datetime
-    page: int  # findings per page the connector asks for
+    page: int  # findings per page the connector asks for (or per project, where a project's findings come whole)
     credential: Callable[[dict[str, str]], str]
     retry_wait: float  # the wait the sandbox's rate-limit answer names
+    requests: Callable[[int], int] = field(default=lambda n: -(-n // 100))  # requests to read n findings
+    incremental: bool = True  # the vendor documents a change-time filter
+    links: bool = True  # the vendor's paging follows next-page links it sends
 
 
 CASES = {
@@ -48,7 +71,18 @@ CASES = {
     "github_code_scanning": Case("github_code_scanning", "github_vulnerability_json", github_sandbox.SEED_EPOCH,
                                  100, lambda c: c["token"], 1.0),
     "qualys_vmdr": Case("qualys_vmdr", "qualys_xml", qualys_sandbox.SEED_EPOCH, 100, lambda c: c["username"], 1.0),
+    # projects of 100 seeded findings each, listed on one page; no change-time filter, no next links
+    "dependency_track": Case("dependency_track", "dependency_track_fpf", dependency_track_sandbox.SEED_EPOCH, 100,
+                             lambda c: c["api_key"], 1.0, _one_list_then_pages(100), incremental=False,
+                             links=False),
+    # page numbers from 0; Semgrep's since filters on detection time, not on change: full pulls
+    "semgrep": Case("semgrep", "semgrep_json", semgrep_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0,
+                    _pages(100), incremental=False, links=False),
+    # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
+    "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, lambda c: c["api_key"], 1.0,
+                          _two_lists_then_pages(100), incremental=False, links=False),
 }
+assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -77,7 +111,7 @@ def test_every_page_is_read_and_fixed_items_are_fixed(sandbox: SandboxServer, de
     assert feed.format == case.format and feed.format in report_formats() and feed.complete
     findings = list(feed.findings)
     assert len(findings) == count
-    assert _common.pulls(sandbox.app, case.vendor, key) == 3
+    assert _common.pulls(sandbox.app, case.vendor, key) == case.requests(count)
     fmt = report_formats()[case.format]
     assert len({f.fingerprint(case.format) for f in findings}) == count
     fixed = [f for f in findings if f.status == "fixed"]
@@ -90,14 +124,16 @@ def test_pages_are_fetched_lazily(sandbox: SandboxServer, dev_settings: Settings
     feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
     assert _common.pulls(sandbox.app, case.vendor, key) == 0
     next(feed.findings)
-    assert _common.pulls(sandbox.app, case.vendor, key) == 1
+    assert _common.pulls(sandbox.app, case.vendor, key) == case.requests(1)
     for _ in range(case.page):
         next(feed.findings)
-    assert _common.pulls(sandbox.app, case.vendor, key) == 2
+    assert _common.pulls(sandbox.app, case.vendor, key) == case.requests(case.page + 1)
 
 
 def test_an_incremental_pull_returns_only_the_changed_and_is_not_complete(
         sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    if not case.incremental:
+        pytest.skip(f"{case.vendor} documents no change-time filter (see the full-pull test)")
     count, changed = case.page + 30, 12
     ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count, fixed_every=5)
     since = case.epoch + timedelta(hours=count - changed - 1, minutes=30)
@@ -106,6 +142,18 @@ def test_an_incremental_pull_returns_only_the_changed_and_is_not_complete(
     findings = list(feed.findings)
     assert len(findings) == changed
     assert _common.pulls(sandbox.app, case.vendor, key) == 1
+
+
+def test_a_vendor_without_a_change_filter_pulls_everything_and_is_complete_even_with_since(
+        sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    if case.incremental:
+        pytest.skip(f"{case.vendor} pulls incrementally (see the incremental test)")
+    count = case.page + 30
+    ctx, key = seeded_ctx(sandbox, dev_settings, case, count=count)
+    feed = implementation(case.vendor).pull_findings(ctx, FindingsPull(since=case.epoch + timedelta(hours=count)))
+    assert feed.complete
+    assert len(list(feed.findings)) == count
+    assert _common.pulls(sandbox.app, case.vendor, key) == case.requests(count)
 
 
 def test_a_rate_limit_is_waited_and_the_pull_completes(sandbox: SandboxServer, dev_settings: Settings, case: Case,
@@ -124,7 +172,7 @@ def test_a_rate_limit_in_the_middle_of_a_pull_is_waited_and_no_page_is_lost_or_r
     findings = list(implementation(case.vendor).pull_findings(ctx, FindingsPull()).findings)
     assert len({f.fingerprint(case.format) for f in findings}) == len(findings) == count
     assert case.retry_wait in virtual_clock.waits
-    assert _common.pulls(sandbox.app, case.vendor, key) == 4  # three pages and the limited answer
+    assert _common.pulls(sandbox.app, case.vendor, key) == case.requests(count) + 1  # every page and the limited one
 
 
 def test_bad_credentials_fail_at_auth_without_the_secret(sandbox: SandboxServer, dev_settings: Settings,
@@ -138,6 +186,8 @@ def test_bad_credentials_fail_at_auth_without_the_secret(sandbox: SandboxServer,
 
 
 def test_a_next_page_on_another_host_is_refused(sandbox: SandboxServer, dev_settings: Settings, case: Case) -> None:
+    if not case.links:
+        pytest.skip(f"{case.vendor} pages by number: it sends no next-page link")
     ctx, key = seeded_ctx(sandbox, dev_settings, case, count=case.page + 5, foreign_next="https://attacker.example")
     feed = implementation(case.vendor).pull_findings(ctx, FindingsPull())
     with pytest.raises(UpstreamError) as err:
@@ -158,6 +208,68 @@ def test_github_dismissed_alerts_are_suppressed_not_fixed(sandbox: SandboxServer
     assert [f.extra["number"] for f in findings[:3]] == [40, 39, 38]  # newest update first
 
 
+def test_dependency_track_pulls_suppressed_findings_as_suppressed_and_resolved_as_fixed(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["dependency_track"], count=250, per_project=100,
+                          fixed_every=5, suppressed_every=7)
+    findings = list(implementation("dependency_track").pull_findings(ctx, FindingsPull()).findings)
+    assert len(findings) == 250  # suppressed ones are asked for (suppressed=true)
+    by_id = {f.rule_id: f for f in findings}
+    assert by_id["CVE-2024-10006"].status == "suppressed"  # i=6: every 7th suppressed
+    assert by_id["CVE-2024-10004"].status == "fixed"  # i=4: every 5th RESOLVED
+    assert by_id["CVE-2024-10000"].status is None
+    assert {f.repository for f in findings} == {"app0 1.0.0", "app1 1.0.0", "app2 1.0.0"}
+    assert _common.pulls(sandbox.app, "dependency_track", key) == 4  # the project list and three projects
+
+
+def test_dependency_track_pages_the_project_list(sandbox: SandboxServer, dev_settings: Settings,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.connectors.vendors import dependency_track
+    monkeypatch.setattr(dependency_track, "PROJECT_PAGE", 2)
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["dependency_track"], count=50, per_project=10)
+    findings = list(implementation("dependency_track").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("dependency_track_fpf") for f in findings}) == len(findings) == 50
+    assert _common.pulls(sandbox.app, "dependency_track", key) == 3 + 5  # pages of 2, 2 and 1 projects; 5 projects
+
+
+def test_semgrep_fixed_findings_are_fixed_and_ignored_ones_suppressed(sandbox: SandboxServer,
+                                                                      dev_settings: Settings) -> None:
+    ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["semgrep"], count=40, fixed_every=5, ignored_every=3)
+    findings = list(implementation("semgrep").pull_findings(ctx, FindingsPull()).findings)
+    by_rule = {f.rule_id: f for f in findings}
+    assert by_rule["generated.rule-4"].status == "fixed"
+    assert by_rule["generated.rule-2"].status == "false_positive"  # ignored, as a false positive
+    assert by_rule["generated.rule-5"].status == "accepted"  # ignored, acceptable risk
+    assert by_rule["generated.rule-0"].status is None
+    assert by_rule["generated.rule-0"].repository == "example/shop" and by_rule["generated.rule-0"].line == 1
+
+
+def test_checkmarx_reads_each_projects_latest_scan_fixed_and_not_exploitable(sandbox: SandboxServer,
+                                                                             dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["checkmarx_one"], count=60, per_project=25, unscanned=2,
+                          fixed_every=5, not_exploitable_every=4)
+    findings = list(implementation("checkmarx_one").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("checkmarx_json") for f in findings}) == len(findings) == 60
+    by_id = {f.extra["id"]: f for f in findings}
+    assert by_id["res-4"].status == "fixed"  # status FIXED
+    assert by_id["res-3"].status == "false_positive"  # state NOT_EXPLOITABLE
+    assert by_id["res-0"].status is None and by_id["res-0"].file_path == "/src/Sink0.java"
+    assert by_id["res-6"].extra["type"] == "kics" and by_id["res-6"].file_path == "/infra/main6.tf"
+    assert by_id["res-10"].cve_ids == ["CVE-2024-20010"] and by_id["res-10"].package_name == "pkg10"
+    assert {f.repository for f in findings} == {"app0", "app1", "app2"}
+    # the project list, five projects' latest scans (two never completed one), three scans' results
+    assert _common.pulls(sandbox.app, "checkmarx_one", key) == 1 + 5 + 3
+    assert checkmarx_sandbox.KEY == "checkmarx_one"
+
+
+def test_checkmarx_exchanges_a_new_token_when_the_old_one_expires_mid_pull(sandbox: SandboxServer,
+                                                                           dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["checkmarx_one"], count=250, expire_at=3)
+    findings = list(implementation("checkmarx_one").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("checkmarx_json") for f in findings}) == len(findings) == 250
+    assert _common.pulls(sandbox.app, "checkmarx_one", key) == 2 + 3 + 1  # the refused request, asked again
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -171,6 +283,9 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("github_code_scanning").offered() == [
         "test_connection", "check_permissions", "sync_findings", "register_webhook"]
     assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
+    assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,

@@ -206,6 +206,59 @@ def _kics(group: Any) -> Iterator[ParsedFinding]:
         )
 
 
+# --- Checkmarx One results API (GET /api/results?scan-id=) ---------------------------------------
+
+#: a result's ``state`` (triage) as a finding status; ``status`` FIXED (gone in this scan) is ``fixed``
+_API_STATE = {"not_exploitable": "false_positive"}
+
+
+def _api_status(r: dict[str, Any]) -> str | None:
+    if (text(r.get("status")) or "").upper() == "FIXED":
+        return "fixed"
+    return _API_STATE.get((text(r.get("state")) or "").lower())
+
+
+def api_result(r: Any, project: str | None) -> ParsedFinding:
+    """One result of the results API (SAST, KICS or SCA) as this format reads the same result in a JSON report."""
+    if not isinstance(r, dict):
+        raise ReportError(KEY_JSON, "a result is not a JSON object", "results[]")
+    data, details = as_dict(r.get("data")), as_dict(r.get("vulnerabilityDetails"))
+    kind = (text(r.get("type")) or "").lower()
+    common: dict[str, Any] = {
+        "vendor_severity": text(r.get("severity")),
+        "repository": project,
+        "first_seen": parse_dt(r.get("firstFoundAt")) or parse_dt(r.get("created")),
+        "last_seen": parse_dt(r.get("foundAt")),
+        "status": _api_status(r),
+        "cwe_ids": cwe_ids(details.get("cweId")),
+        "extra": {k: v for k, v in (("id", text(r.get("id"))), ("similarity_id", text(r.get("similarityId"))),
+                                    ("type", kind), ("result_status", text(r.get("status"))),
+                                    ("state", text(r.get("state")))) if v},
+    }
+    if kind.startswith("sca"):
+        vid = text(details.get("cveName")) or text(r.get("id"))
+        version = text(data.get("packageVersion"))
+        name = _package(text(data.get("packageIdentifier")) or text(data.get("packageName")), version)
+        if not vid:
+            raise ReportError(KEY_JSON, "an SCA result has no vulnerability id", "results[]")
+        return ParsedFinding(title=f"{vid} in {name} {version}" if version else f"{vid} in {name}",
+                             description=text(r.get("description")), cve_ids=cve_ids(vid), rule_id=vid,
+                             package_name=name, package_version=version, **common)
+    qname = text(data.get("queryName"))
+    if not qname:
+        raise ReportError(KEY_JSON, "a result has no queryName", "results[].data")
+    if kind == "kics":
+        return ParsedFinding(title=qname, description=text(r.get("description")),
+                             rule_id=text(data.get("queryId")) or qname, file_path=text(data.get("fileName")),
+                             line=to_int(data.get("line")), remediation=text(data.get("expectedValue")), **common)
+    nodes = [as_dict(n) for n in as_list(data.get("nodes"))]
+    sink = nodes[-1] if nodes else {}
+    title = _query_title(qname) or qname
+    return ParsedFinding(title=title, description=text(r.get("description")) or title,
+                         rule_id=text(data.get("queryId")) or qname, file_path=text(sink.get("fileName")),
+                         line=to_int(sink.get("line")), **common)
+
+
 def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream the SAST, SCA and KICS results of a Checkmarx One JSON report (one pass each)."""
     src, start, head = report.stream, report.start, report.json

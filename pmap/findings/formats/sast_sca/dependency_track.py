@@ -79,6 +79,16 @@ def _finding(f: Any, project: str | None) -> ParsedFinding:
     )
 
 
+def project_label(name: str | None, version: str | None) -> str | None:
+    """A project as findings name it: ``name version``, or the name alone."""
+    return f"{name} {version}" if name and version else name
+
+
+def api_finding(finding: Any, project: str | None) -> ParsedFinding:
+    """One finding of ``GET /api/v1/finding/project/{uuid}`` (FPF's finding shape) as this format reads it."""
+    return _finding(finding, project)
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``findings`` of an FPF export."""
     src, start, head = report.stream, report.start, report.json
@@ -88,8 +98,7 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     if "project" not in head.paths:  # written after a long findings list
         proj = as_dict(json_reader.first_value(src, "project", KEY))
         src.seek(start)
-    name, pversion = text(proj.get("name")), text(proj.get("version"))
-    project = f"{name} {pversion}" if name and pversion else name
+    project = project_label(text(proj.get("name")), text(proj.get("version")))
     for f in json_reader.iter_json_items(src, "findings.item", KEY):
         yield _finding(f, project)
 

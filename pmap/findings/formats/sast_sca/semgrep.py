@@ -110,6 +110,43 @@ def _api_vuln(v: Any) -> ParsedFinding:
     )
 
 
+def _api_status(f: dict[str, Any]) -> str | None:
+    """A web API finding's status: fixed is ``fixed``; an ignore is a false positive or an acceptance."""
+    status = (text(f.get("status")) or text(f.get("state")) or "").lower()
+    triage = (text(f.get("triage_state")) or "").lower()
+    if status == "fixed":
+        return "fixed"
+    if status in ("ignored", "muted") or triage == "ignored":
+        return "false_positive" if (text(f.get("triage_reason")) or "").lower() == "false_positive" else "accepted"
+    return None
+
+
+def api_finding(f: Any) -> ParsedFinding:
+    """One finding of the web API's ``GET /deployments/{slug}/findings`` (Code) as this format reads it."""
+    if not isinstance(f, dict):
+        raise ReportError(KEY, "a finding is not a JSON object", "findings[]")
+    rule = text(f.get("rule_name"))
+    message = text(f.get("rule_message"))
+    if not rule:
+        raise ReportError(KEY, "a finding has no rule_name", "findings[]")
+    loc = as_dict(f.get("location"))
+    meta = as_dict(f.get("rule"))
+    return ParsedFinding(
+        title=_first_line(message) or rule,
+        vendor_severity=text(f.get("severity")),
+        description=message,
+        cwe_ids=cwe_ids(meta.get("cwe_names")),
+        rule_id=rule,
+        repository=text(as_dict(f.get("repository")).get("name")),
+        file_path=text(loc.get("file_path")),
+        line=to_int(loc.get("line")),
+        first_seen=parse_dt(f.get("relevant_since")) or parse_dt(f.get("created_at")),
+        status=_api_status(f),
+        extra={k: v for k, v in (("finding_id", text(f.get("id"))), ("ref", text(f.get("ref"))),
+                                 ("confidence", text(f.get("confidence")))) if v},
+    )
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream Semgrep CLI ``results`` (or API ``vulns``) as findings."""
     src, head = report.stream, report.json
