@@ -7,10 +7,10 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
@@ -129,6 +129,22 @@ class Api:
 def api(settings: Settings) -> Iterator[Api]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield Api(client)
+
+
+@pytest.fixture
+def make_api(settings: Settings) -> Iterator[Callable[..., Api]]:
+    """Another app on the same database with some settings changed."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> Api:
+        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return Api(client)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
 
 
 class VirtualClock:

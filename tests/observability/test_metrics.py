@@ -5,20 +5,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from pmap.app import create_app
 from pmap.core.db import transaction
 from pmap.core.metrics import Delivery, delivery_rejection
 from pmap.core.seams import Actor, Purpose
-from pmap.core.settings import Settings
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration as create_scanner
@@ -30,39 +25,23 @@ REPO = Path(__file__).resolve().parents[2]
 DELIVERIES = "pmap_webhook_deliveries_total"
 
 
-@pytest.fixture
-def extra_app(settings: Settings) -> Iterator[Any]:
-    """Another app on the same database with some settings changed."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> Api:
-        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return Api(client)
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-
-
 def _secret(api: Api, h: dict[str, str], iid: str) -> str:
     assert api.client.post(f"/api/v1/integrations/{iid}/webhook/generate", headers=h).status_code == 201
     return str(api.client.post(f"/api/v1/integrations/{iid}/webhook/reveal", headers=h).json()["secret"])
 
 
-def test_metrics_answer_without_a_token_in_production_and_can_be_turned_off(extra_app: Any) -> None:
-    prod = extra_app(env="production")
+def test_metrics_answer_without_a_token_in_production_and_can_be_turned_off(make_api: Any) -> None:
+    prod = make_api(env="production")
     text = scrape(prod.client)  # no Authorization header
     assert "# TYPE pmap_http_request_duration_seconds histogram" in text
     assert "# TYPE pmap_webhook_deliveries_total counter" in text and "pmap_credential_decrypts_total" in text
-    off = extra_app(metrics_enabled=False)
+    off = make_api(metrics_enabled=False)
     assert off.client.get("/metrics").status_code == 404
     assert off.client.get("/healthz").status_code == 200
 
 
-def test_each_app_counts_in_its_own_registry(api: Api, extra_app: Any) -> None:
-    other = extra_app()
+def test_each_app_counts_in_its_own_registry(api: Api, make_api: Any) -> None:
+    other = make_api()
     for _ in range(3):
         api.client.post("/hooks/not-an-id", content=b"{}")
     assert value(scrape(api.client), DELIVERIES, outcome=Delivery.UNKNOWN_INTEGRATION.value) == 3
@@ -86,7 +65,7 @@ def test_request_latency_is_labelled_by_route_template_method_and_status_class(a
     assert iid not in text and "no-such-thing" not in text
 
 
-def test_webhook_deliveries_are_counted_by_verification_outcome(api: Api, extra_app: Any) -> None:
+def test_webhook_deliveries_are_counted_by_verification_outcome(api: Api, make_api: Any) -> None:
     h = api.token()
     iid = create_integration(api.client, h, "github_issues")
     secret = _secret(api, h, iid)
@@ -126,7 +105,7 @@ def test_webhook_deliveries_are_counted_by_verification_outcome(api: Api, extra_
     assert verified >= 6  # every delivery checked against a configured secret opened it once
     assert value(after, "pmap_credential_decrypts_total", purpose="reveal", outcome="success") == 2
 
-    limited = extra_app(webhook_rate_per_minute=1)
+    limited = make_api(webhook_rate_per_minute=1)
     for i in range(3):
         body = payload("github", 10 + i)
         limited.client.post(f"/hooks/{iid}", content=body, headers=signed("github", body, secret))
@@ -142,7 +121,7 @@ def test_webhook_deliveries_are_counted_by_verification_outcome(api: Api, extra_
 
 
 def test_a_secret_that_cannot_be_decrypted_counts_an_unavailable_delivery_and_a_failed_decrypt(
-        api: Api, extra_app: Any) -> None:
+        api: Api, make_api: Any) -> None:
     h = api.token()
     a, b = create_integration(api.client, h, "github_issues"), create_integration(api.client, h, "github_issues")
     _secret(api, h, a)
@@ -153,7 +132,7 @@ def test_a_secret_that_cannot_be_decrypted_counts_an_unavailable_delivery_and_a_
         sealed = row_a.encrypted_webhook_secret
         session.execute(update(Integration).where(Integration.id == uuid.UUID(b))
                         .values(encrypted_webhook_secret=sealed))
-    fresh = extra_app()  # nothing cached: it reads the tampered row
+    fresh = make_api()  # nothing cached: it reads the tampered row
     body = payload("github")
     assert fresh.client.post(f"/hooks/{b}", content=body, headers=signed("github", body, secret_b)).status_code == 503
     text = scrape(fresh.client)

@@ -3,7 +3,6 @@ launch a scan and wait for its job."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,8 +13,7 @@ import pytest
 from pmap_sandbox.scanners import SANDBOX_VENDORS
 from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api
-
-JOB_WAIT_SECONDS = 60.0
+from tests.sync.conftest import wait_job
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +42,6 @@ def start_launch(api: Api, headers: dict[str, str], integration_id: str, scan_id
     """``POST /integrations/{id}/scans``."""
     return api.client.post(f"/api/v1/integrations/{integration_id}/scans", headers=headers,
                            json={"scan_id": scan_id})
-
-
-def wait_job(api: Api, headers: dict[str, str], job_id: str) -> dict[str, Any]:
-    """The job once it has finished (succeeded or failed)."""
-    deadline = time.monotonic() + JOB_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {JOB_WAIT_SECONDS} s")
 
 
 def launch(api: Api, headers: dict[str, str], integration_id: str, scan_id: str) -> dict[str, Any]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from pmap.app import create_app
-from pmap.core.settings import Settings
 from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api
 from tests.connectors.work.cases import sandbox_key, settings_for
@@ -79,22 +76,6 @@ def sync(api: Api, headers: dict[str, str], integration_id: str, **body: Any) ->
     resp = start_sync(api, headers, integration_id, **body)
     assert resp.status_code == 202, resp.text
     return wait_job(api, headers, resp.json()["job"]["id"])
-
-
-@pytest.fixture()
-def make_scheduled_api(settings: Settings) -> Iterator[Callable[..., Api]]:
-    """An app on the test's database with some settings changed (the scheduler on, say)."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> Api:
-        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return Api(client)
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def vendor_state(sandbox: SandboxServer, vendor: str, factory: type[T]) -> T:

@@ -56,9 +56,9 @@ def test_a_due_schedule_starts_one_sync_run_by_the_scheduler(api: Api, sandbox: 
     assert [e.purpose for e in decrypts] == ["sync"]
 
 
-def test_the_app_runs_the_scheduler_in_the_background(make_scheduled_api: Callable[..., Api],
+def test_the_app_runs_the_scheduler_in_the_background(make_api: Callable[..., Api],
                                                       sandbox: SandboxServer, seed: Any) -> None:
-    api = make_scheduled_api(scheduler_enabled=True, scheduler_interval=1)
+    api = make_api(scheduler_enabled=True, scheduler_interval=1)
     h = api.token(role="operator")
     seed(TVM, 5)
     iid = integration(api, h, sandbox, TVM, tvm_credentials())

@@ -14,7 +14,6 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from bench.common import free_port
 from pmap.app import create_app
@@ -116,22 +115,6 @@ def deliveries(client: Any, headers: dict[str, str], iid: str, **params: Any) ->
 def generic(body: dict[str, Any]) -> dict[str, Any]:
     """An error body without its per-request correlation id."""
     return {k: v for k, v in body["error"].items() if k != "correlation_id"}
-
-
-@pytest.fixture
-def make_api(settings: Settings) -> Iterator[Callable[..., Api]]:
-    """Another app on the same database with some settings changed."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> Api:
-        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return Api(client)
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 @pytest.fixture

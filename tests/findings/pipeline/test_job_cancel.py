@@ -29,35 +29,35 @@ def background(settings: Settings) -> Any:
         yield Api(client)
 
 
-def _gate(api: Api, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
-    """Hold the next job at its first progress report until released."""
-    reached, release = threading.Event(), threading.Event()
+def _gate(api: Api, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Semaphore, threading.Event]:
+    """Hold every job at its first progress report until released; ``held`` counts the jobs held."""
+    held, release = threading.Semaphore(0), threading.Event()
     runner = api.app.state.jobs
     original: Callable[[uuid.UUID], Callable[[dict[str, Any]], None]] = runner._progress
 
     def gated(job_id: uuid.UUID) -> Callable[[dict[str, Any]], None]:
         report = original(job_id)
 
-        def held(progress: dict[str, Any]) -> None:
-            reached.set()
+        def hold(progress: dict[str, Any]) -> None:
+            held.release()
             release.wait(30)
             report(progress)
 
-        return held
+        return hold
 
     monkeypatch.setattr(runner, "_progress", gated)
-    return reached, release
+    return held, release
 
 
 def test_a_running_import_cancelled_stops_and_keeps_nothing(background: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api = background
     h = api.token(role="operator")
     iid = create_integration(api, h)
-    reached, release = _gate(api, monkeypatch)
+    held, release = _gate(api, monkeypatch)
     r = upload(api, iid, REPORT, h)
     assert r.status_code == 202, r.text
     job_id = r.json()["job"]["id"]
-    assert reached.wait(30), "the import never reported progress"
+    assert held.acquire(timeout=30), "the import never reported progress"
     cancelled = api.client.post(f"/api/v1/jobs/{job_id}/cancel", headers=h)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "running"
     release.set()
@@ -87,21 +87,7 @@ def test_a_queued_job_cancelled_ends_at_once_and_never_runs(background: Api, mon
     api = background
     h = api.token(role="operator")
     runner = api.app.state.jobs
-    held = threading.Semaphore(0)
-    release = threading.Event()
-    original = runner._progress
-
-    def gated(job_id: uuid.UUID) -> Callable[[dict[str, Any]], None]:
-        report = original(job_id)
-
-        def hold(progress: dict[str, Any]) -> None:
-            held.release()
-            release.wait(30)
-            report(progress)
-
-        return hold
-
-    monkeypatch.setattr(runner, "_progress", gated)
+    held, release = _gate(api, monkeypatch)
     busy = [upload(api, create_integration(api, h), REPORT, h).json()["job"]["id"] for _ in range(runner._workers)]
     for _ in busy:  # every worker holds a large import: the next job can only wait in the queue
         assert held.acquire(timeout=30)
