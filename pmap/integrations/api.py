@@ -101,6 +101,8 @@ class DependentCounts(BaseModel):
     ticket_links: int
     ticket_events: int
     webhook_deliveries: int
+    scan_launches: int
+    scheduled_runs: int
     jobs: int
 
 

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from pmap.core.errors import NotFound
 from pmap.findings.models import Finding, ImportRecord, Job
 from pmap.integrations.models import Integration
+from pmap.scans.models import ScanLaunch
+from pmap.schedules.models import ScheduledRun
 from pmap.tickets.models import TicketEvent, TicketLink
 from pmap.webhooks.models import WebhookDelivery
 
@@ -17,7 +19,8 @@ from pmap.webhooks.models import WebhookDelivery
 #: events go before the deliveries they point at, so no ``SET NULL`` is written for rows about to go
 _CHILDREN: tuple[tuple[str, Any], ...] = (
     ("findings", Finding), ("imports", ImportRecord), ("ticket_links", TicketLink),
-    ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery),
+    ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery), ("scan_launches", ScanLaunch),
+    ("scheduled_runs", ScheduledRun),
 )
 
 

@@ -73,13 +73,15 @@ def test_other_writes_racing_a_delete_are_never_a_500(api: Api) -> None:
 
 
 def _seed_dependents(api: Api, iid: str, h: dict[str, str]) -> None:
-    """Three findings and one import through the API; ticket links, a ticket event, deliveries and a job
-    written directly (their own paths need a vendor)."""
+    """Three findings and one import through the API; ticket links, a ticket event, deliveries, a scan launch,
+    a scheduled run and a job written directly (their own paths need a vendor)."""
     import uuid
 
-    from pmap.core.db import transaction
+    from pmap.core.db import transaction, utcnow
     from pmap.findings.models import Job
     from pmap.integrations.models import Integration
+    from pmap.scans.models import ScanLaunch
+    from pmap.schedules.models import ScheduledRun
     from pmap.tickets.models import TicketEvent, TicketLink
     from pmap.webhooks.models import WebhookDelivery
     from tests.findings.pipeline.helpers import nessus_report, upload
@@ -94,6 +96,8 @@ def _seed_dependents(api: Api, iid: str, h: dict[str, str]) -> None:
                    TicketEvent(**ref, ticket_key="SEC-1", status="Done", done=True),
                    WebhookDelivery(**ref, outcome="processed", verification="signed"),
                    WebhookDelivery(**ref, outcome="rejected", verification="failed"),
+                   ScanLaunch(**ref, vendor_scan_id="42", actor="token:x"),
+                   ScheduledRun(**ref, kind="sync", due_at=utcnow()),
                    Job(organization_id=org, kind="import", status="succeeded", runner="h:1", actor="token:x",
                        params={"integration_id": iid, "path": "/nonexistent"}, progress={})])
 
@@ -104,6 +108,8 @@ def _dependents(api: Api, iid: str) -> dict[str, int]:
     from sqlalchemy import func, select
 
     from pmap.findings.models import Finding, ImportRecord, Job
+    from pmap.scans.models import ScanLaunch
+    from pmap.schedules.models import ScheduledRun
     from pmap.tickets.models import TicketEvent, TicketLink
     from pmap.webhooks.models import WebhookDelivery
 
@@ -111,12 +117,14 @@ def _dependents(api: Api, iid: str) -> dict[str, int]:
     with api.state.sessions() as s:
         counts = {name: s.scalar(select(func.count()).select_from(model).where(model.integration_id == key)) or 0
                   for name, model in (("findings", Finding), ("imports", ImportRecord), ("ticket_links", TicketLink),
-                                      ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery))}
+                                      ("ticket_events", TicketEvent), ("webhook_deliveries", WebhookDelivery),
+                                      ("scan_launches", ScanLaunch), ("scheduled_runs", ScheduledRun))}
         counts["jobs"] = sum(1 for p in s.scalars(select(Job.params)) if p.get("integration_id") == iid)
     return counts
 
 
-SEEDED = {"findings": 3, "imports": 1, "ticket_links": 2, "ticket_events": 1, "webhook_deliveries": 2, "jobs": 1}
+SEEDED = {"findings": 3, "imports": 1, "ticket_links": 2, "ticket_events": 1, "webhook_deliveries": 2,
+          "scan_launches": 1, "scheduled_runs": 1, "jobs": 1}
 NOTHING = dict.fromkeys(SEEDED, 0)
 
 
