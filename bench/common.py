@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import statistics
 import threading
@@ -16,6 +17,19 @@ import uvicorn
 from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("PMAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB. Not ``ru_maxrss``: Linux carries it across exec, so a measuring child would
+    report its parent's peak; VmHWM belongs to this process image."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the best there is
 
 
 def pct(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ then measures, each in a fresh subprocess so peak memory is per measurement:
 - import + 20 rules: the same with 20 active rules;
 - re-import: the same file again into the populated stream (every row updated).
 
-Prints time, findings/s, peak RSS (``ru_maxrss`` of the measuring process) and the ratio to the
+Prints time, findings/s, peak RSS (VmHWM of the measuring process) and the ratio to the
 floor, and for imports the CPU time the PostgreSQL server process spent on them (read from /proc:
 the database runs on this machine) with its ratio to the floor: the share of the import that no
 client-side work can remove. The verdict adds the import's own CPU (client and server) spread over
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -67,7 +66,9 @@ RULES: list[tuple[str, str, str | None]] = [
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    from bench.common import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 # --- measurements, one per child process ----------------------------------------------------------

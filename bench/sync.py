@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,9 @@ ACCESS, SECRET = "bench-access-0000000001", "bench-secret-0000000001"
 
 
 def _rss_mb() -> float:
-    """This process's peak RSS. Not ``ru_maxrss``: Linux carries it across exec, so a child would report the
-    parent's peak (here the sandbox holding 100,000 seeded findings); VmHWM belongs to this process image."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: the best there is
+    from bench.common import peak_rss_mb
+
+    return peak_rss_mb()
 
 
 def _write_csv(base_url: str, path: Path) -> tuple[int, float]:
