@@ -22,8 +22,8 @@ from pmap_sandbox.scanners import _common
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
-from .cases import catalog_entry, implementation, settings_for
-from .conftest import context
+from .cases import catalog_entry, implementation
+from .conftest import pull_context
 
 VENDOR, PAGE = "rapid7_insightvm", _insightvm_pull.PAGE
 
@@ -31,10 +31,7 @@ VENDOR, PAGE = "rapid7_insightvm", _insightvm_pull.PAGE
 def seeded_ctx(sandbox: SandboxServer, settings: Settings, marker: str = "ok",
                **seed: Any) -> tuple[OperationContext, str]:
     """A pull context whose account holds ``count`` generated assets (see the sandbox's seed options)."""
-    connection, credentials = settings_for(VENDOR, sandbox.base_url, marker)
-    key = credentials["username"]
-    _common.seed(sandbox.app, VENDOR, key, **{"count": 0, **seed})
-    return context(settings, VENDOR, connection, credentials, purpose="findings_pull", budget=30.0), key
+    return pull_context(sandbox, settings, VENDOR, "username", marker, **seed)
 
 
 def test_the_catalog_offers_sync_findings() -> None:

@@ -22,8 +22,8 @@ from pmap_sandbox.scanners import nessus as nessus_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
-from .cases import catalog_entry, implementation, settings_for
-from .conftest import context
+from .cases import catalog_entry, implementation
+from .conftest import pull_context
 
 PER_SCAN = 5  # history, export, two status polls, download
 
@@ -31,11 +31,9 @@ PER_SCAN = 5  # history, export, two status polls, download
 def seeded_ctx(sandbox: SandboxServer, settings: Settings, scans: list[int], marker: str = "ok",
                configured: list[int] | None = None, **seed: Any) -> tuple[OperationContext, str]:
     """A pull context whose account holds ``scans`` of ``count`` findings each; ``configured`` are scan_ids."""
-    connection, credentials = settings_for("nessus", sandbox.base_url, marker,
-                                           scan_ids=scans if configured is None else configured)
-    key = credentials["access_key"]
-    _common.seed(sandbox.app, "nessus", key, **{"count": 0, "scans": scans, **seed})
-    return context(settings, "nessus", connection, credentials, purpose="findings_pull", budget=30.0), key
+    scan_ids = scans if configured is None else configured
+    return pull_context(sandbox, settings, "nessus", "access_key", marker, connection={"scan_ids": scan_ids},
+                        scans=scans, **seed)
 
 
 def test_the_catalog_offers_sync_findings() -> None:

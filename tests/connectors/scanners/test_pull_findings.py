@@ -31,8 +31,8 @@ from pmap_sandbox.scanners import snyk as snyk_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
-from .cases import catalog_entry, implementation, settings_for
-from .conftest import context
+from .cases import catalog_entry, implementation
+from .conftest import pull_context
 
 
 def _pages(page: int) -> Callable[[int], int]:
@@ -59,7 +59,7 @@ class Case:
     format: str
     epoch: datetime
     page: int  # findings per page the connector asks for (or per project, where a project's findings come whole)
-    credential: Callable[[dict[str, str]], str]
+    key_field: str  # the credential the sandbox keys the seeded data set by
     retry_wait: float  # the wait the sandbox's rate-limit answer names
     requests: Callable[[int], int] = field(default=lambda n: -(-n // 100))  # requests to read n findings
     incremental: bool = True  # the vendor documents a change-time filter
@@ -67,19 +67,19 @@ class Case:
 
 
 CASES = {
-    "snyk": Case("snyk", "snyk_json", snyk_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0),
+    "snyk": Case("snyk", "snyk_json", snyk_sandbox.SEED_EPOCH, 100, "token", 1.0),
     "github_code_scanning": Case("github_code_scanning", "github_vulnerability_json", github_sandbox.SEED_EPOCH,
-                                 100, lambda c: c["token"], 1.0),
-    "qualys_vmdr": Case("qualys_vmdr", "qualys_xml", qualys_sandbox.SEED_EPOCH, 100, lambda c: c["username"], 1.0),
+                                 100, "token", 1.0),
+    "qualys_vmdr": Case("qualys_vmdr", "qualys_xml", qualys_sandbox.SEED_EPOCH, 100, "username", 1.0),
     # projects of 100 seeded findings each, listed on one page; no change-time filter, no next links
     "dependency_track": Case("dependency_track", "dependency_track_fpf", dependency_track_sandbox.SEED_EPOCH, 100,
-                             lambda c: c["api_key"], 1.0, _one_list_then_pages(100), incremental=False,
+                             "api_key", 1.0, _one_list_then_pages(100), incremental=False,
                              links=False),
     # page numbers from 0; Semgrep's since filters on detection time, not on change: full pulls
-    "semgrep": Case("semgrep", "semgrep_json", semgrep_sandbox.SEED_EPOCH, 100, lambda c: c["token"], 1.0,
+    "semgrep": Case("semgrep", "semgrep_json", semgrep_sandbox.SEED_EPOCH, 100, "token", 1.0,
                     _pages(100), incremental=False, links=False),
     # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
-    "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, lambda c: c["api_key"], 1.0,
+    "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, "api_key", 1.0,
                           _two_lists_then_pages(100), incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
@@ -93,10 +93,7 @@ def case(request: pytest.FixtureRequest) -> Case:
 def seeded_ctx(sandbox: SandboxServer, settings: Settings, case: Case, marker: str = "ok",
                **seed: Any) -> tuple[OperationContext, str]:
     """A findings-pull context for ``case.vendor`` whose account holds the seeded data set ``seed``."""
-    connection, credentials = settings_for(case.vendor, sandbox.base_url, marker)
-    key = case.credential(credentials)
-    _common.seed(sandbox.app, case.vendor, key, **{"count": 0, **seed})
-    return context(settings, case.vendor, connection, credentials, purpose="findings_pull", budget=30.0), key
+    return pull_context(sandbox, settings, case.vendor, case.key_field, marker, **seed)
 
 
 def test_the_catalog_offers_sync_findings(case: Case) -> None:

@@ -23,8 +23,8 @@ from pmap_sandbox.scanners import tenable_sc as sc_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
-from .cases import catalog_entry, implementation, settings_for
-from .conftest import context
+from .cases import catalog_entry, implementation
+from .conftest import pull_context
 
 VENDOR, PAGE = "tenable_sc", _tenable_sc_pull.PAGE
 
@@ -32,10 +32,7 @@ VENDOR, PAGE = "tenable_sc", _tenable_sc_pull.PAGE
 def seeded_ctx(sandbox: SandboxServer, settings: Settings, marker: str = "ok",
                **seed: Any) -> tuple[OperationContext, str]:
     """A pull context whose account holds the seeded analysis records ``seed``."""
-    connection, credentials = settings_for(VENDOR, sandbox.base_url, marker)
-    key = credentials["access_key"]
-    _common.seed(sandbox.app, VENDOR, key, **{"count": 0, **seed})
-    return context(settings, VENDOR, connection, credentials, purpose="findings_pull", budget=30.0), key
+    return pull_context(sandbox, settings, VENDOR, "access_key", marker, **seed)
 
 
 def test_the_catalog_offers_sync_findings() -> None:
