@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     # how long each /readyz check (and the sync lag read of a /metrics scrape) may take before it counts as failed
     readiness_timeout: float = Field(default=2.0, gt=0, le=60)
 
+    # the job engine (pmap.jobs): with a broker (redis://... or amqp://...), API processes only enqueue and
+    # `pmapctl worker` processes run the jobs; without one, `pmapctl serve` runs them itself (the embedded default)
+    broker_url: SecretStr | None = None
+    # Redis for what several processes must agree on (webhook rate limits); defaults to a redis:// broker
+    redis_url: SecretStr | None = None
+    # a running job's lease on its row: renewed every third of it; a job whose lease lapsed is taken over
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # Redis as broker: an unacknowledged task is redelivered after this many seconds (its worker died);
+    # longer than the longest job, or a live one is delivered twice (the lease then keeps it from running twice)
+    broker_visibility_timeout: int = Field(default=6 * 3600, ge=10)
+
     # seconds an open ticket may go without news (a delivery, a reconcile) before reconcile asks its tracker
     ticket_reconcile_after: int = Field(default=3600, ge=1)
 
@@ -107,6 +118,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'pmap.db').resolve()}"
+
+    @property
+    def resolved_redis_url(self) -> str | None:
+        """Redis for state shared across processes: PMAP_REDIS_URL, else a redis:// broker, else none."""
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        broker = self.broker_url.get_secret_value() if self.broker_url is not None else ""
+        return broker if broker.startswith(("redis://", "rediss://")) else None
 
     @property
     def is_sqlite(self) -> bool:
