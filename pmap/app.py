@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -38,6 +39,9 @@ from pmap.findings.formats.base import parser_faults
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, JobRunner, start_jobs
 from pmap.integrations.api import router as integrations_router
+from pmap.jobs.broker import CeleryDispatcher, celery_app, redacted
+from pmap.jobs.dispatch import Again, Dispatcher, Requeue
+from pmap.jobs.lease import orphans
 from pmap.migrations import current_revision, head_revision
 from pmap.scans.api import router as scans_router
 from pmap.scans.service import SCAN_WORKERS, scan_handler
@@ -50,7 +54,9 @@ from pmap.tickets.reopen import reopen_after_import
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
 from pmap.webhooks.api import router as webhooks_router
+from pmap.webhooks.processor import Processor
 from pmap.webhooks.rotation import scheduled_rotation
+from pmap.webhooks.service import scheme_key
 from pmap.webhooks.triggers import RunFinished
 
 log = logging.getLogger("pmap.app")
@@ -108,11 +114,80 @@ def _sync_of_run(state: AppState, jobs: JobRunner, run: RunFinished) -> str:
     return sync_of_run(state, jobs, run.organization_id, run.integration_id, run.vendor, run.run, run.branch)
 
 
-def readiness(state: AppState) -> Readiness:
-    """The checks of /readyz: the database and the key provider (issue 12 adds the broker when one is configured:
-    ``ready.add("broker", ...)``)."""
+def broker_dispatcher(settings: Settings) -> CeleryDispatcher | None:
+    """The broker's dispatcher when PMAP_BROKER_URL is set (nothing is connected until the first send)."""
+    if settings.broker_url is None:
+        return None
+    return CeleryDispatcher(celery_app(settings.broker_url.get_secret_value(),
+                                       visibility_timeout=settings.broker_visibility_timeout))
+
+
+def compose_jobs(state: AppState, dispatcher: Dispatcher | None = None) -> JobRunner:
+    """The job runner of a started app or worker, with every kind's task function: imports, ``sync`` (pmap.sync),
+    ``scan`` (pmap.scans, on a pool of its own when jobs run here); an import or sync that reopened findings gets
+    their closed tickets opened again, after it committed."""
+    return start_jobs(state, handlers={KIND_SYNC: sync_handler(state), KIND_SCAN: scan_handler(state)},
+                      pools={KIND_SCAN: SCAN_WORKERS}, dispatcher=dispatcher,
+                      on_success=lambda _kind, result: reopen_after_import(state, result))
+
+
+def compose_scheduler(state: AppState, jobs: JobRunner, processor: Processor | None = None) -> Scheduler:
+    """The scheduler: due syncs and webhook secret rotations, ticket reconcile, jobs whose process died, and (with
+    a broker) the webhook deliveries left accepted and the delivery retention."""
+    periodic: dict[str, tuple[float, Callable[[], object]]] = {
+        # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
+        "ticket_reconcile": (state.settings.ticket_reconcile_after / 4, lambda: reconcile_tickets(state)),
+        # a job whose worker died and whose message no broker delivers again: dispatched again
+        "job_sweep": (state.settings.job_lease_seconds, lambda: _sweep_jobs(state, jobs)),
+    }
+    if processor is not None:
+        periodic["webhook_sweep"] = (60.0, processor.sweep_and_prune)
+    return Scheduler(state.sessions, {
+        KIND_SYNC: scheduled_sync(state.sessions, jobs),
+        KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
+    }, interval=state.settings.scheduler_interval, periodic=periodic)
+
+
+def _sweep_jobs(state: AppState, jobs: JobRunner) -> None:
+    with state.sessions() as session:
+        found = orphans(session)
+    jobs.redispatch(found)
+
+
+class Worker:
+    """One ``pmapctl worker`` process's runtime (built after the fork, on its first task): the app's state, a
+    runner whose follow-up jobs go to the broker, and the webhook processor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.state = state = start(settings)
+        dispatcher = broker_dispatcher(settings)
+        if dispatcher is None:
+            raise ConfigurationError("pmapctl worker needs PMAP_BROKER_URL (a redis:// or amqp:// URL)")
+        self.jobs = compose_jobs(state, dispatcher)
+        trigger = functools.partial(_sync_of_run, state, self.jobs)
+        self.processor = Processor(state.sessions, scheme_key, state.settings.webhook_retention_days,
+                                   trigger=lambda: trigger)
+
+    def execute(self, job_id: uuid.UUID, origin: str | None) -> Again | Requeue | None:
+        """Run one delivery of a job."""
+        return self.jobs.execute(job_id, origin)
+
+    def process_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
+        """Process accepted webhook deliveries."""
+        self.processor.process(list(ids))
+
+    def close(self) -> None:
+        """Stop the runner and close the database."""
+        self.jobs.shutdown()
+        self.state.engine.dispose()
+
+
+def readiness(state: AppState, dispatcher: Dispatcher | None = None) -> Readiness:
+    """The checks of /readyz: the database, the key provider and, when one is configured, the broker."""
     ready = Readiness(state.settings.readiness_timeout)
     ready.add("database", database_check(state.engine, state.settings.readiness_timeout))
+    if isinstance(dispatcher, CeleryDispatcher):
+        ready.add("broker", dispatcher.ping)
 
     def keyring() -> None:
         if not keyring_usable(state.keyring):
@@ -175,26 +250,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # PMAP_OUTBOUND_CONCURRENCY of them (pmap.core.concurrency), the rest stay for everything else
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         state = app.state.pmap = start(settings, metrics)
-        app.state.ready = readiness(state)
+        # with a broker this process only sends jobs (and webhook deliveries) to the workers; else it runs them
+        dispatcher = broker_dispatcher(settings)
+        if dispatcher is not None:
+            app.state.deliveries_sender = dispatcher.send_deliveries
+            log.info("jobs go to the broker at %s", redacted(settings.broker_url.get_secret_value())
+                     if settings.broker_url else "")
+        app.state.ready = readiness(state, dispatcher)
         lag_read = Bounded("metrics", settings.readiness_timeout)  # a scrape must not hang on a stuck database
         metrics.sync_lag_reader = lambda: lag_read(lambda: read_sync_lag(state.engine))
-        # background imports and syncs; fails jobs orphaned by a dead process
-        # an import or sync that reopened findings gets their closed tickets opened again, after it committed
-        app.state.jobs = jobs = start_jobs(state, handlers={KIND_SYNC: sync_handler(state),
-                                                            KIND_SCAN: scan_handler(state)},
-                                           pools={KIND_SCAN: SCAN_WORKERS},
-                                           on_success=lambda _kind, result: reopen_after_import(state, result))
+        # background jobs; without a broker, the jobs a stopped or dead process left resume here
+        app.state.jobs = jobs = compose_jobs(state, dispatcher)
         # a verified webhook reporting a finished pipeline run queues a sync of that run
         app.state.sync_trigger = functools.partial(_sync_of_run, state, jobs)
         scheduler: Scheduler | None = None
-        if settings.scheduler_enabled:  # several API processes may each run one: a due run starts once
-            scheduler = Scheduler(state.sessions, {
-                KIND_SYNC: scheduled_sync(state.sessions, jobs),
-                KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
-            }, interval=settings.scheduler_interval, periodic={
-                # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
-                "ticket_reconcile": (settings.ticket_reconcile_after / 4, lambda: reconcile_tickets(state)),
-            })
+        # several processes may each run one (a due run starts once); with a broker, `pmapctl scheduler` runs it
+        if settings.scheduler_enabled and dispatcher is None:
+            scheduler = compose_scheduler(state, jobs)
             scheduler.start()
         try:
             yield

@@ -1,6 +1,7 @@
 """Every table, imported in one place so the metadata is complete (migrations, tests)."""
 
 import pmap.findings.models
+import pmap.jobs.models
 import pmap.scans.models
 import pmap.schedules.models
 import pmap.tickets.models

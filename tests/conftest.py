@@ -191,3 +191,10 @@ def canary(label: str = "") -> str:
         value = prefix + secrets.token_hex(12)
         if not any(marker in value.lower() for marker in chance):
             return value
+
+
+def without_actor(params: dict[str, Any]) -> dict[str, Any]:
+    """A job's params less who asked (kind, name, token id: never a token), after checking that is all it holds."""
+    actor = params.get("actor")
+    assert isinstance(actor, dict) and set(actor) == {"kind", "name", "token_id"}
+    return {k: v for k, v in params.items() if k != "actor"}

@@ -29,7 +29,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"audit"}),  # audit events (their actor is the credentials' Actor)
     frozenset({"auth"}),  # organizations, tokens, roles, the principal
     frozenset({"connectors"}),  # the connector contract, the catalog, the vendor implementations
-    frozenset({"integrations"}),  # integration records, connection tests, least-privilege checks
+    frozenset({"integrations", "jobs"}),  # integration records, connection tests, least-privilege checks; the job
+    # engine (leases on job rows, uploads in the database, dispatch to threads or a broker)
     frozenset({"findings", "tickets", "schedules"}),  # imports, rules and findings; tickets, their links and
     # status changes; the schedules of integrations and the scheduler that starts what is due
     frozenset({"webhooks", "sync", "scans"}),  # webhook deliveries (ticket status changes to tickets); findings

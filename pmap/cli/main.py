@@ -94,6 +94,78 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
 
 
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs this worker runs at once (processes, or threads).",
+                                             min=1, max=64)] = 2,
+    pool: Annotated[str, typer.Option(help="prefork (processes: CPU-bound imports run in parallel), threads, or "
+                                           "solo (one job at a time, in this process).")] = "prefork",
+    queues: Annotated[str, typer.Option(help="Queues to take jobs from, comma-separated: pmap.jobs (imports, "
+                                             "syncs), pmap.scans (scan launches), pmap.webhooks (deliveries).")]
+    = "pmap.jobs,pmap.scans,pmap.webhooks",
+) -> None:
+    """Run jobs from the broker (PMAP_BROKER_URL): imports, syncs, scan launches, webhook deliveries."""
+    from pmap.app import Worker, broker_dispatcher, start
+    from pmap.core.logs import configure_logging
+    from pmap.jobs.broker import install_worker, redacted
+
+    settings = _settings()
+    configure_logging(production=settings.production, level=settings.log_level)
+    if pool not in ("prefork", "threads", "solo"):
+        _fail("--pool must be prefork, threads or solo")
+    dispatcher = broker_dispatcher(settings)
+    if dispatcher is None or settings.broker_url is None:
+        _fail("pmapctl worker needs PMAP_BROKER_URL (redis://... or amqp://...); without a broker, "
+              "`pmapctl serve` runs the jobs itself")
+    try:
+        start(settings).engine.dispose()  # pre-flight, before any fork: schema, key and canary, a clear message
+    except PmapError as exc:
+        _fail(exc.message)
+    install_worker(lambda: Worker(settings))  # each worker process builds its own after the fork
+    logging.getLogger("pmap.cli").info("worker of %s: %s x%d on %s", redacted(settings.broker_url.get_secret_value()),
+                                       pool, concurrency, queues)
+    dispatcher.celery.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={queues}",
+                                   "--loglevel=" + settings.log_level.upper(), "--without-gossip", "--without-mingle",
+                                   "--without-heartbeat"])
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduler alone (with a broker; without one `pmapctl serve` runs it): due syncs and secret
+    rotations, ticket reconcile, jobs whose worker died, webhook deliveries left unprocessed. Several may run: a
+    due run starts once."""
+    import signal
+    import threading
+
+    from pmap.app import broker_dispatcher, compose_jobs, compose_scheduler, start
+    from pmap.core.logs import configure_logging
+    from pmap.webhooks.processor import Processor
+    from pmap.webhooks.service import scheme_key
+
+    settings = _settings()
+    configure_logging(production=settings.production, level=settings.log_level)
+    dispatcher = broker_dispatcher(settings)
+    if dispatcher is None:
+        _fail("pmapctl scheduler needs PMAP_BROKER_URL; without a broker, `pmapctl serve` runs the scheduler")
+    try:
+        state = start(settings)
+    except PmapError as exc:
+        _fail(exc.message)
+    jobs = compose_jobs(state, dispatcher)
+    processor = Processor(state.sessions, scheme_key, settings.webhook_retention_days,
+                          send=dispatcher.send_deliveries)
+    runner = compose_scheduler(state, jobs, processor)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.start()
+    logging.getLogger("pmap.cli").info("scheduler running (every %g s)", settings.scheduler_interval)
+    stop.wait()
+    runner.shutdown()
+    jobs.shutdown()
+    state.engine.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the configured database (PMAP_DATABASE_URL, or the embedded SQLite file)."""

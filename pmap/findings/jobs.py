@@ -1,36 +1,37 @@
-"""Background jobs: an in-process worker pool with its state in the ``jobs`` table.
+"""Background jobs: their lifecycle on the ``jobs`` table, run by whatever dispatcher the process has.
 
-Large imports run here (the API answers 202 with the job), and so does every job kind a higher
-component hands the runner a handler for (``sync``: :mod:`pmap.sync`, composed in ``pmap.app``).
-The pool starts in the app's lifespan; each job's row moves queued -> running -> succeeded | failed,
-with ``result`` (the import summary) or ``error`` (``{code, message, ...}``). Live progress is kept
-in memory (and, on PostgreSQL, written to the row every couple of seconds; on SQLite such a write
-would stall the import whenever another writer holds the database's single write lock, so progress
-is only visible from this process).
+Large imports run here (the API answers 202 with the job), and so does every job kind a higher component hands
+the runner a handler for (``sync``: :mod:`pmap.sync`, ``scan``: :mod:`pmap.scans`, composed in ``pmap.app``).
+A job's row moves queued -> running -> succeeded | failed, with ``result`` (the import summary) or ``error``
+(``{code, message, ...}``), and counts its ``attempts``.
 
-A job belongs to the process whose pool holds it (``runner`` = ``host:pid``). At start-up, jobs
-left queued or running by a process that no longer exists are marked failed with a clear error
-(same host: the pid is gone; another host: no heartbeat for 15 minutes). Spooled uploads are
-deleted when their job ends, whatever the outcome.
+Where it runs is the dispatcher's business (:mod:`pmap.jobs.dispatch`): threads of the API process (no broker:
+the embedded default) or Celery workers (:mod:`pmap.jobs.broker`). Either way a delivery of a job runs
+:meth:`JobRunner.execute`: claim the row under a lease (:mod:`pmap.jobs.lease`), run, finish. A heartbeat renews
+the lease and writes progress (not on SQLite: a write there waits on its one write lock, so progress is only live
+in the process running the job), and reads a cancel request from another process.
+
+Nothing is lost when a process stops: a graceful stop gives its running jobs back to the queue (their import
+rolled back) and leaves queued ones queued; a crash leaves them to be taken over (the next start of the embedded
+default dispatches jobs whose process is gone; a broker redelivers). An upload a queued import reads lives in the
+database (:mod:`pmap.jobs.uploads`), never on one process's disk.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
@@ -45,6 +46,9 @@ from pmap.findings.importer import ImportOptions, run_import, target_for
 from pmap.findings.models import Job, JobStatus
 from pmap.findings.schemas import JobOut
 from pmap.integrations.models import Integration
+from pmap.jobs import lease, uploads
+from pmap.jobs.dispatch import Again, Dispatcher, Outcome, Requeue, ThreadDispatcher
+from pmap.jobs.lease import runner_id
 
 log = logging.getLogger("pmap.findings.jobs")
 
@@ -60,8 +64,7 @@ _AUDITED_PURPOSE = {"pipeline_sync": AuditAction.PIPELINE_SYNC}
 #: what to do again after a job of a kind was lost
 _AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again",
           KIND_SCAN: "launch the scan again"}
-HEARTBEAT_SECONDS = 2.0
-STALE_AFTER = timedelta(minutes=15)
+HEARTBEAT_SECONDS = 2.0  # at most this long between two heartbeats (a third of the lease when shorter)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
 QUEUED, RUNNING, SUCCEEDED, FAILED = (s.value for s in JobStatus)
 
@@ -90,21 +93,6 @@ JobHandler = Callable[[JobCall], dict[str, Any]]
 Admission = Callable[[Session], None]
 
 
-def runner_id() -> str:
-    """``host:pid`` of this process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def error_body(exc: BaseException) -> dict[str, Any]:
     """The ``error`` of a failed job: a PMAP error's code, safe message and details; else a bare fault."""
     if isinstance(exc, PmapError):
@@ -116,138 +104,148 @@ def error_body(exc: BaseException) -> dict[str, Any]:
 
 
 class JobRunner:
-    """The worker pool and the job lifecycle. Thread-safe; one per running app."""
+    """The job lifecycle, over a dispatcher. Thread-safe; one per running app or worker process."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *, workers: int,
-                 spool: Path | None = None, metrics: Metrics | None = None,
-                 handlers: Mapping[str, JobHandler] | None = None, pools: Mapping[str, int] | None = None,
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], audit: AuditSink, *,
+                 dispatcher: Dispatcher, spool: Path | None = None, metrics: Metrics | None = None,
+                 handlers: Mapping[str, JobHandler] | None = None, lease_seconds: float = 60.0,
                  on_success: Callable[[str, dict[str, Any]], object] | None = None) -> None:
         self._engine = engine
-        # kinds that run on a pool of their own (a scan launch waits on its vendor for hours: it must not hold
-        # the workers of imports and syncs), with that pool's size
-        self._pool_sizes = dict(pools or {})
-        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._dispatcher = dispatcher
         self._metrics = metrics or Metrics(job_kinds=list(JOB_KINDS))
         self._handlers = dict(handlers or {})
         self._on_success = on_success  # called with (kind, result) once a job has succeeded; its errors are logged
-        self._admit = threading.Lock()  # an admission check and the job it admits are one step
         self._spool = spool
         self._sessions = sessions
         self._audit = audit
-        self._workers = workers
+        self._lease = lease_seconds
         self._runner = runner_id()
-        self._live: dict[uuid.UUID, dict[str, Any]] = {}
-        self._queued: dict[uuid.UUID, str] = {}  # job id -> kind
+        self._write_lease = engine.dialect.name != "sqlite"
+        self._live: dict[uuid.UUID, dict[str, Any]] = {}  # jobs running here -> their latest progress
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._cancelled: dict[uuid.UUID, str] = {}  # running jobs asked to stop -> who asked
-        self._heartbeat = engine.dialect.name != "sqlite"
-        self._executor: ThreadPoolExecutor | None = None
+        self._cancelled: dict[uuid.UUID, str] = {}  # running jobs asked to stop -> why
+        self._lost: set[uuid.UUID] = set()  # running jobs whose lease another process took
+        self._beat_thread: threading.Thread | None = None
+        self._started = False
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Where this runner's jobs go to run."""
+        return self._dispatcher
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> int:
-        """Fail jobs orphaned by dead processes, then start the pool; returns how many were failed."""
-        failed = self.recover()
-        self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="pmap-job")
-        self._pools = {kind: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"pmap-{kind}")
-                       for kind, size in self._pool_sizes.items()}
-        return failed
+        """Start the dispatcher and the heartbeat; when jobs run in this process, dispatch those a stopped or dead
+        process left (returns how many)."""
+        self._dispatcher.start(self.execute)
+        self._started = True
+        self._beat_thread = threading.Thread(target=self._beat_loop, name="pmap-job-heartbeat", daemon=True)
+        self._beat_thread.start()
+        return self.recover() if self._dispatcher.runs_here else 0
 
     def recover(self) -> int:
-        """Mark failed the queued/running jobs whose process is gone; delete their spooled files."""
-        host, now, count = socket.gethostname(), utcnow(), 0
-        with transaction(self._sessions) as session:
-            for job in session.scalars(select(Job).where(Job.status.in_((QUEUED, RUNNING)))):
-                job_host, _, pid_text = job.runner.rpartition(":")
-                pid = int(pid_text) if pid_text.isdigit() else -1
-                if job_host == host:
-                    dead = pid != os.getpid() and not _pid_alive(pid)
-                else:
-                    dead = job.updated_at < now - STALE_AFTER
-                if not dead:
-                    continue
-                job.status, job.finished_at, job.updated_at = FAILED, now, now
-                job.error = {"code": "job_orphaned",
-                             "message": f"the PMAP process that ran this job ({job.runner}) stopped before it "
-                                        f"finished; nothing was imported: {_AGAIN.get(job.kind, 'try again')}"}
-                _discard(job.params)
-                self._metrics.job_finished(job.kind, JobOutcome.ORPHANED)
-                count += 1
-        if count:
-            log.warning("marked %d orphaned job(s) failed", count)
+        """Dispatch again the queued or running jobs whose process is gone (they resume here: an interrupted import
+        rolled back, so it starts over; its attempts count on) and delete spooled uploads left behind."""
+        with self._sessions() as session:
+            found = lease.orphans(session)
+        self.redispatch(found)
+        if found:
+            log.warning("resuming %d job(s) a stopped PMAP process left", len(found))
         self._sweep_spool()
-        return count
+        return len(found)
+
+    def redispatch(self, jobs: list[tuple[uuid.UUID, str]]) -> None:
+        """Dispatch these jobs again (a duplicate delivery is harmless: a delivery claims its job first)."""
+        if not jobs:
+            return
+        with transaction(self._sessions) as session:  # the next sweep waits STALE_AFTER again before resending
+            session.execute(update(Job).where(Job.id.in_([i for i, _ in jobs]), Job.status == QUEUED)
+                            .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+        for job_id, kind in jobs:
+            self._dispatcher.dispatch(job_id, kind)
 
     def _sweep_spool(self) -> None:
-        """Delete spooled uploads a crashed process left behind (no job holds them, a day old)."""
+        """Delete spooled uploads a crashed process left behind while it received them (a day old)."""
         if self._spool is None or not self._spool.is_dir():
             return
-        with self._sessions() as session:
-            held = {str(p.get("path")) for p in session.scalars(
-                select(Job.params).where(Job.status.in_((QUEUED, RUNNING))))}
         cutoff = time.time() - STALE_SPOOL.total_seconds()
         for path in self._spool.glob("upload-*.part"):
             try:
-                if str(path) not in held and path.stat().st_mtime < cutoff:
+                if path.stat().st_mtime < cutoff:
                     path.unlink()
                     log.warning("deleted the abandoned upload %s", path.name)
             except OSError:  # another process may be deleting it too
                 continue
 
     def shutdown(self) -> None:
-        """Stop: running imports roll back at their next progress check, queued jobs fail."""
+        """Stop: running jobs go back to the queue at their next progress report (an import rolls back), queued
+        ones stay queued; the next start (or another worker) runs them."""
         self._stopping.set()
-        for executor in (self._executor, *self._pools.values()):
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            never_started = list(self._queued.items())
-            self._queued.clear()
-        for job_id, kind in never_started:
-            self._finish(job_id, FAILED, error={"code": "job_cancelled",
-                                                "message": "the service stopped before the job started; "
-                                                           f"{_AGAIN.get(kind, 'try again')}"})
-            self._metrics.job_finished(kind, JobOutcome.CANCELLED)
+        self._dispatcher.shutdown()
+        if self._beat_thread is not None:
+            self._beat_thread.join(timeout=5)
+        if self._dispatcher.runs_here and lease.let_go(self._sessions, self._runner):
+            log.info("queued jobs stay queued for the next start")
 
     # --- submitting and reading -------------------------------------------------------------------
 
     def submit_import(self, actor: Actor, integration_id: uuid.UUID, path: Path, options: ImportOptions,
                       size: int) -> JobOut:
-        """Queue an import of the spooled file at ``path`` (the job owns and deletes it)."""
-        if self._executor is None or self._stopping.is_set():
+        """Queue an import of the spooled file at ``path``: it is stored with the job (in the database, so any
+        worker reads it) and deleted here."""
+        try:
+            if not self._started or self._stopping.is_set():
+                raise JobCancelled("the service is stopping; upload again shortly")
+            params = {"integration_id": str(integration_id), "format": options.format, "scope": options.scope,
+                      "full": options.full, "filename": options.filename, "size": size}
+            return self._queue(actor, KIND_IMPORT, params, size, upload=path)
+        finally:
             path.unlink(missing_ok=True)
-            raise JobCancelled("the service is stopping; upload again shortly")
-        params = {"integration_id": str(integration_id), "path": str(path), "format": options.format,
-                  "scope": options.scope, "full": options.full, "filename": options.filename, "size": size}
-        return self._queue(actor, KIND_IMPORT, params, size)
 
-    def submit(self, actor: Actor, kind: str, params: dict[str, Any], *, admit: Admission | None = None) -> JobOut:
-        """Queue a job of a kind with a handler; ``params`` carry ids, never a secret. ``admit`` runs in
-        the transaction that creates the job, one at a time in this process (a 409 for a job already
-        running is checked and the new job written with no other submission in between)."""
+    def submit(self, actor: Actor, kind: str, params: dict[str, Any], *, admit: Admission | None = None,
+               exclusive: str | None = None) -> JobOut:
+        """Queue a job of a kind with a handler; ``params`` carry ids, never a secret. ``admit`` runs in the
+        transaction that creates the job (a 409 naming a job already running); ``exclusive`` names what only one
+        queued or running job may hold (``sync:<integration>``), enforced by the database whichever process
+        admits the job."""
         if kind not in self._handlers:
             raise NotFound(f"no handler for {kind!r} jobs")
-        if self._executor is None or self._stopping.is_set():
+        if not self._started or self._stopping.is_set():
             raise JobCancelled(f"the service is stopping; {_AGAIN.get(kind, 'try again')} shortly")
-        return self._queue(actor, kind, params, 0, admit)
+        return self._queue(actor, kind, params, 0, admit, exclusive)
 
-    def _queue(self, actor: Actor, kind: str, params: dict[str, Any], size: int,
-               admit: Admission | None = None) -> JobOut:
-        assert self._executor is not None  # noqa: S101 - checked by both callers
+    def _queue(self, actor: Actor, kind: str, params: dict[str, Any], size: int, admit: Admission | None = None,
+               exclusive: str | None = None, upload: Path | None = None) -> JobOut:
         now = utcnow()
-        with self._admit, transaction(self._sessions) as session:
-            if admit is not None:
-                admit(session)
-            job = Job(organization_id=actor.organization_id, kind=kind, status=QUEUED, params=params,
-                      progress={"phase": "queued", "bytes_read": 0, "bytes_total": size, "findings": 0},
-                      runner=self._runner, actor=actor.label[:200], created_at=now, updated_at=now,
-                      result=None, error=None, started_at=None, finished_at=None)
-            session.add(job)
-        with self._lock:
-            self._queued[job.id] = kind
+        # who asked travels with the job (ids and names, never a token): a worker elsewhere audits as them
+        params = {**params, "actor": {"kind": actor.kind, "name": actor.name,
+                                      "token_id": str(actor.token_id) if actor.token_id else None}}
+        integration = params.get("integration_id")
+        try:
+            with transaction(self._sessions) as session:
+                if admit is not None:
+                    admit(session)
+                job = Job(organization_id=actor.organization_id, kind=kind, status=QUEUED, params=params,
+                          progress={"phase": "queued", "bytes_read": 0, "bytes_total": size, "findings": 0},
+                          runner=self._runner, actor=actor.label[:200], created_at=now, updated_at=now,
+                          integration_id=uuid.UUID(integration) if isinstance(integration, str) else None,
+                          attempts=0, exclusive_key=exclusive, result=None, error=None, started_at=None,
+                          finished_at=None)
+                session.add(job)
+                session.flush()
+                if upload is not None:
+                    uploads.store(session, job.id, upload)
+        except IntegrityError:
+            if exclusive is None:
+                raise
+            with self._sessions() as session:  # another process admitted one meanwhile: the 409 names it
+                if admit is not None:
+                    admit(session)
+            raise Conflict("a job holding the same key is already queued or running") from None
         # the job's log lines carry the id of the request that queued it, and the job's own id
-        self._pools.get(kind, self._executor).submit(self._run, job.id, actor, correlation_id.get())
+        self._dispatcher.dispatch(job.id, kind, correlation_id.get())
         return self.to_out(job)
 
     def to_out(self, job: Job) -> JobOut:
@@ -266,22 +264,23 @@ class JobRunner:
         return self.to_out(job)
 
     def cancel(self, session: Session, organization_id: uuid.UUID, job_id: uuid.UUID, by: str) -> JobOut:
-        """Cancel a queued or running job of the organization: a queued one ends at once, a running one at
-        its next progress report (an import or sync writes nothing then); 409 once it has finished."""
+        """Cancel a queued or running job of the organization: a queued one ends at once, a running one at its next
+        progress report after its process hears of it (at once here, within a heartbeat elsewhere; an import or
+        sync writes nothing then); 409 once it has finished."""
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.organization_id != organization_id:
             raise NotFound("job not found")
         if job.status not in (QUEUED, RUNNING):
             raise Conflict(f"the job has already {job.status}; nothing to cancel")
-        message = f"cancelled by {by}"
+        message = f"cancelled by {by}"[:300]
+        now = utcnow()
         if job.status == QUEUED:
-            now = utcnow()
             job.status, job.error, job.finished_at, job.updated_at = FAILED, {"code": "job_cancelled",
                                                                               "message": message}, now, now
-            with self._lock:
-                self._queued.pop(job_id, None)
+            uploads.discard(session, job_id)
             self._metrics.job_finished(job.kind, JobOutcome.CANCELLED)
         else:
+            job.cancel_requested = message
             with self._lock:
                 self._cancelled[job_id] = message
         session.commit()
@@ -289,44 +288,42 @@ class JobRunner:
 
     # --- running ----------------------------------------------------------------------------------
 
-    def _run(self, job_id: uuid.UUID, actor: Actor, origin: str | None = None) -> None:
+    def execute(self, job_id: uuid.UUID, origin: str | None = None) -> Outcome:
+        """Run one delivery of a job: claim it, run it, finish it (the one entry point of every engine)."""
         tokens = correlation_id.set(origin), job_context.set(str(job_id))
         try:
-            self._run_job(job_id, actor)
+            if self._stopping.is_set():
+                return Requeue()
+            claim = lease.claim(self._sessions, job_id, self._runner, self._lease, write_lease=self._write_lease)
+            if isinstance(claim, lease.Busy):
+                return Again(claim.retry_after)
+            if claim is None:
+                return None
+            if claim.taken_over:
+                log.warning("job %s: taking over from %s, whose attempt died (attempt %d)", job_id,
+                            claim.taken_over, claim.attempts)
+            return self._run_claimed(job_id, claim)
         finally:
             job_context.reset(tokens[1])
             correlation_id.reset(tokens[0])
 
-    def _run_job(self, job_id: uuid.UUID, actor: Actor) -> None:
-        with self._lock:
-            self._queued.pop(job_id, None)
-        with transaction(self._sessions) as session:
-            job = session.get(Job, job_id)
-            if job is None or job.status != QUEUED:
-                return
-            job.status, job.started_at, job.updated_at = RUNNING, utcnow(), utcnow()
-            params, organization_id, kind = dict(job.params), job.organization_id, job.kind
-        self._live[job_id] = {"phase": "starting", "bytes_read": 0, "bytes_total": params.get("size", 0), "findings": 0}
+    def _run_claimed(self, job_id: uuid.UUID, claim: lease.Claimed) -> Outcome:
+        kind, params, organization_id = claim.kind, claim.params, claim.organization_id
+        actor = _actor_of(params, claim.actor, organization_id)
+        self._live[job_id] = {"phase": "starting", "bytes_read": 0, "bytes_total": params.get("size", 0),
+                              "findings": 0}
         integration_id = uuid.UUID(params["integration_id"])
         started = time.monotonic()
         try:
-            if self._stopping.is_set():
-                raise JobCancelled(f"the service stopped before the job started; {_AGAIN.get(kind, 'try again')}")
             if kind == KIND_IMPORT:
                 result = self._import(job_id, organization_id, integration_id, params, actor)
             else:
                 result = self._handlers[kind](JobCall(job_id, organization_id, params, actor, self._progress(job_id)))
         except BaseException as exc:  # every failure ends the job; the process itself goes on
-            if not isinstance(exc, PmapError):
-                log.exception("job %s failed unexpectedly", job_id)
-            # audited before the job reads finished: whoever sees the outcome finds its audit event too
-            self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
-                         {"job_id": str(job_id), "error": error_body(exc)["code"]}, params.get("purpose"))
-            self._finish(job_id, FAILED, error=error_body(exc))
-            self._ended(kind, job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED,
-                        started)
+            outcome = self._failed(job_id, kind, actor, integration_id, params, exc, started)
             if not isinstance(exc, Exception):
                 raise
+            return outcome
         else:
             if self._on_success is not None:  # before the job reads succeeded: its follow-up is part of it
                 try:
@@ -336,13 +333,34 @@ class JobRunner:
             self._record(kind, actor, integration_id, AuditOutcome.SUCCESS,
                          {"job_id": str(job_id), "format": result.get("format"), "parsed": result.get("parsed"),
                           "created": result.get("created")}, params.get("purpose"))
-            self._finish(job_id, SUCCEEDED, result=result)
-            self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
+            if self._finish(job_id, SUCCEEDED, result=result):
+                self._ended(kind, job_id, JobOutcome.SUCCEEDED, started)
+            return None
         finally:
-            _discard(params)
             self._live.pop(job_id, None)
             with self._lock:
                 self._cancelled.pop(job_id, None)
+                self._lost.discard(job_id)
+
+    def _failed(self, job_id: uuid.UUID, kind: str, actor: Actor, integration_id: uuid.UUID, params: dict[str, Any],
+                exc: BaseException, started: float) -> Outcome:
+        """End a job that raised: given back (this process stops), left (its lease was taken), or failed."""
+        if isinstance(exc, JobCancelled) and job_id in self._lost:
+            log.warning("job %s: another process took over its lease; this attempt stopped", job_id)
+            return None
+        if isinstance(exc, JobCancelled) and self._stopping.is_set() and job_id not in self._cancelled:
+            if lease.release(self._sessions, job_id, self._runner):
+                log.info("job %s goes back to the queue: the service is stopping", job_id)
+            return Requeue()
+        if not isinstance(exc, PmapError):
+            log.exception("job %s failed unexpectedly", job_id)
+        # audited before the job reads finished: whoever sees the outcome finds its audit event too
+        self._record(kind, actor, integration_id, AuditOutcome.FAILURE,
+                     {"job_id": str(job_id), "error": error_body(exc)["code"]}, params.get("purpose"))
+        if self._finish(job_id, FAILED, error=error_body(exc)):
+            self._ended(kind, job_id, JobOutcome.CANCELLED if isinstance(exc, JobCancelled) else JobOutcome.FAILED,
+                        started)
+        return None
 
     def _import(self, job_id: uuid.UUID, organization_id: uuid.UUID, integration_id: uuid.UUID,
                 params: dict[str, Any], actor: Actor) -> dict[str, Any]:
@@ -357,8 +375,8 @@ class JobRunner:
         options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
                                 full=bool(params.get("full", True)), filename=params.get("filename"),
                                 actor=actor.label)
-        return run_import(self._engine, target, Path(params["path"]), options,
-                          progress=self._progress(job_id)).as_dict()
+        with uploads.materialized(self._sessions, job_id) as path:
+            return run_import(self._engine, target, path, options, progress=self._progress(job_id)).as_dict()
 
     def _ended(self, kind: str, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:
         seconds = time.monotonic() - started
@@ -366,36 +384,52 @@ class JobRunner:
         log.info("%s job %s %s in %.2f s", kind, job_id, outcome.value, seconds)
 
     def _progress(self, job_id: uuid.UUID) -> Any:
-        last = [time.monotonic()]
-
         def report(progress: dict[str, Any]) -> None:
-            if self._stopping.is_set():
-                raise JobCancelled("the service stopped while the job ran; nothing was imported: upload again")
+            if job_id in self._lost:
+                raise JobCancelled("another process took this job over")
             asked = self._cancelled.get(job_id)
             if asked is not None:
                 raise JobCancelled(f"{asked} while it ran; nothing of it was kept")
+            if self._stopping.is_set():
+                raise JobCancelled("the service stopped while the job ran; it goes back to the queue")
             self._live[job_id] = progress
-            now = time.monotonic()
-            if self._heartbeat and now - last[0] >= HEARTBEAT_SECONDS:
-                last[0] = now
-                with transaction(self._sessions) as session:
-                    session.execute(update(Job).where(Job.id == job_id).values(progress=progress, updated_at=utcnow()))
 
         return report
 
+    def _beat_loop(self) -> None:
+        """Renew the leases of the jobs running here, write their progress, hear cancel requests."""
+        interval = min(HEARTBEAT_SECONDS, self._lease / 3)
+        while not self._stopping.wait(interval):
+            for job_id in list(self._live):
+                try:
+                    beat = lease.heartbeat(self._sessions, job_id, self._runner, self._lease,
+                                           self._live.get(job_id), write=self._write_lease)
+                except Exception:  # a missed beat is retried; the lease outlasts a few of them
+                    log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+                    continue
+                with self._lock:
+                    if not beat.held and job_id in self._live:
+                        self._lost.add(job_id)
+                    elif beat.cancel_requested and job_id not in self._cancelled:
+                        self._cancelled[job_id] = beat.cancel_requested
+
     def _finish(self, job_id: uuid.UUID, status: str, *, result: dict[str, Any] | None = None,
-                error: dict[str, Any] | None = None) -> None:
+                error: dict[str, Any] | None = None) -> bool:
+        """Write the job's outcome, if its lease is still this process's (True then); drop its upload."""
         now = utcnow()
         with transaction(self._sessions) as session:
             job = session.get(Job, job_id)
-            if job is None:
-                return
+            if job is None or job.runner != self._runner or job.status != RUNNING:
+                return False
             job.status, job.result, job.error, job.finished_at, job.updated_at = status, result, error, now, now
-            done = dict(job.progress or {})
+            job.lease_expires_at = None
+            done = dict(self._live.get(job_id) or job.progress or {})
             done["phase"] = "done" if status == SUCCEEDED else "failed"
             if result is not None:
                 done.update(bytes_read=done.get("bytes_total", 0), findings=result.get("parsed", 0))
             job.progress = done
+            uploads.discard(session, job_id)
+        return True
 
     def _record(self, kind: str, actor: Actor, integration_id: uuid.UUID, outcome: AuditOutcome,
                 detail: dict[str, Any], purpose_of_params: Any = None) -> None:
@@ -409,24 +443,32 @@ class JobRunner:
             log.exception("could not audit job %s", detail.get("job_id"))
 
 
-def _discard(params: dict[str, Any]) -> None:
-    path = params.get("path")
-    if path:
-        try:
-            Path(path).unlink(missing_ok=True)
-        except OSError:
-            log.warning("could not delete the spooled upload %s", path)
+def _actor_of(params: dict[str, Any], label: str, organization_id: uuid.UUID) -> Actor:
+    """Who asked for the job, from its params (a job queued before they carried it: from its label)."""
+    given = params.get("actor")
+    if isinstance(given, dict) and given.get("kind") and given.get("name"):
+        token = given.get("token_id")
+        return Actor(str(given["kind"]), str(given["name"]), organization_id,
+                     uuid.UUID(token) if isinstance(token, str) else None)
+    kind, _, name = label.partition(":")
+    return Actor(kind or "system", name.split("#")[0] or "unknown", organization_id)
+
+
+def job_threads(engine: Engine) -> int:
+    """Threads that run jobs in an embedded process: one on SQLite (it has one write lock), else two."""
+    return 1 if engine.dialect.name == "sqlite" else 2
 
 
 def start_jobs(state: Any, handlers: Mapping[str, JobHandler] | None = None,
                pools: Mapping[str, int] | None = None,
-               on_success: Callable[[str, dict[str, Any]], object] | None = None) -> JobRunner:
-    """Build and start the pool for a started app (one worker on SQLite: it has one write lock), running
-    imports and the job kinds of ``handlers``; the kinds of ``pools`` run on pools of their own;
-    ``on_success(kind, result)`` follows each job that succeeds."""
-    workers = 1 if state.engine.dialect.name == "sqlite" else 2
-    runner = JobRunner(state.engine, state.sessions, state.audit, workers=workers,
+               on_success: Callable[[str, dict[str, Any]], object] | None = None,
+               dispatcher: Dispatcher | None = None) -> JobRunner:
+    """Build and start the runner of a started app: with ``dispatcher`` (a broker's), jobs are only sent; else
+    threads of this process run imports and the kinds of ``handlers`` (the kinds of ``pools`` on pools of their
+    own). ``on_success(kind, result)`` follows each job that succeeds."""
+    runner = JobRunner(state.engine, state.sessions, state.audit,
+                       dispatcher=dispatcher or ThreadDispatcher(job_threads(state.engine), pools),
                        spool=(state.settings.data_dir / "imports").resolve(), metrics=state.metrics,
-                       handlers=handlers, pools=pools, on_success=on_success)
+                       handlers=handlers, lease_seconds=state.settings.job_lease_seconds, on_success=on_success)
     runner.start()
     return runner

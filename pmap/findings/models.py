@@ -14,7 +14,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pmap.core.db import Base, JSONVariant, UTCDateTime, new_id, utcnow
@@ -133,10 +145,18 @@ class ImportRecord(Base):
 
 
 class Job(Base):
-    """A background task (a large import) run by an in-process worker pool; state lives here."""
+    """A background job (an import, a sync, a scan launch): the user-facing record and the queue's truth. A worker
+    runs it under a lease on this row (``runner``, ``lease_expires_at``), so a redelivered task never runs beside a
+    live attempt and one whose worker died is taken over (:mod:`pmap.jobs.lease`)."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_jobs_status", "status"),
+        # one queued or running job per exclusive key (``sync:<integration id>``), whichever process admits it
+        Index("ux_jobs_exclusive", "exclusive_key", unique=True,
+              postgresql_where=text("exclusive_key IS NOT NULL AND status IN ('queued', 'running')"),
+              sqlite_where=text("exclusive_key IS NOT NULL AND status IN ('queued', 'running')")),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
@@ -146,8 +166,13 @@ class Job(Base):
     progress: Mapped[dict[str, Any]] = mapped_column(JSONVariant, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)
-    # "host:pid" of the process whose pool holds the job: start-up fails jobs of dead processes
+    # "host:pid" of the process that queued the job, then of the one running it (the lease's holder)
     runner: Mapped[str] = mapped_column(String(255))
+    integration_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # every start counts
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_requested: Mapped[str | None] = mapped_column(String(300), nullable=True)  # who asked, while it runs
+    exclusive_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

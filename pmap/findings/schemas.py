@@ -139,7 +139,9 @@ class JobOut(BaseModel):
 
     id: uuid.UUID
     kind: str
+    integration_id: uuid.UUID | None
     status: Literal["queued", "running", "succeeded", "failed"]
+    attempts: int  # every start counts, one a killed worker never finished included
     progress: dict[str, Any]
     result: dict[str, Any] | None
     error: dict[str, Any] | None

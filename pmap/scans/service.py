@@ -188,6 +188,7 @@ def _launch_and_import(state: AppState, call: JobCall, launch_id: uuid.UUID, whe
                 and isinstance(impl, FetchesFindings)) or not all(op in ct.operations for op in NEEDED):
             raise OperationNotSupported(f"the {ct.display_name} connector cannot launch scans through its API")
         target, scan_id, connection = target_for(row), launch.vendor_scan_id, dict(row.connection)
+        launched = launch.vendor_run_ref  # an earlier attempt of this job launched it already: resume polling
         session.expunge(row)  # the scan may run for hours: hold no pooled connection meanwhile
     _set(state, launch_id, state=LAUNCHING, job_id=call.job_id)
     where.step = "credentials"
@@ -197,8 +198,12 @@ def _launch_and_import(state: AppState, call: JobCall, launch_id: uuid.UUID, whe
         where.secrets = ctx.secrets
         try:
             where.step = "launch"
-            ref = impl.launch_scan(ctx, scan_id)
-            _set(state, launch_id, state=POLLING, vendor_run_ref=(ref.run_id or ref.scan_id)[:500])
+            if launched is None:
+                ref = impl.launch_scan(ctx, scan_id)
+                _set(state, launch_id, state=POLLING, vendor_run_ref=(ref.run_id or ref.scan_id)[:500])
+            else:  # a worker died after the launch: the vendor's scan runs on; never launch it twice
+                ref = ScanRef(scan_id=scan_id, run_id=None if launched == scan_id else launched)
+                _set(state, launch_id, state=POLLING)
             where.step = "poll"
             _wait(state.settings, ctx, impl, ref, lambda **kw: _set(state, launch_id, **kw), call)
             where.step = "fetch"

@@ -100,7 +100,7 @@ def queue_sync(session: Session, jobs: JobRunner, actor: Actor, row: Integration
                               "wait for it to finish", details={"job_id": str(running.id)})
 
     # params carry ids only: the job resolves the credentials itself, for purpose sync (or pipeline_sync)
-    return jobs.submit(actor, KIND_SYNC, params, admit=admit)
+    return jobs.submit(actor, KIND_SYNC, params, admit=admit, exclusive=f"sync:{integration_id}")
 
 
 def sync_of_run(state: AppState, jobs: JobRunner, organization_id: uuid.UUID, integration_id: uuid.UUID,

@@ -52,8 +52,12 @@ class Processor:
 
     def __init__(self, sessions: sessionmaker[Session], scheme_of: SchemeLookup,
                  retention_days: int | None = None,
-                 trigger: Callable[[], triggers.SyncTrigger | None] | None = None) -> None:
+                 trigger: Callable[[], triggers.SyncTrigger | None] | None = None,
+                 send: Callable[[list[uuid.UUID]], None] | None = None) -> None:
         self._sessions = sessions
+        # with a broker, deliveries go to the workers (pmap.jobs.broker) instead of this process's thread; the
+        # scheduler then sweeps and prunes (sweep_and_prune)
+        self._send = send
         self._trigger = trigger  # the app's sync trigger of finished pipeline runs, read when one arrives
         self._scheme_of = scheme_of
         self._retention_days = retention_days
@@ -66,6 +70,12 @@ class Processor:
 
     def submit(self, delivery_row_id: uuid.UUID) -> None:
         """Queue one accepted delivery for processing."""
+        if self._send is not None:
+            try:
+                self._send([delivery_row_id])
+            except Exception:  # the row stays accepted: the scheduler's sweep sends it again within minutes
+                log.exception("could not send delivery %s to the workers", delivery_row_id)
+            return
         with self._lock:
             self._pending += 1
             self._queue.put(delivery_row_id)
@@ -74,7 +84,7 @@ class Processor:
     def tick(self) -> None:
         """Called for every stored delivery: starts the worker when the retention is due, even if no
         delivery needs processing (most deliveries are finished by being stored)."""
-        if self._prune_due():
+        if self._send is None and self._prune_due():
             with self._lock:
                 self._start()
 
@@ -151,6 +161,23 @@ class Processor:
                 self._queue.put(ident)
         if ids:
             log.info("re-queued %d deliveries left accepted by an earlier process", len(ids))
+
+    def sweep_and_prune(self) -> None:
+        """With a broker: send the deliveries left accepted for over a minute to the workers again, and apply the
+        retention when due (the scheduler calls it)."""
+        cutoff = clock.now() - STALE_AFTER
+        with self._sessions() as session:
+            ids = list(session.scalars(select(WebhookDelivery.id).where(
+                WebhookDelivery.outcome == Outcome.ACCEPTED.value, WebhookDelivery.created_at < cutoff)
+                .limit(10_000)))
+        for start in range(0, len(ids), BATCH):
+            if self._send is not None:
+                self._send(ids[start:start + BATCH])
+            else:
+                self.process(ids[start:start + BATCH])
+        if ids:
+            log.info("sent again %d deliveries left accepted", len(ids))
+        self._prune()
 
     def _prune(self) -> None:
         """Apply the delivery retention (:mod:`pmap.webhooks.retention`), at most once per PRUNE_EVERY."""

@@ -144,7 +144,8 @@ def runtime(app_state: Any) -> Runtime:
                              unrecorded=Unrecorded(state.engine),
                              processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
                                                  state.settings.webhook_retention_days,
-                                                 trigger=lambda: getattr(app_state, "sync_trigger", None)))
+                                                 trigger=lambda: getattr(app_state, "sync_trigger", None),
+                                                 send=getattr(app_state, "deliveries_sender", None)))
                 app_state.webhook_runtime = rt
     return rt
 

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from pmap.core.db import transaction, utcnow
-from pmap.findings.jobs import KIND_SYNC, runner_id
+from pmap.findings.jobs import KIND_SYNC
 from pmap.findings.models import Job
 from pmap.integrations.models import Integration
+from pmap.jobs.lease import runner_id
 from pmap.webhooks import triggers
 from pmap_sandbox.server import SandboxServer
 from pmap_sandbox.work import github_store, gitlab_store

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from pmap.app import create_app
 from pmap.core.settings import Settings
+from pmap.findings.jobs import job_threads
 from pmap.findings.models import Finding
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, nessus_report, upload, wait_job
@@ -86,9 +87,9 @@ def test_only_an_operator_of_the_jobs_organization_cancels_it(background: Api) -
 def test_a_queued_job_cancelled_ends_at_once_and_never_runs(background: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     api = background
     h = api.token(role="operator")
-    runner = api.app.state.jobs
     held, release = _gate(api, monkeypatch)
-    busy = [upload(api, create_integration(api, h), REPORT, h).json()["job"]["id"] for _ in range(runner._workers)]
+    threads = job_threads(api.state.engine)
+    busy = [upload(api, create_integration(api, h), REPORT, h).json()["job"]["id"] for _ in range(threads)]
     for _ in busy:  # every worker holds a large import: the next job can only wait in the queue
         assert held.acquire(timeout=30)
     small = create_integration(api, h)

@@ -1,4 +1,5 @@
-"""Background imports: 202 + job, progress, result or error, ownership, orphan recovery, spool cleanup."""
+"""Background imports: 202 + job, progress, result or error, ownership, resuming after a dead process, spool
+cleanup."""
 
 from __future__ import annotations
 
@@ -6,19 +7,22 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import cast
 
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from pmap.app import create_app
 from pmap.auth.models import Organization
 from pmap.core.db import transaction, utcnow
 from pmap.core.settings import Settings
 from pmap.findings.jobs import JobCancelled
 from pmap.findings.models import Job
+from pmap.jobs import uploads
+from pmap.jobs.models import JobUpload
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, upload, wait_job
 
@@ -82,45 +86,51 @@ def test_jobs_belong_to_their_organization(api: Api, admin: dict[str, str]) -> N
     assert api.client.get(f"/api/v1/jobs/{uuid.uuid4()}", headers=admin).status_code == 404
 
 
-def test_jobs_of_a_dead_process_fail_at_start_up(settings: Settings) -> None:
+def test_jobs_of_a_dead_process_resume_at_start_up(make_api: Callable[..., Api], settings: Settings) -> None:
     spool = settings.data_dir / "imports"
     spool.mkdir(parents=True)
-    leftover = spool / "upload-orphan.part"
-    leftover.write_bytes(b"<NessusClientData_v2/>")
     abandoned, receiving = spool / "upload-abandoned.part", spool / "upload-receiving.part"
     abandoned.write_bytes(b"x")
     receiving.write_bytes(b"x")
     two_days_ago = time.time() - 2 * 86400
     os.utime(abandoned, (two_days_ago, two_days_ago))
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        sessions = cast(FastAPI, client.app).state.pmap.sessions
-        with transaction(sessions) as s:
-            org = Organization(name="acme")
-            s.add(org)
-            s.flush()
-            host = socket.gethostname()
-            dead = Job(organization_id=org.id, kind="import", status="running", params={"path": str(leftover)},
-                       progress={}, runner=f"{host}:999999999", actor="token:t", created_at=utcnow(),
-                       updated_at=utcnow())
-            alive = Job(organization_id=org.id, kind="import", status="queued", params={}, progress={},
-                        runner=f"{host}:{os.getpid()}", actor="token:t", created_at=utcnow(),
-                        updated_at=utcnow())
-            far = Job(organization_id=org.id, kind="import", status="running", params={}, progress={},
-                      runner="other-host:1", actor="token:t", created_at=utcnow(), updated_at=utcnow())
-            s.add_all([dead, alive, far])
-    # a new process starting on the same database recovers what the dead one left
-    with (TestClient(create_app(settings), raise_server_exceptions=False) as client,
-          cast(FastAPI, client.app).state.pmap.sessions() as s):
-        jobs = {j.runner.split(":")[0] + ":" + j.status: j for j in s.scalars(select(Job))}
-    failed = [j for j in jobs.values() if j.status == "failed"]
-    assert len(failed) == 1 and failed[0].error["code"] == "job_orphaned"
-    assert "stopped before it finished" in failed[0].error["message"]
-    assert not leftover.exists() and not abandoned.exists()
+    first = make_api()
+    admin = first.token(role="admin")
+    iid = create_integration(first, admin)
+    host = socket.gethostname()
+    with transaction(first.state.sessions) as s:
+        org = s.scalars(select(Organization)).one()
+        # a process that died mid-import: its job still reads running, its upload is in the database
+        dead = Job(organization_id=org.id, kind="import", status="running", progress={}, attempts=1,
+                   params={"integration_id": iid, "format": None, "scope": "default", "full": True,
+                           "filename": "r.nessus", "size": 1},
+                   runner=f"{host}:999999999", actor="token:t", created_at=utcnow(), updated_at=utcnow(),
+                   integration_id=uuid.UUID(iid))
+        far = Job(organization_id=org.id, kind="import", status="running", params={"integration_id": iid},
+                  progress={}, runner="other-host:1", actor="token:t", created_at=utcnow(), updated_at=utcnow(),
+                  lease_expires_at=utcnow() + timedelta(minutes=5))
+        s.add_all([dead, far])
+        s.flush()
+        uploads.store(s, dead.id, _file(settings, nessus_report(ITEMS)))
+        dead_id, far_id = str(dead.id), far.id
+    # a new process starting on the same database resumes what the dead one left
+    second = make_api()
+    job = wait_job(second, dead_id, admin)
+    assert job["status"] == "succeeded" and job["attempts"] == 2 and job["result"]["created"] == len(ITEMS)
+    with second.state.sessions() as s:
+        assert s.get(Job, far_id).status == "running"  # another host's job with a live lease is left alone
+        assert s.scalars(select(JobUpload).where(JobUpload.job_id == uuid.UUID(dead_id))).all() == []
+    assert not abandoned.exists()
     assert receiving.exists()  # young: may be an upload another process is still receiving
-    assert "other-host:running" in jobs  # another host's job with a recent heartbeat is left alone
 
 
-def test_a_stopping_service_cancels_a_running_import(api: Api) -> None:
+def _file(settings: Settings, content: bytes) -> Path:
+    path = settings.data_dir / "report.nessus"
+    path.write_bytes(content)
+    return path
+
+
+def test_a_stopping_service_gives_a_running_import_back(api: Api) -> None:
     runner = cast(FastAPI, api.client.app).state.jobs
     report = runner._progress(uuid.uuid4())
     report({"phase": "importing", "bytes_read": 1, "bytes_total": 2, "findings": 1})  # running normally
@@ -128,6 +138,6 @@ def test_a_stopping_service_cancels_a_running_import(api: Api) -> None:
     try:
         with pytest.raises(JobCancelled) as caught:
             report({"phase": "importing", "bytes_read": 2, "bytes_total": 2, "findings": 2})
-        assert "nothing was imported" in caught.value.message
+        assert "goes back to the queue" in caught.value.message
     finally:
         runner._stopping.clear()
