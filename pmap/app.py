@@ -119,7 +119,8 @@ def broker_dispatcher(settings: Settings) -> CeleryDispatcher | None:
     if settings.broker_url is None:
         return None
     return CeleryDispatcher(celery_app(settings.broker_url.get_secret_value(),
-                                       visibility_timeout=settings.broker_visibility_timeout))
+                                       visibility_timeout=settings.broker_visibility_timeout,
+                                       namespace=settings.broker_namespace), settings.broker_namespace)
 
 
 def compose_jobs(state: AppState, dispatcher: Dispatcher | None = None) -> JobRunner:

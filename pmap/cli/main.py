@@ -100,14 +100,14 @@ def worker(
                                              min=1, max=64)] = 2,
     pool: Annotated[str, typer.Option(help="prefork (processes: CPU-bound imports run in parallel), threads, or "
                                            "solo (one job at a time, in this process).")] = "prefork",
-    queues: Annotated[str, typer.Option(help="Queues to take jobs from, comma-separated: pmap.jobs (imports, "
-                                             "syncs), pmap.scans (scan launches), pmap.webhooks (deliveries).")]
-    = "pmap.jobs,pmap.scans,pmap.webhooks",
+    queues: Annotated[str | None, typer.Option(help="Queues to take jobs from, comma-separated: <namespace>.jobs "
+                                                    "(imports, syncs), .scans (scan launches), .webhooks "
+                                                    "(deliveries). Default: all three.")] = None,
 ) -> None:
     """Run jobs from the broker (PMAP_BROKER_URL): imports, syncs, scan launches, webhook deliveries."""
     from pmap.app import Worker, broker_dispatcher, start
     from pmap.core.logs import configure_logging
-    from pmap.jobs.broker import install_worker, redacted
+    from pmap.jobs.broker import install_worker, queue_names, redacted
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
@@ -121,6 +121,7 @@ def worker(
         start(settings).engine.dispose()  # pre-flight, before any fork: schema, key and canary, a clear message
     except PmapError as exc:
         _fail(exc.message)
+    queues = queues or ",".join(queue_names(settings.broker_namespace))
     install_worker(lambda: Worker(settings))  # each worker process builds its own after the fork
     logging.getLogger("pmap.cli").info("worker of %s: %s x%d on %s", redacted(settings.broker_url.get_secret_value()),
                                        pool, concurrency, queues)

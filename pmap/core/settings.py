@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # the job engine (pmap.jobs): with a broker (redis://... or amqp://...), API processes only enqueue and
     # `pmapctl worker` processes run the jobs; without one, `pmapctl serve` runs them itself (the embedded default)
     broker_url: SecretStr | None = None
+    # the prefix of the broker's queue names (<namespace>.jobs, .scans, .webhooks): PMAP deployments sharing a broker
+    # each take their own
+    broker_namespace: str = Field(default="pmap", pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
     # Redis for what several processes must agree on (webhook rate limits); defaults to a redis:// broker
     redis_url: SecretStr | None = None
     # a running job's lease on its row: renewed every third of it; a job whose lease lapsed is taken over

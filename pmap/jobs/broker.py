@@ -32,10 +32,15 @@ log = logging.getLogger("pmap.jobs.broker")
 
 RUN_JOB = "pmap.run_job"
 PROCESS_DELIVERIES = "pmap.process_deliveries"
-QUEUE_JOBS, QUEUE_SCANS, QUEUE_WEBHOOKS = "pmap.jobs", "pmap.scans", "pmap.webhooks"
-QUEUES = (QUEUE_JOBS, QUEUE_SCANS, QUEUE_WEBHOOKS)
-#: kinds whose jobs wait on a vendor for hours go to a queue of their own, so workers can be set aside for them
-_QUEUE_OF_KIND = {"scan": QUEUE_SCANS}
+#: queues, by their name after the deployment's namespace (PMAP_BROKER_NAMESPACE): jobs (imports, syncs), scans
+#: (launches wait on their vendor for hours: workers can be set aside for them), webhooks (deliveries)
+JOBS, SCANS, WEBHOOKS = "jobs", "scans", "webhooks"
+_QUEUE_OF_KIND = {"scan": SCANS}
+
+
+def queue_names(namespace: str) -> list[str]:
+    """Every queue of a deployment."""
+    return [f"{namespace}.{q}" for q in (JOBS, SCANS, WEBHOOKS)]
 
 
 class WorkerRuntime(Protocol):
@@ -79,7 +84,7 @@ def redacted(url: str) -> str:
     return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
-def celery_app(broker_url: str, *, visibility_timeout: int) -> Celery:
+def celery_app(broker_url: str, *, visibility_timeout: int, namespace: str = "pmap") -> Celery:
     """The Celery application of one broker, with PMAP's two tasks and at-least-once, late-acknowledged delivery."""
     app = Celery("pmap", broker=broker_url, set_as_current=False)
     app.conf.update(
@@ -88,7 +93,7 @@ def celery_app(broker_url: str, *, visibility_timeout: int) -> Celery:
         worker_prefetch_multiplier=1,  # a worker holds only what it runs: others take the rest
         task_ignore_result=True,  # the jobs table is the record: no result backend
         task_serializer="json", accept_content=["json"], result_serializer="json",
-        task_default_queue=QUEUE_JOBS,
+        task_default_queue=f"{namespace}.{JOBS}",
         task_create_missing_queues=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": visibility_timeout},  # Redis only; RabbitMQ ignores it
@@ -116,8 +121,9 @@ class CeleryDispatcher:
 
     runs_here = False
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, namespace: str = "pmap") -> None:
         self._app = app
+        self._namespace = namespace
 
     @property
     def celery(self) -> Celery:
@@ -129,11 +135,11 @@ class CeleryDispatcher:
 
     def dispatch(self, job_id: uuid.UUID, kind: str, origin: str | None = None, *, delay: float = 0.0) -> None:
         self._app.send_task(RUN_JOB, args=[str(job_id)], kwargs={"origin": origin},
-                            queue=_QUEUE_OF_KIND.get(kind, QUEUE_JOBS), countdown=delay or None)
+                            queue=f"{self._namespace}.{_QUEUE_OF_KIND.get(kind, JOBS)}", countdown=delay or None)
 
     def send_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
         """Have a worker process these accepted webhook deliveries."""
-        self._app.send_task(PROCESS_DELIVERIES, args=[[str(i) for i in ids]], queue=QUEUE_WEBHOOKS)
+        self._app.send_task(PROCESS_DELIVERIES, args=[[str(i) for i in ids]], queue=f"{self._namespace}.{WEBHOOKS}")
 
     def ping(self) -> None:
         """Raise unless the broker accepts a connection (for /readyz)."""

@@ -25,6 +25,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
@@ -45,14 +46,18 @@ def runner_id() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
+    """Whether a live process with this pid exists on this host (a zombie, killed and not yet reaped, is dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by someone else
+        pass
+    try:  # Linux: the state field follows the command name in parentheses
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
         return True
-    return True
+    return state not in ("Z", "X")
 
 
 def holder_dead(runner: str, lease_expires_at: datetime | None, updated_at: datetime, now: datetime) -> bool:
@@ -63,7 +68,10 @@ def holder_dead(runner: str, lease_expires_at: datetime | None, updated_at: date
     host, _, pid_text = runner.rpartition(":")
     if host == socket.gethostname():
         pid = int(pid_text) if pid_text.isdigit() else -1
-        return pid != os.getpid() and not pid_alive(pid)
+        if pid == os.getpid():
+            return False
+        # a lapsed lease is a dead holder here too: a process that lives on but stopped renewing is stuck
+        return not pid_alive(pid) or (lease_expires_at is not None and lease_expires_at < now)
     if lease_expires_at is not None:
         return lease_expires_at < now
     return updated_at < now - STALE_AFTER

@@ -1,0 +1,175 @@
+"""Syncs on Celery workers: the API enqueues, two `pmapctl worker` processes run, one is killed with SIGKILL in the
+middle of a sync, and the job still ends once, with every finding once. Real RabbitMQ and Redis (the servers of
+this machine, ensured by `make test`), real PostgreSQL, the vendor sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from pmap.core.settings import Settings
+from pmap.findings.models import Finding, Job
+from pmap_sandbox.server import SandboxServer
+from tests.conftest import Api
+
+from .conftest import integration, start_sync, unique
+
+pytestmark = pytest.mark.postgres
+
+RABBITMQ = os.environ.get("PMAP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS = os.environ.get("PMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+#: enough findings that a sync runs for seconds: long enough to kill its worker in the middle
+MANY = 40_000
+LEASE = 3.0
+
+
+@pytest.fixture(params=["postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """These tests run on PostgreSQL only: workers on other machines need a database server."""
+    from tests.conftest import _truncate
+
+    url: str = request.getfixturevalue("pg_schema_url")
+    _truncate(url)
+    return url
+
+
+class Workers:
+    """`pmapctl worker` processes on one broker and one database, each in its own process group."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{len(self.procs)}.log").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", "worker", f"--concurrency={concurrency}"],
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the worker and its pool processes at once, as a lost machine would."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def output(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logs.glob("worker-*.log")))
+
+
+@pytest.fixture(params=["rabbitmq", "redis"])
+def brokered(request: pytest.FixtureRequest, settings: Settings, make_api: Callable[..., Api],
+             tmp_path: Path) -> Iterator[tuple[Api, Workers]]:
+    """The API with a broker (it only enqueues) and a way to start workers on the same broker and database."""
+    url = RABBITMQ if request.param == "rabbitmq" else REDIS
+    namespace = f"t{uuid.uuid4().hex[:12]}"  # this test's own queues: nothing of another test's run reaches it
+    common = {"broker_url": SecretStr(url), "broker_namespace": namespace, "job_lease_seconds": LEASE,
+              "broker_visibility_timeout": 10}
+    api = make_api(**common)
+    assert settings.platform_key is not None and settings.database_url is not None
+    env = {**os.environ, "PMAP_ENV": "development", "PMAP_DATABASE_URL": settings.database_url,
+           "PMAP_PLATFORM_KEY": settings.platform_key.get_secret_value(), "PMAP_DATA_DIR": str(tmp_path / "worker"),
+           "PMAP_BROKER_URL": url, "PMAP_BROKER_NAMESPACE": namespace, "PMAP_JOB_LEASE_SECONDS": str(LEASE),
+           "PMAP_BROKER_VISIBILITY_TIMEOUT": "10", "PMAP_LOG_LEVEL": "INFO"}
+    env.pop("PMAP_BOOTSTRAP_ADMIN_TOKEN", None)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    workers = Workers(env, logs)
+    try:
+        yield api, workers
+    finally:
+        workers.stop()
+
+
+def _job(api: Api, job_id: str) -> Job:
+    with api.state.sessions() as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        assert job is not None
+        session.expunge(job)
+        return job
+
+
+def _wait(api: Api, job_id: str, until: Callable[[Job], bool], seconds: float, workers: Workers) -> Job:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = _job(api, job_id)
+        if until(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never got there: {_job(api, job_id).__dict__}\n{workers.output()}")
+
+
+def _findings(api: Api, integration_id: str) -> tuple[int, int]:
+    """(findings, distinct identities) of the integration."""
+    with api.state.sessions() as session:
+        row = session.execute(select(func.count(), func.count(func.distinct(Finding.fingerprint))).where(
+            Finding.integration_id == uuid.UUID(integration_id))).one()
+        return int(row[0]), int(row[1])
+
+
+def test_the_api_only_enqueues_and_a_worker_runs_the_sync(brokered: tuple[Api, Workers], sandbox: SandboxServer,
+                                                          seed: Any) -> None:
+    api, workers = brokered
+    headers = api.token(role="operator")
+    seed("tenable_vm", 50, fixed=[1])
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    resp = start_sync(api, headers, iid)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job"]["id"]
+    time.sleep(1.0)
+    assert _job(api, job_id).status == "queued", "no worker yet: the API process runs nothing itself"
+    workers.start()
+    job = _wait(api, job_id, lambda j: j.status in ("succeeded", "failed"), 90, workers)
+    assert job.status == "succeeded", (job.error, workers.output())
+    assert job.attempts == 1 and job.result is not None and job.result["created"] == 50
+    assert _findings(api, iid) == (50, 50)
+    body = api.client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
+    assert body["attempts"] == 1 and body["integration_id"] == iid and body["kind"] == "sync"
+    assert api.client.get("/readyz").json()["checks"]["broker"]["status"] == "ok"
+
+
+def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api, Workers], sandbox: SandboxServer,
+                                                            seed: Any) -> None:
+    api, workers = brokered
+    headers = api.token(role="operator")
+    seed("tenable_vm", MANY, fixed=[0, 1, 2])
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    workers.start()
+    workers.start()
+    resp = start_sync(api, headers, iid)
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["job"]["id"]
+    # one worker is importing (its heartbeat has written progress): kill it and its pool, SIGKILL
+    running = _wait(api, job_id, lambda j: j.status == "running" and (j.progress or {}).get("findings", 0) > 0,
+                    120, workers)
+    assert running.attempts == 1
+    holder = os.getpgid(int(running.runner.rpartition(":")[2]))  # the worker whose pool process runs it
+    [victim] = [p for p in workers.procs if p.pid == holder]
+    workers.kill(victim)
+    # the other worker gets the unacknowledged message again and takes the job over
+    job = _wait(api, job_id, lambda j: j.status in ("succeeded", "failed"), 240, workers)
+    assert job.status == "succeeded", (job.error, workers.output())
+    assert job.attempts == 2, "every start counts, the killed one included"
+    assert job.result is not None and job.result["parsed"] == MANY and job.result["created"] == MANY
+    assert _findings(api, iid) == (MANY, MANY), "no finding twice: the killed attempt's import rolled back"
+    assert "taking over from" in workers.output()
