@@ -160,6 +160,7 @@ class Worker:
     runner whose follow-up jobs go to the broker, and the webhook processor."""
 
     def __init__(self, settings: Settings) -> None:
+        configure_logging(production=settings.production, level=settings.log_level)  # this pool process's own
         self.state = state = start(settings)
         dispatcher = broker_dispatcher(settings)
         if dispatcher is None:

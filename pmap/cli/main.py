@@ -105,6 +105,8 @@ def worker(
                                                     "(deliveries). Default: all three.")] = None,
 ) -> None:
     """Run jobs from the broker (PMAP_BROKER_URL): imports, syncs, scan launches, webhook deliveries."""
+    import os
+
     from pmap.app import Worker, broker_dispatcher, start
     from pmap.core.logs import configure_logging
     from pmap.jobs.broker import install_worker, queue_names, redacted
@@ -126,6 +128,7 @@ def worker(
     logging.getLogger("pmap.cli").info("worker of %s: %s x%d on %s", redacted(settings.broker_url.get_secret_value()),
                                        pool, concurrency, queues)
     dispatcher.celery.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={queues}",
+                                   f"--hostname=pmap-{os.getpid()}@%h",  # unique per worker process on a host
                                    "--loglevel=" + settings.log_level.upper(), "--without-gossip", "--without-mingle",
                                    "--without-heartbeat"])
 

@@ -99,6 +99,10 @@ def celery_app(broker_url: str, *, visibility_timeout: int, namespace: str = "pm
         broker_transport_options={"visibility_timeout": visibility_timeout},  # Redis only; RabbitMQ ignores it
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        worker_redirect_stdouts=False,
+        # no remote-control queue per worker (an exclusive queue named by host: two workers on one host would
+        # collide); the jobs table is where jobs are watched and cancelled
+        worker_enable_remote_control=False,  # PMAP configures its own logging (JSON in production): leave stderr alone
     )
 
     @app.task(name=RUN_JOB, bind=True, max_retries=None)
@@ -145,6 +149,16 @@ class CeleryDispatcher:
         """Raise unless the broker accepts a connection (for /readyz)."""
         with self._app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=0, timeout=2)
+
+    def purge(self) -> None:
+        """Delete this deployment's queues and what they hold (tests, and a deployment being removed)."""
+        with self._app.connection_for_write() as conn:
+            channel = conn.default_channel
+            for queue in queue_names(self._namespace):
+                try:
+                    channel.queue_delete(queue)
+                except Exception:  # never declared here: nothing to delete
+                    channel = conn.channel()
 
     def shutdown(self) -> None:
         """Close the broker connections this process holds."""

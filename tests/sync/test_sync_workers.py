@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from pmap.app import broker_dispatcher
 from pmap.core.settings import Settings
 from pmap.findings.models import Finding, Job
 from pmap_sandbox.server import SandboxServer
@@ -92,13 +94,19 @@ def brokered(request: pytest.FixtureRequest, settings: Settings, make_api: Calla
            "PMAP_BROKER_URL": url, "PMAP_BROKER_NAMESPACE": namespace, "PMAP_JOB_LEASE_SECONDS": str(LEASE),
            "PMAP_BROKER_VISIBILITY_TIMEOUT": "10", "PMAP_LOG_LEVEL": "INFO"}
     env.pop("PMAP_BOOTSTRAP_ADMIN_TOKEN", None)
-    logs = tmp_path / "logs"
-    logs.mkdir()
+    logs = Path(os.environ.get("PMAP_TEST_WORKER_LOGS") or tmp_path / "logs")
+    logs.mkdir(exist_ok=True)
     workers = Workers(env, logs)
     try:
         yield api, workers
     finally:
         workers.stop()
+        broker_dispatcher(api.state.settings.model_copy(update=common)).purge()  # type: ignore[union-attr]
+        if url.startswith("redis"):  # kombu keeps its bindings beside a deleted queue
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(f"*{namespace}.*"):
+                client.delete(key)
+            client.close()
 
 
 def _job(api: Api, job_id: str) -> Job:
