@@ -1,6 +1,7 @@
-"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep and Checkmarx
-One sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored resolved, and a
-second sync creates nothing."""
+"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
+One and ZAP sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored resolved
+(or, for a vendor without a fixed state, those a later full pull no longer lists), and a second sync creates
+nothing."""
 
 from __future__ import annotations
 
@@ -63,5 +64,34 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
     assert first["result"]["parsed"] == 240 and first["result"]["created"] == 240
     again = sync(api, h, iid, full=True)
     assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
+
+
+#: vendors that report no fixed state -> the credential field their seeded data set is keyed by
+NO_FIXED_STATE = {"zap": "api_key"}
+
+
+@pytest.mark.parametrize("vendor", sorted(NO_FIXED_STATE))
+def test_a_vendor_without_a_fixed_state_resolves_what_the_next_full_pull_no_longer_lists(
+        api: Api, sandbox: SandboxServer, vendor: str) -> None:
+    h = api.token(role="operator")
+    connection, credentials = settings_for(vendor, sandbox.base_url)
+    key = credentials[NO_FIXED_STATE[vendor]]
+    _common.seed(sandbox.app, vendor, key, count=COUNT)
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": vendor, "vendor": vendor, "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+
+    first = sync(api, h, iid, full=True)
+    assert first["status"] == "succeeded", first
+    assert first["result"]["parsed"] == COUNT and first["result"]["created"] == COUNT
+    assert first["result"]["created_resolved"] == 0
+
+    _common.seed(sandbox.app, vendor, key, count=COUNT - 30)  # the last 30 were fixed: gone from the vendor's list
+    again = sync(api, h, iid, full=True)
+    assert again["status"] == "succeeded", again
+    assert again["result"]["created"] == 0 and again["result"]["resolved"] == 30, again
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True

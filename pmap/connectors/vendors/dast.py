@@ -1,14 +1,22 @@
 """DAST scanners: Burp Suite DAST (Enterprise), OWASP ZAP, Invicti Enterprise and Acunetix.
 
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
-imported from the report files these products export. ZAP also launches scans (spider, then active
-scan of a target URL) and fetches their alerts.
+imported from the report files these products export, or pulled from the vendor's API by a sync. ZAP
+also launches scans (spider, then active scan of a target URL) and fetches their alerts.
+
+Syncs (``pull_findings``), one page in memory at a time:
+
+- ZAP: every alert of the running session, ``GET /JSON/alert/view/alerts/`` paged by ``start``/``count``
+  until a short page, read as ``zap_json``. ZAP keeps no fixed state and no change time (an alert fixed
+  since is simply absent from the session's list), so every pull is full and complete; an alert whose
+  confidence is "False Positive" is a false positive.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +30,8 @@ from pmap.connectors.base import (
     ConnectorType,
     Credentials,
     FetchesFindings,
+    FindingsFeed,
+    FindingsPull,
     LaunchesScans,
     OperationContext,
     PermissionReport,
@@ -30,6 +40,7 @@ from pmap.connectors.base import (
     ReportsScanStatus,
     ScanRef,
     ScanState,
+    SyncsFindings,
 )
 from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
@@ -47,6 +58,9 @@ from pmap.connectors.vendors._support import (
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.vm_dast import zap as zap_format
 
 
 class ApiKey(Credentials):
@@ -132,7 +146,34 @@ def _zap_started(ctx: OperationContext, body: dict[str, Any], what: str) -> str:
     return scan
 
 
-class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+def _zap_alert_pages(ctx: OperationContext, base_url: str | None) -> Iterator[list[Any]]:
+    """The pages of ``/JSON/alert/view/alerts/`` (those under ``base_url`` when given), ``start``/``count``
+    paging until a short page, at most :data:`_ZAP_MAX_ALERTS` alerts."""
+    read = 0
+    with ctx.client() as c:
+        while read < _ZAP_MAX_ALERTS:
+            params: dict[str, Any] = {"start": read, "count": _ZAP_PAGE}
+            if base_url:
+                params["baseurl"] = base_url
+            page = _zap_get(ctx, c, "/JSON/alert/view/alerts/", params, "the alerts").get("alerts")
+            if not isinstance(page, list):
+                raise fail(ctx, "ZAP's alerts answer has no alerts list", step="response")
+            yield page
+            read += len(page)
+            if len(page) < _ZAP_PAGE:
+                return
+
+
+def _zap_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    for page in _zap_alert_pages(ctx, None):
+        for alert in page:
+            try:
+                yield from zap_format.api_alert(alert)
+            except ReportError as exc:
+                raise fail(ctx, f"an alert could not be read: {exc.message}", step="response") from None
+
+
+class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
     """ZAP: ``X-ZAP-API-Key``. A wrong key gets no answer by default (ZAP closes the connection); with
     ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403.
     A launch spiders the target URL, then actively scans it; the results are the alerts under that URL."""
@@ -164,21 +205,18 @@ class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus)
         return ScanState(scan_id=scan.scan_id, status="completed" if progress == "100" else "running",
                          detail=f"ZAP active scan {progress}%")
 
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every alert of ZAP's session, page by page, read as ``zap_json``; always a full, complete pull
+        (ZAP has no fixed state and no change time: a fixed alert is gone from the list)."""
+        return FindingsFeed(format=zap_format.ZAP_JSON.key, findings=_zap_findings(ctx), complete=True)
+
     def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
         """The alerts under the target URL (``/JSON/alert/view/alerts/?baseurl=``, page by page), as ZAP's
         alert list, which the ``zap_json`` format reads."""
         url = _zap_target(scan.scan_id)
         alerts: list[Any] = []
-        with ctx.client() as c:
-            while len(alerts) < _ZAP_MAX_ALERTS:
-                body = _zap_get(ctx, c, "/JSON/alert/view/alerts/",
-                                {"baseurl": url, "start": len(alerts), "count": _ZAP_PAGE}, "the alerts")
-                page = body.get("alerts")
-                if not isinstance(page, list):
-                    raise fail(ctx, "ZAP's alerts answer has no alerts list", step="response")
-                alerts.extend(page)
-                if len(page) < _ZAP_PAGE:
-                    break
+        for page in _zap_alert_pages(ctx, url):
+            alerts.extend(page)
         return ReportArtifact(name="zap_alerts.json", format="zap_json",
                               content=json.dumps({"alerts": alerts}).encode())
 
@@ -401,7 +439,8 @@ CONNECTOR_TYPES = (
         docs_url="https://www.zaproxy.org/docs/api/",
         notes="ZAP closes the connection on a wrong API key unless 'Report permission errors via API' is on (then "
               "HTTP 400 bad_api_key, reported as step auth); it has no license or roles. A scan launch's "
-              "scan_id is the target URL: spidered, then actively scanned; its alerts are imported.",
+              "scan_id is the target URL: spidered, then actively scanned; its alerts are imported. A sync "
+              "reads every alert of ZAP's session (full pulls: ZAP keeps no fixed state).",
     ),
     ConnectorType(
         vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,

@@ -28,6 +28,7 @@ from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
+from pmap_sandbox.scanners import zap as zap_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
@@ -64,6 +65,7 @@ class Case:
     requests: Callable[[int], int] = field(default=lambda n: -(-n // 100))  # requests to read n findings
     incremental: bool = True  # the vendor documents a change-time filter
     links: bool = True  # the vendor's paging follows next-page links it sends
+    fixed: bool = True  # the vendor reports a fixed state (else a fixed finding is only absent from a full pull)
 
 
 CASES = {
@@ -81,6 +83,9 @@ CASES = {
     # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
     "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, "api_key", 1.0,
                           _two_lists_then_pages(100), incremental=False, links=False),
+    # the session's alerts by start/count; ZAP keeps no fixed state and no change time: full pulls
+    "zap": Case("zap", "zap_json", datetime(2024, 3, 1), 500, "api_key", 1.0, _pages(500), incremental=False,
+                links=False, fixed=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -112,7 +117,7 @@ def test_every_page_is_read_and_fixed_items_are_fixed(sandbox: SandboxServer, de
     fmt = report_formats()[case.format]
     assert len({f.fingerprint(case.format) for f in findings}) == count
     fixed = [f for f in findings if f.status == "fixed"]
-    assert len(fixed) == count // 5
+    assert len(fixed) == (count // 5 if case.fixed else 0)
     assert all(fmt.map_severity(f).source == "vendor" for f in findings)
 
 
@@ -283,6 +288,8 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "launch_scan", "scan_status",
+                                              "fetch_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
@@ -318,3 +325,15 @@ def test_link_header_next_is_found_among_other_relations() -> None:
               '<https://api.github.com/repositories/1/code-scanning/alerts?page=9>; rel="last"')
     assert link_rel(header) == "https://api.github.com/repositories/1/code-scanning/alerts?page=3"
     assert link_rel('<https://x.example/?page=2>; rel="last"') is None and link_rel(None) is None
+
+
+def test_zap_false_positive_alerts_are_false_positives_and_each_alert_url_is_a_finding(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["zap"], count=40, false_positive_every=4)
+    findings = list(implementation("zap").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page3"].status == "false_positive"  # confidence "False Positive"
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].status is None
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].parameter == "q0"
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].host == "app.example.test"
+    assert _common.pulls(sandbox.app, "zap", key) == 1
