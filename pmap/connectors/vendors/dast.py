@@ -10,6 +10,10 @@ Syncs (``pull_findings``), one page in memory at a time:
   until a short page, read as ``zap_json``. ZAP keeps no fixed state and no change time (an alert fixed
   since is simply absent from the session's list), so every pull is full and complete; an alert whose
   confidence is "False Positive" is a false positive.
+- Acunetix: ``GET /api/v1/vulnerabilities`` with no status in ``q`` (every status: open, fixed, ignored,
+  false_positive), cursor paging (``c``/``l``, the answer's ``pagination.next_cursor``), read as
+  ``acunetix_xml``: fixed is fixed, ignored and false_positive are suppressed. The list's only time filter
+  (``date``) is on detection, not on a change of status, so every pull is full and complete.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.vm_dast import acunetix as acunetix_format
 from pmap.findings.formats.vm_dast import zap as zap_format
 
 
@@ -380,7 +385,40 @@ class AcunetixConnection(ConnectionSettings):
 _ACUNETIX_ROOT = "System Administrator (the root account)"
 
 
-class AcunetixConnector(Connector, ChecksPermissions):
+#: vulnerabilities per page (``l``): Acunetix answers at most 100
+ACUNETIX_PAGE = 100
+_ACUNETIX_MAX_PAGES = 100_000
+
+
+def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
+    """Every vulnerability of every status, one cursor page in memory at a time."""
+    cursor: str | None = None
+    with ctx.client() as c:
+        for _ in range(_ACUNETIX_MAX_PAGES):
+            params: dict[str, Any] = {"l": ACUNETIX_PAGE}
+            if cursor is not None:
+                params["c"] = cursor
+            resp = check(ctx, c.get("/vulnerabilities", headers=headers, params=params), "listing vulnerabilities",
+                         permission_hint="the user's role must allow reading scans and vulnerabilities")
+            body = json_of(ctx, resp, "the vulnerabilities page")
+            del resp
+            items = body.get("vulnerabilities")
+            if not isinstance(items, list):
+                raise fail(ctx, "Acunetix's vulnerabilities page has no vulnerabilities list", step="response")
+            for item in items:
+                try:
+                    finding = acunetix_format.api_vulnerability(item)
+                except ReportError as exc:
+                    raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
+                yield finding
+            following = text(dig(body, "pagination", "next_cursor"))
+            if not items or following is None or following == cursor:
+                return
+            cursor = following
+        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of vulnerabilities", step="response")
+
+
+class AcunetixConnector(Connector, ChecksPermissions, SyncsFindings):
     """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
 
     ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
@@ -390,6 +428,12 @@ class AcunetixConnector(Connector, ChecksPermissions):
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
         return {"X-Auth": ctx.secret("api_key")}
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every vulnerability (open, fixed, ignored, false positive), cursor page by page, read as
+        ``acunetix_xml``; always a full, complete pull (no change-time filter)."""
+        return FindingsFeed(format=acunetix_format.KEY, findings=_acunetix_findings(ctx, self._headers(ctx)),
+                            complete=True)
 
     def _me(self, ctx: OperationContext, c: Any) -> dict[str, Any]:
         resp = check(ctx, c.get("/me", headers=self._headers(ctx)), "GET /me")
@@ -457,6 +501,7 @@ CONNECTOR_TYPES = (
         report_formats=("acunetix_xml", "acunetix360_json"),
         implementation=AcunetixConnector(),
         docs_url="https://www.acunetix.com/support/docs/api/",
-        notes="An expired license is a warning (the API still answers).",
+        notes="An expired license is a warning (the API still answers). A sync reads every vulnerability of every "
+              "status (full pulls: the API filters by detection time only).",
     ),
 )

@@ -1,10 +1,10 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep and
-Checkmarx One against the sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
+Checkmarx One, ZAP and Acunetix against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
-``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
-documented paging, and counts the requests it answered, so the tests see every page read, pages
-fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
+``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
+a fixed state: ZAP does not) over its documented paging, and counts the requests it answered, so the tests see
+every page read, pages fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import acunetix as acunetix_sandbox
 from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
@@ -86,6 +87,9 @@ CASES = {
     # the session's alerts by start/count; ZAP keeps no fixed state and no change time: full pulls
     "zap": Case("zap", "zap_json", datetime(2024, 3, 1), 500, "api_key", 1.0, _pages(500), incremental=False,
                 links=False, fixed=False),
+    # every status on one cursor-paged list (c/l, pagination.next_cursor); its date filter is on detection: full
+    "acunetix": Case("acunetix", "acunetix_xml", acunetix_sandbox.SEED_EPOCH, 100, "api_key", 1.0, _pages(100),
+                     incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -288,8 +292,9 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
-    assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "launch_scan", "scan_status",
-                                              "fetch_findings"]
+    assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
+                                              "scan_status"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
@@ -337,3 +342,18 @@ def test_zap_false_positive_alerts_are_false_positives_and_each_alert_url_is_a_f
     assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].parameter == "q0"
     assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].host == "app.example.test"
     assert _common.pulls(sandbox.app, "zap", key) == 1
+
+
+def test_acunetix_fixed_is_fixed_ignored_and_false_positive_are_suppressed(sandbox: SandboxServer,
+                                                                          dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["acunetix"], count=40, fixed_every=5, ignored_every=3)
+    findings = list(implementation("acunetix").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    page = "https://shop.example.test/page{}".format
+    assert by_url[page(4)].status == "fixed"
+    assert by_url[page(2)].status == "false_positive"  # ignored_every: an even number is a false positive
+    assert by_url[page(5)].status == "ignored"
+    assert by_url[page(0)].status is None and by_url[page(0)].parameter == "p0"
+    assert by_url[page(3)].vendor_severity == "high" and by_url[page(4)].vendor_severity == "critical"
+    assert by_url[page(0)].host == "shop.example.test" and by_url[page(0)].extra["vuln_id"] == "2640598393345600000"
+    assert _common.pulls(sandbox.app, "acunetix", key) == 1
