@@ -1,5 +1,5 @@
 """Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One, ZAP and Acunetix sync end to end through the API: every seeded finding lands, the vendor's fixed ones
+One, ZAP, Acunetix and Invicti sync end to end through the API: every seeded finding lands, the vendor's fixed ones
 stored resolved (or, for a vendor without a fixed state, those a later full pull no longer lists), and a
 second sync creates nothing."""
 
@@ -17,7 +17,7 @@ from .conftest import sync
 #: vendor -> the credential field the sandbox keys a seeded data set by
 KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username", "tenable_sc": "access_key",
             "rapid7_insightvm": "username", "dependency_track": "api_key", "semgrep": "token",
-            "checkmarx_one": "api_key", "acunetix": "api_key"}
+            "checkmarx_one": "api_key", "acunetix": "api_key", "invicti": "api_token"}
 COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
 
 

@@ -14,6 +14,11 @@ Syncs (``pull_findings``), one page in memory at a time:
   false_positive), cursor paging (``c``/``l``, the answer's ``pagination.next_cursor``), read as
   ``acunetix_xml``: fixed is fixed, ignored and false_positive are suppressed. The list's only time filter
   (``date``) is on detection, not on a change of status, so every pull is full and complete.
+- Invicti Enterprise: ``GET /issues/allissues`` paged by ``page`` (from 1) and ``pageSize`` until
+  ``IsLastPage``, read as ``invicti_json``: FixedConfirmed, FixedUnconfirmed and FixedCantRetest are fixed,
+  FalsePositive and AcceptedRisk suppressed, Present and Revived open. Its only time filter,
+  ``lastSeenDate``, is on the last sighting, not on a change of state (an issue fixed since would be
+  missed), so every pull is full and complete.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.vm_dast import acunetix as acunetix_format
+from pmap.findings.formats.vm_dast import invicti as invicti_format
 from pmap.findings.formats.vm_dast import zap as zap_format
 
 
@@ -316,10 +322,45 @@ def _invicti_id(value: str | None, what: str) -> str:
                                fields=[FieldProblem("scan_id", "must be a GUID")]) from None
 
 
-class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+#: issues per page of ``/issues/allissues`` (Invicti takes 1 to 200; an issue carries its HTML texts)
+INVICTI_PAGE = 100
+_INVICTI_MAX_PAGES = 100_000
+
+
+def _invicti_issues(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    """Every issue of the account, page by page (``page`` from 1) until ``IsLastPage``."""
+    auth = (ctx.credentials.user_id, ctx.secret("api_token"))
+    with ctx.client() as c:
+        for page in range(1, _INVICTI_MAX_PAGES + 1):
+            resp = check(ctx, c.get("/issues/allissues", auth=auth, params={"page": page, "pageSize": INVICTI_PAGE}),
+                         "listing issues", permission_hint="the API user's role must allow viewing issues")
+            body = json_of(ctx, resp, "the issues page")
+            del resp
+            items = body.get("List")
+            if items is None and body.get("TotalItemCount") == 0:
+                items = []
+            if not isinstance(items, list):
+                raise fail(ctx, "Invicti's issues page has no List", step="response")
+            for item in items:
+                try:
+                    finding = invicti_format.api_issue(item, _account_date)
+                except ReportError as exc:
+                    raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
+                yield finding
+            if not items or body.get("IsLastPage") is True or body.get("HasNextPage") is False:
+                return
+        raise fail(ctx, f"Invicti listed more than {_INVICTI_MAX_PAGES} pages of issues", step="response")
+
+
+class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
     """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription. A launch
     starts a new scan with an earlier scan's configuration (``scans/newfromscan``); its vulnerabilities report is
     the ``invicti_json`` format."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every issue of the account (present, fixed, accepted, false positive), page by page, read as
+        ``invicti_json``; always a full, complete pull (``lastSeenDate`` filters on sightings, not changes)."""
+        return FindingsFeed(format=invicti_format.INVICTI_JSON.key, findings=_invicti_issues(ctx), complete=True)
 
     def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
         """``POST /scans/newfromscan`` with the earlier scan's id: the new scan task's ``Id``."""
@@ -493,7 +534,8 @@ CONNECTOR_TYPES = (
         implementation=InvictiConnector(),
         docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
         notes="An ended subscription is a warning (the API still answers). A scan launch's scan_id is an earlier "
-              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported.",
+              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported. A "
+              "sync reads every issue of the account (full pulls: lastSeenDate filters on sightings only).",
     ),
     ConnectorType(
         vendor="acunetix", display_name="Acunetix", category=Category.DAST,

@@ -1,5 +1,5 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One, ZAP and Acunetix against the sandbox.
+Checkmarx One, ZAP, Acunetix and Invicti against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
@@ -21,11 +21,13 @@ from pmap.connectors.vendors._pull import link_rel, under_base
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
+from pmap.findings.rows import REPORT_STATES
 from pmap_sandbox.scanners import _common
 from pmap_sandbox.scanners import acunetix as acunetix_sandbox
 from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
+from pmap_sandbox.scanners import invicti as invicti_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
@@ -90,6 +92,9 @@ CASES = {
     # every status on one cursor-paged list (c/l, pagination.next_cursor); its date filter is on detection: full
     "acunetix": Case("acunetix", "acunetix_xml", acunetix_sandbox.SEED_EPOCH, 100, "api_key", 1.0, _pages(100),
                      incremental=False, links=False),
+    # page numbers from 1 until IsLastPage; lastSeenDate filters on sightings, not on changes: full pulls
+    "invicti": Case("invicti", "invicti_json", invicti_sandbox.SEED_EPOCH, 100, "api_token", 1.0, _pages(100),
+                    incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -293,6 +298,8 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("invicti").offered() == ["test_connection", "sync_findings", "fetch_findings",
+                                                  "launch_scan", "scan_status"]
     assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
                                               "scan_status"]
 
@@ -357,3 +364,25 @@ def test_acunetix_fixed_is_fixed_ignored_and_false_positive_are_suppressed(sandb
     assert by_url[page(3)].vendor_severity == "high" and by_url[page(4)].vendor_severity == "critical"
     assert by_url[page(0)].host == "shop.example.test" and by_url[page(0)].extra["vuln_id"] == "2640598393345600000"
     assert _common.pulls(sandbox.app, "acunetix", key) == 1
+
+
+def test_invicti_states_fixed_accepted_false_positive_and_revived(sandbox: SandboxServer,
+                                                                  dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["invicti"], count=40, fixed_every=5, accepted_every=3,
+                          revived_every=7)
+    findings = list(implementation("invicti").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    page = "http://php.testsparker.com/page{}.php".format
+    assert by_url[page(4)].status == "fixed"  # FixedConfirmed
+    assert by_url[page(9)].status == "fixed"  # FixedUnconfirmed
+    assert by_url[page(2)].status == "false_positive"  # FalsePositive
+    assert by_url[page(5)].status == "risk_accepted"  # AcceptedRisk
+    assert REPORT_STATES["risk_accepted"] == REPORT_STATES["accepted"] == "suppressed"  # stored suppressed
+    assert by_url[page(6)].status == "reopened"  # Revived: open
+    assert by_url[page(0)].status == "open"  # Present
+    first = by_url[page(0)]
+    assert first.vendor_severity == "Critical" and first.rule_id == "GeneratedType0" and first.parameter == "id0"
+    assert first.cwe_ids == [89] and first.host == "php.testsparker.com"
+    assert first.last_seen == invicti_sandbox.SEED_EPOCH  # the account's MM/dd/yyyy hh:mm tt, read one way only
+    assert first.extra["website"] == "PHP testsparker"
+    assert _common.pulls(sandbox.app, "invicti", key) == 1
