@@ -1,7 +1,7 @@
 """Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One, ZAP, Acunetix and Invicti sync end to end through the API: every seeded finding lands, the vendor's fixed ones
-stored resolved (or, for a vendor without a fixed state, those a later full pull no longer lists), and a
-second sync creates nothing."""
+One, ZAP, Acunetix, Invicti and Burp Suite DAST sync end to end through the API: every seeded finding lands,
+the vendor's fixed ones stored resolved (or, for a vendor without a fixed state, those a later full pull no
+longer lists), and a second sync creates nothing."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
 
 
 #: vendors that report no fixed state -> the credential field their seeded data set is keyed by
-NO_FIXED_STATE = {"zap": "api_key"}
+NO_FIXED_STATE = {"zap": "api_key", "burp_dast": "api_key"}
 
 
 @pytest.mark.parametrize("vendor", sorted(NO_FIXED_STATE))

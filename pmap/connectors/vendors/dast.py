@@ -19,6 +19,11 @@ Syncs (``pull_findings``), one page in memory at a time:
   FalsePositive and AcceptedRisk suppressed, Present and Revived open. Its only time filter,
   ``lastSeenDate``, is on the last sighting, not on a change of state (an issue fixed since would be
   missed), so every pull is full and complete.
+- Burp Suite DAST: the GraphQL API's site tree, each site's latest succeeded scan (``scans(site_id:,
+  sort_column: end, sort_order: desc)``, paged by ``offset``/``limit`` until one succeeded), and that scan's
+  ``issues(start:, count:)`` until a short page, read as ``burp_xml``. A scan's issues are the site's state,
+  with no fixed state and no change-time filter: every pull is full and complete (an issue the latest scan no
+  longer reports is resolved).
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.vm_dast import acunetix as acunetix_format
+from pmap.findings.formats.vm_dast import burp as burp_format
 from pmap.findings.formats.vm_dast import invicti as invicti_format
 from pmap.findings.formats.vm_dast import zap as zap_format
 
@@ -89,8 +95,89 @@ class BurpConnection(ConnectionSettings):
 _BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
 
 
-class BurpConnector(Connector):
+#: issues per page of ``scan(id) { issues(start:, count:) }``, scans per page of a site's ``scans``
+BURP_ISSUE_PAGE = 100
+BURP_SCAN_PAGE = 20
+_BURP_MAX_PAGES = 100_000
+_BURP_SITES = "query PmapSites { site_tree { sites { id name } } }"
+_BURP_SCANS = ("query PmapSiteScans($site: ID!, $offset: Int!, $limit: Int!) { scans(site_id: $site, "
+               "offset: $offset, limit: $limit, sort_column: end, sort_order: desc) { id status } }")
+_BURP_ISSUES = ("query PmapScanIssues($scan: ID!, $start: Int!, $count: Int!) { scan(id: $scan) { id "
+                "issues(start: $start, count: $count) { serial_number severity confidence novelty path origin "
+                "description_html remediation_html issue_type { type_index name description_html remediation_html "
+                "vulnerability_classifications_html references_html } } } }")
+
+
+def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, Any], what: str) -> Any:
+    """The ``data`` of one read-only GraphQL query; a refused one (HTTP 200 with errors) is step permission
+    when it names a 401/403 or a permission, else step response."""
+    # a read-only query: safe to retry when rate-limited
+    resp = check(ctx, c.post("/graphql/v1", headers={"Authorization": ctx.secret("api_key")},
+                             json={"query": query, "variables": variables}, retry_unsafe=True), what)
+    body = json_of(ctx, resp, what)
+    errors = body.get("errors") or []
+    if errors:
+        code = dig(errors, 0, "extensions", "code")
+        if code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower():
+            raise fail(ctx, f"the Burp API user may not read {what}: give it a role that can view sites and scans",
+                       step="permission", resp=resp)
+        raise fail(ctx, f"the GraphQL query of {what} failed", step="response", resp=resp)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise fail(ctx, f"the GraphQL answer of {what} has no data", step="response")
+    return data
+
+
+def _burp_latest_scan(ctx: OperationContext, c: Any, site: str) -> str | None:
+    """The id of the site's latest succeeded scan (newest end first), or None when it has none."""
+    for page in range(_BURP_MAX_PAGES):
+        scans = _burp_query(ctx, c, _BURP_SCANS, {"site": site, "offset": page * BURP_SCAN_PAGE,
+                                                  "limit": BURP_SCAN_PAGE}, "the site's scans").get("scans")
+        if not isinstance(scans, list):
+            raise fail(ctx, "Burp's answer has no scans list", step="response")
+        for scan in scans:
+            if isinstance(scan, dict) and text(scan.get("status")) == "succeeded" and text(scan.get("id")):
+                return text(scan.get("id"))
+        if len(scans) < BURP_SCAN_PAGE:
+            return None
+    return None
+
+
+def _burp_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    with ctx.client() as c:
+        sites = dig(_burp_query(ctx, c, _BURP_SITES, {}, "the site tree"), "site_tree", "sites")
+        if not isinstance(sites, list):
+            raise fail(ctx, "the GraphQL answer has no site_tree.sites list", step="response")
+        for site in sites:
+            site_id = text(site.get("id")) if isinstance(site, dict) else None
+            if not site_id:
+                raise fail(ctx, "a site of Burp's site tree has no id", step="response")
+            scan = _burp_latest_scan(ctx, c, site_id)
+            if scan is None:
+                continue  # never scanned to completion: nothing to report yet
+            for page in range(_BURP_MAX_PAGES):
+                issues = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan, "start": page * BURP_ISSUE_PAGE,
+                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
+                             "scan", "issues")
+                if not isinstance(issues, list):
+                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
+                for issue in issues:
+                    try:
+                        finding = burp_format.api_issue(issue)
+                    except ReportError as exc:
+                        raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
+                    yield finding
+                if len(issues) < BURP_ISSUE_PAGE:
+                    break
+
+
+class BurpConnector(Connector, SyncsFindings):
     """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The issues of each site's latest succeeded scan, page by page, read as ``burp_xml``; always a full,
+        complete pull (a scan's issues are the site's state; Burp keeps no fixed state)."""
+        return FindingsFeed(format=burp_format.KEY, findings=_burp_findings(ctx), complete=True)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """A minimal GraphQL query (the site tree); GraphQL errors are read for permission failures."""
@@ -515,7 +602,8 @@ CONNECTOR_TYPES = (
         implementation=BurpConnector(),
         docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
                  "/getting-started",
-        notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports.",
+        notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports. A sync reads "
+              "the issues of each site's latest succeeded scan (full pulls: no fixed state).",
     ),
     ConnectorType(
         vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,

@@ -1,9 +1,9 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One, ZAP, Acunetix and Invicti against the sandbox.
+Checkmarx One, ZAP, Acunetix, Invicti and Burp Suite DAST against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
-a fixed state: ZAP does not) over its documented paging, and counts the requests it answered, so the tests see
+a fixed state: ZAP and Burp do not) over its documented paging, and counts the requests it answered, so the tests see
 every page read, pages fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
 """
 
@@ -24,6 +24,7 @@ from pmap.findings.formats.registry import report_formats
 from pmap.findings.rows import REPORT_STATES
 from pmap_sandbox.scanners import _common
 from pmap_sandbox.scanners import acunetix as acunetix_sandbox
+from pmap_sandbox.scanners import burp as burp_sandbox
 from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
@@ -95,6 +96,10 @@ CASES = {
     # page numbers from 1 until IsLastPage; lastSeenDate filters on sightings, not on changes: full pulls
     "invicti": Case("invicti", "invicti_json", invicti_sandbox.SEED_EPOCH, 100, "api_token", 1.0, _pages(100),
                     incremental=False, links=False),
+    # one site: the site tree, its scans (the latest succeeded on the first page), the scan's issue pages; a scan's
+    # issues are the site's state, with no fixed state and no change-time filter: full pulls
+    "burp_dast": Case("burp_dast", "burp_xml", datetime(2024, 3, 1), 100, "api_key", 1.0, _two_lists_then_pages(100),
+                      incremental=False, links=False, fixed=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -300,6 +305,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("invicti").offered() == ["test_connection", "sync_findings", "fetch_findings",
                                                   "launch_scan", "scan_status"]
+    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
                                               "scan_status"]
 
@@ -386,3 +392,17 @@ def test_invicti_states_fixed_accepted_false_positive_and_revived(sandbox: Sandb
     assert first.last_seen == invicti_sandbox.SEED_EPOCH  # the account's MM/dd/yyyy hh:mm tt, read one way only
     assert first.extra["website"] == "PHP testsparker"
     assert _common.pulls(sandbox.app, "invicti", key) == 1
+
+
+def test_burp_reads_each_sites_latest_succeeded_scan_only(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["burp_dast"], count=30, unscanned=True)
+    findings = list(implementation("burp_dast").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("burp_xml") for f in findings}) == len(findings) == 30
+    assert not any("/old" in (f.url or "") for f in findings)  # the older scan's issues are not read
+    first = next(f for f in findings if f.url == f"{burp_sandbox.SEED_ORIGIN}/page0")
+    assert first.rule_id == "1049088" and first.title == "Generated issue type 0" and first.vendor_severity == "high"
+    assert first.host == "shop.example.test" and first.cwe_ids == [79] and first.status is None
+    assert first.extra["serial_number"] == "7000000000000000000" and first.extra["confidence"] == "certain"
+    assert {f.vendor_severity for f in findings} == {"high", "medium", "low", "info"}
+    # the site tree, the seeded site's scans, its latest scan's one page of issues, the unscanned site's scans
+    assert _common.pulls(sandbox.app, "burp_dast", key) == 4
