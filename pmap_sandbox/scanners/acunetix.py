@@ -120,6 +120,8 @@ def _seeded_page(request: Request, data: dict[str, Any]) -> Response:
     items = [v for v in items if (not wanted or v["status"] in wanted) and v["status"] not in excluded]
     page = items[start:start + limit]
     following = str(start + limit) if start + limit < len(items) else None
+    if data.get("no_next_cursor"):  # an answer naming only the count (not every version is known to send next_cursor)
+        return json_reply(200, {"vulnerabilities": page, "pagination": {"count": len(items)}})
     return json_reply(200, {"vulnerabilities": page, "pagination": {
         "count": len(items), "next_cursor": following, "previous_cursor": str(max(start - limit, 0))}})
 

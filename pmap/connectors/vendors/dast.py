@@ -518,9 +518,25 @@ ACUNETIX_PAGE = 100
 _ACUNETIX_MAX_PAGES = 100_000
 
 
+def _acunetix_next(body: dict[str, Any], read: int, listed: int) -> str | None:
+    """The cursor of the next page: the answer's ``pagination.next_cursor``; without one, the offset read so far
+    while ``pagination.count`` says more remain (or, with no count either, after a full page): Acunetix's cursors
+    are offsets (``c=0``, ``c=100``), and a pull stopped short would be taken as complete, resolving the rest."""
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
+    following = text(pagination.get("next_cursor"))
+    if following is not None:
+        return following
+    total = pagination.get("count")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return str(read) if read < total else None
+    return str(read) if listed >= ACUNETIX_PAGE else None
+
+
 def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
     """Every vulnerability of every status, one cursor page in memory at a time."""
     cursor: str | None = None
+    read = 0
     with ctx.client() as c:
         for _ in range(_ACUNETIX_MAX_PAGES):
             params: dict[str, Any] = {"l": ACUNETIX_PAGE}
@@ -539,7 +555,8 @@ def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterat
                 except ReportError as exc:
                     raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
                 yield finding
-            following = text(dig(body, "pagination", "next_cursor"))
+            read += len(items)
+            following = _acunetix_next(body, read, len(items))
             if not items or following is None or following == cursor:
                 return
             cursor = following

@@ -406,3 +406,11 @@ def test_burp_reads_each_sites_latest_succeeded_scan_only(sandbox: SandboxServer
     assert {f.vendor_severity for f in findings} == {"high", "medium", "low", "info"}
     # the site tree, the seeded site's scans, its latest scan's one page of issues, the unscanned site's scans
     assert _common.pulls(sandbox.app, "burp_dast", key) == 4
+
+
+def test_acunetix_pages_on_by_offset_when_an_answer_names_no_next_cursor(sandbox: SandboxServer,
+                                                                          dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["acunetix"], count=250, no_next_cursor=True)
+    findings = list(implementation("acunetix").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("acunetix_xml") for f in findings}) == len(findings) == 250  # not one page taken as all
+    assert _common.pulls(sandbox.app, "acunetix", key) == 3
