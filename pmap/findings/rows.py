@@ -44,7 +44,7 @@ OPEN, SUPPRESSED, RESOLVED = FindingStatus.OPEN.value, FindingStatus.SUPPRESSED.
 REPORT_STATES = {
     "fixed": RESOLVED, "mitigated": RESOLVED, "closed": RESOLVED, "resolved": RESOLVED,
     "false_positive": SUPPRESSED, "suppressed": SUPPRESSED, "not_affected": SUPPRESSED, "accepted": SUPPRESSED,
-    "ignored": SUPPRESSED,
+    "ignored": SUPPRESSED, "risk_accepted": SUPPRESSED,
 }
 
 

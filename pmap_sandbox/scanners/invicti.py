@@ -8,6 +8,11 @@ from Invicti's OpenAPI document, and a live answer logged in niaid/moleculer-net
 ``SubscriptionStartDate``/``SubscriptionEndDate`` are in the account's own date format
 (``12/30/2022 04:00 PM``; ``dd/MM/yyyy`` accounts exist), never ISO-8601, while each entry of ``Licenses``
 carries ISO-8601 ``StartDate``/``EndDate`` (with offset) and ``ProductDefinition``.
+
+``GET /issues/allissues`` follows Netsparker's API reference ("Retrieve all issues identified by Netsparker":
+``page``, ``pageSize`` 1 to 200, ``sortType``/``lastSeenDate`` on the last sighting; the answer's ``List``,
+``IsLastPage``, ``HasNextPage``): a seeded account holds ``count`` generated issues in Invicti's states
+(Present, Revived, FixedConfirmed, FixedUnconfirmed, AcceptedRisk, FalsePositive), dated in the account's format.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pmap_sandbox.scanners._common import (
     guard,
     json_reply,
     parse_basic,
+    seeded,
     store,
     vendor_router,
 )
@@ -202,6 +208,76 @@ REPORT: dict[str, Any] = {
                        "http://php.testsparker.com/auth/login.php", "16"),
     ],
 }
+
+
+# --- issues (Issues API: GET /issues/allissues?page=&pageSize=, pages from 1, pageSize 1 to 200; the answer's
+# List with IsFirstPage/IsLastPage/HasNextPage/PageNumber/PageCount/TotalItemCount; dates in the account's format)
+
+#: the first generated issue's last sighting; issue ``i`` was seen ``i`` hours later (the 13th: a date in the
+#: account's MM/dd/yyyy that reads one way only, for a few hundred hours)
+SEED_EPOCH = datetime(2024, 3, 13, tzinfo=UTC)
+MAX_PAGE_SIZE = 200
+_SEVERITIES = ("Critical", "High", "Medium", "Low", "Information", "BestPractice")
+
+
+def seeded_issue(i: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated issue ``i`` (deterministic): every ``fixed_every``-th fixed (FixedConfirmed when its number is even,
+    else FixedUnconfirmed), else every ``accepted_every``-th AcceptedRisk (FalsePositive when even), else Present
+    (Revived when ``revived_every`` says so)."""
+    fixed_every, accepted_every = int(data.get("fixed_every", 0)), int(data.get("accepted_every", 0))
+    revived_every = int(data.get("revived_every", 0))
+    if fixed_every > 0 and i % fixed_every == fixed_every - 1:
+        state = "FixedConfirmed" if i % 2 == 0 else "FixedUnconfirmed"
+    elif accepted_every > 0 and i % accepted_every == accepted_every - 1:
+        state = "FalsePositive" if i % 2 == 0 else "AcceptedRisk"
+    elif revived_every > 0 and i % revived_every == revived_every - 1:
+        state = "Revived"
+    else:
+        state = "Present"
+    seen = _account_date(SEED_EPOCH + timedelta(hours=i))
+    return {
+        "Id": str(uuid.UUID(int=0x1000_0000_0000_4000_8000_0000_0000_0000 + i)), "Title": f"Generated issue {i % 30}",
+        "Type": f"GeneratedType{i % 30}", "Url": f"http://php.testsparker.com/page{i}.php",
+        "Severity": _SEVERITIES[i % len(_SEVERITIES)], "State": state, "Certainty": 90,
+        "IsPresent": not state.startswith("Fixed"), "IsAddressed": state != "Present", "IsDetectedByShark": False,
+        "FirstSeenDate": seen, "LastSeenDate": seen, "UpdatedDate": seen,
+        "StateFixedConfirmedDate": seen if state == "FixedConfirmed" else None,
+        "WebsiteId": "294444f4-270a-42e1-5f54-abd4016a1e55", "WebsiteName": "PHP testsparker",
+        "WebsiteRootUrl": "http://php.testsparker.com/", "LatestVulnerabilityIsConfirmed": i % 2 == 0,
+        "Parameters": [{"Name": f"id{i % 3}"}], "Classification": {"Cwe": "89", "Owasp2017": "A1"},
+        "VulnerabilityDetail": "<p>Generated.</p>", "Impact": "<p>Impact.</p>", "Actions": "<p>Fix it.</p>",
+        "Remedy": "", "RemedyReferences": "", "ExternalReferences": "", "ProofOfConcept": "",
+        "Cvss31VectorString": "", "LatestScanId": BASE_SCAN_ID, "Tags": [],
+    }
+
+
+@router.get(_API + "/issues/allissues")
+async def all_issues(request: Request) -> Response:
+    """A page of the account's issues (one sample; a seeded account's generated set)."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "You do not have permission to view issues."))
+    try:
+        page = int(request.query_params.get("page") or 1)
+        size = int(request.query_params.get("pageSize") or 20)
+    except ValueError:
+        raise Reply(_error(400, "The request is invalid.")) from None
+    if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+        raise Reply(_error(400, f"Page size can be any value between 1 and {MAX_PAGE_SIZE}."))
+    creds = parse_basic(request.headers.get("authorization"))
+    data = seeded(request, KEY, creds[1] if creds else None, STYLE)
+    total = int(data["count"]) if data is not None else 1
+    first = (page - 1) * size
+    indices = range(first, min(first + size, total))
+    items = [seeded_issue(i, data) for i in indices] if data is not None else (
+        [seeded_issue(0, {})] if page == 1 else [])
+    pages = max(-(-total // size), 1)
+    return json_reply(200, {
+        "FirstItemOnPage": first + 1 if items else 0, "LastItemOnPage": first + len(items),
+        "HasNextPage": page < pages, "HasPreviousPage": page > 1, "IsFirstPage": page == 1,
+        "IsLastPage": page >= pages, "PageCount": pages, "PageNumber": page, "PageSize": size,
+        "TotalItemCount": total, "List": items,
+    })
 
 
 VENDOR = {

@@ -8,6 +8,10 @@ with ``{"code": "bad_api_key", "message": "Invalid or missing API key"}`` (``API
 ``ApiException.toJSON``). The sandbox plays the reporting mode so the refusal is visible; it never
 answers 401 or 403 for a key. ZAP has no license, roles or rate limit: those markers use the same
 error shape (``internal_error`` is ZAP's code for a 500).
+
+A seeded key's session holds ``count`` generated alerts (``/JSON/alert/view/alerts/``, paged by ``start`` and
+``count`` as the API documents: "paginating with 'start' position and 'count' of alerts"). ZAP keeps no fixed
+state; ``false_positive_every`` marks alerts "False Positive" (ZAP's confidence for a false positive).
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, echo_text, guard, json_reply, store, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    seeded,
+    store,
+    vendor_router,
+)
 
 KEY = "zap"
 router = vendor_router(KEY)
@@ -127,13 +140,49 @@ async def ascan_status(request: Request) -> Response:
     return json_reply(200, {"status": progress[min(run["reads"], len(progress)) - 1]})
 
 
+#: the first generated alert's host; alert ``i`` is on its own path (``/page{i}``)
+SEED_SITE = "https://app.example.test"
+_RISKS = ("High", "Medium", "Low", "Informational")
+
+
+def seeded_alert(i: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated alert ``i`` (deterministic), in the API's alert shape; every ``false_positive_every``-th has
+    the confidence "False Positive" (ZAP keeps no fixed state: ``fixed_every`` is ignored)."""
+    every = int(data.get("false_positive_every", 0))
+    false_positive = every > 0 and i % every == every - 1
+    return {
+        "id": str(i), "pluginId": str(10000 + i % 50), "alertRef": f"{10000 + i % 50}-1",
+        "alert": f"Generated alert {i % 50}", "name": f"Generated alert {i % 50}",
+        "risk": _RISKS[i % len(_RISKS)], "confidence": "False Positive" if false_positive else "Medium",
+        "url": f"{SEED_SITE}/page{i}", "method": "GET", "param": f"q{i % 3}", "attack": "", "evidence": "",
+        "cweid": "79", "wascid": "8", "sourceid": "1", "messageId": str(i + 1),
+        "description": "A generated alert.", "solution": "Fix it.", "reference": "https://owasp.org/",
+        "tags": {}, "other": "",
+    }
+
+
+def _window(request: Request) -> tuple[str, int, int | None]:
+    """``baseurl``, ``start`` and ``count`` (0 or absent: no limit); a bad number is ZAP's illegal_parameter."""
+    try:
+        start = int(request.query_params.get("start") or 0)
+        count = int(request.query_params.get("count") or 0) or None
+    except ValueError:
+        raise Reply(json_reply(400, {"code": "illegal_parameter",
+                                     "message": "Provided parameter has illegal or unrecognized value"})) from None
+    return request.query_params.get("baseurl") or "", max(start, 0), count
+
+
 @router.get("/JSON/alert/view/alerts/")
 async def alerts(request: Request) -> Response:
-    """Alerts recorded by ZAP (two samples), those under ``baseurl`` when given, paged by ``start``/``count``."""
+    """Alerts recorded by ZAP (two samples; a seeded key's generated set), those under ``baseurl`` when given,
+    paged by ``start``/``count`` (the alert component's view; ``core/view/alerts`` is its older twin)."""
     await _auth(request)
-    base = request.query_params.get("baseurl") or ""
-    start = int(request.query_params.get("start") or 0)
-    count = int(request.query_params.get("count") or 0) or None
+    base, start, count = _window(request)
+    data = seeded(request, KEY, request.headers.get("x-zap-api-key") or request.query_params.get("apikey"), STYLE)
+    if data is not None:
+        under = [i for i in range(int(data["count"])) if f"{SEED_SITE}/page{i}".startswith(base)]
+        window = under[start:] if count is None else under[start:start + count]
+        return json_reply(200, {"alerts": [seeded_alert(i, data) for i in window]})
     found = [a for a in _ALERTS if a["url"].startswith(base)]
     return json_reply(200, {"alerts": found[start:start + count if count else None]})
 

@@ -1,6 +1,7 @@
-"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep and Checkmarx
-One sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored resolved, and a
-second sync creates nothing."""
+"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
+One, ZAP, Acunetix, Invicti and Burp Suite DAST sync end to end through the API: every seeded finding lands,
+the vendor's fixed ones stored resolved (or, for a vendor without a fixed state, those a later full pull no
+longer lists), and a second sync creates nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .conftest import sync
 #: vendor -> the credential field the sandbox keys a seeded data set by
 KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username", "tenable_sc": "access_key",
             "rapid7_insightvm": "username", "dependency_track": "api_key", "semgrep": "token",
-            "checkmarx_one": "api_key"}
+            "checkmarx_one": "api_key", "acunetix": "api_key", "invicti": "api_token"}
 COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
 
 
@@ -63,5 +64,34 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
     assert first["result"]["parsed"] == 240 and first["result"]["created"] == 240
     again = sync(api, h, iid, full=True)
     assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
+
+
+#: vendors that report no fixed state -> the credential field their seeded data set is keyed by
+NO_FIXED_STATE = {"zap": "api_key", "burp_dast": "api_key"}
+
+
+@pytest.mark.parametrize("vendor", sorted(NO_FIXED_STATE))
+def test_a_vendor_without_a_fixed_state_resolves_what_the_next_full_pull_no_longer_lists(
+        api: Api, sandbox: SandboxServer, vendor: str) -> None:
+    h = api.token(role="operator")
+    connection, credentials = settings_for(vendor, sandbox.base_url)
+    key = credentials[NO_FIXED_STATE[vendor]]
+    _common.seed(sandbox.app, vendor, key, count=COUNT)
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": vendor, "vendor": vendor, "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+
+    first = sync(api, h, iid, full=True)
+    assert first["status"] == "succeeded", first
+    assert first["result"]["parsed"] == COUNT and first["result"]["created"] == COUNT
+    assert first["result"]["created_resolved"] == 0
+
+    _common.seed(sandbox.app, vendor, key, count=COUNT - 30)  # the last 30 were fixed: gone from the vendor's list
+    again = sync(api, h, iid, full=True)
+    assert again["status"] == "succeeded", again
+    assert again["result"]["created"] == 0 and again["result"]["resolved"] == 30, again
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True

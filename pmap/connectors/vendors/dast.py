@@ -1,14 +1,36 @@
 """DAST scanners: Burp Suite DAST (Enterprise), OWASP ZAP, Invicti Enterprise and Acunetix.
 
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
-imported from the report files these products export. ZAP also launches scans (spider, then active
-scan of a target URL) and fetches their alerts.
+imported from the report files these products export, or pulled from the vendor's API by a sync. ZAP
+also launches scans (spider, then active scan of a target URL) and fetches their alerts.
+
+Syncs (``pull_findings``), one page in memory at a time:
+
+- ZAP: every alert of the running session, ``GET /JSON/alert/view/alerts/`` paged by ``start``/``count``
+  until a short page, read as ``zap_json``. ZAP keeps no fixed state and no change time (an alert fixed
+  since is simply absent from the session's list), so every pull is full and complete; an alert whose
+  confidence is "False Positive" is a false positive.
+- Acunetix: ``GET /api/v1/vulnerabilities`` with no status in ``q`` (every status: open, fixed, ignored,
+  false_positive), cursor paging (``c``/``l``, the answer's ``pagination.next_cursor``), read as
+  ``acunetix_xml``: fixed is fixed, ignored and false_positive are suppressed. The list's only time filter
+  (``date``) is on detection, not on a change of status, so every pull is full and complete.
+- Invicti Enterprise: ``GET /issues/allissues`` paged by ``page`` (from 1) and ``pageSize`` until
+  ``IsLastPage``, read as ``invicti_json``: FixedConfirmed, FixedUnconfirmed and FixedCantRetest are fixed,
+  FalsePositive and AcceptedRisk suppressed, Present and Revived open. Its only time filter,
+  ``lastSeenDate``, is on the last sighting, not on a change of state (an issue fixed since would be
+  missed), so every pull is full and complete.
+- Burp Suite DAST: the GraphQL API's site tree, each site's latest succeeded scan (``scans(site_id:,
+  sort_column: end, sort_order: desc)``, paged by ``offset``/``limit`` until one succeeded), and that scan's
+  ``issues(start:, count:)`` until a short page, read as ``burp_xml``. A scan's issues are the site's state,
+  with no fixed state and no change-time filter: every pull is full and complete (an issue the latest scan no
+  longer reports is resolved).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +44,8 @@ from pmap.connectors.base import (
     ConnectorType,
     Credentials,
     FetchesFindings,
+    FindingsFeed,
+    FindingsPull,
     LaunchesScans,
     OperationContext,
     PermissionReport,
@@ -30,6 +54,7 @@ from pmap.connectors.base import (
     ReportsScanStatus,
     ScanRef,
     ScanState,
+    SyncsFindings,
 )
 from pmap.connectors.vendors._support import (
     DOWNLOAD_MAX_BYTES,
@@ -47,6 +72,12 @@ from pmap.connectors.vendors._support import (
 from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.vm_dast import acunetix as acunetix_format
+from pmap.findings.formats.vm_dast import burp as burp_format
+from pmap.findings.formats.vm_dast import invicti as invicti_format
+from pmap.findings.formats.vm_dast import zap as zap_format
 
 
 class ApiKey(Credentials):
@@ -64,8 +95,89 @@ class BurpConnection(ConnectionSettings):
 _BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
 
 
-class BurpConnector(Connector):
+#: issues per page of ``scan(id) { issues(start:, count:) }``, scans per page of a site's ``scans``
+BURP_ISSUE_PAGE = 100
+BURP_SCAN_PAGE = 20
+_BURP_MAX_PAGES = 100_000
+_BURP_SITES = "query PmapSites { site_tree { sites { id name } } }"
+_BURP_SCANS = ("query PmapSiteScans($site: ID!, $offset: Int!, $limit: Int!) { scans(site_id: $site, "
+               "offset: $offset, limit: $limit, sort_column: end, sort_order: desc) { id status } }")
+_BURP_ISSUES = ("query PmapScanIssues($scan: ID!, $start: Int!, $count: Int!) { scan(id: $scan) { id "
+                "issues(start: $start, count: $count) { serial_number severity confidence novelty path origin "
+                "description_html remediation_html issue_type { type_index name description_html remediation_html "
+                "vulnerability_classifications_html references_html } } } }")
+
+
+def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, Any], what: str) -> Any:
+    """The ``data`` of one read-only GraphQL query; a refused one (HTTP 200 with errors) is step permission
+    when it names a 401/403 or a permission, else step response."""
+    # a read-only query: safe to retry when rate-limited
+    resp = check(ctx, c.post("/graphql/v1", headers={"Authorization": ctx.secret("api_key")},
+                             json={"query": query, "variables": variables}, retry_unsafe=True), what)
+    body = json_of(ctx, resp, what)
+    errors = body.get("errors") or []
+    if errors:
+        code = dig(errors, 0, "extensions", "code")
+        if code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower():
+            raise fail(ctx, f"the Burp API user may not read {what}: give it a role that can view sites and scans",
+                       step="permission", resp=resp)
+        raise fail(ctx, f"the GraphQL query of {what} failed", step="response", resp=resp)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise fail(ctx, f"the GraphQL answer of {what} has no data", step="response")
+    return data
+
+
+def _burp_latest_scan(ctx: OperationContext, c: Any, site: str) -> str | None:
+    """The id of the site's latest succeeded scan (newest end first), or None when it has none."""
+    for page in range(_BURP_MAX_PAGES):
+        scans = _burp_query(ctx, c, _BURP_SCANS, {"site": site, "offset": page * BURP_SCAN_PAGE,
+                                                  "limit": BURP_SCAN_PAGE}, "the site's scans").get("scans")
+        if not isinstance(scans, list):
+            raise fail(ctx, "Burp's answer has no scans list", step="response")
+        for scan in scans:
+            if isinstance(scan, dict) and text(scan.get("status")) == "succeeded" and text(scan.get("id")):
+                return text(scan.get("id"))
+        if len(scans) < BURP_SCAN_PAGE:
+            return None
+    return None
+
+
+def _burp_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    with ctx.client() as c:
+        sites = dig(_burp_query(ctx, c, _BURP_SITES, {}, "the site tree"), "site_tree", "sites")
+        if not isinstance(sites, list):
+            raise fail(ctx, "the GraphQL answer has no site_tree.sites list", step="response")
+        for site in sites:
+            site_id = text(site.get("id")) if isinstance(site, dict) else None
+            if not site_id:
+                raise fail(ctx, "a site of Burp's site tree has no id", step="response")
+            scan = _burp_latest_scan(ctx, c, site_id)
+            if scan is None:
+                continue  # never scanned to completion: nothing to report yet
+            for page in range(_BURP_MAX_PAGES):
+                issues = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan, "start": page * BURP_ISSUE_PAGE,
+                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
+                             "scan", "issues")
+                if not isinstance(issues, list):
+                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
+                for issue in issues:
+                    try:
+                        finding = burp_format.api_issue(issue)
+                    except ReportError as exc:
+                        raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
+                    yield finding
+                if len(issues) < BURP_ISSUE_PAGE:
+                    break
+
+
+class BurpConnector(Connector, SyncsFindings):
     """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The issues of each site's latest succeeded scan, page by page, read as ``burp_xml``; always a full,
+        complete pull (a scan's issues are the site's state; Burp keeps no fixed state)."""
+        return FindingsFeed(format=burp_format.KEY, findings=_burp_findings(ctx), complete=True)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """A minimal GraphQL query (the site tree); GraphQL errors are read for permission failures."""
@@ -132,7 +244,34 @@ def _zap_started(ctx: OperationContext, body: dict[str, Any], what: str) -> str:
     return scan
 
 
-class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+def _zap_alert_pages(ctx: OperationContext, base_url: str | None) -> Iterator[list[Any]]:
+    """The pages of ``/JSON/alert/view/alerts/`` (those under ``base_url`` when given), ``start``/``count``
+    paging until a short page, at most :data:`_ZAP_MAX_ALERTS` alerts."""
+    read = 0
+    with ctx.client() as c:
+        while read < _ZAP_MAX_ALERTS:
+            params: dict[str, Any] = {"start": read, "count": _ZAP_PAGE}
+            if base_url:
+                params["baseurl"] = base_url
+            page = _zap_get(ctx, c, "/JSON/alert/view/alerts/", params, "the alerts").get("alerts")
+            if not isinstance(page, list):
+                raise fail(ctx, "ZAP's alerts answer has no alerts list", step="response")
+            yield page
+            read += len(page)
+            if len(page) < _ZAP_PAGE:
+                return
+
+
+def _zap_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    for page in _zap_alert_pages(ctx, None):
+        for alert in page:
+            try:
+                yield from zap_format.api_alert(alert)
+            except ReportError as exc:
+                raise fail(ctx, f"an alert could not be read: {exc.message}", step="response") from None
+
+
+class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
     """ZAP: ``X-ZAP-API-Key``. A wrong key gets no answer by default (ZAP closes the connection); with
     ``api.reportpermerrors`` it is HTTP 400 ``{"code": "bad_api_key"}``. ZAP itself never answers 401/403.
     A launch spiders the target URL, then actively scans it; the results are the alerts under that URL."""
@@ -164,21 +303,18 @@ class ZapConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus)
         return ScanState(scan_id=scan.scan_id, status="completed" if progress == "100" else "running",
                          detail=f"ZAP active scan {progress}%")
 
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every alert of ZAP's session, page by page, read as ``zap_json``; always a full, complete pull
+        (ZAP has no fixed state and no change time: a fixed alert is gone from the list)."""
+        return FindingsFeed(format=zap_format.ZAP_JSON.key, findings=_zap_findings(ctx), complete=True)
+
     def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
         """The alerts under the target URL (``/JSON/alert/view/alerts/?baseurl=``, page by page), as ZAP's
         alert list, which the ``zap_json`` format reads."""
         url = _zap_target(scan.scan_id)
         alerts: list[Any] = []
-        with ctx.client() as c:
-            while len(alerts) < _ZAP_MAX_ALERTS:
-                body = _zap_get(ctx, c, "/JSON/alert/view/alerts/",
-                                {"baseurl": url, "start": len(alerts), "count": _ZAP_PAGE}, "the alerts")
-                page = body.get("alerts")
-                if not isinstance(page, list):
-                    raise fail(ctx, "ZAP's alerts answer has no alerts list", step="response")
-                alerts.extend(page)
-                if len(page) < _ZAP_PAGE:
-                    break
+        for page in _zap_alert_pages(ctx, url):
+            alerts.extend(page)
         return ReportArtifact(name="zap_alerts.json", format="zap_json",
                               content=json.dumps({"alerts": alerts}).encode())
 
@@ -273,10 +409,45 @@ def _invicti_id(value: str | None, what: str) -> str:
                                fields=[FieldProblem("scan_id", "must be a GUID")]) from None
 
 
-class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus):
+#: issues per page of ``/issues/allissues`` (Invicti takes 1 to 200; an issue carries its HTML texts)
+INVICTI_PAGE = 100
+_INVICTI_MAX_PAGES = 100_000
+
+
+def _invicti_issues(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    """Every issue of the account, page by page (``page`` from 1) until ``IsLastPage``."""
+    auth = (ctx.credentials.user_id, ctx.secret("api_token"))
+    with ctx.client() as c:
+        for page in range(1, _INVICTI_MAX_PAGES + 1):
+            resp = check(ctx, c.get("/issues/allissues", auth=auth, params={"page": page, "pageSize": INVICTI_PAGE}),
+                         "listing issues", permission_hint="the API user's role must allow viewing issues")
+            body = json_of(ctx, resp, "the issues page")
+            del resp
+            items = body.get("List")
+            if items is None and body.get("TotalItemCount") == 0:
+                items = []
+            if not isinstance(items, list):
+                raise fail(ctx, "Invicti's issues page has no List", step="response")
+            for item in items:
+                try:
+                    finding = invicti_format.api_issue(item, _account_date)
+                except ReportError as exc:
+                    raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
+                yield finding
+            if not items or body.get("IsLastPage") is True or body.get("HasNextPage") is False:
+                return
+        raise fail(ctx, f"Invicti listed more than {_INVICTI_MAX_PAGES} pages of issues", step="response")
+
+
+class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
     """Invicti Enterprise: ``/account/me`` proves the token; ``/account/license`` gives the subscription. A launch
     starts a new scan with an earlier scan's configuration (``scans/newfromscan``); its vulnerabilities report is
     the ``invicti_json`` format."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every issue of the account (present, fixed, accepted, false positive), page by page, read as
+        ``invicti_json``; always a full, complete pull (``lastSeenDate`` filters on sightings, not changes)."""
+        return FindingsFeed(format=invicti_format.INVICTI_JSON.key, findings=_invicti_issues(ctx), complete=True)
 
     def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
         """``POST /scans/newfromscan`` with the earlier scan's id: the new scan task's ``Id``."""
@@ -342,7 +513,57 @@ class AcunetixConnection(ConnectionSettings):
 _ACUNETIX_ROOT = "System Administrator (the root account)"
 
 
-class AcunetixConnector(Connector, ChecksPermissions):
+#: vulnerabilities per page (``l``): Acunetix answers at most 100
+ACUNETIX_PAGE = 100
+_ACUNETIX_MAX_PAGES = 100_000
+
+
+def _acunetix_next(body: dict[str, Any], read: int, listed: int) -> str | None:
+    """The cursor of the next page: the answer's ``pagination.next_cursor``; without one, the offset read so far
+    while ``pagination.count`` says more remain (or, with no count either, after a full page): Acunetix's cursors
+    are offsets (``c=0``, ``c=100``), and a pull stopped short would be taken as complete, resolving the rest."""
+    pagination = body.get("pagination")
+    pagination = pagination if isinstance(pagination, dict) else {}
+    following = text(pagination.get("next_cursor"))
+    if following is not None:
+        return following
+    total = pagination.get("count")
+    if isinstance(total, int) and not isinstance(total, bool):
+        return str(read) if read < total else None
+    return str(read) if listed >= ACUNETIX_PAGE else None
+
+
+def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
+    """Every vulnerability of every status, one cursor page in memory at a time."""
+    cursor: str | None = None
+    read = 0
+    with ctx.client() as c:
+        for _ in range(_ACUNETIX_MAX_PAGES):
+            params: dict[str, Any] = {"l": ACUNETIX_PAGE}
+            if cursor is not None:
+                params["c"] = cursor
+            resp = check(ctx, c.get("/vulnerabilities", headers=headers, params=params), "listing vulnerabilities",
+                         permission_hint="the user's role must allow reading scans and vulnerabilities")
+            body = json_of(ctx, resp, "the vulnerabilities page")
+            del resp
+            items = body.get("vulnerabilities")
+            if not isinstance(items, list):
+                raise fail(ctx, "Acunetix's vulnerabilities page has no vulnerabilities list", step="response")
+            for item in items:
+                try:
+                    finding = acunetix_format.api_vulnerability(item)
+                except ReportError as exc:
+                    raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
+                yield finding
+            read += len(items)
+            following = _acunetix_next(body, read, len(items))
+            if not items or following is None or following == cursor:
+                return
+            cursor = following
+        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of vulnerabilities", step="response")
+
+
+class AcunetixConnector(Connector, ChecksPermissions, SyncsFindings):
     """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
 
     ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
@@ -352,6 +573,12 @@ class AcunetixConnector(Connector, ChecksPermissions):
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
         return {"X-Auth": ctx.secret("api_key")}
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every vulnerability (open, fixed, ignored, false positive), cursor page by page, read as
+        ``acunetix_xml``; always a full, complete pull (no change-time filter)."""
+        return FindingsFeed(format=acunetix_format.KEY, findings=_acunetix_findings(ctx, self._headers(ctx)),
+                            complete=True)
 
     def _me(self, ctx: OperationContext, c: Any) -> dict[str, Any]:
         resp = check(ctx, c.get("/me", headers=self._headers(ctx)), "GET /me")
@@ -392,7 +619,8 @@ CONNECTOR_TYPES = (
         implementation=BurpConnector(),
         docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
                  "/getting-started",
-        notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports.",
+        notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports. A sync reads "
+              "the issues of each site's latest succeeded scan (full pulls: no fixed state).",
     ),
     ConnectorType(
         vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,
@@ -401,7 +629,8 @@ CONNECTOR_TYPES = (
         docs_url="https://www.zaproxy.org/docs/api/",
         notes="ZAP closes the connection on a wrong API key unless 'Report permission errors via API' is on (then "
               "HTTP 400 bad_api_key, reported as step auth); it has no license or roles. A scan launch's "
-              "scan_id is the target URL: spidered, then actively scanned; its alerts are imported.",
+              "scan_id is the target URL: spidered, then actively scanned; its alerts are imported. A sync "
+              "reads every alert of ZAP's session (full pulls: ZAP keeps no fixed state).",
     ),
     ConnectorType(
         vendor="invicti", display_name="Invicti Enterprise", category=Category.DAST,
@@ -410,7 +639,8 @@ CONNECTOR_TYPES = (
         implementation=InvictiConnector(),
         docs_url="https://docs.invicti.com/ie-is/api-settings-overview",
         notes="An ended subscription is a warning (the API still answers). A scan launch's scan_id is an earlier "
-              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported.",
+              "scan's id: a new scan with its configuration is started and its vulnerabilities report imported. A "
+              "sync reads every issue of the account (full pulls: lastSeenDate filters on sightings only).",
     ),
     ConnectorType(
         vendor="acunetix", display_name="Acunetix", category=Category.DAST,
@@ -418,6 +648,7 @@ CONNECTOR_TYPES = (
         report_formats=("acunetix_xml", "acunetix360_json"),
         implementation=AcunetixConnector(),
         docs_url="https://www.acunetix.com/support/docs/api/",
-        notes="An expired license is a warning (the API still answers).",
+        notes="An expired license is a warning (the API still answers). A sync reads every vulnerability of every "
+              "status (full pulls: the API filters by detection time only).",
     ),
 )

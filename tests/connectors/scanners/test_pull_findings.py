@@ -1,10 +1,10 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep and
-Checkmarx One against the sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
+Checkmarx One, ZAP, Acunetix, Invicti and Burp Suite DAST against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
-``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
-documented paging, and counts the requests it answered, so the tests see every page read, pages
-fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
+``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
+a fixed state: ZAP and Burp do not) over its documented paging, and counts the requests it answered, so the tests see
+every page read, pages fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
 """
 
 from __future__ import annotations
@@ -21,13 +21,18 @@ from pmap.connectors.vendors._pull import link_rel, under_base
 from pmap.core.errors import UpstreamError
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
+from pmap.findings.rows import REPORT_STATES
 from pmap_sandbox.scanners import _common
+from pmap_sandbox.scanners import acunetix as acunetix_sandbox
+from pmap_sandbox.scanners import burp as burp_sandbox
 from pmap_sandbox.scanners import checkmarx as checkmarx_sandbox
 from pmap_sandbox.scanners import dependency_track as dependency_track_sandbox
 from pmap_sandbox.scanners import github as github_sandbox
+from pmap_sandbox.scanners import invicti as invicti_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
+from pmap_sandbox.scanners import zap as zap_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
@@ -64,6 +69,7 @@ class Case:
     requests: Callable[[int], int] = field(default=lambda n: -(-n // 100))  # requests to read n findings
     incremental: bool = True  # the vendor documents a change-time filter
     links: bool = True  # the vendor's paging follows next-page links it sends
+    fixed: bool = True  # the vendor reports a fixed state (else a fixed finding is only absent from a full pull)
 
 
 CASES = {
@@ -81,6 +87,19 @@ CASES = {
     # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
     "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, "api_key", 1.0,
                           _two_lists_then_pages(100), incremental=False, links=False),
+    # the session's alerts by start/count; ZAP keeps no fixed state and no change time: full pulls
+    "zap": Case("zap", "zap_json", datetime(2024, 3, 1), 500, "api_key", 1.0, _pages(500), incremental=False,
+                links=False, fixed=False),
+    # every status on one cursor-paged list (c/l, pagination.next_cursor); its date filter is on detection: full
+    "acunetix": Case("acunetix", "acunetix_xml", acunetix_sandbox.SEED_EPOCH, 100, "api_key", 1.0, _pages(100),
+                     incremental=False, links=False),
+    # page numbers from 1 until IsLastPage; lastSeenDate filters on sightings, not on changes: full pulls
+    "invicti": Case("invicti", "invicti_json", invicti_sandbox.SEED_EPOCH, 100, "api_token", 1.0, _pages(100),
+                    incremental=False, links=False),
+    # one site: the site tree, its scans (the latest succeeded on the first page), the scan's issue pages; a scan's
+    # issues are the site's state, with no fixed state and no change-time filter: full pulls
+    "burp_dast": Case("burp_dast", "burp_xml", datetime(2024, 3, 1), 100, "api_key", 1.0, _two_lists_then_pages(100),
+                      incremental=False, links=False, fixed=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -112,7 +131,7 @@ def test_every_page_is_read_and_fixed_items_are_fixed(sandbox: SandboxServer, de
     fmt = report_formats()[case.format]
     assert len({f.fingerprint(case.format) for f in findings}) == count
     fixed = [f for f in findings if f.status == "fixed"]
-    assert len(fixed) == count // 5
+    assert len(fixed) == (count // 5 if case.fixed else 0)
     assert all(fmt.map_severity(f).source == "vendor" for f in findings)
 
 
@@ -283,6 +302,12 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("invicti").offered() == ["test_connection", "sync_findings", "fetch_findings",
+                                                  "launch_scan", "scan_status"]
+    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
+                                              "scan_status"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
@@ -318,3 +343,74 @@ def test_link_header_next_is_found_among_other_relations() -> None:
               '<https://api.github.com/repositories/1/code-scanning/alerts?page=9>; rel="last"')
     assert link_rel(header) == "https://api.github.com/repositories/1/code-scanning/alerts?page=3"
     assert link_rel('<https://x.example/?page=2>; rel="last"') is None and link_rel(None) is None
+
+
+def test_zap_false_positive_alerts_are_false_positives_and_each_alert_url_is_a_finding(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["zap"], count=40, false_positive_every=4)
+    findings = list(implementation("zap").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page3"].status == "false_positive"  # confidence "False Positive"
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].status is None
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].parameter == "q0"
+    assert by_url[f"{zap_sandbox.SEED_SITE}/page0"].host == "app.example.test"
+    assert _common.pulls(sandbox.app, "zap", key) == 1
+
+
+def test_acunetix_fixed_is_fixed_ignored_and_false_positive_are_suppressed(sandbox: SandboxServer,
+                                                                          dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["acunetix"], count=40, fixed_every=5, ignored_every=3)
+    findings = list(implementation("acunetix").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    page = "https://shop.example.test/page{}".format
+    assert by_url[page(4)].status == "fixed"
+    assert by_url[page(2)].status == "false_positive"  # ignored_every: an even number is a false positive
+    assert by_url[page(5)].status == "ignored"
+    assert by_url[page(0)].status is None and by_url[page(0)].parameter == "p0"
+    assert by_url[page(3)].vendor_severity == "high" and by_url[page(4)].vendor_severity == "critical"
+    assert by_url[page(0)].host == "shop.example.test" and by_url[page(0)].extra["vuln_id"] == "2640598393345600000"
+    assert _common.pulls(sandbox.app, "acunetix", key) == 1
+
+
+def test_invicti_states_fixed_accepted_false_positive_and_revived(sandbox: SandboxServer,
+                                                                  dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["invicti"], count=40, fixed_every=5, accepted_every=3,
+                          revived_every=7)
+    findings = list(implementation("invicti").pull_findings(ctx, FindingsPull()).findings)
+    by_url = {f.url: f for f in findings}
+    page = "http://php.testsparker.com/page{}.php".format
+    assert by_url[page(4)].status == "fixed"  # FixedConfirmed
+    assert by_url[page(9)].status == "fixed"  # FixedUnconfirmed
+    assert by_url[page(2)].status == "false_positive"  # FalsePositive
+    assert by_url[page(5)].status == "risk_accepted"  # AcceptedRisk
+    assert REPORT_STATES["risk_accepted"] == REPORT_STATES["accepted"] == "suppressed"  # stored suppressed
+    assert by_url[page(6)].status == "reopened"  # Revived: open
+    assert by_url[page(0)].status == "open"  # Present
+    first = by_url[page(0)]
+    assert first.vendor_severity == "Critical" and first.rule_id == "GeneratedType0" and first.parameter == "id0"
+    assert first.cwe_ids == [89] and first.host == "php.testsparker.com"
+    assert first.last_seen == invicti_sandbox.SEED_EPOCH  # the account's MM/dd/yyyy hh:mm tt, read one way only
+    assert first.extra["website"] == "PHP testsparker"
+    assert _common.pulls(sandbox.app, "invicti", key) == 1
+
+
+def test_burp_reads_each_sites_latest_succeeded_scan_only(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["burp_dast"], count=30, unscanned=True)
+    findings = list(implementation("burp_dast").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("burp_xml") for f in findings}) == len(findings) == 30
+    assert not any("/old" in (f.url or "") for f in findings)  # the older scan's issues are not read
+    first = next(f for f in findings if f.url == f"{burp_sandbox.SEED_ORIGIN}/page0")
+    assert first.rule_id == "1049088" and first.title == "Generated issue type 0" and first.vendor_severity == "high"
+    assert first.host == "shop.example.test" and first.cwe_ids == [79] and first.status is None
+    assert first.extra["serial_number"] == "7000000000000000000" and first.extra["confidence"] == "certain"
+    assert {f.vendor_severity for f in findings} == {"high", "medium", "low", "info"}
+    # the site tree, the seeded site's scans, its latest scan's one page of issues, the unscanned site's scans
+    assert _common.pulls(sandbox.app, "burp_dast", key) == 4
+
+
+def test_acunetix_pages_on_by_offset_when_an_answer_names_no_next_cursor(sandbox: SandboxServer,
+                                                                          dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["acunetix"], count=250, no_next_cursor=True)
+    findings = list(implementation("acunetix").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("acunetix_xml") for f in findings}) == len(findings) == 250  # not one page taken as all
+    assert _common.pulls(sandbox.app, "acunetix", key) == 3

@@ -1,4 +1,6 @@
-"""Acunetix (WVS / Acunetix Premium) XML export: ``<ScanGroup><Scan>...<ReportItems>``."""
+"""Acunetix (WVS / Acunetix Premium) XML export: ``<ScanGroup><Scan>...<ReportItems>``, and the API's
+vulnerability list (``GET /api/v1/vulnerabilities``), which a sync reads with this format's severities and
+identity (:func:`api_vulnerability`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.convert import compact, cvss_score, evidence, parse_dt, split_url, strip_html, uniq
+from pmap.findings.formats.convert import (
+    as_str,
+    compact,
+    cvss_score,
+    evidence,
+    parse_dt,
+    split_url,
+    strip_html,
+    to_int,
+    uniq,
+)
+from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
@@ -97,6 +110,44 @@ def _item(item: Any, target: dict[str, Any]) -> ParsedFinding:
             "type": text_of(child(item, "Type")),
             "details": evidence(strip_html(text_of(child(item, "Details")))),
             "start_url": target["start_url"],
+        }),
+    )
+
+
+#: the API's numeric severity (``severity`` of a vulnerability) as the export's word; 4 (critical) since v15
+API_SEVERITIES = {4: "critical", 3: "high", 2: "medium", 1: "low", 0: "informational"}
+#: the API's vulnerability status as PMAP reads a report's state ("open" is no state)
+API_STATES = {"fixed": "fixed", "ignored": "ignored", "false_positive": "false_positive"}
+
+
+def api_vulnerability(v: Any) -> ParsedFinding:
+    """One vulnerability of the API's ``GET /api/v1/vulnerabilities`` list as this format reads it: the same
+    identity as the export's item (name, URL, parameter), the numeric severity as the export's word."""
+    if not isinstance(v, dict):
+        raise ReportError(KEY, "a vulnerability is not a JSON object", "vulnerabilities[]")
+    name = as_str(v.get("vt_name"))
+    if not name:
+        raise ReportError(KEY, "a vulnerability has no vt_name", "vulnerabilities[]")
+    url = as_str(v.get("affects_url"))
+    host, port, _scheme = split_url(url)
+    severity = to_int(v.get("severity"))
+    detail = as_str(v.get("affects_detail"))
+    status = (as_str(v.get("status")) or "").lower()
+    return ParsedFinding(
+        title=name,
+        vendor_severity=API_SEVERITIES.get(severity) if severity is not None else None,
+        host=host,
+        port=port,
+        url=url,
+        parameter=None if detail in (None, "", "<empty>") else detail,
+        last_seen=parse_dt(as_str(v.get("last_seen"))),
+        status=API_STATES.get(status),
+        extra=compact({
+            "vuln_id": as_str(v.get("vuln_id")),
+            "vt_id": as_str(v.get("vt_id")),
+            "target_id": as_str(v.get("target_id")),
+            "confidence": to_int(v.get("confidence")),
+            "criticality": to_int(v.get("criticality")),
         }),
     )
 

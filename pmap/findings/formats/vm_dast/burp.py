@@ -1,4 +1,5 @@
-"""Burp Suite issue export (XML, ``<issues burpVersion=...>``), Professional and DAST/Enterprise."""
+"""Burp Suite issue export (XML, ``<issues burpVersion=...>``), Professional and DAST/Enterprise, and the issues
+of Burp Suite DAST's GraphQL API (``scan(id) { issues }``, :func:`api_issue`), which a sync reads as this format."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
-from pmap.findings.formats.convert import clean, compact, evidence, split_url, strip_html, urls_in
+from pmap.findings.formats.convert import as_dict, as_str, clean, compact, evidence, split_url, strip_html, urls_in
+from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.identifiers import cwe_ids
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, clear_element, iter_xml, text_of
@@ -69,6 +71,44 @@ def _issue(issue: Any) -> ParsedFinding:
             "confidence": text_of(child(issue, "confidence")),
             "serial_number": text_of(child(issue, "serialNumber")),
             "location": location or None,
+            "detail": evidence(detail),
+        }),
+    )
+
+
+def api_issue(issue: Any) -> ParsedFinding:
+    """One issue of the GraphQL API's ``scan(id) { issues { ... } }`` as the XML export's issue reads: the issue
+    type's index is the rule, ``origin`` + ``path`` the URL, the issue's own HTML before the type's."""
+    if not isinstance(issue, dict):
+        raise ReportError(KEY, "an issue is not a JSON object", "scan.issues[]")
+    kind = as_dict(issue.get("issue_type"))
+    name = as_str(kind.get("name"))
+    if not name:
+        raise ReportError(KEY, "an issue has no issue_type.name", "scan.issues[]")
+    origin = as_str(issue.get("origin")) or ""
+    path = as_str(issue.get("path")) or ""
+    host, port, _scheme = split_url(origin)
+    detail = strip_html(as_str(issue.get("description_html")))
+    background = strip_html(as_str(kind.get("description_html")))
+    classifications = as_str(kind.get("vulnerability_classifications_html"))
+    remediation = [strip_html(as_str(issue.get("remediation_html"))), strip_html(as_str(kind.get("remediation_html")))]
+    severity = as_str(issue.get("severity"))
+    return ParsedFinding(
+        title=name,
+        vendor_severity=severity,
+        description="\n\n".join(p for p in (detail, background) if p) or None,
+        cwe_ids=cwe_ids(re.findall(r"CWE-\d+", classifications or "")),
+        rule_id=as_str(kind.get("type_index")),
+        host=host,
+        port=port,
+        url=(origin.rstrip("/") + path) if origin else (path or None),
+        remediation="\n\n".join(p for p in remediation if p) or None,
+        references=urls_in(as_str(kind.get("references_html")), classifications),
+        status="false_positive" if (severity or "").lower().replace(" ", "_") == "false_positive" else None,
+        extra=compact({
+            "confidence": as_str(issue.get("confidence")),
+            "serial_number": as_str(issue.get("serial_number")),
+            "novelty": as_str(issue.get("novelty")),
             "detail": evidence(detail),
         }),
     )

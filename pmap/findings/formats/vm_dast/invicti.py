@@ -1,4 +1,5 @@
-"""Invicti (formerly Netsparker) and Acunetix 360 JSON vulnerability reports.
+"""Invicti (formerly Netsparker) and Acunetix 360 JSON vulnerability reports, and Invicti Enterprise's issue
+list (``GET /api/1.0/issues/allissues``, :func:`api_issue`), which a sync reads as ``invicti_json``.
 
 Acunetix 360 is built on the Invicti engine and exports the same document
 (``{"Generated", "Target", "Vulnerabilities": [...]}``); the two keys share this parser and are
@@ -160,6 +161,38 @@ def _finding(v: dict[str, Any], generated: datetime | None) -> ParsedFinding:
             "capec": as_str(classification.get("Capec")),
         }),
     )
+
+
+def api_issue(item: Any, read_date: Callable[[str | None], datetime | None] = _dt) -> ParsedFinding:
+    """One issue of Invicti Enterprise's ``GET /api/1.0/issues/allissues`` list as ``invicti_json`` reads the
+    report's vulnerability: ``Title`` is the name, ``VulnerabilityDetail``/``Remedy`` (or ``Actions``) the texts,
+    ``Id`` the lookup id; the issue's dates are in the account's own format, read by ``read_date``."""
+    if not isinstance(item, dict):
+        raise ReportError("invicti_json", "an issue is not a JSON object", "List[]")
+    if not as_str(item.get("Title")) and not as_str(item.get("Type")):
+        raise ReportError("invicti_json", "an issue has neither Title nor Type", "List[]")
+    classification = dict(as_dict(item.get("Classification")))
+    vector = as_str(item.get("Cvss31VectorString")) or as_str(item.get("CvssVectorString"))
+    if vector and not any(isinstance(classification.get(k), dict) for k in ("Cvss40", "Cvss31", "Cvss")):
+        classification["Cvss31" if "CVSS:3.1" in vector else "Cvss"] = {"Vector": vector}
+    params = [{"Name": p.get("Name"), "Vulnerable": True} for p in only_list(item.get("Parameters"))
+              if isinstance(p, dict) and p.get("Name")]
+    finding = _finding({
+        "Name": item.get("Title"), "Type": item.get("Type"), "Severity": item.get("Severity"), "Url": item.get("Url"),
+        "State": item.get("State"), "Certainty": item.get("Certainty"),
+        "Confirmed": item.get("LatestVulnerabilityIsConfirmed"), "LookupId": item.get("Id"),
+        "Classification": classification, "Description": item.get("VulnerabilityDetail"),
+        "Impact": item.get("Impact"), "RemedialProcedure": item.get("Remedy") or item.get("Actions"),
+        "ExternalReferences": item.get("ExternalReferences"), "RemedyReferences": item.get("RemedyReferences"),
+        "ProofOfConcept": item.get("ProofOfConcept"), "HttpRequest": {"Parameters": params},
+        "KnownVulnerabilities": [],
+    }, None)
+    finding.first_seen = read_date(as_str(item.get("FirstSeenDate")))
+    finding.last_seen = read_date(as_str(item.get("LastSeenDate")))
+    website = as_str(item.get("WebsiteName"))
+    if website:
+        finding.extra["website"] = website
+    return finding
 
 
 def _parser(key: str, vendor: str) -> Callable[[Report], Iterator[ParsedFinding]]:

@@ -139,6 +139,19 @@ def detect_json(head: bytes, filename: str | None) -> bool:
     return bool(_JSON_API.match(text)) and '"pluginId"' in text and '"risk"' in text
 
 
+def _api_instance(alert: dict[str, Any]) -> list[dict[str, Any]]:
+    """The API's alert is one URL already: its own single instance."""
+    return [{"uri": alert.get("url"), "param": alert.get("param"), "method": alert.get("method"),
+             "attack": alert.get("attack"), "evidence": alert.get("evidence"), "otherinfo": alert.get("other")}]
+
+
+def api_alert(alert: Any) -> Iterator[ParsedFinding]:
+    """One alert of the API's alert list (``/JSON/alert/view/alerts/``) as this format reads it."""
+    if not isinstance(alert, dict):
+        raise ReportError("zap_json", "alert must be a JSON object", "$.alerts[]")
+    yield from _findings(alert, _api_instance(alert), None)
+
+
 def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a ZAP JSON report or API alert list, one per alert instance."""
     head, stream = report.head, report.stream
@@ -154,9 +167,7 @@ def parse_json(report: Report) -> Iterator[ParsedFinding]:
         raw = alert.get("instances")
         instances = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
         if api:  # the API returns one entry per URL already
-            instances = [{"uri": alert.get("url"), "param": alert.get("param"), "method": alert.get("method"),
-                          "attack": alert.get("attack"), "evidence": alert.get("evidence"),
-                          "otherinfo": alert.get("other")}]
+            instances = _api_instance(alert)
         yield from _findings(alert, instances, None, seen)
 
 
