@@ -13,6 +13,7 @@ BENCHMARKS = (
     "bench.findings",          # issue 5: importing 100,000 findings (.nessus ~350 MB, SARIF)
     "bench.sqlite_writers",    # issue 10: how long a SQLite import holds the write lock, what other writers wait
     "bench.sync",              # issue 12: a Tenable VM export sync of 100,000 findings beside their file import
+    "bench.workers",           # issue 12: many small syncs on 1, 2 and 4 worker processes (RabbitMQ)
 )
 
 

@@ -8,6 +8,7 @@ HTTPS with a throw-away self-signed certificate); :func:`run` serves it in the f
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -74,6 +75,13 @@ def _control_router(vendors: Mapping[str, dict[str, Any]]) -> APIRouter:
                       "connection": {"base_url": root + d["base_path"], **d.get("connection", {})}}
                 for key, d in sorted(vendors.items())}
 
+    @router.post("/latency")
+    async def set_latency(request: Request, body: Latency) -> dict[str, float]:
+        """Answer every vendor request ``seconds`` late (a far or busy vendor; the event loop stays free, so
+        concurrent requests wait side by side, as they would on a real vendor). 0 turns it off."""
+        request.app.state.latency = body.seconds
+        return {"seconds": body.seconds}
+
     @router.post("/deliver/{vendor_key}")
     async def deliver(vendor_key: str, body: Delivery) -> JSONResponse:
         """Send one delivery signed with ``vendor_key``'s scheme; report the receiver's status."""
@@ -118,8 +126,29 @@ def build_app(
     for router in routers:
         app.include_router(router)
     app.include_router(_control_router(vendors))
+    app.state.latency = 0.0
+    app.add_middleware(_Latency, app_state=app.state)
     app.add_middleware(_QuietDisconnects)
     return app
+
+
+class Latency(BaseModel):
+    """Body of ``POST /_sandbox/latency``."""
+
+    seconds: float = Field(ge=0, le=60)
+
+
+class _Latency:
+    """Sleeps ``app.state.latency`` seconds before each vendor request (not the sandbox's own ``/_sandbox``)."""
+
+    def __init__(self, app: Any, app_state: Any) -> None:
+        self.app, self.state = app, app_state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        delay = float(getattr(self.state, "latency", 0.0) or 0.0)
+        if delay and scope.get("type") == "http" and not str(scope.get("path", "")).startswith("/_sandbox"):
+            await asyncio.sleep(delay)
+        await self.app(scope, receive, send)
 
 
 class _QuietDisconnects:
