@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bench.common import free_port
 from pmap.core.metrics import Budget
 from pmap.webhooks import ratelimit
 from pmap.webhooks.ratelimit import RETRY_AFTER, WARN_EVERY, FailedBudget, RedisTokenBuckets, SharedRedis
-from tests.conftest import REPO, LiveRedis
+from tests.conftest import REPO, Api, LiveRedis
+from tests.observability.conftest import scrape, value
+
+from .conftest import create_integration, payload, signed
 
 VERIFIED = Budget.VERIFIED.value
 PASSWORD = "hunter2-redis-password"
@@ -185,3 +192,60 @@ def test_the_failed_budget_charges_sources_and_integrations_in_redis(shared_redi
         second.close()
     finally:
         shared.close()
+
+
+# --- the receiver over HTTP ------------------------------------------------------------------------------------
+
+def _github(api: Api) -> tuple[str, str]:
+    h = api.token()
+    iid = create_integration(api.client, h, "github_issues")
+    assert api.client.post(f"/api/v1/integrations/{iid}/webhook/generate", headers=h).status_code == 201
+    return iid, api.client.post(f"/api/v1/integrations/{iid}/webhook/reveal", headers=h).json()["secret"]
+
+
+def _send(api: Api, iid: str, secret: str) -> httpx.Response:
+    body = payload("github")
+    return api.client.post(f"/hooks/{iid}", content=body, headers=signed("github", body, secret))
+
+
+def test_two_apps_share_the_verified_budget_through_redis(make_api: Callable[..., Api],
+                                                          shared_redis: LiveRedis) -> None:
+    one = make_api(redis_url=SecretStr(shared_redis.url), webhook_rate_per_minute=3)
+    two = make_api(redis_url=SecretStr(shared_redis.url), webhook_rate_per_minute=3)
+    iid, secret = _github(one)
+    assert [_send(one, iid, secret).status_code, _send(two, iid, secret).status_code,
+            _send(one, iid, secret).status_code] == [202, 202, 202]
+    for app in (two, one):  # each has taken at most two: only the shared budget is spent
+        limited = _send(app, iid, secret)
+        assert limited.status_code == 429 and 1 <= int(limited.headers["Retry-After"]) <= 20
+    assert shared_redis.client.exists(f"{shared_redis.prefix}:verified:{iid}")
+    # failures are charged in Redis too: per source and per integration
+    assert one.client.post(f"/hooks/{uuid.uuid4()}", content=b"{}").status_code == 401
+    assert shared_redis.client.exists(f"{shared_redis.prefix}:failed_source:testclient")
+    assert value(scrape(one.client), FALLBACKS, budget=VERIFIED) == 0
+
+
+def test_with_redis_down_deliveries_are_limited_per_process_and_it_is_said(make_api: Callable[..., Api],
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    api = make_api(redis_url=SecretStr(_down_url()), webhook_rate_per_minute=2)
+    iid, secret = _github(api)
+    with caplog.at_level(logging.WARNING, logger="pmap.webhooks.ratelimit"):
+        codes = [_send(api, iid, secret).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]  # neither open nor a 500: the process's own budget
+    [warning] = _warnings(caplog)
+    assert PASSWORD not in warning and "redis://127.0.0.1:" in warning
+    assert value(scrape(api.client), FALLBACKS, budget=VERIFIED) == 3
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["redis"] == {
+        "status": "failed", "error": "ConnectionError", "seconds": ready.json()["checks"]["redis"]["seconds"]}
+    assert PASSWORD not in ready.text
+
+
+def test_readyz_pings_the_configured_redis(make_api: Callable[..., Api], shared_redis: LiveRedis) -> None:
+    plain = make_api()
+    assert "redis" not in plain.client.get("/readyz").json()["checks"]
+    api = make_api(redis_url=SecretStr(shared_redis.url))
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["redis"]["status"] == "ok"
+    assert math.isfinite(ready.json()["checks"]["redis"]["seconds"])
