@@ -24,7 +24,7 @@ from pmap.core.concurrency import WORKER_THREADS, OutboundSlots
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory
-from pmap.core.health import Bounded, Readiness, database_check
+from pmap.core.health import Bounded, Readiness, database_check, redis_check
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
 from pmap.core.logs import configure_logging
 from pmap.core.metrics import CONTENT_TYPE, Delivery, Metrics, MetricsMiddleware, read_sync_lag
@@ -185,7 +185,8 @@ class Worker:
 
 
 def readiness(state: AppState, dispatcher: Dispatcher | None = None) -> Readiness:
-    """The checks of /readyz: the database, the key provider and, when one is configured, the broker."""
+    """The checks of /readyz: the database, the key provider and, when configured, the broker and the Redis of
+    shared state."""
     ready = Readiness(state.settings.readiness_timeout)
     ready.add("database", database_check(state.engine, state.settings.readiness_timeout))
     if isinstance(dispatcher, CeleryDispatcher):
@@ -196,6 +197,9 @@ def readiness(state: AppState, dispatcher: Dispatcher | None = None) -> Readines
             raise RuntimeError("keyring")
 
     ready.add("keyring", keyring)
+    redis_url = state.settings.resolved_redis_url
+    if redis_url is not None:  # the webhook rate limits are shared through it
+        ready.add("redis", redis_check(redis_url, state.settings.readiness_timeout))
     return ready
 
 

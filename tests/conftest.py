@@ -1,4 +1,5 @@
-"""Shared fixtures: real SQLite and PostgreSQL databases, a keyring made at run time, an app client."""
+"""Shared fixtures: real SQLite and PostgreSQL databases, a keyring made at run time, an app client, the test
+Redis."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import redis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -24,9 +26,11 @@ from pmap.core.db import Base
 from pmap.core.settings import Settings
 from pmap.core.state import AppState
 from pmap.migrations import upgrade
+from pmap.webhooks import ratelimit
 from pmap_sandbox.scenarios import MARKERS
 
 PG_URL = os.environ.get("PMAP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("PMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(os.environ.get("PMAP_CORPUS_DIR", REPO.parent / "shared" / "corpus"))
 
@@ -52,6 +56,33 @@ def pg_schema_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@dataclass
+class LiveRedis:
+    """The test Redis: its URL, a client, and the key prefix of this test's webhook budgets."""
+
+    url: str
+    client: redis.Redis
+    prefix: str
+
+
+@pytest.fixture
+def shared_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRedis]:
+    """The test Redis, the webhook budgets' keys under a prefix of this test's own (so parallel workers and
+    runs never share a bucket), every key under it deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # pragma: no cover - the test machine runs Redis
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    prefix = f"pmap-test:{uuid.uuid4().hex}:ratelimit"
+    monkeypatch.setattr(ratelimit, "PREFIX", prefix)
+    yield LiveRedis(REDIS_URL, client, prefix)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """Readiness: named checks, each run with a deadline, answered without anything secret.
 
 ``GET /readyz`` runs every check of :class:`Readiness` (the app registers the database, the key
-provider and, once one is configured, the broker: a check is a name and a callable that raises when
+provider, the Redis of shared state when one is configured (:func:`redis_check`) and, once one is
+configured, the broker: a check is a name and a callable that raises when
 its dependency is not usable). The answer carries, per check, ``ok`` or ``failed`` with the time it
 took and, on failure, only the exception's class name (or ``timeout``): never a message, a URL, a
 DSN or a key id, since probes call it without a token.
@@ -23,6 +24,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from pmap.core.redis_client import connect
 
 log = logging.getLogger("pmap.health")
 
@@ -79,6 +82,16 @@ def database_check(engine: Engine, timeout: float) -> Check:
             if engine.dialect.name == "postgresql":
                 conn.execute(text(f"SET LOCAL statement_timeout = {millis}"))
             conn.execute(text("SELECT version_num FROM alembic_version")).all()
+
+    return check
+
+
+def redis_check(url: str, timeout: float) -> Check:
+    """A PING of the Redis at ``url`` (connect and answer each within ``timeout``); one client, reused."""
+    client = connect(url, timeout)
+
+    def check() -> None:
+        client.ping()
 
     return check
 

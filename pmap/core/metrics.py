@@ -73,6 +73,14 @@ class Delivery(str, enum.Enum):
     UNAVAILABLE = "unavailable"  # the secret could not be decrypted, or the row kept changing: 503
 
 
+class Budget(str, enum.Enum):
+    """The webhook receiver's budgets (:mod:`pmap.webhooks.ratelimit`)."""
+
+    VERIFIED = "verified"  # verified deliveries per integration
+    FAILED_SOURCE = "failed_source"  # failed verifications recorded one by one, per source address
+    FAILED_INTEGRATION = "failed_integration"  # the same, per integration
+
+
 #: (what a rejection reason contains, its outcome), first match wins; the reasons are the receiver's and the
 #: schemes' own short texts (pmap.webhooks), never a value from the delivery
 _REJECTIONS = (
@@ -95,6 +103,9 @@ def status_class(status: int) -> str:
     """``2xx`` for 200..299, and so on; ``other`` outside 100..599."""
     label = f"{status // 100}xx"
     return label if label in STATUS_CLASSES else OTHER
+
+
+_BUDGETS = frozenset(b.value for b in Budget)
 
 
 def _bounded(value: str, allowed: frozenset[str]) -> str:
@@ -225,6 +236,9 @@ class Metrics:
                                      "kind and outcome", ["kind", "outcome"], buckets=JOB_BUCKETS, registry=r)
         self.deliveries = Counter("pmap_webhook_deliveries", "Inbound webhook deliveries by verification outcome",
                                   ["outcome"], registry=r)
+        self.rate_limit_fallbacks = Counter(
+            "pmap_webhook_rate_limit_fallbacks", "Webhook budget checks answered by this process's own buckets "
+            "because the configured Redis did not answer, by budget", ["budget"], registry=r)
         self.decrypts = Counter("pmap_credential_decrypts", "Decrypts through the audited credential path, by "
                                 "purpose and outcome", ["purpose", "outcome"], registry=r)
         r.register(_ParserFaults(self))
@@ -234,6 +248,8 @@ class Metrics:
         # every series of a bounded set exists from the start, so rate() sees the first event
         for outcome in Delivery:
             self.deliveries.labels(outcome=outcome.value)
+        for budget in Budget:
+            self.rate_limit_fallbacks.labels(budget=budget.value)
         for purpose in self.purposes:
             for result in DECRYPT_OUTCOMES:
                 self.decrypts.labels(purpose=purpose, outcome=result)
@@ -258,6 +274,10 @@ class Metrics:
     def delivery(self, outcome: Delivery) -> None:
         """One webhook delivery answered."""
         self.deliveries.labels(outcome=outcome.value).inc()
+
+    def rate_limit_fallback(self, budget: str) -> None:
+        """One webhook budget check answered in process: Redis did not answer."""
+        self.rate_limit_fallbacks.labels(budget=_bounded(budget, _BUDGETS)).inc()
 
     def decrypted(self, purpose: str, ok: bool) -> None:
         """One decrypt through the audited path."""

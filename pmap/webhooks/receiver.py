@@ -22,6 +22,9 @@ Order of work for one delivery (the signature is the only authentication):
      junk posts cost no write each and cannot use up what signed deliveries need. Every failure is
      answered the same generic 401, within the budget or beyond it, so an unknown id, a bad signature
      and the state of a budget cannot be told apart (and a 401, unlike a 429, invites no retry);
+   the budgets are per process, or global when a Redis is configured (``PMAP_REDIS_URL``, else a
+   redis:// broker; its calls are made in worker threads, and a Redis that does not answer leaves the
+   check to the process's own buckets: see :mod:`pmap.webhooks.ratelimit`);
 5. the delivery row (unique on the vendor's delivery id) and the audit event are committed in one
    transaction, group-committed with concurrent deliveries (:mod:`pmap.webhooks.writer`), BEFORE
    the 2xx answer;
@@ -63,7 +66,7 @@ from pmap.tickets import processing
 from pmap.webhooks import clock, service, triggers
 from pmap.webhooks.models import Outcome, Verification
 from pmap.webhooks.processor import Processor
-from pmap.webhooks.ratelimit import FailedBudget, TokenBuckets
+from pmap.webhooks.ratelimit import Buckets, FailedBudget, SharedRedis, budgets
 from pmap.webhooks.schemes import SCHEMES, body_id
 from pmap.webhooks.store import (
     DELIVERIES,
@@ -115,11 +118,12 @@ class Runtime:
     state: AppState
     store: Store
     writer: BatchWriter
-    buckets: TokenBuckets  # verified deliveries per integration
+    buckets: Buckets  # verified deliveries per integration
     failed: FailedBudget  # failures recorded one by one, per source and per integration
     unrecorded: Unrecorded  # failures beyond that budget, counted
     processor: Processor
     counters: dict[str, int] = field(default_factory=lambda: {"rejected_unknown": 0})
+    shared: SharedRedis | None = None  # the Redis of the budgets, when one is configured
 
     def flush_unrecorded(self) -> None:
         """Write the summaries of counted deliveries now (a timer does it within seconds)."""
@@ -138,9 +142,13 @@ def runtime(app_state: Any) -> Runtime:
             if rt is None:
                 state: AppState = app_state.pmap
                 store = Store(state.engine)
-                rt = Runtime(state=state, store=store, writer=BatchWriter(store),
-                             buckets=TokenBuckets(state.settings.webhook_rate_per_minute),
-                             failed=FailedBudget(state.settings.webhook_failed_rate_per_minute),
+                # with a Redis the budgets are global (every process takes from them), else per process
+                url = state.settings.resolved_redis_url
+                shared = SharedRedis(url, on_fallback=state.metrics.rate_limit_fallback) if url else None
+                verified, failed = budgets(state.settings.webhook_rate_per_minute,
+                                           state.settings.webhook_failed_rate_per_minute, shared)
+                rt = Runtime(state=state, store=store, writer=BatchWriter(store), buckets=verified, failed=failed,
+                             shared=shared,
                              unrecorded=Unrecorded(state.engine),
                              processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
                                                  state.settings.webhook_retention_days,
@@ -155,6 +163,8 @@ def shutdown(app_state: Any) -> None:
     rt = getattr(app_state, "webhook_runtime", None)
     if rt is not None:
         rt.unrecorded.close()
+        if rt.shared is not None:
+            rt.shared.close()
 
 
 def _clean(value: str | None, limit: int) -> str | None:
@@ -204,7 +214,7 @@ async def _receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, sour
     try:
         integration_id = uuid.UUID(raw_id)
     except ValueError:
-        return _unknown(rt, source)
+        return await _unknown(rt, source)
     audit = AuditBuffer()
     row = rt.store.cached(integration_id)
     fresh = charged = False
@@ -215,14 +225,14 @@ async def _receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, sour
             if row is None:
                 if audit.rows:  # an attempt against a cached row decrypted: that stays audited
                     await anyio.to_thread.run_sync(_reject, rt, None, "", audit)
-                return _unknown(rt, source)
+                return await _unknown(rt, source)
         if fresh and refused is not None and refused[0].same_as(row):
             checked = refused[1]  # the row did not change: the same verdict, without a second decrypt
         else:
             checked = await _check(rt, row, headers, body, audit)
         if checked.pending is not None:
             if not charged:  # once per delivery, however often it is checked again
-                wait = rt.buckets.take(str(row.id))
+                wait = await _take(rt.buckets, str(row.id))
                 if wait > 0:
                     rt.unrecorded.add(row, checked.pending.audit, None)
                     rt.state.metrics.delivery(Delivery.RATE_LIMITED)
@@ -242,9 +252,21 @@ async def _receive(rt: Runtime, raw_id: str, headers: Headers, body: bytes, sour
     return Answer(503, error_body("unavailable", "the integration is changing; retry later"))
 
 
-def _unknown(rt: Runtime, source: str) -> Answer:
+async def _take(buckets: Buckets, key: str) -> float:
+    """Take a token of ``key``; in a worker thread when the buckets wait on the network (Redis)."""
+    return await anyio.to_thread.run_sync(buckets.take, key) if buckets.blocking else buckets.take(key)
+
+
+async def _admit(failed: FailedBudget, source: str, integration_id: object | None) -> bool:
+    """Charge one failure (:meth:`FailedBudget.admit`); in a worker thread when it waits on the network."""
+    if failed.blocking:
+        return await anyio.to_thread.run_sync(failed.admit, source, integration_id)
+    return failed.admit(source, integration_id)
+
+
+async def _unknown(rt: Runtime, source: str) -> Answer:
     """A malformed or unknown id: charged to its source like any failure, answered like a bad proof."""
-    rt.failed.admit(source, None)
+    await _admit(rt.failed, source, None)
     rt.counters["rejected_unknown"] += 1
     rt.state.metrics.delivery(Delivery.UNKNOWN_INTEGRATION)
     return rejected()
@@ -255,7 +277,7 @@ async def _refuse(rt: Runtime, row: IntegrationRow, checked: _Checked, source: s
     """A delivery that failed verification against a fresh read: recorded within the failed budget,
     counted beyond it; the answer is the same either way."""
     reason = checked.reason or "rejected"
-    if rt.failed.admit(source, row.id):
+    if await _admit(rt.failed, source, row.id):
         answer = await anyio.to_thread.run_sync(_reject, rt, _base(row, headers, body), reason, audit)
         if checked.unavailable:
             log.error("webhook secret of integration %s could not be decrypted", row.id)
