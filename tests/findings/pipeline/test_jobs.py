@@ -118,7 +118,8 @@ def test_jobs_of_a_dead_process_resume_at_start_up(make_api: Callable[..., Api],
     job = wait_job(second, dead_id, admin)
     assert job["status"] == "succeeded" and job["attempts"] == 2 and job["result"]["created"] == len(ITEMS)
     with second.state.sessions() as s:
-        assert s.get(Job, far_id).status == "running"  # another host's job with a live lease is left alone
+        far_job = s.get(Job, far_id)
+        assert far_job is not None and far_job.status == "running"  # another host's job with a live lease: left alone
         assert s.scalars(select(JobUpload).where(JobUpload.job_id == uuid.UUID(dead_id))).all() == []
     assert not abandoned.exists()
     assert receiving.exists()  # young: may be an upload another process is still receiving
