@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test lint install postgres bench probe clean
+.PHONY: run test lint install postgres brokers bench probe clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(VENV)/bin/pmapctl db upgrade
 	$(VENV)/bin/pmapctl serve --host 127.0.0.1 --port 8000
 
-## make test: venv, install, the gate (make lint), make sure PostgreSQL answers, run every test
-test: lint postgres
+## make test: venv, install, the gate (make lint), make sure PostgreSQL, Redis and RabbitMQ answer, run every test
+test: lint postgres brokers
 	$(PY) -m pytest
 
 ## make lint: ruff (rules in pyproject.toml) and mypy (strict where secrets are handled); fails on any finding
@@ -35,7 +35,11 @@ lint: $(STAMP)
 postgres:
 	@bash scripts/ensure-postgres.sh "$(PMAP_TEST_DATABASE_URL)"
 
-bench: $(STAMP) postgres
+## Redis and RabbitMQ for the job engine's tests (installed from Debian's packages when missing, started if stopped)
+brokers:
+	@bash scripts/ensure-brokers.sh
+
+bench: $(STAMP) postgres brokers
 	$(PY) -m bench
 
 ## make probe: schemathesis against a production-mode server on PostgreSQL; fails on any 5xx or leaked canary
