@@ -4,6 +4,8 @@ this machine, ensured by `make test`), real PostgreSQL, the vendor sandbox over 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -23,7 +25,7 @@ from pmap.app import broker_dispatcher
 from pmap.core.settings import Settings
 from pmap.findings.models import Finding, Job
 from pmap_sandbox.server import SandboxServer
-from tests.conftest import Api
+from tests.conftest import Api, canary
 
 from .conftest import integration, start_sync, unique
 
@@ -181,3 +183,44 @@ def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api,
     assert job.result is not None and job.result["parsed"] == MANY and job.result["created"] == MANY
     assert _findings(api, iid) == (MANY, MANY), "no finding twice: the killed attempt's import rolled back"
     assert "taking over from" in workers.output()
+
+
+def test_a_running_job_on_a_worker_is_cancelled_from_the_api(brokered: tuple[Api, Workers], sandbox: SandboxServer,
+                                                             seed: Any) -> None:
+    api, workers = brokered
+    headers = api.token(role="operator")
+    seed("tenable_vm", MANY)
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    workers.start()
+    job_id = start_sync(api, headers, iid).json()["job"]["id"]
+    _wait(api, job_id, lambda j: j.status == "running" and (j.progress or {}).get("findings", 0) > 0, 120, workers)
+    asked = api.client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers)
+    assert asked.status_code == 200 and asked.json()["status"] == "running"  # another process runs it: it hears
+    job = _wait(api, job_id, lambda j: j.status in ("succeeded", "failed"), 120, workers)
+    assert job.status == "failed" and job.error is not None and job.error["code"] == "job_cancelled", job.error
+    assert _findings(api, iid) == (0, 0), "a cancelled sync keeps nothing"
+
+
+def test_broker_messages_carry_ids_never_a_secret(settings: Settings, make_api: Callable[..., Api],
+                                                  sandbox: SandboxServer, seed: Any) -> None:
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    api = make_api(broker_url=SecretStr(REDIS), broker_namespace=namespace)  # no worker: messages wait in Redis
+    headers = api.token(role="operator")
+    seed("tenable_vm", 5)
+    access, secret = canary("A"), canary("S")
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": access, "secret_key": secret})
+    job_id = start_sync(api, headers, iid).json()["job"]["id"]
+    client = redis.Redis.from_url(REDIS)
+    try:
+        raw = [m if isinstance(m, bytes) else str(m).encode() for m in client.lrange(f"{namespace}.jobs", 0, -1)]
+        assert len(raw) == 1
+        message = json.loads(raw[0])
+        body = json.loads(base64.b64decode(message["body"]))
+        assert body[0] == [job_id] and set(body[1]) == {"origin"}, body  # the job's id; the request id
+        everything = raw[0] + base64.b64decode(message["body"])
+        for value in (access, secret):
+            assert value.encode() not in everything
+    finally:
+        for key in client.scan_iter(f"*{namespace}.*"):
+            client.delete(key)
+        client.close()
