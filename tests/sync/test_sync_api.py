@@ -196,4 +196,4 @@ def test_the_catalog_lists_sync_findings_only_where_implemented(api: Api) -> Non
     types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
     syncing = sorted(v for v, t in types.items() if "sync_findings" in t["operations"])
     assert syncing == ["checkmarx_one", "dependency_track", "github_code_scanning", "nessus", "qualys_vmdr",
-                       "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm"]
+                       "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm", "veracode"]

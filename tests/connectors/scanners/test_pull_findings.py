@@ -1,5 +1,5 @@
-"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep and
-Checkmarx One against the sandbox.
+"""Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
+Checkmarx One and Veracode against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
@@ -28,6 +28,7 @@ from pmap_sandbox.scanners import github as github_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
+from pmap_sandbox.scanners import veracode as veracode_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
 
@@ -81,6 +82,10 @@ CASES = {
     # one project holding every seeded result: its list, its latest completed scan, the scan's result pages
     "checkmarx_one": Case("checkmarx_one", "checkmarx_json", datetime(2024, 3, 1), 100, "api_key", 1.0,
                           _two_lists_then_pages(100), incremental=False, links=False),
+    # one application holding every seeded finding: the application list, its (empty) SCA findings, its other
+    # findings' HAL pages; no change-time filter
+    "veracode": Case("veracode", "veracode_json", veracode_sandbox.SEED_EPOCH, 100, "api_id", 1.0,
+                     _two_lists_then_pages(100), incremental=False, links=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -267,6 +272,34 @@ def test_checkmarx_exchanges_a_new_token_when_the_old_one_expires_mid_pull(sandb
     assert _common.pulls(sandbox.app, "checkmarx_one", key) == 2 + 3 + 1  # the refused request, asked again
 
 
+def test_veracode_reads_each_applications_sca_and_other_findings_closed_and_mitigated(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["veracode"], count=60, per_app=25, sca_every=4,
+                          fixed_every=5, mitigated_every=7)
+    findings = list(implementation("veracode").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("veracode_json") for f in findings}) == len(findings) == 60
+    by_issue = {f.extra["issue_id"]: f for f in findings}
+    assert by_issue["1004"].status == "fixed"  # i=4: CLOSED
+    assert by_issue["1006"].status == "mitigated"  # i=6: an approved mitigation
+    assert by_issue["1000"].status is None and by_issue["1000"].file_path == "src/main/java/Handler0.java"
+    sca = by_issue["1003"]  # i=3: every 4th is SCA
+    assert sca.cve_ids == ["CVE-2024-30003"] and sca.package_name == "lib3.jar" and sca.package_version == "1.0.3"
+    assert {f.repository for f in findings} == {"app0", "app1", "app2"}
+    # the application list, then per application its SCA findings and its other findings (one page each)
+    assert _common.pulls(sandbox.app, "veracode", key) == 1 + 3 * 2
+
+
+def test_veracode_pages_the_application_list(sandbox: SandboxServer, dev_settings: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.connectors.vendors import veracode
+    monkeypatch.setattr(veracode, "PAGE_SIZE", 2)
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["veracode"], count=10, per_app=2)
+    findings = list(implementation("veracode").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("veracode_json") for f in findings}) == len(findings) == 10
+    # application pages of 2, 2 and 1; five applications' SCA (empty) and other findings (one page of 2)
+    assert _common.pulls(sandbox.app, "veracode", key) == 3 + 5 * 2
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -283,6 +316,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("veracode").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,
