@@ -177,7 +177,7 @@ def test_a_disabled_integration_is_409_integration_disabled(api: Api, sandbox: S
     assert resp.json()["error"]["code"] == "integration_disabled"
 
 
-@pytest.mark.parametrize("vendor", ["zap", "mobsf"])
+@pytest.mark.parametrize("vendor", ["zap", "nowsecure"])
 def test_a_vendor_type_without_a_findings_api_is_422(api: Api, sandbox: SandboxServer, vendor: str) -> None:
     headers = api.token(role="operator")
     creds = {k: unique("ok") for k in SANDBOX_VENDORS[vendor]["valid_credentials"]}
@@ -195,5 +195,6 @@ def test_a_viewer_may_not_sync(api: Api, sandbox: SandboxServer) -> None:
 def test_the_catalog_lists_sync_findings_only_where_implemented(api: Api) -> None:
     types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
     syncing = sorted(v for v, t in types.items() if "sync_findings" in t["operations"])
-    assert syncing == ["checkmarx_one", "dependency_track", "github_code_scanning", "nessus", "qualys_vmdr",
-                       "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm", "veracode"]
+    assert syncing == ["checkmarx_one", "dependency_track", "github_code_scanning", "mobsf", "nessus",
+                       "qualys_vmdr", "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm",
+                       "veracode"]

@@ -1,5 +1,5 @@
 """Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One and Veracode sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored
+One, Veracode and MobSF sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored
 resolved, and a second sync creates nothing."""
 
 from __future__ import annotations
@@ -63,5 +63,29 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
     assert first["result"]["parsed"] == 240 and first["result"]["created"] == 240
     again = sync(api, h, iid, full=True)
     assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
+    assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
+
+
+def test_a_mobsf_sync_reads_each_apps_latest_report_and_resolves_what_a_newer_report_lacks(
+        api: Api, sandbox: SandboxServer) -> None:
+    # MobSF keeps no fixed state, so it is not in KEYED_BY: a full pull resolves what the latest reports lack
+    h = api.token(role="operator")
+    connection, credentials = settings_for("mobsf", sandbox.base_url)
+    _common.seed(sandbox.app, "mobsf", credentials["api_key"], count=150, per_app=50)
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "mobsf", "vendor": "mobsf", "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+
+    first = sync(api, h, iid, full=True)
+    assert first["status"] == "succeeded", first
+    assert first["result"]["parsed"] == 150 and first["result"]["created"] == 150
+    _common.seed(sandbox.app, "mobsf", credentials["api_key"], count=140, per_app=50)  # app2 rescanned: 10 fixed
+    again = sync(api, h, iid, full=True)
+    assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    resolved = api.client.get("/api/v1/findings", headers=h, params={"integration_id": iid, "status": "resolved",
+                                                                     "limit": 500}).json()
+    assert len(resolved["items"]) == 10
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True

@@ -1,10 +1,10 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One and Veracode against the sandbox.
+Checkmarx One, Veracode and MobSF against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
-``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed) over its
-documented paging, and counts the requests it answered, so the tests see every page read, pages
-fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
+``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
+a fixed state) over its documented paging, and counts the requests it answered, so the tests see every page
+read, pages fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class Case:
     requests: Callable[[int], int] = field(default=lambda n: -(-n // 100))  # requests to read n findings
     incremental: bool = True  # the vendor documents a change-time filter
     links: bool = True  # the vendor's paging follows next-page links it sends
+    fixed: bool = True  # the vendor reports fixed findings (otherwise a full pull resolves what it lacks)
 
 
 CASES = {
@@ -86,6 +87,9 @@ CASES = {
     # findings' HAL pages; no change-time filter
     "veracode": Case("veracode", "veracode_json", veracode_sandbox.SEED_EPOCH, 100, "api_id", 1.0,
                      _two_lists_then_pages(100), incremental=False, links=False),
+    # apps of 100 seeded findings each, their latest scans listed on one page, one report per app; no fixed state
+    "mobsf": Case("mobsf", "mobsf_json", datetime(2024, 3, 1), 100, "api_key", 1.0, _one_list_then_pages(100),
+                  incremental=False, links=False, fixed=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -117,7 +121,7 @@ def test_every_page_is_read_and_fixed_items_are_fixed(sandbox: SandboxServer, de
     fmt = report_formats()[case.format]
     assert len({f.fingerprint(case.format) for f in findings}) == count
     fixed = [f for f in findings if f.status == "fixed"]
-    assert len(fixed) == count // 5
+    assert len(fixed) == (count // 5 if case.fixed else 0)
     assert all(fmt.map_severity(f).source == "vendor" for f in findings)
 
 
@@ -300,6 +304,21 @@ def test_veracode_pages_the_application_list(sandbox: SandboxServer, dev_setting
     assert _common.pulls(sandbox.app, "veracode", key) == 3 + 5 * 2
 
 
+def test_mobsf_reads_only_the_latest_report_of_each_app(sandbox: SandboxServer, dev_settings: Settings,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.connectors.vendors import mobile
+    monkeypatch.setattr(mobile, "SCANS_PAGE", 2)
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["mobsf"], count=50, per_app=20, rescanned=True)
+    findings = list(implementation("mobsf").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("mobsf_json") for f in findings}) == len(findings) == 50
+    assert {f.repository for f in findings} == {"com.example.app0", "com.example.app1", "com.example.app2"}
+    assert not any(f.rule_id == "code_analysis:generated_rule_gone" for f in findings)  # only in older reports
+    first = next(f for f in findings if f.rule_id == "code_analysis:generated_rule_0")
+    assert first.extra["files"] == ["com/example/app0/Class0.java"] and first.vendor_severity == "high"
+    # scan pages of 2 (three latest, three older scans: 3 pages) and the three latest reports
+    assert _common.pulls(sandbox.app, "mobsf", key) == 3 + 3
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -316,6 +335,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("mobsf").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("veracode").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
 
