@@ -1,6 +1,6 @@
 """Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One, Veracode and MobSF sync end to end through the API: every seeded finding lands, the vendor's fixed ones stored
-resolved, and a second sync creates nothing."""
+One, Veracode, Black Duck and MobSF sync end to end through the API: every seeded finding lands, the vendor's
+fixed ones stored resolved, and a second sync creates nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .conftest import sync
 #: vendor -> the credential field the sandbox keys a seeded data set by
 KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username", "tenable_sc": "access_key",
             "rapid7_insightvm": "username", "dependency_track": "api_key", "semgrep": "token",
-            "checkmarx_one": "api_key", "veracode": "api_id"}
+            "checkmarx_one": "api_key", "veracode": "api_id", "black_duck": "api_token"}
 COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
 
 

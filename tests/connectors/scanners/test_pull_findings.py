@@ -1,5 +1,5 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One, Veracode and MobSF against the sandbox.
+Checkmarx One, Veracode, MobSF and Black Duck against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
@@ -87,6 +87,9 @@ CASES = {
     # findings' HAL pages; no change-time filter
     "veracode": Case("veracode", "veracode_json", veracode_sandbox.SEED_EPOCH, 100, "api_id", 1.0,
                      _two_lists_then_pages(100), incremental=False, links=False),
+    # one project and version holding every seeded item: the project list, its versions, the vulnerable BOM's pages
+    "black_duck": Case("black_duck", "cyclonedx", datetime(2024, 3, 1), 100, "api_token", 1.0,
+                       _two_lists_then_pages(100), incremental=False, links=False),
     # apps of 100 seeded findings each, their latest scans listed on one page, one report per app; no fixed state
     "mobsf": Case("mobsf", "mobsf_json", datetime(2024, 3, 1), 100, "api_key", 1.0, _one_list_then_pages(100),
                   incremental=False, links=False, fixed=False),
@@ -319,6 +322,29 @@ def test_mobsf_reads_only_the_latest_report_of_each_app(sandbox: SandboxServer, 
     assert _common.pulls(sandbox.app, "mobsf", key) == 3 + 3
 
 
+def test_black_duck_remediation_statuses_and_project_versions(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    statuses = ["NEW", "PATCHED", "MITIGATED", "IGNORED", "NOT_AFFECTED", "DUPLICATE", "REMEDIATION_REQUIRED"]
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["black_duck"], count=60, per_project=25, fixed_every=10,
+                          statuses=statuses)
+    findings = list(implementation("black_duck").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("cyclonedx") for f in findings}) == len(findings) == 60
+    by_package = {f.package_name: f for f in findings}
+    assert by_package["comp9"].status == "fixed"  # REMEDIATION_COMPLETE
+    assert by_package["comp1"].status == "fixed"  # PATCHED
+    assert by_package["comp2"].status == "mitigated"
+    assert by_package["comp3"].status == "ignored"
+    assert by_package["comp4"].status == "not_affected"
+    assert by_package["comp5"].status == "suppressed"  # DUPLICATE
+    assert by_package["comp0"].status is None and by_package["comp6"].status is None
+    first = by_package["comp0"]
+    assert first.cve_ids == ["CVE-2024-40000"] and first.package_version == "1.0.0" and first.cwe_ids == [502]
+    assert first.vendor_severity == "critical" and first.cvss_score == 7.5
+    assert by_package["comp2"].rule_id == "BDSA-2024-0002" and not by_package["comp2"].cve_ids
+    assert {f.repository for f in findings} == {"app0 1.0.0", "app1 1.0.0", "app2 1.0.0"}
+    # the project list, then per project its versions and its one version's vulnerable components
+    assert _common.pulls(sandbox.app, "black_duck", key) == 1 + 3 * 2
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -335,6 +361,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("black_duck").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("mobsf").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("veracode").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
