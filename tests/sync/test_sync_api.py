@@ -195,6 +195,6 @@ def test_a_viewer_may_not_sync(api: Api, sandbox: SandboxServer) -> None:
 def test_the_catalog_lists_sync_findings_only_where_implemented(api: Api) -> None:
     types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
     syncing = sorted(v for v, t in types.items() if "sync_findings" in t["operations"])
-    assert syncing == ["black_duck", "checkmarx_one", "dependency_track", "github_code_scanning", "mobsf", "nessus",
-                       "qualys_vmdr", "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm",
-                       "veracode"]
+    assert syncing == ["black_duck", "checkmarx_one", "dependency_track", "github_code_scanning", "jfrog_xray",
+                       "mobsf", "nessus", "qualys_vmdr", "rapid7_insightvm", "semgrep", "snyk", "sonarqube",
+                       "tenable_sc", "tenable_vm", "veracode"]

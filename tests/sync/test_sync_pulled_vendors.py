@@ -1,6 +1,7 @@
 """Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One, Veracode, Black Duck and MobSF sync end to end through the API: every seeded finding lands, the vendor's
-fixed ones stored resolved, and a second sync creates nothing."""
+One, Veracode, Black Duck, MobSF and JFrog Xray sync end to end through the API: every seeded finding lands, the
+vendor's fixed ones stored resolved (or, for a vendor without a fixed state, what a newer pull lacks), and a second
+sync creates nothing."""
 
 from __future__ import annotations
 
@@ -67,21 +68,27 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
 
 
-def test_a_mobsf_sync_reads_each_apps_latest_report_and_resolves_what_a_newer_report_lacks(
-        api: Api, sandbox: SandboxServer) -> None:
-    # MobSF keeps no fixed state, so it is not in KEYED_BY: a full pull resolves what the latest reports lack
+#: vendors without a fixed state (not in KEYED_BY): the seeded credential and the seed options of a pull of 150
+WITHOUT_FIXED = {"mobsf": ("api_key", {"per_app": 50}), "jfrog_xray": ("access_token", {})}
+
+
+@pytest.mark.parametrize("vendor", sorted(WITHOUT_FIXED))
+def test_a_vendor_without_a_fixed_state_resolves_what_a_newer_pull_lacks(
+        api: Api, sandbox: SandboxServer, vendor: str) -> None:
+    # MobSF reads each app's latest report, Xray a vulnerabilities report: a complete full pull resolves the rest
     h = api.token(role="operator")
-    connection, credentials = settings_for("mobsf", sandbox.base_url)
-    _common.seed(sandbox.app, "mobsf", credentials["api_key"], count=150, per_app=50)
+    key_field, options = WITHOUT_FIXED[vendor]
+    connection, credentials = settings_for(vendor, sandbox.base_url)
+    _common.seed(sandbox.app, vendor, credentials[key_field], count=150, **options)
     r = api.client.post("/api/v1/integrations", headers=h, json={
-        "name": "mobsf", "vendor": "mobsf", "connection": connection, "credentials": credentials})
+        "name": vendor, "vendor": vendor, "connection": connection, "credentials": credentials})
     assert r.status_code == 201, r.text
     iid = r.json()["id"]
 
     first = sync(api, h, iid, full=True)
     assert first["status"] == "succeeded", first
     assert first["result"]["parsed"] == 150 and first["result"]["created"] == 150
-    _common.seed(sandbox.app, "mobsf", credentials["api_key"], count=140, per_app=50)  # app2 rescanned: 10 fixed
+    _common.seed(sandbox.app, vendor, credentials[key_field], count=140, **options)  # ten no longer reported
     again = sync(api, h, iid, full=True)
     assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
     resolved = api.client.get("/api/v1/findings", headers=h, params={"integration_id": iid, "status": "resolved",

@@ -1,5 +1,5 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One, Veracode, MobSF and Black Duck against the sandbox.
+Checkmarx One, Veracode, MobSF, Black Duck and JFrog Xray against the sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
@@ -18,7 +18,7 @@ import pytest
 
 from pmap.connectors.base import FindingsPull, Operation, OperationContext
 from pmap.connectors.vendors._pull import link_rel, under_base
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap_sandbox.scanners import _common
@@ -90,6 +90,10 @@ CASES = {
     # one project and version holding every seeded item: the project list, its versions, the vulnerable BOM's pages
     "black_duck": Case("black_duck", "cyclonedx", datetime(2024, 3, 1), 100, "api_token", 1.0,
                        _two_lists_then_pages(100), incremental=False, links=False),
+    # a vulnerabilities report on the configured repository: started, its status read once, its row pages; no fixed
+    # state, no change-time filter
+    "jfrog_xray": Case("jfrog_xray", "jfrog_xray_json", datetime(2024, 3, 1), 100, "access_token", 1.0,
+                       _two_lists_then_pages(100), incremental=False, links=False, fixed=False),
     # apps of 100 seeded findings each, their latest scans listed on one page, one report per app; no fixed state
     "mobsf": Case("mobsf", "mobsf_json", datetime(2024, 3, 1), 100, "api_key", 1.0, _one_list_then_pages(100),
                   incremental=False, links=False, fixed=False),
@@ -345,6 +349,30 @@ def test_black_duck_remediation_statuses_and_project_versions(sandbox: SandboxSe
     assert _common.pulls(sandbox.app, "black_duck", key) == 1 + 3 * 2
 
 
+def test_xray_waits_for_its_report_reads_its_rows_and_deletes_it(sandbox: SandboxServer, dev_settings: Settings,
+                                                                 virtual_clock: VirtualClock) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["jfrog_xray"], count=150, pending_polls=3)
+    findings = list(implementation("jfrog_xray").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("jfrog_xray_json") for f in findings}) == len(findings) == 150
+    first = next(f for f in findings if f.rule_id == "XRAY-100000")
+    assert first.cve_ids == ["CVE-2024-50000"] and first.package_name == "pkg0" and first.package_version == "1.0.0"
+    assert first.repository == "default/libs-release-local/app-0.tgz" and first.fixed_version == "1.1.0"
+    assert len(virtual_clock.waits) >= 3  # three "running" answers waited out
+    # the report started, its status read four times, two pages of rows; then deleted (not counted)
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 1 + 4 + 2
+    assert len(sandbox.app.state.sandbox_store["jfrog_xray"]["deleted"]) >= 1
+
+
+def test_an_xray_sync_without_repositories_is_refused_before_anything_is_sent(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = pull_context(sandbox, dev_settings, "jfrog_xray", "access_token", connection={"repositories": []},
+                            count=5)
+    with pytest.raises(ValidationFailed) as err:
+        implementation("jfrog_xray").pull_findings(ctx, FindingsPull())
+    assert "repositories" in str(err.value)
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 0
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -362,6 +390,7 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("black_duck").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("jfrog_xray").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("mobsf").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("veracode").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
