@@ -7,7 +7,8 @@ introduction: "A few calls (such as SYSTEM calls) do not require authentication"
 ``xray_revision``: public clients (jfrog/jfrog-client-go, jfrog/xray-client-java).
 
 A seeded token's vulnerabilities report (``POST /reports/vulnerabilities``) holds ``count`` generated rows; its
-status (``GET /reports/{id}``) is ``running`` for the first ``pending_polls`` reads, then ``completed``; its content
+status (``GET /reports/{id}``) is ``running`` for the first ``pending_polls`` reads, then ``completed`` (or the
+seeded ``end_status``, such as ``failed``); its content
 pages by ``page_num`` (from 1) and ``num_of_rows`` (``total_rows``); ``DELETE /reports/{id}`` removes it (not a
 counted request; the deleted ids are kept for tests). The row shape is the unified report's, as exported.
 """
@@ -129,7 +130,8 @@ async def report_status(report: int, request: Request) -> Response:
     running = found["polls"] > 0
     found["polls"] -= 1
     return json_reply(200, {"id": report, "name": f"report-{report}", "report_type": "vulnerability",
-                            "status": "running" if running else "completed", "total_artifacts": 3,
+                            "status": "running" if running else str(data.get("end_status") or "completed"),
+                            "total_artifacts": 3,
                             "num_of_processed_artifacts": 1 if running else 3, "progress": 33 if running else 100,
                             "number_of_rows": int(data["count"]), "start_time": "2024-03-02T00:00:00Z"})
 

@@ -78,7 +78,8 @@ def _repositories(ctx: OperationContext) -> list[str]:
 def _report(ctx: OperationContext, c: OutboundClient, repos: list[str]) -> str:
     """Start a vulnerabilities report on ``repos`` and wait until Xray completed it; its id."""
     body = {"name": f"pmap-sync-{uuid.uuid4().hex[:12]}", "resources": {"repositories": [{"name": r} for r in repos]}}
-    # a 429 is a request Xray did not take: asking again creates no second report
+    # asked again when rate-limited (Xray did not take it) or on a server error (then, at worst, a second report
+    # is left behind): a sync that fails for a retry it could have made helps no one
     resp = check(ctx, c.post("/reports/vulnerabilities", headers=_headers(ctx), json=body, retry_unsafe=True),
                  "starting a vulnerabilities report", auth_hint="check the access token (it may have expired)",
                  permission_hint=_REPORT_HINT)

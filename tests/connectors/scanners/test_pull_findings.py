@@ -363,6 +363,14 @@ def test_xray_waits_for_its_report_reads_its_rows_and_deletes_it(sandbox: Sandbo
     assert len(sandbox.app.state.sandbox_store["jfrog_xray"]["deleted"]) >= 1
 
 
+def test_a_failed_xray_report_fails_the_pull_at_response(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["jfrog_xray"], count=5, end_status="failed")
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("jfrog_xray").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "response" and "failed" in err.value.message
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 2  # started, its status read: no rows asked for
+
+
 def test_an_xray_sync_without_repositories_is_refused_before_anything_is_sent(
         sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, key = pull_context(sandbox, dev_settings, "jfrog_xray", "access_token", connection={"repositories": []},
