@@ -5,6 +5,12 @@ derived from the hex API secret: ``HMAC(HMAC(HMAC(secret, nonce), ts), "vcode_re
 (Veracode's published algorithm). The sandbox knows every id's secret because it derives it:
 :func:`secret_for` (tests and users get a valid pair from ``SANDBOX_VENDORS["veracode"]``). Markers are
 read from the API id (the secret must stay hex). Timestamps must be within 5 minutes.
+
+A seeded API id sees ``count`` generated findings over applications of ``per_app`` (default: all in one), listed
+by ``GET /appsec/v1/applications``; ``GET /appsec/v2/applications/{guid}/findings`` answers the application's SCA
+findings for ``scan_type=SCA`` and the others without it (every ``sca_every``-th finding is SCA). Both page by
+``page`` (from 0) and ``size`` in HAL (``_embedded``, absent on an empty page, and ``page.total_pages``). Every
+``fixed_every``-th finding is CLOSED, every ``mitigated_every``-th one has an approved mitigation.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ import hmac
 import re
 import secrets
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, seeded, vendor_router
 
 KEY = "veracode"
 router = vendor_router(KEY)
@@ -138,12 +146,99 @@ async def users_self(request: Request) -> Response:
     )
 
 
-@router.get("/appsec/v2/applications/{guid}/findings")
-async def findings(guid: str, request: Request) -> Response:
-    """Findings of one application (403 without a results role)."""
+#: the first generated finding's first-found time; finding ``i`` was found ``i`` hours later
+SEED_EPOCH = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def _window(request: Request) -> tuple[int, int]:
+    try:
+        page, size = int(request.query_params.get("page", "0")), int(request.query_params.get("size", "50"))
+    except ValueError:
+        raise Reply(_error(400, "page and size must be integers")) from None
+    if page < 0 or size < 1:
+        raise Reply(_error(400, "page must be at least 0 and size at least 1"))
+    return page, size
+
+
+def _hal(request: Request, key: str, items: Sequence[Any],
+         render: Callable[[Any], dict[str, Any]] = lambda item: dict(item)) -> Response:
+    """One HAL page of ``items`` (only the page's items are rendered)."""
+    page, size = _window(request)
+    listed = [render(item) for item in items[page * size:(page + 1) * size]]
+    body: dict[str, Any] = {"page": {"size": size, "total_elements": len(items),
+                                     "total_pages": -(-len(items) // size), "number": page}}
+    if listed:
+        body["_embedded"] = {key: listed}
+    return json_reply(200, body)
+
+
+def _per_app(data: dict[str, Any]) -> int:
+    return max(1, int(data.get("per_app") or int(data["count"]) or 1))
+
+
+def _every(data: dict[str, Any], name: str, i: int) -> bool:
+    every = int(data.get(name, 0))
+    return every > 0 and i % every == every - 1
+
+
+def seeded_finding(i: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Generated finding ``i`` (deterministic) in the Findings API's shape: STATIC, or SCA every ``sca_every``-th."""
+    fixed, mitigated = _every(data, "fixed_every", i), _every(data, "mitigated_every", i)
+    found = SEED_EPOCH + timedelta(hours=i)
+    status = {
+        "status": "CLOSED" if fixed else "OPEN", "new": False,
+        "first_found_date": found.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "last_seen_date": (found + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "resolution": "MITIGATED" if mitigated else "UNRESOLVED",
+        "resolution_status": "APPROVED" if mitigated else "NONE",
+    }
+    base = {"issue_id": 1000 + i, "count": 1, "context_type": "APPLICATION", "violates_policy": i % 2 == 0,
+            "description": f"Generated finding {i}", "finding_status": status}
+    severity = (5, 4, 3, 2, 1, 0)[i % 6]
+    if _every(data, "sca_every", i):
+        return {**base, "scan_type": "SCA", "finding_details": {
+            "severity": severity, "component_id": f"comp-{i}", "component_filename": f"lib{i}-1.0.{i}.jar",
+            "version": f"1.0.{i}", "cwe": {"id": 502, "name": "Deserialization of Untrusted Data"},
+            "cve": {"name": f"CVE-2024-{30000 + i}", "cvss": 7.5, "severity": severity,
+                    "cvss3": {"score": 7.5, "severity": severity, "vector": "AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}},
+            "component_path": [{"path": f"lib/lib{i}-1.0.{i}.jar"}]}}
+    return {**base, "scan_type": "STATIC", "finding_details": {
+        "severity": severity, "cwe": {"id": 89, "name": "SQL Injection"},
+        "finding_category": {"id": 19, "name": "SQL Injection"}, "module": "shop.war", "procedure": f"handler{i}",
+        "file_path": f"src/main/java/Handler{i}.java", "file_line_number": i % 300 + 1}}
+
+
+@router.get("/appsec/v1/applications")
+async def applications(request: Request) -> Response:
+    """Application profiles (a seeded API id's generated ones; otherwise one sample), HAL-paged."""
     marks = await _auth(request)
     if sc.NOPERM in marks:
         raise Reply(_error(403, "Access denied"))
+    data = seeded(request, KEY, _verify(request), STYLE)
+    total = -(-int(data["count"]) // _per_app(data)) if data is not None else 1
+    apps = [{"guid": f"app-{a}", "id": 500 + a, "profile": {"name": f"app{a}", "business_criticality": "HIGH"},
+             "created": "2024-01-01T00:00:00.000Z", "modified": "2024-03-01T00:00:00.000Z"} for a in range(total)]
+    return _hal(request, "applications", apps)
+
+
+@router.get("/appsec/v2/applications/{guid}/findings")
+async def findings(guid: str, request: Request) -> Response:
+    """Findings of one application (403 without a results role); SCA findings only for ``scan_type=SCA``."""
+    marks = await _auth(request)
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "Access denied"))
+    data = seeded(request, KEY, _verify(request), STYLE)
+    if data is not None:
+        number = guid.removeprefix("app-")
+        per = _per_app(data)
+        if not number.isdigit() or int(number) * per >= max(int(data["count"]), 1):
+            raise Reply(_error(404, "Application not found"))
+        sca = request.query_params.get("scan_type", "").upper() == "SCA"
+        first, end = int(number) * per, min((int(number) + 1) * per, int(data["count"]))
+        chosen = [i for i in range(first, end) if _every(data, "sca_every", i) == sca]
+        return _hal(request, "findings", chosen, lambda i: seeded_finding(i, data))
+    if request.query_params.get("scan_type", "").upper() == "SCA":
+        return _hal(request, "findings", [])
     item = {
         "issue_id": 1,
         "scan_type": "STATIC",

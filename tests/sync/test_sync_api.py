@@ -178,7 +178,7 @@ def test_a_disabled_integration_is_409_integration_disabled(api: Api, sandbox: S
     assert resp.json()["error"]["code"] == "integration_disabled"
 
 
-@pytest.mark.parametrize("vendor", ["nowsecure", "mobsf"])
+@pytest.mark.parametrize("vendor", ["nowsecure"])
 def test_a_vendor_type_without_a_findings_api_is_422(api: Api, sandbox: SandboxServer, vendor: str) -> None:
     headers = api.token(role="operator")
     creds = {k: unique("ok") for k in SANDBOX_VENDORS[vendor]["valid_credentials"]}
@@ -196,6 +196,7 @@ def test_a_viewer_may_not_sync(api: Api, sandbox: SandboxServer) -> None:
 def test_the_catalog_lists_sync_findings_only_where_implemented(api: Api) -> None:
     types = {t["vendor"]: t for t in api.client.get("/api/v1/connector-types", headers=api.token()).json()}
     syncing = sorted(v for v, t in types.items() if "sync_findings" in t["operations"])
-    assert syncing == ["acunetix", "burp_dast", "checkmarx_one", "dependency_track", "github_code_scanning",
-                       "invicti", "nessus", "qualys_vmdr", "rapid7_insightvm", "semgrep", "snyk", "sonarqube",
-                       "tenable_sc", "tenable_vm", "zap"]
+    assert syncing == ["acunetix", "black_duck", "burp_dast", "checkmarx_one", "dependency_track",
+                       "github_code_scanning", "invicti", "jfrog_xray", "mobsf", "nessus", "qualys_vmdr",
+                       "rapid7_insightvm", "semgrep", "snyk", "sonarqube", "tenable_sc", "tenable_vm", "veracode",
+                       "zap"]

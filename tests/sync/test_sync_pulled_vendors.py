@@ -1,9 +1,11 @@
-"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx
-One, ZAP, Acunetix, Invicti and Burp Suite DAST sync end to end through the API: every seeded finding lands,
-the vendor's fixed ones stored resolved (or, for a vendor without a fixed state, those a later full pull no
-longer lists), and a second sync creates nothing."""
+"""Snyk, GitHub code scanning, Qualys VMDR, Tenable SC, InsightVM, Nessus, Dependency-Track, Semgrep, Checkmarx One,
+ZAP, Acunetix, Invicti, Burp Suite DAST, Veracode, Black Duck, MobSF and JFrog Xray sync end to end through the API:
+every seeded finding lands, the vendor's fixed ones stored resolved (or, for a vendor without a fixed state, those a
+later full pull no longer lists), and a second sync creates nothing."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,8 @@ from .conftest import sync
 #: vendor -> the credential field the sandbox keys a seeded data set by
 KEYED_BY = {"snyk": "token", "github_code_scanning": "token", "qualys_vmdr": "username", "tenable_sc": "access_key",
             "rapid7_insightvm": "username", "dependency_track": "api_key", "semgrep": "token",
-            "checkmarx_one": "api_key", "acunetix": "api_key", "invicti": "api_token"}
+            "checkmarx_one": "api_key", "acunetix": "api_key", "invicti": "api_token", "veracode": "api_id",
+            "black_duck": "api_token"}
 COUNT, FIXED_EVERY = 230, 5  # three pages of 100 for each vendor
 
 
@@ -68,17 +71,21 @@ def test_a_nessus_sync_reads_each_configured_scan_and_a_second_sync_creates_noth
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
 
 
-#: vendors that report no fixed state -> the credential field their seeded data set is keyed by
-NO_FIXED_STATE = {"zap": "api_key", "burp_dast": "api_key"}
+#: vendors without a fixed state (not in KEYED_BY): the seeded credential and the seed options of a pull of 150
+WITHOUT_FIXED: dict[str, tuple[str, dict[str, Any]]] = {
+    "zap": ("api_key", {}), "burp_dast": ("api_key", {}), "mobsf": ("api_key", {"per_app": 50}),
+    "jfrog_xray": ("access_token", {})}
 
 
-@pytest.mark.parametrize("vendor", sorted(NO_FIXED_STATE))
-def test_a_vendor_without_a_fixed_state_resolves_what_the_next_full_pull_no_longer_lists(
+@pytest.mark.parametrize("vendor", sorted(WITHOUT_FIXED))
+def test_a_vendor_without_a_fixed_state_resolves_what_a_newer_pull_lacks(
         api: Api, sandbox: SandboxServer, vendor: str) -> None:
+    # ZAP lists the session's alerts, Burp a site's latest scan, MobSF each app's latest report, Xray a
+    # vulnerabilities report: a complete full pull resolves the rest
     h = api.token(role="operator")
+    key_field, options = WITHOUT_FIXED[vendor]
     connection, credentials = settings_for(vendor, sandbox.base_url)
-    key = credentials[NO_FIXED_STATE[vendor]]
-    _common.seed(sandbox.app, vendor, key, count=COUNT)
+    _common.seed(sandbox.app, vendor, credentials[key_field], count=150, **options)
     r = api.client.post("/api/v1/integrations", headers=h, json={
         "name": vendor, "vendor": vendor, "connection": connection, "credentials": credentials})
     assert r.status_code == 201, r.text
@@ -86,12 +93,12 @@ def test_a_vendor_without_a_fixed_state_resolves_what_the_next_full_pull_no_long
 
     first = sync(api, h, iid, full=True)
     assert first["status"] == "succeeded", first
-    assert first["result"]["parsed"] == COUNT and first["result"]["created"] == COUNT
-    assert first["result"]["created_resolved"] == 0
-
-    _common.seed(sandbox.app, vendor, key, count=COUNT - 30)  # the last 30 were fixed: gone from the vendor's list
+    assert first["result"]["parsed"] == 150 and first["result"]["created"] == 150
+    _common.seed(sandbox.app, vendor, credentials[key_field], count=140, **options)  # ten no longer reported
     again = sync(api, h, iid, full=True)
-    assert again["status"] == "succeeded", again
-    assert again["result"]["created"] == 0 and again["result"]["resolved"] == 30, again
+    assert again["status"] == "succeeded" and again["result"]["created"] == 0, again
+    resolved = api.client.get("/api/v1/findings", headers=h, params={"integration_id": iid, "status": "resolved",
+                                                                     "limit": 500}).json()
+    assert len(resolved["items"]) == 10
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True

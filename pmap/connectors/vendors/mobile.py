@@ -2,9 +2,17 @@
 
 MobSF has no version route: the test lists one recent scan. NowSecure answers GraphQL errors with
 HTTP 200; a ``Forbidden`` error means the token works but may not read applications.
+
+MobSF findings are pulled from the latest static report of each app: ``GET /scans`` (``page`` from 1 and
+``page_size``, ``num_pages``; newest first, as MobSF orders its recent scans by ``-TIMESTAMP``), the first scan
+listed per package name is the app's latest, and ``POST /report_json`` (form ``hash``) answers its report, one
+report in memory at a time. MobSF keeps no fixed state and has no time filter: every pull is full and complete,
+so a finding the latest report no longer holds is resolved by the sync.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 from pydantic import Field, SecretStr
 
@@ -14,10 +22,21 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     Probe,
+    SyncsFindings,
 )
-from pmap.connectors.vendors._support import check, dig, fail, json_of
+from pmap.connectors.vendors._support import check, dig, fail, json_of, text
+from pmap.core.outbound import OutboundClient
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.vm_dast.mobsf import KEY as MOBSF_FORMAT
+from pmap.findings.formats.vm_dast.mobsf import api_report
+
+#: recent scans per page of ``GET /scans``
+SCANS_PAGE = 50
 
 
 class MobSFKey(Credentials):
@@ -30,8 +49,59 @@ class MobSFConnection(ConnectionSettings):
     base_url: str = Field(description="MobSF API base, e.g. https://mobsf.example.com/api/v1")
 
 
-class MobSFConnector(Connector):
-    """MobSF: ``GET /scans`` with ``X-Mobsf-Api-Key``."""
+def _mobsf_headers(ctx: OperationContext) -> dict[str, str]:
+    return {"X-Mobsf-Api-Key": ctx.secret("api_key")}
+
+
+def _latest_scans(ctx: OperationContext, c: OutboundClient) -> Iterator[tuple[str, str]]:
+    """(app, hash) of the latest scan of each app, newest first, one page of the scan list at a time."""
+    seen: set[str] = set()
+    page = 1
+    while True:
+        resp = check(ctx, c.get("/scans", headers=_mobsf_headers(ctx), params={"page": page, "page_size": SCANS_PAGE}),
+                     "listing recent scans", auth_hint="check the REST API key")
+        body = json_of(ctx, resp, "the scan list")
+        del resp
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise fail(ctx, "MobSF's scan list has no content list", step="response")
+        for scan in content:
+            digest = text(scan.get("MD5")) if isinstance(scan, dict) else None
+            if not digest:
+                raise fail(ctx, "a scan of MobSF's list has no MD5", step="response")
+            app = text(scan.get("PACKAGE_NAME")) or text(scan.get("APP_NAME")) or text(scan.get("FILE_NAME")) or digest
+            if app not in seen:  # an older scan of an app already read
+                seen.add(app)
+                yield app, digest
+        pages = body.get("num_pages")
+        if not content or not isinstance(pages, int) or page >= pages:
+            return
+        page += 1
+
+
+def _mobsf_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    with ctx.client() as c:
+        for app, digest in _latest_scans(ctx, c):
+            # a read: safe to retry when rate-limited
+            resp = c.post("/report_json", headers=_mobsf_headers(ctx), data={"hash": digest}, retry_unsafe=True)
+            if resp.status == 404:
+                continue  # listed, but its report is gone (or the analysis never finished): nothing to read
+            report = json_of(ctx, check(ctx, resp, "reading a scan's report", auth_hint="check the REST API key"),
+                             "the scan's report")
+            del resp
+            try:
+                yield from api_report(report, app)
+            except ReportError as exc:
+                raise fail(ctx, f"a report could not be read: {exc.message}", step="response") from None
+
+
+class MobSFConnector(Connector, SyncsFindings):
+    """MobSF: ``GET /scans`` with ``X-Mobsf-Api-Key``; the latest static report of each app is pulled."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """The findings of each app's latest static report, read as ``mobsf_json``; always a full, complete pull
+        (MobSF has no fixed state and no time filter, so ``pull.since`` is not used)."""
+        return FindingsFeed(format=MOBSF_FORMAT, findings=_mobsf_findings(ctx), complete=True)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """List one recent scan (MobSF has no version route)."""
@@ -85,7 +155,8 @@ CONNECTOR_TYPES = (
         connection_model=MobSFConnection, credentials_model=MobSFKey, report_formats=("mobsf_json",),
         implementation=MobSFConnector(),
         docs_url="https://mobsf.github.io/docs/#/rest_api",
-        notes="Import MobSF JSON reports; MobSF has no license or roles.",
+        notes="Syncs the latest static report of each app, or import MobSF JSON reports; MobSF has no license or "
+              "roles.",
     ),
     ConnectorType(
         vendor="nowsecure", display_name="NowSecure Platform", category=Category.MOBILE,

@@ -5,6 +5,14 @@ Veracode's published scheme: the signing key is derived from the hex API secret 
 ``id={api_id}&host={host}&url={path?query}&method={METHOD}``; the header is
 ``VERACODE-HMAC-SHA-256 id=..,ts=..,nonce=..,sig=..``. The signature is computed per attempt on
 the request actually sent (a retry gets a fresh nonce and timestamp).
+
+Findings are pulled per application: ``GET /appsec/v1/applications`` (HAL paging: ``page`` from 0 and ``size``,
+``_embedded.applications``, ``page.total_pages``), then the application's policy findings from
+``GET /appsec/v2/applications/{guid}/findings`` on the same paging: once with ``scan_type=SCA`` (Veracode
+returns SCA findings only when asked for them alone) and once without (static, dynamic and manual findings),
+one page in memory. CLOSED findings are fixed, approved mitigations mitigated or false positives. The Findings
+API has no change-time filter (``mitigated_after`` covers mitigations only), so every pull is full, and
+complete. Veracode answers too many requests with 429 and the seconds to wait (the guarded client waits).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import hmac
 import secrets
 import string
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
@@ -27,25 +35,39 @@ from pmap.connectors.base import (
     Connector,
     ConnectorType,
     Credentials,
+    FindingsFeed,
+    FindingsPull,
     OperationContext,
     PermissionReport,
     Probe,
+    SyncsFindings,
 )
 from pmap.connectors.vendors._support import (
     check,
     dig,
     expiry,
+    fail,
     json_of,
     parse_when,
     permission_report,
     text,
 )
+from pmap.core.outbound import OutboundClient
+from pmap.core.urlpath import vendor_path
+from pmap.findings.formats.base import ParsedFinding
+from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.sast_sca.veracode import KEY_JSON as FINDINGS_FORMAT
+from pmap.findings.formats.sast_sca.veracode import api_finding
 
 SCHEME = "VERACODE-HMAC-SHA-256"
 _REQUEST_VERSION = b"vcode_request_version_1"
 # roles (Identity API role_name values and descriptions, normalized) that read findings / administer
 _READ_ROLES = {"reviewer", "securitylead", "resultsapi", "extseclead", "extreviewer", "extresultsapi"}
 _ADMIN_ROLES = {"administrator", "extadmin", "adminapi", "extadminapi"}
+#: applications and findings per page (HAL ``size``)
+PAGE_SIZE = 100
+_AUTH_HINT = ("check the API ID and key, and that they have not expired (Veracode: API Credentials, generate new "
+              "ones)")
 
 
 def _norm(value: object) -> str:
@@ -101,14 +123,58 @@ def _auth(ctx: OperationContext) -> VeracodeHmacAuth:
     return VeracodeHmacAuth(ctx.secret("api_id"), ctx.secret("api_key"))
 
 
-class VeracodeConnector(Connector, ChecksPermissions):
-    """Veracode: the API user, its roles and its API credential expiry."""
+def _hal(ctx: OperationContext, c: OutboundClient, path: str, params: dict[str, Any], key: str, what: str,
+         hint: str) -> Iterator[Any]:
+    """The ``_embedded.<key>`` items of every page of ``path`` (``page`` from 0, ``size``), one page in memory."""
+    page = 0
+    while True:
+        resp = check(ctx, c.get(path, auth=_auth(ctx), params={**params, "page": page, "size": PAGE_SIZE}), what,
+                     auth_hint=_AUTH_HINT, permission_hint=hint)
+        body = json_of(ctx, resp, what)
+        del resp
+        embedded = body.get("_embedded")
+        # an empty HAL page carries no _embedded at all
+        items = [] if embedded is None else embedded.get(key) if isinstance(embedded, dict) else None
+        if not isinstance(items, list):
+            raise fail(ctx, f"Veracode's answer to {what} has no _embedded.{key} list", step="response")
+        yield from items
+        page += 1
+        total = dig(body, "page", "total_pages")
+        if not items or (isinstance(total, int) and page >= total) or (total is None and len(items) < PAGE_SIZE):
+            return
+
+
+def _findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+    with ctx.client() as c:
+        for app in _hal(ctx, c, "/appsec/v1/applications", {}, "applications", "listing applications",
+                        "the API user needs a role that sees applications (Results API, Reviewer or Security Lead)"):
+            guid = text(app.get("guid")) if isinstance(app, dict) else None
+            if not guid:
+                raise fail(ctx, "an application of Veracode's answer has no guid", step="response")
+            name = text(dig(app, "profile", "name")) or guid
+            target = vendor_path("/appsec/v2/applications/{guid}/findings", guid=guid)
+            for params in ({"scan_type": "SCA"}, {}):  # SCA findings come only when asked for alone
+                for item in _hal(ctx, c, target, params, "findings", "reading an application's findings",
+                                 "the API user needs the Results API role (or Reviewer or Security Lead)"):
+                    try:
+                        finding = api_finding(item, name)
+                    except ReportError as exc:
+                        raise fail(ctx, f"a finding could not be read: {exc.message}", step="response") from None
+                    yield finding
+
+
+class VeracodeConnector(Connector, ChecksPermissions, SyncsFindings):
+    """Veracode: the API user, its roles and its API credential expiry; every application's findings."""
+
+    def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
+        """Every application's policy findings, SCA ones included, read as ``veracode_json``: CLOSED ones fixed;
+        always a full, complete pull (the Findings API has no change-time filter, so ``pull.since`` is unused)."""
+        return FindingsFeed(format=FINDINGS_FORMAT, findings=_findings(ctx), complete=True)
 
     def _self(self, ctx: OperationContext) -> dict[str, Any]:
         with ctx.client() as c:
             resp = check(ctx, c.get("/api/authn/v2/users/self", auth=_auth(ctx)), "GET /api/authn/v2/users/self",
-                         auth_hint="check the API ID and key, and that they have not expired (Veracode: API "
-                                   "Credentials, generate new ones)")
+                         auth_hint=_AUTH_HINT)
         return json_of(ctx, resp, "the API user")
 
     def test_connection(self, ctx: OperationContext) -> Probe:

@@ -1,10 +1,12 @@
 """Findings pulls (``pull_findings``) of Snyk, GitHub code scanning, Qualys VMDR, Dependency-Track, Semgrep,
-Checkmarx One, ZAP, Acunetix, Invicti and Burp Suite DAST against the sandbox.
+Checkmarx One, ZAP, Acunetix, Invicti, Burp Suite DAST, Veracode, MobSF, Black Duck and JFrog Xray against the
+sandbox.
 
 Each vendor's sandbox serves a seeded, deterministic data set for one credential (item ``i`` updated
 ``i`` hours after the vendor module's ``SEED_EPOCH``, every ``fixed_every``-th one fixed where the vendor keeps
-a fixed state: ZAP and Burp do not) over its documented paging, and counts the requests it answered, so the tests see
-every page read, pages fetched lazily, the incremental filter, fixed items, rate-limit waits and refused links.
+a fixed state: ZAP, Burp, MobSF and Xray do not) over its documented paging, and counts the requests it
+answered, so the tests see every page read, pages fetched lazily, the incremental filter, fixed items, rate-limit
+waits and refused links.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 
 from pmap.connectors.base import FindingsPull, Operation, OperationContext
 from pmap.connectors.vendors._pull import link_rel, under_base
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import UpstreamError, ValidationFailed
 from pmap.core.settings import Settings
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.rows import REPORT_STATES
@@ -32,6 +34,7 @@ from pmap_sandbox.scanners import invicti as invicti_sandbox
 from pmap_sandbox.scanners import qualys as qualys_sandbox
 from pmap_sandbox.scanners import semgrep as semgrep_sandbox
 from pmap_sandbox.scanners import snyk as snyk_sandbox
+from pmap_sandbox.scanners import veracode as veracode_sandbox
 from pmap_sandbox.scanners import zap as zap_sandbox
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import VirtualClock
@@ -100,6 +103,20 @@ CASES = {
     # issues are the site's state, with no fixed state and no change-time filter: full pulls
     "burp_dast": Case("burp_dast", "burp_xml", datetime(2024, 3, 1), 100, "api_key", 1.0, _two_lists_then_pages(100),
                       incremental=False, links=False, fixed=False),
+    # one application holding every seeded finding: the application list, its (empty) SCA findings, its other
+    # findings' HAL pages; no change-time filter
+    "veracode": Case("veracode", "veracode_json", veracode_sandbox.SEED_EPOCH, 100, "api_id", 1.0,
+                     _two_lists_then_pages(100), incremental=False, links=False),
+    # one project and version holding every seeded item: the project list, its versions, the vulnerable BOM's pages
+    "black_duck": Case("black_duck", "cyclonedx", datetime(2024, 3, 1), 100, "api_token", 1.0,
+                       _two_lists_then_pages(100), incremental=False, links=False),
+    # a vulnerabilities report on the configured repository: started, its status read once, its row pages; no fixed
+    # state, no change-time filter
+    "jfrog_xray": Case("jfrog_xray", "jfrog_xray_json", datetime(2024, 3, 1), 100, "access_token", 1.0,
+                       _two_lists_then_pages(100), incremental=False, links=False, fixed=False),
+    # apps of 100 seeded findings each, their latest scans listed on one page, one report per app; no fixed state
+    "mobsf": Case("mobsf", "mobsf_json", datetime(2024, 3, 1), 100, "api_key", 1.0, _one_list_then_pages(100),
+                  incremental=False, links=False, fixed=False),
 }
 assert all(c.requests(250) == _pages(c.page)(250) for c in CASES.values() if c.links)
 
@@ -286,6 +303,104 @@ def test_checkmarx_exchanges_a_new_token_when_the_old_one_expires_mid_pull(sandb
     assert _common.pulls(sandbox.app, "checkmarx_one", key) == 2 + 3 + 1  # the refused request, asked again
 
 
+def test_veracode_reads_each_applications_sca_and_other_findings_closed_and_mitigated(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["veracode"], count=60, per_app=25, sca_every=4,
+                          fixed_every=5, mitigated_every=7)
+    findings = list(implementation("veracode").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("veracode_json") for f in findings}) == len(findings) == 60
+    by_issue = {f.extra["issue_id"]: f for f in findings}
+    assert by_issue["1004"].status == "fixed"  # i=4: CLOSED
+    assert by_issue["1006"].status == "mitigated"  # i=6: an approved mitigation
+    assert by_issue["1000"].status is None and by_issue["1000"].file_path == "src/main/java/Handler0.java"
+    sca = by_issue["1003"]  # i=3: every 4th is SCA
+    assert sca.cve_ids == ["CVE-2024-30003"] and sca.package_name == "lib3.jar" and sca.package_version == "1.0.3"
+    assert {f.repository for f in findings} == {"app0", "app1", "app2"}
+    # the application list, then per application its SCA findings and its other findings (one page each)
+    assert _common.pulls(sandbox.app, "veracode", key) == 1 + 3 * 2
+
+
+def test_veracode_pages_the_application_list(sandbox: SandboxServer, dev_settings: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.connectors.vendors import veracode
+    monkeypatch.setattr(veracode, "PAGE_SIZE", 2)
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["veracode"], count=10, per_app=2)
+    findings = list(implementation("veracode").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("veracode_json") for f in findings}) == len(findings) == 10
+    # application pages of 2, 2 and 1; five applications' SCA (empty) and other findings (one page of 2)
+    assert _common.pulls(sandbox.app, "veracode", key) == 3 + 5 * 2
+
+
+def test_mobsf_reads_only_the_latest_report_of_each_app(sandbox: SandboxServer, dev_settings: Settings,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmap.connectors.vendors import mobile
+    monkeypatch.setattr(mobile, "SCANS_PAGE", 2)
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["mobsf"], count=50, per_app=20, rescanned=True)
+    findings = list(implementation("mobsf").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("mobsf_json") for f in findings}) == len(findings) == 50
+    assert {f.repository for f in findings} == {"com.example.app0", "com.example.app1", "com.example.app2"}
+    assert not any(f.rule_id == "code_analysis:generated_rule_gone" for f in findings)  # only in older reports
+    first = next(f for f in findings if f.rule_id == "code_analysis:generated_rule_0")
+    assert first.extra["files"] == ["com/example/app0/Class0.java"] and first.vendor_severity == "high"
+    # scan pages of 2 (three latest, three older scans: 3 pages) and the three latest reports
+    assert _common.pulls(sandbox.app, "mobsf", key) == 3 + 3
+
+
+def test_black_duck_remediation_statuses_and_project_versions(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    statuses = ["NEW", "PATCHED", "MITIGATED", "IGNORED", "NOT_AFFECTED", "DUPLICATE", "REMEDIATION_REQUIRED"]
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["black_duck"], count=60, per_project=25, fixed_every=10,
+                          statuses=statuses)
+    findings = list(implementation("black_duck").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("cyclonedx") for f in findings}) == len(findings) == 60
+    by_package = {f.package_name: f for f in findings}
+    assert by_package["comp9"].status == "fixed"  # REMEDIATION_COMPLETE
+    assert by_package["comp1"].status == "fixed"  # PATCHED
+    assert by_package["comp2"].status == "mitigated"
+    assert by_package["comp3"].status == "ignored"
+    assert by_package["comp4"].status == "not_affected"
+    assert by_package["comp5"].status == "suppressed"  # DUPLICATE
+    assert by_package["comp0"].status is None and by_package["comp6"].status is None
+    first = by_package["comp0"]
+    assert first.cve_ids == ["CVE-2024-40000"] and first.package_version == "1.0.0" and first.cwe_ids == [502]
+    assert first.vendor_severity == "critical" and first.cvss_score == 7.5
+    assert by_package["comp2"].rule_id == "BDSA-2024-0002" and not by_package["comp2"].cve_ids
+    assert {f.repository for f in findings} == {"app0 1.0.0", "app1 1.0.0", "app2 1.0.0"}
+    # the project list, then per project its versions and its one version's vulnerable components
+    assert _common.pulls(sandbox.app, "black_duck", key) == 1 + 3 * 2
+
+
+def test_xray_waits_for_its_report_reads_its_rows_and_deletes_it(sandbox: SandboxServer, dev_settings: Settings,
+                                                                 virtual_clock: VirtualClock) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["jfrog_xray"], count=150, pending_polls=3)
+    findings = list(implementation("jfrog_xray").pull_findings(ctx, FindingsPull()).findings)
+    assert len({f.fingerprint("jfrog_xray_json") for f in findings}) == len(findings) == 150
+    first = next(f for f in findings if f.rule_id == "XRAY-100000")
+    assert first.cve_ids == ["CVE-2024-50000"] and first.package_name == "pkg0" and first.package_version == "1.0.0"
+    assert first.repository == "default/libs-release-local/app-0.tgz" and first.fixed_version == "1.1.0"
+    assert len(virtual_clock.waits) >= 3  # three "running" answers waited out
+    # the report started, its status read four times, two pages of rows; then deleted (not counted)
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 1 + 4 + 2
+    assert len(sandbox.app.state.sandbox_store["jfrog_xray"]["deleted"]) >= 1
+
+
+def test_a_failed_xray_report_fails_the_pull_at_response(sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = seeded_ctx(sandbox, dev_settings, CASES["jfrog_xray"], count=5, end_status="failed")
+    with pytest.raises(UpstreamError) as err:
+        list(implementation("jfrog_xray").pull_findings(ctx, FindingsPull()).findings)
+    assert err.value.step == "response" and "failed" in err.value.message
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 2  # started, its status read: no rows asked for
+
+
+def test_an_xray_sync_without_repositories_is_refused_before_anything_is_sent(
+        sandbox: SandboxServer, dev_settings: Settings) -> None:
+    ctx, key = pull_context(sandbox, dev_settings, "jfrog_xray", "access_token", connection={"repositories": []},
+                            count=5)
+    with pytest.raises(ValidationFailed) as err:
+        implementation("jfrog_xray").pull_findings(ctx, FindingsPull())
+    assert "repositories" in str(err.value)
+    assert _common.pulls(sandbox.app, "jfrog_xray", key) == 0
+
+
 def test_a_qualys_batch_declaring_entities_is_refused(sandbox: SandboxServer, dev_settings: Settings) -> None:
     ctx, _key = seeded_ctx(sandbox, dev_settings, CASES["qualys_vmdr"], count=5, entities=True)
     with pytest.raises(UpstreamError) as err:
@@ -308,6 +423,10 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
                                               "scan_status"]
+    assert catalog_entry("black_duck").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("jfrog_xray").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("mobsf").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("veracode").offered() == ["test_connection", "check_permissions", "sync_findings"]
 
 
 def test_github_primary_rate_limit_is_waited_until_its_reset(sandbox: SandboxServer, dev_settings: Settings,

@@ -101,6 +101,12 @@ def _finding(vuln: dict[str, Any], comp: Component, ref: str | None) -> ParsedFi
     )
 
 
+def vex_finding(vuln: dict[str, Any], name: str | None, version: str | None, purl: str | None = None) -> ParsedFinding:
+    """One CycloneDX vulnerability (``id``, ``ratings``, ``cwes``, ``analysis.state``, ...) affecting one component
+    as this format reads it: for a vendor whose API answers the same facts in its own shape (Black Duck)."""
+    return _finding(vuln, (name, version, purl), None)
+
+
 # --- JSON -------------------------------------------------------------------------------------
 
 def _index_json(comp: Any, out: dict[str, Component]) -> None:

@@ -75,6 +75,12 @@ def _row(row: Any) -> ParsedFinding:
     )
 
 
+def api_row(row: Any) -> ParsedFinding:
+    """One row of a vulnerabilities report's content (``POST /reports/vulnerabilities/{id}``) as this format reads
+    the same row in an exported report."""
+    return _row(row)
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``rows`` of an Xray unified report."""
     src = report.stream

@@ -151,7 +151,7 @@ def _component_name(filename: str | None, version: str | None) -> str | None:
     return filename
 
 
-def _json_finding(f: Any) -> ParsedFinding:
+def _json_finding(f: Any, application: str | None = None) -> ParsedFinding:
     if not isinstance(f, dict):
         raise ReportError(KEY_JSON, "a finding is not a JSON object", "findings[]")
     d = as_dict(f.get("finding_details"))
@@ -171,6 +171,7 @@ def _json_finding(f: Any) -> ParsedFinding:
         first_seen=parse_dt(st.get("first_found_date")),
         last_seen=parse_dt(st.get("last_seen_date")),
         status=status,
+        repository=application,
     )
     extra = {k: v for k, v in (("issue_id", text(f.get("issue_id"))), ("scan_type", scan),
                                ("policy_violation", f.get("violates_policy") is True or None)) if v}
@@ -227,6 +228,12 @@ def _json_finding(f: Any) -> ParsedFinding:
                                               ("procedure", text(d.get("procedure")))) if v}},
         **common,
     )
+
+
+def api_finding(finding: Any, application: str | None) -> ParsedFinding:
+    """One finding of the Findings API (``_embedded.findings[]``) as this format reads it, in ``application``
+    (its profile name, so the same issue id of two applications stays two findings)."""
+    return _json_finding(finding, application)
 
 
 def parse_json(report: Report) -> Iterator[ParsedFinding]:

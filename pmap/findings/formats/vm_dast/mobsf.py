@@ -183,6 +183,16 @@ def _report(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
                          file_path=paths[0] if paths else None, extra={"files": paths})
 
 
+def api_report(doc: Any, app: str | None) -> Iterator[ParsedFinding]:
+    """The findings of one static report of ``/api/v1/report_json`` as this format reads it, each in ``app``
+    (the package name), so the same rule of two apps stays two findings."""
+    if not isinstance(doc, dict):
+        raise ReportError(KEY, "a report is not a JSON object", "$")
+    for finding in _report(doc):
+        finding.repository = app
+        yield finding
+
+
 def _mobsfscan(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
     results = doc.get("results")
     if not isinstance(results, dict):
