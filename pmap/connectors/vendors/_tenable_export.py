@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pmap.connectors.vendors._support import dig, parse_when, text
@@ -77,12 +78,76 @@ def row_of(record: Mapping[str, Any]) -> dict[str, str | None]:
     }
 
 
+_PLACEHOLDERS = frozenset({"-", "'-", "N/A", "n/a"})  # what convert.clean drops, as the CSV reader does
+# years from 1000 only: strftime writes year 999 as "999"
+_ISO_UTC = re.compile(r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+
+
+def _clean(value: Any) -> str | None:
+    """``convert.clean(text(value))`` in one step: what the CSV reader reads back from ``text(value)``."""
+    if type(value) is str:
+        out = value.strip()
+    elif value is None or isinstance(value, (dict, list, bool)):
+        return None
+    else:
+        out = str(value).strip()
+    return out if out and out not in _PLACEHOLDERS else None
+
+
+def _clean_date(value: Any) -> str | None:
+    """``_date(value)`` cleaned; the export's own form (``2024-01-09T03:04:05.123Z``, UTC) read without the
+    general parser's rewriting and time zone conversion."""
+    if type(value) is str and _ISO_UTC.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value[:19]).isoformat(" ")
+        except ValueError:
+            return None  # parse_when refuses it too (month 13, hour 25, ...)
+    return _clean(_date(value))
+
+
+def fields_of(record: Mapping[str, Any]) -> dict[str, str | None]:
+    """One record as the tenable_csv reader's fields (``tenable_csv.findings_of_fields``): each field's value
+    is what the reader takes from :func:`row_of` of the record written as CSV, read straight from the record."""
+    asset, plugin, port = record.get("asset") or {}, record.get("plugin") or {}, record.get("port") or {}
+    ipv4 = asset.get("ipv4")
+    ipv6 = asset.get("ipv6")
+    cve, see_also = plugin.get("cve"), plugin.get("see_also")
+    vpr = plugin.get("vpr")
+    return {
+        "plugin": _clean(plugin.get("id")),
+        "title": _clean(plugin.get("name")),
+        "family": _clean(plugin.get("family")),
+        "severity": _clean(text(record.get("severity")) or text(plugin.get("risk_factor"))),
+        "host": _clean(text(asset.get("fqdn")) or text(asset.get("hostname"))),
+        "ip": _clean(_first(ipv4) if isinstance(ipv4, list) else ipv4)
+              or _clean(_first(ipv6) if isinstance(ipv6, list) else ipv6),
+        "port": _clean(port.get("port")),
+        "protocol": _clean(port.get("protocol")),
+        "cve": _clean(_joined(cve, ",") if isinstance(cve, list) else cve),
+        "cvss3": _clean(plugin.get("cvss3_base_score")),
+        "cvss3_vector": _clean(text(plugin.get("cvss3_vector")) or text(dig(plugin, "cvss3_vector", "raw"))),
+        "cvss2": _clean(plugin.get("cvss_base_score")),
+        "cvss2_vector": _clean(text(plugin.get("cvss_vector")) or text(dig(plugin, "cvss_vector", "raw"))),
+        "synopsis": _clean(plugin.get("synopsis")),
+        "description": _clean(plugin.get("description")),
+        "solution": _clean(plugin.get("solution")),
+        "see_also": _clean(_joined(see_also, " ") if isinstance(see_also, list) else see_also),
+        "output": _clean(record.get("output")),
+        "state": _clean(record.get("state")),
+        "first_seen": _clean_date(record.get("first_found")),
+        "last_seen": _clean_date(record.get("last_found")),
+        "vpr": _clean(vpr.get("score") if isinstance(vpr, Mapping) else None),
+        "epss": _clean(plugin.get("epss_score")),
+    }
+
+
 def findings(records: Iterable[object]) -> Iterator[ParsedFinding]:
     """The records' findings, exactly as the ``tenable_csv`` format reads :func:`to_csv` of them, without
-    writing and re-reading the CSV (a sync of 100,000 findings spent over a second on that alone)."""
-    rows = ({column: value or "" for column, value in row_of(record).items()}
-            for record in records if isinstance(record, Mapping) and isinstance(record.get("plugin"), Mapping))
-    return tenable_csv.findings_of_rows(rows)
+    writing and re-reading the CSV (a sync of 100,000 findings spent over a second on that alone), nor making
+    the CSV row of each record (another 1.5 s of CPU)."""
+    return tenable_csv.findings_of_fields(
+        fields_of(record) for record in records
+        if isinstance(record, Mapping) and isinstance(record.get("plugin"), Mapping))
 
 
 def to_csv(records: Iterable[object]) -> bytes:

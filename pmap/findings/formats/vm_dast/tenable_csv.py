@@ -8,7 +8,8 @@ the same host/port are merged into one finding (streaming: only the pending row 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import cast
 
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
 from pmap.findings.formats.convert import (
@@ -73,7 +74,12 @@ def detect(head: bytes, filename: str | None) -> bool:
     return _is_header(csv_header_line(head))
 
 
-def _get(row: Mapping[str, str], field: str) -> str | None:
+#: how a row is read: ``get(row, field)`` is the field's clean value (None for absent, blank or a placeholder)
+Getter = Callable[[Mapping[str, str | None], str], str | None]
+
+
+def _get(row: Mapping[str, str | None], field: str) -> str | None:
+    """A CSV row's value of ``field``: its first alias column with a :func:`clean` value."""
     for alias in _ALIASES[field]:
         v = clean(row.get(alias))
         if v is not None:
@@ -81,11 +87,15 @@ def _get(row: Mapping[str, str], field: str) -> str | None:
     return None
 
 
-def _cvss(row: Mapping[str, str]) -> tuple[str | None, str | None, float | None]:
+#: a row already keyed by field, its values already clean (see :func:`findings_of_fields`)
+_field = cast(Getter, dict.get)
+
+
+def _cvss(row: Mapping[str, str | None], get: Getter) -> tuple[str | None, str | None, float | None]:
     for score_f, vec_f, default in (("cvss3", "cvss3_vector", "3.0"), ("cvss4", "cvss4_vector", "4.0"),
                                     ("cvss2", "cvss2_vector", "2.0")):
-        score = cvss_score(_get(row, score_f))
-        vector = _get(row, vec_f)
+        score = cvss_score(get(row, score_f))
+        vector = get(row, vec_f)
         if score is None and vector is None:
             continue
         if vector and vector.startswith("CVSS2#"):
@@ -96,15 +106,15 @@ def _cvss(row: Mapping[str, str]) -> tuple[str | None, str | None, float | None]
     return None, None, None
 
 
-def _row_finding(row: Mapping[str, str]) -> ParsedFinding | None:
-    title = _get(row, "title")
+def _row_finding(row: Mapping[str, str | None], get: Getter) -> ParsedFinding | None:
+    title = get(row, "title")
     if title is None:
         return None  # blank filler rows in Security Center exports
-    host = _get(row, "host")
-    ip = _get(row, "ip")
+    host = get(row, "host")
+    ip = get(row, "ip")
     url = None
-    port = port_of(_get(row, "port"))
-    protocol = (_get(row, "protocol") or "").lower() or None
+    port = port_of(get(row, "port"))
+    protocol = (get(row, "protocol") or "").lower() or None
     if host and "://" in host:  # Tenable WAS rows carry the application URL
         url = host
         host, url_port, _scheme = split_url(host)
@@ -112,21 +122,21 @@ def _row_finding(row: Mapping[str, str]) -> ParsedFinding | None:
     elif host and re.fullmatch(r"(?:\d{1,3}\.){3}\d{1,3}", host):
         ip = ip or host  # Nessus puts the address in "Host" when it has no name
         host = None if host == ip else host
-    version, vector, score = _cvss(row)
-    cpe = _CPE.search(_get(row, "cpe") or "")
-    xrefs = _get(row, "xref") or ""
-    synopsis, description = _get(row, "synopsis"), _get(row, "description")
+    version, vector, score = _cvss(row, get)
+    cpe = _CPE.search(get(row, "cpe") or "")
+    xrefs = get(row, "xref") or ""
+    synopsis, description = get(row, "synopsis"), get(row, "description")
     if synopsis and description and synopsis not in description:
         description = f"{synopsis}\n\n{description}"
-    solution = _get(row, "solution")
-    state = _get(row, "state")
+    solution = get(row, "solution")
+    state = get(row, "state")
     return ParsedFinding(
         title=title,
-        vendor_severity=_get(row, "severity"),
+        vendor_severity=get(row, "severity"),
         description=description or synopsis,
-        cve_ids=cve_ids(_get(row, "cve")),
-        cwe_ids=cwe_ids(_get(row, "cwe"), re.findall(r"CWE[:#-]\s*\d+", xrefs, re.IGNORECASE)),
-        rule_id=_get(row, "plugin"),
+        cve_ids=cve_ids(get(row, "cve")),
+        cwe_ids=cwe_ids(get(row, "cwe"), re.findall(r"CWE[:#-]\s*\d+", xrefs, re.IGNORECASE)),
+        rule_id=get(row, "plugin"),
         cvss_version=version,
         cvss_vector=vector,
         cvss_score=score,
@@ -138,15 +148,15 @@ def _row_finding(row: Mapping[str, str]) -> ParsedFinding | None:
         package_name=cpe.group(2) if cpe else None,
         package_version=cpe.group(3) if cpe and cpe.group(3) not in (None, "-", "*") else None,
         remediation=solution if solution and solution.lower() != "n/a" else None,
-        references=uniq((_get(row, "see_also") or "").split()),
-        first_seen=parse_dt(_get(row, "first_seen"), *_DATE_FORMATS),
-        last_seen=parse_dt(_get(row, "last_seen"), *_DATE_FORMATS),
+        references=uniq((get(row, "see_also") or "").split()),
+        first_seen=parse_dt(get(row, "first_seen"), *_DATE_FORMATS),
+        last_seen=parse_dt(get(row, "last_seen"), *_DATE_FORMATS),
         status=state.lower() if state else None,
         extra=compact({
-            "plugin_family": _get(row, "family"),
-            "plugin_output": evidence(_get(row, "output")),
-            "vpr_score": cvss_score(_get(row, "vpr")),  # VPR is 0-10 too
-            "epss_score": probability(_get(row, "epss")),
+            "plugin_family": get(row, "family"),
+            "plugin_output": evidence(get(row, "output")),
+            "vpr_score": cvss_score(get(row, "vpr")),  # VPR is 0-10 too
+            "epss_score": probability(get(row, "epss")),
             "service": protocol if protocol in ("http", "https") else None,
         }),
     )
@@ -166,11 +176,23 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
 
 def findings_of_rows(rows: Iterable[Mapping[str, str]]) -> Iterator[ParsedFinding]:
     """Findings of Tenable CSV rows (``{lower-cased column: cell}``, an empty cell as ``""``), merging per-CVE
-    rows of one plugin result. A Tenable VM sync hands its export records here as rows, so a synced finding
-    and the same finding in an uploaded CSV are read, and identified, alike."""
+    rows of one plugin result."""
+    return _merged(rows, _get)
+
+
+def findings_of_fields(rows: Iterable[Mapping[str, str | None]]) -> Iterator[ParsedFinding]:
+    """Findings of rows already read into fields (a dict ``{field: value}``, the fields being the keys of
+    ``_ALIASES``): each value what :func:`_get` reads from the CSV row of the same data, i.e. the first alias
+    column's :func:`clean` value (absent or None where there is none). A Tenable VM sync hands its
+    export records here, so a synced finding and the same finding in an uploaded CSV are read, and identified,
+    alike, without a row of every CSV column made and searched alias by alias for each record."""
+    return _merged(rows, _field)
+
+
+def _merged(rows: Iterable[Mapping[str, str | None]], get: Getter) -> Iterator[ParsedFinding]:
     pending: ParsedFinding | None = None
     for row in rows:
-        finding = _row_finding(row)
+        finding = _row_finding(row, get)
         if finding is None:
             continue
         if pending is not None and _same_result(pending, finding):
