@@ -132,17 +132,19 @@ def compose_jobs(state: AppState, dispatcher: Dispatcher | None = None) -> JobRu
                       on_success=lambda _kind, result: reopen_after_import(state, result))
 
 
-def compose_scheduler(state: AppState, jobs: JobRunner, processor: Processor | None = None) -> Scheduler:
-    """The scheduler: due syncs and webhook secret rotations, ticket reconcile, jobs whose process died, and (with
-    a broker) the webhook deliveries left accepted and the delivery retention."""
+def compose_scheduler(state: AppState, jobs: JobRunner, broker: CeleryDispatcher | None = None) -> Scheduler:
+    """The scheduler: due syncs and webhook secret rotations, ticket reconcile, jobs whose process died and, with a
+    broker, the webhook deliveries left accepted and the delivery retention. With a broker, the periodic passes run
+    on the workers (the scheduler only sends them)."""
+    reconcile_every = state.settings.ticket_reconcile_after / 4  # a missed webhook is noticed soon after
     periodic: dict[str, tuple[float, Callable[[], object]]] = {
-        # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
-        "ticket_reconcile": (state.settings.ticket_reconcile_after / 4, lambda: reconcile_tickets(state)),
+        "ticket_reconcile": (reconcile_every, lambda: reconcile_tickets(state)),
         # a job whose worker died and whose message no broker delivers again: dispatched again
         "job_sweep": (state.settings.job_lease_seconds, lambda: _sweep_jobs(state, jobs)),
     }
-    if processor is not None:
-        periodic["webhook_sweep"] = (60.0, processor.sweep_and_prune)
+    if broker is not None:
+        periodic.update({name: (every, functools.partial(broker.send_periodic, name)) for name, every in (
+            ("ticket_reconcile", reconcile_every), ("webhook_maintenance", 60.0))})
     return Scheduler(state.sessions, {
         KIND_SYNC: scheduled_sync(state.sessions, jobs),
         KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
@@ -177,6 +179,16 @@ class Worker:
     def process_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
         """Process accepted webhook deliveries."""
         self.processor.process(list(ids))
+
+    def periodic(self, name: str) -> None:
+        """One pass of a periodic task the scheduler sent: ticket reconcile, or the webhook deliveries left accepted
+        and the delivery retention."""
+        if name == "ticket_reconcile":
+            reconcile_tickets(self.state)
+        elif name == "webhook_maintenance":
+            self.processor.sweep_and_prune()
+        else:
+            log.warning("unknown periodic task %r ignored", name)
 
     def close(self) -> None:
         """Stop the runner and close the database."""

@@ -143,8 +143,6 @@ def scheduler() -> None:
 
     from pmap.app import broker_dispatcher, compose_jobs, compose_scheduler, start
     from pmap.core.logs import configure_logging
-    from pmap.webhooks.processor import Processor
-    from pmap.webhooks.service import scheme_key
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
@@ -156,9 +154,7 @@ def scheduler() -> None:
     except PmapError as exc:
         _fail(exc.message)
     jobs = compose_jobs(state, dispatcher)
-    processor = Processor(state.sessions, scheme_key, settings.webhook_retention_days,
-                          send=dispatcher.send_deliveries)
-    runner = compose_scheduler(state, jobs, processor)
+    runner = compose_scheduler(state, jobs, dispatcher)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -32,6 +32,7 @@ log = logging.getLogger("pmap.jobs.broker")
 
 RUN_JOB = "pmap.run_job"
 PROCESS_DELIVERIES = "pmap.process_deliveries"
+PERIODIC = "pmap.periodic"
 #: queues, by their name after the deployment's namespace (PMAP_BROKER_NAMESPACE): jobs (imports, syncs), scans
 #: (launches wait on their vendor for hours: workers can be set aside for them), webhooks (deliveries)
 JOBS, SCANS, WEBHOOKS = "jobs", "scans", "webhooks"
@@ -51,6 +52,9 @@ class WorkerRuntime(Protocol):
 
     def process_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
         """Process accepted webhook deliveries by row id."""
+
+    def periodic(self, name: str) -> None:
+        """Run one pass of a periodic task the scheduler named (ticket reconcile, webhook maintenance)."""
 
 
 _factory: Callable[[], WorkerRuntime] | None = None
@@ -117,6 +121,10 @@ def celery_app(broker_url: str, *, visibility_timeout: int, namespace: str = "pm
     def process_deliveries(ids: list[str]) -> None:
         _worker().process_deliveries([uuid.UUID(i) for i in ids])
 
+    @app.task(name=PERIODIC)
+    def periodic(name: str) -> None:
+        _worker().periodic(name)
+
     return app
 
 
@@ -144,6 +152,10 @@ class CeleryDispatcher:
     def send_deliveries(self, ids: Sequence[uuid.UUID]) -> None:
         """Have a worker process these accepted webhook deliveries."""
         self._app.send_task(PROCESS_DELIVERIES, args=[[str(i) for i in ids]], queue=f"{self._namespace}.{WEBHOOKS}")
+
+    def send_periodic(self, name: str) -> None:
+        """Have a worker run one pass of a periodic task (the scheduler's ticks)."""
+        self._app.send_task(PERIODIC, args=[name], queue=f"{self._namespace}.{JOBS}")
 
     def ping(self) -> None:
         """Raise unless the broker accepts a connection (for /readyz)."""

@@ -224,3 +224,33 @@ def test_broker_messages_carry_ids_never_a_secret(settings: Settings, make_api: 
         for key in client.scan_iter(f"*{namespace}.*"):
             client.delete(key)
         client.close()
+
+
+def test_pmapctl_scheduler_queues_a_due_sync_that_a_worker_runs(brokered: tuple[Api, Workers],
+                                                                 sandbox: SandboxServer, seed: Any) -> None:
+    api, workers = brokered
+    if "amqp" not in workers.env["PMAP_BROKER_URL"]:
+        pytest.skip("one broker is enough for the scheduler's part: it only sends")
+    headers = api.token(role="operator")
+    seed("tenable_vm", 12)
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    patched = api.client.patch(f"/api/v1/integrations/{iid}", headers=headers, json={"sync_schedule": "* * * * *"})
+    assert patched.status_code == 200, patched.text
+    workers.start()
+    log = (workers.logs / "scheduler.log").open("wb")
+    scheduler = subprocess.Popen([sys.executable, "-m", "pmap.cli", "scheduler"],
+                                 env={**workers.env, "PMAP_SCHEDULER_INTERVAL": "1"}, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    workers.procs.append(scheduler)  # stopped with the workers
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        with api.state.sessions() as session:
+            jobs = list(session.scalars(select(Job).where(Job.integration_id == uuid.UUID(iid))))
+        if jobs and jobs[0].status in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("no scheduled sync ended:\n" + workers.output()
+                             + (workers.logs / "scheduler.log").read_text(errors="replace")[-2000:])
+    assert len(jobs) == 1 and jobs[0].status == "succeeded", (jobs[0].error, workers.output())
+    assert jobs[0].actor == "system:scheduler" and jobs[0].result is not None and jobs[0].result["created"] == 12
