@@ -1,6 +1,8 @@
-"""Syncs on Celery workers: the API enqueues, two `pmapctl worker` processes run, one is killed with SIGKILL in the
-middle of a sync, and the job still ends once, with every finding once. Real RabbitMQ and Redis (the servers of
-this machine, ensured by `make test`), real PostgreSQL, the vendor sandbox over loopback HTTP."""
+"""Jobs on Celery workers: the API enqueues, two `pmapctl worker` processes run, one is killed with SIGKILL in the
+middle of a sync, and the job still ends once, with every finding once; a cancel reaches a worker; `pmapctl
+scheduler` queues a due sync; a webhook delivery is processed on a worker; messages carry ids only. Real RabbitMQ
+and Redis (the servers of this machine, ensured by `make test`), real PostgreSQL, the vendor sandbox over loopback
+HTTP."""
 
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from sqlalchemy import func, select
 from pmap.app import broker_dispatcher
 from pmap.core.settings import Settings
 from pmap.findings.models import Finding, Job
+from pmap.webhooks.models import WebhookDelivery
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api, canary
+from tests.tickets.support import finding_status, link, open_finding, send, tracker
 
 from .conftest import integration, start_sync, unique
 
@@ -254,3 +258,24 @@ def test_pmapctl_scheduler_queues_a_due_sync_that_a_worker_runs(brokered: tuple[
                              + (workers.logs / "scheduler.log").read_text(errors="replace")[-2000:])
     assert len(jobs) == 1 and jobs[0].status == "succeeded", (jobs[0].error, workers.output())
     assert jobs[0].actor == "system:scheduler" and jobs[0].result is not None and jobs[0].result["created"] == 12
+
+
+def test_a_webhook_delivery_is_processed_by_a_worker(brokered: tuple[Api, Workers]) -> None:
+    api, workers = brokered
+    if "amqp" not in workers.env["PMAP_BROKER_URL"]:
+        pytest.skip("one broker is enough: the receiver only sends the delivery's row id")
+    _h, iid, secret = tracker(api, "github")
+    finding = open_finding(api, iid)
+    link(api, iid, "acme/webapp#5", finding)
+    workers.start()
+    doc = {"action": "closed", "issue": {"number": 5, "state": "closed"}, "repository": {"full_name": "acme/webapp"}}
+    assert send(api, iid, "github", secret, doc, "issues", f"gh-{uuid.uuid4().hex}") == 202
+    deadline = time.monotonic() + 90
+    while finding_status(api, finding) != "resolved" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert finding_status(api, finding) == "resolved", workers.output()
+    with api.state.sessions() as session:
+        [row] = session.scalars(select(WebhookDelivery).where(WebhookDelivery.integration_id == uuid.UUID(iid)))
+        assert row.outcome == "processed"
+    runtime = getattr(api.app.state, "webhook_runtime", None)
+    assert runtime is not None and runtime.processor._thread is None, "the API process processed nothing itself"
