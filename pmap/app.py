@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Request
@@ -21,8 +23,8 @@ from pmap.auth.service import ensure_bootstrap_admin
 from pmap.connectors.api import router as connectors_router
 from pmap.connectors.catalog import connector_types, identifier_fields
 from pmap.core.concurrency import WORKER_THREADS, OutboundSlots
-from pmap.core.db import make_engine, make_session_factory, transaction
-from pmap.core.errors import ConfigurationError
+from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
+from pmap.core.errors import ConfigurationError, Conflict
 from pmap.core.files import private_directory
 from pmap.core.health import Bounded, Readiness, database_check, redis_check
 from pmap.core.http_errors import RequestContextMiddleware, install_error_handlers
@@ -37,7 +39,7 @@ from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyr
 from pmap.findings.api import router as findings_router
 from pmap.findings.formats.base import parser_faults
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, JobRunner, start_jobs
+from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, KIND_TICKET_RECONCILE, JobCall, JobRunner, start_jobs
 from pmap.integrations.api import router as integrations_router
 from pmap.jobs.broker import CeleryDispatcher, celery_app, redacted
 from pmap.jobs.dispatch import Again, Dispatcher, Requeue
@@ -49,7 +51,7 @@ from pmap.schedules.service import KIND_WEBHOOK_ROTATION, Scheduler
 from pmap.sync.api import router as sync_router
 from pmap.sync.service import scheduled_sync, sync_handler, sync_of_run
 from pmap.tickets.api import router as tickets_router
-from pmap.tickets.reconcile import reconcile_tickets
+from pmap.tickets.reconcile import reconcile_tickets, system_actor, trackers_due
 from pmap.tickets.reopen import reopen_after_import
 from pmap.webhooks import receiver
 from pmap.webhooks.api import receiver_router
@@ -127,24 +129,45 @@ def compose_jobs(state: AppState, dispatcher: Dispatcher | None = None) -> JobRu
     """The job runner of a started app or worker, with every kind's task function: imports, ``sync`` (pmap.sync),
     ``scan`` (pmap.scans, on a pool of its own when jobs run here); an import or sync that reopened findings gets
     their closed tickets opened again, after it committed."""
-    return start_jobs(state, handlers={KIND_SYNC: sync_handler(state), KIND_SCAN: scan_handler(state)},
+    return start_jobs(state, handlers={KIND_SYNC: sync_handler(state), KIND_SCAN: scan_handler(state),
+                                       KIND_TICKET_RECONCILE: functools.partial(_reconcile_job, state)},
                       pools={KIND_SCAN: SCAN_WORKERS}, dispatcher=dispatcher,
                       on_success=lambda _kind, result: reopen_after_import(state, result))
 
 
+def _reconcile_job(state: AppState, call: JobCall) -> dict[str, Any]:
+    """A ``ticket_reconcile`` job: ask one tracker for its tickets no delivery updated lately."""
+    summary = reconcile_tickets(state, integration_id=uuid.UUID(call.params["integration_id"]))
+    return dataclasses.asdict(summary)
+
+
+def queue_reconciles(state: AppState, jobs: JobRunner) -> int:
+    """Queue a ``ticket_reconcile`` job for each tracker with tickets due (one queued or running per tracker);
+    how many were queued."""
+    with state.sessions() as session:
+        due = trackers_due(session, now=utcnow(), after=state.settings.ticket_reconcile_after)
+    queued = 0
+    for integration_id, organization_id in due:
+        try:
+            jobs.submit(system_actor(organization_id), KIND_TICKET_RECONCILE, {"integration_id": str(integration_id)},
+                        exclusive=f"{KIND_TICKET_RECONCILE}:{integration_id}")
+            queued += 1
+        except Conflict:  # the last one is still queued or running
+            continue
+    return queued
+
+
 def compose_scheduler(state: AppState, jobs: JobRunner, broker: CeleryDispatcher | None = None) -> Scheduler:
-    """The scheduler: due syncs and webhook secret rotations, ticket reconcile, jobs whose process died and, with a
-    broker, the webhook deliveries left accepted and the delivery retention. With a broker, the periodic passes run
-    on the workers (the scheduler only sends them)."""
-    reconcile_every = state.settings.ticket_reconcile_after / 4  # a missed webhook is noticed soon after
+    """The scheduler: due syncs and webhook secret rotations, ``ticket_reconcile`` jobs, jobs whose process died
+    and, with a broker, the webhook deliveries left accepted and the delivery retention (a pass run on a worker)."""
     periodic: dict[str, tuple[float, Callable[[], object]]] = {
-        "ticket_reconcile": (reconcile_every, lambda: reconcile_tickets(state)),
+        # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
+        "ticket_reconcile": (state.settings.ticket_reconcile_after / 4, lambda: queue_reconciles(state, jobs)),
         # a job whose worker died and whose message no broker delivers again: dispatched again
         "job_sweep": (state.settings.job_lease_seconds, lambda: _sweep_jobs(state, jobs)),
     }
     if broker is not None:
-        periodic.update({name: (every, functools.partial(broker.send_periodic, name)) for name, every in (
-            ("ticket_reconcile", reconcile_every), ("webhook_maintenance", 60.0))})
+        periodic["webhook_maintenance"] = (60.0, functools.partial(broker.send_periodic, "webhook_maintenance"))
     return Scheduler(state.sessions, {
         KIND_SYNC: scheduled_sync(state.sessions, jobs),
         KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
@@ -181,11 +204,9 @@ class Worker:
         self.processor.process(list(ids))
 
     def periodic(self, name: str) -> None:
-        """One pass of a periodic task the scheduler sent: ticket reconcile, or the webhook deliveries left accepted
-        and the delivery retention."""
-        if name == "ticket_reconcile":
-            reconcile_tickets(self.state)
-        elif name == "webhook_maintenance":
+        """One pass of a periodic task the scheduler sent: the webhook deliveries left accepted and the delivery
+        retention."""
+        if name == "webhook_maintenance":
             self.processor.sweep_and_prune()
         else:
             log.warning("unknown periodic task %r ignored", name)

@@ -37,6 +37,7 @@ class AuditAction(str, enum.Enum):
     RULE_DELETE = "rule.delete"
     SCAN_LAUNCH = "scan.launch"
     TICKET_CREATE = "ticket.create"
+    TICKET_RECONCILE = "ticket.reconcile"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
     TOKEN_REVOKE = "token.revoke"  # noqa: S105 - an action name, not a secret
     WEBHOOK_ALLOW_UNSIGNED = "webhook.allow_unsigned"

@@ -55,15 +55,17 @@ log = logging.getLogger("pmap.findings.jobs")
 KIND_IMPORT = "import"
 KIND_SYNC = "sync"
 KIND_SCAN = "scan"
-JOB_KINDS = (KIND_IMPORT, KIND_SYNC, KIND_SCAN)
+KIND_TICKET_RECONCILE = "ticket_reconcile"
+JOB_KINDS = (KIND_IMPORT, KIND_SYNC, KIND_SCAN, KIND_TICKET_RECONCILE)
 #: what each kind's audit event says: its action and purpose
 _AUDITED = {KIND_IMPORT: (AuditAction.FINDINGS_IMPORT, "background_import"),
-            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync"), KIND_SCAN: (AuditAction.SCAN_LAUNCH, "scan_launch")}
+            KIND_SYNC: (AuditAction.FINDINGS_SYNC, "sync"), KIND_SCAN: (AuditAction.SCAN_LAUNCH, "scan_launch"),
+            KIND_TICKET_RECONCILE: (AuditAction.TICKET_RECONCILE, "ticket_reconcile")}
 #: a job whose params name another purpose (a pipeline sync is a ``sync`` job) is audited as that purpose's action
 _AUDITED_PURPOSE = {"pipeline_sync": AuditAction.PIPELINE_SYNC}
 #: what to do again after a job of a kind was lost
 _AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again",
-          KIND_SCAN: "launch the scan again"}
+          KIND_SCAN: "launch the scan again", KIND_TICKET_RECONCILE: "the next reconcile pass asks again"}
 HEARTBEAT_SECONDS = 2.0  # at most this long between two heartbeats (a third of the lease when shorter)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
 QUEUED, RUNNING, SUCCEEDED, FAILED = (s.value for s in JobStatus)

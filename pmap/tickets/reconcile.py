@@ -68,25 +68,44 @@ def system_actor(organization_id: uuid.UUID) -> Actor:
     return Actor(kind="system", name="ticket-reconcile", organization_id=organization_id)
 
 
-def due_tickets(session: Session, *, now: datetime, after: float, limit: int = RUN_LIMIT) -> list[_Due]:
-    """Open tickets of enabled trackers whose status PMAP last learned more than ``after`` seconds before
-    ``now``, oldest first (a disabled integration is not called, as its webhooks are refused)."""
+def _due_filter(now: datetime, after: float) -> list[Any]:
     seen = func.coalesce(TicketLink.status_seen_at, TicketLink.created_at)
+    return [TicketLink.ticket_key.is_not(None), TicketLink.closed_at.is_(None), Integration.enabled.is_(True),
+            seen < now - timedelta(seconds=after)]
+
+
+def due_tickets(session: Session, *, now: datetime, after: float, limit: int = RUN_LIMIT,
+                integration_id: uuid.UUID | None = None) -> list[_Due]:
+    """Open tickets of enabled trackers (of one, given ``integration_id``) whose status PMAP last learned more than
+    ``after`` seconds before ``now``, oldest first (a disabled integration is not called, as its webhooks are
+    refused)."""
+    seen = func.coalesce(TicketLink.status_seen_at, TicketLink.created_at)
+    where = _due_filter(now, after)
+    if integration_id is not None:
+        where.append(TicketLink.integration_id == integration_id)
     rows = session.execute(
         select(TicketLink.id, TicketLink.integration_id, TicketLink.ticket_key, TicketLink.status, TicketLink.done)
         .join(Integration, Integration.id == TicketLink.integration_id)
-        .where(TicketLink.ticket_key.is_not(None), TicketLink.closed_at.is_(None), Integration.enabled.is_(True),
-               seen < now - timedelta(seconds=after))
-        .order_by(seen, TicketLink.id).limit(limit)).all()
+        .where(*where).order_by(seen, TicketLink.id).limit(limit)).all()
     return [_Due(r.id, r.integration_id, str(r.ticket_key), r.status, bool(r.done)) for r in rows]
 
 
+def trackers_due(session: Session, *, now: datetime, after: float) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The trackers with tickets due for a reconcile, as (integration id, organization id)."""
+    rows = session.execute(
+        select(Integration.id, Integration.organization_id).distinct()
+        .join(TicketLink, TicketLink.integration_id == Integration.id).where(*_due_filter(now, after))).all()
+    return [(r.id, r.organization_id) for r in rows]
+
+
 def reconcile_tickets(state: AppState, *, actor_for: Callable[[uuid.UUID], Actor] = system_actor,
-                      now: datetime | None = None) -> ReconcileSummary:
-    """Ask the trackers for the open tickets no delivery has updated lately and apply their answers."""
+                      now: datetime | None = None, integration_id: uuid.UUID | None = None) -> ReconcileSummary:
+    """Ask the trackers (or one, ``integration_id``: a ``ticket_reconcile`` job) for the open tickets no delivery
+    has updated lately and apply their answers."""
     now = now or utcnow()
     with state.sessions() as session:
-        due = due_tickets(session, now=now, after=state.settings.ticket_reconcile_after)
+        due = due_tickets(session, now=now, after=state.settings.ticket_reconcile_after,
+                          integration_id=integration_id)
         rows = {r.id: r for r in session.scalars(
             select(Integration).where(Integration.id.in_({d.integration_id for d in due})))}
     summary = ReconcileSummary()

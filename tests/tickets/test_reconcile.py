@@ -5,14 +5,16 @@ does not answer fails only its own tickets, recorded scrubbed."""
 from __future__ import annotations
 
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from pmap.app import queue_reconciles
 from pmap.audit.models import AuditEvent
 from pmap.cli.main import app as pmapctl
 from pmap.connectors.base import TicketRef
@@ -24,6 +26,7 @@ from pmap_sandbox.server import SandboxServer, build_app
 from tests.conftest import Api
 from tests.connectors.work.sandbox_ops import close_ticket
 from tests.findings.pipeline.helpers import create_integration as create_scanner
+from tests.findings.pipeline.helpers import wait_job
 from tests.tickets.support import finding_status, link, open_finding, ticket_events, work_tracker
 
 TRACKERS = ["jira_cloud", "servicenow"]
@@ -145,3 +148,25 @@ def test_pmapctl_tickets_reconcile_prints_a_summary(api: Api, sandbox: SandboxSe
     with api.state.sessions() as s:
         actors = set(s.scalars(select(AuditEvent.actor).where(AuditEvent.purpose == "ticket_reconcile")))
     assert len(actors) == 1 and actors.pop().startswith("cli:pmapctl:")
+
+
+def test_the_scheduled_reconcile_is_a_ticket_reconcile_job_per_tracker(make_api: Callable[..., Api],
+                                                                       sandbox: SandboxServer) -> None:
+    api = make_api(ticket_reconcile_after=1)
+    h = api.token(role="admin")
+    iid, finding, ref, _creds = _ticket(api, h, sandbox, "jira_cloud")
+    assert queue_reconciles(api.state, api.app.state.jobs) == 0  # news of it is fresh: nothing is due yet
+    time.sleep(1.2)
+    assert queue_reconciles(api.state, api.app.state.jobs) == 1
+    [job] = [j for j in api.client.get("/api/v1/jobs", headers=h).json()["items"] if j["kind"] == "ticket_reconcile"]
+    assert job["integration_id"] == iid
+    done = wait_job(api, job["id"], h)
+    assert done["status"] == "succeeded" and done["attempts"] == 1, done
+    assert {k: done["result"][k] for k in ("checked", "closed", "findings_resolved", "failed")} == {
+        "checked": 1, "closed": 1, "findings_resolved": 1, "failed": 0}
+    assert finding_status(api, finding) == "resolved"
+    assert queue_reconciles(api.state, api.app.state.jobs) == 0  # its ticket is closed: nothing left to ask
+    with api.state.sessions() as s:
+        actions = list(s.scalars(select(AuditEvent.action).where(AuditEvent.integration_id == uuid.UUID(iid),
+                                                                  AuditEvent.purpose == "ticket_reconcile")))
+    assert sorted(actions) == ["credentials.decrypt", "ticket.reconcile"]
