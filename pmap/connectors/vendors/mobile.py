@@ -163,6 +163,6 @@ CONNECTOR_TYPES = (
         connection_model=NowSecureConnection, credentials_model=NowSecureToken,
         default_base_url="https://api.nowsecure.com", implementation=NowSecureConnector(),
         docs_url="https://docs.nowsecure.com/api/auto/graphql",
-        notes="Connection test only; PMAP has no NowSecure report format yet.",
+        notes="Connection test only: no findings sync, PMAP has no NowSecure report format yet.",
     ),
 )

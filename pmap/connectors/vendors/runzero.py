@@ -87,6 +87,7 @@ CONNECTOR_TYPES = (
         default_base_url="https://console.runzero.com/api/v1.0", report_formats=(),
         implementation=RunZeroConnector(),
         docs_url="https://www.runzero.com/docs/leveraging-the-api/",
-        notes="Least privilege: an export token (ET...) is enough; an account key (CT...) is flagged.",
+        notes="An asset inventory: no findings to sync. Least privilege: an export token (ET...) is enough; an "
+              "account key (CT...) is flagged.",
     ),
 )
