@@ -247,7 +247,11 @@ class JobRunner:
                     admit(session)
             raise Conflict("a job holding the same key is already queued or running") from None
         # the job's log lines carry the id of the request that queued it, and the job's own id
-        self._dispatcher.dispatch(job.id, kind, correlation_id.get())
+        try:
+            self._dispatcher.dispatch(job.id, kind, correlation_id.get())
+        except Exception as exc:  # the row is the queue's truth: the scheduler's sweep sends it again
+            log.warning("job %s is queued but could not be sent to its workers yet (%s); the scheduler sends it "
+                        "again", job.id, type(exc).__name__)
         return self.to_out(job)
 
     def to_out(self, job: Job) -> JobOut:

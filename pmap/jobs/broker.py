@@ -100,6 +100,10 @@ def celery_app(broker_url: str, *, visibility_timeout: int, namespace: str = "pm
         task_default_queue=f"{namespace}.{JOBS}",
         task_create_missing_queues=True,
         broker_connection_retry_on_startup=True,
+        # a request that queues a job waits at most about a second on a broker that does not answer: the job row
+        # is written first, and the scheduler's sweep sends it again (pmap.jobs.lease.orphans)
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5},
+        broker_connection_timeout=2,
         broker_transport_options={"visibility_timeout": visibility_timeout},  # Redis only; RabbitMQ ignores it
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -279,3 +279,17 @@ def test_a_webhook_delivery_is_processed_by_a_worker(brokered: tuple[Api, Worker
         assert row.outcome == "processed"
     runtime = getattr(api.app.state, "webhook_runtime", None)
     assert runtime is not None and runtime.processor._thread is None, "the API process processed nothing itself"
+
+
+def test_a_broker_that_does_not_answer_leaves_the_job_queued_not_a_500(make_api: Callable[..., Api],
+                                                                       sandbox: SandboxServer, seed: Any,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    api = make_api(broker_url=SecretStr("amqp://guest:guest@127.0.0.1:9//"), broker_namespace="tnone")
+    headers = api.token(role="operator")
+    seed("tenable_vm", 3)
+    iid = integration(api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    resp = start_sync(api, headers, iid)
+    assert resp.status_code == 202, resp.text
+    assert _job(api, resp.json()["job"]["id"]).status == "queued"  # the row is the queue: the sweep sends it again
+    assert any("could not be sent to its workers" in r.getMessage() for r in caplog.records)
+    assert "guest:guest" not in caplog.text
