@@ -293,3 +293,6 @@ def test_a_broker_that_does_not_answer_leaves_the_job_queued_not_a_500(make_api:
     assert _job(api, resp.json()["job"]["id"]).status == "queued"  # the row is the queue: the sweep sends it again
     assert any("could not be sent to its workers" in r.getMessage() for r in caplog.records)
     assert "guest:guest" not in caplog.text
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["broker"]["status"] != "ok"
+    assert "guest" not in ready.text  # a failed check is named by its class, never by its URL
