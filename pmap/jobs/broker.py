@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from celery import Celery
 from celery.exceptions import Reject
+from celery.signals import worker_process_init
 
 from pmap.jobs.dispatch import Again, Execute, Requeue
 
@@ -63,9 +64,18 @@ _runtime_lock = threading.Lock()
 
 
 def install_worker(factory: Callable[[], WorkerRuntime]) -> None:
-    """Set how a worker process builds its runtime (called before the worker starts, inherited by its children)."""
+    """Set how a worker process builds its runtime (called before the worker starts, inherited by its children,
+    each of which builds its own as soon as it starts: its first task does not pay for it)."""
     global _factory, _runtime
     _factory, _runtime = factory, None
+    worker_process_init.connect(_build_at_start, weak=False)
+
+
+def _build_at_start(**_: Any) -> None:
+    try:
+        _worker()
+    except Exception:  # the first task tries again and fails with the reason, where it is seen
+        log.exception("this worker process could not build its runtime")
 
 
 def _worker() -> WorkerRuntime:
