@@ -165,3 +165,27 @@ def test_a_scan_the_vendor_reports_failed_or_canceled_fails_the_launch(virtual_c
         service._wait(settings, _sc_context(), _Statuses("running", ending), ScanRef(scan_id="5", run_id="r"),
                       lambda **kw: None, _call())
     assert err.value.step == "scan"
+
+
+def test_an_acunetix_scan_results_vulnerabilities_are_read_as_the_xml_export_with_their_hosts_and_states() -> None:
+    from pmap.connectors.vendors import dast
+    from pmap.findings.formats.vm_dast import acunetix as acunetix_format
+
+    def vuln(name: str, url: str, severity: int, status: str, detail: str | None = None) -> dict[str, Any]:
+        return {"vt_name": name, "affects_url": url, "severity": severity, "status": status, "affects_detail": detail,
+                "vt_id": "00000000-0000-4000-9000-000000000001"}
+
+    content = dast._acunetix_xml([
+        vuln("SQL injection", "https://shop.example.test:8443/item?id=1", 4, "open", "id"),
+        vuln("Cross-site <Scripting> & co", "http://blog.example.test/search", 3, "false_positive", "q"),
+        vuln("Fixed since", "http://blog.example.test/old", 2, "fixed"),
+        vuln("Weak TLS", "https://shop.example.test:8443/", 1, "ignored", "<empty>"),
+    ])
+    findings = list(acunetix_format.FORMAT.parse(io.BytesIO(content)))
+    assert [(f.title, f.host, f.port, f.url, f.parameter, f.vendor_severity, f.status) for f in findings] == [
+        ("SQL injection", "shop.example.test", 8443, "https://shop.example.test:8443/item?id=1", "id", "critical",
+         None),
+        ("Weak TLS", "shop.example.test", 8443, "https://shop.example.test:8443/", None, "low", None),
+        ("Cross-site <Scripting> & co", "blog.example.test", 80, "http://blog.example.test/search", "q", "high",
+         "false_positive"),
+    ], "grouped by origin; the fixed one left out so the full import resolves it"

@@ -2,7 +2,9 @@
 
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
 imported from the report files these products export, or pulled from the vendor's API by a sync. ZAP
-also launches scans (spider, then active scan of a target URL) and fetches their alerts.
+also launches scans (spider, then active scan of a target URL) and fetches their alerts; Invicti launches a
+scan from an earlier one's configuration; Acunetix launches a scan of a target (``POST /scans`` with the
+connection's scan profile) and imports its session's vulnerabilities, written as its XML export.
 
 Syncs (``pull_findings``), one page in memory at a time:
 
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import json
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -68,8 +72,9 @@ from pmap.connectors.vendors._support import (
     permission_report,
     poll,
     text,
+    vendor_detail,
 )
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, ScanLaunchUnavailable, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
@@ -506,8 +511,15 @@ class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanSta
 
 # --- Acunetix --------------------------------------------------------------------------------------
 
+#: Acunetix's built-in Full Scan profile (the scan profiles' fixed ids: 11111111-1111-1111-1111-11111111111N)
+ACUNETIX_FULL_SCAN = "11111111-1111-1111-1111-111111111111"
+
+
 class AcunetixConnection(ConnectionSettings):
     base_url: str = Field(description="Acunetix API base, e.g. https://acunetix.example.com:3443/api/v1")
+    scan_profile_id: uuid.UUID = Field(default=uuid.UUID(ACUNETIX_FULL_SCAN),
+                                       description="the scan profile of a launched scan (default: Full Scan, "
+                                                   "11111111-1111-1111-1111-111111111111)")
 
 
 _ACUNETIX_ROOT = "System Administrator (the root account)"
@@ -533,8 +545,10 @@ def _acunetix_next(body: dict[str, Any], read: int, listed: int) -> str | None:
     return str(read) if listed >= ACUNETIX_PAGE else None
 
 
-def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
-    """Every vulnerability of every status, one cursor page in memory at a time."""
+def _acunetix_pages(ctx: OperationContext, headers: dict[str, str], path: str,
+                    what: str) -> Iterator[list[Any]]:
+    """The pages of a vulnerability list (``/vulnerabilities``, a scan result's ``.../vulnerabilities``), one cursor
+    page in memory at a time."""
     cursor: str | None = None
     read = 0
     with ctx.client() as c:
@@ -542,37 +556,164 @@ def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterat
             params: dict[str, Any] = {"l": ACUNETIX_PAGE}
             if cursor is not None:
                 params["c"] = cursor
-            resp = check(ctx, c.get("/vulnerabilities", headers=headers, params=params), "listing vulnerabilities",
+            resp = check(ctx, c.get(path, headers=headers, params=params), f"listing {what}",
                          permission_hint="the user's role must allow reading scans and vulnerabilities")
-            body = json_of(ctx, resp, "the vulnerabilities page")
+            body = json_of(ctx, resp, f"the page of {what}")
             del resp
             items = body.get("vulnerabilities")
             if not isinstance(items, list):
-                raise fail(ctx, "Acunetix's vulnerabilities page has no vulnerabilities list", step="response")
-            for item in items:
-                try:
-                    finding = acunetix_format.api_vulnerability(item)
-                except ReportError as exc:
-                    raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
-                yield finding
+                raise fail(ctx, f"Acunetix's page of {what} has no vulnerabilities list", step="response")
+            yield items
             read += len(items)
             following = _acunetix_next(body, read, len(items))
             if not items or following is None or following == cursor:
                 return
             cursor = following
-        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of vulnerabilities", step="response")
+        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of {what}", step="response")
 
 
-class AcunetixConnector(Connector, ChecksPermissions, SyncsFindings):
+def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
+    """Every vulnerability of every status, one cursor page in memory at a time."""
+    for items in _acunetix_pages(ctx, headers, "/vulnerabilities", "vulnerabilities"):
+        for item in items:
+            try:
+                finding = acunetix_format.api_vulnerability(item)
+            except ReportError as exc:
+                raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
+            yield finding
+
+
+def _acunetix_id(value: str | None, what: str) -> str:
+    """An Acunetix target or scan id is a UUID; anything else is the caller's mistake."""
+    try:
+        return str(uuid.UUID(str(value or "").strip()))
+    except ValueError:
+        raise ValidationFailed(f"an Acunetix {what} id is a UUID",
+                               fields=[FieldProblem("scan_id", "must be a UUID")]) from None
+
+
+# Acunetix scan session statuses -> ScanState.status (anything else, e.g. processing or resuming: still under way)
+_ACUNETIX_STATES = {"completed": "completed", "failed": "failed", "aborted": "canceled", "aborting": "canceled",
+                    "scheduled": "queued", "queued": "queued", "starting": "queued"}
+
+
+def _acunetix_refusal(ctx: OperationContext, resp: OutboundResponse) -> ScanLaunchUnavailable | None:
+    """Acunetix's own refusal to start a scan: a 403 (a role or license without scanning), or another 4xx whose
+    error names the license (a license without the API's scans, its target limit reached)."""
+    detail = vendor_detail(ctx, resp) or ""
+    licence = "licen" in detail.lower()
+    if resp.status != 403 and not (400 <= resp.status < 500 and resp.status not in (401, 404, 429) and licence):
+        return None
+    why = ("the Acunetix license does not allow this scan" if licence else
+           "the Acunetix user may not start scans (its role, or the license, has no scanning)")
+    refused = fail(ctx, f"{why}: launch it in Acunetix itself, or give the API user a role that can scan",
+                   step="permission", resp=resp)
+    return ScanLaunchUnavailable(refused.message, step="permission", upstream_status=resp.status)
+
+
+def _acunetix_xml(items: list[dict[str, Any]]) -> bytes:
+    """A scan result's vulnerabilities as the Acunetix XML export (``acunetix_xml``) reads them: one ``<Scan>`` per
+    origin (its ``StartURL``), each vulnerability a ``<ReportItem>`` whose ``Affects`` is the path below it; the
+    numeric severity as the export's word; a false positive flagged ``IsFalsePositive``. A vulnerability the result
+    lists fixed is left out (the launch's import is full: its finding resolves)."""
+    origins: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if (text(item.get("status")) or "").lower() == "fixed":
+            continue
+        url = text(item.get("affects_url")) or ""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+        origins.setdefault(origin, []).append(item)
+    root = ET.Element("ScanGroup", ExportedOn=datetime.now(UTC).strftime("%d/%m/%Y, %H:%M:%S"))
+    for origin, listed in origins.items():
+        scan = ET.SubElement(root, "Scan")
+        ET.SubElement(scan, "StartURL").text = origin
+        reported = ET.SubElement(scan, "ReportItems")
+        for item in listed:
+            url = text(item.get("affects_url")) or ""
+            node = ET.SubElement(reported, "ReportItem")
+            ET.SubElement(node, "Name").text = text(item.get("vt_name"))
+            severity = item.get("severity")
+            word = acunetix_format.API_SEVERITIES.get(severity) if isinstance(severity, int) else None
+            ET.SubElement(node, "Severity").text = word or text(severity)
+            ET.SubElement(node, "Affects").text = url[len(origin):] if origin else url
+            ET.SubElement(node, "Parameter").text = text(item.get("affects_detail"))
+            ET.SubElement(node, "Type").text = text(item.get("vt_id"))
+            false_positive = (text(item.get("status")) or "").lower() == "false_positive"
+            ET.SubElement(node, "IsFalsePositive").text = "True" if false_positive else "False"
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+class AcunetixConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus,
+                        SyncsFindings):
     """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
 
     ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
     ``first_name``, ``enabled``, ``child_account``, ``su``), so reading is proven by a trial read of one
     page of ``/vulnerabilities``; the root account (``child_account: false``) is the System Administrator.
+
+    A launch's scan id is a target's id: ``POST /scans`` starts a scan of it now with the connection's scan
+    profile; its status is the scan's ``current_session.status``, its results the vulnerabilities of that
+    session (``scan_session_id``, the result's id).
     """
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
         return {"X-Auth": ctx.secret("api_key")}
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``POST /scans`` (the target, the profile, a schedule starting now) -> 201, the new scan's id in its
+        ``Location`` (``/api/v1/scans/{scan_id}``) or its body's ``scan_id``."""
+        target = _acunetix_id(scan_id, "target")
+        body = {"target_id": target, "profile_id": str(ctx.connection.scan_profile_id),
+                "schedule": {"disable": False, "start_date": None, "time_sensitive": False}}
+        with ctx.client() as c:
+            resp = c.post("/scans", headers=self._headers(ctx), json=body)
+            refused = _acunetix_refusal(ctx, resp) if resp.status >= 400 else None
+            if refused is not None:
+                raise refused
+            check(ctx, resp, f"launching a scan of target {target}", ok=(200, 201))
+        location = resp.headers.get("location") or ""
+        started = location.rstrip("/").rsplit("/", 1)[-1] if "/scans/" in location else None
+        if not started:
+            try:
+                answer = resp.json()
+            except UpstreamError:
+                answer = None
+            started = text(answer.get("scan_id")) if isinstance(answer, dict) else None
+        if not started:
+            raise fail(ctx, "Acunetix started the scan without naming it (no Location, no scan_id)", step="response")
+        return ScanRef(scan_id=target, run_id=_acunetix_id(started, "scan"))
+
+    def _scan(self, ctx: OperationContext, scan: ScanRef) -> dict[str, Any]:
+        run = _acunetix_id(scan.run_id, "scan")
+        with ctx.client() as c:
+            resp = check(ctx, c.get(vendor_path("/scans/{scan}", scan=run), headers=self._headers(ctx)),
+                         "the scan's status")
+        session = json_of(ctx, resp, "scan").get("current_session")
+        return session if isinstance(session, dict) else {}
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``GET /scans/{scan_id}``: its ``current_session.status``."""
+        state = (text(self._scan(ctx, scan).get("status")) or "scheduled").lower()
+        return ScanState(scan_id=scan.scan_id, status=_ACUNETIX_STATES.get(state, "running"),
+                         detail=f"Acunetix status: {state}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The vulnerabilities of the scan's session (``GET /scans/{scan_id}/results/{result_id}/vulnerabilities``,
+        cursor paged), written as the Acunetix XML export (``acunetix_xml``)."""
+        run = _acunetix_id(scan.run_id, "scan")
+        result = text(self._scan(ctx, scan).get("scan_session_id"))
+        if not result:
+            raise fail(ctx, "Acunetix's finished scan names no scan session (current_session.scan_session_id)",
+                       step="response")
+        path = vendor_path("/scans/{scan}/results/{result}/vulnerabilities", scan=run, result=result)
+        items: list[dict[str, Any]] = []
+        for page in _acunetix_pages(ctx, self._headers(ctx), path, "the scan's vulnerabilities"):
+            for item in page:
+                if not isinstance(item, dict) or not text(item.get("vt_name")):
+                    raise fail(ctx, "a vulnerability of the scan has no vt_name", step="response")
+                items.append(item)
+        return ReportArtifact(name=f"acunetix_{run}.xml", format=acunetix_format.KEY, content=_acunetix_xml(items))
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """Every vulnerability (open, fixed, ignored, false positive), cursor page by page, read as
@@ -649,6 +790,8 @@ CONNECTOR_TYPES = (
         implementation=AcunetixConnector(),
         docs_url="https://www.acunetix.com/support/docs/api/",
         notes="An expired license is a warning (the API still answers). A sync reads every vulnerability of every "
-              "status (full pulls: the API filters by detection time only).",
+              "status (full pulls: the API filters by detection time only). A scan launch's scan_id is a target's "
+              "id: a scan with the connection's scan_profile_id (default Full Scan) is started now and its session's "
+              "vulnerabilities imported; a 403 or a license refusal of the launch is scan_launch_unavailable.",
     ),
 )
