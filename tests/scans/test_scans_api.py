@@ -34,6 +34,7 @@ LAUNCHABLE: dict[str, tuple[dict[str, str], str, int]] = {
     "invicti": ({"user_id": "ok", "api_token": "key"}, "5e4b8f0a-0000-4000-8000-00000000000a", 2),
     "rapid7_insightvm": ({"username": "ok", "password": "key"}, "3", 2),
     "acunetix": ({"api_key": "ok"}, "64496c9e-b340-4227-90d4-ac43e78d4a0d", 2),
+    "burp_dast": ({"api_key": "ok"}, "2", 2),
 }
 
 
@@ -102,6 +103,7 @@ def test_nessus_professional_answers_412_so_the_launch_is_422_and_recorded_faile
 #: vendor -> (the sandbox marker of an account or license the vendor refuses a launch, words the refusal names)
 REFUSED: dict[str, tuple[str, str]] = {
     "acunetix": ("nolicense-", "license does not allow"),
+    "burp_dast": ("noperm-", "may not start scans"),
 }
 
 
@@ -257,6 +259,7 @@ def test_each_vendor_scan_is_its_own_stream(api: Api, sandbox: SandboxServer, vi
     pytest.param("zap", "file:///etc/passwd", id="zap-not-http"),
     pytest.param("invicti", "../account/license", id="invicti-path"),
     pytest.param("acunetix", "../me", id="acunetix-path"),
+    pytest.param("burp_dast", "2 } } mutation", id="burp_dast-not-a-site"),
 ])
 def test_a_scan_id_that_is_not_the_vendors_kind_of_id_fails_the_launch_before_any_call(
         api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, vendor: str, scan_id: str) -> None:

@@ -3,8 +3,10 @@
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
 imported from the report files these products export, or pulled from the vendor's API by a sync. ZAP
 also launches scans (spider, then active scan of a target URL) and fetches their alerts; Invicti launches a
-scan from an earlier one's configuration; Acunetix launches a scan of a target (``POST /scans`` with the
-connection's scan profile) and imports its session's vulnerabilities, written as its XML export.
+scan from an earlier one's configuration; Burp Suite DAST launches a one-off scan of a site
+(``create_schedule_item``) and imports its issues, written as its XML issue export; Acunetix launches a scan
+of a target (``POST /scans`` with the connection's scan profile) and imports its session's vulnerabilities,
+written as its XML export.
 
 Syncs (``pull_findings``), one page in memory at a time:
 
@@ -35,7 +37,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -95,6 +97,9 @@ class ApiKey(Credentials):
 
 class BurpConnection(ConnectionSettings):
     base_url: str = Field(description="Burp Suite DAST server, e.g. https://burp.example.com")
+    scan_configuration_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20,
+        description="scan configurations of a launched scan (ids); empty: the site's own")
 
 
 _BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
@@ -113,6 +118,12 @@ _BURP_ISSUES = ("query PmapScanIssues($scan: ID!, $start: Int!, $count: Int!) { 
                 "vulnerability_classifications_html references_html } } } }")
 
 
+def _burp_refused(errors: list[Any]) -> bool:
+    """A GraphQL error list that refuses the API user (its code a 401/403, or its message naming a permission)."""
+    code = dig(errors, 0, "extensions", "code")
+    return code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower()
+
+
 def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, Any], what: str) -> Any:
     """The ``data`` of one read-only GraphQL query; a refused one (HTTP 200 with errors) is step permission
     when it names a 401/403 or a permission, else step response."""
@@ -122,8 +133,7 @@ def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, 
     body = json_of(ctx, resp, what)
     errors = body.get("errors") or []
     if errors:
-        code = dig(errors, 0, "extensions", "code")
-        if code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower():
+        if _burp_refused(errors):
             raise fail(ctx, f"the Burp API user may not read {what}: give it a role that can view sites and scans",
                        step="permission", resp=resp)
         raise fail(ctx, f"the GraphQL query of {what} failed", step="response", resp=resp)
@@ -176,8 +186,133 @@ def _burp_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
                     break
 
 
-class BurpConnector(Connector, SyncsFindings):
-    """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
+_BURP_LAUNCH = ("mutation PmapLaunchScan($input: CreateScheduleItemInput!) { create_schedule_item(input: $input) "
+                "{ schedule_item { id } } }")
+_BURP_ITEM_SCANS = ("query PmapScheduledScan($item: ID!) { scans(schedule_item_id: $item, offset: 0, limit: 1) "
+                    "{ id status } }")
+# Burp's ScanStatus -> ScanState.status (anything else, e.g. running or paused: still under way)
+_BURP_STATES = {"succeeded": "completed", "failed": "failed", "cancelled": "canceled", "canceled": "canceled",
+                "queued": "queued"}
+_BURP_SEVERITIES = {"high": "High", "medium": "Medium", "low": "Low", "info": "Information",
+                    "false_positive": "False positive"}
+
+
+def _burp_site(value: str) -> str:
+    """A Burp site id is a number; anything else is the caller's mistake."""
+    site = str(value or "").strip()
+    if not site.isdigit():
+        raise ValidationFailed("a Burp Suite DAST scan is launched on a site, named by its id (digits)",
+                               fields=[FieldProblem("scan_id", "must be a site id (digits)")])
+    return site
+
+
+_BURP_ITEM = "schedule_item:"  # a launch's run reference names what it is: a site's and an item's ids may be equal
+
+
+def _burp_item(value: str | None) -> str:
+    """The schedule item id of a launch's run reference (``schedule_item:<id>``)."""
+    item = str(value or "").strip().removeprefix(_BURP_ITEM)
+    if not item.isdigit():
+        raise ValidationFailed("a Burp Suite DAST launch is followed by its schedule item's id (digits)",
+                               fields=[FieldProblem("run_id", "must be schedule_item:<digits>")])
+    return item
+
+
+def _burp_xml(issues: list[dict[str, Any]]) -> bytes:
+    """A scan's issues (the API's shape) as Burp's XML issue export (``burp_xml``) reads them: the issue type's
+    index as ``type``, ``origin`` as ``host``, the issue's HTML as its detail, the type's as its background."""
+    root = ET.Element("issues", burpVersion="Burp Suite DAST (GraphQL API)", exportTime=datetime.now(UTC).isoformat())
+    for issue in issues:
+        found = issue.get("issue_type")
+        kind: dict[str, Any] = found if isinstance(found, dict) else {}
+        node = ET.SubElement(root, "issue")
+        severity = text(issue.get("severity")) or ""
+        for tag, value in (("serialNumber", issue.get("serial_number")), ("type", kind.get("type_index")),
+                           ("name", kind.get("name")), ("host", issue.get("origin")), ("path", issue.get("path")),
+                           ("location", issue.get("path")),
+                           ("severity", _BURP_SEVERITIES.get(severity.lower(), severity)),
+                           ("confidence", (text(issue.get("confidence")) or "").capitalize() or None),
+                           ("issueBackground", kind.get("description_html")),
+                           ("remediationBackground", kind.get("remediation_html")),
+                           ("references", kind.get("references_html")),
+                           ("vulnerabilityClassifications", kind.get("vulnerability_classifications_html")),
+                           ("issueDetail", issue.get("description_html")),
+                           ("remediationDetail", issue.get("remediation_html"))):
+            ET.SubElement(node, tag).text = text(value)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+class BurpConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
+    """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme.
+
+    A launch's scan id is a site's id: ``create_schedule_item`` with no schedule scans it now (with the connection's
+    scan configurations, else the site's own); the launch follows that schedule item's scan
+    (``scans(schedule_item_id:)``), and reads its issues as the sync does."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``create_schedule_item`` for the site, no schedule (a one-off scan, now): the schedule item's id."""
+        site = _burp_site(scan_id)
+        scan_input: dict[str, Any] = {"site_ids": [site]}
+        configurations = list(getattr(ctx.connection, "scan_configuration_ids", None) or [])
+        if configurations:
+            scan_input["scan_configuration_ids"] = configurations
+        with ctx.client() as c:
+            # a mutation: never retried (a second one would schedule a second scan)
+            resp = check(ctx, c.post("/graphql/v1", headers={"Authorization": ctx.secret("api_key")},
+                                     json={"query": _BURP_LAUNCH, "variables": {"input": scan_input}}),
+                         f"launching a scan of site {site}")
+        body = json_of(ctx, resp, "the scan launch")
+        errors = body.get("errors") or []
+        if errors and _burp_refused(errors):
+            refused = fail(ctx, "the Burp API user may not start scans: launch it in Burp Suite DAST itself, or give "
+                                "the API user a role that can create and run scans", step="permission", resp=resp)
+            raise ScanLaunchUnavailable(refused.message, step="permission", upstream_status=resp.status)
+        if errors:
+            raise fail(ctx, f"Burp refused to launch a scan of site {site}", step="response", resp=resp)
+        item = text(dig(body, "data", "create_schedule_item", "schedule_item", "id"))
+        if not item:
+            raise fail(ctx, "Burp scheduled the scan without a schedule item id", step="response")
+        return ScanRef(scan_id=site, run_id=_BURP_ITEM + _burp_item(item))
+
+    def _scan(self, ctx: OperationContext, c: Any, scan: ScanRef) -> dict[str, Any] | None:
+        """The scan of the launch's schedule item; None while Burp has not created it yet."""
+        scans = _burp_query(ctx, c, _BURP_ITEM_SCANS, {"item": _burp_item(scan.run_id)}, "the launched scan")
+        listed = scans.get("scans")
+        if not isinstance(listed, list):
+            raise fail(ctx, "Burp's answer has no scans list", step="response")
+        first = listed[0] if listed else None
+        return first if isinstance(first, dict) else None
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``scans(schedule_item_id:) { id status }``: no scan yet is queued."""
+        with ctx.client() as c:
+            found = self._scan(ctx, c, scan)
+        status = (text(found.get("status")) if found else None) or "queued"
+        return ScanState(scan_id=scan.scan_id, status=_BURP_STATES.get(status.lower(), "running"),
+                         detail=f"Burp scan status: {status}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The launched scan's issues (``scan(id) { issues(start:, count:) }`` until a short page), written as
+        Burp's XML issue export (``burp_xml``)."""
+        issues: list[dict[str, Any]] = []
+        with ctx.client() as c:
+            found = self._scan(ctx, c, scan)
+            scan_id = text(found.get("id")) if found else None
+            if not scan_id:
+                raise fail(ctx, "Burp lists no scan for the launch's schedule item", step="response")
+            for page in range(_BURP_MAX_PAGES):
+                listed = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan_id, "start": page * BURP_ISSUE_PAGE,
+                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
+                             "scan", "issues")
+                if not isinstance(listed, list):
+                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
+                for issue in listed:
+                    if not isinstance(issue, dict) or not text(dig(issue, "issue_type", "name")):
+                        raise fail(ctx, "an issue of the scan has no issue_type.name", step="response")
+                    issues.append(issue)
+                if len(listed) < BURP_ISSUE_PAGE:
+                    break
+        return ReportArtifact(name=f"burp_scan_{scan_id}.xml", format=burp_format.KEY, content=_burp_xml(issues))
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """The issues of each site's latest succeeded scan, page by page, read as ``burp_xml``; always a full,
@@ -761,7 +896,10 @@ CONNECTOR_TYPES = (
         docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
                  "/getting-started",
         notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports. A sync reads "
-              "the issues of each site's latest succeeded scan (full pulls: no fixed state).",
+              "the issues of each site's latest succeeded scan (full pulls: no fixed state). A scan launch's scan_id "
+              "is a site's id: create_schedule_item scans it now (scan_configuration_ids, else the site's own) and "
+              "the scan's issues are imported; a GraphQL refusal for a missing permission is "
+              "scan_launch_unavailable.",
     ),
     ConnectorType(
         vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,

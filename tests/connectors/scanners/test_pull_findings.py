@@ -421,7 +421,8 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
                                                    "fetch_findings", "launch_scan", "scan_status"]
     assert catalog_entry("invicti").offered() == ["test_connection", "sync_findings", "fetch_findings",
                                                   "launch_scan", "scan_status"]
-    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings", "fetch_findings",
+                                                    "launch_scan", "scan_status"]
     assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
                                               "scan_status"]
     assert catalog_entry("black_duck").offered() == ["test_connection", "check_permissions", "sync_findings"]
