@@ -48,6 +48,7 @@ def _tokens(text: str) -> list[str]:
 class _Parser:
     def __init__(self, tokens: list[str], variables: Mapping[str, Any]) -> None:
         self.t, self.i, self.vars = tokens, 0, variables
+        self.kind = "query"
 
     def peek(self) -> str | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -60,13 +61,15 @@ class _Parser:
         return tok
 
     def document(self) -> list[Field]:
-        # skip "query Name($v: T)" up to the first top-level "{"
+        # skip "query Name($v: T)" (or "mutation Name(...)") up to the first top-level "{"
         depth = 0
         while self.peek() is not None and not (self.peek() == "{" and depth == 0):
             tok = self.take()
             depth += tok == "("
             depth -= tok == ")"
-            if tok in {"mutation", "subscription", "..."}:
+            if depth == 0 and tok == "mutation" and self.i == 1:
+                self.kind = "mutation"
+            elif tok in {"mutation", "subscription", "..."}:
                 raise GraphQLSyntaxError(f"Syntax Error: {tok} is not supported by the sandbox")
         return self.selection_set()
 
@@ -127,6 +130,13 @@ def parse(query: str, variables: Mapping[str, Any] | None = None) -> list[Field]
     return _Parser(_tokens(query), variables or {}).document()
 
 
+def operation(query: str, variables: Mapping[str, Any] | None = None) -> tuple[str, list[Field]]:
+    """The kind of ``query``'s operation (query or mutation) and its root fields."""
+    parser = _Parser(_tokens(query), variables or {})
+    roots = parser.document()
+    return parser.kind, roots
+
+
 def project(value: Any, children: list[Field] | None, typename: str = "") -> Any:
     """Keep only the selected fields of ``value`` (recursively)."""
     if children is None or value is None:
@@ -148,13 +158,17 @@ Resolver = Callable[[Field], Any]
 
 
 def execute(
-    query: str, variables: Mapping[str, Any] | None, resolvers: Mapping[str, Resolver], type_name: str = "Query"
+    query: str, variables: Mapping[str, Any] | None, resolvers: Mapping[str, Resolver], type_name: str = "Query",
+    mutations: Mapping[str, Resolver] | None = None,
 ) -> dict[str, Any]:
-    """Run ``query`` against root ``resolvers``; unknown fields yield GraphQL validation errors."""
+    """Run ``query`` against root ``resolvers`` (a mutation against ``mutations``); unknown fields yield GraphQL
+    validation errors."""
     try:
-        roots = parse(query, variables)
+        kind, roots = operation(query, variables)
     except GraphQLSyntaxError as exc:
         return {"errors": [{"message": str(exc), "extensions": {"classification": "InvalidSyntax"}}]}
+    if kind == "mutation":
+        resolvers, type_name = mutations or {}, "Mutation"
     unknown = [f for f in roots if f.name not in resolvers and f.name != "__typename"]
     if unknown:
         return {

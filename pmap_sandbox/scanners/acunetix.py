@@ -18,6 +18,7 @@ statuses open, fixed, ignored and false_positive (h4rdy/Acunetix11-API-Documenta
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, seeded, vendor_router
+from pmap_sandbox.scanners._common import ErrorStyle, Reply, echo_text, guard, json_reply, seeded, store, vendor_router
 
 KEY = "acunetix"
 router = vendor_router(KEY)
@@ -175,11 +176,106 @@ async def info(request: Request) -> Response:
     )
 
 
+# --- scans (h4rdy/Acunetix11-API-Documentation ``Document/Scans/main.md``: ``POST /scans`` with ``target_id``,
+# ``profile_id`` and ``schedule``; ``GET /scans/{scan_id}`` with ``current_session.status`` and
+# ``scan_session_id``; ``GET /scans/{scan_id}/results/{result_id}/vulnerabilities`` cursor-paged like
+# ``/vulnerabilities``): a launched scan reads queued, processing, then completed
+
+TARGET_ID = "64496c9e-b340-4227-90d4-ac43e78d4a0d"  # the sandbox's one target
+PROFILES = {f"11111111-1111-1111-1111-11111111111{n}" for n in "1234567"}  # the built-in scan profiles
+_SESSION_STATES = ("queued", "processing")
+POLL_FAILS = "pollfail"  # vendor-specific marker: the 2nd status read answers 401, echoing the key
+NO_LICENSE = "nolicense"  # vendor-specific marker: a license without scanning; POST /scans answers 403
+
+
+def _scans(request: Request) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = store(request, KEY).setdefault("scans", {})
+    return found
+
+
+def _result(i: int) -> dict[str, Any]:
+    return {
+        "vuln_id": str(2640598393345700000 + i), "vt_id": f"00000000-0000-4000-9000-{i:012d}",
+        "vt_name": ("Cross-site Scripting", "SQL injection")[i % 2], "severity": (3, 4)[i % 2], "criticality": 10,
+        "confidence": 95, "status": "open", "affects_url": f"https://shop.example.test/{('search', 'item')[i % 2]}",
+        "affects_detail": ("q", "id")[i % 2], "target_id": TARGET_ID, "loc_id": i + 1, "tags": [],
+        "last_seen": None,
+    }
+
+
+#: the vulnerabilities of a launched scan's session
+RESULT = [_result(i) for i in range(2)]
+
+
+@router.post(_API + "/scans")
+async def launch(request: Request) -> Response:
+    """Start a scan of a target now -> 201, ``Location: /api/v1/scans/{scan_id}`` and the scan."""
+    marks = await _auth(request)
+    key = request.headers.get("x-auth") or ""
+    if NO_LICENSE in key.lower():
+        raise Reply(_error(403, "Feature not allowed by the license: scanning"))
+    if sc.NOPERM in marks:
+        raise Reply(_error(403, "Forbidden"))
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("schedule"), dict):
+        raise Reply(_error(400, "Invalid request body"))
+    if body.get("target_id") != TARGET_ID:
+        raise Reply(_error(404, "Target not found"))
+    if body.get("profile_id") not in PROFILES:
+        raise Reply(_error(404, "Scanning profile not found"))
+    scan_id, session_id = str(uuid.uuid4()), str(uuid.uuid4())
+    _scans(request)[scan_id] = {"reads": 0, "key": key, "session": session_id}
+    return json_reply(201, {"scan_id": scan_id, "target_id": TARGET_ID, "profile_id": body["profile_id"],
+                            "schedule": body["schedule"], "incremental": False},
+                      headers={"Location": f"{_API}/scans/{scan_id}"})
+
+
+@router.get(_API + "/scans/{scan_id}")
+async def scan(scan_id: str, request: Request) -> Response:
+    """A launched scan with its current session: queued, processing, then completed."""
+    await _auth(request)
+    found = _scans(request).get(scan_id)
+    if found is None:
+        raise Reply(_error(404, "Scan not found"))
+    found["reads"] += 1
+    if POLL_FAILS in found["key"].lower() and found["reads"] == 2:
+        raise Reply(STYLE.reply(sc.ECHO, echo_text(request, [found["key"]])))
+    reads = found["reads"]
+    status = _SESSION_STATES[reads - 1] if reads <= len(_SESSION_STATES) else "completed"
+    return json_reply(200, {"scan_id": scan_id, "target_id": TARGET_ID, "profile_id": sorted(PROFILES)[0],
+                            "current_session": {"scan_session_id": found["session"], "status": status,
+                                                "progress": 100 if status == "completed" else 10,
+                                                "severity_counts": {"high": 1, "medium": 0, "low": 0, "info": 0}}})
+
+
+@router.get(_API + "/scans/{scan_id}/results/{result_id}/vulnerabilities")
+async def result_vulnerabilities(scan_id: str, result_id: str, request: Request) -> Response:
+    """The vulnerabilities of a launched scan's session, cursor-paged (``c``, ``l``)."""
+    await _auth(request)
+    found = _scans(request).get(scan_id)
+    if found is None or found["session"] != result_id:
+        raise Reply(_error(404, "Scan result not found"))
+    try:
+        start = int(request.query_params.get("c") or 0)
+        limit = int(request.query_params.get("l") or MAX_LIMIT)
+    except ValueError:
+        raise Reply(_error(400, "Invalid cursor or limit")) from None
+    page = RESULT[start:start + limit]
+    following = str(start + limit) if start + limit < len(RESULT) else None
+    return json_reply(200, {"vulnerabilities": page, "pagination": {"count": len(RESULT), "next_cursor": following,
+                                                                     "previous_cursor": str(max(start - limit, 0))}})
+
+
 VENDOR = {
     "category": "DAST",
     "base_path": f"/{KEY}/api/v1",
     "auth": "X-Auth: <key>",
     "valid_credentials": {"api_key": "acunetix-key-0001"},
     "notes": "license in /info; /me names no role (admin -> root account: child_account false); noperm -> 403 on "
-    "/vulnerabilities",
+    f"/vulnerabilities and POST /scans; POST /scans of target {TARGET_ID} launches (queued, processing, completed) and "
+    "its session holds 2 vulnerabilities; 'nolicense' in the key -> POST /scans 403 naming the license; 'pollfail' "
+    "-> the 2nd status read is a 401 echoing the key",
 }

@@ -19,7 +19,16 @@ from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
 from pmap_sandbox.scanners import _graphql
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, json_reply, seeded, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    json_reply,
+    seeded,
+    store,
+    vendor_router,
+)
 
 KEY = "burp_dast"
 router = vendor_router(KEY)
@@ -151,6 +160,70 @@ def _seeded_resolvers(data: dict[str, Any]) -> dict[str, _graphql.Resolver]:
             "scan": scan}
 
 
+# --- launches: ``create_schedule_item(input: {site_ids: [...]})`` with no schedule scans the sites now (PortSwigger's
+# "Scheduling a new scan"; older clients send ``site_id``); the scan of a schedule item is
+# ``scans(schedule_item_id:)``: queued, running, then succeeded, holding two issues of its own
+
+POLL_FAILS = "pollfail"  # vendor-specific marker: the 2nd read of a launched scan answers 401, echoing the key
+
+
+def _launch_issue(i: int) -> dict[str, Any]:
+    return {**seeded_issue(i), "origin": "https://shop.example.test", "path": ("/search", "/login")[i % 2],
+            "serial_number": str(8000000000000000000 + i), "severity": ("high", "info")[i % 2]}
+
+
+#: the issues of a launched scan
+LAUNCHED_ISSUES = [_launch_issue(i) for i in range(2)]
+_LAUNCH_STATES = ("queued", "running")
+
+
+class _Refused(Exception):
+    """A launched scan's read the sandbox answers with an HTTP error."""
+
+
+def _launches(request: Request, key: str | None) -> tuple[dict[str, _graphql.Resolver], dict[str, _graphql.Resolver]]:
+    """Query resolvers over the launched scans (``scans(schedule_item_id:)``, ``scan(id)``) falling back to the
+    sample's, and the ``create_schedule_item`` mutation."""
+    state: dict[str, Any] = store(request, KEY).setdefault("launches", {"items": {}, "scans": {}})
+
+    def create(f: _graphql.Field) -> Any:
+        scan_input = f.args.get("input") or {}
+        sites = scan_input.get("site_ids") or ([scan_input["site_id"]] if scan_input.get("site_id") else [])
+        if [str(s) for s in sites] != [_SITES[0]["id"]]:
+            raise _Refused(json_reply(200, {"data": None, "errors": [{"message": "Site not found",
+                                                                       "extensions": {"code": 404}}]}))
+        item, scan_id = str(100 + len(state["items"])), str(500 + len(state["scans"]))
+        state["items"][item] = scan_id
+        state["scans"][scan_id] = {"reads": 0, "key": key or ""}
+        return {"schedule_item": {"id": item, "schedule": None, "scheduled_run_time": None}}
+
+    def scans(f: _graphql.Field) -> Any:
+        item = f.args.get("schedule_item_id")
+        if item is None:
+            return _SCANS
+        scan_id = state["items"].get(str(item))
+        if scan_id is None:
+            return []
+        scan = state["scans"][scan_id]
+        scan["reads"] += 1
+        if POLL_FAILS in scan["key"].lower() and scan["reads"] == 2:
+            raise _Refused(STYLE.reply(sc.ECHO, echo_text(request, [scan["key"]])))
+        reads = scan["reads"]
+        status = _LAUNCH_STATES[reads - 1] if reads <= len(_LAUNCH_STATES) else "succeeded"
+        return [{"id": scan_id, "status": status, "site_id": _SITES[0]["id"]}]
+
+    def scan(f: _graphql.Field) -> Any:
+        scan_id = str(f.args.get("id"))
+        if scan_id not in state["scans"]:
+            return _scan(f)
+        child = next((c for c in f.children or [] if c.name == "issues"), None)
+        start, size = _window(child, "start", "count") if child else (0, 0)
+        return {"id": scan_id, "status": "succeeded",
+                "issues": LAUNCHED_ISSUES[start:start + size if size else None]}
+
+    return {**_RESOLVERS, "scans": scans, "scan": scan}, {"create_schedule_item": create}
+
+
 @router.post("/graphql/v1")
 async def graphql(request: Request) -> Response:
     """Run a minimal query (sites, site_tree, scans, scan(id))."""
@@ -175,8 +248,14 @@ async def graphql(request: Request) -> Response:
             },
         )
     data = seeded(request, KEY, key, STYLE)
-    resolvers = _RESOLVERS if data is None else _seeded_resolvers(data)
-    return json_reply(200, _graphql.execute(body["query"], body.get("variables"), resolvers))
+    if data is not None:
+        return json_reply(200, _graphql.execute(body["query"], body.get("variables"), _seeded_resolvers(data)))
+    resolvers, mutations = _launches(request, key)
+    try:
+        return json_reply(200, _graphql.execute(body["query"], body.get("variables"), resolvers,
+                                                mutations=mutations))
+    except _Refused as refused:
+        return refused.args[0]
 
 
 VENDOR = {
@@ -184,5 +263,7 @@ VENDOR = {
     "base_path": f"/{KEY}",
     "auth": "Authorization: <api key> (no scheme)",
     "valid_credentials": {"api_key": "burp-api-key-0001"},
-    "notes": "GraphQL subset: sites, site_tree, scans, scan(id); noperm -> 200 with errors",
+    "notes": "GraphQL subset: sites, site_tree, scans, scan(id), the create_schedule_item mutation (site 2: a scan "
+    "read queued, running, then succeeded, with 2 issues); noperm -> 200 with errors; 'pollfail' -> the 2nd read of "
+    "a launched scan is a 401 echoing the key",
 }

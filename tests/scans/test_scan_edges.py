@@ -165,3 +165,52 @@ def test_a_scan_the_vendor_reports_failed_or_canceled_fails_the_launch(virtual_c
         service._wait(settings, _sc_context(), _Statuses("running", ending), ScanRef(scan_id="5", run_id="r"),
                       lambda **kw: None, _call())
     assert err.value.step == "scan"
+
+
+def test_an_acunetix_scan_results_vulnerabilities_are_read_as_the_xml_export_with_their_hosts_and_states() -> None:
+    from pmap.connectors.vendors import dast
+    from pmap.findings.formats.vm_dast import acunetix as acunetix_format
+
+    def vuln(name: str, url: str, severity: int, status: str, detail: str | None = None) -> dict[str, Any]:
+        return {"vt_name": name, "affects_url": url, "severity": severity, "status": status, "affects_detail": detail,
+                "vt_id": "00000000-0000-4000-9000-000000000001"}
+
+    content = dast._acunetix_xml([
+        vuln("SQL injection", "https://shop.example.test:8443/item?id=1", 4, "open", "id"),
+        vuln("Cross-site <Scripting> & co", "http://blog.example.test/search", 3, "false_positive", "q"),
+        vuln("Fixed since", "http://blog.example.test/old", 2, "fixed"),
+        vuln("Weak TLS", "https://shop.example.test:8443/", 1, "ignored", "<empty>"),
+    ])
+    findings = list(acunetix_format.FORMAT.parse(io.BytesIO(content)))
+    assert [(f.title, f.host, f.port, f.url, f.parameter, f.vendor_severity, f.status) for f in findings] == [
+        ("SQL injection", "shop.example.test", 8443, "https://shop.example.test:8443/item?id=1", "id", "critical",
+         None),
+        ("Weak TLS", "shop.example.test", 8443, "https://shop.example.test:8443/", None, "low", None),
+        ("Cross-site <Scripting> & co", "blog.example.test", 80, "http://blog.example.test/search", "q", "high",
+         "false_positive"),
+    ], "grouped by origin; the fixed one left out so the full import resolves it"
+
+
+def test_a_burp_scans_issues_are_read_as_the_xml_export_as_the_sync_reads_them() -> None:
+    from pmap.connectors.vendors import dast
+    from pmap.findings.formats.vm_dast import burp as burp_format
+    from pmap_sandbox.scanners import burp as burp_sandbox
+
+    issues = [*burp_sandbox.LAUNCHED_ISSUES, {**burp_sandbox.seeded_issue(3), "severity": "false_positive"}]
+    findings = list(burp_format.FORMAT.parse(io.BytesIO(dast._burp_xml(issues))))
+    synced = [burp_format.api_issue(issue) for issue in issues]
+    keep = ("title", "host", "port", "url", "rule_id", "cwe_ids", "description", "remediation",
+            "references", "status")
+    assert [{k: getattr(f, k) for k in keep} for f in findings] == [{k: getattr(f, k) for k in keep} for f in synced]
+    assert [f.vendor_severity for f in findings] == ["High", "Information", "False positive"]
+    assert findings[-1].status == "false_positive"
+    assert [f.fingerprint("burp_xml") for f in findings] == [f.fingerprint("burp_xml") for f in synced]
+
+
+def test_a_burp_launchs_run_reference_names_its_schedule_item(virtual_clock: VirtualClock) -> None:
+    from pmap.connectors.vendors import dast
+    from pmap.core.errors import ValidationFailed
+
+    assert dast._burp_item("schedule_item:21042") == "21042"
+    with pytest.raises(ValidationFailed):
+        dast._burp_item("2; drop")

@@ -33,6 +33,8 @@ LAUNCHABLE: dict[str, tuple[dict[str, str], str, int]] = {
     "zap": ({"api_key": "ok"}, "https://shop.example.test/", 2),
     "invicti": ({"user_id": "ok", "api_token": "key"}, "5e4b8f0a-0000-4000-8000-00000000000a", 2),
     "rapid7_insightvm": ({"username": "ok", "password": "key"}, "3", 2),
+    "acunetix": ({"api_key": "ok"}, "64496c9e-b340-4227-90d4-ac43e78d4a0d", 2),
+    "burp_dast": ({"api_key": "ok"}, "2", 2),
 }
 
 
@@ -96,6 +98,32 @@ def test_nessus_professional_answers_412_so_the_launch_is_422_and_recorded_faile
     assert listed["error"]["step"] == "launch" and listed["vendor_run_ref"] is None
     assert scan_findings(api, iid) == {}
 
+
+
+#: vendor -> (the sandbox marker of an account or license the vendor refuses a launch, words the refusal names)
+REFUSED: dict[str, tuple[str, str]] = {
+    "acunetix": ("nolicense-", "license does not allow"),
+    "burp_dast": ("noperm-", "may not start scans"),
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(REFUSED))
+def test_a_launch_the_vendor_refuses_is_422_scan_launch_unavailable_naming_why(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, vendor: str) -> None:
+    headers = api.token(role="operator")
+    marker, why = REFUSED[vendor]
+    creds = credentials(vendor, prefix=marker)
+    iid = integration(api, headers, sandbox, vendor, creds)
+    job = launch(api, headers, iid, LAUNCHABLE[vendor][1])
+    assert job["status"] == "failed", job
+    error = job["error"]
+    assert error["code"] == "scan_launch_unavailable" and error["step"] == "launch", error
+    assert why in error["message"] and error["vendor_step"] == "permission"
+    [listed] = launches(api, headers, iid)
+    assert listed["state"] == "failed" and listed["error"]["code"] == "scan_launch_unavailable"
+    assert listed["vendor_run_ref"] is None
+    assert scan_findings(api, iid) == {}
+    assert not any(value in json.dumps([job, listed]) for value in creds.values())
 
 @pytest.mark.parametrize("vendor", sorted(LAUNCHABLE))
 def test_a_vendor_failure_mid_poll_fails_the_job_with_its_step_and_leaves_no_secret_anywhere(
@@ -230,6 +258,8 @@ def test_each_vendor_scan_is_its_own_stream(api: Api, sandbox: SandboxServer, vi
     pytest.param("tenable_vm", "17/../../session", id="tenable_vm-path"),
     pytest.param("zap", "file:///etc/passwd", id="zap-not-http"),
     pytest.param("invicti", "../account/license", id="invicti-path"),
+    pytest.param("acunetix", "../me", id="acunetix-path"),
+    pytest.param("burp_dast", "2 } } mutation", id="burp_dast-not-a-site"),
 ])
 def test_a_scan_id_that_is_not_the_vendors_kind_of_id_fails_the_launch_before_any_call(
         api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, vendor: str, scan_id: str) -> None:

@@ -2,7 +2,11 @@
 
 Each offers a connection test (plus a role report where the vendor exposes roles); findings are
 imported from the report files these products export, or pulled from the vendor's API by a sync. ZAP
-also launches scans (spider, then active scan of a target URL) and fetches their alerts.
+also launches scans (spider, then active scan of a target URL) and fetches their alerts; Invicti launches a
+scan from an earlier one's configuration; Burp Suite DAST launches a one-off scan of a site
+(``create_schedule_item``) and imports its issues, written as its XML issue export; Acunetix launches a scan
+of a target (``POST /scans`` with the connection's scan profile) and imports its session's vulnerabilities,
+written as its XML export.
 
 Syncs (``pull_findings``), one page in memory at a time:
 
@@ -30,9 +34,11 @@ from __future__ import annotations
 
 import json
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 
@@ -68,8 +74,9 @@ from pmap.connectors.vendors._support import (
     permission_report,
     poll,
     text,
+    vendor_detail,
 )
-from pmap.core.errors import FieldProblem, UpstreamError, ValidationFailed
+from pmap.core.errors import FieldProblem, ScanLaunchUnavailable, UpstreamError, ValidationFailed
 from pmap.core.outbound import OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
@@ -90,6 +97,9 @@ class ApiKey(Credentials):
 
 class BurpConnection(ConnectionSettings):
     base_url: str = Field(description="Burp Suite DAST server, e.g. https://burp.example.com")
+    scan_configuration_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=20,
+        description="scan configurations of a launched scan (ids); empty: the site's own")
 
 
 _BURP_QUERY = "query PmapConnectionTest { site_tree { sites { id } } }"
@@ -108,6 +118,12 @@ _BURP_ISSUES = ("query PmapScanIssues($scan: ID!, $start: Int!, $count: Int!) { 
                 "vulnerability_classifications_html references_html } } } }")
 
 
+def _burp_refused(errors: list[Any]) -> bool:
+    """A GraphQL error list that refuses the API user (its code a 401/403, or its message naming a permission)."""
+    code = dig(errors, 0, "extensions", "code")
+    return code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower()
+
+
 def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, Any], what: str) -> Any:
     """The ``data`` of one read-only GraphQL query; a refused one (HTTP 200 with errors) is step permission
     when it names a 401/403 or a permission, else step response."""
@@ -117,8 +133,7 @@ def _burp_query(ctx: OperationContext, c: Any, query: str, variables: dict[str, 
     body = json_of(ctx, resp, what)
     errors = body.get("errors") or []
     if errors:
-        code = dig(errors, 0, "extensions", "code")
-        if code in (401, 403, "401", "403") or "permission" in str(dig(errors, 0, "message") or "").lower():
+        if _burp_refused(errors):
             raise fail(ctx, f"the Burp API user may not read {what}: give it a role that can view sites and scans",
                        step="permission", resp=resp)
         raise fail(ctx, f"the GraphQL query of {what} failed", step="response", resp=resp)
@@ -171,8 +186,133 @@ def _burp_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
                     break
 
 
-class BurpConnector(Connector, SyncsFindings):
-    """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme."""
+_BURP_LAUNCH = ("mutation PmapLaunchScan($input: CreateScheduleItemInput!) { create_schedule_item(input: $input) "
+                "{ schedule_item { id } } }")
+_BURP_ITEM_SCANS = ("query PmapScheduledScan($item: ID!) { scans(schedule_item_id: $item, offset: 0, limit: 1) "
+                    "{ id status } }")
+# Burp's ScanStatus -> ScanState.status (anything else, e.g. running or paused: still under way)
+_BURP_STATES = {"succeeded": "completed", "failed": "failed", "cancelled": "canceled", "canceled": "canceled",
+                "queued": "queued"}
+_BURP_SEVERITIES = {"high": "High", "medium": "Medium", "low": "Low", "info": "Information",
+                    "false_positive": "False positive"}
+
+
+def _burp_site(value: str) -> str:
+    """A Burp site id is a number; anything else is the caller's mistake."""
+    site = str(value or "").strip()
+    if not site.isdigit():
+        raise ValidationFailed("a Burp Suite DAST scan is launched on a site, named by its id (digits)",
+                               fields=[FieldProblem("scan_id", "must be a site id (digits)")])
+    return site
+
+
+_BURP_ITEM = "schedule_item:"  # a launch's run reference names what it is: a site's and an item's ids may be equal
+
+
+def _burp_item(value: str | None) -> str:
+    """The schedule item id of a launch's run reference (``schedule_item:<id>``)."""
+    item = str(value or "").strip().removeprefix(_BURP_ITEM)
+    if not item.isdigit():
+        raise ValidationFailed("a Burp Suite DAST launch is followed by its schedule item's id (digits)",
+                               fields=[FieldProblem("run_id", "must be schedule_item:<digits>")])
+    return item
+
+
+def _burp_xml(issues: list[dict[str, Any]]) -> bytes:
+    """A scan's issues (the API's shape) as Burp's XML issue export (``burp_xml``) reads them: the issue type's
+    index as ``type``, ``origin`` as ``host``, the issue's HTML as its detail, the type's as its background."""
+    root = ET.Element("issues", burpVersion="Burp Suite DAST (GraphQL API)", exportTime=datetime.now(UTC).isoformat())
+    for issue in issues:
+        found = issue.get("issue_type")
+        kind: dict[str, Any] = found if isinstance(found, dict) else {}
+        node = ET.SubElement(root, "issue")
+        severity = text(issue.get("severity")) or ""
+        for tag, value in (("serialNumber", issue.get("serial_number")), ("type", kind.get("type_index")),
+                           ("name", kind.get("name")), ("host", issue.get("origin")), ("path", issue.get("path")),
+                           ("location", issue.get("path")),
+                           ("severity", _BURP_SEVERITIES.get(severity.lower(), severity)),
+                           ("confidence", (text(issue.get("confidence")) or "").capitalize() or None),
+                           ("issueBackground", kind.get("description_html")),
+                           ("remediationBackground", kind.get("remediation_html")),
+                           ("references", kind.get("references_html")),
+                           ("vulnerabilityClassifications", kind.get("vulnerability_classifications_html")),
+                           ("issueDetail", issue.get("description_html")),
+                           ("remediationDetail", issue.get("remediation_html"))):
+            ET.SubElement(node, tag).text = text(value)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+class BurpConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus, SyncsFindings):
+    """Burp Suite DAST GraphQL API: ``Authorization: <api key>`` with no scheme.
+
+    A launch's scan id is a site's id: ``create_schedule_item`` with no schedule scans it now (with the connection's
+    scan configurations, else the site's own); the launch follows that schedule item's scan
+    (``scans(schedule_item_id:)``), and reads its issues as the sync does."""
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``create_schedule_item`` for the site, no schedule (a one-off scan, now): the schedule item's id."""
+        site = _burp_site(scan_id)
+        scan_input: dict[str, Any] = {"site_ids": [site]}
+        configurations = list(getattr(ctx.connection, "scan_configuration_ids", None) or [])
+        if configurations:
+            scan_input["scan_configuration_ids"] = configurations
+        with ctx.client() as c:
+            # a mutation: never retried (a second one would schedule a second scan)
+            resp = check(ctx, c.post("/graphql/v1", headers={"Authorization": ctx.secret("api_key")},
+                                     json={"query": _BURP_LAUNCH, "variables": {"input": scan_input}}),
+                         f"launching a scan of site {site}")
+        body = json_of(ctx, resp, "the scan launch")
+        errors = body.get("errors") or []
+        if errors and _burp_refused(errors):
+            refused = fail(ctx, "the Burp API user may not start scans: launch it in Burp Suite DAST itself, or give "
+                                "the API user a role that can create and run scans", step="permission", resp=resp)
+            raise ScanLaunchUnavailable(refused.message, step="permission", upstream_status=resp.status)
+        if errors:
+            raise fail(ctx, f"Burp refused to launch a scan of site {site}", step="response", resp=resp)
+        item = text(dig(body, "data", "create_schedule_item", "schedule_item", "id"))
+        if not item:
+            raise fail(ctx, "Burp scheduled the scan without a schedule item id", step="response")
+        return ScanRef(scan_id=site, run_id=_BURP_ITEM + _burp_item(item))
+
+    def _scan(self, ctx: OperationContext, c: Any, scan: ScanRef) -> dict[str, Any] | None:
+        """The scan of the launch's schedule item; None while Burp has not created it yet."""
+        scans = _burp_query(ctx, c, _BURP_ITEM_SCANS, {"item": _burp_item(scan.run_id)}, "the launched scan")
+        listed = scans.get("scans")
+        if not isinstance(listed, list):
+            raise fail(ctx, "Burp's answer has no scans list", step="response")
+        first = listed[0] if listed else None
+        return first if isinstance(first, dict) else None
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``scans(schedule_item_id:) { id status }``: no scan yet is queued."""
+        with ctx.client() as c:
+            found = self._scan(ctx, c, scan)
+        status = (text(found.get("status")) if found else None) or "queued"
+        return ScanState(scan_id=scan.scan_id, status=_BURP_STATES.get(status.lower(), "running"),
+                         detail=f"Burp scan status: {status}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The launched scan's issues (``scan(id) { issues(start:, count:) }`` until a short page), written as
+        Burp's XML issue export (``burp_xml``)."""
+        issues: list[dict[str, Any]] = []
+        with ctx.client() as c:
+            found = self._scan(ctx, c, scan)
+            scan_id = text(found.get("id")) if found else None
+            if not scan_id:
+                raise fail(ctx, "Burp lists no scan for the launch's schedule item", step="response")
+            for page in range(_BURP_MAX_PAGES):
+                listed = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan_id, "start": page * BURP_ISSUE_PAGE,
+                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
+                             "scan", "issues")
+                if not isinstance(listed, list):
+                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
+                for issue in listed:
+                    if not isinstance(issue, dict) or not text(dig(issue, "issue_type", "name")):
+                        raise fail(ctx, "an issue of the scan has no issue_type.name", step="response")
+                    issues.append(issue)
+                if len(listed) < BURP_ISSUE_PAGE:
+                    break
+        return ReportArtifact(name=f"burp_scan_{scan_id}.xml", format=burp_format.KEY, content=_burp_xml(issues))
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """The issues of each site's latest succeeded scan, page by page, read as ``burp_xml``; always a full,
@@ -506,8 +646,15 @@ class InvictiConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanSta
 
 # --- Acunetix --------------------------------------------------------------------------------------
 
+#: Acunetix's built-in Full Scan profile (the scan profiles' fixed ids: 11111111-1111-1111-1111-11111111111N)
+ACUNETIX_FULL_SCAN = "11111111-1111-1111-1111-111111111111"
+
+
 class AcunetixConnection(ConnectionSettings):
     base_url: str = Field(description="Acunetix API base, e.g. https://acunetix.example.com:3443/api/v1")
+    scan_profile_id: uuid.UUID = Field(default=uuid.UUID(ACUNETIX_FULL_SCAN),
+                                       description="the scan profile of a launched scan (default: Full Scan, "
+                                                   "11111111-1111-1111-1111-111111111111)")
 
 
 _ACUNETIX_ROOT = "System Administrator (the root account)"
@@ -533,8 +680,10 @@ def _acunetix_next(body: dict[str, Any], read: int, listed: int) -> str | None:
     return str(read) if listed >= ACUNETIX_PAGE else None
 
 
-def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
-    """Every vulnerability of every status, one cursor page in memory at a time."""
+def _acunetix_pages(ctx: OperationContext, headers: dict[str, str], path: str,
+                    what: str) -> Iterator[list[Any]]:
+    """The pages of a vulnerability list (``/vulnerabilities``, a scan result's ``.../vulnerabilities``), one cursor
+    page in memory at a time."""
     cursor: str | None = None
     read = 0
     with ctx.client() as c:
@@ -542,37 +691,164 @@ def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterat
             params: dict[str, Any] = {"l": ACUNETIX_PAGE}
             if cursor is not None:
                 params["c"] = cursor
-            resp = check(ctx, c.get("/vulnerabilities", headers=headers, params=params), "listing vulnerabilities",
+            resp = check(ctx, c.get(path, headers=headers, params=params), f"listing {what}",
                          permission_hint="the user's role must allow reading scans and vulnerabilities")
-            body = json_of(ctx, resp, "the vulnerabilities page")
+            body = json_of(ctx, resp, f"the page of {what}")
             del resp
             items = body.get("vulnerabilities")
             if not isinstance(items, list):
-                raise fail(ctx, "Acunetix's vulnerabilities page has no vulnerabilities list", step="response")
-            for item in items:
-                try:
-                    finding = acunetix_format.api_vulnerability(item)
-                except ReportError as exc:
-                    raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
-                yield finding
+                raise fail(ctx, f"Acunetix's page of {what} has no vulnerabilities list", step="response")
+            yield items
             read += len(items)
             following = _acunetix_next(body, read, len(items))
             if not items or following is None or following == cursor:
                 return
             cursor = following
-        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of vulnerabilities", step="response")
+        raise fail(ctx, f"Acunetix listed more than {_ACUNETIX_MAX_PAGES} pages of {what}", step="response")
 
 
-class AcunetixConnector(Connector, ChecksPermissions, SyncsFindings):
+def _acunetix_findings(ctx: OperationContext, headers: dict[str, str]) -> Iterator[ParsedFinding]:
+    """Every vulnerability of every status, one cursor page in memory at a time."""
+    for items in _acunetix_pages(ctx, headers, "/vulnerabilities", "vulnerabilities"):
+        for item in items:
+            try:
+                finding = acunetix_format.api_vulnerability(item)
+            except ReportError as exc:
+                raise fail(ctx, f"a vulnerability could not be read: {exc.message}", step="response") from None
+            yield finding
+
+
+def _acunetix_id(value: str | None, what: str) -> str:
+    """An Acunetix target or scan id is a UUID; anything else is the caller's mistake."""
+    try:
+        return str(uuid.UUID(str(value or "").strip()))
+    except ValueError:
+        raise ValidationFailed(f"an Acunetix {what} id is a UUID",
+                               fields=[FieldProblem("scan_id", "must be a UUID")]) from None
+
+
+# Acunetix scan session statuses -> ScanState.status (anything else, e.g. processing or resuming: still under way)
+_ACUNETIX_STATES = {"completed": "completed", "failed": "failed", "aborted": "canceled", "aborting": "canceled",
+                    "scheduled": "queued", "queued": "queued", "starting": "queued"}
+
+
+def _acunetix_refusal(ctx: OperationContext, resp: OutboundResponse) -> ScanLaunchUnavailable | None:
+    """Acunetix's own refusal to start a scan: a 403 (a role or license without scanning), or another 4xx whose
+    error names the license (a license without the API's scans, its target limit reached)."""
+    detail = vendor_detail(ctx, resp) or ""
+    licence = "licen" in detail.lower()
+    if resp.status != 403 and not (400 <= resp.status < 500 and resp.status not in (401, 404, 429) and licence):
+        return None
+    why = ("the Acunetix license does not allow this scan" if licence else
+           "the Acunetix user may not start scans (its role, or the license, has no scanning)")
+    refused = fail(ctx, f"{why}: launch it in Acunetix itself, or give the API user a role that can scan",
+                   step="permission", resp=resp)
+    return ScanLaunchUnavailable(refused.message, step="permission", upstream_status=resp.status)
+
+
+def _acunetix_xml(items: list[dict[str, Any]]) -> bytes:
+    """A scan result's vulnerabilities as the Acunetix XML export (``acunetix_xml``) reads them: one ``<Scan>`` per
+    origin (its ``StartURL``), each vulnerability a ``<ReportItem>`` whose ``Affects`` is the path below it; the
+    numeric severity as the export's word; a false positive flagged ``IsFalsePositive``. A vulnerability the result
+    lists fixed is left out (the launch's import is full: its finding resolves)."""
+    origins: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if (text(item.get("status")) or "").lower() == "fixed":
+            continue
+        url = text(item.get("affects_url")) or ""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+        origins.setdefault(origin, []).append(item)
+    root = ET.Element("ScanGroup", ExportedOn=datetime.now(UTC).strftime("%d/%m/%Y, %H:%M:%S"))
+    for origin, listed in origins.items():
+        scan = ET.SubElement(root, "Scan")
+        ET.SubElement(scan, "StartURL").text = origin
+        reported = ET.SubElement(scan, "ReportItems")
+        for item in listed:
+            url = text(item.get("affects_url")) or ""
+            node = ET.SubElement(reported, "ReportItem")
+            ET.SubElement(node, "Name").text = text(item.get("vt_name"))
+            severity = item.get("severity")
+            word = acunetix_format.API_SEVERITIES.get(severity) if isinstance(severity, int) else None
+            ET.SubElement(node, "Severity").text = word or text(severity)
+            ET.SubElement(node, "Affects").text = url[len(origin):] if origin else url
+            ET.SubElement(node, "Parameter").text = text(item.get("affects_detail"))
+            ET.SubElement(node, "Type").text = text(item.get("vt_id"))
+            false_positive = (text(item.get("status")) or "").lower() == "false_positive"
+            ET.SubElement(node, "IsFalsePositive").text = "True" if false_positive else "False"
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+class AcunetixConnector(Connector, ChecksPermissions, FetchesFindings, LaunchesScans, ReportsScanStatus,
+                        SyncsFindings):
     """Acunetix: ``X-Auth``; ``/me`` (the user; no role), ``/info`` (version, license).
 
     ``/me`` does not name the user's role (community API documentation lists ``user_id``, ``email``,
     ``first_name``, ``enabled``, ``child_account``, ``su``), so reading is proven by a trial read of one
     page of ``/vulnerabilities``; the root account (``child_account: false``) is the System Administrator.
+
+    A launch's scan id is a target's id: ``POST /scans`` starts a scan of it now with the connection's scan
+    profile; its status is the scan's ``current_session.status``, its results the vulnerabilities of that
+    session (``scan_session_id``, the result's id).
     """
 
     def _headers(self, ctx: OperationContext) -> dict[str, str]:
         return {"X-Auth": ctx.secret("api_key")}
+
+    def launch_scan(self, ctx: OperationContext, scan_id: str) -> ScanRef:
+        """``POST /scans`` (the target, the profile, a schedule starting now) -> 201, the new scan's id in its
+        ``Location`` (``/api/v1/scans/{scan_id}``) or its body's ``scan_id``."""
+        target = _acunetix_id(scan_id, "target")
+        body = {"target_id": target, "profile_id": str(ctx.connection.scan_profile_id),
+                "schedule": {"disable": False, "start_date": None, "time_sensitive": False}}
+        with ctx.client() as c:
+            resp = c.post("/scans", headers=self._headers(ctx), json=body)
+            refused = _acunetix_refusal(ctx, resp) if resp.status >= 400 else None
+            if refused is not None:
+                raise refused
+            check(ctx, resp, f"launching a scan of target {target}", ok=(200, 201))
+        location = resp.headers.get("location") or ""
+        started = location.rstrip("/").rsplit("/", 1)[-1] if "/scans/" in location else None
+        if not started:
+            try:
+                answer = resp.json()
+            except UpstreamError:
+                answer = None
+            started = text(answer.get("scan_id")) if isinstance(answer, dict) else None
+        if not started:
+            raise fail(ctx, "Acunetix started the scan without naming it (no Location, no scan_id)", step="response")
+        return ScanRef(scan_id=target, run_id=_acunetix_id(started, "scan"))
+
+    def _scan(self, ctx: OperationContext, scan: ScanRef) -> dict[str, Any]:
+        run = _acunetix_id(scan.run_id, "scan")
+        with ctx.client() as c:
+            resp = check(ctx, c.get(vendor_path("/scans/{scan}", scan=run), headers=self._headers(ctx)),
+                         "the scan's status")
+        session = json_of(ctx, resp, "scan").get("current_session")
+        return session if isinstance(session, dict) else {}
+
+    def scan_status(self, ctx: OperationContext, scan: ScanRef) -> ScanState:
+        """``GET /scans/{scan_id}``: its ``current_session.status``."""
+        state = (text(self._scan(ctx, scan).get("status")) or "scheduled").lower()
+        return ScanState(scan_id=scan.scan_id, status=_ACUNETIX_STATES.get(state, "running"),
+                         detail=f"Acunetix status: {state}")
+
+    def fetch_findings(self, ctx: OperationContext, scan: ScanRef) -> ReportArtifact:
+        """The vulnerabilities of the scan's session (``GET /scans/{scan_id}/results/{result_id}/vulnerabilities``,
+        cursor paged), written as the Acunetix XML export (``acunetix_xml``)."""
+        run = _acunetix_id(scan.run_id, "scan")
+        result = text(self._scan(ctx, scan).get("scan_session_id"))
+        if not result:
+            raise fail(ctx, "Acunetix's finished scan names no scan session (current_session.scan_session_id)",
+                       step="response")
+        path = vendor_path("/scans/{scan}/results/{result}/vulnerabilities", scan=run, result=result)
+        items: list[dict[str, Any]] = []
+        for page in _acunetix_pages(ctx, self._headers(ctx), path, "the scan's vulnerabilities"):
+            for item in page:
+                if not isinstance(item, dict) or not text(item.get("vt_name")):
+                    raise fail(ctx, "a vulnerability of the scan has no vt_name", step="response")
+                items.append(item)
+        return ReportArtifact(name=f"acunetix_{run}.xml", format=acunetix_format.KEY, content=_acunetix_xml(items))
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """Every vulnerability (open, fixed, ignored, false positive), cursor page by page, read as
@@ -620,7 +896,10 @@ CONNECTOR_TYPES = (
         docs_url="https://portswigger.net/burp/documentation/dast/user-guide/api-documentation/graphql-api"
                  "/getting-started",
         notes="The API key is sent as the Authorization header with no scheme; import Burp XML reports. A sync reads "
-              "the issues of each site's latest succeeded scan (full pulls: no fixed state).",
+              "the issues of each site's latest succeeded scan (full pulls: no fixed state). A scan launch's scan_id "
+              "is a site's id: create_schedule_item scans it now (scan_configuration_ids, else the site's own) and "
+              "the scan's issues are imported; a GraphQL refusal for a missing permission is "
+              "scan_launch_unavailable.",
     ),
     ConnectorType(
         vendor="zap", display_name="ZAP (OWASP Zed Attack Proxy)", category=Category.DAST,
@@ -649,6 +928,8 @@ CONNECTOR_TYPES = (
         implementation=AcunetixConnector(),
         docs_url="https://www.acunetix.com/support/docs/api/",
         notes="An expired license is a warning (the API still answers). A sync reads every vulnerability of every "
-              "status (full pulls: the API filters by detection time only).",
+              "status (full pulls: the API filters by detection time only). A scan launch's scan_id is a target's "
+              "id: a scan with the connection's scan_profile_id (default Full Scan) is started now and its session's "
+              "vulnerabilities imported; a 403 or a license refusal of the launch is scan_launch_unavailable.",
     ),
 )

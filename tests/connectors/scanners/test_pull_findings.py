@@ -417,10 +417,12 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
-    assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings"]
+    assert catalog_entry("acunetix").offered() == ["test_connection", "check_permissions", "sync_findings",
+                                                   "fetch_findings", "launch_scan", "scan_status"]
     assert catalog_entry("invicti").offered() == ["test_connection", "sync_findings", "fetch_findings",
                                                   "launch_scan", "scan_status"]
-    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings"]
+    assert catalog_entry("burp_dast").offered() == ["test_connection", "sync_findings", "fetch_findings",
+                                                    "launch_scan", "scan_status"]
     assert catalog_entry("zap").offered() == ["test_connection", "sync_findings", "fetch_findings", "launch_scan",
                                               "scan_status"]
     assert catalog_entry("black_duck").offered() == ["test_connection", "check_permissions", "sync_findings"]
