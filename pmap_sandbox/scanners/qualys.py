@@ -221,7 +221,7 @@ def _in_targets(ip: str, targets: str) -> bool:
                     return True
             elif addr in ipaddress.ip_network(item, strict=False):
                 return True
-        except ValueError:
+        except (ValueError, TypeError):  # not an address, or a range mixing IPv4 and IPv6
             raise Reply(simple_return(400, f"parameter ips has invalid value: {item}", 1905)) from None
     return False
 

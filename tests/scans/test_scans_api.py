@@ -1,7 +1,8 @@
 """Scan launches through the API against the sandbox over loopback, on SQLite and PostgreSQL: Nessus Manager,
-Tenable VM and ZAP scans launched, polled with backoff on the clock, fetched and imported as their own
-stream; Nessus Professional's 412 recorded as a 422; a vendor failure mid-poll (no secret anywhere); the
-audited scan_launch decrypt; the refusals (409, 422)."""
+Tenable VM, ZAP, Qualys VMDR (and the other launching vendors') scans launched, polled with backoff on the clock,
+fetched and imported as their own stream; Nessus Professional's 412 and a Qualys account that may not launch
+recorded as a 422; a vendor failure mid-poll (no secret anywhere); the audited scan_launch decrypt; the refusals
+(409, 422)."""
 
 from __future__ import annotations
 
