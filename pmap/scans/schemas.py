@@ -17,7 +17,9 @@ class ScanLaunchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scan_id: str = Field(min_length=1, max_length=500,
-                         description="The vendor's scan, policy or target id (ZAP: the target URL)")
+                         description="The vendor's scan, policy or target id (ZAP: the target URL; Qualys VMDR: "
+                                     "<option profile id>:<targets>, the targets IPs/ranges such as "
+                                     "10.0.0.1,10.0.0.5-10.0.0.20 or ag=<asset group id>[,<id>])")
 
 
 class ScanLaunchOut(BaseModel):

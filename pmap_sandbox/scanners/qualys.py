@@ -1,12 +1,21 @@
 """Qualys VMDR: ``/msp/about.php`` (API v1) and the VM detection list (API v2), all XML: one sample host,
 or a seeded user's generated hosts in truncated batches (``truncation_limit``, ``id_min``, ``vm_processed_after``).
 
+VM scans (``/api/2.0/fo/scan/``): ``action=launch`` with option profile ``OPTION_ID`` on ``ip`` or
+``asset_group_ids`` answers ``SIMPLE_RETURN`` (ITEM ``ID`` and ``REFERENCE``); ``action=list&scan_ref=`` reads
+Running, then Finished with ``PROCESSED`` 0, then Finished and processed. The detection list filtered by ``ips``
+or ``ag_ids`` shows the scanned network's hosts (``SCAN_HOSTS``). Markers in the user name: ``pollfail`` (the 2nd
+scan list read is a 401 echoing the credentials), ``nolaunch`` (the launch is refused, 400 CODE 1901) and
+``scanlimit`` (the launch answers 409 CODE 1960, the concurrency limit).
+
 Auth: HTTP Basic, and ``X-Requested-With`` on every call. Errors are ``SIMPLE_RETURN`` XML.
 Qualys signals rate limits with HTTP 409 + CODE 1965 + ``X-RateLimit-ToWait-Sec`` (not 429).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +25,16 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from pmap_sandbox import scenarios as sc
-from pmap_sandbox.scanners._common import ErrorStyle, Reply, guard, parse_basic, seeded, vendor_router
+from pmap_sandbox.scanners._common import (
+    ErrorStyle,
+    Reply,
+    echo_text,
+    guard,
+    parse_basic,
+    seeded,
+    store,
+    vendor_router,
+)
 
 KEY = "qualys_vmdr"
 router = vendor_router(KEY)
@@ -161,6 +179,8 @@ async def detections(request: Request) -> Response:
     data = seeded(request, KEY, creds[0] if creds else None, STYLE)
     if data is not None:
         return _seeded_list(request, form, data)
+    if form.get("ips") or form.get("ag_ids"):
+        return _scanned_list(form)
     body = (
         '<?xml version="1.0" encoding="UTF-8" ?>\n'
         "<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM "
@@ -178,6 +198,131 @@ async def detections(request: Request) -> Response:
     return Response(body, media_type=_XML)
 
 
+# --- VM scans (launch, list, and the detection list of the scanned hosts) ----------------------------------------
+
+OPTION_ID = 1234  # the sandbox's one option profile
+ASSET_GROUP_ID = 77  # the sandbox's one asset group: both SCAN_HOSTS
+POLL_FAILS = "pollfail"  # vendor-specific markers (in the user name), see the module's docstring
+NO_LAUNCH = "nolaunch"
+SCAN_LIMIT = "scanlimit"
+#: the scanned network: (host id, IP, QID, severity, result)
+SCAN_HOSTS = ((1001, "10.0.0.11", 38863, 4, "OpenSSL 1.1.1j detected"),
+              (1002, "10.0.0.12", 38739, 3, "SSH server offers CBC mode ciphers"))
+
+
+def _in_targets(ip: str, targets: str) -> bool:
+    """Whether ``ip`` is among Qualys-style targets (IPs, ``a-b`` ranges, CIDR blocks), comma separated."""
+    addr = ipaddress.ip_address(ip)
+    for item in (t.strip() for t in targets.split(",") if t.strip()):
+        try:
+            if "-" in item:
+                low, high = (ipaddress.ip_address(x) for x in item.split("-", 1))
+                if low <= addr <= high:  # type: ignore[operator]
+                    return True
+            elif addr in ipaddress.ip_network(item, strict=False):
+                return True
+        except (ValueError, TypeError):  # not an address, or a range mixing IPv4 and IPv6
+            raise Reply(simple_return(400, f"parameter ips has invalid value: {item}", 1905)) from None
+    return False
+
+
+def _scanned_list(form: dict[str, str]) -> Response:
+    """The detection list of the scanned network's hosts named by ``ips`` or ``ag_ids``."""
+    hosts: tuple[tuple[int, str, int, int, str], ...]
+    if form.get("ag_ids"):
+        hosts = SCAN_HOSTS if str(ASSET_GROUP_ID) in form["ag_ids"].split(",") else ()
+    else:
+        hosts = tuple(h for h in SCAN_HOSTS if _in_targets(h[1], form["ips"]))
+    listed = "".join(
+        f"<HOST><ID>{hid}</ID><IP>{ip}</IP><TRACKING_METHOD>IP</TRACKING_METHOD>"
+        f"<DNS><![CDATA[host{hid}.example.test]]></DNS><DETECTION_LIST><DETECTION>"
+        f"<UNIQUE_VULN_ID>{hid + 4000}</UNIQUE_VULN_ID><QID>{qid}</QID><TYPE>Confirmed</TYPE>"
+        f"<SEVERITY>{sev}</SEVERITY><PORT>22</PORT><PROTOCOL>tcp</PROTOCOL><SSL>0</SSL>"
+        f"<RESULTS><![CDATA[{result}]]></RESULTS><STATUS>New</STATUS>"
+        "<FIRST_FOUND_DATETIME>2024-01-02T03:04:05Z</FIRST_FOUND_DATETIME>"
+        "<LAST_FOUND_DATETIME>2024-01-09T03:04:05Z</LAST_FOUND_DATETIME>"
+        "</DETECTION></DETECTION_LIST></HOST>"
+        for hid, ip, qid, sev, result in hosts)
+    body = (f"{_DETECTION_DTD}<HOST_LIST_VM_DETECTION_OUTPUT><RESPONSE><DATETIME>{_now()}</DATETIME>"
+            f"<HOST_LIST>{listed}</HOST_LIST></RESPONSE></HOST_LIST_VM_DETECTION_OUTPUT>\n")
+    return Response(body, media_type=_XML)
+
+
+def _scans(request: Request) -> dict[str, dict[str, Any]]:
+    state = store(request, KEY)
+    scans: dict[str, dict[str, Any]] = state.setdefault("scans", {})
+    return scans
+
+
+def _launch(request: Request, form: dict[str, str], user: str) -> Response:
+    """``action=launch`` -> ``SIMPLE_RETURN`` "New vm scan launched" with ITEMs ``ID`` and ``REFERENCE``."""
+    if NO_LAUNCH in user.lower():
+        raise Reply(simple_return(400, "Unrecognized parameter(s): option_id, ip (not available to this user)", 1901))
+    if SCAN_LIMIT in user.lower():
+        reply = simple_return(409, "You have reached the maximum number of concurrent scans.", 1960)
+        reply.headers["X-Concurrency-Limit-Limit"] = "2"
+        reply.headers["X-Concurrency-Limit-Running"] = "2"
+        raise Reply(reply)
+    if not form.get("option_id") and not form.get("option_title"):
+        raise Reply(simple_return(400, "Missing required parameter(s): option_id or option_title", 1903))
+    if not (form.get("ip") or form.get("asset_group_ids") or form.get("asset_groups")):
+        raise Reply(simple_return(400, "Missing required parameter(s): ip, asset_groups or asset_group_ids", 1903))
+    if form.get("option_id") != str(OPTION_ID):
+        raise Reply(simple_return(400, f"parameter option_id has invalid value: {form.get('option_id')}", 1905))
+    scans = _scans(request)
+    scan_id = 1781000 + len(scans) + 1
+    ref = f"scan/{int(time.time())}.{scan_id % 100000:05d}"
+    scans[ref] = {"reads": 0, "user": user, "title": form.get("scan_title", "")}
+    body = (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n'
+        '<!DOCTYPE SIMPLE_RETURN SYSTEM "https://qualysapi.qualys.com/api/2.0/fo/scan/dtd/launch_output.dtd">\n'
+        f"<SIMPLE_RETURN><RESPONSE><DATETIME>{_now()}</DATETIME><TEXT>New vm scan launched</TEXT><ITEM_LIST>"
+        f"<ITEM><KEY>ID</KEY><VALUE>{scan_id}</VALUE></ITEM><ITEM><KEY>REFERENCE</KEY><VALUE>{ref}</VALUE></ITEM>"
+        "</ITEM_LIST></RESPONSE></SIMPLE_RETURN>\n"
+    )
+    return Response(body, media_type=_XML)
+
+
+def _list(request: Request, form: dict[str, str]) -> Response:
+    """``action=list``: the launched scan named by ``scan_ref`` (Running, Finished unprocessed, Finished)."""
+    ref = form.get("scan_ref", "")
+    found = _scans(request).get(ref)
+    scans = ""
+    if found is not None:
+        found["reads"] += 1
+        if POLL_FAILS in found["user"].lower() and found["reads"] == 2:
+            creds = parse_basic(request.headers.get("authorization"))
+            raise Reply(STYLE.reply(sc.ECHO, echo_text(request, list(creds or ()))))
+        state, processed = ("Running", 0) if found["reads"] == 1 else ("Finished", 0 if found["reads"] == 2 else 1)
+        scans = (f"<SCAN><REF>{ref}</REF><TYPE>API</TYPE><TITLE><![CDATA[{escape(found['title'])}]]></TITLE>"
+                 f"<USER_LOGIN>pmap_qa</USER_LOGIN><LAUNCH_DATETIME>{_now()}</LAUNCH_DATETIME>"
+                 f"<PROCESSED>{processed}</PROCESSED><STATUS><STATE>{state}</STATE></STATUS>"
+                 "<TARGET><![CDATA[10.0.0.11-10.0.0.12]]></TARGET></SCAN>")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n'
+        '<!DOCTYPE SCAN_LIST_OUTPUT SYSTEM "https://qualysapi.qualys.com/api/2.0/fo/scan/scan_list_output.dtd">\n'
+        f"<SCAN_LIST_OUTPUT><RESPONSE><DATETIME>{_now()}</DATETIME>"
+        + (f"<SCAN_LIST>{scans}</SCAN_LIST>" if scans else "") + "</RESPONSE></SCAN_LIST_OUTPUT>\n"
+    )
+    return Response(body, media_type=_XML)
+
+
+@router.api_route("/api/2.0/fo/scan/", methods=["GET", "POST"])
+async def vm_scans(request: Request) -> Response:
+    """``action=launch`` (POST) and ``action=list``."""
+    await _auth(request)
+    form = dict(request.query_params)
+    if request.method == "POST":
+        form.update({k: str(v) for k, v in (await request.form()).items()})
+    creds = parse_basic(request.headers.get("authorization"))
+    action = form.get("action")
+    if action == "launch" and request.method == "POST":
+        return _launch(request, form, creds[0] if creds else "")
+    if action == "list":
+        return _list(request, form)
+    raise Reply(simple_return(400, "Missing required parameter(s): action", 1903))
+
+
 VENDOR = {
     "category": "VM",
     "base_path": f"/{KEY}",
@@ -186,5 +331,8 @@ VENDOR = {
     "notes": "ratelimit -> 409 CODE 1965 with X-RateLimit-ToWait-Sec (Qualys's documented signal, no Retry-After); "
     "missing X-Requested-With -> 400 SIMPLE_RETURN; no license report, so expired/expiring/noperm/admin "
     "change nothing; CODE 1903 (400) and 1965 (409) as in Qualys' API guide Appendix D; the 401 CODE 2000 and "
-    "503 CODE 999 are not confirmed",
+    "503 CODE 999 are not confirmed; VM scans: option profile 1234 on ip or asset_group_ids (group 77) launch "
+    "(Running, Finished unprocessed, Finished), the detection list by ips/ag_ids shows 2 scanned hosts; 'pollfail' "
+    "-> the 2nd scan list read is a 401 echoing the credentials; 'nolaunch' -> the launch is a 400 CODE 1901; "
+    "'scanlimit' -> the launch is a 409 CODE 1960",
 }

@@ -11,15 +11,17 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from pmap.app import create_app
 from pmap.connectors.base import OperationContext, ScanRef, ScanState
 from pmap.connectors.catalog import connector_types
 from pmap.connectors.runner import operation_context
-from pmap.connectors.vendors import tenable_sc
+from pmap.connectors.vendors import qualys, tenable_sc
 from pmap.core.db import transaction, utcnow
-from pmap.core.errors import UpstreamError
+from pmap.core.errors import ScanLaunchUnavailable, UpstreamError, ValidationFailed
+from pmap.core.outbound import OutboundResponse
 from pmap.core.seams import Actor
 from pmap.core.settings import Settings
 from pmap.findings.jobs import KIND_SCAN, JobCall
@@ -214,3 +216,65 @@ def test_a_burp_launchs_run_reference_names_its_schedule_item(virtual_clock: Vir
     assert dast._burp_item("schedule_item:21042") == "21042"
     with pytest.raises(ValidationFailed):
         dast._burp_item("2; drop")
+
+
+def _qualys_context() -> OperationContext:
+    settings = Settings(env="development", database_url="sqlite://", platform_key=None)
+    return operation_context(settings, connector_types()["qualys_vmdr"], {"base_url": "http://127.0.0.1:9"},
+                             {"username": unique(), "password": unique()}, purpose="scan_launch")
+
+
+def _qualys_answer(status: int, body: str) -> OutboundResponse:
+    return OutboundResponse(status=status, headers=httpx.Headers({"content-type": "application/xml"}),
+                            content=body.encode(), url="http://127.0.0.1:9/api/2.0/fo/scan/", elapsed_ms=1.0)
+
+
+def _simple_return(code: int, text: str) -> str:
+    return f"<SIMPLE_RETURN><RESPONSE><CODE>{code}</CODE><TEXT>{text}</TEXT></RESPONSE></SIMPLE_RETURN>"
+
+
+def test_a_qualys_scan_id_is_an_option_profile_and_its_targets() -> None:
+    assert qualys.launch_spec("1234:10.0.0.1,10.0.0.5-10.0.0.20").launch_form() == {
+        "option_id": "1234", "ip": "10.0.0.1,10.0.0.5-10.0.0.20"}
+    assert qualys.launch_spec(" 1234:ag=55,56 ").detection_filter() == {"ag_ids": "55,56"}
+    assert qualys.launch_spec("7:10.1.0.0/16").detection_filter() == {"ips": "10.1.0.0/16"}
+    assert qualys.launch_spec("7:2001:db8::1").launch_form()["ip"] == "2001:db8::1"
+    for bad in ("1234", "1234:", "x:10.0.0.1", "1234:ag=", "1234:ag=a", "1234:10.0.0.1&ip=1", "1234:host.example"):
+        with pytest.raises(ValidationFailed):
+            qualys.launch_spec(bad)
+
+
+@pytest.mark.parametrize(("status", "code", "unavailable"), [
+    (400, 1901, True), (400, 2003, True), (403, 2011, True), (409, 1960, True), (409, 1965, True),
+    (400, 1905, False), (400, 1903, False), (503, 999, False), (401, 2000, False),
+])
+def test_a_qualys_launch_refusal_is_unavailable_only_for_the_account_or_subscription(
+        status: int, code: int, unavailable: bool) -> None:
+    refused = qualys._launch_refused(_qualys_context(), _qualys_answer(status, _simple_return(code, "refused")))
+    assert (refused is not None) is unavailable
+    if refused is not None:
+        assert refused.code == ScanLaunchUnavailable.code and f"CODE {code}" in refused.message
+
+
+@pytest.mark.parametrize(("state", "processed", "expected"), [
+    ("Submitted", "0", "queued"), ("Queued", "0", "queued"), ("Loading", "0", "queued"), ("Running", "0", "running"),
+    ("Paused", "0", "running"), ("Finished", "0", "running"), ("Finished", "1", "completed"), ("Error", "0", "failed"),
+    ("Canceled", "0", "canceled"),
+])
+def test_qualys_scan_states_map_to_pmaps_and_a_finished_scan_completes_once_processed(
+        monkeypatch: pytest.MonkeyPatch, state: str, processed: str, expected: str) -> None:
+    ref = "scan/1701237133.81259"
+    body = (f"<SCAN_LIST_OUTPUT><RESPONSE><SCAN_LIST><SCAN><REF>{ref}</REF><PROCESSED>{processed}</PROCESSED>"
+            f"<STATUS><STATE>{state}</STATE></STATUS></SCAN></SCAN_LIST></RESPONSE></SCAN_LIST_OUTPUT>")
+    monkeypatch.setattr(qualys, "_call", lambda *a, **kw: _qualys_answer(200, body))
+    got = qualys.QualysConnector().scan_status(_qualys_context(), ScanRef(scan_id="1234:ag=77", run_id=ref))
+    assert got.status == expected and state in (got.detail or "")
+
+
+def test_a_qualys_scan_the_list_does_not_show_fails_at_step_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qualys, "_call", lambda *a, **kw: _qualys_answer(
+        200, "<SCAN_LIST_OUTPUT><RESPONSE></RESPONSE></SCAN_LIST_OUTPUT>"))
+    with pytest.raises(UpstreamError) as err:
+        qualys.QualysConnector().scan_status(_qualys_context(), ScanRef(scan_id="1234:ag=77",
+                                                                        run_id="scan/1.2"))
+    assert err.value.step == "response"

@@ -1,12 +1,14 @@
 """Scan launches through the API against the sandbox over loopback, on SQLite and PostgreSQL: Nessus Manager,
-Tenable VM and ZAP scans launched, polled with backoff on the clock, fetched and imported as their own
-stream; Nessus Professional's 412 recorded as a 422; a vendor failure mid-poll (no secret anywhere); the
-audited scan_launch decrypt; the refusals (409, 422)."""
+Tenable VM, ZAP, Qualys VMDR (and the other launching vendors') scans launched, polled with backoff on the clock,
+fetched and imported as their own stream; Nessus Professional's 412 and a Qualys account that may not launch
+recorded as a 422; a vendor failure mid-poll (no secret anywhere); the audited scan_launch decrypt; the refusals
+(409, 422)."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import uuid
 
@@ -35,6 +37,7 @@ LAUNCHABLE: dict[str, tuple[dict[str, str], str, int]] = {
     "rapid7_insightvm": ({"username": "ok", "password": "key"}, "3", 2),
     "acunetix": ({"api_key": "ok"}, "64496c9e-b340-4227-90d4-ac43e78d4a0d", 2),
     "burp_dast": ({"api_key": "ok"}, "2", 2),
+    "qualys_vmdr": ({"username": "ok", "password": "key"}, "1234:10.0.0.11-10.0.0.12", 2),
 }
 
 
@@ -124,6 +127,41 @@ def test_a_launch_the_vendor_refuses_is_422_scan_launch_unavailable_naming_why(
     assert listed["vendor_run_ref"] is None
     assert scan_findings(api, iid) == {}
     assert not any(value in json.dumps([job, listed]) for value in creds.values())
+
+
+@pytest.mark.parametrize(("marker", "said"), [
+    pytest.param("nolaunch", "CODE 1901", id="role-may-not-launch"),
+    pytest.param("scanlimit", "CODE 1960", id="concurrency-409"),
+])
+def test_a_qualys_account_that_may_not_launch_is_422_scan_launch_unavailable_naming_why(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, marker: str, said: str) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "qualys_vmdr", credentials("qualys_vmdr", prefix=f"{marker}-"))
+    job = launch(api, headers, iid, LAUNCHABLE["qualys_vmdr"][1])
+    assert job["status"] == "failed", job
+    error = job["error"]
+    assert error["code"] == "scan_launch_unavailable" and error["step"] == "launch", error
+    assert said in error["message"] and "Qualys" in error["message"]
+    [listed] = launches(api, headers, iid)
+    assert listed["state"] == "failed" and listed["error"]["code"] == "scan_launch_unavailable"
+    assert listed["vendor_run_ref"] is None
+    assert scan_findings(api, iid) == {}
+
+
+def test_a_qualys_launch_on_an_asset_group_imports_its_hosts_and_lists_the_scan_reference(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock) -> None:
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "qualys_vmdr", credentials("qualys_vmdr"))
+    job = launch(api, headers, iid, "1234:ag=77")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"]["created"] == 2 and job["result"]["scope"] == "scan:1234:ag=77"
+    one = launch(api, headers, iid, "1234:10.0.0.12")  # one host of the group: its own stream
+    assert one["status"] == "succeeded" and one["result"]["created"] == 1, one
+    assert scan_findings(api, iid) == {"scan:1234:ag=77": 2, "scan:1234:10.0.0.12": 1}
+    listed = launches(api, headers, iid)
+    assert [x["vendor_scan_id"] for x in listed] == ["1234:10.0.0.12", "1234:ag=77"]
+    assert all(re.fullmatch(r"scan/\d+\.\d+", x["vendor_run_ref"]) for x in listed), listed
+    assert listed[0]["vendor_status"] == "Qualys state: Finished"
 
 @pytest.mark.parametrize("vendor", sorted(LAUNCHABLE))
 def test_a_vendor_failure_mid_poll_fails_the_job_with_its_step_and_leaves_no_secret_anywhere(
@@ -260,6 +298,9 @@ def test_each_vendor_scan_is_its_own_stream(api: Api, sandbox: SandboxServer, vi
     pytest.param("invicti", "../account/license", id="invicti-path"),
     pytest.param("acunetix", "../me", id="acunetix-path"),
     pytest.param("burp_dast", "2 } } mutation", id="burp_dast-not-a-site"),
+    pytest.param("qualys_vmdr", "1234", id="qualys-no-targets"),
+    pytest.param("qualys_vmdr", "1234:10.0.0.1&option_id=1", id="qualys-form-injection"),
+    pytest.param("qualys_vmdr", "profile:ag=77", id="qualys-option-not-a-number"),
 ])
 def test_a_scan_id_that_is_not_the_vendors_kind_of_id_fails_the_launch_before_any_call(
         api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, vendor: str, scan_id: str) -> None:

@@ -413,7 +413,8 @@ def test_the_catalog_lists_what_each_pulling_vendor_offers() -> None:
         "test_connection", "check_permissions", "sync_findings", "register_webhook"]
     assert catalog_entry("github_code_scanning").offered() == [
         "test_connection", "check_permissions", "sync_findings", "register_webhook"]
-    assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings"]
+    assert catalog_entry("qualys_vmdr").offered() == ["test_connection", "sync_findings", "fetch_findings",
+                                                      "launch_scan", "scan_status"]
     assert catalog_entry("dependency_track").offered() == ["test_connection", "check_permissions", "sync_findings"]
     assert catalog_entry("semgrep").offered() == ["test_connection", "sync_findings"]
     assert catalog_entry("checkmarx_one").offered() == ["test_connection", "check_permissions", "sync_findings"]
