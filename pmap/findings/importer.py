@@ -17,6 +17,7 @@ reappears is reopened. Within one report, the first occurrence of a fingerprint 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import uuid
@@ -151,9 +152,8 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
         raise OperationNotSupported(f"vendor type {target.vendor!r} imports no report files",
                                     fields=[FieldProblem("format",
                                                          "this integration's vendor type lists no report format")])
-    if not head.strip():
-        raise ValidationFailed("the uploaded file is empty", fields=[FieldProblem("file", "is empty")])
     formats = report_formats()
+    empty = not head.removeprefix(codecs.BOM_UTF8).strip()
     if requested:
         fmt = formats.get(requested)
         if fmt is None:
@@ -163,7 +163,12 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
             raise ValidationFailed(
                 f"vendor type {target.vendor!r} does not import {fmt.key!r} reports; accepted: {listed}",
                 fields=[FieldProblem("format", f"not accepted for this integration; accepted: {listed}")])
+        if empty and not fmt.accepts_empty():
+            raise ValidationFailed(f"the uploaded file is empty, and {fmt.what} ({fmt.key}) is never empty",
+                                   fields=[FieldProblem("file", "is empty")])
         return fmt
+    if empty:
+        return _empty_format(accepted, target.vendor)
     # prefer the integration's own formats, so a SARIF file of a ZAP integration is not misread
     for key in accepted:
         fmt = formats.get(key)
@@ -178,6 +183,23 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
     raise ValidationFailed(
         f"the report format could not be recognised; pass `format` (accepted for this integration: {listed})",
         fields=[FieldProblem("file", "is not a recognised report of an accepted format")])
+
+
+def _empty_format(accepted: tuple[str, ...], vendor: str) -> ReportFormat:
+    """The format of an empty upload sent without ``format``: nothing can be detected in it, so it is
+    the integration's one accepted format when that format's tool writes an empty file for a clean scan;
+    otherwise a 422 (naming the formats for which an empty file is a clean scan, if any)."""
+    formats = report_formats()
+    clean = [k for k in accepted if (f := formats.get(k)) is not None and f.accepts_empty()]
+    if len(accepted) == 1 and clean:
+        return formats[clean[0]]
+    if clean:
+        raise ValidationFailed(
+            f"the uploaded file is empty; pass `format` when it is a clean scan's output "
+            f"(an empty file is a report of no findings for: {', '.join(clean)})",
+            fields=[FieldProblem("file", "is empty")])
+    raise ValidationFailed(f"the uploaded file is empty: no report format vendor type {vendor!r} imports is "
+                           "ever empty", fields=[FieldProblem("file", "is empty")])
 
 
 def _claims(fmt: ReportFormat, head: bytes, filename: str | None) -> bool:
