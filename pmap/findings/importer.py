@@ -62,17 +62,23 @@ class ReportRejected(PmapError):
 
     status, code = 422, "report_invalid"
 
-    def __new__(cls, exc: ReportError) -> ReportRejected:
+    def __new__(cls, exc: ReportError, *_args: Any, **_kwargs: Any) -> ReportRejected:
         # the code is fixed by the class, so a hostile report gets its own class, chosen here
         chosen = ReportRefused if cls is ReportRejected and isinstance(exc, HostileReportError) else cls
         return PmapError.__new__(chosen, exc)
 
-    def __init__(self, exc: ReportError) -> None:
+    def __init__(self, exc: ReportError, detected: str | None = None, accepted: bool = True) -> None:
         hostile = isinstance(exc, HostileReportError)
         where = f" (at {exc.location})" if exc.location else ""
         verb = "was refused" if hostile else "cannot be imported"
-        super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}",
-                         details={"format": exc.format_key, "location": exc.location})
+        details: dict[str, Any] = {"format": exc.format_key, "location": exc.location}
+        hint = ""
+        if detected is not None:  # the file is another PMAP format's: say which
+            details["detected_format"] = detected
+            hint = (f"; the file looks like a {detected} report: import it with format={detected}" if accepted
+                    else f"; the file looks like a {detected} report, which this integration does not import")
+        super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}{hint}", details=details)
+        self.report_error = exc
 
 
 class ReportRefused(ReportRejected):
@@ -239,7 +245,19 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fh.seek(0)
         fd = fh.fileno()
         source = FindingSource(fmt, fmt.parse(fh), size=size, position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)))
-        return import_findings(engine, target, source, options, progress, batch_size)
+        try:
+            return import_findings(engine, target, source, options, progress, batch_size)
+        except ReportRejected as exc:
+            other = _detected_instead(head, options.filename, fmt)
+            if other is None or isinstance(exc, ReportRefused):
+                raise
+            raise ReportRejected(exc.report_error, other.key, other.key in target.accepted_formats) from None
+
+
+def _detected_instead(head: bytes, filename: str | None, fmt: ReportFormat) -> ReportFormat | None:
+    """The other format a refused report's first bytes are detected as, if any (for the refusal to name)."""
+    other = detect_format(head, filename)
+    return other if other is not None and other.key != fmt.key else None
 
 
 @dataclass(frozen=True, slots=True)
