@@ -197,8 +197,12 @@ def _empty_format(accepted: tuple[str, ...], vendor: str) -> ReportFormat:
     otherwise a 422 (naming the formats for which an empty file is a clean scan, if any)."""
     formats = report_formats()
     clean = [k for k in accepted if (f := formats.get(k)) is not None and f.accepts_empty()]
-    if len(accepted) == 1 and clean:
-        return formats[clean[0]]
+    if len(accepted) == 1:
+        if clean:
+            return formats[clean[0]]
+        if (only := formats.get(accepted[0])) is not None:
+            raise ValidationFailed(f"the uploaded file is empty, and {only.what} ({only.key}) is never empty",
+                                   fields=[FieldProblem("file", "is empty")])
     if clean:
         raise ValidationFailed(
             f"the uploaded file is empty; pass `format` when it is a clean scan's output "
