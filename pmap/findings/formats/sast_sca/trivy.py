@@ -3,9 +3,9 @@ array of results, or ``null``). Vulnerabilities, misconfigurations and secrets a
 findings are not vulnerabilities and are skipped.
 
 ``trivy k8s --format json`` has written three layouts over its releases, all read: ``Resources[]``
-(``--report all`` since v0.38), the consolidated ``Findings[]`` (``--report summary``), and before
-them top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (v0.2x-0.3x; secrets
-sit in the results of the ``Vulnerabilities`` list). Every layout's entry is a resource
+(``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
+top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
+results of the ``Vulnerabilities`` list). Every layout's entry is a resource
 (``Namespace``, ``Kind``, ``Name``, ``Results[]``): ``<cluster>:<namespace>/<kind>/<name>`` is the
 findings' repository (artifact), each result's ``Target`` their file path.
 
