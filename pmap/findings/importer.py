@@ -17,6 +17,7 @@ reappears is reopened. Within one report, the first occurrence of a fingerprint 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import uuid
@@ -61,17 +62,23 @@ class ReportRejected(PmapError):
 
     status, code = 422, "report_invalid"
 
-    def __new__(cls, exc: ReportError) -> ReportRejected:
+    def __new__(cls, exc: ReportError, *_args: Any, **_kwargs: Any) -> ReportRejected:
         # the code is fixed by the class, so a hostile report gets its own class, chosen here
         chosen = ReportRefused if cls is ReportRejected and isinstance(exc, HostileReportError) else cls
         return PmapError.__new__(chosen, exc)
 
-    def __init__(self, exc: ReportError) -> None:
+    def __init__(self, exc: ReportError, detected: str | None = None, accepted: bool = True) -> None:
         hostile = isinstance(exc, HostileReportError)
         where = f" (at {exc.location})" if exc.location else ""
         verb = "was refused" if hostile else "cannot be imported"
-        super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}",
-                         details={"format": exc.format_key, "location": exc.location})
+        details: dict[str, Any] = {"format": exc.format_key, "location": exc.location}
+        hint = ""
+        if detected is not None:  # the file is another PMAP format's: say which
+            details["detected_format"] = detected
+            hint = (f"; the file looks like a {detected} report: import it with format={detected}" if accepted
+                    else f"; the file looks like a {detected} report, which this integration does not import")
+        super().__init__(f"the {exc.format_key} report {verb}: {exc.message}{where}{hint}", details=details)
+        self.report_error = exc
 
 
 class ReportRefused(ReportRejected):
@@ -151,9 +158,8 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
         raise OperationNotSupported(f"vendor type {target.vendor!r} imports no report files",
                                     fields=[FieldProblem("format",
                                                          "this integration's vendor type lists no report format")])
-    if not head.strip():
-        raise ValidationFailed("the uploaded file is empty", fields=[FieldProblem("file", "is empty")])
     formats = report_formats()
+    empty = not head.removeprefix(codecs.BOM_UTF8).strip()
     if requested:
         fmt = formats.get(requested)
         if fmt is None:
@@ -163,7 +169,12 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
             raise ValidationFailed(
                 f"vendor type {target.vendor!r} does not import {fmt.key!r} reports; accepted: {listed}",
                 fields=[FieldProblem("format", f"not accepted for this integration; accepted: {listed}")])
+        if empty and not fmt.accepts_empty():
+            raise ValidationFailed(f"the uploaded file is empty, and {fmt.what} ({fmt.key}) is never empty",
+                                   fields=[FieldProblem("file", "is empty")])
         return fmt
+    if empty:
+        return _empty_format(accepted, target.vendor)
     # prefer the integration's own formats, so a SARIF file of a ZAP integration is not misread
     for key in accepted:
         fmt = formats.get(key)
@@ -178,6 +189,27 @@ def resolve_format(head: bytes, filename: str | None, requested: str | None, tar
     raise ValidationFailed(
         f"the report format could not be recognised; pass `format` (accepted for this integration: {listed})",
         fields=[FieldProblem("file", "is not a recognised report of an accepted format")])
+
+
+def _empty_format(accepted: tuple[str, ...], vendor: str) -> ReportFormat:
+    """The format of an empty upload sent without ``format``: nothing can be detected in it, so it is
+    the integration's one accepted format when that format's tool writes an empty file for a clean scan;
+    otherwise a 422 (naming the formats for which an empty file is a clean scan, if any)."""
+    formats = report_formats()
+    clean = [k for k in accepted if (f := formats.get(k)) is not None and f.accepts_empty()]
+    if len(accepted) == 1:
+        if clean:
+            return formats[clean[0]]
+        if (only := formats.get(accepted[0])) is not None:
+            raise ValidationFailed(f"the uploaded file is empty, and {only.what} ({only.key}) is never empty",
+                                   fields=[FieldProblem("file", "is empty")])
+    if clean:
+        raise ValidationFailed(
+            f"the uploaded file is empty; pass `format` when it is a clean scan's output "
+            f"(an empty file is a report of no findings for: {', '.join(clean)})",
+            fields=[FieldProblem("file", "is empty")])
+    raise ValidationFailed(f"the uploaded file is empty: no report format vendor type {vendor!r} imports is "
+                           "ever empty", fields=[FieldProblem("file", "is empty")])
 
 
 def _claims(fmt: ReportFormat, head: bytes, filename: str | None) -> bool:
@@ -217,7 +249,19 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fh.seek(0)
         fd = fh.fileno()
         source = FindingSource(fmt, fmt.parse(fh), size=size, position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)))
-        return import_findings(engine, target, source, options, progress, batch_size)
+        try:
+            return import_findings(engine, target, source, options, progress, batch_size)
+        except ReportRejected as exc:
+            other = _detected_instead(head, options.filename, fmt)
+            if other is None or isinstance(exc, ReportRefused):
+                raise
+            raise ReportRejected(exc.report_error, other.key, other.key in target.accepted_formats) from None
+
+
+def _detected_instead(head: bytes, filename: str | None, fmt: ReportFormat) -> ReportFormat | None:
+    """The other format a refused report's first bytes are detected as, if any (for the refusal to name)."""
+    other = detect_format(head, filename)
+    return other if other is not None and other.key != fmt.key else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ expectations. Any parser fault fails the test that met it (``tests/findings/conf
 
 What the format does *not* write, because :meth:`ReportFormat.parse` does it for every format:
 making the stream seekable (spooling a non-seekable upload), reading the 64 KiB head, refusing an
-empty file, refusing a file of the wrong syntax or root (``not a <what>: ...``), and turning any
+empty file (or, for a format whose tool writes one for a clean scan, ``empty_is_clean``, reading it as
+no findings), refusing a file of the wrong syntax or root (``not a <what>: ...``), and turning any
 exception that is not a :class:`ReportError` (a parser bug) into a :class:`ParserFault` that names
 the format, logged with its traceback and counted in :func:`parser_faults`.
 """
@@ -204,6 +205,11 @@ class ReportFormat:
       ``xml`` (an empty file, or a root element not in ``xml_roots`` when given, is refused), or
       ``any`` (the parser checks its own syntax: CSV, or several syntaxes).
     - ``what``: the report named with its article for errors (``"a Bandit JSON report"``).
+    - ``empty_is_clean``: True only for a format whose tool writes an empty file (no bytes, or only
+      blanks) when a scan found nothing (nuclei JSON lines, masscan): such an upload is a report of
+      no findings. For every other format an empty upload is refused, naming the format. (A tool's
+      clean output that is not empty, such as gitleaks' ``[]`` or osv-scanner's ``{"results": []}``,
+      is read by the format's parser like any other report.)
     """
 
     key: str
@@ -216,6 +222,11 @@ class ReportFormat:
     json_root: Literal["object", "array"] | None = None
     xml_roots: tuple[str, ...] = ()
     null_is_empty: bool = False
+    empty_is_clean: bool = False
+
+    def accepts_empty(self) -> bool:
+        """True when an empty upload is this format's report of a clean scan (0 findings)."""
+        return self.empty_is_clean
 
     def parse(self, stream: IO[bytes]) -> Iterator[ParsedFinding]:
         """Findings streamed from an upload: the preamble (see the module doc), then ``read``."""
@@ -228,6 +239,8 @@ def _open(fmt: ReportFormat, src: IO[bytes]) -> Report | None:
     head = read_upto(src, HEAD_SIZE)
     src.seek(start)
     report = Report(fmt.key, fmt.what, src, start, head)
+    if fmt.accepts_empty() and len(head) < HEAD_SIZE and not head.removeprefix(codecs.BOM_UTF8).strip():
+        return None  # the tool's own output for a scan that found nothing
     if fmt.syntax == "json":
         body = head.removeprefix(codecs.BOM_UTF8).strip()
         if not body:

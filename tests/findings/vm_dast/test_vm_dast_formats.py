@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from pmap.findings.formats.base import (
@@ -362,3 +363,31 @@ def test_reports_without_findings() -> None:
                    b' addrtype="ipv4"/>'
                    b'<ports><extraports state="closed" count="997"/></ports></host></nmaprun>')
     assert parse("nmap_xml", nmap_closed) == []
+
+
+@pytest.mark.parametrize("field", ["severity", "status"])  # MobSF 3.x vs earlier iOS reports
+def test_mobsf_ats_level_under_either_field_name(field: str) -> None:
+    rows = [("App Transport Security is allowed", "high" if field == "severity" else "insecure"),
+            ("Insecure media load is allowed", "warning"),
+            ("ATS exception domains listed", "info"),
+            ("App Transport Security is enforced", "secure")]
+    doc = {"app_name": "a", "file_name": "a.ipa", "md5": "0", "bundle_id": "test.app",
+           "ats_analysis": {"ats_findings": [{"issue": issue, field: level, "description": "d"}
+                                             for issue, level in rows]}}
+    found = parse("mobsf_json", orjson.dumps(doc))
+    assert [f.title for f in found] == [issue for issue, _ in rows]
+    assert [severity("mobsf_json", f) for f in found] == [
+        (Severity.HIGH, "vendor"), (Severity.MEDIUM, "vendor"), (Severity.INFO, "vendor"), (Severity.INFO, "vendor")]
+    assert {f.rule_id for f in found} == {f"ats:{issue}" for issue, _ in rows}
+    # the same row under either field name is the same finding
+    other = "status" if field == "severity" else "severity"
+    renamed = {**doc, "ats_analysis": {"ats_findings": [{"issue": rows[3][0], other: "secure", "description": "d"}]}}
+    (same,) = parse("mobsf_json", orjson.dumps(renamed))
+    assert same.fingerprint("mobsf_json") == found[3].fingerprint("mobsf_json")
+
+
+def test_mobsf_ats_severity_wins_over_status() -> None:
+    doc = {"app_name": "a", "file_name": "a.ipa", "md5": "0", "bundle_id": "test.app",
+           "ats_analysis": [{"issue": "x", "severity": "warning", "status": "secure"}]}  # list form, both fields
+    (f,) = parse("mobsf_json", orjson.dumps(doc))
+    assert severity("mobsf_json", f) == (Severity.MEDIUM, "vendor")

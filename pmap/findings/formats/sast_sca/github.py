@@ -1,6 +1,7 @@
-"""GitHub vulnerability alerts JSON: GraphQL ``vulnerabilityAlerts`` (Dependabot) pages — for one
-repository (``data.repository``) or a search over repositories (``data.search.nodes[]``) — and the
-REST API's alert arrays (Dependabot ``/dependabot/alerts`` and code scanning ``/code-scanning/alerts``).
+"""GitHub vulnerability alerts JSON: GraphQL ``vulnerabilityAlerts`` (Dependabot) pages at any nesting
+— one repository (``data.repository``), a search over repositories (``data.search.nodes[]``), an
+organization's or user's repositories (``data.organization.repositories.nodes[]``, ``edges[].node``) —
+and the REST API's alert arrays (Dependabot ``/dependabot/alerts`` and code scanning ``/code-scanning/alerts``).
 
 Severity (GitHub's scales): advisories CRITICAL, HIGH, MODERATE -> medium, LOW; code scanning
 ``security_severity_level`` critical/high/medium/low, else the rule severity error -> high,
@@ -157,12 +158,52 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
             for a in as_list(as_dict(repo.get("vulnerabilityAlerts")).get("nodes")):
                 yield _graphql_alert(a, name)
         return
-    if "data.repository" in head.paths or "data" in head.paths:
+    if "data.repository" in head.paths:
         repo = text(head.values.get("data.repository.nameWithOwner")) or text(head.values.get("data.repository.name"))
         for a in json_reader.items_required(src, "data.repository.vulnerabilityAlerts.nodes.item", KEY, WHAT):
             yield _graphql_alert(a, repo)
         return
+    if "data" in head.paths:  # any other nesting: organization, user or viewer repositories, edges, ...
+        yield from _graphql_anywhere(json_reader.load_json(src, KEY))
+        return
     raise not_a(KEY, WHAT, "expected a GraphQL 'data' page or a REST alert array")
+
+
+def _graphql_anywhere(doc: Any) -> Iterator[ParsedFinding]:
+    """Every ``vulnerabilityAlerts`` connection under ``data``, at any depth (a GraphQL page is one
+    small document: at most 100 nodes per connection), each alert with the repository holding it.
+
+    Connections are read as ``nodes[]`` and as ``edges[].node``; the repository is the object that
+    holds the connection (``nameWithOwner``, else ``<owner login>/<name>``, else ``name``).
+    """
+    data = as_dict(doc).get("data")
+    if not isinstance(data, dict):
+        raise not_a(KEY, WHAT, "the GraphQL page has no 'data' object")
+    # an explicit stack, not recursion: the depth guard allows 256 levels; popped in document order
+    stack: list[tuple[Any, str | None]] = [(data, None)]
+    found: list[tuple[Any, str | None]] = []
+    connections = 0
+    while stack:
+        node, owner = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, owner) for item in reversed(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        # an organization or user (``login``), or a repository's ``owner``, owns the repositories below
+        login = text(node.get("login")) or text(as_dict(node.get("owner")).get("login")) or owner
+        alerts = node.get("vulnerabilityAlerts")
+        if isinstance(alerts, dict):
+            connections += 1
+            name = text(node.get("name"))
+            repo = text(node.get("nameWithOwner")) or (f"{login}/{name}" if login and name else name)
+            found.extend((a, repo) for a in as_list(alerts.get("nodes")))
+            found.extend((as_dict(e).get("node"), repo) for e in as_list(alerts.get("edges")))
+        stack.extend((v, login) for k, v in reversed(node.items()) if k != "vulnerabilityAlerts")
+    if not connections:
+        raise not_a(KEY, WHAT, "the GraphQL page holds no 'vulnerabilityAlerts' connection", "$.data")
+    for a, repo in found:
+        yield _graphql_alert(a, repo)
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -172,7 +213,8 @@ def detect(head: bytes, filename: str | None) -> bool:
     if info is None:
         return False
     if info.root == "object":
-        return info.any("data.repository.vulnerabilityAlerts", "data.search.nodes.item.vulnerabilityAlerts")
+        return info.any("data.repository.vulnerabilityAlerts", "data.search.nodes.item.vulnerabilityAlerts") or any(
+            p.endswith(".vulnerabilityAlerts") and p.startswith("data.") for p in info.paths)
     return info.has("item.number", "item.security_advisory") or info.has(
         "item.rule", "item.most_recent_instance"
     )

@@ -1,6 +1,13 @@
-"""Trivy JSON: schema 2 reports (``Results``), Kubernetes cluster reports (``Resources[].Results``)
-and legacy reports (a bare array of results, or ``null``). Vulnerabilities, misconfigurations and
-secrets are read; license findings are not vulnerabilities and are skipped.
+"""Trivy JSON: schema 2 reports (``Results``), Kubernetes cluster reports and legacy reports (a bare
+array of results, or ``null``). Vulnerabilities, misconfigurations and secrets are read; license
+findings are not vulnerabilities and are skipped.
+
+``trivy k8s --format json`` has written three layouts over its releases, all read: ``Resources[]``
+(``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
+top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
+results of the ``Vulnerabilities`` list). Every layout's entry is a resource
+(``Namespace``, ``Kind``, ``Name``, ``Results[]``): ``<cluster>:<namespace>/<kind>/<name>`` is the
+findings' repository (artifact), each result's ``Target`` their file path.
 
 Severity: Trivy's own ``Severity`` (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN maps to nothing), which
 Trivy already picked from its ``SeveritySource``; the CVSS of that source (else NVD's) is kept.
@@ -16,7 +23,7 @@ from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Seve
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int, uniq
 from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.identifiers import cvss_version, cwe_ids, ghsa_ids, sca_title, vuln_ids
-from pmap.findings.formats.sniff import json_head
+from pmap.findings.formats.sniff import JsonHead, json_head
 
 KEY = "trivy_json"
 WHAT = "a Trivy JSON report"
@@ -140,6 +147,27 @@ def _result(result: Any, artifact: str | None, where: str) -> Iterator[ParsedFin
         yield _secret(s, target, artifact, where)
 
 
+# the lists of resources a Kubernetes report holds, by layout (see the module doc)
+_K8S_LAYOUTS = (("Resources",), ("Findings",), ("Vulnerabilities", "Misconfigurations"))
+
+
+def _cluster(report: Report, head: JsonHead) -> Iterator[ParsedFinding]:
+    """A ``trivy k8s`` report in any of its layouts, resource by resource (one pass per list)."""
+    cluster = text(head.values.get("ClusterName"))
+    lists: tuple[str, ...] | None = next((keys for keys in _K8S_LAYOUTS if keys[0] in head.paths), None)
+    if lists is None:  # no list in the first 64 KiB: the report names no resource there, look at all of them
+        lists = tuple(k for keys in _K8S_LAYOUTS for k in keys)
+    for key in lists:
+        for res in json_reader.iter_json_items(report.rewind(), f"{key}.item", KEY):
+            if not isinstance(res, dict):
+                raise ReportError(KEY, "a Kubernetes resource is not a JSON object", f"{key}[]")
+            # the cluster resource is the artifact: the same image in two workloads is two findings
+            name = "/".join(t for t in (text(res.get("Namespace")), text(res.get("Kind")), text(res.get("Name"))) if t)
+            artifact = f"{cluster}:{name}" if cluster else name or None
+            for result in as_list(res.get("Results")):
+                yield from _result(result, artifact, f"{key}[].Results[]")
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings result by result (Kubernetes reports: resource by resource)."""
     src, start, head = report.stream, report.start, report.json
@@ -147,15 +175,8 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         for result in json_reader.iter_json_items(src, "item", KEY):
             yield from _result(result, None, "[]")
         return
-    if "ClusterName" in head.paths or "Resources" in head.paths:
-        cluster = text(head.values.get("ClusterName"))
-        for res in json_reader.iter_json_items(src, "Resources.item", KEY):
-            res = as_dict(res)
-            # the cluster resource is the artifact: the same image in two workloads is two findings
-            name = "/".join(t for t in (text(res.get("Namespace")), text(res.get("Kind")), text(res.get("Name"))) if t)
-            artifact = f"{cluster}:{name}" if cluster else name or None
-            for result in as_list(res.get("Results")):
-                yield from _result(result, artifact, "Resources[].Results[]")
+    if "ClusterName" in head.paths or "Resources" in head.paths or "Findings" in head.paths:
+        yield from _cluster(report, head)
         return
     artifact = text(head.values.get("ArtifactName"))
     if artifact is None and "ArtifactName" not in head.paths:
@@ -167,14 +188,15 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
 
 
 def detect(head: bytes, filename: str | None) -> bool:
-    """Schema 2 (``SchemaVersion`` + ``ArtifactName``/``Results``), a cluster report, or legacy results."""
+    """Schema 2 (``SchemaVersion`` + ``ArtifactName``/``Results``), a cluster report (``ClusterName`` and
+    a resource list of any layout), or legacy results."""
     info = json_head(head)
     if info is None:
         return False
     if info.root == "object":
         if info.has("SchemaVersion") and info.any("ArtifactName", "Results", "ArtifactType"):
             return True
-        return info.has("ClusterName") and info.any("Resources", "Resources.item.Results")
+        return info.has("ClusterName") and info.any("Resources", "Findings", "Vulnerabilities", "Misconfigurations")
     return info.has("item.Target") and info.any(
         "item.Vulnerabilities.item.VulnerabilityID", "item.Misconfigurations", "item.Secrets", "item.Type"
     )

@@ -160,4 +160,5 @@ FORMAT = ReportFormat(
     detect=detect,
     read=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
+    empty_is_clean=True,  # masscan writes nothing when no port answered
 )

@@ -21,14 +21,15 @@ from pmap.findings.formats.sniff import first_json_byte, head_text
 KEY = "mobsf_json"
 
 # MobSF report levels: high, warning (shown as medium in MobSF's scorecard), info, secure/good,
-# hotspot (needs manual review); Android permission protection levels: dangerous, normal,
-# signature(OrSystem). mobsfscan uses ERROR/WARNING/INFO like Semgrep (High/Medium/Low).
+# hotspot (needs manual review), insecure (older iOS ATS rows' `status`, high); Android permission
+# protection levels: dangerous, normal, signature(OrSystem). mobsfscan uses ERROR/WARNING/INFO like
+# Semgrep (High/Medium/Low).
 # List exports use INFO/WARNING/ERROR/VULNERABILITY.
 REPORT_LEVELS = {
     "critical": Severity.CRITICAL, "high": Severity.HIGH, "warning": Severity.MEDIUM, "medium": Severity.MEDIUM,
     "low": Severity.LOW, "hotspot": Severity.LOW, "info": Severity.INFO, "secure": Severity.INFO,
-    "good": Severity.INFO, "dangerous": Severity.HIGH, "normal": Severity.INFO, "signature": Severity.INFO,
-    "signatureorsystem": Severity.INFO, "unknown": Severity.INFO,
+    "insecure": Severity.HIGH, "good": Severity.INFO, "dangerous": Severity.HIGH, "normal": Severity.INFO,
+    "signature": Severity.INFO, "signatureorsystem": Severity.INFO, "unknown": Severity.INFO,
 }
 MOBSFSCAN_LEVELS = {"error": Severity.HIGH, "warning": Severity.MEDIUM, "info": Severity.LOW}
 LIST_LEVELS = {"vulnerability": Severity.HIGH, "error": Severity.MEDIUM, "warning": Severity.LOW, "info": Severity.INFO}
@@ -159,7 +160,11 @@ def _report(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
     for a in as_list(ats.get("ats_findings") if isinstance(ats, dict) else ats):
         if isinstance(a, dict):
             title = as_str(a.get("issue")) or "ATS issue"
-            yield _f("report", "ats_analysis", title, a.get("severity"), rule_id=f"ats:{title}",
+            # MobSF 3.x writes the level as `severity` (high/warning/info/secure); earlier iOS reports as
+            # `status` (insecure/warning/info/secure): both are read with the same table, where the
+            # informational rows (secure: a setting that holds, info) are severity info
+            level = a.get("severity") if a.get("severity") is not None else a.get("status")
+            yield _f("report", "ats_analysis", title, level, rule_id=f"ats:{title}",
                      description=as_str(a.get("description")))
     yield from _binary(doc.get("binary_analysis"))
     yield from _rules("code_analysis", doc.get("code_analysis"))

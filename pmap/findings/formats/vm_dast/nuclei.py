@@ -139,4 +139,5 @@ FORMAT = ReportFormat(
     detect=detect,
     read=parse,
     map_severity=map_by_table(SEVERITY_TABLE),
+    empty_is_clean=True,  # nuclei writes an empty file (or none) when nothing matched
 )
