@@ -188,8 +188,11 @@ class JobRunner:
         self._dispatcher.shutdown()
         if self._beat_thread is not None:
             self._beat_thread.join(timeout=5)
-        if self._dispatcher.runs_here and lease.let_go(self._sessions, self._runner):
-            log.info("queued jobs stay queued for the next start")
+        try:
+            if self._dispatcher.runs_here and lease.let_go(self._sessions, self._runner):
+                log.info("queued jobs stay queued for the next start")
+        except Exception:  # a database gone at shutdown: the next start finds them by this process's pid instead
+            log.warning("could not let go of this process's queued jobs", exc_info=True)
 
     # --- submitting and reading -------------------------------------------------------------------
 

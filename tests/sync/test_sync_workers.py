@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from pydantic import SecretStr
@@ -115,6 +116,17 @@ def brokered(request: pytest.FixtureRequest, settings: Settings, make_api: Calla
             client.close()
 
 
+@pytest.fixture
+def slow_vendor(sandbox: SandboxServer) -> Iterator[None]:
+    """Every vendor request answered 0.3 s late, so a sync of MANY findings runs for seconds whatever the machine's
+    speed: long enough to be killed or cancelled in the middle."""
+    httpx.post(f"{sandbox.base_url}/_sandbox/latency", json={"seconds": 0.3}, timeout=10).raise_for_status()
+    try:
+        yield
+    finally:
+        httpx.post(f"{sandbox.base_url}/_sandbox/latency", json={"seconds": 0}, timeout=10).raise_for_status()
+
+
 def _job(api: Api, job_id: str) -> Job:
     with api.state.sessions() as session:
         job = session.get(Job, uuid.UUID(job_id))
@@ -163,7 +175,7 @@ def test_the_api_only_enqueues_and_a_worker_runs_the_sync(brokered: tuple[Api, W
 
 
 def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api, Workers], sandbox: SandboxServer,
-                                                            seed: Any) -> None:
+                                                            seed: Any, slow_vendor: None) -> None:
     api, workers = brokered
     headers = api.token(role="operator")
     seed("tenable_vm", MANY, fixed=[0, 1, 2])
@@ -190,7 +202,7 @@ def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api,
 
 
 def test_a_running_job_on_a_worker_is_cancelled_from_the_api(brokered: tuple[Api, Workers], sandbox: SandboxServer,
-                                                             seed: Any) -> None:
+                                                             seed: Any, slow_vendor: None) -> None:
     api, workers = brokered
     headers = api.token(role="operator")
     seed("tenable_vm", MANY)
