@@ -77,7 +77,7 @@ from pmap.connectors.vendors._support import (
     vendor_detail,
 )
 from pmap.core.errors import FieldProblem, ScanLaunchUnavailable, UpstreamError, ValidationFailed
-from pmap.core.outbound import OutboundResponse
+from pmap.core.outbound import OutboundClient, OutboundResponse
 from pmap.core.urlpath import vendor_path
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.errors import ReportError
@@ -170,20 +170,26 @@ def _burp_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
             scan = _burp_latest_scan(ctx, c, site_id)
             if scan is None:
                 continue  # never scanned to completion: nothing to report yet
-            for page in range(_BURP_MAX_PAGES):
-                issues = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan, "start": page * BURP_ISSUE_PAGE,
-                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
-                             "scan", "issues")
-                if not isinstance(issues, list):
-                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
-                for issue in issues:
-                    try:
-                        finding = burp_format.api_issue(issue)
-                    except ReportError as exc:
-                        raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
-                    yield finding
-                if len(issues) < BURP_ISSUE_PAGE:
-                    break
+            for issue in _burp_issues(ctx, c, scan):
+                try:
+                    finding = burp_format.api_issue(issue)
+                except ReportError as exc:
+                    raise fail(ctx, f"an issue could not be read: {exc.message}", step="response") from None
+                yield finding
+
+
+def _burp_issues(ctx: OperationContext, c: OutboundClient, scan: str) -> Iterator[Any]:
+    """Every issue of a scan as Burp lists it: ``scan(id) { issues(start:, count:) }`` page by page until a short
+    page."""
+    for page in range(_BURP_MAX_PAGES):
+        issues = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan, "start": page * BURP_ISSUE_PAGE,
+                                                        "count": BURP_ISSUE_PAGE}, "the scan's issues"),
+                     "scan", "issues")
+        if not isinstance(issues, list):
+            raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
+        yield from issues
+        if len(issues) < BURP_ISSUE_PAGE:
+            return
 
 
 _BURP_LAUNCH = ("mutation PmapLaunchScan($input: CreateScheduleItemInput!) { create_schedule_item(input: $input) "
@@ -300,18 +306,10 @@ class BurpConnector(Connector, FetchesFindings, LaunchesScans, ReportsScanStatus
             scan_id = text(found.get("id")) if found else None
             if not scan_id:
                 raise fail(ctx, "Burp lists no scan for the launch's schedule item", step="response")
-            for page in range(_BURP_MAX_PAGES):
-                listed = dig(_burp_query(ctx, c, _BURP_ISSUES, {"scan": scan_id, "start": page * BURP_ISSUE_PAGE,
-                                                                "count": BURP_ISSUE_PAGE}, "the scan's issues"),
-                             "scan", "issues")
-                if not isinstance(listed, list):
-                    raise fail(ctx, "Burp's answer has no scan.issues list", step="response")
-                for issue in listed:
-                    if not isinstance(issue, dict) or not text(dig(issue, "issue_type", "name")):
-                        raise fail(ctx, "an issue of the scan has no issue_type.name", step="response")
-                    issues.append(issue)
-                if len(listed) < BURP_ISSUE_PAGE:
-                    break
+            for issue in _burp_issues(ctx, c, scan_id):
+                if not isinstance(issue, dict) or not text(dig(issue, "issue_type", "name")):
+                    raise fail(ctx, "an issue of the scan has no issue_type.name", step="response")
+                issues.append(issue)
         return ReportArtifact(name=f"burp_scan_{scan_id}.xml", format=burp_format.KEY, content=_burp_xml(issues))
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
