@@ -21,6 +21,7 @@ import codecs
 import logging
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -140,6 +141,7 @@ class ImportSummary:
     created_resolved: int = 0  # created already resolved: new findings their report states fixed (history)
     unknown_severity: int = 0
     duplicates: int = 0  # repeated occurrences of a fingerprint within the report, merged
+    skipped: dict[str, int] = field(default_factory=dict)  # entries the format leaves out by design, by kind
     rules_applied: int = 0
     rules_undefined: int = 0
     full: bool = True
@@ -248,7 +250,9 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fmt = resolve_format(head, options.filename, options.format, target)
         fh.seek(0)
         fd = fh.fileno()
-        source = FindingSource(fmt, fmt.parse(fh), size=size, position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)))
+        skipped: Counter[str] = Counter()
+        source = FindingSource(fmt, fmt.parse(fh, skipped), size=size,
+                               position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped)
         try:
             return import_findings(engine, target, source, options, progress, batch_size)
         except ReportRejected as exc:
@@ -273,6 +277,7 @@ class FindingSource:
     findings: Iterator[ParsedFinding]
     size: int = 0
     position: Callable[[], int] = lambda: 0
+    skipped: Counter[str] = field(default_factory=Counter)  # entries left out by design, filled while parsing
 
 
 def run_feed(engine: Engine, target: ImportTarget, source: FindingSource, options: ImportOptions,
@@ -311,6 +316,10 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
         with _writer(conn, stream) as writer:
             with BackgroundWriter() as background:
                 _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
+            summary.skipped = dict(source.skipped)
+            if summary.skipped:
+                left_out = ", ".join(f"{n} {what}" for what, n in sorted(summary.skipped.items()))
+                summary.warnings.append(f"entries left out by design (not imported as findings): {left_out}")
             if progress is not None:
                 progress({"phase": "resolving", "bytes_read": size, "bytes_total": size,
                           "findings": summary.parsed})

@@ -96,6 +96,9 @@ class ImportSummaryOut(BaseModel):
                                                          "(their history), counted among `created`.")
     unknown_severity: int
     duplicates: int = Field(description="Repeated occurrences of one finding within the report (merged).")
+    skipped: dict[str, int] = Field(default_factory=dict,
+                                    description="Entries the format leaves out by design, by kind (e.g. `licence`); "
+                                                "a warning names them.")
     rules_applied: int = Field(description="How many enabled rules of the organization this import ran (each "
                                            "finding's `severity_rule_id`, `suppressed_by_rule_id` and `tags` say "
                                            "which matched).")

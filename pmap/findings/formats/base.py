@@ -121,10 +121,19 @@ class ParsedFinding:
     status: str | None = None  # vendor's state when it reports one ("fixed", "false_positive", ...)
     tool: str | None = None  # the producing tool where a format carries several (SARIF runs)
     extra: dict[str, Any] = field(default_factory=dict)  # small, non-secret vendor evidence
+    #: what else makes this a different problem to fix where the fields above do not tell it apart (an
+    #: issue name under a generic type, an advisory under a generic rule, a taint flow's sink, the tool's
+    #: own fingerprint): added to the identity, never replacing the location; each format documents its own
+    identity: list[str] = field(default_factory=list)
+    #: the scanned resource this finding belongs to where no field above names it (an image, a project
+    #: key, a manifest): what a report is taken to have covered when its absence resolves a finding
+    asset: str | None = None
 
     def fingerprint(self, format_key: str) -> str:
-        """A stable identity for de-duplication: the same issue on the same resource."""
-        parts = (
+        """A stable identity for de-duplication: the same issue on the same resource. ``identity`` parts
+        are appended only when a format gives some, so the fingerprints of findings without them stay
+        what earlier releases stored."""
+        parts: tuple[str, ...] = (
             format_key,
             self.tool or "",
             self.rule_id or self.title,
@@ -140,6 +149,8 @@ class ParsedFinding:
             self.package_version or "",
             ",".join(sorted(self.cve_ids)) if not self.rule_id else "",
         )
+        if self.identity:
+            parts = (*parts, "\x1e", *self.identity)
         return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -168,6 +179,12 @@ class Report:
     stream: IO[bytes]
     start: int
     head: bytes
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def skip(self, what: str, count: int = 1) -> None:
+        """Count entries of the report left out by design (``what``: e.g. ``"licence"``): the import
+        summary reports them, and a report whose entries were all skipped resolves nothing."""
+        self.skipped[what] += count
 
     def rewind(self) -> IO[bytes]:
         """The stream, back at the report's first byte."""
@@ -228,17 +245,18 @@ class ReportFormat:
         """True when an empty upload is this format's report of a clean scan (0 findings)."""
         return self.empty_is_clean
 
-    def parse(self, stream: IO[bytes]) -> Iterator[ParsedFinding]:
-        """Findings streamed from an upload: the preamble (see the module doc), then ``read``."""
-        return _guarded(self, stream)
+    def parse(self, stream: IO[bytes], skipped: Counter[str] | None = None) -> Iterator[ParsedFinding]:
+        """Findings streamed from an upload: the preamble (see the module doc), then ``read``.
+        Entries the parser leaves out by design are counted into ``skipped`` (see :meth:`Report.skip`)."""
+        return _guarded(self, stream, Counter() if skipped is None else skipped)
 
 
-def _open(fmt: ReportFormat, src: IO[bytes]) -> Report | None:
+def _open(fmt: ReportFormat, src: IO[bytes], skipped: Counter[str]) -> Report | None:
     """The preamble every format shares; None when the report holds no findings by definition."""
     start = src.tell()
     head = read_upto(src, HEAD_SIZE)
     src.seek(start)
-    report = Report(fmt.key, fmt.what, src, start, head)
+    report = Report(fmt.key, fmt.what, src, start, head, skipped)
     if fmt.accepts_empty() and len(head) < HEAD_SIZE and not head.removeprefix(codecs.BOM_UTF8).strip():
         return None  # the tool's own output for a scan that found nothing
     if fmt.syntax == "json":
@@ -258,11 +276,11 @@ def _open(fmt: ReportFormat, src: IO[bytes]) -> Report | None:
     return report
 
 
-def _guarded(fmt: ReportFormat, stream: IO[bytes]) -> Iterator[ParsedFinding]:
+def _guarded(fmt: ReportFormat, stream: IO[bytes], skipped: Counter[str]) -> Iterator[ParsedFinding]:
     try:
         src = rewindable(stream)
         try:
-            report = _open(fmt, src)
+            report = _open(fmt, src, skipped)
             if report is not None:
                 yield from fmt.read(report)
         finally:
