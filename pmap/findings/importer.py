@@ -18,6 +18,7 @@ reappears is reopened. Within one report, the first occurrence of a fingerprint 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import uuid
@@ -40,8 +41,9 @@ from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
+from pmap.findings.overlap import ParseJob, ParsingProcess, wanted
 from pmap.findings.rows import Row, Stream
-from pmap.findings.severity import SeverityPipeline, load_rule_set
+from pmap.findings.severity import SeverityPipeline, compile_rule_set, load_rule_specs
 from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import FindingWriter, lock_stream
 
@@ -252,7 +254,7 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fd = fh.fileno()
         skipped: Counter[str] = Counter()
         source = FindingSource(fmt, fmt.parse(fh, skipped), size=size,
-                               position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped)
+                               position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped, path=path)
         try:
             return import_findings(engine, target, source, options, progress, batch_size)
         except ReportRejected as exc:
@@ -278,6 +280,7 @@ class FindingSource:
     size: int = 0
     position: Callable[[], int] = lambda: 0
     skipped: Counter[str] = field(default_factory=Counter)  # entries left out by design, filled while parsing
+    path: Path | None = None  # the report file ``findings`` parses, if any: a parsing process may read it instead
 
 
 def run_feed(engine: Engine, target: ImportTarget, source: FindingSource, options: ImportOptions,
@@ -305,17 +308,27 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
     fmt, size = source.format, source.size
     import_id = uuid.uuid4()
     summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
-    # PostgreSQL: one transaction from here to publish's commit
-    with engine.connect() as conn, _one_import_per_stream(conn, target.integration_id, scope):
-        rules = load_rule_set(conn, target.organization_id)
-        pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
-                                    integration_id=str(target.integration_id))
+    with contextlib.ExitStack() as stack:
+        # a large file on PostgreSQL: a parsing process does the Python side (see pmap.findings.overlap),
+        # started first so its start-up overlaps this process's set-up
+        child = stack.enter_context(ParsingProcess()) if wanted(engine.dialect.name, source.path, size) else None
+        # PostgreSQL: one transaction from here to publish's commit
+        conn = stack.enter_context(engine.connect())
+        stack.enter_context(_one_import_per_stream(conn, target.integration_id, scope))
+        rule_specs = load_rule_specs(conn, target.organization_id)
+        pipeline = SeverityPipeline(fmt, target.severity_threshold, compile_rule_set(rule_specs),
+                                    vendor=target.vendor, integration_id=str(target.integration_id))
         summary.rules_applied = pipeline.rule_count
         now = utcnow()
         stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
         with _writer(conn, stream) as writer:
             with BackgroundWriter() as background:
-                _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
+                if child is not None and source.path is not None:
+                    job = ParseJob(str(source.path), fmt.key, stream, target.severity_threshold, target.vendor,
+                                   rule_specs, batch_size, progress is not None, os.getpid())
+                    _stream_in_child(child, job, source, pipeline, background, writer, summary, progress)
+                else:
+                    _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
             summary.skipped = dict(source.skipped)
             if summary.skipped:
                 left_out = ", ".join(f"{n} {what}" for what, n in sorted(summary.skipped.items()))
@@ -425,3 +438,18 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
     background.submit(writer.write, rows)
     background.submit(writer.mark_filtered, filtered)
     summary.parsed = summary.kept + summary.filtered_out
+
+
+def _stream_in_child(child: ParsingProcess, job: ParseJob, src: FindingSource, pipeline: SeverityPipeline,
+                     background: BackgroundWriter, writer: FindingWriter | StagedWriter, summary: ImportSummary,
+                     progress: ProgressFn | None) -> None:
+    """:func:`_stream_findings` run by the parsing process ``child``: its writer calls are applied
+    here, in order; its counters, undefined rule evaluations and skipped entries become this import's."""
+    try:
+        done = child.run(job, background.submit, writer, progress)
+    except ReportError as exc:  # the same refusal as in-process, with the same message
+        raise ReportRejected(exc) from None
+    for name, value in done["summary"].items():
+        setattr(summary, name, value)
+    pipeline.rules_undefined = done["rules_undefined"]
+    src.skipped.update(done["skipped"])
