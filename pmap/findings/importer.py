@@ -33,7 +33,6 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pmap.connectors.catalog import connector_types
 from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
@@ -41,7 +40,7 @@ from pmap.findings.batching import BackgroundWriter
 from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
-from pmap.findings.overlap import ParseJob, ParsingProcess, wanted
+from pmap.findings.overlap import ParseJob, ParsingProcess, take, wanted
 from pmap.findings.rows import Row, Stream
 from pmap.findings.severity import SeverityPipeline, compile_rule_set, load_rule_specs
 from pmap.findings.staging import StagedWriter, claim_stream, staging
@@ -103,6 +102,8 @@ class ImportTarget:
 
 def target_for(integration: Any) -> ImportTarget:
     """The import target of an integration row: its vendor type's formats and its threshold."""
+    from pmap.connectors.catalog import connector_types  # every connector: not for an import's parsing process
+
     ct = connector_types().get(integration.vendor)
     return ImportTarget(
         organization_id=integration.organization_id, integration_id=integration.id, vendor=integration.vendor,
@@ -311,7 +312,7 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
     with contextlib.ExitStack() as stack:
         # a large file on PostgreSQL: a parsing process does the Python side (see pmap.findings.overlap),
         # started first so its start-up overlaps this process's set-up
-        child = stack.enter_context(ParsingProcess()) if wanted(engine.dialect.name, source.path, size) else None
+        child = stack.enter_context(take()) if wanted(engine.dialect.name, source.path, size) else None
         # PostgreSQL: one transaction from here to publish's commit
         conn = stack.enter_context(engine.connect())
         stack.enter_context(_one_import_per_stream(conn, target.integration_id, scope))

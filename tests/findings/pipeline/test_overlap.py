@@ -16,7 +16,7 @@ from pmap.findings.jobs import JobCancelled
 from pmap.findings.models import Finding
 from pmap.integrations.models import Integration
 from tests.conftest import Api
-from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, sarif_report, upload
+from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, sarif_report, upload, wait_job
 
 ITEMS = [{"plugin": n, "host": f"10.0.{n // 50}.{n % 50}", "severity": n % 5, "cve": f"CVE-2024-{1000 + n}",
           "cvss": (n % 100) / 10, "description": "caf\u00e9 \u2603 " * (n % 7)} for n in range(2400)]
@@ -123,3 +123,25 @@ def test_a_cancelled_import_in_the_parsing_process_keeps_nothing(api: Api, admin
     assert _count(api) == 0
     summary = run_import(api.state.engine, _target(api, iid), path, ImportOptions(), batch_size=500)
     assert summary.created == _count(api) > 0
+
+
+@pytest.mark.usefixtures("child_always")
+def test_a_queued_import_starts_its_parsing_process_early_and_uses_it(make_api: Any, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    api = make_api(import_background_bytes=0)
+    h = api.token(role="operator")
+    iid = create_integration(api, h)
+    started: list[overlap.ParsingProcess] = []
+    original = overlap.ParsingProcess.__init__
+
+    def counting(self: overlap.ParsingProcess) -> None:
+        original(self)
+        started.append(self)
+
+    monkeypatch.setattr(overlap.ParsingProcess, "__init__", counting)
+    r = upload(api, iid, nessus_report(ITEMS), h, filename="scan.nessus")
+    assert r.status_code == 202, r.text
+    job = wait_job(api, r.json()["job"]["id"], h)
+    assert job["status"] == "succeeded" and job["result"]["created"] == len(ITEMS) - 1, job
+    expected = 1 if api.state.engine.dialect.name == "postgresql" else 0
+    assert len(started) == expected and not any(p.running() for p in started)
