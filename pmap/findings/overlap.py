@@ -288,8 +288,9 @@ def _child(stdin: IO[bytes], out: IO[bytes]) -> None:
             report = (lambda p: send(("progress", p))) if job.progress else None
             _stream_findings(source, pipeline, _Shipper(send), _RemoteWriter(job.stream), summary,  # type: ignore[arg-type]
                              report, job.batch_size)
-        send(("done", {"summary": {k: v for k, v in summary.as_dict().items()
-                                   if k not in ("import_id", "format", "scope", "full", "rules_applied")},
+        # what the loop changed of the summary (the parent set the rest: ids, options, rules)
+        fresh = ImportSummary(import_id=summary.import_id, format=fmt.key, scope=job.stream.scope).as_dict()
+        send(("done", {"summary": {k: v for k, v in summary.as_dict().items() if v != fresh[k]},
                        "rules_undefined": pipeline.rules_undefined, "skipped": dict(skipped),
                        "stats": _stats()}))
     except ReportRejected as exc:
