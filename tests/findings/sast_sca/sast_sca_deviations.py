@@ -27,7 +27,8 @@ DEVIATIONS: dict[str, tuple[int, str]] = {
     "checkmarx/multiple_findings_different_sourceFilename_same_sinkFilename.xml": (1, _CX_SINK),
     "checkmarx/multiple_findings_same_query_id.xml": (
         11, "DefectDojo's default mode merges a query's results per file; PMAP keeps each sink line"),
-    "checkmarx/sample_report.json": (728, _CX_SINK + "; KICS results without a line merge per query and file"),
+    "checkmarx/sample_report.json": (
+        733, _CX_SINK + " (KICS results without a line are told apart by their similarityId: all 31 are kept)"),
     "bandit/dd2.json": (164, "two B608 results on the same line of migrate_surveys.py are one issue"),
     "gitlab_sast/gl-sast-report-many-vuln_v14.json": (
         467, "DefectDojo keeps one finding per legacy 'cve' key (content hash); PMAP one per rule and location"),
