@@ -119,6 +119,12 @@ def test_sonar_generic_rule_reads_a_ghsa_in_a_free_message() -> None:
     assert len(_fps("sonarqube_json", doc)) == 2
 
 
+def test_sonar_dependency_check_message_under_a_renamed_rule_key() -> None:
+    rule = "dependencycheck-custom:vulnerable-component"
+    doc = _sonar((rule, _DEP.format(ref="CVE-2021-44228")), (rule, _DEP.format(ref="CVE-2021-45046")))
+    assert len(_fps("sonarqube_json", doc)) == 2
+
+
 def test_sonar_specific_rules_add_no_identity() -> None:
     doc = _sonar(("java:S2076", "CVE-2021-44228 mentioned"), ("java:S2076", "CVE-2021-45046 mentioned"))
     found = _parse("sonarqube_json", doc)

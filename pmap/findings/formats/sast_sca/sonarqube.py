@@ -61,10 +61,12 @@ def _path(component: str | None, project: str | None) -> str | None:
 
 
 def identity(rule_key: str | None, message: str | None, reference: str | None) -> list[str]:
-    """The identity parts of an issue (see docs/finding-identity.md): under a generic rule, the advisory it
-    reports (Dependency-Check's ``Reference:``, else the CVE/GHSA ids of the message), so different CVEs of one
-    dependency stay different findings; none under any other rule, whose fingerprints stay as stored."""
-    if not rule_key or not GENERIC_RULES.search(rule_key):
+    """The identity parts of an issue (see docs/finding-identity.md): under a generic rule, or for a message in
+    the Dependency-Check plugin's layout, the advisory it reports (its ``Reference:``, else the CVE/GHSA ids of
+    the message), so different CVEs of one dependency stay different findings; none for any other issue, whose
+    fingerprints stay as stored."""
+    # a message in Dependency-Check's layout (a "Reference:") is such an issue under a renamed rule key too
+    if not reference and (not rule_key or not GENERIC_RULES.search(rule_key)):
         return []
     ids = [reference] if reference else sorted({m.upper() for m in _ADVISORY.findall(message or "")})
     return [f"advisory={i}" for i in ids]
