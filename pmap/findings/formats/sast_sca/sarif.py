@@ -12,6 +12,11 @@ Both passes go through the depth guard of :mod:`._json`. A stream that cannot se
 a temporary file first. Run-level dates (``invocations``) and ``artifacts`` are not read, to keep
 pass 1 to one small object per run.
 
+Findings and identity (docs/finding-identity.md): a result listing several ``locations`` gives one finding
+per location (PMAP's one finding per resource); rule + location is the identity, to which :func:`identity` adds
+a taint flow's ends when the result is not reported at its sink, the logical location of a location without a
+file, and the tool's ``fingerprints``/``partialFingerprints`` (placeholders such as ``requires login`` ignored).
+
 Severity: a rule's ``security-severity`` property (GitHub's convention, a 0-10 score banded like
 CVSS) wins; otherwise the SARIF ``level``: error -> high, warning -> medium, note -> info,
 none -> info. Per SARIF 3.27.10 a missing level is the rule's ``defaultConfiguration.level``,
