@@ -47,7 +47,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int, uniq
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import cvss_version, cwe_ids, ghsa_ids, sca_title, vuln_ids
 from pmap.findings.formats.sniff import JsonHead, json_head
 
@@ -169,6 +169,8 @@ def _secret(s: Any, target: str | None, artifact: str | None, where: str) -> Par
 def _result(report: Report, result: Any, artifact: str | None, where: str) -> Iterator[ParsedFinding]:
     if not isinstance(result, dict):
         raise ReportError(KEY, "a result is not a JSON object", where)
+    if "Target" not in result:  # every release writes it (``json:"Target"``, never omitted)
+        raise not_a(KEY, WHAT, "a result has no 'Target'", where)
     target = text(result.get("Target"))
     for v in as_list(result.get("Vulnerabilities")):
         yield _vuln(v, target, artifact, where)

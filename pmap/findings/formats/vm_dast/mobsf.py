@@ -349,10 +349,17 @@ def _mobsfscan(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
                      extra={"masvs": as_str(md.get("masvs")), "owasp_mobile": as_str(md.get("owasp-mobile"))})
 
 
+# the keys of an issue of the list export; a list whose issues have none of them is another tool's
+_ISSUE_KEYS = ("file_object", "apk_exploit_dict", "category", "name", "severity")
+
+
 def _issue_list(doc: list[Any]) -> Iterator[ParsedFinding]:
     for index, item in enumerate(doc):
         if not isinstance(item, dict):
             raise ReportError(KEY, "issue must be a JSON object", f"$[{index}]")
+        if not any(k in item for k in _ISSUE_KEYS):  # another tool's list (gitleaks' findings, ...)
+            raise ReportError(KEY, "not a MobSF report: an issue has none of "
+                                   f"{', '.join(repr(k) for k in _ISSUE_KEYS)}", f"$[{index}]")
         lines = as_list(item.get("line_number"))
         line = to_int(lines[0]) if lines else None
         yield _f("list", as_str(item.get("category")) or "issue", as_str(item.get("name")) or "MobSF issue",
@@ -370,7 +377,8 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         if "results" in doc and ("mobsfscan_version" in doc or "errors" in doc):
             yield from _mobsfscan(doc)
         elif any(k in doc for k in ("permissions", "code_analysis", "manifest_analysis", "binary_analysis",
-                                    "findings", "app_name", "bin_anal", "packagename")):
+                                    "app_name", "bin_anal", "packagename")) or isinstance(doc.get("findings"), dict):
+            # (a "findings" list is another tool's: Dependency-Track's FPF, ...; MobSF < 3 wrote an object)
             yield from _findings(_report(doc), report.skipped)
         else:
             raise ReportError(KEY, "not a MobSF report: missing 'code_analysis'/'permissions' "
