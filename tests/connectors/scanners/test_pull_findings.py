@@ -340,6 +340,7 @@ def test_mobsf_reads_only_the_latest_report_of_each_app(sandbox: SandboxServer, 
     assert len({f.fingerprint("mobsf_json") for f in findings}) == len(findings) == 50
     assert {f.repository for f in findings} == {"com.example.app0", "com.example.app1", "com.example.app2"}
     assert not any(f.rule_id == "code_analysis:generated_rule_gone" for f in findings)  # only in older reports
+    assert not any(f.rule_id == "code_analysis:generated_secure_check" for f in findings)  # a check that holds
     first = next(f for f in findings if f.rule_id == "code_analysis:generated_rule_0")
     assert first.extra["files"] == ["com/example/app0/Class0.java"] and first.vendor_severity == "high"
     # scan pages of 2 (three latest, three older scans: 3 pages) and the three latest reports
