@@ -21,7 +21,7 @@ from pmap.findings.importer import FindingSource, ImportOptions, ImportSummary, 
 from pmap.findings.rows import OCCURRENCE_MAX_BYTES, OCCURRENCES_MAX
 from pmap.integrations.models import Integration
 from tests.conftest import Api
-from tests.findings.pipeline.helpers import create_integration, findings, upload
+from tests.findings.pipeline.helpers import create_integration, findings, upload, wait_job
 
 
 def nessus(hosts: dict[str, list[tuple[int, str]]], *, port: int = 443) -> bytes:
@@ -158,6 +158,17 @@ def test_dast_reports_cover_their_url_origins(api: Api, admin: dict[str, str]) -
         "https://app.test:443", "http://app.test:8080", "https://api.test:443"}
     same = up(nuclei(("t1", "https://app.test/login"), ("t5", "https://app.test:443/new")))  # one origin
     assert (same["resolved"], same["covered"]) == (1, 1) and _open_rules(api, admin, iid) == {"t1", "t3", "t4", "t5"}
+
+
+def test_a_background_import_keeps_the_resolve_choice(api: Api, admin: dict[str, str]) -> None:
+    iid = create_integration(api, admin)
+    upload(api, iid, nessus({"10.0.0.1": [(1, "a"), (2, "b")]}), admin)
+    api.state.settings.import_background_bytes = 100  # every upload runs as a job
+    r = upload(api, iid, nessus({"10.0.0.2": [(3, "c")]}), admin, resolve="scope")
+    assert r.status_code == 202, r.text
+    job = wait_job(api, r.json()["job"]["id"], admin)
+    assert job["status"] == "succeeded", job
+    assert (job["result"]["resolve"], job["result"]["resolved"]) == ("scope", 2)
 
 
 def test_a_wrong_resolve_value_is_a_422(api: Api, admin: dict[str, str]) -> None:
