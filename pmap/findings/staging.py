@@ -184,6 +184,8 @@ class StagedWriter:
             conn.execute(_publish_upsert())
         conn.execute(mark_filtered_statement(t, s, sa.select(_filtered_stage().c.fingerprint)))
         if self._occurrences:
+            # each merged finding reads its own occurrences: by index, not a scan of all of them per finding
+            conn.exec_driver_sql(f"CREATE INDEX temp.{OCCURRENCES}_fp ON {OCCURRENCES} (fingerprint, seq)")
             apply_occurrences(conn, s)
 
     def resolve_missing(self, *, covered_only: bool = True) -> int:
