@@ -18,7 +18,7 @@ from pmap.findings.coverage import covered_resource, url_origin
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.importer import FindingSource, ImportOptions, ImportSummary, run_feed, target_for
-from pmap.findings.rows import OCCURRENCE_MAX_BYTES, OCCURRENCES_MAX
+from pmap.findings.rows import OCCURRENCE_MAX_BYTES, OCCURRENCES_MAX, occurrence
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, findings, upload, wait_job
@@ -243,3 +243,14 @@ def test_the_covered_resource_rule() -> None:
     assert covered_resource(ParsedFinding("t", file_path="a.py", package_name="p")) is None
     assert covered_resource(ParsedFinding("t", asset="x" * 900)) == "x" * 500
     assert url_origin("http://[::1]:8080/a") == "http://[::1]:8080" and url_origin("not a url") is None
+
+
+def test_one_occurrences_evidence_is_small_json() -> None:
+    second_alert = ParsedFinding("t", ip="10.0.0.1", other_ids=["GHSA-aaaa-bbbb-cccc"], extra={"alert_id": "42"})
+    assert orjson.loads(occurrence(second_alert)) == {"ip": "10.0.0.1", "other_ids": ["GHSA-aaaa-bbbb-cccc"],
+                                                      "extra": {"alert_id": "42"}}
+    assert occurrence(ParsedFinding("t")) == "{}"
+    big = ParsedFinding("t", other_ids=[f"ID-{i}" * 20 for i in range(200)],
+                        extra={f"k{i}": "v" * 900 for i in range(30)})
+    text = occurrence(big)
+    assert len(text.encode()) <= OCCURRENCE_MAX_BYTES and "extra" in orjson.loads(text)
