@@ -252,7 +252,8 @@ def list_findings(
     file_path: Annotated[str | None, Query(max_length=1024)] = None,
     package_name: Annotated[str | None, Query(max_length=500)] = None,
     resource: Annotated[str | None, Query(
-        max_length=2048, description="Equals host, ip, url, repository, file path or package")] = None,
+        max_length=2048,
+        description="Equals host, ip, url, repository, file path, package or asset (the covered resource)")] = None,
     scope: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,

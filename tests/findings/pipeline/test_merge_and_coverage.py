@@ -156,6 +156,8 @@ def test_dast_reports_cover_their_url_origins(api: Api, admin: dict[str, str]) -
     assert (other["created"], other["resolved"], other["covered"]) == (2, 0, 2)  # other origins, other sites
     assert {f["asset"] for f in findings(api, admin, integration_id=iid)} == {
         "https://app.test:443", "http://app.test:8080", "https://api.test:443"}
+    by_site = findings(api, admin, integration_id=iid, resource="https://app.test:443")
+    assert {f["rule_id"] for f in by_site} == {"t1", "t2"}  # the resource filter matches the asset too
     same = up(nuclei(("t1", "https://app.test/login"), ("t5", "https://app.test:443/new")))  # one origin
     assert (same["resolved"], same["covered"]) == (1, 1) and _open_rules(api, admin, iid) == {"t1", "t3", "t4", "t5"}
 
