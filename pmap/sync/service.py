@@ -206,7 +206,7 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             # incremental feed (not complete) is partial: it resolves nothing but what the vendor states fixed.
             options = ImportOptions(format=fmt.key, scope=SYNC_SCOPE, full=feed.complete, resolve="scope",
                                     actor=call.actor.label)
-            summary = run_feed(state.engine, target, FindingSource(fmt, feed.findings), options,
+            summary = run_feed(state.engine, target, FindingSource(fmt, feed.findings, skipped=feed.skipped), options,
                                progress=call.progress)
         except UpstreamError as exc:
             # scrubbed while the values are known: the job and last_sync outlive the redactor's registration

@@ -340,6 +340,45 @@ def test_nuclei_named_extractors_without_a_matcher_are_findings_of_their_own() -
     assert len(_fps("nuclei_json", "\n".join([line("azure"), line("azure")]).encode())) == 1
 
 
+def _trivy_misconfig(resource: str | None, line: int | None = None) -> dict[str, Any]:
+    cause: dict[str, Any] = {"Provider": "Kubernetes", "Service": "general"}
+    if resource is not None:
+        cause["Resource"] = resource
+    if line is not None:
+        cause.update(StartLine=line, EndLine=line + 3)
+    return {"Type": "Kubernetes Security Check", "ID": "KSV001", "AVDID": "AVD-KSV-0001",
+            "Title": "Process can elevate its own privileges", "Severity": "MEDIUM", "Status": "FAIL",
+            "CauseMetadata": cause}
+
+
+def _trivy(*misconfigs: dict[str, Any]) -> bytes:
+    return json.dumps({"SchemaVersion": 2, "ArtifactName": "deploy", "ArtifactType": "filesystem", "Results": [
+        {"Target": "k8s/app.yaml", "Class": "config", "Type": "kubernetes",
+         "Misconfigurations": list(misconfigs)}]}).encode()
+
+
+def test_trivy_misconfigurations_without_a_line_differing_only_in_resource_are_two_findings() -> None:
+    two = _parse("trivy_json", _trivy(_trivy_misconfig("Deployment/web container app"),
+                                      _trivy_misconfig("Deployment/web container sidecar")))
+    assert [f.identity for f in two] == [["resource=Deployment/web container app"],
+                                         ["resource=Deployment/web container sidecar"]]
+    assert len({f.fingerprint("trivy_json") for f in two}) == 2
+    same = _trivy(_trivy_misconfig("Deployment/web container app"), _trivy_misconfig("Deployment/web container app"))
+    assert len(_fps("trivy_json", same)) == 1
+
+
+def test_trivy_misconfigurations_with_a_line_or_without_a_resource_keep_their_fingerprints() -> None:
+    with_line = _parse("trivy_json", _trivy(_trivy_misconfig("Deployment/web", 12), _trivy_misconfig("Other", 12)))
+    assert [f.identity for f in with_line] == [[], []]
+    assert len({f.fingerprint("trivy_json") for f in with_line}) == 1
+    assert len(_fps("trivy_json", _trivy(_trivy_misconfig("Deployment/web", 12),
+                                         _trivy_misconfig("Deployment/web", 30)))) == 2
+    [bare] = _parse("trivy_json", _trivy(_trivy_misconfig(None)))
+    assert bare.identity == []
+    assert bare.fingerprint("trivy_json") == ParsedFinding(
+        title=bare.title, rule_id="KSV001", repository="deploy", file_path="k8s/app.yaml").fingerprint("trivy_json")
+
+
 # --- findings without identity parts keep their stored fingerprints ----------------------------------
 
 def test_a_finding_without_identity_parts_keeps_its_fingerprint() -> None:

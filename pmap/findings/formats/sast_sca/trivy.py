@@ -35,6 +35,11 @@ the import summary's ``skipped`` and its warning say so (a report holding nothin
 - ``Packages[]`` (``--list-all-pkgs``) and ``CustomResources[]`` are inventories, not findings, and
   are not counted.
 
+Identity: a failed check without ``CauseMetadata.StartLine`` (a Kubernetes manifest's or a Terraform
+module's check Trivy could not place on a line) adds ``resource=<CauseMetadata.Resource>``: the same check
+on two resources of one file (two containers, two buckets) is two findings. A check with a line, and any
+vulnerability or secret, adds nothing (see ``docs/finding-identity.md``).
+
 Severity: Trivy's own ``Severity`` (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN maps to nothing), which
 Trivy already picked from its ``SeveritySource``; the CVSS of that source (else NVD's) is kept.
 """
@@ -130,6 +135,8 @@ def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> 
         raise ReportError(KEY, "a misconfiguration has neither ID nor Title", where)
     cause = as_dict(m.get("CauseMetadata"))
     refs = [r for r in (text(x) for x in as_list(m.get("References"))) if r]
+    line = to_int(cause.get("StartLine"))
+    resource = text(cause.get("Resource"))
     return ParsedFinding(
         title=f"{mid} - {title}" if mid and mid != title else title,
         vendor_severity=text(m.get("Severity")),
@@ -137,10 +144,13 @@ def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> 
         rule_id=mid,
         repository=artifact,
         file_path=target,
-        line=to_int(cause.get("StartLine")),
+        line=line,
         remediation=text(m.get("Resolution")),
         references=uniq(refs),
-        extra={k: val for k, val in (("type", text(m.get("Type"))), ("resource", text(cause.get("Resource")))) if val},
+        extra={k: val for k, val in (("type", text(m.get("Type"))), ("resource", resource)) if val},
+        # without a line, one check failing on two resources of a file (two containers of a manifest, two
+        # Terraform resources) is two findings; a check with a line keeps its fingerprint
+        identity=[f"resource={resource}"] if resource and line is None else [],
     )
 
 
