@@ -424,6 +424,10 @@ def import_report(
     scope: Annotated[str | None, typer.Option("--scope", help="Report scope (default: default).")] = None,
     partial: Annotated[bool, typer.Option(
         "--partial", help="A partial report: findings it lacks are not marked resolved.")] = False,
+    resolve: Annotated[str | None, typer.Option(
+        "--resolve", help="What a full report resolves of the findings it lacks: covered (default: those on the "
+                          "hosts, sites, repositories or assets it covered; an empty report resolves nothing) or "
+                          "scope (every finding of the scope, even when the report is empty).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (no progress bar).")] = False,
     url: Annotated[str, typer.Option("--url", envvar="PMAP_URL", help="PMAP API base URL.")] = "http://127.0.0.1:8000",
     token: Annotated[str | None, typer.Option("--token", envvar="PMAP_TOKEN", help="API token (operator+).")] = None,
@@ -435,7 +439,8 @@ def import_report(
         _fail("an API token is needed: pass --token or set PMAP_TOKEN")
     try:
         summary = upload_report(file, integration, url=url, token=token or "", fmt=report_format, scope=scope,
-                                full=not partial, show_progress=not as_json and err.is_terminal, console=err)
+                                full=not partial, resolve=resolve, show_progress=not as_json and err.is_terminal,
+                                console=err)
     except CliError as exc:
         _fail(str(exc))
     render_summary(summary, as_json=as_json, console=Console())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import typing
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -268,13 +269,17 @@ class FindingsFeed:
     feed covers everything the integration's vendor scope holds (so a finding absent from it may be
     resolved); an incremental pull, which asked only for changes, is never complete. ``state`` is what
     the implementation wants back in the next :class:`FindingsPull` (a cursor, a high-water mark);
-    it is stored with the integration's last sync, so it must hold no secret.
+    it is stored with the integration's last sync, so it must hold no secret. ``skipped`` counts the entries
+    left out by design (a check that holds, a licence) while ``findings`` is iterated: a connector that reads
+    what it pulls with a format's parser passes it on (``fmt.parse(stream, feed.skipped)``), so the sync's
+    summary reports them as an upload's does.
     """
 
     format: str
     findings: Iterator[ParsedFinding]
     complete: bool
     state: dict[str, Any] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
 # --- the context handed to implementations ---------------------------------------------------

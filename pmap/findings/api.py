@@ -22,6 +22,7 @@ from pmap.findings import service
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.importer import (
     HEAD_BYTES,
+    RESOLVE_MODES,
     SCOPE_MAX,
     ImportOptions,
     ImportTarget,
@@ -33,8 +34,8 @@ from pmap.findings.jobs import JobRunner
 from pmap.findings.models import Job
 from pmap.findings.rules_api import router as rules_router
 from pmap.findings.schemas import (
-    FindingOut,
     FindingPage,
+    FindingWithOccurrences,
     ImportOut,
     ImportPage,
     ImportSummaryOut,
@@ -53,17 +54,26 @@ router = APIRouter(tags=["findings"])
 router.include_router(rules_router)
 
 _STATUSES = ("open", "resolved", "suppressed", "filtered")
-_FORM_FIELDS = {"format", "scope", "full"}
+_FORM_FIELDS = {"format", "scope", "full", "resolve"}
 _MULTIPART_DOC: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "The report file."},
         "format": {"type": "string", "description": "Format key; detected from the file when omitted."},
         "scope": {"type": "string", "default": "default",
-                  "description": "Which part of the estate the report covers: a newer full report of the same "
-                                 "integration, format and scope resolves the findings it no longer contains."},
+                  "description": "A stream of reports within the integration (with the format): a newer full report "
+                                 "of the same integration, format and scope resolves the findings it no longer "
+                                 "contains (on the resources it covered, see `resolve`); reports of another scope "
+                                 "never resolve each other's findings."},
         "full": {"type": "boolean", "default": True,
                  "description": "false for a partial report: nothing is resolved."},
+        "resolve": {"type": "string", "enum": list(RESOLVE_MODES), "default": "covered",
+                    "description": "What a full report resolves of the scope's findings it lacks. `covered`: only "
+                                   "those on a resource the report covered (a host or ip it scanned, a URL origin "
+                                   "scheme://host:port, a repository, a named asset), so two scans of different "
+                                   "hosts never resolve each other's findings, and an empty report (or one whose "
+                                   "entries were all left out by design) resolves nothing, with a warning. `scope`: "
+                                   "every finding of the scope it lacks, even when it is empty."},
     }}}}}}
 
 
@@ -94,8 +104,13 @@ def _options(upload: Upload, actor: str) -> ImportOptions:
     full_text = upload.fields.get("full", "true").strip().lower()
     if full_text not in ("true", "false", "1", "0", "yes", "no"):
         raise ValidationFailed("the request is invalid", fields=[FieldProblem("full", "must be true or false")])
+    resolve = upload.fields.get("resolve", "").strip().lower() or "covered"
+    if resolve not in RESOLVE_MODES:
+        raise ValidationFailed("the request is invalid",
+                               fields=[FieldProblem("resolve", f"must be one of {', '.join(RESOLVE_MODES)}")])
     return ImportOptions(format=upload.fields.get("format", "").strip() or None, scope=scope,
-                         full=full_text in ("true", "1", "yes"), filename=upload.filename, actor=actor)
+                         full=full_text in ("true", "1", "yes"), filename=upload.filename, actor=actor,
+                         resolve="scope" if resolve == "scope" else "covered")
 
 
 def _format_of(upload: Upload, options: ImportOptions, target: ImportTarget) -> str:
@@ -117,7 +132,7 @@ def _audit(state: AppState, principal: Principal, integration_id: uuid.UUID, out
 )
 async def import_report(integration_id: uuid.UUID, request: Request, state: StateDep, principal: Operator,
                         jobs: JobsDep, background: BackgroundTasks) -> Any:
-    """Import a report file (multipart ``file``, optional ``format``, ``scope``, ``full``).
+    """Import a report file (multipart ``file``, optional ``format``, ``scope``, ``full``, ``resolve``).
 
     The answer is the import summary; a file larger than ``PMAP_IMPORT_BACKGROUND_BYTES`` is
     imported in the background instead: 202 with ``{"job": {...}}`` (follow ``GET /api/v1/jobs/{id}``).
@@ -237,7 +252,8 @@ def list_findings(
     file_path: Annotated[str | None, Query(max_length=1024)] = None,
     package_name: Annotated[str | None, Query(max_length=500)] = None,
     resource: Annotated[str | None, Query(
-        max_length=2048, description="Equals host, ip, url, repository, file path or package")] = None,
+        max_length=2048,
+        description="Equals host, ip, url, repository, file path, package or asset (the covered resource)")] = None,
     scope: Annotated[str | None, Query(max_length=200)] = None,
     format: Annotated[str | None, Query(max_length=64)] = None,
     tag: Annotated[str | None, Query(max_length=64)] = None,
@@ -257,7 +273,7 @@ def list_findings(
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
 
 
-class FindingDetailOut(FindingOut):
+class FindingDetailOut(FindingWithOccurrences):
     """One finding and the tickets opened for it. Composed here, in the API layer: findings and tickets
     share a rung and neither imports the other."""
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 POLL_SECONDS = 0.2  # the summary prints at most this long after the import ends (a poll costs the API ~2 ms)
 SUMMARY_FIELDS = ("format", "scope", "parsed", "kept", "filtered_out", "created", "updated", "resolved", "reopened",
-                  "suppressed", "unknown_severity", "duplicates", "rules_applied")
+                  "suppressed", "unknown_severity", "merged", "covered", "rules_applied")
 
 
 class CliError(Exception):
@@ -76,10 +76,10 @@ def _wait(client: httpx.Client, job: dict[str, Any], progress: Progress | None) 
 
 
 def upload_report(path: Path, integration: str, *, url: str, token: str, fmt: str | None = None,
-                  scope: str | None = None, full: bool = True, show_progress: bool = False,
-                  console: Console | None = None) -> dict[str, Any]:
+                  scope: str | None = None, full: bool = True, resolve: str | None = None,
+                  show_progress: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Upload ``path``, wait for a background job if the API starts one, and return the summary."""
-    data = {k: v for k, v in (("format", fmt), ("scope", scope)) if v}
+    data = {k: v for k, v in (("format", fmt), ("scope", scope), ("resolve", resolve)) if v}
     if not full:
         data["full"] = "false"
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),

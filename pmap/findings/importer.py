@@ -11,8 +11,19 @@ per distinct fingerprint (about 60 bytes each: 6 MB per 100,000 findings).
 
 Re-importing the same report creates nothing new (the identity is integration + scope +
 fingerprint, and the fingerprint names the format). A *full* report (the default) resolves the
-findings of its stream (integration + format + scope) that it no longer contains; a finding that
-reappears is reopened. Within one report, the first occurrence of a fingerprint wins.
+findings of its stream (integration + format + scope) that it no longer contains, on the resources it
+covered (``resolve="covered"``, the default: the hosts, sites, repositories or assets of its entries, see
+:mod:`pmap.findings.coverage`), so a scan of other hosts of the same integration resolves nothing of an
+earlier one, and a report that covers nothing (empty, or every entry left out by design) resolves nothing
+and says so; ``resolve="scope"`` resolves every finding of the stream the report lacks, even when it is
+empty (a complete vendor feed is authoritative). A finding that reappears is reopened.
+
+Entries of one report sharing an identity are merged into one finding: the first occurrence's fields
+stand, and each occurrence's evidence (ip, vendor ids, ``extra``) is kept, up to OCCURRENCES_MAX per
+finding (:mod:`pmap.findings.rows`); the summary counts them as ``merged``. Memory stays bounded: the loop
+keeps a count only for fingerprints seen more than once and ships the evidence of the later occurrences to
+the writer, which merges it at publish in one set-based UPDATE (the stored occurrences are those of the
+latest import).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
@@ -37,14 +48,15 @@ from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
+from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
 from pmap.findings.overlap import ParseJob, ParsingProcess, take, wanted
-from pmap.findings.rows import Row, Stream
+from pmap.findings.rows import OCCURRENCES_MAX, Row, Stream, occurrence
 from pmap.findings.severity import SeverityPipeline, compile_rule_set, load_rule_specs
 from pmap.findings.staging import StagedWriter, claim_stream, staging
-from pmap.findings.storage import FindingWriter, lock_stream
+from pmap.findings.storage import UNNAMED, FindingWriter, lock_stream
 
 log = logging.getLogger("pmap.findings.importer")
 
@@ -112,23 +124,33 @@ def target_for(integration: Any) -> ImportTarget:
     )
 
 
+#: what a full report resolves of the findings it lacks: those on the resources it covered, or the whole stream
+ResolveMode = Literal["covered", "scope"]
+RESOLVE_MODES: tuple[str, ...] = ("covered", "scope")
+
+
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
-    """What the uploader chose: an explicit format (else detected), the scope, a full or partial report."""
+    """What the uploader chose: an explicit format (else detected), the scope, a full or partial report, and
+    what a full one resolves (``covered``: findings it lacks on the resources it covered; ``scope``: every
+    finding of the stream it lacks, even when it is empty)."""
 
     format: str | None = None
     scope: str = "default"
     full: bool = True
     filename: str | None = None
     actor: str = "system"
+    resolve: ResolveMode = "covered"
 
 
 @dataclass(slots=True)
 class ImportSummary:
     """The outcome of one import. ``parsed`` = distinct findings in the report = kept + filtered_out;
     kept = created + updated; ``reopened``, ``suppressed`` and ``created_resolved`` are subsets of kept;
-    ``resolved`` counts findings absent from a full report and those the report states fixed that were
-    not resolved before; ``unknown_severity`` counts kept findings whose vendor severity mapped to nothing."""
+    ``resolved`` counts findings absent from a full report (on the resources it covered, or in the whole
+    scope with ``resolve="scope"``) and those the report states fixed that were not resolved before;
+    ``unknown_severity`` counts kept findings whose vendor severity mapped to nothing; ``merged`` counts
+    entries merged into an earlier one with the same identity (``duplicates``: its deprecated alias)."""
 
     import_id: str
     format: str
@@ -143,11 +165,14 @@ class ImportSummary:
     suppressed: int = 0
     created_resolved: int = 0  # created already resolved: new findings their report states fixed (history)
     unknown_severity: int = 0
-    duplicates: int = 0  # repeated occurrences of a fingerprint within the report, merged
+    merged: int = 0  # later occurrences of a finding within the report, merged into it (evidence kept)
+    duplicates: int = 0  # deprecated alias of merged (same value), for clients of earlier releases
+    covered: int = 0  # distinct resources the report's entries name (the unnamed one included)
     skipped: dict[str, int] = field(default_factory=dict)  # entries the format leaves out by design, by kind
     rules_applied: int = 0
     rules_undefined: int = 0
     full: bool = True
+    resolve: str = "covered"
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -308,7 +333,11 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
     scope = (options.scope or "default").strip()[:SCOPE_MAX] or "default"
     fmt, size = source.format, source.size
     import_id = uuid.uuid4()
-    summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full)
+    if options.resolve not in RESOLVE_MODES:
+        raise ValidationFailed(f"unknown resolve mode {options.resolve!r}", fields=[
+            FieldProblem("resolve", f"one of {', '.join(RESOLVE_MODES)}")])
+    summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full,
+                            resolve=options.resolve)
     with contextlib.ExitStack() as stack:
         # a large file on PostgreSQL: a parsing process does the Python side (see pmap.findings.overlap),
         # started first so its start-up overlaps this process's set-up
@@ -337,9 +366,17 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
             if progress is not None:
                 progress({"phase": "resolving", "bytes_read": size, "bytes_total": size,
                           "findings": summary.parsed})
+            summary.duplicates = summary.merged
+            covered_nothing = options.full and options.resolve == "covered" and summary.covered == 0
+            if covered_nothing:
+                why = (f"all its entries were left out by design ({sum(summary.skipped.values())})"
+                       if summary.skipped else "it holds no findings")
+                summary.warnings.append(
+                    f"nothing was resolved: the report covers no resource ({why}); import it with resolve=scope "
+                    f"to resolve every finding of scope {scope!r} it lacks")
             with writer.publish():
-                if options.full:
-                    summary.resolved = writer.resolve_missing()
+                if options.full and not covered_nothing:
+                    summary.resolved = writer.resolve_missing(covered_only=options.resolve == "covered")
                 summary.created, summary.updated, summary.reopened = writer.created, writer.updated, writer.reopened
                 # findings the report itself states fixed: those seen open before are resolved now, new
                 # ones are stored resolved (their history), neither is skipped
@@ -387,10 +424,16 @@ def _writer(conn: Connection, stream: Stream) -> Iterator[FindingWriter | Staged
 def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background: BackgroundWriter,
                      writer: FindingWriter | StagedWriter, summary: ImportSummary,
                      progress: ProgressFn | None, batch_size: int) -> None:
-    """The hot loop: parse, de-duplicate, decide, batch. Kept small and flat on purpose."""
+    """The hot loop: parse, merge repeats, decide, batch. Kept small and flat on purpose. Its outputs leave
+    it only as ``background.submit(writer.<method>, <picklable data>)`` calls and the summary's counters."""
     seen: set[int] = set()
+    repeats: dict[int, int] = {}  # occurrences so far of the fingerprints seen more than once
+    beyond: dict[str, int] = {}  # the count of those past OCCURRENCES_MAX (their evidence is not kept)
+    covered: set[str | None] = set()  # resources the report's entries name
     rows: list[Row] = []
     filtered: list[str] = []
+    more: list[tuple[str, int, str | None]] = []  # later occurrences: (fingerprint, seq, evidence JSON)
+    resources: list[str] = []  # resources not yet handed to the writer
     key = src.format.key
     build = writer.build
     total = 0
@@ -401,9 +444,24 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
             if progress is not None and total % PROGRESS_EVERY == 0:
                 progress({"phase": "importing", "bytes_read": position(), "bytes_total": size, "findings": total})
             fp = finding.fingerprint(key)
+            resource = covered_resource(finding)
+            if resource not in covered:
+                covered.add(resource)
+                resources.append(UNNAMED if resource is None else resource)
+                if len(resources) >= batch_size:
+                    background.submit(writer.cover, resources)
+                    resources = []
             digest = int(fp[:16], 16)
             if digest in seen:
-                summary.duplicates += 1
+                summary.merged += 1
+                n = repeats[digest] = repeats.get(digest, 1) + 1
+                if n <= OCCURRENCES_MAX:
+                    more.append((fp, n, occurrence(finding)))
+                    if len(more) >= batch_size:
+                        background.submit(writer.add_occurrences, more)
+                        more = []
+                else:
+                    beyond[fp] = n
                 continue
             seen.add(digest)
             mapped, source = pipeline.normalize(finding)
@@ -420,7 +478,7 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
                 summary.unknown_severity += 1
             if decision.suppressed_by is not None:
                 summary.suppressed += 1
-            rows.append(build(fp, finding, decision))
+            rows.append(build(fp, finding, decision, resource))
             if len(rows) >= batch_size:
                 background.submit(writer.write, rows)
                 rows = []
@@ -438,7 +496,11 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
                                               "fault is logged)")) from None
     background.submit(writer.write, rows)
     background.submit(writer.mark_filtered, filtered)
+    background.submit(writer.cover, resources)
+    # the counts of findings past the bound: a row without evidence, numbered with the count
+    background.submit(writer.add_occurrences, more + [(fp, n, None) for fp, n in beyond.items()])
     summary.parsed = summary.kept + summary.filtered_out
+    summary.covered = len(covered)
 
 
 def _stream_in_child(child: ParsingProcess, job: ParseJob, src: FindingSource, pipeline: SeverityPipeline,

@@ -205,7 +205,7 @@ class JobRunner:
             if not self._started or self._stopping.is_set():
                 raise JobCancelled("the service is stopping; upload again shortly")
             params = {"integration_id": str(integration_id), "format": options.format, "scope": options.scope,
-                      "full": options.full, "filename": options.filename, "size": size}
+                      "full": options.full, "resolve": options.resolve, "filename": options.filename, "size": size}
             return self._queue(actor, KIND_IMPORT, params, size, upload=path)
         finally:
             path.unlink(missing_ok=True)
@@ -384,6 +384,8 @@ class JobRunner:
             target = target_for(row)
         options = ImportOptions(format=params.get("format"), scope=params.get("scope") or "default",
                                 full=bool(params.get("full", True)), filename=params.get("filename"),
+                                # a job queued by an earlier release has no resolve: the default
+                                resolve="scope" if params.get("resolve") == "scope" else "covered",
                                 actor=actor.label)
         # a large report's parsing process starts while the upload is copied out of the database
         early = overlap.wanted(self._engine.dialect.name, Path("upload"), int(params.get("size") or 0))

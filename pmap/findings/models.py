@@ -3,8 +3,9 @@
 A finding follows OCSF Vulnerability Finding (class 2002). Its identity is
 ``(integration_id, scope, fingerprint)``: the fingerprint already names the report format, so one
 identity is one issue on one resource as seen by one stream of reports (integration + format +
-scope). Re-importing updates the row; a newer full report of the same stream that lacks it marks
-it ``resolved``; reappearing reopens it.
+scope). Re-importing updates the row; a newer full report of the same stream that covered its resource
+(``asset``) and lacks it marks it ``resolved``; reappearing reopens it. Entries of one report sharing an
+identity are merged into one finding that keeps each one's evidence (``occurrences``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Finding(Base):
         Index("ix_findings_org_created", "organization_id", "created_at", "id"),
         Index("ix_findings_org_status_severity", "organization_id", "status", "severity"),
         Index("ix_findings_org_host", "organization_id", "host"),
+        Index("ix_findings_org_asset", "organization_id", "asset"),
     )
 
     # imports give time-ordered ids (pmap.findings.rows.TimeOrderedIds); on PostgreSQL the column also
@@ -122,6 +124,14 @@ class Finding(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the resource the finding belongs to (pmap.findings.coverage): a full report resolves the findings it
+    # lacks only on the resources it covered; NULL is the stream's unnamed resource
+    asset: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # occurrences of the finding in its latest report (entries sharing its identity, merged): how many, and
+    # the evidence of each when there were several (at most OCCURRENCES_MAX, see pmap.findings.rows)
+    occurrence_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    occurrences: Mapped[list[dict[str, Any]]] = mapped_column(JSONVariant, default=list,
+                                                             server_default=text("'[]'"))
 
 
 class ImportRecord(Base):

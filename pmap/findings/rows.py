@@ -2,7 +2,9 @@
 
 Size caps (documented limits of what a finding stores): description 16,000 characters,
 remediation 8,000, title 500, at most 50 references of 2,048 characters, 200 ids per list, and
-``extra`` (vendor evidence) 8 KiB of JSON; other text columns are cut to their column length.
+``extra`` (vendor evidence) 8 KiB of JSON; other text columns are cut to their column length. Entries of
+one report merged into one finding keep the evidence of at most :data:`OCCURRENCES_MAX` occurrences, each
+at most :data:`OCCURRENCE_MAX_BYTES` of JSON (see :func:`occurrence`); the count goes on beyond.
 Text PostgreSQL cannot store (NUL characters, lone surrogates) is cleaned, on SQLite too, so both
 databases hold the same thing.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding
 from pmap.findings.models import Finding, FindingStatus
 from pmap.findings.severity import Decision
@@ -35,6 +38,10 @@ REFERENCES_MAX, REFERENCE_CHARS = 50, 2_048
 IDS_MAX = 200
 EXTRA_MAX_BYTES = 8_192
 INT4_MAX = 2**31 - 1
+#: evidence kept per finding of the entries its report merged into it: this many occurrences (the count goes
+#: on beyond), each a JSON object of at most OCCURRENCE_MAX_BYTES
+OCCURRENCES_MAX = 100
+OCCURRENCE_MAX_BYTES = 1_024
 _INT4 = struct.Struct(">i")
 
 OPEN, SUPPRESSED, RESOLVED = FindingStatus.OPEN.value, FindingStatus.SUPPRESSED.value, FindingStatus.RESOLVED.value
@@ -99,16 +106,41 @@ def _text_list(values: Iterable[Any], limit: int, chars: int) -> list[str]:
     return out
 
 
-def _extra(extra: dict[str, Any]) -> bytes:
+def _extra(extra: dict[str, Any], limit: int = EXTRA_MAX_BYTES) -> bytes:
     text = dump_json(extra)
-    if len(text) <= EXTRA_MAX_BYTES:
+    if len(text) <= limit:
         return text
     # keep every key, shortening long text evenly, rather than dropping evidence wholesale
-    share = max(64, EXTRA_MAX_BYTES // (2 * len(extra)))
+    share = max(64, limit // (2 * len(extra)))
     trimmed = {k: (v[:share] + "…[truncated]" if isinstance(v, str) and len(v) > share else v)
                for k, v in extra.items()}
     text = dump_json(trimmed)
-    return text if len(text) <= EXTRA_MAX_BYTES else dump_json({"truncated": True, "keys": list(extra)[:50]})
+    if len(text) <= limit:
+        return text
+    keys = list(extra)[:50]
+    while keys and len(text := dump_json({"truncated": True, "keys": keys})) > limit:
+        keys = keys[: len(keys) // 2]
+    return text if keys else b'{"truncated":true}'
+
+
+def occurrence(f: ParsedFinding) -> str:
+    """The evidence of one more occurrence of a finding in its report (an entry with the same identity,
+    merged into it): its ip, vendor ids and ``extra``, as JSON text of at most OCCURRENCE_MAX_BYTES.
+    Keys without a value are left out. (The first occurrence's is made of the stored finding's own
+    columns at publish, see :func:`pmap.findings.storage.apply_occurrences`.)"""
+    item: dict[str, Any] = {}
+    if f.ip:
+        item["ip"] = clean_text(str(f.ip), 64)
+    if f.other_ids:
+        item["other_ids"] = _text_list(f.other_ids, 20, 200)
+    data = dump_json(item)
+    if f.extra and isinstance(f.extra, dict):
+        room = OCCURRENCE_MAX_BYTES - len(data) - len(b',"extra":')
+        evidence = _extra(f.extra, max(64, room))
+        data = (data[:-1] + (b"," if item else b"") + b'"extra":' + evidence + b"}")
+    if len(data) > OCCURRENCE_MAX_BYTES:  # ids and evidence together too long: the evidence is the point
+        data = b'{"extra":' + _extra(f.extra or {}, OCCURRENCE_MAX_BYTES - 16) + b"}"
+    return data.decode()
 
 
 def _utc(value: datetime | None, default: datetime) -> datetime:
@@ -176,7 +208,7 @@ ROW_COLUMNS: tuple[str, ...] = (
     "cvss_score", "host", "ip", "port", "protocol", "url", "parameter", "repository", "file_path", "line",
     "package_name", "package_version", "fixed_version", "remediation", "references", "extra", "vendor_severity",
     "mapped_severity", "severity", "severity_source", "severity_rule_id", "status", "suppressed_by_rule_id", "tags",
-    "first_seen", "last_seen", "resolved_at", "created_at", "updated_at",
+    "first_seen", "last_seen", "resolved_at", "created_at", "updated_at", "asset", "occurrence_count", "occurrences",
 )
 #: one finding's row: its values in :data:`ROW_COLUMNS` order
 Row = tuple[Any, ...]
@@ -222,6 +254,7 @@ class RowBuilder:
         else:
             self._json, key, self._int4, self._new_id = bytes.decode, _same, _same, ids.next_uuid
         self._empty_list, self._empty_object = self._json(b"[]"), self._json(b"{}")
+        self._one = self._int4(1)
         self._now = stream.now
         self._shared = (key(stream.organization_id), key(stream.integration_id), stream.format, stream.scope)
         self._import = key(stream.import_id)
@@ -232,8 +265,8 @@ class RowBuilder:
         """The row's values by column name."""
         return dict(zip(ROW_COLUMNS, row, strict=True))
 
-    def __call__(self, fingerprint: str, f: ParsedFinding, d: Decision) -> Row:
-        """The row of one kept finding."""
+    def __call__(self, fingerprint: str, f: ParsedFinding, d: Decision, asset: Any = ...) -> Row:
+        """The row of one kept finding; ``asset``: its :func:`covered_resource`, when the caller has it."""
         (title, description, tool, rule_id, cvss_version, cvss_vector, host, ip, protocol, url, parameter, repository,
          file_path, package_name, package_version, fixed_version, remediation, vendor_severity) = [
             # the common case (short ASCII text) costs three C-level checks and no call
@@ -267,6 +300,8 @@ class RowBuilder:
             js(dump_json(d.tags)) if d.tags else empty,
             # a finding its report states fixed is resolved as of this import (the upsert keeps an earlier date)
             first, last, now if status == RESOLVED else None, now, now,
+            # occurrences: one until the publish step merges later ones in (pmap.findings.storage)
+            covered_resource(f) if asset is ... else asset, self._one, self._empty_list,
         )
 
 

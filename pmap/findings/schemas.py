@@ -60,11 +60,26 @@ class FindingOut(BaseModel):
     suppressed_by_rule_id: uuid.UUID | None
     tags: list[str]
     extra: dict[str, Any] = Field(description="Small vendor evidence (capped at 8 KiB).")
+    asset: str | None = Field(default=None, description=(
+        "The resource the finding belongs to: the format's named asset, else the URL origin, host, ip or "
+        "repository; null for the stream's unnamed resource. A full report resolves the findings it lacks only "
+        "on the resources it covered."))
+    occurrence_count: int = Field(default=1, description="Entries of the latest report merged into this finding "
+                                                         "(same identity); counts on past the kept evidence.")
     first_seen: datetime
     last_seen: datetime
     resolved_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class FindingWithOccurrences(FindingOut):
+    """A finding with the evidence of each occurrence its latest report merged into it."""
+
+    occurrences: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "When the latest report held the finding more than once: each occurrence's evidence (`ip`, `other_ids`, "
+        "`extra`; at most 1 KiB each, the first from the finding's own fields, its `extra` replaced by "
+        "`{\"truncated\": true}` when larger), at most 100; empty for a single occurrence."))
 
 
 class FindingPage(BaseModel):
@@ -78,8 +93,10 @@ class FindingPage(BaseModel):
 class ImportSummaryOut(BaseModel):
     """What one import did. ``parsed`` (distinct findings in the report) = ``kept`` + ``filtered_out``;
     ``kept`` = ``created`` + ``updated``; ``reopened``, ``suppressed`` and ``unknown_severity`` count
-    among ``kept``; ``resolved`` counts stored findings the (full) report no longer contains and those it
-    states fixed; ``created_resolved`` counts new findings stored resolved because the report states them fixed."""
+    among ``kept``; ``resolved`` counts stored findings the (full) report no longer contains (on the
+    resources it covered, unless ``resolve`` is ``scope``) and those it states fixed; ``created_resolved``
+    counts new findings stored resolved because the report states them fixed; ``merged`` counts entries
+    merged into an earlier one of the same identity (``duplicates`` is its deprecated alias)."""
 
     import_id: uuid.UUID
     format: str
@@ -95,7 +112,11 @@ class ImportSummaryOut(BaseModel):
     created_resolved: int = Field(default=0, description="New findings the report states fixed, stored resolved "
                                                          "(their history), counted among `created`.")
     unknown_severity: int
-    duplicates: int = Field(description="Repeated occurrences of one finding within the report (merged).")
+    merged: int = Field(default=0, description="Later occurrences of a finding within the report (entries sharing "
+                                               "its identity), merged into it with their evidence.")
+    duplicates: int = Field(description="Deprecated: the same as `merged`.", deprecated=True)
+    covered: int = Field(default=0, description="Distinct resources (hosts, sites, repositories, assets) the report's "
+                                                "entries name: what a full report resolves absent findings on.")
     skipped: dict[str, int] = Field(default_factory=dict,
                                     description="Entries the format leaves out by design, by kind (e.g. `licence`); "
                                                 "a warning names them.")
@@ -106,6 +127,9 @@ class ImportSummaryOut(BaseModel):
                                              "type); a warning explains how to guard them.")
     full: bool = Field(description="A full report resolves the stream's findings it no longer contains; a partial "
                                    "one resolves nothing.")
+    resolve: Literal["covered", "scope"] = Field(default="covered", description=(
+        "What a full report resolved of the findings it lacks: `covered`, those on the resources it covered (none "
+        "when it covered none, with a warning); `scope`, every one of its integration, format and scope."))
     warnings: list[str]
 
 

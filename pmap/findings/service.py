@@ -9,12 +9,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from pmap.auth.principal import Principal
 from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
 from pmap.findings.models import Finding, ImportRecord
-from pmap.findings.schemas import FindingOut, FindingPage, ImportOut, ImportPage
+from pmap.findings.schemas import FindingOut, FindingPage, FindingWithOccurrences, ImportOut, ImportPage
 
 _CWE = re.compile(r"^CWE-(\d{1,6})$", re.IGNORECASE)
 
@@ -80,21 +80,22 @@ def _where(session: Session, f: FindingFilters) -> list[sa.ColumnElement[bool]]:
     if f.resource:
         r = f.resource
         clauses.append(sa.or_(Finding.host == r, Finding.ip == r, Finding.url == r, Finding.repository == r,
-                              Finding.file_path == r, Finding.package_name == r))
+                              Finding.file_path == r, Finding.package_name == r, Finding.asset == r))
     return clauses
 
 
 def list_findings(session: Session, principal: Principal, filters: FindingFilters, *, limit: int,
                   cursor: str | None) -> FindingPage:
     """One page of the organization's findings, newest first."""
-    stmt = principal.scoped(Finding).where(*_where(session, filters))
+    # a page shows each finding's occurrence count, not their evidence (up to 100 KiB each): not loaded
+    stmt = principal.scoped(Finding).where(*_where(session, filters)).options(defer(Finding.occurrences))
     rows, nxt = split_page(session.scalars(newest_first(stmt, Finding, cursor, limit)).all(), limit)
     return FindingPage(items=[FindingOut.model_validate(r) for r in rows], next_cursor=nxt)
 
 
-def get_finding(session: Session, principal: Principal, finding_id: uuid.UUID) -> FindingOut:
+def get_finding(session: Session, principal: Principal, finding_id: uuid.UUID) -> FindingWithOccurrences:
     """One finding of the organization (404 otherwise)."""
-    return FindingOut.model_validate(principal.get_owned(session, Finding, finding_id, what="finding"))
+    return FindingWithOccurrences.model_validate(principal.get_owned(session, Finding, finding_id, what="finding"))
 
 
 def list_imports(session: Session, principal: Principal, integration_id: uuid.UUID, *, limit: int,

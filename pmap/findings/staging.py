@@ -6,7 +6,8 @@ writer (a webhook delivery, a token creation, a PATCH) would wait on it and fail
 tables take no lock on the main database, so the parsed rows (after the severity pipeline) are
 staged there in batches, and :meth:`StagedWriter.publish` moves them in ONE ``BEGIN IMMEDIATE``
 transaction of a few set-based statements: the counts of created, updated and reopened findings,
-the upsert, the filtered marks, the resolution of absent findings and the import record. Other
+the upsert, the filtered marks, the merge of repeated occurrences, the resolution of absent findings on the
+resources the report covered and the import record. Other
 writers wait only for that step (4-5 s of a 20-30 s import of 100,000 SARIF findings, 15 s of a
 55 s import of 100,000 .nessus findings: ``python -m bench.sqlite_writers``); a failure anywhere
 before or during it leaves nothing in the database, as the import's one transaction did before.
@@ -33,7 +34,18 @@ from sqlalchemy.exc import DBAPIError
 from pmap.core.errors import NotFound
 from pmap.findings.models import FindingStatus
 from pmap.findings.rows import ROW_COLUMNS, Row, RowBuilder, Stream
-from pmap.findings.storage import fast_table, mark_filtered_statement, resolve_missing_statement, upsert_updates
+from pmap.findings.storage import (
+    COVERED,
+    OCCURRENCES,
+    apply_occurrences,
+    fast_table,
+    insert_covered,
+    insert_occurrences,
+    mark_filtered_statement,
+    occurrence_rows,
+    resolve_missing_statement,
+    upsert_updates,
+)
 from pmap.integrations.models import Integration
 
 STAGE, FILTERED_STAGE = "pmap_import_stage", "pmap_import_filtered"
@@ -90,7 +102,7 @@ def _publish_upsert() -> Any:
 
 
 def _drop(conn: Connection) -> None:
-    for name in (STAGE, FILTERED_STAGE):
+    for name in (STAGE, FILTERED_STAGE, COVERED, OCCURRENCES):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
 
 
@@ -106,6 +118,7 @@ class StagedWriter:
         self.build = RowBuilder(stream)
         # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
         self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
+        self._covered = self._occurrences = False
 
     def write(self, rows: list[Row]) -> None:
         """Stage one batch of rows with distinct fingerprints (no lock on the main database)."""
@@ -116,6 +129,18 @@ class StagedWriter:
         """Stage the fingerprints of findings below the threshold (marked filtered at publish)."""
         if fingerprints:
             self._conn.execute(self._insert_filtered, [{"fingerprint": fp} for fp in fingerprints])
+
+    def cover(self, resources: list[str]) -> None:
+        """Stage resources the report covered (distinct; ``""`` is the unnamed one)."""
+        if resources:
+            self._covered = True
+            self._conn.execute(insert_covered, [{"resource": r} for r in resources])
+
+    def add_occurrences(self, items: list[tuple[str, int, str | None]]) -> None:
+        """Stage later occurrences of findings (merged into them at publish)."""
+        if items:
+            self._occurrences = True
+            self._conn.execute(insert_occurrences, occurrence_rows(items))
 
     @contextmanager
     def publish(self) -> Iterator[None]:
@@ -158,10 +183,18 @@ class StagedWriter:
         if staged:
             conn.execute(_publish_upsert())
         conn.execute(mark_filtered_statement(t, s, sa.select(_filtered_stage().c.fingerprint)))
+        if self._occurrences:
+            # each merged finding reads its own occurrences: by index, not a scan of all of them per finding
+            conn.exec_driver_sql(f"CREATE INDEX temp.{OCCURRENCES}_fp ON {OCCURRENCES} (fingerprint, seq)")
+            apply_occurrences(conn, s)
 
-    def resolve_missing(self) -> int:
-        """Mark resolved every finding of this stream the report did not contain; returns how many."""
-        return int(self._conn.execute(resolve_missing_statement(self._table, self._stream)).rowcount or 0)
+    def resolve_missing(self, *, covered_only: bool = True) -> int:
+        """Mark resolved the findings of this stream the report did not contain (``covered_only``: only on
+        the resources it covered; none when it covered none); returns how many."""
+        if covered_only and not self._covered:
+            return 0
+        statement = resolve_missing_statement(self._table, self._stream, covered_only=covered_only)
+        return int(self._conn.execute(statement).rowcount or 0)
 
 
 @contextmanager
@@ -174,6 +207,8 @@ def staging(conn: Connection, stream: Stream) -> Iterator[StagedWriter]:
     columns = ", ".join(f'"{c}"' for c in ROW_COLUMNS)  # quoted: "references" is a keyword
     conn.exec_driver_sql(f"CREATE TEMP TABLE {STAGE} ({columns})")
     conn.exec_driver_sql(f"CREATE TEMP TABLE {FILTERED_STAGE} (fingerprint)")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {COVERED} (resource)")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {OCCURRENCES} (fingerprint, seq, occurrence)")
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(PUBLISH_WAIT_SECONDS * 1000)}")
     try:
         yield StagedWriter(conn, stream)

@@ -30,6 +30,7 @@ from pmap.findings.rows import (
     COPY_HEADER,
     COPY_TRAILER,
     FINGERPRINT,
+    OCCURRENCE_MAX_BYTES,
     ROW_COLUMNS,
     STATUS,
     EncodedRows,
@@ -87,16 +88,88 @@ def mark_filtered_statement(t: sa.Table, stream: Stream, fingerprints: Any) -> A
             .where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
                    t.c.fingerprint.in_(fingerprints))
             .values(status=FILTERED, last_import_id=stream.import_id, last_seen=stream.now, updated_at=stream.now,
-                    resolved_at=None))
+                    resolved_at=None, occurrence_count=1, occurrences=sa.literal_column("'[]'")))
 
 
-def resolve_missing_statement(t: sa.Table, stream: Stream) -> Any:
-    """Resolve every open, suppressed or filtered finding of the stream this import did not contain."""
-    return (sa.update(t)
-            .where(t.c.integration_id == stream.integration_id, t.c.format == stream.format, t.c.scope == stream.scope,
-                   t.c.status.in_((OPEN, SUPPRESSED, FILTERED)),
-                   sa.or_(t.c.last_import_id != stream.import_id, t.c.last_import_id.is_(None)))
-            .values(status=RESOLVED, resolved_at=stream.now, updated_at=stream.now))
+#: temporary tables of one import (PostgreSQL: dropped at commit; SQLite: TEMP, see pmap.findings.staging):
+#: the resources the report covered ("" for the unnamed one) and the evidence of merged occurrences
+COVERED, OCCURRENCES = "pmap_import_covered", "pmap_import_occurrences"
+UNNAMED = ""  # the stream's unnamed resource in COVERED (a finding's asset is NULL)
+_covered = sa.table(COVERED, sa.column("resource", sa.Text))
+_occurrences = sa.table(OCCURRENCES, sa.column("fingerprint", sa.Text), sa.column("seq", sa.Integer),
+                        sa.column("occurrence", sa.Text))
+
+
+def resolve_missing_statement(t: sa.Table, stream: Stream, *, covered_only: bool = True) -> Any:
+    """Resolve every open, suppressed or filtered finding of the stream this import did not contain; with
+    ``covered_only``, only those whose resource (``asset``) the report covered (the COVERED table)."""
+    where = [t.c.integration_id == stream.integration_id, t.c.format == stream.format, t.c.scope == stream.scope,
+             t.c.status.in_((OPEN, SUPPRESSED, FILTERED)),
+             sa.or_(t.c.last_import_id != stream.import_id, t.c.last_import_id.is_(None))]
+    if covered_only:
+        where.append(sa.func.coalesce(t.c.asset, UNNAMED).in_(sa.select(_covered.c.resource)))
+    return sa.update(t).where(*where).values(status=RESOLVED, resolved_at=stream.now, updated_at=stream.now)
+
+
+def occurrence_rows(items: list[tuple[str, int, str | None]]) -> list[dict[str, Any]]:
+    """Parameters of the OCCURRENCES inserts: ``(fingerprint, seq, evidence JSON or None)``; seq 2 is the
+    second occurrence; a row without evidence carries the count of a finding past OCCURRENCES_MAX."""
+    return [{"fingerprint": fp, "seq": seq, "occurrence": ev} for fp, seq, ev in items]
+
+
+insert_covered = sa.insert(_covered)
+insert_occurrences = sa.insert(_occurrences)
+
+_APPLY_POSTGRESQL = f"""
+UPDATE findings AS f
+SET occurrence_count = o.n,
+    occurrences = jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+        'ip', f.ip,
+        'other_ids', CASE WHEN f.other_ids = '[]'::jsonb THEN NULL ELSE f.other_ids END,
+        'extra', CASE WHEN f.extra = '{{}}'::jsonb THEN NULL
+                      WHEN octet_length(f.extra::text) <= {OCCURRENCE_MAX_BYTES} THEN f.extra
+                      ELSE jsonb_build_object('truncated', true) END))) || o.items
+FROM (SELECT fingerprint, max(seq) AS n,
+             coalesce(jsonb_agg(occurrence::jsonb ORDER BY seq) FILTER (WHERE occurrence IS NOT NULL),
+                      '[]'::jsonb) AS items
+      FROM {OCCURRENCES} GROUP BY fingerprint) AS o
+WHERE f.integration_id = :integration_id AND f.scope = :scope AND f.fingerprint = o.fingerprint
+  AND f.last_import_id = :import_id AND f.status <> 'filtered'
+"""  # noqa: S608  # module constants only
+
+_APPLY_SQLITE = f"""
+UPDATE findings
+SET occurrence_count = o.n,
+    occurrences = (
+        SELECT json_group_array(json(x.occurrence)) FROM (
+            SELECT 1 AS seq, json_patch('{{}}', json_object(
+                'ip', findings.ip,
+                'other_ids', CASE WHEN findings.other_ids = '[]' THEN NULL ELSE json(findings.other_ids) END,
+                'extra', CASE WHEN findings.extra = '{{}}' THEN NULL
+                              WHEN length(CAST(findings.extra AS BLOB)) <= {OCCURRENCE_MAX_BYTES}
+                                  THEN json(findings.extra)
+                              ELSE json_object('truncated', json('true')) END)) AS occurrence
+            UNION ALL
+            SELECT m.seq, m.occurrence FROM temp.{OCCURRENCES} AS m
+            WHERE m.fingerprint = findings.fingerprint AND m.occurrence IS NOT NULL
+            ORDER BY 1) AS x)
+FROM (SELECT fingerprint, max(seq) AS n FROM temp.{OCCURRENCES} GROUP BY fingerprint) AS o
+WHERE findings.integration_id = :integration_id AND findings.scope = :scope AND findings.fingerprint = o.fingerprint
+  AND findings.last_import_id = :import_id AND findings.status <> 'filtered'
+"""  # noqa: S608  # module constants only
+
+
+def apply_occurrences(conn: Connection, stream: Stream) -> None:
+    """Merge the staged later occurrences (OCCURRENCES) into their findings, written by this import: the
+    first occurrence's evidence (the finding's own ip, vendor ids and ``extra``, the latter only when it
+    fits OCCURRENCE_MAX_BYTES, else ``{"truncated": true}``: the finding's ``extra`` is that evidence)
+    followed by the later ones', and their count. One set-based UPDATE; a finding this import wrote with one
+    occurrence already holds ``occurrence_count`` 1 and no ``occurrences`` (its row sets them), and so does a
+    filtered one (:func:`mark_filtered_statement`: its row holds an earlier report's values)."""
+    sqlite = conn.dialect.name == "sqlite"
+    params = {"integration_id": stream.integration_id.hex if sqlite else stream.integration_id,
+              "scope": stream.scope, "import_id": stream.import_id.hex if sqlite else stream.import_id}
+    conn.execute(sa.text(_APPLY_SQLITE if sqlite else _APPLY_POSTGRESQL), params)
 
 
 def _earliest(table: sa.Table, stmt: Any) -> Any:
@@ -128,7 +201,7 @@ def _check_binary_types(columns: list[sa.Column[Any]]) -> None:
     for col in columns:
         if not isinstance(col.type, expected):
             raise TypeError(f"findings.{col.name}: no binary COPY mapping for {col.type!r}")
-        if isinstance(col.type, sa.Integer) and (col.name not in ("port", "line")
+        if isinstance(col.type, sa.Integer) and (col.name not in ("port", "line", "occurrence_count")
                                                  or isinstance(col.type, sa.BigInteger)):
             raise TypeError(f"findings.{col.name}: integers are sent as int4; check the row builder packs it")
 
@@ -231,6 +304,27 @@ class FindingWriter:
         ).first() is None
         # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
         self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
+        self._covered_ready = self._occurrences_ready = False
+
+    def cover(self, resources: list[str]) -> None:
+        """Record resources the report covered (distinct; ``""`` is the unnamed one)."""
+        if not resources:
+            return
+        if not self._covered_ready:
+            self._conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {COVERED} (resource text) ON COMMIT DROP")
+            self._covered_ready = True
+        self._conn.execute(insert_covered, [{"resource": r} for r in resources])
+
+    def add_occurrences(self, items: list[tuple[str, int, str | None]]) -> None:
+        """Stage later occurrences of findings: ``(fingerprint, seq, evidence JSON or None)`` (see
+        :func:`occurrence_rows`); merged into their findings at publish."""
+        if not items:
+            return
+        if not self._occurrences_ready:
+            self._conn.exec_driver_sql(
+                f"CREATE TEMPORARY TABLE {OCCURRENCES} (fingerprint text, seq integer, occurrence text) ON COMMIT DROP")
+            self._occurrences_ready = True
+        self._conn.execute(insert_occurrences, occurrence_rows(items))
 
     def write(self, rows: list[Row] | EncodedRows) -> None:
         """Upsert one batch of rows with distinct fingerprints (rows, or rows already encoded for COPY)."""
@@ -264,10 +358,17 @@ class FindingWriter:
 
     @contextmanager
     def publish(self) -> Iterator[None]:
-        """The import's last writes (resolution, its record) run inside; the transaction commits after."""
+        """Merges the staged occurrences; the import's last writes (resolution, its record) run inside; the
+        transaction commits after."""
+        if self._occurrences_ready:
+            apply_occurrences(self._conn, self._stream)
         yield
         self._conn.commit()
 
-    def resolve_missing(self) -> int:
-        """Mark resolved every finding of this stream the report did not contain; returns how many."""
-        return int(self._conn.execute(resolve_missing_statement(self._table, self._stream)).rowcount or 0)
+    def resolve_missing(self, *, covered_only: bool = True) -> int:
+        """Mark resolved the findings of this stream the report did not contain (``covered_only``: only on
+        the resources it covered; none when it covered none); returns how many."""
+        if covered_only and not self._covered_ready:
+            return 0
+        statement = resolve_missing_statement(self._table, self._stream, covered_only=covered_only)
+        return int(self._conn.execute(statement).rowcount or 0)

@@ -16,6 +16,7 @@ import functools
 import io
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,9 +214,13 @@ def _launch_and_import(state: AppState, call: JobCall, launch_id: uuid.UUID, whe
                 raise PmapError(f"the {ct.display_name} scan report names an unknown format {artifact.format!r}")
             where.step = "import"
             _set(state, launch_id, state=IMPORTING)
+            # the scope is the vendor's scan (its configured targets): each launch's report is that scan's whole
+            # result, so it resolves on the whole scope, explicitly, even when the run found nothing
             options = ImportOptions(format=fmt.key, scope=scan_scope(scan_id), full=True, filename=artifact.name,
-                                    actor=call.actor.label)
-            source = FindingSource(fmt, fmt.parse(io.BytesIO(artifact.content)), size=len(artifact.content))
+                                    resolve="scope", actor=call.actor.label)
+            skipped: Counter[str] = Counter()  # entries the format leaves out by design, into the summary
+            source = FindingSource(fmt, fmt.parse(io.BytesIO(artifact.content), skipped), size=len(artifact.content),
+                                   skipped=skipped)
             summary = run_feed(state.engine, target, source, options, progress=call.progress)
         except ScanLaunchUnavailable as exc:
             raise ScanLaunchUnavailable(scrub(f"the vendor cannot launch scan {scan_id!r}: {exc.message}", ctx.secrets),

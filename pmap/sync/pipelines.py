@@ -27,7 +27,7 @@ from pmap.findings.jobs import JobCall
 
 #: the counters of an import summary that a pipeline sync adds up over its imports
 _COUNTS = ("parsed", "kept", "filtered_out", "created", "updated", "resolved", "reopened", "suppressed",
-           "created_resolved", "unknown_severity", "duplicates")
+           "created_resolved", "unknown_severity", "merged", "duplicates")
 SCOPE_PART = 100  # characters of a branch or artifact name kept in a scope
 
 
@@ -78,8 +78,11 @@ def import_artifacts(state: AppState, call: JobCall, target: ImportTarget, label
     importer refuses is listed in ``into["rejected"]`` and the others still import."""
     for artifact in artifacts:
         scope = scope_of(label, artifact)
+        # the scope is this branch's (or run's) report artifact: its latest run's report is the whole state of
+        # that stream (one repository, one tool), so it resolves on the whole scope, explicitly; with
+        # resolve="covered" a clean run's empty report would leave every earlier finding open
         options = ImportOptions(format=None, scope=scope, full=True, filename=artifact.name.rsplit("/", 1)[-1],
-                                actor=call.actor.label)
+                                resolve="scope", actor=call.actor.label)
         with _spooled(artifact, spool) as path:
             try:
                 summary = run_import(state.engine, target, path, options, progress=call.progress)

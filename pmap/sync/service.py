@@ -198,8 +198,15 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             if fmt is None:  # a vendor type naming a format this build lacks: a bug, said plainly
                 raise PmapError(f"the {ct.display_name} sync names an unknown report format {feed.format!r}")
             where.step = "import"
-            options = ImportOptions(format=fmt.key, scope=SYNC_SCOPE, full=feed.complete, actor=call.actor.label)
-            summary = run_feed(state.engine, target, FindingSource(fmt, feed.findings), options,
+            # a complete feed is the vendor's whole current state of the integration: whatever it lacks is gone,
+            # on whichever host or project (the vendor knows its assets; a feed has no "scan" that covered a
+            # part of them), and an empty complete feed means nothing is open any more. So it resolves on the
+            # whole scope, explicitly, not only on the resources its findings name (resolve="covered" would
+            # leave open, for ever, the findings of an asset whose last one the vendor closed or deleted). An
+            # incremental feed (not complete) is partial: it resolves nothing but what the vendor states fixed.
+            options = ImportOptions(format=fmt.key, scope=SYNC_SCOPE, full=feed.complete, resolve="scope",
+                                    actor=call.actor.label)
+            summary = run_feed(state.engine, target, FindingSource(fmt, feed.findings, skipped=feed.skipped), options,
                                progress=call.progress)
         except UpstreamError as exc:
             # scrubbed while the values are known: the job and last_sync outlive the redactor's registration

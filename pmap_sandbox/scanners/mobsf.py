@@ -57,7 +57,7 @@ async def _auth(request: Request) -> set[str]:
     return await guard(KEY, STYLE, request, [_key(request)])
 
 
-_LEVELS = ("high", "warning", "info", "secure")
+_LEVELS = ("high", "warning", "info", "hotspot")
 
 
 def _per_app(data: dict[str, Any]) -> int:
@@ -89,6 +89,9 @@ def _seeded_report(data: dict[str, Any], app: int, older: bool) -> dict[str, Any
         "files": {f"com/example/app{app}/Class{i}.java": str(i % 300 + 1)},
         "metadata": {"cwe": "CWE-330: Use of Insufficiently Random Values", "severity": _LEVELS[i % len(_LEVELS)],
                      "description": f"Generated finding {i}", "masvs": "MSTG-CRYPTO-6"}} for i in numbers}
+    # a rule that holds, as MobSF lists it among the findings: the reader skips it (a "secure check")
+    rules["generated_secure_check"] = {"files": {f"com/example/app{app}/Pinning.java": "1"}, "metadata": {
+        "severity": "secure", "description": "This App uses SSL certificate pinning."}}
     if older:
         rules["generated_rule_gone"] = {"files": {}, "metadata": {"severity": "high", "description": "Fixed since"}}
     return {"file_name": f"app{app}.apk", "app_name": f"App {app}", "package_name": f"com.example.app{app}",

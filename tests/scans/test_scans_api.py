@@ -311,3 +311,22 @@ def test_a_scan_id_that_is_not_the_vendors_kind_of_id_fails_the_launch_before_an
     assert job["error"]["step"] == "launch"
     [listed] = launches(api, headers, iid)
     assert listed["state"] == "failed" and listed["vendor_run_ref"] is None
+
+
+def test_a_launched_scans_report_import_counts_the_entries_its_format_skips(
+        api: Api, sandbox: SandboxServer, virtual_clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # no launching vendor's format skips entries today: a ZAP launch fetches a Trivy report instead, whose passed
+    # check the import summary must count as an upload's does
+    from pmap.connectors.base import ReportArtifact
+    from pmap.connectors.vendors import dast
+
+    check = {"ID": "KSV001", "Title": "Privilege escalation", "Severity": "MEDIUM", "CauseMetadata": {"StartLine": 3}}
+    report = {"SchemaVersion": 2, "ArtifactName": "deploy", "Results": [{"Target": "app.yaml", "Misconfigurations": [
+        dict(check, Status="FAIL"), dict(check, ID="KSV002", Status="PASS")]}]}
+    monkeypatch.setattr(dast.ZapConnector, "fetch_findings", lambda self, ctx, ref: ReportArtifact(
+        name="trivy.json", format="trivy_json", content=json.dumps(report).encode()))
+    headers = api.token(role="operator")
+    iid = integration(api, headers, sandbox, "zap", credentials("zap"))
+    job = launch(api, headers, iid, LAUNCHABLE["zap"][1])
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"]["parsed"] == 1 and job["result"]["skipped"] == {"passed check": 1}

@@ -102,3 +102,20 @@ def test_a_vendor_without_a_fixed_state_resolves_what_a_newer_pull_lacks(
     assert len(resolved["items"]) == 10
     out = api.client.get(f"/api/v1/integrations/{iid}", headers=h).json()
     assert out["last_sync"]["status"] == "ok" and out["last_sync"]["complete"] is True
+
+
+def test_a_mobsf_sync_reports_the_secure_checks_it_left_out(api: Api, sandbox: SandboxServer) -> None:
+    # MobSF's sync reads each app's report with the mobsf_json format: the rows of checks that hold (one
+    # "secure" rule per seeded report) are skipped, and the sync's summary says so as an upload's does
+    h = api.token(role="operator")
+    connection, credentials = settings_for("mobsf", sandbox.base_url)
+    _common.seed(sandbox.app, "mobsf", credentials["api_key"], count=150, per_app=50)  # three apps
+    r = api.client.post("/api/v1/integrations", headers=h, json={
+        "name": "mobsf", "vendor": "mobsf", "connection": connection, "credentials": credentials})
+    assert r.status_code == 201, r.text
+    job = sync(api, h, r.json()["id"], full=True)
+    assert job["status"] == "succeeded", job
+    result = job["result"]
+    assert result["parsed"] == result["created"] == 150
+    assert result["skipped"] == {"secure check": 3}
+    assert "entries left out by design (not imported as findings): 3 secure check" in result["warnings"]

@@ -8,6 +8,7 @@ what the latest runs no longer report.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,9 +82,9 @@ def export_run(ctx: OperationContext, c: OutboundClient, run: LatestRun, headers
     return resp.content
 
 
-def _read(ctx: OperationContext, content: bytes, sid: int) -> Iterator[ParsedFinding]:
+def _read(ctx: OperationContext, content: bytes, sid: int, skipped: Counter[str]) -> Iterator[ParsedFinding]:
     try:
-        yield from NESSUS_FORMAT.parse(io.BytesIO(content))
+        yield from NESSUS_FORMAT.parse(io.BytesIO(content), skipped)
     except ReportError as exc:
         raise fail(ctx, f"the export of Nessus scan {sid} could not be read: {exc.message}", step="response") from None
 
@@ -110,12 +111,13 @@ def pull(ctx: OperationContext, request: FindingsPull, scan_ids: list[int],
     wanted = [r for r in runs if r.history_id is not None
               and (since is None or r.finished is None or r.finished > since)]
     complete = since is None and len(wanted) == len(runs)
+    skipped: Counter[str] = Counter()
 
     def findings() -> Iterator[ParsedFinding]:
         with ctx.client() as c:
             for run in wanted:  # scan by scan: one export downloaded, read, then dropped
                 content = export_run(ctx, c, run, headers())
-                yield from _read(ctx, content, run.scan_id)
+                yield from _read(ctx, content, run.scan_id, skipped)
                 del content
 
-    return FindingsFeed(format=NESSUS_FORMAT.key, findings=findings(), complete=complete)
+    return FindingsFeed(format=NESSUS_FORMAT.key, findings=findings(), complete=complete, skipped=skipped)

@@ -12,6 +12,7 @@ so a finding the latest report no longer holds is resolved by the sync.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from pydantic import Field, SecretStr
@@ -79,7 +80,7 @@ def _latest_scans(ctx: OperationContext, c: OutboundClient) -> Iterator[tuple[st
         page += 1
 
 
-def _mobsf_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
+def _mobsf_findings(ctx: OperationContext, skipped: Counter[str]) -> Iterator[ParsedFinding]:
     with ctx.client() as c:
         for app, digest in _latest_scans(ctx, c):
             # a read: safe to retry when rate-limited
@@ -90,7 +91,7 @@ def _mobsf_findings(ctx: OperationContext) -> Iterator[ParsedFinding]:
                              "the scan's report")
             del resp
             try:
-                yield from api_report(report, app)
+                yield from api_report(report, app, skipped)
             except ReportError as exc:
                 raise fail(ctx, f"a report could not be read: {exc.message}", step="response") from None
 
@@ -100,8 +101,11 @@ class MobSFConnector(Connector, SyncsFindings):
 
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """The findings of each app's latest static report, read as ``mobsf_json``; always a full, complete pull
-        (MobSF has no fixed state and no time filter, so ``pull.since`` is not used)."""
-        return FindingsFeed(format=MOBSF_FORMAT, findings=_mobsf_findings(ctx), complete=True)
+        (MobSF has no fixed state and no time filter, so ``pull.since`` is not used). Rows of checks that hold
+        (``secure``) are counted in the feed's ``skipped``, as an upload of the report counts them."""
+        skipped: Counter[str] = Counter()
+        return FindingsFeed(format=MOBSF_FORMAT, findings=_mobsf_findings(ctx, skipped), complete=True,
+                            skipped=skipped)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """List one recent scan (MobSF has no version route)."""

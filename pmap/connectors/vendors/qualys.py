@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -205,13 +206,13 @@ def _next_batch(ctx: OperationContext, content: bytes) -> str | None:
     return None
 
 
-def _batch(ctx: OperationContext, resp: OutboundResponse) -> list[ParsedFinding]:
+def _batch(ctx: OperationContext, resp: OutboundResponse, skipped: Counter[str]) -> list[ParsedFinding]:
     """The findings of one batch, read by the ``qualys_xml`` format (its XML guards: no entities, no DTD)."""
     if b"HOST_LIST_VM_DETECTION_OUTPUT" not in resp.content[:4096]:
         raise fail(ctx, "the detection list answer is not a HOST_LIST_VM_DETECTION_OUTPUT document",
                    step="response", resp=resp)
     try:
-        return list(DETECTION_FORMAT.parse(io.BytesIO(resp.content)))
+        return list(DETECTION_FORMAT.parse(io.BytesIO(resp.content), skipped))
     except ReportError as exc:
         raise fail(ctx, f"the detection list could not be read: {exc.message}", step="response") from None
 
@@ -240,10 +241,12 @@ class QualysConnector(Connector, SyncsFindings, FetchesFindings, LaunchesScans, 
         """The subscription's host detections (new, active, re-opened and fixed) in batches of hosts,
         following each truncated answer's ``<WARNING><URL>`` (``id_min``); with ``pull.since``, only hosts
         whose scan data was processed after it (``vm_processed_after``)."""
-        return FindingsFeed(format=DETECTION_FORMAT.key, findings=self._detections(ctx, pull),
-                            complete=pull.since is None)
+        skipped: Counter[str] = Counter()
+        return FindingsFeed(format=DETECTION_FORMAT.key, findings=self._detections(ctx, pull, skipped),
+                            complete=pull.since is None, skipped=skipped)
 
-    def _detections(self, ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+    def _detections(self, ctx: OperationContext, pull: FindingsPull, skipped: Counter[str]
+                    ) -> Iterator[ParsedFinding]:
         form = {"action": "list", "show_results": "1", "truncation_limit": str(BATCH_HOSTS),
                 "status": "New,Active,Re-Opened,Fixed"}
         if pull.since is not None:
@@ -252,7 +255,7 @@ class QualysConnector(Connector, SyncsFindings, FetchesFindings, LaunchesScans, 
             resp = _call(ctx, c, "POST", _DETECTION_PATH, data=form, max_bytes=BATCH_MAX_BYTES)
             while True:
                 # one batch in memory: its findings are read, its continuation found, then the body dropped
-                findings, url = _batch(ctx, resp), _next_batch(ctx, resp.content)
+                findings, url = _batch(ctx, resp, skipped), _next_batch(ctx, resp.content)
                 del resp
                 yield from findings
                 if not url:

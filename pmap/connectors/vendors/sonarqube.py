@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -163,7 +164,7 @@ def _changed_issues(ctx: OperationContext, s: _Session, base: dict[str, Any],
                         "search serves: run a full sync", step="response")
 
 
-def _synced(ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding]:
+def _synced(ctx: OperationContext, pull: FindingsPull, skipped: Counter[str]) -> Iterator[ParsedFinding]:
     """The issues as the sonarqube_json format reads an API page, one page at a time."""
     fmt = report_formats()[SYNC_FORMAT]
     base: dict[str, Any] = {"additionalFields": "rules"}
@@ -176,17 +177,17 @@ def _synced(ctx: OperationContext, pull: FindingsPull) -> Iterator[ParsedFinding
         page: dict[str, Any] | None = None
         for item in found:
             if item["page"] is not page and batch:
-                yield from _parsed(fmt, page or {}, batch)
+                yield from _parsed(fmt, page or {}, batch, skipped)
                 batch = []
             page = item["page"]
             batch.append(item["issue"])
         if batch:
-            yield from _parsed(fmt, page or {}, batch)
+            yield from _parsed(fmt, page or {}, batch, skipped)
 
 
-def _parsed(fmt: Any, page: dict[str, Any], issues: list[Any]) -> Iterator[ParsedFinding]:
+def _parsed(fmt: Any, page: dict[str, Any], issues: list[Any], skipped: Counter[str]) -> Iterator[ParsedFinding]:
     doc = {"issues": issues, "rules": page.get("rules") or []}
-    yield from fmt.parse(io.BytesIO(json.dumps(doc).encode()))
+    yield from fmt.parse(io.BytesIO(json.dumps(doc).encode()), skipped)
 
 
 class SonarQubeConnector(Connector, ChecksPermissions, RegistersWebhooks, SyncsFindings):
@@ -195,7 +196,9 @@ class SonarQubeConnector(Connector, ChecksPermissions, RegistersWebhooks, SyncsF
     def pull_findings(self, ctx: OperationContext, pull: FindingsPull) -> FindingsFeed:
         """The issues (of the connection's project, else every project the token may browse), resolved ones
         too (closed or resolved as fixed become "fixed"); with ``pull.since``, those updated since."""
-        return FindingsFeed(format=SYNC_FORMAT, findings=_synced(ctx, pull), complete=pull.since is None)
+        skipped: Counter[str] = Counter()
+        return FindingsFeed(format=SYNC_FORMAT, findings=_synced(ctx, pull, skipped), complete=pull.since is None,
+                            skipped=skipped)
 
     def test_connection(self, ctx: OperationContext) -> Probe:
         """Status (version), token validation, and the license where the token may read it."""

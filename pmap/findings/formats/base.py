@@ -24,6 +24,10 @@ Its tests: a sample per shape the format has in its family's samples (``tests/fi
 field mapping and severity table, and, where the shared corpus has files of the format, the corpus
 expectations. Any parser fault fails the test that met it (``tests/findings/conftest.py``).
 
+Identity: :meth:`ParsedFinding.fingerprint` is what tells two findings apart (rule + location, then the
+``identity`` parts a format adds where those hide distinct problems). Every format's rule is written down in
+``docs/finding-identity.md``; a format that adds or changes one updates that table and its tests.
+
 What the format does *not* write, because :meth:`ReportFormat.parse` does it for every format:
 making the stream seekable (spooling a non-seekable upload), reading the 64 KiB head, refusing an
 empty file (or, for a format whose tool writes one for a clean scan, ``empty_is_clean``, reading it as

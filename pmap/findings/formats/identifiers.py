@@ -172,3 +172,16 @@ def cvss3_base_score(vector: str | None) -> float | None:
         return 0.0
     total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
     return _roundup(min(total, 10.0))
+
+
+# values some tools write in place of a fingerprint (Semgrep without an account: "requires login" on every
+# result): shared by unrelated results, so they identify nothing and are treated as absent
+PLACEHOLDER_FINGERPRINTS = frozenset({
+    "requires login", "requires-login", "requires_login", "login required", "none", "null", "n/a", "na", "unknown",
+    "0", "-", "todo",
+})
+
+
+def is_placeholder(value: str | None) -> bool:
+    """True for a missing fingerprint or a placeholder that many results share (see PLACEHOLDER_FINGERPRINTS)."""
+    return value is None or not value.strip() or value.strip().lower() in PLACEHOLDER_FINGERPRINTS

@@ -336,10 +336,14 @@ def test_mobsf_reads_only_the_latest_report_of_each_app(sandbox: SandboxServer, 
     from pmap.connectors.vendors import mobile
     monkeypatch.setattr(mobile, "SCANS_PAGE", 2)
     ctx, key = seeded_ctx(sandbox, dev_settings, CASES["mobsf"], count=50, per_app=20, rescanned=True)
-    findings = list(implementation("mobsf").pull_findings(ctx, FindingsPull()).findings)
+    feed = implementation("mobsf").pull_findings(ctx, FindingsPull())
+    findings = list(feed.findings)
     assert len({f.fingerprint("mobsf_json") for f in findings}) == len(findings) == 50
+    # each latest report's secure check is counted as the format counts it in an upload (older reports unread)
+    assert feed.skipped == {"secure check": 3}
     assert {f.repository for f in findings} == {"com.example.app0", "com.example.app1", "com.example.app2"}
     assert not any(f.rule_id == "code_analysis:generated_rule_gone" for f in findings)  # only in older reports
+    assert not any(f.rule_id == "code_analysis:generated_secure_check" for f in findings)  # a check that holds
     first = next(f for f in findings if f.rule_id == "code_analysis:generated_rule_0")
     assert first.extra["files"] == ["com/example/app0/Class0.java"] and first.vendor_severity == "high"
     # scan pages of 2 (three latest, three older scans: 3 pages) and the three latest reports

@@ -93,7 +93,11 @@ def test_import_prints_the_summary_as_json(served: Served, tmp_path: Path) -> No
     partial = _run(served, "--integration", served.integration, str(fewer), "--json", "--scope", "cli-a", "--partial")
     assert (json.loads(partial.stdout)["full"], json.loads(partial.stdout)["resolved"]) == (False, 0)
     full = _run(served, "--integration", served.integration, str(fewer), "--json", "--scope", "cli-a")
-    assert json.loads(full.stdout)["resolved"] == 4  # a full report resolves what it no longer lists
+    # a full report resolves what it no longer lists on the hosts it covered: the other four were not scanned
+    assert (json.loads(full.stdout)["resolved"], json.loads(full.stdout)["resolve"]) == (0, "covered")
+    whole = _run(served, "--integration", served.integration, str(fewer), "--json", "--scope", "cli-a",
+                 "--resolve", "scope")
+    assert (json.loads(whole.stdout)["resolved"], json.loads(whole.stdout)["resolve"]) == (4, "scope")
 
 
 def test_import_waits_for_a_background_job(served: Served, tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_one_import_per_stream_while_another_scope_imports_alongside(api: Api, a
         paused.release.set()
         thread.join(120)
     assert answer["import"].status_code == 200 and answer["import"].json()["created"] == 60
-    assert upload(api, iid, nessus_report(ITEMS[:3]), admin, format="nessus").json()["resolved"] == 57
+    assert upload(api, iid, nessus_report(ITEMS[:3]), admin, format="nessus", resolve="scope").json()["resolved"] == 57
 
 
 def test_an_integration_deleted_while_its_report_imports_gets_nothing(api: Api, admin: dict[str, str],

@@ -55,7 +55,8 @@ def test_filters(api: Api, admin: dict[str, str]) -> None:
     assert findings(api, admin, integration_id=str(uuid.uuid4())) == []
     one = findings(api, admin, file_path="app/db.py")[0]
     assert one["cwe_ids"] == [89] and one["line"] == 7 and one["integration_id"] == code
-    assert api.client.get(f"/api/v1/findings/{one['id']}", headers=admin).json() == one | {"tickets": []}
+    detail = api.client.get(f"/api/v1/findings/{one['id']}", headers=admin).json()
+    assert detail == one | {"occurrences": [], "tickets": []}
     r = api.client.get("/api/v1/findings", params={"severity": "severe"}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "severity"
     assert api.client.get("/api/v1/findings", params={"status": "gone"}, headers=admin).status_code == 422

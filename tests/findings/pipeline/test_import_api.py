@@ -39,13 +39,14 @@ def test_import_summary_and_reimport_creates_no_duplicates(api: Api, admin: dict
 def test_repeats_within_one_report_count_once(api: Api, admin: dict[str, str]) -> None:
     iid = create_integration(api, admin)
     s = upload(api, iid, nessus_report(THREE + THREE[:2]), admin).json()
-    assert (s["parsed"], s["created"], s["duplicates"]) == (3, 3, 2)
+    assert (s["parsed"], s["created"], s["merged"], s["duplicates"]) == (3, 3, 2, 2)
 
 
 def test_absent_findings_resolve_and_reappearing_ones_reopen(api: Api, admin: dict[str, str]) -> None:
     iid = create_integration(api, admin)
     upload(api, iid, nessus_report(THREE), admin)
-    newer = [THREE[0], THREE[1], {"plugin": 4, "host": "10.0.0.3", "severity": 1}]
+    # the newer scan covers both hosts again (a full report resolves only on the hosts it covered)
+    newer = [THREE[0], THREE[1], {"plugin": 4, "host": "10.0.0.2", "severity": 1}]
     s = upload(api, iid, nessus_report(newer), admin).json()
     assert (s["created"], s["updated"], s["resolved"], s["reopened"]) == (1, 2, 1, 0)
     gone = findings(api, admin, integration_id=iid, status="resolved")
@@ -92,7 +93,10 @@ def test_scopes_are_independent_streams(api: Api, admin: dict[str, str]) -> None
     s = upload(api, iid, nessus_report(THREE[:1]), admin, scope="internal").json()
     assert (s["created"], s["resolved"]) == (1, 0)  # the dmz findings are another stream
     assert len(findings(api, admin, integration_id=iid, scope="dmz", status="open")) == 3
-    assert upload(api, iid, nessus_report(THREE[:1]), admin, scope="dmz").json()["resolved"] == 2
+    # in its own scope, a rescan of 10.0.0.1 resolves what it lacks there; 10.0.0.2 was not scanned
+    assert upload(api, iid, nessus_report(THREE[:1]), admin, scope="dmz").json()["resolved"] == 1
+    assert upload(api, iid, nessus_report(THREE[:1]), admin, scope="dmz", resolve="scope").json()["resolved"] == 1
+    assert len(findings(api, admin, integration_id=iid, scope="dmz", status="open")) == 1
 
 
 def test_explicit_format_detection_and_accepted_formats(api: Api, admin: dict[str, str]) -> None:

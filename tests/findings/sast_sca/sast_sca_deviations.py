@@ -15,13 +15,8 @@ _SCA_TITLE = "PMAP titles dependency findings '<id> in <package> <version>' for 
 
 # file -> (PMAP's count of distinct fingerprints, why it differs from DefectDojo's count)
 DEVIATIONS: dict[str, tuple[int, str]] = {
-    "sarif/DefectDojo_django-DefectDojo__2020-12-11_13 42 10__export.sarif": (
-        501, "9 results repeat a rule on the same file and line (other columns): one issue per line in PMAP"),
     "sarif/bash-report.sarif": (
         12, "the report lists 12 issues 2-3 times each, with identical rule, file, line and fingerprint"),
-    "sarif/njsscan.sarif": (
-        2, "a result with two locations is one problem (SARIF 3.27.12: fixing it needs a change at every "
-           "location); DefectDojo splits it per location"),
     "semgrep/sca-deployments-vulns.json": (
         22, "the same advisory/lock-file line in different repositories is a different resource in PMAP; "
             "DefectDojo ignores the repository"),
@@ -32,7 +27,8 @@ DEVIATIONS: dict[str, tuple[int, str]] = {
     "checkmarx/multiple_findings_different_sourceFilename_same_sinkFilename.xml": (1, _CX_SINK),
     "checkmarx/multiple_findings_same_query_id.xml": (
         11, "DefectDojo's default mode merges a query's results per file; PMAP keeps each sink line"),
-    "checkmarx/sample_report.json": (728, _CX_SINK + "; KICS results without a line merge per query and file"),
+    "checkmarx/sample_report.json": (
+        733, _CX_SINK + " (KICS results without a line are told apart by their similarityId: all 31 are kept)"),
     "bandit/dd2.json": (164, "two B608 results on the same line of migrate_surveys.py are one issue"),
     "gitlab_sast/gl-sast-report-many-vuln_v14.json": (
         467, "DefectDojo keeps one finding per legacy 'cve' key (content hash); PMAP one per rule and location"),

@@ -184,6 +184,13 @@ def _sca(pkg: Any) -> Iterator[ParsedFinding]:
         )
 
 
+def kics_identity(line: int | None, similarity_id: str | None) -> list[str]:
+    """A KICS result without a line (docs/finding-identity.md): its ``similarityId``, Checkmarx's own identity of
+    the result, since a query can match several resources of one file (five ``chown`` instructions of one
+    Dockerfile) and nothing else tells them apart; none when a line does, so those fingerprints stay."""
+    return [f"similarity={similarity_id}"] if line is None and similarity_id else []
+
+
 def _kics(group: Any) -> Iterator[ParsedFinding]:
     for v in as_list(as_dict(group).get("vulnerabilities")):
         v = as_dict(v)
@@ -197,6 +204,7 @@ def _kics(group: Any) -> Iterator[ParsedFinding]:
             rule_id=text(v.get("queryId")) or qname,
             file_path=text(v.get("fileName")),
             line=to_int(v.get("line")),
+            identity=kics_identity(to_int(v.get("line")), text(v.get("similarityId"))),
             remediation=text(v.get("expectedValue")),
             first_seen=parse_dt(v.get("firstFoundDate")),
             last_seen=parse_dt(v.get("foundDate")),
@@ -250,7 +258,8 @@ def api_result(r: Any, project: str | None) -> ParsedFinding:
     if kind == "kics":
         return ParsedFinding(title=qname, description=text(r.get("description")),
                              rule_id=text(data.get("queryId")) or qname, file_path=text(data.get("fileName")),
-                             line=to_int(data.get("line")), remediation=text(data.get("expectedValue")), **common)
+                             line=to_int(data.get("line")), remediation=text(data.get("expectedValue")),
+                             identity=kics_identity(to_int(data.get("line")), text(r.get("similarityId"))), **common)
     nodes = [as_dict(n) for n in as_list(data.get("nodes"))]
     sink = nodes[-1] if nodes else {}
     title = _query_title(qname) or qname

@@ -1,7 +1,18 @@
 """GitHub vulnerability alerts JSON: GraphQL ``vulnerabilityAlerts`` (Dependabot) pages at any nesting
 — one repository (``data.repository``), a search over repositories (``data.search.nodes[]``), an
 organization's or user's repositories (``data.organization.repositories.nodes[]``, ``edges[].node``) —
-and the REST API's alert arrays (Dependabot ``/dependabot/alerts`` and code scanning ``/code-scanning/alerts``).
+and the REST API's alert arrays: Dependabot (``/dependabot/alerts``), code scanning (``/code-scanning/alerts``)
+and secret scanning (``/secret-scanning/alerts``), of a repository, an organization or an enterprise (the
+organization and enterprise lists name each alert's ``repository``, which is the findings' repository, so the
+same alert kind in two repositories stays two findings; a repository's own list names none).
+
+Secret scanning alerts: the title is the secret type's display name, the rule the ``secret_type``, the place
+``first_location_detected`` (path and line, when GitHub gives it), CWE-798; the alert ``number`` is part of
+the identity (two leaked keys of one type in a repository are two findings, located or not). The ``secret``
+itself is never kept. GitHub gives these alerts no severity: they are unmapped (unknown) unless a rule sets
+one; ``validity`` (active/inactive/unknown) is kept in ``extra``. A resolved alert is ``fixed`` when revoked
+(or resolved without a reason), ``false_positive`` (false positive, pattern edited or deleted) or ``accepted``
+(won't fix, used in tests).
 
 Severity (GitHub's scales): advisories CRITICAL, HIGH, MODERATE -> medium, LOW; code scanning
 ``security_severity_level`` critical/high/medium/low, else the rule severity error -> high,
@@ -82,15 +93,50 @@ def _graphql_alert(a: Any, repo: str | None) -> ParsedFinding:
     )
 
 
+# a resolved secret scanning alert's resolution -> PMAP's status (see the module doc)
+_SECRET_RESOLUTIONS = {"revoked": "fixed", "false_positive": "false_positive", "pattern_edited": "false_positive",
+                       "pattern_deleted": "false_positive", "wont_fix": "accepted", "used_in_tests": "accepted"}
+
+
+def _secret_alert(a: dict[str, Any], common: dict[str, Any]) -> ParsedFinding:
+    stype = text(a.get("secret_type"))
+    name = text(a.get("secret_type_display_name")) or stype
+    if not name:
+        raise ReportError(KEY, "a secret scanning alert has no secret type", "[].secret_type")
+    loc = as_dict(a.get("first_location_detected"))
+    resolved = (text(a.get("state")) or "").lower() == "resolved"
+    number = to_int(a.get("number"))
+    # the (possibly partial) secret is never copied: a.get("secret")
+    return ParsedFinding(
+        title=f"Leaked secret: {name}",
+        description=f"GitHub secret scanning found a {name} secret" + (f" in {loc['path']}." if loc.get("path")
+                                                                         else "."),
+        cwe_ids=[798],
+        rule_id=stype or name,
+        file_path=text(loc.get("path")),
+        line=to_int(loc.get("start_line")),
+        remediation="Revoke and rotate the secret, then remove it from the repository and its history.",
+        identity=[f"alert:{number}"] if number is not None else [],
+        **{**common,
+           "status": (_SECRET_RESOLUTIONS.get((text(a.get("resolution")) or "").lower(), "fixed")
+                      if resolved else None),
+           "extra": {**common["extra"], **{k: v for k, v in (("validity", text(a.get("validity"))),) if v}}},
+    )
+
+
 def _rest_alert(a: Any) -> ParsedFinding:
     if not isinstance(a, dict):
         raise ReportError(KEY, "an alert is not a JSON object", "[]")
-    common: dict[str, Any] = {  # the fields both alert kinds share
+    repo = as_dict(a.get("repository"))  # organization and enterprise lists only
+    common: dict[str, Any] = {  # the fields every alert kind shares
         "first_seen": parse_dt(a.get("created_at")),
         "status": _status(text(a.get("state")), a.get("dismissed_at"), text(a.get("dismissed_reason"))),
         "references": [u for u in (text(a.get("html_url")),) if u],
+        "repository": text(repo.get("full_name")) or text(repo.get("name")),
         "extra": {k: v for k, v in (("number", to_int(a.get("number"))),) if v is not None},
     }
+    if "secret_type" in a or "secret_type_display_name" in a:  # secret scanning
+        return _secret_alert(a, common)
     if "rule" in a:  # code scanning
         rule = as_dict(a.get("rule"))
         inst = as_dict(a.get("most_recent_instance"))
@@ -140,7 +186,7 @@ def _rest_alert(a: Any) -> ParsedFinding:
 
 
 def rest_alert(alert: Any) -> ParsedFinding:
-    """One alert of the REST API (code scanning or Dependabot) as this format reads it."""
+    """One alert of the REST API (code scanning, Dependabot or secret scanning) as this format reads it."""
     return _rest_alert(alert)
 
 
@@ -207,8 +253,8 @@ def _graphql_anywhere(doc: Any) -> Iterator[ParsedFinding]:
 
 
 def detect(head: bytes, filename: str | None) -> bool:
-    """GraphQL ``vulnerabilityAlerts`` pages, or REST alert arrays (``security_advisory`` or code
-    scanning ``rule`` + ``most_recent_instance``)."""
+    """GraphQL ``vulnerabilityAlerts`` pages, or REST alert arrays (``security_advisory``, code
+    scanning ``rule`` + ``most_recent_instance``, or secret scanning ``secret_type``)."""
     info = json_head(head)
     if info is None:
         return False
@@ -217,7 +263,7 @@ def detect(head: bytes, filename: str | None) -> bool:
             p.endswith(".vulnerabilityAlerts") and p.startswith("data.") for p in info.paths)
     return info.has("item.number", "item.security_advisory") or info.has(
         "item.rule", "item.most_recent_instance"
-    )
+    ) or info.has("item.number", "item.secret_type")
 
 
 FORMAT = ReportFormat(

@@ -1,6 +1,11 @@
 """GitLab security report JSON (``gl-sast-report.json``, ``gl-dependency-scanning-report.json``,
 ``gl-container-scanning-report.json``, ``gl-secret-detection-report.json``): one schema family.
 
+Every schema (2.x to 15.x, for SAST, dependency, container and cluster image scanning, DAST, secret
+detection) requires a string ``version`` beside ``vulnerabilities`` (which may be empty): a file without it is
+refused (:func:`.errors.not_a`), never read as a clean scan that a full import would take for "everything
+fixed" (a Snyk report has no ``version``; a CycloneDX SBOM's is its revision number).
+
 Severity (GitLab's scale): Critical, High, Medium, Low, Info map one to one; Unknown and
 Undefined map to nothing (unknown, flagged for triage).
 """
@@ -13,7 +18,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int, uniq
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import cve_ids, cwe_ids, ghsa_ids
 from pmap.findings.formats.sniff import json_head
 
@@ -81,6 +86,15 @@ def _finding(v: Any, tool: str | None, scan_type: str | None) -> ParsedFinding:
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``vulnerabilities`` of a GitLab security report."""
     src, head = report.stream, report.json
+    if "version" in head.paths:
+        version_kind = "string" if isinstance(head.values.get("version"), str) else "other"
+    else:  # written after a long vulnerability list: one pass
+        version_kind = json_reader.path_kind(report.rewind(), "version", KEY) or "none"
+        report.rewind()
+    if version_kind == "none":
+        raise not_a(KEY, WHAT, "no 'version' (every GitLab security report schema requires it)")
+    if version_kind != "string" or head.any("bomFormat", "specVersion"):
+        raise not_a(KEY, WHAT, "'version' is not a GitLab schema version", "$.version")
     # scan metadata usually follows the vulnerabilities; the head holds it only for small reports
     tool = text(head.values.get("scan.scanner.name"))
     scan_type = text(head.values.get("scan.type"))

@@ -13,7 +13,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, uniq
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import cvss3_base_score, cvss_version, cwe_ids, sca_title, vuln_ids
 from pmap.findings.formats.sniff import json_head
 
@@ -91,6 +91,8 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     src = report.stream
     for result in json_reader.items_required(src, "results.item", KEY, WHAT):
         result = as_dict(result)
+        if "source" not in result and "packages" not in result:  # Semgrep's or Bandit's results, ...
+            raise not_a(KEY, WHAT, "a result has neither 'source' nor 'packages'", "results[]")
         source = text(as_dict(result.get("source")).get("path"))
         for pkg in as_list(result.get("packages")):
             yield from _package(pkg, source)

@@ -14,7 +14,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, text
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import sca_title, vuln_ids
 from pmap.findings.formats.sniff import json_head
 
@@ -41,6 +41,8 @@ def _first_fix(installed: str | None, fixes: list[str]) -> str | None:
 def _dependency(dep: Any) -> Iterator[ParsedFinding]:
     if not isinstance(dep, dict):
         raise ReportError(KEY, "a dependency is not a JSON object", "dependencies[]")
+    if "name" not in dep:  # every pip-audit dependency is named: this is another tool's list (gitleaks', ...)
+        raise not_a(KEY, WHAT, "a dependency has no 'name'", "dependencies[]")
     name, version = text(dep.get("name")), text(dep.get("version"))
     for v in as_list(dep.get("vulns")):
         v = as_dict(v)

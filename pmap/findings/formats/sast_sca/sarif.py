@@ -12,6 +12,11 @@ Both passes go through the depth guard of :mod:`._json`. A stream that cannot se
 a temporary file first. Run-level dates (``invocations``) and ``artifacts`` are not read, to keep
 pass 1 to one small object per run.
 
+Findings and identity (docs/finding-identity.md): a result listing several ``locations`` gives one finding
+per location (PMAP's one finding per resource); rule + location is the identity, to which :func:`identity` adds
+a taint flow's ends when the result is not reported at its sink, the logical location of a location without a
+file, and the tool's ``fingerprints``/``partialFingerprints`` (placeholders such as ``requires login`` ignored).
+
 Severity: a rule's ``security-severity`` property (GitHub's convention, a 0-10 score banded like
 CVSS) wins; otherwise the SARIF ``level``: error -> high, warning -> medium, note -> info,
 none -> info. Per SARIF 3.27.10 a missing level is the rule's ``defaultConfiguration.level``,
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import ijson
@@ -31,7 +36,7 @@ from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int
 from pmap.findings.formats.errors import ReportError
-from pmap.findings.formats.identifiers import cve_ids, cwe_ids, cwes_in_text, ghsa_ids
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids, cwes_in_text, ghsa_ids, is_placeholder
 from pmap.findings.formats.sniff import JsonHead, has_ext, json_head
 
 KEY = "sarif"
@@ -126,20 +131,105 @@ def _resolve_message(message: Any, rule: _Rule | None, run: _Run) -> str | None:
     return out
 
 
+def _fp_value(value: Any) -> str | None:
+    return text(as_dict(value).get("value", value)) if isinstance(value, dict) else text(value)  # some nest {"value"}
+
+
+def _tool_fingerprints(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The tool's own identity for a result: every ``fingerprints`` and ``partialFingerprints`` entry (SARIF
+    3.27.16/17), sorted by key, placeholders left out."""
+    out: list[tuple[str, str]] = []
+    for kind in ("fingerprints", "partialFingerprints"):
+        fps = result.get(kind)
+        if isinstance(fps, dict):
+            for k, v in sorted(fps.items(), key=lambda kv: str(kv[0])):
+                if not is_placeholder(value := _fp_value(v)):
+                    out.append((f"{kind}.{k}", value or ""))
+    return out
+
+
 def _fingerprint(result: dict[str, Any]) -> str | None:
-    """The tool's own identity for a result: the first ``fingerprints`` value, else all partial ones."""
+    """The tool's fingerprint as kept in ``extra``: the first ``fingerprints`` value, else all partial ones."""
     fps = result.get("fingerprints")
     if isinstance(fps, dict) and fps:
-        value = next(iter(fps.values()))
-        value = as_dict(value).get("value", value)  # some tools nest {"value": ...}
-        return text(value)
+        value = _fp_value(next(iter(fps.values())))
+        return None if is_placeholder(value) else value
     partial = result.get("partialFingerprints")
     if isinstance(partial, dict) and partial:
-        return "|".join(
-            f"{k}:{v if isinstance(v, str) else text(as_dict(v).get('value', v)) or ''}"
-            for k, v in sorted(partial.items())
-        )
+        values = [(k, _fp_value(v)) for k, v in sorted(partial.items())]
+        return "|".join(f"{k}:{v or ''}" for k, v in values if not is_placeholder(v)) or None
     return None
+
+
+def _where(loc: Any) -> tuple[str | None, int | None, str | None]:
+    """A location's file (artifact URI), start line and, without a file, its first logical location's name."""
+    loc = as_dict(loc)
+    phys = as_dict(loc.get("physicalLocation"))
+    file_path = text(as_dict(phys.get("artifactLocation")).get("uri"))
+    line = to_int(as_dict(phys.get("region")).get("startLine"))
+    logical = None
+    if file_path is None:
+        names = as_list(loc.get("logicalLocations"))
+        logical = text(as_dict(names[0]).get("fullyQualifiedName")) if names else None
+    return file_path, line, logical
+
+
+def _spot(loc: Any) -> str | None:
+    file_path, line, logical = _where(loc)
+    if file_path is None and logical is None:
+        return None
+    return f"{file_path or logical}:{line or ''}"
+
+
+_ROLE = re.compile(r"\b(source|sink)\b", re.IGNORECASE)
+
+
+def _flow_ends(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """(source, sink) of each taint flow of a result: the first and last location of every ``threadFlow`` of its
+    ``codeFlows`` (SARIF 3.36/3.37); without code flows, ``relatedLocations`` whose message calls them the source
+    or the sink (how Semgrep, Snyk Code and others name a flow's ends)."""
+    ends: list[tuple[str, str]] = []
+    for flow in as_list(result.get("codeFlows")):
+        for thread in as_list(as_dict(flow).get("threadFlows")):
+            steps = [s for s in (_spot(as_dict(st).get("location")) for st in as_list(as_dict(thread).get("locations")))
+                     if s]
+            if steps:
+                ends.append((steps[0], steps[-1]))
+    if ends:
+        return sorted(set(ends))
+    roles: dict[str, list[str]] = {}
+    for rel in as_list(result.get("relatedLocations")):
+        role = _ROLE.search(_msg(as_dict(rel).get("message")) or "")
+        if role and (spot := _spot(rel)):
+            roles.setdefault(role.group(1).lower(), []).append(spot)
+    if "sink" in roles:
+        sources = roles.get("source") or [""]
+        return sorted({(src, sink) for src in sources for sink in roles["sink"]})
+    return []
+
+
+def identity(result: dict[str, Any], location: Any) -> list[str]:
+    """The identity parts of one location of a result (see docs/finding-identity.md):
+
+    - where the result is reported at another place than its taint flow's sink (a tool that reports the source),
+      each flow's sink and source: flows from one source into different sinks are different problems (a result
+      reported at its sink, the usual case, adds nothing: flows from several sources into one sink stay one);
+    - without a file, the logical location (a function, a class): otherwise every logical-only result of a rule
+      would merge;
+    - the tool's own ``fingerprints``/``partialFingerprints`` (placeholders left out), added to the location,
+      never replacing it.
+    None of these for a result with none of them, so such results keep the fingerprints earlier releases stored.
+    """
+    parts: list[str] = []
+    here = _spot(location)
+    flows = _flow_ends(result)
+    if flows and any(sink != here for _src, sink in flows):
+        parts += [f"flow:{src}->{sink}" for src, sink in flows]
+    file_path, _line, logical = _where(location)
+    if file_path is None and logical is not None:
+        parts.append(f"logical:{logical}")
+    parts += [f"{k}={v}" for k, v in _tool_fingerprints(result)]
+    return parts
 
 
 def _ids(rule_id: str | None, cache: dict[str | None, tuple[list[str], list[str]]]) -> tuple[list[str], list[str]]:
@@ -173,12 +263,14 @@ def _status(result: dict[str, Any]) -> str | None:
     return None
 
 
-def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], list[str]]]) -> ParsedFinding | None:
+def _findings(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], list[str]]]) -> list[ParsedFinding]:
+    """The findings of one result: one per location it lists (PMAP keeps one finding per resource; a result
+    with several ``locations`` is the same problem at each of them), or one without a location."""
     if not isinstance(result, dict):
         raise ReportError(KEY, "a result is not a JSON object", "runs[].results[]")
     kind = result.get("kind")
     if kind is not None and kind not in _PROBLEM_KINDS:
-        return None
+        return []
     rule_id = result.get("ruleId")
     if not isinstance(rule_id, str) or not rule_id:
         rule_id = text(as_dict(result.get("rule")).get("id"))
@@ -196,18 +288,7 @@ def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], li
     if not isinstance(level, str) or not level:
         level = (rule.level if rule else None) or "warning"
 
-    file_path = line = None
     extra: dict[str, Any] = {}
-    locations = result.get("locations")
-    if isinstance(locations, list) and locations:
-        loc = as_dict(locations[0])
-        phys = as_dict(loc.get("physicalLocation"))
-        file_path = text(as_dict(phys.get("artifactLocation")).get("uri"))
-        line = to_int(as_dict(phys.get("region")).get("startLine"))
-        if file_path is None:
-            logical = as_list(loc.get("logicalLocations"))
-            if logical and (fqn := text(as_dict(logical[0]).get("fullyQualifiedName"))):
-                extra["logical_location"] = fqn
     props = as_dict(result.get("properties"))
     sec = to_float(props.get("security-severity")) if props else None
     if sec is None and rule is not None:
@@ -222,7 +303,7 @@ def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], li
     if rule and rule.description and rule.description != message:
         description = f"{message}\n\n{rule.description}" if message else rule.description
     cves, others = _ids(rule_id, cache)
-    return ParsedFinding(
+    base = ParsedFinding(
         title=_title(title_src),
         vendor_severity=level,
         description=description,
@@ -230,8 +311,6 @@ def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], li
         cwe_ids=cwes or (list(rule.cwes) if rule else []),
         other_ids=others,
         rule_id=rule_id,
-        file_path=file_path,
-        line=line,
         package_name=text(props.get("component")) or text(props.get("packageName")) if props else None,
         package_version=text(props.get("componentVersion")) or text(props.get("packageVersion")) if props else None,
         remediation="\n".join(fixes) or None,
@@ -240,6 +319,23 @@ def _finding(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], li
         tool=run.tool,
         extra=extra,
     )
+    locations = [loc for loc in as_list(result.get("locations")) if isinstance(loc, dict)] or [{}]
+    seen: set[tuple[str | None, int | None, str | None]] = set()
+    out: list[ParsedFinding] = []
+    shared = dict(extra)  # each further location's finding gets its own copy of the lists and extra
+    for loc in locations:
+        where = _where(loc)
+        if where in seen:  # a location listed twice is one resource
+            continue
+        seen.add(where)
+        finding = base if not out else replace(base, cve_ids=list(cves), other_ids=list(others), extra=dict(shared),
+                                               cwe_ids=list(base.cwe_ids), references=list(base.references))
+        finding.file_path, finding.line = where[0], where[1]
+        if where[2] is not None:
+            finding.extra["logical_location"] = where[2]
+        finding.identity = identity(result, loc)
+        out.append(finding)
+    return out
 
 
 def _header(head: JsonHead) -> None:
@@ -288,9 +384,7 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     cache: dict[str | None, tuple[list[str], list[str]]] = {}
     for idx, result in pairs:
         run = only or runs[min(idx, len(runs) - 1)]
-        finding = _finding(result, run, cache)
-        if finding is not None:
-            yield finding
+        yield from _findings(result, run, cache)
 
 
 def map_severity(finding: ParsedFinding) -> SeverityResult:

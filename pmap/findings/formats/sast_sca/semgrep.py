@@ -14,7 +14,7 @@ from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, parse_dt, text, to_int, uniq
 from pmap.findings.formats.errors import ReportError
-from pmap.findings.formats.identifiers import cve_ids, cwe_ids, ghsa_ids
+from pmap.findings.formats.identifiers import cve_ids, cwe_ids, ghsa_ids, is_placeholder
 from pmap.findings.formats.sniff import json_head
 
 KEY = "semgrep_json"
@@ -54,6 +54,8 @@ def _cli_result(r: Any) -> ParsedFinding:
     refs = [u for u in as_list(meta.get("references")) if isinstance(u, str)]
     refs += [u for u in (text(meta.get("source")), text(meta.get("shortlink"))) if u]
     vendor_fp = text(extra.get("fingerprint"))
+    if is_placeholder(vendor_fp):  # "requires login" on every result of a run without an account: no identity
+        vendor_fp = None
     cve_src = [text(meta.get("sca-vuln-database-identifier")), check_id]
     return ParsedFinding(
         title=_first_line(message) or check_id or "",
@@ -70,8 +72,10 @@ def _cli_result(r: Any) -> ParsedFinding:
         remediation=text(extra.get("fix")),
         references=uniq(refs),
         status="suppressed" if extra.get("is_ignored") is True else None,
-        extra={k: v for k, v in (("fingerprint", vendor_fp if vendor_fp != "requires login" else None),
-                                 ("confidence", text(meta.get("confidence")))) if v},
+        extra={k: v for k, v in (("fingerprint", vendor_fp), ("confidence", text(meta.get("confidence")))) if v},
+        # Semgrep's match-based fingerprint tells apart two matches of a rule on one line (and is the same for a
+        # match that only moved): added to the location (docs/finding-identity.md)
+        identity=[f"fingerprint={vendor_fp}"] if vendor_fp else [],
     )
 
 

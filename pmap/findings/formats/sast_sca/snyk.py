@@ -4,6 +4,13 @@ projects (``--all-projects``); container reports also carry ``applications[]`` p
 Snyk lists a vulnerability once per dependency path; PMAP locates it at the project's manifest
 (``displayTargetFile``), so the paths of one vulnerable package collapse into one finding.
 
+A file that is not a Snyk report is refused (:func:`.errors.not_a`), never read as a project without findings
+(which a full import would take for "everything fixed"): the CLI writes ``ok`` on every project object (with
+``packageManager``, ``dependencyCount``...), also on a project it could not test (``ok: false`` and ``error``),
+so an object without those keys (a GitLab security report, a CycloneDX SBOM, both with ``vulnerabilities``) or
+an array whose items are not projects (gitleaks' findings array; an empty array, which ``--all-projects``
+never writes) is another tool's file.
+
 Severity (Snyk's scale): critical, high, medium, low map one to one; info (which the REST API's
 ``effective_severity_level`` also uses, for findings PMAP pulls as this format) maps to info.
 """
@@ -16,7 +23,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, uniq
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import cvss_version, cwe_ids, sca_title, vuln_ids
 from pmap.findings.formats.sniff import json_head
 
@@ -74,9 +81,16 @@ def _vuln(v: Any, project: str | None, target: str | None) -> ParsedFinding:
     )
 
 
+# keys the Snyk CLI writes on every project object (``ok`` even on a project it could not test)
+_PROJECT_KEYS = ("ok", "packageManager", "dependencyCount", "uniqueCount")
+_NO_PROJECT = "no 'ok', 'packageManager' or 'dependencyCount' of a Snyk project"
+
+
 def _project(p: Any, where: str) -> Iterator[ParsedFinding]:
     if not isinstance(p, dict):
         raise ReportError(KEY, "a project is not a JSON object", where)
+    if not any(k in p for k in _PROJECT_KEYS):
+        raise not_a(KEY, WHAT, f"an array item has {_NO_PROJECT}", where)
     if "vulnerabilities" not in p and "error" in p:
         raise ReportError(KEY, f"Snyk reported an error: {text(p.get('error'), 200)}", where)
     yield from _vulns(p.get("vulnerabilities"), text(p.get("projectName")),
@@ -96,11 +110,18 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerabilities of a Snyk project (or of each project of an array)."""
     src, start, head = report.stream, report.start, report.json
     if head.root == "array":
+        projects = 0
         for p in json_reader.iter_json_items(src, "item", KEY):
+            projects += 1
             yield from _project(p, "[]")
+        if not projects:
+            raise not_a(KEY, WHAT, "an empty array holds no Snyk project", "[]")
         return
     if "vulnerabilities" not in head.paths and "error" in head.paths and "ok" in head.paths:
         raise ReportError(KEY, f"Snyk reported an error: {text(head.values.get('error'), 200)}", "$.error")
+    # Snyk writes "ok" after the vulnerability list: a list longer than the head is looked past in one pass
+    if not head.any(*_PROJECT_KEYS) and json_reader.path_kind(report.rewind(), "ok", KEY) is None:
+        raise not_a(KEY, WHAT, _NO_PROJECT)
     # Snyk writes the project's name and manifest after its (possibly huge) vulnerability list:
     # fetch them first with small C-speed passes, then stream the list
     meta: dict[str, str | None] = {}

@@ -42,6 +42,11 @@ _STATUS = {"resolved": "fixed", "closed": "fixed", "reviewed": "fixed"}
 _RESOLUTION = {"false-positive": "false_positive", "wontfix": "accepted", "fixed": "fixed", "safe": "false_positive"}
 # the OWASP Dependency-Check plugin writes "Filename: pkg:1.2 | Reference: CVE-... | ..."
 _DEPCHECK = re.compile(r"Filename:\s*([^|]+?)\s*\|\s*Reference:\s*([^|]+?)\s*\|")
+# rules under which one rule key covers many advisories: the Dependency-Check plugin raises every known
+# vulnerability of a dependency as OWASP:UsingComponentWithKnownVulnerability (with the plugin's severity
+# variants); the advisory named in the message is then what tells two issues apart
+GENERIC_RULES = re.compile(r"^(?:OWASP|dependency-?check)[:_].*UsingComponentWithKnownVulnerabilit", re.IGNORECASE)
+_ADVISORY = re.compile(r"\b(?:CVE-\d{4}-\d{4,}|GHSA(?:-[0-9a-z]{4}){3})\b", re.IGNORECASE)
 _ZIP_MAX_MEMBERS = 10_000
 _ZIP_MAX_BYTES = 4 << 30  # uncompressed, all members
 _ZIP_MAX_RATIO = 1000
@@ -53,6 +58,18 @@ def _path(component: str | None, project: str | None) -> str | None:
     if project and component.startswith(project + ":"):
         return component[len(project) + 1 :]
     return component.split(":", 1)[1] if ":" in component else component
+
+
+def identity(rule_key: str | None, message: str | None, reference: str | None) -> list[str]:
+    """The identity parts of an issue (see docs/finding-identity.md): under a generic rule, or for a message in
+    the Dependency-Check plugin's layout, the advisory it reports (its ``Reference:``, else the CVE/GHSA ids of
+    the message), so different CVEs of one dependency stay different findings; none for any other issue, whose
+    fingerprints stay as stored."""
+    # a message in Dependency-Check's layout (a "Reference:") is such an issue under a renamed rule key too
+    if not reference and (not rule_key or not GENERIC_RULES.search(rule_key)):
+        return []
+    ids = [reference] if reference else sorted({m.upper() for m in _ADVISORY.findall(message or "")})
+    return [f"advisory={i}" for i in ids]
 
 
 def _issue(issue: Any, rules: dict[str, Any], project: str | None) -> ParsedFinding:
@@ -86,6 +103,7 @@ def _issue(issue: Any, rules: dict[str, Any], project: str | None) -> ParsedFind
         file_path=_path(text(issue.get("component")), proj),
         line=line,
         package_name=dep.group(1) if dep else None,
+        identity=identity(rule_key, message, dep.group(2) if dep else None),
         first_seen=parse_dt(_sonar_date(issue.get("creationDate"))),
         last_seen=parse_dt(_sonar_date(issue.get("updateDate"))),
         status=_RESOLUTION.get(resolution) or _STATUS.get(status),

@@ -1,13 +1,44 @@
 """Trivy JSON: schema 2 reports (``Results``), Kubernetes cluster reports and legacy reports (a bare
-array of results, or ``null``). Vulnerabilities, misconfigurations and secrets are read; license
-findings are not vulnerabilities and are skipped.
+array of results, or ``null``). Vulnerabilities, failed misconfiguration checks and secrets are read.
 
-``trivy k8s --format json`` has written three layouts over its releases, all read: ``Resources[]``
-(``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
-top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
-results of the ``Vulnerabilities`` list). Every layout's entry is a resource
-(``Namespace``, ``Kind``, ``Name``, ``Results[]``): ``<cluster>:<namespace>/<kind>/<name>`` is the
-findings' repository (artifact), each result's ``Target`` their file path.
+Every report kind Trivy writes as JSON is one of these shapes (aquasecurity/trivy ``pkg/types``):
+
+- ``SchemaVersion: 2`` (Trivy 0.19 with ``TRIVY_NEW_JSON_SCHEMA``, the default since 0.20) with
+  ``ArtifactName``, ``ArtifactType`` and ``Results[]``: ``trivy image`` (``container_image``), ``trivy fs``
+  and ``trivy config`` (``filesystem``), ``trivy repo`` (``repository``), ``trivy sbom`` scanning a
+  CycloneDX or SPDX file (``cyclonedx``, ``spdx``), ``trivy vm`` (``vm``); the artifact is the findings'
+  repository, each result's ``Target`` their file path. An object with ``Results[]`` of Trivy results but
+  no ``SchemaVersion`` (development builds of 0.19) is read the same way;
+- a top-level array of results (Trivy before 0.20; 0.1 to 0.3 wrote only ``Target`` and
+  ``Vulnerabilities``, later ones ``Type``, ``Class``, ``Misconfigurations``), or ``null`` for a clean scan;
+- ``trivy k8s --format json``: three layouts over its releases, all read: ``Resources[]``
+  (``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
+  top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
+  results of the ``Vulnerabilities`` list). Every layout's entry is a resource
+  (``Namespace``, ``Kind``, ``Name``, ``Results[]``): ``<cluster>:<namespace>/<kind>/<name>`` is the
+  findings' repository (artifact), each result's ``Target`` their file path.
+
+A result's ``Class`` (``os-pkgs``, ``lang-pkgs``, ``config``, ``secret``, ``license``, ``license-file``,
+``custom``) does not decide what is read: its lists do (``Vulnerabilities``, ``Misconfigurations``,
+``Secrets``), whatever the class. What is left out by design, each counted with :meth:`Report.skip` so
+the import summary's ``skipped`` and its warning say so (a report holding nothing else warns):
+
+- ``Licenses[]`` (``--scanners license``; classes ``license`` and ``license-file``), counted as
+  ``licence``: PMAP does not import licence findings as vulnerabilities. A forbidden or restricted
+  licence is a legal/compliance decision about a dependency, not a weakness to fix and verify, and its
+  ``Severity`` is Trivy's mapping of the licence category, not a risk rating;
+- misconfiguration checks with ``Status`` ``PASS`` (``--include-non-failures``), counted as
+  ``passed check``, and ``EXCEPTION`` (excepted by a policy), counted as ``excepted check``: checks that
+  hold are not findings (a ``Misconfigurations`` entry without ``Status`` is a failure);
+- ``ExperimentalModifiedFindings[]`` (``--show-suppressed``): findings Trivy itself left out on the
+  user's word (``.trivyignore``, VEX ``not_affected``), counted as ``suppressed finding``;
+- ``Packages[]`` (``--list-all-pkgs``) and ``CustomResources[]`` are inventories, not findings, and
+  are not counted.
+
+Identity: a failed check without ``CauseMetadata.StartLine`` (a Kubernetes manifest's or a Terraform
+module's check Trivy could not place on a line) adds ``resource=<CauseMetadata.Resource>``: the same check
+on two resources of one file (two containers, two buckets) is two findings. A check with a line, and any
+vulnerability or secret, adds nothing (see ``docs/finding-identity.md``).
 
 Severity: Trivy's own ``Severity`` (CRITICAL, HIGH, MEDIUM, LOW; UNKNOWN maps to nothing), which
 Trivy already picked from its ``SeveritySource``; the CVSS of that source (else NVD's) is kept.
@@ -21,7 +52,7 @@ from typing import Any
 from pmap.findings.formats import json_reader
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int, uniq
-from pmap.findings.formats.errors import ReportError
+from pmap.findings.formats.errors import ReportError, not_a
 from pmap.findings.formats.identifiers import cvss_version, cwe_ids, ghsa_ids, sca_title, vuln_ids
 from pmap.findings.formats.sniff import JsonHead, json_head
 
@@ -87,17 +118,25 @@ def _vuln(v: Any, target: str | None, artifact: str | None, where: str) -> Parse
     )
 
 
-def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> ParsedFinding | None:
+# misconfiguration statuses that are checks holding, not findings: what report.skip counts them as
+_NOT_FAILED = {"PASS": "passed check", "EXCEPTION": "excepted check"}
+
+
+def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> ParsedFinding | str:
+    """The finding of a failed check, or what a check that holds is skipped as."""
     if not isinstance(m, dict):
         raise ReportError(KEY, "a misconfiguration is not a JSON object", where)
-    if (text(m.get("Status")) or "FAIL").upper() != "FAIL":
-        return None  # PASS/EXCEPTION entries are checks that hold
+    status = (text(m.get("Status")) or "FAIL").upper()
+    if status != "FAIL":
+        return _NOT_FAILED.get(status, f"{status.lower()} check")
     mid = text(m.get("ID")) or text(m.get("AVDID"))
     title = text(m.get("Title")) or mid
     if not title:
         raise ReportError(KEY, "a misconfiguration has neither ID nor Title", where)
     cause = as_dict(m.get("CauseMetadata"))
     refs = [r for r in (text(x) for x in as_list(m.get("References"))) if r]
+    line = to_int(cause.get("StartLine"))
+    resource = text(cause.get("Resource"))
     return ParsedFinding(
         title=f"{mid} - {title}" if mid and mid != title else title,
         vendor_severity=text(m.get("Severity")),
@@ -105,10 +144,13 @@ def _misconfig(m: Any, target: str | None, artifact: str | None, where: str) -> 
         rule_id=mid,
         repository=artifact,
         file_path=target,
-        line=to_int(cause.get("StartLine")),
+        line=line,
         remediation=text(m.get("Resolution")),
         references=uniq(refs),
-        extra={k: val for k, val in (("type", text(m.get("Type"))), ("resource", text(cause.get("Resource")))) if val},
+        extra={k: val for k, val in (("type", text(m.get("Type"))), ("resource", resource)) if val},
+        # without a line, one check failing on two resources of a file (two containers of a manifest, two
+        # Terraform resources) is two findings; a check with a line keeps its fingerprint
+        identity=[f"resource={resource}"] if resource and line is None else [],
     )
 
 
@@ -134,17 +176,26 @@ def _secret(s: Any, target: str | None, artifact: str | None, where: str) -> Par
     )
 
 
-def _result(result: Any, artifact: str | None, where: str) -> Iterator[ParsedFinding]:
+def _result(report: Report, result: Any, artifact: str | None, where: str) -> Iterator[ParsedFinding]:
     if not isinstance(result, dict):
         raise ReportError(KEY, "a result is not a JSON object", where)
+    if "Target" not in result:  # every release writes it (``json:"Target"``, never omitted)
+        raise not_a(KEY, WHAT, "a result has no 'Target'", where)
     target = text(result.get("Target"))
     for v in as_list(result.get("Vulnerabilities")):
         yield _vuln(v, target, artifact, where)
     for m in as_list(result.get("Misconfigurations")):
-        if (f := _misconfig(m, target, artifact, where)) is not None:
+        f = _misconfig(m, target, artifact, where)
+        if isinstance(f, str):
+            report.skip(f)
+        else:
             yield f
     for s in as_list(result.get("Secrets")):
         yield _secret(s, target, artifact, where)
+    # left out by design (see the module doc): licences, and findings Trivy was told to suppress
+    for key, what in (("Licenses", "licence"), ("ExperimentalModifiedFindings", "suppressed finding")):
+        if n := len(as_list(result.get(key))):
+            report.skip(what, n)
 
 
 # the lists of resources a Kubernetes report holds, by layout (see the module doc)
@@ -165,7 +216,7 @@ def _cluster(report: Report, head: JsonHead) -> Iterator[ParsedFinding]:
             name = "/".join(t for t in (text(res.get("Namespace")), text(res.get("Kind")), text(res.get("Name"))) if t)
             artifact = f"{cluster}:{name}" if cluster else name or None
             for result in as_list(res.get("Results")):
-                yield from _result(result, artifact, f"{key}[].Results[]")
+                yield from _result(report, result, artifact, f"{key}[].Results[]")
 
 
 def parse(report: Report) -> Iterator[ParsedFinding]:
@@ -173,7 +224,7 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     src, start, head = report.stream, report.start, report.json
     if head.root == "array":
         for result in json_reader.iter_json_items(src, "item", KEY):
-            yield from _result(result, None, "[]")
+            yield from _result(report, result, None, "[]")
         return
     if "ClusterName" in head.paths or "Resources" in head.paths or "Findings" in head.paths:
         yield from _cluster(report, head)
@@ -184,21 +235,26 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         artifact = text(json_reader.first_value(src, "ArtifactName", KEY))
         src.seek(start)
     for result in json_reader.items_required(src, "Results.item", KEY, WHAT):
-        yield from _result(result, artifact, "Results[]")
+        yield from _result(report, result, artifact, "Results[]")
 
 
 def detect(head: bytes, filename: str | None) -> bool:
-    """Schema 2 (``SchemaVersion`` + ``ArtifactName``/``Results``), a cluster report (``ClusterName`` and
-    a resource list of any layout), or legacy results."""
+    """Schema 2 (``SchemaVersion`` + ``ArtifactName``/``Results``), Trivy results without ``SchemaVersion``,
+    a cluster report (``ClusterName`` and a resource list of any layout), or legacy results (an array of
+    ``Target`` + ``Vulnerabilities``, even all ``null``, or of typed results)."""
     info = json_head(head)
     if info is None:
         return False
     if info.root == "object":
         if info.has("SchemaVersion") and info.any("ArtifactName", "Results", "ArtifactType"):
             return True
+        if info.has("Results.item.Target") and info.any(
+                "Results.item.Vulnerabilities.item.VulnerabilityID", "Results.item.Misconfigurations",
+                "Results.item.Secrets", "Results.item.Class"):
+            return True
         return info.has("ClusterName") and info.any("Resources", "Findings", "Vulnerabilities", "Misconfigurations")
     return info.has("item.Target") and info.any(
-        "item.Vulnerabilities.item.VulnerabilityID", "item.Misconfigurations", "item.Secrets", "item.Type"
+        "item.Vulnerabilities", "item.Misconfigurations", "item.Secrets", "item.Type"
     )
 
 

@@ -31,6 +31,18 @@ _INSERTION = re.compile(
     r"(?:parameter(?:\s+name)?|cookie|HTTP header|header)\]\s*$",
     re.IGNORECASE,
 )
+# Burp's documented "Extension generated issue" type (0x08000000): every issue an extension (BApp) raises
+# carries it, so the type tells nothing apart; the issue's name is what names the problem
+GENERIC_TYPES = frozenset({"134217728", "0x08000000", "08000000"})
+
+
+def identity(type_index: str | None, name: str | None) -> list[str]:
+    """The identity parts of an issue (see docs/finding-identity.md): its name when its type is generic, since
+    different extension issues on one URL and parameter share type 134217728; none otherwise, so the fingerprints
+    of Burp's own issue types stay what earlier releases stored."""
+    if type_index is not None and type_index.strip().lower() in GENERIC_TYPES and name:
+        return [name.strip()]
+    return []
 
 
 def detect(head: bytes, filename: str | None) -> bool:
@@ -53,12 +65,15 @@ def _issue(issue: Any) -> ParsedFinding:
     classifications = text_of(child(issue, "vulnerabilityClassifications"))
     remediation = [strip_html(text_of(child(issue, "remediationDetail"))),
                    strip_html(text_of(child(issue, "remediationBackground")))]
+    name = text_of(child(issue, "name"))
+    type_index = text_of(child(issue, "type"))
     return ParsedFinding(
-        title=text_of(child(issue, "name")) or "Burp issue",
+        title=name or "Burp issue",
         vendor_severity=text_of(child(issue, "severity")),
         description="\n\n".join(p for p in (detail, background) if p) or None,
         cwe_ids=cwe_ids(re.findall(r"CWE-\d+", classifications or "")),
-        rule_id=text_of(child(issue, "type")),
+        rule_id=type_index,
+        identity=identity(type_index, name),
         host=host,
         ip=clean(host_el.get("ip")) if host_el is not None else None,
         port=port,
@@ -99,6 +114,7 @@ def api_issue(issue: Any) -> ParsedFinding:
         description="\n\n".join(p for p in (detail, background) if p) or None,
         cwe_ids=cwe_ids(re.findall(r"CWE-\d+", classifications or "")),
         rule_id=as_str(kind.get("type_index")),
+        identity=identity(as_str(kind.get("type_index")), name),
         host=host,
         port=port,
         url=(origin.rstrip("/") + path) if origin else (path or None),

@@ -29,7 +29,7 @@ from pmap.findings.formats.convert import (
 from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
 from pmap.findings.formats.json_reader import iter_json_items
-from pmap.findings.formats.sniff import first_json_byte, head_text
+from pmap.findings.formats.sniff import HEAD_SIZE, first_json_byte, head_text
 
 # Invicti / Acunetix 360 severity: Critical, High, Medium, Low, Information, BestPractice
 # (a recommendation, mapped to Info); CVSS bands are the fallback
@@ -200,6 +200,9 @@ def _parser(key: str, vendor: str) -> Callable[[Report], Iterator[ParsedFinding]
         head, stream = report.head, report.stream
         if not _SHAPE.search(head_text(head)):
             raise ReportError(key, f"not {vendor} JSON report: missing 'Vulnerabilities'", "$")
+        if len(head) < HEAD_SIZE and "Vulnerabilities" not in report.json.top_keys():
+            # the whole file is in the head and its 'Vulnerabilities' are nested: another tool's (Trivy's results)
+            raise ReportError(key, f"not {vendor} JSON report: no top-level 'Vulnerabilities'", "$")
         m = _GENERATED.search(head_text(head))
         generated = _dt(m.group(1)) if m else None
         for index, item in enumerate(iter_json_items(stream, "Vulnerabilities.item", key)):

@@ -134,6 +134,11 @@ def _cvss(first: dict[str, str]) -> tuple[float | None, str | None, str | None]:
     return None, None, None
 
 
+def _compliance_identity(first: dict[str, str]) -> list[str]:
+    check = clean(first.get("compliance-check-id")) or clean(first.get("compliance-check-name"))
+    return [f"compliance={check}"] if check else []
+
+
 def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
     # the hot path of a large import: one pass over the children, then only dict lookups
     a = item.attrib
@@ -162,6 +167,9 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
         cwe_ids=cwe_ids(cwes, cwe_xrefs) if cwes or cwe_xrefs else [],
         other_ids=uniq(x for x in xrefs if x.split(":", 1)[0].upper() in _XREF_IDS) if xrefs else [],
         rule_id=clean(a.get("pluginID")),
+        # a compliance plugin (Unix/Windows Compliance Checks, ...) reports every audit check of a host under one
+        # plugin id and port 0: the check (cm:compliance-check-id, else its name) is what tells them apart
+        identity=_compliance_identity(first),
         cvss_version=version,
         cvss_vector=vector,
         cvss_score=score,
@@ -182,6 +190,7 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
             "epss_score": probability(clean(get("epss_score"))),
             "exploit_available": clean(get("exploit_available")),
             "os": host.get("os"),
+            "compliance_check": clean(get("compliance-check-name")),
         }),
     )
 

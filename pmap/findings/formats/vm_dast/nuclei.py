@@ -76,6 +76,9 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
     cls = as_dict(info.get("classification"))
     template = as_str(item.get("template-id")) or as_str(item.get("templateID")) or as_str(item.get("template"))
     matcher = as_str(item.get("matcher-name")) or as_str(item.get("matcher_name"))
+    # a template with named extractors and no matcher name (dns/ssl/tech inventories) reports each extractor as a
+    # result of its own: the extractor's name then tells them apart, as matcher-name does in the rule id
+    extractor = None if matcher else as_str(item.get("extractor-name")) or as_str(item.get("extractor_name"))
     url, host, port = _location(item)
     vector = as_str(cls.get("cvss-metrics"))
     tags = info.get("tags")
@@ -90,6 +93,7 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
         cve_ids=cve_ids(as_list(cls.get("cve-id"))),
         cwe_ids=cwe_ids(as_list(cls.get("cwe-id"))),
         rule_id=f"{template}:{matcher}" if template and matcher else template,
+        identity=[f"extractor={extractor}"] if extractor else [],
         cvss_version=cvss_version(vector),
         cvss_vector=vector,
         cvss_score=cvss_score(cls.get("cvss-score")),
@@ -103,6 +107,7 @@ def _finding(item: dict[str, Any]) -> ParsedFinding:
         extra=compact({
             "template": template,
             "matcher": matcher,
+            "extractor": extractor,
             "type": as_str(item.get("type")),
             "tags": tag_list,
             "extracted": evidence("\n".join(extracted)) if extracted else None,

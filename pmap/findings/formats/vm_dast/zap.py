@@ -43,6 +43,9 @@ SEVERITY_TABLE = {
     "medium": Severity.MEDIUM,
     "high": Severity.HIGH,
 }
+# ZAP's "Script Active Scan Rules" (50000) and "Script Passive Scan Rules" (50001): every alert a user script
+# without its own metadata raises carries the script rule's id, so the alert's name is what names the problem
+GENERIC_RULES = frozenset({"50000", "50001"})
 _INSTANCE_FIELDS = ("uri", "url", "method", "param", "attack", "evidence", "otherinfo")
 #: ZAP dates its report ("Tue, 12 May 2020 20:57:30") in the scanning host's local time, with no offset:
 #: read as UTC, which is closer to the sighting than the import time
@@ -66,6 +69,8 @@ def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str 
         "rule_id": rule,
         "remediation": strip_html(as_str(alert.get("solution"))),
         "references": urls_in(refs),
+        # docs/finding-identity.md: the name joins the identity under a generic script rule only
+        "identity": [title] if rule in GENERIC_RULES else [],
     }
     if not instances:  # old reports put a single uri/param on the alert itself
         instances = [{k: alert.get(k) for k in _INSTANCE_FIELDS}]
@@ -88,7 +93,7 @@ def _findings(alert: dict[str, Any], instances: list[dict[str, Any]], site: str 
                                                   or as_str(alert.get("other")))),
                 "wasc_id": wasc if wasc and wasc > 0 else None,
             }),
-            **common,
+            **{**common, "identity": list(common["identity"])},
         )
 
 

@@ -5,14 +5,14 @@ PostgreSQL compressed each 1 MB chunk with pglz on the way in: a 357 MB .nessus 
 of server CPU) instead of 3.1 s (1.0 s), on the path from the upload to the import's start. ``STORAGE
 EXTERNAL`` keeps the chunks out of line, uncompressed. SQLite: nothing to do.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
