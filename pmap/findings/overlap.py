@@ -31,6 +31,14 @@ anywhere) and with the import (killed when the parent leaves :func:`run_in_child
 Messages are pickles on the child's stdout, read only by the parent that started it. Memory stays
 bounded: the child blocks on the pipe while the parent's writer has two batches queued.
 
+Measured (README, ``python -m bench.findings``): on a 2-core machine this is no faster than one process, and it
+costs a second process's memory (~90 MB). One process already overlaps PostgreSQL's work with the parse: the
+import's writer thread waits on the server's COPY with the GIL released. The critical path is the Python work
+(parse, pipeline, rows, encoding), the same CPU seconds in either process, and the second core is the database
+server's. So it is off by default (``PMAP_IMPORT_OVERLAP=1`` turns it on); it is kept, tested, for machines where
+the database runs elsewhere and for an API that must stay responsive during large imports (the import's Python work
+then holds no lock of the server's).
+
 Smaller files (and SQLite, whose writes are TEMP-table inserts the Python side must make itself, and
 vendor feeds, which are not files) import in one process: a child costs ~0.55 s of CPU to start (its
 imports) and 70-120 MB while it runs.
@@ -57,8 +65,8 @@ from pmap.findings.rules_engine import RuleSpec
 
 log = logging.getLogger("pmap.findings.overlap")
 
-#: Reports at least this large import with a parsing process (PostgreSQL only); smaller ones in-process.
-#: ``PMAP_IMPORT_OVERLAP=0`` in the environment imports every report in-process.
+#: With ``PMAP_IMPORT_OVERLAP=1`` in the environment, reports at least this large import with a parsing
+#: process (PostgreSQL only). Off by default: see the module docstring.
 OVERLAP_MIN_BYTES = 8 << 20
 _PICKLE = pickle.HIGHEST_PROTOCOL
 _REPORT_ERRORS: dict[str, type[ReportError]] = {
@@ -83,7 +91,7 @@ class ParseJob:
 
 def wanted(dialect: str, path: Path | None, size: int) -> bool:
     """Whether an import of ``size`` bytes from ``path`` runs its Python side in a parsing process."""
-    if path is None or dialect != "postgresql" or os.environ.get("PMAP_IMPORT_OVERLAP", "1") == "0":
+    if path is None or dialect != "postgresql" or os.environ.get("PMAP_IMPORT_OVERLAP", "0") != "1":
         return False
     return size >= OVERLAP_MIN_BYTES
 

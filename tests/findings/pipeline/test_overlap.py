@@ -1,5 +1,6 @@
-"""Large reports on PostgreSQL import with a parsing process (pmap.findings.overlap): the same findings, counts
-and refusals as an import in one process, atomic, cancellable. Here every report takes that path."""
+"""With PMAP_IMPORT_OVERLAP=1, large reports on PostgreSQL import with a parsing process (pmap.findings.overlap): the
+same findings, counts and refusals as an import in one process, atomic, cancellable. Here every report takes that
+path (the tests that compare set the variable for each import)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ VOLATILE = {"id", "first_import_id", "last_import_id", "integration_id", "create
 
 @pytest.fixture
 def child_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "1")
     monkeypatch.setattr(overlap, "OVERLAP_MIN_BYTES", 0)
 
 
@@ -145,3 +147,13 @@ def test_a_queued_import_starts_its_parsing_process_early_and_uses_it(make_api: 
     assert job["status"] == "succeeded" and job["result"]["created"] == len(ITEMS) - 1, job
     expected = 1 if api.state.engine.dialect.name == "postgresql" else 0
     assert len(started) == expected and not any(p.running() for p in started)
+
+
+def test_one_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PMAP_IMPORT_OVERLAP", raising=False)
+    big = overlap.OVERLAP_MIN_BYTES
+    assert not overlap.wanted("postgresql", Path("r"), big)
+    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "1")
+    assert overlap.wanted("postgresql", Path("r"), big)
+    assert not overlap.wanted("postgresql", Path("r"), big - 1) and not overlap.wanted("sqlite", Path("r"), big)
+    assert not overlap.wanted("postgresql", None, big)
