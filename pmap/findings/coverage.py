@@ -72,7 +72,11 @@ def _origin(url: str) -> str | None:
 
 def covered_resource(f: ParsedFinding) -> str | None:
     """The resource ``f`` belongs to (see the module doc); None for the stream's unnamed resource."""
-    value = f.asset or url_origin(f.url) or (f.host or f.ip or "").lower() or f.repository
+    return clean_resource(f.asset or url_origin(f.url) or (f.host or f.ip or "").lower() or f.repository)
+
+
+def clean_resource(value: str | None) -> str | None:
+    """A resource name as stored: stripped, cut to :data:`ASSET_MAX`, storable text; None when blank."""
     if not value:
         return None
     value = value.strip()
