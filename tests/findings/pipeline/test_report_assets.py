@@ -246,3 +246,15 @@ def test_a_host_scanned_clean_is_covered_a_host_not_scanned_is_not(api: Api, adm
     clean = upload(api, iid, nessus({"10.0.0.3": []}), admin).json()
     assert (clean["parsed"], clean["covered"], clean["resolved"], clean["warnings"]) == (0, 1, 1, [])
     assert _open(api, admin, iid) == {("10.0.0.2", "3")}
+
+
+def test_openvas_covers_every_host_of_the_report() -> None:
+    xml = (b'<?xml version="1.0"?><report id="r" format_id="a994b278"><report id="i"><gmp><version>22.4</version>'
+           b'</gmp><results><result id="1"><name>Weak SSH</name><host>10.0.2.1<asset asset_id="a"/>'
+           b'<hostname>SSH.Test</hostname></host><port>22/tcp</port><nvt oid="1.3.6.1.4.1.25623.1.0.1">'
+           b'<name>Weak SSH</name></nvt><threat>Medium</threat><severity>5.0</severity></result></results>'
+           b'<host><ip>10.0.2.1</ip><asset asset_id="a"/><detail><name>hostname</name><value>SSH.Test</value>'
+           b'</detail></host><host><ip>10.0.2.2</ip><asset asset_id="b"/></host></report></report>')
+    found, covered = _parse("openvas_xml", xml)
+    assert {covered_resource(f) for f in found} == {"ssh.test"}
+    assert covered == {"ssh.test", "10.0.2.2"}
