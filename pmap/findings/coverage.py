@@ -20,6 +20,14 @@ The resource, first that applies:
    (a SARIF log without a repository, an SBOM without a component name, ...) all share it: a report
    with any such entry covers all of them, as every full report did before resources were tracked.
 
+Formats set ``asset`` where the report names its target (a CycloneDX BOM's ``metadata.component``, a SARIF
+run's repository or automation id, the Checkmarx or Dependency-Check project, the OSV lockfile, the Veracode
+application, the MobSF app): the table per format is in ``docs/finding-identity.md``. ``asset`` is not part of
+the fingerprint. A report also covers the resources its format adds with
+:meth:`~pmap.findings.formats.base.Report.cover`: scanned without a finding (a Nessus host without items, an nmap
+host up without open ports, a clean image of a Trivy or Grype report), named with this rule as that resource's
+findings would be; :func:`clean_resource` cuts them like the rest.
+
 The value is cut to :data:`ASSET_MAX` characters. Migration 0011 backfills stored findings with steps
 2-5 of this rule (the explicit ``asset`` was not stored before); keep the two in step.
 """
