@@ -194,7 +194,7 @@ class Report:
     def cover(self, resource: str | None) -> None:
         """Note a resource the report scanned although it has no finding for it (a host scanned clean):
         a full import then resolves that resource's findings the report lacks. ``resource`` must be what
-        :func:`pmap.findings.coverage.covered_resource` gives that resource's findings (a host lower-cased,
+        :func:`.resource.covered_resource` gives that resource's findings (a host lower-cased,
         else its ip; a URL origin; an ``asset``); blank values are ignored."""
         if resource and resource.strip():
             self.covered.add(resource)

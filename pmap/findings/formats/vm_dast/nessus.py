@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import (
     clean,
@@ -27,6 +26,7 @@ from pmap.findings.formats.convert import (
     uniq,
 )
 from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import clear_element, iter_xml, local
 

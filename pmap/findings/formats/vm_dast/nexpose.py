@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
 from pmap.findings.formats.convert import clean, compact, cvss_score, evidence, parse_dt, port_of, to_float, uniq
 from pmap.findings.formats.identifiers import cve_ids, cvss_version
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import all_text, child, children, clear_element, iter_xml, local, text_of
 

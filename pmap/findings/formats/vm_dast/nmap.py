@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import clean, compact, cvss_score, epoch_dt, evidence, port_of
 from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml
 

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import (
     clean,
@@ -22,6 +21,7 @@ from pmap.findings.formats.convert import (
 )
 from pmap.findings.formats.identifiers import cve_ids, cvss_version
 from pmap.findings.formats.readers import iter_csv
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import csv_header_line, head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 

@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
-from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
 from pmap.findings.formats.convert import (
     clean,
@@ -27,6 +26,7 @@ from pmap.findings.formats.convert import (
     uniq,
 )
 from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
