@@ -25,7 +25,7 @@ run's repository or automation id, the Checkmarx or Dependency-Check project, th
 application, the MobSF app): the table per format is in ``docs/finding-identity.md``. ``asset`` is not part of
 the fingerprint. A report also covers the resources its format adds with
 :meth:`~pmap.findings.formats.base.Report.cover`: scanned without a finding (a Nessus host without items, an nmap
-host up without open ports, a clean image of a Trivy or Grype report), named with this rule as that resource's
+host up without open ports, an image a Trivy or Grype report scanned clean), named with this rule as that resource's
 findings would be; :func:`clean_resource` cuts them like the rest.
 
 The value is cut to :data:`ASSET_MAX` characters. The code lives in the format toolkit

@@ -208,8 +208,12 @@ def test_sca_reports_cover_their_target_even_when_clean() -> None:
     grype = {"matches": [], "source": {"type": "image", "target": {"userInput": "acme/web:1"}},
              "descriptor": {"name": "grype"}}
     assert _parse("grype_json", orjson.dumps(grype)) == ([], {"acme/web:1"})
-    trivy = {"SchemaVersion": 2, "ArtifactName": "acme/web:1", "ArtifactType": "container_image", "Results": []}
+    trivy: dict[str, Any] = {"SchemaVersion": 2, "ArtifactName": "acme/web:1", "ArtifactType": "container_image",
+                             "Results": [{"Target": "acme/web:1 (alpine 3.19)", "Class": "os-pkgs", "Type": "alpine"}]}
     assert _parse("trivy_json", orjson.dumps(trivy)) == ([], {"acme/web:1"})
+    # a scan for licences (or secrets) only says nothing of the image's vulnerabilities
+    trivy["Results"] = [{"Target": "OS Packages", "Class": "license", "Licenses": [{"Name": "MIT"}]}]
+    assert _parse("trivy_json", orjson.dumps(trivy)) == ([], set())
 
 
 # --- through the import, on SQLite and PostgreSQL ---------------------------------------------------

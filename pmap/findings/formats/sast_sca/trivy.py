@@ -7,12 +7,13 @@ Every report kind Trivy writes as JSON is one of these shapes (aquasecurity/triv
   ``ArtifactName``, ``ArtifactType`` and ``Results[]``: ``trivy image`` (``container_image``), ``trivy fs``
   and ``trivy config`` (``filesystem``), ``trivy repo`` (``repository``), ``trivy sbom`` scanning a
   CycloneDX or SPDX file (``cyclonedx``, ``spdx``), ``trivy vm`` (``vm``); the artifact is the findings'
-  repository, each result's ``Target`` their file path (the artifact is covered even when the scan found
-  nothing: :meth:`Report.cover`). An object with ``Results[]`` of Trivy results but
+  repository, each result's ``Target`` their file path (the artifact is covered, :meth:`Report.cover`, by any
+  result of a package vulnerability scan, ``os-pkgs``/``lang-pkgs`` or with a ``Vulnerabilities`` list, even
+  an empty one: a clean rescan resolves its earlier findings). An object with ``Results[]`` of Trivy results but
   no ``SchemaVersion`` (development builds of 0.19) is read the same way;
 - a top-level array of results (Trivy before 0.20; 0.1 to 0.3 wrote only ``Target`` and
   ``Vulnerabilities``, later ones ``Type``, ``Class``, ``Misconfigurations``), or ``null`` for a clean scan;
-  no artifact is named, so each result's ``Target`` is its findings' ``asset`` (and covered);
+  no artifact is named, so each result's ``Target`` is its findings' ``asset`` (and covered as above);
 - ``trivy k8s --format json``: three layouts over its releases, all read: ``Resources[]``
   (``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
   top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
@@ -177,7 +178,10 @@ def _result(report: Report, result: Any, artifact: str | None, where: str) -> It
     # a legacy report names no artifact: each result's target (an image, a lockfile) is what was scanned,
     # the findings' asset (fingerprints leave it out), covered even when the result holds nothing
     asset = target if artifact is None else None
-    report.cover(asset)
+    if "Vulnerabilities" in result or text(result.get("Class")) in _PACKAGE_CLASSES:
+        # its packages were scanned for vulnerabilities, found or not: a clean rescan resolves the earlier ones
+        # (a licence-only or secret-only scan says nothing of them)
+        report.cover(artifact or target)
     for v in as_list(result.get("Vulnerabilities")):
         f = _vuln(v, target, artifact, where)
         f.asset = asset
@@ -198,6 +202,9 @@ def _result(report: Report, result: Any, artifact: str | None, where: str) -> It
         if n := len(as_list(result.get(key))):
             report.skip(what, n)
 
+
+#: result classes of a vulnerability scan of packages (``Vulnerabilities`` may be absent when none was found)
+_PACKAGE_CLASSES = frozenset({"os-pkgs", "lang-pkgs"})
 
 # the lists of resources a Kubernetes report holds, by layout (see the module doc)
 _K8S_LAYOUTS = (("Resources",), ("Findings",), ("Vulnerabilities", "Misconfigurations"))
@@ -235,7 +242,6 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         src.seek(start)
         artifact = text(json_reader.first_value(src, "ArtifactName", KEY))
         src.seek(start)
-    report.cover(artifact)  # scanned, even when clean: a clean rescan resolves its earlier findings
     for result in json_reader.items_required(src, "Results.item", KEY, WHAT):
         yield from _result(report, result, artifact, "Results[]")
 
