@@ -48,7 +48,7 @@ from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
-from pmap.findings.coverage import covered_resource
+from pmap.findings.coverage import clean_resource, covered_resource
 from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
@@ -279,8 +279,10 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         fh.seek(0)
         fd = fh.fileno()
         skipped: Counter[str] = Counter()
-        source = FindingSource(fmt, fmt.parse(fh, skipped), size=size,
-                               position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped, path=path)
+        covered: set[str] = set()
+        source = FindingSource(fmt, fmt.parse(fh, skipped, covered), size=size,
+                               position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped,
+                               covered=covered, path=path)
         try:
             return import_findings(engine, target, source, options, progress, batch_size)
         except ReportRejected as exc:
@@ -306,6 +308,7 @@ class FindingSource:
     size: int = 0
     position: Callable[[], int] = lambda: 0
     skipped: Counter[str] = field(default_factory=Counter)  # entries left out by design, filled while parsing
+    covered: set[str] = field(default_factory=set)  # resources scanned without a finding, filled while parsing
     path: Path | None = None  # the report file ``findings`` parses, if any: a parsing process may read it instead
 
 
@@ -496,6 +499,10 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
                                               "fault is logged)")) from None
     background.submit(writer.write, rows)
     background.submit(writer.mark_filtered, filtered)
+    # resources the report scanned without a finding (a host scanned clean), known once it is read
+    clean = sorted(r for r in {clean_resource(c) for c in src.covered} - covered if r is not None)
+    covered.update(clean)
+    resources += clean
     background.submit(writer.cover, resources)
     # the counts of findings past the bound: a row without evidence, numbered with the count
     background.submit(writer.add_occurrences, more + [(fp, n, None) for fp, n in beyond.items()])

@@ -295,9 +295,10 @@ def _child(stdin: IO[bytes], out: IO[bytes]) -> None:
         summary = ImportSummary(import_id=str(job.stream.import_id), format=fmt.key, scope=job.stream.scope)
         size = os.stat(job.path).st_size
         with open(job.path, "rb", buffering=1 << 20) as fh:
-            fd, skipped = fh.fileno(), Counter[str]()
-            source = FindingSource(fmt, fmt.parse(fh, skipped), size=size,
-                                   position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped)
+            fd, skipped, covered = fh.fileno(), Counter[str](), set[str]()
+            source = FindingSource(fmt, fmt.parse(fh, skipped, covered), size=size,
+                                   position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped,
+                                   covered=covered)
             report = (lambda p: send(("progress", p))) if job.progress else None
             _stream_findings(source, pipeline, _Shipper(send), _RemoteWriter(job.stream), summary,  # type: ignore[arg-type]
                              report, job.batch_size)

@@ -184,11 +184,20 @@ class Report:
     start: int
     head: bytes
     skipped: Counter[str] = field(default_factory=Counter)
+    covered: set[str] = field(default_factory=set)
 
     def skip(self, what: str, count: int = 1) -> None:
         """Count entries of the report left out by design (``what``: e.g. ``"licence"``): the import
         summary reports them, and a report whose entries were all skipped resolves nothing."""
         self.skipped[what] += count
+
+    def cover(self, resource: str | None) -> None:
+        """Note a resource the report scanned although it has no finding for it (a host scanned clean):
+        a full import then resolves that resource's findings the report lacks. ``resource`` must be what
+        :func:`.resource.covered_resource` gives that resource's findings (a host lower-cased,
+        else its ip; a URL origin; an ``asset``); blank values are ignored."""
+        if resource and resource.strip():
+            self.covered.add(resource)
 
     def rewind(self) -> IO[bytes]:
         """The stream, back at the report's first byte."""
@@ -249,18 +258,20 @@ class ReportFormat:
         """True when an empty upload is this format's report of a clean scan (0 findings)."""
         return self.empty_is_clean
 
-    def parse(self, stream: IO[bytes], skipped: Counter[str] | None = None) -> Iterator[ParsedFinding]:
+    def parse(self, stream: IO[bytes], skipped: Counter[str] | None = None,
+              covered: set[str] | None = None) -> Iterator[ParsedFinding]:
         """Findings streamed from an upload: the preamble (see the module doc), then ``read``.
-        Entries the parser leaves out by design are counted into ``skipped`` (see :meth:`Report.skip`)."""
-        return _guarded(self, stream, Counter() if skipped is None else skipped)
+        Entries the parser leaves out by design are counted into ``skipped`` (see :meth:`Report.skip`);
+        resources it scanned without a finding are added to ``covered`` (see :meth:`Report.cover`)."""
+        return _guarded(self, stream, Counter() if skipped is None else skipped, set() if covered is None else covered)
 
 
-def _open(fmt: ReportFormat, src: IO[bytes], skipped: Counter[str]) -> Report | None:
+def _open(fmt: ReportFormat, src: IO[bytes], skipped: Counter[str], covered: set[str]) -> Report | None:
     """The preamble every format shares; None when the report holds no findings by definition."""
     start = src.tell()
     head = read_upto(src, HEAD_SIZE)
     src.seek(start)
-    report = Report(fmt.key, fmt.what, src, start, head, skipped)
+    report = Report(fmt.key, fmt.what, src, start, head, skipped, covered)
     if fmt.accepts_empty() and len(head) < HEAD_SIZE and not head.removeprefix(codecs.BOM_UTF8).strip():
         return None  # the tool's own output for a scan that found nothing
     if fmt.syntax == "json":
@@ -280,11 +291,12 @@ def _open(fmt: ReportFormat, src: IO[bytes], skipped: Counter[str]) -> Report | 
     return report
 
 
-def _guarded(fmt: ReportFormat, stream: IO[bytes], skipped: Counter[str]) -> Iterator[ParsedFinding]:
+def _guarded(fmt: ReportFormat, stream: IO[bytes], skipped: Counter[str],
+             covered: set[str]) -> Iterator[ParsedFinding]:
     try:
         src = rewindable(stream)
         try:
-            report = _open(fmt, src, skipped)
+            report = _open(fmt, src, skipped, covered)
             if report is not None:
                 yield from fmt.read(report)
         finally:

@@ -4,6 +4,9 @@
 One finding per result (per data-flow path), located at the path's sink (its last node), where
 the flaw takes effect; DefectDojo's default mode instead merges results per query and sink file.
 
+The scanned project (CxSAST ``ProjectName``, Checkmarx One ``reportHeader.projectName``) is every
+finding's ``asset``: what a full import covers.
+
 Severity (Checkmarx's scale): Critical -> critical, High -> high, Medium -> medium, Low -> low,
 Info/Information -> info.
 """
@@ -98,6 +101,7 @@ def _local(tag: Any) -> str:
 def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream CxSAST XML results (one per ``Result``)."""
     scan_date: datetime | None = None
+    project: str | None = None
     root_checked = False
     for tag, elem in iter_xml(report.stream, KEY_XML, ("Result", "Query", "CxXMLResults")):
         if tag == "Result":
@@ -108,8 +112,11 @@ def parse_xml(report: Report) -> Iterator[ParsedFinding]:
                     raise not_a(KEY_XML, "a Checkmarx XML report", "Result outside CxXMLResults/Query",
                                 f"line {elem.sourceline}")
                 scan_date = _cx_date(root.get("ScanStart"))
+                project = (root.get("ProjectName") or "").strip() or None
                 root_checked = True
-            yield _xml_result(elem, query, scan_date)
+            finding = _xml_result(elem, query, scan_date)
+            finding.asset = project
+            yield finding
             clear_element(elem)
         elif tag == "Query":
             clear_element(elem)
@@ -272,6 +279,7 @@ def parse_json(report: Report) -> Iterator[ParsedFinding]:
     """Stream the SAST, SCA and KICS results of a Checkmarx One JSON report (one pass each)."""
     src, start, head = report.stream, report.start, report.json
     date = parse_dt(head.values.get("reportHeader.createdDate"))
+    project = text(head.values.get("reportHeader.projectName")) or text(head.values.get("executiveSummary.projectName"))
     count = 0
     for prefix, make in (
         ("scanResults.sast.languages.item.queries.item", lambda q: _sast(q, date)),
@@ -282,6 +290,7 @@ def parse_json(report: Report) -> Iterator[ParsedFinding]:
         for item in json_reader.iter_json_items(src, prefix, KEY_JSON):
             for finding in make(item):
                 count += 1
+                finding.asset = project
                 yield finding
     if count == 0:
         src.seek(start)

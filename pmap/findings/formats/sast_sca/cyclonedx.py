@@ -1,7 +1,8 @@
 """CycloneDX BOMs with vulnerabilities: JSON (1.4+ ``vulnerabilities[]`` with ``affects``) and XML
 (1.4+ ``vulnerabilities`` and the older vulnerability extension 1.0, inside components or at BOM
 level). One finding per vulnerability and affected component. A BOM without vulnerabilities (a
-plain SBOM) imports as zero findings.
+plain SBOM) imports as zero findings. The BOM's subject (``metadata.component``: its bom-ref unless a
+UUID, else name@version, else name) is every finding's ``asset``: what a full import of the BOM covers.
 
 Components are indexed by ``bom-ref`` (JSON: a first pass; XML: as they stream by, CycloneDX
 lists components before vulnerabilities), keeping only name, version and purl. The package name
@@ -63,7 +64,21 @@ def _rating(ratings: list[dict[str, Any]]) -> tuple[str | None, str | None, str 
     return severity, version, vector, to_float(r.get("score"))
 
 
-def _finding(vuln: dict[str, Any], comp: Component, ref: str | None) -> ParsedFinding:
+_UUID = re.compile(r"(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _asset(ref: str | None, name: str | None, version: str | None) -> str | None:
+    """The BOM's own subject (``metadata.component``): its bom-ref, else name@version, else name. A bom-ref
+    that is a UUID is passed over: generators (trivy for a file system, ...) draw one afresh per BOM, so
+    the same subject would be a new resource on every scan."""
+    if ref and not _UUID.fullmatch(ref):
+        return ref
+    if name and version:
+        return f"{name}@{version}"
+    return name
+
+
+def _finding(vuln: dict[str, Any], comp: Component, ref: str | None, asset: str | None = None) -> ParsedFinding:
     vid = text(vuln.get("id"))
     if not vid:
         raise ReportError(KEY, "a vulnerability has no id", "vulnerabilities[]")
@@ -98,6 +113,7 @@ def _finding(vuln: dict[str, Any], comp: Component, ref: str | None) -> ParsedFi
         first_seen=parse_dt(vuln.get("created")),
         status=_STATE.get((text(analysis.get("state")) or "").lower()),
         extra={k: v for k, v in (("purl", purl), ("bom_ref", ref)) if v},
+        asset=asset,
     )
 
 
@@ -122,8 +138,11 @@ def _index_json(comp: Any, out: dict[str, Component]) -> None:
 def _parse_json(src: IO[bytes], start: int) -> Iterator[ParsedFinding]:
     components: dict[str, Component] = {}
     meta = json_reader.first_value(src, "metadata.component", KEY)
+    asset = None
     if meta is not None:
         _index_json(meta, components)
+        m = as_dict(meta)
+        asset = _asset(text(m.get("bom-ref")), text(m.get("name")), text(m.get("version")))
     src.seek(start)
     for comp in json_reader.iter_json_items(src, "components.item", KEY):
         _index_json(comp, components)
@@ -134,7 +153,7 @@ def _parse_json(src: IO[bytes], start: int) -> Iterator[ParsedFinding]:
         refs = [text(as_dict(a).get("ref")) for a in as_list(vuln.get("affects"))] or [None]
         targets: list[str | None] = list(uniq(refs)) or [None]
         for ref in targets:
-            yield _finding(vuln, components.get(ref or "", (None, None, None)), ref)
+            yield _finding(vuln, components.get(ref or "", (None, None, None)), ref, asset)
 
 
 # --- XML --------------------------------------------------------------------------------------
@@ -181,6 +200,7 @@ def _xml_vuln(v: Any) -> dict[str, Any]:
 
 def _parse_xml(src: IO[bytes]) -> Iterator[ParsedFinding]:
     components: dict[str, Component] = {}
+    asset: str | None = None
     checked = False
     for tag, elem in iter_xml(src, KEY, ("component", "vulnerability", "bom")):
         if not checked:
@@ -192,6 +212,8 @@ def _parse_xml(src: IO[bytes]) -> Iterator[ParsedFinding]:
             ref = elem.get("bom-ref")
             if ref and len(components) < _MAX_COMPONENTS:
                 components[ref] = _xml_component(elem)
+            if elem.getparent() is not None and _local(elem.getparent().tag) == "metadata":
+                asset = _asset(ref, xml_text(elem, "name"), xml_text(elem, "version"))
             if elem.getparent() is not None and _local(elem.getparent().tag) == "components":
                 clear_element(elem)
         elif tag == "vulnerability":
@@ -205,7 +227,7 @@ def _parse_xml(src: IO[bytes]) -> Iterator[ParsedFinding]:
                 refs = uniq([vuln["_ref"]] + [a["ref"] for a in vuln["affects"]]) or [None]
                 comp = None
             for ref in refs:
-                yield _finding(vuln, comp or components.get(ref or "", (None, None, None)), ref)
+                yield _finding(vuln, comp or components.get(ref or "", (None, None, None)), ref, asset)
             clear_element(elem)
     if not checked:
         raise not_a(KEY, WHAT, "no bom element", "line 1")

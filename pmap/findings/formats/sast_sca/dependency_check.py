@@ -2,7 +2,8 @@
 
 One finding per vulnerability (and per suppressed vulnerability, with status ``suppressed``) of
 each dependency, located at the dependency's display name (``fileName``, which names the archive
-nesting, e.g. ``app.ear: lib.jar``).
+nesting, e.g. ``app.ear: lib.jar``). The scanned project (``projectInfo/name``) is every finding's
+``asset``: what a full import covers.
 
 Severity (Dependency-Check's scale, from CVSS): CRITICAL, HIGH, MEDIUM (older reports:
 MODERATE), LOW map one to one; INFO -> info.
@@ -134,11 +135,13 @@ def _finding(dep: Any, vuln: Any, suppressed: bool) -> ParsedFinding:
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the vulnerabilities of each ``dependency`` element."""
     checked = False
+    project: str | None = None
     for _tag, dep in iter_xml(report.stream, KEY, ("dependency", "analysis")):
         if not checked:
             root = dep.getroottree().getroot()
             if _local(root.tag) != "analysis":
                 raise not_a(KEY, "a Dependency-Check XML report", "the root element is not analysis", "line 1")
+            project = xml_text(root, "projectInfo/name")  # it precedes the dependencies
             checked = True
         if _local(dep.tag) == "analysis":
             continue
@@ -146,7 +149,9 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
             for vuln in vulns:
                 local = _local(vuln.tag)
                 if local in ("vulnerability", "suppressedVulnerability"):
-                    yield _finding(dep, vuln, local == "suppressedVulnerability")
+                    finding = _finding(dep, vuln, local == "suppressedVulnerability")
+                    finding.asset = project
+                    yield finding
         clear_element(dep)
     if not checked:
         raise not_a(KEY, "a Dependency-Check XML report", "no analysis element", "line 1")

@@ -99,6 +99,7 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         proj = as_dict(json_reader.first_value(src, "project", KEY))
         src.seek(start)
     project = project_label(text(proj.get("name")), text(proj.get("version")))
+    report.cover(project)  # analysed, even without findings: a clean export resolves its earlier findings
     for f in json_reader.iter_json_items(src, "findings.item", KEY):
         yield _finding(f, project)
 

@@ -112,6 +112,7 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the ``matches`` of a Grype JSON report."""
     src, start, head = report.stream, report.start, report.json
     source = _source_name(src, start, head.values)
+    report.cover(source)  # scanned, even when nothing matched: a clean rescan resolves its earlier findings
     for m in json_reader.items_required(src, "matches.item", KEY, WHAT):
         yield _match(m, source)
 

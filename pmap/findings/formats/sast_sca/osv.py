@@ -76,6 +76,7 @@ def _package(pkg: Any, source: str | None) -> Iterator[ParsedFinding]:
             cvss_vector=vector,
             cvss_score=_group_score(groups, vid) or cvss3_base_score(vector),
             file_path=source,
+            asset=source,
             package_name=name,
             package_version=version,
             fixed_version=fixed,

@@ -8,7 +8,12 @@ Streaming strategy (files can hold hundreds of thousands of results):
   every result belongs to that run and pass 2 is a bare C ``items`` pass; with several runs, a
   thin event filter counts run boundaries so each result gets its own run's tool and rules.
 
-Both passes go through the depth guard of :mod:`._json`. A stream that cannot seek is spooled to
+Between them, a C-speed pass reads each run's ``versionControlProvenance`` (its first ``repositoryUri``),
+and, where a run has none, another its ``automationDetails.id``: every finding's ``asset``, what a full
+import covers (a run that names neither leaves its findings in the stream's unnamed resource; with several
+runs of which only some name it, the value they all share, if one, stands for all).
+
+Pass 1 goes through the depth guard of :mod:`._json`. A stream that cannot seek is spooled to
 a temporary file first. Run-level dates (``invocations``) and ``artifacts`` are not read, to keep
 pass 1 to one small object per run.
 
@@ -68,6 +73,7 @@ class _Run:
     by_id: dict[str, _Rule]
     by_index: list[_Rule]
     messages: dict[str, str]
+    asset: str | None = None  # what the run analysed (see _run_assets)
 
 
 def _msg(obj: Any) -> str | None:
@@ -318,6 +324,7 @@ def _findings(result: Any, run: _Run, cache: dict[str | None, tuple[list[str], l
         status=_status(result),
         tool=run.tool,
         extra=extra,
+        asset=run.asset,
     )
     locations = [loc for loc in as_list(result.get("locations")) if isinstance(loc, dict)] or [{}]
     seen: set[tuple[str | None, int | None, str | None]] = set()
@@ -362,6 +369,29 @@ def _results_multi_run(src: IO[bytes]) -> Iterator[tuple[int, Any]]:
         raise json_reader.json_error(KEY, exc, guard, "runs[].results[]") from None
 
 
+def _per_run(values: list[str | None], count: int) -> list[str | None]:
+    """Values read one per run that has the member, as one per run: aligned when every run has it, else the
+    one value they all share (or none): a run without it cannot be told from the others at C speed."""
+    if len(values) == count:
+        return values
+    distinct = {v for v in values if v}
+    return [distinct.pop() if len(distinct) == 1 else None] * count
+
+
+def _run_assets(src: IO[bytes], start: int, count: int) -> list[str | None]:
+    """Per run, what it analysed: the first ``versionControlProvenance[].repositoryUri``, else the run's
+    ``automationDetails.id``: the ``asset`` of its findings (fingerprints leave it out)."""
+    uris = [next((u for p in as_list(v) if (u := text(as_dict(p).get("repositoryUri")))), None)
+            for v in json_reader.iter_json_items(src, "runs.item.versionControlProvenance", KEY, guard=False)]
+    assets = _per_run(uris, count)
+    if all(assets):
+        return assets
+    src.seek(start)
+    ids = [text(as_dict(v).get("id"))
+           for v in json_reader.iter_json_items(src, "runs.item.automationDetails", KEY, guard=False)]
+    return [a or b for a, b in zip(assets, _per_run(ids, count), strict=True)]
+
+
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream the findings of every run of a SARIF 2.1.0 log."""
     src, start = report.stream, report.start
@@ -373,9 +403,12 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         if "runs" not in report.json.paths:
             raise ReportError(KEY, "not a SARIF log: missing 'runs'", "$")
         runs = [_Run(None, {}, [], {})]
+    for run, asset in zip(runs, _run_assets(src, start, len(runs)), strict=True):
+        run.asset = asset
+    src.seek(start)
     if len(runs) == 1:
         only = runs[0]
-        # pass 1 read the whole file through the depth guard: pass 2 need not guard again
+        # pass 1 read the whole file through the depth guard: later passes need not guard again
         results = json_reader.iter_json_items(src, "runs.item.results.item", KEY, guard=False)
         pairs: Iterator[tuple[int, Any]] = ((0, r) for r in results)
     else:

@@ -7,10 +7,13 @@ Every report kind Trivy writes as JSON is one of these shapes (aquasecurity/triv
   ``ArtifactName``, ``ArtifactType`` and ``Results[]``: ``trivy image`` (``container_image``), ``trivy fs``
   and ``trivy config`` (``filesystem``), ``trivy repo`` (``repository``), ``trivy sbom`` scanning a
   CycloneDX or SPDX file (``cyclonedx``, ``spdx``), ``trivy vm`` (``vm``); the artifact is the findings'
-  repository, each result's ``Target`` their file path. An object with ``Results[]`` of Trivy results but
+  repository, each result's ``Target`` their file path (the artifact is covered, :meth:`Report.cover`, by any
+  result of a package vulnerability scan, ``os-pkgs``/``lang-pkgs`` or with a ``Vulnerabilities`` list, even
+  an empty one: a clean rescan resolves its earlier findings). An object with ``Results[]`` of Trivy results but
   no ``SchemaVersion`` (development builds of 0.19) is read the same way;
 - a top-level array of results (Trivy before 0.20; 0.1 to 0.3 wrote only ``Target`` and
   ``Vulnerabilities``, later ones ``Type``, ``Class``, ``Misconfigurations``), or ``null`` for a clean scan;
+  no artifact is named, so each result's ``Target`` is its findings' ``asset`` (and covered as above);
 - ``trivy k8s --format json``: three layouts over its releases, all read: ``Resources[]``
   (``--report all``), the consolidated ``Findings[]`` (``--report summary``), and, in earlier releases,
   top-level ``Vulnerabilities[]`` and ``Misconfigurations[]`` resource lists (secrets sit in the
@@ -182,21 +185,36 @@ def _result(report: Report, result: Any, artifact: str | None, where: str) -> It
     if "Target" not in result:  # every release writes it (``json:"Target"``, never omitted)
         raise not_a(KEY, WHAT, "a result has no 'Target'", where)
     target = text(result.get("Target"))
+    # a legacy report names no artifact: each result's target (an image, a lockfile) is what was scanned,
+    # the findings' asset (fingerprints leave it out), covered even when the result holds nothing
+    asset = target if artifact is None else None
+    if "Vulnerabilities" in result or text(result.get("Class")) in _PACKAGE_CLASSES:
+        # its packages were scanned for vulnerabilities, found or not: a clean rescan resolves the earlier ones
+        # (a licence-only or secret-only scan says nothing of them)
+        report.cover(artifact or target)
     for v in as_list(result.get("Vulnerabilities")):
-        yield _vuln(v, target, artifact, where)
+        f = _vuln(v, target, artifact, where)
+        f.asset = asset
+        yield f
     for m in as_list(result.get("Misconfigurations")):
-        f = _misconfig(m, target, artifact, where)
-        if isinstance(f, str):
-            report.skip(f)
+        g = _misconfig(m, target, artifact, where)
+        if isinstance(g, str):
+            report.skip(g)
         else:
-            yield f
+            g.asset = asset
+            yield g
     for s in as_list(result.get("Secrets")):
-        yield _secret(s, target, artifact, where)
+        f = _secret(s, target, artifact, where)
+        f.asset = asset
+        yield f
     # left out by design (see the module doc): licences, and findings Trivy was told to suppress
     for key, what in (("Licenses", "licence"), ("ExperimentalModifiedFindings", "suppressed finding")):
         if n := len(as_list(result.get(key))):
             report.skip(what, n)
 
+
+#: result classes of a vulnerability scan of packages (``Vulnerabilities`` may be absent when none was found)
+_PACKAGE_CLASSES = frozenset({"os-pkgs", "lang-pkgs"})
 
 # the lists of resources a Kubernetes report holds, by layout (see the module doc)
 _K8S_LAYOUTS = (("Resources",), ("Findings",), ("Vulnerabilities", "Misconfigurations"))

@@ -2,6 +2,9 @@
 and the REST findings JSON (``/appsec/v2/applications/{guid}/findings``: ``_embedded.findings`` or
 ``findings``; STATIC, DYNAMIC, MANUAL and SCA findings).
 
+The XML report's application (``app_name``) is the ``asset`` of its static flaws and vulnerable
+components (what a full import covers); a dynamic flaw's resource is its URL's origin.
+
 Severity (Veracode's 0-5 scale, same in XML and JSON): 5 Very High -> critical, 4 High -> high,
 3 Medium -> medium, 2 Low -> low, 1 Very Low -> low, 0 Informational -> info.
 """
@@ -122,18 +125,25 @@ def _xml_component(comp: Any) -> Iterator[ParsedFinding]:
 def parse_xml(report: Report) -> Iterator[ParsedFinding]:
     """Stream the flaws and vulnerable components of a Veracode detailed XML report."""
     checked = False
+    app: str | None = None
     for tag, elem in iter_xml(report.stream, KEY_XML, ("flaw", "component", "detailedreport")):
         if not checked:
             root = elem.getroottree().getroot()
             if root.tag.rsplit("}", 1)[-1] != "detailedreport":
                 raise not_a(KEY_XML, "a Veracode detailed XML report", "the root element is not detailedreport",
                             "line 1")
+            app = text(root.get("app_name"))
             checked = True
         if tag == "flaw":
-            yield _xml_flaw(elem)
+            flaw = _xml_flaw(elem)
+            if flaw.url is None:  # a static flaw; a dynamic one's resource is its URL's origin
+                flaw.asset = app
+            yield flaw
             clear_element(elem)
         elif tag == "component":
-            yield from _xml_component(elem)
+            for finding in _xml_component(elem):
+                finding.asset = app
+                yield finding
             clear_element(elem)
     if not checked:
         raise not_a(KEY_XML, "a Veracode detailed XML report", "no detailedreport element", "line 1")

@@ -26,6 +26,10 @@ Every release's field names are read (MobSF ``StaticAnalyzer/views``, ``*/db_int
   open ``firebase_urls`` and ``secrets`` (names only). The ``appsec`` scorecard repeats these sections
   and is not read; ``niap_analysis`` (a compliance checklist) is not read.
 
+Resource: every finding of a static report has the scanned app (:func:`app_of`: its package name, else
+its file name) as ``asset``, the open Firebase database's included; mobsfscan output and the issue list
+name no app (their findings share the stream's unnamed resource).
+
 Secure rows (the decision): a row whose level says the check holds (``secure``; ``good`` and ``Secure``
 in releases before 3.2) is not a finding, and neither is a binary hardening check that holds (MobSF rates
 a protection in place ``info``, e.g. "The binary has NX bit set"): each is counted as ``secure check``
@@ -328,6 +332,15 @@ def api_report(doc: Any, app: str | None, skipped: Counter[str] | None = None) -
         yield finding
 
 
+def app_of(doc: dict[str, Any]) -> str | None:
+    """The scanned app of a static report: its package name (Android ``package_name``, ``packagename``
+    before 3.x; iOS ``bundle_id``), else the uploaded file's name."""
+    for key in ("package_name", "packagename", "bundle_id", "file_name"):
+        if value := as_str(doc.get(key)):
+            return value
+    return None
+
+
 def _mobsfscan(doc: dict[str, Any]) -> Iterator[ParsedFinding]:
     results = doc.get("results")
     if not isinstance(results, dict):
@@ -379,7 +392,10 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
         elif any(k in doc for k in ("permissions", "code_analysis", "manifest_analysis", "binary_analysis",
                                     "app_name", "bin_anal", "packagename")) or isinstance(doc.get("findings"), dict):
             # (a "findings" list is another tool's: Dependency-Track's FPF, ...; MobSF < 3 wrote an object)
-            yield from _findings(_report(doc), report.skipped)
+            app = app_of(doc)
+            for finding in _findings(_report(doc), report.skipped):
+                finding.asset = app  # the open Firebase database's too: the app is what was scanned
+                yield finding
         else:
             raise ReportError(KEY, "not a MobSF report: missing 'code_analysis'/'permissions' "
                                    "(or mobsfscan 'results')", "$")

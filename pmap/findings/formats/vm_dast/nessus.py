@@ -26,6 +26,7 @@ from pmap.findings.formats.convert import (
     uniq,
 )
 from pmap.findings.formats.identifiers import cve_ids, cvss_version, cwe_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import clear_element, iter_xml, local
 
@@ -198,11 +199,13 @@ def _finding(item: Any, host: dict[str, Any]) -> ParsedFinding:
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a .nessus v2 file, one per ReportItem."""
     host: dict[str, Any] | None = None
+    items = 0
     for tag, elem in iter_xml(report.stream, KEY, ("HostProperties", "ReportItem", "ReportHost")):
         if tag == "ReportItem":
             if host is None:
                 parent = elem.getparent()
                 host = _host_info(None, (parent.get("name") if parent is not None else None) or "")
+            items += 1
             yield _finding(elem, host)
             clear_element(elem)
         elif tag == "HostProperties":
@@ -210,7 +213,11 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
             host = _host_info(elem, (parent.get("name") if parent is not None else None) or "")
             clear_element(elem)
         elif tag == "ReportHost":
-            host = None
+            if not items:  # scanned, nothing found: its findings of earlier scans are resolved
+                info = host or _host_info(None, elem.get("name") or "")
+                report.cover(covered_resource(ParsedFinding("", host=info.get("host"), ip=info.get("ip"),
+                                                            url=info.get("url"))))
+            host, items = None, 0
             clear_element(elem)
 
 

@@ -13,6 +13,7 @@ from typing import IO, Any
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, SeverityResult, cvss_band
 from pmap.findings.formats.convert import clean, compact, cvss_score, evidence, parse_dt, port_of, to_float, uniq
 from pmap.findings.formats.identifiers import cve_ids, cvss_version
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import all_text, child, children, clear_element, iter_xml, local, text_of
 
@@ -149,11 +150,19 @@ def _finding(test: Any, defs: dict[str, dict[str, Any]]) -> ParsedFinding | None
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Nexpose XML 2.0 report, one per vulnerable test."""
     defs = _read_definitions(report.stream)
+    found = 0
     for tag, elem in iter_xml(report.rewind(), KEY, ("test", "node", "VulnerabilityDefinitions")):
         if tag == "test":
             finding = _finding(elem, defs)
             if finding is not None:
+                found += 1
                 yield finding
+        elif tag == "node":
+            if not found:  # a scanned node without a vulnerable test: its earlier findings are resolved
+                names = child(elem, "names")
+                hostname = text_of(child(names, "name")) if names is not None else None
+                report.cover(covered_resource(ParsedFinding("", host=hostname, ip=clean(elem.get("address")))))
+            found = 0
         clear_element(elem)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Severity, map_by_table
 from pmap.findings.formats.convert import clean, compact, cvss_score, epoch_dt, evidence, port_of
 from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml
 
@@ -169,6 +170,10 @@ def parse(report: Report) -> Iterator[ParsedFinding]:
     for _tag, host in iter_xml(report.stream, KEY, ("host",)):
         root = host.getparent()
         seen = epoch_dt(host.get("starttime")) or (epoch_dt(root.get("start")) if root is not None else None)
+        status = child(host, "status")
+        if status is not None and status.get("state") == "up":  # scanned: covered even with no open port
+            name, ip = host_identity(host)
+            report.cover(covered_resource(ParsedFinding("", host=name, ip=ip)))
         for finding, port_el in open_port_findings(host, seen):
             yield from _script_findings(children(port_el, "script"), finding)
             yield finding

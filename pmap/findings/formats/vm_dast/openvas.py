@@ -21,6 +21,7 @@ from pmap.findings.formats.convert import (
 )
 from pmap.findings.formats.identifiers import cve_ids, cvss_version
 from pmap.findings.formats.readers import iter_csv
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import csv_header_line, head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
@@ -140,12 +141,28 @@ def _xml_result(res: Any) -> ParsedFinding:
     )
 
 
+def _scanned_host(host: Any) -> str | None:
+    """The resource of a report's ``host`` entry (``ip`` and its ``hostname`` detail), named as its results'
+    findings are (:func:`_xml_result`): the host name, else the address."""
+    address = text_of(child(host, "ip"))
+    hostname = next((text_of(child(d, "value")) for d in children(host, "detail")
+                     if text_of(child(d, "name")) == "hostname"), None)
+    is_ip = bool(address and _IP.match(address))
+    return covered_resource(ParsedFinding("", host=hostname or (None if is_ip else address),
+                                          ip=address if is_ip else None))
+
+
 def parse_xml(report: Report) -> Iterator[ParsedFinding]:
-    """Stream findings from a GMP XML report, one per ``results/result``."""
-    for _tag, elem in iter_xml(report.stream, "openvas_xml", ("result",)):
+    """Stream findings from a GMP XML report, one per ``results/result``; the report's ``host`` entries
+    (every host scanned, with or without results) are covered."""
+    for tag, elem in iter_xml(report.stream, "openvas_xml", ("result", "host")):
         parent = elem.getparent()
-        if parent is not None and parent.tag == "results":
-            yield _xml_result(elem)
+        if tag == "result":
+            if parent is not None and parent.tag == "results":
+                yield _xml_result(elem)
+                clear_element(elem)
+        elif parent is not None and parent.tag == "report" and child(elem, "ip") is not None:
+            report.cover(_scanned_host(elem))  # a result's own <host> is read with its result
             clear_element(elem)
 
 

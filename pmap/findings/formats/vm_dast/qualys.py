@@ -26,6 +26,7 @@ from pmap.findings.formats.convert import (
     uniq,
 )
 from pmap.findings.formats.identifiers import cve_ids
+from pmap.findings.formats.resource import covered_resource
 from pmap.findings.formats.sniff import head_text, xml_root
 from pmap.findings.formats.xml_reader import child, children, clear_element, iter_xml, text_of
 
@@ -179,16 +180,22 @@ def _detection(vi: Any, host: dict[str, Any], kb: dict[str, Any] | None) -> Pars
     )
 
 
-def _iter_hosts(stream: IO[bytes], glossary: dict[str, dict[str, Any]]) -> Iterator[ParsedFinding]:
-    for tag, elem in iter_xml(stream, KEY, ("VULN_INFO", "DETECTION", "HOST", "HOST_LIST", "GLOSSARY")):
+def _iter_hosts(report: Report, glossary: dict[str, dict[str, Any]]) -> Iterator[ParsedFinding]:
+    found = 0
+    for tag, elem in iter_xml(report.rewind(), KEY, ("VULN_INFO", "DETECTION", "HOST", "HOST_LIST", "GLOSSARY")):
         if tag in ("VULN_INFO", "DETECTION"):
             list_el = elem.getparent()
             host_el = list_el.getparent() if list_el is not None else None
             if host_el is not None and host_el.tag == "HOST":
                 qid = text_of(child(elem, "QID")) or ""
+                found += 1
                 yield _detection(elem, _host_of(host_el), glossary.get(qid))
             clear_element(elem)
         elif tag == "HOST":
+            if not found:  # a scanned host without detections: its earlier findings are resolved
+                host = _host_of(elem)
+                report.cover(covered_resource(ParsedFinding("", host=host["dns"], ip=host["ip"])))
+            found = 0
             clear_element(elem)
         elif tag == "GLOSSARY":
             return  # everything after the hosts is knowledge base and appendices
@@ -197,7 +204,7 @@ def _iter_hosts(stream: IO[bytes], glossary: dict[str, dict[str, Any]]) -> Itera
 def parse(report: Report) -> Iterator[ParsedFinding]:
     """Stream findings from a Qualys asset data report or host detection list."""
     glossary = _read_glossary(report.stream)
-    yield from _iter_hosts(report.rewind(), glossary)
+    yield from _iter_hosts(report, glossary)
 
 
 FORMAT = ReportFormat(
