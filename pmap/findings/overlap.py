@@ -1,9 +1,9 @@
 """Overlapping a large report import's work across two processes: a parsing process feeds the writer.
 
 An import of a report file is CPU-bound Python on one side (parse, fingerprint, severity pipeline,
-row building, COPY encoding) and PostgreSQL's work on the other. In one process they share one GIL,
-so the import cost about their sum. For a report of :data:`OVERLAP_MIN_BYTES` or more on PostgreSQL,
-:func:`run_in_child` moves the whole Python side into a child process (``python -m
+row building, COPY encoding) and PostgreSQL's work on the other. With ``PMAP_IMPORT_OVERLAP=1``, for a
+report of :data:`OVERLAP_MIN_BYTES` or more on PostgreSQL, :class:`ParsingProcess` moves the whole Python
+side into a child process (``python -m
 pmap.findings.overlap``, a fresh interpreter: never a fork of a server holding threads and a
 database pool). The child runs the importer's own hot loop (:func:`pmap.findings.importer._stream_findings`)
 against stand-ins:
@@ -26,7 +26,8 @@ transaction rolled back. A refused report arrives as its :class:`ReportError` (c
 location) and is raised as the same :class:`~pmap.findings.importer.ReportRejected`; a parser fault
 is counted in the parent's :func:`~pmap.findings.formats.base.parser_faults` and its log record
 re-emitted there. The child dies with the parent (``PR_SET_PDEATHSIG`` on Linux, and a closed pipe
-anywhere) and with the import (killed when the parent leaves :func:`run_in_child`, whatever the reason).
+anywhere) and with the import (killed when the parent leaves the :class:`ParsingProcess` context, whatever
+the reason).
 
 Messages are pickles on the child's stdout, read only by the parent that started it. Memory stays
 bounded: the child blocks on the pipe while the parent's writer has two batches queued.
