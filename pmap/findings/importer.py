@@ -29,6 +29,7 @@ latest import).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import uuid
@@ -43,7 +44,6 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from pmap.connectors.catalog import connector_types
 from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
@@ -52,8 +52,9 @@ from pmap.findings.coverage import clean_resource, covered_resource
 from pmap.findings.formats.base import HostileReportError, ParsedFinding, ReportError, ReportFormat
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
+from pmap.findings.overlap import ParseJob, ParsingProcess, take, wanted
 from pmap.findings.rows import OCCURRENCES_MAX, Row, Stream, occurrence
-from pmap.findings.severity import SeverityPipeline, load_rule_set
+from pmap.findings.severity import SeverityPipeline, compile_rule_set, load_rule_specs
 from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import UNNAMED, FindingWriter, lock_stream
 
@@ -113,6 +114,8 @@ class ImportTarget:
 
 def target_for(integration: Any) -> ImportTarget:
     """The import target of an integration row: its vendor type's formats and its threshold."""
+    from pmap.connectors.catalog import connector_types  # every connector: not for an import's parsing process
+
     ct = connector_types().get(integration.vendor)
     return ImportTarget(
         organization_id=integration.organization_id, integration_id=integration.id, vendor=integration.vendor,
@@ -279,7 +282,7 @@ def _run_import(engine: Engine, target: ImportTarget, path: Path, options: Impor
         covered: set[str] = set()
         source = FindingSource(fmt, fmt.parse(fh, skipped, covered), size=size,
                                position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped,
-                               covered=covered)
+                               covered=covered, path=path)
         try:
             return import_findings(engine, target, source, options, progress, batch_size)
         except ReportRejected as exc:
@@ -306,6 +309,7 @@ class FindingSource:
     position: Callable[[], int] = lambda: 0
     skipped: Counter[str] = field(default_factory=Counter)  # entries left out by design, filled while parsing
     covered: set[str] = field(default_factory=set)  # resources scanned without a finding, filled while parsing
+    path: Path | None = None  # the report file ``findings`` parses, if any: a parsing process may read it instead
 
 
 def run_feed(engine: Engine, target: ImportTarget, source: FindingSource, options: ImportOptions,
@@ -337,17 +341,27 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
             FieldProblem("resolve", f"one of {', '.join(RESOLVE_MODES)}")])
     summary = ImportSummary(import_id=str(import_id), format=fmt.key, scope=scope, full=options.full,
                             resolve=options.resolve)
-    # PostgreSQL: one transaction from here to publish's commit
-    with engine.connect() as conn, _one_import_per_stream(conn, target.integration_id, scope):
-        rules = load_rule_set(conn, target.organization_id)
-        pipeline = SeverityPipeline(fmt, target.severity_threshold, rules, vendor=target.vendor,
-                                    integration_id=str(target.integration_id))
+    with contextlib.ExitStack() as stack:
+        # a large file on PostgreSQL: a parsing process does the Python side (see pmap.findings.overlap),
+        # started first so its start-up overlaps this process's set-up
+        child = stack.enter_context(take()) if wanted(engine.dialect.name, source.path, size) else None
+        # PostgreSQL: one transaction from here to publish's commit
+        conn = stack.enter_context(engine.connect())
+        stack.enter_context(_one_import_per_stream(conn, target.integration_id, scope))
+        rule_specs = load_rule_specs(conn, target.organization_id)
+        pipeline = SeverityPipeline(fmt, target.severity_threshold, compile_rule_set(rule_specs),
+                                    vendor=target.vendor, integration_id=str(target.integration_id))
         summary.rules_applied = pipeline.rule_count
         now = utcnow()
         stream = Stream(target.organization_id, target.integration_id, fmt.key, scope, import_id, now)
         with _writer(conn, stream) as writer:
             with BackgroundWriter() as background:
-                _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
+                if child is not None and source.path is not None:
+                    job = ParseJob(str(source.path), fmt.key, stream, target.severity_threshold, target.vendor,
+                                   rule_specs, batch_size, progress is not None, os.getpid())
+                    _stream_in_child(child, job, source, pipeline, background, writer, summary, progress)
+                else:
+                    _stream_findings(source, pipeline, background, writer, summary, progress, batch_size)
             summary.skipped = dict(source.skipped)
             if summary.skipped:
                 left_out = ", ".join(f"{n} {what}" for what, n in sorted(summary.skipped.items()))
@@ -494,3 +508,18 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
     background.submit(writer.add_occurrences, more + [(fp, n, None) for fp, n in beyond.items()])
     summary.parsed = summary.kept + summary.filtered_out
     summary.covered = len(covered)
+
+
+def _stream_in_child(child: ParsingProcess, job: ParseJob, src: FindingSource, pipeline: SeverityPipeline,
+                     background: BackgroundWriter, writer: FindingWriter | StagedWriter, summary: ImportSummary,
+                     progress: ProgressFn | None) -> None:
+    """:func:`_stream_findings` run by the parsing process ``child``: its writer calls are applied
+    here, in order; its counters, undefined rule evaluations and skipped entries become this import's."""
+    try:
+        done = child.run(job, background.submit, writer, progress)
+    except ReportError as exc:  # the same refusal as in-process, with the same message
+        raise ReportRejected(exc) from None
+    for name, value in done["summary"].items():
+        setattr(summary, name, value)
+    pipeline.rules_undefined = done["rules_undefined"]
+    src.skipped.update(done["skipped"])

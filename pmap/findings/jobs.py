@@ -42,6 +42,7 @@ from pmap.core.logs import job_id as job_context
 from pmap.core.metrics import JobOutcome, Metrics
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, AuditSink
+from pmap.findings import overlap
 from pmap.findings.importer import ImportOptions, run_import, target_for
 from pmap.findings.models import Job, JobStatus
 from pmap.findings.schemas import JobOut
@@ -386,7 +387,9 @@ class JobRunner:
                                 # a job queued by an earlier release has no resolve: the default
                                 resolve="scope" if params.get("resolve") == "scope" else "covered",
                                 actor=actor.label)
-        with uploads.materialized(self._sessions, job_id) as path:
+        # a large report's parsing process starts while the upload is copied out of the database
+        early = overlap.wanted(self._engine.dialect.name, Path("upload"), int(params.get("size") or 0))
+        with overlap.prestarted(early), uploads.materialized(self._sessions, job_id) as path:
             return run_import(self._engine, target, path, options, progress=self._progress(job_id)).as_dict()
 
     def _ended(self, kind: str, job_id: uuid.UUID, outcome: JobOutcome, started: float) -> None:

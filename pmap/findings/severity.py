@@ -57,23 +57,33 @@ class Decision:
 def load_rule_set(conn: Connection, organization_id: uuid.UUID) -> RuleSet:
     """The organization's enabled rules, compiled once. A stored rule that no longer compiles fails
     the import with a 422 naming it, rather than silently changing severities."""
+    return compile_rule_set(load_rule_specs(conn, organization_id))
+
+
+def load_rule_specs(conn: Connection, organization_id: uuid.UUID) -> list[RuleSpec]:
+    """The organization's enabled rules as stored, in the order they apply (picklable: an import's
+    parsing process compiles them again, see :mod:`pmap.findings.overlap`)."""
     rows = conn.execute(
         select(Rule.id, Rule.name, Rule.condition, Rule.action, Rule.value, Rule.position)
         .where(Rule.organization_id == organization_id, Rule.enabled.is_(True))
         .order_by(Rule.position, Rule.created_at, Rule.id)
     ).all()
+    # position ties keep creation order: the engine sorts by position, so give each a unique one
+    return [RuleSpec(id=str(r.id), name=r.name, condition=r.condition, action=r.action, value=r.value,
+                     position=order) for order, r in enumerate(rows)]
+
+
+def compile_rule_set(specs: list[RuleSpec]) -> RuleSet:
+    """Compile ``specs`` into one rule set; a rule that no longer compiles is a 422 naming it."""
     compiled = []
     banks = RegexBanks()  # one regex pass per field for the whole rule set
-    for order, r in enumerate(rows):
-        # position ties keep creation order: the engine sorts by position, so give each a unique one
-        spec = RuleSpec(id=str(r.id), name=r.name, condition=r.condition, action=r.action, value=r.value,
-                        position=order)
+    for spec in specs:
         try:
             compiled.append(compile_rule(spec, banks))
         except RuleCompileError as exc:
             raise ValidationFailed(
-                f"rule {r.name!r} ({r.id}) no longer compiles: {exc}; fix or disable it",
-                fields=[FieldProblem(f"rules.{r.id}.{exc.field}", exc.message)],
+                f"rule {spec.name!r} ({spec.id}) no longer compiles: {exc}; fix or disable it",
+                fields=[FieldProblem(f"rules.{spec.id}.{exc.field}", exc.message)],
             ) from None
     banks.seal()
     return RuleSet(compiled)

@@ -26,7 +26,18 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from pmap.findings.models import Finding, FindingStatus
-from pmap.findings.rows import FINGERPRINT, OCCURRENCE_MAX_BYTES, ROW_COLUMNS, STATUS, Row, RowBuilder, Stream
+from pmap.findings.rows import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    FINGERPRINT,
+    OCCURRENCE_MAX_BYTES,
+    ROW_COLUMNS,
+    STATUS,
+    EncodedRows,
+    Row,
+    RowBuilder,
+    Stream,
+)
 
 OPEN, RESOLVED, SUPPRESSED, FILTERED = (s.value for s in FindingStatus)
 # columns an upsert must not change: the identity and its first import (first_seen keeps the
@@ -222,30 +233,46 @@ class _CopyUpsert:
         self._merge = stmt.on_conflict_do_update(index_elements=["integration_id", "scope", "fingerprint"],
                                                  set_=upsert_updates(table, stmt))
 
-    def _copy(self, sql: str, rows: list[Row]) -> None:
+    def _copy(self, sql: str, rows: list[Row] | EncodedRows) -> None:
         raw = self._conn.connection.dbapi_connection
-        # values are dumped by Python type, all by psycopg's C dumpers: bytes (already in their
-        # column's wire format, see RowBuilder), str, float, datetime; set_types() would pick
-        # slower pure-Python dumpers for the bytes and uuid columns
         with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[union-attr]
+            if isinstance(rows, EncodedRows):  # encoded by the parsing process: sent as they are
+                copy.write(b"".join((COPY_HEADER, *rows.data, COPY_TRAILER)))
+                return
+            # values are dumped by Python type, all by psycopg's C dumpers: bytes (already in their
+            # column's wire format, see RowBuilder), str, float, datetime; set_types() would pick
+            # slower pure-Python dumpers for the bytes and uuid columns
             write = copy.write_row
             for r in rows:
                 write(r)
 
-    def __call__(self, rows: list[Row], existing: dict[str, str]) -> None:
+    def __call__(self, rows: list[Row] | EncodedRows, existing: dict[str, str]) -> None:
         if not existing:
             self._copy(self._copy_new, rows)
             return
-        new = [r for r in rows if r[FINGERPRINT] not in existing]
+        new = _subset(rows, lambda fp: fp not in existing)
         if new:
             self._copy(self._copy_new, new)
         if not self._temp_ready:
             self._conn.exec_driver_sql(
                 f"CREATE TEMPORARY TABLE {self.TEMP} (LIKE {self._table_name} INCLUDING DEFAULTS) ON COMMIT DROP")
             self._temp_ready = True
-        self._copy(self._copy_temp, [r for r in rows if r[FINGERPRINT] in existing])
+        self._copy(self._copy_temp, _subset(rows, lambda fp: fp in existing))
         self._conn.execute(self._merge)
         self._conn.exec_driver_sql(f"TRUNCATE {self.TEMP}")
+
+
+def _subset(rows: list[Row] | EncodedRows, keep: Any) -> list[Row] | EncodedRows:
+    if isinstance(rows, EncodedRows):
+        return rows.subset(keep)
+    return [r for r in rows if keep(r[FINGERPRINT])]
+
+
+def _keys(rows: list[Row] | EncodedRows) -> tuple[list[str], list[str]]:
+    """The fingerprints and statuses of a batch's rows."""
+    if isinstance(rows, EncodedRows):
+        return rows.fingerprints, rows.statuses
+    return [r[FINGERPRINT] for r in rows], [r[STATUS] for r in rows]
 
 
 def lock_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> bool:
@@ -299,22 +326,23 @@ class FindingWriter:
             self._occurrences_ready = True
         self._conn.execute(insert_occurrences, occurrence_rows(items))
 
-    def write(self, rows: list[Row]) -> None:
-        """Upsert one batch of rows with distinct fingerprints."""
+    def write(self, rows: list[Row] | EncodedRows) -> None:
+        """Upsert one batch of rows with distinct fingerprints (rows, or rows already encoded for COPY)."""
         if not rows:
             return
+        fps, statuses = _keys(rows)
         if self._fresh:
             self.created += len(rows)
-            self.created_resolved += sum(1 for r in rows if r[STATUS] == RESOLVED)
+            self.created_resolved += statuses.count(RESOLVED)
             self._load(rows, {})
             return
-        existing = dict(self._conn.execute(self._existing, {"fps": [r[FINGERPRINT] for r in rows]}).all())
+        existing = dict(self._conn.execute(self._existing, {"fps": fps}).all())
         self.updated += len(existing)
         self.created += len(rows) - len(existing)
-        for r in rows:
-            before = existing.get(r[FINGERPRINT])
-            if r[STATUS] == RESOLVED:
-                if r[FINGERPRINT] not in existing:
+        for fp, status in zip(fps, statuses, strict=True):
+            before = existing.get(fp)
+            if status == RESOLVED:
+                if fp not in existing:
                     self.created_resolved += 1
                 elif before != RESOLVED:
                     self.resolved += 1

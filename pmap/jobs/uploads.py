@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,18 +47,38 @@ def materialized(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Iterator
     """The job's upload as a private temporary file, read one chunk at a time, deleted on leaving."""
     with tempfile.TemporaryDirectory(prefix="pmap-job-") as directory:
         path = Path(directory) / "upload"
-        seq, found = 0, False
+        found = False
         with path.open("wb") as out, sessions() as session:
-            while True:  # one chunk in memory at a time
-                data = session.scalar(select(JobUpload.data).where(JobUpload.job_id == job_id, JobUpload.seq == seq))
-                if data is None:
-                    break
+            for data in _chunks(session, job_id):  # one chunk in memory at a time
                 out.write(data)
-                found, seq = True, seq + 1
-                session.expire_all()
+                found = True
         if not found:
             raise NotFound("the uploaded report of this job is gone; upload it again")
         yield path
+
+
+def _chunks(session: Session, job_id: uuid.UUID) -> Iterator[bytes]:
+    """The job's upload chunks in order. On PostgreSQL in binary format: bytea as text is hex, twice
+    the bytes to send and decode (a 357 MB report: 2.3 s to read back instead of 0.7 s)."""
+    query = select(JobUpload.data).where(JobUpload.job_id == job_id, JobUpload.seq == sa.bindparam("seq"))
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        sql = f"SELECT data FROM {JobUpload.__tablename__} WHERE job_id = %s AND seq = %s"  # noqa: S608  # no input
+        with raw.cursor(binary=True) as cur:  # type: ignore[union-attr]
+            seq = 0
+            while (row := cur.execute(sql, (job_id, seq)).fetchone()) is not None:
+                yield bytes(row[0])
+                seq += 1
+        return
+    seq = 0
+    while True:
+        data = session.scalar(query, {"seq": seq})
+        if data is None:
+            return
+        yield data
+        seq += 1
+        session.expire_all()
 
 
 def discard(session: Session, job_id: uuid.UUID) -> None:
