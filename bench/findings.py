@@ -368,6 +368,9 @@ def child(kind: str, path: Path, key: str) -> dict[str, Any]:
     else:
         if kind == "import 2-proc":  # the same import with a parsing process (pmap.findings.overlap)
             os.environ["PMAP_IMPORT_OVERLAP"] = "1"
+            from pmap.core.settings import get_settings
+
+            get_settings.cache_clear()  # read afresh with the variable set
         result = _import(path, key, rules=kind == "import+rules", again=kind == "re-import")
         # every PMAP process of the import: this one and its parsing process
         return {**result, "rss_mb": _rss_mb() + result.get("child_rss_mb", 0.0)}

@@ -52,6 +52,8 @@ LATE_IMPORTS: Mapping[tuple[str, str], str] = {
     ("pmap.findings.formats.registry", "pmap.findings.formats.sast_sca"): "the registry loads the parsers on first "
                                                                           "use, not when a module imports it",
     ("pmap.findings.formats.registry", "pmap.findings.formats.vm_dast"): "the same, for the other parser family",
+    ("pmap.findings.importer", "pmap.connectors.catalog"): "every connector module, read only by `target_for`: an "
+                                                           "import's parsing process never loads them",
     ("pmap_sandbox.server", "pmap_sandbox.scanners"): "build_app(routers, vendors) mounts a chosen subset "
                                                       "without importing every simulated vendor",
     ("pmap_sandbox.server", "pmap_sandbox.work"): "the same, for the work-tracker vendors",

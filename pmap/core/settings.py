@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Redis as broker: an unacknowledged task is redelivered after this many seconds (its worker died);
     # longer than the longest job, or a live one is delivered twice (the lease then keeps it from running twice)
     broker_visibility_timeout: int = Field(default=6 * 3600, ge=10)
+    # a report file of 8 MB or more imported into PostgreSQL is parsed by a process of its own
+    # (pmap.findings.overlap); off: measured no faster on 2 cores, and ~80 MB more
+    import_overlap: bool = False
 
     # seconds an open ticket may go without news (a delivery, a reconcile) before reconcile asks its tracker
     ticket_reconcile_after: int = Field(default=3600, ge=1)

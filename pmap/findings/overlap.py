@@ -3,10 +3,9 @@
 An import of a report file is CPU-bound Python on one side (parse, fingerprint, severity pipeline,
 row building, COPY encoding) and PostgreSQL's work on the other. With ``PMAP_IMPORT_OVERLAP=1``, for a
 report of :data:`OVERLAP_MIN_BYTES` or more on PostgreSQL, :class:`ParsingProcess` moves the whole Python
-side into a child process (``python -m
-pmap.findings.overlap``, a fresh interpreter: never a fork of a server holding threads and a
-database pool). The child runs the importer's own hot loop (:func:`pmap.findings.importer._stream_findings`)
-against stand-ins:
+side into a child process (``python -m pmap.findings.overlap_child``, a fresh interpreter: never a fork
+of a server holding threads and a database pool). The child runs the importer's own hot loop
+(:func:`pmap.findings.importer._stream_findings`) against stand-ins:
 
 - its writer builds rows and encodes each batch into binary COPY bytes (:class:`~pmap.findings.rows.EncodedRows`):
   a few ``bytes`` per batch cost next to nothing to pickle, and the parent sends them to PostgreSQL as they are.
@@ -54,14 +53,14 @@ import pickle
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from pmap.core.settings import get_settings
 from pmap.findings.formats.base import HostileReportError, ParserFault, ReportError, count_parser_fault
-from pmap.findings.rows import Row, RowBuilder, RowEncoder, Stream
+from pmap.findings.rows import Stream
 from pmap.findings.rules_engine import RuleSpec
 
 log = logging.getLogger("pmap.findings.overlap")
@@ -69,7 +68,7 @@ log = logging.getLogger("pmap.findings.overlap")
 #: With ``PMAP_IMPORT_OVERLAP=1`` in the environment, reports at least this large import with a parsing
 #: process (PostgreSQL only). Off by default: see the module docstring.
 OVERLAP_MIN_BYTES = 8 << 20
-_PICKLE = pickle.HIGHEST_PROTOCOL
+PICKLE = pickle.HIGHEST_PROTOCOL  # the child's messages too (pmap.findings.overlap_child)
 _REPORT_ERRORS: dict[str, type[ReportError]] = {
     c.__name__: c for c in (ReportError, HostileReportError, ParserFault)}
 
@@ -92,7 +91,7 @@ class ParseJob:
 
 def wanted(dialect: str, path: Path | None, size: int) -> bool:
     """Whether an import of ``size`` bytes from ``path`` runs its Python side in a parsing process."""
-    if path is None or dialect != "postgresql" or os.environ.get("PMAP_IMPORT_OVERLAP", "0") != "1":
+    if path is None or dialect != "postgresql" or not get_settings().import_overlap:
         return False
     return size >= OVERLAP_MIN_BYTES
 
@@ -103,12 +102,10 @@ class ParsingProcess:
     leaving it kills a child that is still running."""
 
     def __init__(self) -> None:
-        import pmap
-
-        root = str(Path(pmap.__file__).resolve().parent.parent)  # this very code, whatever the cwd
+        root = str(Path(__file__).resolve().parents[2])  # this very code, whatever the cwd
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
         self._proc = subprocess.Popen(  # our own interpreter and module, no shell
-            [sys.executable, "-m", "pmap.findings.overlap"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "pmap.findings.overlap_child"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env, close_fds=True)
 
     def __enter__(self) -> ParsingProcess:
@@ -137,7 +134,7 @@ class ParsingProcess:
         if proc.stdin is None or proc.stdout is None:
             raise RuntimeError("the parsing process has no pipes")
         try:
-            pickle.dump(job, proc.stdin, _PICKLE)
+            pickle.dump(job, proc.stdin, PICKLE)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # the child died at start-up: reading says how
@@ -203,130 +200,3 @@ def take() -> ParsingProcess:
     process: ParsingProcess | None = getattr(_warm, "process", None)
     _warm.process = None
     return process if process is not None and process.running() else ParsingProcess()
-
-
-# --- the child ------------------------------------------------------------------------------------
-
-class _Shipper:
-    """The child's stand-in for :class:`~pmap.findings.batching.BackgroundWriter`: ``submit(fn, *args)``
-    ships ``fn(*args)``, the message a :class:`_RemoteWriter` method returns."""
-
-    def __init__(self, send: Callable[[Any], None]) -> None:
-        self._send = send
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._send(("call", fn(*args)))
-
-
-class _RemoteWriter:
-    """The child's stand-in for the import's writer: ``build`` makes rows as the real one does;
-    ``write`` encodes a batch for COPY; any other method becomes a message naming it."""
-
-    def __init__(self, stream: Stream) -> None:
-        self.build = RowBuilder(stream, binary=True)
-        self._encode = RowEncoder()
-
-    def write(self, rows: list[Row]) -> tuple[str, tuple[Any, ...]]:
-        return "write", (self._encode(rows),)
-
-    def __getattr__(self, name: str) -> Callable[..., tuple[str, tuple[Any, ...]]]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return lambda *args: (name, args)
-
-
-class _ShipLogs(logging.Handler):
-    def __init__(self, send: Callable[[Any], None]) -> None:
-        super().__init__(logging.INFO)
-        self._send = send
-
-    def emit(self, record: logging.LogRecord) -> None:
-        exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip() if record.exc_info else None
-        self._send(("log", {"name": record.name, "levelno": record.levelno, "levelname": record.levelname,
-                            "msg": record.getMessage(), "exc_text": exc_text or record.exc_text,
-                            "pathname": record.pathname, "lineno": record.lineno, "funcName": record.funcName}))
-
-
-def _stats() -> dict[str, float]:
-    """This process's CPU seconds (user + system) and peak RSS (VmHWM, MB)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    peak = usage.ru_maxrss / 1024
-    with contextlib.suppress(OSError), open("/proc/self/status", encoding="ascii", errors="replace") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-    return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak}
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to kill this process when its parent dies (and check it has not died already)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            import ctypes
-            import signal
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _child(stdin: IO[bytes], out: IO[bytes]) -> None:
-    # the heavy imports first, while the parent connects and loads the rules
-    from collections import Counter
-
-    from pmap.findings.formats.registry import report_formats
-    from pmap.findings.importer import FindingSource, ImportSummary, ReportRejected, _stream_findings
-    from pmap.findings.severity import SeverityPipeline, compile_rule_set
-
-    dump = pickle.dump
-
-    def send(message: Any) -> None:
-        dump(message, out, _PICKLE)
-
-    job: ParseJob = pickle.load(stdin)  # noqa: S301  # from the parent that started this process
-    _die_with_parent(job.parent_pid)
-    logging.getLogger().addHandler(_ShipLogs(send))
-    logging.getLogger().setLevel(logging.INFO)
-    try:
-        fmt = report_formats()[job.format_key]
-        pipeline = SeverityPipeline(fmt, job.threshold, compile_rule_set(job.rules), vendor=job.vendor,
-                                    integration_id=str(job.stream.integration_id))
-        summary = ImportSummary(import_id=str(job.stream.import_id), format=fmt.key, scope=job.stream.scope)
-        size = os.stat(job.path).st_size
-        with open(job.path, "rb", buffering=1 << 20) as fh:
-            fd, skipped, covered = fh.fileno(), Counter[str](), set[str]()
-            source = FindingSource(fmt, fmt.parse(fh, skipped, covered), size=size,
-                                   position=lambda: min(size, os.lseek(fd, 0, os.SEEK_CUR)), skipped=skipped,
-                                   covered=covered)
-            report = (lambda p: send(("progress", p))) if job.progress else None
-            _stream_findings(source, pipeline, _Shipper(send), _RemoteWriter(job.stream), summary,  # type: ignore[arg-type]
-                             report, job.batch_size)
-        # what the loop changed of the summary (the parent set the rest: ids, options, rules)
-        fresh = ImportSummary(import_id=summary.import_id, format=fmt.key, scope=job.stream.scope).as_dict()
-        send(("done", {"summary": {k: v for k, v in summary.as_dict().items() if v != fresh[k]},
-                       "rules_undefined": pipeline.rules_undefined, "skipped": dict(skipped),
-                       "stats": _stats()}))
-    except ReportRejected as exc:
-        err = exc.report_error
-        send(("rejected", (type(err).__name__, err.format_key, err.message, err.location)))
-    except BrokenPipeError:
-        os._exit(1)  # the parent is gone
-    except BaseException:
-        send(("failed", traceback.format_exc()))
-    out.flush()
-
-
-def main() -> None:
-    """Entry point of the parsing process: the job on stdin, messages on stdout (stray prints go to stderr)."""
-    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
-    os.dup2(2, 1)
-    try:
-        _child(sys.stdin.buffer, out)
-    except BrokenPipeError:
-        os._exit(1)
-
-
-if __name__ == "__main__":
-    main()

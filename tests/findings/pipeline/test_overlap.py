@@ -5,12 +5,14 @@ path (the tests that compare set the variable for each import)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from pmap.core.settings import get_settings
 from pmap.findings import overlap
 from pmap.findings.importer import ImportOptions, ReportRefused, ReportRejected, run_import, target_for
 from pmap.findings.jobs import JobCancelled
@@ -28,9 +30,24 @@ VOLATILE = {"id", "first_import_id", "last_import_id", "integration_id", "create
             "last_seen"}
 
 
+def _overlap(monkeypatch: pytest.MonkeyPatch, flag: str | None) -> None:
+    """PMAP_IMPORT_OVERLAP as ``flag`` (None: unset), read afresh; the settings are read afresh after the test too."""
+    if flag is None:
+        monkeypatch.delenv("PMAP_IMPORT_OVERLAP", raising=False)
+    else:
+        monkeypatch.setenv("PMAP_IMPORT_OVERLAP", flag)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh() -> Iterator[None]:
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture
 def child_always(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "1")
+    _overlap(monkeypatch, "1")
     monkeypatch.setattr(overlap, "OVERLAP_MIN_BYTES", 0)
 
 
@@ -65,9 +82,9 @@ def test_the_parsing_process_imports_what_one_process_does(api: Api, admin: dict
                                                            filename: str, vendor: str) -> None:
     _rules(api, admin)
     one, two = (create_integration(api, admin, vendor=vendor, severity_threshold="low") for _ in range(2))
-    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "0")
+    _overlap(monkeypatch, "0")
     alone = [_import(api, admin, one, report, filename), _import(api, admin, one, report, filename)]
-    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "1")
+    _overlap(monkeypatch, "1")
     monkeypatch.setattr(overlap, "OVERLAP_MIN_BYTES", 0)
     split = [_import(api, admin, two, report, filename), _import(api, admin, two, report, filename)]
     assert alone == split  # counts, warnings, undefined rules and skipped entries alike, first import and re-import
@@ -95,7 +112,7 @@ def test_a_refusal_in_the_parsing_process_is_the_same_refusal(api: Api, admin: d
     for content, kind in ((truncated, ReportRejected), (bomb, ReportRefused)):
         messages = []
         for flag in ("0", "1"):
-            monkeypatch.setenv("PMAP_IMPORT_OVERLAP", flag)
+            _overlap(monkeypatch, flag)
             path = tmp_path / "scan.nessus"
             path.write_bytes(content)
             with pytest.raises(ReportRejected) as err:
@@ -150,10 +167,10 @@ def test_a_queued_import_starts_its_parsing_process_early_and_uses_it(make_api: 
 
 
 def test_one_process_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PMAP_IMPORT_OVERLAP", raising=False)
+    _overlap(monkeypatch, None)
     big = overlap.OVERLAP_MIN_BYTES
     assert not overlap.wanted("postgresql", Path("r"), big)
-    monkeypatch.setenv("PMAP_IMPORT_OVERLAP", "1")
+    _overlap(monkeypatch, "1")
     assert overlap.wanted("postgresql", Path("r"), big)
     assert not overlap.wanted("postgresql", Path("r"), big - 1) and not overlap.wanted("sqlite", Path("r"), big)
     assert not overlap.wanted("postgresql", None, big)
