@@ -58,6 +58,24 @@ def read_upto(stream: IO[bytes], size: int) -> bytes:
     return b"".join(chunks)
 
 
+def mentions(stream: IO[bytes], start: int, needles: tuple[bytes, ...], chunk: int = 1 << 20) -> set[bytes]:
+    """Which of ``needles`` occur in the stream from ``start`` (read in chunks at memory speed, overlapping by the
+    longest needle); the stream is left at ``start``. Lets a parser skip a pass for a member no file of a tool has."""
+    found: set[bytes] = set()
+    overlap = max((len(n) for n in needles), default=1) - 1
+    stream.seek(start)
+    tail = b""
+    while len(found) < len(needles):
+        block = stream.read(chunk)
+        if not block:
+            break
+        window = tail + block
+        found.update(n for n in needles if n not in found and n in window)
+        tail = window[-overlap:] if overlap else b""
+    stream.seek(start)
+    return found
+
+
 def peek(stream: IO[bytes], size: int = HEAD_SIZE) -> tuple[bytes, IO[bytes]]:
     """Read up to ``size`` bytes and return them with a stream that still yields everything."""
     head = read_upto(stream, size)

@@ -42,6 +42,7 @@ from pmap.findings.formats.base import ParsedFinding, Report, ReportFormat, Seve
 from pmap.findings.formats.convert import as_dict, as_list, text, to_float, to_int
 from pmap.findings.formats.errors import ReportError
 from pmap.findings.formats.identifiers import cve_ids, cwe_ids, cwes_in_text, ghsa_ids, is_placeholder
+from pmap.findings.formats.readers import mentions
 from pmap.findings.formats.sniff import JsonHead, has_ext, json_head
 
 KEY = "sarif"
@@ -380,11 +381,17 @@ def _per_run(values: list[str | None], count: int) -> list[str | None]:
 
 def _run_assets(src: IO[bytes], start: int, count: int) -> list[str | None]:
     """Per run, what it analysed: the first ``versionControlProvenance[].repositoryUri``, else the run's
-    ``automationDetails.id``: the ``asset`` of its findings (fingerprints leave it out)."""
-    uris = [next((u for p in as_list(v) if (u := text(as_dict(p).get("repositoryUri")))), None)
-            for v in json_reader.iter_json_items(src, "runs.item.versionControlProvenance", KEY, guard=False)]
+    ``automationDetails.id``: the ``asset`` of its findings (fingerprints leave it out). A member the file never
+    names costs no pass over it (most tools write neither: two ijson passes over a large log otherwise)."""
+    named = mentions(src, start, (b'"versionControlProvenance"', b'"automationDetails"'))
+    if not named:
+        return [None] * count
+    uris: list[str | None] = []
+    if b'"versionControlProvenance"' in named:
+        uris = [next((u for p in as_list(v) if (u := text(as_dict(p).get("repositoryUri")))), None)
+                for v in json_reader.iter_json_items(src, "runs.item.versionControlProvenance", KEY, guard=False)]
     assets = _per_run(uris, count)
-    if all(assets):
+    if all(assets) or b'"automationDetails"' not in named:
         return assets
     src.seek(start)
     ids = [text(as_dict(v).get("id"))
