@@ -53,7 +53,7 @@ from pmap.findings.formats.base import HostileReportError, ParsedFinding, Report
 from pmap.findings.formats.registry import detect_format, report_formats
 from pmap.findings.models import ImportRecord
 from pmap.findings.overlap import ParseJob, ParsingProcess, take, wanted
-from pmap.findings.rows import OCCURRENCES_MAX, Row, Stream, occurrence
+from pmap.findings.rows import OCCURRENCES_MAX, REPORT_STATES, Row, Stream, occurrence
 from pmap.findings.severity import SeverityPipeline, compile_rule_set, load_rule_specs
 from pmap.findings.staging import StagedWriter, claim_stream, staging
 from pmap.findings.storage import UNNAMED, FindingWriter, lock_stream
@@ -433,6 +433,8 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
     repeats: dict[int, int] = {}  # occurrences so far of the fingerprints seen more than once
     beyond: dict[str, int] = {}  # the count of those past OCCURRENCES_MAX (their evidence is not kept)
     covered: set[str | None] = set()  # resources the report's entries name
+    stated: set[int] = set()  # first occurrences the report states fixed or dismissed
+    still_open: list[str] = []  # of those, the ones a later occurrence states open: they stay open
     rows: list[Row] = []
     filtered: list[str] = []
     more: list[tuple[str, int, str | None]] = []  # later occurrences: (fingerprint, seq, evidence JSON)
@@ -457,6 +459,9 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
             digest = int(fp[:16], 16)
             if digest in seen:
                 summary.merged += 1
+                if digest in stated and REPORT_STATES.get((finding.status or "").lower()) is None:
+                    stated.discard(digest)  # once is enough
+                    still_open.append(fp)
                 n = repeats[digest] = repeats.get(digest, 1) + 1
                 if n <= OCCURRENCES_MAX:
                     more.append((fp, n, occurrence(finding)))
@@ -467,6 +472,8 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
                     beyond[fp] = n
                 continue
             seen.add(digest)
+            if finding.status is not None and finding.status.lower() in REPORT_STATES:
+                stated.add(digest)
             mapped, source = pipeline.normalize(finding)
             if not pipeline.passes_threshold(mapped):
                 summary.filtered_out += 1
@@ -499,6 +506,7 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
                                               "fault is logged)")) from None
     background.submit(writer.write, rows)
     background.submit(writer.mark_filtered, filtered)
+    background.submit(writer.keep_open, still_open)
     # resources the report scanned without a finding (a host scanned clean), known once it is read
     clean = sorted(r for r in {clean_resource(c) for c in src.covered} - covered if r is not None)
     covered.update(clean)

@@ -52,7 +52,7 @@ STAGE, FILTERED_STAGE = "pmap_import_stage", "pmap_import_filtered"
 #: How long the publish step waits for the write lock (other writers hold it for short transactions,
 #: another import for its own publish step): staged work is not thrown away lightly.
 PUBLISH_WAIT_SECONDS = 120.0
-RESOLVED = FindingStatus.RESOLVED.value
+RESOLVED, SUPPRESSED, OPEN = FindingStatus.RESOLVED.value, FindingStatus.SUPPRESSED.value, FindingStatus.OPEN.value
 
 _claimed: set[tuple[uuid.UUID, str]] = set()
 _claims_lock = threading.Lock()
@@ -119,6 +119,7 @@ class StagedWriter:
         # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
         self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
         self._covered = self._occurrences = False
+        self._open_again: set[str] = set()  # see keep_open
 
     def write(self, rows: list[Row]) -> None:
         """Stage one batch of rows with distinct fingerprints (no lock on the main database)."""
@@ -159,8 +160,20 @@ class StagedWriter:
             conn.rollback()
             raise
 
+    def keep_open(self, fingerprints: list[str]) -> None:
+        """Findings whose report stated the first occurrence fixed or dismissed and a later one open: they stay
+        open (applied to the staged rows at publish, before they are counted)."""
+        self._open_again.update(fingerprints)
+
     def _move(self) -> None:
         conn, t, st, s = self._conn, self._table, _stage(), self._stream
+        if self._open_again:  # a merged finding is open while any of its occurrences is; a rule's suppression stands
+            fps = sorted(self._open_again)
+            reopen = (sa.update(st).where(st.c.fingerprint.in_(sa.bindparam("fps", expanding=True)),
+                                          st.c.status.in_((RESOLVED, SUPPRESSED)), st.c.suppressed_by_rule_id.is_(None))
+                      .values(status=OPEN, resolved_at=None))
+            for i in range(0, len(fps), 500):
+                conn.execute(reopen, {"fps": fps[i:i + 500]})
         # an integration deleted while its report was parsed: its findings would have nowhere to go
         if conn.execute(sa.select(Integration.id).where(Integration.id == s.integration_id)).first() is None:
             raise NotFound("the integration was deleted while its report was being imported; nothing was imported")

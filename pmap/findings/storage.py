@@ -100,6 +100,17 @@ _occurrences = sa.table(OCCURRENCES, sa.column("fingerprint", sa.Text), sa.colum
                         sa.column("occurrence", sa.Text))
 
 
+def keep_open_statement(t: sa.Table, stream: Stream, fingerprints: Any) -> Any:
+    """Findings this import wrote as their report stated them (fixed, dismissed) that a later entry of the same
+    identity in that report states open (``fingerprints``: an expanding bind parameter or a subquery): open, as
+    a merged finding is open while any of its occurrences is. A rule's suppression stands."""
+    return (sa.update(t)
+            .where(t.c.integration_id == stream.integration_id, t.c.scope == stream.scope,
+                   t.c.fingerprint.in_(fingerprints), t.c.last_import_id == stream.import_id,
+                   t.c.status.in_((RESOLVED, SUPPRESSED)), t.c.suppressed_by_rule_id.is_(None))
+            .values(status=OPEN, resolved_at=None))
+
+
 def resolve_missing_statement(t: sa.Table, stream: Stream, *, covered_only: bool = True) -> Any:
     """Resolve every open, suppressed or filtered finding of the stream this import did not contain; with
     ``covered_only``, only those whose resource (``asset``) the report covered (the COVERED table)."""
@@ -305,6 +316,8 @@ class FindingWriter:
         # ``resolved``: stated fixed and not resolved before; ``created_resolved``: new and stated fixed
         self.created = self.updated = self.reopened = self.resolved = self.created_resolved = 0
         self._covered_ready = self._occurrences_ready = False
+        self._open_again: set[str] = set()  # see keep_open
+        self._stated_fixed: dict[str, str] = {}  # rows written resolved: how each was counted (see keep_open)
 
     def cover(self, resources: list[str]) -> None:
         """Record resources the report covered (distinct; ``""`` is the unnamed one)."""
@@ -334,6 +347,9 @@ class FindingWriter:
         if self._fresh:
             self.created += len(rows)
             self.created_resolved += statuses.count(RESOLVED)
+            if RESOLVED in statuses:
+                self._stated_fixed.update((fp, "created") for fp, st in zip(fps, statuses, strict=True)
+                                          if st == RESOLVED)
             self._load(rows, {})
             return
         existing = dict(self._conn.execute(self._existing, {"fps": fps}).all())
@@ -344,11 +360,35 @@ class FindingWriter:
             if status == RESOLVED:
                 if fp not in existing:
                     self.created_resolved += 1
+                    self._stated_fixed[fp] = "created"
                 elif before != RESOLVED:
                     self.resolved += 1
+                    self._stated_fixed[fp] = "resolved"
+                else:
+                    self._stated_fixed[fp] = "stayed"
             elif before == RESOLVED:
                 self.reopened += 1
         self._load(rows, existing)
+
+    def keep_open(self, fingerprints: list[str]) -> None:
+        """Findings whose report stated the first occurrence fixed or dismissed and a later one open: they stay
+        open (applied at publish, when every row is written; see :func:`keep_open_statement`)."""
+        self._open_again.update(fingerprints)
+
+    def _apply_keep_open(self) -> None:
+        fps = sorted(self._open_again)
+        stmt = keep_open_statement(self._table, self._stream, sa.bindparam("fps", expanding=True))
+        flipped: list[str] = []
+        for i in range(0, len(fps), 1000):
+            flipped += self._conn.execute(stmt.returning(self._table.c.fingerprint), {"fps": fps[i:i + 1000]}).scalars()
+        for fp in flipped:  # the counts as the rows were written, corrected: these are open after all
+            kind = self._stated_fixed.get(fp)
+            if kind == "created":
+                self.created_resolved -= 1
+            elif kind == "resolved":
+                self.resolved -= 1
+            elif kind == "stayed":
+                self.reopened += 1
 
     def mark_filtered(self, fingerprints: list[str]) -> None:
         """Findings seen again but now below the threshold: not open, not resolved either."""
@@ -362,6 +402,8 @@ class FindingWriter:
         transaction commits after."""
         if self._occurrences_ready:
             apply_occurrences(self._conn, self._stream)
+        if self._open_again:
+            self._apply_keep_open()
         yield
         self._conn.commit()
 

@@ -234,6 +234,30 @@ def test_an_all_skipped_report_resolves_nothing_unless_asked(api: Api, admin: di
     assert partial.resolved == 0 and not any("nothing was resolved" in w for w in partial.warnings)
 
 
+def test_a_merged_finding_stays_open_while_any_occurrence_is_open(api: Api, admin: dict[str, str]) -> None:
+    iid = create_integration(api, admin, vendor="sarif")
+
+    def entry(rule: str, status: str | None) -> ParsedFinding:
+        return ParsedFinding(title=f"Rule {rule}", rule_id=rule, vendor_severity="error", repository="acme/web",
+                             file_path="src/app.py", line=3, status=status)
+
+    # first stated fixed (or dismissed), then open: one finding, open; fixed twice stays stated fixed
+    first = _feed(api, iid, "sarif", [entry("r1", "fixed"), entry("r1", None), entry("r2", "false_positive"),
+                                      entry("r2", "open"), entry("r3", "fixed"), entry("r3", "fixed")])
+    assert (first.created, first.merged, first.created_resolved) == (3, 3, 1)  # only r3 is stored resolved
+    statuses = {f["rule_id"]: (f["status"], f["resolved_at"]) for f in findings(api, admin, integration_id=iid)}
+    assert statuses["r1"] == ("open", None) and statuses["r2"] == ("open", None)
+    assert statuses["r3"][0] == "resolved" and statuses["r3"][1] is not None
+    # an open finding reported fixed first and open after is not resolved (nor counted so)
+    again = _feed(api, iid, "sarif", [entry("r1", "fixed"), entry("r1", "open"), entry("r2", None),
+                                      entry("r3", "fixed")])
+    assert (again.resolved, again.reopened) == (0, 0)
+    # a resolved one reported fixed first and open after is reopened, and counted so
+    back = _feed(api, iid, "sarif", [entry("r1", None), entry("r2", None), entry("r3", "fixed"), entry("r3", None)])
+    assert (back.reopened, back.resolved) == (1, 0)
+    assert {f["rule_id"] for f in findings(api, admin, integration_id=iid, status="open")} == {"r1", "r2", "r3"}
+
+
 # --- the rule itself -------------------------------------------------------------------------------
 
 def test_the_covered_resource_rule() -> None:
