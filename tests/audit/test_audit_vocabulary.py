@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -15,30 +13,12 @@ from pmap.audit.models import AuditEvent
 from pmap.auth.models import Organization
 from pmap.core.audit_vocabulary import LEGACY_OUTCOMES, AuditAction, AuditOutcome
 from pmap.migrations import alembic_config, upgrade
-from tests.conftest import PG_URL, Api, _with_search_path
+from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, nessus_report, upload
 
 #: (action, outcome) rows as revision 0004 could hold them
 OLD_ROWS = [("findings.import", "ok"), ("findings.import", "failed"), ("credentials.decrypt", "success"),
             ("access.denied", "failure")]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind, migrated to nothing yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"pmap_m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _with_search_path(PG_URL, schema)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _outcomes(url: str) -> list[tuple[str, str]]:

@@ -5,12 +5,9 @@ goes back."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import create_engine
@@ -20,26 +17,6 @@ from pmap.findings.coverage import covered_resource
 from pmap.findings.formats.base import ParsedFinding
 from pmap.integrations.models import Integration
 from pmap.migrations import alembic_config, upgrade
-from tests.conftest import PG_URL, _with_search_path
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each kind, migrated to nothing yet."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    schema = f"pmap_m_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _with_search_path(PG_URL, schema)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
 
 RESOURCES = [  # (url, host, ip, repository)
     ("https://App.Test/login", "app.test", None, None),
