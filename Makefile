@@ -4,16 +4,18 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
+VENDOR := pmap/console/vendor
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test lint install postgres brokers bench probe clean
+.PHONY: run test lint install postgres brokers browser bench probe clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(VENDOR)/package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e ".[test]"
+	@bash scripts/ensure-console-vendor.sh $(VENDOR)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,8 +25,9 @@ run: $(STAMP)
 	$(VENV)/bin/pmapctl db upgrade
 	$(VENV)/bin/pmapctl serve --host 127.0.0.1 --port 8000
 
-## make test: venv, install, the gate (make lint), make sure PostgreSQL, Redis and RabbitMQ answer, run every test
-test: lint postgres brokers
+## make test: venv, install, the gate (make lint), make sure PostgreSQL, Redis, RabbitMQ and chromium are there,
+## run every test (the console's browser tests write their screenshots to build/screenshots/)
+test: lint postgres brokers browser
 	$(PY) -m pytest
 
 ## make lint: ruff (rules in pyproject.toml) and mypy (strict where secrets are handled); fails on any finding
@@ -39,6 +42,11 @@ postgres:
 brokers:
 	@bash scripts/ensure-brokers.sh
 
+## Debian's chromium for the console's browser tests (installed when missing; Playwright drives it, never a
+## browser of its own)
+browser:
+	@bash scripts/ensure-chromium.sh
+
 bench: $(STAMP) postgres brokers
 	$(PY) -m bench
 
@@ -49,4 +57,4 @@ probe: $(STAMP) postgres
 	$(PY) -m bench.probe $(PROBE_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(VENDOR)/node_modules build/screenshots

@@ -22,6 +22,7 @@ from pmap.auth.api import router as auth_router
 from pmap.auth.service import ensure_bootstrap_admin
 from pmap.connectors.api import router as connectors_router
 from pmap.connectors.catalog import connector_types, identifier_fields
+from pmap.console.api import router as console_router
 from pmap.core.concurrency import WORKER_THREADS, OutboundSlots
 from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
 from pmap.core.errors import ConfigurationError, Conflict
@@ -32,6 +33,7 @@ from pmap.core.logs import configure_logging
 from pmap.core.metrics import CONTENT_TYPE, Delivery, Metrics, MetricsMiddleware, read_sync_lag
 from pmap.core.query import KnownQueryOnly
 from pmap.core.seams import Purpose
+from pmap.core.security_headers import SecurityHeadersMiddleware
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keyring
@@ -321,6 +323,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="PMAP", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs is the console's, its Swagger UI served from here (pmap.console)
         description="Connector hub of a vulnerability management platform. Secret fields are write-only.",
     )
     install_error_handlers(app)
@@ -335,6 +338,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if status == 413 and route == RECEIVER_ROUTE:  # refused by the body cap, before the receiver ran
             metrics.delivery(Delivery.TOO_LARGE)
 
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.production)
     app.add_middleware(MetricsMiddleware, metrics=metrics, on_answer=on_answer)  # outermost: times everything
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[KnownQueryOnly])  # an unknown query parameter is a 422
@@ -343,6 +347,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(router)
     app.include_router(api)
     app.include_router(receiver_router)
+    app.include_router(console_router)  # the web console at /, over the API above
 
     app.state.metrics = metrics
     app.include_router(probes_router)

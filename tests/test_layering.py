@@ -35,6 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     # status changes; the schedules of integrations and the scheduler that starts what is due
     frozenset({"webhooks", "sync", "scans"}),  # webhook deliveries (ticket status changes to tickets); findings
     # syncs; scan launches
+    frozenset({"console"}),  # the web console's pages and assets (pmap.console), whose routes are its api module
     frozenset({"api", "migrations"}),  # the HTTP routers (pmap.*.api, *_api); the schema migrations
     frozenset({"entry"}),  # pmap.app and pmap.cli, which compose the rest
 )

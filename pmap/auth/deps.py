@@ -9,15 +9,28 @@ from fastapi import Depends, Request
 
 from pmap.auth.principal import Principal, Role
 from pmap.auth.service import authenticate
+from pmap.auth.sessions import CSRF_HEADER, check_csrf, cookie_name, identify
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession, StateDep
 from pmap.core.errors import AuthenticationRequired, PermissionDenied
 from pmap.core.state import AppState
 
+#: methods that change nothing: a console session sends them without its CSRF token
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-def current_principal(request: Request, session: DbSession) -> Principal:
-    """The principal of the request's ``Authorization: Bearer`` token (401 without a valid one)."""
+
+def current_principal(request: Request, session: DbSession, state: StateDep) -> Principal:
+    """The principal of the request's ``Authorization: Bearer`` token or, without one, of its web console
+    session cookie, whose state-changing requests must also carry the session's CSRF token (401 without a
+    valid token or session, 403 without the CSRF token)."""
     header = request.headers.get("authorization", "")
+    cookie = request.cookies.get(cookie_name(state.settings))
+    if not header and cookie:
+        identity = identify(session, cookie, state.settings)
+        if request.method not in SAFE_METHODS:
+            check_csrf(identity, request.headers.get(CSRF_HEADER))
+        session.commit()
+        return identity.principal
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("authentication required: send a bearer token in the Authorization header")

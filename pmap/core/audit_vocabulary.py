@@ -36,6 +36,8 @@ class AuditAction(str, enum.Enum):
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"
     SCAN_LAUNCH = "scan.launch"
+    SESSION_START = "session.start"  # a web console sign-in
+    SESSION_END = "session.end"  # a web console sign-out
     TICKET_CREATE = "ticket.create"
     TICKET_RECONCILE = "ticket.reconcile"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # (pmap.findings.overlap); off: measured no faster on 2 cores, and ~80 MB more
     import_overlap: bool = False
 
+    # the web console (pmap.console, pmap.auth.sessions): a session ends after this many idle minutes, and this
+    # many hours after sign-in whatever its activity
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_session_hours: int = Field(default=12, ge=1, le=7 * 24)
+
     # seconds an open ticket may go without news (a delivery, a reconcile) before reconcile asks its tracker
     ticket_reconcile_after: int = Field(default=3600, ge=1)
 
