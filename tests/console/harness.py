@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect
 
 from pmap.credentials.keyring import generate_key
+from tests.webhooks.conftest import integration_body
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -188,3 +188,13 @@ def storage_dump(watched: Watched) -> str:
     return repr(state) + session
 
 
+
+
+def create_integration(server: Server, sandbox_base: str, vendor: str, *, marker: str = "ok",
+                       name: str | None = None, role: str = "admin") -> dict[str, Any]:
+    """Create an integration of ``vendor`` against the sandbox through the API (a journey's set-up); its JSON.
+    ``marker`` picks the sandbox's scenario (``ok``, ``managed``, ``bad``...), as in tests/webhooks."""
+    r = server.api("POST", "/integrations", role=role, json=integration_body(vendor, sandbox_base, marker, name))
+    assert r.status_code == 201, r.text
+    result: dict[str, Any] = r.json()
+    return result
