@@ -198,3 +198,20 @@ def create_integration(server: Server, sandbox_base: str, vendor: str, *, marker
     assert r.status_code == 201, r.text
     result: dict[str, Any] = r.json()
     return result
+
+
+def assert_no_secret(watched: Watched, server: Server, secrets: list[str]) -> None:
+    """After a journey: no secret in any page's HTML, any fragment (API answer), any response header, any URL
+    the browser asked for, the browser's storage, or PMAP's log."""
+    places = {
+        "page HTML": [watched.page.content()],
+        "responses": watched.bodies,
+        "response headers": watched.headers,
+        "request URLs": watched.requests,
+        "browser storage": [storage_dump(watched)],
+        "PMAP's log": [server.log_text()],
+    }
+    for secret in secrets:
+        assert len(secret) >= 8, "a canary this short could match by chance"
+        for place, texts in places.items():
+            assert not any(secret in text for text in texts), f"a secret showed in {place}"
