@@ -5,7 +5,7 @@
 // defaults filled and required ones marked. A secret property (`writeOnly` or `format: password`) becomes a
 // password input that is never filled from anything: the API never returns a secret, and this module never
 // writes one into the page.
-import {field, h} from "./dom.js";
+import {h} from "./dom.js";
 
 // pydantic titles a property from its name ("base_url" -> "Base Url"): spell the usual acronyms as people do
 const ACRONYMS = {Url: "URL", Tls: "TLS", Ca: "CA", Id: "ID", Ids: "IDs", Api: "API", Pem: "PEM", Sso: "SSO",
@@ -15,6 +15,19 @@ const ACRONYMS = {Url: "URL", Tls: "TLS", Ca: "CA", Id: "ID", Ids: "IDs", Api: "
 export function titleOf(name, prop) {
   const raw = (prop && prop.title) || name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
   return raw.split(" ").map((w) => ACRONYMS[w] || w).join(" ");
+}
+
+/** A labelled control: like dom.js field(), but the required mark sits beside the <label>, not in it, so the
+ *  label's text is exactly the schema title ("Name", not "Name *") for people and for tools. */
+export function labelledField(id, label, control, {description, required} = {}) {
+  control.id = id;
+  if (description) control.setAttribute("aria-describedby", `${id}-help`);
+  return h("div", {class: "field"},
+    h("div", {class: "label-row"}, h("label", {for: id}, label),
+      required ? h("span", {class: "req", title: "required"}, "*", h("span", {class: "visually-hidden"}, " required"))
+        : null),
+    control,
+    description ? h("div", {class: "help", id: `${id}-help`}, description) : null);
 }
 
 /** Whether a schema property holds a secret (write-only). */
@@ -122,7 +135,7 @@ export function schemaForm(schema, {idPrefix, values = {}, stored = [], editing 
         ? `${description}${description ? " " : ""}A value is stored: leave blank to keep it.`
         : `${description}${description ? " " : ""}No value is stored.`;
     }
-    const box = field(id, label, control, {description: description || null, required: mustFill});
+    const box = labelledField(id, label, control, {description: description || null, required: mustFill});
     if (kind === "boolean") box.classList.add("check");
     const problem = h("div", {class: "field-error error hidden", id: `${id}-error`, role: "alert"});
     box.append(problem);
@@ -139,9 +152,11 @@ export function schemaForm(schema, {idPrefix, values = {}, stored = [], editing 
     c.control.required = on;
     if (on) c.control.setAttribute("aria-required", "true");
     else c.control.removeAttribute("aria-required");
-    const label = c.box.querySelector("label");
-    const mark = label && label.querySelector(".req");
-    if (on && label && !mark) label.append(h("span", {class: "req", "aria-hidden": "true"}, " *"));
+    const row = c.box.querySelector(".label-row");
+    const mark = row && row.querySelector(".req");
+    if (on && row && !mark) {
+      row.append(h("span", {class: "req", title: "required"}, "*", h("span", {class: "visually-hidden"}, " required")));
+    }
     if (!on && mark) mark.remove();
   }
 
