@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import Server, Watched, assert_no_secret, settle, shot
@@ -204,7 +204,12 @@ def test_markup_in_a_name_is_text_in_the_form(signed_in: Callable[[str], Watched
     watched = signed_in("operator")
     page = watched.page
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(f"/integrations/{integration['id']}/edit")
     settle(page)
     expect(page.get_by_label("Name", exact=True)).to_have_value(name)
