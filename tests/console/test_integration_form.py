@@ -147,6 +147,9 @@ def test_edit_keeps_blank_secrets_and_asks_again_when_the_target_moves(
     # a test of the edit reuses the stored secrets (same target)
     page.get_by_role("button", name="Test connection").click()
     expect(page.locator(".test-outcome")).to_contain_text("Connection test passed", timeout=VENDOR_TIMEOUT)
+    # nothing was edited, so it was a test of the saved settings as they are: it stamps last_tested_at
+    assert integration["last_tested_at"] is None
+    assert console_server.api("GET", f"/integrations/{iid}").json()["last_tested_at"] is not None
 
     renamed = unique("console-renamed")
     page.get_by_label("Name", exact=True).fill(renamed)

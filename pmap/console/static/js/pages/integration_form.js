@@ -95,6 +95,18 @@ function testOutcome(result) {
     warnings);
 }
 
+/** The saved integration's last test: `last_test` when the API gives it, else `last_tested_at`. */
+function lastTested(integration) {
+  const test = integration.last_test;
+  if (test && test.at) {
+    return h("p", {class: "small"}, `Last test of the saved settings ${test.ok ? "passed" : "failed"} `,
+      timeAgo(test.at), !test.ok && test.step ? [" at step ", h("code", {}, test.step)] : null, ".");
+  }
+  return integration.last_tested_at
+    ? h("p", {class: "small"}, "Last successful test of the saved settings: ", timeAgo(integration.last_tested_at))
+    : h("p", {class: "small muted"}, "The saved settings have not passed a test since they last changed.");
+}
+
 // --- the page -------------------------------------------------------------------------------------
 
 export async function render(root, ctx) {
@@ -265,7 +277,9 @@ export async function render(root, ctx) {
       const was = before[name];
       const now = values[name];
       if (now === undefined) {
-        if (was !== undefined && was !== null) changes[name] = null;
+        // an empty list or text is what an empty input means: not a change
+        const empty = was === undefined || was === null || was === "" || (Array.isArray(was) && !was.length);
+        if (!empty) changes[name] = null;
       } else if (JSON.stringify(now) !== JSON.stringify(was)) {
         changes[name] = now;
       }
@@ -384,9 +398,7 @@ export async function render(root, ctx) {
         ? "Tests what is typed over the saved integration; nothing is saved. Stored secrets are reused only "
           + "while the target and its TLS checking stay the same."
         : "Tests what is typed; nothing is saved and the answer holds no secret."),
-      editing && integration.last_tested_at
-        ? h("p", {class: "small"}, "Last successful test of the saved settings: ", timeAgo(integration.last_tested_at))
-        : null,
+      editing ? lastTested(integration) : null,
       h("div", {class: "row"}, testButton),
       testBox),
     h("div", {class: "row form-actions"}, saveButton,
