@@ -26,8 +26,13 @@ def _integration(server: Server, sandbox: SandboxServer, vendor: str, marker: st
     body = integration_body(vendor, sandbox.base_url, marker, unique(f"webhook-{vendor}"))
     r = server.api("POST", "/integrations", json=body)
     assert r.status_code == 201, r.text
+    return str(r.json()["id"]), _secret_values(vendor, body)
+
+
+def _secret_values(vendor: str, body: dict[str, Any]) -> list[str]:
+    """The values of a create or PATCH body's secret credential fields."""
     secret_fields = set(secret_field_names(connector_types()[vendor].credentials_model))
-    return str(r.json()["id"]), [v for k, v in body["credentials"].items() if k in secret_fields]
+    return [v for k, v in body["credentials"].items() if k in secret_fields]
 
 
 def _webhook(iid: str) -> str:
@@ -266,6 +271,10 @@ def test_a_viewer_sees_the_status_and_no_control(
     expect(panel).to_contain_text("changing the webhook needs an operator")
     expect(panel.get_by_role("heading", name="Deliveries")).to_be_visible()
     shot(page, "webhook-viewer")
+    page.set_viewport_size({"width": 420, "height": 800})  # a narrow window: still readable, nothing cut off
+    expect(_prop(panel, "Receiving URL")).to_be_visible()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "webhook-viewer-narrow")
     assert_no_secret(watched, console_server, [_api_reveal(console_server, iid), *credentials])
 
 
@@ -294,3 +303,58 @@ def test_a_badly_signed_delivery_shows_as_rejected_with_its_reason(
     expect(row).to_have_count(1)
     shot(page, "webhook-rejected-delivery")
     assert_no_secret(watched, console_server, [_api_reveal(console_server, iid), forged, *credentials])
+
+
+def test_the_revealed_secret_copies_and_goes_after_its_timeout(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    iid, credentials = _integration(console_server, console_sandbox, "jira_cloud")
+    _generate(console_server, iid)
+    watched = signed_in("admin")
+    watched.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console_server.base_url)
+    page = watched.page
+    page.clock.install()  # the page's timers under the test's control: the 60 s pass at once below
+    page, panel = _open(watched, iid)
+    _control(panel, "Reveal").click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm reveal").click()
+    secret_box = panel.get_by_label("Webhook secret", exact=True)
+    expect(secret_box).to_be_focused()
+    expect(secret_box).to_have_attribute("type", "password")
+    panel.get_by_role("button", name="Copy", exact=True).click()
+    expect(panel.get_by_role("status").filter(has_text="Copied to the clipboard.")).to_be_visible()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied == secret_box.input_value() and len(copied) >= 16
+    page.evaluate("() => navigator.clipboard.writeText('')")
+    page.clock.fast_forward("00:59")
+    expect(secret_box).to_have_count(1)
+    page.clock.fast_forward("00:02")
+    expect(secret_box).to_have_count(0)
+    assert copied not in page.content() and copied not in storage_dump(watched)
+    assert_no_secret(watched, console_server, credentials)
+
+
+def test_an_operator_cannot_register_after_a_change_of_target(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    iid, credentials = _integration(console_server, console_sandbox, "github_issues")
+    _generate(console_server, iid)
+    # the operator points the integration elsewhere (another host for the same sandbox), new credentials with it
+    moved = integration_body("github_issues", console_sandbox.base_url.replace("127.0.0.1", "localhost"))
+    r = console_server.api("PATCH", f"/integrations/{iid}", role="operator", json={
+        "connection": {"base_url": moved["connection"]["base_url"]}, "credentials": moved["credentials"]})
+    assert r.status_code == 200, r.text
+    assert console_server.api("GET", _webhook(iid)).json()["target_approved"] is False
+    watched = signed_in("operator")
+    page, panel = _open(watched, iid)
+    expect(_prop(panel, "Target approved")).to_contain_text("no")
+    expect(_control(panel, "Register")).to_have_count(0)
+    expect(_control(panel, "Auto-setup")).to_have_count(0)
+    expect(panel).to_contain_text("an admin must register the webhook on the new target")
+    shot(page, "webhook-operator-target-not-approved")
+    # an admin still may (the call would approve the new target)
+    admin = signed_in("admin")
+    _, admin_panel = _open(admin, iid)
+    expect(_control(admin_panel, "Register")).to_be_visible()
+    expect(_control(admin_panel, "Auto-setup")).to_be_visible()
+    secret = _api_reveal(console_server, iid)
+    hunted = [secret, *credentials, *_secret_values("github_issues", moved)]
+    assert_no_secret(watched, console_server, hunted)
+    assert_no_secret(admin, console_server, hunted)

@@ -344,6 +344,7 @@ function secretHolder(box) {
       h("div", {class: "row secret-field"}, toggle, copyButton, button("Hide", destroy)),
       status));
     timer = setTimeout(destroy, REVEAL_SECONDS * 1000);
+    input.focus();
   }
 
   // leaving or hiding the page takes the secret off it (and out of a back/forward cache snapshot)
