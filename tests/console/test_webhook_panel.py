@@ -283,26 +283,35 @@ def test_a_badly_signed_delivery_shows_as_rejected_with_its_reason(
     iid, credentials = _integration(console_server, console_sandbox, "jira_cloud")
     _generate(console_server, iid)
     url = console_server.api("GET", _webhook(iid)).json()["receiving_url"]
+    secret = _api_reveal(console_server, iid)
+    # a verified delivery whose event (vendor data) holds markup, then a forged one
+    marked_up = 'jira:<img src=x id="injected">'
+    assert _deliver(console_sandbox, "jira_cloud", url, secret, marked_up) == 202
     forged = unique("forged-secret")
     assert _deliver(console_sandbox, "jira_cloud", url, forged, "jira:issue_created") == 401
     items = console_server.api("GET", _webhook(iid) + "/deliveries").json()["items"]
-    assert len(items) == 1 and items[0]["outcome"] == "rejected" and items[0]["reason"]
+    assert [i["outcome"] for i in items][0] == "rejected" and items[0]["reason"] and items[1]["event"] == marked_up
     reason = items[0]["reason"]
     watched = signed_in("operator")
     page, panel = _open(watched, iid)
     expect(_prop(panel, "Last rejection")).to_contain_text(reason)
     expect(_prop(panel, "Rejected attempts")).to_have_text("1")
-    row = panel.locator("table tbody tr")
-    expect(row).to_have_count(1)
+    rows = panel.locator("table tbody tr")
+    expect(rows).to_have_count(2)
+    row = rows.first  # newest first; a rejected delivery keeps no body, so no event
     expect(row).to_contain_text("rejected")
     expect(row.locator(".reason")).to_have_text(reason)
+    verified = rows.filter(has_text=marked_up)  # the markup shows as text
+    expect(verified).to_contain_text("verified")
+    expect(page.locator("#injected")).to_have_count(0)
     # the outcome filter asks the API for rejected deliveries only
-    panel.get_by_label("Outcome").select_option("processed")
-    expect(panel).to_contain_text("No processed deliveries.")
+    panel.get_by_label("Outcome").select_option("duplicate")
+    expect(panel).to_contain_text("No duplicate deliveries.")
     panel.get_by_label("Outcome").select_option("rejected")
-    expect(row).to_have_count(1)
+    expect(rows).to_have_count(1)
+    expect(rows.locator(".reason")).to_have_text(reason)
     shot(page, "webhook-rejected-delivery")
-    assert_no_secret(watched, console_server, [_api_reveal(console_server, iid), forged, *credentials])
+    assert_no_secret(watched, console_server, [secret, forged, *credentials])
 
 
 def test_the_revealed_secret_copies_and_goes_after_its_timeout(

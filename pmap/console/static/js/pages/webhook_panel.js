@@ -97,7 +97,7 @@ export async function renderWebhookPanel(section, integration, ctx) {
         : "Install PMAP's receiver on the vendor with the current secret.", register));
     }
     if (may.regenerate) {
-      const grace = h("input", {type: "number", min: "0", max: String(30 * 24), step: "1", inputmode: "numeric",
+      const grace = h("input", {type: "number", min: "0", max: String(30 * 24), step: "any", inputmode: "decimal",
         placeholder: "server default"});
       controls.push(h("div", {class: "webhook-action"},
         field("webhook-grace-hours", "Grace period (hours)", grace, {description:
