@@ -172,6 +172,13 @@ def test_an_admin_reveals_after_confirming_masked_audited_and_gone_on_leaving(
     panel.get_by_role("button", name="Hide", exact=True).click()
     expect(secret_box).to_have_count(0)
 
+    # leaving the page (pagehide, also when it would go to the back/forward cache) destroys the field
+    _control(panel, "Reveal").click()
+    page.get_by_role("dialog").get_by_role("button", name="Confirm reveal").click()
+    expect(secret_box).to_have_value(secret)
+    page.evaluate("() => window.dispatchEvent(new PageTransitionEvent('pagehide', {persisted: true}))")
+    expect(secret_box).to_have_count(0)
+
     # revealed again, then the page is left: nothing of it stays in the DOM nor in storage, even back again
     _control(panel, "Reveal").click()
     page.get_by_role("dialog").get_by_role("button", name="Confirm reveal").click()
@@ -186,7 +193,7 @@ def test_an_admin_reveals_after_confirming_masked_audited_and_gone_on_leaving(
     expect(page.get_by_label("Webhook secret", exact=True)).to_have_count(0)
     assert secret not in page.content()
     assert not any(secret in line for line in watched.console) and not any(secret in u for u in watched.requests)
-    assert len(_reveal_audits(console_server, iid)) == audits_before + 3
+    assert len(_reveal_audits(console_server, iid)) == audits_before + 4
     assert not watched.errors
     # the revealed secret is on this page on purpose; nothing else is
     assert_no_secret(watched, console_server, credentials)
@@ -363,6 +370,7 @@ def test_an_operator_cannot_register_after_a_change_of_target(
     _, admin_panel = _open(admin, iid)
     expect(_control(admin_panel, "Register")).to_be_visible()
     expect(_control(admin_panel, "Auto-setup")).to_be_visible()
+    expect(admin_panel).to_contain_text("sends the webhook secret to the new target and approves it")
     secret = _api_reveal(console_server, iid)
     hunted = [secret, *credentials, *_secret_values("github_issues", moved)]
     assert_no_secret(watched, console_server, hunted)

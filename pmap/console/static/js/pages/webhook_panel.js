@@ -110,6 +110,10 @@ export async function renderWebhookPanel(section, integration, ctx) {
         + "configuration. Admin only; audited.", confirmReveal));
     }
     const notes = [];
+    if (ctx.can.admin && s.registration_supported && !s.target_approved) {
+      notes.push("The integration's target changed since an admin last approved it: your Register or Auto-setup "
+        + "sends the webhook secret to the new target and approves it for operators.");
+    }
     if (!ctx.can.operate) {
       notes.push("Your role can read the webhook status and deliveries; changing the webhook needs an operator.");
     } else if (!ctx.can.admin) {
