@@ -90,6 +90,28 @@ class FindingPage(BaseModel):
     next_cursor: str | None
 
 
+_BY_SEVERITY_DOC = "Findings per severity, every severity present (zeros included), critical first."
+
+
+class IntegrationFindingCounts(BaseModel):
+    """The matching findings of one integration."""
+
+    integration_id: uuid.UUID
+    name: str
+    vendor: str
+    total: int
+    by_severity: dict[str, int] = Field(description=_BY_SEVERITY_DOC)
+
+
+class FindingCounts(BaseModel):
+    """How many findings match the filters of ``GET /findings``: in all, by severity, by integration."""
+
+    total: int
+    by_severity: dict[str, int] = Field(description=_BY_SEVERITY_DOC)
+    by_integration: list[IntegrationFindingCounts] = Field(
+        description="Integrations with at least one matching finding, most findings first.")
+
+
 class ImportSummaryOut(BaseModel):
     """What one import did. ``parsed`` (distinct findings in the report) = ``kept`` + ``filtered_out``;
     ``kept`` = ``created`` + ``updated``; ``reopened``, ``suppressed`` and ``unknown_severity`` count
