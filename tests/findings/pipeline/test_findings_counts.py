@@ -13,19 +13,19 @@ from tests.findings.pipeline.stored import store
 
 ORDER = ["critical", "high", "medium", "low", "info", "unknown"]
 #: each finding of acme differs from the others in the field its filter tests; globex's match every filter
-ALPHA = [
+ALPHA: list[dict[str, Any]] = [
     {"severity": "critical", "host": "h1", "ip": "10.0.0.1", "port": 443, "cve_ids": ["CVE-2024-1"], "tags": ["pci"],
      "title": "Apache Log4j RCE"},
     {"severity": "high", "host": "h2", "url": "https://app.test/x", "scope": "weekly"},
     {"severity": "medium", "status": "resolved", "repository": "acme/web", "file_path": "src/a.py"},
     {"severity": "low", "package_name": "lodash", "format": "sarif"},
 ]
-BETA = [{"severity": "critical", "asset": "srv-9"}, {"severity": "info", "status": "suppressed"},
-        {"severity": "unknown"}]
-EVERYTHING = {"severity": "critical", "host": "h1", "ip": "10.0.0.1", "port": 443, "cve_ids": ["CVE-2024-1"],
-              "tags": ["pci"], "title": "Apache Log4j RCE", "url": "https://app.test/x", "scope": "weekly",
-              "repository": "acme/web", "file_path": "src/a.py", "package_name": "lodash", "format": "sarif",
-              "asset": "srv-9"}
+BETA: list[dict[str, Any]] = [{"severity": "critical", "asset": "srv-9"},
+                              {"severity": "info", "status": "suppressed"}, {"severity": "unknown"}]
+EVERYTHING: dict[str, Any] = {
+    "severity": "critical", "host": "h1", "ip": "10.0.0.1", "port": 443, "cve_ids": ["CVE-2024-1"], "tags": ["pci"],
+    "title": "Apache Log4j RCE", "url": "https://app.test/x", "scope": "weekly", "repository": "acme/web",
+    "file_path": "src/a.py", "package_name": "lodash", "format": "sarif", "asset": "srv-9"}
 
 
 def _seed(api: Api) -> dict[str, str]:
