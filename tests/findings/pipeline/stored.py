@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from pmap.findings.models import Finding
 from tests.conftest import Api
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
+_ticks = itertools.count()  # each finding stored is newer than the one before, across calls
 
 
 def org_id(api: Api, org: str = "acme") -> uuid.UUID:
@@ -21,13 +23,14 @@ def org_id(api: Api, org: str = "acme") -> uuid.UUID:
 
 
 def store(api: Api, org: str, integration_id: str, items: list[dict[str, Any]]) -> list[str]:
-    """Write one finding per item (its keys override open, medium, nessus defaults); their ids, in order."""
+    """Write one finding per item (its keys override open, medium, nessus defaults), each newer than the
+    one before; their ids, in order."""
     organization = org_id(api, org)
     ids = []
     with transaction(api.state.sessions) as session:
         for n, item in enumerate(items):
             severity = item.pop("severity", "medium")
-            created = _T0 + timedelta(seconds=n)
+            created = _T0 + timedelta(seconds=next(_ticks))
             values: dict[str, Any] = {
                 "id": uuid.uuid4(), "organization_id": organization, "integration_id": uuid.UUID(integration_id),
                 "format": "nessus", "scope": "default", "fingerprint": uuid.uuid4().hex, "title": f"finding {n}",
