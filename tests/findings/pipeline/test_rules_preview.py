@@ -125,3 +125,16 @@ def test_roles_other_organizations_and_the_bound(api: Api, monkeypatch: pytest.M
 
 def test_every_action_kind_has_a_change_kind() -> None:
     assert set(rules_preview.EFFECTS) == set(ACTIONS)
+
+
+def test_conditions_read_every_kind_of_stored_field(api: Api) -> None:
+    iid = create_integration(api, api.token("acme", "admin"), name="alpha")
+    hit = store(api, "acme", iid, [{"cve_ids": ["CVE-2024-1"], "cwe_ids": [79], "description": "uses telnet",
+                                    "cvss_score": 9.8, "port": 23}])
+    store(api, "acme", iid, [{"cve_ids": ["CVE-2024-2"], "cwe_ids": [89], "description": "uses ssh",
+                              "cvss_score": 5.0, "port": 22}])
+    for condition in ['"CVE-2024-1" in cve_ids', "79 in cwe_ids", 'description.contains("telnet")',
+                      "cvss_score > 9.0", 'vendor == "tenable_vm" && format == "nessus" && port == 23',
+                      f'integration_id == "{iid}" && port == 23']:
+        body = _preview(api, condition=condition)
+        assert [s["finding_id"] for s in body["samples"]] == hit, condition
