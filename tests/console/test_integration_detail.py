@@ -44,13 +44,13 @@ def open_detail(watched: Watched, integration_id: str) -> Page:
     return page
 
 
-def nessus_report(host: str, plugins: list[int]) -> bytes:
+def nessus_report(host: str, plugins: list[int], output: str = "out") -> bytes:
     out = ['<?xml version="1.0" ?>\n<NessusClientData_v2><Report name="detail">',
            f'<ReportHost name="{host}"><HostProperties><tag name="host-ip">{host}</tag></HostProperties>']
     for plugin in plugins:
         out.append(f'<ReportItem port="443" svc_name="www" protocol="tcp" severity="3" pluginID="{plugin}" '
                    f'pluginName="Detail plugin {plugin}" pluginFamily="General"><description>A finding.</description>'
-                   f'<plugin_output>{escape("out")}</plugin_output></ReportItem>')
+                   f'<plugin_output>{escape(output)}</plugin_output></ReportItem>')
     out.append("</ReportHost></Report></NessusClientData_v2>\n")
     return "".join(out).encode()
 
@@ -158,9 +158,32 @@ def test_a_report_is_uploaded_with_progress_and_its_summary_shown(
     assert_no_secret(watched, console_server, secrets)
 
 
+def test_a_large_report_is_imported_by_a_background_job_followed_to_its_summary(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer,
+        tmp_path: Path) -> None:
+    integration, secrets = make(console_server, console_sandbox, "nessus")
+    report = tmp_path / "large.nessus"
+    # past PMAP_IMPORT_BACKGROUND_BYTES (8 MiB by default): the API answers 202 with the job
+    report.write_bytes(nessus_report("10.9.8.6", list(range(92000, 92300)), output="x" * 30_000))
+    assert report.stat().st_size > 8 * 1024 * 1024
+    watched = signed_in("operator")
+    page = open_detail(watched, integration["id"])
+    imports = page.locator("#imports")
+    page.get_by_label("Report file").set_input_files(str(report))
+    page.get_by_role("button", name="Import report").click()
+    expect(imports.locator(".job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT)
+    summary = page.get_by_role("group", name="Import summary", exact=True)
+    expect(summary.locator("dt", has_text=re.compile(r"^Created$")).locator("xpath=following-sibling::dd[1]")
+           ).to_have_text("300")
+    expect(page.get_by_label("Upload progress")).to_have_attribute("value", "1")
+    expect(page.locator("#jobs")).to_contain_text("import")
+    shot(page, "detail-imported-background")
+    assert_no_secret(watched, console_server, secrets)
+
+
 def test_the_permissions_check_shows_its_four_groups(
         signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
-    integration, secrets = make(console_server, console_sandbox, "nessus", marker="admin")
+    integration, secrets = make(console_server, console_sandbox, "nessus", marker="manager-admin")
     watched = signed_in("operator")
     page = open_detail(watched, integration["id"])
     page.get_by_role("button", name="Check permissions").click()
@@ -173,8 +196,29 @@ def test_the_permissions_check_shows_its_four_groups(
     body = r.json()
     granted = [p for p in body["permissions"] if p["state"] == "granted"]
     expect(report.get_by_role("heading", name=f"Granted ({len(granted)})")).to_be_visible()
+    assert body["excess"], "an administrator account has more rights than PMAP needs"
     expect(report.get_by_role("heading", name=f"Excess ({len(body['excess'])})")).to_be_visible()
+    expect(report.locator(".perm-excess")).to_contain_text(body["excess"][0])
     shot(page, "detail-permissions")
+    assert_no_secret(watched, console_server, secrets)
+
+
+def test_a_scan_is_launched_and_followed_to_its_summary(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    integration, secrets = make(console_server, console_sandbox, "tenable_vm")
+    watched = signed_in("operator")
+    page = open_detail(watched, integration["id"])
+    scans = page.locator("#scans")
+    page.get_by_role("button", name="Launch scan").click()
+    expect(page.locator("#scan-id-error")).to_have_text("Enter the vendor's scan id.")
+    page.get_by_label("Scan ID").fill("17")
+    page.get_by_role("button", name="Launch scan").click()
+    expect(scans.get_by_role("table")).to_contain_text("17")
+    # PMAP polls the vendor's scan status every PMAP_SCAN_POLL_SECONDS (30 s by default) before importing
+    expect(scans.locator(".job")).to_have_attribute("data-status", "succeeded", timeout=240_000)
+    expect(page.get_by_role("group", name="Scan summary", exact=True)).to_contain_text("scan:17")
+    expect(scans.get_by_role("table")).to_contain_text("completed")
+    shot(page, "detail-scan")
     assert_no_secret(watched, console_server, secrets)
 
 
@@ -218,6 +262,9 @@ def test_a_viewer_sees_the_detail_and_no_control_an_operator_sees_them(
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
     expect(page.get_by_role("heading", name="Webhook")).to_be_visible()
     shot(page, "detail-viewer")
+    page.set_viewport_size({"width": 420, "height": 800})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 420
+    shot(page, "detail-viewer-narrow")
     assert_no_secret(viewer, console_server, secrets)
 
     operator = signed_in("operator")

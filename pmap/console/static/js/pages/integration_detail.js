@@ -33,9 +33,13 @@ function text(value) {
   return String(value);
 }
 
+const ACRONYMS = {Url: "URL", Tls: "TLS", Ca: "CA", Id: "ID", Ids: "IDs", Api: "API", Ssl: "SSL", Http: "HTTP"};
+
+/** A schema property's title ("Base Url" reads "Base URL"), else its key. */
 function schemaTitle(schema, key) {
   const prop = schema && schema.properties && schema.properties[key];
-  return (prop && prop.title) || key;
+  const title = (prop && prop.title) || key;
+  return String(title).split(" ").map((w) => ACRONYMS[w] || w).join(" ");
 }
 
 function supports(type, ops) {
@@ -69,6 +73,7 @@ export async function render(root, ctx) {
     header: h("div"), settings: h("div"), health: h("div"), sync: h("div"), schedules: h("div"),
   };
   const refreshers = [];
+  let reloadJobs = () => {}; // set by the jobs section: redraws the job list (and follows its running jobs)
 
   async function refresh() {
     try {
@@ -268,6 +273,7 @@ export async function render(root, ctx) {
       go.disabled = true;
       try {
         const accepted = await api("POST", `/integrations/${id}/sync`, {json: {full: full.checked}});
+        reloadJobs();
         followJob(accepted.job, syncJob, {title: "Sync", canCancel: true, onDone: () => {
           go.disabled = false;
           refresh();
@@ -319,6 +325,7 @@ export async function render(root, ctx) {
         try {
           const accepted = await api("POST", `/integrations/${id}/scans`, {json: {scan_id: scanId.value.trim()}});
           loadLaunches();
+          reloadJobs();
           followJob(accepted.job, outcome, {title: "Scan", canCancel: true, onDone: () => {
             submit.disabled = false;
             loadLaunches();
@@ -415,9 +422,10 @@ export async function render(root, ctx) {
         const answer = await upload(`/integrations/${id}/imports`, data, (fraction) => { bar.value = fraction; });
         bar.value = 1;
         if (answer && answer.job) {
+          reloadJobs();
           followJob(answer.job, outcome, {title: "Import", canCancel: true, onDone: () => {
             submit.disabled = false;
-            loadImports();
+            refresh();
           }});
         } else {
           submit.disabled = false;
@@ -482,6 +490,7 @@ export async function render(root, ctx) {
       }
     };
     refreshers.push(watch);
+    reloadJobs = watch;
     watch();
     return section("jobs", "Jobs", h("div", {class: "row"}, button("Refresh jobs", () => loadJobs())), list);
   }
