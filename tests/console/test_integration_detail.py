@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
@@ -103,6 +103,56 @@ def test_a_failing_test_shows_its_step_and_markup_in_a_name_shows_as_text(
     assert page.locator("#app img, #app script").count() == 0
     assert page.evaluate("() => window.pwned") is None
     shot(page, "detail-test-failed")
+    assert_no_secret(watched, console_server, secrets)
+
+
+def test_the_last_test_outcome_the_api_gives_is_shown_and_its_markup_as_text(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    """IntegrationOut is gaining ``last_test`` (the outcome of the last test): the page draws it when present. The
+    API's answer is extended here in the browser (route) with a failed test whose step holds markup."""
+    integration, secrets = make(console_server, console_sandbox, "nessus")
+    watched = signed_in("operator")
+    page = watched.page
+    tag = uuid.uuid4().hex[:8]
+    step = f'<img src=x id="step-{tag}">authenticate'
+
+    def extend(route: Route) -> None:
+        if route.request.method != "GET":
+            route.continue_()
+            return
+        response = route.fetch()
+        body = response.json()
+        body["last_test"] = {"ok": False, "at": "2026-01-02T03:04:05+00:00", "latency_ms": 12.4, "step": step,
+                             "product": "Nessus Manager", "version": "10.7.2",
+                             "license_expires_at": "2027-01-01T00:00:00+00:00"}
+        route.fulfill(response=response, json=body)
+
+    page.route(f"**/api/v1/integrations/{integration['id']}", extend)
+    open_detail(watched, integration["id"])
+    health = page.locator("#health")
+    expect(health).to_contain_text("failed")
+    expect(health).to_contain_text("12 ms")
+    expect(health).to_contain_text("Nessus Manager")
+    expect(health).to_contain_text("10.7.2")
+    expect(health).to_contain_text("Licence expires")
+    expect(health.locator("code")).to_have_text(step)
+    assert page.locator(f"#step-{tag}").count() == 0
+    shot(page, "detail-last-test")
+    assert_no_secret(watched, console_server, secrets)
+
+
+def test_a_failing_sync_shows_its_failed_step(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    integration, secrets = make(console_server, console_sandbox, "tenable_vm", marker="bad")
+    watched = signed_in("operator")
+    page = open_detail(watched, integration["id"])
+    page.get_by_role("button", name="Sync now").click()
+    job = page.locator("#sync .job")
+    expect(job).to_have_attribute("data-status", "failed", timeout=JOB_TIMEOUT)
+    expect(job.get_by_role("alert")).to_contain_text("Failed step")
+    expect(page.locator("#sync")).to_contain_text("Last sync")
+    expect(page.locator("#sync .badge.bad").first).to_have_text("failed")
+    shot(page, "detail-sync-failed")
     assert_no_secret(watched, console_server, secrets)
 
 
@@ -283,6 +333,13 @@ def test_an_admin_deletes_after_confirming(
     integration, secrets = make(console_server, console_sandbox, "nessus")
     watched = signed_in("admin")
     page = open_detail(watched, integration["id"])
+    # an admin also schedules the webhook secret's rotation
+    page.get_by_label("Webhook secret rotation schedule (cron)").fill("0 4 * * *")
+    page.get_by_role("button", name="Save schedules").click()
+    expect(page.locator("#schedules").get_by_role("status")).to_contain_text("Schedules saved.")
+    expect(page.locator("#schedules dl")).to_contain_text("0 4 * * *")
+    stored = console_server.api("GET", f"/integrations/{integration['id']}").json()
+    assert stored["webhook_rotation_schedule"] == "0 4 * * *" and stored["next_webhook_rotation_at"]
     page.get_by_role("button", name="Delete", exact=True).click()
     confirm = page.get_by_role("button", name="Delete integration")
     expect(confirm).to_be_visible()
