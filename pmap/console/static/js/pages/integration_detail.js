@@ -2,6 +2,7 @@
 // Drawn only from the JSON API; controls a role may not use are not drawn (the API refuses them anyway).
 import {api, poll, upload} from "../api.js";
 import {ago, button, errorNotice, field, h, notice, replace, table, timeAgo, when} from "../dom.js";
+import {titleOf} from "../schema_form.js";
 import {ENDED, followJob, jobError, progressView, shortSummary, summaryList} from "../detail/jobs.js";
 
 const SYNC_OPS = ["sync_findings", "fetch_pipeline_reports"];
@@ -33,13 +34,9 @@ function text(value) {
   return String(value);
 }
 
-const ACRONYMS = {Url: "URL", Tls: "TLS", Ca: "CA", Id: "ID", Ids: "IDs", Api: "API", Ssl: "SSL", Http: "HTTP"};
-
-/** A schema property's title ("Base Url" reads "Base URL"), else its key. */
+/** A schema property's title (the server spells it: "Base URL"), else its key. */
 function schemaTitle(schema, key) {
-  const prop = schema && schema.properties && schema.properties[key];
-  const title = (prop && prop.title) || key;
-  return String(title).split(" ").map((w) => ACRONYMS[w] || w).join(" ");
+  return titleOf(key, schema && schema.properties && schema.properties[key]);
 }
 
 function supports(type, ops) {
@@ -462,8 +459,8 @@ export async function render(root, ctx) {
     const list = h("div");
     async function loadJobs() {
       try {
-        const page = await api("GET", "/jobs", {query: {limit: 200}});
-        const mine = (page.items || []).filter((j) => j.integration_id === id).slice(0, 20);
+        const page = await api("GET", "/jobs", {query: {limit: 20, integration_id: id}});
+        const mine = page.items || [];
         replace(list, table([
           {label: "Created", cell: (j) => timeAgo(j.created_at)},
           {label: "Kind", cell: (j) => j.kind},
