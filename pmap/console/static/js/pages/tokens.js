@@ -48,7 +48,7 @@ export async function render(root, ctx) {
   const days = h("input", {type: "number", min: "1", max: String(MAX_DAYS), step: "1", inputmode: "numeric"});
   const submit = h("button", {type: "submit", class: "primary"}, "Create token");
   const formProblem = h("div", {"aria-live": "polite"});
-  const form = h("form", {class: "card token-form", "aria-labelledby": "create-heading"},
+  const form = h("form", {class: "card token-form", "aria-labelledby": "create-heading", novalidate: true},
     h("h2", {id: "create-heading"}, "Create token"),
     h("div", {class: "grid"},
       field("token-name", "Name", name, {required: true, description: "Who or what uses it, e.g. \"CI pipeline\"."}),
@@ -63,7 +63,7 @@ export async function render(root, ctx) {
     value.value = token.token;  // a property, never an attribute: it is not in the page's markup
     const said = h("span", {class: "muted small", role: "status"});
     replace(created, h("section", {class: "card shown-once", "aria-labelledby": "created-heading"},
-      h("h2", {id: "created-heading"}, `New token "${token.name}" (${token.role})`),
+      h("h2", {id: "created-heading"}, `Token "${token.name}" created (${token.role})`),
       notice("warning", h("strong", {}, "Copy this token now: it will not be shown again."),
         " PMAP keeps only its hash; if it is lost, revoke it and create another."),
       field("new-token-value", "New token", value),
