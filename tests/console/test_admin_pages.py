@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from pmap_sandbox.server import SandboxServer
 from tests.console.harness import (
     Server,
     Watched,
@@ -41,8 +42,8 @@ def token_row(page: Page, name: str) -> Locator:
 
 # ---- audit log ------------------------------------------------------------------------------------------------
 
-def test_audit_log_filters_pages_and_shows_details_as_text(signed_in: Callable[[str], Watched],
-                                                           console_server: Server, console_sandbox: object) -> None:
+def test_audit_log_filters_pages_and_shows_details_as_text(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
     name = unique("audited")
     integration = create_integration(console_server, console_sandbox.base_url, "nessus", name=name)
     tag = unique("paged")

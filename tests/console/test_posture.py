@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Response, expect
+from playwright.sync_api import Browser, Page, Playwright, Response, ViewportSize, expect
 
 from pmap.console.assets import STATIC_DIR
 from pmap.console.pages import PAGES
@@ -38,8 +38,8 @@ from tests.console.harness import (
 from tests.findings.pipeline.helpers import sarif_report
 from tests.webhooks.conftest import integration_body
 
-DESKTOP = {"width": 1280, "height": 800}
-NARROW = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+NARROW: ViewportSize = {"width": 390, "height": 844}
 COOKIE = "pmap_session"
 INJECTED_IMG = '<img src=x onerror="window.__pwned=1">'
 INJECTED_SCRIPT = "<script>window.__pwned=1</script>"
@@ -241,16 +241,15 @@ def named_host_browser(playwright_driver: Playwright) -> Iterator[Browser]:
         b.close()
 
 
-@pytest.mark.xfail(strict=True, reason="static/js/docs.js leaves Swagger UI's validatorUrl at its default: on a "
-                   "host that is not localhost it draws an <img> from validator.swagger.io (a third-party request, "
-                   "refused by the CSP). Fix: pass `validatorUrl: null` to SwaggerUIBundle in docs.js")
 def test_docs_on_a_named_host_ask_no_third_party_validator(named_host_browser: Browser,
                                                            console_server: Server) -> None:
     base = console_server.base_url.replace("127.0.0.1", "pmap.test")
     watched = watch(named_host_browser, base)
     try:
-        page = sign_in(watched, console_server.tokens["viewer"])
-        page.goto("/docs")
+        page = watched.page
+        page.goto("/docs")  # /docs needs no session
+        # Swagger UI draws a badge from validator.swagger.io for a spec on a host that is not loopback's, when
+        # its layout has one (BaseLayout, used here, has none): nothing may be asked of a third party
         expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)
         expect(page.locator(".opblock")).not_to_have_count(0)
         page.wait_for_load_state("networkidle")
@@ -384,14 +383,14 @@ def test_a_viewers_writes_are_refused_by_the_server(world: World, signed_in: Cal
     jar = {COOKIE: session_cookie(watched)["value"]}
     headers = {"X-CSRF-Token": csrf_of(page)}
     base = f"{console_server.base_url}/api/v1"
-    attempts = [
-        ("POST", "/integrations", {"json": integration_body("nessus", console_sandbox.base_url, "ok", unique("v"))}),
-        ("PATCH", f"/integrations/{world.integration_id}", {"json": {"name": unique("renamed by a viewer")}}),
-        ("DELETE", f"/integrations/{world.integration_id}", {}),
-        ("POST", "/tokens", {"json": {"name": unique("viewer's"), "role": "admin"}}),
+    attempts: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", "/integrations", integration_body("nessus", console_sandbox.base_url, "ok", unique("v"))),
+        ("PATCH", f"/integrations/{world.integration_id}", {"name": unique("renamed by a viewer")}),
+        ("DELETE", f"/integrations/{world.integration_id}", None),
+        ("POST", "/tokens", {"name": unique("viewer's"), "role": "admin"}),
     ]
-    for method, path, kw in attempts:
-        r = httpx.request(method, base + path, cookies=jar, headers=headers, trust_env=False, timeout=30, **kw)
+    for method, path, body in attempts:
+        r = httpx.request(method, base + path, cookies=jar, headers=headers, trust_env=False, timeout=30, json=body)
         assert r.status_code == 403, (method, path, r.status_code, r.text)
     still = console_server.api("GET", f"/integrations/{world.integration_id}")
     assert still.status_code == 200 and still.json()["name"] == world.integration_name
@@ -458,3 +457,18 @@ def test_markup_in_names_and_audit_details_renders_as_text(signed_in: Callable[[
         shot(page, "injection-integrations")
     assert_stayed_home(watched, console_server.base_url)
     assert_no_secret(watched, console_server, [v for v in body["credentials"].values() if len(v) >= 8])
+
+
+@pytest.mark.xfail(strict=True, reason="over plain HTTP on a host that is not loopback chromium sends no "
+                   "Sec-Fetch-Site and, under Referrer-Policy no-referrer, `Origin: null` with the sign-in form, so "
+                   "pmap/console/api.py's _same_origin refuses every sign-in there ('sign in from PMAP's own sign-in "
+                   "page'). Fix: guard sign-in with a pre-session double-submit token (GET /sign-in sets an HttpOnly "
+                   "SameSite=Strict cookie and the same value in a hidden field; POST compares them) instead of "
+                   "relying on Origin when Sec-Fetch-Site is absent")
+def test_sign_in_works_over_http_on_a_named_host(named_host_browser: Browser, console_server: Server) -> None:
+    base = console_server.base_url.replace("127.0.0.1", "pmap.test")
+    watched = watch(named_host_browser, base)
+    try:
+        sign_in(watched, console_server.tokens["viewer"])
+    finally:
+        watched.context.close()
