@@ -3,19 +3,29 @@
 import {api} from "../api.js";
 import {button, errorNotice, field, h, replace, table, timeAgo, when} from "../dom.js";
 
-/** The action vocabulary as the API documents it (its OpenAPI document); null when it cannot be read. */
-async function actionVocabulary() {
+/** What the API documents of GET /audit-events (its OpenAPI document): the action vocabulary and the names
+ * of the filters it takes; nulls when it cannot be read (the page then asks for an action as text). */
+async function auditDescription() {
   try {
     const response = await fetch("/openapi.json", {credentials: "same-origin", cache: "no-store",
       headers: {Accept: "application/json"}, redirect: "error"});
-    if (!response.ok) return null;
+    if (!response.ok) return {actions: null, params: new Set()};
     const spec = await response.json();
-    const values = spec && spec.components && spec.components.schemas && spec.components.schemas.AuditAction
-      && spec.components.schemas.AuditAction.enum;
-    return Array.isArray(values) ? values.filter((v) => typeof v === "string") : null;
+    const schemas = (spec && spec.components && spec.components.schemas) || {};
+    const values = schemas.AuditAction && schemas.AuditAction.enum;
+    const operation = spec && spec.paths && spec.paths["/api/v1/audit-events"] && spec.paths["/api/v1/audit-events"].get;
+    const params = new Set(((operation && operation.parameters) || []).map((p) => p && p.name));
+    return {actions: Array.isArray(values) ? values.filter((v) => typeof v === "string") : null, params};
   } catch (err) {
-    return null;
+    return {actions: null, params: new Set()};
   }
+}
+
+/** A datetime-local value as an ISO instant (the reader's time zone), or "" when empty or invalid. */
+function instant(value) {
+  if (!value) return "";
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
 }
 
 /** Every integration's name by id (to name and filter them); a failure only costs the names. */
@@ -44,19 +54,26 @@ function detailText(detail) {
 }
 
 export async function render(root, ctx) {
-  const [actions, names] = await Promise.all([actionVocabulary(), integrationNames()]);
+  const [{actions, params}, names] = await Promise.all([auditDescription(), integrationNames()]);
   const action = actions
     ? select(actions.map((a) => [a, a]), "Any action")
     : h("input", {type: "text", autocomplete: "off", placeholder: "integration.create"});
   const outcome = select([["success", "success"], ["failure", "failure"]], "Any outcome");
   const integration = select([...names.entries()].sort((a, b) => a[1].localeCompare(b[1])), "Any integration");
   const purpose = h("input", {type: "text", autocomplete: "off", maxlength: "64", placeholder: "sync"});
+  // filters the API documents beyond these four (an actor, a time range) are offered when it takes them
+  const actor = params.has("actor") ? h("input", {type: "text", autocomplete: "off", maxlength: "200"}) : null;
+  const since = params.has("since") ? h("input", {type: "datetime-local"}) : null;
+  const until = params.has("until") ? h("input", {type: "datetime-local"}) : null;
   const limit = h("select", {}, ["10", "25", "50", "100", "200"].map((n) => h("option", {value: n, selected: n === "100"}, n)));
   const form = h("form", {class: "filters", role: "search", "aria-label": "Filter audit events"},
     field("audit-action", "Action", action),
     field("audit-outcome", "Outcome", outcome),
     field("audit-integration", "Integration", integration),
     field("audit-purpose", "Purpose", purpose),
+    actor ? field("audit-actor", "Actor", actor) : null,
+    since ? field("audit-since", "From", since) : null,
+    until ? field("audit-until", "To", until) : null,
     field("audit-limit", "Per page", limit),
     h("div", {class: "row"}, h("button", {type: "submit", class: "primary"}, "Apply filters"),
       button("Clear filters", () => { form.reset(); load([]); })));
@@ -74,7 +91,8 @@ export async function render(root, ctx) {
     loading = true;
     const cursor = nextTrail.length ? nextTrail[nextTrail.length - 1] : null;
     const query = {limit: limit.value || 100, cursor, action: action.value.trim(), outcome: outcome.value,
-      integration_id: integration.value, purpose: purpose.value.trim()};
+      integration_id: integration.value, purpose: purpose.value.trim(), actor: actor ? actor.value.trim() : "",
+      since: since ? instant(since.value) : "", until: until ? instant(until.value) : ""};
     results.setAttribute("aria-busy", "true");
     try {
       const page = await api("GET", "/audit-events", {query});
