@@ -73,7 +73,7 @@ export async function render(root, ctx) {
     field("audit-purpose", "Purpose", purpose),
     actor ? field("audit-actor", "Actor", actor) : null,
     since ? field("audit-since", "From", since) : null,
-    until ? field("audit-until", "To", until) : null,
+    until ? field("audit-until", "Until", until) : null,
     field("audit-limit", "Per page", limit),
     h("div", {class: "row"}, h("button", {type: "submit", class: "primary"}, "Apply filters"),
       button("Clear filters", () => { form.reset(); load([]); })));
