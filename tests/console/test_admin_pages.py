@@ -220,3 +220,29 @@ def test_revoking_the_last_admin_token_shows_the_apis_refusal(browser: Browser, 
         assert_no_secret(watched, lone_admin_server, [lone_admin_server.admin_token])
     finally:
         watched.context.close()
+
+
+def test_audit_actor_and_time_range_filters_once_the_api_takes_them(signed_in: Callable[[str], Watched],
+                                                                     console_server: Server) -> None:
+    spec = httpx.get(f"{console_server.base_url}/openapi.json", timeout=30, trust_env=False).json()
+    taken = {p["name"] for p in spec["paths"]["/api/v1/audit-events"]["get"]["parameters"]}
+    if not {"actor", "since", "until"} <= taken:
+        pytest.skip("GET /api/v1/audit-events takes no actor/since/until filter yet (the page offers them then)")
+    watched = signed_in("admin")
+    page = watched.page
+    page.goto("/audit")
+    settle(page)
+    rows = page.locator("tbody tr")
+    page.get_by_label("Actor").fill("system:bootstrap")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("system:bootstrap")
+    page.get_by_label("Actor").fill("")
+    page.get_by_label("From").fill("2000-01-01T00:00")
+    page.get_by_label("Until").fill("2099-01-01T00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows.first).to_be_visible()
+    page.get_by_label("Until").fill("2000-01-02T00:00")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.get_by_text("No audit event matches these filters.")).to_be_visible()
+    shot(page, "audit-actor-time-filters")
