@@ -121,6 +121,8 @@ def test_a_created_token_is_shown_once_works_and_is_revoked_after_confirmation(
     # the value is a property of the field, not markup of the page
     assert value not in page.content()
     shot(page, "tokens-created")
+    page.get_by_role("button", name="Copy").click()  # the clipboard where the browser allows it, else selected
+    expect(page.locator(".shown-once .copy-status")).to_have_text(re.compile("Copied to the clipboard|Selected"))
     me = whoami(console_server, value)
     assert me.status_code == 200 and me.json()["token_name"] == name and me.json()["role"] == "operator"
     row = token_row(page, name)

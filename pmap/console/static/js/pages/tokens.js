@@ -61,7 +61,7 @@ export async function render(root, ctx) {
     const value = h("input", {type: "text", readonly: true, autocomplete: "off", spellcheck: "false",
       class: "token-value"});
     value.value = token.token;  // a property, never an attribute: it is not in the page's markup
-    const said = h("span", {class: "muted small", role: "status"});
+    const said = h("span", {class: "muted small copy-status", role: "status"});
     replace(created, h("section", {class: "card shown-once", "aria-labelledby": "created-heading"},
       h("h2", {id: "created-heading"}, `Token "${token.name}" created (${token.role})`),
       notice("warning", h("strong", {}, "Copy this token now: it will not be shown again."),
