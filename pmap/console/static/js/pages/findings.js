@@ -150,10 +150,7 @@ export async function render(root, ctx) {
       counts = await api("GET", "/findings/counts", {query: filters});
     } catch (err) {
       if (seq !== loadSeq) return;
-      // before GET /findings/counts exists, the path reads as /findings/{finding_id} (422) or is not found
-      if (err instanceof ApiError && [404, 405].includes(err.status)) {
-        replace(countsBody, notice("info", "Counts are not available from this server (GET /api/v1/findings/counts)."));
-      } else if (err instanceof ApiError && err.status === 422 && !filtersInvalid(err)) {
+      if (countsMissing(err)) {
         replace(countsBody, notice("info", "Counts are not available from this server (GET /api/v1/findings/counts)."));
       } else {
         replace(countsBody, errorNotice(err));
@@ -174,11 +171,6 @@ export async function render(root, ctx) {
       : h("p", {class: "muted"}, "No findings in any integration.");
     replace(countsBody, h("p", {}, h("strong", {}, String(counts.total)), ` finding${counts.total === 1 ? "" : "s"} match.`),
       h("div", {class: "chart-grid"}, severityChart, integrationChart));
-  }
-
-  function filtersInvalid(err) {
-    const fields = (err.body && err.body.error && err.body.error.fields) || [];
-    return fields.some((f) => f.field !== "finding_id" && !String(f.field).endsWith("finding_id"));
   }
 
   async function loadPage(filters, seq) {
@@ -228,6 +220,17 @@ export async function render(root, ctx) {
   const filters = filtersFromUrl();
   drawForm(filters);
   await load(filters);
+}
+
+/** True when the server has no GET /findings/counts: not found, or the path read as /findings/{finding_id}
+ * (a 422 naming finding_id, or refusing the filters as query parameters that route does not take). */
+function countsMissing(err) {
+  if (!(err instanceof ApiError)) return false;
+  if (err.status === 404 || err.status === 405) return true;
+  if (err.status !== 422) return false;
+  const fields = (err.body && err.body.error && err.body.error.fields) || [];
+  return fields.some((f) => String(f.field).endsWith("finding_id") ||
+    String(f.reason || "").includes("is not a query parameter"));
 }
 
 function resourceOf(f) {
