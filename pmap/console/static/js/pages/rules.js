@@ -43,7 +43,7 @@ function compileError(err, condition) {
     const [line, caret, lineNo, col] = caretAt(condition, position);
     parts.push(h("figure", {class: "rule-caret"},
       h("figcaption", {class: "small"}, `Condition, line ${lineNo}, column ${col} (position ${position}):`),
-      h("pre", {class: "rule-error", "aria-label": `The condition with a marker at position ${position}`},
+      h("pre", {class: "rule-error", "aria-label": `Error at position ${position}`},
         `${line}\n${caret}`)));
   }
   return h("div", {class: "rule-check", dataset: {position: position === null ? "" : String(position)}}, parts);
