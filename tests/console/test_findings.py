@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import Server, Watched, create_integration, settle, shot
@@ -135,7 +135,12 @@ def test_markup_in_a_title_is_text_and_the_detail_shows_provenance(signed_in: An
     watched: Watched = signed_in("viewer")
     page = watched.page
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     tag, a = seeded["tag"], seeded["a"]
     title = f"{MARKUP} {tag}"
     page.goto(f"/findings?integration_id={a['id']}&severity=low")
@@ -191,7 +196,8 @@ def test_a_rule_set_severity_is_named_in_the_provenance(signed_in: Any, console_
     provenance = page.get_by_role("region", name="Severity provenance")
     expect(provenance).to_contain_text("Mapped valuecritical")
     expect(provenance).to_contain_text("Final severitylow")
-    expect(provenance.get_by_role("link", name=f"lab is low {tag}")).to_have_attribute("href", f"/rules#rule-{rule['id']}")
+    rule_link = provenance.get_by_role("link", name=f"lab is low {tag}")
+    expect(rule_link).to_have_attribute("href", f"/rules#rule-{rule['id']}")
     shot(page, "finding-detail-rule")
     # viewers are not offered to open a ticket
     expect(page.get_by_role("button", name="Open ticket")).to_have_count(0)
