@@ -127,6 +127,9 @@ def test_filter_by_integration_and_severity_and_the_charts(signed_in: Any, conso
         expect(chart).to_have_attribute("aria-label", re.compile(re.escape(f"scan A {tag} 5 (")))
         expect(chart).to_have_attribute("aria-label", re.compile(re.escape(f"scan B {tag} 1 (High 1)")))
     shot(page, "findings")
+    page.set_viewport_size({"width": 420, "height": 900})
+    expect(page.get_by_role("button", name="Apply filters")).to_be_visible()
+    shot(page, "findings-narrow")
     assert not watched.errors, watched.errors
 
 
