@@ -6,6 +6,7 @@ import {button, errorNotice, field, h, notice, replace, SEVERITIES, severityBadg
 const ACTIONS = [["set_severity", "Set severity"], ["suppress", "Suppress"], ["tag", "Tag"]];
 const ACTION_NAMES = Object.fromEntries(ACTIONS);
 const VALIDATE_DELAY = 400;
+const CHANGE_NAMES = {severity: "Severity changes", suppressed: "Suppression changes", tags: "Tag changes"};
 const FIELDS_HELP = "Fields: title, description, severity, severity_rank, vendor_severity, rule_id, cve_ids, cwe_ids, " +
   "other_ids, cvss_score, cvss_vector, host, ip, port, protocol, url, parameter, repository, file_path, line, " +
   "package_name, package_version, fixed_version, vendor, integration_id, format, tags. " +
@@ -47,6 +48,14 @@ function compileError(err, condition) {
         `${line}\n${caret}`)));
   }
   return h("div", {class: "rule-check", dataset: {position: position === null ? "" : String(position)}}, parts);
+}
+
+/** What the rules decide for a finding ({severity, suppressed, tags}) as badges and text. */
+function effect(e) {
+  if (e === null || e === undefined) return "";
+  if (typeof e !== "object") return String(e);
+  return h("span", {class: "rule-effect"}, severityBadge(e.severity), e.suppressed ? " suppressed" : "",
+    (e.tags || []).length ? ` tags: ${e.tags.join(", ")}` : "");
 }
 
 function micro(n) {
@@ -284,11 +293,11 @@ function drawEditor(section, rule, onSaved, onCancel) {
       h("h3", {}, "Preview"),
       h("p", {}, h("strong", {}, `This rule would change ${out.changed} of ${out.examined} open findings.`),
         out.truncated ? " (Examined a bounded sample; there may be more.)" : ""),
-      changes.length ? h("ul", {}, changes.map(([k, n]) => h("li", {}, `${k}: ${n}`))) : null,
+      changes.length ? h("ul", {}, changes.map(([k, n]) => h("li", {}, `${CHANGE_NAMES[k] || k}: ${n}`))) : null,
       table([
         {label: "Title", cell: (s) => h("a", {href: `/findings/${encodeURIComponent(s.finding_id)}`}, s.title)},
-        {label: "From", cell: (s) => String(s.from ?? "")},
-        {label: "To", cell: (s) => String(s.to ?? "")},
+        {label: "From", cell: (s) => effect(s.from)},
+        {label: "To", cell: (s) => effect(s.to)},
       ], out.samples || [], {caption: "Sample of the findings it would change", empty: "No finding would change."})));
   }
 
