@@ -126,7 +126,15 @@ def test_filter_by_integration_and_severity_and_the_charts(signed_in: Any, conso
         chart = page.get_by_role("img", name=re.compile(r"^Findings by integration:"))
         expect(chart).to_have_attribute("aria-label", re.compile(re.escape(f"scan A {tag} 5 (")))
         expect(chart).to_have_attribute("aria-label", re.compile(re.escape(f"scan B {tag} 1 (High 1)")))
-    shot(page, "findings")
+        shot(page, "findings")
+        # a severity in the numbers' table opens the same view narrowed to it
+        page.get_by_role("table", name="Findings by severity").get_by_role("link", name="High").click()
+        expect(page).to_have_url(re.compile(r"severity=high"))
+        settle(page)
+        expect(rows).to_have_count(3)
+        assert parse_qs(urlparse(page.url).query)["title"] == [tag]
+    else:
+        shot(page, "findings")
     page.set_viewport_size({"width": 420, "height": 900})
     expect(page.get_by_role("button", name="Apply filters")).to_be_visible()
     shot(page, "findings-narrow")

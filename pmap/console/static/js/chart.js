@@ -19,7 +19,8 @@ function shorten(text, max = 22) {
 }
 
 /**
- * A horizontal bar chart: bars [{key, label, value}] (key names the fill-<key> class), with a caption.
+ * A horizontal bar chart: bars [{key, label, value, href?}] (key names the fill-<key> class; href makes the
+ * table's label a link), with a caption.
  * Returns a <figure> holding the SVG image and a table of the same numbers.
  */
 export function barChart(caption, bars, {valueLabel = "Findings", id} = {}) {
@@ -41,13 +42,13 @@ export function barChart(caption, bars, {valueLabel = "Findings", id} = {}) {
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, h("th", {scope: "col"}, ""), h("th", {scope: "col"}, valueLabel))),
     h("tbody", {}, bars.map((b) => h("tr", {dataset: {key: b.key}},
-      h("th", {scope: "row"}, b.label), h("td", {}, String(b.value))))));
+      h("th", {scope: "row"}, b.href ? h("a", {href: b.href}, b.label) : b.label), h("td", {}, String(b.value))))));
   return h("figure", {class: "chart-figure", id},
     h("figcaption", {}, caption), h("div", {class: "chart-body"}, image, h("div", {class: "table-wrap"}, numbers)));
 }
 
 /**
- * A stacked horizontal bar chart: rows [{label, total, parts: {key: n}}], parts drawn in `keys` order with
+ * A stacked horizontal bar chart: rows [{label, total, parts: {key: n}, href?}], parts drawn in `keys` order with
  * fill-<key>. Returns a <figure> with the SVG image and a table (one row per bar, one column per key).
  */
 export function stackedChart(caption, rows, keys, {keyLabel = (k) => k, id} = {}) {
@@ -83,7 +84,7 @@ export function stackedChart(caption, rows, keys, {keyLabel = (k) => k, id} = {}
     h("thead", {}, h("tr", {}, h("th", {scope: "col"}, ""), keys.map((k) => h("th", {scope: "col"}, keyLabel(k))),
       h("th", {scope: "col"}, "Total"))),
     h("tbody", {}, rows.map((r) => h("tr", {},
-      h("th", {scope: "row"}, r.label), keys.map((k) => h("td", {}, String(r.parts[k] || 0))),
+      h("th", {scope: "row"}, r.href ? h("a", {href: r.href}, r.label) : r.label), keys.map((k) => h("td", {}, String(r.parts[k] || 0))),
       h("td", {}, String(r.total))))));
   return h("figure", {class: "chart-figure", id},
     h("figcaption", {}, caption), h("div", {class: "chart-body"}, image, h("div", {class: "table-wrap"}, numbers)));

@@ -161,10 +161,12 @@ export async function render(root, ctx) {
     const bySeverity = counts.by_severity || {};
     const keys = ALL_SEVERITIES.filter((s) => s !== "unknown" || bySeverity.unknown);
     const severityChart = barChart("Findings by severity",
-      keys.map((s) => ({key: s, label: cap(s), value: bySeverity[s] || 0})), {id: "chart-severity"});
+      keys.map((s) => ({key: s, label: cap(s), value: bySeverity[s] || 0,
+        href: `/findings${queryString({...filters, severity: [s]})}`})), {id: "chart-severity"});
     const rows = (counts.by_integration || []).map((i) => ({
       label: (byId.get(i.integration_id) || {}).name || i.name || i.integration_id,
       total: i.total, parts: i.by_severity || {},
+      href: `/findings${queryString({...filters, integration_id: i.integration_id})}`,
     }));
     const integrationChart = rows.length
       ? stackedChart("Findings by integration", rows, keys, {keyLabel: cap, id: "chart-integration"})
