@@ -24,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect
 
-from pmap.credentials.keyring import generate_key
+from pmap.core.crypto import generate_key
 from tests.webhooks.conftest import integration_body
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -104,7 +104,9 @@ export function field(id, label, control, {description, required} = {}) {
   const describedBy = description ? `${id}-help` : null;
   if (describedBy) control.setAttribute("aria-describedby", describedBy);
   return h("div", {class: "field"},
-    h("label", {for: id}, label, required ? h("span", {class: "req", "aria-hidden": "true"}, " *") : null),
+    // the mark stays outside the label, so the control's accessible name is exactly its title
+    h("div", {class: "label-row"}, h("label", {for: id}, label),
+      required ? h("span", {class: "req", title: "required"}, "*") : null),
     control,
     description ? h("div", {class: "help", id: describedBy}, description) : null);
 }
