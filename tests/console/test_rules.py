@@ -152,7 +152,9 @@ def test_reorder_and_delete_with_a_confirmation(signed_in: Any, console_server: 
     assert order == [second["id"], first["id"]]
     names = page.get_by_role("table", name=re.compile(r"^\d+ rules?$")).locator("tbody tr td:nth-child(2)")
     expect(names.filter(has_text=tag)).to_have_text([f"second {tag}", f"first {tag}"])
-    page.get_by_role("button", name=f"Move down second {tag}").click()
+    # the keyboard stays on the moved rule: Enter on the focused control moves it back down
+    expect(page.get_by_role("button", name=f"Move down second {tag}")).to_be_focused()
+    page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text=f"Moved “second {tag}” down.")).to_be_visible()
     assert [x["id"] for x in _rules(console_server) if tag in x["name"]] == [first["id"], second["id"]]
 

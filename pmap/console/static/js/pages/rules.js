@@ -139,6 +139,7 @@ export async function render(root, ctx) {
               button("Confirm delete", () => remove(r), {class: "danger", "aria-label": `Confirm delete ${r.name}`}),
               button("Cancel", () => confirmBox.classList.add("hidden")));
             confirmBox.classList.remove("hidden");
+            confirmBox.querySelector("button")?.focus();
           }, {class: "danger", "aria-label": `Delete ${r.name}`})), confirmBox);
       }});
     }
@@ -162,6 +163,13 @@ export async function render(root, ctx) {
       replace(status, errorNotice(err));
     }
     await loadRules();
+    // keep the keyboard where it was: on the moved rule's button, or its other one at an end of the list
+    const moved = order[target];
+    const label = (dir) => `Move ${dir} ${moved.name}`;
+    const buttons = [...listBody.querySelectorAll("button")];
+    const same = buttons.find((b) => b.getAttribute("aria-label") === label(delta < 0 ? "up" : "down"));
+    const other = buttons.find((b) => b.getAttribute("aria-label") === label(delta < 0 ? "down" : "up"));
+    (same && !same.disabled ? same : other)?.focus();
   }
 
   async function remove(rule) {
