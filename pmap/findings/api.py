@@ -34,6 +34,7 @@ from pmap.findings.jobs import JobRunner
 from pmap.findings.models import Job
 from pmap.findings.rules_api import router as rules_router
 from pmap.findings.schemas import (
+    FindingCounts,
     FindingPage,
     FindingWithOccurrences,
     ImportOut,
@@ -235,9 +236,7 @@ def _one_choice(value: str | None, allowed: tuple[str, ...], name: str) -> str |
     return chosen[0] if chosen else None
 
 
-@router.get("/findings", response_model=FindingPage)
-def list_findings(
-    session: DbSession, principal: Viewer,
+def finding_filters(
     integration_id: uuid.UUID | None = None,
     severity: Annotated[list[str] | None, Query(description="Repeat or comma-separate: high,critical")] = None,
     finding_status: Annotated[list[str] | None,
@@ -260,17 +259,34 @@ def list_findings(
     title: Annotated[str | None, Query(min_length=1, max_length=500,
                                        description="Contained in the title, case-insensitively "
                                                    "(% and _ are literal)")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> FindingPage:
-    """The organization's findings, newest first, filtered."""
-    filters = service.FindingFilters(
+) -> service.FindingFilters:
+    """The findings filters of a query string (shared by the listing and the counts)."""
+    return service.FindingFilters(
         integration_id=integration_id, severity=_choices(severity, SEVERITIES, "severity"),
         status=_choices(finding_status, _STATUSES, "status"), vuln_id=vuln_id, host=host, ip=ip, port=port, url=url,
         repository=repository, file_path=file_path, package_name=package_name, resource=resource, scope=scope,
         format=_one_choice(format, tuple(sorted(report_formats())), "format"), tag=tag, title=title,
     )
+
+
+FiltersDep = Annotated[service.FindingFilters, Depends(finding_filters)]
+
+
+@router.get("/findings", response_model=FindingPage)
+def list_findings(
+    session: DbSession, principal: Viewer, filters: FiltersDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> FindingPage:
+    """The organization's findings, newest first, filtered."""
     return service.list_findings(session, principal, filters, limit=limit, cursor=cursor)
+
+
+# declared before /findings/{finding_id}, which would otherwise take "counts" for an id
+@router.get("/findings/counts", response_model=FindingCounts)
+def count_findings(session: DbSession, principal: Viewer, filters: FiltersDep) -> FindingCounts:
+    """How many of the organization's findings match the filters: in all, by severity and by integration."""
+    return service.count_findings(session, principal, filters)
 
 
 class FindingDetailOut(FindingWithOccurrences):

@@ -25,15 +25,20 @@ from pmap.findings.models import Rule
 from pmap.findings.rules_cost import RuleSetCost, rule_set_cost
 from pmap.findings.rules_engine import CompiledRule, RuleCompileError, RuleSpec, compile_rule
 from pmap.findings.rules_limits import check_rule_limits
+from pmap.findings.rules_preview import Candidate, Change, Effect, preview
 from pmap.findings.schemas import (
     RuleChecked,
     RuleCost,
     RuleCostItem,
     RuleCostSample,
     RuleCreate,
+    RuleEffectOut,
     RuleLimits,
     RuleList,
     RuleOut,
+    RulePreviewIn,
+    RulePreviewOut,
+    RulePreviewSample,
     RuleSaved,
     RuleSetCostOut,
     RuleUpdate,
@@ -116,6 +121,27 @@ def check_rule(body: RuleCreate, session: DbSession, settings: SettingsDep, prin
     cost = rule_set_cost(session, principal.organization_id, settings.rules_cost_sample, focus=candidate.id,
                          candidate=candidate)
     return RuleChecked(value=compiled.value, cost=_rule_cost(cost, candidate.id))
+
+
+def _effect_out(effect: Effect) -> RuleEffectOut:
+    return RuleEffectOut(severity=effect.severity, suppressed=effect.suppressed, tags=effect.tags)
+
+
+def _sample_out(change: Change) -> RulePreviewSample:
+    return RulePreviewSample(finding_id=change.finding_id, title=change.title, from_=_effect_out(change.before),
+                             to=_effect_out(change.after))
+
+
+@router.post("/preview", response_model=RulePreviewOut)
+def preview_rule(body: RulePreviewIn, session: DbSession, principal: Operator) -> RulePreviewOut:
+    """What saving the rule (a new one, or ``rule_id`` edited) would change on the organization's open findings;
+    saves nothing. A rule that does not compile is the 422 of ``/rules/validate``."""
+    compiled = validate_rule(body.name, body.condition, body.action, body.value)
+    result = preview(session, principal, Candidate(
+        name=body.name, condition=body.condition, action=body.action, value=compiled.value, position=body.position,
+        enabled=body.enabled, rule_id=body.rule_id))
+    return RulePreviewOut(examined=result.examined, changed=result.changed, by_change=result.by_change,
+                          samples=[_sample_out(c) for c in result.samples], truncated=result.truncated)
 
 
 @router.post("", response_model=RuleSaved, status_code=status.HTTP_201_CREATED)

@@ -90,6 +90,28 @@ class FindingPage(BaseModel):
     next_cursor: str | None
 
 
+_BY_SEVERITY_DOC = "Findings per severity, every severity present (zeros included), critical first."
+
+
+class IntegrationFindingCounts(BaseModel):
+    """The matching findings of one integration."""
+
+    integration_id: uuid.UUID
+    name: str
+    vendor: str
+    total: int
+    by_severity: dict[str, int] = Field(description=_BY_SEVERITY_DOC)
+
+
+class FindingCounts(BaseModel):
+    """How many findings match the filters of ``GET /findings``: in all, by severity, by integration."""
+
+    total: int
+    by_severity: dict[str, int] = Field(description=_BY_SEVERITY_DOC)
+    by_integration: list[IntegrationFindingCounts] = Field(
+        description="Integrations with at least one matching finding, most findings first.")
+
+
 class ImportSummaryOut(BaseModel):
     """What one import did. ``parsed`` (distinct findings in the report) = ``kept`` + ``filtered_out``;
     ``kept`` = ``created`` + ``updated``; ``reopened``, ``suppressed`` and ``unknown_severity`` count
@@ -308,3 +330,41 @@ class RuleChecked(BaseModel):
 
     value: str | None
     cost: RuleCost
+
+
+class RulePreviewIn(RuleCreate):
+    """A rule as it would be created, or as an existing one would be after editing (``rule_id``)."""
+
+    rule_id: uuid.UUID | None = Field(default=None, description="The rule this one would replace (editing); "
+                                      "its position is kept unless `position` is given.")
+
+
+class RuleEffectOut(BaseModel):
+    """What the rules decide for one finding."""
+
+    severity: SeverityName
+    suppressed: bool
+    tags: list[str] = Field(description="Tags added by rules.")
+
+
+class RulePreviewSample(BaseModel):
+    """One finding the rule set would treat differently with the rule saved."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    finding_id: uuid.UUID
+    title: str
+    from_: RuleEffectOut = Field(alias="from", description="With the rules as they are.")
+    to: RuleEffectOut = Field(description="With the rule saved.")
+
+
+class RulePreviewOut(BaseModel):
+    """What saving the rule would change on the organization's newest open findings (and those a rule
+    suppressed), had they been imported again: both rule sets are applied now, by the import's own pipeline."""
+
+    examined: int = Field(description="Findings examined: the newest open or rule-suppressed, at most 50,000.")
+    changed: int = Field(description="Examined findings whose severity, suppression or rule tags would differ.")
+    by_change: dict[str, int] = Field(description="Changed findings per kind of change (severity, suppressed, "
+                                                  "tags); one finding may count under several.")
+    samples: list[RulePreviewSample] = Field(description="Up to 10 changed findings, newest first.")
+    truncated: bool = Field(description="True when more findings exist than were examined.")

@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session, defer
 from pmap.auth.principal import Principal
 from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
 from pmap.findings.models import Finding, ImportRecord
-from pmap.findings.schemas import FindingOut, FindingPage, FindingWithOccurrences, ImportOut, ImportPage
+from pmap.findings.schemas import (
+    FindingCounts,
+    FindingOut,
+    FindingPage,
+    FindingWithOccurrences,
+    ImportOut,
+    ImportPage,
+    IntegrationFindingCounts,
+)
+from pmap.findings.severity import SEVERITIES
+from pmap.integrations.models import Integration
 
 _CWE = re.compile(r"^CWE-(\d{1,6})$", re.IGNORECASE)
 
@@ -91,6 +101,37 @@ def list_findings(session: Session, principal: Principal, filters: FindingFilter
     stmt = principal.scoped(Finding).where(*_where(session, filters)).options(defer(Finding.occurrences))
     rows, nxt = split_page(session.scalars(newest_first(stmt, Finding, cursor, limit)).all(), limit)
     return FindingPage(items=[FindingOut.model_validate(r) for r in rows], next_cursor=nxt)
+
+
+#: the order of ``by_severity`` in counts: the most severe first
+_COUNT_ORDER = tuple(reversed(SEVERITIES))
+
+
+def _severity_counts() -> dict[str, int]:
+    return dict.fromkeys(_COUNT_ORDER, 0)
+
+
+def count_findings(session: Session, principal: Principal, filters: FindingFilters) -> FindingCounts:
+    """The organization's findings matching ``filters``, counted by the database per integration and severity."""
+    stmt = (principal.scoped(Finding, Finding.integration_id, Integration.name, Integration.vendor, Finding.severity,
+                             sa.func.count())
+            .join(Integration, Integration.id == Finding.integration_id)
+            .where(*_where(session, filters))
+            .group_by(Finding.integration_id, Integration.name, Integration.vendor, Finding.severity))
+    overall = _severity_counts()
+    per: dict[uuid.UUID, IntegrationFindingCounts] = {}
+    for integration_id, name, vendor, severity, n in session.execute(stmt):
+        # a stored severity is always one of SEVERITIES; anything else is counted where a person triages it
+        key = severity if severity in overall else "unknown"
+        entry = per.get(integration_id)
+        if entry is None:
+            entry = per[integration_id] = IntegrationFindingCounts(
+                integration_id=integration_id, name=name, vendor=vendor, total=0, by_severity=_severity_counts())
+        entry.total += n
+        entry.by_severity[key] += n
+        overall[key] += n
+    ranked = sorted(per.values(), key=lambda e: (-e.total, e.name, str(e.integration_id)))
+    return FindingCounts(total=sum(overall.values()), by_severity=overall, by_integration=ranked)
 
 
 def get_finding(session: Session, principal: Principal, finding_id: uuid.UUID) -> FindingWithOccurrences:

@@ -37,7 +37,7 @@ log = logging.getLogger("pmap.findings.severity")
 SEVERITIES: tuple[str, ...] = tuple(s.value for s in Severity)  # unknown, info, low, medium, high, critical
 RANK: dict[str, int] = {s.value: s.rank for s in Severity}
 #: finding fields rule conditions read straight from the parsed finding
-_FINDING_FIELDS = ("title", "description", "vendor_severity", "cve_ids", "cwe_ids", "other_ids", "rule_id",
+RULE_FIELDS = ("title", "description", "vendor_severity", "cve_ids", "cwe_ids", "other_ids", "rule_id",
                    "cvss_score", "cvss_vector", "host", "ip", "port", "protocol", "url", "parameter", "repository",
                    "file_path", "line", "package_name", "package_version", "fixed_version")
 
@@ -101,7 +101,7 @@ class SeverityPipeline:
         # unknown (rank 0) never counts as "below": a threshold of unknown or info drops nothing known
         self._min_rank = RANK[threshold]
         self._rules = rules if rules is not None and len(rules) else None
-        self._fields = operator.attrgetter(*_FINDING_FIELDS)
+        self._fields = operator.attrgetter(*RULE_FIELDS)
         # rules only read their input, so one shared empty tag list is safe
         self._context = {"vendor": vendor, "integration_id": integration_id, "format": fmt.key, "tags": []}
         self.rules_undefined = 0  # rule evaluations that were undefined (null field, wrong type)
@@ -143,7 +143,7 @@ class SeverityPipeline:
     def rule_input(self, f: ParsedFinding, severity: str) -> dict[str, Any]:
         """The finding as rule conditions see it (field names of :mod:`pmap.findings.rules_engine`)."""
         # one C-level attrgetter + dict(zip()) instead of a 27-key literal: ~1 us instead of ~5 per finding
-        row = dict(zip(_FINDING_FIELDS, self._fields(f), strict=True))
+        row = dict(zip(RULE_FIELDS, self._fields(f), strict=True))
         row.update(self._context)
         row["severity"] = severity
         return row

@@ -45,7 +45,10 @@ class Integration(Base):
     # where an admin registered)
     webhook_rotation_schedule: Mapped[str | None] = mapped_column(String(100), nullable=True)
     webhook_rotation_schedule_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the last successful test of the saved settings as they are; last_test: the last such test, ok or not
+    # (pmap.integrations.testing.last_test_record), both cleared when the tested settings change
     last_tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_test: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # the outcome of the last sync (pmap.sync): status, times, full, the summary or the scrubbed error
     last_sync: Mapped[dict[str, Any] | None] = mapped_column(JSONVariant, nullable=True)

@@ -99,7 +99,13 @@ class IntegrationOut(BaseModel):
     webhook_secret_configured: bool
     severity_threshold: str
     warnings: list[str] = Field(default_factory=list)
-    last_tested_at: datetime | None
+    last_tested_at: datetime | None = Field(
+        description="When a test of the saved settings as they are (POST /integrations/{id}/test) last succeeded; "
+        "null once the settings or secrets change.")
+    last_test: dict[str, Any] | None = Field(
+        default=None, description="The last test of the saved settings as they are, ok or not: ok, at (ISO time), "
+        "latency_ms, step (the failed step or null), product, version, license_expires_at. Never the test's "
+        "message. Null when never tested, or once the settings or secrets change.")
     last_synced_at: datetime | None
     last_sync: dict[str, Any] | None = Field(
         default=None, description="The last sync (POST /integrations/{id}/sync): status ok|failed, started_at, "

@@ -208,7 +208,8 @@ def to_out(row: Integration) -> IntegrationOut:
         credentials_set=list(row.credential_fields), enabled=row.enabled,
         allow_unsigned_webhooks=row.allow_unsigned_webhooks, severity_threshold=row.severity_threshold,
         webhook_secret_configured=bool((row.webhook_state or {}).get("configured")), warnings=warnings_for(row),
-        last_tested_at=row.last_tested_at, last_synced_at=row.last_synced_at, last_sync=row.last_sync,
+        last_tested_at=row.last_tested_at, last_test=row.last_test, last_synced_at=row.last_synced_at,
+        last_sync=row.last_sync,
         sync_schedule=row.sync_schedule,
         next_sync_at=next_due(row.sync_schedule, utcnow()) if row.sync_schedule and row.enabled else None,
         webhook_rotation_schedule=row.webhook_rotation_schedule,
@@ -356,7 +357,7 @@ def update(
     changed += sorted(f"connection.{k}" for k in set(old_connection) | set(connection)
                       if old_connection.get(k) != connection.get(k))
     if changed_secrets or any(name.startswith("connection.") for name in changed):
-        row.last_tested_at = None  # the success it recorded was of other settings
+        row.last_tested_at = row.last_test = None  # the tests they recorded were of other settings
     _audit(session, principal, AuditAction.INTEGRATION_UPDATE, row, {"changed": changed + changed_secrets})
     if "allow_unsigned_webhooks" in changed:
         _audit_unsigned(session, settings, principal, row)

@@ -8,6 +8,7 @@ never be used to send a saved credential somewhere else.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -65,8 +66,9 @@ def run_saved_test(
     session: Session, settings: Settings, resolver: CredentialSource, principal: Principal,
     row: Integration, overlay: SavedTestOverlay,
 ) -> ConnectionTestResult:
-    """Test a saved integration, optionally with unsaved edits; stamps ``last_tested_at`` when a
-    test of the saved settings as they are succeeds. A disabled integration runs nothing (409)."""
+    """Test a saved integration, optionally with unsaved edits. A test of the saved settings as they are is
+    recorded in ``last_test`` (ok or not) and, when it succeeds, stamps ``last_tested_at``. A disabled
+    integration runs nothing (409)."""
     if not row.enabled:
         raise IntegrationDisabled("the integration is disabled (enabled: false): enable it to test it, or test "
                                   "its settings unsaved with POST /api/v1/integrations/test")
@@ -100,10 +102,30 @@ def run_saved_test(
     with resolver.resolve(row, purpose=Purpose.CONNECTION_TEST, actor=principal.actor) as stored:
         merged = overlay_credentials(ct.credentials_model, stored.values, incoming)
         result = _run(settings, ct, connection, merged, legacy)
-    if result.ok and not overlay.connection and not incoming:
-        row.last_tested_at = utcnow()
+    if not overlay.connection and not incoming:  # a test of the saved settings as they are: theirs to keep
+        at = utcnow()
+        row.last_test = last_test_record(result, at)
+        if result.ok:
+            row.last_tested_at = at
         session.commit()
     return result
+
+
+_TEXT_MAX = 200  # product and version are the vendor's words: shown, so kept, but short
+
+
+def _short(value: Any) -> str | None:
+    return value[:_TEXT_MAX] if isinstance(value, str) else None
+
+
+def last_test_record(result: ConnectionTestResult, at: datetime) -> dict[str, Any]:
+    """What an integration keeps of a test of its saved settings (``last_test``): no message, no warning (they
+    may quote the vendor's answer), only the outcome and what the vendor said it is."""
+    expires = (result.license or {}).get("expires_at")
+    return {"ok": result.ok, "at": at.isoformat(),
+            "latency_ms": round(result.latency_ms) if result.latency_ms is not None else None,
+            "step": None if result.ok else result.failed_step, "product": _short(result.product),
+            "version": _short(result.version), "license_expires_at": _short(expires)}
 
 
 def _run(settings: Settings, ct: Any, connection: dict[str, Any], credentials: dict[str, str],
