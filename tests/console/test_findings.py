@@ -249,3 +249,30 @@ def test_a_server_without_counts_shows_a_notice_and_the_list(signed_in: Any, see
     expect(page.get_by_text("Counts are not available from this server")).to_be_visible()
     expect(_rows(page)).to_have_count(5)
     assert not watched.errors, watched.errors
+
+
+def test_cursor_pagination_walks_the_pages(signed_in: Any, console_server: Server) -> None:
+    tag = secrets.token_hex(4)
+    integration = _integration(console_server, f"many {tag}")
+    _import(console_server, integration["id"],
+            [{"plugin": 5000 + n, "name": f"Many {n:02d} {tag}", "severity": 2, "host": f"10.5.0.{n}"}
+             for n in range(55)])
+    watched: Watched = signed_in("viewer")
+    page = watched.page
+    page.goto(f"/findings?integration_id={integration['id']}")
+    settle(page)
+    rows = _rows(page)
+    expect(rows).to_have_count(50)
+    expect(page.get_by_role("button", name="Previous page")).to_be_disabled()
+    expect(page.get_by_text(re.compile(r"^55 findings match\.$"))).to_be_visible()
+    first_page = rows.locator("td:nth-child(2)").all_text_contents()
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(5)
+    expect(page.get_by_text("Page 2", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    second_page = rows.locator("td:nth-child(2)").all_text_contents()
+    assert len(set(first_page) | set(second_page)) == 55
+    page.get_by_role("button", name="Previous page").click()
+    expect(rows).to_have_count(50)
+    assert rows.locator("td:nth-child(2)").all_text_contents() == first_page
+    assert not watched.errors, watched.errors

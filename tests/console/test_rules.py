@@ -99,7 +99,7 @@ def test_a_valid_rule_previews_its_effect_and_saves(signed_in: Any, console_serv
     page.get_by_label("Action").select_option("set_severity")
     page.get_by_label("Value").select_option("low")
     expect(page.get_by_role("status").filter(has_text="The rule compiles.")).to_be_visible()
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview", exact=True).click()
     body = {"name": name, "condition": condition, "action": "set_severity", "value": "low", "enabled": True}
     preview = console_server.api("POST", "/rules/preview", role="operator", json=body)
     assert preview.status_code == 200, preview.text
@@ -130,6 +130,11 @@ def test_a_valid_rule_previews_its_effect_and_saves(signed_in: Any, console_serv
     page.get_by_label("Action").select_option("tag")
     page.get_by_label("Value").fill("preview-tag")
     expect(page.get_by_role("status").filter(has_text="The rule compiles.")).to_be_visible()
+    # the preview of an edit compares with the rule as saved (rule_id): both findings lose "low" and gain the tag
+    page.get_by_role("button", name="Preview", exact=True).click()
+    expect(page.get_by_text(re.compile(r"^This rule would change 2 of \d+ open findings\.$"))).to_be_visible()
+    edited = page.get_by_role("table", name="Sample of the findings it would change")
+    expect(edited.get_by_role("row").filter(has_text=f"Preview me {tag}")).to_contain_text("tags: preview-tag")
     shot(page, "rules-edit")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(row).to_contain_text("preview-tag")
@@ -153,7 +158,8 @@ def test_reorder_and_delete_with_a_confirmation(signed_in: Any, console_server: 
     names = page.get_by_role("table", name=re.compile(r"^\d+ rules?$")).locator("tbody tr td:nth-child(2)")
     expect(names.filter(has_text=tag)).to_have_text([f"second {tag}", f"first {tag}"])
     # the keyboard stays on the moved rule: Enter on the focused control moves it back down
-    expect(page.get_by_role("button", name=f"Move down second {tag}")).to_be_focused()
+    page.wait_for_function("label => document.activeElement?.getAttribute('aria-label') === label",
+                           arg=f"Move down second {tag}")
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text=f"Moved “second {tag}” down.")).to_be_visible()
     assert [x["id"] for x in _rules(console_server) if tag in x["name"]] == [first["id"], second["id"]]
@@ -185,7 +191,8 @@ def test_a_viewer_reads_the_rules_and_can_change_none(signed_in: Any, console_se
     expect(row).to_contain_text(f"viewer sees {tag} <b>bold</b>")  # markup in a name is text
     assert page.locator("#app b").count() == 0
     for name in ("New rule", "Edit", "Delete", "Move up", "Move down", "Preview", "Save", "Create rule"):
-        expect(page.get_by_role("button", name=name)).to_have_count(0)
+        expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile(r"^(Edit|Delete|Move)"))).to_have_count(0)
     expect(page.get_by_label(CONDITION)).to_have_count(0)
     shot(page, "rules-viewer")
     # the server refuses anyway
@@ -204,6 +211,6 @@ def test_a_server_without_preview_says_so(signed_in: Any) -> None:
     _new_rule_form(page)
     page.get_by_label("Name").fill("preview notice")
     page.get_by_label(CONDITION).fill('severity == "info"')
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview", exact=True).click()
     expect(page.get_by_text("Preview is not available from this server")).to_be_visible()
     assert not watched.errors, watched.errors
