@@ -130,6 +130,7 @@ def test_filter_by_integration_and_severity_and_the_charts(signed_in: Any, conso
     expect(page.get_by_role("button", name="Apply filters")).to_be_visible()
     shot(page, "findings-narrow")
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_markup_in_a_title_is_text_and_the_detail_shows_provenance(signed_in: Any, console_server: Server,
@@ -177,6 +178,7 @@ def test_markup_in_a_title_is_text_and_the_detail_shows_provenance(signed_in: An
     settle(page)
     expect(page.get_by_role("region", name="Evidence").locator("pre").first).to_contain_text("line one\nline two")
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_a_rule_set_severity_is_named_in_the_provenance(signed_in: Any, console_server: Server) -> None:
@@ -235,6 +237,7 @@ def test_an_operator_opens_a_ticket_and_a_refused_one_shows_its_step(signed_in: 
     expect(tickets.get_by_role("table", name="Tickets opened for this finding")).to_contain_text(key)
     shot(page, "finding-ticket-opened")
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_a_server_without_counts_shows_a_notice_and_the_list(signed_in: Any, seeded: dict[str, Any]) -> None:
@@ -249,6 +252,7 @@ def test_a_server_without_counts_shows_a_notice_and_the_list(signed_in: Any, see
     expect(page.get_by_text("Counts are not available from this server")).to_be_visible()
     expect(_rows(page)).to_have_count(5)
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_cursor_pagination_walks_the_pages(signed_in: Any, console_server: Server) -> None:
@@ -276,3 +280,4 @@ def test_cursor_pagination_walks_the_pages(signed_in: Any, console_server: Serve
     expect(rows).to_have_count(50)
     assert rows.locator("td:nth-child(2)").all_text_contents() == first_page
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console

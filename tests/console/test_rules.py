@@ -75,6 +75,7 @@ def test_a_compile_error_is_shown_at_its_position(signed_in: Any, console_server
     # nothing was saved by validating
     assert not [x for x in _rules(console_server) if x["name"].startswith("broken ")]
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_a_valid_rule_previews_its_effect_and_saves(signed_in: Any, console_server: Server) -> None:
@@ -141,6 +142,7 @@ def test_a_valid_rule_previews_its_effect_and_saves(signed_in: Any, console_serv
     assert [x for x in _rules(console_server) if x["name"] == name][0]["action"] == "tag"
     _delete_rules(console_server, tag)
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_reorder_and_delete_with_a_confirmation(signed_in: Any, console_server: Server) -> None:
@@ -177,6 +179,7 @@ def test_reorder_and_delete_with_a_confirmation(signed_in: Any, console_server: 
     assert first["id"] not in [x["id"] for x in _rules(console_server)]
     _delete_rules(console_server, tag)
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_a_viewer_reads_the_rules_and_can_change_none(signed_in: Any, console_server: Server) -> None:
@@ -199,6 +202,7 @@ def test_a_viewer_reads_the_rules_and_can_change_none(signed_in: Any, console_se
     assert console_server.api("DELETE", f"/rules/{rule['id']}", role="viewer").status_code == 403
     _delete_rules(console_server, tag)
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
 
 
 def test_a_server_without_preview_says_so(signed_in: Any) -> None:
@@ -214,3 +218,4 @@ def test_a_server_without_preview_says_so(signed_in: Any) -> None:
     page.get_by_role("button", name="Preview", exact=True).click()
     expect(page.get_by_text("Preview is not available from this server")).to_be_visible()
     assert not watched.errors, watched.errors
+    assert not [m for m in watched.console if "Content Security Policy" in m], watched.console
