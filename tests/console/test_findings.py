@@ -226,7 +226,7 @@ def test_an_operator_opens_a_ticket_and_a_refused_one_shows_its_step(signed_in: 
     page.get_by_label("Ticketing integration").select_option(bad["id"])
     page.get_by_role("button", name="Open ticket").click()
     alert = tickets.get_by_role("alert")
-    expect(alert).to_contain_text("Failed step:", timeout=30_000)
+    expect(alert).to_contain_text("Failed step: auth", timeout=30_000)
     shot(page, "finding-ticket-refused")
     page.get_by_label("Ticketing integration").select_option(good["id"])
     page.get_by_role("button", name="Open ticket").click()
