@@ -62,11 +62,22 @@ class Operation(str, enum.Enum):
 #: connection settings whose values may span lines
 MULTILINE_SETTINGS = frozenset({"ca_bundle"})
 
+#: words of a field's name spelled as people spell them in its title (the forms the console draws from the schemas
+#: label ``base_url`` "Base URL", not pydantic's "Base Url")
+_TITLE_WORDS = {"url": "URL", "tls": "TLS", "ca": "CA", "id": "ID", "ids": "IDs", "api": "API", "pem": "PEM",
+                "sso": "SSO", "uri": "URI", "http": "HTTP", "https": "HTTPS", "ip": "IP", "ips": "IPs",
+                "oauth": "OAuth", "jwt": "JWT", "pat": "PAT", "ssl": "SSL"}
+
+
+def field_title(name: str, _info: object) -> str:
+    """The JSON Schema title of a connector setting or credential without an explicit one."""
+    return " ".join(_TITLE_WORDS.get(word, word.capitalize()) for word in name.split("_") if word)
+
 
 class ConnectionSettings(BaseModel):
     """Non-secret connection settings common to every API connector. Vendors subclass it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, field_title_generator=field_title)
 
     base_url: str = Field(description="The vendor API's base URL (scheme, host, optional port and path).")
     verify_tls: bool = Field(default=True, description="Verify the server's TLS certificate (keep on).")
@@ -97,7 +108,7 @@ class ConnectionSettings(BaseModel):
 class FileOnlySettings(BaseModel):
     """A file-only tool has no connection; reports are imported."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", field_title_generator=field_title)
 
 
 class NoCredentials(BaseModel):
@@ -114,7 +125,7 @@ SECRET_MIN_CHARS = 4
 class Credentials(BaseModel):
     """Base of every vendor's credential model: all secret fields are ``SecretStr``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, field_title_generator=field_title)
 
 
 def secret_field_names(model: type[BaseModel]) -> list[str]:

@@ -197,9 +197,17 @@ def list_jobs(
     session: DbSession, principal: Viewer, jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
+    integration_id: Annotated[uuid.UUID | None, Query(description="Only this integration's jobs.")] = None,
+    kind: Annotated[str | None, Query(max_length=32, description="Only jobs of this kind (import, sync, scan, ...).")]
+    = None,
 ) -> JobPage:
-    """The organization's background jobs, newest first."""
-    rows, nxt = split_page(session.scalars(newest_first(principal.scoped(Job), Job, cursor, limit)).all(), limit)
+    """The organization's background jobs, newest first; ``integration_id`` and ``kind`` narrow them."""
+    stmt = principal.scoped(Job)
+    if integration_id is not None:
+        stmt = stmt.where(Job.integration_id == integration_id)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    rows, nxt = split_page(session.scalars(newest_first(stmt, Job, cursor, limit)).all(), limit)
     return JobPage(items=[jobs.to_out(r) for r in rows], next_cursor=nxt)
 
 

@@ -90,7 +90,8 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PMAP_")}
     env.update({"PMAP_ENV": "development", "PMAP_DATA_DIR": str(data), "PMAP_PLATFORM_KEY": key,
                 "PMAP_BOOTSTRAP_ADMIN_TOKEN": admin, "PMAP_PUBLIC_BASE_URL": f"http://{LOOPBACK}:{port}",
-                "PMAP_SCHEDULER_INTERVAL": "1", "PMAP_LOG_LEVEL": "INFO", **(extra_env or {})})
+                "PMAP_SCHEDULER_INTERVAL": "1", "PMAP_SCAN_POLL_SECONDS": "1", "PMAP_LOG_LEVEL": "INFO",
+                **(extra_env or {})})
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", "serve", "--host", LOOPBACK, "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -142,3 +142,19 @@ def test_a_stopping_service_gives_a_running_import_back(api: Api) -> None:
         assert "goes back to the queue" in caught.value.message
     finally:
         runner._stopping.clear()
+
+
+def test_jobs_are_listed_per_integration_and_kind(api: Api, admin: dict[str, str]) -> None:
+    first, second = create_integration(api, admin), create_integration(api, admin)
+    _background(api)
+    ids = {}
+    for iid in (first, second):
+        r = upload(api, iid, nessus_report(ITEMS), admin)
+        assert r.status_code == 202, r.text
+        ids[iid] = wait_job(api, r.json()["job"]["id"], admin)["id"]
+    for iid in (first, second):
+        listed = api.client.get("/api/v1/jobs", params={"integration_id": iid}, headers=admin).json()["items"]
+        assert [j["id"] for j in listed] == [ids[iid]]
+    both = api.client.get("/api/v1/jobs", params={"kind": "import"}, headers=admin).json()["items"]
+    assert {j["id"] for j in both} == set(ids.values())
+    assert api.client.get("/api/v1/jobs", params={"kind": "sync"}, headers=admin).json()["items"] == []

@@ -106,7 +106,8 @@ export function field(id, label, control, {description, required} = {}) {
   return h("div", {class: "field"},
     // the mark stays outside the label, so the control's accessible name is exactly its title
     h("div", {class: "label-row"}, h("label", {for: id}, label),
-      required ? h("span", {class: "req", title: "required"}, "*") : null),
+      required ? h("span", {class: "req", title: "required"}, "*", h("span", {class: "visually-hidden"}, " required"))
+        : null),
     control,
     description ? h("div", {class: "help", id: describedBy}, description) : null);
 }

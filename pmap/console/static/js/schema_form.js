@@ -5,29 +5,11 @@
 // defaults filled and required ones marked. A secret property (`writeOnly` or `format: password`) becomes a
 // password input that is never filled from anything: the API never returns a secret, and this module never
 // writes one into the page.
-import {h} from "./dom.js";
+import {field, h} from "./dom.js";
 
-// pydantic titles a property from its name ("base_url" -> "Base Url"): spell the usual acronyms as people do
-const ACRONYMS = {Url: "URL", Tls: "TLS", Ca: "CA", Id: "ID", Ids: "IDs", Api: "API", Pem: "PEM", Sso: "SSO",
-  Uri: "URI", Http: "HTTP", Https: "HTTPS", Ip: "IP", Ips: "IPs", Oauth: "OAuth", Jwt: "JWT", Pat: "PAT"};
-
-/** The label of a property: its schema title (acronyms spelled in capitals), else its name. */
+/** The label of a property: its schema title (the server spells it as people do: "Base URL"), else its name. */
 export function titleOf(name, prop) {
-  const raw = (prop && prop.title) || name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
-  return raw.split(" ").map((w) => ACRONYMS[w] || w).join(" ");
-}
-
-/** A labelled control: like dom.js field(), but the required mark sits beside the <label>, not in it, so the
- *  label's text is exactly the schema title ("Name", not "Name *") for people and for tools. */
-export function labelledField(id, label, control, {description, required} = {}) {
-  control.id = id;
-  if (description) control.setAttribute("aria-describedby", `${id}-help`);
-  return h("div", {class: "field"},
-    h("div", {class: "label-row"}, h("label", {for: id}, label),
-      required ? h("span", {class: "req", title: "required"}, "*", h("span", {class: "visually-hidden"}, " required"))
-        : null),
-    control,
-    description ? h("div", {class: "help", id: `${id}-help`}, description) : null);
+  return (prop && prop.title) || name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 }
 
 /** Whether a schema property holds a secret (write-only). */
@@ -135,7 +117,7 @@ export function schemaForm(schema, {idPrefix, values = {}, stored = [], editing 
         ? `${description}${description ? " " : ""}A value is stored: leave blank to keep it.`
         : `${description}${description ? " " : ""}No value is stored.`;
     }
-    const box = labelledField(id, label, control, {description: description || null, required: mustFill});
+    const box = field(id, label, control, {description: description || null, required: mustFill});
     if (kind === "boolean") box.classList.add("check");
     const problem = h("div", {class: "field-error error hidden", id: `${id}-error`, role: "alert"});
     box.append(problem);

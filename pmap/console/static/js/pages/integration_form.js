@@ -6,8 +6,8 @@
 // stored secrets only while the target and its TLS trust are unchanged). Secret inputs are never pre-filled;
 // when an edit moves the target or weakens TLS checking the secrets are asked for again, with the reason.
 import {api, ApiError} from "../api.js";
-import {button, errorNotice, h, notice, replace, timeAgo} from "../dom.js";
-import {labelledField, schemaForm, titleOf} from "../schema_form.js";
+import {button, errorNotice, field, h, notice, replace, timeAgo} from "../dom.js";
+import {schemaForm, titleOf} from "../schema_form.js";
 
 const THRESHOLD_DOC = "Imports drop findings ranked below this severity (counted as filtered_out). Findings whose "
   + "severity maps to nothing (unknown) are always kept and counted as unknown_severity.";
@@ -386,7 +386,7 @@ export async function render(root, ctx) {
     // no aria-labelledby here: the select alone is named "Vendor"
     h("section", {class: "card"},
       h("h2", {id: "vendor-heading"}, "Vendor type"),
-      labelledField("vendor", "Vendor", vendorSelect, {required: !editing,
+      field("vendor", "Vendor", vendorSelect, {required: !editing,
         description: editing ? "The vendor type of a saved integration does not change." : null}),
       vendorInfo),
     h("section", {class: "card", "aria-labelledby": "own-heading"},
