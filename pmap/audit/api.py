@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from pmap.audit.models import AuditEvent
 from pmap.auth.deps import Admin
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.deps import DbSession
-from pmap.core.pagination import newest_first, split_page
+from pmap.core.pagination import contains_text, newest_first, split_page
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 
@@ -44,9 +44,13 @@ def list_audit_events(
     action: AuditAction | None = None,
     purpose: Annotated[str | None, Query(max_length=64)] = None,
     outcome: AuditOutcome | None = None,
+    actor: Annotated[str | None, Query(min_length=1, max_length=200,
+                                       description="Events whose actor contains this, case-insensitively.")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Events at or after this instant.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Events before this instant.")] = None,
 ) -> AuditPage:
     """Audit events of the organization, newest first; ``action`` and ``outcome`` take only their
-    vocabulary's values (422 naming the allowed ones otherwise)."""
+    vocabulary's values (422 naming the allowed ones otherwise); ``since`` and ``until`` need a time zone."""
     stmt = principal.scoped(AuditEvent)
     if integration_id:
         stmt = stmt.where(AuditEvent.integration_id == integration_id)
@@ -56,6 +60,12 @@ def list_audit_events(
         stmt = stmt.where(AuditEvent.purpose == purpose)
     if outcome:
         stmt = stmt.where(AuditEvent.outcome == outcome.value)
+    if actor:
+        stmt = stmt.where(contains_text(AuditEvent.actor, actor))
+    if since:
+        stmt = stmt.where(AuditEvent.created_at >= since)
+    if until:
+        stmt = stmt.where(AuditEvent.created_at < until)
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
     return AuditPage(items=[AuditEventOut.model_validate(r, from_attributes=True) for r in rows],
                      next_cursor=next_cursor)

@@ -7,10 +7,11 @@ page its session's CSRF token. Answers are HTML, never cached (a page carries th
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
+import secrets
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -53,19 +54,31 @@ def _identity(request: Request, session: DbSession, state: StateDep) -> ConsoleI
     return identity
 
 
-def _same_origin(request: Request, public_base_url: str) -> bool:
-    """A form post comes from one of PMAP's own pages (guards sign-in, which has no session yet to hold a CSRF
-    token, against a cross-site login): judged by Sec-Fetch-Site, else Origin, as browsers send them."""
+SIGN_IN_COOKIE = "pmap_sign_in"
+SIGN_IN_FIELD = "sign_in_token"
+
+
+def _posted_from_our_page(request: Request, form_token: str) -> bool:
+    """A sign-in form comes from PMAP's own sign-in page (guards against a cross-site login, which has no session
+    whose CSRF token it could carry). A browser that says where a request comes from (Sec-Fetch-Site) is believed;
+    otherwise the form must return the value the sign-in page set in both an HttpOnly, SameSite=Strict cookie and
+    a hidden field (a double submit another site can neither read nor make the browser send). A client that is not
+    a browser sends neither header nor cookie, and has no ambient credential to abuse."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None:
         return fetch_site in ("same-origin", "none")
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None  # a client that is not a browser sends neither
-    own = {f"{request.url.scheme}://{request.url.netloc}"}
-    public = urlsplit(public_base_url)
-    own.add(f"{public.scheme}://{public.netloc}")
-    return origin in own
+    cookie = request.cookies.get(SIGN_IN_COOKIE)
+    if cookie is not None or form_token:
+        return cookie is not None and bool(form_token) and hmac.compare_digest(cookie.encode(), form_token.encode())
+    return request.headers.get("origin") is None  # a browser always sends Origin with a form post
+
+
+def _sign_in_form(status: int = 200, error: str | None = None, secure: bool = False) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = _render("sign_in.html", status=status, title="Sign in", error=error, sign_in_token=token)
+    response.set_cookie(SIGN_IN_COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/sign-in",
+                        max_age=3600)
+    return response
 
 
 @router.get("/")
@@ -80,25 +93,27 @@ def sign_in_page(request: Request, session: DbSession, state: StateDep) -> Respo
     """The sign-in form (an API token)."""
     if _identity(request, session, state):
         return RedirectResponse(HOME, status_code=303)
-    return _render("sign_in.html", title="Sign in")
+    return _sign_in_form(secure=state.settings.production)
 
 
 @router.post("/sign-in")
-def sign_in_submit(request: Request, session: DbSession, state: StateDep,
-                   token: Annotated[str, Form(max_length=512)] = "") -> Response:
+def sign_in_submit(request: Request, state: StateDep, token: Annotated[str, Form(max_length=512)] = "",
+                   sign_in_token: Annotated[str, Form(alias=SIGN_IN_FIELD, max_length=128)] = "") -> Response:
     """Start a session for the token typed in; the cookie is HttpOnly, SameSite=Strict (and Secure in
     production). The token itself is never stored in the browser."""
-    if not _same_origin(request, state.settings.public_base_url):
-        return _render("sign_in.html", status=403, title="Sign in", error="sign in from PMAP's own sign-in page")
+    secure = state.settings.production
+    if not _posted_from_our_page(request, sign_in_token):
+        return _sign_in_form(403, "sign in from PMAP's own sign-in page", secure)
     if not token.strip():
-        return _render("sign_in.html", status=401, title="Sign in", error="enter an API token")
+        return _sign_in_form(401, "enter an API token", secure)
     try:
         with transaction(state.sessions) as tx:
             signed = sign_in(tx, token, state.settings)
     except AuthenticationRequired:
         log.warning("console sign-in refused: invalid, expired or revoked token")
-        return _render("sign_in.html", status=401, title="Sign in", error="invalid, expired or revoked token")
+        return _sign_in_form(401, "invalid, expired or revoked token", secure)
     response = RedirectResponse(HOME, status_code=303)
+    response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in", secure=secure, httponly=True, samesite="strict")
     response.set_cookie(cookie_name(state.settings), signed.cookie, httponly=True, samesite="strict",
                         secure=state.settings.production, path="/",
                         max_age=state.settings.console_session_hours * 3600)

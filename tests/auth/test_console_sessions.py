@@ -26,6 +26,11 @@ def _sign_in(api: Api, token: str, **headers: str) -> Any:
     return api.client.post("/sign-in", data={"token": token}, headers=headers, follow_redirects=False)
 
 
+def _session_cookie(r: Any, name: str = COOKIE) -> str | None:
+    """The Set-Cookie header of the session cookie, if the answer set one."""
+    return next((c for c in r.headers.get_list("set-cookie") if c.startswith(f"{name}=")), None)
+
+
 def _csrf(api: Api) -> str:
     page = api.client.get("/integrations")
     assert page.status_code == 200, page.text
@@ -38,8 +43,8 @@ def test_signing_in_sets_a_strict_httponly_cookie_whose_hash_alone_is_stored(api
     token = _bearer(api.token(role="operator"))
     r = _sign_in(api, token)
     assert r.status_code == 303 and r.headers["location"] == "/integrations"
-    set_cookie = r.headers["set-cookie"]
-    assert set_cookie.startswith(f"{COOKIE}=") and "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
+    set_cookie = _session_cookie(r)
+    assert set_cookie and "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
     assert "Secure" not in set_cookie  # development over http; production below
     value = api.client.cookies[COOKIE]
     with api.state.sessions() as s:
@@ -55,8 +60,8 @@ def test_production_cookies_are_secure_and_host_only(make_api: Any) -> None:
     token = _bearer(api.token())
     r = _sign_in(api, token)
     assert r.status_code == 303
-    cookie = r.headers["set-cookie"]
-    assert cookie.startswith("__Host-pmap_session=") and "Secure" in cookie and "Path=/" in cookie
+    cookie = _session_cookie(r, "__Host-pmap_session")
+    assert cookie and "Secure" in cookie and "Path=/" in cookie
     assert "Domain" not in cookie
     assert "Strict-Transport-Security" in api.client.get("/sign-in").headers
 
@@ -64,7 +69,7 @@ def test_production_cookies_are_secure_and_host_only(make_api: Any) -> None:
 def test_a_wrong_token_starts_no_session_and_is_not_echoed(api: Api) -> None:
     r = _sign_in(api, "pmap_wrong-token-0123456789abcdef")
     assert r.status_code == 401 and "invalid, expired or revoked token" in r.text
-    assert "wrong-token-0123456789abcdef" not in r.text and "set-cookie" not in r.headers
+    assert "wrong-token-0123456789abcdef" not in r.text and _session_cookie(r) is None
     with api.state.sessions() as s:
         assert s.scalars(select(ConsoleSession)).all() == []
 
@@ -73,12 +78,32 @@ def test_a_wrong_token_starts_no_session_and_is_not_echoed(api: Api) -> None:
                                      {"Sec-Fetch-Site": "same-site"}])
 def test_a_sign_in_posted_from_another_site_is_refused(api: Api, headers: dict[str, str]) -> None:
     r = _sign_in(api, _bearer(api.token()), **headers)
-    assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert r.status_code == 403 and _session_cookie(r) is None
 
 
 def test_the_sign_in_page_of_pmap_itself_may_post(api: Api) -> None:
     assert _sign_in(api, _bearer(api.token()), **{"Sec-Fetch-Site": "same-origin"}).status_code == 303
-    assert _sign_in(api, _bearer(api.token()), Origin="http://testserver").status_code == 303
+    # a browser that sends no Sec-Fetch-Site (plain HTTP on a named host) and `Origin: null` (no-referrer): the
+    # page's double-submit value, in its HttpOnly cookie and its hidden field, shows the form is PMAP's own
+    api.client.cookies.clear()
+    form = api.client.get("/sign-in")
+    match = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
+    assert match and api.client.cookies.get("pmap_sign_in") == match.group(1)
+    token = _bearer(api.token())
+    forged = api.client.post("/sign-in", data={"token": token, "sign_in_token": "forged"},
+                             headers={"Origin": "null"}, follow_redirects=False)
+    assert forged.status_code == 403 and _session_cookie(forged) is None
+    form = api.client.get("/sign-in")
+    match = re.search(r'name="sign_in_token" value="([^"]+)"', form.text)
+    assert match
+    r = api.client.post("/sign-in", data={"token": token, "sign_in_token": match.group(1)},
+                        headers={"Origin": "null"}, follow_redirects=False)
+    assert r.status_code == 303 and _session_cookie(r)
+    # another site can make the browser post the form, but cannot read the value nor send the cookie (Strict)
+    api.client.cookies.clear()
+    r = api.client.post("/sign-in", data={"token": token, "sign_in_token": match.group(1)},
+                        headers={"Origin": "https://evil.example"}, follow_redirects=False)
+    assert r.status_code == 403
 
 
 def test_state_changing_calls_need_the_sessions_csrf_token(api: Api) -> None:

@@ -24,6 +24,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect
 
+from pmap.connectors.base import secret_field_names
+from pmap.connectors.catalog import connector_types
 from pmap.core.crypto import generate_key
 from tests.webhooks.conftest import integration_body
 
@@ -195,10 +197,17 @@ def create_integration(server: Server, sandbox_base: str, vendor: str, *, marker
                        name: str | None = None, role: str = "admin") -> dict[str, Any]:
     """Create an integration of ``vendor`` against the sandbox through the API (a journey's set-up); its JSON.
     ``marker`` picks the sandbox's scenario (``ok``, ``managed``, ``bad``...), as in tests/webhooks."""
-    r = server.api("POST", "/integrations", role=role, json=integration_body(vendor, sandbox_base, marker, name))
+    return create_integration_with_secrets(server, sandbox_base, vendor, marker=marker, name=name, role=role)[0]
+
+
+def create_integration_with_secrets(server: Server, sandbox_base: str, vendor: str, *, marker: str = "ok",
+                                    name: str | None = None, role: str = "admin") -> tuple[dict[str, Any], list[str]]:
+    """:func:`create_integration`, and the secret values it was given (the canaries a journey hunts)."""
+    body = integration_body(vendor, sandbox_base, marker, name)
+    r = server.api("POST", "/integrations", role=role, json=body)
     assert r.status_code == 201, r.text
-    result: dict[str, Any] = r.json()
-    return result
+    secret_names = set(secret_field_names(connector_types()[vendor].credentials_model))
+    return r.json(), [v for k, v in body["credentials"].items() if k in secret_names and v]
 
 
 def assert_no_secret(watched: Watched, server: Server, secrets: list[str]) -> None:

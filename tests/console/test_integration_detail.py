@@ -14,11 +14,8 @@ from xml.sax.saxutils import escape
 
 from playwright.sync_api import Page, Route, expect
 
-from pmap.connectors.base import secret_field_names
-from pmap.connectors.catalog import connector_types
 from pmap_sandbox.server import SandboxServer
-from tests.console.harness import Server, Watched, assert_no_secret, settle, shot
-from tests.webhooks.conftest import integration_body
+from tests.console.harness import Server, Watched, assert_no_secret, create_integration_with_secrets, settle, shot
 
 VENDOR_TIMEOUT = 30_000  # vendor operations on a busy machine
 JOB_TIMEOUT = 90_000  # a sync or a background import, polled every 2 s
@@ -27,13 +24,10 @@ JOB_TIMEOUT = 90_000  # a sync or a background import, polled every 2 s
 def make(server: Server, sandbox: SandboxServer, vendor: str, *, marker: str = "ok",
          name: str | None = None) -> tuple[dict[str, Any], list[str]]:
     """Create an integration through the API; its JSON and the secret values it was given (the canaries)."""
-    body = integration_body(vendor, sandbox.base_url, marker, name or f"detail-{vendor}-{uuid.uuid4().hex[:8]}")
-    r = server.api("POST", "/integrations", json=body)
-    assert r.status_code == 201, r.text
-    secret_names = set(secret_field_names(connector_types()[vendor].credentials_model))
-    secrets = [v for k, v in body["credentials"].items() if k in secret_names and v]
-    assert secrets
-    return r.json(), secrets
+    made = create_integration_with_secrets(server, sandbox.base_url, vendor, marker=marker,
+                                           name=name or f"detail-{vendor}-{uuid.uuid4().hex[:8]}")
+    assert made[1]
+    return made
 
 
 def open_detail(watched: Watched, integration_id: str) -> Page:

@@ -459,12 +459,6 @@ def test_markup_in_names_and_audit_details_renders_as_text(signed_in: Callable[[
     assert_no_secret(watched, console_server, [v for v in body["credentials"].values() if len(v) >= 8])
 
 
-@pytest.mark.xfail(strict=True, reason="over plain HTTP on a host that is not loopback chromium sends no "
-                   "Sec-Fetch-Site and, under Referrer-Policy no-referrer, `Origin: null` with the sign-in form, so "
-                   "pmap/console/api.py's _same_origin refuses every sign-in there ('sign in from PMAP's own sign-in "
-                   "page'). Fix: guard sign-in with a pre-session double-submit token (GET /sign-in sets an HttpOnly "
-                   "SameSite=Strict cookie and the same value in a hidden field; POST compares them) instead of "
-                   "relying on Origin when Sec-Fetch-Site is absent")
 def test_sign_in_works_over_http_on_a_named_host(named_host_browser: Browser, console_server: Server) -> None:
     base = console_server.base_url.replace("127.0.0.1", "pmap.test")
     watched = watch(named_host_browser, base)

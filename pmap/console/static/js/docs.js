@@ -7,4 +7,5 @@ window.SwaggerUIBundle({
   // a bearer token typed into "Authorize" is kept only in this page's memory
   persistAuthorization: false,
   tryItOutEnabled: false,
+  validatorUrl: null,  // never ask validator.swagger.io (a third party) about this document
 });
