@@ -252,7 +252,8 @@ export async function render(root, ctx) {
   sections.push(jobsSection());
   sections.push(section("schedules", "Schedules", areas.schedules, ctx.can.operate ? scheduleForm() : null));
 
-  const webhook = h("section", {id: "webhook-panel", "aria-labelledby": "webhook-heading"},
+  const webhook = h("section",
+    {id: "webhook-panel", class: "card detail-section", "aria-labelledby": "webhook-heading"},
     h("h2", {id: "webhook-heading"}, "Webhook"));
   replace(root, h("div", {class: "detail"}, sections), webhook);
   const panel = await import("./webhook_panel.js");
