@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Request, expect
 
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
@@ -128,6 +128,7 @@ class Watched:
     requests: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)  # alert/confirm/prompt messages (dismissed): markup that ran
     bodies: list[str] = field(default_factory=list)  # every same-origin response body (pages and fragments)
     headers: list[str] = field(default_factory=list)
 
@@ -157,6 +158,12 @@ def watch(browser: Browser, base_url: str) -> Watched:
     context.on("request", on_request)
     page.on("console", on_console)
     page.on("pageerror", lambda exc: watched.errors.append(str(exc)))
+
+    def on_dialog(dialog: Dialog) -> None:
+        watched.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     context.on("response", on_response)
     return watched
 

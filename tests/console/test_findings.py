@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import Server, Watched, create_integration, settle, shot
@@ -137,13 +137,6 @@ def test_markup_in_a_title_is_text_and_the_detail_shows_provenance(signed_in: An
                                                                    seeded: dict[str, Any]) -> None:
     watched: Watched = signed_in("viewer")
     page = watched.page
-    dialogs: list[str] = []
-
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
     tag, a = seeded["tag"], seeded["a"]
     title = f"{MARKUP} {tag}"
     page.goto(f"/findings?integration_id={a['id']}&severity=low")
@@ -158,7 +151,7 @@ def test_markup_in_a_title_is_text_and_the_detail_shows_provenance(signed_in: An
     expect(page.get_by_role("heading", level=1)).to_have_text(title)
     assert page.locator("#app img").count() == 0 and page.locator("#app script").count() == 0
     assert page.evaluate("() => window.__pwned === undefined")
-    assert not dialogs
+    assert not watched.dialogs
 
     # provenance of the critical finding: the vendor's value, the mapped one, the threshold, no rule
     finding = next(f for f in _findings(console_server, integration_id=a["id"]) if f["title"].startswith("Critical"))

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import Server, Watched, assert_no_secret, settle, shot
@@ -206,19 +206,12 @@ def test_markup_in_a_name_is_text_in_the_form(signed_in: Callable[[str], Watched
     integration, secrets = api_integration(console_server, console_sandbox, "ok", name=name)
     watched = signed_in("operator")
     page = watched.page
-    dialogs: list[str] = []
-
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
     page.goto(f"/integrations/{integration['id']}/edit")
     settle(page)
     expect(page.get_by_label("Name", exact=True)).to_have_value(name)
     expect(page.locator("#page-title")).to_contain_text("<img src=x onerror=alert(1)>")
     assert page.locator("#app img").count() == 0
-    assert not dialogs
+    assert not watched.dialogs
     assert_no_secret(watched, console_server, secrets)
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import Server, Watched, assert_no_secret, settle, shot
@@ -148,17 +148,10 @@ def test_markup_in_a_name_shows_as_text_in_the_list(signed_in: Callable[[str], W
     _, secrets = make(console_server, console_sandbox, "nessus", name)
     watched = signed_in("operator")
     page = watched.page
-    dialogs: list[str] = []
-
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
     page.goto(f"/integrations?name={tag}")
     settle(page)
     link = page.get_by_role("link", name=name, exact=True)
     expect(link).to_have_text(name)
     assert page.locator("#app img").count() == 0
-    assert not dialogs
+    assert not watched.dialogs
     assert_no_secret(watched, console_server, secrets)
