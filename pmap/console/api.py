@@ -11,6 +11,7 @@ import hmac
 import logging
 import re
 import secrets
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -144,6 +145,14 @@ def sign_out_submit(request: Request, state: StateDep,
     return response
 
 
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _page_route(page: Page) -> None:
     path_regex, _, _ = compile_path(page.path)
 
@@ -161,6 +170,9 @@ def _page_route(page: Page) -> None:
                            **context)
         match = path_regex.match(request.url.path)
         params = match.groupdict() if match else {}
+        if not all(_is_uuid(value) for value in params.values()):
+            # every path parameter is a record id: anything else ("..", a path) never reaches a page's API calls
+            return _render("message.html", status=404, message="No such page.", **context)
         return _render("page.html", script=page.script, params=params, **context)
 
     serve.__name__ = f"page_{page.script}_{len(page.path)}"

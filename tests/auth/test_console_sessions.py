@@ -198,3 +198,11 @@ def test_pages_need_a_session_and_are_never_cached(api: Api) -> None:
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert page.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", ["/integrations/%2e%2e", "/findings/not-an-id",
+                                  "/integrations/x%3Cscript%3E/edit"])
+def test_a_page_whose_id_is_not_an_id_is_not_drawn(api: Api, path: str) -> None:
+    _sign_in(api, _bearer(api.token()))
+    r = api.client.get(path, follow_redirects=False)
+    assert r.status_code == 404 and "data-script" not in r.text and "<script>" not in r.text
