@@ -48,3 +48,16 @@ def test_templates_escape_and_load_nothing_inline_or_foreign(path: Path) -> None
     text = path.read_text()
     for what, pattern in FORBIDDEN_IN_TEMPLATES.items():
         assert not pattern.search(text), f"{path.name} has {what}"
+
+
+def test_every_console_file_is_package_data() -> None:
+    """A wheel carries every template, style and script (a missing glob once left detail/ out)."""
+    import fnmatch
+    import tomllib
+
+    root = STATIC_DIR.parent
+    globs = tomllib.loads((root.parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "pmap.console"]
+    files = [p.relative_to(root).as_posix() for p in [*TEMPLATES, *STATIC_DIR.rglob("*")] if p.is_file()]
+    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) and f.count("/") == g.count("/") for g in globs)]
+    assert files and missing == []
