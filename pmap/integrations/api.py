@@ -60,11 +60,15 @@ def list_integrations(
                                         description="A vendor type (GET /api/v1/connector-types)")] = None,
     category: Annotated[Category | None, Query()] = None,
     enabled: Annotated[bool | None, Query()] = None,
+    sort: Annotated[service.IntegrationSort | None, Query(
+        description="The order: a field, ascending, or with '-' descending; never tested or synced sorts as the "
+                    "earliest time. Default: newest first. A cursor continues only the order that issued it.")] = None,
 ) -> IntegrationPage:
-    """List the organization's integrations, newest first (metadata only; decrypts nothing)."""
+    """List the organization's integrations, newest first or in ``sort`` order (metadata only; decrypts nothing)."""
     filters = service.IntegrationFilters(name=name, vendor=vendor, category=category.value if category else None,
                                          enabled=enabled)
-    return service.list_page(session, principal, limit=limit, cursor=cursor, filters=filters)
+    return service.list_page(session, principal, limit=limit, cursor=cursor, filters=filters,
+                             sort=sort.value if sort else None)
 
 
 @router.get("/{integration_id}", response_model=IntegrationOut)

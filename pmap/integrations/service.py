@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import re
@@ -25,7 +26,15 @@ from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
 from pmap.core.outbound import target_of
-from pmap.core.pagination import contains_text, count_matching, newest_first, split_page
+from pmap.core.pagination import (
+    SortKey,
+    contains_text,
+    count_matching,
+    newest_first,
+    sorted_page,
+    split_page,
+    split_sorted_page,
+)
 from pmap.core.seams import AuditSink, CredentialSource, Purpose
 from pmap.core.settings import Settings
 from pmap.core.text import CONTROL_CHARS
@@ -46,6 +55,32 @@ class IntegrationFilters:
     vendor: str | None = None
     category: str | None = None
     enabled: bool | None = None
+
+
+class IntegrationSort(str, enum.Enum):
+    """The orders ``GET /integrations?sort=`` offers besides newest first: a field, "-" for descending."""
+
+    NAME = "name"
+    NAME_DESC = "-name"
+    VENDOR = "vendor"
+    VENDOR_DESC = "-vendor"
+    CATEGORY = "category"
+    CATEGORY_DESC = "-category"
+    CREATED_AT = "created_at"
+    CREATED_AT_DESC = "-created_at"
+    LAST_TESTED_AT = "last_tested_at"
+    LAST_TESTED_AT_DESC = "-last_tested_at"
+    LAST_SYNCED_AT = "last_synced_at"
+    LAST_SYNCED_AT_DESC = "-last_synced_at"
+
+
+_TIME_COLUMNS = frozenset({"created_at", "last_tested_at", "last_synced_at"})
+#: each order's key (never tested or synced sorts as the earliest time)
+SORT_KEYS: dict[str, SortKey] = {
+    s.value: SortKey(s.value, getattr(Integration, s.value.lstrip("-")), s.value.startswith("-"),
+                     s.value.lstrip("-") in _TIME_COLUMNS)
+    for s in IntegrationSort
+}
 
 _PLACEHOLDER = re.compile(r"^(?:[*•xX]{3,}|\[?redacted\]?|<redacted>|\*+unchanged\*+|unchanged)$", re.IGNORECASE)
 
@@ -446,9 +481,9 @@ def delete(session: Session, principal: Principal, row: Integration) -> dict[str
 # --- listing ----------------------------------------------------------------------------------
 
 def list_page(session: Session, principal: Principal, *, limit: int, cursor: str | None,
-              filters: IntegrationFilters | None = None) -> IntegrationPage:
-    """One page, newest first, keyset-paginated on (created_at, id), with the filtered ``total``.
-    Reads no secret column."""
+              filters: IntegrationFilters | None = None, sort: str | None = None) -> IntegrationPage:
+    """One page, newest first (keyset-paginated on (created_at, id)) or in a :data:`SORT_KEYS` order, with the
+    filtered ``total``. Reads no secret column."""
     filters = filters or IntegrationFilters()
     # the encrypted columns are not even read when listing
     stmt = principal.scoped(Integration).options(
@@ -462,6 +497,11 @@ def list_page(session: Session, principal: Principal, *, limit: int, cursor: str
         stmt = stmt.where(Integration.category == filters.category)
     if filters.enabled is not None:
         stmt = stmt.where(Integration.enabled.is_(filters.enabled))
-    rows, next_cursor = split_page(session.scalars(newest_first(stmt, Integration, cursor, limit)).all(), limit)
+    if sort is None:
+        rows, next_cursor = split_page(session.scalars(newest_first(stmt, Integration, cursor, limit)).all(), limit)
+    else:
+        key = SORT_KEYS[sort]
+        rows, next_cursor = split_sorted_page(
+            session.scalars(sorted_page(stmt, Integration, key, cursor, limit)).all(), limit, key)
     return IntegrationPage(items=[to_out(r) for r in rows], next_cursor=next_cursor,
                            total=count_matching(session, stmt))

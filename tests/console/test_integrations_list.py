@@ -96,12 +96,22 @@ def test_the_list_shows_filters_and_pages_the_organizations_integrations(
     page.get_by_role("button", name="Previous page").click()
     expect(rows(page)).to_have_count(10)
 
-    # a column sort orders the page on screen (the API lists newest first only)
+    # a column sort is the API's: it orders every page, and pages go on in that order
     page.get_by_role("button", name="Name").click()
-    expect(rows(page).first).to_contain_text(f"{prefix}-nessus-01")
-    expect(page.get_by_text("Sorted on this page only")).to_be_visible()
-    page.get_by_role("button", name=re.compile(r"^Name")).click()
+    expect(rows(page).first).to_contain_text(f"{prefix}-nessus-00")
+    expect(page.get_by_text("Sorted across every page")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"sort=name"))
+    page.get_by_role("button", name="Next page").click()
+    expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_contain_text(f"{prefix}-nessus-10")
+    page.get_by_role("button", name=re.compile(r"^Name")).click()  # again: descending, from the first page
+    expect(rows(page).first).to_contain_text(f"{prefix}-nessus-10")
+    expect(page).to_have_url(re.compile(r"sort=-name"))
+    page.get_by_role("button", name="Next page").click()
+    expect(rows(page).first).to_contain_text(f"{prefix}-nessus-00")
+    page.get_by_role("button", name=re.compile(r"^Health")).click()  # the one tested sorts last ascending
+    page.get_by_role("button", name="Next page").click()
+    expect(rows(page).first).to_contain_text(f"{prefix}-nessus-00")
 
     # filters survive a reload (they are in the address, which holds no secret)
     page.reload()

@@ -18,8 +18,8 @@ from tests.conftest import Api
 TENABLE = {"vendor": "tenable_vm", "connection": {}, "credentials": {"access_key": "a" * 20, "secret_key": "b" * 20}}
 JIRA = {"vendor": "jira_cloud", "connection": {"base_url": "https://acme.atlassian.net"},
         "credentials": {"email": "sec@acme.test", "api_token": "t" * 24}}
-#: what a new user tried: a typo, a search box, a sort
-UNKNOWN = {"bogus": "1", "q": "x", "sort": "name"}
+#: what a new user tried: a typo, a search box, an order by a name no list takes
+UNKNOWN = {"bogus": "1", "q": "x", "order_by": "name"}
 
 
 def _api_routes(api: Api) -> list[RouteContext]:
@@ -76,7 +76,7 @@ def test_known_names_come_from_the_route_aliases_included(api: Api) -> None:
     assert "status" in findings and "finding_status" not in findings  # the alias is what callers send
     assert {"title", "severity", "limit", "cursor"} <= set(findings)
     assert set(_known(by_path[f"{API_PREFIX}/integrations"])) == {
-        "limit", "cursor", "name", "vendor", "category", "enabled"}
+        "limit", "cursor", "name", "vendor", "category", "enabled", "sort"}
     assert _known(by_path[f"{API_PREFIX}/integrations/{{integration_id}}"]) == ()
 
 
@@ -174,3 +174,53 @@ def test_token_list_total(api: Api) -> None:
     last = api.client.get("/api/v1/tokens", params={"limit": 2, "cursor": first["next_cursor"]}, headers=h).json()
     assert first["total"] == last["total"] == 3
     assert len(last["items"]) == 1 and last["next_cursor"] is None
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "vendor", "-category", "created_at", "-last_tested_at",
+                                  "last_synced_at"])
+def test_integrations_sort_and_page_in_any_order(api: Api, sort: str) -> None:
+    h = api.token()
+    made = []
+    for i, name in enumerate(["delta", "alpha", "echo", "charlie", "bravo"]):
+        body = {**(TENABLE if i % 2 else JIRA), "name": f"{name}-{uuid.uuid4().hex[:6]}"}
+        r = api.client.post("/api/v1/integrations", json=body, headers=h)
+        assert r.status_code == 201, r.text
+        made.append(r.json())
+    tested = made[3]["id"]  # only one was ever tested: the rest sort as never
+    with api.state.sessions() as s:
+        from pmap.core.db import utcnow
+        from pmap.integrations.models import Integration
+
+        s.get_one(Integration, uuid.UUID(tested)).last_tested_at = utcnow()
+        s.commit()
+    field, descending = sort.lstrip("-"), sort.startswith("-")
+    listed = api.client.get("/api/v1/integrations", params={"limit": 200}, headers=h).json()["items"]
+    key = {i["id"]: (i[field] or "") for i in listed}
+    expected = sorted(key, key=lambda ident: (key[ident], ident), reverse=descending)
+    walked, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"sort": sort, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        r = api.client.get("/api/v1/integrations", params=params, headers=h)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["total"] == len(made)
+        walked += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert walked == expected
+    if field == "last_tested_at":
+        assert walked.index(tested) == (0 if descending else len(made) - 1)
+
+
+def test_a_cursor_continues_only_the_order_that_issued_it(api: Api) -> None:
+    h = api.token()
+    for name in ("a", "b", "c"):
+        assert api.client.post("/api/v1/integrations", json={**JIRA, "name": name}, headers=h).status_code == 201
+    by_name = api.client.get("/api/v1/integrations", params={"sort": "name", "limit": 1}, headers=h).json()
+    newest = api.client.get("/api/v1/integrations", params={"limit": 1}, headers=h).json()
+    assert api.client.get("/api/v1/integrations", params={"sort": "-name", "cursor": by_name["next_cursor"]},
+                          headers=h).status_code == 400
+    assert api.client.get("/api/v1/integrations", params={"sort": "name", "cursor": newest["next_cursor"]},
+                          headers=h).status_code == 400
+    assert api.client.get("/api/v1/integrations", params={"sort": "secret_key"}, headers=h).status_code == 422

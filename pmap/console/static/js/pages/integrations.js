@@ -1,6 +1,6 @@
 // The organization's integrations: name, vendor, category, enabled, health at a glance, last and next sync,
-// webhook status. Filters are the API's (name, vendor, category, enabled); pages follow its cursor. The API
-// lists newest first and offers no other order, so a column sort orders the page on screen only (said so).
+// webhook status. Filters and orders are the API's (name, vendor, category, enabled; sort), pages follow its
+// cursor, so a column sort orders the whole list, not just the page on screen.
 // Metadata only: the API never returns a secret, and nothing here asks for one.
 import {api} from "../api.js";
 import {ago, button, errorNotice, field, h, notice, replace, table, timeAgo, when} from "../dom.js";
@@ -81,15 +81,19 @@ function webhook(row) {
     row.allow_unsigned_webhooks ? h("div", {class: "small warn-text"}, "accepts unsigned deliveries") : null);
 }
 
-const SORTERS = {
-  name: (r) => r.name.toLowerCase(),
-  vendor: (r) => r.vendorName.toLowerCase(),
-  category: (r) => r.category,
-  enabled: (r) => (r.enabled ? 0 : 1),
-  tested: (r) => (r.last_test && r.last_test.at) || r.last_tested_at || "",
-  synced: (r) => (r.last_sync && (r.last_sync.finished_at || r.last_sync.started_at)) || r.last_synced_at || "",
-  next: (r) => r.next_sync_at || "~",
-};
+/** Column sort keys -> the API's sort fields (GET /integrations?sort=, "-" for descending). */
+const API_SORT = {name: "name", vendor: "vendor", category: "category", tested: "last_tested_at",
+  synced: "last_synced_at"};
+
+function sortParam(sorted) {
+  return `${sorted.dir === "desc" ? "-" : ""}${API_SORT[sorted.key]}`;
+}
+
+function fromSortParam(value) {
+  const field = String(value || "").replace(/^-/, "");
+  const key = Object.keys(API_SORT).find((k) => API_SORT[k] === field);
+  return key ? {key, dir: String(value).startsWith("-") ? "desc" : "asc"} : null;
+}
 
 export async function render(root, ctx) {
   let types = [];
@@ -109,7 +113,7 @@ export async function render(root, ctx) {
     enabled: ["true", "false"].includes(search.get("enabled")) ? search.get("enabled") : "",
     limit: PAGE_SIZES.includes(Number(search.get("limit"))) ? Number(search.get("limit")) : 25,
     cursors: [null], // cursor of each page seen so far; the last is the current page's
-    sorted: null,
+    sorted: fromSortParam(search.get("sort")),
     page: null,
   };
 
@@ -136,6 +140,8 @@ export async function render(root, ctx) {
       if (state[key]) u.searchParams.set(key, state[key]);
       else u.searchParams.delete(key);
     }
+    if (state.sorted) u.searchParams.set("sort", sortParam(state.sorted));
+    else u.searchParams.delete("sort");
     if (state.limit !== 25) u.searchParams.set("limit", String(state.limit));
     else u.searchParams.delete("limit");
     window.history.replaceState(null, "", u.pathname + u.search);
@@ -155,24 +161,15 @@ export async function render(root, ctx) {
   function draw() {
     const page = state.page;
     const rows = page.items.map((r) => ({...r, vendorName: names[r.vendor] || r.vendor}));
-    if (state.sorted) {
-      const key = SORTERS[state.sorted.key];
-      rows.sort((a, b) => {
-        const x = key(a);
-        const y = key(b);
-        const c = x < y ? -1 : x > y ? 1 : 0;
-        return state.sorted.dir === "asc" ? c : -c;
-      });
-    }
     const columns = [
       {label: "Name", sort: "name", cell: (r) => h("a", {href: `/integrations/${encodeURIComponent(r.id)}`}, r.name)},
       {label: "Vendor", sort: "vendor", cell: (r) => r.vendorName},
       {label: "Category", sort: "category", cell: (r) => categoryLabel(r.category)},
-      {label: "Enabled", sort: "enabled", cell: (r) => h("span", {class: `badge ${r.enabled ? "good" : ""}`},
+      {label: "Enabled", cell: (r) => h("span", {class: `badge ${r.enabled ? "good" : ""}`},
         r.enabled ? "enabled" : "disabled")},
       {label: "Health", sort: "tested", cell: health},
       {label: "Last sync", sort: "synced", cell: lastSync},
-      {label: "Next sync", sort: "next", cell: nextSync},
+      {label: "Next sync", cell: nextSync},
       {label: "Webhook", cell: webhook},
     ];
     const filtered = state.name || state.vendor || state.category || state.enabled;
@@ -195,12 +192,14 @@ export async function render(root, ctx) {
         onSort: (key) => {
           const dir = state.sorted && state.sorted.key === key && state.sorted.dir === "asc" ? "desc" : "asc";
           state.sorted = {key, dir};
-          draw();
+          state.cursors = [null];
+          remember();
+          load();
         },
       }),
       page.items.length ? h("p", {class: "muted small"}, state.sorted
-        ? "Sorted on this page only: the server lists integrations newest first."
-        : "Newest first. Sorting by a column orders this page only.") : null,
+        ? "Sorted across every page; never tested or synced counts as the earliest time."
+        : "Newest first. Sort by a column header.") : null,
       page.total > state.limit || state.cursors.length > 1 ? pager : null);
   }
 
@@ -210,6 +209,7 @@ export async function render(root, ctx) {
       state.page = await api("GET", "/integrations", {query: {
         limit: state.limit, cursor: state.cursors[state.cursors.length - 1], name: state.name,
         vendor: state.vendor, category: state.category, enabled: state.enabled,
+        sort: state.sorted ? sortParam(state.sorted) : "",
       }});
       draw();
     } catch (err) {
