@@ -133,10 +133,13 @@ def _sample_out(change: Change) -> RulePreviewSample:
 
 
 @router.post("/preview", response_model=RulePreviewOut)
-def preview_rule(body: RulePreviewIn, session: DbSession, principal: Operator) -> RulePreviewOut:
+def preview_rule(body: RulePreviewIn, session: DbSession, settings: SettingsDep,
+                 principal: Operator) -> RulePreviewOut:
     """What saving the rule (a new one, or ``rule_id`` edited) would change on the organization's open findings;
-    saves nothing. A rule that does not compile is the 422 of ``/rules/validate``."""
+    saves nothing. A rule that does not compile, or that saving would refuse for a bound, is the 422 of
+    ``/rules/validate`` (the preview runs it over many findings: it is bounded first, as saving it would be)."""
     compiled = validate_rule(body.name, body.condition, body.action, body.value)
+    check_rule_limits(settings, session, principal, compiled.size, replacing=body.rule_id)
     result = preview(session, principal, Candidate(
         name=body.name, condition=body.condition, action=body.action, value=compiled.value, position=body.position,
         enabled=body.enabled, rule_id=body.rule_id))

@@ -47,6 +47,12 @@ def test_a_rule_over_the_compiled_size_limit_is_422_naming_it(api: Api, admin: d
     _refused(api.client.patch(f"/api/v1/rules/{rule['id']}", json={"condition": BIG}, headers=admin),
              "PMAP_RULES_MAX_RULE_SIZE", "condition")
     assert api.client.get(f"/api/v1/rules/{rule['id']}", headers=admin).json()["condition"] == "port == 23"
+    # a preview runs the rule over many findings: it is bounded as saving it would be, new or in place of one
+    body = {"name": "big", "condition": BIG, "action": "suppress"}
+    _refused(api.client.post("/api/v1/rules/preview", json=body, headers=admin), "PMAP_RULES_MAX_RULE_SIZE",
+             "condition")
+    _refused(api.client.post("/api/v1/rules/preview", json={**body, "rule_id": rule["id"]}, headers=admin),
+             "PMAP_RULES_MAX_RULE_SIZE", "condition")
 
 
 def test_the_organization_size_limit_sums_its_rules_and_lets_a_rule_shrink(api: Api, admin: dict[str, str]) -> None:
