@@ -144,6 +144,7 @@ def model_json_schema(model: type[BaseModel], *, credentials: bool = False) -> d
     every property of a ``credentials`` model the ``minLength`` the service enforces on it."""
     schema = model.model_json_schema()
     secrets = set(secret_field_names(model))
+    _plain_descriptions(schema)
     for name, prop in schema.get("properties", {}).items():
         if name in secrets:
             prop["writeOnly"] = True
@@ -152,6 +153,14 @@ def model_json_schema(model: type[BaseModel], *, credentials: bool = False) -> d
             prop["minLength"] = max(prop.get("minLength", 0), SECRET_MIN_CHARS)
     schema.setdefault("required", [])
     return schema
+
+
+def _plain_descriptions(schema: dict[str, Any]) -> None:
+    """Descriptions as forms show them: the docstrings' reST literals (````X-ApiKeys````) become Markdown's
+    (```X-ApiKeys```), which Swagger UI renders and the console shows as plain text."""
+    for node in (schema, *schema.get("properties", {}).values()):
+        if isinstance(node.get("description"), str):
+            node["description"] = node["description"].replace("``", "`")
 
 
 # --- results -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pmap.connectors.base import SECRET_MIN_CHARS, secret_field_names
+from pmap.connectors.base import SECRET_MIN_CHARS, model_json_schema, secret_field_names
 from pmap.connectors.catalog import connector_types
 from pmap_sandbox.server import build_app
 from tests.conftest import Api
@@ -63,3 +63,16 @@ def test_the_stated_minimum_is_the_enforced_one(api: Api, examples: dict[str, di
                 vendor, field, enough.text)
             checked += 1
     assert checked >= 35
+
+
+def test_schemas_read_as_forms_show_them() -> None:
+    """Titles spelled as people spell them, and no reST literal markup in a description a form shows."""
+    for vendor, ct in connector_types().items():
+        for model, credentials in ((ct.connection_model, False), (ct.credentials_model, True)):
+            schema = model_json_schema(model, credentials=credentials)
+            for node in (schema, *schema.get("properties", {}).values()):
+                assert "``" not in str(node.get("description", "")), vendor
+            props = schema.get("properties", {})
+            if "base_url" in props:
+                assert props["base_url"]["title"] == "Base URL", vendor
+                assert props["verify_tls"]["title"] == "Verify TLS", vendor
