@@ -22,7 +22,7 @@ from tests.findings.pipeline.helpers import nessus_report
 from tests.sync.conftest import unique
 from tests.webhooks.conftest import integration_body, signed
 
-from .conftest import PgCluster, Serve, wait_for
+from .conftest import LEASE_SECONDS, PgCluster, Serve, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
 
@@ -194,4 +194,86 @@ def test_serve_killed_during_webhook_intake(running: Serve, sandbox: SandboxServ
     # a minute ago when it next starts (pmap/webhooks/processor.py, STALE_AFTER); not waited for here (time)
     assert {outcome for _, outcome in stored(db, iid)} <= {"accepted", "processed", "duplicate"}
     assert running.readyz() == 200
+    credentials_open(running)
+
+
+@pytest.fixture
+def seeded(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+    """The sandbox's tenable_vm feed with SYNC_FINDINGS findings, every vendor request answered 0.2 s late, so a
+    sync writes for seconds whatever the machine's speed."""
+    httpx.post(f"{sandbox.base_url}/_sandbox/reset", timeout=10).raise_for_status()
+    httpx.post(f"{sandbox.base_url}/_sandbox/seed/tenable_vm", json={"count": SYNC_FINDINGS, "fixed": [0, 1]},
+               timeout=30).raise_for_status()
+    httpx.post(f"{sandbox.base_url}/_sandbox/latency", json={"seconds": 0.2}, timeout=10).raise_for_status()
+    try:
+        yield sandbox
+    finally:
+        httpx.post(f"{sandbox.base_url}/_sandbox/latency", json={"seconds": 0}, timeout=10).raise_for_status()
+
+
+def start_sync(serve: Serve, iid: str) -> str:
+    r = serve.api("POST", f"/integrations/{iid}/sync")
+    assert r.status_code == 202, r.text
+    return str(r.json()["job"]["id"])
+
+
+def test_serve_killed_during_a_syncs_write(running: Serve, seeded: SandboxServer, db: Engine) -> None:
+    iid = tenable(running, seeded)
+    job_id = start_sync(running, iid)
+    writing(running, job_id)
+    running.kill()
+    assert identities(db, iid) == (0, 0), "a sync is one transaction: the killed attempt left nothing"
+    running.start()
+    job = ended(running, job_id)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert job["result"]["created"] == SYNC_FINDINGS, job["result"]
+    assert identities(db, iid) == (SYNC_FINDINGS, SYNC_FINDINGS)
+    credentials_open(running)
+
+
+def clear_state(serve: Serve, job_id: str) -> dict[str, Any]:
+    """The job's end after a fault: succeeded (a retry counts in its attempts) or failed with a reason; never
+    left running (ended() waits well past the lease)."""
+    job = ended(serve, job_id, seconds=120 + 10 * LEASE_SECONDS)
+    if job["status"] == "failed":
+        assert job["error"] and job["error"]["code"] and job["error"]["message"], job
+    return job
+
+
+def test_postgres_restarted_during_an_import(running: Serve, sandbox: SandboxServer, db: Engine,
+                                             pg_cluster: PgCluster) -> None:
+    iid = tenable(running, sandbox)
+    report = big_report()
+    job_id = upload(running, iid, report)
+    writing(running, job_id)
+    pg_cluster.restart()
+    job = clear_state(running, job_id)
+    wait_for(lambda: running.readyz() == 200, 60, "/readyz 200 again", detail=running.log_text)
+    count, distinct = identities(db, iid)
+    assert count == distinct, "no finding twice"
+    if job["status"] == "succeeded":
+        assert count == REPORT_FINDINGS, job
+    else:
+        assert count == 0, "a failed import leaves nothing"
+    again = ended(running, upload(running, iid, report))
+    assert again["status"] == "succeeded", again
+    assert identities(db, iid) == (REPORT_FINDINGS, REPORT_FINDINGS)
+    credentials_open(running)
+
+
+def test_postgres_restarted_during_a_sync(running: Serve, seeded: SandboxServer, db: Engine,
+                                          pg_cluster: PgCluster) -> None:
+    iid = tenable(running, seeded)
+    job_id = start_sync(running, iid)
+    writing(running, job_id)
+    pg_cluster.restart()
+    job = clear_state(running, job_id)
+    wait_for(lambda: running.readyz() == 200, 60, "/readyz 200 again", detail=running.log_text)
+    count, distinct = identities(db, iid)
+    assert count == distinct, "no finding twice"
+    assert count == (SYNC_FINDINGS if job["status"] == "succeeded" else 0), job
+    again = ended(running, start_sync(running, iid))
+    assert again["status"] == "succeeded", again
+    assert identities(db, iid) == (SYNC_FINDINGS, SYNC_FINDINGS)
     credentials_open(running)
