@@ -129,6 +129,8 @@ class JobRunner:
         self._stopping = threading.Event()
         self._cancelled: dict[uuid.UUID, str] = {}  # running jobs asked to stop -> why
         self._lost: set[uuid.UUID] = set()  # running jobs whose lease another process took
+        #: ended jobs whose end the database did not take (it was away): written at the next heartbeats
+        self._unwritten: dict[uuid.UUID, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = {}
         self._beat_thread: threading.Thread | None = None
         self._started = False
 
@@ -414,6 +416,8 @@ class JobRunner:
         """Renew the leases of the jobs running here, write their progress, hear cancel requests."""
         interval = min(HEARTBEAT_SECONDS, self._lease / 3)
         while not self._stopping.wait(interval):
+            if self._unwritten:
+                self._write_unwritten()
             for job_id in list(self._live):
                 try:
                     beat = lease.heartbeat(self._sessions, job_id, self._runner, self._lease,
@@ -429,7 +433,37 @@ class JobRunner:
 
     def _finish(self, job_id: uuid.UUID, status: str, *, result: dict[str, Any] | None = None,
                 error: dict[str, Any] | None = None) -> bool:
-        """Write the job's outcome, if its lease is still this process's (True then); drop its upload."""
+        """Write the job's outcome, if its lease is still this process's (True then); drop its upload. When the
+        database does not answer, the heartbeat writes it once it does (False now)."""
+        try:
+            return self._write_end(job_id, status, result, error)
+        except Exception:
+            # The database went away (restarted, failed over) just as the job ended, often the very fault that
+            # ended it. Unwritten, the row would read "running" for good: its lease lapses, but a process never
+            # takes its own pid's job for dead (pmap.jobs.lease.holder_dead), so neither its sweep nor a
+            # redelivery here would ever end it (tests/faults: PostgreSQL restarted during an import or a sync).
+            log.warning("job %s: its end (%s) could not be written; retried at each heartbeat", job_id, status,
+                        exc_info=True)
+            with self._lock:
+                self._unwritten[job_id] = (status, result, error)
+            return False
+
+    def _write_unwritten(self) -> None:
+        """Write the ends :meth:`_finish` could not write, now that the database may answer again."""
+        with self._lock:
+            pending = dict(self._unwritten)
+        for job_id, (status, result, error) in pending.items():
+            try:
+                self._write_end(job_id, status, result, error)
+            except Exception:  # still no database: the next beat tries again
+                log.debug("job %s: its end is still not written", job_id, exc_info=True)
+                continue
+            with self._lock:
+                self._unwritten.pop(job_id, None)
+            log.info("job %s: its end (%s) is written now that the database answers", job_id, status)
+
+    def _write_end(self, job_id: uuid.UUID, status: str, result: dict[str, Any] | None,
+                   error: dict[str, Any] | None) -> bool:
         now = utcnow()
         with transaction(self._sessions) as session:
             job = session.get(Job, job_id)
