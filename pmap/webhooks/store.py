@@ -156,8 +156,10 @@ STORED, SEEN, STALE = "stored", "seen", "stale"
 class Store:
     """Integration lookup (cached) and batched delivery writes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, seal: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        # the audit chain's sealer, run after each write that stored audit events (outside the transaction)
+        self.seal = seal
         self.fast: Engine | None = None
         self._cache: dict[uuid.UUID, IntegrationRow] = {}
         if engine.dialect.name == "postgresql":
@@ -218,6 +220,8 @@ class Store:
         for pending, result in zip(batch, results, strict=True):
             if result == STALE:
                 self._cache.pop(pending.guard.id, None)
+        if self.seal is not None and any(p.audit for p in batch):
+            self.seal()
         return results
 
     def _core_batch(self, batch: Sequence[Pending]) -> list[str]:
