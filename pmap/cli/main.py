@@ -22,7 +22,8 @@ from pmap.connectors.base import Category
 from pmap.core.errors import PmapError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     from pmap.core.seams import Actor
     from pmap.core.settings import Settings
@@ -249,7 +250,7 @@ def _migrated_session() -> Iterator[Session]:
         engine.dispose()
 
 
-def _seal_audit_after_commits(settings: Settings, engine: object, factory: object) -> None:
+def _seal_audit_after_commits(settings: Settings, engine: Engine, factory: sessionmaker[Session]) -> None:
     """Seal the audit events a command writes into the chain right after its commit (as the service does); without
     a usable keyring they stay unsealed and `pmapctl audit verify` names them."""
     from pmap.audit.chain import AuditChain, AuditStream
@@ -261,7 +262,7 @@ def _seal_audit_after_commits(settings: Settings, engine: object, factory: objec
         logging.getLogger("pmap.cli").warning("audit events of this command stay unsealed: %s", exc.message)
         return
     stream = AuditStream(settings.audit_stream) if settings.audit_stream else None
-    AuditChain(engine, keyring, stream).install(factory)  # type: ignore[arg-type]
+    AuditChain(engine, keyring, stream).install(factory)
 
 
 def _shown(text: str) -> str:

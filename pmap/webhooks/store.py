@@ -158,7 +158,8 @@ class Store:
 
     def __init__(self, engine: Engine, seal: Callable[[], None] | None = None) -> None:
         self.engine = engine
-        # the audit chain's sealer, run after each write that stored audit events (outside the transaction)
+        # the audit chain's sealer, run after each write that stored audit events (outside its transaction; the
+        # batch writer runs it once the requests are answered, so a seal never delays a vendor's 2xx)
         self.seal = seal
         self.fast: Engine | None = None
         self._cache: dict[uuid.UUID, IntegrationRow] = {}
@@ -220,8 +221,6 @@ class Store:
         for pending, result in zip(batch, results, strict=True):
             if result == STALE:
                 self._cache.pop(pending.guard.id, None)
-        if self.seal is not None and any(p.audit for p in batch):
-            self.seal()
         return results
 
     def _core_batch(self, batch: Sequence[Pending]) -> list[str]:
