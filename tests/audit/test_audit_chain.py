@@ -387,3 +387,36 @@ def test_pmapctl_audit_verify_seal_and_prune(tmp_path: Path) -> None:
     out = run("audit", "seal")
     assert out.returncode == 0 and "sealed 0 audit event(s)" in out.stderr, out.stderr
     engine.dispose()
+
+
+def test_events_from_before_the_upgrade_are_sealed_by_the_first_seal(fresh_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from pmap.migrations import upgrade
+
+    upgrade(fresh_url, "0014")
+    engine = create_engine(fresh_url)
+    org = uuid.uuid4()
+    old = [_forged(org, actor=f"token:old-{i}", created_at=utcnow() - timedelta(days=1, seconds=-i)) for i in range(3)]
+    with engine.begin() as conn:  # the audit_events columns as 0014 left them
+        conn.execute(insert(Organization), [{"id": org, "name": "acme", "created_at": utcnow()}])
+        conn.execute(text("INSERT INTO audit_events (id, organization_id, actor, action, integration_id, purpose, "
+                          "outcome, detail, created_at) VALUES (:id, :organization_id, :actor, :action, "
+                          ":integration_id, :purpose, :outcome, '{}', :created_at)"),
+                     [{**row, "id": str(row["id"]) if "sqlite" not in fresh_url else row["id"].hex,
+                       "organization_id": str(org) if "sqlite" not in fresh_url else org.hex} for row in old])
+    engine.dispose()
+    upgrade(fresh_url, "head")
+    settings = Settings(database_url=fresh_url, data_dir=tmp_path / "data", platform_key=generate_key())
+    state = start(settings)
+    try:
+        with state.sessions() as s:
+            assert not verify_chain(s, state.keyring).ok  # unsealed until a seal runs: named, not blessed
+        state.audit.record(actor=Actor("system", "first", org), action=AuditAction.TOKEN_CREATE, integration_id=None,
+                           purpose=None, outcome=AuditOutcome.SUCCESS)
+        with state.sessions() as s:
+            report = verify_chain(s, state.keyring)
+            seqs = list(s.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)))
+        assert report.ok and seqs == [1, 2, 3, 4]
+    finally:
+        state.engine.dispose()
