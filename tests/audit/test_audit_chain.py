@@ -420,3 +420,23 @@ def test_events_from_before_the_upgrade_are_sealed_by_the_first_seal(fresh_url: 
         assert report.ok and seqs == [1, 2, 3, 4]
     finally:
         state.engine.dispose()
+
+
+def test_the_syslog_stream_sends_each_event_over_udp(make_api: Any) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(5)
+        streaming = make_api(audit_stream=f"syslog://127.0.0.1:{sink.getsockname()[1]}")
+        h = streaming.token()
+        assert streaming.client.post("/api/v1/tokens", json={"name": "s", "role": "viewer"},
+                                     headers=h).status_code == 201
+        org = _org_id(streaming)
+        events = _events(streaming, org)
+        got = {}
+        while len(got) < len(events):
+            datagram = sink.recv(65536).decode()
+            line = json.loads(datagram[datagram.index("{"):].rstrip("\x00"))
+            got[line["id"]] = line
+    assert {str(e.id): e.seq for e in events} == {i: line["seq"] for i, line in got.items()}
