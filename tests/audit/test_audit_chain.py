@@ -434,7 +434,7 @@ def test_the_syslog_stream_sends_each_event_over_udp(make_api: Any) -> None:
                                      headers=h).status_code == 201
         org = _org_id(streaming)
         events = _events(streaming, org)
-        got = {}
+        got: dict[str, dict[str, Any]] = {}
         while len(got) < len(events):
             datagram = sink.recv(65536).decode()
             line = json.loads(datagram[datagram.index("{"):].rstrip("\x00"))
