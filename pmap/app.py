@@ -107,9 +107,10 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
         engine.dispose()
         raise
     audit = AuditLog(sessions)
-    chain = AuditChain(engine, keyring, AuditStream(settings.audit_stream) if settings.audit_stream else None)
-    chain.install(sessions)
     metrics = metrics or new_metrics()
+    chain = AuditChain(engine, keyring, AuditStream(settings.audit_stream) if settings.audit_stream else None,
+                       on_failure=metrics.audit_chain_failed)
+    chain.install(sessions)
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
                     resolver=CredentialResolver(keyring, audit, identifier_fields, metrics=metrics),
                     outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org),

@@ -31,7 +31,7 @@ import logging.handlers
 import os
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -168,6 +168,7 @@ class AuditStream:
     def __init__(self, target: str) -> None:
         self.target = target
         self.failures = 0
+        self.on_failure: Callable[[str], None] | None = None  # counted in pmap_audit_chain_failures
         self._syslog: logging.Handler | None = None
         self._lock = threading.Lock()
         self._path, self._address = parse_stream(target)
@@ -194,6 +195,8 @@ class AuditStream:
                              "levelname": "INFO"}))
         except Exception as exc:
             self.failures += 1
+            if self.on_failure is not None:
+                self.on_failure("stream")
             log.warning("audit stream %s failed (%s); %d event(s) not streamed, %d failure(s) so far",
                         self.target.split(":", 1)[0], type(exc).__name__, len(events), self.failures)
 
@@ -218,11 +221,15 @@ def parse_stream(target: str) -> tuple[Path | None, str | tuple[str, int] | None
 class AuditChain:
     """The sealer of one process: :meth:`install` runs it after every commit that wrote audit events."""
 
-    def __init__(self, engine: Engine, keyring: Keyring, stream: AuditStream | None = None) -> None:
+    def __init__(self, engine: Engine, keyring: Keyring, stream: AuditStream | None = None,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.engine = engine
         self.keys = AuditKeys(keyring)
         self.stream = stream
         self.failures = 0  # seals that failed (their events wait for the next seal)
+        self._on_failure = on_failure  # "seal" or "stream": pmap_audit_chain_failures
+        if stream is not None:
+            stream.on_failure = on_failure
         self._local = threading.local()
 
     def install(self, sessions: sessionmaker[Session]) -> None:
@@ -243,6 +250,8 @@ class AuditChain:
             self.seal()
         except Exception as exc:
             self.failures += 1
+            if self._on_failure is not None:
+                self._on_failure("seal")
             log.warning("sealing audit events failed (%s); they are sealed by the next seal", type(exc).__name__)
         finally:
             self._local.sealing = False

@@ -288,6 +288,9 @@ def test_a_failing_stream_never_fails_auditing(make_api: Any, tmp_path: Path) ->
     assert broken.client.post("/api/v1/tokens", json={"name": "x", "role": "viewer"}, headers=h).status_code == 201
     chain = broken.state.audit_chain
     assert isinstance(chain, AuditChain) and chain.stream is not None and chain.stream.failures >= 1
+    metrics = broken.client.get("/metrics").text
+    assert 'pmap_audit_chain_failures_total{what="stream"} ' in metrics
+    assert 'pmap_audit_chain_failures_total{what="stream"} 0.0' not in metrics
     assert _chain(broken).ok and _events(broken, _org_id(broken))[-1].seq is not None
 
 
