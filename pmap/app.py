@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from pmap import __version__
 from pmap.audit.api import router as audit_router
+from pmap.audit.chain import AuditChain, AuditStream
 from pmap.audit.service import AuditLog
 from pmap.auth.api import router as auth_router
 from pmap.auth.service import ensure_bootstrap_admin
@@ -107,10 +108,13 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
         raise
     audit = AuditLog(sessions)
     metrics = metrics or new_metrics()
+    chain = AuditChain(engine, keyring, AuditStream(settings.audit_stream) if settings.audit_stream else None,
+                       on_failure=metrics.audit_chain_failed)
+    chain.install(sessions)
     return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
                     resolver=CredentialResolver(keyring, audit, identifier_fields, metrics=metrics),
                     outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org),
-                    metrics=metrics)
+                    metrics=metrics, audit_chain=chain)
 
 
 def _sync_of_run(state: AppState, jobs: JobRunner, run: RunFinished) -> str:

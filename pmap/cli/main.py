@@ -22,7 +22,8 @@ from pmap.connectors.base import Category
 from pmap.core.errors import PmapError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     from pmap.core.seams import Actor
     from pmap.core.settings import Settings
@@ -34,12 +35,14 @@ tokens_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 connectors_app = typer.Typer(no_args_is_help=True, help="The connector catalog.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Inbound webhook deliveries.")
 tickets_app = typer.Typer(no_args_is_help=True, help="Tickets opened for findings on work trackers.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit chain.")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True)
 
@@ -208,7 +211,7 @@ def keys_rotate() -> None:
     finally:
         state.engine.dispose()
     err.print(f"re-sealed {report.resealed} envelope(s) under key {state.keyring.primary}; "
-              f"{report.current} already used it")
+              f"{report.current} already used it; re-sealed {report.audit_keys} audit key(s)")
     if report.failed:
         _fail(f"{len(report.failed)} envelope(s) could not be opened and still use their old key (keep it in the "
               "keyring; enter those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
@@ -237,12 +240,29 @@ def _migrated_session() -> Iterator[Session]:
     try:
         if current_revision(engine) != head_revision():
             _fail("the database is not migrated: run `pmapctl db upgrade` first")
-        with transaction(make_session_factory(engine)) as session:
+        factory = make_session_factory(engine)
+        _seal_audit_after_commits(settings, engine, factory)
+        with transaction(factory) as session:
             yield session
     except PmapError as exc:
         _fail(exc.message)
     finally:
         engine.dispose()
+
+
+def _seal_audit_after_commits(settings: Settings, engine: Engine, factory: sessionmaker[Session]) -> None:
+    """Seal the audit events a command writes into the chain right after its commit (as the service does); without
+    a usable keyring they stay unsealed and `pmapctl audit verify` names them."""
+    from pmap.audit.chain import AuditChain, AuditStream
+    from pmap.credentials.keyring import load_keyring
+
+    try:
+        keyring = load_keyring(settings, sealed_data_exists=lambda: True)
+    except PmapError as exc:
+        logging.getLogger("pmap.cli").warning("audit events of this command stay unsealed: %s", exc.message)
+        return
+    stream = AuditStream(settings.audit_stream) if settings.audit_stream else None
+    AuditChain(engine, keyring, stream).install(factory)
 
 
 def _shown(text: str) -> str:
@@ -390,6 +410,102 @@ def webhooks_prune(
         engine.dispose()
     err.print(f"kept {retention} days: cleared {result.bodies_cleared} payload(s), "
               f"deleted {result.rows_deleted} delivery row(s) without a de-duplication key")
+
+
+def _org_id(session: Session, name: str) -> uuid.UUID:
+    from sqlalchemy import select
+
+    from pmap.auth.models import Organization
+
+    org_id = session.scalar(select(Organization.id).where(Organization.name == name))
+    if org_id is None:
+        _fail(f"no organization is named '{_shown(name)}'")
+    return org_id
+
+
+@audit_app.command("verify")
+def audit_verify(
+    org: Annotated[str | None, typer.Option("--org", help="Only this organization (default: every one).")] = None,
+    from_seq: Annotated[int | None, typer.Option("--from", min=1, help="First seq to check (default: the anchor).")
+                        ] = None,
+    to_seq: Annotated[int | None, typer.Option("--to", min=1, help="Last seq to check (default: the head).")] = None,
+) -> None:
+    """Verify each organization's audit chain (every MAC, no gap, the head); exit 1 naming the first edited,
+    deleted, reordered or inserted event. Never seals and never prints a key or an event's detail."""
+    from pmap.app import start
+    from pmap.audit.chain import verify_chain
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        with state.sessions() as session:
+            org_id = _org_id(session, org) if org is not None else None
+            report = verify_chain(session, state.keyring, organization_id=org_id, from_seq=from_seq, to_seq=to_seq)
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
+    for chain in report.organizations:
+        label = f"organization '{escape(_shown(chain.name))}'"
+        if chain.problem is None:
+            span = f"seq {chain.first_seq}..{chain.head_seq}" if chain.head_seq is not None else "no sealed events"
+            err.print(f"{label}: intact, {chain.verified} event(s) verified ({span}; anchor {chain.anchor_seq})")
+        else:
+            err.print(f"[bold red]{label}: BROKEN:[/] {escape(chain.problem.message)}")
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Seal audit events still unsealed now (the service seals after each commit; this catches up after a
+    crash). Seals whatever is unsealed: run `pmapctl audit verify` first, which names rows inserted behind PMAP."""
+    from pmap.app import start
+    from pmap.audit.chain import AuditChain
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        chain = state.audit_chain
+        sealed = chain.seal() if isinstance(chain, AuditChain) else 0
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
+    err.print(f"sealed {sealed} audit event(s)")
+
+
+@audit_app.command("prune")
+def audit_prune(
+    org: Annotated[str, typer.Option("--org", help="Organization.")],
+    before_seq: Annotated[int, typer.Option("--before-seq", min=2, help="Delete the events with a lower seq.")],
+) -> None:
+    """Delete an organization's audit events before a seq by moving its chain's anchor there (recorded as an
+    audit.prune event, itself chained); refused when the chain up to there does not verify."""
+    from pmap.app import start
+    from pmap.audit.chain import AuditChain, prune
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        with state.sessions() as session:
+            org_id = _org_id(session, org)
+        chain = state.audit_chain
+        if not isinstance(chain, AuditChain):
+            _fail("the audit chain is not available")
+        result = prune(chain, org_id, before_seq, _cli_actor(org_id))
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
+    err.print(f"deleted {result.deleted} audit event(s) of organization '{escape(_shown(org))}'; the chain now starts "
+              f"at seq {result.anchor_seq}")
 
 
 @tickets_app.command("reconcile")

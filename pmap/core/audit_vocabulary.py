@@ -24,6 +24,7 @@ class AuditAction(str, enum.Enum):
     """What was done (values are the stored strings, unchanged since they were first written)."""
 
     ACCESS_DENIED = "access.denied"
+    AUDIT_PRUNE = "audit.prune"  # retention moved an organization's audit chain anchor forward
     CREDENTIALS_DECRYPT = "credentials.decrypt"
     FINDINGS_IMPORT = "findings.import"
     FINDINGS_SYNC = "findings.sync"

@@ -93,6 +93,9 @@ _REJECTIONS = (
 )
 
 
+#: what ``pmap_audit_chain_failures`` counts (pmap.audit.chain)
+AUDIT_CHAIN_FAILURES = frozenset({"seal", "stream"})
+
 def delivery_rejection(reason: str | None) -> Delivery:
     """The outcome of a rejection from its internal reason (a scheme's verdict or the receiver's)."""
     text = (reason or "").lower()
@@ -241,6 +244,9 @@ class Metrics:
             "because the configured Redis did not answer, by budget", ["budget"], registry=r)
         self.decrypts = Counter("pmap_credential_decrypts", "Decrypts through the audited credential path, by "
                                 "purpose and outcome", ["purpose", "outcome"], registry=r)
+        self.audit_chain_failures = Counter(
+            "pmap_audit_chain_failures", "Audit chain seals that failed (their events wait for the next seal) and "
+            "audit stream sends that failed (those events are not streamed), by what failed", ["what"], registry=r)
         r.register(_ParserFaults(self))
         r.register(_SyncLag(self))  # before its error counter: a scrape collects in this order, so it shows its own
         self.sync_lag_errors = Counter("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed "
@@ -250,6 +256,8 @@ class Metrics:
             self.deliveries.labels(outcome=outcome.value)
         for budget in Budget:
             self.rate_limit_fallbacks.labels(budget=budget.value)
+        for what in AUDIT_CHAIN_FAILURES:
+            self.audit_chain_failures.labels(what=what)
         for purpose in self.purposes:
             for result in DECRYPT_OUTCOMES:
                 self.decrypts.labels(purpose=purpose, outcome=result)
@@ -278,6 +286,10 @@ class Metrics:
     def rate_limit_fallback(self, budget: str) -> None:
         """One webhook budget check answered in process: Redis did not answer."""
         self.rate_limit_fallbacks.labels(budget=_bounded(budget, _BUDGETS)).inc()
+
+    def audit_chain_failed(self, what: str) -> None:
+        """A seal (``seal``) or a stream send (``stream``) of the audit chain failed."""
+        self.audit_chain_failures.labels(what=_bounded(what, AUDIT_CHAIN_FAILURES)).inc()
 
     def decrypted(self, purpose: str, ok: bool) -> None:
         """One decrypt through the audited path."""

@@ -60,6 +60,13 @@ class Purpose(str, enum.Enum):
     REVEAL = "reveal"
 
 
+class AuditSealer(Protocol):
+    """Seals committed audit events into the tamper-evident chain (:class:`pmap.audit.chain.AuditChain`)."""
+
+    def seal_quietly(self) -> None:
+        """Seal what is unsealed now; a failure is logged, never raised (the next seal retries)."""
+
+
 class AuditSink(Protocol):
     """Where audit events go: the audit log, the caller's session, or a buffer written later."""
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     webhook_grace_seconds: int = Field(default=24 * 3600, ge=0)
     # how long finished deliveries' payloads are kept (pmap.webhooks.retention)
     webhook_retention_days: int = Field(default=30, ge=1, le=36500)
+    # audit events streamed out once each as they are sealed (pmap.audit.chain.AuditStream):
+    # file:/abs/path.jsonl, syslog (the local /dev/log) or syslog://host:port (UDP); unset: off
+    audit_stream: str | None = Field(default=None, pattern=r"^(file:/.+|syslog|syslog://[^/:]+:[0-9]{1,5})$")
     # every finding of every import runs the organization's rules: bounded when one is saved
     # (pmap.findings.rules_limits)
     rules_max_per_org: int = Field(default=100, ge=1, le=10_000)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.core.concurrency import OutboundSlots
 from pmap.core.crypto import Keyring
 from pmap.core.metrics import Metrics
-from pmap.core.seams import AuditSink, CredentialSource
+from pmap.core.seams import AuditSealer, AuditSink, CredentialSource
 from pmap.core.settings import Settings
 
 
@@ -27,3 +27,5 @@ class AppState:
     resolver: CredentialSource
     outbound: OutboundSlots  # admission of outbound operations (pmap.core.concurrency)
     metrics: Metrics = field(default_factory=Metrics)  # the app's own registry (pmap.core.metrics)
+    # the audit chain's sealer (pmap.audit.chain), run after each commit that wrote audit events
+    audit_chain: AuditSealer | None = None

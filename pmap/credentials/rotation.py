@@ -1,6 +1,9 @@
 """Re-sealing every stored secret under the keyring's primary key, so an old key can be retired.
 
-Each row is opened through the one decrypt path (purpose ``key_rotation``, audited per row with
+The audit chain keys (``audit_keys``) are re-sealed first (opened with
+:func:`~pmap.credentials.service.open_audit_key`, not audited as events: see there), so the chain still
+verifies once the old key is gone. Each integration row is opened through the one decrypt path (purpose
+``key_rotation``, audited per row with
 the system actor of its organization) and sealed again under the primary key; rows already under
 the primary are left alone. After a rotation no envelope names an old key, and the old key can be
 removed from the keyring file.
@@ -14,11 +17,18 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from pmap.audit.models import AuditKey
 from pmap.core.crypto import Keyring
 from pmap.core.errors import CryptoError
 from pmap.core.seams import Actor, CredentialSource, Purpose
 from pmap.credentials.models import KeyringCanary
-from pmap.credentials.service import seal_credentials, seal_webhook_secrets, verify_keyring_canary
+from pmap.credentials.service import (
+    open_audit_key,
+    seal_audit_key,
+    seal_credentials,
+    seal_webhook_secrets,
+    verify_keyring_canary,
+)
 from pmap.integrations.models import Integration
 
 
@@ -30,6 +40,7 @@ class RotationReport:
     resealed: int = 0
     current: int = 0
     failed: list[str] = field(default_factory=list)
+    audit_keys: int = 0  # audit chain keys re-sealed (counted apart: they are not integrations' envelopes)
 
 
 def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *, batch: int = 500) -> RotationReport:
@@ -37,6 +48,8 @@ def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
     verify_keyring_canary(session, keyring)  # the primary gets its canary; every stored key must open
     session.commit()
     report = RotationReport()
+    reseal_audit_keys(session, keyring, report)
+    session.commit()
     last = None
     while True:
         stmt = select(Integration).order_by(Integration.id).limit(batch)
@@ -59,6 +72,20 @@ def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
                     resolver, keyring, r, a))
         session.commit()
         last = rows[-1].id
+
+
+def reseal_audit_keys(session: Session, keyring: Keyring, report: RotationReport) -> None:
+    """Re-seal every audit chain key under the primary (the key itself stays: every MAC still verifies); an
+    envelope that does not open is named in ``report.failed`` and keeps its old platform key."""
+    for row in session.scalars(select(AuditKey).order_by(AuditKey.id)):
+        if row.envelope.get("kid") == keyring.primary:
+            continue
+        try:
+            row.envelope = seal_audit_key(keyring, row.id, open_audit_key(keyring, row.id, row.envelope))
+        except CryptoError:
+            report.failed.append(f"audit key {row.id}: envelope")
+            continue
+        report.audit_keys += 1
 
 
 def _reseal(report: RotationReport, row: Integration, column: str, keyring: Keyring, seal: Any) -> None:

@@ -24,6 +24,7 @@ import orjson
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import Session
 
+from pmap.audit.models import AuditKey
 from pmap.core import redaction
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
@@ -34,8 +35,11 @@ from pmap.credentials.models import KeyringCanary
 from pmap.integrations.models import Integration
 
 CREDENTIALS_COLUMN = ("integrations", "encrypted_credentials")
+AUDIT_KEY_COLUMN = ("audit_keys", "envelope")
 WEBHOOK_COLUMN = ("integrations", "encrypted_webhook_secret")
-_AAD_PREFIX = {CREDENTIALS_COLUMN: aad_prefix(*CREDENTIALS_COLUMN), WEBHOOK_COLUMN: aad_prefix(*WEBHOOK_COLUMN)}
+_AAD_PREFIX = {CREDENTIALS_COLUMN: aad_prefix(*CREDENTIALS_COLUMN), WEBHOOK_COLUMN: aad_prefix(*WEBHOOK_COLUMN),
+               AUDIT_KEY_COLUMN: aad_prefix(*AUDIT_KEY_COLUMN)}
+AUDIT_KEY_BYTES = 32
 _DETAIL = {CREDENTIALS_COLUMN: {"column": CREDENTIALS_COLUMN[1]}, WEBHOOK_COLUMN: {"column": WEBHOOK_COLUMN[1]}}
 _CANARY_PLAINTEXT = b"pmap-keyring-canary-v1"
 
@@ -108,6 +112,26 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: O
     }
     payload = json.dumps(doc, separators=(",", ":")).encode()
     return seal(keyring, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
+
+
+def seal_audit_key(keyring: Keyring, key_id: uuid.UUID, key: bytes) -> dict[str, Any]:
+    """Seal an audit chain key (``audit_keys.envelope``) under the primary key, bound to its row."""
+    return seal(keyring, key, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
+
+
+def open_audit_key(keyring: Keyring, key_id: uuid.UUID, envelope: Any) -> bytes:
+    """The audit chain key of one ``audit_keys`` row, for computing and checking event MACs only.
+
+    Deliberately not audited as an event: sealing an event needs this key, so an event per open would be
+    an event that needs the key to be sealed (a recursion), and the key protects the audit trail rather than
+    a vendor: it never leaves the process (pmap.audit.chain keeps it in memory, never logs or prints it).
+    Each open is logged (``pmap.credentials``, key id only). Raises CryptoError when the envelope does not open.
+    """
+    key = open_envelope(keyring, envelope, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
+    if len(key) != AUDIT_KEY_BYTES:
+        raise CryptoError("the audit key has the wrong length")
+    log.info("opened audit key %s", key_id)
+    return key
 
 
 def _same_organization(row: SealedRow, actor: Actor) -> None:
@@ -216,8 +240,11 @@ def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
 
 
 def holds_sealed_data(session: Session) -> bool:
-    """True when the database holds anything sealed with a platform key (a canary or an integration's secrets)."""
+    """True when the database holds anything sealed with a platform key (a canary, an audit key or an
+    integration's secrets)."""
     if session.scalar(select(KeyringCanary.key_id).limit(1)) is not None:
+        return True
+    if session.scalar(select(AuditKey.id).limit(1)) is not None:
         return True
     # an empty slot is stored as JSON null rather than SQL NULL: both mean nothing sealed
     sealed = [column.is_not(None) & (cast(column, String) != "null")

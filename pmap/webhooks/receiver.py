@@ -141,7 +141,8 @@ def runtime(app_state: Any) -> Runtime:
             rt = getattr(app_state, "webhook_runtime", None)
             if rt is None:
                 state: AppState = app_state.pmap
-                store = Store(state.engine)
+                seal = state.audit_chain.seal_quietly if state.audit_chain is not None else None
+                store = Store(state.engine, seal)
                 # with a Redis the budgets are global (every process takes from them), else per process
                 url = state.settings.resolved_redis_url
                 shared = SharedRedis(url, on_fallback=state.metrics.rate_limit_fallback) if url else None
@@ -149,7 +150,7 @@ def runtime(app_state: Any) -> Runtime:
                                            state.settings.webhook_failed_rate_per_minute, shared)
                 rt = Runtime(state=state, store=store, writer=BatchWriter(store), buckets=verified, failed=failed,
                              shared=shared,
-                             unrecorded=Unrecorded(state.engine),
+                             unrecorded=Unrecorded(state.engine, seal=seal),
                              processor=Processor(state.sessions, lambda vendor: service.scheme_key(vendor),
                                                  state.settings.webhook_retention_days,
                                                  trigger=lambda: getattr(app_state, "sync_trigger", None),
@@ -409,5 +410,7 @@ def _reject(rt: Runtime, base: dict[str, Any] | None, reason: str, audit: AuditB
                 "secret_slot": None, "body": None, "processed_at": None,
             })
         write_audit(conn, audit.rows)
+    if audit.rows and rt.store.seal is not None:
+        rt.store.seal()
     audit.rows.clear()
     return rejected()

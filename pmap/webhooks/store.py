@@ -156,8 +156,11 @@ STORED, SEEN, STALE = "stored", "seen", "stale"
 class Store:
     """Integration lookup (cached) and batched delivery writes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, seal: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        # the audit chain's sealer, run after each write that stored audit events (outside its transaction; the
+        # batch writer runs it once the requests are answered, so a seal never delays a vendor's 2xx)
+        self.seal = seal
         self.fast: Engine | None = None
         self._cache: dict[uuid.UUID, IntegrationRow] = {}
         if engine.dialect.name == "postgresql":

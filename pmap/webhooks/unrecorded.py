@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -49,8 +50,10 @@ class _Tally:
 class Unrecorded:
     """Counts deliveries that are not written one by one; :meth:`flush` writes the summaries."""
 
-    def __init__(self, engine: Engine, flush_seconds: float | None = None) -> None:
+    def __init__(self, engine: Engine, flush_seconds: float | None = None,
+                 seal: Callable[[], None] | None = None) -> None:
         self._engine = engine
+        self._seal = seal  # the audit chain's sealer, run after each summary write
         self._flush_seconds = FLUSH_SECONDS if flush_seconds is None else flush_seconds
         self._lock = threading.Lock()
         self._tallies: dict[uuid.UUID, _Tally] = {}
@@ -95,6 +98,8 @@ class Unrecorded:
             log.exception("writing the summary of %d unrecorded webhook deliveries failed",
                           sum(t.rejected for t in tallies.values()))
             return
+        if self._seal is not None:
+            self._seal()
         for integration_id, tally in tallies.items():
             if tally.rejected:
                 log.warning("%d webhook deliveries to integration %s failed verification beyond the failed "

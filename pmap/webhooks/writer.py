@@ -110,6 +110,8 @@ class BatchWriter:
         for loop, settled in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                 loop.call_soon_threadsafe(_settle, settled)
+        if self._store.seal is not None and any(pending.audit for pending, _, _ in batch):
+            self._store.seal()  # the audit events just committed join the chain (never raises)
 
 
 def _settle(settled: list[tuple[asyncio.Future[str], str | BaseException]]) -> None:

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import delete, update
 
 from pmap.app import start
+from pmap.audit.models import AuditKey
 from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
 from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.seams import Actor, Purpose
@@ -170,6 +171,11 @@ def test_a_new_development_keyring_is_refused_beside_sealed_data(api: Api, db_ur
     assert not (tmp_path / "elsewhere" / "keyring.json").exists()
     with api.state.sessions() as session, session.begin():  # an empty slot (stored as JSON null) seals nothing
         session.execute(update(Integration).values(encrypted_credentials=None))
+    with pytest.raises(ConfigurationError, match="already holds data sealed"):  # the audit chain's key is sealed too
+        start(elsewhere)
+    assert not (tmp_path / "elsewhere" / "keyring.json").exists()
+    with api.state.sessions() as session, session.begin():
+        session.execute(delete(AuditKey))
     start(elsewhere).engine.dispose()
     assert (tmp_path / "elsewhere" / "keyring.json").exists()
 

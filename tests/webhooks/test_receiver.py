@@ -320,3 +320,30 @@ def test_a_secret_that_cannot_be_decrypted_answers_503_and_is_audited(api: Api) 
         failures = s.scalars(select(AuditEvent).where(AuditEvent.integration_id == uuid.UUID(iid),
                                                       AuditEvent.outcome == "failure")).all()
     assert [e.purpose for e in failures] == ["webhook_verification"]
+
+
+def test_the_receivers_audit_events_join_the_audit_chain(api: Api) -> None:
+    import time
+
+    from pmap.audit.chain import verify_chain
+
+    scheme = next(s for s in SCHEMES if vendor_for(s) is not None)
+    _h, iid, secret = _setup(api, scheme)
+    for n in range(3):  # stored (the batch writer's path: on PostgreSQL one CTE statement)
+        body = payload(scheme, n)
+        r = api.client.post(f"/hooks/{iid}", content=body, headers=signed(scheme, body, secret,
+                                                                          delivery_id=unique("d")))
+        assert r.status_code == 202, r.text
+    body = payload(scheme, 9)  # rejected (its own write)
+    assert api.client.post(f"/hooks/{iid}", content=body,
+                           headers=signed(scheme, body, SCHEMES[scheme].generate_secret())).status_code >= 400
+    deadline = time.monotonic() + 10  # the writer seals once the requests are answered
+    while True:
+        with api.state.sessions() as s:
+            seqs = list(s.scalars(select(AuditEvent.seq).where(AuditEvent.integration_id == uuid.UUID(iid))))
+            if None not in seqs or time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    assert len(seqs) >= 4 and None not in seqs
+    with api.state.sessions() as s:
+        assert verify_chain(s, api.state.keyring).ok
