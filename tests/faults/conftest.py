@@ -173,15 +173,25 @@ class Serve:
         return "\n".join(f"--- serve-{n}.log\n" + self.log_path(n).read_text(errors="replace")[-4000:]
                          for n in range(1, self.starts + 1) if self.log_path(n).exists())
 
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        self.starts += 1
+    def env(self) -> dict[str, str]:
+        """The environment of this PMAP: its database, key, token and settings."""
         env = _clean_env()
         env.update({"PMAP_ENV": "development", "PMAP_DATABASE_URL": self.database_url,
                     "PMAP_DATA_DIR": str(self.tmp / "data"), "PMAP_PLATFORM_KEY": self.platform_key,
                     "PMAP_BOOTSTRAP_ADMIN_TOKEN": self.admin_token, "PMAP_PUBLIC_BASE_URL": self.base_url,
                     "PMAP_IMPORT_BACKGROUND_BYTES": "0",  # every upload imports as a background job
                     "PMAP_JOB_LEASE_SECONDS": str(LEASE_SECONDS), "PMAP_LOG_LEVEL": "INFO"})
+        return env
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``pmapctl <args>`` against this PMAP's database, with its key."""
+        return subprocess.run([sys.executable, "-m", "pmap.cli", *args], cwd=ROOT, env=self.env(),
+                              capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        env = self.env()
         with self.log_path(self.starts).open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pmap.cli", "serve", "--host", LOOPBACK, "--port", str(self.port)],
