@@ -55,6 +55,10 @@ def test_audit_log_filters_pages_and_shows_details_as_text(
     page.goto("/audit")
     settle(page)
     expect(page.get_by_role("table")).to_be_visible()
+    # the chain as the API verified it, and each event's place in it
+    expect(page.get_by_role("status").filter(has_text="Audit chain verified")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="Seq")).to_be_visible()
+    expect(page.locator("tbody tr").first.locator("td").first).to_have_text(re.compile(r"^(\d+|—)$"))
     shot(page, "audit")
 
     # action + integration: the one creation of this integration, named, with a link to it

@@ -1,7 +1,7 @@
 // The audit log (admins): GET /audit-events with every filter it accepts (action, outcome, integration,
 // purpose), newest first, cursor pages; each event's detail drawn as text.
 import {api} from "../api.js";
-import {button, errorNotice, field, h, replace, table, timeAgo, when} from "../dom.js";
+import {button, errorNotice, field, h, notice, replace, table, timeAgo, when} from "../dom.js";
 
 /** What the API documents of GET /audit-events (its OpenAPI document): the action vocabulary and the names
  * of the filters it takes; nulls when it cannot be read (the page then asks for an action as text). */
@@ -106,6 +106,22 @@ export async function render(root, ctx) {
     }
   }
 
+  /** The organization's audit chain as the API verified it: intact up to its head, or its first problem. */
+  function chainNotice(chain) {
+    if (!chain) return null;
+    if (chain.verified) {
+      return notice("ok", h("strong", {}, "Audit chain verified"),
+        chain.head_seq === null ? " (no sealed event yet)." : ` up to event ${chain.head_seq}`,
+        h("span", {class: "muted small"}, ` (checked ${when(chain.verified_at)}; the last events from the head; `
+          + "`pmapctl audit verify` checks the whole chain)."));
+    }
+    const problem = chain.first_problem || {};
+    return notice("error", h("strong", {}, "The audit chain does not verify"),
+      h("div", {}, problem.message || problem.kind || "an event was edited, deleted, reordered or inserted"),
+      problem.event_id ? h("div", {class: "small"}, "Event ", h("code", {}, problem.event_id),
+        problem.seq !== null && problem.seq !== undefined ? ` (seq ${problem.seq})` : "") : null);
+  }
+
   function integrationCell(id) {
     if (!id) return h("span", {class: "muted"}, "—");
     const name = names.get(id);
@@ -115,6 +131,8 @@ export async function render(root, ctx) {
   function draw(page) {
     const rows = page.items.map((event) => ({event}));
     const columns = [
+      {label: "Seq", cell: ({event}) => event.seq === null || event.seq === undefined
+        ? h("span", {class: "muted", title: "not sealed into the chain yet"}, "—") : String(event.seq)},
       {label: "When", cell: ({event}) => h("span", {}, timeAgo(event.created_at), h("div", {class: "muted small"},
         when(event.created_at)))},
       {label: "Actor", cell: ({event}) => h("span", {class: "actor"}, event.actor)},
@@ -135,6 +153,7 @@ export async function render(root, ctx) {
       h("span", {class: "muted"}, `Page ${pageNo}`),
       button("Older", () => load([...trail, page.next_cursor]), {disabled: !page.next_cursor}));
     replace(results,
+      chainNotice(page.chain),
       h("p", {class: "muted", role: "status"}, `${page.items.length} event${page.items.length === 1 ? "" : "s"}`
         + ` on page ${pageNo}${page.next_cursor ? "; older ones follow" : ""}.`),
       table(columns, rows, {caption: "Audit events", empty: "No audit event matches these filters."}),
