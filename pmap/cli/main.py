@@ -217,6 +217,29 @@ def keys_rotate() -> None:
               "keyring; enter those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
 
 
+@keys_app.command("verify")
+def keys_verify() -> None:
+    """Open every stored secret with the configured keys (audited, purpose key_verification) and name, by integration
+    id and column, any that does not open; prints no secret. Exit 1 when one does not open."""
+    from pmap.app import start
+    from pmap.credentials.rotation import verify_all
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        with state.sessions() as session:
+            report = verify_all(session, state.keyring, state.resolver)
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
+    err.print(f"{report.opened} envelope(s) and {report.audit_keys} audit key(s) open with the configured keys")
+    if report.failed:
+        _fail(f"{len(report.failed)} envelope(s) do not open: " + ", ".join(report.failed))
+
+
 def _cli_actor(organization_id: uuid.UUID) -> Actor:
     """The audit actor of a pmapctl command: the CLI and the operating-system user who ran it."""
     from pmap.core.seams import Actor

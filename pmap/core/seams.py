@@ -57,6 +57,7 @@ class Purpose(str, enum.Enum):
     WEBHOOK_VERIFICATION = "webhook_verification"
     WEBHOOK_ROTATION = "webhook_rotation"
     KEY_ROTATION = "key_rotation"
+    KEY_VERIFICATION = "key_verification"  # pmapctl keys verify: proving every envelope opens, using none
     REVEAL = "reveal"
 
 

@@ -112,6 +112,35 @@ def test_keys_rotate_fails_while_an_envelope_still_needs_the_old_key(tmp_path: P
     assert "re-sealed 1 envelope(s) under key k2" in out.stderr and ids[1] in out.stderr
 
 
+def test_keys_verify_opens_everything_and_names_what_does_not(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from pmap.migrations import upgrade
+    from tests.security.test_key_rotation import _seed
+
+    url = f"sqlite:///{tmp_path / 'pmap.db'}"
+    upgrade(url)
+    _settings, ring, _old, _new, ids = _seed(url, tmp_path, 3, lambda _s, _rows, _keyring: None)
+    env = _env(tmp_path, PMAP_DATABASE_URL=url, PMAP_KEYRING_FILE=str(ring))
+    out = _run(["keys", "verify"], env)
+    assert out.returncode == 0, out.stderr
+    assert "3 envelope(s) and 1 audit key(s) open with the configured keys" in out.stderr
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the third's envelope moved onto the second: bound to another row, it cannot open
+        first = conn.execute(text("SELECT encrypted_credentials FROM integrations WHERE id = :i"),
+                             {"i": ids[2].replace("-", "")}).scalar_one()
+        conn.execute(text("UPDATE integrations SET encrypted_credentials = :e WHERE id = :i"),
+                     {"e": first, "i": ids[1].replace("-", "")})
+        audited = conn.execute(text("SELECT count(*) FROM audit_events WHERE purpose = 'key_verification'")).scalar()
+    engine.dispose()
+    assert audited == 3  # every decrypt of the verification is audited, with its purpose
+    out = _run(["keys", "verify"], env)
+    assert out.returncode == 1
+    said = " ".join(out.stderr.split())  # the console wraps long lines
+    assert f"{ids[1]}: encrypted_credentials" in said and ids[0] not in said and ids[2] not in said
+    assert "S" * 24 not in out.stdout + out.stderr  # no secret printed
+
+
 def test_an_empty_key_variable_counts_as_unset_and_retention_is_bounded(tmp_path: Path) -> None:
     from pmap.core.crypto import Keyring, decode_key, generate_key
 

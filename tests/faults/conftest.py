@@ -5,9 +5,8 @@ webhook deliveries' intake and during a sync's write, and PostgreSQL restarted u
 sync, leave every job in a clear state (succeeded after a retry, or failed with a reason; never running past its
 lease), no finding half-written or twice (findings per integration + scope + fingerprint are unique and their
 number is the report's or the vendor's distinct findings), every webhook delivery answered 2xx stored exactly
-once, /readyz 200 again, and every integration's credentials still open (a connection test through the API
-against the sandbox: the stand-in for "every envelope opens" until `pmapctl keys verify` exists), and `pmapctl
-audit verify` passes.
+once, /readyz 200 again, every envelope opens (`pmapctl keys verify`, and a connection test of every integration
+through the API against the sandbox), and `pmapctl audit verify` passes.
 
 Not covered yet (issue 15 items 1-2, the key provider and online rotation, are not built): a SIGKILL during a key
 rotation batch.

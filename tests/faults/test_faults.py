@@ -65,9 +65,9 @@ def tenable(serve: Serve, sandbox: SandboxServer) -> str:
 
 
 def credentials_open(serve: Serve) -> None:
-    """Every integration's credentials still open: a connection test of each through the API, against the sandbox
-    (the stand-in for `pmapctl keys verify`, which does not exist yet); and the audit chain verifies, the events
-    written around the fault included (`pmapctl audit verify`)."""
+    """Every integration's credentials still open (`pmapctl keys verify`, and a connection test of each through the
+    API against the sandbox); and the audit chain verifies, the events written around the fault included
+    (`pmapctl audit verify`)."""
     r = serve.api("GET", "/integrations", params={"limit": 200})
     assert r.status_code == 200, r.text
     items = r.json()["items"]
@@ -75,6 +75,8 @@ def credentials_open(serve: Serve) -> None:
     for item in items:
         tested = serve.api("POST", f"/integrations/{item['id']}/test")
         assert tested.status_code == 200 and tested.json()["ok"] is True, (item["vendor"], tested.text)
+    opened = serve.cli("keys", "verify")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
     verified = serve.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
 

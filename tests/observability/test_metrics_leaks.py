@@ -13,7 +13,16 @@ from sqlalchemy import update
 
 from pmap.connectors.catalog import connector_types
 from pmap.core.db import transaction
-from pmap.core.metrics import METHODS, OTHER, STATUS_CLASSES, Budget, Delivery, JobOutcome, RouteTemplates
+from pmap.core.metrics import (
+    AUDIT_CHAIN_FAILURES,
+    METHODS,
+    OTHER,
+    STATUS_CLASSES,
+    Budget,
+    Delivery,
+    JobOutcome,
+    RouteTemplates,
+)
 from pmap.core.seams import Purpose
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import JOB_KINDS
@@ -35,6 +44,7 @@ def _bounded_sets(api: Api) -> dict[str, set[str]]:
         "vendor": set(connector_types()) | {OTHER},
         "format": set(report_formats()) | {OTHER},
         "budget": {b.value for b in Budget} | {OTHER},
+        "what": set(AUDIT_CHAIN_FAILURES),
     }
 
 
