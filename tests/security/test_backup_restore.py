@@ -25,13 +25,6 @@ from tests.conftest import PG_URL, Api, canary
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture(params=["postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    """PostgreSQL only: the dump is pg_dump's."""
-    url: str = request.getfixturevalue("pg_schema_url")
-    return url
-
-
 @pytest.fixture
 def restored_database() -> Iterator[str]:
     """An empty database of its own, dropped afterwards; its plain URL."""
@@ -52,6 +45,7 @@ def _dsn(url: str) -> str:
     return f"postgresql://{u.username}@{u.host}:{u.port or 5432}/{u.database}"
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # PostgreSQL only: the dump is pg_dump's
 def test_a_dump_restored_with_its_key_opens_and_without_it_opens_nothing(
         api: Api, settings: Settings, restored_database: str, tmp_path: Path) -> None:
     secret = canary("backup")
