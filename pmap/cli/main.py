@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pmap.core.seams import Actor
     from pmap.core.settings import Settings
+    from pmap.core.state import AppState
 
 app = typer.Typer(no_args_is_help=True, help="PMAP control: the connector hub of a vulnerability management platform.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -196,20 +197,10 @@ def keys_generate() -> None:
 @keys_app.command("rotate")
 def keys_rotate() -> None:
     """Re-seal every stored secret under the keyring's primary key (then the old key can be removed)."""
-    from pmap.app import start
     from pmap.credentials.rotation import reseal_all
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
-        with state.sessions() as session:
-            report = reseal_all(session, state.keyring, state.resolver)
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
+    with _started() as state, state.sessions() as session:
+        report = reseal_all(session, state.keyring, state.resolver)
     err.print(f"re-sealed {report.resealed} envelope(s) under key {state.keyring.primary}; "
               f"{report.current} already used it; re-sealed {report.audit_keys} audit key(s)")
     if report.failed:
@@ -221,20 +212,10 @@ def keys_rotate() -> None:
 def keys_verify() -> None:
     """Open every stored secret with the configured keys (audited, purpose key_verification) and name, by integration
     id and column, any that does not open; prints no secret. Exit 1 when one does not open."""
-    from pmap.app import start
     from pmap.credentials.rotation import verify_all
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
-        with state.sessions() as session:
-            report = verify_all(session, state.keyring, state.resolver)
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
+    with _started() as state, state.sessions() as session:
+        report = verify_all(session, state.keyring, state.resolver)
     err.print(f"{report.opened} envelope(s) and {report.audit_keys} audit key(s) open with the configured keys")
     if report.failed:
         _fail(f"{len(report.failed)} envelope(s) do not open: " + ", ".join(report.failed))
@@ -250,6 +231,24 @@ def _cli_actor(organization_id: uuid.UUID) -> Actor:
     except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
         user = "unknown"
     return Actor(kind="cli", name="pmapctl:" + CONTROL_CHARS.sub("?", user)[:64], organization_id=organization_id)
+
+
+@contextmanager
+def _started() -> Iterator[AppState]:
+    """The started service's state for one command (its database, keys and audit); exit 1 with the reason when it
+    does not start or the command's work fails with a PMAP error; the database is closed afterwards."""
+    from pmap.app import start
+
+    try:
+        state = start(_settings())
+    except PmapError as exc:
+        _fail(exc.message)
+    try:
+        yield state
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        state.engine.dispose()
 
 
 @contextmanager
@@ -455,21 +454,11 @@ def audit_verify(
 ) -> None:
     """Verify each organization's audit chain (every MAC, no gap, the head); exit 1 naming the first edited,
     deleted, reordered or inserted event. Never seals and never prints a key or an event's detail."""
-    from pmap.app import start
     from pmap.audit.chain import verify_chain
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
-        with state.sessions() as session:
-            org_id = _org_id(session, org) if org is not None else None
-            report = verify_chain(session, state.keyring, organization_id=org_id, from_seq=from_seq, to_seq=to_seq)
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
+    with _started() as state, state.sessions() as session:
+        org_id = _org_id(session, org) if org is not None else None
+        report = verify_chain(session, state.keyring, organization_id=org_id, from_seq=from_seq, to_seq=to_seq)
     for chain in report.organizations:
         label = f"organization '{escape(_shown(chain.name))}'"
         if chain.problem is None:
@@ -485,20 +474,11 @@ def audit_verify(
 def audit_seal() -> None:
     """Seal audit events still unsealed now (the service seals after each commit; this catches up after a
     crash). Seals whatever is unsealed: run `pmapctl audit verify` first, which names rows inserted behind PMAP."""
-    from pmap.app import start
     from pmap.audit.chain import AuditChain
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
+    with _started() as state:
         chain = state.audit_chain
         sealed = chain.seal() if isinstance(chain, AuditChain) else 0
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
     err.print(f"sealed {sealed} audit event(s)")
 
 
@@ -509,24 +489,15 @@ def audit_prune(
 ) -> None:
     """Delete an organization's audit events before a seq by moving its chain's anchor there (recorded as an
     audit.prune event, itself chained); refused when the chain up to there does not verify."""
-    from pmap.app import start
     from pmap.audit.chain import AuditChain, prune
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
+    with _started() as state:
         with state.sessions() as session:
             org_id = _org_id(session, org)
         chain = state.audit_chain
         if not isinstance(chain, AuditChain):
             _fail("the audit chain is not available")
         result = prune(chain, org_id, before_seq, _cli_actor(org_id))
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
     err.print(f"deleted {result.deleted} audit event(s) of organization '{escape(_shown(org))}'; the chain now starts "
               f"at seq {result.anchor_seq}")
 
@@ -534,19 +505,10 @@ def audit_prune(
 @tickets_app.command("reconcile")
 def tickets_reconcile() -> None:
     """Ask the trackers for open tickets no webhook updated lately (PMAP_TICKET_RECONCILE_AFTER); print a summary."""
-    from pmap.app import start
     from pmap.tickets.reconcile import reconcile_tickets
 
-    try:
-        state = start(_settings())
-    except PmapError as exc:
-        _fail(exc.message)
-    try:
+    with _started() as state:
         summary = reconcile_tickets(state, actor_for=_cli_actor)
-    except PmapError as exc:
-        _fail(exc.message)
-    finally:
-        state.engine.dispose()
     err.print(f"checked {summary.checked} ticket(s): {summary.changed} changed, {summary.closed} closed, "
               f"{summary.findings_resolved} finding(s) resolved, {summary.failed} failed")
     for line in summary.failures:  # plain text: a vendor's message is printed as it is, never as markup

@@ -12,6 +12,7 @@ removed from the keyring file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,18 +52,7 @@ def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
     report = RotationReport()
     reseal_audit_keys(session, keyring, report)
     session.commit()
-    last = None
-    while True:
-        stmt = select(Integration).order_by(Integration.id).limit(batch)
-        if last is not None:
-            stmt = stmt.where(Integration.id > last)
-        rows = list(session.scalars(stmt))
-        if not rows:
-            if not report.failed:
-                # nothing is sealed under another key any more: its canary goes, so the key can be retired
-                session.execute(delete(KeyringCanary).where(KeyringCanary.key_id != keyring.primary))
-                session.commit()
-            return report
+    for rows in _in_batches(session, batch):
         for row in rows:
             actor = Actor(kind="system", name="key-rotation", organization_id=row.organization_id)
             if row.encrypted_credentials is not None:
@@ -72,6 +62,24 @@ def reseal_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
                 _reseal(report, row, "encrypted_webhook_secret", keyring, lambda r=row, a=actor: _webhook(
                     resolver, keyring, r, a))
         session.commit()
+    if not report.failed:
+        # nothing is sealed under another key any more: its canary goes, so the key can be retired
+        session.execute(delete(KeyringCanary).where(KeyringCanary.key_id != keyring.primary))
+        session.commit()
+    return report
+
+
+def _in_batches(session: Session, batch: int) -> Iterator[list[Integration]]:
+    """Every integration, by id, ``batch`` rows at a time (the caller commits each batch)."""
+    last = None
+    while True:
+        stmt = select(Integration).order_by(Integration.id).limit(batch)
+        if last is not None:
+            stmt = stmt.where(Integration.id > last)
+        rows = list(session.scalars(stmt))
+        if not rows:
+            return
+        yield rows
         last = rows[-1].id
 
 
@@ -132,14 +140,7 @@ def verify_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
             report.audit_keys += 1
         except CryptoError:
             report.failed.append(f"audit key {key.id}: envelope")
-    last = None
-    while True:
-        stmt = select(Integration).order_by(Integration.id).limit(batch)
-        if last is not None:
-            stmt = stmt.where(Integration.id > last)
-        rows = list(session.scalars(stmt))
-        if not rows:
-            return report
+    for rows in _in_batches(session, batch):
         for row in rows:
             actor = Actor(kind="system", name="key-verification", organization_id=row.organization_id)
             for column, opens in (("encrypted_credentials", resolver.resolve),
@@ -154,4 +155,4 @@ def verify_all(session: Session, keyring: Keyring, resolver: CredentialSource, *
                     continue
                 report.opened += 1
         session.commit()  # no change: ends the read transaction of this batch
-        last = rows[-1].id
+    return report
