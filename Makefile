@@ -8,7 +8,7 @@ VENDOR := pmap/console/vendor
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test lint install postgres brokers browser bench probe clean
+.PHONY: run test lint install postgres brokers browser softhsm bench probe clean
 
 $(STAMP): pyproject.toml $(VENDOR)/package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -25,9 +25,9 @@ run: $(STAMP)
 	$(VENV)/bin/pmapctl db upgrade
 	$(VENV)/bin/pmapctl serve --host 127.0.0.1 --port 8000
 
-## make test: venv, install, the gate (make lint), make sure PostgreSQL, Redis, RabbitMQ and chromium are there,
+## make test: venv, install, the gate (make lint), make sure PostgreSQL, Redis, RabbitMQ, chromium and SoftHSM2 are there,
 ## run every test (the console's browser tests write their screenshots to build/screenshots/)
-test: lint postgres brokers browser
+test: lint postgres brokers browser softhsm
 	$(PY) -m pytest
 
 ## make lint: ruff (rules in pyproject.toml) and mypy (strict where secrets are handled); fails on any finding
@@ -47,7 +47,11 @@ brokers:
 browser:
 	@bash scripts/ensure-chromium.sh
 
-bench: $(STAMP) postgres brokers
+## SoftHSM2 for the PKCS#11 key provider's tests and bench (Debian's softhsm2, installed when missing)
+softhsm:
+	@bash scripts/ensure-softhsm.sh
+
+bench: $(STAMP) postgres brokers softhsm
 	$(PY) -m bench
 
 ## make probe: schemathesis against a production-mode server on PostgreSQL; fails on any 5xx or leaked canary

@@ -34,7 +34,7 @@ from pmap.core.db import make_engine, make_session_factory, transaction, utcnow
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.credentials import service as cred_service
-from pmap.credentials.keyring import load_keyring
+from pmap.credentials.keyring import load_keys
 from pmap.credentials.service import CredentialResolver, seal_credentials
 from pmap.integrations.models import Integration
 from pmap.migrations import upgrade
@@ -52,7 +52,7 @@ def _seed(settings: Settings) -> tuple[str, Any]:
     upgrade(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
-    keyring = load_keyring(settings)
+    keys = load_keys(settings)
     with transaction(sessions) as s:
         org = get_or_create_org(s, "bench")
         token = issue_token(s, org, Role.VIEWER, "bench").token
@@ -64,7 +64,7 @@ def _seed(settings: Settings) -> tuple[str, Any]:
         rows.append(dict(
             id=rid, organization_id=org_id, name=f"scanner-{i:05d}", vendor="tenable_vm", category="vm",
             connection={"base_url": "https://cloud.tenable.com", "verify_tls": True, "timeout_seconds": 10.0},
-            encrypted_credentials=seal_credentials(keyring, rid, {"access_key": "a" * 64, "secret_key": "s" * 64}),
+            encrypted_credentials=seal_credentials(keys, rid, {"access_key": "a" * 64, "secret_key": "s" * 64}),
             credential_fields=["access_key", "secret_key"], webhook_state={}, allow_unsigned_webhooks=False,
             enabled=True, created_at=base, updated_at=base,
         ))
@@ -114,7 +114,7 @@ def bench_resolve() -> None:
     keyring = crypto.Keyring.single(key, "k1")
     rid = uuid.uuid4()
     creds = {"access_key": "a" * 64, "secret_key": "s" * 64}
-    env = seal_credentials(keyring, rid, creds)
+    env = seal_credentials(crypto.KeyStore.of(keyring), rid, creds)
     assert env is not None
 
     class Row:
@@ -123,7 +123,7 @@ def bench_resolve() -> None:
         encrypted_credentials = env
         encrypted_webhook_secret = None
 
-    resolver = CredentialResolver(keyring, _NullAudit())
+    resolver = CredentialResolver(crypto.KeyStore.of(keyring), _NullAudit())
     actor = Actor("system", "bench", Row.organization_id)
     aes = AESGCM(key)
     nonce, ct = base64.b64decode(env["n"]), base64.b64decode(env["ct"])

@@ -34,7 +34,7 @@ from pmap.auth.service import get_or_create_org
 from pmap.core.crypto import generate_key
 from pmap.core.db import make_engine, make_session_factory, transaction
 from pmap.core.settings import Settings
-from pmap.credentials.keyring import load_keyring
+from pmap.credentials.keyring import load_keys
 from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from pmap.migrations import upgrade
@@ -48,7 +48,7 @@ def _seed(settings: Settings) -> tuple[uuid.UUID, str]:
     """One GitHub integration with a webhook secret; returns its id and the secret."""
     upgrade(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
-    keyring = load_keyring(settings)
+    keys = load_keys(settings)
     secret = SCHEMES["github"].generate_secret()
     iid = uuid.uuid4()
     with transaction(make_session_factory(engine)) as s:
@@ -56,7 +56,7 @@ def _seed(settings: Settings) -> tuple[uuid.UUID, str]:
         s.add(Integration(
             id=iid, organization_id=org.id, name="github", vendor="github", category="cicd",
             connection={"base_url": "https://api.github.com", "repository": "acme/app"}, credential_fields=[],
-            encrypted_webhook_secret=seal_webhook_secrets(keyring, iid, WebhookSecrets(secret, None, None)),
+            encrypted_webhook_secret=seal_webhook_secrets(keys, iid, WebhookSecrets(secret, None, None)),
             webhook_state={"configured": True},
         ))
     engine.dispose()

@@ -37,7 +37,7 @@ from pmap.core.seams import Purpose
 from pmap.core.security_headers import SecurityHeadersMiddleware
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
-from pmap.credentials.keyring import load_keyring
+from pmap.credentials.keyring import load_keys
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
 from pmap.findings.formats.base import parser_faults
@@ -79,7 +79,8 @@ def new_metrics() -> Metrics:
 
 
 def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
-    """Make the data directory private, open the database, check its schema, load and prove the keyring,
+    """Make the data directory private, open the database, check its schema, load the keys and prove each opens
+    what it sealed (the canaries; with an HSM, an unwrap inside the token),
     seed the bootstrap token."""
     private_directory(settings.data_dir)
     engine = make_engine(settings.resolved_database_url, busy_timeout=settings.sqlite_busy_timeout)
@@ -96,10 +97,10 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
             return holds_sealed_data(session)
 
     try:
-        keyring = load_keyring(settings, sealed_data_exists=sealed_data_exists)
+        keys = load_keys(settings, sealed_data_exists=sealed_data_exists)
         with transaction(sessions) as session:
-            if verify_keyring_canary(session, keyring):
-                log.info("sealed a keyring canary for key %s", keyring.primary)
+            if verify_keyring_canary(session, keys):
+                log.info("sealed a canary for key-encryption key %s", keys.primary)
             bootstrap = settings.bootstrap_admin_token
             if bootstrap and ensure_bootstrap_admin(session, bootstrap.get_secret_value()):
                 log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
@@ -108,11 +109,11 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
         raise
     audit = AuditLog(sessions)
     metrics = metrics or new_metrics()
-    chain = AuditChain(engine, keyring, AuditStream(settings.audit_stream) if settings.audit_stream else None,
+    chain = AuditChain(engine, keys, AuditStream(settings.audit_stream) if settings.audit_stream else None,
                        on_failure=metrics.audit_chain_failed)
     chain.install(sessions)
-    return AppState(settings=settings, engine=engine, sessions=sessions, keyring=keyring, audit=audit,
-                    resolver=CredentialResolver(keyring, audit, identifier_fields, metrics=metrics),
+    return AppState(settings=settings, engine=engine, sessions=sessions, keys=keys, audit=audit,
+                    resolver=CredentialResolver(keys, audit, identifier_fields, metrics=metrics),
                     outbound=OutboundSlots(settings.outbound_concurrency, settings.outbound_concurrency_per_org),
                     metrics=metrics, audit_chain=chain)
 
@@ -232,7 +233,7 @@ def readiness(state: AppState, dispatcher: Dispatcher | None = None) -> Readines
         ready.add("broker", dispatcher.ping)
 
     def keyring() -> None:
-        if not keyring_usable(state.keyring):
+        if not keyring_usable(state.keys):
             raise RuntimeError("keyring")
 
     ready.add("keyring", keyring)
@@ -253,7 +254,7 @@ metrics_router = APIRouter(tags=["health"])
 def healthz(request: Request) -> JSONResponse:
     """200 when the database answers and the keyring seals and opens."""
     state: AppState = request.app.state.pmap
-    checks = {"database": False, "keyring": keyring_usable(state.keyring)}
+    checks = {"database": False, "keyring": keyring_usable(state.keys)}
     try:
         with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

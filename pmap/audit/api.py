@@ -92,7 +92,7 @@ def list_audit_events(
         stmt = stmt.where(AuditEvent.created_at < until)
     rows, next_cursor = split_page(session.scalars(newest_first(stmt, AuditEvent, cursor, limit)).all(), limit)
     chain = state.audit_chain
-    keys = chain.keys if isinstance(chain, AuditChain) else AuditKeys(state.keyring)
+    keys = chain.keys if isinstance(chain, AuditChain) else AuditKeys(state.keys)
     report = verify_chain(session, keys, organization_id=principal.organization_id, last=API_VERIFY_LAST)
     org = report.organizations[0]
     problem = None if org.problem is None else ChainProblem(kind=org.problem.kind, message=org.problem.message,

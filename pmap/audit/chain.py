@@ -13,9 +13,9 @@ the first event that was edited, deleted, reordered or inserted, and any event l
 :data:`UNSEALED_GRACE`. :func:`prune` deletes the oldest events only by moving the anchor forward, and
 records that as an ``audit.prune`` event, itself chained.
 
-The audit key (32 random bytes) is generated on first use and stored sealed under the platform keyring
-(``audit_keys``); it is opened through :func:`pmap.credentials.service.open_audit_key` (not audited as an
-event: see there) and kept in this process's memory only.
+The audit key (32 random bytes) is generated on first use and stored sealed under the key-encryption key
+(keyring or HSM; ``audit_keys``); it is opened through :func:`pmap.credentials.service.open_audit_key` (not
+audited as an event: see there) and kept in this process's memory only.
 
 What the chain does not prove: someone with write access to the database can cut the newest events and set
 the head back to an earlier (seq, mac) pair that is genuine. The stream (``PMAP_AUDIT_STREAM``) sends each
@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.audit.models import AuditChainHead, AuditEvent, AuditKey
 from pmap.auth.models import Organization
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
-from pmap.core.crypto import Keyring
+from pmap.core.crypto import KeyStore
 from pmap.core.db import new_id, utcnow
 from pmap.core.errors import ConfigurationError, CryptoError, PmapError
 from pmap.core.seams import Actor
@@ -106,8 +106,8 @@ def locked(engine: Engine) -> Iterator[Connection]:
 class AuditKeys:
     """Audit keys opened in this process (by ``audit_keys`` id); never logged, printed or sent anywhere."""
 
-    def __init__(self, keyring: Keyring) -> None:
-        self.keyring = keyring
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
         self._open: dict[uuid.UUID, bytes] = {}
         self._lock = threading.Lock()
 
@@ -120,9 +120,9 @@ class AuditKeys:
         if envelope is None:
             return None
         try:
-            key = open_audit_key(self.keyring, key_id, envelope)
+            key = open_audit_key(self.keys, key_id, envelope)
         except CryptoError:
-            log.warning("audit key %s does not open with the configured keyring", key_id)
+            log.warning("audit key %s does not open with the configured keys", key_id)
             return None
         with self._lock:
             self._open[key_id] = key
@@ -134,7 +134,7 @@ class AuditKeys:
         key_id = conn.execute(select(KEYS.c.id).order_by(KEYS.c.created_at, KEYS.c.id).limit(1)).scalar()
         if key_id is None:
             key_id, key = new_id(), os.urandom(AUDIT_KEY_BYTES)
-            conn.execute(insert(KEYS).values(id=key_id, envelope=seal_audit_key(self.keyring, key_id, key),
+            conn.execute(insert(KEYS).values(id=key_id, envelope=seal_audit_key(self.keys, key_id, key),
                                              created_at=utcnow()))
             with self._lock:
                 self._open[key_id] = key
@@ -142,7 +142,7 @@ class AuditKeys:
             return key_id, key
         opened = self.get(conn, key_id)
         if opened is None:
-            raise ConfigurationError(f"audit key {key_id} does not open with the configured keyring")
+            raise ConfigurationError(f"audit key {key_id} does not open with the configured keys")
         return key_id, opened
 
 
@@ -221,10 +221,10 @@ def parse_stream(target: str) -> tuple[Path | None, str | tuple[str, int] | None
 class AuditChain:
     """The sealer of one process: :meth:`install` runs it after every commit that wrote audit events."""
 
-    def __init__(self, engine: Engine, keyring: Keyring, stream: AuditStream | None = None,
+    def __init__(self, engine: Engine, keys: KeyStore, stream: AuditStream | None = None,
                  on_failure: Callable[[str], None] | None = None) -> None:
         self.engine = engine
-        self.keys = AuditKeys(keyring)
+        self.keys = AuditKeys(keys)
         self.stream = stream
         self.failures = 0  # seals that failed (their events wait for the next seal)
         self._on_failure = on_failure  # "seal" or "stream": pmap_audit_chain_failures
@@ -346,12 +346,12 @@ class ChainReport:
 Db = Connection | Session
 
 
-def verify_chain(db: Db, keyring: Keyring | AuditKeys, *, organization_id: uuid.UUID | None = None,
+def verify_chain(db: Db, keys: KeyStore | AuditKeys, *, organization_id: uuid.UUID | None = None,
                  from_seq: int | None = None, to_seq: int | None = None, last: int | None = None,
                  now: datetime | None = None) -> ChainReport:
     """Verify the chain of every organization (or of one; or the seqs ``from_seq``..``to_seq``; or the
     ``last`` events up to the head) from its anchor. Reads only: never seals, never prints a key or a detail."""
-    keys = keyring if isinstance(keyring, AuditKeys) else AuditKeys(keyring)
+    keys = keys if isinstance(keys, AuditKeys) else AuditKeys(keys)
     now = now or utcnow()
     stmt = select(Organization.id, Organization.name).order_by(Organization.name)
     if organization_id is not None:

@@ -195,17 +195,38 @@ def keys_generate() -> None:
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Re-seal every stored secret under the keyring's primary key (then the old key can be removed)."""
-    from pmap.credentials.rotation import reseal_all
+def keys_rotate(
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Integrations per committed batch.")] = 200,
+    new_data_keys: Annotated[bool, typer.Option(
+        "--new-data-keys", help="Also re-seal every secret under a new data key (through the audited decrypt path), "
+                                "not only re-wrap data keys.")] = False,
+) -> None:
+    """Move every stored secret under the configured key-encryption key (PMAP_PKCS11_KEY_LABEL, else the keyring's
+    primary) while servers and workers keep serving; killed, run it again: it continues where it stopped."""
+    from pmap.audit.service import SessionAudit
+    from pmap.credentials.rotation import rotate
 
-    with _started() as state, state.sessions() as session:
-        report = reseal_all(session, state.keyring, state.resolver)
-    err.print(f"re-sealed {report.resealed} envelope(s) under key {state.keyring.primary}; "
-              f"{report.current} already used it; re-sealed {report.audit_keys} audit key(s)")
+    def progress(walked: int, total: int) -> None:
+        err.print(f"  {walked:,}/{total:,} integrations", highlight=False)
+
+    with _started() as state:
+        err.print(f"rotating to key-encryption key {state.keys.primary}", highlight=False)
+        report = rotate(state.sessions, state.keys, state.resolver, SessionAudit, batch=batch,
+                        new_data_keys=new_data_keys, progress=progress)
+    if report.resumed_after:
+        err.print(f"continued an interrupted rotation after {report.resumed_after:,} integrations", highlight=False)
+    err.print(f"re-wrapped {report.rewrapped} data key(s) and re-sealed {report.resealed} envelope(s) under "
+              f"{report.target}; {report.current} already used it; moved {report.audit_keys} audit key(s)",
+              highlight=False)
+    if report.changed_meanwhile:
+        err.print(f"{report.changed_meanwhile} envelope(s) were sealed again by a running server meanwhile and left "
+                  "as it wrote them", highlight=False)
     if report.failed:
-        _fail(f"{len(report.failed)} envelope(s) could not be opened and still use their old key (keep it in the "
-              "keyring; enter those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
+        _fail(f"{len(report.failed)} envelope(s) could not be opened and still use their old key (keep it; enter "
+              "those integrations' secrets again, then rotate again): " + ", ".join(report.failed))
+    if report.remaining:
+        _fail(f"{report.remaining} envelope(s) are still under another key (written by a process still configured "
+              "with it?): give every process the new key, then run `pmapctl keys rotate` again")
 
 
 @keys_app.command("verify")
@@ -215,10 +236,33 @@ def keys_verify() -> None:
     from pmap.credentials.rotation import verify_all
 
     with _started() as state, state.sessions() as session:
-        report = verify_all(session, state.keyring, state.resolver)
-    err.print(f"{report.opened} envelope(s) and {report.audit_keys} audit key(s) open with the configured keys")
+        report = verify_all(session, state.keys, state.resolver)
+    err.print(f"{report.opened} envelope(s) and {report.audit_keys} audit key(s) open with the configured keys",
+              highlight=False)
+    for key, count in sorted(report.by_key.items()):
+        err.print(f"  {count:>8,}  {key}", highlight=False)
     if report.failed:
         _fail(f"{len(report.failed)} envelope(s) do not open: " + ", ".join(report.failed))
+
+
+@keys_app.command("create-kek")
+def keys_create_kek(
+    label: Annotated[str, typer.Option(help="The new key's label (CKA_LABEL); then set PMAP_PKCS11_KEY_LABEL to it.")],
+) -> None:
+    """Generate a new AES-256 key-encryption key inside the configured PKCS#11 token (never extractable)."""
+    from pmap.credentials.keyring import load_keys
+    from pmap.credentials.pkcs11 import Pkcs11Provider
+
+    settings = _settings()
+    try:
+        provider = load_keys(settings, sealed_data_exists=lambda: True).providers.get(Pkcs11Provider.name)
+        if not isinstance(provider, Pkcs11Provider):
+            _fail("no PKCS#11 token is configured (PMAP_PKCS11_MODULE, PMAP_PKCS11_TOKEN_LABEL, PMAP_PKCS11_PIN_FILE, "
+                  "PMAP_PKCS11_KEY_LABEL)")
+        provider.create_key(label)
+    except PmapError as exc:
+        _fail(exc.message)
+    err.print(f"created key-encryption key pkcs11:{label} in token {provider.token_label!r}", highlight=False)
 
 
 def _cli_actor(organization_id: uuid.UUID) -> Actor:
@@ -274,17 +318,17 @@ def _migrated_session() -> Iterator[Session]:
 
 def _seal_audit_after_commits(settings: Settings, engine: Engine, factory: sessionmaker[Session]) -> None:
     """Seal the audit events a command writes into the chain right after its commit (as the service does); without
-    a usable keyring they stay unsealed and `pmapctl audit verify` names them."""
+    usable keys they stay unsealed and `pmapctl audit verify` names them."""
     from pmap.audit.chain import AuditChain, AuditStream
-    from pmap.credentials.keyring import load_keyring
+    from pmap.credentials.keyring import load_keys
 
     try:
-        keyring = load_keyring(settings, sealed_data_exists=lambda: True)
+        keys = load_keys(settings, sealed_data_exists=lambda: True)
     except PmapError as exc:
         logging.getLogger("pmap.cli").warning("audit events of this command stay unsealed: %s", exc.message)
         return
     stream = AuditStream(settings.audit_stream) if settings.audit_stream else None
-    AuditChain(engine, keyring, stream).install(factory)
+    AuditChain(engine, keys, stream).install(factory)
 
 
 def _shown(text: str) -> str:
@@ -458,7 +502,7 @@ def audit_verify(
 
     with _started() as state, state.sessions() as session:
         org_id = _org_id(session, org) if org is not None else None
-        report = verify_chain(session, state.keyring, organization_id=org_id, from_seq=from_seq, to_seq=to_seq)
+        report = verify_chain(session, state.keys, organization_id=org_id, from_seq=from_seq, to_seq=to_seq)
     for chain in report.organizations:
         label = f"organization '{escape(_shown(chain.name))}'"
         if chain.problem is None:

@@ -33,6 +33,7 @@ class AuditAction(str, enum.Enum):
     INTEGRATION_UPDATE = "integration.update"
     INTEGRATION_DELETE = "integration.delete"
     INTEGRATION_PERMISSIONS_CHECK = "integration.permissions_check"
+    KEYS_REWRAP = "keys.rewrap"  # key rotation re-wrapped data keys under a new KEK (no content decrypted)
     RULE_CREATE = "rule.create"
     RULE_UPDATE = "rule.update"
     RULE_DELETE = "rule.delete"

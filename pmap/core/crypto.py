@@ -1,10 +1,22 @@
-"""AES-256-GCM envelopes under a keyring of versioned platform keys.
+"""AES-256-GCM envelopes: content under a data key of its own, the data key wrapped by a key-encryption key.
 
-An envelope is a small JSON object ``{"v": 1, "kid": ..., "n": <b64 nonce>, "ct": <b64 ciphertext+tag>}``.
-Its associated data binds it to one row and column (``pmap:v1:<table>.<column>:`` followed by the row's
-16 UUID bytes), so a
-ciphertext copied into another row or column fails to open. :func:`open_envelope` is the decryption
-primitive; only :mod:`pmap.credentials.service` may call it (a test enforces this).
+An envelope (version 2) is a small JSON object::
+
+    {"v": 2, "kp": "<provider>", "kek": "<KEK id>", "dk": <b64 wrapped data key>, "n": <b64 nonce>,
+     "ct": <b64 ciphertext+tag>}
+
+The content is sealed with a fresh 256-bit data key; the data key is wrapped by a key-encryption key (KEK)
+that a :class:`KekProvider` holds: the keyring (``kp`` ``keyring``, ``kek`` a key id) or a PKCS#11 token
+(``kp`` ``pkcs11``, ``kek`` a key label; :mod:`pmap.credentials.pkcs11`), where the KEK never leaves the
+HSM. The envelope names its KEK, so a process that can reach a KEK opens every envelope under it whichever
+KEK it seals new envelopes with (:class:`KeyStore`). Version 1 envelopes (``{"v": 1, "kid": ...}``, the
+content sealed directly under a keyring key) still open; ``pmapctl keys rotate`` moves them to version 2.
+
+The associated data binds an envelope to one row and column (``pmap:v1:<table>.<column>:`` followed by the
+row's 16 UUID bytes), so a ciphertext copied into another row or column fails to open; the wrapped data key
+is bound to the same associated data and to its KEK. :func:`open_envelope` is the decryption primitive; only
+:mod:`pmap.credentials.service` may call it (a test enforces this). Unwrapping a data key (``unwrap``)
+yields a key, never content.
 """
 
 from __future__ import annotations
@@ -14,18 +26,25 @@ import binascii
 import json
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pmap.core.errors import ConfigurationError, CryptoError
 
-ENVELOPE_VERSION = 1
+AAD_VERSION = 1  # the row and column binding; unchanged by envelope version 2
+LEGACY_ENVELOPE = 1  # content sealed directly under a keyring key
+ENVELOPE_VERSION = 2  # content under a data key, the data key wrapped by a KEK
 KEY_BYTES = 32
 NONCE_BYTES = 12
+DATA_KEY_CACHE_SIZE = 4096  # unwrapped data keys held at most (each a cipher object of a few hundred bytes)
 
 
 def _b64(data: bytes) -> str:
@@ -68,6 +87,8 @@ class Keyring:
     keys: dict[str, bytes]
     primary: str
 
+    name: ClassVar[str] = "keyring"  # as a KEK provider (KekProvider): ``kp`` of the envelopes it wraps
+
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +102,19 @@ class Keyring:
         if cipher is None:
             raise CryptoError(f"no key with id {kid!r} in the keyring")
         return cipher
+
+    def wrap(self, kek_id: str, data_key: bytes, aad: bytes) -> bytes:
+        """A data key wrapped (AES-256-GCM) under keyring key ``kek_id``: nonce followed by ciphertext and tag."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self.aead(kek_id).encrypt(nonce, data_key, aad)
+
+    def unwrap(self, kek_id: str, wrapped: bytes, aad: bytes) -> bytes:
+        """The data key :meth:`wrap` wrapped; CryptoError when it does not open."""
+        cipher = self.aead(kek_id)
+        try:
+            return cipher.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], aad)
+        except (InvalidTag, ValueError):
+            raise CryptoError("the data key failed authentication (wrong key-encryption key, or tampered)") from None
 
     @classmethod
     def single(cls, key: bytes, kid: str = "k1") -> Keyring:
@@ -107,31 +141,199 @@ class Keyring:
             json.dump(doc, fh)
 
 
+class KekProvider(Protocol):
+    """Where key-encryption keys live, and wrapping data keys under them (extension point).
+
+    ``name`` is stored in every envelope it wraps (``kp``) beside the KEK's id (``kek``), so the provider and
+    the KEK are found again from the envelope alone. ``wrap`` and ``unwrap`` are authenticated: a data key
+    wrapped with ``aad`` opens only with the same ``aad`` under the same KEK; ``unwrap`` raises
+    :class:`~pmap.core.errors.CryptoError` when it does not open (unknown KEK, wrong key, tampered, the
+    device refused). Both are thread-safe and do their I/O on first use, never in the constructor.
+    Implementations: :class:`Keyring` and :class:`pmap.credentials.pkcs11.Pkcs11Provider`.
+    """
+
+    name: ClassVar[str]
+
+    def wrap(self, kek_id: str, data_key: bytes, aad: bytes) -> bytes: ...
+
+    def unwrap(self, kek_id: str, wrapped: bytes, aad: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KekRef:
+    """One key-encryption key: its provider's name and its id there (``pkcs11:pmap-kek-2``)."""
+
+    provider: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> KekRef:
+        """``provider:id`` back into a reference; a bare id (an older canary's) is a keyring key id."""
+        provider, sep, kek_id = text.partition(":")
+        if sep and provider in {Keyring.name, "pkcs11"}:
+            return cls(provider, kek_id)
+        return cls(Keyring.name, text)
+
+
+class _DataKeyCache:
+    """Unwrapped data keys (as cipher objects) for ``seconds`` at most, ``size`` at most, least recently used
+    out first: a resolve in a hot loop asks the HSM once per data key and period, not once per call."""
+
+    def __init__(self, seconds: float, size: int, clock: Callable[[], float]) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._clock = clock
+        self._items: OrderedDict[tuple[str, bytes, bytes], tuple[AESGCM, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, bytes, bytes]) -> AESGCM | None:
+        if self._seconds <= 0:
+            return None
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[1] <= self._clock():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: tuple[str, bytes, bytes], cipher: AESGCM) -> None:
+        if self._seconds <= 0:
+            return
+        with self._lock:
+            self._items[key] = (cipher, self._clock() + self._seconds)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class KeyStore:
+    """The key-encryption keys a process can use: new envelopes under ``primary``; any envelope opens whose KEK
+    one of ``providers`` holds (version 1 envelopes: the keyring's keys). Unwrapped data keys are cached for
+    ``cache_seconds`` (0: never), at most :data:`DATA_KEY_CACHE_SIZE` of them."""
+
+    def __init__(self, primary: KekRef, providers: Mapping[str, KekProvider], *, cache_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if primary.provider not in providers:
+            raise ConfigurationError(f"no key provider {primary.provider!r} for the primary key {primary}")
+        self.primary = primary
+        self.providers = dict(providers)
+        self._cache = _DataKeyCache(cache_seconds, DATA_KEY_CACHE_SIZE, clock)
+
+    @classmethod
+    def of(cls, keyring: Keyring, *, cache_seconds: float = 60.0) -> KeyStore:
+        """A store of one keyring: its primary key is the primary KEK."""
+        return cls(KekRef(Keyring.name, keyring.primary), {Keyring.name: keyring}, cache_seconds=cache_seconds)
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keyring provider, when configured (it alone opens version 1 envelopes)."""
+        provider = self.providers.get(Keyring.name)
+        return provider if isinstance(provider, Keyring) else None
+
+    def provider(self, ref: KekRef) -> KekProvider:
+        provider = self.providers.get(ref.provider)
+        if provider is None:
+            raise CryptoError(f"the envelope's key-encryption key {ref} is from a provider this process is not "
+                              "configured with")
+        return provider
+
+    def forget_data_keys(self) -> None:
+        """Drop every cached data key (tests, and a process told its keys changed)."""
+        self._cache.clear()
+
+    def data_cipher(self, ref: KekRef, wrapped: bytes, aad: bytes) -> AESGCM:
+        """The cipher of the data key ``wrapped`` under ``ref`` (cached; the provider unwraps on a miss)."""
+        key = (str(ref), wrapped, aad)
+        cipher = self._cache.get(key)
+        if cipher is None:
+            data_key = self.provider(ref).unwrap(ref.id, wrapped, _wrap_aad(ref, aad))
+            if len(data_key) != KEY_BYTES:
+                raise CryptoError("the unwrapped data key has the wrong length")
+            cipher = AESGCM(data_key)
+            self._cache.put(key, cipher)
+        return cipher
+
+    def wrap(self, data_key: bytes, aad: bytes) -> bytes:
+        """``data_key`` wrapped under the primary KEK, bound to ``aad``."""
+        return self.provider(self.primary).wrap(self.primary.id, data_key, _wrap_aad(self.primary, aad))
+
+
+def _wrap_aad(ref: KekRef, aad: bytes) -> bytes:
+    """What a wrapped data key is bound to: its KEK and its envelope's row and column."""
+    return b"pmap:data-key:v2:" + str(ref).encode() + b"|" + aad
+
+
 def associated_data(table: str, column: str, row_id: str) -> bytes:
     """The binding of an envelope to one row and column."""
-    return f"pmap:v{ENVELOPE_VERSION}:{table}.{column}:{row_id}".encode()
+    return f"pmap:v{AAD_VERSION}:{table}.{column}:{row_id}".encode()
 
 
 def aad_prefix(table: str, column: str) -> bytes:
     """The constant part of the associated data of one column; the row's 16 UUID bytes follow it."""
-    return f"pmap:v{ENVELOPE_VERSION}:{table}.{column}:".encode()
+    return f"pmap:v{AAD_VERSION}:{table}.{column}:".encode()
 
 
-def seal(keyring: Keyring, plaintext: bytes, aad: bytes) -> dict[str, Any]:
-    """Encrypt ``plaintext`` under the primary key, bound to ``aad``; returns the envelope."""
+def seal(keys: KeyStore, plaintext: bytes, aad: bytes) -> dict[str, Any]:
+    """Encrypt ``plaintext`` under a fresh data key wrapped by the primary KEK, bound to ``aad``; the envelope."""
+    data_key = secrets.token_bytes(KEY_BYTES)
+    wrapped = keys.wrap(data_key, aad)
     nonce = os.urandom(NONCE_BYTES)
-    ct = keyring.aead(keyring.primary).encrypt(nonce, plaintext, aad)
-    return {"v": ENVELOPE_VERSION, "kid": keyring.primary, "n": _b64(nonce), "ct": _b64(ct)}
+    ct = AESGCM(data_key).encrypt(nonce, plaintext, aad)
+    return {"v": ENVELOPE_VERSION, "kp": keys.primary.provider, "kek": keys.primary.id, "dk": _b64(wrapped),
+            "n": _b64(nonce), "ct": _b64(ct)}
 
 
-def open_envelope(keyring: Keyring, envelope: Any, aad: bytes) -> bytes:
-    """Decrypt an envelope bound to ``aad``. The one decryption primitive: see the module docstring."""
+def envelope_kek(envelope: Any) -> tuple[int, KekRef]:
+    """An envelope's version and the key that guards it (a version 1 envelope's keyring key); CryptoError when
+    it is malformed."""
     try:
-        if envelope["v"] != ENVELOPE_VERSION:
-            raise CryptoError("unsupported credential envelope version")
+        if envelope["v"] == LEGACY_ENVELOPE:
+            return LEGACY_ENVELOPE, KekRef(Keyring.name, str(envelope["kid"]))
+        if envelope["v"] == ENVELOPE_VERSION:
+            return ENVELOPE_VERSION, KekRef(str(envelope["kp"]), str(envelope["kek"]))
+    except (KeyError, TypeError):
+        raise CryptoError("malformed credential envelope") from None
+    raise CryptoError("unsupported credential envelope version")
+
+
+def rewrap(keys: KeyStore, envelope: Any, aad: bytes) -> dict[str, Any]:
+    """A version 2 envelope with its data key unwrapped from its KEK and wrapped again under the primary; the
+    content is not touched (nonce and ciphertext stay), so nothing but a key is ever in the clear here."""
+    version, ref = envelope_kek(envelope)
+    if version != ENVELOPE_VERSION:
+        raise CryptoError("a version 1 envelope has no data key to re-wrap: it must be re-sealed")
+    try:
+        wrapped = _unb64(envelope["dk"])
+    except (KeyError, TypeError, binascii.Error, ValueError):
+        raise CryptoError("malformed credential envelope") from None
+    data_key = keys.provider(ref).unwrap(ref.id, wrapped, _wrap_aad(ref, aad))
+    return {**envelope, "kp": keys.primary.provider, "kek": keys.primary.id, "dk": _b64(keys.wrap(data_key, aad))}
+
+
+def open_envelope(keys: KeyStore, envelope: Any, aad: bytes) -> bytes:
+    """Decrypt an envelope bound to ``aad``. The one decryption primitive: see the module docstring."""
+    version, ref = envelope_kek(envelope)
+    try:
         nonce = _unb64(envelope["n"])
         ct = _unb64(envelope["ct"])
-        cipher = keyring.aead(envelope["kid"])
+        if version == LEGACY_ENVELOPE:
+            keyring = keys.keyring
+            if keyring is None:
+                raise CryptoError(f"the envelope is sealed directly under keyring key {ref.id!r}, and this process "
+                                  "has no keyring")
+            cipher = keyring.aead(ref.id)
+        else:
+            cipher = keys.data_cipher(ref, _unb64(envelope["dk"]), aad)
     except (KeyError, TypeError, binascii.Error, ValueError):
         raise CryptoError("malformed credential envelope") from None
     if len(nonce) != NONCE_BYTES:

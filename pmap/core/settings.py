@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     database_url: str | None = None
     platform_key: SecretStr | None = None
     keyring_file: Path | None = None
+    # the key-encryption key in an HSM (pmap.credentials.pkcs11): all four, or none
+    pkcs11_module: Path | None = None
+    pkcs11_token_label: str | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_key_label: str | None = None  # the KEK new envelopes use; envelopes under other labels still open
+    # unwrapped data keys are kept in memory this long at most (pmap.core.crypto.KeyStore); 0: never
+    data_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     bootstrap_admin_token: SecretStr | None = None
     egress_allow_cidrs: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"

@@ -1,4 +1,4 @@
-"""What the running service holds: settings, database, keyring, audit log and credential resolver."""
+"""What the running service holds: settings, database, keys, audit log and credential resolver."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from pmap.core.concurrency import OutboundSlots
-from pmap.core.crypto import Keyring
+from pmap.core.crypto import KeyStore
 from pmap.core.metrics import Metrics
 from pmap.core.seams import AuditSealer, AuditSink, CredentialSource
 from pmap.core.settings import Settings
@@ -21,7 +21,7 @@ class AppState:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    keyring: Keyring
+    keys: KeyStore  # the key-encryption keys (pmap.credentials.keyring.load_keys)
     # Protocols the core declares (pmap.core.seams); pmap.app supplies the domains' implementations
     audit: AuditSink
     resolver: CredentialSource

@@ -1,4 +1,5 @@
-"""Loading the platform keyring from settings, and creating a development keyring."""
+"""Loading the key-encryption keys from settings (:func:`load_keys`): the platform keyring (created in development
+when there is none) and a PKCS#11 token (:mod:`pmap.credentials.pkcs11`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.crypto import KekProvider, KekRef, Keyring, KeyStore, decode_key, generate_key
 from pmap.core.errors import ConfigurationError
 from pmap.core.files import private_directory
 from pmap.core.settings import Settings
+from pmap.credentials.pkcs11 import Pkcs11Provider
 
 log = logging.getLogger("pmap.keyring")
 
@@ -41,7 +43,8 @@ def load_keyring(settings: Settings, *, sealed_data_exists: Callable[[], bool] |
     if settings.production:
         raise ConfigurationError(
             "PMAP_ENV=production needs an explicit platform key: set PMAP_PLATFORM_KEY (base64, 256 bits; "
-            "`pmapctl keys generate`) or PMAP_KEYRING_FILE"
+            "`pmapctl keys generate`) or PMAP_KEYRING_FILE, or a key-encryption key in an HSM (PMAP_PKCS11_MODULE, "
+            "PMAP_PKCS11_TOKEN_LABEL, PMAP_PKCS11_PIN_FILE, PMAP_PKCS11_KEY_LABEL)"
         )
     path = settings.data_dir / DEV_KEYRING_NAME
     if path.exists():
@@ -78,3 +81,35 @@ def _read_file(path: Path, settings: Settings) -> Keyring:
             raise ConfigurationError(message)
         log.warning(message)
     return Keyring.from_file(path)
+
+
+PKCS11_SETTINGS = ("PMAP_PKCS11_MODULE", "PMAP_PKCS11_TOKEN_LABEL", "PMAP_PKCS11_PIN_FILE", "PMAP_PKCS11_KEY_LABEL")
+
+
+def load_keys(settings: Settings, *, sealed_data_exists: Callable[[], bool] | None = None) -> KeyStore:
+    """The key store the settings name: new envelopes under the HSM's ``PMAP_PKCS11_KEY_LABEL`` when PKCS#11 is
+    configured, else under the keyring's primary key; envelopes under the keyring open whenever a keyring is
+    configured (or, in development, found in the data directory). Nothing is opened here: the PKCS#11 session
+    opens on first use, in the process that uses it."""
+    values = (settings.pkcs11_module, settings.pkcs11_token_label, settings.pkcs11_pin_file, settings.pkcs11_key_label)
+    if any(v is not None for v in values) and not all(values):
+        missing = ", ".join(name for name, v in zip(PKCS11_SETTINGS, values, strict=True) if not v)
+        raise ConfigurationError(f"a key-encryption key in an HSM needs all four PKCS#11 settings: {missing} unset")
+    providers: dict[str, KekProvider] = {}
+    keyring: Keyring | None = None
+    has_pkcs11 = settings.pkcs11_module is not None
+    if not has_pkcs11 or settings.platform_key is not None or settings.keyring_file is not None:
+        keyring = load_keyring(settings, sealed_data_exists=sealed_data_exists)
+    elif (settings.data_dir / DEV_KEYRING_NAME).exists() and not settings.production:
+        keyring = _read_file(settings.data_dir / DEV_KEYRING_NAME, settings)  # it may still open older envelopes
+    if keyring is not None:
+        providers[Keyring.name] = keyring
+    module, token, pin_file, label = values
+    if module is not None and token and pin_file is not None and label:
+        providers[Pkcs11Provider.name] = Pkcs11Provider(module, token, pin_file, strict_pin_file=settings.production)
+        primary = KekRef(Pkcs11Provider.name, label)
+    elif keyring is not None:
+        primary = KekRef(Keyring.name, keyring.primary)
+    else:  # unreachable: without PKCS#11 the keyring is loaded or load_keyring raised
+        raise ConfigurationError("no key-encryption key is configured")
+    return KeyStore(primary, providers, cache_seconds=settings.data_key_cache_seconds)

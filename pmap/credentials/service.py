@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from pmap.audit.models import AuditKey
 from pmap.core import redaction
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
-from pmap.core.crypto import Keyring, aad_prefix, associated_data, open_envelope, seal
+from pmap.core.crypto import KekRef, KeyStore, aad_prefix, associated_data, envelope_kek, open_envelope, rewrap, seal
 from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.metrics import Metrics
 from pmap.core.seams import Actor, AuditSink, CredentialSource, OpenWebhookSecrets, Purpose, SealedRow
@@ -95,15 +95,15 @@ class WebhookSecrets:
         return "WebhookSecrets(<redacted>)"
 
 
-def seal_credentials(keyring: Keyring, integration_id: uuid.UUID, values: Mapping[str, str]) -> dict[str, Any] | None:
+def seal_credentials(keys: KeyStore, integration_id: uuid.UUID, values: Mapping[str, str]) -> dict[str, Any] | None:
     """Encrypt a credential map for one integration row (``None`` when there is nothing to hold)."""
     if not values:
         return None
     payload = json.dumps(dict(values), separators=(",", ":"), sort_keys=True).encode()
-    return seal(keyring, payload, _AAD_PREFIX[CREDENTIALS_COLUMN] + integration_id.bytes)
+    return seal(keys, payload, _AAD_PREFIX[CREDENTIALS_COLUMN] + integration_id.bytes)
 
 
-def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: OpenWebhookSecrets) -> dict[str, Any]:
+def seal_webhook_secrets(keys: KeyStore, integration_id: uuid.UUID, secrets: OpenWebhookSecrets) -> dict[str, Any]:
     """Encrypt the webhook secret slot of one integration row."""
     doc = {
         "current": secrets.current,
@@ -111,15 +111,31 @@ def seal_webhook_secrets(keyring: Keyring, integration_id: uuid.UUID, secrets: O
         "previous_expires_at": secrets.previous_expires_at.isoformat() if secrets.previous_expires_at else None,
     }
     payload = json.dumps(doc, separators=(",", ":")).encode()
-    return seal(keyring, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
+    return seal(keys, payload, _AAD_PREFIX[WEBHOOK_COLUMN] + integration_id.bytes)
 
 
-def seal_audit_key(keyring: Keyring, key_id: uuid.UUID, key: bytes) -> dict[str, Any]:
-    """Seal an audit chain key (``audit_keys.envelope``) under the primary key, bound to its row."""
-    return seal(keyring, key, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
+def seal_audit_key(keys: KeyStore, key_id: uuid.UUID, key: bytes) -> dict[str, Any]:
+    """Seal an audit chain key (``audit_keys.envelope``) under the primary KEK, bound to its row."""
+    return seal(keys, key, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
 
 
-def open_audit_key(keyring: Keyring, key_id: uuid.UUID, envelope: Any) -> bytes:
+def rewrap_envelope(keys: KeyStore, table_column: tuple[str, str], row_id: uuid.UUID, envelope: Any) -> dict[str, Any]:
+    """One stored envelope with its data key re-wrapped under the primary KEK (key rotation): no content is
+    decrypted, so nothing is audited here (the rotation audits each batch); CryptoError when the data key does not
+    unwrap, or the envelope is version 1 and must be re-sealed through the resolver."""
+    return rewrap(keys, envelope, _AAD_PREFIX[table_column] + row_id.bytes)
+
+
+def under_primary(keys: KeyStore, envelope: Any) -> bool:
+    """Whether an envelope is a current one under the primary KEK (rotation leaves it alone)."""
+    try:
+        version, ref = envelope_kek(envelope)
+    except CryptoError:
+        return False
+    return version == 2 and ref == keys.primary
+
+
+def open_audit_key(keys: KeyStore, key_id: uuid.UUID, envelope: Any) -> bytes:
     """The audit chain key of one ``audit_keys`` row, for computing and checking event MACs only.
 
     Deliberately not audited as an event: sealing an event needs this key, so an event per open would be
@@ -127,7 +143,7 @@ def open_audit_key(keyring: Keyring, key_id: uuid.UUID, envelope: Any) -> bytes:
     a vendor: it never leaves the process (pmap.audit.chain keeps it in memory, never logs or prints it).
     Each open is logged (``pmap.credentials``, key id only). Raises CryptoError when the envelope does not open.
     """
-    key = open_envelope(keyring, envelope, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
+    key = open_envelope(keys, envelope, _AAD_PREFIX[AUDIT_KEY_COLUMN] + key_id.bytes)
     if len(key) != AUDIT_KEY_BYTES:
         raise CryptoError("the audit key has the wrong length")
     log.info("opened audit key %s", key_id)
@@ -149,9 +165,9 @@ def _same_organization(row: SealedRow, actor: Actor) -> None:
 class CredentialResolver(CredentialSource):
     """Decrypts for a named purpose and audits every attempt."""
 
-    def __init__(self, keyring: Keyring, audit: AuditSink,
+    def __init__(self, keys: KeyStore, audit: AuditSink,
                  identifiers: Callable[[str], frozenset[str]] | None = None, *, metrics: Metrics | None = None) -> None:
-        self._keyring = keyring
+        self._keys = keys
         self._audit = audit
         self._metrics = metrics  # decrypts by purpose (pmap_credential_decrypts); None outside the service
         # vendor -> credential fields that identify rather than authenticate (user names, e-mails)
@@ -159,7 +175,7 @@ class CredentialResolver(CredentialSource):
 
     def _open(self, row: SealedRow, column: tuple[str, str], envelope: Any, purpose: Purpose, actor: Actor) -> bytes:
         try:
-            plaintext = open_envelope(self._keyring, envelope, _AAD_PREFIX[column] + row.id.bytes)
+            plaintext = open_envelope(self._keys, envelope, _AAD_PREFIX[column] + row.id.bytes)
         except CryptoError as exc:
             if self._metrics is not None:
                 self._metrics.decrypted(purpose.value, ok=False)
@@ -205,35 +221,40 @@ class CredentialResolver(CredentialSource):
             yield secrets
 
 
-def verify_keyring_canary(session: Session, keyring: Keyring) -> bool:
-    """Prove the keyring opens what is stored; seal a canary for a new primary key.
+def verify_keyring_canary(session: Session, keys: KeyStore) -> bool:
+    """Prove every key-encryption key that sealed stored data opens what it sealed; seal a canary under a new
+    primary KEK (with an HSM, the canary is unwrapped inside the token: the start-up proof that it can unwrap).
 
-    Returns True when a canary was created. Raises ConfigurationError when stored data was sealed
-    with a key the keyring lacks, or when a key does not open its canary.
+    Returns True when a canary was created. Raises ConfigurationError when stored data was sealed under a key
+    this process is not configured with, or when a key does not open its canary.
     """
     rows = session.scalars(select(KeyringCanary)).all()
+    present: set[KekRef] = set()
     for row in rows:
-        if row.key_id not in keyring.keys:
+        ref = KekRef.parse(row.key_id)
+        keyring = keys.keyring
+        if ref.provider not in keys.providers or (keyring is not None and ref.provider == keyring.name
+                                                  and ref.id not in keyring.keys):
             raise ConfigurationError(
-                f"stored data was sealed with platform key {row.key_id!r}, which the configured keyring does "
-                "not contain; refusing to start (configure the key that was used, or add it to the keyring file)"
+                f"stored data was sealed under the key {ref}, which this process is not configured with; refusing "
+                "to start (configure the key that was used: the keyring file that holds it, or the PKCS#11 token)"
             )
         try:
-            aad = associated_data("keyring_canaries", "envelope", row.key_id)
-            plaintext = open_envelope(keyring, row.envelope, aad)
-        except CryptoError:
-            plaintext = b""
+            plaintext = open_envelope(keys, row.envelope, associated_data("keyring_canaries", "envelope", row.key_id))
+        except CryptoError as exc:
+            plaintext, reason = b"", exc.message
+        else:
+            reason = "it opened to something else"
         if plaintext != _CANARY_PLAINTEXT:
             raise ConfigurationError(
-                f"platform key {row.key_id!r} does not open its canary: the configured key material is not the "
-                "one that sealed the stored data; refusing to start"
+                f"the key {ref} does not open its canary ({reason}): the configured key material is not the one "
+                "that sealed the stored data, or its device refused; refusing to start"
             )
-    if keyring.primary not in {r.key_id for r in rows}:
-        # a canary is sealed under the primary explicitly, whatever the keyring's primary is
-        primary_only = Keyring.single(keyring.keys[keyring.primary], keyring.primary)
-        aad = associated_data("keyring_canaries", "envelope", keyring.primary)
-        envelope = seal(primary_only, _CANARY_PLAINTEXT, aad)
-        session.add(KeyringCanary(key_id=keyring.primary, envelope=envelope))
+        present.add(ref)
+    if keys.primary not in present:
+        key_id = str(keys.primary)
+        envelope = seal(keys, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", key_id))
+        session.add(KeyringCanary(key_id=key_id, envelope=envelope))
         session.flush()
         return True
     return False
@@ -252,11 +273,12 @@ def holds_sealed_data(session: Session) -> bool:
     return session.scalar(select(Integration.id).where(or_(*sealed)).limit(1)) is not None
 
 
-def keyring_usable(keyring: Keyring) -> bool:
-    """A seal-and-open round trip under the primary key (for health checks)."""
+def keyring_usable(keys: KeyStore) -> bool:
+    """A seal-and-open round trip under the primary KEK (for health checks: with an HSM, a wrap and an unwrap in
+    the token)."""
     probe = os.urandom(16)
     aad = associated_data("health", "probe", "0")
     try:
-        return open_envelope(keyring, seal(keyring, probe, aad), aad) == probe
+        return open_envelope(keys, seal(keys, probe, aad), aad) == probe
     except CryptoError:
         return False

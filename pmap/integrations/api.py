@@ -24,7 +24,7 @@ router = APIRouter(prefix="/integrations", tags=["integrations"])
 def create_integration(body: IntegrationCreate, session: DbSession, state: StateDep,
                        principal: Operator) -> IntegrationOut:
     """Create an integration; its credentials are encrypted and never returned."""
-    return service.to_out(service.create(session, state.keyring, principal, body, settings=state.settings,
+    return service.to_out(service.create(session, state.keys, principal, body, settings=state.settings,
                                          audit=state.audit))
 
 
@@ -83,7 +83,7 @@ def update_integration(
 ) -> IntegrationOut:
     """Update settings or credentials: an omitted secret stays, null clears it, a value replaces it."""
     row = principal.get_owned(session, Integration, integration_id, what="integration")
-    updated = service.update(session, state.keyring, state.resolver, principal, row, body,
+    updated = service.update(session, state.keys, state.resolver, principal, row, body,
                              settings=state.settings, audit=state.audit)
     return service.to_out(updated)
 

@@ -21,7 +21,7 @@ from pmap.connectors.base import SECRET_MIN_CHARS, ConnectorType, secret_field_n
 from pmap.connectors.catalog import connector_types
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.cron import next_due
-from pmap.core.crypto import Keyring
+from pmap.core.crypto import KeyStore
 from pmap.core.db import is_foreign_key_violation, new_id, utcnow
 from pmap.core.errors import Conflict, FieldProblem, PermissionDenied, ValidationFailed
 from pmap.core.http_errors import validation_problems
@@ -275,7 +275,7 @@ def _audit_unsigned(session: Session, settings: Settings, principal: Principal, 
            {"allow_unsigned_webhooks": row.allow_unsigned_webhooks, "production": settings.production})
 
 
-def create(session: Session, keyring: Keyring, principal: Principal, body: IntegrationCreate, *,
+def create(session: Session, keys: KeyStore, principal: Principal, body: IntegrationCreate, *,
            settings: Settings, audit: AuditSink) -> Integration:
     """Validate, encrypt and store a new integration."""
     _guard_unsigned(settings, audit, principal, False, body.allow_unsigned_webhooks)
@@ -288,7 +288,7 @@ def create(session: Session, keyring: Keyring, principal: Principal, body: Integ
     row = Integration(
         id=row_id, organization_id=principal.organization_id, name=body.name, vendor=ct.vendor,
         category=ct.category.value, connection=connection,
-        encrypted_credentials=seal_credentials(keyring, row_id, _sealed_map(credentials, legacy)),
+        encrypted_credentials=seal_credentials(keys, row_id, _sealed_map(credentials, legacy)),
         credential_fields=_secret_names(credentials, legacy), enabled=body.enabled,
         allow_unsigned_webhooks=body.allow_unsigned_webhooks, severity_threshold=body.severity_threshold,
         sync_schedule=body.sync_schedule, sync_schedule_since=utcnow() if body.sync_schedule else None,
@@ -315,7 +315,7 @@ def _audit(session: Session, principal: Principal, action: AuditAction, row: Int
 
 
 def update(
-    session: Session, keyring: Keyring, resolver: CredentialSource, principal: Principal,
+    session: Session, keys: KeyStore, resolver: CredentialSource, principal: Principal,
     row: Integration, body: IntegrationUpdate, *, settings: Settings, audit: AuditSink,
 ) -> Integration:
     """Apply a partial update; secrets are merged under a ``credential_update`` decrypt and re-sealed."""
@@ -369,7 +369,7 @@ def update(
         if legacy_given:
             legacy = new_legacy or None
         credentials = validate_credentials(ct, stored)
-        row.encrypted_credentials = seal_credentials(keyring, row.id, _sealed_map(credentials, legacy))
+        row.encrypted_credentials = seal_credentials(keys, row.id, _sealed_map(credentials, legacy))
         row.credential_fields = _secret_names(credentials, legacy)
         changed_secrets = sorted(f"credentials.{n}" for n in incoming) + \
             (["connection.api_key"] if legacy_given else [])

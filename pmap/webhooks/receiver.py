@@ -316,7 +316,7 @@ def _verify(rt: Runtime, row: IntegrationRow, headers: Headers, body: bytes, aud
     now = clock.now()
     if row.encrypted_webhook_secret is not None:
         actor = Actor(kind="webhook", name=row.vendor, organization_id=row.organization_id)
-        resolver = CredentialResolver(rt.state.keyring, audit, metrics=rt.state.metrics)
+        resolver = CredentialResolver(rt.state.keys, audit, metrics=rt.state.metrics)
         try:
             with resolver.resolve_webhook_secrets(row, purpose=Purpose.WEBHOOK_VERIFICATION, actor=actor) as secrets:
                 verdict = SCHEMES[key].verify(headers, body, secrets.valid(now), now.timestamp())

@@ -112,7 +112,7 @@ def generate(session: Session, state: AppState, principal: Principal, row: Integ
     if is_configured(row):
         raise Conflict("a webhook secret exists: use regenerate to rotate it")
     secret = scheme.generate_secret()
-    row.encrypted_webhook_secret = seal_webhook_secrets(state.keyring, row.id, WebhookSecrets(secret, None, None))
+    row.encrypted_webhook_secret = seal_webhook_secrets(state.keys, row.id, WebhookSecrets(secret, None, None))
     now = clock.now()
     set_state(row, configured=True, created_at=now, rotated_at=None, previous_expires_at=None,
               vendor_has_current_secret=False, **_first_approval(row))
@@ -159,7 +159,7 @@ def regenerate(session: Session, state: AppState, principal: Principal, row: Int
     expires = now + timedelta(seconds=grace) if old and grace > 0 else None
     secret = scheme.generate_secret()
     row.encrypted_webhook_secret = seal_webhook_secrets(
-        state.keyring, row.id, WebhookSecrets(secret, old if expires else None, expires))
+        state.keys, row.id, WebhookSecrets(secret, old if expires else None, expires))
     state_doc = state_of(row)
     # a rotation sends nothing and approves nothing: the new secret may go only where the old one might
     first = {} if old is not None else _first_approval(row)

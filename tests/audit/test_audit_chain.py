@@ -22,13 +22,13 @@ from pmap.audit.chain import AuditChain, ChainReport, OrgChain, prune, verify_ch
 from pmap.audit.models import AuditChainHead, AuditEvent, AuditKey
 from pmap.auth.models import Organization
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
-from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.core.crypto import Keyring, KeyStore, decode_key, generate_key
 from pmap.core.db import utcnow
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
-from pmap.credentials.rotation import reseal_all
 from pmap.integrations.models import Integration
 from tests.conftest import Api
+from tests.security.test_key_rotation import rotate_all
 
 CANARY = "canary-Secret-" + "Q7x" * 8  # a credential value that must never reach the audit trail or its stream
 
@@ -60,7 +60,7 @@ def _org_id(api: Api, name: str = "acme") -> uuid.UUID:
 
 def _verify(api: Api, **kw: Any) -> ChainReport:
     with api.state.sessions() as s:
-        return verify_chain(s, api.state.keyring, **kw)
+        return verify_chain(s, api.state.keys, **kw)
 
 
 def _chain(api: Api, name: str = "acme") -> OrgChain:
@@ -310,21 +310,22 @@ def test_key_rotation_reseals_the_audit_key_and_the_chain_still_verifies(db_url:
     settings, ring, old, new, _ids = _seed(db_url, tmp_path, 2, lambda _s, _rows, _k: None)
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
     with state.sessions() as s:
-        assert [e["kid"] for e in s.scalars(select(AuditKey.envelope))] == ["k1"]
-        report = reseal_all(s, state.keyring, state.resolver)
-        assert report.audit_keys == 1 and report.failed == []
-        assert [e["kid"] for e in s.scalars(select(AuditKey.envelope))] == ["k2"]
+        assert [e["kek"] for e in s.scalars(select(AuditKey.envelope))] == ["k1"]
+    report = rotate_all(state)
+    assert report.audit_keys == 1 and report.failed == []
+    with state.sessions() as s:
+        assert [e["kek"] for e in s.scalars(select(AuditKey.envelope))] == ["k2"]
     state.engine.dispose()
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k2": new}, "k2")}))
     try:
         with state.sessions() as s:
-            checked = verify_chain(s, state.keyring)
+            checked = verify_chain(s, state.keys)
             assert checked.ok and sum(o.verified for o in checked.organizations) >= 4, checked
         state.audit.record(actor=Actor("system", "after", checked.organizations[0].organization_id),
                            action=AuditAction.TOKEN_CREATE, integration_id=None, purpose=None,
                            outcome=AuditOutcome.SUCCESS)  # sealed with the same audit key, now under k2
         with state.sessions() as s:
-            assert verify_chain(s, state.keyring).ok
+            assert verify_chain(s, state.keys).ok
     finally:
         state.engine.dispose()
 
@@ -333,7 +334,7 @@ def test_without_the_key_that_sealed_the_audit_key_verify_names_the_events(db_ur
     from tests.security.test_key_rotation import _seed
 
     settings, _ring_path, _old, _new, _ids = _seed(db_url, tmp_path, 1, lambda _s, _rows, _k: None)
-    stranger = Keyring.single(decode_key(generate_key(), source="t"), "k1")
+    stranger = KeyStore.of(Keyring.single(decode_key(generate_key(), source="t"), "k1"))
     state = start(settings)
     try:
         with state.sessions() as s:
@@ -414,11 +415,11 @@ def test_events_from_before_the_upgrade_are_sealed_by_the_first_seal(fresh_url: 
     state = start(settings)
     try:
         with state.sessions() as s:
-            assert not verify_chain(s, state.keyring).ok  # unsealed until a seal runs: named, not blessed
+            assert not verify_chain(s, state.keys).ok  # unsealed until a seal runs: named, not blessed
         state.audit.record(actor=Actor("system", "first", org), action=AuditAction.TOKEN_CREATE, integration_id=None,
                            purpose=None, outcome=AuditOutcome.SUCCESS)
         with state.sessions() as s:
-            report = verify_chain(s, state.keyring)
+            report = verify_chain(s, state.keys)
             seqs = list(s.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)))
         assert report.ok and seqs == [1, 2, 3, 4]
     finally:

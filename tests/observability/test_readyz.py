@@ -137,7 +137,7 @@ def test_readyz_answers_each_check_without_a_token_and_nothing_secret(api: Api) 
     raw = api.client.get("/readyz").text
     settings = api.state.settings
     assert settings.platform_key is not None
-    for secret in (settings.platform_key.get_secret_value(), api.state.keyring.primary, settings.resolved_database_url,
+    for secret in (settings.platform_key.get_secret_value(), api.state.keys.primary.id, settings.resolved_database_url,
                    "postgres", "sqlite", str(settings.data_dir)):
         assert secret not in raw
     assert api.client.get("/healthz").status_code == 200  # unchanged beside it

@@ -81,7 +81,7 @@ def test_a_dump_restored_with_its_key_opens_and_without_it_opens_nothing(
     # the dump alone, or with another key: PMAP refuses to start, and nothing opens
     other_key = settings.model_copy(update={"database_url": restored, "data_dir": tmp_path / "other",
                                             "platform_key": SecretStr(generate_key())})
-    with pytest.raises(ConfigurationError, match="does not contain"):
+    with pytest.raises(ConfigurationError, match="not configured with"):
         start(other_key)
     no_key = Settings(env="production", database_url=restored, data_dir=tmp_path / "none", platform_key=None)
     with pytest.raises(ConfigurationError):

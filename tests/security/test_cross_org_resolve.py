@@ -74,7 +74,7 @@ def _paths(api: Api) -> dict[str, Callable[[Any, Principal, Integration], object
         "saved connection test": lambda s, p, row: run_saved_test(s, state.settings, state.resolver, p, row,
                                                                   SavedTestOverlay()),
         "credential update": lambda s, p, row: update(
-            s, state.keyring, state.resolver, p, row,
+            s, state.keys, state.resolver, p, row,
             IntegrationUpdate.model_validate({"credentials": {"token": "ghp_" + "t" * 36}}),
             settings=state.settings, audit=state.audit),
         "webhook reveal": lambda s, p, row: service.reveal(s, state, p, row),

@@ -1,4 +1,5 @@
-"""Only pmap/credentials/service.py may call the decryption primitive."""
+"""Only pmap/credentials/service.py may call the decryption primitive; the KEK providers' ``unwrap`` decrypts data
+keys only (pmap/core/crypto.py's keyring, pmap/credentials/pkcs11.py's HSM)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pmap"
 ALLOWED = {PACKAGE / "credentials" / "service.py", PACKAGE / "core" / "crypto.py"}
+# modules whose functions of these names may decrypt a data key (never content), and nothing else in them
+UNWRAPS = {PACKAGE / "credentials" / "pkcs11.py": {"unwrap"}}
 PRIMITIVES = {"open_envelope", "AESGCM", "decrypt"}
 
 
@@ -33,7 +36,12 @@ def test_no_other_module_decrypts() -> None:
     for path in PACKAGE.rglob("*.py"):
         if path in ALLOWED:
             continue
-        used = _uses(path)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        if path in UNWRAPS:  # only the named functions may decrypt: what is outside them must not
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef) and node.name in UNWRAPS[path]:
+                    node.body = []
+        used = _uses_in(tree)
         if used:
             offenders[str(path.relative_to(PACKAGE))] = sorted(used)
     assert offenders == {}, f"only pmap/credentials/service.py may decrypt: {offenders}"
@@ -53,7 +61,20 @@ def test_crypto_wraps_the_primitive_in_no_other_function() -> None:
     tree = ast.parse((PACKAGE / "core" / "crypto.py").read_text())
     wrappers = sorted(
         node.name for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "open_envelope"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name not in {"open_envelope", "unwrap"}
         and _uses_in(node) & {"open_envelope", "decrypt"}
     )
-    assert wrappers == [], f"pmap/core/crypto.py functions other than open_envelope decrypt: {wrappers}"
+    assert wrappers == [], f"pmap/core/crypto.py functions other than open_envelope and unwrap decrypt: {wrappers}"
+
+
+def test_unwrap_returns_a_key_and_is_called_only_where_data_keys_are_opened() -> None:
+    # who calls a provider's unwrap: the key store (for open_envelope's data key) and rewrap (key rotation)
+    callers = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                calls = {c.func.attr for c in ast.walk(node) if isinstance(c, ast.Call)
+                         and isinstance(c.func, ast.Attribute) and c.func.attr == "unwrap"}
+                if calls:
+                    callers[f"{path.relative_to(PACKAGE)}:{node.name}"] = calls
+    assert sorted(callers) == ["core/crypto.py:data_cipher", "core/crypto.py:rewrap"], callers

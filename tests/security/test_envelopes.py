@@ -16,7 +16,7 @@ from sqlalchemy import delete, update
 
 from pmap.app import start
 from pmap.audit.models import AuditKey
-from pmap.core.crypto import Keyring, associated_data, decode_key, generate_key, seal
+from pmap.core.crypto import KekRef, Keyring, KeyStore, associated_data, decode_key, generate_key, seal
 from pmap.core.errors import ConfigurationError, CryptoError, NotFound
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
@@ -53,9 +53,10 @@ def _resolve(api: Api, row: Integration) -> dict[str, str]:
 def test_envelope_shape_names_its_key(api: Api) -> None:
     row = _make(api, api.token(), "a")
     env = _sealed(row.encrypted_credentials)
-    assert set(env) == {"v", "kid", "n", "ct"} and env["v"] == 1
-    assert env["kid"] == api.state.keyring.primary
+    assert set(env) == {"v", "kp", "kek", "dk", "n", "ct"} and env["v"] == 2
+    assert KekRef(env["kp"], env["kek"]) == api.state.keys.primary
     assert len(base64.b64decode(env["n"])) == 12
+    assert len(base64.b64decode(env["dk"])) == 12 + 32 + 16  # nonce, the data key, the tag
     assert _resolve(api, row) == CREDS
 
 
@@ -101,7 +102,7 @@ def test_cross_organization_resolve_refused(api: Api) -> None:
     with pytest.raises(NotFound), api.state.resolver.resolve(row, purpose=Purpose.SYNC, actor=stranger):
         pass
     secrets = WebhookSecrets("whsec-" + "w" * 24, None, None)
-    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, secrets)
+    row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keys, row.id, secrets)
     with pytest.raises(NotFound), \
             api.state.resolver.resolve_webhook_secrets(row, purpose=Purpose.REVEAL, actor=stranger):
         pass
@@ -113,7 +114,7 @@ def test_webhook_secret_decrypts_are_audited_too(api: Api) -> None:
     h = api.token()
     a, b = _make(api, h, "a"), _make(api, h, "b")
     secrets = WebhookSecrets("whsec-" + "w" * 24, None, None)
-    a.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, a.id, secrets)
+    a.encrypted_webhook_secret = seal_webhook_secrets(api.state.keys, a.id, secrets)
     b.encrypted_webhook_secret = a.encrypted_webhook_secret  # bound to a: cannot open in b
     actor = Actor("system", "test", a.organization_id)
     with api.state.resolver.resolve_webhook_secrets(a, purpose=Purpose.REVEAL, actor=actor):
@@ -142,7 +143,7 @@ def test_every_decrypt_is_audited_with_purpose(api: Api) -> None:
 def test_start_refuses_a_key_that_does_not_open_stored_data(settings: Settings, api: Api) -> None:
     _make(api, api.token(), "a")
     other = settings.model_copy(update={"platform_key": SecretStr(generate_key())})
-    with pytest.raises(ConfigurationError, match="does not contain"):
+    with pytest.raises(ConfigurationError, match="not configured with"):
         start(other)
 
 
@@ -199,11 +200,11 @@ def test_short_malformed_or_weak_keys_refused(key: str) -> None:
 
 
 def test_each_seal_draws_a_fresh_96_bit_nonce() -> None:
-    ring = Keyring.single(decode_key(generate_key(), source="t"))
+    ring = KeyStore.of(Keyring.single(decode_key(generate_key(), source="t")))
     aad = associated_data("integrations", "encrypted_credentials", "r1")
     a, b = seal(ring, b"same secret", aad), seal(ring, b"same secret", aad)
     assert len(base64.b64decode(a["n"])) == 12
-    assert a["n"] != b["n"] and a["ct"] != b["ct"]
+    assert a["n"] != b["n"] and a["ct"] != b["ct"] and a["dk"] != b["dk"]  # and a fresh data key
 
 
 def test_a_single_keys_id_is_a_label_not_the_key(tmp_path: Path) -> None:

@@ -1,26 +1,36 @@
-"""Rotating the platform key: re-seal under the new primary, audited, then the old key can go."""
+"""Rotating the key-encryption key online: data keys re-wrapped (content untouched), version 1 envelopes re-sealed
+through the audited decrypt path, batches committed with the run's progress so a killed run continues, no write
+over an envelope a server sealed meanwhile; then the old key can go."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from pmap.app import start
 from pmap.audit.models import AuditEvent
-from pmap.core.crypto import Keyring, decode_key, generate_key
+from pmap.audit.service import SessionAudit
+from pmap.core.crypto import Keyring, KeyStore, aad_prefix, decode_key, generate_key
 from pmap.core.errors import ConfigurationError
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
-from pmap.credentials.rotation import reseal_all
-from pmap.credentials.service import WebhookSecrets, seal_webhook_secrets
+from pmap.core.state import AppState
+from pmap.credentials import rotation
+from pmap.credentials.models import KeyRotation
+from pmap.credentials.rotation import RotationReport, rotate
+from pmap.credentials.service import WebhookSecrets, seal_credentials, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
+
+CREDS = {"access_key": "A" * 24, "secret_key": "S" * 24}
 
 
 def _ring(path: Path, keys: dict[str, bytes], primary: str) -> Path:
@@ -30,7 +40,7 @@ def _ring(path: Path, keys: dict[str, bytes], primary: str) -> Path:
     return path
 
 
-def _seed(db_url: str, tmp_path: Path, count: int, tamper: Callable[[Session, list[Integration], Keyring], None],
+def _seed(db_url: str, tmp_path: Path, count: int, tamper: Callable[[Session, list[Integration], KeyStore], None],
           ) -> tuple[Settings, Path, bytes, bytes, list[str]]:
     """Integrations sealed under k1 (then ``tamper``-ed with); the settings, ring path, both keys and the ids."""
     from fastapi.testclient import TestClient
@@ -43,12 +53,17 @@ def _seed(db_url: str, tmp_path: Path, count: int, tamper: Callable[[Session, li
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         h = api.token()
-        ids = [client.post("/api/v1/integrations", json={"name": f"t{i}", "vendor": "tenable_vm", "credentials": {
-            "access_key": "A" * 24, "secret_key": "S" * 24}}, headers=h).json()["id"] for i in range(count)]
+        ids = [client.post("/api/v1/integrations", json={"name": f"t{i}", "vendor": "tenable_vm", "credentials": CREDS},
+                           headers=h).json()["id"] for i in range(count)]
         with api.state.sessions() as s:
-            tamper(s, [s.get_one(Integration, uuid.UUID(i)) for i in ids], api.state.keyring)
+            tamper(s, [s.get_one(Integration, uuid.UUID(i)) for i in ids], api.state.keys)
             s.commit()
     return settings, ring, old, new, ids
+
+
+def rotate_all(state: AppState, **kw: Any) -> RotationReport:
+    """`pmapctl keys rotate`'s call."""
+    return rotate(state.sessions, state.keys, state.resolver, SessionAudit, **kw)
 
 
 def _row(session: Session, iid: str) -> Integration:
@@ -62,36 +77,47 @@ def _sealed(envelope: dict[str, Any] | None) -> dict[str, Any]:
     return envelope
 
 
-def _kid(envelope: dict[str, Any] | None) -> str:
-    return str(_sealed(envelope)["kid"])
-
-
-def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_path: Path) -> None:
-    def add_webhook_secret(_s: Session, rows: list[Integration], keyring: Keyring) -> None:
-        rows[0].encrypted_webhook_secret = seal_webhook_secrets(keyring, rows[0].id,
-                                                                WebhookSecrets("whsec-x" * 4, None, None))
-
-    settings, ring, old, new, [iid] = _seed(db_url, tmp_path, 1, add_webhook_secret)
-
-    # k2 becomes primary; k1 stays until everything is re-sealed
-    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
-    with state.sessions() as s:
-        report = reseal_all(s, state.keyring, state.resolver)
-        assert (report.resealed, report.current) == (2, 0)
-        assert reseal_all(s, state.keyring, state.resolver).current == 2  # idempotent
-        row = _row(s, iid)
-        assert _kid(row.encrypted_credentials) == "k2" and _kid(row.encrypted_webhook_secret) == "k2"
-        purposes = list(s.scalars(select(AuditEvent.purpose).where(AuditEvent.integration_id == row.id)))
-    assert purposes.count("key_rotation") == 2
-    state.engine.dispose()
-
-    # the old key is gone from the keyring: PMAP starts and opens everything
-    only_new = settings.model_copy(update={"keyring_file": _ring(ring, {"k2": new}, "k2")})
-    state = start(only_new)
+def _resolve(state: AppState, iid: str) -> dict[str, str]:
     with state.sessions() as s:
         row = _row(s, iid)
         with state.resolver.resolve(row, purpose=Purpose.SYNC, actor=Actor("system", "t", row.organization_id)) as c:
-            assert c.values["access_key"] == "A" * 24
+            return dict(c.values)
+
+
+def test_rotation_rewraps_data_keys_without_touching_content_and_retires_the_old_key(db_url: str,
+                                                                                     tmp_path: Path) -> None:
+    def add_webhook_secret(_s: Session, rows: list[Integration], keys: KeyStore) -> None:
+        rows[0].encrypted_webhook_secret = seal_webhook_secrets(keys, rows[0].id,
+                                                                WebhookSecrets("whsec-x" * 4, None, None))
+
+    settings, ring, old, new, [iid] = _seed(db_url, tmp_path, 1, add_webhook_secret)
+    state = start(settings)
+    with state.sessions() as s:
+        before = _sealed(_row(s, iid).encrypted_credentials)
+        updated_at = _row(s, iid).updated_at
+    state.engine.dispose()
+
+    # k2 becomes primary; k1 stays until everything is moved
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    report = rotate_all(state)
+    assert (report.rewrapped, report.resealed, report.current, report.remaining) == (2, 0, 0, 0)
+    assert rotate_all(state).current == 2  # idempotent
+    with state.sessions() as s:
+        row = _row(s, iid)
+        after = _sealed(row.encrypted_credentials)
+        assert after["kek"] == "k2" and _sealed(row.encrypted_webhook_secret)["kek"] == "k2"
+        assert (after["n"], after["ct"]) == (before["n"], before["ct"]) and after["dk"] != before["dk"]
+        assert row.updated_at == updated_at  # a key change is not an edit
+        # no credential was decrypted: one rewrap event for the batch, counting both envelopes
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.purpose == "key_rotation")))
+        assert [(e.action, e.integration_id, e.detail) for e in events] == [
+            ("keys.rewrap", None, {"envelopes": 2, "kek": "keyring:k2"})]
+        assert [r.outcome for r in s.scalars(select(KeyRotation).order_by(KeyRotation.id))] == ["finished"] * 2
+    state.engine.dispose()
+
+    # the old key is gone from the keyring: PMAP starts and opens everything
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k2": new}, "k2")}))
+    assert _resolve(state, iid) == CREDS
     state.engine.dispose()
 
     # and a keyring that lacks the key in use is still refused
@@ -100,17 +126,129 @@ def test_rotation_reseals_everything_and_retires_the_old_key(db_url: str, tmp_pa
         start(settings.model_copy(update={"keyring_file": _ring(ring, stranger, "k3")}))
 
 
+def _legacy(keyring: Keyring, row: Integration, values: dict[str, str]) -> dict[str, Any]:
+    """A version 1 envelope as PMAP sealed them before data keys: the content directly under a keyring key."""
+    import json
+    import os
+
+    nonce = os.urandom(12)
+    aad = aad_prefix("integrations", "encrypted_credentials") + row.id.bytes
+    ct = AESGCM(keyring.keys[keyring.primary]).encrypt(nonce, json.dumps(values, sort_keys=True).encode(), aad)
+    return {"v": 1, "kid": keyring.primary, "n": base64.b64encode(nonce).decode(), "ct": base64.b64encode(ct).decode()}
+
+
+def test_version_1_envelopes_open_and_are_resealed_through_the_audited_decrypt_path(db_url: str,
+                                                                                   tmp_path: Path) -> None:
+    def make_legacy(_s: Session, rows: list[Integration], keys: KeyStore) -> None:
+        assert keys.keyring is not None
+        rows[0].encrypted_credentials = _legacy(keys.keyring, rows[0], CREDS)
+
+    settings, ring, old, new, [iid] = _seed(db_url, tmp_path, 1, make_legacy)
+    state = start(settings)
+    assert _resolve(state, iid) == CREDS  # version 1 still opens
+    state.engine.dispose()
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    report = rotate_all(state)
+    assert (report.resealed, report.rewrapped) == (1, 0)
+    with state.sessions() as s:
+        env = _sealed(_row(s, iid).encrypted_credentials)
+        assert (env["v"], env["kek"]) == (2, "k2")
+        purposes = list(s.scalars(select(AuditEvent.purpose).where(AuditEvent.integration_id == uuid.UUID(iid))))
+    assert purposes.count("key_rotation") == 1  # the decrypt that re-sealed it
+    assert _resolve(state, iid) == CREDS
+    state.engine.dispose()
+
+
+def test_new_data_keys_reseal_every_envelope(db_url: str, tmp_path: Path) -> None:
+    settings, ring, old, new, ids = _seed(db_url, tmp_path, 2, lambda _s, _r, _k: None)
+    state = start(settings)
+    with state.sessions() as s:
+        before = {i: _sealed(_row(s, i).encrypted_credentials) for i in ids}
+    report = rotate_all(state, new_data_keys=True)
+    assert (report.resealed, report.rewrapped, report.current) == (2, 0, 0)
+    with state.sessions() as s:
+        for i in ids:
+            after = _sealed(_row(s, i).encrypted_credentials)
+            assert after["ct"] != before[i]["ct"] and after["dk"] != before[i]["dk"]
+    assert all(_resolve(state, i) == CREDS for i in ids)
+    state.engine.dispose()
+
+
 def test_an_envelope_that_cannot_be_opened_is_named_and_keeps_the_old_key(db_url: str, tmp_path: Path) -> None:
     from pmap.credentials.models import KeyringCanary
 
-    def move_envelope(_s: Session, rows: list[Integration], _keyring: Keyring) -> None:
+    def move_envelope(_s: Session, rows: list[Integration], _keys: KeyStore) -> None:
         rows[1].encrypted_credentials = dict(_sealed(rows[0].encrypted_credentials))  # bound to the first: cannot open
 
     settings, ring, old, new, ids = _seed(db_url, tmp_path, 2, move_envelope)
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    report = rotate_all(state)
+    assert report.rewrapped == 1 and report.failed == [f"{ids[1]}: encrypted_credentials"]
+    assert report.remaining == 1
     with state.sessions() as s:
-        report = reseal_all(s, state.keyring, state.resolver)
-        assert report.resealed == 1 and report.failed == [f"{ids[1]}: encrypted_credentials"]
-        assert _kid(_row(s, ids[1]).encrypted_credentials) == "k1"  # untouched
-        assert set(s.scalars(select(KeyringCanary.key_id))) == {"k1", "k2"}  # k1 is still needed
+        assert _sealed(_row(s, ids[1]).encrypted_credentials)["kek"] == "k1"  # untouched
+        assert set(s.scalars(select(KeyringCanary.key_id))) == {"keyring:k1", "keyring:k2"}  # k1 is still needed
+        assert s.scalar(select(KeyRotation.outcome)) == "incomplete"
+    state.engine.dispose()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL inside one process: nothing after it runs, no handler catches it (the fault suite kills a
+    real `pmapctl keys rotate`; tests/faults)."""
+
+
+def test_a_run_killed_midway_continues_after_its_last_committed_batch(db_url: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, ring, old, new, ids = _seed(db_url, tmp_path, 7, lambda _s, _r, _k: None)
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    real = rotation.rewrap_envelope
+    calls = {"n": 0}
+
+    def dies_in_the_third_batch(*a: Any) -> Any:
+        calls["n"] += a[1][0] == "integrations"  # not the audit key, moved first
+        if calls["n"] == 5:  # batches of 2 integrations, one envelope each: the 5th is the third batch's first
+            raise _Killed
+        return real(*a)
+
+    monkeypatch.setattr(rotation, "rewrap_envelope", dies_in_the_third_batch)
+    with pytest.raises(_Killed):
+        rotate_all(state, batch=2)
+    with state.sessions() as s:
+        run = s.scalars(select(KeyRotation)).one()
+        assert (run.done, run.finished_at) == (4, None)  # two batches committed, the third rolled back
+        keks = sorted(_sealed(_row(s, i).encrypted_credentials)["kek"] for i in ids)
+        assert keks == ["k1"] * 3 + ["k2"] * 4
+    assert all(_resolve(state, i) == CREDS for i in ids)  # meanwhile every envelope opens
+
+    monkeypatch.setattr(rotation, "rewrap_envelope", real)
+    walked: list[int] = []
+    report = rotate_all(state, batch=2, progress=lambda done, _total: walked.append(done))
+    assert report.resumed_after == 4 and walked == [6, 7] and report.rewrapped == 3 and report.remaining == 0
+    with state.sessions() as s:
+        assert s.scalars(select(KeyRotation)).one().outcome == "finished"
+    assert all(_resolve(state, i) == CREDS for i in ids)
+    state.engine.dispose()
+
+
+def test_an_envelope_a_server_seals_during_the_batch_is_not_overwritten(db_url: str, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, ring, old, new, [iid] = _seed(db_url, tmp_path, 1, lambda _s, _r, _k: None)
+    state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+    fresh = {"access_key": "B" * 24, "secret_key": "T" * 24}
+    real = rotation.rewrap_envelope
+
+    def a_server_writes_meanwhile(*a: Any) -> Any:
+        moved = real(*a)
+        if a[1][0] != "integrations":  # the audit key, moved first
+            return moved
+        with state.sessions() as s:  # an operator saved new credentials while the batch ran
+            s.execute(update(Integration).where(Integration.id == uuid.UUID(iid)).values(
+                encrypted_credentials=seal_credentials(state.keys, uuid.UUID(iid), fresh)))
+            s.commit()
+        return moved
+
+    monkeypatch.setattr(rotation, "rewrap_envelope", a_server_writes_meanwhile)
+    report = rotate_all(state)
+    assert report.changed_meanwhile == 1 and report.rewrapped == 0 and report.remaining == 0
+    assert _resolve(state, iid) == fresh  # the server's write stands
     state.engine.dispose()

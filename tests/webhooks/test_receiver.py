@@ -122,7 +122,7 @@ def test_an_empty_configured_secret_rejects_everything(api: Api, scheme: str) ->
     h, iid, _ = _setup(api, scheme)
     with api.state.sessions() as s:
         row = s.get_one(Integration, uuid.UUID(iid))
-        row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keyring, row.id, WebhookSecrets("", None, None))
+        row.encrypted_webhook_secret = seal_webhook_secrets(api.state.keys, row.id, WebhookSecrets("", None, None))
         s.commit()
     body = payload(scheme)
     attempts = [{"Content-Type": "application/json"}]  # unsigned: a configured (empty) secret is not "none"
@@ -346,4 +346,4 @@ def test_the_receivers_audit_events_join_the_audit_chain(api: Api) -> None:
         time.sleep(0.05)
     assert len(seqs) >= 4 and None not in seqs
     with api.state.sessions() as s:
-        assert verify_chain(s, api.state.keyring).ok
+        assert verify_chain(s, api.state.keys).ok
