@@ -26,7 +26,7 @@ from pmap.core.state import AppState
 from pmap.credentials import rotation
 from pmap.credentials.models import KeyRotation
 from pmap.credentials.rotation import RotationReport, rotate
-from pmap.credentials.service import WebhookSecrets, seal_credentials, seal_webhook_secrets
+from pmap.credentials.service import WebhookSecrets, rewrap_envelope, seal_credentials, seal_webhook_secrets
 from pmap.integrations.models import Integration
 from tests.conftest import Api
 
@@ -201,7 +201,7 @@ def test_a_run_killed_midway_continues_after_its_last_committed_batch(db_url: st
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     settings, ring, old, new, ids = _seed(db_url, tmp_path, 7, lambda _s, _r, _k: None)
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
-    real = rotation.rewrap_envelope
+    real = rewrap_envelope
     calls = {"n": 0}
 
     def dies_in_the_third_batch(*a: Any) -> Any:
@@ -235,7 +235,7 @@ def test_an_envelope_a_server_seals_during_the_batch_is_not_overwritten(db_url: 
     settings, ring, old, new, [iid] = _seed(db_url, tmp_path, 1, lambda _s, _r, _k: None)
     state = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
     fresh = {"access_key": "B" * 24, "secret_key": "T" * 24}
-    real = rotation.rewrap_envelope
+    real = rewrap_envelope
 
     def a_server_writes_meanwhile(*a: Any) -> Any:
         moved = real(*a)
