@@ -150,7 +150,10 @@ class Pkcs11Provider:
                 lib.reinitialize()
             _initialized_in[module] = pid
             token = lib.get_token(token_label=self.token_label)
-            self._session = token.open(user_pin=self._pin(), rw=True)
+            try:
+                self._session = token.open(user_pin=self._pin(), rw=True)
+            except p11.UserAlreadyLoggedIn:  # PKCS#11 logs in per process and token: another session already did
+                self._session = token.open(rw=True)
         except (p11.PKCS11Error, RuntimeError, OSError) as exc:
             raise CryptoError(f"cannot open the PKCS#11 token {self.token_label!r} with module {self.module}: "
                               f"{type(exc).__name__}") from None

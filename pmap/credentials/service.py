@@ -253,7 +253,11 @@ def verify_keyring_canary(session: Session, keys: KeyStore) -> bool:
         present.add(ref)
     if keys.primary not in present:
         key_id = str(keys.primary)
-        envelope = seal(keys, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", key_id))
+        try:
+            envelope = seal(keys, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", key_id))
+        except CryptoError as exc:  # an HSM that cannot be opened, or holds no such key
+            raise ConfigurationError(f"the key-encryption key {key_id} cannot seal ({exc.message}); refusing to "
+                                     "start") from None
         session.add(KeyringCanary(key_id=key_id, envelope=envelope))
         session.flush()
         return True

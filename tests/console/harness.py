@@ -82,22 +82,27 @@ class Server:
             self.proc.wait(timeout=5)
 
 
-def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
-    """Start ``pmapctl serve`` on a free port with a fresh data directory; waits for /readyz."""
+def start_server(tmp: Path, extra_env: dict[str, str] | None = None, *, admin: str | None = None,
+                 platform_key: str | None = "new") -> Server:
+    """Start ``pmapctl serve`` on a free port with the data directory ``tmp/data`` (fresh, unless an earlier server
+    of the same ``tmp`` left one: then pass its ``admin`` token); waits for /readyz. ``platform_key``: a key, "new"
+    for a fresh one, or None for no keyring (the keys come from ``extra_env``, e.g. an HSM's)."""
     port = free_port()
-    admin = "pmap_" + secrets.token_urlsafe(32)
-    key = generate_key()
+    admin = admin or "pmap_" + secrets.token_urlsafe(32)
+    key = generate_key() if platform_key == "new" else platform_key
     data = tmp / "data"
     log_path = tmp / "pmap.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PMAP_")}
-    env.update({"PMAP_ENV": "development", "PMAP_DATA_DIR": str(data), "PMAP_PLATFORM_KEY": key,
+    if key is not None:
+        env["PMAP_PLATFORM_KEY"] = key
+    env.update({"PMAP_ENV": "development", "PMAP_DATA_DIR": str(data),
                 "PMAP_BOOTSTRAP_ADMIN_TOKEN": admin, "PMAP_PUBLIC_BASE_URL": f"http://{LOOPBACK}:{port}",
                 "PMAP_SCHEDULER_INTERVAL": "1", "PMAP_SCAN_POLL_SECONDS": "1", "PMAP_LOG_LEVEL": "INFO",
                 **(extra_env or {})})
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", "serve", "--host", LOOPBACK, "--port", str(port)],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(f"http://{LOOPBACK}:{port}", admin, key, data, log_path, proc)
+    server = Server(f"http://{LOOPBACK}:{port}", admin, key or "", data, log_path, proc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
