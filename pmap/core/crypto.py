@@ -173,7 +173,7 @@ class KekRef:
     def parse(cls, text: str) -> KekRef:
         """``provider:id`` back into a reference; a bare id (an older canary's) is a keyring key id."""
         provider, sep, kek_id = text.partition(":")
-        if sep and provider in {Keyring.name, "pkcs11"}:
+        if sep and provider.isalnum() and provider.islower():
             return cls(provider, kek_id)
         return cls(Keyring.name, text)
 

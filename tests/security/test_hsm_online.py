@@ -113,6 +113,10 @@ def test_rotation_keyring_to_hsm_to_a_new_hsm_key_while_a_client_resolves(tmp_pa
         server = start_server(tmp_path, token.env(second), admin=server.admin_token, platform_key=None)
         try:
             assert all(server.api("POST", f"/integrations/{i}/test").json()["ok"] for i in ids)
+            made_now = create_integration(server, sandbox.base_url, "tenable_vm")["id"]  # sealed inside the HSM
+            read = server.api("GET", f"/integrations/{made_now}").json()
+            assert read["id"] == made_now and "credentials" not in read
+            assert server.api("POST", f"/integrations/{made_now}/test").json()["ok"] is True
             job = server.api("POST", f"/integrations/{ids[0]}/sync").json()["job"]
             deadline = time.monotonic() + 60
             while job["status"] in {"queued", "running"} and time.monotonic() < deadline:
