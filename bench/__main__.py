@@ -7,6 +7,7 @@ import sys
 
 BENCHMARKS = (
     "bench.integrations",      # issue 2: listing 10,000 integrations, one credential resolve
+    "bench.keys",              # envelope encryption: resolve, seal and listing with the keyring KEK and an HSM KEK
     "bench.connection_tests",  # issue 3: connection-test overhead, 50 tests at once
     "bench.webhooks",          # issue 4: verified, stored deliveries per second
     "bench.rules_engine_bench",  # issue 5: rule evaluation cost per finding
