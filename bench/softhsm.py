@@ -43,10 +43,20 @@ def available() -> bool:
     return MODULE.exists() and shutil.which("softhsm2-util") is not None
 
 
+_made: SoftHsmToken | None = None  # this process's token
+
+
 def make_token(directory: Path, *key_labels: str, label: str = "pmap-test") -> SoftHsmToken:
-    """A token in ``directory`` holding a new AES-256 KEK per label. Sets ``SOFTHSM2_CONF`` in this process: the
-    library reads it and lists the tokens once, when first loaded, so a process makes its one token before it
-    loads the library (tests share one per test process and tell their keys apart by label)."""
+    """This process's token, made in ``directory`` on the first call, with a new AES-256 KEK per label.
+
+    Sets ``SOFTHSM2_CONF`` in this process. The library reads it and lists the tokens once, when first loaded, so a
+    process has one token: later calls add their keys to it and return it (``directory`` is then unused), and
+    callers tell their keys apart by label."""
+    global _made
+    if _made is not None:
+        for key_label in key_labels:
+            create_key(_made, key_label)
+        return _made
     tokens = directory / "tokens"
     tokens.mkdir(parents=True, exist_ok=True)
     conf = directory / "softhsm2.conf"
@@ -60,7 +70,7 @@ def make_token(directory: Path, *key_labels: str, label: str = "pmap-test") -> S
     with os.fdopen(fd, "w") as fh:
         fh.write(pin + "\n")
     os.environ["SOFTHSM2_CONF"] = str(conf)
-    token = SoftHsmToken(conf, MODULE, label, pin_file)
+    token = _made = SoftHsmToken(conf, MODULE, label, pin_file)
     for key_label in key_labels:
         create_key(token, key_label)
     return token

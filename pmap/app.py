@@ -222,6 +222,7 @@ class Worker:
         """Stop the runner and close the database."""
         self.jobs.shutdown()
         self.state.engine.dispose()
+        self.state.keys.close()
 
 
 def readiness(state: AppState, dispatcher: Dispatcher | None = None) -> Readiness:
@@ -325,6 +326,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.jobs.shutdown()
             receiver.shutdown(app.state)
             app.state.pmap.engine.dispose()
+            app.state.pmap.keys.close()
 
     app = FastAPI(
         title="PMAP", version=__version__, lifespan=lifespan,

@@ -168,6 +168,7 @@ def scheduler() -> None:
     runner.shutdown()
     jobs.shutdown()
     state.engine.dispose()
+    state.keys.close()
 
 
 @db_app.command("upgrade")
@@ -293,6 +294,7 @@ def _started() -> Iterator[AppState]:
         _fail(exc.message)
     finally:
         state.engine.dispose()
+        state.keys.close()
 
 
 @contextmanager

@@ -186,10 +186,10 @@ class _DataKeyCache:
         self._seconds = seconds
         self._size = size
         self._clock = clock
-        self._items: OrderedDict[tuple[str, bytes, bytes], tuple[AESGCM, float]] = OrderedDict()
+        self._items: OrderedDict[tuple[KekRef, bytes, bytes], tuple[AESGCM, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, bytes, bytes]) -> AESGCM | None:
+    def get(self, key: tuple[KekRef, bytes, bytes]) -> AESGCM | None:
         if self._seconds <= 0:
             return None
         with self._lock:
@@ -202,7 +202,7 @@ class _DataKeyCache:
             self._items.move_to_end(key)
             return item[0]
 
-    def put(self, key: tuple[str, bytes, bytes], cipher: AESGCM) -> None:
+    def put(self, key: tuple[KekRef, bytes, bytes], cipher: AESGCM) -> None:
         if self._seconds <= 0:
             return
         with self._lock:
@@ -251,9 +251,17 @@ class KeyStore:
         """Drop every cached data key (tests, and a process told its keys changed)."""
         self._cache.clear()
 
+    def close(self) -> None:
+        """Drop the cached data keys and close the providers' sessions (those that keep one: an HSM's)."""
+        self._cache.clear()
+        for provider in self.providers.values():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
     def data_cipher(self, ref: KekRef, wrapped: bytes, aad: bytes) -> AESGCM:
         """The cipher of the data key ``wrapped`` under ``ref`` (cached; the provider unwraps on a miss)."""
-        key = (str(ref), wrapped, aad)
+        key = (ref, wrapped, aad)
         cipher = self._cache.get(key)
         if cipher is None:
             data_key = self.provider(ref).unwrap(ref.id, wrapped, _wrap_aad(ref, aad))
