@@ -127,7 +127,9 @@ def worker(
         _fail("pmapctl worker needs PMAP_BROKER_URL (redis://... or amqp://...); without a broker, "
               "`pmapctl serve` runs the jobs itself")
     try:
-        start(settings).engine.dispose()  # pre-flight, before any fork: schema, key and canary, a clear message
+        preflight = start(settings)  # pre-flight, before any fork: schema, key and canary, a clear message
+        preflight.engine.dispose()
+        _close_providers(preflight.keys)  # with --pool threads or solo, the Worker's start logs in again here
     except PmapError as exc:
         _fail(exc.message)
     queues = queues or ",".join(queue_names(settings.broker_namespace))
