@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from pmap.core.crypto import KeyStore
     from pmap.core.seams import Actor
     from pmap.core.settings import Settings
     from pmap.core.state import AppState
@@ -91,7 +92,9 @@ def serve(
         private_directory(settings.data_dir)
         if settings.is_sqlite:
             upgrade(settings.resolved_database_url)
-        start(settings).engine.dispose()  # pre-flight: key, schema and canary, with a clear message
+        preflight = start(settings)  # pre-flight: key, schema and canary, with a clear message
+        preflight.engine.dispose()
+        _close_providers(preflight.keys)  # the served app opens its own (a second HSM login would be refused)
         application = create_app(settings)
     except PmapError as exc:
         _fail(exc.message)
@@ -124,7 +127,9 @@ def worker(
         _fail("pmapctl worker needs PMAP_BROKER_URL (redis://... or amqp://...); without a broker, "
               "`pmapctl serve` runs the jobs itself")
     try:
-        start(settings).engine.dispose()  # pre-flight, before any fork: schema, key and canary, a clear message
+        preflight = start(settings)  # pre-flight, before any fork: schema, key and canary, a clear message
+        preflight.engine.dispose()
+        _close_providers(preflight.keys)  # with --pool threads or solo, the Worker's start logs in again here
     except PmapError as exc:
         _fail(exc.message)
     queues = queues or ",".join(queue_names(settings.broker_namespace))
@@ -295,6 +300,15 @@ def _started() -> Iterator[AppState]:
     finally:
         state.engine.dispose()
         state.keys.close()
+
+
+def _close_providers(keys: KeyStore) -> None:
+    """Close the key providers' device sessions (a PKCS#11 login is per process: the next provider's login in this
+    process is refused while another session of the same module is logged in)."""
+    for provider in keys.providers.values():
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
 
 
 @contextmanager
