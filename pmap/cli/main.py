@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from pmap.core.crypto import KeyStore
     from pmap.core.seams import Actor
     from pmap.core.settings import Settings
     from pmap.core.state import AppState
@@ -94,7 +93,7 @@ def serve(
             upgrade(settings.resolved_database_url)
         preflight = start(settings)  # pre-flight: key, schema and canary, with a clear message
         preflight.engine.dispose()
-        _close_providers(preflight.keys)  # the served app opens its own (a second HSM login would be refused)
+        preflight.keys.close()  # the served app opens its own HSM session
         application = create_app(settings)
     except PmapError as exc:
         _fail(exc.message)
@@ -129,7 +128,7 @@ def worker(
     try:
         preflight = start(settings)  # pre-flight, before any fork: schema, key and canary, a clear message
         preflight.engine.dispose()
-        _close_providers(preflight.keys)  # with --pool threads or solo, the Worker's start logs in again here
+        preflight.keys.close()  # with --pool threads or solo, the Worker's start opens its own here
     except PmapError as exc:
         _fail(exc.message)
     queues = queues or ",".join(queue_names(settings.broker_namespace))
@@ -300,15 +299,6 @@ def _started() -> Iterator[AppState]:
     finally:
         state.engine.dispose()
         state.keys.close()
-
-
-def _close_providers(keys: KeyStore) -> None:
-    """Close the key providers' device sessions (a PKCS#11 login is per process: the next provider's login in this
-    process is refused while another session of the same module is logged in)."""
-    for provider in keys.providers.values():
-        close = getattr(provider, "close", None)
-        if callable(close):
-            close()
 
 
 @contextmanager

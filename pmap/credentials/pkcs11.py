@@ -111,7 +111,7 @@ class Pkcs11Provider:
                     if attempt == 2:
                         raise CryptoError(f"the HSM could not {what} the data key: {type(exc).__name__}") from None
                     log.warning("PKCS#11 session lost (%s); opening a new one", type(exc).__name__)
-                    self._session, self._pid, self._keys = None, None, {}
+                    self.close()  # the old session goes first: a second login of this process would be refused
                 except p11.PKCS11Error as exc:
                     # a wrong key, a tampered wrapped key or another binding all end here (SoftHSM2 says GeneralError)
                     raise CryptoError(f"the HSM could not {what} the data key: {type(exc).__name__}") from None

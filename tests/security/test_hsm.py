@@ -231,3 +231,17 @@ def test_unwrapped_data_keys_are_cached_for_a_bounded_time_and_number(monkeypatc
     for _ in range(3):
         open_envelope(never, env, aad)
     assert provider.unwraps - before == 3
+
+
+def test_a_session_the_device_dropped_is_opened_again(token: SoftHsmToken, label: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    provider = Pkcs11Provider(token.module, token.token_label, token.pin_file)
+    keys = KeyStore(KekRef("pkcs11", label), {"pkcs11": provider}, cache_seconds=0)
+    aad = associated_data("t", "c", "1")
+    env = seal(keys, b"before", aad)
+    provider._session.close()  # as a restarted HSM would: the handle the provider holds is dead
+    assert open_envelope(keys, env, aad) == b"before"  # one new session (and login), then the unwrap
+    assert [r.message for r in caplog.records if "session lost" in r.message] == [
+        "PKCS#11 session lost (SessionHandleInvalid); opening a new one"]
+    assert open_envelope(keys, seal(keys, b"after", aad), aad) == b"after"
+    provider.close()
