@@ -1,4 +1,5 @@
-"""Files PMAP keeps on disk: a private data directory, and SQLite database files only their owner reads."""
+"""Files PMAP keeps on disk: a private data directory, SQLite database files only their owner reads, and the check
+that a secret file (a keyring, a PIN) is its owner's alone."""
 
 from __future__ import annotations
 
@@ -76,6 +77,13 @@ def private_sqlite_file(url: str) -> bool:
     if created:
         log.warning("created a new, empty SQLite database at %s (mode 0600)", path)
     return created
+
+
+def open_to_others(path: Path) -> str | None:
+    """``path``'s mode (``-rw-r--r--``) when its group or other users have any access to it, else None; raises
+    OSError when it cannot be read."""
+    mode = os.stat(path).st_mode
+    return stat.filemode(mode) if mode & (stat.S_IRWXG | stat.S_IRWXO) else None
 
 
 def _tighten(path: Path, allowed: int) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from pmap.core.crypto import KekProvider, KekRef, Keyring, KeyStore, decode_key, generate_key
 from pmap.core.errors import ConfigurationError
-from pmap.core.files import private_directory
+from pmap.core.files import open_to_others, private_directory
 from pmap.core.settings import Settings
 from pmap.credentials.pkcs11 import Pkcs11Provider
 
@@ -72,11 +70,11 @@ def load_keyring(settings: Settings, *, sealed_data_exists: Callable[[], bool] |
 
 def _read_file(path: Path, settings: Settings) -> Keyring:
     try:
-        mode = os.stat(path).st_mode
+        mode = open_to_others(path)
     except OSError:
         raise ConfigurationError(f"keyring file {path} does not exist or cannot be read") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        message = f"keyring file {path} is readable by other users (mode {stat.filemode(mode)}); chmod 600 it"
+    if mode is not None:
+        message = f"keyring file {path} is readable by other users (mode {mode}); chmod 600 it"
         if settings.production:
             raise ConfigurationError(message)
         log.warning(message)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +32,7 @@ from pkcs11.mechanisms import GCMParams
 
 from pmap.core.crypto import NONCE_BYTES
 from pmap.core.errors import ConfigurationError, CryptoError
+from pmap.core.files import open_to_others
 
 log = logging.getLogger("pmap.credentials.pkcs11")
 
@@ -163,12 +163,12 @@ class Pkcs11Provider:
 
     def _pin(self) -> str:
         try:
-            mode = os.stat(self._pin_file).st_mode
+            mode = open_to_others(self._pin_file)
             pin = self._pin_file.read_text().strip()
         except OSError:
             raise CryptoError(f"the PKCS#11 PIN file {self._pin_file} cannot be read") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            message = f"the PKCS#11 PIN file {self._pin_file} is readable by other users; chmod 600 it"
+        if mode is not None:
+            message = f"the PKCS#11 PIN file {self._pin_file} is readable by other users (mode {mode}); chmod 600 it"
             if self._strict_pin_file:
                 raise CryptoError(message)
             log.warning(message)

@@ -141,10 +141,7 @@ def _walk(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSo
     writes them all: on SQLite, holding the one write lock while the resolver audits would wait on itself."""
     while True:
         with factory() as session:
-            stmt = select(Integration).order_by(Integration.id).limit(batch)
-            if cursor is not None:
-                stmt = stmt.where(Integration.id > cursor)
-            rows = list(session.scalars(stmt))
+            rows = _integrations_after(session, cursor, batch)
             if not rows:
                 return
             moves = [move for row in rows for column in COLUMNS
@@ -271,16 +268,18 @@ def envelopes_by_key(session: Session) -> Counter[str]:
     return counts
 
 
+def _integrations_after(session: Session, cursor: uuid.UUID | None, batch: int) -> list[Integration]:
+    """The next ``batch`` integrations by id after ``cursor`` (from the first when None)."""
+    stmt = select(Integration).order_by(Integration.id).limit(batch)
+    if cursor is not None:
+        stmt = stmt.where(Integration.id > cursor)
+    return list(session.scalars(stmt))
+
+
 def _in_batches(session: Session, batch: int) -> Iterator[list[Integration]]:
     """Every integration, by id, ``batch`` rows at a time (the caller commits each batch)."""
     last = None
-    while True:
-        stmt = select(Integration).order_by(Integration.id).limit(batch)
-        if last is not None:
-            stmt = stmt.where(Integration.id > last)
-        rows = list(session.scalars(stmt))
-        if not rows:
-            return
+    while rows := _integrations_after(session, last, batch):
         yield rows
         last = rows[-1].id
 
