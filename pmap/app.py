@@ -164,9 +164,11 @@ def queue_reconciles(state: AppState, jobs: JobRunner) -> int:
     return queued
 
 
-def compose_scheduler(state: AppState, jobs: JobRunner, broker: CeleryDispatcher | None = None) -> Scheduler:
-    """The scheduler: due syncs and webhook secret rotations, ``ticket_reconcile`` jobs, jobs whose process died
-    and, with a broker, the webhook deliveries left accepted and the delivery retention (a pass run on a worker)."""
+def compose_scheduler(state: AppState, jobs: JobRunner, broker: CeleryDispatcher | None = None, *,
+                      wake_webhooks: Callable[[], None] | None = None) -> Scheduler:
+    """The scheduler: due syncs and webhook secret rotations, ``ticket_reconcile`` jobs, jobs whose process died,
+    and the webhook deliveries left accepted with the delivery retention: with a broker a pass run on a worker,
+    without one ``wake_webhooks`` (the app's webhook processor)."""
     periodic: dict[str, tuple[float, Callable[[], object]]] = {
         # a quarter of the quiet time a ticket may have: a missed webhook is noticed soon after
         "ticket_reconcile": (state.settings.ticket_reconcile_after / 4, lambda: queue_reconciles(state, jobs)),
@@ -175,6 +177,8 @@ def compose_scheduler(state: AppState, jobs: JobRunner, broker: CeleryDispatcher
     }
     if broker is not None:
         periodic["webhook_maintenance"] = (60.0, functools.partial(broker.send_periodic, "webhook_maintenance"))
+    elif wake_webhooks is not None:
+        periodic["webhook_maintenance"] = (60.0, wake_webhooks)
     return Scheduler(state.sessions, {
         KIND_SYNC: scheduled_sync(state.sessions, jobs),
         KIND_WEBHOOK_ROTATION: scheduled_rotation(state, state.sessions),
@@ -313,7 +317,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler: Scheduler | None = None
         # several processes may each run one (a due run starts once); with a broker, `pmapctl scheduler` runs it
         if settings.scheduler_enabled and dispatcher is None:
-            scheduler = compose_scheduler(state, jobs)
+            scheduler = compose_scheduler(state, jobs,
+                                          wake_webhooks=lambda: receiver.runtime(app.state).processor.wake())
             scheduler.start()
         try:
             yield

@@ -9,7 +9,8 @@ reason) and is retryable: the vendor's redelivery with the same delivery id is a
 processed again.
 
 Nothing is lost if the process dies between the answer and the processing: the row stays
-``accepted``, and each time a worker starts it sweeps rows left ``accepted`` for over a minute. A
+``accepted``, and each time a worker starts it sweeps rows left ``accepted`` for over a minute; the scheduler
+wakes it every minute for that (:meth:`Processor.wake`; with a broker, ``sweep_and_prune`` on a worker). A
 starting worker also applies the delivery retention (:mod:`pmap.webhooks.retention`), at most hourly.
 """
 
@@ -80,6 +81,14 @@ class Processor:
             self._pending += 1
             self._queue.put(delivery_row_id)
             self._start()
+
+    def wake(self) -> None:
+        """Without a broker: start the worker even with nothing submitted, so it sweeps the deliveries an earlier
+        process left accepted and prunes when due (the scheduler calls it every minute: a delivery stored just
+        before a crash is processed without waiting for the next one to arrive)."""
+        if self._send is None:
+            with self._lock:
+                self._start()
 
     def tick(self) -> None:
         """Called for every stored delivery: starts the worker when the retention is due, even if no

@@ -5,6 +5,7 @@ tests/tickets/test_status_changes.py)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,7 +16,7 @@ from sqlalchemy import select
 
 from pmap.core.db import transaction
 from pmap.tickets import processing
-from pmap.webhooks import clock
+from pmap.webhooks import clock, receiver
 from pmap.webhooks.models import WebhookDelivery
 from pmap.webhooks.processor import Processor
 from tests.conftest import Api
@@ -101,6 +102,30 @@ def test_deliveries_left_accepted_by_a_dead_process_are_swept(api: Api, travel: 
     assert {i["delivery_id"]: i["outcome"] for i in deliveries(api.client, h, iid)}["left-behind"] == "processed"
     keys = {e["ticket_key"] for e in ticket_events(api, h, iid)}
     assert keys == {"INC0000001", "INC0000002"}
+
+
+def test_without_any_new_delivery_the_scheduler_has_left_deliveries_processed(api: Api) -> None:
+    from pmap.app import compose_scheduler
+
+    h, iid, secret = tracker(api, "servicenow")
+    doc = {"table": "incident", "number": "INC0000003", "state": "7"}
+    with transaction(api.state.sessions) as s:  # stored by a process that died before processing it
+        s.add(WebhookDelivery(organization_id=organization_of(api, iid), integration_id=uuid.UUID(iid),
+                              dedupe_key="orphan", delivery_id="orphan", outcome="accepted",
+                              verification="signed", secret_slot="current", content_type="application/json",
+                              body=json.dumps(doc).encode(), size=10, created_at=clock.now() - timedelta(minutes=2)))
+    app_state = api.app.state
+    scheduler = compose_scheduler(api.state, app_state.jobs,
+                                  wake_webhooks=lambda: receiver.runtime(app_state).processor.wake())
+    scheduler.start()  # its first pass runs the periodic tasks at once
+    try:
+        deadline = time.monotonic() + 20
+        while deliveries(api.client, h, iid)[0]["outcome"] != "processed" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        scheduler.shutdown()
+    assert deliveries(api.client, h, iid)[0]["outcome"] == "processed"
+    assert {e["ticket_key"] for e in ticket_events(api, h, iid)} == {"INC0000003"}
 
 
 def test_one_failing_delivery_does_not_undo_the_others_of_its_batch(
