@@ -9,10 +9,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -98,6 +99,11 @@ def is_busy(exc: BaseException) -> bool:
             return code & 0xFF in _SQLITE_BUSY_CODES  # extended codes (BUSY_SNAPSHOT) keep the primary in the low byte
         return "database is locked" in str(orig)
     return getattr(orig, "sqlstate", None) in _PG_BUSY_STATES
+
+
+#: a database's errors as they reach PMAP: through SQLAlchemy, or from the drivers' own cursors (bulk COPY runs on the
+#: raw psycopg cursor): never a report's fault
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, psycopg.Error, sqlite3.Error)
 
 
 def make_engine(url: str, *, echo: bool = False, busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:

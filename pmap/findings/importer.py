@@ -42,9 +42,8 @@ from typing import Any, Literal
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from pmap.core.db import is_busy, is_foreign_key_violation, utcnow
+from pmap.core.db import DATABASE_ERRORS, is_busy, is_foreign_key_violation, utcnow
 from pmap.core.errors import Conflict, FieldProblem, OperationNotSupported, PmapError, ServiceBusy, ValidationFailed
 from pmap.core.text import clean_file_name
 from pmap.findings.batching import BackgroundWriter
@@ -247,6 +246,10 @@ def _claims(fmt: ReportFormat, head: bytes, filename: str | None) -> bool:
         return bool(fmt.detect(head, filename))
     except Exception:  # a detector must never break detection
         return False
+
+
+#: errors a stream of findings may meet that are not the report's fault (the database's, the disk's, a refusal)
+_NOT_THE_REPORTS: tuple[type[BaseException], ...] = (PmapError, *DATABASE_ERRORS, OSError, MemoryError)
 
 
 def run_import(engine: Engine, target: ImportTarget, path: Path, options: ImportOptions,
@@ -496,7 +499,7 @@ def _stream_findings(src: FindingSource, pipeline: SeverityPipeline, background:
         raise ReportRejected(exc) from None
     except RecursionError:  # defence in depth: the readers guard nesting, a parser might not
         raise ReportRejected(HostileReportError(key, "the report is nested too deeply")) from None
-    except (PmapError, SQLAlchemyError, OSError, MemoryError):
+    except _NOT_THE_REPORTS:
         raise
     except Exception:
         # a parser must raise ReportError; anything else is a parser fault on odd input: answer 4xx

@@ -99,3 +99,27 @@ def test_an_upload_that_trips_a_parser_bug_is_a_4xx_naming_the_format(api: Api, 
     # and the fault is a metric of its format, for an alert rather than a log search
     metrics = api.client.get("/metrics").text
     assert f'pmap_report_parser_faults_total{{format="nessus"}} {float(before + 1)}' in metrics
+
+
+def test_a_database_error_while_streaming_is_not_a_parser_fault(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    # seen by the fault suite: PostgreSQL restarted under an import, the bulk COPY's psycopg error (raw, not through
+    # SQLAlchemy) was logged as a parser fault and answered as an unreadable report
+    import psycopg
+
+    from pmap.findings import importer, staging, storage
+
+    def dropped(*_a: Any, **_kw: Any) -> None:
+        raise psycopg.OperationalError("the connection was closed by the server")
+
+    monkeypatch.setattr(storage.FindingWriter, "write", dropped)
+    monkeypatch.setattr(staging.StagedWriter, "write", dropped)
+    monkeypatch.setattr(importer, "BATCH_SIZE", 1)  # written while the report is read, as a large one is
+    h = api.token()
+    iid = create_integration(api, h)
+    report = nessus_report([{"plugin": 1000 + i, "name": f"f{i}", "severity": 2} for i in range(20)])
+    with caplog.at_level(logging.INFO):
+        r = upload(api, iid, report, h)
+    assert r.status_code >= 500, r.text  # the service's fault, worth a retry: never "the report could not be read"
+    assert "could not be read" not in r.text
+    assert not [rec for rec in caplog.records if "parser failed unexpectedly" in rec.getMessage()]
