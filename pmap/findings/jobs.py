@@ -19,6 +19,7 @@ database (:mod:`pmap.jobs.uploads`), never on one process's disk.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -67,6 +68,7 @@ _AUDITED_PURPOSE = {"pipeline_sync": AuditAction.PIPELINE_SYNC}
 #: what to do again after a job of a kind was lost
 _AGAIN = {KIND_IMPORT: "upload the file again", KIND_SYNC: "request the sync again",
           KIND_SCAN: "launch the scan again", KIND_TICKET_RECONCILE: "the next reconcile pass asks again"}
+MAX_UNAUDITED = 10_000  # jobs' audit events kept while the database is away (one per job end)
 HEARTBEAT_SECONDS = 2.0  # at most this long between two heartbeats (a third of the lease when shorter)
 STALE_SPOOL = timedelta(days=1)  # an upload still being received is never this old
 QUEUED, RUNNING, SUCCEEDED, FAILED = (s.value for s in JobStatus)
@@ -131,6 +133,8 @@ class JobRunner:
         self._lost: set[uuid.UUID] = set()  # running jobs whose lease another process took
         #: ended jobs whose end the database did not take (it was away): written at the next heartbeats
         self._unwritten: dict[uuid.UUID, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = {}
+        #: jobs' audit events the database did not take: written, in order, at the next heartbeats
+        self._unaudited: list[Callable[[], None]] = []
         self._beat_thread: threading.Thread | None = None
         self._started = False
 
@@ -416,6 +420,8 @@ class JobRunner:
         """Renew the leases of the jobs running here, write their progress, hear cancel requests."""
         interval = min(HEARTBEAT_SECONDS, self._lease / 3)
         while not self._stopping.wait(interval):
+            if self._unaudited:  # before the ends: whoever sees an outcome finds its audit event too
+                self._write_unaudited()
             if self._unwritten:
                 self._write_unwritten()
             for job_id in list(self._live):
@@ -484,11 +490,34 @@ class JobRunner:
         action, purpose = _AUDITED.get(kind, (AuditAction.FINDINGS_IMPORT, kind))
         if isinstance(purpose_of_params, str) and purpose_of_params in _AUDITED_PURPOSE:
             action, purpose = _AUDITED_PURPOSE[purpose_of_params], purpose_of_params
+        event = functools.partial(self._audit.record, actor=actor, action=action, integration_id=integration_id,
+                                  purpose=purpose, outcome=outcome, detail=detail)
         try:
-            self._audit.record(actor=actor, action=action, integration_id=integration_id,
-                               purpose=purpose, outcome=outcome, detail=detail)
-        except Exception:  # the job's own row already tells the outcome
-            log.exception("could not audit job %s", detail.get("job_id"))
+            event()
+        except Exception:
+            # the database went away as the job ended (often what ended it): kept, and written once it answers
+            log.warning("job %s: its audit event could not be written; retried at each heartbeat",
+                        detail.get("job_id"), exc_info=True)
+            with self._lock:
+                if len(self._unaudited) < MAX_UNAUDITED:
+                    self._unaudited.append(event)
+                else:
+                    log.error("job %s: its audit event is lost: %d others already wait for the database",
+                              detail.get("job_id"), MAX_UNAUDITED)
+
+    def _write_unaudited(self) -> None:
+        """Write, in order, the audit events :meth:`_record` could not write, now that the database may answer."""
+        with self._lock:
+            pending, self._unaudited = self._unaudited, []
+        for i, event in enumerate(pending):
+            try:
+                event()
+            except Exception:  # still no database: these and the rest wait for the next beat, in order
+                log.debug("jobs' audit events are still not written", exc_info=True)
+                with self._lock:
+                    self._unaudited[:0] = pending[i:]
+                return
+        log.info("%d job audit event(s) written now that the database answers", len(pending))
 
 
 def _actor_of(params: dict[str, Any], label: str, organization_id: uuid.UUID) -> Actor:

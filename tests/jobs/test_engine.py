@@ -114,3 +114,41 @@ def test_a_restart_loses_no_job(make_api: Callable[..., Api], monkeypatch: pytes
     assert all(d["result"]["created"] == 30 for d in done)  # the interrupted imports kept nothing the first time
     with second.state.sessions() as s:
         assert s.scalars(select(JobUpload)).all() == []  # each upload went with its finished job
+
+
+def test_a_jobs_audit_event_the_database_did_not_take_is_written_once_it_answers(
+        make_api: Callable[..., Api]) -> None:
+    # seen by the fault suite: PostgreSQL restarted as a job ended, and that job's audit event was lost
+    from sqlalchemy.exc import OperationalError
+
+    from pmap.audit.models import AuditEvent
+
+    api = make_api(import_background_bytes=0, job_lease_seconds=3)  # a heartbeat every second
+    runner = api.app.state.jobs
+    real, away = runner._audit, threading.Event()
+    away.set()
+
+    class Unreachable:
+        def record(self, **kw: object) -> None:
+            if away.is_set():
+                raise OperationalError("INSERT", {}, Exception("the database is restarting"))
+            real.record(**kw)
+
+    runner._audit = Unreachable()
+    h = api.token(role="operator")
+    job = upload(api, create_integration(api, h), REPORT, h).json()["job"]["id"]
+    assert wait_job(api, job, h)["status"] == "succeeded"
+
+    def events() -> list[str]:
+        with api.state.sessions() as s:
+            return [e.outcome for e in s.scalars(select(AuditEvent).where(AuditEvent.action == "findings.import"))
+                    if (e.detail or {}).get("job_id") == job]
+
+    assert events() == []  # not taken while the database was away
+    away.clear()
+    deadline = utcnow() + timedelta(seconds=20)
+    while not events() and utcnow() < deadline:
+        threading.Event().wait(0.2)
+    assert events() == ["success"]  # written at a heartbeat once it answered, once
+    threading.Event().wait(2.5)
+    assert events() == ["success"]
