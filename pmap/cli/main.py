@@ -45,7 +45,8 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(audit_app, name="audit")
 
-err = Console(stderr=True)
+# diagnostics and reports on stderr: one line each, never wrapped at a pipe's 80 columns (scripts grep them)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str) -> NoReturn:
