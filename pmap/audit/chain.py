@@ -31,8 +31,7 @@ import logging.handlers
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Row, Table, bindparam, delete, event, func, insert, select, text, update
+from sqlalchemy import Row, Table, bindparam, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,7 +47,7 @@ from pmap.audit.models import AuditChainHead, AuditEvent, AuditKey
 from pmap.auth.models import Organization
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import KeyStore
-from pmap.core.db import new_id, utcnow
+from pmap.core.db import new_id, utcnow, write_transaction
 from pmap.core.errors import ConfigurationError, CryptoError, PmapError
 from pmap.core.seams import Actor
 from pmap.credentials.service import AUDIT_KEY_BYTES, open_audit_key, seal_audit_key
@@ -87,22 +86,6 @@ def event_mac(key: bytes, prev_mac: str, seq: int, row: Any) -> str:
     return hmac.new(key, canonical(prev_mac, seq, row), hashlib.sha256).hexdigest()
 
 
-@contextmanager
-def locked(engine: Engine) -> Iterator[Connection]:
-    """A transaction holding the chain's lock (sealers and prunes run one at a time), committed on success."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-        try:
-            yield conn
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-
-
 class AuditKeys:
     """Audit keys opened in this process (by ``audit_keys`` id); never logged, printed or sent anywhere."""
 
@@ -130,7 +113,7 @@ class AuditKeys:
 
     def signing(self, conn: Connection) -> tuple[uuid.UUID, bytes]:
         """The key new MACs use (the oldest audit key), generated and stored sealed on first use; call it
-        under :func:`locked`, so two processes never make one each."""
+        under the chain's write lock (:func:`pmap.core.db.write_transaction`): two processes never make one each."""
         key_id = conn.execute(select(KEYS.c.id).order_by(KEYS.c.created_at, KEYS.c.id).limit(1)).scalar()
         if key_id is None:
             key_id, key = new_id(), os.urandom(AUDIT_KEY_BYTES)
@@ -268,7 +251,7 @@ class AuditChain:
                 return total
 
     def _seal_batch(self) -> list[dict[str, Any]]:
-        with locked(self.engine) as conn:
+        with write_transaction(self.engine, advisory_lock=LOCK_KEY) as conn:  # sealers one at a time
             rows = conn.execute(select(EVENTS).where(EVENTS.c.seq.is_(None))
                                 .order_by(EVENTS.c.created_at, EVENTS.c.id).limit(BATCH)).all()
             if not rows:
@@ -464,7 +447,7 @@ def prune(chain: AuditChain, organization_id: uuid.UUID, before_seq: int, actor:
     """Delete the organization's events with seq < ``before_seq`` by moving its anchor there, and record an
     ``audit.prune`` event (chained like any other). Refused (PmapError) when the chain up to there does not
     verify: pruning must not hide an edit."""
-    with locked(chain.engine) as conn:
+    with write_transaction(chain.engine, advisory_lock=LOCK_KEY) as conn:
         head = conn.execute(select(HEADS).where(HEADS.c.organization_id == organization_id)).first()
         if head is None:
             raise PmapError("this organization has no sealed audit events to prune")

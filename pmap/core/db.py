@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -136,6 +136,27 @@ def is_foreign_key_violation(exc: BaseException) -> bool:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+
+
+@contextmanager
+def write_transaction(engine: Engine, *, advisory_lock: int | None = None) -> Iterator[Connection]:
+    """A transaction that holds the write lock from its start, committed on success.
+
+    On SQLite ``BEGIN IMMEDIATE``: in WAL mode a transaction that reads first and writes later fails at once
+    ("database is locked") when another connection committed in between; this one waits its turn instead (busy
+    timeout), and it is the only writer, so it is serialized with every other. On PostgreSQL, ``advisory_lock``
+    (a 64-bit key) serializes it with the other transactions taking that key (``pg_advisory_xact_lock``)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif advisory_lock is not None:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_lock})
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
 
 @contextmanager

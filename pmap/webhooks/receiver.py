@@ -55,7 +55,7 @@ import anyio.to_thread
 from sqlalchemy import insert, select, update
 from starlette.datastructures import Headers
 
-from pmap.core.db import new_id
+from pmap.core.db import new_id, write_transaction
 from pmap.core.errors import CryptoError
 from pmap.core.http_errors import error_body
 from pmap.core.metrics import Delivery, delivery_rejection
@@ -77,7 +77,6 @@ from pmap.webhooks.store import (
     Pending,
     Store,
     write_audit,
-    write_transaction,
 )
 from pmap.webhooks.unrecorded import Unrecorded
 from pmap.webhooks.writer import BatchWriter

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar, cast
@@ -34,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from pmap.audit.models import AuditEvent
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
-from pmap.core.db import new_id
+from pmap.core.db import new_id, write_transaction
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor
 from pmap.integrations.models import Integration
@@ -266,22 +265,6 @@ def _insert_returning(conn: Connection) -> Any:
     else:
         ins = sqlite.insert(DELIVERIES)
     return ins.on_conflict_do_nothing(index_elements=["integration_id", "dedupe_key"]).returning(DELIVERIES.c.id)
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the write lock from its start on SQLite (``BEGIN IMMEDIATE``): in WAL
-    mode a transaction that reads first and writes later fails at once ("database is locked") when
-    another connection committed in between; this one waits its turn instead (busy timeout)."""
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
 
 
 def write_audit(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -23,11 +23,11 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Engine
 
-from pmap.core.db import new_id
+from pmap.core.db import new_id, write_transaction
 from pmap.integrations.models import Integration
 from pmap.webhooks import clock
 from pmap.webhooks.models import Outcome, Verification
-from pmap.webhooks.store import DELIVERIES, IntegrationRow, write_audit, write_transaction
+from pmap.webhooks.store import DELIVERIES, IntegrationRow, write_audit
 
 log = logging.getLogger("pmap.webhooks.receiver")
 
