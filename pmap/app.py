@@ -109,6 +109,7 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
         raise
     audit = AuditLog(sessions)
     metrics = metrics or new_metrics()
+    keys.observer = metrics  # pmap_data_keys_total: cache hits, provider (HSM) unwraps, failures
     chain = AuditChain(engine, keys, AuditStream(settings.audit_stream) if settings.audit_stream else None,
                        on_failure=metrics.audit_chain_failed)
     chain.install(sessions)

@@ -216,10 +216,20 @@ class _DataKeyCache:
             self._items.clear()
 
 
+class DataKeyObserver(Protocol):
+    """Told where each data key an open needed came from (the app's metrics: ``pmap_data_keys_total``)."""
+
+    def data_key(self, provider: str, source: str) -> None:
+        """``source``: ``cache``, ``unwrapped`` (the provider was asked: an HSM call) or ``failed``."""
+
+
 class KeyStore:
     """The key-encryption keys a process can use: new envelopes under ``primary``; any envelope opens whose KEK
     one of ``providers`` holds (version 1 envelopes: the keyring's keys). Unwrapped data keys are cached for
-    ``cache_seconds`` (0: never), at most :data:`DATA_KEY_CACHE_SIZE` of them."""
+    ``cache_seconds`` (0: never), at most :data:`DATA_KEY_CACHE_SIZE` of them. ``observer`` (set once the app's
+    metrics exist) hears where each data key came from."""
+
+    observer: DataKeyObserver | None = None
 
     def __init__(self, primary: KekRef, providers: Mapping[str, KekProvider], *, cache_seconds: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -263,13 +273,24 @@ class KeyStore:
         """The cipher of the data key ``wrapped`` under ``ref`` (cached; the provider unwraps on a miss)."""
         key = (ref, wrapped, aad)
         cipher = self._cache.get(key)
-        if cipher is None:
+        if cipher is not None:
+            self._observe(ref, "cache")
+            return cipher
+        try:
             data_key = self.provider(ref).unwrap(ref.id, wrapped, _wrap_aad(ref, aad))
             if len(data_key) != KEY_BYTES:
                 raise CryptoError("the unwrapped data key has the wrong length")
-            cipher = AESGCM(data_key)
-            self._cache.put(key, cipher)
+        except CryptoError:
+            self._observe(ref, "failed")
+            raise
+        self._observe(ref, "unwrapped")
+        cipher = AESGCM(data_key)
+        self._cache.put(key, cipher)
         return cipher
+
+    def _observe(self, ref: KekRef, source: str) -> None:
+        if self.observer is not None:
+            self.observer.data_key(ref.provider, source)
 
     def wrap(self, data_key: bytes, aad: bytes) -> bytes:
         """``data_key`` wrapped under the primary KEK, bound to ``aad``."""

@@ -95,6 +95,8 @@ _REJECTIONS = (
 
 #: what ``pmap_audit_chain_failures`` counts (pmap.audit.chain)
 AUDIT_CHAIN_FAILURES = frozenset({"seal", "stream"})
+KEK_PROVIDERS = frozenset({"keyring", "pkcs11"})  # pmap.core.crypto.KekProvider names
+DATA_KEY_SOURCES = ("cache", "unwrapped", "failed")  # pmap.core.crypto.DataKeyObserver
 
 def delivery_rejection(reason: str | None) -> Delivery:
     """The outcome of a rejection from its internal reason (a scheme's verdict or the receiver's)."""
@@ -247,6 +249,10 @@ class Metrics:
         self.audit_chain_failures = Counter(
             "pmap_audit_chain_failures", "Audit chain seals that failed (their events wait for the next seal) and "
             "audit stream sends that failed (those events are not streamed), by what failed", ["what"], registry=r)
+        self.data_keys = Counter(
+            "pmap_data_keys", "Data keys envelope opens needed, by key-encryption key provider and where each came "
+            "from: the in-memory cache, unwrapped by the provider (with an HSM, one call to it) or failed to unwrap",
+            ["provider", "source"], registry=r)
         r.register(_ParserFaults(self))
         r.register(_SyncLag(self))  # before its error counter: a scrape collects in this order, so it shows its own
         self.sync_lag_errors = Counter("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed "
@@ -258,6 +264,9 @@ class Metrics:
             self.rate_limit_fallbacks.labels(budget=budget.value)
         for what in AUDIT_CHAIN_FAILURES:
             self.audit_chain_failures.labels(what=what)
+        for provider in KEK_PROVIDERS:
+            for source in DATA_KEY_SOURCES:
+                self.data_keys.labels(provider=provider, source=source)
         for purpose in self.purposes:
             for result in DECRYPT_OUTCOMES:
                 self.decrypts.labels(purpose=purpose, outcome=result)
@@ -290,6 +299,11 @@ class Metrics:
     def audit_chain_failed(self, what: str) -> None:
         """A seal (``seal``) or a stream send (``stream``) of the audit chain failed."""
         self.audit_chain_failures.labels(what=_bounded(what, AUDIT_CHAIN_FAILURES)).inc()
+
+    def data_key(self, provider: str, source: str) -> None:
+        """Where the data key of one envelope open came from (:class:`pmap.core.crypto.DataKeyObserver`)."""
+        self.data_keys.labels(provider=_bounded(provider, KEK_PROVIDERS),
+                              source=source if source in DATA_KEY_SOURCES else OTHER).inc()
 
     def decrypted(self, purpose: str, ok: bool) -> None:
         """One decrypt through the audited path."""

@@ -15,6 +15,8 @@ from pmap.connectors.catalog import connector_types
 from pmap.core.db import transaction
 from pmap.core.metrics import (
     AUDIT_CHAIN_FAILURES,
+    DATA_KEY_SOURCES,
+    KEK_PROVIDERS,
     METHODS,
     OTHER,
     STATUS_CLASSES,
@@ -45,6 +47,8 @@ def _bounded_sets(api: Api) -> dict[str, set[str]]:
         "format": set(report_formats()) | {OTHER},
         "budget": {b.value for b in Budget} | {OTHER},
         "what": set(AUDIT_CHAIN_FAILURES),
+        "provider": set(KEK_PROVIDERS) | {OTHER},
+        "source": set(DATA_KEY_SOURCES) | {OTHER},
     }
 
 

@@ -82,6 +82,30 @@ def test_envelopes_name_the_hsm_key_and_open_through_it(hsm_api: Api, label: str
     assert hsm_api.client.get("/readyz").status_code == 200  # the readiness probe wraps and unwraps in the token
 
 
+def test_the_metrics_count_cache_hits_hsm_unwraps_and_failures(hsm_api: Api) -> None:
+    from tests.observability.conftest import scrape, value
+
+    name = "pmap_data_keys_total"
+    before = scrape(hsm_api.client)
+    row = _create(hsm_api, hsm_api.token())
+    hsm_api.state.keys.forget_data_keys()
+    for _ in range(3):
+        _resolve(hsm_api, row)
+    env = row.encrypted_credentials
+    assert env is not None
+    row.encrypted_credentials = {**env, "dk": env["dk"][:-8] + "AAAAAAA="}  # tampered: the HSM refuses it
+    with pytest.raises(CryptoError):
+        _resolve(hsm_api, row)
+    after = scrape(hsm_api.client)
+
+    def grew(source: str) -> float:
+        return value(after, name, provider="pkcs11", source=source) - value(before, name, provider="pkcs11",
+                                                                             source=source)
+
+    assert (grew("unwrapped"), grew("cache"), grew("failed")) == (1, 2, 1)
+    assert SECRET not in after
+
+
 def test_the_kek_never_leaves_the_token(token: SoftHsmToken, label: str) -> None:
     import pkcs11
     from pkcs11 import Attribute, KeyType, ObjectClass
