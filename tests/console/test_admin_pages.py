@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import (
@@ -226,6 +226,40 @@ def test_revoking_the_last_admin_token_shows_the_apis_refusal(browser: Browser, 
         assert_no_secret(watched, lone_admin_server, [lone_admin_server.admin_token])
     finally:
         watched.context.close()
+
+
+def test_audit_filters_applied_while_the_first_page_loads_win(
+        signed_in: Callable[[str], Watched], console_server: Server) -> None:
+    """Filters applied while the unfiltered first page is still loading are the ones drawn: the older answer,
+    arriving last, neither replaces the filtered page nor swallows the click (CI saw 23 unfiltered rows)."""
+    watched = signed_in("admin")
+    page = watched.page
+    held: list[Route] = []
+
+    def hold_the_first(route: Route) -> None:
+        if not held:
+            held.append(route)  # the first page's request waits here until the filtered one has been drawn
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/audit-events?*", hold_the_first)
+    page.goto("/audit")
+    settle(page)
+    expect(page.get_by_label("Actor")).to_be_visible()
+    for _ in range(200):  # the first page's request is sent once the form is drawn
+        if held:
+            break
+        page.wait_for_timeout(25)
+    assert len(held) == 1
+    rows = page.locator("tbody tr")
+    page.get_by_label("Actor").fill("system:bootstrap")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    held[0].continue_()  # the unfiltered answer now arrives last
+    page.wait_for_load_state("networkidle")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("system:bootstrap")
+    expect(page.locator(".audit-results")).not_to_have_attribute("aria-busy", "true")
 
 
 def test_audit_actor_and_time_range_filters(signed_in: Callable[[str], Watched], console_server: Server) -> None:

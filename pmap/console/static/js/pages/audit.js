@@ -84,25 +84,31 @@ export async function render(root, ctx) {
 
   // pages: the cursors that led to the current page (empty: the first page)
   let trail = [];
-  let loading = false;
+  // the latest request wins: filters applied while an earlier page is still loading abort it (dropping the
+  // newer request instead drew the older, unfiltered page under the new filters)
+  let seq = 0;
+  let controller = null;
 
   async function load(nextTrail) {
-    if (loading) return;
-    loading = true;
+    seq += 1;
+    const mine = seq;
+    controller?.abort();
+    controller = new AbortController();
     const cursor = nextTrail.length ? nextTrail[nextTrail.length - 1] : null;
     const query = {limit: limit.value || 100, cursor, action: action.value.trim(), outcome: outcome.value,
       integration_id: integration.value, purpose: purpose.value.trim(), actor: actor ? actor.value.trim() : "",
       since: since ? instant(since.value) : "", until: until ? instant(until.value) : ""};
     results.setAttribute("aria-busy", "true");
     try {
-      const page = await api("GET", "/audit-events", {query});
+      const page = await api("GET", "/audit-events", {query, signal: controller.signal});
+      if (mine !== seq) return;
       trail = nextTrail;
       draw(page);
     } catch (err) {
+      if (mine !== seq || (err && err.name === "AbortError")) return;
       replace(results, errorNotice(err));
     } finally {
-      loading = false;
-      results.removeAttribute("aria-busy");
+      if (mine === seq) results.removeAttribute("aria-busy");
     }
   }
 
