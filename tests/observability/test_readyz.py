@@ -127,6 +127,18 @@ def _ready(client: TestClient) -> tuple[int, dict[str, object]]:
     return r.status_code, r.json()
 
 
+def _ready_unless_slow(client: TestClient, attempts: int = 10) -> tuple[int, dict[str, object]]:
+    """:func:`_ready`, asked again while the database check only ran out of its 1 s (a loaded machine), so a
+    test sees the condition it made, not the machine's speed."""
+    for _ in range(attempts - 1):
+        code, body = _ready(client)
+        checks = body.get("checks")
+        database = checks.get("database") if isinstance(checks, dict) else None
+        if not isinstance(database, dict) or database.get("error") != "timeout":
+            return code, body
+    return _ready(client)
+
+
 def test_readyz_answers_each_check_without_a_token_and_nothing_secret(api: Api) -> None:
     code, body = _ready(api.client)
     assert code == 200 and body["status"] == "ready"
@@ -187,12 +199,12 @@ def test_readyz_reads_the_schema_not_just_the_connection(relayed: tuple[TestClie
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        code, body = _ready(client)
+        code, body = _ready_unless_slow(client)
         assert code == 503 and body["checks"]["database"]["error"] == "ProgrammingError"  # type: ignore[index]
         with admin.connect() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         upgrade(f"{PG_URL}?options=-csearch_path%3D{schema}")
-        assert _ready(client)[0] == 200
+        assert _ready_unless_slow(client)[0] == 200
     finally:
         admin.dispose()
 
