@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Request, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, Request, Route, expect
 
 from pmap.connectors.base import secret_field_names
 from pmap.connectors.catalog import connector_types
@@ -194,6 +194,34 @@ def shot(page: Page, name: str) -> Path:
 def settle(page: Page) -> None:
     """Wait until the page's script drew it (its loading placeholder is gone)."""
     expect(page.locator("#app .loading")).to_have_count(0, timeout=15_000)
+
+
+class FirstRequestHeld:
+    """Holds the first request a page makes to ``pattern`` until :meth:`release` (later ones pass): makes a
+    page's slow first answer certain, so a test can act while it is in flight and let it arrive last."""
+
+    def __init__(self, page: Page, pattern: str) -> None:
+        self.page = page
+        self.held: list[Route] = []
+        page.route(pattern, self._hold_the_first)
+
+    def _hold_the_first(self, route: Route) -> None:
+        if self.held:
+            route.continue_()
+        else:
+            self.held.append(route)
+
+    def wait(self) -> None:
+        """Wait until the first request is held (the page sends it once it has drawn its form)."""
+        deadline = time.monotonic() + 15
+        while not self.held:
+            assert time.monotonic() < deadline, "the page sent no such request"
+            self.page.wait_for_timeout(25)
+
+    def release(self) -> None:
+        """Let the held request go on (the page may have aborted it meanwhile), and wait for the network."""
+        self.held[0].continue_()
+        self.page.wait_for_load_state("networkidle")
 
 
 def storage_dump(watched: Watched) -> str:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Route, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from pmap_sandbox.server import SandboxServer
 from tests.console.harness import (
+    FirstRequestHeld,
     Server,
     Watched,
     assert_no_secret,
@@ -234,29 +235,15 @@ def test_audit_filters_applied_while_the_first_page_loads_win(
     arriving last, neither replaces the filtered page nor swallows the click (CI saw 23 unfiltered rows)."""
     watched = signed_in("admin")
     page = watched.page
-    held: list[Route] = []
-
-    def hold_the_first(route: Route) -> None:
-        if not held:
-            held.append(route)  # the first page's request waits here until the filtered one has been drawn
-        else:
-            route.continue_()
-
-    page.route("**/api/v1/audit-events?*", hold_the_first)
+    first = FirstRequestHeld(page, "**/api/v1/audit-events?*")
     page.goto("/audit")
     settle(page)
-    expect(page.get_by_label("Actor")).to_be_visible()
-    for _ in range(200):  # the first page's request is sent once the form is drawn
-        if held:
-            break
-        page.wait_for_timeout(25)
-    assert len(held) == 1
+    first.wait()
     rows = page.locator("tbody tr")
     page.get_by_label("Actor").fill("system:bootstrap")
     page.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_count(1)
-    held[0].continue_()  # the unfiltered answer now arrives last
-    page.wait_for_load_state("networkidle")
+    first.release()  # the unfiltered answer would now arrive last
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("system:bootstrap")
     expect(page.locator(".audit-results")).not_to_have_attribute("aria-busy", "true")

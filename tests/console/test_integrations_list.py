@@ -9,7 +9,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from pmap_sandbox.server import SandboxServer
-from tests.console.harness import Server, Watched, assert_no_secret, settle, shot
+from tests.console.harness import FirstRequestHeld, Server, Watched, assert_no_secret, settle, shot
 from tests.webhooks.conftest import integration_body, unique
 
 
@@ -24,6 +24,25 @@ def make(server: Server, sandbox: SandboxServer, vendor: str, name: str, *, enab
 
 def rows(page: Page) -> Any:
     return page.locator("#app table tbody tr")
+
+
+def test_a_filter_applied_while_the_first_page_loads_is_the_one_drawn(
+        signed_in: Callable[[str], Watched], console_server: Server, console_sandbox: SandboxServer) -> None:
+    """The unfiltered first page, answered after the filtered one, is not drawn over it."""
+    prefix = unique("race")
+    make(console_server, console_sandbox, "nessus", f"{prefix}-only")
+    make(console_server, console_sandbox, "zap", unique("other"))  # at least one row the filter hides
+    page = signed_in("operator").page
+    first = FirstRequestHeld(page, "**/api/v1/integrations?*")
+    page.goto("/integrations")
+    settle(page)
+    first.wait()
+    page.get_by_label("Name contains").fill(prefix)
+    page.get_by_role("button", name="Filter").click()
+    expect(rows(page)).to_have_count(1)
+    first.release()
+    expect(rows(page)).to_have_count(1)
+    expect(rows(page).first).to_contain_text(f"{prefix}-only")
 
 
 def test_the_list_shows_filters_and_pages_the_organizations_integrations(

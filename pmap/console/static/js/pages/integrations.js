@@ -203,20 +203,32 @@ export async function render(root, ctx) {
       page.total > state.limit || state.cursors.length > 1 ? pager : null);
   }
 
+  // the latest request wins: a page asked for under older filters is aborted, and its answer, should it
+  // arrive after the newer one, is not drawn
+  let seq = 0;
+  let controller = null;
+
   async function load() {
+    seq += 1;
+    const mine = seq;
+    controller?.abort();
+    controller = new AbortController();
     results.setAttribute("aria-busy", "true");
     try {
-      state.page = await api("GET", "/integrations", {query: {
+      const page = await api("GET", "/integrations", {signal: controller.signal, query: {
         limit: state.limit, cursor: state.cursors[state.cursors.length - 1], name: state.name,
         vendor: state.vendor, category: state.category, enabled: state.enabled,
         sort: state.sorted ? sortParam(state.sorted) : "",
       }});
+      if (mine !== seq) return;
+      state.page = page;
       draw();
     } catch (err) {
+      if (mine !== seq || (err && err.name === "AbortError")) return;
       replace(status, "");
       replace(results, errorNotice(err));
     } finally {
-      results.removeAttribute("aria-busy");
+      if (mine === seq) results.removeAttribute("aria-busy");
     }
   }
 
