@@ -81,14 +81,16 @@ def serve(
     from pmap.core.db import database_location
     from pmap.core.files import private_directory
     from pmap.core.logs import configure_logging
+    from pmap.core.tls import check_server_tls
     from pmap.migrations import upgrade
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
+    said = logging.getLogger("pmap.cli")
     # said first, so a start from the wrong directory (./.pmap is relative) is seen at once
-    logging.getLogger("pmap.cli").info("data directory %s; database %s", settings.data_dir,
-                                       database_location(settings.resolved_database_url))
+    said.info("data directory %s; database %s", settings.data_dir, database_location(settings.resolved_database_url))
     try:
+        tls = check_server_tls(settings)
         private_directory(settings.data_dir)
         if settings.is_sqlite:
             upgrade(settings.resolved_database_url)
@@ -98,7 +100,21 @@ def serve(
         application = create_app(settings)
     except PmapError as exc:
         _fail(exc.message)
-    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
+    config = uvicorn.Config(application, host=host, port=port, log_config=None, proxy_headers=False,
+                            ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file)
+    if tls is None:
+        if settings.production:  # its cookies are Secure and it sends HSTS: a browser reaches it over HTTPS only
+            said.warning("serving plain HTTP: in production put a TLS-terminating proxy in front, or set "
+                         "PMAP_TLS_CERT_FILE and PMAP_TLS_KEY_FILE")
+    else:
+        config.load()
+        config.ssl, served = tls  # PMAP's context (TLS 1.2+, AEAD suites), not the server's default
+        said.info("serving HTTPS with the certificate for %s (SHA-256 %s), valid until %s UTC", served.subject,
+                  served.sha256, f"{served.not_after:%Y-%m-%d %H:%M}")
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # as uvicorn.run: a server that never started (its port taken) exits non-zero
+        raise typer.Exit(3)
 
 
 @app.command()
