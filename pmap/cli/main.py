@@ -236,10 +236,12 @@ def keys_rotate(
         report = rotate(state.sessions, state.keys, state.resolver, SessionAudit, batch=batch,
                         new_data_keys=new_data_keys, progress=progress)
     if report.resumed_after:
-        err.print(f"continued an interrupted rotation after {report.resumed_after:,} integrations", highlight=False)
+        err.print(f"continued an interrupted rotation after {report.resumed_after:,} integrations (its committed "
+                  f"batches had re-wrapped {report.resumed_rewrapped} data key(s) and re-sealed "
+                  f"{report.resumed_resealed} envelope(s))", highlight=False)
     err.print(f"re-wrapped {report.rewrapped} data key(s) and re-sealed {report.resealed} envelope(s) under "
-              f"{report.target}; {report.current} already used it; moved {report.audit_keys} audit key(s)",
-              highlight=False)
+              f"{report.target}{' in this run' if report.resumed_after else ''}; {report.current} already used it; "
+              f"moved {report.audit_keys} audit key(s)", highlight=False)
     if report.changed_meanwhile:
         err.print(f"{report.changed_meanwhile} envelope(s) were sealed again by a running server meanwhile and left "
                   "as it wrote them", highlight=False)

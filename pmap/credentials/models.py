@@ -36,6 +36,8 @@ class KeyRotation(Base):
     cursor: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)  # the last integration id done
     done: Mapped[int] = mapped_column(Integer, default=0)  # integrations walked
     total: Mapped[int] = mapped_column(Integer, default=0)  # integrations when the run started
+    rewrapped: Mapped[int] = mapped_column(Integer, default=0)  # data keys re-wrapped by its committed batches
+    resealed: Mapped[int] = mapped_column(Integer, default=0)  # envelopes re-sealed by its committed batches
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

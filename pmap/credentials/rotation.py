@@ -69,6 +69,8 @@ class RotationReport:
     failed: list[str] = field(default_factory=list)
     audit_keys: int = 0  # audit chain keys moved (counted apart: they are not integrations' envelopes)
     resumed_after: int = 0  # integrations an earlier, interrupted run had already walked
+    resumed_rewrapped: int = 0  # what that run's committed batches had re-wrapped
+    resumed_resealed: int = 0  # and re-sealed
     walked: int = 0
     total: int = 0
     remaining: int = 0
@@ -85,10 +87,12 @@ def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialS
         session.commit()
         _move_audit_keys(session, keys, report)
         session.commit()
-        run_id, cursor, report.resumed_after, report.total = _start_run(session, keys.primary, new_data_keys)
+        run = _start_run(session, keys.primary, new_data_keys)
+    report.resumed_after, report.total = run.done, run.total
+    report.resumed_rewrapped, report.resumed_resealed = run.rewrapped, run.resealed
     report.walked = report.resumed_after
-    for rows_walked, _last in _walk(factory, keys, resolver, batch_audit, report, cursor, batch, new_data_keys,
-                                    run_id):
+    for rows_walked, _last in _walk(factory, keys, resolver, batch_audit, report, run.cursor, batch, new_data_keys,
+                                    run.id):
         report.walked += rows_walked
         if progress is not None:
             progress(report.walked, max(report.total, report.walked))
@@ -104,7 +108,7 @@ def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialS
             for row in session.scalars(select(KeyringCanary)):
                 if KekRef.parse(row.key_id) != keys.primary:
                     session.delete(row)
-        session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(
+        session.execute(update(KeyRotation).where(KeyRotation.id == run.id).values(
             finished_at=utcnow(), updated_at=utcnow(), outcome="finished" if done else "incomplete"))
         session.commit()
     return report
@@ -114,9 +118,21 @@ def _current(keys: KeyStore) -> str:
     return f"{keys.primary} (version 2)"
 
 
-def _start_run(session: Session, target: KekRef, new_data_keys: bool) -> tuple[int, uuid.UUID | None, int, int]:
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """The run a rotation goes on with: where its committed batches got to, and what they moved."""
+
+    id: int
+    cursor: uuid.UUID | None
+    done: int
+    total: int
+    rewrapped: int
+    resealed: int
+
+
+def _start_run(session: Session, target: KekRef, new_data_keys: bool) -> _Run:
     """The run to continue (an unfinished one with this target and mode) or a new one; unfinished runs with another
-    target are marked superseded. Returns its id, cursor, integrations already walked and total."""
+    target are marked superseded."""
     resumed: KeyRotation | None = None
     for run in session.scalars(select(KeyRotation).where(KeyRotation.finished_at.is_(None)).order_by(KeyRotation.id)):
         if run.target == str(target) and run.new_data_keys == new_data_keys and resumed is None:
@@ -125,10 +141,12 @@ def _start_run(session: Session, target: KekRef, new_data_keys: bool) -> tuple[i
             run.finished_at, run.outcome = utcnow(), "superseded"
     total = session.scalar(select(func.count()).select_from(Integration)) or 0
     if resumed is None:
-        resumed = KeyRotation(target=str(target), new_data_keys=new_data_keys, cursor=None, done=0, total=total)
+        resumed = KeyRotation(target=str(target), new_data_keys=new_data_keys, cursor=None, done=0, total=total,
+                              rewrapped=0, resealed=0)
         session.add(resumed)
     session.commit()
-    return resumed.id, resumed.cursor, resumed.done, max(resumed.total, total)
+    return _Run(resumed.id, resumed.cursor, resumed.done, max(resumed.total, total), resumed.rewrapped,
+                resumed.resealed)
 
 
 def _walk(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSource,
@@ -147,6 +165,7 @@ def _walk(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSo
             moves = [move for row in rows for column in COLUMNS
                      if (move := _plan(keys, resolver, report, row, column, new_data_keys)) is not None]
             rewrapped: Counter[uuid.UUID] = Counter()
+            moved_before = (report.rewrapped, report.resealed)
             for move in moves:
                 if _write(session, move, report) and move.rewrapped:
                     rewrapped[move.organization_id] += 1
@@ -158,7 +177,9 @@ def _walk(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSo
             cursor = rows[-1].id
             if run_id is not None:
                 session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(
-                    cursor=cursor, done=KeyRotation.done + len(rows), updated_at=utcnow()))
+                    cursor=cursor, done=KeyRotation.done + len(rows), updated_at=utcnow(),
+                    rewrapped=KeyRotation.rewrapped + report.rewrapped - moved_before[0],
+                    resealed=KeyRotation.resealed + report.resealed - moved_before[1]))
             session.commit()
         yield len(rows), cursor
 

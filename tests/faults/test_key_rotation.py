@@ -378,9 +378,11 @@ def test_rotation_killed_during_a_batch_and_run_again(keyed: KeyedServe, sandbox
         resolver.stop()
         assert not resolver.problems, resolver.problems[:10]
         assert during_first > 0 and during_second > 0, (during_first, during_second)
-        assert f"continued an interrupted rotation after {2 * BATCH} integrations" in second.stderr, second.stderr
+        first_moved = sum(1 + (i in seeded.hooks) for i in seeded.ids[:2 * BATCH])
+        assert (f"continued an interrupted rotation after {2 * BATCH} integrations (its committed batches had "
+                f"re-wrapped {first_moved} data key(s) and re-sealed 0 envelope(s))") in second.stderr, second.stderr
         moved = sum(1 + (i in seeded.hooks) for i in seeded.ids[2 * BATCH:])
-        assert f"re-wrapped {moved} data key(s) and re-sealed 0 envelope(s)" in second.stderr, second.stderr
+        assert f"re-wrapped {moved} data key(s) and re-sealed 0 envelope(s) under" in second.stderr, second.stderr
         walked = [n for n, _ in second.progress]
         assert walked and walked[0] == 3 * BATCH and walked[-1] == INTEGRATIONS, second.stderr
         finished = run(db)

@@ -216,6 +216,7 @@ def test_a_run_killed_midway_continues_after_its_last_committed_batch(db_url: st
     with state.sessions() as s:
         run = s.scalars(select(KeyRotation)).one()
         assert (run.done, run.finished_at) == (4, None)  # two batches committed, the third rolled back
+        assert (run.rewrapped, run.resealed) == (4, 0)  # what they moved, committed with them
         keks = sorted(_sealed(_row(s, i).encrypted_credentials)["kek"] for i in ids)
         assert keks == ["k1"] * 3 + ["k2"] * 4
     assert all(_resolve(state, i) == CREDS for i in ids)  # meanwhile every envelope opens
@@ -224,6 +225,7 @@ def test_a_run_killed_midway_continues_after_its_last_committed_batch(db_url: st
     walked: list[int] = []
     report = rotate_all(state, batch=2, progress=lambda done, _total: walked.append(done))
     assert report.resumed_after == 4 and walked == [6, 7] and report.rewrapped == 3 and report.remaining == 0
+    assert (report.resumed_rewrapped, report.resumed_resealed) == (4, 0)  # the killed run's moves, reported
     with state.sessions() as s:
         assert s.scalars(select(KeyRotation)).one().outcome == "finished"
     assert all(_resolve(state, i) == CREDS for i in ids)

@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("cursor", sa.Uuid(), nullable=True),
         sa.Column("done", sa.Integer(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("rewrapped", sa.Integer(), nullable=False),
+        sa.Column("resealed", sa.Integer(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
