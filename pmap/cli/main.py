@@ -126,18 +126,33 @@ def worker(
     queues: Annotated[str | None, typer.Option(help="Queues to take jobs from, comma-separated: <namespace>.jobs "
                                                     "(imports, syncs), .scans (scan launches), .webhooks "
                                                     "(deliveries). Default: all three.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve this worker's Prometheus metrics (its pool processes' jobs, decrypts and data keys, summed) at "
+             "http://<metrics-host>:<port>/metrics, no token. Off by default.", min=1, max=65535)] = None,
+    metrics_host: Annotated[str, typer.Option(help="Interface the metrics port listens on.")] = "127.0.0.1",
 ) -> None:
     """Run jobs from the broker (PMAP_BROKER_URL): imports, syncs, scan launches, webhook deliveries."""
     import os
 
-    from pmap.app import Worker, broker_dispatcher, start
     from pmap.core.logs import configure_logging
-    from pmap.jobs.broker import install_worker, queue_names, redacted
+    from pmap.jobs import worker_metrics
 
     settings = _settings()
     configure_logging(production=settings.production, level=settings.log_level)
     if pool not in ("prefork", "threads", "solo"):
         _fail("--pool must be prefork, threads or solo")
+    counting: Path | None = None
+    if metrics_port is not None:
+        if not settings.metrics_enabled:
+            _fail("--metrics-port: metrics are off (PMAP_METRICS_ENABLED=false)")
+        try:
+            counting = worker_metrics.prepare(settings.data_dir)  # before prometheus_client is imported, below
+        except PmapError as exc:
+            _fail(exc.message)
+
+    from pmap.app import Worker, broker_dispatcher, start
+    from pmap.jobs.broker import install_worker, queue_names, redacted
+
     dispatcher = broker_dispatcher(settings)
     if dispatcher is None or settings.broker_url is None:
         _fail("pmapctl worker needs PMAP_BROKER_URL (redis://... or amqp://...); without a broker, "
@@ -150,12 +165,25 @@ def worker(
         _fail(exc.message)
     queues = queues or ",".join(queue_names(settings.broker_namespace))
     install_worker(lambda: Worker(settings))  # each worker process builds its own after the fork
-    logging.getLogger("pmap.cli").info("worker of %s: %s x%d on %s", redacted(settings.broker_url.get_secret_value()),
-                                       pool, concurrency, queues)
-    dispatcher.celery.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--queues={queues}",
-                                   f"--hostname=pmap-{os.getpid()}@%h",  # unique per worker process on a host
-                                   "--loglevel=" + settings.log_level.upper(), "--without-gossip", "--without-mingle",
-                                   "--without-heartbeat"])
+    said = logging.getLogger("pmap.cli")
+    said.info("worker of %s: %s x%d on %s", redacted(settings.broker_url.get_secret_value()), pool, concurrency,
+              queues)
+    metrics_server = None
+    try:
+        if metrics_port is not None:
+            metrics_server = worker_metrics.serve(metrics_host, metrics_port)
+            said.info("worker metrics at http://%s:%d/metrics", metrics_host, metrics_port)
+        dispatcher.celery.worker_main(["worker", f"--concurrency={concurrency}", f"--pool={pool}",
+                                       f"--queues={queues}", f"--hostname=pmap-{os.getpid()}@%h",  # unique per host
+                                       "--loglevel=" + settings.log_level.upper(), "--without-gossip",
+                                       "--without-mingle", "--without-heartbeat"])
+    except PmapError as exc:
+        _fail(exc.message)
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        if counting is not None:
+            worker_metrics.remove(counting)
 
 
 @app.command()

@@ -24,12 +24,14 @@ import redis
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from bench.common import free_port
 from pmap.app import broker_dispatcher
 from pmap.core.settings import Settings
 from pmap.findings.models import Finding, Job
 from pmap.webhooks.models import WebhookDelivery
 from pmap_sandbox.server import SandboxServer
 from tests.conftest import Api, canary
+from tests.observability.conftest import value
 from tests.tickets.support import finding_status, link, open_finding, send, tracker
 
 from .conftest import integration, start_sync, unique
@@ -60,9 +62,9 @@ class Workers:
         self.env, self.logs = env, logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def start(self, concurrency: int = 1, *options: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{len(self.procs)}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", "worker", f"--concurrency={concurrency}"],
+        proc = subprocess.Popen([sys.executable, "-m", "pmap.cli", "worker", f"--concurrency={concurrency}", *options],
                                 env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc
@@ -172,6 +174,49 @@ def test_the_api_only_enqueues_and_a_worker_runs_the_sync(brokered: tuple[Api, W
     body = api.client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
     assert body["attempts"] == 1 and body["integration_id"] == iid and body["kind"] == "sync"
     assert api.client.get("/readyz").json()["checks"]["broker"]["status"] == "ok"
+
+
+def test_a_workers_metrics_port_sums_its_pool_processes(brokered: tuple[Api, Workers], sandbox: SandboxServer,
+                                                        seed: Any) -> None:
+    api, workers = brokered
+    if "amqp" not in workers.env["PMAP_BROKER_URL"]:
+        pytest.skip("one broker is enough: the pool processes count the same on either")
+    headers = api.token(role="operator")
+    seed("tenable_vm", 30)
+    credentials = [(unique(), unique("key")) for _ in range(4)]
+    iids = [integration(api, headers, sandbox, "tenable_vm", {"access_key": a, "secret_key": k})
+            for a, k in credentials]
+    port = free_port()
+    workers.start(2, f"--metrics-port={port}")
+    deadline = time.monotonic() + 60
+    while True:  # the port answers once the worker has prepared its counting directory
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5, trust_env=False).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, workers.output()
+        time.sleep(0.2)
+    [counting] = Path(workers.env["PMAP_DATA_DIR"]).glob("worker-metrics-*")
+    job_ids = [start_sync(api, headers, iid).json()["job"]["id"] for iid in iids]
+    done = [_wait(api, job_id, lambda j: j.status in ("succeeded", "failed"), 120, workers) for job_id in job_ids]
+    assert [j.status for j in done] == ["succeeded"] * 4, [(j.status, j.error) for j in done]
+    runners = {j.runner for j in done}
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10, trust_env=False)
+    assert scraped.status_code == 200, workers.output()
+    text = scraped.text
+    # every job of both pool processes, summed (a job that ended counted once, in the process that ran it)
+    assert value(text, "pmap_jobs_finished_total", kind="sync", outcome="succeeded") == 4, (runners, text)
+    assert value(text, "pmap_job_duration_seconds_count", kind="sync", outcome="succeeded") == 4
+    assert value(text, "pmap_credential_decrypts_total", purpose="sync", outcome="success") >= 4
+    assert value(text, "pmap_data_keys_total", provider="keyring", source="unwrapped") >= 4
+    # the API process only enqueued: its own /metrics ran none of them
+    own = api.client.get("/metrics").text
+    assert value(own, "pmap_jobs_finished_total", kind="sync", outcome="succeeded") == 0
+    for secret in [v for pair in credentials for v in pair] + iids + job_ids:
+        assert secret not in text
+    workers.stop()
+    assert not counting.exists(), "the counting files go with the worker"
 
 
 def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api, Workers], sandbox: SandboxServer,
