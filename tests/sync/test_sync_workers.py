@@ -219,6 +219,43 @@ def test_a_workers_metrics_port_sums_its_pool_processes(brokered: tuple[Api, Wor
     assert not counting.exists(), "the counting files go with the worker"
 
 
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_worker_without_processes_opens_hsm_envelopes_after_its_preflight(
+        pool: str, brokered: tuple[Api, Workers], make_api: Callable[..., Api], sandbox: SandboxServer, seed: Any,
+        tmp_path: Path) -> None:
+    """With --pool threads or solo the jobs run in the process that ran the pre-flight (which opened, proved and
+    closed an HSM session): the worker's runtime opens its own there and unwraps (counted at its metrics port)."""
+    from bench.softhsm import available, make_token
+
+    api, workers = brokered
+    if "amqp" not in workers.env["PMAP_BROKER_URL"]:
+        pytest.skip("one broker is enough: the HSM session does not depend on it")
+    if not available():
+        pytest.skip("SoftHSM2 is missing: `make test` installs it")
+    label = f"kek-worker-{uuid.uuid4().hex[:6]}"
+    token = make_token(tmp_path / "softhsm", label)
+    hsm_api = make_api(broker_url=SecretStr(workers.env["PMAP_BROKER_URL"]),
+                       broker_namespace=workers.env["PMAP_BROKER_NAMESPACE"], **token.settings(label))
+    headers = hsm_api.token(role="operator")
+    seed("tenable_vm", 10)
+    iid = integration(hsm_api, headers, sandbox, "tenable_vm", {"access_key": unique(), "secret_key": unique("key")})
+    with hsm_api.state.sessions() as session:
+        from pmap.integrations.models import Integration
+
+        row = session.get(Integration, uuid.UUID(iid))
+        assert row is not None and row.encrypted_credentials is not None
+        assert (row.encrypted_credentials["kp"], row.encrypted_credentials["kek"]) == ("pkcs11", label)
+    port = free_port()
+    workers.env.update(token.env(label))
+    workers.start(2, f"--pool={pool}", f"--metrics-port={port}")
+    job_id = start_sync(hsm_api, headers, iid).json()["job"]["id"]
+    job = _wait(hsm_api, job_id, lambda j: j.status in ("succeeded", "failed"), 90, workers)
+    assert job.status == "succeeded", (job.error, workers.output())
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10, trust_env=False).text
+    assert value(text, "pmap_data_keys_total", provider="pkcs11", source="unwrapped") >= 1, text
+    assert value(text, "pmap_data_keys_total", provider="pkcs11", source="failed") == 0
+
+
 def test_a_worker_killed_mid_sync_leaves_the_job_to_another(brokered: tuple[Api, Workers], sandbox: SandboxServer,
                                                             seed: Any, slow_vendor: None) -> None:
     api, workers = brokered
