@@ -38,6 +38,7 @@ from pmap.core.security_headers import SecurityHeadersMiddleware
 from pmap.core.settings import Settings, get_settings
 from pmap.core.state import AppState
 from pmap.credentials.keyring import load_keys
+from pmap.credentials.rotation import announced_kek
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
 from pmap.findings.formats.base import parser_faults
@@ -100,13 +101,14 @@ def start(settings: Settings, metrics: Metrics | None = None) -> AppState:
         keys = load_keys(settings, sealed_data_exists=sealed_data_exists)
         with transaction(sessions) as session:
             if verify_keyring_canary(session, keys):
-                log.info("sealed a canary for key-encryption key %s", keys.primary)
+                log.info("sealed a canary for key-encryption key %s", keys.configured)
             bootstrap = settings.bootstrap_admin_token
             if bootstrap and ensure_bootstrap_admin(session, bootstrap.get_secret_value()):
                 log.info("PMAP_BOOTSTRAP_ADMIN_TOKEN became the first admin token of organization 'default'")
     except BaseException:
         engine.dispose()
         raise
+    keys.follow(announced_kek(sessions), settings.kek_refresh_seconds)  # a rotation's new KEK, without a restart
     audit = AuditLog(sessions)
     metrics = metrics or new_metrics()
     keys.observer = metrics  # pmap_data_keys_total: cache hits, provider (HSM) unwraps, failures

@@ -260,9 +260,12 @@ def keys_rotate(
         err.print(f"  {walked:,}/{total:,} integrations", highlight=False)
 
     with _started() as state:
-        err.print(f"rotating to key-encryption key {state.keys.primary}", highlight=False)
+        err.print(f"rotating to key-encryption key {state.keys.configured}", highlight=False)
         report = rotate(state.sessions, state.keys, state.resolver, SessionAudit, batch=batch,
-                        new_data_keys=new_data_keys, progress=progress)
+                        new_data_keys=new_data_keys, progress=progress,
+                        settle_seconds=state.settings.kek_refresh_seconds,
+                        waiting=lambda s: err.print(f"waiting {s:.0f} s for running processes to seal under the new "
+                                                    "key (PMAP_KEK_REFRESH_SECONDS)", highlight=False))
     if report.resumed_after:
         err.print(f"continued an interrupted rotation after {report.resumed_after:,} integrations (its committed "
                   f"batches had re-wrapped {report.resumed_rewrapped} data key(s) and re-sealed "

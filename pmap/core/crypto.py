@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
 import threading
@@ -38,6 +39,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pmap.core.errors import ConfigurationError, CryptoError
+
+log = logging.getLogger("pmap.crypto")
 
 AAD_VERSION = 1  # the row and column binding; unchanged by envelope version 2
 LEGACY_ENVELOPE = 1  # content sealed directly under a keyring key
@@ -235,9 +238,68 @@ class KeyStore:
                  clock: Callable[[], float] = time.monotonic) -> None:
         if primary.provider not in providers:
             raise ConfigurationError(f"no key provider {primary.provider!r} for the primary key {primary}")
-        self.primary = primary
+        self.configured = primary  # the KEK this process was configured to seal under
         self.providers = dict(providers)
         self._cache = _DataKeyCache(cache_seconds, DATA_KEY_CACHE_SIZE, clock)
+        self._clock = clock
+        self._announced: Callable[[], KekRef | None] | None = None
+        self._every = 0.0
+        self._next_read = 0.0
+        self._following: KekRef | None = None  # the KEK the last rotation named, which this store holds
+        self._refused: KekRef | None = None  # the last named KEK this store does not hold (said once)
+        self._lock = threading.Lock()
+
+    @property
+    def primary(self) -> KekRef:
+        """The KEK new envelopes use: the one the last key rotation named, once this process has read it (every
+        ``every`` seconds of :meth:`follow`) and when it holds that key; else the configured one. Read it once per
+        envelope: it may change between two reads."""
+        if self._announced is not None and self._clock() >= self._next_read:
+            self._refresh()
+        return self._following or self.configured
+
+    def follow(self, announced: Callable[[], KekRef | None] | None, every: float = 10.0) -> None:
+        """Seal under the KEK ``announced()`` names (the last key rotation's target; None: none named), read again
+        every ``every`` seconds; ``announced`` raises CryptoError when it cannot tell (the last answer then
+        stands). ``None`` stops following: the configured KEK alone (a rotating process)."""
+        with self._lock:
+            self._announced, self._every, self._next_read, self._following = announced, every, 0.0, None
+
+    def _refresh(self) -> None:
+        with self._lock:
+            announced = self._announced
+            if announced is None or self._clock() < self._next_read:
+                return
+            self._next_read = self._clock() + self._every
+            try:
+                named = announced()
+            except CryptoError as exc:
+                log.warning("could not read which key-encryption key the last rotation named (%s); new envelopes "
+                            "stay under %s", exc.message, self._following or self.configured)
+                return
+            if named is None or named == self.configured:
+                self._following = None
+            elif named != self._following:
+                if self._holds(named):
+                    log.info("new envelopes are sealed under %s, the key-encryption key the last rotation named",
+                             named)
+                    self._following = named
+                else:
+                    if named != self._refused:
+                        log.warning("the last key rotation named %s, which this process does not hold; new envelopes "
+                                    "stay under %s (give it that key, or rotate again)", named, self.configured)
+                    self._refused, self._following = named, None
+
+    def _holds(self, ref: KekRef) -> bool:
+        """Whether a data key wraps under ``ref`` here (with an HSM: one wrap inside the token)."""
+        provider = self.providers.get(ref.provider)
+        if provider is None:
+            return False
+        try:
+            provider.wrap(ref.id, secrets.token_bytes(KEY_BYTES), _wrap_aad(ref, b"pmap:kek-probe"))
+        except CryptoError:
+            return False
+        return True
 
     @classmethod
     def of(cls, keyring: Keyring, *, cache_seconds: float = 60.0) -> KeyStore:
@@ -292,9 +354,11 @@ class KeyStore:
         if self.observer is not None:
             self.observer.data_key(ref.provider, source)
 
-    def wrap(self, data_key: bytes, aad: bytes) -> bytes:
-        """``data_key`` wrapped under the primary KEK, bound to ``aad``."""
-        return self.provider(self.primary).wrap(self.primary.id, data_key, _wrap_aad(self.primary, aad))
+    def wrap(self, data_key: bytes, aad: bytes, kek: KekRef | None = None) -> tuple[KekRef, bytes]:
+        """``data_key`` wrapped under ``kek`` (default: the primary KEK, read once: the envelope must name the key
+        it was wrapped under), bound to ``aad``; and that KEK."""
+        kek = kek or self.primary
+        return kek, self.provider(kek).wrap(kek.id, data_key, _wrap_aad(kek, aad))
 
 
 def _wrap_aad(ref: KekRef, aad: bytes) -> bytes:
@@ -312,14 +376,15 @@ def aad_prefix(table: str, column: str) -> bytes:
     return f"pmap:v{AAD_VERSION}:{table}.{column}:".encode()
 
 
-def seal(keys: KeyStore, plaintext: bytes, aad: bytes) -> dict[str, Any]:
-    """Encrypt ``plaintext`` under a fresh data key wrapped by the primary KEK, bound to ``aad``; the envelope."""
+def seal(keys: KeyStore, plaintext: bytes, aad: bytes, kek: KekRef | None = None) -> dict[str, Any]:
+    """Encrypt ``plaintext`` under a fresh data key wrapped by ``kek`` (default: the primary KEK), bound to ``aad``;
+    the envelope."""
     data_key = secrets.token_bytes(KEY_BYTES)
-    wrapped = keys.wrap(data_key, aad)
+    kek, wrapped = keys.wrap(data_key, aad, kek)
     nonce = os.urandom(NONCE_BYTES)
     ct = AESGCM(data_key).encrypt(nonce, plaintext, aad)
-    return {"v": ENVELOPE_VERSION, "kp": keys.primary.provider, "kek": keys.primary.id, "dk": _b64(wrapped),
-            "n": _b64(nonce), "ct": _b64(ct)}
+    return {"v": ENVELOPE_VERSION, "kp": kek.provider, "kek": kek.id, "dk": _b64(wrapped), "n": _b64(nonce),
+            "ct": _b64(ct)}
 
 
 def envelope_kek(envelope: Any) -> tuple[int, KekRef]:
@@ -346,7 +411,8 @@ def rewrap(keys: KeyStore, envelope: Any, aad: bytes) -> dict[str, Any]:
     except (KeyError, TypeError, binascii.Error, ValueError):
         raise CryptoError("malformed credential envelope") from None
     data_key = keys.provider(ref).unwrap(ref.id, wrapped, _wrap_aad(ref, aad))
-    return {**envelope, "kp": keys.primary.provider, "kek": keys.primary.id, "dk": _b64(keys.wrap(data_key, aad))}
+    kek, rewrapped = keys.wrap(data_key, aad)
+    return {**envelope, "kp": kek.provider, "kek": kek.id, "dk": _b64(rewrapped)}
 
 
 def open_envelope(keys: KeyStore, envelope: Any, aad: bytes) -> bytes:

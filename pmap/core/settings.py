@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     pkcs11_key_label: str | None = None  # the KEK new envelopes use; envelopes under other labels still open
     # unwrapped data keys are kept in memory this long at most (pmap.core.crypto.KeyStore); 0: never
     data_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    # how often a process reads which KEK the last `pmapctl keys rotate` named, to seal new envelopes under it
+    kek_refresh_seconds: float = Field(default=10.0, ge=0.5, le=3600)
     # HTTPS served by `pmapctl serve` itself (pmap.core.tls): a PEM certificate (then its chain) and its unencrypted
     # PEM key, readable by PMAP's user alone; both, or neither (plain HTTP, behind a TLS-terminating proxy)
     tls_cert_file: Path | None = None

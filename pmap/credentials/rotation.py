@@ -22,6 +22,7 @@ canary goes and the key can be retired.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pmap.audit.models import AuditKey
 from pmap.core.audit_vocabulary import AuditAction, AuditOutcome
 from pmap.core.crypto import LEGACY_ENVELOPE, KekRef, KeyStore, envelope_kek
-from pmap.core.db import utcnow
+from pmap.core.db import DATABASE_ERRORS, utcnow
 from pmap.core.errors import CryptoError
 from pmap.core.seams import Actor, AuditSink, CredentialSource, Purpose
 from pmap.credentials.models import KeyringCanary, KeyRotation
@@ -76,18 +77,42 @@ class RotationReport:
     remaining: int = 0
 
 
+def announced_kek(factory: sessionmaker[Session]) -> Callable[[], KekRef | None]:
+    """What :meth:`KeyStore.follow` reads: the target of the last key rotation started, so every running process
+    seals under it once it has read it (None: no rotation yet; CryptoError: the database did not answer)."""
+
+    def read() -> KekRef | None:
+        try:
+            with factory() as session:
+                target = session.scalar(select(KeyRotation.target).order_by(KeyRotation.id.desc()).limit(1))
+            return KekRef.parse(target) if target else None
+        except DATABASE_ERRORS as exc:
+            raise CryptoError(f"the database did not answer ({type(exc).__name__})") from None
+        except ValueError:
+            raise CryptoError("the last key rotation names a malformed key") from None
+
+    return read
+
+
 def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSource,
            batch_audit: Callable[[Session], AuditSink], *, batch: int = 200, new_data_keys: bool = False,
-           progress: Progress | None = None) -> RotationReport:
-    """Move every envelope under ``keys.primary``, ``batch`` integrations per committed transaction, continuing an
-    interrupted run with the same target; ``batch_audit(session)`` records into the batch's own transaction."""
-    report = RotationReport(target=str(keys.primary))
+           progress: Progress | None = None, settle_seconds: float = 0.0,
+           waiting: Callable[[float], None] | None = None) -> RotationReport:
+    """Move every envelope under ``keys.configured``, ``batch`` integrations per committed transaction, continuing
+    an interrupted run with the same target; ``batch_audit(session)`` records into the batch's own transaction.
+
+    Starting the run names its target to every running process (:func:`announced_kek`); before its final sweep the
+    rotation waits until ``settle_seconds`` (their ``PMAP_KEK_REFRESH_SECONDS``) have passed since, so that what
+    they sealed under the old key meanwhile is moved too (``waiting`` hears how long it waits)."""
+    keys.follow(None)  # this process seals under the target it was configured with, whatever was named before
+    report = RotationReport(target=str(keys.configured))
     with factory() as session:
         verify_keyring_canary(session, keys)  # every stored KEK must open; the target gets its canary
         session.commit()
         _move_audit_keys(session, keys, report)
         session.commit()
-        run = _start_run(session, keys.primary, new_data_keys)
+        run = _start_run(session, keys.configured, new_data_keys)
+    named_at = time.monotonic()  # every process that holds the target seals under it within settle_seconds
     report.resumed_after, report.total = run.done, run.total
     report.resumed_rewrapped, report.resumed_resealed = run.rewrapped, run.resealed
     report.walked = report.resumed_after
@@ -97,6 +122,11 @@ def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialS
         if progress is not None:
             progress(report.walked, max(report.total, report.walked))
     # what servers still sealing under an older KEK wrote behind the walk (no new data keys: those are done)
+    wait = named_at + settle_seconds - time.monotonic()
+    if wait > 0:
+        if waiting is not None:
+            waiting(wait)
+        time.sleep(wait)
     current = report.current
     for _ in _walk(factory, keys, resolver, batch_audit, report, None, batch, False, None):
         pass
@@ -106,7 +136,7 @@ def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialS
         done = report.remaining == 0 and not report.failed
         if done:  # nothing is sealed under another key any more: its canary goes, so the key can be retired
             for row in session.scalars(select(KeyringCanary)):
-                if KekRef.parse(row.key_id) != keys.primary:
+                if KekRef.parse(row.key_id) != keys.configured:
                     session.delete(row)
         session.execute(update(KeyRotation).where(KeyRotation.id == run.id).values(
             finished_at=utcnow(), updated_at=utcnow(), outcome="finished" if done else "incomplete"))
@@ -115,7 +145,7 @@ def rotate(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialS
 
 
 def _current(keys: KeyStore) -> str:
-    return f"{keys.primary} (version 2)"
+    return f"{keys.configured} (version 2)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +203,7 @@ def _walk(factory: sessionmaker[Session], keys: KeyStore, resolver: CredentialSo
             for organization_id, n in sorted(rewrapped.items()):
                 audit.record(actor=Actor(kind="system", name="key-rotation", organization_id=organization_id),
                              action=AuditAction.KEYS_REWRAP, integration_id=None, purpose=Purpose.KEY_ROTATION.value,
-                             outcome=AuditOutcome.SUCCESS, detail={"envelopes": n, "kek": str(keys.primary)})
+                             outcome=AuditOutcome.SUCCESS, detail={"envelopes": n, "kek": str(keys.configured)})
             cursor = rows[-1].id
             if run_id is not None:
                 session.execute(update(KeyRotation).where(KeyRotation.id == run_id).values(

@@ -251,10 +251,11 @@ def verify_keyring_canary(session: Session, keys: KeyStore) -> bool:
                 "that sealed the stored data, or its device refused; refusing to start"
             )
         present.add(ref)
-    if keys.primary not in present:
-        key_id = str(keys.primary)
+    if keys.configured not in present:
+        key_id = str(keys.configured)
         try:
-            envelope = seal(keys, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", key_id))
+            envelope = seal(keys, _CANARY_PLAINTEXT, associated_data("keyring_canaries", "envelope", key_id),
+                            keys.configured)
         except CryptoError as exc:  # an HSM that cannot be opened, or holds no such key
             raise ConfigurationError(f"the key-encryption key {key_id} cannot seal ({exc.message}); refusing to "
                                      "start") from None

@@ -1,7 +1,8 @@
 """Online rotation across key providers, in real processes: a `pmapctl serve` keeps answering connection tests (each
 one a credential resolve) while `pmapctl keys rotate` moves every envelope from the keyring to a SoftHSM2 key, and
 then to a new key of the token named only by the rotating process. Nothing fails meanwhile, the server is never
-restarted for the new key, and at the end a server holding only the HSM tests, syncs and reveals."""
+restarted for the new key (it opens envelopes under it, and seals what it saves under it once it has read the
+rotation's name for it), and at the end a server holding only the HSM tests, syncs and reveals."""
 
 from __future__ import annotations
 
@@ -79,12 +80,14 @@ def test_rotation_keyring_to_hsm_to_a_new_hsm_key_while_a_client_resolves(tmp_pa
         assert [k.split(":")[0] for k in _by_key(before.stderr)] == ["keyring"], before.stderr
 
         # 1. every process gets the HSM key beside the keyring (the README's order), then rotation runs online
-        server = start_server(tmp_path, token.env(first), admin=server.admin_token, platform_key=platform_key)
+        refresh = {"PMAP_KEK_REFRESH_SECONDS": "1"}  # every process reads a rotation's new key within a second
+        server = start_server(tmp_path, {**token.env(first), **refresh}, admin=server.admin_token,
+                              platform_key=platform_key)
         client = Client(server, ids)
         client.start()
         try:
             time.sleep(0.5)
-            moved = _pmapctl(["keys", "rotate", "--batch", "4"], {**cli, **token.env(first)})
+            moved = _pmapctl(["keys", "rotate", "--batch", "4"], {**cli, **token.env(first), **refresh})
             assert moved.returncode == 0, moved.stderr
             assert "25/25 integrations" in moved.stderr
             # 24 + 1 credentials and the webhook secret; no credential decrypted
@@ -93,9 +96,12 @@ def test_rotation_keyring_to_hsm_to_a_new_hsm_key_while_a_client_resolves(tmp_pa
             # 2. a new key in the token; only the rotating process is told: the server keeps serving unrestarted
             made = _pmapctl(["keys", "create-kek", "--label", second], {**cli, **token.env(first)})
             assert made.returncode == 0, made.stderr
-            moved = _pmapctl(["keys", "rotate", "--batch", "4"], {**cli, **token.env(second)})
+            moved = _pmapctl(["keys", "rotate", "--batch", "4"], {**cli, **token.env(second), **refresh})
             assert moved.returncode == 0, moved.stderr
             time.sleep(0.5)
+            # and seals what it saves now under the new key, without a restart (counted under it below)
+            saved = create_integration(server, sandbox.base_url, "tenable_vm")["id"]
+            assert server.api("POST", f"/integrations/{saved}/test").json()["ok"] is True
         finally:
             answers = client.stop()
         assert len(answers) >= 2 * len(ids) and all(ok for _status, ok in answers), answers[-5:]
@@ -108,7 +114,7 @@ def test_rotation_keyring_to_hsm_to_a_new_hsm_key_while_a_client_resolves(tmp_pa
         hsm_only = {**_env(tmp_path, PMAP_DATA_DIR=str(server.data_dir)), **token.env(second)}
         after = _pmapctl(["keys", "verify"], hsm_only)
         assert after.returncode == 0, after.stderr
-        assert _by_key(after.stderr) == {f"pkcs11:{second} (version 2)": 27}, after.stderr
+        assert _by_key(after.stderr) == {f"pkcs11:{second} (version 2)": 28}, after.stderr
         assert _pmapctl(["audit", "verify"], hsm_only).returncode == 0
         server = start_server(tmp_path, token.env(second), admin=server.admin_token, platform_key=None)
         try:

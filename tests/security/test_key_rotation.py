@@ -5,6 +5,7 @@ over an envelope a server sealed meanwhile; then the old key can go."""
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,8 @@ from sqlalchemy.orm import Session
 from pmap.app import start
 from pmap.audit.models import AuditEvent
 from pmap.audit.service import SessionAudit
-from pmap.core.crypto import Keyring, KeyStore, aad_prefix, decode_key, generate_key
-from pmap.core.errors import ConfigurationError
+from pmap.core.crypto import KekRef, Keyring, KeyStore, aad_prefix, decode_key, generate_key, open_envelope, seal
+from pmap.core.errors import ConfigurationError, CryptoError
 from pmap.core.seams import Actor, Purpose
 from pmap.core.settings import Settings
 from pmap.core.state import AppState
@@ -254,3 +255,78 @@ def test_an_envelope_a_server_seals_during_the_batch_is_not_overwritten(db_url: 
     assert report.changed_meanwhile == 1 and report.rewrapped == 0 and report.remaining == 0
     assert _resolve(state, iid) == fresh  # the server's write stands
     state.engine.dispose()
+
+
+def test_a_key_store_follows_the_named_kek_it_holds_at_its_interval_and_keeps_the_last_answer(
+        caplog: pytest.LogCaptureFixture) -> None:
+    k1, k2 = decode_key(generate_key(), source="t"), decode_key(generate_key(), source="t")
+    now = [0.0]
+    store = KeyStore(KekRef("keyring", "k1"), {"keyring": Keyring(keys={"k1": k1, "k2": k2}, primary="k1")},
+                     clock=lambda: now[0])
+    named: list[KekRef | None] = [None]
+    reads = [0]
+
+    def announced() -> KekRef | None:
+        reads[0] += 1
+        if named[0] == KekRef("test", "down"):
+            raise CryptoError("the database did not answer")
+        return named[0]
+
+    store.follow(announced, every=10)
+    assert store.primary == KekRef("keyring", "k1") and reads == [1]  # no rotation named anything yet
+    named[0] = KekRef("keyring", "k2")
+    assert store.primary == KekRef("keyring", "k1") and reads == [1]  # read again only after 10 s
+    now[0] = 10
+    assert store.primary == KekRef("keyring", "k2") and reads == [2]
+    aad = aad_prefix("integrations", "encrypted_credentials") + uuid.uuid4().bytes
+    envelope = seal(store, b"secret", aad)
+    assert (envelope["kp"], envelope["kek"]) == ("keyring", "k2") and open_envelope(store, envelope, aad) == b"secret"
+    assert (store.configured, store.wrap(b"k" * 32, aad, store.configured)[0]) == (KekRef("keyring", "k1"),) * 2
+    named[0], now[0] = KekRef("test", "down"), 20
+    assert store.primary == KekRef("keyring", "k2")  # the database did not answer: the last answer stands
+    with caplog.at_level(logging.WARNING, logger="pmap.crypto"):
+        for named[0], now[0] in ((KekRef("keyring", "k9"), 30), (KekRef("keyring", "k9"), 40)):
+            assert store.primary == KekRef("keyring", "k1")  # a key this process does not hold: its own
+        named[0], now[0] = KekRef("pkcs11", "kek-x"), 50
+        assert store.primary == KekRef("keyring", "k1")  # a provider it is not configured with
+    assert caplog.text.count("which this process does not hold") == 2  # once per key named, not per read
+    named[0], now[0] = KekRef("keyring", "k2"), 60
+    assert store.primary == KekRef("keyring", "k2")
+    store.follow(None)  # a rotating process: the key it was configured with, whatever was named
+    assert store.primary == KekRef("keyring", "k1")
+
+
+def test_running_servers_seal_under_the_key_a_rotation_names_without_a_restart(
+        db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings, ring, old, new, ids = _seed(db_url, tmp_path, 3, lambda _s, _r, _k: None)
+    both = tmp_path / "both.json"
+    # a server holding both keys and configured with the old one; another holding only the old one
+    server = start(settings.model_copy(update={"keyring_file": _ring(both, {"k1": old, "k2": new}, "k1"),
+                                               "kek_refresh_seconds": 0.5}))
+    stranger = start(settings.model_copy(update={"kek_refresh_seconds": 0.5}))
+    rotating = start(settings.model_copy(update={"keyring_file": _ring(ring, {"k1": old, "k2": new}, "k2")}))
+
+    def server_saves(state: AppState) -> tuple[str, str]:
+        """An operator saves new credentials through ``state``: the KEK the envelope names, and the id."""
+        iid = uuid.uuid4()
+        with state.sessions() as s:
+            org = _row(s, ids[0]).organization_id
+            s.add(Integration(id=iid, organization_id=org, name=f"saved-{iid.hex[:8]}", vendor="tenable_vm",
+                              category="vm", encrypted_credentials=seal_credentials(state.keys, iid, CREDS)))
+            s.commit()
+            return _sealed(_row(s, str(iid)).encrypted_credentials)["kek"], str(iid)
+
+    assert server_saves(server)[0] == "k1"
+    during: list[str] = []
+    # while the walk runs (the server has not read the new name yet) the server seals under k1: the sweep moves it
+    report = rotate_all(rotating, batch=2, settle_seconds=0.6,
+                        progress=lambda _done, _total: during.append(server_saves(server)[0]))
+    assert during[0] == "k1" and report.remaining == 0 and not report.failed
+    with caplog.at_level(logging.WARNING, logger="pmap.crypto"):
+        after, made = server_saves(server)
+        assert after == "k2"  # named by the rotation: no restart, no new configuration
+        assert _resolve(server, made) == CREDS and _resolve(rotating, made) == CREDS
+        assert server_saves(stranger)[0] == "k1"  # it does not hold k2: its own key, said
+    assert "the last key rotation named keyring:k2, which this process does not hold" in caplog.text
+    for state in (server, stranger, rotating):
+        state.engine.dispose()
