@@ -81,7 +81,7 @@ def serve(
     from pmap.core.db import database_location
     from pmap.core.files import private_directory
     from pmap.core.logs import configure_logging
-    from pmap.core.tls import check_server_tls
+    from pmap.core.tls import ReloadingTls, check_server_tls
     from pmap.migrations import upgrade
 
     settings = _settings()
@@ -109,6 +109,7 @@ def serve(
     else:
         config.load()
         config.ssl, served = tls  # PMAP's context (TLS 1.2+, AEAD suites), not the server's default
+        ReloadingTls(settings, config.ssl, served).start(settings.tls_reload_seconds)  # renewals without a restart
         said.info("serving HTTPS with the certificate for %s (SHA-256 %s), valid until %s UTC", served.subject,
                   served.sha256, f"{served.not_after:%Y-%m-%d %H:%M}")
     server = uvicorn.Server(config)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # PEM key, readable by PMAP's user alone; both, or neither (plain HTTP, behind a TLS-terminating proxy)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # how often `pmapctl serve` looks for renewed TLS files (taken without a restart once they pass the start checks)
+    tls_reload_seconds: float = Field(default=60.0, ge=0, le=86_400)
     bootstrap_admin_token: SecretStr | None = None
     egress_allow_cidrs: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"

@@ -1,13 +1,16 @@
 """HTTPS for ``pmapctl serve``: the certificate and key PMAP_TLS_CERT_FILE and PMAP_TLS_KEY_FILE name, checked
 before the server starts (readable, matching, in date, an unencrypted key its owner's alone in production) and
-served over TLS 1.2 or newer with forward-secret AEAD suites only."""
+served over TLS 1.2 or newer with forward-secret AEAD suites only. A renewed certificate is picked up without a
+restart (:class:`ReloadingTls`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
+import os
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +101,75 @@ def check_server_tls(settings: Settings, *,
             raise ConfigurationError(f"{message}: renew it")
         log.warning("%s; clients will refuse it", message)
     elif served.not_after - now < dt.timedelta(days=EXPIRY_WARNING_DAYS):
-        log.warning("the TLS certificate %s expires on %s UTC: renew it, then restart PMAP", cert_file,
+        log.warning("the TLS certificate %s expires on %s UTC: renew it (PMAP reads the renewed files)", cert_file,
                     f"{served.not_after:%Y-%m-%d %H:%M}")
     return context, served
+
+
+class ReloadingTls:
+    """The served TLS context, renewed without a restart: every ``every`` seconds a thread looks at the certificate
+    and key files and, when they changed, checks them as at start (:func:`check_server_tls`) and serves the new pair
+    to every later handshake; a pair that fails the check is logged and the one in service stays.
+
+    The server's context is never changed in place while handshakes use it: each handshake is handed the newest
+    context, built whole, from the server context's SNI callback (called for every client hello, with or
+    without a server name)."""
+
+    def __init__(self, settings: Settings, context: ssl.SSLContext, served: ServerCertificate) -> None:
+        self.settings, self.served = settings, served
+        self.current = context  # replaced whole by the reload thread; read by handshakes
+        self.context = context  # the one the server listens with
+        context.sni_callback = self._hand_newest
+        self._seen = self._files()
+        self._stop = threading.Event()
+
+    def _hand_newest(self, connection: ssl.SSLObject | ssl.SSLSocket, _server_name: str | None,
+                     _context: ssl.SSLContext) -> None:
+        current = self.current
+        if connection.context is not current:
+            connection.context = current
+
+    def _files(self) -> tuple[tuple[int, int, int], ...]:
+        """What identifies the two files' contents on disk (a renewal writes or renames them)."""
+        stamps = []
+        for path in (self.settings.tls_cert_file, self.settings.tls_key_file):
+            try:
+                st = os.stat(path) if path is not None else None
+            except OSError:
+                st = None
+            stamps.append((st.st_ino, st.st_size, st.st_mtime_ns) if st is not None else (0, 0, 0))
+        return tuple(stamps)
+
+    def reload_if_changed(self) -> bool:
+        """Serve the files anew when they changed and pass the start-up checks; True when the served pair changed."""
+        seen = self._files()
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            checked = check_server_tls(self.settings)
+        except ConfigurationError as exc:
+            log.error("the changed TLS files were not taken, the certificate in service stays: %s", exc.message)
+            return False
+        if checked is None:
+            return False
+        context, served = checked
+        context.sni_callback = self._hand_newest
+        self.current, self.served = context, served
+        log.info("serving the renewed TLS certificate for %s (SHA-256 %s), valid until %s UTC", served.subject,
+                 served.sha256, f"{served.not_after:%Y-%m-%d %H:%M}")
+        return True
+
+    def start(self, every: float) -> None:
+        """Look at the files every ``every`` seconds from a daemon thread (0: never)."""
+        if every <= 0:
+            return
+
+        def watch() -> None:
+            while not self._stop.wait(every):
+                self.reload_if_changed()
+
+        threading.Thread(target=watch, name="pmap-tls-reload", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()

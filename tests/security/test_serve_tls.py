@@ -5,6 +5,7 @@ cannot serve. Certificates and keys are made here at run time."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import logging
 import os
@@ -43,13 +44,14 @@ class Pair:
 
 
 def make_pair(directory: Path, *, starts: dt.timedelta = dt.timedelta(minutes=-5),
-              lasts: dt.timedelta = dt.timedelta(days=90), passphrase: bytes | None = None) -> Pair:
+              lasts: dt.timedelta = dt.timedelta(days=90), passphrase: bytes | None = None,
+              name: str = "pmap.test") -> Pair:
     """A self-signed certificate for 127.0.0.1 (its own CA), valid from now + ``starts`` for ``lasts``."""
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pmap.test")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     begins = dt.datetime.now(dt.UTC) + starts
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(begins).not_valid_after(begins + lasts)
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
                            critical=False)
@@ -113,22 +115,26 @@ def serve(tmp_path: Path, extra: dict[str, str]) -> Served:
     return Served(port, proc, log)
 
 
+def wait_ready(served: Served, context: ssl.SSLContext) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert served.proc.poll() is None, served.text()
+        try:
+            if httpx.get(f"https://{LOOPBACK}:{served.port}/readyz", verify=context, timeout=2,
+                         trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, served.text()
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def https(tmp_path: Path) -> Iterator[tuple[Served, Pair]]:
     pair = make_pair(tmp_path / "tls")
     served = serve(tmp_path, {"PMAP_TLS_CERT_FILE": str(pair.cert), "PMAP_TLS_KEY_FILE": str(pair.key)})
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert served.proc.poll() is None, served.text()
-            try:
-                if httpx.get(f"https://{LOOPBACK}:{served.port}/readyz", verify=client_context(pair), timeout=2,
-                             trust_env=False).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, served.text()
-            time.sleep(0.2)
+        wait_ready(served, client_context(pair))
         yield served, pair
     finally:
         served.proc.terminate()
@@ -224,9 +230,69 @@ def test_development_serves_an_expired_certificate_with_a_warning_and_one_near_i
     ending = make_pair(tmp_path / "ending", lasts=dt.timedelta(days=EXPIRY_WARNING_DAYS - 1))
     with caplog.at_level(logging.WARNING, logger="pmap.tls"):
         served = check_server_tls(settings_for(ending))
-    assert served is not None and "renew it, then restart PMAP" in caplog.text
+    assert served is not None and "renew it (PMAP reads the renewed files)" in caplog.text
     caplog.clear()
     fresh = make_pair(tmp_path / "fresh", lasts=dt.timedelta(days=EXPIRY_WARNING_DAYS + 2))
     with caplog.at_level(logging.WARNING, logger="pmap.tls"):
         assert check_server_tls(settings_for(fresh)) is not None
     assert caplog.text == ""
+
+
+def served_fingerprint(port: int, trusted: ssl.SSLContext) -> str:
+    """The SHA-256 of the certificate a new connection is served."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw, \
+            trusted.wrap_socket(raw, server_hostname=LOOPBACK) as tls:
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return hashlib.sha256(der).hexdigest()
+
+
+def fingerprint(pair: Pair) -> str:
+    return hashlib.sha256(x509.load_pem_x509_certificate(pair.cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER)).hexdigest()
+
+
+def put(source: Path, target: Path) -> None:
+    """Replace ``target`` with ``source``'s bytes at once (a renewal tool's rename), mode 0600."""
+    staged = target.with_suffix(".new")
+    staged.write_bytes(source.read_bytes())
+    staged.chmod(0o600)
+    os.replace(staged, target)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart_and_a_broken_renewal_is_not(tmp_path: Path) -> None:
+    old, new, other = (make_pair(tmp_path / n, name=f"{n}.pmap.test") for n in ("old", "new", "other"))
+    live = make_pair(tmp_path / "live")
+    put(old.cert, live.cert)
+    put(old.key, live.key)
+    trusted = ssl.create_default_context(cadata=old.cert.read_text() + new.cert.read_text() + other.cert.read_text())
+    served = serve(tmp_path, {"PMAP_TLS_CERT_FILE": str(live.cert), "PMAP_TLS_KEY_FILE": str(live.key),
+                              "PMAP_TLS_RELOAD_SECONDS": "0.5"})
+    try:
+        wait_ready(served, trusted)
+        assert served_fingerprint(served.port, trusted) == fingerprint(old)
+        with httpx.Client(verify=trusted, trust_env=False, timeout=10) as kept:  # a connection open across it
+            assert kept.get(f"https://{LOOPBACK}:{served.port}/healthz").status_code == 200
+            put(new.key, live.key)  # the renewal: key first, then its certificate
+            put(new.cert, live.cert)
+            deadline = time.monotonic() + 30
+            while served_fingerprint(served.port, trusted) != fingerprint(new):
+                assert time.monotonic() < deadline and served.proc.poll() is None, served.text()
+                time.sleep(0.2)
+            assert kept.get(f"https://{LOOPBACK}:{served.port}/healthz").status_code == 200
+        assert f"serving the renewed TLS certificate for CN=new.pmap.test (SHA-256 {fingerprint(new)}" in served.text()
+        # a certificate whose key is not the one on disk: refused, the renewed pair stays in service
+        put(other.cert, live.cert)
+        deadline = time.monotonic() + 30
+        while "the changed TLS files were not taken" not in served.text():
+            assert time.monotonic() < deadline and served.proc.poll() is None, served.text()
+            time.sleep(0.2)
+        assert served_fingerprint(served.port, trusted) == fingerprint(new)
+        assert httpx.get(f"https://{LOOPBACK}:{served.port}/healthz", verify=trusted, timeout=10,
+                         trust_env=False).status_code == 200
+        said = served.text()
+        for pair in (old, new, other):
+            assert pair.key_pem.decode().splitlines()[1] not in said
+    finally:
+        served.proc.terminate()
+        served.proc.wait(timeout=15)
