@@ -8,7 +8,7 @@ VENDOR := pmap/console/vendor
 PMAP_TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export PMAP_TEST_DATABASE_URL
 
-.PHONY: run test lint install postgres brokers browser softhsm bench probe clean
+.PHONY: run test lint install dist postgres brokers browser softhsm bench probe clean
 
 $(STAMP): pyproject.toml $(VENDOR)/package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml $(VENDOR)/package-lock.json
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## make dist: a wheel in dist/ with the console's vendor files (installed by npm ci above), checked for them
+dist: $(STAMP)
+	rm -rf build  # setuptools would reuse an earlier build's files
+	$(PIP) wheel --quiet --no-deps --wheel-dir dist .
+	$(PY) scripts/check-wheel.py dist/pmap-*.whl
 
 ## make run: venv, install, migrate, serve the API on 127.0.0.1:8000 with the embedded SQLite default
 run: $(STAMP)
@@ -61,4 +67,4 @@ probe: $(STAMP) postgres
 	$(PY) -m bench.probe $(PROBE_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache $(VENDOR)/node_modules build/screenshots
+	rm -rf $(VENV) .pytest_cache $(VENDOR)/node_modules build/screenshots dist

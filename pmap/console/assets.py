@@ -48,3 +48,8 @@ def integrity(name: str) -> str:
 def vendor_installed() -> bool:
     """Every vendor file is installed (``make install`` ran ``npm ci``)."""
     return all(vendor_path(name) is not None for name in VENDOR_FILES)
+
+
+def packaged_vendor_files() -> list[str]:
+    """Where a wheel holds the served vendor files (``make dist`` checks a built wheel for each)."""
+    return [f"pmap/console/vendor/node_modules/{relative}" for relative in VENDOR_FILES.values()]
