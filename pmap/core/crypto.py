@@ -266,29 +266,37 @@ class KeyStore:
             self._announced, self._every, self._next_read, self._following = announced, every, 0.0, None
 
     def _refresh(self) -> None:
-        with self._lock:
-            announced = self._announced
-            if announced is None or self._clock() < self._next_read:
-                return
-            self._next_read = self._clock() + self._every
-            try:
-                named = announced()
-            except CryptoError as exc:
-                log.warning("could not read which key-encryption key the last rotation named (%s); new envelopes "
-                            "stay under %s", exc.message, self._following or self.configured)
-                return
-            if named is None or named == self.configured:
-                self._following = None
-            elif named != self._following:
-                if self._holds(named):
-                    log.info("new envelopes are sealed under %s, the key-encryption key the last rotation named",
-                             named)
-                    self._following = named
-                else:
-                    if named != self._refused:
-                        log.warning("the last key rotation named %s, which this process does not hold; new envelopes "
-                                    "stay under %s (give it that key, or rotate again)", named, self.configured)
-                    self._refused, self._following = named, None
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is reading it: seal under the KEK known now rather than wait on the database
+        try:
+            self._read_announced()
+        finally:
+            self._lock.release()
+
+    def _read_announced(self) -> None:
+        """Read the announced KEK (the caller holds the lock) and follow it when this store holds it."""
+        announced = self._announced
+        if announced is None or self._clock() < self._next_read:
+            return
+        self._next_read = self._clock() + self._every
+        try:
+            named = announced()
+        except CryptoError as exc:
+            log.warning("could not read which key-encryption key the last rotation named (%s); new envelopes "
+                        "stay under %s", exc.message, self._following or self.configured)
+            return
+        if named is None or named == self.configured:
+            self._following = None
+        elif named != self._following:
+            if self._holds(named):
+                log.info("new envelopes are sealed under %s, the key-encryption key the last rotation named",
+                         named)
+                self._following = named
+            else:
+                if named != self._refused:
+                    log.warning("the last key rotation named %s, which this process does not hold; new envelopes "
+                                "stay under %s (give it that key, or rotate again)", named, self.configured)
+                self._refused, self._following = named, None
 
     def _holds(self, ref: KekRef) -> bool:
         """Whether a data key wraps under ``ref`` here (with an HSM: one wrap inside the token)."""
