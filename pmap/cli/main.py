@@ -133,8 +133,6 @@ def worker(
     metrics_host: Annotated[str, typer.Option(help="Interface the metrics port listens on.")] = "127.0.0.1",
 ) -> None:
     """Run jobs from the broker (PMAP_BROKER_URL): imports, syncs, scan launches, webhook deliveries."""
-    import os
-
     from pmap.core.logs import configure_logging
     from pmap.jobs import worker_metrics
 
@@ -151,7 +149,20 @@ def worker(
         except PmapError as exc:
             _fail(exc.message)
 
+    try:
+        _work(settings, concurrency, pool, queues, metrics_port, metrics_host)
+    finally:  # a worker that stopped, or never started, leaves no counting files
+        if counting is not None:
+            worker_metrics.remove(counting)
+
+
+def _work(settings: Settings, concurrency: int, pool: str, queues: str | None, metrics_port: int | None,
+          metrics_host: str) -> None:
+    """`pmapctl worker` once its options are checked: the pre-flight, the metrics port, Celery's worker."""
+    import os
+
     from pmap.app import Worker, broker_dispatcher, start
+    from pmap.jobs import worker_metrics
     from pmap.jobs.broker import install_worker, queue_names, redacted
 
     dispatcher = broker_dispatcher(settings)
@@ -183,8 +194,6 @@ def worker(
     finally:
         if metrics_server is not None:
             metrics_server.shutdown()
-        if counting is not None:
-            worker_metrics.remove(counting)
 
 
 @app.command()
