@@ -131,6 +131,40 @@ def test_sonar_specific_rules_add_no_identity() -> None:
     assert [f.identity for f in found] == [[], []] and len({f.fingerprint("sonarqube_json") for f in found}) == 1
 
 
+def _sonar_html(*issues: tuple[str, str]) -> bytes:
+    """A sonar-report HTML file (sonarqube_html) with the issues of :func:`_sonar`."""
+    rows = "".join(f"<tr><td><a href='x'>{rule}</a></td><td>MAJOR</td><td>pom.xml</td><td></td><td>/</td>"
+                   f"<td>{message}</td><td>k{i}</td></tr>" for i, (rule, message) in enumerate(issues))
+    return ("<html><head><title>SonarQube Vulnerability Report</title></head><body><dl><dt>Project Name</dt>"
+            "<dd>shop</dd></dl><h2>Detail of the Detected Vulnerabilities</h2><table><tr><th>Rule</th>"
+            "<th>Severity</th><th>Component</th><th>Line</th><th>Description</th><th>Message</th><th>Key</th></tr>"
+            f"{rows}</table></body></html>").encode()
+
+
+def test_sonar_html_follows_the_json_readers_advisory_rule() -> None:
+    generic, renamed = "OWASP:UsingComponentWithKnownVulnerability", "dependencycheck-custom:vulnerable-component"
+    for rule in (generic, renamed):
+        doc = _sonar_html((rule, _DEP.format(ref="CVE-2021-44228")), (rule, _DEP.format(ref="CVE-2021-45046")))
+        assert len(_fps("sonarqube_html", doc)) == 2
+        same = _sonar_html((rule, _DEP.format(ref="CVE-2021-44228")), (rule, _DEP.format(ref="CVE-2021-44228")))
+        assert len(_fps("sonarqube_html", same)) == 1
+    ghsa = _sonar_html((generic, "pkg 1.0 is affected by GHSA-jfh8-c2jp-5v3q"),
+                       (generic, "pkg 1.0 is affected by GHSA-7rjr-3q55-vv33"))
+    assert len(_fps("sonarqube_html", ghsa)) == 2
+    specific = _parse("sonarqube_html", _sonar_html(("java:S2076", "CVE-2021-44228 mentioned"),
+                                                    ("java:S2076", "CVE-2021-45046 mentioned")))
+    assert [f.identity for f in specific] == [[], []] and len({f.fingerprint("sonarqube_html") for f in specific}) == 1
+
+
+def test_sonar_html_issue_has_the_json_readers_identity_fields() -> None:
+    issues = (("OWASP:UsingComponentWithKnownVulnerability", _DEP.format(ref="CVE-2021-44228")),
+              ("java:S2076", "Make sure this command is safe"))
+    fields = ("rule_id", "repository", "file_path", "line", "package_name", "cve_ids", "identity")
+    as_json = [[getattr(f, n) for n in fields] for f in _parse("sonarqube_json", _sonar(*issues))]
+    as_html = [[getattr(f, n) for n in fields] for f in _parse("sonarqube_html", _sonar_html(*issues))]
+    assert as_html == as_json and as_json[0][-1] == ["advisory=CVE-2021-44228"]
+
+
 # --- SARIF: one finding per location, taint flow ends, the tool's fingerprints --------------------------
 
 def _loc(uri: str, line: int) -> dict[str, Any]:

@@ -275,7 +275,7 @@ CONNECTOR_TYPES = (
     ConnectorType(
         vendor="sonarqube", display_name="SonarQube Server", category=Category.SAST,
         connection_model=SonarQubeConnection, credentials_model=SonarQubeToken,
-        report_formats=(SYNC_FORMAT, "sarif"), webhook_scheme="sonarqube",
+        report_formats=(SYNC_FORMAT, "sonarqube_html", "sarif"), webhook_scheme="sonarqube",
         implementation=SonarQubeConnector(),
         docs_url="https://docs.sonarsource.com/sonarqube-server/latest/extension-guide/web-api/",
         notes="Webhooks are signed (X-Sonar-Webhook-HMAC-SHA256) but SonarQube has no test delivery. The license "

@@ -33,7 +33,7 @@ SIMPLE = {
 BY_SYNTAX = {
     "checkmarx": {"xml": "checkmarx_xml", "json": "checkmarx_json"},
     "veracode": {"xml": "veracode_xml", "json": "veracode_json"},
-    "sonarqube": {"json": "sonarqube_json", "zip": "sonarqube_json"},
+    "sonarqube": {"json": "sonarqube_json", "zip": "sonarqube_json", "html": "sonarqube_html"},
 }
 MY_FOLDERS = set(SIMPLE) | set(BY_SYNTAX)
 

@@ -112,6 +112,35 @@ CYCLONEDX_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 </bom>
 """
 
+SONARQUBE_HTML = b"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="UTF-8"><title>SonarQube Vulnerability Report</title><style>td { padding: 5px }</style></head>
+<body>
+<div class=summup><h1>SonarQube Vulnerability Report</h1>
+<dl><dt>Report Generated On</dt><dd>Fri Aug 02 2019</dd><dt>Project Name</dt><dd>shop</dd>
+<dt>Application</dt><dd>shop-app</dd><dt>Release</dt><dd>1.0.0</dd></dl>
+<h2>Summary of the Detected Vulnerabilities</h2>
+<table><thead><tr><th></th><th>Severity</th><th>Number of Issues</th></tr></thead>
+<tbody><tr><td>CRITICAL</td><td>1</td></tr></tbody></table></div>
+<div class=detail><h2>Detail of the Detected Vulnerabilities</h2>
+<table><thead><tr><th>Rule</th><th>Severity</th><th>Component</th><th>Line</th><th>Description</th><th>Message</th>
+<th style="display:none;">Key</th></tr></thead><tbody>
+<tr><td><a href="https://sonarcloud.io/coding_rules#rule_key=python:S3649">python:S3649</a></td><td>CRITICAL</td>
+<td class="component">src/db.py</td><td>8</td><td>Database queries should not be vulnerable to injection attacks</td>
+<td>Fix this SQL query</td><td style="display:none;">AX1</td></tr>
+</tbody></table>
+<h3>Known Security Rules</h3>
+<table><thead><tr><th>Rule</th><th>Description</th></tr></thead><tbody>
+<tr><td><a href="https://sonarcloud.io/coding_rules#rule_key=python:S3649">python:S3649</a></td>
+<td><details><p>User-provided data   reaches a query.</p><table><tr><td>input</td><td>query</td></tr></table>
+<h2>See</h2><ul><li><a href="https://cwe.mitre.org/data/definitions/89.html">MITRE, CWE-89</a> - SQL Injection</li></ul>
+</details></td></tr>
+</tbody></table></div>
+<script>var total = 1;</script>
+</body>
+</html>
+"""
+
 SAMPLES: dict[str, tuple[str, bytes]] = {
     "sarif": ("codeql.sarif", _j(SARIF)),
     "semgrep_json": ("semgrep.json", _j({"version": "1.50.0", "errors": [], "paths": {"scanned": ["a.py"]},
@@ -126,6 +155,7 @@ SAMPLES: dict[str, tuple[str, bytes]] = {
         "component": "shop:src/db.py", "project": "shop", "line": 8, "message": "Fix this SQL query",
         "type": "VULNERABILITY", "status": "OPEN", "creationDate": "2023-10-16T15:05:35+0000"}], "components": [],
         "facets": []})),
+    "sonarqube_html": ("sonar-report.html", SONARQUBE_HTML),
     "checkmarx_xml": ("cx.xml", CHECKMARX_XML),
     "checkmarx_json": ("cx.json", _j({"reportId": "r", "reportHeader": {"createdDate": "2022-02-25T21:56:10Z"},
         "executiveSummary": {}, "scanSummary": {}, "scanResults": {"sast": {"languages": [{"languageName": "Java",

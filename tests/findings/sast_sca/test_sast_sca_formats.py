@@ -13,7 +13,8 @@ from pmap.findings.formats.sast_sca import FORMATS
 from tests.findings.sast_sca.sast_sca_samples import EXTRA_SAMPLES, SAMPLES
 
 KEYS = {
-    "sarif", "semgrep_json", "sonarqube_json", "checkmarx_xml", "checkmarx_json", "bandit_json", "gitleaks_json",
+    "sarif", "semgrep_json", "sonarqube_json", "sonarqube_html", "checkmarx_xml", "checkmarx_json", "bandit_json",
+    "gitleaks_json",
     "gitlab_security_report", "veracode_xml", "veracode_json", "trivy_json", "snyk_json", "grype_json",
     "dependency_check_xml", "cyclonedx", "osv_json", "npm_audit_json", "pip_audit_json", "jfrog_xray_json",
     "dependency_track_fpf", "github_vulnerability_json",
@@ -28,6 +29,11 @@ EXPECT: dict[str, tuple[int, dict[str, Any], Severity]] = {
                          "line": 12, "cwe_ids": [89]}, Severity.HIGH),
     "sonarqube_json": (1, {"rule_id": "python:S3649", "repository": "shop", "file_path": "src/db.py", "line": 8,
                            "title": "Fix this SQL query"}, Severity.HIGH),
+    "sonarqube_html": (1, {"rule_id": "python:S3649", "title": "Database queries should not be vulnerable to injection "
+                           "attacks", "vendor_severity": "CRITICAL", "description": "Fix this SQL query",
+                           "repository": "shop", "file_path": "src/db.py", "line": 8, "extra": {"key": "AX1"},
+                           "cwe_ids": [89], "identity": [], "remediation": "User-provided data reaches a query. input "
+                           "query See MITRE, CWE-89 - SQL Injection"}, Severity.HIGH),
     "checkmarx_xml": (1, {"rule_id": "594", "title": "SQL Injection", "file_path": "src/Dao.java", "line": 77,
                           "cwe_ids": [89]}, Severity.HIGH),
     "checkmarx_json": (1, {"title": "SQL Injection", "file_path": "/Dao.java", "line": 9, "cwe_ids": [89]},

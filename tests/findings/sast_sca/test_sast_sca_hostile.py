@@ -178,3 +178,97 @@ def test_detectors_never_raise_on_cut_or_odd_heads() -> None:
         for fmt in FORMATS:
             for name in (None, "", "report.json", "x.sarif"):
                 fmt.detect(head, name)  # must not raise
+
+
+# --- sonar-report HTML (sonarqube_html) ---------------------------------------------------------------
+
+def _sonar_html(**swap: bytes) -> bytes:
+    data = SAMPLES["sonarqube_html"][1]
+    for old, new in swap.items():
+        assert old.encode() in data, old
+        data = data.replace(old.encode(), new)
+    return data
+
+
+def test_sonar_html_nested_tables_in_cells_are_not_rows() -> None:
+    issue = (b"<tr><td>python:S3649</td><td>BLOCKER</td><td>src/other.py</td><td>9</td><td>n</td><td>m</td>"
+             b"<td>AX9</td></tr>")
+    data = _sonar_html(**{
+        "<td>Fix this SQL query</td>": b"<td>Fix this SQL query<table>" + issue + b"</table></td>",
+        "<table><tr><td>input</td><td>query</td></tr></table>":
+            b"<table><tr><td>python:S3649</td><td>Nested, CWE-79</td></tr>" + issue + b"</table>",
+    })
+    [f] = _parse("sonarqube_html", data)
+    assert (f.file_path, f.line, f.extra) == ("src/db.py", 8, {"key": "AX1"})
+    assert f.remediation and f.remediation.startswith("User-provided data reaches a query. python:S3649 Nested")
+    assert f.cwe_ids == [79, 89]  # the CWEs of the whole description, nested table included
+
+
+def test_sonar_html_title_without_detail_table_is_a_report_error() -> None:
+    data = SAMPLES["sonarqube_html"][1]
+    cut = data[: data.index(b"<div class=detail>")] + b"</body>\n</html>\n"
+    assert BY_KEY["sonarqube_html"].detect(cut, "report.html")
+    with pytest.raises(ReportError, match="no table of issues"):
+        _parse("sonarqube_html", cut)
+    heading_only = data.replace(b"<table><thead><tr><th>Rule</th><th>Severity</th><th>Component</th>", b"<p>")
+    with pytest.raises(ReportError):
+        _parse("sonarqube_html", heading_only)
+
+
+def test_sonar_html_detail_table_without_required_columns_names_them() -> None:
+    data = _sonar_html(**{"<th>Severity</th><th>Component</th><th>Line</th>":
+                          b"<th>Sev</th><th>File</th><th>Line</th>"})
+    with pytest.raises(ReportError, match="no Severity, Component columns"):
+        _parse("sonarqube_html", data)
+    no_header = _sonar_html(**{"<thead><tr><th>Rule</th><th>Severity</th>":
+                               b"<thead><tr><td>Rule</td><td>Severity</td>"})
+    with pytest.raises(ReportError, match="no Rule, Severity, Component columns"):
+        _parse("sonarqube_html", no_header)
+
+
+def test_sonar_html_columns_are_found_by_header_not_position() -> None:
+    data = _sonar_html(**{
+        "<th>Rule</th><th>Severity</th><th>Component</th>": b"<th>Component</th><th>Rule</th><th>Severity</th>",
+        '<td><a href="https://sonarcloud.io/coding_rules#rule_key=python:S3649">python:S3649</a></td><td>CRITICAL</td>\n'
+        '<td class="component">src/db.py</td>': b'<td>src/db.py</td><td>python:S3649</td><td>CRITICAL</td>',
+    })
+    [f] = _parse("sonarqube_html", data)
+    assert (f.rule_id, f.vendor_severity, f.file_path, f.cwe_ids) == ("python:S3649", "CRITICAL", "src/db.py", [89])
+
+
+def test_sonar_html_detail_table_without_rows_is_a_clean_report() -> None:
+    data = SAMPLES["sonarqube_html"][1]
+    start = data.index(b'<tr><td><a href="https://sonarcloud.io/coding_rules#rule_key=python:S3649">')
+    end = data.index(b"</tr>", start) + len(b"</tr>")
+    assert _parse("sonarqube_html", data[:start] + data[end:]) == []
+
+
+def test_sonar_html_truncated_after_a_row_is_refused() -> None:
+    data = SAMPLES["sonarqube_html"][1]
+    cut = data[: data.index(b"</tr>", data.index(b"AX1")) + len(b"</tr>")]
+    with pytest.raises(ReportError, match="truncated") as err:
+        _parse("sonarqube_html", cut)
+    assert err.value.location == "end of file"
+
+
+def test_sonar_html_deep_nesting_is_refused_as_hostile() -> None:
+    deep = b"<div>" * 100_000 + b"x" + b"</div>" * 100_000
+    with pytest.raises(HostileReportError):
+        _parse("sonarqube_html", _sonar_html(**{"<h1>": deep + b"<h1>"}))
+
+
+def test_sonar_html_entities_are_never_expanded() -> None:
+    data = (b'<!DOCTYPE html [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>\n'
+            + _sonar_html(**{"<!DOCTYPE html>\n": b"", "Fix this SQL query": b"&lol2;"}))
+    try:
+        found = _parse("sonarqube_html", data)
+    except ReportError:
+        return
+    assert found and "lollol" not in repr(found)
+
+
+def test_sonar_html_is_not_claimed_without_its_markers() -> None:
+    fmt = BY_KEY["sonarqube_html"]
+    assert not fmt.detect(b"<html><head><title>ZAP Scanning Report</title></head></html>", "report.html")
+    assert not fmt.detect(b'{"title": "<title>SonarQube Vulnerability Report</title>"}', "report.html")
+    assert fmt.detect(b"\xef\xbb\xbf\n" + SAMPLES["sonarqube_html"][1], None)

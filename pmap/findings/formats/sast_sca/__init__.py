@@ -25,6 +25,7 @@ from pmap.findings.formats.sast_sca import (
     semgrep,
     snyk,
     sonarqube,
+    sonarqube_html,
     trivy,
     veracode,
 )
@@ -36,6 +37,7 @@ FORMATS: tuple[ReportFormat, ...] = (
     veracode.XML_FORMAT,
     veracode.JSON_FORMAT,
     sonarqube.FORMAT,
+    sonarqube_html.FORMAT,
     semgrep.FORMAT,
     bandit.FORMAT,
     gitleaks.FORMAT,

@@ -41,7 +41,7 @@ SEVERITIES = {
 _STATUS = {"resolved": "fixed", "closed": "fixed", "reviewed": "fixed"}
 _RESOLUTION = {"false-positive": "false_positive", "wontfix": "accepted", "fixed": "fixed", "safe": "false_positive"}
 # the OWASP Dependency-Check plugin writes "Filename: pkg:1.2 | Reference: CVE-... | ..."
-_DEPCHECK = re.compile(r"Filename:\s*([^|]+?)\s*\|\s*Reference:\s*([^|]+?)\s*\|")
+DEPCHECK = re.compile(r"Filename:\s*([^|]+?)\s*\|\s*Reference:\s*([^|]+?)\s*\|")
 # rules under which one rule key covers many advisories: the Dependency-Check plugin raises every known
 # vulnerability of a dependency as OWASP:UsingComponentWithKnownVulnerability (with the plugin's severity
 # variants); the advisory named in the message is then what tells two issues apart
@@ -89,7 +89,7 @@ def _issue(issue: Any, rules: dict[str, Any], project: str | None) -> ParsedFind
         severity = max(ranked, key=lambda s: SEVERITIES[s.lower()].rank) if ranked else None
     status = (text(issue.get("status")) or "").lower()
     resolution = (text(issue.get("resolution")) or "").lower()
-    dep = _DEPCHECK.search(message or "")
+    dep = DEPCHECK.search(message or "")
     tags = [t for t in as_list(issue.get("tags")) if isinstance(t, str)]
     line = to_int(issue.get("line")) or to_int(as_dict(issue.get("textRange")).get("startLine"))
     return ParsedFinding(
