@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +119,8 @@ class ReloadingTls:
     def __init__(self, settings: Settings, context: ssl.SSLContext, served: ServerCertificate) -> None:
         self.settings, self.served = settings, served
         self.current = context  # replaced whole by the reload thread; read by handshakes
-        self.context = context  # the one the server listens with
-        context.sni_callback = self._hand_newest
+        context.sni_callback = self._hand_newest  # on the context the server listens with
         self._seen = self._files()
-        self._stop = threading.Event()
 
     def _hand_newest(self, connection: ssl.SSLObject | ssl.SSLSocket, _server_name: str | None,
                      _context: ssl.SSLContext) -> None:
@@ -166,10 +165,8 @@ class ReloadingTls:
             return
 
         def watch() -> None:
-            while not self._stop.wait(every):
+            while True:
+                time.sleep(every)
                 self.reload_if_changed()
 
-        threading.Thread(target=watch, name="pmap-tls-reload", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
+        threading.Thread(target=watch, name="pmap-tls-reload", daemon=True).start()  # ends with the process
