@@ -41,7 +41,7 @@ from pmap.credentials.keyring import load_keys
 from pmap.credentials.rotation import announced_kek
 from pmap.credentials.service import CredentialResolver, holds_sealed_data, keyring_usable, verify_keyring_canary
 from pmap.findings.api import router as findings_router
-from pmap.findings.formats.base import parser_faults
+from pmap.findings.formats.base import on_parser_fault
 from pmap.findings.formats.registry import report_formats
 from pmap.findings.jobs import JOB_KINDS, KIND_SCAN, KIND_SYNC, KIND_TICKET_RECONCILE, JobCall, JobRunner, start_jobs
 from pmap.integrations.api import router as integrations_router
@@ -75,7 +75,7 @@ def new_metrics() -> Metrics:
     """The metrics of one app, with the label sets this build bounds them to."""
     metrics = Metrics(vendors=connector_types(), purposes=[p.value for p in Purpose], job_kinds=list(JOB_KINDS),
                       formats=report_formats())
-    metrics.parser_faults_reader = parser_faults
+    on_parser_fault(metrics.parser_fault)  # from now on, while this app's metrics live
     return metrics
 
 

@@ -17,12 +17,12 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import Boolean, String, column, func, select, table
@@ -171,34 +171,6 @@ class _SyncLag(Collector):
         return [lag, count]
 
 
-class _ParserFaults(Collector):
-    """Unexpected exceptions inside report parsers and detectors, per format key (a bug each: logged with
-    its traceback). Read at scrape time from the formats' own process-wide count, handed in by the app as a
-    reader, so core imports no domain; a key this build does not know is ``other``."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def describe(self) -> Iterable[Metric]:
-        return [self._family()]
-
-    @staticmethod
-    def _family() -> CounterMetricFamily:
-        return CounterMetricFamily("pmap_report_parser_faults", "Unexpected exceptions inside a report parser or "
-                                   "detector, by format (each is a bug, logged with its traceback)", labels=["format"])
-
-    def collect(self) -> Iterable[Metric]:
-        family = self._family()
-        reader = self._metrics.parser_faults_reader
-        counts: dict[str, int] = {key: 0 for key in self._metrics.formats}
-        for key, n in (reader() if reader is not None else {}).items():
-            label = _bounded(key, self._metrics.formats)
-            counts[label] = counts.get(label, 0) + n
-        for label in sorted(counts):
-            family.add_metric([label], counts[label])
-        return [family]
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -228,8 +200,6 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         # set once the database is open (pmap.app.start): called at each scrape, its time bounded
         self.sync_lag_reader: Callable[[], SyncLagRows] | None = None
-        # the report formats' fault count by format key (pmap.findings.formats.base.parser_faults)
-        self.parser_faults_reader: Callable[[], Mapping[str, int]] | None = None
         r = self.registry
         ProcessCollector(registry=r)  # CPU, memory, open files; not python_info: no version to fingerprint
         self.requests = Histogram(
@@ -253,7 +223,10 @@ class Metrics:
             "pmap_data_keys", "Data keys envelope opens needed, by key-encryption key provider and where each came "
             "from: the in-memory cache, unwrapped by the provider (with an HSM, one call to it) or failed to unwrap",
             ["provider", "source"], registry=r)
-        r.register(_ParserFaults(self))
+        # a real counter, fed by the formats' listener (pmap.app.new_metrics), so a worker's pool processes sum it
+        self.parser_faults = Counter(
+            "pmap_report_parser_faults", "Unexpected exceptions inside a report parser or detector, by format (each "
+            "is a bug, logged with its traceback)", ["format"], registry=r)
         r.register(_SyncLag(self))  # before its error counter: a scrape collects in this order, so it shows its own
         self.sync_lag_errors = Counter("pmap_sync_lag_read_errors", "Scrapes whose sync lag read failed or timed "
                                        "out (the sync lag is then missing from that scrape)", registry=r)
@@ -267,6 +240,8 @@ class Metrics:
         for provider in KEK_PROVIDERS:
             for source in DATA_KEY_SOURCES:
                 self.data_keys.labels(provider=provider, source=source)
+        for key in self.formats:
+            self.parser_faults.labels(format=key)
         for purpose in self.purposes:
             for result in DECRYPT_OUTCOMES:
                 self.decrypts.labels(purpose=purpose, outcome=result)
@@ -304,6 +279,10 @@ class Metrics:
         """Where the data key of one envelope open came from (:class:`pmap.core.crypto.DataKeyObserver`)."""
         self.data_keys.labels(provider=_bounded(provider, KEK_PROVIDERS),
                               source=source if source in DATA_KEY_SOURCES else OTHER).inc()
+
+    def parser_fault(self, key: str) -> None:
+        """One unexpected exception inside the ``key`` format's parser or detector."""
+        self.parser_faults.labels(format=_bounded(key, self.formats)).inc()
 
     def decrypted(self, purpose: str, ok: bool) -> None:
         """One decrypt through the audited path."""

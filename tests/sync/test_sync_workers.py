@@ -210,6 +210,7 @@ def test_a_workers_metrics_port_sums_its_pool_processes(brokered: tuple[Api, Wor
     assert value(text, "pmap_job_duration_seconds_count", kind="sync", outcome="succeeded") == 4
     assert value(text, "pmap_credential_decrypts_total", purpose="sync", outcome="success") >= 4
     assert value(text, "pmap_data_keys_total", provider="keyring", source="unwrapped") >= 4
+    assert 'pmap_report_parser_faults_total{format="nessus"} 0.0' in text  # each format's series, none so far
     # the API process only enqueued: its own /metrics ran none of them
     own = api.client.get("/metrics").text
     assert value(own, "pmap_jobs_finished_total", kind="sync", outcome="succeeded") == 0

@@ -42,6 +42,7 @@ import codecs
 import hashlib
 import logging
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,8 @@ from pmap.findings.formats.xml_reader import check_xml_root
 
 __all__ = [
     "Detector", "HostileReportError", "ParsedFinding", "ParserFault", "Report", "ReportError", "ReportFormat",
-    "Severity", "SeverityResult", "count_parser_fault", "cvss_band", "map_by_table", "parser_faults",
+    "Severity", "SeverityResult", "count_parser_fault", "cvss_band", "map_by_table", "on_parser_fault",
+    "parser_faults",
 ]
 
 log = logging.getLogger("pmap.findings.formats")
@@ -314,12 +316,24 @@ def _guarded(fmt: ReportFormat, stream: IO[bytes], skipped: Counter[str],
 
 _faults: Counter[str] = Counter()
 _faults_lock = threading.Lock()
+_fault_listeners: list[weakref.WeakMethod[Callable[[str], None]]] = []
 
 
 def count_parser_fault(key: str) -> None:
-    """Count one fault of the ``key`` format's code (its parser or its detector)."""
+    """Count one fault of the ``key`` format's code (its parser or its detector), and tell the listeners."""
     with _faults_lock:
         _faults[key] += 1
+        listeners = [m for ref in _fault_listeners if (m := ref()) is not None]
+        _fault_listeners[:] = [ref for ref in _fault_listeners if ref() is not None]
+    for listener in listeners:
+        listener(key)
+
+
+def on_parser_fault(listener: Callable[[str], None]) -> None:
+    """Call the bound method ``listener`` with the format key of each later fault, while its object lives (an
+    app's metrics: a real counter, which a worker's pool processes can sum, unlike a snapshot of this count)."""
+    with _faults_lock:
+        _fault_listeners.append(weakref.WeakMethod(listener))
 
 
 def parser_faults() -> dict[str, int]:

@@ -3,8 +3,10 @@ traceback and counted, and the uploader still gets a clear 4xx naming the format
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +25,7 @@ from pmap.findings.formats.base import (
 from pmap.findings.formats.vm_dast import nessus
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, nessus_report, upload
+from tests.observability.conftest import value
 
 pytestmark = pytest.mark.parser_fault
 
@@ -87,6 +90,7 @@ def test_an_upload_that_trips_a_parser_bug_is_a_4xx_naming_the_format(api: Api, 
     monkeypatch.setattr(nessus, "_finding", boom)
     iid = create_integration(api, admin)
     before = parser_faults().get("nessus", 0)
+    counted = value(api.client.get("/metrics").text, "pmap_report_parser_faults_total", format="nessus")
     with caplog.at_level(logging.ERROR, logger="pmap.findings.formats"):
         r = upload(api, iid, nessus_report([{"plugin": 1, "severity": 2}]), admin, filename="scan.nessus")
     assert r.status_code == 422, r.text
@@ -98,7 +102,7 @@ def test_an_upload_that_trips_a_parser_bug_is_a_4xx_naming_the_format(api: Api, 
     assert record.exc_info is not None and record.exc_info[0] is KeyError and "nessus" in record.getMessage()
     # and the fault is a metric of its format, for an alert rather than a log search
     metrics = api.client.get("/metrics").text
-    assert f'pmap_report_parser_faults_total{{format="nessus"}} {float(before + 1)}' in metrics
+    assert value(metrics, "pmap_report_parser_faults_total", format="nessus") == counted + 1
 
 
 def test_a_database_error_while_streaming_is_not_a_parser_fault(api: Api, monkeypatch: pytest.MonkeyPatch,
@@ -123,3 +127,23 @@ def test_a_database_error_while_streaming_is_not_a_parser_fault(api: Api, monkey
     assert r.status_code >= 500, r.text  # the service's fault, worth a retry: never "the report could not be read"
     assert "could not be read" not in r.text
     assert not [rec for rec in caplog.records if "parser failed unexpectedly" in rec.getMessage()]
+
+
+def test_each_live_apps_metrics_count_a_fault_and_a_dropped_one_is_forgotten() -> None:
+    from pmap.app import new_metrics
+    from pmap.findings.formats.base import _fault_listeners, count_parser_fault
+
+    first, second = new_metrics(), new_metrics()
+    count_parser_fault("sarif")
+    count_parser_fault("no-such-format")  # a key this build does not know: "other"
+    for text in (first.render().decode(), second.render().decode()):
+        assert value(text, "pmap_report_parser_faults_total", format="sarif") == 1
+        assert value(text, "pmap_report_parser_faults_total", format="other") == 1
+        assert value(text, "pmap_report_parser_faults_total", format="nessus") == 0  # every format's series exists
+    held = weakref.ref(second)
+    del second
+    gc.collect()
+    assert held() is None  # the formats' listener does not keep an app's metrics alive
+    count_parser_fault("sarif")  # and the listeners of metrics nobody holds any more are dropped, not called
+    assert all(ref() is not None for ref in _fault_listeners)
+    assert value(first.render().decode(), "pmap_report_parser_faults_total", format="sarif") == 2
