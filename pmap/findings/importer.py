@@ -140,6 +140,14 @@ class ImportOptions:
     filename: str | None = None
     actor: str = "system"
     resolve: ResolveMode = "covered"
+    # seconds to wait for another import of the same stream to end before the 409 (PostgreSQL): 0 for an upload
+    # someone waits on; a background job waits (STREAM_WAIT_SECONDS), since an attempt killed a moment ago may
+    # hold the stream's lock until PostgreSQL notices its connection is gone
+    wait_for_stream: float = 0.0
+
+
+#: how long a background import (a job) waits for another import of its stream to end before it fails with 409
+STREAM_WAIT_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -350,7 +358,7 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
         child = stack.enter_context(take()) if wanted(engine.dialect.name, source.path, size) else None
         # PostgreSQL: one transaction from here to publish's commit
         conn = stack.enter_context(engine.connect())
-        stack.enter_context(_one_import_per_stream(conn, target.integration_id, scope))
+        stack.enter_context(_one_import_per_stream(conn, target.integration_id, scope, options.wait_for_stream))
         rule_specs = load_rule_specs(conn, target.organization_id)
         pipeline = SeverityPipeline(fmt, target.severity_threshold, compile_rule_set(rule_specs),
                                     vendor=target.vendor, integration_id=str(target.integration_id))
@@ -402,12 +410,13 @@ def import_findings(engine: Engine, target: ImportTarget, source: FindingSource,
 
 
 @contextmanager
-def _one_import_per_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> Iterator[None]:
-    """409 when another import of the stream runs (PostgreSQL: its advisory lock; SQLite: a claim in this process)."""
+def _one_import_per_stream(conn: Connection, integration_id: uuid.UUID, scope: str, wait: float) -> Iterator[None]:
+    """409 when another import of the stream runs (PostgreSQL: its advisory lock, waited for up to ``wait``
+    seconds; SQLite: a claim in this process)."""
     busy = Conflict(f"another import into this integration with scope {scope!r} is running; "
                     "retry when it has finished")
     if conn.dialect.name != "sqlite":
-        if not lock_stream(conn, integration_id, scope):
+        if not lock_stream(conn, integration_id, scope, wait):
             raise busy
         yield
         return

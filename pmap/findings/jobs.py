@@ -44,7 +44,7 @@ from pmap.core.metrics import JobOutcome, Metrics
 from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, AuditSink
 from pmap.findings import overlap
-from pmap.findings.importer import ImportOptions, run_import, target_for
+from pmap.findings.importer import STREAM_WAIT_SECONDS, ImportOptions, run_import, target_for
 from pmap.findings.models import Job, JobStatus
 from pmap.findings.schemas import JobOut
 from pmap.integrations.models import Integration
@@ -392,7 +392,7 @@ class JobRunner:
                                 full=bool(params.get("full", True)), filename=params.get("filename"),
                                 # a job queued by an earlier release has no resolve: the default
                                 resolve="scope" if params.get("resolve") == "scope" else "covered",
-                                actor=actor.label)
+                                actor=actor.label, wait_for_stream=STREAM_WAIT_SECONDS)
         # a large report's parsing process starts while the upload is copied out of the database
         early = overlap.wanted(self._engine.dialect.name, Path("upload"), int(params.get("size") or 0))
         with overlap.prestarted(early), uploads.materialized(self._sessions, job_id) as path:

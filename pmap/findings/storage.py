@@ -286,14 +286,28 @@ def _keys(rows: list[Row] | EncodedRows) -> tuple[list[str], list[str]]:
     return [r[FINGERPRINT] for r in rows], [r[STATUS] for r in rows]
 
 
-def lock_stream(conn: Connection, integration_id: uuid.UUID, scope: str) -> bool:
-    """Take the transaction-scoped lock of one stream (integration + scope) on PostgreSQL; False when
-    another import of it holds the lock. Always True on SQLite (see :func:`pmap.findings.staging.claim_stream`)."""
+def lock_stream(conn: Connection, integration_id: uuid.UUID, scope: str, wait: float = 0.0) -> bool:
+    """Take the transaction-scoped lock of one stream (integration + scope) on PostgreSQL, waiting up to ``wait``
+    seconds for another import of it to end; False when it still holds the lock. Always True on SQLite (see
+    :func:`pmap.findings.staging.claim_stream`)."""
     if conn.dialect.name != "postgresql":
         return True
     digest = hashlib.blake2b(f"{integration_id}\x1f{scope}".encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
-    return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())
+    if wait <= 0:
+        return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())
+    # a savepoint: a lock timeout must not end the import's transaction, only this attempt at the lock
+    with conn.begin_nested() as attempt:
+        conn.execute(sa.text(f"SET LOCAL lock_timeout = {int(wait * 1000)}"))
+        try:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available: anything else is the database's
+                raise
+            attempt.rollback()
+            return False
+        conn.execute(sa.text("SET LOCAL lock_timeout = DEFAULT"))
+    return True
 
 
 class FindingWriter:

@@ -50,7 +50,7 @@ from pmap.core.seams import Purpose
 from pmap.core.settings import Settings
 from pmap.core.state import AppState
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.importer import FindingSource, ImportOptions, run_feed, target_for
+from pmap.findings.importer import STREAM_WAIT_SECONDS, FindingSource, ImportOptions, run_feed, target_for
 from pmap.findings.jobs import FAILED, KIND_SCAN, QUEUED, RUNNING, JobCall, JobHandler, JobRunner, error_body
 from pmap.findings.models import Job
 from pmap.findings.schemas import JobOut
@@ -217,7 +217,7 @@ def _launch_and_import(state: AppState, call: JobCall, launch_id: uuid.UUID, whe
             # the scope is the vendor's scan (its configured targets): each launch's report is that scan's whole
             # result, so it resolves on the whole scope, explicitly, even when the run found nothing
             options = ImportOptions(format=fmt.key, scope=scan_scope(scan_id), full=True, filename=artifact.name,
-                                    resolve="scope", actor=call.actor.label)
+                                    resolve="scope", actor=call.actor.label, wait_for_stream=STREAM_WAIT_SECONDS)
             skipped: Counter[str] = Counter()  # entries the format leaves out by design, into the summary
             source = FindingSource(fmt, fmt.parse(io.BytesIO(artifact.content), skipped), size=len(artifact.content),
                                    skipped=skipped)

@@ -22,7 +22,14 @@ from pmap.connectors.base import FetchesPipelineReports, OperationContext, Repor
 from pmap.connectors.branches import KnowsDefaultBranch
 from pmap.core.errors import ValidationFailed
 from pmap.core.state import AppState
-from pmap.findings.importer import ImportOptions, ImportSummary, ImportTarget, ReportRejected, run_import
+from pmap.findings.importer import (
+    STREAM_WAIT_SECONDS,
+    ImportOptions,
+    ImportSummary,
+    ImportTarget,
+    ReportRejected,
+    run_import,
+)
 from pmap.findings.jobs import JobCall
 
 #: the counters of an import summary that a pipeline sync adds up over its imports
@@ -82,7 +89,7 @@ def import_artifacts(state: AppState, call: JobCall, target: ImportTarget, label
         # that stream (one repository, one tool), so it resolves on the whole scope, explicitly; with
         # resolve="covered" a clean run's empty report would leave every earlier finding open
         options = ImportOptions(format=None, scope=scope, full=True, filename=artifact.name.rsplit("/", 1)[-1],
-                                resolve="scope", actor=call.actor.label)
+                                resolve="scope", actor=call.actor.label, wait_for_stream=STREAM_WAIT_SECONDS)
         with _spooled(artifact, spool) as path:
             try:
                 summary = run_import(state.engine, target, path, options, progress=call.progress)

@@ -34,7 +34,7 @@ from pmap.core.redaction import scrub
 from pmap.core.seams import Actor, Purpose
 from pmap.core.state import AppState
 from pmap.findings.formats.registry import report_formats
-from pmap.findings.importer import FindingSource, ImportOptions, ImportTarget, run_feed, target_for
+from pmap.findings.importer import STREAM_WAIT_SECONDS, FindingSource, ImportOptions, ImportTarget, run_feed, target_for
 from pmap.findings.jobs import KIND_SYNC, QUEUED, RUNNING, JobCall, JobHandler, JobRunner, error_body
 from pmap.findings.models import Job
 from pmap.findings.schemas import JobOut
@@ -205,7 +205,7 @@ def _pull_and_import(state: AppState, call: JobCall, integration_id: uuid.UUID, 
             # leave open, for ever, the findings of an asset whose last one the vendor closed or deleted). An
             # incremental feed (not complete) is partial: it resolves nothing but what the vendor states fixed.
             options = ImportOptions(format=fmt.key, scope=SYNC_SCOPE, full=feed.complete, resolve="scope",
-                                    actor=call.actor.label)
+                                    actor=call.actor.label, wait_for_stream=STREAM_WAIT_SECONDS)
             summary = run_feed(state.engine, target, FindingSource(fmt, feed.findings, skipped=feed.skipped), options,
                                progress=call.progress)
         except UpstreamError as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pmap.core.errors import Conflict
+from pmap.findings.importer import ImportOptions, run_import, target_for
 from pmap.findings.storage import lock_stream
+from pmap.integrations.models import Integration
 from tests.conftest import Api
 from tests.findings.pipeline.helpers import create_integration, findings, nessus_report, sarif_report, upload
 
@@ -193,6 +199,34 @@ def test_one_import_per_stream_at_a_time(api: Api, admin: dict[str, str]) -> Non
         assert r.status_code == 409 and "scope 'default' is running" in r.json()["error"]["message"]
         assert upload(api, iid, nessus_report(THREE), admin, scope="other").status_code == 200
     assert upload(api, iid, nessus_report(THREE), admin).status_code == 200
+
+
+def test_a_background_import_waits_a_while_for_the_streams_lock(api: Api, admin: dict[str, str],
+                                                                tmp_path: Path) -> None:
+    """A job (a sync, a queued upload, a scan's report) waits for another import of its stream to end, as a
+    takeover must when the attempt killed a moment ago still holds the lock (until PostgreSQL notices); an upload
+    someone waits on gets its 409 at once (above)."""
+    iid = create_integration(api, admin)
+    if api.state.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's advisory lock")
+    report = tmp_path / "scan.nessus"
+    report.write_bytes(nessus_report(THREE))
+    with api.state.sessions() as session:
+        target = target_for(session.get_one(Integration, uuid.UUID(iid)))
+    with api.state.engine.connect() as holder:
+        held = holder.begin()
+        assert lock_stream(holder, uuid.UUID(iid), "default")
+        started = time.monotonic()
+        with pytest.raises(Conflict, match="scope 'default' is running"):  # it waited, then gave up
+            run_import(api.state.engine, target, report, ImportOptions(wait_for_stream=0.5))
+        assert time.monotonic() - started >= 0.5
+        releasing = threading.Timer(1.0, held.rollback)  # the other import ends a second later
+        releasing.start()
+        try:
+            summary = run_import(api.state.engine, target, report, ImportOptions(wait_for_stream=30))
+        finally:
+            releasing.join()
+    assert summary.created == 3 and len(findings(api, admin, integration_id=iid)) == 3
 
 
 def test_import_record_is_readable(api: Api, admin: dict[str, str]) -> None:
